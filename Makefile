@@ -1,0 +1,74 @@
+# rightsdesk: every target installs what it needs (in .venv/ and .tools/), so a clean clone works.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+CFN_LINT := $(SAM_VENV)/bin/cfn-lint
+PYTEST_ARGS ?=
+
+.PHONY: help install tools run test test-unit test-integration test-template test-e2e lint build bench deploy translations clean
+
+help:
+	@echo "make run     start the local stack (moto on :4566, gateway on :3000, demo controller 'demo')"
+	@echo "make test    unit, integration, template checks, sam build and the browser test"
+	@echo "make lint    cfn-lint and sam validate --lint"
+	@echo "make build   sam build (BuildMethod: makefile, no Docker)"
+	@echo "make bench   benchmarks; refreshes docs/benchmarks.md"
+	@echo "make deploy  sam deploy --config-env $${ENV:-dev}"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install -e '.[dev]' 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+install: $(VENV)/.installed
+
+# aws-sam-cli pins its own boto3 (and brings cfn-lint): it lives in a tool venv of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip --disable-pip-version-check -q install aws-sam-cli cfn-lint 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+tools: $(SAM_VENV)/.installed
+
+run: install
+	$(PY) -m local
+
+test: test-unit test-integration test-template test-e2e
+
+test-unit: install
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test-template: install tools lint build
+	$(PY) -m pytest tests/template -q $(PYTEST_ARGS)
+
+test-e2e: install
+	bash scripts/ensure-chromium.sh
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+lint: tools
+	$(CFN_LINT) template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml --region eu-central-1
+
+build: tools
+	SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml --region eu-central-1
+
+bench: install
+	$(PY) -m bench
+
+deploy: tools build
+	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $${ENV:-dev}
+
+translations: install
+	$(PY) -m babel.messages.frontend compile -d layers/core/rightsdesk/locales -D messages
+
+clean:
+	rm -rf .aws-sam .local

@@ -1,0 +1,1 @@
+"""rightsdesk command line for operators."""

@@ -1,0 +1,297 @@
+"""PublicApiFunction: the subject's form and API. Parses, calls the intake core, shapes the answer.
+
+Browsers (Accept: text/html) get server-rendered pages that work without JavaScript; API
+clients get JSON. Errors are `{"error": {"code", "message", "fields"?}}`; a 5xx says nothing
+about internals. Nothing here logs a body, an address, a code or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rightsdesk import clock, http, i18n, intake, web
+from rightsdesk.config import settings
+from rightsdesk.errors import RightsdeskError
+from rightsdesk.status import is_open
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+_origins = settings().cors_allow_origins
+cors = CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600) if _origins else None
+app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+
+persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+# The record holds a hash of the client's key and the answer (request id, status): no personal data.
+idempotency = IdempotencyConfig(event_key_jmespath="[site, key]", expires_after_seconds=24 * 3600)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _wants_html() -> bool:
+    return http.wants_html(app.current_event.headers.get("accept"))
+
+
+def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=http.JSON, body=http.error_body(code, message, fields))
+
+
+def _locale() -> str:
+    event = app.current_event
+    return i18n.negotiate(
+        (event.query_string_parameters or {}).get("lang"),
+        event.headers.get("accept-language"),
+    )
+
+
+def _base_url() -> str:
+    configured = settings().public_base_url
+    if configured:
+        return configured
+    context = app.current_event.request_context
+    return f"https://{context.domain_name}/{context.stage}"
+
+
+def _html(page: str, status: int = 200, **context) -> Response:
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=web.render_page(page, context.pop("locale", None) or _locale(), **context),
+    )
+
+
+def _bearer() -> str | None:
+    header = app.current_event.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _form_values() -> dict[str, str | list[str]]:
+    """The raw form, only to re-fill the page the same person is looking at."""
+    parsed = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
+    return {key: (values if key == "purposes" else values[0]) for key, values in parsed.items()}
+
+
+# ------------------------------------------------------------------ pages
+
+
+@app.get("/", include_in_schema=False)
+def form_page(site: Annotated[str | None, Query(max_length=253)] = None) -> Response:
+    return _html("form", values={}, errors={}, site=site)
+
+
+@app.get("/verify/<request_id>", include_in_schema=False)
+def verify_page(request_id: str, code: Annotated[str | None, Query(max_length=6)] = None) -> Response:
+    return _html("verify", request_id=request_id, code=code, error=None, attempts_left=None)
+
+
+@app.get("/status/<request_id>", include_in_schema=False)
+def status_page(request_id: str, token: Annotated[str | None, Query(max_length=128)] = None) -> Response:
+    request = intake.authorize(request_id, token)
+    view = intake.status_view(request)
+    return _html(
+        "status",
+        request_id=request_id,
+        status=view["status"],
+        request_type=view["type"],
+        due_at=request.due_at,
+        timeline=[{"at": clock.parse_iso(e["at"]), "status": e["status"]} for e in view["timeline"]],
+        can_cancel=is_open(request.status),
+        cancel_token=token,
+    )
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response:
+    schema = app.get_openapi_json_schema(
+        title="rightsdesk public API",
+        version="1.0.0",
+        description="Submit, verify, follow and cancel data-subject requests.",
+    )
+    return Response(status_code=200, content_type="application/json", body=schema)
+
+
+# ------------------------------------------------------------------ API
+
+
+@idempotent_function(data_keyword_argument="client_key", persistence_store=persistence, config=idempotency)
+def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str) -> dict:
+    result = intake.submit(submission, base_url=_base_url(), locale=locale)
+    return {"request_id": result.request_id, "status": result.status}
+
+
+@app.post("/v1/requests", summary="Submit a request", responses={202: {"description": "Accepted; a code was emailed"}})
+def submit(submission: Annotated[intake.Submission, Body()]) -> Response:
+    locale = submission.locale or _locale()
+    client_key = app.current_event.headers.get("idempotency-key")
+    if client_key:
+        answer = _submit_once(
+            client_key={"site": submission.site.lower(), "key": client_key[:128]},
+            submission=submission,
+            locale=locale,
+        )
+    else:
+        result = intake.submit(submission, base_url=_base_url(), locale=locale)
+        answer = {"request_id": result.request_id, "status": result.status}
+    metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
+    logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})
+    if _wants_html():
+        return Response(
+            status_code=303,
+            content_type="text/plain",
+            body="",
+            headers={"Location": f"{_base_url()}/verify/{answer['request_id']}?lang={locale}"},
+        )
+    return Response(status_code=202, content_type="application/json", body=answer)
+
+
+@app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code")
+def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]) -> Response:
+    result = intake.verify(request_id, body.code, base_url=_base_url())
+    metrics.add_metric(name="RequestVerified", unit=MetricUnit.Count, value=1)
+    logger.info("request verified", extra={"request_id": request_id})
+    status_url = f"{_base_url()}/status/{request_id}?token={result.status_token}"
+    if _wants_html():
+        return _html(
+            "verified",
+            locale=body.locale or result.locale,
+            request_id=request_id,
+            status=result.status,
+            due_at=result.due_at,
+            status_url=status_url,
+            status_token=result.status_token,
+        )
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body={
+            "request_id": request_id,
+            "status": result.status,
+            "status_token": result.status_token,
+            "due_at": clock.isoformat(result.due_at),
+            "status_url": status_url,
+        },
+    )
+
+
+@app.get("/v1/requests/<request_id>", summary="Follow a request (Authorization: Bearer <status_token>)")
+def get_status(request_id: str) -> dict:
+    return intake.status_view(intake.authorize(request_id, _bearer()))
+
+
+@app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)")
+def cancel(request_id: str) -> Response:
+    token = _bearer()
+    if token is None and _wants_html():
+        token = str(_form_values().get("token") or "") or None
+    request = intake.cancel(request_id, token)
+    logger.info("request cancelled", extra={"request_id": request_id})
+    if _wants_html():
+        return Response(
+            status_code=303,
+            content_type="text/plain",
+            body="",
+            headers={"Location": f"{_base_url()}/status/{request_id}?token={token}"},
+        )
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body={"request_id": request.request_id, "status": request.status},
+    )
+
+
+# ------------------------------------------------------------------ errors
+
+
+@app.exception_handler(RightsdeskError)
+def domain_error(error: RightsdeskError) -> Response:
+    if _wants_html():
+        return _html_error(error.status, error.code, error.fields, error.message)
+    return error_response(error.status, error.code, error.message, error.fields)
+
+
+@app.exception_handler(RequestValidationError)
+def validation_error(error: RequestValidationError) -> Response:
+    status, code, fields = http.field_errors(error.errors())
+    message = "the request body is not valid JSON" if code == "malformed_json" else "some fields are not valid"
+    if _wants_html():
+        return _html_error(status, code, fields, message)
+    return error_response(status, code, message, fields)
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def duplicate_in_flight(_: Exception) -> Response:
+    return error_response(409, "in_progress", "the same request is being processed; retry shortly")
+
+
+@app.not_found
+def no_route(_: NotFoundError) -> Response:
+    return error_response(404, "not_found", "no such resource")
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    # The type only: messages of library errors can quote the data they choked on.
+    logger.error("unhandled error", extra={"error_type": type(error).__name__})
+    metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
+    return error_response(500, "internal_error", "something went wrong on our side; please try again later")
+
+
+def _html_error(status: int, code: str, fields: dict[str, str], message: str) -> Response:
+    """Send the person back to the page they came from, with the problem shown next to the field."""
+    path = app.current_event.path
+    if path == "/v1/requests":
+        return _html("form", status, values=_form_values(), errors=fields or {"form": code}, site=None)
+    if path.endswith("/verify"):
+        request_id = path.split("/")[3]
+        return _html("verify", status, request_id=request_id, code=None, error=fields.get("code", code), attempts_left=None)
+    return _html("message", status, title=code, message=message, status_code=status)
+
+
+# ------------------------------------------------------------------ entry point
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    idempotency.register_lambda_context(context)
+    response = _reject_unreadable(event) or app.resolve(event, context)
+    response["headers"] = {**http.SECURITY_HEADERS, **(response.get("headers") or {})}
+    return response
+
+
+def _reject_unreadable(event: dict) -> dict | None:
+    """Oversized or oddly typed bodies get their 4xx before any parsing or storage."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    rejected = http.check_body(event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes)
+    if rejected is None:
+        return None
+    status, code, message = rejected
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": http.JSON},
+        "body": json.dumps(http.error_body(code, message)),
+        "isBase64Encoded": False,
+    }

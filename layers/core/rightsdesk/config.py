@@ -1,0 +1,58 @@
+"""Settings read once from the environment (template.yaml sets them; the local runner too)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+SUPPORTED_LOCALES = ("en", "de", "sl")
+DEFAULT_LOCALE = "en"
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    table_name: str = "rightsdesk-rights"
+    idempotency_table: str = "rightsdesk-idempotency"
+    mail_queue_url: str = ""
+    delivery_queue_url: str = ""
+    hash_key_secret_arn: str = ""
+    hash_key: str = ""  # only for tests and the local runner; Lambda reads the secret
+    mail_from: str = "privacy@example.com"
+    ses_configuration_set: str = ""
+    public_base_url: str = ""
+    cors_allow_origins: tuple[str, ...] = field(default_factory=tuple)
+    max_body_bytes: int = 16 * 1024
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        stage=env.get("RIGHTSDESK_STAGE", "local"),
+        table_name=env.get("RIGHTSDESK_TABLE", "rightsdesk-rights"),
+        idempotency_table=env.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"),
+        mail_queue_url=env.get("MAIL_QUEUE_URL", ""),
+        delivery_queue_url=env.get("DELIVERY_QUEUE_URL", ""),
+        hash_key_secret_arn=env.get("HASH_KEY_SECRET_ARN", ""),
+        hash_key=env.get("RIGHTSDESK_HASH_KEY", ""),
+        mail_from=env.get("MAIL_FROM", "privacy@example.com"),
+        ses_configuration_set=env.get("SES_CONFIGURATION_SET", ""),
+        public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+        cors_allow_origins=_csv(env.get("CORS_ALLOW_ORIGINS", "")),
+    )
+
+
+def reload() -> Settings:
+    """Forget the cached settings (tests and the local runner change the environment)."""
+    settings.cache_clear()
+    return settings()

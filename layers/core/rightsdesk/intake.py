@@ -1,0 +1,303 @@
+"""Subject intake: submit a request, prove control of the address, follow or cancel it.
+
+The answer to a submission is the same whether or not the address is known anywhere (no
+enumeration). Codes and status tokens are stored only as keyed hashes and compared in
+constant time; a code lives 15 minutes and allows five attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from rightsdesk import audit, clock, deadlines, hashing, outbox, registry, retention
+from rightsdesk.errors import (
+    CodeExpired,
+    Conflict,
+    InvalidCode,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+    UnknownSite,
+)
+from rightsdesk.lifecycle import listing_key, transition
+from rightsdesk.models import ChallengeItem, RequestItem, _region
+from rightsdesk.rights import Purpose, Relationship, RequestType
+from rightsdesk.status import Status, is_open
+
+log = logging.getLogger(__name__)
+
+MAX_CODE_ATTEMPTS = 5
+# Deliberately loose: the address is proven by the emailed code, not by its spelling.
+EMAIL_PATTERN = r"^[^@\s<>()\[\]\\,;:\"]{1,64}@[^@\s<>()\[\]\\,;:\"]{1,252}\.[^@\s<>()\[\]\\,;:\".]{2,63}$"
+
+
+class Submission(BaseModel):
+    """What a subject sends from the form or the API."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    site: Annotated[str, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
+    type: RequestType
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
+    name: Annotated[str | None, Field(max_length=200)] = None
+    details: Annotated[str | None, Field(max_length=4000)] = None
+    locale: Literal["en", "de", "sl"] | None = None
+    relationship: Relationship = Relationship.SELF
+    purposes: list[Purpose] = Field(default_factory=list, max_length=len(Purpose))
+
+    @field_validator("name", "details", "locale", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("relationship", mode="before")
+    @classmethod
+    def _blank_is_self(cls, value):
+        return Relationship.SELF if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _purposes_for_withdrawal(self):
+        if self.type is RequestType.CONSENT_WITHDRAWAL and not self.purposes:
+            raise ValueError("purposes_required")
+        if self.type is not RequestType.CONSENT_WITHDRAWAL:
+            self.purposes = []
+        return self
+
+
+class VerifyInput(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the email")]
+    locale: Literal["en", "de", "sl"] | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    request_id: str
+    status: str
+    status_token: str
+    due_at: datetime
+    locale: str
+
+
+def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
+    controller = registry.resolve_site(submission.site)
+    if controller is None:
+        raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
+    now = clock.now()
+    request_id = hashing.new_id("dsr")
+    code = hashing.new_code()
+    locale = submission.locale or locale
+    pk = RequestItem.key(request_id)
+    request_expires = retention.expires_at(retention.Rule.UNVERIFIED_REQUEST, now)
+    code_expires = retention.expires_at(retention.Rule.VERIFICATION_CODE, now)
+    request = RequestItem(
+        pk,
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id=controller.controller_id,
+        site=submission.site.lower(),
+        request_type=submission.type.value,
+        status=Status.IDENTITY_UNVERIFIED.value,
+        locale=locale,
+        relationship=submission.relationship.value,
+        purposes=[p.value for p in submission.purposes] or None,
+        email=submission.email,
+        name=submission.name,
+        details=submission.details,
+        subject_hash=hashing.email_hash(submission.email),
+        created_at=now,
+        updated_at=now,
+        expires_at=request_expires,
+        gsi1pk=f"CTRL#{controller.controller_id}",
+        gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
+        **retention.expiry_index_keys(request_expires, pk, RequestItem.SK),
+    )
+    challenge = ChallengeItem(
+        pk,
+        ChallengeItem.SK,
+        code_hash=hashing.keyed_hash("code", code),
+        attempts=0,
+        created_at=now,
+        expires_at=code_expires,
+        **retention.expiry_index_keys(code_expires, pk, ChallengeItem.SK),
+    )
+    created = audit.event(pk, action="submitted", actor="subject", at=now, to_status=Status.IDENTITY_UNVERIFIED.value)
+    with TransactWrite(connection=Connection(region=_region())) as tx:
+        tx.save(request, condition=RequestItem.pk.does_not_exist())
+        tx.save(challenge, condition=ChallengeItem.pk.does_not_exist())
+        tx.save(created, condition=type(created).sk.does_not_exist())
+    outbox.enqueue_mail(
+        to=submission.email,
+        template="verification_code",
+        locale=locale,
+        context={
+            "code": code,
+            "verify_url": f"{base_url}/verify/{request_id}?code={code}&lang={locale}",
+            "request_type": submission.type.value,
+            "expires_minutes": int(retention.keep_for(retention.Rule.VERIFICATION_CODE).total_seconds() // 60),
+        },
+        mail_id=f"verify-{request_id}",
+    )
+    return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
+
+
+def load_request(request_id: str) -> RequestItem:
+    """The request, or NotFound if it never existed or its retention time has passed."""
+    if not request_id or len(request_id) > 64:
+        raise NotFound("no such request")
+    try:
+        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+    except RequestItem.DoesNotExist:
+        raise NotFound("no such request") from None
+    if retention.is_expired(request.expires_at) and request.legal_hold is None:
+        raise NotFound("no such request")
+    return request
+
+
+def _load_challenge(request: RequestItem) -> ChallengeItem:
+    try:
+        challenge = ChallengeItem.get(request.pk, ChallengeItem.SK, consistent_read=True)
+    except ChallengeItem.DoesNotExist:
+        raise CodeExpired("this code has expired; please submit your request again") from None
+    if retention.is_expired(challenge.expires_at):
+        raise CodeExpired("this code has expired; please submit your request again")
+    return challenge
+
+
+def _spend_attempt(challenge: ChallengeItem) -> int:
+    """Count the attempt before comparing, atomically, so parallel guesses cannot exceed the limit."""
+    try:
+        challenge.update(
+            actions=[ChallengeItem.attempts.add(1)],
+            condition=ChallengeItem.attempts < MAX_CODE_ATTEMPTS,
+        )
+    except UpdateError:
+        raise TooManyAttempts("too many wrong codes; please submit your request again") from None
+    return int(challenge.attempts)
+
+
+def verify(request_id: str, code: str, *, base_url: str) -> Verified:
+    request = load_request(request_id)
+    if request.status != Status.IDENTITY_UNVERIFIED.value:
+        raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
+    challenge = _load_challenge(request)
+    attempts = _spend_attempt(challenge)
+    if not hashing.matches("code", code, challenge.code_hash):
+        left = MAX_CODE_ATTEMPTS - attempts
+        raise InvalidCode(
+            "that code is not right" + (f"; {left} attempts left" if left else ""),
+            fields={"code": "invalid_code"},
+        )
+    now = clock.now()
+    controller = registry.get_controller(request.controller_id)
+    due = deadlines.due_at(
+        now,
+        request_type=request.request_type,
+        relationship=request.relationship,
+        sla_days=controller.sla_days if controller else None,
+    )
+    token = hashing.new_token("rst_")
+    skeleton_expires = retention.expires_at(retention.Rule.SKELETON, now)
+    keys = retention.expiry_index_keys(skeleton_expires, request.pk, RequestItem.SK)
+    try:
+        transition(
+            request,
+            Status.VERIFIED,
+            actor="subject",
+            at=now,
+            updates=[
+                RequestItem.status_token_hash.set(hashing.keyed_hash("status_token", token)),
+                RequestItem.verified_at.set(now),
+                RequestItem.due_at.set(due),
+                RequestItem.expires_at.set(skeleton_expires),
+                RequestItem.gsi2pk.set(keys["gsi2pk"]),
+                RequestItem.gsi2sk.set(keys["gsi2sk"]),
+            ],
+            also_delete=[challenge],
+        )
+    except Conflict:
+        raise Conflict("this request is not waiting for a code", code="not_awaiting_verification") from None
+    status_url = f"{base_url}/status/{request_id}?token={token}"
+    _after_verification(request, status_url=status_url, due=due)
+    return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
+
+
+def _after_verification(request: RequestItem, *, status_url: str, due: datetime) -> None:
+    """Route the request and confirm it to the subject. Both are queued; a failure here is
+    recovered by the deadline watch, which re-routes verified requests left unrouted."""
+    try:
+        outbox.enqueue_delivery(request_id=request.request_id, event="route")
+        outbox.enqueue_mail(
+            to=request.email,
+            template="request_verified",
+            locale=request.locale,
+            context={"request_type": request.request_type, "due_at": clock.isoformat(due), "status_url": status_url},
+            mail_id=f"verified-{request.request_id}",
+        )
+    except Exception as error:  # the subject's verification stands; routing is retried
+        log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
+
+
+def authorize(request_id: str, token: str | None) -> RequestItem:
+    request = load_request(request_id)
+    if not token or not hashing.matches("status_token", token, request.status_token_hash):
+        raise Unauthorized("a valid status token is required")
+    return request
+
+
+def status_view(request: RequestItem) -> dict:
+    """What the subject may see: no personal data, only the request's progress."""
+    timeline = [
+        {"at": clock.isoformat(event.at), "status": event.to_status}
+        for event in audit.trail(request.pk)
+        if event.to_status
+    ]
+    return {
+        "request_id": request.request_id,
+        "type": request.request_type,
+        "status": request.status,
+        "created_at": clock.isoformat(request.created_at),
+        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        "timeline": timeline,
+    }
+
+
+def cancel(request_id: str, token: str | None) -> RequestItem:
+    """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
+    request = authorize(request_id, token)
+    if not is_open(request.status):
+        raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
+    was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)
+    now = clock.now()
+    transition(
+        request,
+        Status.CANCELLED,
+        actor="subject",
+        at=now,
+        cause="cancelled_by_subject",
+        updates=[
+            RequestItem.email.remove(),
+            RequestItem.name.remove(),
+            RequestItem.details.remove(),
+            RequestItem.personal_purged_at.set(now),
+        ],
+    )
+    if was_forwarded:
+        outbox.enqueue_delivery(request_id=request_id, event="cancelled")
+    return request

@@ -1,0 +1,59 @@
+"""Status changes: a conditional write on the current status plus an audit event, atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from rightsdesk import audit, clock
+from rightsdesk.errors import IllegalTransition
+from rightsdesk.models import RequestItem, _region
+from rightsdesk.status import Status, can_transition
+
+
+def listing_key(status: str, created_at: datetime, request_id: str) -> str:
+    """GSI1 sort key: a controller lists its requests by status, oldest first."""
+    return f"{status}#{clock.isoformat(created_at)}#{request_id}"
+
+
+def transition(
+    request: RequestItem,
+    target: Status,
+    *,
+    actor: str,
+    cause: str | None = None,
+    updates: Iterable[Action] = (),
+    also_delete: Iterable[Model] = (),
+    at: datetime | None = None,
+) -> RequestItem:
+    """Move `request` to `target` if the status machine allows it and nobody moved it first."""
+    current = Status(request.status)
+    if not can_transition(current, target):
+        raise IllegalTransition(f"a {current.value} request cannot become {target.value}")
+    at = at or clock.now()
+    actions = [
+        RequestItem.status.set(target.value),
+        RequestItem.updated_at.set(at),
+        RequestItem.gsi1sk.set(listing_key(target.value, request.created_at, request.request_id)),
+        *updates,
+    ]
+    event = audit.event(
+        request.pk, action="status_changed", actor=actor, at=at,
+        from_status=current.value, to_status=target.value, cause=cause,
+    )
+    try:
+        with TransactWrite(connection=Connection(region=_region())) as tx:
+            tx.update(request, actions=actions, condition=RequestItem.status == current.value)
+            tx.save(event, condition=type(event).sk.does_not_exist())
+            for item in also_delete:
+                tx.delete(item)
+    except TransactWriteError as error:
+        raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+    request.refresh()
+    return request

@@ -1,0 +1,190 @@
+"""DynamoDB items of the single RightsTable, as pynamodb models.
+
+Keys (pk / sk):
+  REQ#<id>      REQUEST            the request (personal fields purged after delivery)
+  REQ#<id>      CHALLENGE          the hashed verification code (15 minutes)
+  REQ#<id>      AUDIT#<at>#<n>     audit events (never personal data)
+  CTRL#<id>     CONTROLLER         a controller registered by the operator
+  SITE#<key>    SITE               site key or domain -> controller id
+GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
+GSI2 (gsi2pk, gsi2sk): EXP#<hour bucket> / <expires_at>#<pk>#<sk>, the sweeper's expiry index.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from rightsdesk.config import settings
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1"
+
+
+class _TableMeta:
+    table_name = settings().table_name
+    region = _region()
+
+
+class ControllerIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "GSI1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class ExpiryIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "GSI2"
+        projection = KeysOnlyProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class _Item(Model):
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    expires_at = NumberAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    by_expiry = ExpiryIndex()
+
+
+class LegalHold(MapAttribute):
+    reason = UnicodeAttribute()
+    placed_at = UTCDateTimeAttribute()
+    until = UTCDateTimeAttribute(null=True)
+
+
+class RequestItem(_Item):
+    class Meta(_TableMeta):
+        pass
+
+    SK = "REQUEST"
+    PERSONAL_FIELDS = ("email", "name", "details")
+
+    request_id = UnicodeAttribute()
+    controller_id = UnicodeAttribute()
+    site = UnicodeAttribute()
+    request_type = UnicodeAttribute()
+    status = UnicodeAttribute()
+    locale = UnicodeAttribute(default="en")
+    relationship = UnicodeAttribute(default="self")
+    purposes = ListAttribute(of=UnicodeAttribute, null=True)
+    flags = ListAttribute(of=UnicodeAttribute, null=True)
+    # personal data: purged after delivery (retention rule delivered_subject_data)
+    email = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    details = UnicodeAttribute(null=True)
+    # keyed hash of the normalized email; lets the free-request count work without the address
+    subject_hash = UnicodeAttribute(null=True)
+    status_token_hash = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    verified_at = UTCDateTimeAttribute(null=True)
+    due_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    personal_purged_at = UTCDateTimeAttribute(null=True)
+    legal_hold = LegalHold(null=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    by_controller = ControllerIndex()
+
+    @staticmethod
+    def key(request_id: str) -> str:
+        return f"REQ#{request_id}"
+
+
+class ChallengeItem(_Item):
+    class Meta(_TableMeta):
+        pass
+
+    SK = "CHALLENGE"
+
+    code_hash = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute()
+
+
+class AuditEvent(_Item):
+    """Who did what to which record, when. Never personal data: ids, statuses and causes only."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "AUDIT#"
+
+    action = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    from_status = UnicodeAttribute(null=True)
+    to_status = UnicodeAttribute(null=True)
+    cause = UnicodeAttribute(null=True)
+
+
+class ControllerItem(_Item):
+    class Meta(_TableMeta):
+        pass
+
+    SK = "CONTROLLER"
+
+    controller_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    site_key = UnicodeAttribute()
+    domains = ListAttribute(of=UnicodeAttribute, null=True)
+    contact_email = UnicodeAttribute()
+    locale = UnicodeAttribute(default="en")
+    delivery = UnicodeAttribute()  # webhook | email | pull | internal
+    webhook_url = UnicodeAttribute(null=True)
+    sla_days = NumberAttribute(null=True)
+    purge_after_seconds = NumberAttribute(null=True)
+    api_key_hash = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    # every controller sits in one GSI1 partition, so listing them never scans the table
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    listing = ControllerIndex()
+
+    @staticmethod
+    def key(controller_id: str) -> str:
+        return f"CTRL#{controller_id}"
+
+
+class SiteItem(_Item):
+    """A site key or domain a subject may type into the form, pointing at its controller."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "SITE"
+
+    controller_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(site: str) -> str:
+        return f"SITE#{site.strip().lower()}"
+
+
+ALL_MODELS: tuple[type[Model], ...] = (RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem)
+
+
+def bind_table(table_name: str) -> None:
+    """Point every model at another table (tests and the local runner name their own)."""
+    for model in ALL_MODELS:
+        model.Meta.table_name = table_name
+        model._connection = None
