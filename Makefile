@@ -29,12 +29,19 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 # aws-sam-cli pins its own boto3 (and brings cfn-lint): it lives in a tool venv of its own.
-$(SAM_VENV)/.installed:
+# Pinned so that a new linter rule cannot break `make lint` overnight; the stamp carries the
+# versions, so changing a pin reinstalls.
+SAM_TOOLS := aws-sam-cli==1.170.0 cfn-lint==1.58.0
+space := $() $()
+SAM_STAMP := $(SAM_VENV)/.installed-$(subst ==,-,$(subst $(space),_,$(SAM_TOOLS)))
+
+$(SAM_STAMP):
+	rm -f $(SAM_VENV)/.installed-*
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip --disable-pip-version-check -q install aws-sam-cli cfn-lint 2> >(grep -v "is ignored: it is neither" >&2)
+	$(SAM_VENV)/bin/python -m pip --disable-pip-version-check -q install $(SAM_TOOLS) 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $@
 
-tools: $(SAM_VENV)/.installed
+tools: $(SAM_STAMP)
 
 run: install
 	$(PY) -m local
@@ -47,6 +54,7 @@ test-unit: install
 test-integration: install
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
 
+# lint and build first: the tests also read what sam build made (.aws-sam/build).
 test-template: install tools lint build
 	$(PY) -m pytest tests/template -q $(PYTEST_ARGS)
 
@@ -58,8 +66,10 @@ lint: tools
 	$(CFN_LINT) template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml --region eu-central-1
 
+# Every build is BuildMethod: makefile (no Docker, no local python3.13). The tool venv goes first
+# on PATH so the layer's Makefile finds a python3 with pip whatever this machine's python3 is.
 build: tools
-	SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml --region eu-central-1
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml --region eu-central-1
 
 bench: install
 	$(PY) -m bench

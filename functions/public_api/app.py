@@ -95,17 +95,17 @@ def _form_values() -> dict[str, str | list[str]]:
 
 
 @app.get("/", include_in_schema=False)
-def form_page(site: Annotated[str | None, Query(max_length=253)] = None) -> Response:
+def form_page(site: Annotated[str | None, Query(max_length=253)] = None):
     return _html("form", values={}, errors={}, site=site)
 
 
 @app.get("/verify/<request_id>", include_in_schema=False)
-def verify_page(request_id: str, code: Annotated[str | None, Query(max_length=6)] = None) -> Response:
+def verify_page(request_id: str, code: Annotated[str | None, Query(max_length=6)] = None):
     return _html("verify", request_id=request_id, code=code, error=None, attempts_left=None)
 
 
 @app.get("/status/<request_id>", include_in_schema=False)
-def status_page(request_id: str, token: Annotated[str | None, Query(max_length=128)] = None) -> Response:
+def status_page(request_id: str, token: Annotated[str | None, Query(max_length=128)] = None):
     request = intake.authorize(request_id, token)
     view = intake.status_view(request)
     return _html(
@@ -121,7 +121,7 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
 
 
 @app.get("/openapi.json", include_in_schema=False)
-def openapi() -> Response:
+def openapi():
     schema = app.get_openapi_json_schema(
         title="rightsdesk public API",
         version="1.0.0",
@@ -140,7 +140,7 @@ def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str
 
 
 @app.post("/v1/requests", summary="Submit a request", responses={202: {"description": "Accepted; a code was emailed"}})
-def submit(submission: Annotated[intake.Submission, Body()]) -> Response:
+def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
     if client_key:
@@ -165,7 +165,7 @@ def submit(submission: Annotated[intake.Submission, Body()]) -> Response:
 
 
 @app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code")
-def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]) -> Response:
+def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
     result = intake.verify(request_id, body.code, base_url=_base_url())
     metrics.add_metric(name="RequestVerified", unit=MetricUnit.Count, value=1)
     logger.info("request verified", extra={"request_id": request_id})
@@ -199,7 +199,7 @@ def get_status(request_id: str) -> dict:
 
 
 @app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)")
-def cancel(request_id: str) -> Response:
+def cancel(request_id: str):
     token = _bearer()
     if token is None and _wants_html():
         token = str(_form_values().get("token") or "") or None

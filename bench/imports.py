@@ -1,0 +1,66 @@
+"""Cold-start proxy: how long a function module takes to import, against a bare `import boto3`.
+
+Each figure is the median of fresh interpreter runs, measured inside the child with
+perf_counter around the import only (interpreter start-up is excluded from both sides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_CHILD = r"""
+import importlib.util, json, sys, time
+target = sys.argv[1]
+start = time.perf_counter()
+if target == "boto3":
+    import boto3
+else:
+    spec = importlib.util.spec_from_file_location("fn_app", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(ROOT / "layers" / "core"),
+        AWS_DEFAULT_REGION="eu-central-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        RIGHTSDESK_HASH_KEY="bench",
+        POWERTOOLS_TRACE_DISABLED="true",
+        PYTHONDONTWRITEBYTECODE="",
+    )
+    return env
+
+
+def time_import(target: str, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, target], capture_output=True, text=True, env=_environment(), check=True
+        )
+        samples.append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    return statistics.median(samples)
+
+
+def measure(functions: list[str], runs: int = 7) -> list[dict]:
+    # one warm-up run each so byte-code compilation is not counted
+    time_import("boto3", 1)
+    baseline = time_import("boto3", runs)
+    rows = []
+    for name in functions:
+        path = str(ROOT / "functions" / name / "app.py")
+        time_import(path, 1)
+        seconds = time_import(path, runs)
+        rows.append({"function": name, "import_s": seconds, "boto3_s": baseline, "ratio": seconds / baseline})
+    return rows
