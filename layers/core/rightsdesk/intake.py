@@ -125,7 +125,7 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         expires_at=request_expires,
         gsi1pk=f"CTRL#{controller.controller_id}",
         gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
-        **retention.expiry_index_keys(request_expires, pk, RequestItem.SK),
+        **retention.schedule(retention.Rule.UNVERIFIED_REQUEST, now, pk, RequestItem.SK),
     )
     challenge = ChallengeItem(
         pk,
@@ -134,7 +134,7 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         attempts=0,
         created_at=now,
         expires_at=code_expires,
-        **retention.expiry_index_keys(code_expires, pk, ChallengeItem.SK),
+        **retention.schedule(retention.Rule.VERIFICATION_CODE, now, pk, ChallengeItem.SK),
     )
     created = audit.event(pk, action="submitted", actor="subject", at=now, to_status=Status.IDENTITY_UNVERIFIED.value)
     with TransactWrite(connection=Connection(region=_region())) as tx:
@@ -213,7 +213,6 @@ def verify(request_id: str, code: str, *, base_url: str) -> Verified:
     )
     token = hashing.new_token("rst_")
     skeleton_expires = retention.expires_at(retention.Rule.SKELETON, now)
-    keys = retention.expiry_index_keys(skeleton_expires, request.pk, RequestItem.SK)
     try:
         transition(
             request,
@@ -225,8 +224,7 @@ def verify(request_id: str, code: str, *, base_url: str) -> Verified:
                 RequestItem.verified_at.set(now),
                 RequestItem.due_at.set(due),
                 RequestItem.expires_at.set(skeleton_expires),
-                RequestItem.gsi2pk.set(keys["gsi2pk"]),
-                RequestItem.gsi2sk.set(keys["gsi2sk"]),
+                *retention.schedule_actions(request, retention.Rule.SKELETON, now),
             ],
             also_delete=[challenge],
         )

@@ -60,7 +60,11 @@ class _Item(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    # TTL: DynamoDB deletes the item some time after this epoch second; reads treat it as gone at once
     expires_at = NumberAttribute(null=True)
+    # the next retention action the sweeper owes this item (rightsdesk.retention), indexed in GSI2
+    retention_rule = UnicodeAttribute(null=True)
+    retention_due_at = NumberAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
     by_expiry = ExpiryIndex()

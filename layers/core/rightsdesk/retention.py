@@ -70,6 +70,18 @@ def expiry_index_keys(expires_epoch: int, pk: str, sk: str) -> dict[str, str]:
     return {"gsi2pk": expiry_bucket(expires_epoch), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
 
 
+def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict:
+    """Attributes that put an item on the sweeper's list: which rule, when, and the GSI2 keys."""
+    due = expires_at(name, start, override)
+    return {"retention_rule": name.value, "retention_due_at": due, **expiry_index_keys(due, pk, sk)}
+
+
+def schedule_actions(model, name: Rule, start: datetime, override: timedelta | None = None) -> list:
+    """The same as `schedule`, as pynamodb update actions on an existing item."""
+    values = schedule(name, start, model.pk, model.sk, override)
+    return [getattr(type(model), attribute).set(value) for attribute, value in values.items()]
+
+
 def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
     """DynamoDB deletes TTL items up to two days late; every read treats them as gone already."""
     if expires_epoch is None:
