@@ -33,6 +33,6 @@ def test_expired_items_are_treated_as_gone_at_their_expiry_second():
 
 def test_expiry_index_buckets_by_hour_and_sorts_by_time():
     epoch = int(START.timestamp()) + 1234
-    keys = retention.expiry_index_keys(epoch, "REQ#x", "REQUEST")
+    keys = retention.expiry_index_keys(epoch, "REQ#x", "REQUEST", now=epoch - 60)
     assert keys["gsi2pk"] == f"EXP#{int(START.timestamp())}"
     assert keys["gsi2sk"].startswith(f"{epoch:012d}#REQ#x")

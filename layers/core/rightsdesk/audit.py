@@ -21,7 +21,8 @@ def event(
 ) -> AuditEvent:
     """A new audit event for the record `record_pk`, kept as long as the request skeleton."""
     at = at or clock.now()
-    sort_key = f"{AuditEvent.SK_PREFIX}{clock.isoformat(at)}#{secrets.token_hex(4)}"
+    # microseconds keep events of the same second in the order they happened
+    sort_key = f"{AuditEvent.SK_PREFIX}{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{secrets.token_hex(4)}"
     return AuditEvent(
         record_pk,
         sort_key,

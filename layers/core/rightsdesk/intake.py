@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
-from rightsdesk import audit, clock, deadlines, hashing, outbox, registry, retention
+from rightsdesk import audit, clock, queries, deadlines, hashing, outbox, registry, retention, subjects
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
@@ -28,7 +26,7 @@ from rightsdesk.errors import (
     UnknownSite,
 )
 from rightsdesk.lifecycle import listing_key, transition
-from rightsdesk.models import ChallengeItem, RequestItem, _region
+from rightsdesk.models import ChallengeItem, RequestItem, transaction
 from rightsdesk.rights import Purpose, Relationship, RequestType
 from rightsdesk.status import Status, is_open
 
@@ -39,7 +37,23 @@ MAX_CODE_ATTEMPTS = 5
 EMAIL_PATTERN = r"^[^@\s<>()\[\]\\,;:\"]{1,64}@[^@\s<>()\[\]\\,;:\"]{1,252}\.[^@\s<>()\[\]\\,;:\".]{2,63}$"
 
 
-class Submission(BaseModel):
+class _FormFriendly(BaseModel):
+    """Accepts HTML forms as well as JSON: a form field arrives as a list of its values."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_form_lists(cls, data):
+        if not isinstance(data, dict):
+            return data
+        unwrapped = dict(data)
+        for name, field in cls.model_fields.items():
+            value = unwrapped.get(name)
+            if isinstance(value, list) and get_origin(field.annotation) is not list:
+                unwrapped[name] = value[0] if len(value) == 1 else value
+        return unwrapped
+
+
+class Submission(_FormFriendly):
     """What a subject sends from the form or the API."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -72,7 +86,7 @@ class Submission(BaseModel):
         return self
 
 
-class VerifyInput(BaseModel):
+class VerifyInput(_FormFriendly):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     code: Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the email")]
@@ -137,7 +151,7 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         **retention.schedule(retention.Rule.VERIFICATION_CODE, now, pk, ChallengeItem.SK),
     )
     created = audit.event(pk, action="submitted", actor="subject", at=now, to_status=Status.IDENTITY_UNVERIFIED.value)
-    with TransactWrite(connection=Connection(region=_region())) as tx:
+    with transaction() as tx:
         tx.save(request, condition=RequestItem.pk.does_not_exist())
         tx.save(challenge, condition=ChallengeItem.pk.does_not_exist())
         tx.save(created, condition=type(created).sk.does_not_exist())
@@ -164,7 +178,7 @@ def load_request(request_id: str) -> RequestItem:
         request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
     except RequestItem.DoesNotExist:
         raise NotFound("no such request") from None
-    if retention.is_expired(request.expires_at) and request.legal_hold is None:
+    if not retention.is_live(request):
         raise NotFound("no such request")
     return request
 
@@ -213,26 +227,41 @@ def verify(request_id: str, code: str, *, base_url: str) -> Verified:
     )
     token = hashing.new_token("rst_")
     skeleton_expires = retention.expires_at(retention.Rule.SKELETON, now)
-    try:
-        transition(
-            request,
-            Status.VERIFIED,
-            actor="subject",
-            at=now,
-            updates=[
-                RequestItem.status_token_hash.set(hashing.keyed_hash("status_token", token)),
-                RequestItem.verified_at.set(now),
-                RequestItem.due_at.set(due),
-                RequestItem.expires_at.set(skeleton_expires),
-                *retention.schedule_actions(request, retention.Rule.SKELETON, now),
-            ],
-            also_delete=[challenge],
-        )
-    except Conflict:
-        raise Conflict("this request is not waiting for a code", code="not_awaiting_verification") from None
+    updates = [
+        RequestItem.status_token_hash.set(hashing.keyed_hash("status_token", token)),
+        RequestItem.verified_at.set(now),
+        RequestItem.due_at.set(due),
+        RequestItem.expires_at.set(skeleton_expires),
+        *retention.schedule_actions(request, retention.Rule.SKELETON, now),
+    ]
+    _mark_verified(request, challenge, now, updates)
     status_url = f"{base_url}/status/{request_id}?token={token}"
     _after_verification(request, status_url=status_url, due=due)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
+
+
+def _mark_verified(request: RequestItem, challenge: ChallengeItem, now: datetime, updates: list) -> None:
+    """identity_unverified -> verified, with the subject's yearly count and the request's flags in the
+    same write. A lost race on the count (another request of the same subject verified in between)
+    is retried with the new count; a lost race on the status is the caller's conflict."""
+    for _ in range(3):
+        counter = subjects.counter_for(request, now)
+        flags = subjects.flags_for(request, subjects.seen(counter))
+        try:
+            transition(
+                request,
+                Status.VERIFIED,
+                actor="subject",
+                at=now,
+                updates=[*updates, *([RequestItem.flags.set(flags)] if flags else [])],
+                also_delete=[challenge],
+                also_update=[subjects.count_one_more(counter, now)] if counter is not None else [],
+            )
+            return
+        except Conflict:
+            if load_request(request.request_id).status != Status.IDENTITY_UNVERIFIED.value:
+                break
+    raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
 
 
 def _after_verification(request: RequestItem, *, status_url: str, due: datetime) -> None:
@@ -262,7 +291,7 @@ def status_view(request: RequestItem) -> dict:
     """What the subject may see: no personal data, only the request's progress."""
     timeline = [
         {"at": clock.isoformat(event.at), "status": event.to_status}
-        for event in audit.trail(request.pk)
+        for event in queries.audit_trail(request)
         if event.to_status
     ]
     return {

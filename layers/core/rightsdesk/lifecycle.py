@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from rightsdesk import audit, clock
 from rightsdesk.errors import IllegalTransition
-from rightsdesk.models import RequestItem, _region
+from rightsdesk.models import RequestItem, transaction
 from rightsdesk.status import Status, can_transition
 
 
@@ -30,9 +29,14 @@ def transition(
     cause: str | None = None,
     updates: Iterable[Action] = (),
     also_delete: Iterable[Model] = (),
+    also_update: Iterable[tuple[Model, list[Action], Condition | None]] = (),
     at: datetime | None = None,
 ) -> RequestItem:
-    """Move `request` to `target` if the status machine allows it and nobody moved it first."""
+    """Move `request` to `target` if the status machine allows it and nobody moved it first.
+
+    `also_update` are (item, actions, condition) written in the same transaction, e.g. a counter
+    that must move with the status or not at all.
+    """
     current = Status(request.status)
     if not can_transition(current, target):
         raise IllegalTransition(f"a {current.value} request cannot become {target.value}")
@@ -48,11 +52,13 @@ def transition(
         from_status=current.value, to_status=target.value, cause=cause,
     )
     try:
-        with TransactWrite(connection=Connection(region=_region())) as tx:
+        with transaction() as tx:
             tx.update(request, actions=actions, condition=RequestItem.status == current.value)
             tx.save(event, condition=type(event).sk.does_not_exist())
             for item in also_delete:
                 tx.delete(item)
+            for item, item_actions, condition in also_update:
+                tx.update(item, actions=item_actions, condition=condition)
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
     request.refresh()

@@ -6,23 +6,32 @@ Keys (pk / sk):
   REQ#<id>      AUDIT#<at>#<n>     audit events (never personal data)
   CTRL#<id>     CONTROLLER         a controller registered by the operator
   SITE#<key>    SITE               site key or domain -> controller id
+  CTRL#<id>     AUDIT#<at>#<n>     audit events of registry changes
+  SWEEP         STATE              how far the retention sweeper got (rightsdesk.sweeper)
+  APIKEY#<hash> APIKEY             keyed hash of a controller's API key -> controller id
+  SUBJ#<controller>#<subject hash>#<year>  COUNTER   verified requests of a subject that year
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
-GSI2 (gsi2pk, gsi2sk): EXP#<hour bucket> / <expires_at>#<pk>#<sk>, the sweeper's expiry index.
+     AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.deletion).
+GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
 """
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.connection import Connection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from rightsdesk.config import settings
 
@@ -68,6 +77,10 @@ class _Item(Model):
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
     by_expiry = ExpiryIndex()
+    # Set in the write just before a delete, so the stream handler can name the cause of the
+    # REMOVE (rightsdesk.deletion); DynamoDB's TTL leaves no marker.
+    deleted_by = UnicodeAttribute(null=True)
+    deleted_at = NumberAttribute(null=True)
 
 
 class LegalHold(MapAttribute):
@@ -104,6 +117,10 @@ class RequestItem(_Item):
     due_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
     personal_purged_at = UTCDateTimeAttribute(null=True)
+    purged_by = UnicodeAttribute(null=True)  # the cause of the purge (rightsdesk.deletion.Cause)
+    delivered_at = UTCDateTimeAttribute(null=True)
+    # deadline notices already queued for the controller (rightsdesk.deadline_watch), each sent once
+    notices_sent = UnicodeSetAttribute(null=True)
     legal_hold = LegalHold(null=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
@@ -139,6 +156,13 @@ class AuditEvent(_Item):
     from_status = UnicodeAttribute(null=True)
     to_status = UnicodeAttribute(null=True)
     cause = UnicodeAttribute(null=True)
+    # deletion events (rightsdesk.deletion): the retention rule and the kind of item (its sk)
+    rule = UnicodeAttribute(null=True)
+    item_kind = UnicodeAttribute(null=True)
+    # deletion events are also filed by month (GSI1 AUDIT#<yyyy-mm>): an auditor's query never scans
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    by_month = ControllerIndex()
 
 
 class ControllerItem(_Item):
@@ -158,7 +182,12 @@ class ControllerItem(_Item):
     sla_days = NumberAttribute(null=True)
     purge_after_seconds = NumberAttribute(null=True)
     api_key_hash = UnicodeAttribute(null=True)
+    # KMS ciphertext (rightsdesk.sealing); the previous secret still signs until its expiry
+    webhook_secret_sealed = UnicodeAttribute(null=True)
+    previous_webhook_secret_sealed = UnicodeAttribute(null=True)
+    previous_webhook_secret_expires_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute(null=True)
     # every controller sits in one GSI1 partition, so listing them never scans the table
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
@@ -184,11 +213,72 @@ class SiteItem(_Item):
         return f"SITE#{site.strip().lower()}"
 
 
-ALL_MODELS: tuple[type[Model], ...] = (RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem)
+class ApiKeyItem(_Item):
+    """Finds a controller by the keyed hash of its API key; replaced in the same write as the key."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "APIKEY"
+
+    controller_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(api_key_hash: str) -> str:
+        return f"APIKEY#{api_key_hash}"
 
 
-def bind_table(table_name: str) -> None:
-    """Point every model at another table (tests and the local runner name their own)."""
+class SubjectCounterItem(_Item):
+    """How many verified requests one subject (by keyed email hash) made to one controller in a year."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "COUNTER"
+
+    verified = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(controller_id: str, subject_hash: str, year: int) -> str:
+        return f"SUBJ#{controller_id}#{subject_hash}#{year}"
+
+
+class SweepState(_Item):
+    """How far the retention sweeper got: every expiry bucket up to `swept_through` is done."""
+
+    class Meta(_TableMeta):
+        pass
+
+    PK = "SWEEP"
+    SK = "STATE"
+
+    swept_through = NumberAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem, ApiKeyItem, SubjectCounterItem,
+    SweepState,
+)
+
+
+@lru_cache(maxsize=1)
+def connection() -> Connection:
+    """One shared connection: each new one re-reads botocore's service model (~0.1 s)."""
+    return Connection(region=_region())
+
+
+def transaction() -> TransactWrite:
+    """An all-or-nothing write of several items (conditions included) on the shared connection."""
+    return TransactWrite(connection=connection())
+
+
+def bind_table(table_name: str, region: str | None = None) -> None:
+    """Point every model at another table (tests, the CLI and the local runner name their own)."""
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = region
     for model in ALL_MODELS:
         model.Meta.table_name = table_name
+        model.Meta.region = region or model.Meta.region
         model._connection = None
+    connection.cache_clear()

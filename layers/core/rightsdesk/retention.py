@@ -39,8 +39,10 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     Rule.CONSENT_RECORD: RetentionRule(Rule.CONSENT_RECORD, timedelta(days=5 * 365), "delete"),
 }
 
-# Expiry-index buckets: one partition per hour of expiry, so a sweep reads only due buckets.
-BUCKET_SECONDS = 3600
+# Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
+# so the size decides how many (mostly empty) partitions a sweep reads after a long pause, never
+# how late anything goes.
+BUCKET_SECONDS = 86400
 
 
 def rule(name: Rule) -> RetentionRule:
@@ -61,19 +63,51 @@ def expires_at(name: Rule, start: datetime, override: timedelta | None = None) -
     return int((start + keep_for(name, override)).timestamp())
 
 
+def bucket_start(epoch: int) -> int:
+    return epoch // BUCKET_SECONDS * BUCKET_SECONDS
+
+
 def expiry_bucket(expires_epoch: int) -> str:
-    return f"EXP#{expires_epoch // BUCKET_SECONDS * BUCKET_SECONDS}"
+    return f"EXP#{bucket_start(expires_epoch)}"
 
 
-def expiry_index_keys(expires_epoch: int, pk: str, sk: str) -> dict[str, str]:
-    """GSI2 attributes that let the sweeper find this item by when it expires."""
-    return {"gsi2pk": expiry_bucket(expires_epoch), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
+def expiry_index_keys(expires_epoch: int, pk: str, sk: str, now: int | None = None) -> dict[str, str]:
+    """GSI2 attributes that let the sweeper find this item by when it expires.
+
+    A due time already past goes into the current bucket: the sweeper may be done with older ones.
+    """
+    filed = max(expires_epoch, clock.epoch() if now is None else now)
+    return {"gsi2pk": expiry_bucket(filed), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
 
 
 def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict:
     """Attributes that put an item on the sweeper's list: which rule, when, and the GSI2 keys."""
     due = expires_at(name, start, override)
     return {"retention_rule": name.value, "retention_due_at": due, **expiry_index_keys(due, pk, sk)}
+
+
+def request_expires_at(created_at: datetime, verified_at: datetime | None) -> int:
+    """The TTL of a request item, from its own dates: 72 h unverified, the skeleton's 3 years once verified."""
+    if verified_at is None:
+        return expires_at(Rule.UNVERIFIED_REQUEST, created_at)
+    return expires_at(Rule.SKELETON, verified_at)
+
+
+def after_purge(created_at: datetime, verified_at: datetime | None) -> tuple[Rule, datetime]:
+    """What a request owes once its personal fields are gone: the skeleton rule, and from when."""
+    return Rule.SKELETON, verified_at or created_at
+
+
+def personal_data_due(rule_name: str | None, due_epoch: int | None, at: int | None = None) -> bool:
+    """Whether personal fields are past their purge time, so reads treat them as gone before the
+    sweeper gets there. A legal hold overrides this: callers check it first."""
+    if rule_name is None or due_epoch is None:
+        return False
+    try:
+        purging = rule(Rule(rule_name)).then == "purge"
+    except ValueError:
+        return False
+    return purging and is_expired(int(due_epoch), at)
 
 
 def schedule_actions(model, name: Rule, start: datetime, override: timedelta | None = None) -> list:
@@ -87,3 +121,8 @@ def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
     if expires_epoch is None:
         return False
     return expires_epoch <= (at if at is not None else clock.epoch())
+
+
+def is_live(item) -> bool:
+    """Whether a read may see the item at all: expired means absent, unless a legal hold applies."""
+    return getattr(item, "legal_hold", None) is not None or not is_expired(item.expires_at)

@@ -1,0 +1,3 @@
+from rightsdesk_cli.main import app
+
+app(prog_name="rightsdesk")

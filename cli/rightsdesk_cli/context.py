@@ -1,0 +1,122 @@
+"""Where a command's data lives: the local run, or a deployed stack with the operator's credentials.
+
+Nothing is configured until a command needs data, so `--help` and usage errors work offline and
+without credentials. The core reads its AWS settings from the environment (boto3, pynamodb and
+`rightsdesk.models._region`), so the target is set there before the first client is created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import typer
+from rich.console import Console
+
+from rightsdesk_cli.errors import CliError
+
+LOCAL_MOTO_URL = "http://127.0.0.1:4566"
+LOCAL_URL = "http://127.0.0.1:3000"
+LOCAL_REGION = "eu-central-1"
+LOCAL_TABLE = "rightsdesk-local-RightsTable"
+TABLE_OUTPUT = "RightsTableName"
+# Piped output is read by people with grep and by scripts: don't cut ids to a guessed 80 columns.
+PIPE_WIDTH = 200
+
+
+@dataclass
+class Context:
+    local: bool = False
+    json: bool = False
+    stack: str | None = None
+    region: str | None = None
+    table_name: str | None = field(default=None, init=False)
+    _console: Console | None = field(default=None, init=False, repr=False)
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or PIPE_WIDTH)
+            self._console = Console(width=width, highlight=False)
+        return self._console
+
+    def connect(self) -> Context:
+        """Point the core at the target; idempotent, so every command may call it."""
+        if self.table_name is None:
+            table = self._connect_local() if self.local else self._connect_aws()
+            self._bind(table)
+        return self
+
+    def _connect_local(self) -> str:
+        env = os.environ
+        env["AWS_ENDPOINT_URL"] = env.get("RIGHTSDESK_LOCAL_MOTO_URL") or LOCAL_MOTO_URL
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = LOCAL_REGION
+        # moto takes any key; the operator's real ones must never be sent to it.
+        env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's dummy
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            env.pop(name, None)
+        self._follow_local_clock(env.get("RIGHTSDESK_LOCAL_URL") or LOCAL_URL)
+        return LOCAL_TABLE
+
+    @staticmethod
+    def _follow_local_clock(base_url: str) -> None:
+        """The local run moves its clock forward; read what the handlers read, or expiry differs."""
+        from rightsdesk import clock
+
+        url = f"{base_url.rstrip('/')}/_dev/clock"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local dev URL
+                offset = float(json.load(response)["offset_seconds"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+            raise CliError(
+                f"the local run is not answering at {base_url} (start it with `make run`)", code="local_unreachable"
+            ) from None
+        clock.set_offset(offset)
+
+    def _connect_aws(self) -> str:
+        import boto3
+
+        session = boto3.session.Session(region_name=self.region)
+        region = session.region_name
+        if not region:
+            raise CliError("no AWS region: pass --region or configure one for your profile", code="no_region")
+        # The core's own clients read the region from the environment, not from this session.
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
+        if self.stack:
+            return self._table_of_stack(session, self.stack)
+        table = os.environ.get("RIGHTSDESK_TABLE")
+        if not table:
+            raise CliError(
+                "which deployment? pass --stack NAME (or set RIGHTSDESK_TABLE), or --local", code="no_target"
+            )
+        return table
+
+    @staticmethod
+    def _table_of_stack(session, stack: str) -> str:
+        described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        for output in described.get("Outputs", []):
+            if output["OutputKey"] == TABLE_OUTPUT:
+                return output["OutputValue"]
+        raise CliError(f"stack {stack} has no output {TABLE_OUTPUT}; is it a rightsdesk stack?", code="not_rightsdesk")
+
+    def _bind(self, table: str) -> None:
+        from rightsdesk import config, models
+
+        os.environ["RIGHTSDESK_TABLE"] = table
+        config.reload()
+        models.bind_table(table)
+        # Model regions were fixed when rightsdesk.models was imported, maybe before --region.
+        for model in models.ALL_MODELS:
+            model.Meta.region = os.environ["AWS_REGION"]
+        self.table_name = table
+
+
+def use(ctx: typer.Context, json_output: bool = False) -> Context:
+    """The root callback's Context, connected; a command's own `--json` counts like the global one."""
+    state: Context = ctx.find_root().obj
+    state.json = state.json or json_output
+    return state.connect()

@@ -1,0 +1,164 @@
+"""`rightsdesk requests ...`: what the operator sees of subjects' requests.
+
+Listings carry no personal data. `show --reveal` is the one way to read a subject's fields, and
+it is written to the request's audit trail before anything is displayed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+
+from rightsdesk import audit, clock, intake, queries, registry
+from rightsdesk.errors import NotFound
+from rightsdesk.models import AuditEvent, RequestItem
+from rightsdesk.status import Status
+from rightsdesk_cli.context import use
+from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
+
+app = typer.Typer(help="Subjects' requests: list, inspect.", no_args_is_help=True)
+
+LIST_COLUMNS = ("request id", "controller", "type", "status", "created", "due", "flags")
+
+
+def _flags(item: RequestItem) -> list[str]:
+    markers = list(item.flags or [])
+    if item.legal_hold is not None:
+        markers.append("legal_hold")
+    if item.personal_purged_at is not None:
+        markers.append("purged")
+    return markers
+
+
+def _row(item: RequestItem) -> dict:
+    view = queries.skeleton(item)
+    return {
+        "request_id": view["request_id"],
+        "controller_id": view["controller_id"],
+        "type": view["request_type"],
+        "status": view["status"],
+        "created_at": view["created_at"],
+        "due_at": view["due_at"],
+        "flags": _flags(item),
+    }
+
+
+@app.command("list")
+def list_requests(
+    ctx: typer.Context,
+    controller: Annotated[str | None, typer.Option("--controller", help="Only this controller's requests.")] = None,
+    status: Annotated[Status | None, typer.Option("--status", help="Only requests in this status.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many requests.")] = 100,
+    json_output: JsonFlag = False,
+) -> None:
+    """List requests per controller (from the controller index), by status, oldest first."""
+    state = use(ctx, json_output)
+    if controller is not None and registry.get_controller(controller) is None:
+        raise NotFound(f"no controller {controller}")
+    # One more than asked tells whether the listing was cut.
+    found = list(queries.list_requests(controller_id=controller, status=status, limit=limit + 1))
+    rows = [_row(item) for item in found[:limit]]
+    truncated = len(found) > limit
+
+    def render() -> RenderableType:
+        if not rows:
+            return "no requests"
+        # With --controller the controller column would repeat one value: narrower without it.
+        columns = [column for column in LIST_COLUMNS if not (controller and column == "controller")]
+        cells = (
+            [row["request_id"], *([] if controller else [row["controller_id"]]), row["type"], row["status"],
+             short_time(row["created_at"]), short_time(row["due_at"]), row["flags"]]
+            for row in rows
+        )
+        return table(columns, cells)
+
+    emit(state, {"requests": rows, "truncated": truncated}, render)
+    if truncated:
+        note(state, f"showing the first {limit}; raise --limit or narrow with --controller/--status")
+
+
+@app.command("show")
+def show_request(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request id (dsr_...).")],
+    reveal: Annotated[
+        bool,
+        typer.Option("--reveal", help="Also show the subject's email, name and details; recorded in the audit trail."),
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """One request's skeleton and audit trail; personal fields only with --reveal."""
+    state = use(ctx, json_output)
+    try:
+        item = intake.load_request(request_id)
+    except NotFound:
+        raise NotFound(f"no request {request_id} (unknown, or past its retention time)") from None
+    personal = None
+    if reveal:
+        personal = {field: getattr(item, field) for field in RequestItem.PERSONAL_FIELDS}
+        if any(personal.values()):
+            # Written before anything is shown: if the audit write fails, nothing is revealed.
+            viewed = audit.event(item.pk, action="personal_data_viewed", actor="operator")
+            viewed.save(condition=AuditEvent.sk.does_not_exist())
+    trail = [_event(event) for event in queries.audit_trail(item)]
+    data: dict = {"request": queries.skeleton(item), "audit": trail}
+    if personal is not None:
+        data["personal"] = personal
+    emit(state, data, lambda: _render_show(data))
+
+
+def _event(event: AuditEvent) -> dict:
+    return {
+        "at": clock.isoformat(event.at),
+        "action": event.action,
+        "actor": event.actor,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "cause": event.cause,
+    }
+
+
+def _render_show(data: dict) -> RenderableType:
+    request = data["request"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    hold = request["legal_hold"]
+    held = f"{hold['reason']} (since {hold['placed_at']}, until {hold['until'] or 'released'})" if hold else None
+    for label, value in (
+        ("request id", request["request_id"]),
+        ("controller", request["controller_id"]),
+        ("site", request["site"]),
+        ("type", request["request_type"]),
+        ("relationship", request["relationship"]),
+        ("status", request["status"]),
+        ("created", request["created_at"]),
+        ("verified", request["verified_at"]),
+        ("due", request["due_at"]),
+        ("personal data purged", request["personal_purged_at"]),
+        ("legal hold", held),
+        ("flags", request["flags"]),
+    ):
+        facts.add_row(label, escape(cell_text(value)))
+    parts: list = [facts, ""]
+    personal = data.get("personal")
+    if personal is None:
+        parts.append("[dim]personal fields hidden; --reveal shows them and records that in the audit trail[/]")
+    elif not any(personal.values()):
+        parts.append("[dim]no personal fields left: purged[/]")
+    else:
+        reveal = Table.grid(padding=(0, 2))
+        reveal.add_column(style="bold yellow")
+        reveal.add_column()
+        for field, value in personal.items():
+            reveal.add_row(field, escape(cell_text(value)))
+        parts.append(reveal)
+    events = data["audit"]
+    columns = ("at", "action", "actor", "from", "to", "cause")
+    rows = ([e["at"], e["action"], e["actor"], e["from_status"], e["to_status"], e["cause"]] for e in events)
+    parts += ["", table(columns, rows, title="audit trail")]
+    return Group(*parts)

@@ -1,0 +1,85 @@
+"""`rightsdesk --local` as an operator runs it: a subprocess against the local runner over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
+CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
+UNVERIFIED_KEEP_SECONDS = 72 * 3600
+
+
+def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url}
+    # Nothing from the developer's shell may point the CLI somewhere else.
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG"):
+        env.pop(name, None)
+    return subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+
+
+def submit(stack) -> tuple[str, str]:
+    email = f"cli-{uuid.uuid4().hex[:10]}@example.org"
+    response = stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": email})
+    assert response.status_code == 202, response.text
+    return response.json()["request_id"], email
+
+
+def listed(stack) -> dict:
+    result = rightsdesk(stack, "requests", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_submitted_request_is_listed_without_its_address(stack):
+    request_id, email = submit(stack)
+
+    result = rightsdesk(stack, "requests", "list", "--json")
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["request_id"]: row for row in json.loads(result.stdout)["requests"]}
+    assert rows[request_id]["status"] == "identity_unverified"
+    assert rows[request_id]["controller_id"] == "ctl_demo"
+    assert email not in result.stdout
+
+
+def test_the_listing_follows_the_local_runs_clock(stack):
+    request_id, _ = submit(stack)
+    before = stack.clock()["offset_seconds"]
+    try:
+        stack.advance_clock(UNVERIFIED_KEEP_SECONDS + 60)
+        ids = {row["request_id"] for row in listed(stack)["requests"]}
+    finally:
+        # The stack is shared by the session; later tests expect its clock where it was.
+        stack.set_clock_offset(before)
+    assert request_id not in ids
+
+
+def test_show_reveal_and_controllers(stack):
+    request_id, email = submit(stack)
+
+    hidden = rightsdesk(stack, "requests", "show", request_id, "--json")
+    revealed = rightsdesk(stack, "requests", "show", request_id, "--reveal", "--json")
+    controllers = rightsdesk(stack, "controllers", "list", "--json")
+
+    assert email not in hidden.stdout
+    assert json.loads(revealed.stdout)["personal"]["email"] == email
+    assert "personal_data_viewed" in [event["action"] for event in json.loads(revealed.stdout)["audit"]]
+    assert "demo" in [row["site_key"] for row in json.loads(controllers.stdout)["controllers"]]
+
+
+def test_an_unknown_request_is_a_json_error_and_exit_1(stack):
+    result = rightsdesk(stack, "--json", "requests", "show", "dsr_nosuchrequest")
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "not_found"
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,124 @@
+"""Create the template's tables and queues in moto, so tests run against the real key design.
+
+The shapes are read from template.yaml instead of being repeated here: a test must fail when a
+key or index in the template changes and the code does not follow.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+# Only what create_table understands; KMS keys, PITR and the like need resources moto-side tests skip.
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "BillingMode")
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !GetAtt, ...) as their long form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@lru_cache(maxsize=1)
+def load_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def resources(resource_type: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> Properties of every resource of that type."""
+    return {
+        logical_id: resource.get("Properties", {})
+        for logical_id, resource in load_template()["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def resource_name(logical_id: str, prefix: str) -> str:
+    """The name the local run gives a resource too: `<prefix>-<LogicalId>`."""
+    return f"{prefix}-{logical_id}"
+
+
+def _client(session_or_client: Any, service: str):
+    return session_or_client.client(service) if hasattr(session_or_client, "client") else session_or_client
+
+
+def create_tables_from_template(session_or_client: Any, prefix: str = "rightsdesk-test") -> dict[str, str]:
+    """Create every AWS::DynamoDB::Table of the template; returns logical id -> table name."""
+    dynamodb = _client(session_or_client, "dynamodb")
+    names = {}
+    for logical_id, props in resources("AWS::DynamoDB::Table").items():
+        name = resource_name(logical_id, prefix)
+        args = {key: props[key] for key in _TABLE_KEYS if key in props}
+        stream = props.get("StreamSpecification")
+        if stream:
+            args["StreamSpecification"] = {"StreamEnabled": True, **stream}
+        dynamodb.create_table(TableName=name, **args)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        names[logical_id] = name
+    return names
+
+
+def create_queues_from_template(session_or_client: Any, prefix: str = "rightsdesk-test") -> dict[str, str]:
+    """Create every AWS::SQS::Queue of the template, dead-letter queues first, with their redrive
+    policies; returns logical id -> queue URL."""
+    sqs = _client(session_or_client, "sqs")
+    queues = resources("AWS::SQS::Queue")
+
+    def dead_letter_target(props: dict[str, Any]) -> str | None:
+        target = props.get("RedrivePolicy", {}).get("deadLetterTargetArn")
+        return target["Fn::GetAtt"][0] if isinstance(target, dict) else None
+
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    ordered = sorted(queues, key=lambda logical_id: dead_letter_target(queues[logical_id]) is not None)
+    for logical_id in ordered:
+        props = queues[logical_id]
+        attributes = {key: str(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+        target = dead_letter_target(props)
+        if target:
+            policy = {**props["RedrivePolicy"], "deadLetterTargetArn": arns[target]}
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        url = sqs.create_queue(QueueName=resource_name(logical_id, prefix), Attributes=attributes)["QueueUrl"]
+        urls[logical_id] = url
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return urls
+
+
+def fast_pynamodb_sessions(monkeypatch) -> None:
+    """Let every pynamodb connection share one botocore data loader.
+
+    pynamodb opens a new botocore session per connection, and each session re-reads the
+    DynamoDB service model from disk (~0.1 s); the core opens a connection per transaction.
+    """
+    import botocore.session
+    import pynamodb.connection.base as pynamodb_base
+
+    loader = botocore.session.get_session().get_component("data_loader")
+
+    def session_with_shared_loader() -> botocore.session.Session:
+        session = botocore.session.get_session()
+        session.register_component("data_loader", loader)
+        return session
+
+    monkeypatch.setattr(pynamodb_base, "get_session", session_with_shared_loader)
