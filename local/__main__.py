@@ -1,0 +1,100 @@
+"""`python -m local`: run the local cloud for template.yaml until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from local.intrinsics import Unresolvable
+from local.servers import PortInUse
+from local.template import TemplateError
+
+
+def _port(flag_value: int | None, env_var: str, default: int) -> int:
+    if flag_value is not None:
+        return flag_value
+    value = os.environ.get(env_var, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"rightsdesk local: {env_var} must be a port number") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument("--template", default="template.yaml", help="SAM template (default: template.yaml)")
+    parser.add_argument("--port", type=int, help="gateway port (env RIGHTSDESK_LOCAL_PORT, default 3000)")
+    parser.add_argument("--moto-port", type=int, help="moto port (env RIGHTSDESK_LOCAL_MOTO_PORT, default 4566)")
+    parser.add_argument(
+        "--receiver-port",
+        type=int,
+        help="demo webhook receiver port (env RIGHTSDESK_LOCAL_RECEIVER_PORT, default 3001)",
+    )
+    parser.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="no schedule timers (also RIGHTSDESK_LOCAL_SCHEDULES=off); use POST /_dev/run/<id>",
+    )
+    parser.add_argument("--no-demo", action="store_true", help="do not register the demo controller")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug lines (skipped resources, events)")
+    return parser.parse_args(argv)
+
+
+def _configure_logging(verbose: bool) -> None:
+    # Only our logger: botocore logs every endpoint lookup at INFO if the root logger is opened up.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("local %(levelname)s %(message)s"))
+    logger = logging.getLogger("local")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Handlers' JSON logs go to our stdout unchanged; line buffering keeps them timely in a pipe or file.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    _configure_logging(args.verbose)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    from local.stack import (
+        LocalStack,  # after logging is set up; imports moto and boto3
+    )
+
+    stack = LocalStack(
+        args.template,
+        gateway_port=_port(args.port, "RIGHTSDESK_LOCAL_PORT", 3000),
+        moto_port=_port(args.moto_port, "RIGHTSDESK_LOCAL_MOTO_PORT", 4566),
+        receiver_port=_port(args.receiver_port, "RIGHTSDESK_LOCAL_RECEIVER_PORT", 3001),
+        schedules=not args.no_schedules and os.environ.get("RIGHTSDESK_LOCAL_SCHEDULES", "on").lower() != "off",
+        demo=not args.no_demo,
+    )
+    try:
+        stack.start()
+    except (PortInUse, TemplateError, Unresolvable) as error:
+        print(f"rightsdesk local: {error}", file=sys.stderr)
+        return 2
+    print(stack.banner(), flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("rightsdesk local: stopping", flush=True)
+    stack.stop()
+    print("rightsdesk local: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    # Everything is stopped and joined by now; tearing down the interpreter's moto and botocore
+    # object graphs would add over a second to Ctrl-C, so flush and leave.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,450 @@
+"""Event sources other than the API: SQS queues, DynamoDB streams and schedules, one thread each.
+
+A failing invocation never ends a thread; it is logged by exception type only, since messages and
+stream records hold personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import re
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from local.functions import FunctionError, FunctionUnavailable, LoadedFunction
+from local.intrinsics import Resolver
+from local.patterns import any_match, parse_filters
+from local.resources import Resources
+
+log = logging.getLogger("local")
+
+SCHEDULE_TYPES = ("Schedule", "ScheduleV2")
+
+
+class Worker(threading.Thread):
+    def __init__(self, name: str, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.stop = stop
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.tick()
+            except Exception as error:  # noqa: BLE001 - a poller outlives any one failure
+                if self.stop.is_set():
+                    return
+                log.warning("%s: %s while polling; retrying", self.name, type(error).__name__)
+                self.stop.wait(1)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+def _invoke(function: LoadedFunction, event: dict) -> tuple[bool, Any]:
+    try:
+        return True, function.invoke(event)
+    except (FunctionError, FunctionUnavailable):
+        return False, None
+
+
+def _failed_ids(result: Any, ids: list[str]) -> set[str]:
+    """ReportBatchItemFailures: the ids the handler reported, or all of them if the answer is malformed."""
+    if not isinstance(result, dict) or not result.get("batchItemFailures"):
+        return set()
+    reported = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in result["batchItemFailures"]}
+    return reported if reported <= set(ids) else set(ids)
+
+
+# ---------------------------------------------------------------------------------------- SQS
+class SqsPoller(Worker):
+    def __init__(
+        self,
+        function: LoadedFunction,
+        source: str,
+        queue_url: str,
+        queue_arn: str,
+        properties: dict,
+        sqs: Any,
+        region: str,
+        stop: threading.Event,
+    ):
+        super().__init__(f"{source} -> {function.spec.logical_id}", stop)
+        self.function = function
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        # One receive returns at most 10; Lambda's larger batches and batching window add nothing locally.
+        self.batch_size = max(1, min(int(properties.get("BatchSize", 10)), 10))
+        self.report_failures = "ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or [])
+        self.patterns = parse_filters(properties.get("FilterCriteria"))
+        self.sqs = sqs
+        self.region = region
+        # Fault injection (POST /_dev/faults): hold the queue, or let the next invocation die
+        # after its first n records, as a Lambda environment killed mid-batch would.
+        self.paused = False
+        self.held = threading.Event()  # set while paused and no receive is in flight
+        self.crash_after: int | None = None
+
+    def tick(self) -> None:
+        if self.paused:
+            self.held.set()
+            self.stop.wait(0.1)
+            return
+        self.held.clear()
+        messages = (
+            self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=1,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages")
+            or []
+        )
+        if not messages:
+            return
+        records = [self._record(message) for message in messages]
+        deliver = [record for record in records if any_match(self.patterns, _sqs_filter_view(record))]
+        failed: set[str] = set()
+        if deliver:
+            ids = [record["messageId"] for record in deliver]
+            crash_after, self.crash_after = self.crash_after, None
+            if crash_after is None:
+                ok, result = _invoke(self.function, {"Records": deliver})
+            else:
+                # The first records ran; then the invocation died and reported nothing, so every
+                # message of the batch returns after the queue's visibility timeout.
+                _invoke(self.function, {"Records": deliver[:crash_after]})
+                ok, result = False, None
+                log.info("%s: injected crash after %d of %d records", self.name, crash_after, len(deliver))
+            if not ok:
+                failed = set(ids)
+            elif self.report_failures:
+                failed = _failed_ids(result, ids)
+            if failed:
+                log.info(
+                    "%s: %d of %d messages failed; they return after the visibility timeout",
+                    self.name,
+                    len(failed),
+                    len(deliver),
+                )
+        # Messages the filter drops are deleted too, as Lambda does.
+        done = [m for m, r in zip(messages, records, strict=True) if r["messageId"] not in failed]
+        for start in range(0, len(done), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+
+    def _record(self, message: dict) -> dict:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+            "attributes": dict(message.get("Attributes") or {}),
+            "messageAttributes": {
+                name: {
+                    "stringValue": value.get("StringValue"),
+                    "binaryValue": base64.b64encode(value["BinaryValue"]).decode() if "BinaryValue" in value else None,
+                    "stringListValues": value.get("StringListValues", []),
+                    "binaryListValues": value.get("BinaryListValues", []),
+                    "dataType": value.get("DataType"),
+                }
+                for name, value in (message.get("MessageAttributes") or {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody"),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": self.region,
+        }
+
+
+def _sqs_filter_view(record: dict) -> dict:
+    # Lambda filters on the parsed body when the body is JSON, on the plain string otherwise.
+    try:
+        body = json.loads(record["body"])
+    except ValueError:
+        return record
+    return {**record, "body": body}
+
+
+# ---------------------------------------------------------------------------------------- streams
+class StreamPoller(Worker):
+    LOCAL_MAX_RETRIES = 3  # Lambda retries until the record expires (24 h); locally that would wedge the shard.
+
+    def __init__(
+        self,
+        function: LoadedFunction,
+        source: str,
+        stream_arn: str,
+        properties: dict,
+        streams: Any,
+        region: str,
+        stop: threading.Event,
+    ):
+        super().__init__(f"{source} -> {function.spec.logical_id}", stop)
+        self.function = function
+        self.stream_arn = stream_arn
+        self.batch_size = max(1, min(int(properties.get("BatchSize", 100)), 1000))
+        self.report_failures = "ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or [])
+        self.patterns = parse_filters(properties.get("FilterCriteria"))
+        retries = int(properties.get("MaximumRetryAttempts", -1))
+        self.max_retries = retries if retries >= 0 else self.LOCAL_MAX_RETRIES
+        self.bisect = str(properties.get("BisectBatchOnFunctionError", False)).lower() == "true"
+        self.streams = streams
+        self.region = region
+        # DestinationConfig.OnFailure (an SQS queue of the template): where an abandoned batch's
+        # coordinates go. Set by build_workers, which knows the queues.
+        self.on_failure: tuple[Any, str] | None = None
+        self.iterators: dict[str, str | None] = {}
+        self._polls = 0
+
+    def prime(self) -> None:
+        """Take LATEST iterators now, so every write after start-up is delivered."""
+        self._refresh_shards("LATEST")
+
+    def _refresh_shards(self, position: str) -> None:
+        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            if shard["ShardId"] not in self.iterators:
+                self.iterators[shard["ShardId"]] = self.streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard["ShardId"], ShardIteratorType=position
+                )["ShardIterator"]
+
+    def tick(self) -> None:
+        self._polls += 1
+        if self._polls % 40 == 0:
+            self._refresh_shards("TRIM_HORIZON")  # shards born after start-up are read from their start
+        delivered = False
+        for shard_id, iterator in list(self.iterators.items()):
+            if iterator is None:
+                continue
+            answer = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+            self.iterators[shard_id] = answer.get("NextShardIterator")
+            records = [self._record(raw) for raw in answer.get("Records") or []]
+            if records:
+                delivered = True
+                self._deliver([r for r in records if any_match(self.patterns, r)], shard_id)
+        if not delivered:
+            self.stop.wait(0.25)
+
+    def _deliver(self, records: list[dict], shard_id: str) -> None:
+        """Lambda's stream semantics: retry the batch (from the first reported failure), split it
+        in two on errors when BisectBatchOnFunctionError is set, give up after MaximumRetryAttempts."""
+        pending = (
+            [(records, 0)] if records else []
+        )  # all filtered out: Lambda does not invoke if records else []  # Lambda never invokes with an empty batch
+        while pending and not self.stop.is_set():
+            batch, attempt = pending.pop(0)
+            ok, result = _invoke(self.function, {"Records": batch})
+            if ok:
+                numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+                failed = _failed_ids(result, numbers) if self.report_failures else set()
+                if not failed:
+                    continue
+                batch = batch[min(numbers.index(n) for n in failed) :]
+            if attempt >= self.max_retries:
+                self._abandon(batch, shard_id, attempt + 1)
+                continue
+            self.stop.wait(min(0.1 * 2**attempt, 1.0))
+            if not ok and self.bisect and len(batch) > 1:
+                half = len(batch) // 2
+                pending[:0] = [(batch[:half], attempt + 1), (batch[half:], attempt + 1)]
+            else:
+                pending.insert(0, (batch, attempt + 1))
+
+    def _abandon(self, batch: list[dict], shard_id: str, invocations: int) -> None:
+        log.warning("%s: gave up on %d records after %d invocations", self.name, len(batch), invocations)
+        if self.on_failure is None:
+            return
+        sqs, queue_url = self.on_failure
+        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        function_arn = f"arn:aws:lambda:{self.region}:{self.function.account_id}:function:{self.function.spec.name}"
+        # Lambda's on-failure record: where the batch was, never the records themselves.
+        record = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": function_arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": invocations,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(first.get("ApproximateCreationDateTime")),
+                "approximateArrivalOfLastRecord": _iso(last.get("ApproximateCreationDateTime")),
+                "batchSize": len(batch),
+                "streamArn": self.stream_arn,
+            },
+        }
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    def _record(self, raw: dict) -> dict:
+        record = _json_safe(copy.deepcopy(raw))
+        record.update(eventVersion="1.1", awsRegion=self.region, eventSourceARN=self.stream_arn)
+        return record
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_safe(node: Any) -> Any:
+    """boto3 hands back bytes and datetimes; Lambda delivers base64 strings and epoch seconds."""
+    if isinstance(node, dict):
+        return {key: _json_safe(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_json_safe(value) for value in node]
+    if isinstance(node, (bytes, bytearray)):
+        return base64.b64encode(node).decode()
+    if isinstance(node, datetime):
+        return node.timestamp()
+    return node
+
+
+# ---------------------------------------------------------------------------------------- schedules
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def interval_seconds(expression: str) -> float | None:
+    """Seconds between runs for rate(...); cron(...) runs hourly locally, a deliberate approximation
+    (no cron parser here; every schedule in the template is hourly or faster). at(...) never runs."""
+    expression = expression.strip()
+    match = _RATE.match(expression)
+    if match:
+        return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+    if expression.startswith("cron("):
+        return 3600.0
+    return None
+
+
+def schedule_expression(properties: dict) -> str:
+    return str(properties.get("Schedule") or properties.get("ScheduleExpression") or "")
+
+
+def schedule_enabled(properties: dict) -> bool:
+    if str(properties.get("Enabled", True)).lower() == "false":
+        return False
+    return str(properties.get("State", "ENABLED")).upper() == "ENABLED"
+
+
+def scheduled_event(
+    function: LoadedFunction, source: str | None, properties: dict, region: str, account_id: str
+) -> Any:
+    """The event a schedule delivers: its Input when it has one, else EventBridge's scheduled event."""
+    given = properties.get("Input")
+    if given is not None:
+        return json.loads(given) if isinstance(given, str) else given
+    rule = f"{function.spec.name}-{source or 'manual'}"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account_id,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account_id}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+class ScheduleTimer(Worker):
+    def __init__(
+        self,
+        function: LoadedFunction,
+        source: str,
+        properties: dict,
+        interval: float,
+        region: str,
+        account_id: str,
+        stop: threading.Event,
+    ):
+        super().__init__(f"{source} -> {function.spec.logical_id}", stop)
+        self.function = function
+        self.source = source
+        self.properties = properties
+        self.interval = interval
+        self.region = region
+        self.account_id = account_id
+
+    def tick(self) -> None:
+        # Like EventBridge, the first run comes one period after the rule exists.
+        if not self.stop.wait(self.interval):
+            event = scheduled_event(self.function, self.source, self.properties, self.region, self.account_id)
+            _invoke(self.function, event)
+
+
+# ---------------------------------------------------------------------------------------- wiring
+def build_workers(
+    functions: dict[str, LoadedFunction],
+    resources: Resources,
+    resolver: Resolver,
+    *,
+    sqs: Any,
+    streams: Any,
+    region: str,
+    account_id: str,
+    schedules: bool,
+    stop: threading.Event,
+) -> list[Worker]:
+    workers: list[Worker] = []
+    for function in functions.values():
+        for source, event in function.spec.events.items():
+            kind = event.get("Type")
+            if kind not in ("SQS", "DynamoDB", *SCHEDULE_TYPES):
+                continue  # Api events belong to the gateway; other types have no local source
+            properties = resolver.resolve(event.get("Properties") or {})
+            label = f"{function.spec.logical_id}.{source}"
+            if str(properties.get("Enabled", True)).lower() == "false":
+                log.debug("%s: disabled in the template", label)
+                continue
+            if not function.available:
+                log.warning("%s: function unavailable, its %s source is not polled", label, kind)
+                continue
+            if kind == "SQS":
+                url = resources.queue_url_by_arn(properties["Queue"])
+                if url is None:
+                    log.warning("%s: queue %s is not in the template; not polled", label, properties["Queue"])
+                    continue
+                workers.append(SqsPoller(function, source, url, properties["Queue"], properties, sqs, region, stop))
+            elif kind == "DynamoDB":
+                if resources.table_by_stream_arn(properties["Stream"]) is None:
+                    log.warning("%s: stream is not a table's in the template; not polled", label)
+                    continue
+                poller = StreamPoller(function, source, properties["Stream"], properties, streams, region, stop)
+                on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure")) or {}
+                if on_failure.get("Destination"):
+                    url = resources.queue_url_by_arn(on_failure["Destination"])
+                    if url is None:
+                        log.warning("%s: OnFailure destination is not a queue of the template; ignored", label)
+                    else:
+                        poller.on_failure = (sqs, url)
+                poller.prime()
+                workers.append(poller)
+            elif schedules and schedule_enabled(properties):
+                interval = interval_seconds(schedule_expression(properties))
+                if interval is None:
+                    log.warning("%s: schedule %r has no local timer", label, schedule_expression(properties))
+                    continue
+                workers.append(ScheduleTimer(function, source, properties, interval, region, account_id, stop))
+    return workers
+
+
+def schedule_properties(function: LoadedFunction, resolver: Resolver) -> tuple[str | None, dict]:
+    """The function's first schedule event (source name, resolved properties), for /_dev/run."""
+    for source, event in function.spec.events.items():
+        if event.get("Type") in SCHEDULE_TYPES:
+            return source, resolver.resolve(event.get("Properties") or {})
+    return None, {}

@@ -1,0 +1,106 @@
+"""A controller's webhook endpoint, for the demo controller: records deliveries for /_dev/webhooks.
+
+Signatures are checked with the `standardwebhooks` library once a secret is known (the runner
+hands over the demo controller's secret when it registers it; POST /_dev/webhooks {"secret"} or
+RIGHTSDESK_LOCAL_WEBHOOK_SECRET set another); until then deliveries are accepted unverified. A
+badly signed delivery is answered 401. POST /_dev/webhooks {"fail": {"status": 500, "times": 3}}
+makes the next three answers 500 (or 410, ...), to exercise retries. Deliveries are never
+logged: they carry subject data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from local.servers import RequestHandler
+
+log = logging.getLogger("local")
+
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+class WebhookReceiver:
+    def __init__(self) -> None:
+        self.deliveries: list[dict] = []
+        self.secret: str | None = os.environ.get("RIGHTSDESK_LOCAL_WEBHOOK_SECRET") or None
+        # A test may make the controller answer with another status, to exercise retries or 410:
+        # always (respond_status) or for the next few deliveries (fail: {"status", "times"}).
+        self.respond_status = 204
+        self.failures: list[int] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: RequestHandler) -> None:
+        if request.command != "POST":
+            request.respond_json(405, {"error": {"code": "method_not_allowed", "message": "POST only"}})
+            return
+        body = request.read_body()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        verified, problem = self._verify(body, headers)
+        with self._lock:
+            status = self._next_status() if verified is not False else 401
+            self.deliveries.append(
+                {
+                    "received_at": time.time(),
+                    "path": request.path.split("?", 1)[0],
+                    "webhook_id": headers.get("webhook-id"),
+                    "webhook_timestamp": headers.get("webhook-timestamp"),
+                    "signature_headers_present": all(h in headers for h in SIGNATURE_HEADERS),
+                    "verified": verified,
+                    "verify_error": problem,
+                    "answered": status,
+                    "body": _parse(body),
+                }
+            )
+        log.info("receiver: delivery %s -> %d (verified=%s)", len(self.deliveries), status, verified)
+        request.respond(status, [], b"")
+
+    def _verify(self, body: bytes, headers: dict[str, str]) -> tuple[bool | None, str | None]:
+        if not self.secret:
+            return None, None
+        from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+        try:
+            Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError as error:
+            return False, str(error)  # the library's messages name the failed check, never payload data
+        except Exception as error:  # noqa: BLE001 - a malformed secret or header is a failed check too
+            return False, type(error).__name__
+        return True, None
+
+    def _next_status(self) -> int:
+        return self.failures.pop(0) if self.failures else self.respond_status
+
+    def configure(self, settings: dict) -> dict:
+        with self._lock:
+            if "secret" in settings:
+                self.secret = settings["secret"] or None
+            if "respond_status" in settings:
+                self.respond_status = int(settings["respond_status"])
+            if "fail" in settings:
+                fail = settings["fail"] or {}
+                self.failures = [int(fail.get("status", 500))] * int(fail.get("times", 1))
+            return {
+                "secret_set": bool(self.secret),
+                "respond_status": self.respond_status,
+                "failures_left": len(self.failures),
+            }
+
+    def listing(self) -> list[dict]:
+        with self._lock:
+            return list(self.deliveries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.deliveries.clear()
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")

@@ -1,0 +1,378 @@
+"""LocalStack: the whole local cloud for one template, as a Python object (the CLI wraps it)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local import outbox
+from local.cloud import ACCOUNT_ID, REGION, MotoServer, fake_aws_environment, follow_injected_clock
+from local.dev_routes import DevRoutes
+from local.functions import LoadedFunction, function_specs, split_environment
+from local.gateway import Gateway, Route, build_routes
+from local.intrinsics import Resolver, parameter_values
+from local.pollers import Worker, build_workers
+from local.receiver import WebhookReceiver
+from local.resources import Resources
+from local.servers import HttpServer, RequestHandler, ServerThread, bind
+from local.template import load
+
+log = logging.getLogger("local")
+
+HOST = "127.0.0.1"
+PARAMETER_OVERRIDES = {"Stage": "local"}
+DEMO = {
+    "controller_id": "ctl_demo",
+    "site_key": "demo",
+    "domains": ("demo.localhost",),
+    "name": "Demo Shop",
+    "contact_email": "privacy@demo.localhost",
+}
+
+
+class LocalStack:
+    _running = False  # handlers share os.environ, sys.modules and the core's globals: one per process
+
+    def __init__(
+        self,
+        template_path: str | Path = "template.yaml",
+        *,
+        gateway_port: int = 3000,
+        moto_port: int = 4566,
+        receiver_port: int = 3001,
+        schedules: bool = True,
+        demo: bool = True,
+        parameter_overrides: dict[str, Any] | None = None,
+    ):
+        self.template_path = Path(template_path)
+        self.ports = {"gateway": gateway_port, "moto": moto_port, "receiver": receiver_port}
+        self.schedules = schedules
+        self.demo = demo
+        self.parameter_overrides = {**PARAMETER_OVERRIDES, **(parameter_overrides or {})}
+        self.region, self.account_id = REGION, ACCOUNT_ID
+        self.functions: dict[str, LoadedFunction] = {}
+        self.routes: list[Route] = []
+        self.workers: list[Worker] = []
+        self.receiver_app = WebhookReceiver()
+        self.demo_api_key: str | None = None
+        self.demo_status = "not registered"
+        self.started_in: float | None = None
+        self._stop = threading.Event()
+        self._threads: list[ServerThread] = []
+        self._servers: list[HttpServer] = []
+        self._moto: MotoServer | None = None
+        self._gateway: Gateway | None = None
+        self._saved_env: dict[str, str] | None = None
+        self._saved_path: list[str] | None = None
+        self._saved_modules: set[str] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> "LocalStack":
+        if LocalStack._running:
+            raise RuntimeError("a LocalStack is already running in this process")
+        started = time.monotonic()
+        self.template = load(self.template_path)
+        self._bind_ports()
+        LocalStack._running = True
+        self._saved_env, self._saved_path = dict(os.environ), list(sys.path)
+        self._saved_modules = set(sys.modules)
+        self._stop.clear()
+        try:
+            self._start_cloud()
+            self._load_functions()
+            self._register_demo()
+            self._gateway = Gateway(
+                build_routes(self.template, self.resolver, self.functions),
+                region=self.region,
+                account_id=self.account_id,
+                dev=DevRoutes(self),
+            )
+            self.routes = self._gateway.routes
+            self.workers = build_workers(
+                self.functions,
+                self.resources,
+                self.resolver,
+                sqs=self.client("sqs"),
+                streams=self.client("dynamodbstreams"),
+                region=self.region,
+                account_id=self.account_id,
+                schedules=self.schedules,
+                stop=self._stop,
+            )
+            for name, server in zip(("gateway", "receiver"), self._servers, strict=True):
+                self._threads.append(ServerThread(server, name))
+            for thread in [*self._threads, *self.workers]:
+                thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + 3
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.join(timeout=max(0.1, deadline - time.monotonic()))
+        for thread in self._threads:
+            thread.stop()
+        for server in self._servers[len(self._threads) :]:
+            server.server_close()  # bound but never served (start failed early)
+        self._threads, self._servers = [], []
+        if self._moto is not None:
+            if self._moto._server is not None:
+                self._moto.stop()
+            else:
+                self._moto.close_unstarted()
+            self._moto = None
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            sys.path[:] = self._saved_path or sys.path
+            self._saved_env = None
+            self._forget_code_modules()
+        LocalStack._running = False
+
+    def _forget_code_modules(self) -> None:
+        """Drop the handler and layer modules this run imported: their module-level clients and caches
+        point at this run's moto, so a later stack in this process must import them afresh. (A core
+        imported before start() stays, with its caches; bench and tests import it after.)"""
+        folders = [fn.spec.code_dir for fn in self.functions.values()] + self._layer_paths()
+        for name in set(sys.modules) - self._saved_modules:
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if file and any(Path(file).is_relative_to(folder) for folder in folders):
+                del sys.modules[name]
+
+    # ------------------------------------------------------------------ start-up steps
+    def _bind_ports(self) -> None:
+        """Every port first, so a busy one fails in a moment, before anything else has started."""
+        try:
+            self._servers.append(
+                bind(
+                    HOST,
+                    self.ports["gateway"],
+                    self._serve_gateway,
+                    what="gateway",
+                    env_var="RIGHTSDESK_LOCAL_PORT",
+                    flag="--port",
+                )
+            )
+            self._servers.append(
+                bind(
+                    HOST,
+                    self.ports["receiver"],
+                    self.receiver_app,
+                    what="webhook receiver",
+                    env_var="RIGHTSDESK_LOCAL_RECEIVER_PORT",
+                    flag="--receiver-port",
+                )
+            )
+            self._moto = MotoServer(HOST, self.ports["moto"])
+        except BaseException:
+            for server in self._servers:
+                server.server_close()
+            self._servers = []
+            raise
+
+    def _serve_gateway(self, request: RequestHandler) -> None:
+        assert self._gateway is not None
+        self._gateway(request)
+
+    def _start_cloud(self) -> None:
+        assert self._moto is not None
+        self._moto.start()
+        fake_aws_environment(self.moto_url)
+        # moto's backends are process-wide: a second stack in this process must not see the first's data.
+        urllib.request.urlopen(
+            urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST"), timeout=5
+        ).close()
+        outbox.install_capture()
+        follow_injected_clock()
+        self._session = boto3.session.Session(region_name=self.region)
+        self.resources = Resources(self.template, self.client, region=self.region, account_id=self.account_id)
+        self.parameters = parameter_values(self.template, self.parameter_overrides)
+        self.resolver = Resolver(
+            self.template, self.parameters, self.resources, region=self.region, account_id=self.account_id
+        )
+        self.resources.provision(self.resolver)
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self.moto_url)
+
+    def _load_functions(self) -> None:
+        specs = function_specs(self.template, self.resolver)
+        shared, own = split_environment(specs)
+        local_env = {
+            "RIGHTSDESK_STAGE": "local",
+            "PUBLIC_BASE_URL": self.base_url,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
+            "ALLOW_HTTP_WEBHOOKS": "true",  # the demo receiver is plain http on loopback
+        }
+        os.environ.update({**shared, **local_env})
+        for layer in reversed(self._layer_paths()):
+            sys.path.insert(0, str(layer))  # where Lambda mounts layers (/opt/python)
+        self._bind_core()
+        for spec in specs:
+            function = LoadedFunction(spec, self.template.root, self.region, self.account_id)
+            function.load({k: v for k, v in own[spec.logical_id].items() if k not in local_env})
+            self.functions[spec.logical_id] = function
+
+    def _layer_paths(self) -> list[Path]:
+        paths = []
+        for resource in self.template.of_type("AWS::Serverless::LayerVersion").values():
+            content = (resource.get("Properties") or {}).get("ContentUri")
+            if isinstance(content, str) and (self.template.root / content).is_dir():
+                folder = self.template.root / content
+                paths.append(folder / "python" if (folder / "python").is_dir() else folder)
+        return paths
+
+    def _bind_core(self) -> None:
+        """Point the core's cached settings, models and secrets at this run's resources."""
+        try:
+            from rightsdesk import config, hashing, models
+        except ImportError:
+            log.debug("the rightsdesk core is not importable; nothing to bind")
+            return
+        config.reload()
+        hashing.forget_key()
+        # The core's modules cache their boto3 clients and offer forget_clients(); a core imported
+        # before this stack started may hold clients for an earlier moto.
+        for name, module in list(sys.modules.items()):
+            if name.startswith("rightsdesk.") and callable(getattr(module, "forget_clients", None)):
+                module.forget_clients()
+        if os.environ.get("RIGHTSDESK_TABLE"):
+            models.bind_table(os.environ["RIGHTSDESK_TABLE"])
+        try:  # powertools keeps one secrets client per process; a restarted stack needs a new one
+            from aws_lambda_powertools.utilities.parameters import base
+
+            base.DEFAULT_PROVIDERS.clear()
+        except (ImportError, AttributeError):
+            pass
+
+    def _register_demo(self) -> None:
+        table = os.environ.get("RIGHTSDESK_TABLE")
+        tables = {p["name"] for p in self.resources.describe().values() if p["type"] == "AWS::DynamoDB::Table"}
+        if not self.demo or table not in tables:
+            self.demo_status = "skipped (no RIGHTSDESK_TABLE in this template)" if self.demo else "disabled"
+            return
+        from rightsdesk import registry
+        from rightsdesk.errors import Conflict
+
+        if registry.get_controller(DEMO["controller_id"]) is not None:
+            self.demo_status = "already registered"
+            return
+        try:
+            created = registry.register(
+                name=DEMO["name"],
+                site_key=DEMO["site_key"],
+                domains=DEMO["domains"],
+                contact_email=DEMO["contact_email"],
+                delivery="webhook",
+                webhook_url=self.demo_webhook_url,
+                controller_id=DEMO["controller_id"],
+            )
+        except Conflict:
+            self.demo_status = "already registered"
+            return
+        self.demo_api_key = created.api_key
+        if created.webhook_secret:  # the demo receiver verifies signatures, as a controller should
+            self.receiver_app.configure({"secret": created.webhook_secret})
+        self.demo_status = "registered"
+
+    # ------------------------------------------------------------------ facts and helpers
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self._servers[0].port}"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{HOST}:{self._servers[1].port}"
+
+    @property
+    def demo_webhook_url(self) -> str:
+        return f"{self.receiver_url}/webhooks/demo"
+
+    @property
+    def moto_url(self) -> str:
+        assert self._moto is not None
+        return self._moto.url
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        return self.functions[logical_id].invoke(event)
+
+    def health(self) -> dict:
+        try:
+            from rightsdesk import clock
+
+            now = {"now": clock.isoformat(clock.now()), "offset_seconds": clock.offset_seconds()}
+        except ImportError:
+            now = None
+        unavailable = {lid: fn.problem for lid, fn in self.functions.items() if not fn.available}
+        return {
+            "ok": True,
+            "degraded": bool(unavailable),
+            "moto": self.moto_url,
+            "gateway": self.base_url,
+            "receiver": self.receiver_url,
+            "region": self.region,
+            "functions": {
+                "loaded": sorted(lid for lid, fn in self.functions.items() if fn.available),
+                "unavailable": unavailable,
+            },
+            "routes": [f"{route.method} {route.resource}" for route in self.routes],
+            "pollers": [worker.name for worker in self.workers],
+            "schedules": self.schedules,
+            "clock": now,
+            "resources": self.resources.describe(),
+            "demo": {
+                "status": self.demo_status,
+                "site_key": DEMO["site_key"],
+                "controller_id": DEMO["controller_id"],
+                "webhook_url": self.demo_webhook_url,
+            },
+            "started_in_seconds": round(self.started_in, 2) if self.started_in else None,
+        }
+
+    def banner(self) -> str:
+        base = self.base_url
+        unavailable = [f"{lid} ({fn.problem})" for lid, fn in self.functions.items() if not fn.available]
+        routes = [f"{route.method} {route.resource}" for route in self.routes]
+        lines = [
+            f"rightsdesk local stack ready in {self.started_in:.1f}s ({self.template_path})",
+            f"  {'form' if 'GET /' in routes else 'gateway':<11} {base}/",
+            f"  api         {len(routes)} routes: {', '.join(routes[:5])}{', ...' if len(routes) > 5 else ''}",
+            f"  dev         {base}/_dev/health  /_dev/outbox  /_dev/clock  /_dev/webhooks",
+            f"              {base}/_dev/run/<FunctionLogicalId>  (POST: run a function now)",
+            f"  moto        {self.moto_url}  (AWS_ENDPOINT_URL for boto3 and the CLI's --local)",
+            f"  receiver    {self.demo_webhook_url}",
+            f"  functions   {len(self.functions) - len(unavailable)} loaded; pollers: {len(self.workers)}; "
+            f"schedules: {'on' if self.schedules else 'off (use /_dev/run)'}",
+        ]
+        if unavailable:
+            lines.append(f"  unavailable {', '.join(unavailable)}")
+        if self.demo_api_key:
+            lines.append(
+                f"  demo        site key '{DEMO['site_key']}' ({DEMO['domains'][0]}), controller "
+                f"{DEMO['controller_id']}, API key {self.demo_api_key}  (shown once)"
+            )
+        else:
+            lines.append(f"  demo        {self.demo_status}")
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
