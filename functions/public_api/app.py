@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -34,6 +35,8 @@ from rightsdesk.status import is_open
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# Page views record no metric; an empty flush is expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 _origins = settings().cors_allow_origins
 cors = CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600) if _origins else None
@@ -71,11 +74,13 @@ def _base_url() -> str:
     return f"https://{context.domain_name}/{context.stage}"
 
 
-def _html(page: str, status: int = 200, **context) -> Response:
+def _html(page: str, http_status: int = 200, **context) -> Response:
     return Response(
-        status_code=status,
+        status_code=http_status,
         content_type="text/html; charset=utf-8",
         body=web.render_page(page, context.pop("locale", None) or _locale(), **context),
+        # exactly the inline style and script the pages carry, by hash
+        headers={"Content-Security-Policy": web.content_security_policy()},
     )
 
 
@@ -217,6 +222,13 @@ def cancel(request_id: str):
         content_type="application/json",
         body={"request_id": request.request_id, "status": request.status},
     )
+
+
+# ------------------------------------------------------------------ notices (issue 5): policy archive, unsubscribe
+
+import notice_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
+
+app.include_router(notice_routes.router)
 
 
 # ------------------------------------------------------------------ errors
