@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import socket
+import threading
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import (
@@ -84,6 +85,23 @@ def _change_message_visibility(self, queue_name: str, receipt_handle: str, visib
     raise ReceiptHandleIsInvalid
 
 
+class _OneDynamoDBRequestAtATime:
+    """moto's DynamoDB backend is not thread-safe: a transaction deep-copies the table while another
+    thread (a stream consumer, a poller's handler) writes to it, and fails with "dictionary changed
+    size during iteration". DynamoDB (and Streams) requests take turns; the others, SQS long polls
+    included, stay parallel."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return self.app(environ, start_response)
+
+
 class MotoServer(ThreadedMotoServer):
     """ThreadedMotoServer on a socket bound up front.
 
@@ -107,7 +125,7 @@ class MotoServer(ThreadedMotoServer):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             self._ip_address,
             self._port,

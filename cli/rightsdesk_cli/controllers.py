@@ -1,17 +1,29 @@
 """`rightsdesk controllers ...`: the businesses whose sites send requests, and how they receive them.
 
-Read-only for now; `add`, `show`, `rotate-key` and `set-delivery` belong here too.
+`add`, `rotate-key` and `set-delivery` print an API key or a webhook secret exactly once: only a
+keyed hash of the key and KMS ciphertext of the secret are stored. Every change is written with
+its audit event in one conditional transaction (rightsdesk.registry).
 """
 
 from __future__ import annotations
 
-import typer
-from rich.console import RenderableType
+import json
+import os
+import urllib.request
+from enum import Enum
+from typing import Annotated
 
-from rightsdesk import registry
+import typer
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+
+from rightsdesk import config, hashing, registry
+from rightsdesk.errors import InvalidInput
 from rightsdesk.models import ControllerItem
-from rightsdesk_cli.context import use
-from rightsdesk_cli.output import JsonFlag, emit, table
+from rightsdesk_cli.context import LOCAL_URL, Context, use
+from rightsdesk_cli.errors import CliError
+from rightsdesk_cli.output import JsonFlag, cell_text, emit, table
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
 
@@ -42,3 +54,160 @@ def list_controllers(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         return table(LIST_COLUMNS, ([row[key] for key in row] for row in rows))
 
     emit(state, {"controllers": rows}, render)
+
+
+class Delivery(str, Enum):
+    webhook = "webhook"
+    email = "email"
+    pull = "pull"
+    internal = "internal"
+
+
+ControllerId = Annotated[str, typer.Argument(help="The controller id (ctl_...).")]
+WebhookUrl = Annotated[str | None, typer.Option("--webhook-url", help="https endpoint for --delivery webhook.")]
+
+
+def _stack_resource(state: Context, logical_id: str, env_var: str) -> None:
+    """Point the core at one of the stack's resources it needs for writing credentials (the hash
+    key secret, the KMS data key), unless the environment names it already."""
+    if os.environ.get(env_var):
+        return
+    if state.local:
+        url = (os.environ.get("RIGHTSDESK_LOCAL_URL") or LOCAL_URL).rstrip("/") + "/_dev/health"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local dev URL
+            value = json.load(response)["resources"][logical_id]["name"]
+    elif state.stack:
+        import boto3
+
+        described = boto3.client("cloudformation").describe_stack_resource(StackName=state.stack, LogicalResourceId=logical_id)
+        value = described["StackResourceDetail"]["PhysicalResourceId"]
+    else:
+        raise CliError(f"which {logical_id}? pass --stack NAME or set {env_var}", code="no_target")
+    os.environ[env_var] = value
+    config.reload()
+    hashing.forget_key()
+
+
+def _credentials(state: Context, *, sealing: bool) -> None:
+    """API keys are hashed with the stack's hash key; webhook secrets sealed with its data key."""
+    if not config.settings().hash_key:
+        _stack_resource(state, "HashKeySecret", "HASH_KEY_SECRET_ARN")
+    if sealing:
+        _stack_resource(state, "DataKey", "DATA_KEY_ID")
+
+
+def _explained(error: InvalidInput) -> CliError:
+    """Name the offending options; the core speaks of fields."""
+    problems = ", ".join(f"--{field.replace('_', '-')} ({code})" for field, code in error.fields.items())
+    return CliError(f"{error.message}: {problems}" if problems else error.message, code=error.code)
+
+
+def _facts(rows: list[tuple[str, object]], style: str = "bold") -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style=style)
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, escape(cell_text(value)))
+    return grid
+
+
+def _render_controller(view: dict) -> Table:
+    return _facts([
+        ("controller id", view["controller_id"]),
+        ("name", view["name"]),
+        ("site key", view["site_key"]),
+        ("domains", view["domains"]),
+        ("contact", view["contact_email"]),
+        ("locale", view["locale"]),
+        ("delivery", view["delivery"]),
+        ("webhook url", view["webhook_url"]),
+        ("webhook secret", view["webhook_secret"]),
+        ("previous secret valid until", view["previous_webhook_secret_valid_until"]),
+        ("sla days", view["sla_days"]),
+        ("purge after delivery", view["purge_after"] or "default (retention rule)"),
+        ("created", view["created_at"]),
+        ("updated", view["updated_at"]),
+    ])
+
+
+def _render_once(view: dict | None, secrets: dict[str, str | None]) -> RenderableType:
+    parts: list[RenderableType] = [_render_controller(view)] if view else []
+    shown = [(label, value) for label, value in secrets.items() if value]
+    if shown:
+        parts += ["", _facts(shown, style="bold yellow"),
+                  "[yellow]Shown once: store it now. rightsdesk keeps only a hash or ciphertext.[/]"]
+    return Group(*parts)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="The controller's name, as the operator knows it.")],
+    site: Annotated[str, typer.Option("--site", help="Site key subjects type into the form (a-z, 0-9, -).")],
+    contact: Annotated[str, typer.Option("--contact", help="The controller's privacy contact (email).")],
+    delivery: Annotated[Delivery, typer.Option("--delivery", help="How requests reach it; internal = the operator's own data.")],
+    domain: Annotated[list[str] | None, typer.Option("--domain", help="A domain of the site (repeatable).")] = None,
+    webhook_url: WebhookUrl = None,
+    sla_days: Annotated[int | None, typer.Option("--sla-days", help="Promised answer time in days, if shorter than the law's month.")] = None,
+    purge_after: Annotated[str | None, typer.Option("--purge-after", help="Purge subject data this long after delivery (ISO 8601: PT1H, PT30M, P1D).")] = None,
+    locale: Annotated[str, typer.Option("--locale", help="Language of emails to the controller (en, de, sl).")] = "en",
+    controller_id: Annotated[str | None, typer.Option("--id", help="Choose the id instead of a generated one.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Register a controller; prints its API key (and webhook secret) once."""
+    state = use(ctx, json_output)
+    try:
+        purge_seconds = registry.parse_duration(purge_after) if purge_after else None
+        _credentials(state, sealing=delivery is Delivery.webhook)
+        created = registry.register(
+            name=name, site_key=site, contact_email=contact, delivery=delivery.value, domains=tuple(domain or ()),
+            webhook_url=webhook_url, locale=locale, sla_days=sla_days, purge_after_seconds=purge_seconds,
+            controller_id=controller_id, allow_loopback_http=state.local,
+        )
+    except InvalidInput as error:
+        raise _explained(error) from None
+    view = registry.describe(created.controller)
+    secrets = {"api key": created.api_key, "webhook secret": created.webhook_secret}
+    emit(state, {"controller": view, "api_key": created.api_key, "webhook_secret": created.webhook_secret},
+         lambda: _render_once(view, secrets))
+
+
+@app.command("show")
+def show(ctx: typer.Context, controller_id: ControllerId, json_output: JsonFlag = False) -> None:
+    """One controller's settings (never its key or secret)."""
+    state = use(ctx, json_output)
+    view = registry.describe(registry.require_controller(controller_id))
+    emit(state, {"controller": view}, lambda: _render_controller(view))
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, controller_id: ControllerId, json_output: JsonFlag = False) -> None:
+    """Issue a new API key; the old one stops working at once. Prints the new key once."""
+    state = use(ctx, json_output)
+    _credentials(state, sealing=False)
+    api_key = registry.rotate_api_key(controller_id)
+    emit(state, {"controller_id": controller_id, "api_key": api_key},
+         lambda: _render_once(None, {"api key": api_key}))
+
+
+@app.command("set-delivery")
+def set_delivery(
+    ctx: typer.Context,
+    controller_id: ControllerId,
+    delivery: Annotated[Delivery, typer.Option("--delivery", help="How requests reach the controller from now on.")],
+    webhook_url: WebhookUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Change how requests reach a controller. Switching to webhook prints a new secret once."""
+    state = use(ctx, json_output)
+    try:
+        if delivery is Delivery.webhook:
+            _credentials(state, sealing=True)
+        controller, secret = registry.set_delivery(
+            controller_id, delivery.value, webhook_url, allow_loopback_http=state.local
+        )
+    except InvalidInput as error:
+        raise _explained(error) from None
+    view = registry.describe(controller)
+    emit(state, {"controller": view, "webhook_secret": secret},
+         lambda: _render_once(view, {"webhook secret": secret}))

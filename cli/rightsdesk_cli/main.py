@@ -46,3 +46,14 @@ def root(
 
 app.add_typer(requests.app, name="requests")
 app.add_typer(controllers.app, name="controllers")
+
+from rightsdesk_cli import holds, retention  # noqa: E402 - issue 4's groups, kept apart from the others' lines
+
+app.add_typer(retention.app, name="retention")
+app.add_typer(holds.app, name="hold")
+
+from rightsdesk_cli import breach, contacts, policy  # noqa: E402 - issue 5's groups, kept apart from the others' lines
+
+app.add_typer(breach.app, name="breach")
+app.add_typer(policy.app, name="policy")
+app.add_typer(contacts.app, name="contacts")

@@ -99,7 +99,7 @@ def show_request(
         raise NotFound(f"no request {request_id} (unknown, or past its retention time)") from None
     personal = None
     if reveal:
-        personal = {field: getattr(item, field) for field in RequestItem.PERSONAL_FIELDS}
+        personal = queries.personal_fields(item)
         if any(personal.values()):
             # Written before anything is shown: if the audit write fails, nothing is revealed.
             viewed = audit.event(item.pk, action="personal_data_viewed", actor="operator")

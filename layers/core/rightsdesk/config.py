@@ -24,6 +24,11 @@ class Settings:
     public_base_url: str = ""
     cors_allow_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 16 * 1024
+    data_key_id: str = ""  # the KMS key that seals webhook secrets
+    # Only the local run sets ALLOW_HTTP_WEBHOOKS: its demo receiver is plain http on loopback.
+    allow_http_webhooks: bool = False
+    # Who the hourly watch warns when a breach deadline is near (template parameter OperatorEmail).
+    operator_email: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -49,6 +54,11 @@ def settings() -> Settings:
         ses_configuration_set=env.get("SES_CONFIGURATION_SET", ""),
         public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
         cors_allow_origins=_csv(env.get("CORS_ALLOW_ORIGINS", "")),
+        data_key_id=env.get("DATA_KEY_ID", ""),
+        # Never in a deployed stage, whatever the environment says.
+        allow_http_webhooks=env.get("ALLOW_HTTP_WEBHOOKS", "").lower() == "true"
+        and env.get("RIGHTSDESK_STAGE", "local") == "local",
+        operator_email=env.get("OPERATOR_EMAIL", "").strip(),
     )
 
 

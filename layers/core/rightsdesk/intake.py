@@ -15,10 +15,11 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import UpdateError
 
-from rightsdesk import audit, clock, queries, deadlines, hashing, outbox, registry, retention, subjects
+from rightsdesk import audit, clock, deadlines, deletion, hashing, outbox, queries, registry, retention, subjects
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
+    IllegalTransition,
     InvalidCode,
     NotFound,
     TooManyAttempts,
@@ -307,24 +308,28 @@ def status_view(request: RequestItem) -> dict:
 
 def cancel(request_id: str, token: str | None) -> RequestItem:
     """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
-    request = authorize(request_id, token)
-    if not is_open(request.status):
-        raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
-    was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)
-    now = clock.now()
-    transition(
-        request,
-        Status.CANCELLED,
-        actor="subject",
-        at=now,
-        cause="cancelled_by_subject",
-        updates=[
-            RequestItem.email.remove(),
-            RequestItem.name.remove(),
-            RequestItem.details.remove(),
-            RequestItem.personal_purged_at.set(now),
-        ],
-    )
+    for attempt in range(3):
+        request = authorize(request_id, token)
+        if not is_open(request.status):
+            raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
+        was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)
+        now = clock.now()
+        try:
+            transition(
+                request,
+                Status.CANCELLED,
+                actor="subject",
+                at=now,
+                cause="cancelled_by_subject",
+                # `erasure`: the deletion audit names the subject's own instruction as the cause
+                updates=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, now),
+            )
+            break
+        except IllegalTransition:
+            # The dispatcher may move the request (forwarded -> delivered) in the same moment;
+            # the subject's cancel still stands while the request is open.
+            if attempt == 2:
+                raise
     if was_forwarded:
         outbox.enqueue_delivery(request_id=request_id, event="cancelled")
     return request

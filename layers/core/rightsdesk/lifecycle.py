@@ -61,5 +61,5 @@ def transition(
                 tx.update(item, actions=item_actions, condition=condition)
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
-    request.refresh()
+    request.refresh(consistent_read=True)  # an eventually consistent read may still show the old status
     return request

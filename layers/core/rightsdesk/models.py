@@ -10,7 +10,17 @@ Keys (pk / sk):
   SWEEP         STATE              how far the retention sweeper got (rightsdesk.sweeper)
   APIKEY#<hash> APIKEY             keyed hash of a controller's API key -> controller id
   SUBJ#<controller>#<subject hash>#<year>  COUNTER   verified requests of a subject that year
+Breach and policy notices (issue 5, docs/notices.md):
+  INCIDENT#<id> INCIDENT           a personal-data breach: its facts, deadlines and notice counts
+  INCIDENT#<id> NOTICE#<kind>#<recipient>  one recipient's notice and its status (holds the address)
+  INCIDENT#<id> AUDIT#<at>#<n>     audit events of the incident
+  POLICY#<doc>  VERSION#<version>  a published policy version (the public archive)
+  CONTACT#<email hash> CONTACT     a contact who subscribed to lists (rightsdesk.contacts)
+  CONTACT#<email hash> LIST#<list> the contact's membership of one list
+  SUPPRESS#<email hash> SUPPRESSION  an address that bounced or complained (no address stored)
+  UNSUB#<nonce> SPENT              an unsubscribe token that was used
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
+     INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
      AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.deletion).
 GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
 """
@@ -21,6 +31,7 @@ import os
 from functools import lru_cache
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -256,9 +267,184 @@ class SweepState(_Item):
     updated_at = UTCDateTimeAttribute()
 
 
+# ------------------------------------------------------------------ breach and policy notices (issue 5)
+
+
+class Tally(MapAttribute):
+    """How many notices of one kind of recipient are in each status (rightsdesk.breaches)."""
+
+    pending = NumberAttribute(default=0)
+    sent = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+    suppressed = NumberAttribute(default=0)
+
+
+class IncidentItem(_Item):
+    """A personal-data breach. Holds only what the operator typed, ids and dates; no recipient."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "INCIDENT"
+    PARTITION = "INCIDENTS"
+
+    incident_id = UnicodeAttribute()
+    detected_at = UTCDateTimeAttribute()
+    declared_at = UTCDateTimeAttribute()
+    declared_by = UnicodeAttribute()
+    summary = UnicodeAttribute()
+    categories = ListAttribute(of=UnicodeAttribute)
+    consequences = UnicodeAttribute(null=True)
+    measures = UnicodeAttribute(null=True)
+    contact = UnicodeAttribute()
+    high_risk = BooleanAttribute(default=False)
+    notify_subjects = BooleanAttribute(default=False)
+    controller_ids = ListAttribute(of=UnicodeAttribute)
+    controllers_due_at = UTCDateTimeAttribute()
+    authority_due_at = UTCDateTimeAttribute()
+    authority_notified_at = UTCDateTimeAttribute(null=True)
+    authority_reference = UnicodeAttribute(null=True)
+    controllers = Tally(default=dict)
+    subjects = Tally(default=dict)
+    webhooks_queued = NumberAttribute(default=0)
+    # operator warnings already queued (rightsdesk.breach_watch), each sent once
+    warnings_sent = UnicodeSetAttribute(null=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    listing = ControllerIndex()
+
+    @staticmethod
+    def key(incident_id: str) -> str:
+        return f"INCIDENT#{incident_id}"
+
+
+class NoticeItem(_Item):
+    """One recipient of a breach notice: the only place its address is kept (rule breach_recipient)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "NOTICE#"
+
+    incident_id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # controller | subject
+    recipient = UnicodeAttribute()  # a controller id, or a subject's keyed email hash
+    email = UnicodeAttribute()
+    locale = UnicodeAttribute(default="en")
+    controller_ids = ListAttribute(of=UnicodeAttribute)
+    status = UnicodeAttribute()  # pending | sent | failed | suppressed
+    mail_id = UnicodeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    sent_at = UTCDateTimeAttribute(null=True)
+
+    @staticmethod
+    def sort_key(kind: str, recipient: str) -> str:
+        return f"NOTICE#{kind}#{recipient}"
+
+
+class PolicyVersionItem(_Item):
+    """One published version of a policy document; never changed once published."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "VERSION#"
+    PARTITION = "POLICIES"
+
+    doc = UnicodeAttribute()
+    version = UnicodeAttribute()
+    url = UnicodeAttribute()
+    summaries = MapAttribute(default=dict)  # locale -> summary text (Markdown as typed)
+    major = BooleanAttribute(default=False)
+    effective_at = UTCDateTimeAttribute()
+    published_at = UTCDateTimeAttribute()
+    published_by = UnicodeAttribute()
+    content_hash = UnicodeAttribute()
+    recipients_queued = NumberAttribute(default=0)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    listing = ControllerIndex()
+
+    @staticmethod
+    def key(doc: str) -> str:
+        return f"POLICY#{doc}"
+
+
+class ContactItem(_Item):
+    """Someone who asked for mail from us (policy notices, optional lists), by keyed email hash."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "CONTACT"
+
+    email = UnicodeAttribute()
+    locale = UnicodeAttribute(default="en")
+    subscriptions = UnicodeSetAttribute(null=True)
+    suppressed = BooleanAttribute(default=False)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def key(email_hash: str) -> str:
+        return f"CONTACT#{email_hash}"
+
+
+class ListMemberItem(_Item):
+    """A contact's membership of one list, filed in GSI1 under the list so a fan-out never scans."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "LIST#"
+
+    email = UnicodeAttribute()
+    locale = UnicodeAttribute(default="en")
+    joined_at = UTCDateTimeAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    members = ControllerIndex()
+
+
+class SuppressionItem(_Item):
+    """An address SES reported as bouncing or complaining, by keyed hash: notices skip it."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "SUPPRESSION"
+
+    reason = UnicodeAttribute()  # bounce | complaint
+    first_at = UTCDateTimeAttribute()
+    last_at = UTCDateTimeAttribute()
+    events = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(email_hash: str) -> str:
+        return f"SUPPRESS#{email_hash}"
+
+
+class SpentTokenItem(_Item):
+    """An unsubscribe token that was used: its nonce, so the token works once."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "SPENT"
+
+    list_name = UnicodeAttribute()
+    spent_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def key(nonce: str) -> str:
+        return f"UNSUB#{nonce}"
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem, ApiKeyItem, SubjectCounterItem,
     SweepState,
+    IncidentItem, NoticeItem, PolicyVersionItem, ContactItem, ListMemberItem, SuppressionItem, SpentTokenItem,
+    _Item,  # any item by its keys and retention attributes: how the sweeper reads the expiry index
 )
 
 

@@ -1,0 +1,66 @@
+"""What the notice commands need beyond the table: the queues, and the hash key for contacts.
+
+The core reads MAIL_QUEUE_URL, DELIVERY_QUEUE_URL and HASH_KEY_SECRET_ARN from the environment, as
+in Lambda. They are found the way the table is: the local run's fixed names, a deployed stack's
+outputs and resources, or (with RIGHTSDESK_TABLE) the environment the operator set.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rightsdesk_cli.context import Context
+from rightsdesk_cli.errors import CliError
+
+LOCAL_PREFIX = "rightsdesk-local-"
+OUTPUTS = {"MAIL_QUEUE_URL": "MailQueueUrl", "DELIVERY_QUEUE_URL": "DeliveryQueueUrl"}
+SECRET_RESOURCE = "HashKeySecret"
+
+
+def connect_mail(state: Context, *, hash_key: bool = False) -> Context:
+    """Point the core's outbox (and, if asked, its keyed hashing) at the target; idempotent."""
+    state.connect()
+    env = os.environ
+    if state.local:
+        _local(env)
+    elif state.stack:
+        _stack(env, state.stack, hash_key)
+    missing = [name for name in OUTPUTS if not env.get(name)]
+    if hash_key and not (env.get("HASH_KEY_SECRET_ARN") or env.get("RIGHTSDESK_HASH_KEY")):
+        missing.append("HASH_KEY_SECRET_ARN")
+    if missing:
+        raise CliError(f"set {', '.join(missing)} (or use --stack / --local)", code="no_target")
+    from rightsdesk import config, hashing, notify, outbox
+
+    config.reload()
+    outbox.forget_clients()
+    notify.forget_clients()
+    hashing.forget_key()
+    return state
+
+
+def _local(env: os._Environ) -> None:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    for name, logical_id in (("MAIL_QUEUE_URL", "MailQueue"), ("DELIVERY_QUEUE_URL", "DeliveryQueue")):
+        env[name] = sqs.get_queue_url(QueueName=LOCAL_PREFIX + logical_id)["QueueUrl"]
+    env["HASH_KEY_SECRET_ARN"] = LOCAL_PREFIX + SECRET_RESOURCE  # a secret's name works as its id
+
+
+def _stack(env: os._Environ, stack: str, hash_key: bool) -> None:
+    import boto3
+
+    cloudformation = boto3.client("cloudformation")
+    outputs = {
+        output["OutputKey"]: output["OutputValue"]
+        for output in cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    }
+    for name, key in OUTPUTS.items():
+        if key not in outputs:
+            raise CliError(f"stack {stack} has no output {key}; deploy the current template", code="not_rightsdesk")
+        env[name] = outputs[key]
+    if hash_key:
+        # The secret's ARN is no output (outputs are world-readable to the account); its resource is.
+        resource = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId=SECRET_RESOURCE)
+        env["HASH_KEY_SECRET_ARN"] = resource["StackResourceDetail"]["PhysicalResourceId"]

@@ -1,0 +1,270 @@
+"""What a controller sees of its requests and how it reports progress (the controller API's rules).
+
+A controller sees only requests routed to it, from `forwarded` on: an unverified request is not
+its business yet. Another controller's request, or one past its retention time, is "not found",
+never "forbidden", so request ids cannot be probed across tenants. Personal fields are shown
+while they exist; they are purged after delivery (rightsdesk.retention).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.exceptions import TransactWriteError
+
+from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, outbox, queries, registry
+from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
+from rightsdesk.lifecycle import transition
+from rightsdesk.models import AuditEvent, ControllerItem, RequestItem, transaction
+from rightsdesk.status import Status
+
+log = logging.getLogger(__name__)
+
+VISIBLE = (
+    Status.FORWARDED, Status.DELIVERED, Status.DELIVERY_FAILED, Status.ACKNOWLEDGED,
+    Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.CANCELLED,
+)
+VisibleStatus = Literal[
+    "forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress", "completed", "rejected", "cancelled"
+]
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+
+
+class StatusReport(BaseModel):
+    """`POST /v1/controller/requests/{id}/status`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: Literal["acknowledged", "in_progress", "completed", "rejected"]
+    reason: Annotated[str | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
+    extend_to: Annotated[datetime | None, Field(description="New due date (ISO 8601); at most 3 months after verification")] = None
+
+
+def actor(controller: ControllerItem) -> str:
+    return f"controller:{controller.controller_id}"
+
+
+def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
+    """The controller the authorizer let through, re-checked against its current key: API Gateway
+    caches the authorizer's answer for minutes, a rotated-out key must stop working at once."""
+    controller = registry.get_controller(controller_id) if controller_id else None
+    if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
+        raise Unauthorized("a valid API key is required")
+    return controller
+
+
+# ------------------------------------------------------------------ views
+
+
+def summary(request: RequestItem) -> dict:
+    return {
+        "request_id": request.request_id,
+        "site": request.site,
+        "type": request.request_type,
+        "relationship": request.relationship,
+        "status": request.status,
+        "flags": list(request.flags or []),
+        "created_at": clock.isoformat(request.created_at),
+        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        "personal_data_purged_at": clock.isoformat(request.personal_purged_at) if request.personal_purged_at else None,
+    }
+
+
+def detail(request: RequestItem) -> dict:
+    subject = {field: getattr(request, field) for field in RequestItem.PERSONAL_FIELDS if getattr(request, field)}
+    timeline = [
+        {"at": clock.isoformat(event.at), "status": event.to_status}
+        for event in queries.audit_trail(request)
+        if event.to_status
+    ]
+    return {
+        **summary(request),
+        "locale": request.locale,
+        "purposes": list(request.purposes or []),
+        "subject": subject or None,
+        "timeline": timeline,
+    }
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _own(controller: ControllerItem, request_id: str) -> RequestItem:
+    if not request_id or len(request_id) > 64:
+        raise NotFound("no such request")
+    try:
+        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+    except RequestItem.DoesNotExist:
+        raise NotFound("no such request") from None
+    # One answer for "not yours", "not routed yet" and "gone": nothing to learn from the difference.
+    if (
+        request.controller_id != controller.controller_id
+        or not _visible(request)
+        or not queries.is_visible(request)
+    ):
+        raise NotFound("no such request")
+    return request
+
+
+def _visible(request: RequestItem) -> bool:
+    if request.status == Status.CANCELLED.value:
+        return request.verified_at is not None  # cancelled before verification: never routed
+    return request.status in {status.value for status in VISIBLE}
+
+
+def fetch(controller: ControllerItem, request_id: str) -> dict:
+    """One request. A pull controller's first fetch is the delivery: forwarded -> delivered."""
+    request = _own(controller, request_id)
+    if controller.delivery == "pull" and request.status == Status.FORWARDED.value:
+        try:
+            delivery.mark_delivered(request, controller, via="pull", actor=actor(controller))
+        except IllegalTransition:
+            request.refresh(consistent_read=True)  # a parallel fetch delivered it first
+    return detail(request)
+
+
+def _sign_cursor(controller_id: str, status: str | None, payload: str) -> str:
+    return hashing.keyed_hash("cursor", f"{controller_id}\x00{status or ''}\x00{payload}")[:32]
+
+
+def _encode_cursor(controller_id: str, status: str | None, last_key: dict) -> str:
+    payload = json.dumps([last_key["pk"]["S"], last_key["gsi1sk"]["S"]], separators=(",", ":"))
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return f"{encoded}.{_sign_cursor(controller_id, status, encoded)}"
+
+
+def _decode_cursor(controller_id: str, status: str | None, cursor: str) -> dict:
+    """The listing's resume point. Signed, so a cursor only continues the listing that issued it."""
+    encoded, _, signature = cursor.partition(".")
+    if not hmac.compare_digest(signature, _sign_cursor(controller_id, status, encoded)):
+        raise InvalidInput("that cursor does not belong to this listing", fields={"cursor": "invalid_cursor"})
+    pk, gsi1sk = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    return {
+        "pk": {"S": pk},
+        "sk": {"S": RequestItem.SK},
+        "gsi1pk": {"S": ControllerItem.key(controller_id)},
+        "gsi1sk": {"S": gsi1sk},
+    }
+
+
+def list_page(
+    controller_id: str, *, status: str | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
+) -> tuple[list[dict], str | None]:
+    """A page of the controller's requests (GSI1: by status, then oldest first) and the next page's cursor."""
+    limit = max(1, min(limit, MAX_PAGE))
+    statuses = [status] if status else [s.value for s in VISIBLE]
+    results = RequestItem.by_controller.query(
+        ControllerItem.key(controller_id),
+        RequestItem.gsi1sk.startswith(f"{status}#") if status else None,
+        filter_condition=(RequestItem.sk == RequestItem.SK) & RequestItem.status.is_in(*statuses),
+        limit=limit,
+        last_evaluated_key=_decode_cursor(controller_id, status, cursor) if cursor else None,
+    )
+    items = [summary(item) for item in results if _visible(item) and queries.is_visible(item)]
+    last_key = results.last_evaluated_key
+    return items, _encode_cursor(controller_id, status, last_key) if last_key else None
+
+
+# ------------------------------------------------------------------ reporting progress
+
+
+def _extension(request: RequestItem, report: StatusReport) -> datetime | None:
+    if report.extend_to is None:
+        return None
+    if report.status in ("completed", "rejected"):
+        raise InvalidInput("a closed request has no due date to extend", fields={"extend_to": "not_allowed"})
+    if request.verified_at is None or request.due_at is None:
+        raise Conflict("this request has no due date yet", code="no_due_date")
+    extend_to = report.extend_to if report.extend_to.tzinfo else report.extend_to.replace(tzinfo=timezone.utc)
+    cap = deadlines.latest_extension(request.verified_at)
+    if extend_to <= request.due_at:
+        raise InvalidInput("an extension must move the due date later", fields={"extend_to": "not_later"})
+    if extend_to > cap:
+        raise InvalidInput(
+            f"the law allows extending to {clock.isoformat(cap)} at the latest",
+            fields={"extend_to": "beyond_legal_limit"},
+        )
+    return extend_to
+
+
+def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:
+    """Record the controller's progress on the request, and tell the subject while we still can."""
+    request = _own(controller, request_id)
+    if report.status == "rejected" and not report.reason:
+        raise InvalidInput("say why the request is rejected", fields={"reason": "required"})
+    if report.extend_to is not None and not report.reason:
+        raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
+    extend_to = _extension(request, report)
+    updates = [RequestItem.due_at.set(extend_to)] if extend_to else []
+    now = clock.now()
+    if request.status == report.status:
+        if extend_to is None:
+            raise IllegalTransition(f"the request is already {report.status}")
+        _extend_only(request, controller, updates, now)
+        request.refresh(consistent_read=True)
+    else:
+        transition(  # reloads the request itself
+            request, Status(report.status), actor=actor(controller), at=now,
+            cause="due_extended" if extend_to else None, updates=updates,
+        )
+    _tell_subject(request, report.reason, base_url=base_url, at=now)
+    return detail(request)
+
+
+def _extend_only(request: RequestItem, controller: ControllerItem, updates: list, now: datetime) -> None:
+    event = audit.event(request.pk, action="due_extended", actor=actor(controller), at=now)
+    try:
+        with transaction() as tx:
+            tx.update(request, actions=[*updates, RequestItem.updated_at.set(now)],
+                      condition=RequestItem.status == request.status)
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+
+
+def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime) -> None:
+    """Email the subject about the change while their address is still kept. The status stands even
+    if queueing the mail fails: the status page shows it either way."""
+    if not request.email:
+        return
+    try:
+        outbox.enqueue_mail(
+            to=request.email,
+            template="status_changed",
+            locale=request.locale,
+            context={
+                "request_type": request.request_type,
+                "status": request.status,
+                "reason": reason,
+                # The status token exists only as a hash; the page asks for the link from the first mail.
+                "status_url": f"{base_url}/status/{request.request_id}",
+            },
+            mail_id=f"status-{request.request_id}-{request.status}-{int(at.timestamp())}",
+        )
+    except Exception as error:  # noqa: BLE001 - see docstring
+        log.error("could not queue the status email", extra={"error_type": type(error).__name__})
+
+
+# ------------------------------------------------------------------ webhook
+
+
+def rotate_webhook_secret(controller: ControllerItem) -> dict:
+    secret, previous_until = registry.rotate_webhook_secret(controller.controller_id, actor=actor(controller))
+    return {"webhook_secret": secret, "previous_secret_valid_until": clock.isoformat(previous_until)}
+
+
+def queue_test_event(controller: ControllerItem) -> dict:
+    """Queue a signed test event to the controller's endpoint; the dispatcher sends it."""
+    if controller.delivery != "webhook":
+        raise Conflict("this controller does not receive webhooks", code="not_webhook")
+    test_id = hashing.new_id("tst")
+    outbox.enqueue_delivery(request_id="", event="test", controller_id=controller.controller_id, test_id=test_id)
+    return {"test_id": test_id, "status": "queued"}

@@ -1,0 +1,48 @@
+"""Secrets we must read back (webhook signing secrets), stored only as KMS ciphertext.
+
+The encryption context names the purpose and the owner, so a ciphertext copied onto another
+controller's item does not decrypt there. Decrypted values are cached per ciphertext: the
+dispatcher signs many deliveries with the same secret and one KMS call per delivery buys nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+
+import boto3
+
+from rightsdesk.config import settings
+
+
+@lru_cache(maxsize=1)
+def _kms():
+    return boto3.client("kms")
+
+
+def forget_clients() -> None:
+    _kms.cache_clear()
+    _unseal.cache_clear()
+
+
+def _context(purpose: str, owner: str) -> dict[str, str]:
+    return {"rightsdesk:purpose": purpose, "rightsdesk:owner": owner}
+
+
+def seal(plaintext: str, *, purpose: str, owner: str) -> str:
+    key_id = settings().data_key_id
+    if not key_id:
+        raise RuntimeError("no data key configured (DATA_KEY_ID)")
+    blob = _kms().encrypt(KeyId=key_id, Plaintext=plaintext.encode(), EncryptionContext=_context(purpose, owner))
+    return base64.b64encode(blob["CiphertextBlob"]).decode()
+
+
+def unseal(sealed: str, *, purpose: str, owner: str) -> str:
+    return _unseal(sealed, purpose, owner)
+
+
+@lru_cache(maxsize=256)
+def _unseal(sealed: str, purpose: str, owner: str) -> str:
+    # No KeyId: the ciphertext names its key, and decrypting with a rotated key version still works.
+    blob = _kms().decrypt(CiphertextBlob=base64.b64decode(sealed), EncryptionContext=_context(purpose, owner))
+    return blob["Plaintext"].decode()

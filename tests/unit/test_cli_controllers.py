@@ -1,0 +1,122 @@
+"""`rightsdesk controllers add|show|rotate-key|set-delivery` against moto in-process."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from pynamodb.connection import Connection
+from typer.testing import CliRunner
+
+from rightsdesk import config, hashing, models, registry, sealing
+from rightsdesk_cli.main import app
+from tests.support.aws import create_tables_from_template, fast_pynamodb_sessions
+
+REGION = "eu-central-1"
+PUBLIC_URL = "https://93.184.216.34/hooks"
+
+
+@pytest.fixture(scope="module")
+def table():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RIGHTSDESK_STACK", "ALLOW_HTTP_WEBHOOKS"):
+            patch.delenv(name, raising=False)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        fast_pynamodb_sessions(patch)
+        session = boto3.Session(region_name=REGION)
+        tables = create_tables_from_template(session, prefix="rightsdesk-cli-ctl")
+        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
+        patch.setenv("DATA_KEY_ID", session.client("kms").create_key()["KeyMetadata"]["KeyId"])
+        config.reload()
+        hashing.forget_key()
+        sealing.forget_clients()
+        models.bind_table(tables["RightsTable"])
+        patch.setattr(Connection, "scan", lambda *a, **k: pytest.fail("the CLI must not scan the table"))
+        yield tables["RightsTable"]
+        sealing.forget_clients()
+    config.reload()
+
+
+def run(*args: str):
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args))
+
+
+def add(site: str, *extra: str, delivery: str = "webhook"):
+    options = ["--webhook-url", PUBLIC_URL] if delivery == "webhook" and "--webhook-url" not in extra else []
+    return run("--json", "controllers", "add", "--name", "Acme d.o.o.", "--site", site, "--domain", f"{site}.example",
+               "--domain", f"www.{site}.example", "--contact", "dpo@acme.example", "--delivery", delivery,
+               *options, *extra)
+
+
+def test_add_prints_key_and_secret_once_as_json(table):
+    result = add("acme", "--sla-days", "14", "--purge-after", "PT30M", "--locale", "de")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    controller = created["controller"]
+    assert created["api_key"].startswith("rdk_") and created["webhook_secret"].startswith("whsec_")
+    assert controller["domains"] == ["acme.example", "www.acme.example"]
+    assert (controller["sla_days"], controller["purge_after"], controller["locale"]) == (14, "PT30M", "de")
+    item = registry.get_controller(controller["controller_id"])
+    assert item.purge_after_seconds == 1800
+    assert registry.authenticate(created["api_key"]).controller_id == controller["controller_id"]
+
+    shown = run("--json", "controllers", "show", controller["controller_id"])
+    assert shown.exit_code == 0
+    assert created["api_key"] not in shown.stdout and created["webhook_secret"] not in shown.stdout
+    assert json.loads(shown.stdout)["controller"]["webhook_secret"] == "set"
+
+
+def test_add_for_people_says_the_secrets_are_shown_once(table):
+    result = run("controllers", "add", "--name", "Own data", "--site", "operator", "--contact", "privacy@op.example",
+                 "--delivery", "internal")
+    assert result.exit_code == 0, result.output
+    assert "rdk_" in result.stdout and "Shown once" in result.stdout
+    assert "whsec_" not in result.stdout
+
+
+def test_rotate_key_replaces_the_key(table):
+    controller_id = json.loads(add("rotco", delivery="pull").stdout)["controller"]["controller_id"]
+    old_hash = registry.get_controller(controller_id).api_key_hash
+    result = run("--json", "controllers", "rotate-key", controller_id)
+    assert result.exit_code == 0, result.output
+    new_key = json.loads(result.stdout)["api_key"]
+    assert registry.authenticate(new_key).controller_id == controller_id
+    assert registry.get_controller(controller_id).api_key_hash != old_hash
+
+
+def test_set_delivery_prints_a_secret_only_when_it_issues_one(table):
+    controller_id = json.loads(add("switchco", delivery="pull").stdout)["controller"]["controller_id"]
+    to_webhook = json.loads(run("--json", "controllers", "set-delivery", controller_id, "--delivery", "webhook",
+                                "--webhook-url", PUBLIC_URL).stdout)
+    assert to_webhook["webhook_secret"].startswith("whsec_")
+    to_email = json.loads(run("--json", "controllers", "set-delivery", controller_id, "--delivery", "email").stdout)
+    assert to_email["webhook_secret"] is None and to_email["controller"]["webhook_url"] is None
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("--webhook-url", "https://10.1.2.3/hook"), "webhook_url_refused", "--webhook-url"),
+        (("--webhook-url", "http://93.184.216.34/hook"), "webhook_url_refused", "https"),
+        (("--purge-after", "1 hour"), "invalid_input", "--purge-after"),
+        (("--sla-days", "400"), "invalid_input", "--sla-days"),
+        (("--locale", "fr"), "invalid_input", "--locale"),
+    ],
+)
+def test_invalid_options_are_explained_and_exit_1(table, args, code, words):
+    result = add("badco", *args)
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == code and words in error["message"]
+
+
+def test_a_taken_site_key_and_an_unknown_controller_are_errors(table):
+    assert add("takenco", delivery="email").exit_code == 0
+    taken = add("takenco", delivery="email")
+    assert taken.exit_code == 1 and json.loads(taken.stdout)["error"]["code"] == "conflict"
+    missing = run("--json", "controllers", "show", "ctl_nobody")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "not_found"

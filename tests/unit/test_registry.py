@@ -1,0 +1,355 @@
+"""The controller registry against moto in-process: credentials shown once and stored only as a
+keyed hash or KMS ciphertext, rotations, delivery settings, audit events, and the yearly count
+that flags excessive requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+from pynamodb.connection import Connection
+from standardwebhooks.webhooks import Webhook
+
+from rightsdesk import clock, config, credentials, hashing, intake, models, outbox, registry, sealing, subjects
+from rightsdesk.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.intake import Submission
+from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
+from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+
+REGION = "eu-central-1"
+PUBLIC_URL = "https://93.184.216.34/hooks/rightsdesk"
+
+
+class Cloud:
+    def __init__(self, session: boto3.Session, table: str, mail_queue: str):
+        self.session = session
+        self.table = table
+        self.mail_queue = mail_queue
+
+    def items(self) -> list[dict]:
+        """Every raw item (a test may scan; the code under test may not)."""
+        return self.session.client("dynamodb").scan(TableName=self.table)["Items"]
+
+    def audit_actions(self, controller_id: str) -> list[str]:
+        page = self.session.client("dynamodb").query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+            ExpressionAttributeValues={":pk": {"S": f"CTRL#{controller_id}"}, ":audit": {"S": "AUDIT#"}},
+        )
+        return [item["action"]["S"] for item in page["Items"]]
+
+    def code_for(self, request_id: str) -> str:
+        sqs = self.session.client("sqs")
+        while messages := sqs.receive_message(QueueUrl=self.mail_queue, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                sqs.delete_message(QueueUrl=self.mail_queue, ReceiptHandle=message["ReceiptHandle"])
+                context = json.loads(message["Body"])["context"]
+                if request_id in context.get("verify_url", ""):
+                    return context["code"]
+        raise AssertionError("no verification mail for that request")
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        fast_pynamodb_sessions(patch)
+        session = boto3.Session(region_name=REGION)
+        tables = create_tables_from_template(session, prefix="rightsdesk-registry")
+        queues = create_queues_from_template(session, prefix="rightsdesk-registry")
+        key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"]
+        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
+        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
+        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
+        patch.setenv("DATA_KEY_ID", key_id)
+        patch.delenv("ALLOW_HTTP_WEBHOOKS", raising=False)
+        config.reload()
+        hashing.forget_key()
+        outbox.forget_clients()
+        sealing.forget_clients()
+        models.bind_table(tables["RightsTable"])
+
+        def no_scans(*args, **kwargs):
+            raise AssertionError("the registry must not scan the table")
+
+        patch.setattr(Connection, "scan", no_scans)
+        yield Cloud(session, tables["RightsTable"], queues["MailQueue"])
+        outbox.forget_clients()
+        sealing.forget_clients()
+    config.reload()
+
+
+@pytest.fixture(autouse=True)
+def _clock(cloud):
+    yield
+    clock.set_offset(0)
+
+
+def new_controller(delivery: str = "webhook", **overrides) -> registry.NewController:
+    suffix = hashing.new_id("s").split("_")[1]
+    fields = dict(name="Acme", site_key=f"acme-{suffix}", contact_email="dpo@acme.example", delivery=delivery,
+                  domains=(f"acme-{suffix}.example",))
+    if delivery == "webhook":
+        fields["webhook_url"] = PUBLIC_URL
+    return registry.register(**{**fields, **overrides})
+
+
+# ------------------------------------------------------------------ registration
+
+
+def test_register_shows_the_key_and_secret_once_and_stores_neither(cloud):
+    created = new_controller()
+    assert credentials.well_formed(created.api_key)
+    assert created.webhook_secret.startswith("whsec_")
+    stored = json.dumps(cloud.items())
+    assert created.api_key not in stored and created.webhook_secret not in stored
+    assert created.webhook_secret.removeprefix("whsec_") not in stored
+    item = ControllerItem.get(ControllerItem.key(created.controller.controller_id), ControllerItem.SK)
+    assert item.api_key_hash == hashing.keyed_hash("api_key", created.api_key)
+    assert item.webhook_secret_sealed and registry.webhook_secrets(item) == [created.webhook_secret]
+    assert cloud.audit_actions(item.controller_id) == ["controller_registered"]
+    described = json.dumps(registry.describe(item))
+    assert item.webhook_secret_sealed not in described and item.api_key_hash not in described
+
+
+def test_the_webhook_secret_is_what_the_standard_webhooks_library_expects(cloud):
+    secret = new_controller().webhook_secret
+    signer = Webhook(secret)
+    assert len(signer._whsecret) == credentials.WEBHOOK_SECRET_BYTES
+    body = '{"type":"dsr.request.forwarded"}'
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(datetime.now(timezone.utc).timestamp()))}
+    headers["webhook-signature"] = signer.sign("msg_1", datetime.now(timezone.utc), body)
+    assert signer.verify(body, headers) == json.loads(body)
+
+
+def test_only_webhook_controllers_get_a_secret(cloud):
+    created = new_controller("pull")
+    assert created.webhook_secret is None
+    assert registry.webhook_secrets(created.controller) == []
+    internal = new_controller("internal", purge_after_seconds=3600, sla_days=14, locale="de")
+    assert internal.controller.delivery == "internal" and internal.controller.purge_after_seconds == 3600
+
+
+def test_a_taken_site_or_domain_writes_nothing(cloud):
+    first = new_controller("email")
+    before = len(cloud.items())
+    with pytest.raises(Conflict):
+        new_controller("email", domains=(first.controller.domains[0],))
+    with pytest.raises(Conflict):
+        new_controller("email", site_key=first.controller.site_key)
+    assert len(cloud.items()) == before, "a refused registration leaves no controller, pointer, key or audit event"
+
+
+@pytest.mark.parametrize(
+    "overrides, field, code",
+    [
+        ({"delivery": "carrier-pigeon"}, "delivery", "invalid_choice"),
+        ({"delivery": "webhook", "webhook_url": None}, "webhook_url", "required"),
+        ({"delivery": "webhook", "webhook_url": "https://10.0.0.7/hook"}, "webhook_url", "non_public_address"),
+        ({"delivery": "webhook", "webhook_url": "http://93.184.216.34/hook"}, "webhook_url", "https_required"),
+        ({"delivery": "webhook", "webhook_url": "http://127.0.0.1:3001/hook"}, "webhook_url", "https_required"),
+        ({"delivery": "email", "webhook_url": PUBLIC_URL}, "webhook_url", "not_allowed"),
+        ({"site_key": "Not A Key"}, "site", "invalid_format"),
+        ({"domains": ("not a domain",)}, "domain", "invalid_format"),
+        ({"contact_email": "nobody"}, "contact", "invalid_email"),
+        ({"locale": "fr"}, "locale", "invalid_choice"),
+        ({"sla_days": 0}, "sla_days", "out_of_range"),
+        ({"purge_after_seconds": 10}, "purge_after", "out_of_range"),
+    ],
+)
+def test_invalid_settings_are_refused_before_anything_is_written(cloud, overrides, field, code):
+    before = len(cloud.items())
+    with pytest.raises(InvalidInput) as raised:
+        new_controller(**{"delivery": "email", **overrides})
+    assert raised.value.fields[field] == code
+    assert len(cloud.items()) == before
+
+
+def test_the_local_run_may_register_a_loopback_http_webhook(cloud):
+    created = new_controller(webhook_url="http://127.0.0.1:3001/webhooks/demo", allow_loopback_http=True)
+    assert created.controller.webhook_url.startswith("http://127.0.0.1")
+
+
+# ------------------------------------------------------------------ API keys
+
+
+def test_authenticate_finds_the_controller_by_its_key_only(cloud):
+    created = new_controller("pull")
+    assert registry.authenticate(created.api_key).controller_id == created.controller.controller_id
+    for wrong in (None, "", "Bearer x", "rdk_short", created.api_key + "x", credentials.new_api_key()):
+        assert registry.authenticate(wrong) is None, wrong
+
+
+def test_rotating_the_key_retires_the_old_one_in_the_same_write(cloud):
+    created = new_controller("pull")
+    controller_id = created.controller.controller_id
+    new_key = registry.rotate_api_key(controller_id)
+    assert registry.authenticate(created.api_key) is None
+    assert registry.authenticate(new_key).controller_id == controller_id
+    with pytest.raises(ApiKeyItem.DoesNotExist):
+        ApiKeyItem.get(ApiKeyItem.key(credentials.api_key_hash(created.api_key)), ApiKeyItem.SK)
+    assert cloud.audit_actions(controller_id) == ["controller_registered", "api_key_rotated"]
+    with pytest.raises(NotFound):
+        registry.rotate_api_key("ctl_nobody")
+
+
+def test_a_change_based_on_a_stale_read_is_refused(cloud, monkeypatch):
+    created = new_controller("pull")
+    stale = registry.get_controller(created.controller.controller_id)
+    registry.rotate_api_key(created.controller.controller_id)
+    monkeypatch.setattr(registry, "require_controller", lambda controller_id: stale)
+    with pytest.raises(Conflict):
+        registry.rotate_api_key(created.controller.controller_id)
+    with pytest.raises(Conflict):
+        registry.set_delivery(created.controller.controller_id, "email")
+
+
+# ------------------------------------------------------------------ webhook secrets
+
+
+def test_a_rotated_secret_keeps_signing_for_24_hours(cloud):
+    created = new_controller()
+    controller_id = created.controller.controller_id
+    new_secret, previous_until = registry.rotate_webhook_secret(controller_id, actor=f"controller:{controller_id}")
+    assert abs(previous_until - (clock.now() + registry.PREVIOUS_SECRET_GRACE)).total_seconds() < 5
+    controller = registry.get_controller(controller_id)
+    assert registry.webhook_secrets(controller) == [new_secret, created.webhook_secret]
+    assert new_secret not in json.dumps(cloud.items())
+    clock.advance(24 * 3600 + 1)
+    assert registry.webhook_secrets(controller) == [new_secret]
+    assert cloud.audit_actions(controller_id)[-1] == "webhook_secret_rotated"
+
+
+def test_a_sealed_secret_opens_only_for_its_own_controller(cloud):
+    one, other = new_controller(), new_controller()
+    copied = registry.get_controller(other.controller.controller_id)
+    copied.webhook_secret_sealed = registry.get_controller(one.controller.controller_id).webhook_secret_sealed
+    with pytest.raises(Exception) as raised:  # KMS refuses: the encryption context names the owner
+        registry.webhook_secrets(copied)
+    assert "InvalidCiphertext" in repr(raised.value) or "Invalid" in type(raised.value).__name__
+
+
+def test_rotating_without_a_webhook_is_a_conflict(cloud):
+    created = new_controller("pull")
+    with pytest.raises(Conflict) as raised:
+        registry.rotate_webhook_secret(created.controller.controller_id, actor="operator")
+    assert raised.value.code == "not_webhook"
+
+
+# ------------------------------------------------------------------ delivery settings
+
+
+def test_set_delivery_issues_keeps_and_drops_the_secret(cloud):
+    created = new_controller("pull")
+    controller_id = created.controller.controller_id
+    controller, secret = registry.set_delivery(controller_id, "webhook", PUBLIC_URL)
+    assert secret and registry.webhook_secrets(controller) == [secret]
+    controller, again = registry.set_delivery(controller_id, "webhook", "https://93.184.216.35/other")
+    assert again is None, "a new URL keeps the secret the receiver already has"
+    assert registry.webhook_secrets(controller) == [secret]
+    controller, none = registry.set_delivery(controller_id, "email")
+    assert none is None and controller.webhook_url is None and controller.webhook_secret_sealed is None
+    assert cloud.audit_actions(controller_id) == ["controller_registered", *["delivery_changed"] * 3]
+    with pytest.raises(InvalidInput):
+        registry.set_delivery(controller_id, "webhook", "https://169.254.169.254/")
+
+
+# ------------------------------------------------------------------ durations
+
+
+@pytest.mark.parametrize("text, seconds", [("PT1H", 3600), ("PT30M", 1800), ("P1D", 86400), ("P1DT2H", 93600),
+                                           ("pt90s", 90), ("PT1H30M", 5400)])
+def test_iso_durations(text, seconds):
+    assert registry.parse_duration(text) == seconds
+    assert registry.parse_duration(registry.format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "1H", "PT1.5H", "P1W", "P1M", "P1DT", "PT-1H", "one hour"])
+def test_invalid_durations(text):
+    with pytest.raises(InvalidInput) as raised:
+        registry.parse_duration(text)
+    assert raised.value.fields == {"purge_after": "invalid_duration"}
+
+
+# ------------------------------------------------------------------ excessive and guardian flags
+
+
+def submit_and_verify(cloud, site: str, email: str, **fields) -> RequestItem:
+    submitted = intake.submit(Submission(site=site, type="access", email=email, **fields), base_url="https://t", locale="en")
+    intake.verify(submitted.request_id, cloud.code_for(submitted.request_id), base_url="https://t")
+    return intake.load_request(submitted.request_id)
+
+
+def test_the_second_verified_request_in_a_year_is_flagged_excessive(cloud):
+    site = new_controller("pull").controller.site_key
+    other_site = new_controller("pull").controller.site_key
+    first = submit_and_verify(cloud, site, "Ana@Example.org")
+    second = submit_and_verify(cloud, site, "ana@example.org ")  # the same person, spelt differently
+    elsewhere = submit_and_verify(cloud, other_site, "ana@example.org")
+    someone_else = submit_and_verify(cloud, site, "bo@example.org")
+    assert first.flags is None
+    assert second.flags == [subjects.EXCESSIVE]
+    assert elsewhere.flags is None, "the count is per controller"
+    assert someone_else.flags is None
+    unverified = intake.submit(Submission(site=site, type="access", email="ana@example.org"), base_url="https://t", locale="en")
+    assert intake.load_request(unverified.request_id).flags is None, "only verified requests count"
+
+
+def test_the_count_starts_again_in_a_new_year(cloud):
+    site = new_controller("pull").controller.site_key
+    submit_and_verify(cloud, site, "cy@example.org")
+    now = clock.now()
+    clock.advance((datetime(now.year + 1, 1, 1, tzinfo=timezone.utc) - now).total_seconds() + 60)
+    assert submit_and_verify(cloud, site, "cy@example.org").flags is None
+
+
+def test_a_guardian_request_is_flagged(cloud):
+    site = new_controller("pull").controller.site_key
+    request = submit_and_verify(cloud, site, "parent@example.org", relationship="guardian")
+    assert request.flags == [subjects.GUARDIAN]
+    again = submit_and_verify(cloud, site, "parent@example.org", relationship="guardian")
+    assert again.flags == [subjects.EXCESSIVE, subjects.GUARDIAN]
+
+
+def test_a_verification_racing_another_still_counts_once_each(cloud, monkeypatch):
+    """Another request of the same subject is verified between our read of the count and our write."""
+    site = new_controller("pull").controller.site_key
+    submitted = intake.submit(Submission(site=site, type="access", email="race@example.org"), base_url="https://t", locale="en")
+    code = cloud.code_for(submitted.request_id)
+    real_counter_for = subjects.counter_for
+    raced = []
+
+    def counter_then_race(request, at):
+        counter = real_counter_for(request, at)
+        if not raced:
+            raced.append(True)
+            SubjectCounterItem(counter.pk, counter.sk).update(actions=[SubjectCounterItem.verified.add(1)])
+        return counter
+
+    monkeypatch.setattr(subjects, "counter_for", counter_then_race)
+    intake.verify(submitted.request_id, code, base_url="https://t")
+    request = intake.load_request(submitted.request_id)
+    assert request.flags == [subjects.EXCESSIVE], "the retry saw the other verification"
+    assert real_counter_for(request, clock.now()).verified == 2
+
+
+def test_plain_http_webhooks_are_for_the_local_stage_only(cloud, monkeypatch):
+    monkeypatch.setenv("ALLOW_HTTP_WEBHOOKS", "true")
+    try:
+        monkeypatch.setenv("RIGHTSDESK_STAGE", "prod")
+        assert config.reload().allow_http_webhooks is False
+        with pytest.raises(InvalidInput):
+            new_controller(webhook_url="http://127.0.0.1:3001/webhooks/demo")
+        monkeypatch.setenv("RIGHTSDESK_STAGE", "local")
+        assert config.reload().allow_http_webhooks is True
+        assert new_controller(webhook_url="http://127.0.0.1:3001/webhooks/demo").webhook_secret
+    finally:
+        monkeypatch.undo()
+        config.reload()
