@@ -111,6 +111,9 @@ def verify_page(request_id: str, code: Annotated[str | None, Query(max_length=6)
 
 @app.get("/status/<request_id>", include_in_schema=False)
 def status_page(request_id: str, token: Annotated[str | None, Query(max_length=128)] = None):
+    if not token:
+        # Links in later emails carry no token (only its hash is kept): ask for the one the subject has.
+        return _html("status_lookup", request_id=request_id)
     request = intake.authorize(request_id, token)
     view = intake.status_view(request)
     return _html(

@@ -40,6 +40,7 @@ CONTEXTS = {
         "can_cancel": True,
         "cancel_token": TOKEN,
     },
+    "status_lookup": {"request_id": "01JREQ"},
     "message": {"title": "not_found", "message": "not_found", "status_code": 404},
 }
 
@@ -49,6 +50,7 @@ PHRASES = {
     "verify": {"en": "Confirmation code", "de": "Bestätigungscode", "sl": "Potrditvena koda"},
     "verified": {"en": "Your request is confirmed", "de": "Ihre Anfrage ist bestätigt", "sl": "Vaša zahteva je potrjena"},
     "status": {"en": "Status of your request", "de": "Status Ihrer Anfrage", "sl": "Stanje vaše zahteve"},
+    "status_lookup": {"en": "Status token", "de": "Status-Token", "sl": "Žeton stanja"},
     "message": {"en": "Request not found", "de": "Anfrage nicht gefunden", "sl": "Zahteve ni mogoče najti"},
 }
 

@@ -25,7 +25,7 @@ from rightsdesk.retention import Rule, keep_for
 from rightsdesk.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
 
 PAGES_DIR = Path(__file__).parent / "templates" / "pages"
-PAGES = ("form", "verify", "verified", "status", "message")
+PAGES = ("form", "verify", "verified", "status", "status_lookup", "message")
 
 # The GET routes of the public API that show pages. Some pages are answers to a POST, so a
 # query-only "?lang=" link would re-request a POST-only path: language links name these instead.
@@ -140,6 +140,8 @@ def _here(page: str, ctx: dict) -> tuple[str, dict]:
     request_id = quote(str(ctx.get("request_id") or ""), safe="")
     if page == "verify" and request_id:
         return VERIFY_PATH.format(request_id=request_id), {"code": ctx.get("code")}
+    if page == "status_lookup" and request_id:
+        return STATUS_PATH.format(request_id=request_id), {}
     if page == "status" and request_id:
         return STATUS_PATH.format(request_id=request_id), {"token": ctx.get("cancel_token")}
     if page == "verified" and ctx.get("status_url"):
@@ -273,5 +275,6 @@ _PREPARE = {
     "verify": _prepare_verify,
     "verified": _prepare_verified,
     "status": _prepare_status,
+    "status_lookup": lambda locale, ctx: ctx,
     "message": _prepare_message,
 }
