@@ -6,7 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from local import outbox
+from local import faults, outbox
 from local.functions import FunctionError, FunctionUnavailable
 from local.pollers import SqsPoller, schedule_properties, scheduled_event
 from local.servers import RequestHandler, error_body
@@ -33,6 +33,8 @@ class DevRoutes:
             ("POST", "webhooks"): self.post_webhooks,
             ("DELETE", "webhooks"): self.delete_webhooks,
             ("POST", "faults"): self.post_faults,
+            ("GET", "faults"): self.get_faults,
+            ("DELETE", "faults"): self.delete_faults,
         }
 
     def __call__(self, request: RequestHandler, path: str, query: str, body: bytes) -> int:
@@ -119,8 +121,25 @@ class DevRoutes:
         self.stack.receiver_app.clear()
         return 200, {"cleared": True}
 
+    def get_faults(self, body: Any) -> tuple[int, Any]:
+        return 200, {"aws": faults.listing()}
+
+    def delete_faults(self, body: Any) -> tuple[int, Any]:
+        """Clear every AWS fault and release every paused or crash-armed SQS poller."""
+        faults.clear()
+        for worker in self.stack.workers:
+            if isinstance(worker, SqsPoller):
+                worker.paused, worker.crash_after = False, None
+        return 200, {"cleared": True}
+
     def post_faults(self, body: Any) -> tuple[int, Any]:
-        """{"function": "<LogicalId>", "pause": bool, "crash_after_records": n}: for its SQS pollers."""
+        """{"function": "<LogicalId>", "pause": bool, "crash_after_records": n}: for its SQS pollers;
+        {"aws": [rule, ...]}: faults in the handlers' AWS calls (local/faults.py)."""
+        if isinstance(body, dict) and "aws" in body:
+            try:
+                return 200, {"aws": faults.add(list(body["aws"] or []))}
+            except (TypeError, ValueError) as error:
+                raise BadRequest(str(error)) from None
         if not isinstance(body, dict) or not body.get("function"):
             raise BadRequest(
                 'send {"function": "DispatcherFunction", "pause": true} or {..., "crash_after_records": 1}'

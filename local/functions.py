@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from local import faults
 from local.intrinsics import NO_VALUE, Resolver, Unresolvable
 from local.resources import physical_name
 from local.template import Template
@@ -190,10 +191,14 @@ class LoadedFunction:
     def invoke(self, event: Any) -> Any:
         if self.handler is None:
             raise FunctionUnavailable(f"{self.spec.logical_id}: {self.problem or 'not loaded'}")
-        with self._lock:
+        with self._lock, faults.running(self.spec.logical_id):
             context = LambdaContext(self.spec, self.region, self.account_id)
             try:
                 return self.handler(event, context)
+            except faults.InjectedCrash as crash:
+                # As a killed environment: no answer, whatever the handler had done so far stays done.
+                log.warning("%s crashed at an injected fault (%s)", self.spec.logical_id, crash)
+                raise FunctionError("InjectedCrash") from None
             except Exception as error:
                 log.error("%s raised %s%s", self.spec.logical_id, type(error).__name__, self._where(error))
                 raise FunctionError(type(error).__name__) from error

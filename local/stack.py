@@ -13,8 +13,15 @@ from typing import Any
 
 import boto3
 
-from local import outbox
-from local.cloud import ACCOUNT_ID, REGION, MotoServer, fake_aws_environment, follow_injected_clock
+from local import faults, moto_transactions, outbox
+from local.cloud import (
+    ACCOUNT_ID,
+    REGION,
+    MotoServer,
+    fake_aws_environment,
+    follow_injected_clock,
+    stop_instance_tracking,
+)
 from local.dev_routes import DevRoutes
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
@@ -126,6 +133,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        faults.clear()  # a later stack in this process starts without this one's faults
         deadline = time.monotonic() + 3
         for worker in self.workers:
             if worker.is_alive():
@@ -204,6 +212,8 @@ class LocalStack:
         ).close()
         outbox.install_capture()
         follow_injected_clock()
+        moto_transactions.install()
+        stop_instance_tracking()
         self._session = boto3.session.Session(region_name=self.region)
         self.resources = Resources(self.template, self.client, region=self.region, account_id=self.account_id)
         self.parameters = parameter_values(self.template, self.parameter_overrides)
@@ -359,7 +369,7 @@ class LocalStack:
             f"  {'form' if 'GET /' in routes else 'gateway':<11} {base}/",
             f"  api         {len(routes)} routes: {', '.join(routes[:5])}{', ...' if len(routes) > 5 else ''}",
             f"  dev         {base}/_dev/health  /_dev/outbox  /_dev/clock  /_dev/webhooks",
-            f"              {base}/_dev/run/<FunctionLogicalId>  (POST: run a function now)",
+            f"              {base}/_dev/run/<FunctionLogicalId>  (POST: run a function now)  /_dev/faults",
             f"  moto        {self.moto_url}  (AWS_ENDPOINT_URL for boto3 and the CLI's --local)",
             f"  receiver    {self.demo_webhook_url}",
             f"  functions   {len(self.functions) - len(unavailable)} loaded; pollers: {len(self.workers)}; "

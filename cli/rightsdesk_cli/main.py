@@ -57,3 +57,13 @@ from rightsdesk_cli import breach, contacts, policy  # noqa: E402 - issue 5's gr
 app.add_typer(breach.app, name="breach")
 app.add_typer(policy.app, name="policy")
 app.add_typer(contacts.app, name="contacts")
+
+from rightsdesk_cli import consents, newsletter, report  # noqa: E402 - issue 6's groups, kept apart from the others' lines
+
+app.add_typer(consents.app, name="consents")
+app.add_typer(newsletter.app, name="newsletter")
+app.add_typer(report.app, name="report")
+
+from rightsdesk_cli import dlq  # noqa: E402 - issue 7's group, kept apart from the others' lines
+
+app.add_typer(dlq.app, name="dlq")

@@ -6,6 +6,8 @@ it is written to the request's audit trail before anything is displayed.
 
 from __future__ import annotations
 
+from datetime import datetime
+from itertools import chain, islice
 from typing import Annotated
 
 import typer
@@ -13,14 +15,17 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk import audit, clock, intake, queries, registry
+from rightsdesk import audit, clock, deadlines, intake, own_requests, queries, registry
 from rightsdesk.errors import NotFound
 from rightsdesk.models import AuditEvent, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.status import Status, is_open
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
+from rightsdesk_cli.retention import DATE_FORMATS, utc
+from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="Subjects' requests: list, inspect.", no_args_is_help=True)
+app = typer.Typer(help="Subjects' requests: list, inspect, and resolve those about the operator's own data.",
+                  no_args_is_help=True)
 
 LIST_COLUMNS = ("request id", "controller", "type", "status", "created", "due", "flags")
 
@@ -53,14 +58,25 @@ def list_requests(
     controller: Annotated[str | None, typer.Option("--controller", help="Only this controller's requests.")] = None,
     status: Annotated[Status | None, typer.Option("--status", help="Only requests in this status.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many requests.")] = 100,
+    route: Annotated[
+        str | None,
+        typer.Option("--route", help="Only controllers with this delivery: webhook, email, pull, or internal "
+                                     "(the operator queue: requests about the operator's own data)."),
+    ] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only open requests past their due date.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """List requests per controller (from the controller index), by status, oldest first."""
     state = use(ctx, json_output)
     if controller is not None and registry.get_controller(controller) is None:
         raise NotFound(f"no controller {controller}")
+    if route is not None and route not in registry.DELIVERY_MODES:
+        raise typer.BadParameter(f"one of {', '.join(registry.DELIVERY_MODES)}", param_hint="--route")
     # One more than asked tells whether the listing was cut.
-    found = list(queries.list_requests(controller_id=controller, status=status, limit=limit + 1))
+    if route is None and not overdue:
+        found = list(queries.list_requests(controller_id=controller, status=status, limit=limit + 1))
+    else:
+        found = list(islice(_filtered(controller, status, route, overdue), limit + 1))
     rows = [_row(item) for item in found[:limit]]
     truncated = len(found) > limit
 
@@ -79,6 +95,19 @@ def list_requests(
     emit(state, {"requests": rows, "truncated": truncated}, render)
     if truncated:
         note(state, f"showing the first {limit}; raise --limit or narrow with --controller/--status")
+
+
+def _filtered(controller: str | None, status: Status | None, route: str | None, overdue: bool):
+    if route is None:
+        found = queries.list_requests(controller_id=controller, status=status)
+    else:
+        ids = [c.controller_id for c in registry.list_controllers()
+               if c.delivery == route and controller in (None, c.controller_id)]
+        found = chain.from_iterable(queries.controller_requests(cid, status) for cid in ids)
+    if overdue:
+        now = clock.now()
+        found = (item for item in found if is_open(item.status) and deadlines.is_overdue(item.due_at, now))
+    return found
 
 
 @app.command("show")
@@ -162,3 +191,40 @@ def _render_show(data: dict) -> RenderableType:
     rows = ([e["at"], e["action"], e["actor"], e["from_status"], e["to_status"], e["cause"]] for e in events)
     parts += ["", table(columns, rows, title="audit trail")]
     return Group(*parts)
+
+
+# ------------------------------------------------------------------ the operator queue (issue 6)
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="A request in the operator queue (`requests list --route internal`).")],
+    approve: Annotated[bool, typer.Option("--approve", help="Carry it out: apply a rectification, close a complaint.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Decline it; needs --reason.")] = False,
+    extend_to: Annotated[
+        datetime | None,
+        typer.Option("--extend-to", formats=DATE_FORMATS,
+                     help="Push the due date (UTC) instead, at most three months after verification; needs --reason."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected or extended; the subject is told.")] = None,
+    note_text: Annotated[str | None, typer.Option("--note", help="A note for the subject with the answer.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Rectification: the corrected name (default: the one the subject stated).")
+    ] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="Rectification: the corrected language (en, de, sl).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Decide a request about the operator's own data; the subject is emailed the outcome.
+    Reasons and notes are mailed, never stored: write them for the subject."""
+    if approve + reject + (extend_to is not None) != 1:
+        raise typer.BadParameter("choose one of --approve, --reject, --extend-to")
+    state = connect_mail(use(ctx, json_output))
+    if extend_to is not None:
+        request = own_requests.extend(request_id, utc(extend_to), reason=reason or "")
+    else:
+        decision = own_requests.APPROVE if approve else own_requests.REJECT
+        request = own_requests.resolve(request_id, decision, note=note_text, reason=reason, name=name, locale=locale)
+    view = queries.skeleton(request)
+    emit(state, {"request": view},
+         lambda: f"request {request_id} is {view['status']}; due {view['due_at']}; the subject is told by email")

@@ -26,6 +26,15 @@ def is_visible(item: RequestItem) -> bool:
     return retention.is_live(item)
 
 
+def personal_fields(item: RequestItem) -> dict:
+    """The subject's fields; all None once purged or past their purge time (the sweeper may lag
+    up to its 10-minute period), unless a legal hold keeps them."""
+    gone = item.personal_purged_at is not None or (
+        item.legal_hold is None and retention.personal_data_due(item.retention_rule, item.retention_due_at)
+    )
+    return {field: None if gone else getattr(item, field) for field in RequestItem.PERSONAL_FIELDS}
+
+
 def audit_trail(request: RequestItem) -> list[AuditEvent]:
     """The request's audit events still within their retention time, oldest first."""
     held = request.legal_hold is not None

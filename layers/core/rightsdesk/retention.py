@@ -21,6 +21,11 @@ class Rule(str, Enum):
     CLOSED_INTERNAL_REQUEST = "closed_internal_request"
     SKELETON = "skeleton"
     CONSENT_RECORD = "consent_record"
+    # breach and policy notices (issue 5, docs/notices.md)
+    BREACH_RECORD = "breach_record"
+    BREACH_RECIPIENT = "breach_recipient"
+    SUPPRESSION = "suppression"
+    UNSUBSCRIBE_TOKEN = "unsubscribe_token"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,16 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     Rule.CLOSED_INTERNAL_REQUEST: RetentionRule(Rule.CLOSED_INTERNAL_REQUEST, timedelta(days=30), "purge"),
     Rule.SKELETON: RetentionRule(Rule.SKELETON, timedelta(days=3 * 365), "delete"),
     Rule.CONSENT_RECORD: RetentionRule(Rule.CONSENT_RECORD, timedelta(days=5 * 365), "delete"),
+    # The incident and its audit trail are the Art. 33(5) record: from detection, longer than the
+    # request skeleton because an authority may ask about a breach years later.
+    Rule.BREACH_RECORD: RetentionRule(Rule.BREACH_RECORD, timedelta(days=5 * 365), "delete"),
+    # A notice item holds the recipient's address: kept, from declaration, long enough to resend and
+    # to answer the authority's first questions; the incident keeps the counts after that.
+    Rule.BREACH_RECIPIENT: RetentionRule(Rule.BREACH_RECIPIENT, timedelta(days=90), "delete"),
+    # A bounced or complaining address, as a keyed hash only: from its latest bounce or complaint.
+    Rule.SUPPRESSION: RetentionRule(Rule.SUPPRESSION, timedelta(days=2 * 365), "delete"),
+    # How long an unsubscribe link works, and so how long its spent marker must be remembered.
+    Rule.UNSUBSCRIBE_TOKEN: RetentionRule(Rule.UNSUBSCRIBE_TOKEN, timedelta(days=365), "delete"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
