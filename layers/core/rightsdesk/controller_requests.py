@@ -79,7 +79,7 @@ def summary(request: RequestItem) -> dict:
 
 
 def detail(request: RequestItem) -> dict:
-    subject = {field: getattr(request, field) for field in RequestItem.PERSONAL_FIELDS if getattr(request, field)}
+    subject = {field: value for field, value in queries.personal_fields(request).items() if value}
     timeline = [
         {"at": clock.isoformat(event.at), "status": event.to_status}
         for event in queries.audit_trail(request)
@@ -233,11 +233,12 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
 def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime) -> None:
     """Email the subject about the change while their address is still kept. The status stands even
     if queueing the mail fails: the status page shows it either way."""
-    if not request.email:
+    address = queries.personal_fields(request)["email"]
+    if not address:
         return
     try:
         outbox.enqueue_mail(
-            to=request.email,
+            to=address,
             template="status_changed",
             locale=request.locale,
             context={
