@@ -9,6 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import api_latency, imports
+from bench import readiness  # issue 7: every route, a cold start, build sizes, load
+from bench import retention_sweep
+from bench import delivery
+from bench import notices
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -26,14 +30,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="submissions (and verifications) to time")
     parser.add_argument("--import-runs", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--routed", type=int, default=50, help="verified requests to route for the throughput figure")
+    parser.add_argument("--retention-100k", action="store_true",
+                        help="also sweep with 100k live items (seeding them into moto takes minutes)")
+    parser.add_argument("--notices", type=int, default=1000, help="breach recipients for the notifier figures")
+    parser.add_argument("--notices-10k", action="store_true",
+                        help="also send 10k breach notices (about a quarter of an hour on 2 cores)")
+    parser.add_argument("--route-calls", type=int, default=30, help="timed calls per API route")
+    parser.add_argument("--load", type=int, default=0,
+                        help="also run `make load` with this many requests (default: keep its last figures)")
     args = parser.parse_args(argv)
 
-    import_rows = imports.measure(["public_api", "notifier"], runs=args.import_runs)
+    import_rows = imports.measure_paired(imports.functions(), runs=args.import_runs)
+    delivery.install_write_counter()  # before any stack: it hooks the botocore clients created later
 
     from local.stack import LocalStack
 
     with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False) as stack:
         latency_rows = api_latency.measure(stack, count=args.requests)
+
+    # In a process and a table of its own: the live-item counts are exact.
+    sizes = (1_000, 10_000, 100_000) if args.retention_100k else (1_000, 10_000)
+    retention_md = retention_sweep.section(retention_sweep.run_isolated(sizes), not args.retention_100k)
+
+    # Fresh stacks: the sweep must purge only the requests it counts, and moto's transactions slow
+    # down as its table grows.
+    with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False) as stack:
+        writes = delivery.writes_per_request(stack)
+    with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False) as stack:
+        delivery_md = delivery.section(delivery.routing_throughput(stack, args.routed), writes)
+
+    # Processes of their own: the notifier's memory and calls are measured without moto in them.
+    notices_md = notices.section(notices.run_isolated(args.notices),
+                                 notices.run_isolated(10_000) if args.notices_10k else None)
+
+    readiness_md = readiness.run(ROOT, route_calls=args.route_calls, load_requests=args.load)
 
     imports_md = _table(
         ["function", "import (ms)", "bare boto3 (ms)", "ratio", f"target < {IMPORT_TARGET}"],
@@ -52,10 +83,13 @@ Produced by `make bench` on {when} ({machine}, 2 cores). Regenerate after changi
 
 ## Cold-start proxy: module import time
 
-Median of {args.import_runs} fresh interpreters; the import of the function module (with the core
-and its libraries) against a bare `import boto3` in the same run. Target: ratio under {IMPORT_TARGET}.
+Each function's module import (with the core and its libraries) and a bare `import boto3`, in
+alternating fresh interpreters, {args.import_runs} pairs; the ratio is the median of the pairs' ratios, so both
+sides see the same machine load. Target: ratio under {IMPORT_TARGET}.
 
 {imports_md}
+
+{readiness.imports_note(import_rows, IMPORT_TARGET)}
 
 ## Public API, warm, in-process against moto server
 
@@ -66,7 +100,11 @@ answers over HTTP on loopback. The first 5 calls of each kind are not counted.
 
 Caveats: moto is slower than DynamoDB for transactions and faster for everything else (no
 network distance); the figures compare versions of this code, not production latency.
-"""
+
+{retention_md}
+{delivery_md}
+{notices_md}
+{readiness_md}"""
     print(report)
     if not args.no_write:
         REPORT.write_text(report)

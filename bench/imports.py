@@ -21,7 +21,10 @@ target = sys.argv[1]
 start = time.perf_counter()
 if target == "boto3":
     import boto3
+elif target.startswith("code:"):
+    exec(target[5:])
 else:
+    sys.path.insert(0, target.rsplit("/", 1)[0])  # as Lambda: the function's own folder comes first
     spec = importlib.util.spec_from_file_location("fn_app", target)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,4 +66,31 @@ def measure(functions: list[str], runs: int = 7) -> list[dict]:
         time_import(path, 1)
         seconds = time_import(path, runs)
         rows.append({"function": name, "import_s": seconds, "boto3_s": baseline, "ratio": seconds / baseline})
+    return rows
+
+
+# What every function with powertools' Logger, Metrics and Tracer pays before its own code: the
+# X-Ray SDK builds two botocore clients for its sampler when it is imported.
+REFERENCES = {
+    "(floor) boto3 + powertools Logger, Metrics, Tracer":
+        "code:import boto3\nfrom aws_lambda_powertools import Logger, Metrics, Tracer\nTracer()",
+}
+
+
+def functions() -> list[str]:
+    """Every function folder (functions/<name>/app.py)."""
+    return sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+def measure_paired(names: list[str], runs: int = 7) -> list[dict]:
+    """Each function against bare boto3, run by run in alternation: on a machine other work shares,
+    both sides of a ratio see the same load. The ratio is the median of the per-run ratios."""
+    targets = {**{name: str(ROOT / "functions" / name / "app.py") for name in names}, **REFERENCES}
+    rows = []
+    for name, target in targets.items():
+        time_import(target, 1)  # byte-code compiled once, not counted
+        pairs = [(time_import("boto3", 1), time_import(target, 1)) for _ in range(runs)]
+        rows.append({"function": name, "import_s": statistics.median(t for _, t in pairs),
+                     "boto3_s": statistics.median(b for b, _ in pairs),
+                     "ratio": statistics.median(t / b for b, t in pairs)})
     return rows

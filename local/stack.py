@@ -165,7 +165,12 @@ class LocalStack:
         for name in set(sys.modules) - self._saved_modules:
             file = getattr(sys.modules.get(name), "__file__", None)
             if file and any(Path(file).is_relative_to(folder) for folder in folders):
-                del sys.modules[name]
+                module = sys.modules.pop(name)
+                # `from rightsdesk import x` reads the package's attribute before sys.modules: drop it too,
+                # or a package imported before start() hands the next stack this run's stale module.
+                parent, _, child = name.rpartition(".")
+                if getattr(sys.modules.get(parent), child, None) is module:
+                    delattr(sys.modules[parent], child)
 
     # ------------------------------------------------------------------ start-up steps
     def _bind_ports(self) -> None:

@@ -19,6 +19,7 @@ from rich.table import Table
 from rightsdesk import breaches, clock
 from rightsdesk.errors import InvalidInput
 from rightsdesk.models import IncidentItem
+
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
@@ -48,7 +49,8 @@ def _csv(value: str | None) -> list[str]:
 
 def _progress(state: Context, total: int, label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=state.console, transient=True, disable=state.json or total < 2)
+                    console=state.console, transient=True,
+                    disable=state.json or total < 2 or not state.console.is_terminal)
 
 
 # ------------------------------------------------------------------ declare

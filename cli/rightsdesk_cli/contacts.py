@@ -13,13 +13,15 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from rightsdesk import contacts
+from rightsdesk import contacts, hashing
 from rightsdesk.errors import InvalidInput
+
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="Contacts on the policy lists (policy_notices, policy_updates).", no_args_is_help=True)
+app = typer.Typer(help="Contacts on the mailing lists (policy_notices, policy_updates, newsletter, marketing).",
+                  no_args_is_help=True)
 
 
 @app.command("add")
@@ -50,7 +52,7 @@ def import_csv(
         raise InvalidInput("the CSV needs the columns email and lists (and optionally locale)", fields={"csv": "invalid_format"})
     rejected: list[int] = []
     with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=state.console,
-                  transient=True, disable=state.json) as bar:
+                  transient=True, disable=state.json or not state.console.is_terminal) as bar:
         task = bar.add_task("contacts", total=len(rows))
         for number, row in enumerate(rows, start=2):  # line numbers as an editor shows them
             names = [name.strip() for name in (row.get("lists") or "").split(";") if name.strip()]
@@ -63,4 +65,21 @@ def import_csv(
     emit(state, data, lambda: f"{data['added']} contacts added"
          + (f"; lines not valid: {', '.join(map(str, rejected))}" if rejected else ""))
     if rejected:
+        raise typer.Exit(1)
+
+
+@app.command("lift-restriction")
+def lift_restriction(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option("--email", help="The subject's address (found by its keyed hash).")],
+    objection: Annotated[bool, typer.Option("--objection", help="Lift an objection instead of a restriction.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Lift a subject's restriction of processing (or objection): optional lists reach them again.
+    Tell the subject before you do (GDPR Art. 18(3))."""
+    state = connect_mail(use(ctx, json_output), hash_key=True)
+    kind = contacts.OBJECTION if objection else contacts.RESTRICTION
+    lifted = contacts.lift(hashing.email_hash(email), kind, actor="operator")
+    emit(state, {"lifted": lifted, "kind": kind}, lambda: f"{kind} lifted" if lifted else f"no {kind} to lift")
+    if not lifted:
         raise typer.Exit(1)

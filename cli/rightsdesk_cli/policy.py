@@ -15,6 +15,7 @@ from rich.console import RenderableType
 
 from rightsdesk import clock, policies
 from rightsdesk.errors import InvalidInput
+
 from rightsdesk_cli.breach import parse_moment
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, table
@@ -61,7 +62,7 @@ def publish(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("queueing emails"), BarColumn(), TextColumn("{task.completed}"), TimeElapsedColumn(),
-                  console=state.console, transient=True, disable=state.json) as bar:
+                  console=state.console, transient=True, disable=state.json or not state.console.is_terminal) as bar:
         task = bar.add_task("emails", total=None)
         queued = policies.fan_out(published.version, progress=lambda n: bar.advance(task, n))
     data = {**policies.view(published.version), "created": published.created, "emails_queued": queued}

@@ -52,10 +52,11 @@ def _stack(env: os._Environ, stack: str, hash_key: bool) -> None:
     import boto3
 
     cloudformation = boto3.client("cloudformation")
-    outputs = {
-        output["OutputKey"]: output["OutputValue"]
-        for output in cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    }
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    if parameters.get("SenderEmail"):
+        env["MAIL_FROM"] = parameters["SenderEmail"]  # the notices' default contact address
     for name, key in OUTPUTS.items():
         if key not in outputs:
             raise CliError(f"stack {stack} has no output {key}; deploy the current template", code="not_rightsdesk")

@@ -51,7 +51,14 @@ def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=http.JSON, body=body)
 
 
-@app.get("/v1/controller/requests", summary="List your requests, by status, oldest first")
+# The answers each route documents (errors in the shape of http.ERROR_SCHEMA); behind the authorizer
+# every route may also answer 401 or 403 from API Gateway itself.
+LISTING = http.object_schema({"requests": {"type": "array", "items": {"type": "object"}},
+                              "next_cursor": {"type": ["string", "null"]}})
+
+
+@app.get("/v1/controller/requests", summary="List your requests, by status, oldest first",
+         responses=http.responses(200, "A page of requests", LISTING, 401, 422, 503))
 def list_requests(
     status: Annotated[inbox.VisibleStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -62,14 +69,17 @@ def list_requests(
     return _json(200, {"requests": items, "next_cursor": next_cursor})
 
 
-@app.get("/v1/controller/requests/<request_id>", summary="One request; a pull controller's first fetch delivers it")
+@app.get("/v1/controller/requests/<request_id>", summary="One request; a pull controller's first fetch delivers it",
+         responses=http.responses(200, "The request", None, 401, 404, 503))
 def get_request(request_id: str):
     view = inbox.fetch(_caller(), request_id)
     logger.info("request fetched", extra={"request_id": request_id, "status": view["status"]})
     return _json(200, view)
 
 
-@app.post("/v1/controller/requests/<request_id>/status", summary="Report progress: acknowledged, in_progress, completed, rejected")
+@app.post("/v1/controller/requests/<request_id>/status",
+          summary="Report progress: acknowledged, in_progress, completed, rejected",
+          responses=http.responses(200, "The request as it is now", None, 400, 401, 404, 409, 413, 415, 422, 503))
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
     view = inbox.report_status(_caller(), request_id, report, base_url=_base_url())
     metrics.add_metric(name="ControllerStatusReported", unit=MetricUnit.Count, value=1)
@@ -78,14 +88,16 @@ def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]
     return _json(200, view)
 
 
-@app.post("/v1/controller/webhook/rotate", summary="New webhook secret (shown once); the old one signs for 24 h more")
+@app.post("/v1/controller/webhook/rotate", summary="New webhook secret (shown once); the old one signs for 24 h more",
+          responses=http.responses(200, "The new secret, shown once", None, 401, 409, 413, 415, 503))
 def rotate_webhook_secret():
     answer = inbox.rotate_webhook_secret(_caller())
     logger.info("webhook secret rotated")
     return _json(200, answer)
 
 
-@app.post("/v1/controller/webhook/test", summary="Send a signed test event to your webhook")
+@app.post("/v1/controller/webhook/test", summary="Send a signed test event to your webhook",
+          responses=http.responses(202, "Queued", None, 401, 409, 413, 415, 503))
 def test_webhook():
     answer = inbox.queue_test_event(_caller())
     logger.info("webhook test queued", extra={"test_id": answer["test_id"]})
@@ -114,6 +126,12 @@ def no_route(_: NotFoundError) -> Response:
 
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response:
+    if http.is_transient(error):  # throttled past the SDK's retries: the client may simply retry
+        logger.warning("backend busy", extra={"error_type": type(error).__name__})
+        metrics.add_metric(name="BackendBusy", unit=MetricUnit.Count, value=1)
+        busy = _json(503, http.error_body("unavailable", "we are busy; please retry in a moment"))
+        busy.headers["Retry-After"] = "1"
+        return busy
     # The type only: messages of library errors can quote the data they choked on.
     logger.error("unhandled error", extra={"error_type": type(error).__name__})
     metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
@@ -137,7 +155,10 @@ def _reject_unreadable(event: dict) -> dict | None:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    rejected = http.check_body(event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes)
+    text = http.readable_text(body, bool(event.get("isBase64Encoded")))
+    rejected = http.check_body(
+        event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
+    )
     if rejected is None:
         return None
     status, code, message = rejected

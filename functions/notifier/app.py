@@ -1,10 +1,20 @@
-"""NotifierFunction: MailQueue -> SES. Each message is sent once, whatever SQS redelivers."""
+"""NotifierFunction: MailQueue -> SES. Each message is sent once, whatever SQS redelivers.
+
+The send is idempotent on the mail id (the record holds the id and the outcome, no address). What
+follows it, recording a breach notice as sent, runs outside that record: if it fails, the message
+comes back, the stored outcome is reused and only the bookkeeping is tried again. A failed send
+comes back after the next step of rightsdesk.notify's retry schedule; the last allowed attempt marks
+its notice failed and lets the message go to the dead-letter queue. Suppressed addresses are
+counted, never retried.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,8 +26,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
-from rightsdesk import notify
+from rightsdesk import notify, suppression
+from rightsdesk.config import settings
 
 logger = Logger()
 tracer = Tracer()
@@ -27,24 +39,86 @@ processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
 # Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
 idempotency = IdempotencyConfig(event_key_jmespath="mail_id", expires_after_seconds=7 * 24 * 3600)
+# SES's send rate shared by at most NOTIFIER_CONCURRENCY instances (docs/notices.md, "Send rate").
+pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.environ.get("NOTIFIER_CONCURRENCY") or 1))
+MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
+
+
+@lru_cache(maxsize=1)
+def _sqs():
+    return boto3.client("sqs")
+
+
+# The suppressed addresses among this invocation's batch, looked up once (rightsdesk.suppression).
+batch_suppressed: set[str] | None = None
 
 
 @idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=idempotency)
 def send_once(message: dict) -> dict:
-    return notify.send(notify.MailMessage.from_body(message))
+    return notify.send(notify.MailMessage.from_body(message), pacer, batch_suppressed)
+
+
+def _come_back_after(record: SQSRecord, seconds: int) -> None:
+    try:
+        _sqs().change_message_visibility(
+            QueueUrl=settings().mail_queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+        )
+    except (ClientError, BotoCoreError) as error:
+        # The queue's own visibility timeout brings it back instead: later than planned, never lost.
+        logger.warning("could not schedule the retry", extra={"error_type": type(error).__name__})
+
+
+class NoTimeLeft(Exception):
+    """Pacing made the batch longer than this invocation has left: the rest comes back at once."""
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
-    message = json.loads(record.body)
-    result = send_once(message=message)
-    logger.info("mail sent", extra={"mail_id": result["mail_id"], "template": message.get("template")})
-    metrics.add_metric(name="MailSent", unit=MetricUnit.Count, value=1)
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    body = json.loads(record.body)
+    message = notify.MailMessage.from_body(body)
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    where = {"mail_id": message.mail_id, "template": message.template, "attempt": attempt}
+    if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < (pacer.interval + 5) * 1000:
+        _come_back_after(record, 0)
+        raise NoTimeLeft(message.mail_id)
+    try:
+        result = send_once(message=body)
+    except Exception as error:
+        final = attempt >= MAX_ATTEMPTS
+        # The type only: messages of library errors can quote the address they choked on.
+        logger.warning("mail not sent", extra={**where, "error_type": type(error).__name__, "final": final})
+        if final:
+            notify.settle(message, notify.FAILED)
+            metrics.add_metric(name="MailFailed", unit=MetricUnit.Count, value=1)
+        else:
+            _come_back_after(record, notify.retry_delay(attempt))
+            metrics.add_metric(name="MailRetried", unit=MetricUnit.Count, value=1)
+        raise
+    outcome = result.get("result", notify.SENT)
+    notify.settle(message, outcome)
+    logger.info("mail done", extra={**where, "result": outcome})
+    metrics.add_metric(name="MailSuppressed" if outcome == notify.SUPPRESSED else "MailSent", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    global batch_suppressed
     idempotency.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    batch_suppressed = _suppressed_in(event)
+    try:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    finally:
+        batch_suppressed = None
+
+
+def _suppressed_in(event: dict) -> set[str] | None:
+    """None (each send looks for itself) if the lookup fails or a body is unreadable: those records
+    fail on their own in record_handler."""
+    try:
+        messages = [notify.MailMessage.from_body(json.loads(r["body"])) for r in event.get("Records") or []]
+        return suppression.suppressed_among([m.to for m in messages if notify.suppressible(m)])
+    except Exception as error:  # noqa: BLE001 - an optimisation only; never fail the batch for it
+        logger.warning("batch suppression lookup failed", extra={"error_type": type(error).__name__})
+        return None

@@ -84,6 +84,11 @@ def _html(page: str, http_status: int = 200, **context) -> Response:
     )
 
 
+def _source() -> str | None:
+    """The caller's address, for rightsdesk.guard (which stores only its keyed hash)."""
+    return app.current_event.request_context.identity.source_ip or None
+
+
 def _bearer() -> str | None:
     header = app.current_event.headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
@@ -101,7 +106,7 @@ def _form_values() -> dict[str, str | list[str]]:
 
 @app.get("/", include_in_schema=False)
 def form_page(site: Annotated[str | None, Query(max_length=253)] = None):
-    return _html("form", values={}, errors={}, site=site)
+    return _html("form", values={}, errors={}, site=site, authority=own_routes.form_authority(site))
 
 
 @app.get("/verify/<request_id>", include_in_schema=False)
@@ -114,7 +119,7 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
     if not token:
         # Links in later emails carry no token (only its hash is kept): ask for the one the subject has.
         return _html("status_lookup", request_id=request_id)
-    request = intake.authorize(request_id, token)
+    request = intake.authorize(request_id, token, source=_source())
     view = intake.status_view(request)
     return _html(
         "status",
@@ -125,6 +130,7 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
         timeline=[{"at": clock.parse_iso(e["at"]), "status": e["status"]} for e in view["timeline"]],
         can_cancel=is_open(request.status),
         cancel_token=token,
+        export_url=own_routes.export_link(request, token),
     )
 
 
@@ -147,7 +153,20 @@ def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str
     return {"request_id": result.request_id, "status": result.status}
 
 
-@app.post("/v1/requests", summary="Submit a request", responses={202: {"description": "Accepted; a code was emailed"}})
+# The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).
+SUBMITTED = http.object_schema({"request_id": {"type": "string"}, "status": {"type": "string"}})
+VERIFIED = http.object_schema({name: {"type": "string"} for name in
+                               ("request_id", "status", "status_token", "due_at", "status_url")})
+STATUS_VIEW = http.object_schema(
+    {"request_id": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"},
+     "created_at": {"type": "string"}, "verified_at": {"type": ["string", "null"]},
+     "due_at": {"type": ["string", "null"]},
+     "timeline": {"type": "array", "items": http.object_schema({"at": {"type": "string"}, "status": {"type": "string"}})}},
+)
+
+
+@app.post("/v1/requests", summary="Submit a request",
+          responses=http.responses(202, "Accepted; a code was emailed", SUBMITTED, 400, 409, 413, 415, 422, 503))
 def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
@@ -172,7 +191,9 @@ def submit(submission: Annotated[intake.Submission, Body()]):
     return Response(status_code=202, content_type="application/json", body=answer)
 
 
-@app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code")
+@app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code",
+          responses=http.responses(200, "Verified; keep the status token", VERIFIED,
+                                   400, 404, 409, 410, 413, 415, 422, 429, 503))
 def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
     result = intake.verify(request_id, body.code, base_url=_base_url())
     metrics.add_metric(name="RequestVerified", unit=MetricUnit.Count, value=1)
@@ -201,17 +222,19 @@ def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
     )
 
 
-@app.get("/v1/requests/<request_id>", summary="Follow a request (Authorization: Bearer <status_token>)")
+@app.get("/v1/requests/<request_id>", summary="Follow a request (Authorization: Bearer <status_token>)",
+         responses=http.responses(200, "The request's progress; no personal data", STATUS_VIEW, 401, 404, 429, 503))
 def get_status(request_id: str) -> dict:
-    return intake.status_view(intake.authorize(request_id, _bearer()))
+    return intake.status_view(intake.authorize(request_id, _bearer(), source=_source()))
 
 
-@app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)")
+@app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)",
+          responses=http.responses(200, "Cancelled", SUBMITTED, 401, 404, 409, 413, 415, 429, 503))
 def cancel(request_id: str):
     token = _bearer()
     if token is None and _wants_html():
         token = str(_form_values().get("token") or "") or None
-    request = intake.cancel(request_id, token)
+    request = intake.cancel(request_id, token, source=_source())
     logger.info("request cancelled", extra={"request_id": request_id})
     if _wants_html():
         return Response(
@@ -232,6 +255,12 @@ def cancel(request_id: str):
 import notice_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
 
 app.include_router(notice_routes.router)
+
+# ------------------------------------------------------------------ the operator's own data (issue 6): exports
+
+import own_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
+
+app.include_router(own_routes.router)
 
 
 # ------------------------------------------------------------------ errors
@@ -265,6 +294,14 @@ def no_route(_: NotFoundError) -> Response:
 
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response:
+    if http.is_transient(error):
+        # AWS throttled us past the SDK's retries: the client may simply retry (an Idempotency-Key
+        # makes a retried submission safe).
+        logger.warning("backend busy", extra={"error_type": type(error).__name__})
+        metrics.add_metric(name="BackendBusy", unit=MetricUnit.Count, value=1)
+        busy = error_response(503, "unavailable", "we are busy; please retry in a moment")
+        busy.headers["Retry-After"] = "1"
+        return busy
     # The type only: messages of library errors can quote the data they choked on.
     logger.error("unhandled error", extra={"error_type": type(error).__name__})
     metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
@@ -291,7 +328,9 @@ def _html_error(status: int, code: str, fields: dict[str, str], message: str) ->
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency.register_lambda_context(context)
     response = _reject_unreadable(event) or app.resolve(event, context)
-    response["headers"] = {**http.SECURITY_HEADERS, **(response.get("headers") or {})}
+    # With an origin list the answer depends on the Origin header: caches must key on it.
+    vary = {"Vary": "Origin"} if cors else {}
+    response["headers"] = {**http.SECURITY_HEADERS, **vary, **(response.get("headers") or {})}
     return response
 
 
@@ -300,7 +339,10 @@ def _reject_unreadable(event: dict) -> dict | None:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    rejected = http.check_body(event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes)
+    text = http.readable_text(body, bool(event.get("isBase64Encoded")))
+    rejected = http.check_body(
+        event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
+    )
     if rejected is None:
         return None
     status, code, message = rejected

@@ -113,8 +113,9 @@ def test_submit_verify_follow_and_cancel(stack, api):
     status = api.get(f"{stack.base_url}/v1/requests/{request_id}", headers={"Authorization": f"Bearer {token}"})
     assert status.status_code == 200
     view = status.json()
-    assert view["status"] == "verified"
-    assert [step["status"] for step in view["timeline"]] == ["identity_unverified", "verified"]
+    # The dispatcher routes the request to the demo controller's webhook at once, so it may be past verified.
+    assert view["status"] in ("verified", "forwarded", "delivered")
+    assert [step["status"] for step in view["timeline"]][:2] == ["identity_unverified", "verified"]
     assert email not in status.text and "Ana" not in status.text, "the status view holds no personal data"
 
     cancelled = api.post(f"{stack.base_url}/v1/requests/{request_id}/cancel", headers={"Authorization": f"Bearer {token}"})

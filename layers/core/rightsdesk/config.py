@@ -29,6 +29,11 @@ class Settings:
     allow_http_webhooks: bool = False
     # Who the hourly watch warns when a breach deadline is near (template parameter OperatorEmail).
     operator_email: str = ""
+    # The operator's own supervisory authority (template parameters SupervisoryAuthority*), named to
+    # subjects who complain about the operator's own processing (issue 6); empty if not configured.
+    authority_name: str = ""
+    authority_url: str = ""
+    authority_email: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -59,6 +64,9 @@ def settings() -> Settings:
         allow_http_webhooks=env.get("ALLOW_HTTP_WEBHOOKS", "").lower() == "true"
         and env.get("RIGHTSDESK_STAGE", "local") == "local",
         operator_email=env.get("OPERATOR_EMAIL", "").strip(),
+        authority_name=env.get("SUPERVISORY_AUTHORITY_NAME", "").strip(),
+        authority_url=env.get("SUPERVISORY_AUTHORITY_URL", "").strip(),
+        authority_email=env.get("SUPERVISORY_AUTHORITY_EMAIL", "").strip(),
     )
 
 

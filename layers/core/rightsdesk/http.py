@@ -6,6 +6,8 @@ page can translate ("required", "invalid_email", ...) and never echo what was ty
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,15 +57,31 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_body(method: str, content_type: str | None, body_size: int, max_body_bytes: int) -> tuple[int, str, str] | None:
-    """Reject what no route accepts before anything parses it: (status, code, message) or None."""
+def check_body(
+    method: str, content_type: str | None, body_size: int, max_body_bytes: int, *, text: bool = True
+) -> tuple[int, str, str] | None:
+    """Reject what no route accepts before anything parses it: (status, code, message) or None.
+    `text` is False for a body that is not UTF-8 (see readable_text): no route reads bytes."""
     if body_size > max_body_bytes:
         return 413, "payload_too_large", f"the request body is larger than {max_body_bytes // 1024} KB"
+    if not text:
+        return 400, "malformed_body", "the request body is not UTF-8 text"
     if method.upper() in ("POST", "PUT", "PATCH") and body_size:
         kind = media_type(content_type)
         if kind and kind not in ACCEPTED_CONTENT_TYPES:
             return 415, "unsupported_media_type", "send application/json or application/x-www-form-urlencoded"
     return None
+
+
+def readable_text(body: str, base64_encoded: bool) -> bool:
+    """True if the body is text: API Gateway hands over bytes that are not UTF-8 base64-encoded."""
+    if not base64_encoded:
+        return True
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _field_code(error: Mapping[str, Any], field: str) -> str:
@@ -90,3 +108,88 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> tuple[int, str, dict[st
         field = location[0] if location else "body"
         fields.setdefault(field, _field_code(error, field))
     return 422, "invalid_input", fields
+
+
+# ------------------------------------------------------------------ OpenAPI: the answers a route documents
+
+# The error body every API answer uses, as JSON Schema: fuzzers and clients check answers against it.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "description": "A stable word: not_found, invalid_input, ..."},
+                "message": {"type": "string", "description": "For people; never echoes the input"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+}
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, or a wrong code",
+    401: "A valid token or key is required",
+    403: "This key may not do that",
+    404: "No such resource",
+    409: "The resource is not in a state that allows this",
+    410: "Expired",
+    413: "The body is too large",
+    415: "Send application/json or application/x-www-form-urlencoded",
+    422: "Some fields are not valid (fields names each one)",
+    429: "Too many attempts; try again later",
+    503: "Briefly unavailable; retry after the Retry-After seconds",
+}
+
+
+def object_schema(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON object with these properties (name -> JSON Schema)."""
+    return {"type": "object", "required": list(required), "properties": {**required, **(optional or {})}}
+
+
+def responses(
+    status: int, description: str, schema: dict[str, Any] | None, *errors: int, media: tuple[str, ...] = (JSON,)
+) -> dict[int, Any]:
+    """A route's documented answers (powertools `responses=`): its success (as each of `media`; the
+    schema applies to JSON) and each error status."""
+    documented: dict[int, Any] = {
+        status: {"description": description,
+                 "content": {kind: {"schema": schema} if schema and kind == JSON else {} for kind in media}}
+    }
+    for code in errors:
+        documented[code] = {"description": _ERROR_DESCRIPTIONS[code], "content": {JSON: {"schema": ERROR_SCHEMA}}}
+    return documented
+
+
+# ------------------------------------------------------------------ busy, not broken
+
+# AWS error codes (and transaction cancellation reasons) that mean "slow down and retry": a 503
+# with Retry-After, not a 500.
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "TooManyRequestsException", "TransactionConflictException", "TransactionInProgressException",
+    "InternalServerError", "ServiceUnavailable", "KMS.ThrottlingException",
+})
+TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """True if `error` (or what caused it) is AWS asking us to slow down, not a fault of ours."""
+    for _ in range(4):
+        if error is None:
+            return False
+        code = getattr(error, "cause_response_code", None)  # pynamodb's errors
+        response = getattr(error, "response", None)  # botocore's ClientError
+        if code is None and isinstance(response, dict):
+            code = (response.get("Error") or {}).get("Code")
+        if code in TRANSIENT_CODES:
+            return True
+        reasons = {r.code for r in getattr(error, "cancellation_reasons", None) or () if r is not None}
+        if reasons and reasons <= TRANSIENT_REASONS:
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -18,8 +18,9 @@ from rightsdesk.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
-# Catalogs merged into DOMAIN's: the notices (rightsdesk.notice_mail) keep their words apart.
-EXTRA_DOMAINS = ("notices",)
+# Catalogs merged into DOMAIN's: the notices (rightsdesk.notice_mail) and the operator's own data
+# (rightsdesk.own_mail, rightsdesk.exports) keep their words apart.
+EXTRA_DOMAINS = ("notices", "operator")
 
 
 def N_(message: str) -> str:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import UpdateError
 
-from rightsdesk import audit, clock, deadlines, deletion, hashing, outbox, queries, registry, retention, subjects
+from rightsdesk import audit, clock, deadlines, deletion, guard, hashing, outbox, queries, registry, retention, subjects
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
@@ -281,9 +281,17 @@ def _after_verification(request: RequestItem, *, status_url: str, due: datetime)
         log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
 
 
-def authorize(request_id: str, token: str | None) -> RequestItem:
-    request = load_request(request_id)
+def authorize(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
+    """The request, if `token` is its status token. `source` (the caller's address) is counted on
+    every failure and refused after too many (rightsdesk.guard)."""
+    guard.refuse_if_locked(guard.STATUS_TOKEN, source)
+    try:
+        request = load_request(request_id)
+    except NotFound:
+        guard.count_failure(guard.STATUS_TOKEN, source)
+        raise
     if not token or not hashing.matches("status_token", token, request.status_token_hash):
+        guard.count_failure(guard.STATUS_TOKEN, source)
         raise Unauthorized("a valid status token is required")
     return request
 
@@ -306,10 +314,10 @@ def status_view(request: RequestItem) -> dict:
     }
 
 
-def cancel(request_id: str, token: str | None) -> RequestItem:
+def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
     """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
     for attempt in range(3):
-        request = authorize(request_id, token)
+        request = authorize(request_id, token, source=source)
         if not is_open(request.status):
             raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
         was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)

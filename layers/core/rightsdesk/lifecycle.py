@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -14,6 +15,11 @@ from rightsdesk import audit, clock
 from rightsdesk.errors import IllegalTransition
 from rightsdesk.models import RequestItem, transaction
 from rightsdesk.status import Status, can_transition
+
+
+# TransactionCanceledException reasons that a repeat of the same write may clear.
+TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+CONFLICT_ATTEMPTS = 3
 
 
 def listing_key(status: str, created_at: datetime, request_id: str) -> str:
@@ -51,15 +57,35 @@ def transition(
         request.pk, action="status_changed", actor=actor, at=at,
         from_status=current.value, to_status=target.value, cause=cause,
     )
-    try:
-        with transaction() as tx:
-            tx.update(request, actions=actions, condition=RequestItem.status == current.value)
-            tx.save(event, condition=type(event).sk.does_not_exist())
-            for item in also_delete:
-                tx.delete(item)
-            for item, item_actions, condition in also_update:
-                tx.update(item, actions=item_actions, condition=condition)
-    except TransactWriteError as error:
-        raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            with transaction() as tx:
+                tx.update(request, actions=actions, condition=RequestItem.status == current.value)
+                tx.save(event, condition=type(event).sk.does_not_exist())
+                for item in also_delete:
+                    tx.delete(item)
+                for item, item_actions, condition in also_update:
+                    tx.update(item, actions=item_actions, condition=condition)
+            break
+        except TransactWriteError as error:
+            if condition_failed(error):
+                raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+            # A conflict with another transaction or a throttle says nothing about the status: the
+            # same conditional write is safe to repeat, and a caller must not mistake it for a
+            # status change (the dispatcher would drop a delivery it had just made).
+            if attempt == CONFLICT_ATTEMPTS or not _transient(error):
+                raise
+            time.sleep(0.05 * attempt)
     request.refresh(consistent_read=True)  # an eventually consistent read may still show the old status
     return request
+
+
+def condition_failed(error: TransactWriteError) -> bool:
+    """True if a condition of the transaction failed (not a conflict, a throttle or an outage)."""
+    return any(reason is not None and reason.code == "ConditionalCheckFailed"
+               for reason in (getattr(error, "cancellation_reasons", None) or ()))
+
+
+def _transient(error: TransactWriteError) -> bool:
+    reasons = {reason.code for reason in (getattr(error, "cancellation_reasons", None) or ()) if reason is not None}
+    return bool(reasons) and reasons <= TRANSIENT_REASONS

@@ -19,6 +19,10 @@ Breach and policy notices (issue 5, docs/notices.md):
   CONTACT#<email hash> LIST#<list> the contact's membership of one list
   SUPPRESS#<email hash> SUPPRESSION  an address that bounced or complained (no address stored)
   UNSUB#<nonce> SPENT              an unsubscribe token that was used
+The operator's own data (issue 6, docs/operations.md "Operator's own data"):
+  CONTACT#<email hash> CONSENT#<purpose>  one purpose's consent: granted or withdrawn, with its history
+  CONTACT#<email hash> REQ#<request id>   a request the subject made to the operator itself (ids only)
+Abuse guard (issue 7): GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
      INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
      AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.deletion).
@@ -45,6 +49,9 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from rightsdesk.config import settings
+from rightsdesk.sessions import share_botocore_data
+
+share_botocore_data()  # every model class opens its own connection: parse botocore's data once
 
 
 def _region() -> str:
@@ -384,6 +391,11 @@ class ContactItem(_Item):
     suppressed = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+    # issue 6: a name the subject may have corrected, and the subject's restriction of processing
+    # or objection to it (either stops every optional list; rightsdesk.contacts.may_receive)
+    name = UnicodeAttribute(null=True)
+    restricted_at = UTCDateTimeAttribute(null=True)
+    objected_at = UTCDateTimeAttribute(null=True)
 
     @staticmethod
     def key(email_hash: str) -> str:
@@ -440,10 +452,62 @@ class SpentTokenItem(_Item):
         return f"UNSUB#{nonce}"
 
 
+# ------------------------------------------------------------------ the operator's own data (issue 6)
+
+
+class ConsentChange(MapAttribute):
+    state = UnicodeAttribute()  # granted | withdrawn
+    at = UTCDateTimeAttribute()
+    source = UnicodeAttribute()
+
+
+class ConsentItem(_Item):
+    """One subject's consent to one purpose, in the contact partition (rightsdesk.consents): the state
+    now, when and from where it got there, and the changes before. Keyed by hash: no address."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "CONSENT#"
+
+    purpose = UnicodeAttribute()
+    state = UnicodeAttribute()
+    granted_at = UTCDateTimeAttribute(null=True)
+    granted_source = UnicodeAttribute(null=True)
+    withdrawn_at = UTCDateTimeAttribute(null=True)
+    withdrawn_source = UnicodeAttribute(null=True)
+    history = ListAttribute(of=ConsentChange, null=True)
+    updated_at = UTCDateTimeAttribute()
+
+
+class SubjectRequestItem(_Item):
+    """Files a request the operator carries out itself under its subject, so an export or an erasure
+    finds the subject's requests with one query (rightsdesk.own_requests). Ids only."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK_PREFIX = "REQ#"
+
+    request_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+
+
+class GuardItem(_Item):
+    """Failed attempts from one source (a keyed hash) in one time window (rightsdesk.guard)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    failures = NumberAttribute(default=0)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem, ApiKeyItem, SubjectCounterItem,
     SweepState,
     IncidentItem, NoticeItem, PolicyVersionItem, ContactItem, ListMemberItem, SuppressionItem, SpentTokenItem,
+    ConsentItem, SubjectRequestItem,
+    GuardItem,
     _Item,  # any item by its keys and retention attributes: how the sweeper reads the expiry index
 )
 

@@ -1,0 +1,257 @@
+"""Load without loss: N submissions and their verifications from C concurrent clients against a
+local run over loopback HTTP, then every request followed to the controller's webhook.
+
+Counted: lost (accepted but never delivered), duplicated (two request ids for one submission, or a
+request that reached the controller as two deliveries: two webhook-ids), 5xx answers; throughput of
+the submit and verify phases and their p50/p99. A client retries a refused connection or a 503 with
+the same Idempotency-Key, as a browser or an SDK would; the retry must not duplicate anything.
+
+`make load` (2,000 requests, 20 clients) refreshes its section of docs/benchmarks.md; `make bench`
+includes it; tests/integration/test_load.py runs 200 in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- load:start -->", "<!-- load:end -->"
+JSON = {"Accept": "application/json"}
+RETRIES = 3
+
+
+@dataclass
+class Phase:
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        ordered = sorted(self.latencies_ms)
+        pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0  # noqa: E731
+        return {"n": len(ordered), "per_second": len(ordered) / self.seconds if self.seconds else 0.0,
+                "p50_ms": pick(0.5), "p99_ms": pick(0.99), "statuses": dict(self.statuses)}
+
+
+class Client:
+    """One session per worker thread: keep-alive, like a browser tab."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.local = threading.local()
+        self.lock = threading.Lock()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
+
+    def post(self, phase: Phase, path: str, body: dict, headers: dict | None = None) -> requests.Response | None:
+        answer = None
+        for attempt in range(RETRIES):
+            started = time.perf_counter()
+            try:
+                answer = self.session().post(self.base_url + path, json=body, headers={**JSON, **(headers or {})},
+                                             timeout=60)
+            except requests.ConnectionError:
+                answer = None
+            elapsed = (time.perf_counter() - started) * 1000
+            with self.lock:
+                phase.latencies_ms.append(elapsed)
+                phase.statuses[answer.status_code if answer is not None else "connection"] += 1
+            if answer is not None and answer.status_code != 503:
+                return answer
+            time.sleep(0.2 * (attempt + 1))
+        return answer
+
+
+def _codes(base_url: str, wanted: set[str], timeout: float) -> dict[str, str]:
+    codes: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while wanted - codes.keys() and time.monotonic() < deadline:
+        for mail in requests.get(base_url + "/_dev/outbox", timeout=60).json():
+            for request_id, code in re.findall(r"/verify/(dsr_\w+)\?code=(\d{6})", mail.get("text") or ""):
+                codes[request_id] = code
+        time.sleep(1)
+    return codes
+
+
+def _deliveries(base_url: str, wanted: set[str], timeout: float) -> dict[str, set[str]]:
+    """request id -> the webhook-ids it reached the controller with."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen: dict[str, set[str]] = {}
+        for delivery in requests.get(base_url + "/_dev/webhooks", timeout=60).json():
+            body = delivery.get("body")
+            if isinstance(body, dict) and body.get("type") == "dsr.request.forwarded" and delivery["answered"] < 300:
+                seen.setdefault(body["data"]["request_id"], set()).add(delivery["webhook_id"])
+        if wanted <= seen.keys() or time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
+
+
+def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds: float = 600) -> dict:
+    client = Client(base_url)
+    submit, verify = Phase(), Phase()
+    run_id = uuid.uuid4().hex[:8]
+
+    def submit_one(n: int) -> str | None:
+        body = {"site": "demo", "type": "access", "email": f"load-{run_id}-{n}@example.org"}
+        answer = client.post(submit, "/v1/requests", body, {"Idempotency-Key": f"load-{run_id}-{n}"})
+        return answer.json()["request_id"] if answer is not None and answer.status_code == 202 else None
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        submitted = list(pool.map(submit_one, range(total)))
+    submit.seconds = time.perf_counter() - started
+    accepted = [request_id for request_id in submitted if request_id]
+    codes = _codes(base_url, set(accepted), timeout=settle_seconds)
+
+    def verify_one(request_id: str) -> bool:
+        if request_id not in codes:
+            return False
+        answer = client.post(verify, f"/v1/requests/{request_id}/verify", {"code": codes[request_id]})
+        return answer is not None and answer.status_code == 200
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        verified = [rid for rid, ok in zip(accepted, pool.map(verify_one, accepted), strict=True) if ok]
+    verify.seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    delivered = _deliveries(base_url, set(verified), timeout=settle_seconds)
+    drain = time.perf_counter() - started
+
+    statuses = submit.statuses + verify.statuses
+    return {
+        "requests": total,
+        "concurrency": concurrency,
+        "accepted": len(accepted),
+        "verified": len(verified),
+        "delivered": len(set(verified) & delivered.keys()),
+        "lost": len(set(verified) - delivered.keys()) + (total - len(accepted)) + (len(accepted) - len(verified)),
+        "duplicated": (len(accepted) - len(set(accepted))) + sum(1 for ids in delivered.values() if len(ids) > 1),
+        "server_errors": sum(n for status, n in statuses.items() if isinstance(status, int) and status >= 500),
+        "retried": sum(n for status, n in statuses.items() if status in (503, "connection")),
+        "submit": submit.summary(),
+        "verify": verify.summary(),
+        "drain_seconds": drain,
+    }
+
+
+# ------------------------------------------------------------------ a local run of its own
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalRun:
+    """`python -m local` on free ports, without schedules, until the `with` block ends."""
+
+    def __enter__(self) -> str:
+        ports = [_free_port() for _ in range(3)]
+        self.log = open(ROOT / ".local" / "load-run.log", "w") if (ROOT / ".local").is_dir() else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local", "--port", str(ports[0]), "--moto-port", str(ports[1]),
+             "--receiver-port", str(ports[2]), "--no-schedules"],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        base_url = f"http://127.0.0.1:{ports[0]}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base_url + "/_dev/health", timeout=1).status_code == 200:
+                    return base_url
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the local run did not start")
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+def section(result: dict) -> str:
+    rows = [
+        f"| {name} | {p['n']} | {p['per_second']:.1f} | {p['p50_ms']:.0f} | {p['p99_ms']:.0f} |"
+        for name, p in (("submit", result["submit"]), ("verify", result["verify"]))
+    ]
+    return f"""{START}
+## Load without loss (`make load`)
+
+{result['requests']} submissions and their verifications from {result['concurrency']} concurrent clients
+(threads, keep-alive HTTP) against `python -m local` on loopback; then every verified request followed
+to the demo controller's webhook.
+
+| lost | duplicated | 5xx | retried (503 or refused) | accepted | verified | delivered | drain after the last verify |
+|---|---|---|---|---|---|---|---|
+| {result['lost']} | {result['duplicated']} | {result['server_errors']} | {result['retried']} | {result['accepted']} | {result['verified']} | {result['delivered']} | {result['drain_seconds']:.0f} s |
+
+| phase | answers | per second | p50 (ms) | p99 (ms) |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+The local runner runs one invocation per function at a time (one Lambda environment each), so the
+20 clients queue for it: throughput is that of one warm environment on this machine against moto,
+and the latencies include the queueing. On AWS, API Gateway throttling (ApiThrottleRateLimit) and
+Lambda concurrency decide instead.
+{END}"""
+
+
+def write_section(markdown: str) -> None:
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        text = text[: text.index(START)] + markdown + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + markdown + "\n"
+    REPORT.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--base-url", help="a running local stack (default: start one)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    if args.base_url:
+        result = run(args.base_url, args.requests, args.concurrency)
+    else:
+        with LocalRun() as base_url:
+            result = run(base_url, args.requests, args.concurrency)
+    markdown = section(result)
+    print(markdown)
+    if not args.no_write:
+        write_section(markdown)
+    ok = result["lost"] == result["duplicated"] == result["server_errors"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""`rightsdesk consents ...`: the consent ledger of one subject (rightsdesk.consents).
+
+The subject is named by address on the command line and found by its keyed hash; the address is
+never printed back, and the ledger holds none.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rightsdesk import consents, hashing
+from rightsdesk.rights import Purpose
+from rightsdesk_cli.context import use
+from rightsdesk_cli.output import JsonFlag, emit, table
+from rightsdesk_cli.wiring import connect_mail
+
+app = typer.Typer(help="The consent ledger: what each subject agreed to, and withdrew, when and from where.",
+                  no_args_is_help=True)
+
+EmailOption = Annotated[str, typer.Option("--email", help="The subject's address (found by its keyed hash).")]
+PurposeOption = Annotated[list[Purpose], typer.Option("--purpose", help="A purpose (repeat for more).")]
+
+
+@app.command("show")
+def show(ctx: typer.Context, email: EmailOption, json_output: JsonFlag = False) -> None:
+    """Every purpose the subject granted or withdrew, with times, sources and history."""
+    state = connect_mail(use(ctx, json_output), hash_key=True)
+    ledger = [consents.view(item) for item in consents.ledger(hashing.email_hash(email))]
+
+    def render():
+        if not ledger:
+            return "no consent recorded for this subject"
+        rows = ([c["purpose"], c["state"], c["granted_at"], c["granted_source"], c["withdrawn_at"],
+                 c["withdrawn_source"], len(c["history"])] for c in ledger)
+        return table(("purpose", "state", "granted", "granted from", "withdrawn", "withdrawn from", "changes"), rows)
+
+    emit(state, {"consents": ledger}, render)
+
+
+@app.command("grant")
+def grant(
+    ctx: typer.Context,
+    email: EmailOption,
+    purposes: PurposeOption,
+    source: Annotated[str, typer.Option("--source", help="Where it was given, e.g. signup-form or a ticket id (no personal data).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Record consent given outside rightsdesk. Joining a list (`contacts add`) records it too."""
+    state = connect_mail(use(ctx, json_output), hash_key=True)
+    consents.grant(hashing.email_hash(email), [p.value for p in purposes], source=source)
+    emit(state, {"granted": [p.value for p in purposes]}, lambda: f"granted: {', '.join(p.value for p in purposes)}")
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    email: EmailOption,
+    purposes: PurposeOption,
+    source: Annotated[str, typer.Option("--source", help="Where it was withdrawn, e.g. a ticket id (no personal data).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Withdraw consent now (e.g. told by phone): the subject leaves the lists those purposes feed."""
+    state = connect_mail(use(ctx, json_output), hash_key=True)
+    left = consents.withdraw(hashing.email_hash(email), [p.value for p in purposes], source=source)
+    emit(state, {"withdrawn": [p.value for p in purposes], "lists_left": left},
+         lambda: f"withdrawn: {', '.join(p.value for p in purposes)}" + (f"; left {', '.join(left)}" if left else ""))

@@ -1,0 +1,41 @@
+"""`rightsdesk newsletter send`: one issue of an optional list of the operator's own (newsletter,
+marketing), queued to every member the list may still reach (rightsdesk.newsletter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from rightsdesk import newsletter
+from rightsdesk_cli.context import use
+from rightsdesk_cli.output import JsonFlag, emit
+from rightsdesk_cli.wiring import connect_mail
+
+app = typer.Typer(help="The operator's own optional lists: send an issue.", no_args_is_help=True)
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Option("--issue", help="A name for this issue, e.g. 2026-11; sending it again finishes it.")],
+    subject: Annotated[str, typer.Option("--subject", help="The subject line.")],
+    body_file: Annotated[Path, typer.Option("--body-file", exists=True, dir_okay=False, readable=True,
+                                            help="Plain text; blank lines part paragraphs.")],
+    list_name: Annotated[str, typer.Option("--list", help="newsletter or marketing.")] = "newsletter",
+    json_output: JsonFlag = False,
+) -> None:
+    """Queue the issue to every member who has not withdrawn consent, restricted or objected."""
+    state = connect_mail(use(ctx, json_output))
+    with Progress(TextColumn("queueing"), BarColumn(), MofNCompleteColumn(), console=state.console,
+                  transient=True, disable=state.json) as bar:
+        task = bar.add_task("mails", total=None)
+        sent = newsletter.send(
+            newsletter.Issue(issue=issue, subject=subject, body=body_file.read_text(encoding="utf-8"), list_name=list_name),
+            progress=lambda n: bar.advance(task, n),
+        )
+    data = {"issue": issue, "list": list_name, "queued": sent.queued, "skipped": sent.skipped}
+    emit(state, data, lambda: f"{sent.queued} mails queued; {sent.skipped} members skipped (withdrawn, restricted, "
+                              "objected or suppressed)")

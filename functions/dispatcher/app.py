@@ -1,0 +1,99 @@
+"""DispatcherFunction: DeliveryQueue -> controllers (signed webhook, email or pull), with retries.
+
+A failed delivery stays on the queue: this handler sets the message's visibility timeout to the
+next step of the retry schedule (rightsdesk.delivery) and reports it as a batch item failure, so
+only that message comes back, when its time has come. A redelivered message that already
+succeeded is answered from the idempotency record, keyed on the delivery id (no personal data).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rightsdesk import delivery, dispatch
+from rightsdesk.config import settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+# Keyed on the delivery id; the stored answer is ids and outcome words, never request content.
+idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=7 * 24 * 3600)
+# The DeliveryQueue's maxReceiveCount: the receive that may not fail without giving up.
+MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS") or delivery.DEFAULT_MAX_ATTEMPTS)
+
+
+@lru_cache(maxsize=1)
+def _sqs():
+    return boto3.client("sqs")
+
+
+@idempotent_function(data_keyword_argument="key", persistence_store=persistence, config=idempotency)
+def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int) -> dict:
+    return dispatch.dispatch(message, attempt=attempt, max_attempts=MAX_ATTEMPTS)
+
+
+def _come_back_after(record: SQSRecord, seconds: int) -> None:
+    try:
+        _sqs().change_message_visibility(
+            QueueUrl=settings().delivery_queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+        )
+    except (ClientError, BotoCoreError) as error:
+        # The queue's own visibility timeout brings it back instead; later than planned, never lost.
+        logger.warning("could not schedule the retry", extra={"error_type": type(error).__name__})
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    try:
+        message = delivery.DeliveryMessage.from_body(json.loads(record.body), message_id=record.message_id)
+    except (ValueError, TypeError, AttributeError):
+        # Retrying cannot fix it: back at once, so it reaches the dead-letter queue quickly.
+        _come_back_after(record, 0)
+        logger.error("malformed delivery message", extra={"message_id": record.message_id})
+        raise
+    where = {"delivery_id": message.delivery_id, "event": message.event, "request_id": message.request_id,
+             "attempt": attempt}
+    try:
+        result = dispatch_once(key=message.key(), message=message, attempt=attempt)
+    except delivery.RetryLater as failed:
+        _come_back_after(record, failed.delay)
+        final = isinstance(failed, delivery.Exhausted)
+        logger.warning("delivery failed", extra={**where, "cause": failed.cause, "retry_in_seconds": failed.delay,
+                                                 "final": final})
+        metrics.add_metric(name="DeliveryExhausted" if final else "DeliveryRetried", unit=MetricUnit.Count, value=1)
+        raise
+    except Exception as error:
+        _come_back_after(record, delivery.retry_delay(attempt))
+        # The type only: messages of library errors can quote the data they choked on.
+        logger.error("delivery error", extra={**where, "error_type": type(error).__name__})
+        raise
+    logger.info("delivery done", extra={**where, "result": result.get("result"), "via": result.get("via")})
+    metrics.add_metric(name="DeliveryDone", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,84 @@
+"""Public routes of the notices (issue 5): the policy archive and one-click unsubscribe.
+
+Included by app.py with `app.include_router(notice_routes.router)`; app.py's error handlers and
+security headers apply. Nothing here logs a token or an address.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from rightsdesk import http, i18n, notice_pages, policies, unsubscribe
+
+logger = Logger(child=True)
+router = Router()
+
+TOKEN = Annotated[str | None, Query(max_length=512, description="The token from the email's unsubscribe link")]
+
+
+# ------------------------------------------------------------------ policy archive
+
+
+@router.get("/v1/policies/<doc>", summary="A policy document: its current version and every earlier one",
+            responses=http.responses(200, "The document's versions", None, 404, 503))
+def policy_archive(doc: str) -> dict:
+    return policies.archive(doc)
+
+
+@router.get("/v1/policies/<doc>/versions/<version>", summary="One version of a policy document, as published",
+            responses=http.responses(200, "The version, as published", None, 404, 503))
+def policy_version(doc: str, version: str) -> dict:
+    return policies.view(policies.get(doc, version))
+
+
+# ------------------------------------------------------------------ unsubscribe (RFC 8058)
+
+
+def _locale() -> str:
+    event = router.current_event
+    return i18n.negotiate((event.query_string_parameters or {}).get("lang"), event.headers.get("accept-language"))
+
+
+def _page(state: str, status: int, token: str | None = None, list_name: str | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=notice_pages.unsubscribe_page(state, _locale(), token, list_name),
+    )
+
+
+def _refused(error: unsubscribe.InvalidToken | unsubscribe.SpentToken) -> Response:
+    state = "used" if isinstance(error, unsubscribe.SpentToken) else "invalid"
+    if http.wants_html(router.current_event.headers.get("accept")):
+        return _page(state, error.status)
+    return Response(status_code=error.status, content_type=http.JSON, body=error.to_body())
+
+
+@router.get("/v1/unsubscribe", include_in_schema=False)
+def unsubscribe_page(token: TOKEN = None):
+    # Only a page: mail scanners fetch every link, and a GET must never unsubscribe anyone.
+    try:
+        claims = unsubscribe.check(token)
+    except (unsubscribe.InvalidToken, unsubscribe.SpentToken) as error:
+        return _page("used" if isinstance(error, unsubscribe.SpentToken) else "invalid", error.status)
+    return _page("confirm", 200, token, claims.list_name)
+
+
+@router.post("/v1/unsubscribe", summary="One-click unsubscribe from an optional list (RFC 8058); no login",
+             responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503,
+                                      media=(http.JSON, "text/html")))
+def unsubscribe_now(token: TOKEN = None):
+    try:
+        claims = unsubscribe.spend(token)
+    except (unsubscribe.InvalidToken, unsubscribe.SpentToken) as error:
+        logger.info("unsubscribe refused", extra={"reason": error.code})
+        return _refused(error)
+    logger.info("unsubscribed", extra={"list": claims.list_name})
+    if http.wants_html(router.current_event.headers.get("accept")):
+        return _page("done", 200, list_name=claims.list_name)
+    return Response(status_code=200, content_type=http.JSON, body={"unsubscribed": True, "list": claims.list_name})

@@ -1,0 +1,95 @@
+"""Public routes of the operator's own data (issue 6): the subject's export, and its JSON Schema.
+
+Included by app.py with `app.include_router(own_routes.router)`; app.py's error handlers and
+security headers apply. Only the status token opens an export: `Authorization: Bearer <token>`,
+or `?token=` in the links of the status page (a browser cannot send a header from a link).
+Nothing here logs a token or the export's contents.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from rightsdesk import exports, http, i18n, own_requests, registry, web
+
+logger = Logger(child=True)
+router = Router()
+
+
+def _token(query_token: str | None) -> str | None:
+    header = router.current_event.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return query_token or None
+
+
+@router.get(
+    "/v1/requests/<request_id>/export",
+    summary="The subject's data, for an access or portability request to the operator itself "
+            "(Authorization: Bearer <status_token>); for 7 days after the request was completed",
+    responses=http.responses(200, "The export", None, 401, 404, 409, 410, 422, 429, 503,
+                             media=(http.JSON, "text/html")),
+)
+def export(
+    request_id: str,
+    format: Annotated[Literal["json", "html"] | None, Query(description="json (default for API clients) or html")] = None,
+    token: Annotated[str | None, Query(max_length=128, description="The status token, for links from the status page")] = None,
+    lang: Annotated[str | None, Query(max_length=16)] = None,
+):
+    status_token = _token(token)
+    headers = router.current_event.headers
+    wants_html = format == "html" or (format is None and http.wants_html(headers.get("accept")))
+    try:
+        request, until = exports.authorize(request_id, status_token)
+    except (exports.NotReady, exports.Expired) as error:
+        if not wants_html:
+            raise
+        # A subject following a link: a page in their language rather than an error code.
+        return Response(
+            status_code=error.status,
+            content_type="text/html; charset=utf-8",
+            body=exports.unavailable_page(error.code, i18n.negotiate(lang, headers.get("accept-language"))),
+            headers={"Content-Security-Policy": web.content_security_policy()},
+        )
+    document = exports.document(request, until)
+    logger.info("export opened", extra={"request_id": request_id, "format": "html" if wants_html else "json"})
+    if wants_html:
+        locale = i18n.negotiate(lang, headers.get("accept-language")) if lang else request.locale
+        return Response(
+            status_code=200,
+            content_type="text/html; charset=utf-8",
+            body=exports.page(document, locale, status_token or ""),
+            headers={"Content-Security-Policy": web.content_security_policy()},
+        )
+    download = {}
+    if format == "json":  # asked for the file: the browser saves it
+        download["Content-Disposition"] = f'attachment; filename="rightsdesk-export-{request.request_id}.json"'
+    return Response(status_code=200, content_type="application/json", body=document, headers=download)
+
+
+@router.get("/v1/schemas/export.json", summary="The JSON Schema of a data export",
+            responses=http.responses(200, "JSON Schema (2020-12)", None, media=("application/schema+json",)))
+def export_schema():
+    # Serialized here: the resolver serializes dict bodies of application/json only.
+    return Response(status_code=200, content_type="application/schema+json", body=json.dumps(exports.schema()))
+
+
+# ------------------------------------------------------------------ for app.py's pages
+
+
+def form_authority(site: str | None) -> dict | None:
+    """The complaint note names the operator's supervisory authority when the form is for a site of
+    the operator's own (delivery internal); other sites' controllers answer to their own."""
+    controller = registry.resolve_site(site) if site else None
+    return own_requests.authority() if controller is not None and controller.delivery == own_requests.INTERNAL else None
+
+
+def export_link(request, token: str | None) -> str | None:
+    return exports.link(request, token)

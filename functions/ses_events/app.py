@@ -1,0 +1,29 @@
+"""SesEventsFunction: SES bounce and complaint events of our configuration set (through EventBridge)
+mark the address suppressed. The rules are in rightsdesk.suppression; nothing here logs an address."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rightsdesk import suppression
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
+    report = suppression.record_ses_event(event.detail)
+    logger.info("ses event", extra={"event_type": report.event_type, "suppressed": report.suppressed,
+                                    "ignored": report.ignored})
+    metrics.add_metric(name="SesEventReceived", unit=MetricUnit.Count, value=1)
+    if report.suppressed:
+        metrics.add_metric(name="AddressSuppressed", unit=MetricUnit.Count, value=report.suppressed)
+    return {"event_type": report.event_type, "suppressed": report.suppressed, "ignored": report.ignored}

@@ -1,0 +1,449 @@
+"""Personal-data breaches: the incident, its 72-hour clock, and one notice per recipient.
+
+GDPR Art. 33: a processor tells its controllers without undue delay, and a controller tells its
+supervisory authority within 72 hours of becoming aware; our promise is both within 72 hours of
+detection, so each incident carries two deadlines, detection + 72 h. Art. 34: when the risk to
+people is high, the people concerned are told too; with `notify_subjects` we do that for the
+controllers, writing to the subjects whose verified address we still hold.
+
+The incident holds only what the operator typed, ids, dates and counts. Recipients' addresses live
+in the notice items alone (INCIDENT#<id> / NOTICE#<kind>#<recipient>), which are deleted under the
+retention rule `breach_recipient`. A notice is pending until the notifier settles it: sent,
+suppressed (the address bounced or complained before) or failed (retries exhausted; a redrive may
+still send it). Settling is one conditional write on the notice; the notices are the truth about
+what was sent, counted by a query of the incident's partition. The incident keeps a snapshot of
+those counts (its Tally maps, rule `breach_record`), refreshed whenever they are counted, so the
+record of who was told outlives the addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+
+from rightsdesk import audit, clock, delivery, hashing, outbox, queries, registry, retention
+from rightsdesk.deletion import conditional_failure
+from rightsdesk.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.models import AuditEvent, ControllerItem, IncidentItem, NoticeItem, RequestItem, Tally, transaction
+from rightsdesk.status import Status
+
+DEADLINE = timedelta(hours=72)
+CONTROLLER = "controller"
+SUBJECT = "subject"
+KINDS = (CONTROLLER, SUBJECT)
+PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
+STATUSES = (PENDING, SENT, FAILED, SUPPRESSED)
+# Which status may become which: a failed notice may still be sent (a DLQ redrive), nothing else goes back.
+SETTLES_FROM = {SENT: (PENDING, FAILED), SUPPRESSED: (PENDING, FAILED), FAILED: (PENDING,)}
+WEBHOOK_EVENT = "breach.notice"
+# A subject whose address was never verified is not written to: we never proved it is theirs.
+UNPROVEN = (Status.IDENTITY_UNVERIFIED.value, Status.EXPIRED.value)
+CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_TEXT = 4000
+
+Progress = Callable[[int], None]  # called with how many notices were just queued
+
+
+@dataclass(frozen=True)
+class Declaration:
+    detected_at: datetime
+    summary: str
+    categories: list[str]
+    contact: str
+    controller_ids: list[str] | None = None  # None: every controller
+    high_risk: bool = False
+    notify_subjects: bool = False
+    consequences: str | None = None
+    measures: str | None = None
+    actor: str = "operator"
+
+
+@dataclass
+class Recipient:
+    kind: str
+    key: str
+    email: str
+    locale: str
+    controller_ids: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ declaring
+
+
+def _check(declaration: Declaration, now: datetime) -> None:
+    problems = {}
+    if declaration.detected_at > now:
+        problems["detected_at"] = "in_the_future"
+    if not declaration.summary.strip() or len(declaration.summary) > MAX_TEXT:
+        problems["summary"] = "required" if not declaration.summary.strip() else "too_long"
+    if not declaration.categories or not all(CATEGORY.fullmatch(c) for c in declaration.categories):
+        problems["categories"] = "invalid_format"
+    if not declaration.contact.strip() or len(declaration.contact) > 300:
+        problems["contact"] = "required"
+    for name in ("consequences", "measures"):
+        if len(getattr(declaration, name) or "") > MAX_TEXT:
+            problems[name] = "too_long"
+    if declaration.notify_subjects and not declaration.high_risk:
+        # Art. 34 writes to people only when the risk to them is high.
+        problems["notify_subjects"] = "needs_high_risk"
+    if declaration.controller_ids is not None and not declaration.controller_ids:
+        problems["controllers"] = "required"
+    if problems:
+        raise InvalidInput("this breach cannot be declared as given", fields=problems)
+
+
+def _controllers(ids: list[str] | None) -> list[ControllerItem]:
+    if ids is None:
+        return [c for c in registry.list_controllers() if c.delivery != "internal"]
+    found = []
+    for controller_id in dict.fromkeys(ids):
+        controller = registry.get_controller(controller_id)
+        if controller is None:
+            raise NotFound(f"no controller {controller_id}")
+        found.append(controller)
+    return found
+
+
+def subjects_of(controller_ids: list[str]) -> list[Recipient]:
+    """The subjects of these controllers whose verified address is still held, one per subject."""
+    found: dict[str, tuple[datetime, Recipient]] = {}
+    for controller_id in controller_ids:
+        for request in queries.controller_requests(controller_id):
+            if not _reachable(request):
+                continue
+            seen = found.get(request.subject_hash)
+            if seen is None:
+                recipient = Recipient(SUBJECT, request.subject_hash, request.email, request.locale)
+                found[request.subject_hash] = (request.created_at, recipient)
+            elif request.created_at > seen[0]:  # the latest request's address and language win
+                seen[1].email, seen[1].locale = request.email, request.locale
+                found[request.subject_hash] = (request.created_at, seen[1])
+            recipient = found[request.subject_hash][1]
+            if controller_id not in recipient.controller_ids:
+                recipient.controller_ids.append(controller_id)
+    return [recipient for _, recipient in sorted(found.values(), key=lambda pair: pair[1].key)]
+
+
+def _reachable(request: RequestItem) -> bool:
+    if not request.email or not request.subject_hash or request.personal_purged_at is not None:
+        return False
+    if request.status in UNPROVEN:
+        return False
+    held = request.legal_hold is not None
+    return held or not retention.personal_data_due(request.retention_rule, request.retention_due_at)
+
+
+def declare(declaration: Declaration, *, now: datetime | None = None, progress: Progress | None = None) -> IncidentItem:
+    """Record the incident and its notices, then queue one mail per notice (and webhook copies)."""
+    now = now or clock.now()
+    _check(declaration, now)
+    controllers = _controllers(declaration.controller_ids)
+    if not controllers:
+        raise InvalidInput("no controller to notify", fields={"controllers": "required"})
+    recipients = [
+        Recipient(CONTROLLER, c.controller_id, c.contact_email, c.locale, [c.controller_id]) for c in controllers
+    ]
+    if declaration.notify_subjects:
+        recipients += subjects_of([c.controller_id for c in controllers])
+    incident_id = hashing.new_id("inc")
+    pk = IncidentItem.key(incident_id)
+    # Notices first: a declaration cut short leaves orphans that expire, never an incident whose
+    # counts promise notices that do not exist.
+    notices = [_notice(incident_id, recipient, now) for recipient in recipients]
+    with NoticeItem.batch_write() as batch:
+        for notice in notices:
+            batch.save(notice)
+    incident = _incident(incident_id, declaration, controllers, recipients, now)
+    event = audit.event(pk, action="breach_declared", actor=declaration.actor, at=now,
+                        cause=f"controllers_{len(controllers)}_subjects_{len(recipients) - len(controllers)}")
+    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, declaration.detected_at)
+    with transaction() as tx:
+        tx.save(incident, condition=IncidentItem.pk.does_not_exist())
+        tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    names = {c.controller_id: c.name for c in controllers}
+    queue(incident, notices, names, progress=progress)
+    webhooks = [c for c in controllers if c.delivery == "webhook"]
+    if webhooks and WEBHOOK_EVENT in delivery.EVENTS:  # only once the dispatcher knows the event
+        for controller in webhooks:
+            outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
+                                            incident_id=incident_id)
+        incident.update(actions=[IncidentItem.webhooks_queued.set(len(webhooks))])
+    return incident
+
+
+def _notice(incident_id: str, recipient: Recipient, now: datetime) -> NoticeItem:
+    return NoticeItem(
+        IncidentItem.key(incident_id),
+        NoticeItem.sort_key(recipient.kind, recipient.key),
+        incident_id=incident_id,
+        kind=recipient.kind,
+        recipient=recipient.key,
+        email=recipient.email,
+        locale=recipient.locale,
+        controller_ids=recipient.controller_ids,
+        status=PENDING,
+        mail_id=f"breach-{incident_id}-{recipient.kind}-{recipient.key[:32]}",
+        updated_at=now,
+        expires_at=retention.expires_at(retention.Rule.BREACH_RECIPIENT, now),
+    )
+
+
+def _incident(incident_id: str, declaration: Declaration, controllers: list[ControllerItem],
+              recipients: list[Recipient], now: datetime) -> IncidentItem:
+    detected = declaration.detected_at
+    incident = IncidentItem(
+        IncidentItem.key(incident_id),
+        IncidentItem.SK,
+        incident_id=incident_id,
+        detected_at=detected,
+        declared_at=now,
+        declared_by=declaration.actor,
+        summary=declaration.summary.strip(),
+        categories=list(dict.fromkeys(declaration.categories)),
+        consequences=(declaration.consequences or "").strip() or None,
+        measures=(declaration.measures or "").strip() or None,
+        contact=declaration.contact.strip(),
+        high_risk=declaration.high_risk,
+        notify_subjects=declaration.notify_subjects,
+        controller_ids=[c.controller_id for c in controllers],
+        controllers_due_at=detected + DEADLINE,
+        authority_due_at=detected + DEADLINE,
+        expires_at=retention.expires_at(retention.Rule.BREACH_RECORD, detected),
+        gsi1pk=IncidentItem.PARTITION,
+        gsi1sk=f"{clock.isoformat(detected)}#{incident_id}",
+    )
+    incident.controllers.pending = sum(1 for r in recipients if r.kind == CONTROLLER)
+    incident.subjects.pending = sum(1 for r in recipients if r.kind == SUBJECT)
+    return incident
+
+
+def mail_for(incident: IncidentItem, notice: NoticeItem, controller_names: dict[str, str]) -> dict:
+    """The MailQueue message of one notice; `track` lets the notifier settle the notice."""
+    context = {
+        "incident_id": incident.incident_id,
+        "detected_at": clock.isoformat(incident.detected_at),
+        "summary": incident.summary,
+        "categories": list(incident.categories),
+        "consequences": incident.consequences,
+        "measures": incident.measures,
+        "contact": incident.contact,
+        "high_risk": bool(incident.high_risk),
+    }
+    names = [controller_names.get(cid, cid) for cid in notice.controller_ids]
+    if notice.kind == CONTROLLER:
+        template = "breach_controller"
+        context.update(controller_name=names[0], subjects_notified=bool(incident.notify_subjects))
+    else:
+        template = "breach_subject"
+        context.update(controller_names=names)
+    return outbox.mail_body(
+        mail_id=notice.mail_id, to=notice.email, template=template, locale=notice.locale, context=context,
+        track={"incident_id": incident.incident_id, "notice": notice.sk},
+    )
+
+
+def queue(incident: IncidentItem, notices: list[NoticeItem], controller_names: dict[str, str],
+          *, progress: Progress | None = None) -> int:
+    """Queue the notices' mails; queueing one twice is harmless (the notifier sends a mail id once)."""
+    batch: list[dict] = []
+    for notice in notices:
+        batch.append(mail_for(incident, notice, controller_names))
+        if len(batch) == 100:
+            outbox.enqueue_mails(batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        outbox.enqueue_mails(batch)
+        if progress:
+            progress(len(batch))
+    return len(notices)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def load(incident_id: str) -> IncidentItem:
+    if not incident_id or len(incident_id) > 64:
+        raise NotFound("no such incident")
+    try:
+        incident = IncidentItem.get(IncidentItem.key(incident_id), IncidentItem.SK, consistent_read=True)
+    except IncidentItem.DoesNotExist:
+        raise NotFound(f"no incident {incident_id}") from None
+    if not retention.is_live(incident):
+        raise NotFound(f"no incident {incident_id}")
+    return incident
+
+
+def notices(incident_id: str, *, statuses: tuple[str, ...] | None = None) -> Iterator[NoticeItem]:
+    """The incident's live notices, controllers first (the sort key says so)."""
+    items = NoticeItem.query(IncidentItem.key(incident_id), NoticeItem.sk.startswith(NoticeItem.SK_PREFIX))
+    for item in items:
+        if retention.is_live(item) and (statuses is None or item.status in statuses):
+            yield item
+
+
+def recent(now: datetime | None = None, *, since: timedelta = DEADLINE + timedelta(days=7)) -> Iterator[IncidentItem]:
+    """Incidents detected within `since` of now (the deadline watch's window), from GSI1, no scan."""
+    low = clock.isoformat((now or clock.now()) - since)
+    for item in IncidentItem.listing.query(IncidentItem.PARTITION, IncidentItem.gsi1sk >= low):
+        if retention.is_live(item):
+            yield item
+
+
+def _empty() -> dict[str, dict[str, int]]:
+    return {kind: dict.fromkeys(STATUSES, 0) for kind in (*KINDS, "total")}
+
+
+def tally(incident: IncidentItem, *, record: bool = True) -> dict[str, dict[str, int]]:
+    """Notices per kind and status, counted from the notices themselves (a query of the incident's
+    partition, three attributes each); once they have expired, the incident's last snapshot.
+    `record` refreshes that snapshot when the count differs from it."""
+    counts = _empty()
+    items = NoticeItem.query(incident.pk, NoticeItem.sk.startswith(NoticeItem.SK_PREFIX),
+                             attributes_to_get=["kind", "status", "expires_at"])
+    for item in items:
+        if retention.is_live(item) and item.kind in KINDS and item.status in STATUSES:
+            counts[item.kind][item.status] += 1
+            counts["total"][item.status] += 1
+    stored = _snapshot(incident)
+    if not any(counts["total"].values()):
+        return stored
+    if record and counts != stored:
+        _record(incident, counts)
+    return counts
+
+
+def _snapshot(incident: IncidentItem) -> dict[str, dict[str, int]]:
+    counts = _empty()
+    for kind, attribute in ((CONTROLLER, incident.controllers), (SUBJECT, incident.subjects)):
+        for status in STATUSES:
+            counts[kind][status] = int(getattr(attribute, status, 0) or 0)
+            counts["total"][status] += counts[kind][status]
+    return counts
+
+
+def _record(incident: IncidentItem, counts: dict[str, dict[str, int]]) -> None:
+    controllers, subjects = Tally(**counts[CONTROLLER]), Tally(**counts[SUBJECT])
+    incident.update(actions=[IncidentItem.controllers.set(controllers), IncidentItem.subjects.set(subjects)],
+                    condition=IncidentItem.pk.exists())
+
+
+def deadlines(incident: IncidentItem, counts: dict, now: datetime | None = None) -> list[dict]:
+    now = now or clock.now()
+    rows = []
+    for name, due, met_at in (
+        ("controllers", incident.controllers_due_at, None),
+        ("authority", incident.authority_due_at, incident.authority_notified_at),
+    ):
+        if name == "controllers":
+            met = counts[CONTROLLER]["pending"] == 0 and counts[CONTROLLER]["failed"] == 0
+        else:
+            met = met_at is not None
+        rows.append({"deadline": name, "due_at": due, "seconds_left": int((due - now).total_seconds()), "met": met})
+    return rows
+
+
+def webhook_data(incident_id: str, controller_id: str) -> dict:
+    """`data` of a `breach.notice` webhook event to one controller: the operator's facts, no recipient."""
+    incident = load(incident_id)
+    if controller_id not in incident.controller_ids:
+        raise NotFound(f"incident {incident_id} does not concern controller {controller_id}")
+    return {
+        "incident_id": incident.incident_id,
+        "controller_id": controller_id,
+        "detected_at": clock.isoformat(incident.detected_at),
+        "declared_at": clock.isoformat(incident.declared_at),
+        "summary": incident.summary,
+        "categories": list(incident.categories),
+        "likely_consequences": incident.consequences,
+        "measures": incident.measures,
+        "contact": incident.contact,
+        "high_risk": bool(incident.high_risk),
+        "subjects_notified": bool(incident.notify_subjects),
+        "notify_authority_by": clock.isoformat(incident.authority_due_at),
+    }
+
+
+# ------------------------------------------------------------------ changes after declaring
+
+
+def settle(incident_id: str, notice_sk: str, outcome: str, at: datetime | None = None) -> bool:
+    """Record what became of a notice's mail. False if it was settled already (a redelivered
+    message) or is past its retention: nothing changes."""
+    if outcome not in SETTLES_FROM:
+        raise ValueError(f"a notice cannot be settled as {outcome!r}")
+    at = at or clock.now()
+    actions = [NoticeItem.status.set(outcome), NoticeItem.updated_at.set(at)]
+    if outcome == SENT:
+        actions.append(NoticeItem.sent_at.set(at))
+    notice = NoticeItem(IncidentItem.key(incident_id), notice_sk)
+    try:
+        notice.update(actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*SETTLES_FROM[outcome]))
+    except UpdateError as error:
+        if conditional_failure(error):
+            return False
+        raise
+    return True
+
+
+def authority_notified(incident_id: str, *, reference: str, at: datetime, actor: str = "operator") -> IncidentItem:
+    """Record when the supervisory authority was notified, and its reference; once."""
+    reference = reference.strip()
+    if not reference or len(reference) > 200:
+        raise InvalidInput("give the authority's reference", fields={"reference": "required"})
+    incident = load(incident_id)
+    now = clock.now()
+    if at > now or at < incident.detected_at:
+        raise InvalidInput("the notification must lie between detection and now", fields={"at": "out_of_range"})
+    event = audit.event(incident.pk, action="authority_notified", actor=actor, at=now)
+    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    try:
+        with transaction() as tx:
+            tx.update(
+                incident,
+                actions=[IncidentItem.authority_notified_at.set(at), IncidentItem.authority_reference.set(reference)],
+                condition=IncidentItem.authority_notified_at.does_not_exist(),
+            )
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        raise Conflict(f"the authority's notification of {incident_id} is already recorded", code="already_recorded") from error
+    incident.refresh()
+    return incident
+
+
+def resend(incident_id: str, *, progress: Progress | None = None) -> int:
+    """Queue again every notice still pending or failed (after an interrupted declaration, or once
+    a failed address is fixed); what was sent is never sent twice."""
+    incident = load(incident_id)
+    waiting = list(notices(incident_id, statuses=(PENDING, FAILED)))
+    names = {c.controller_id: c.name for c in _controllers(list(incident.controller_ids))} if waiting else {}
+    return queue(incident, waiting, names, progress=progress)
+
+
+def claim_warning(incident: IncidentItem, warning: str, at: datetime) -> bool:
+    """Record an operator warning as sent, with its audit event; False if a run recorded it first."""
+    event = audit.event(incident.pk, action="deadline_warning", actor="deadline_watch", at=at, cause=warning)
+    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    try:
+        with transaction() as tx:
+            tx.update(
+                incident,
+                actions=[IncidentItem.warnings_sent.add({warning})],
+                condition=IncidentItem.pk.exists() & ~IncidentItem.warnings_sent.contains(warning),
+            )
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError:
+        return False
+    return True
+
+
+def release_warning(incident: IncidentItem, warning: str) -> None:
+    try:
+        incident.update(actions=[IncidentItem.warnings_sent.delete({warning})])
+    except UpdateError:
+        pass  # the claim stays: the operator misses one warning rather than getting two

@@ -1,0 +1,164 @@
+"""Deliveries to controllers: the queue message, the retry schedule, and the status changes.
+
+A DeliveryQueue message is `{"request_id", "event", ...}` and carries no personal data. Retries
+run on the message's SQS visibility timeout: after the n-th failed receive the message comes back
+after RETRY_DELAYS_SECONDS[n-1] (the last step repeats); the last allowed attempt marks the request
+`delivery_failed` and lets the message go to the dead-letter queue. rightsdesk.dispatch does the
+sending; this module says what a delivery is and records what happened to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import TransactWriteError
+
+from rightsdesk import audit, clock, retention
+from rightsdesk.lifecycle import transition
+from rightsdesk.models import ControllerItem, RequestItem, transaction
+from rightsdesk.status import Status
+
+EVENTS = ("route", "cancelled", "overdue", "test")
+NOTICES = ("due_in_3_days", "due_today")
+
+# DESIGN.md "Delivery to controllers": 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 12 h (SQS's maximum
+# visibility timeout) until the queue's maxReceiveCount is reached.
+RETRY_DELAYS_SECONDS: tuple[int, ...] = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 12 * 3600)
+# The DeliveryQueue's RedrivePolicy.maxReceiveCount; the template passes it as DELIVERY_MAX_ATTEMPTS.
+DEFAULT_MAX_ATTEMPTS = 12
+
+
+def retry_delay(attempt: int) -> int:
+    """Seconds until the next try after failed attempt number `attempt` (1 = the first receive)."""
+    return RETRY_DELAYS_SECONDS[min(max(attempt, 1), len(RETRY_DELAYS_SECONDS)) - 1]
+
+
+class RetryLater(Exception):
+    """This attempt failed; SQS brings the message back after `delay` seconds."""
+
+    def __init__(self, cause: str, delay: int):
+        super().__init__(cause)
+        self.cause = cause
+        self.delay = delay
+
+
+class Exhausted(RetryLater):
+    """The last allowed attempt failed: the message goes on to the dead-letter queue at once."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause, 0)
+
+
+@dataclass(frozen=True)
+class DeliveryMessage:
+    request_id: str
+    event: str
+    controller_id: str | None = None  # for `test`, which concerns no request
+    notice: str | None = None  # for `overdue`: which of NOTICES
+    test_id: str | None = None  # for `test`: one id per test the controller asked for
+
+    @classmethod
+    def from_body(cls, body: dict, *, message_id: str) -> DeliveryMessage:
+        event = str(body.get("event") or "")
+        if event not in EVENTS:
+            raise ValueError("unknown delivery event")
+        notice = body.get("notice")
+        if event == "overdue" and notice not in NOTICES:
+            notice = "due_today"  # the more urgent reading of an unspecified notice
+        message = cls(
+            request_id=str(body.get("request_id") or ""),
+            event=event,
+            controller_id=body.get("controller_id") or None,
+            notice=notice if event == "overdue" else None,
+            # A test without its own id is one per queue message: SQS keeps the id across redeliveries.
+            test_id=(body.get("test_id") or message_id) if event == "test" else None,
+        )
+        if (event == "test") != (not message.request_id) or (event == "test" and not message.controller_id):
+            raise ValueError("a test names a controller and no request; every other event names a request")
+        return message
+
+    @property
+    def delivery_id(self) -> str:
+        """Stable for one event about one request: the idempotency key and the webhook-id's seed."""
+        parts = [self.event, self.request_id or str(self.controller_id), self.notice or self.test_id or ""]
+        return "dlv_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+    def key(self) -> dict:
+        """What the idempotency layer hashes and stores: ids only."""
+        return {"delivery_id": self.delivery_id, "event": self.event}
+
+
+# ------------------------------------------------------------------ status changes
+
+
+def mark_forwarded(request: RequestItem, *, mode: str, at: datetime | None = None) -> RequestItem:
+    """verified (or delivery_failed, on a redrive) -> forwarded."""
+    cause = "redrive" if request.status == Status.DELIVERY_FAILED.value else f"route_{mode}"
+    return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at)
+
+
+def mark_delivered(
+    request: RequestItem,
+    controller: ControllerItem,
+    *,
+    via: str,
+    actor: str = "dispatcher",
+    at: datetime | None = None,
+) -> RequestItem:
+    """-> delivered, and in the same write schedule the purge of the subject's personal fields
+    (retention rule delivered_subject_data, or the controller's own purge-after)."""
+    at = at or clock.now()
+    override = (
+        timedelta(seconds=int(controller.purge_after_seconds)) if controller.purge_after_seconds is not None else None
+    )
+    return transition(
+        request,
+        Status.DELIVERED,
+        actor=actor,
+        cause=f"delivered_{via}",
+        at=at,
+        updates=[
+            RequestItem.delivered_at.set(at),
+            *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at, override),
+        ],
+    )
+
+
+def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None) -> RequestItem:
+    return transition(request, Status.DELIVERY_FAILED, actor="dispatcher", cause=f"retries_exhausted_{cause}", at=at)
+
+
+def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> bool:
+    """The endpoint said it is gone: deliver by email from now on. False if someone changed it first.
+
+    As with registry.set_delivery to email, the endpoint and its secrets go (a new endpoint gets a
+    new secret); the audit event says why: the endpoint answered `cause`.
+    """
+    at = at or clock.now()
+    event = audit.event(controller.pk, action="webhook_disabled", actor="dispatcher", at=at, cause=cause)
+    try:
+        with transaction() as tx:
+            tx.update(
+                controller,
+                actions=[
+                    ControllerItem.delivery.set("email"),
+                    ControllerItem.updated_at.set(at),
+                    ControllerItem.webhook_url.remove(),
+                    ControllerItem.webhook_secret_sealed.remove(),
+                    ControllerItem.previous_webhook_secret_sealed.remove(),
+                    ControllerItem.previous_webhook_secret_expires_at.remove(),
+                ],
+                condition=ControllerItem.delivery == "webhook",
+            )
+            tx.save(event, condition=type(event).sk.does_not_exist())
+    except TransactWriteError:
+        return False
+    controller.delivery = "email"
+    return True
+
+
+def record_test(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> None:
+    """A test delivery's outcome, on the controller's audit trail."""
+    audit.event(controller.pk, action="webhook_test", actor="dispatcher", at=at, cause=cause).save()

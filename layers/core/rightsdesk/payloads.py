@@ -1,0 +1,108 @@
+"""What a controller is told: webhook event data and the context of the emails to its contact.
+
+Only `dsr.request.forwarded` and the `request_forwarded` email carry the subject's personal data,
+and only while the request still holds it (it is purged soon after delivery). Cancellations,
+deadline notices, tests and failure reports carry ids, types, statuses and dates only.
+"""
+
+from __future__ import annotations
+
+from rightsdesk import clock, retention
+from rightsdesk.config import settings
+from rightsdesk.models import ControllerItem, RequestItem
+
+
+def request_url(request_id: str) -> str:
+    """The request in the controller API (absolute when the public base URL is configured)."""
+    return f"{settings().public_base_url}/v1/controller/requests/{request_id}"
+
+
+def _iso(value) -> str | None:
+    return clock.isoformat(value) if value is not None else None
+
+
+def purge_after_seconds(controller: ControllerItem) -> int:
+    override = controller.purge_after_seconds
+    if override is not None:
+        return int(override)
+    return int(retention.keep_for(retention.Rule.DELIVERED_SUBJECT_DATA).total_seconds())
+
+
+def _skeleton(request: RequestItem) -> dict:
+    return {
+        "request_id": request.request_id,
+        "type": request.request_type,
+        "status": request.status,
+        "due_at": _iso(request.due_at),
+        "links": {"request": request_url(request.request_id), "status": request_url(request.request_id) + "/status"},
+    }
+
+
+def subject(request: RequestItem) -> dict | None:
+    if request.personal_purged_at is not None or not request.email:
+        return None
+    return {"email": request.email, "name": request.name, "details": request.details}
+
+
+def forwarded(request: RequestItem, controller: ControllerItem) -> dict:
+    """Everything the controller needs to answer the request."""
+    return {
+        **_skeleton(request),
+        "relationship": request.relationship,
+        "flags": sorted(request.flags or []),
+        "purposes": list(request.purposes or []),
+        "locale": request.locale,
+        "created_at": _iso(request.created_at),
+        "verified_at": _iso(request.verified_at),
+        "subject": subject(request),
+        # rightsdesk deletes the subject's personal fields this long after delivery
+        "personal_data_kept_seconds": purge_after_seconds(controller),
+    }
+
+
+def notice(request: RequestItem, *, notice: str | None = None) -> dict:
+    """A cancellation or a deadline notice: no personal data, whatever the request still holds."""
+    data = _skeleton(request)
+    if notice:
+        data["notice"] = notice
+    return data
+
+
+def test(controller: ControllerItem, test_id: str) -> dict:
+    return {"controller_id": controller.controller_id, "test_id": test_id}
+
+
+# ------------------------------------------------------------------ emails to the controller's contact
+
+
+def _mail_base(request: RequestItem, controller: ControllerItem) -> dict:
+    return {
+        "controller_name": controller.name,
+        "request_id": request.request_id,
+        "request_type": request.request_type,
+        "due_at": _iso(request.due_at),
+        "request_url": request_url(request.request_id),
+    }
+
+
+def forwarded_mail(request: RequestItem, controller: ControllerItem) -> dict:
+    person = subject(request) or {}
+    return {
+        **_mail_base(request, controller),
+        "relationship": request.relationship,
+        "flags": sorted(request.flags or []),
+        "purposes": list(request.purposes or []),
+        "subject_email": person.get("email"),
+        "subject_name": person.get("name"),
+        "details": person.get("details"),
+        "purge_after_minutes": max(1, purge_after_seconds(controller) // 60),
+    }
+
+
+def failed_mail(request: RequestItem, controller: ControllerItem, *, attempts: int, cause: str) -> dict:
+    return {**_mail_base(request, controller), "attempts": attempts, "cause": cause}
+
+
+def notice_mail(request: RequestItem, controller: ControllerItem, *, notice: str) -> dict:
+    """`notice` is `cancelled`, `due_in_3_days` or `due_today`."""
+    return {**_mail_base(request, controller), "notice": notice}

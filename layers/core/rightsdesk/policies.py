@@ -1,0 +1,276 @@
+"""Policy versions: published once, never changed, all readable in the public archive.
+
+A version is POLICY#<doc> / VERSION#<version> with its URL, a summary per language and the moment
+it takes effect; the current version is the latest one in effect. Publishing a major (material)
+version emails every concerned party: each controller's privacy contact and every contact on the
+policy_notices or policy_updates list, once per address, as a transactional notice. A minor version
+goes only to the optional policy_updates list, each mail with a one-click unsubscribe link.
+
+Publishing is idempotent: the same version with the same content again only queues its mails again
+(the notifier sends each mail id once), so an interrupted fan-out is finished by running it again;
+the same version with other content is a conflict, because the archive must not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from pynamodb.exceptions import PutError
+
+from rightsdesk import clock, contacts, delivery, hashing, outbox, registry
+from rightsdesk.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from rightsdesk.deletion import conditional_failure
+from rightsdesk.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.models import PolicyVersionItem
+
+DOC = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+MAX_SUMMARY = 8000
+WEBHOOK_EVENT = "policy.updated"
+ARCHIVE_PATH = "/v1/policies/{doc}"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Publication:
+    doc: str
+    version: str
+    url: str
+    summaries: dict[str, str]  # locale -> text; English is required
+    major: bool = False
+    effective_at: datetime | None = None  # None: now
+    actor: str = "operator"
+
+
+@dataclass(frozen=True)
+class Published:
+    version: PolicyVersionItem
+    created: bool  # False: it was published before with the same content
+
+
+def _check(publication: Publication) -> None:
+    problems = {}
+    if not DOC.fullmatch(publication.doc):
+        problems["doc"] = "invalid_format"
+    if not VERSION.fullmatch(publication.version):
+        problems["version"] = "invalid_format"
+    url = urlsplit(publication.url)
+    if url.scheme != "https" or not url.netloc or len(publication.url) > 2000:
+        problems["url"] = "invalid_format"
+    if not publication.summaries.get(DEFAULT_LOCALE, "").strip():
+        problems["summary"] = "required"
+    for locale, text in publication.summaries.items():
+        if locale not in SUPPORTED_LOCALES:
+            problems[f"summary_{locale}"] = "invalid_choice"
+        elif len(text) > MAX_SUMMARY:
+            problems[f"summary_{locale}"] = "too_long"
+    if problems:
+        raise InvalidInput("this policy version cannot be published as given", fields=problems)
+
+
+def _content_hash(publication: Publication, effective_at: datetime) -> str:
+    content = {
+        "url": publication.url,
+        "summaries": {k: v.strip() for k, v in sorted(publication.summaries.items()) if v.strip()},
+        "major": publication.major,
+        "effective_at": clock.isoformat(effective_at),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def publish(publication: Publication, *, now: datetime | None = None) -> Published:
+    _check(publication)
+    now = now or clock.now()
+    effective_at = publication.effective_at or now
+    digest = _content_hash(publication, effective_at)
+    item = PolicyVersionItem(
+        PolicyVersionItem.key(publication.doc),
+        f"{PolicyVersionItem.SK_PREFIX}{publication.version}",
+        doc=publication.doc,
+        version=publication.version,
+        url=publication.url,
+        summaries={k: v.strip() for k, v in publication.summaries.items() if v.strip()},
+        major=publication.major,
+        effective_at=effective_at,
+        published_at=now,
+        published_by=publication.actor,
+        content_hash=digest,
+        gsi1pk=PolicyVersionItem.PARTITION,
+        gsi1sk=f"{publication.doc}#{publication.version}",
+    )
+    try:
+        item.save(condition=PolicyVersionItem.pk.does_not_exist())
+    except PutError as error:
+        if not conditional_failure(error):
+            raise
+        existing = get(publication.doc, publication.version)
+        if existing.content_hash != digest:
+            raise Conflict(
+                f"{publication.doc} {publication.version} is published with other content; publish a new version",
+                code="version_exists",
+            ) from None
+        return Published(existing, created=False)
+    return Published(item, created=True)
+
+
+# ------------------------------------------------------------------ reading (the archive)
+
+
+def get(doc: str, version: str) -> PolicyVersionItem:
+    if not DOC.fullmatch(doc or "") or not VERSION.fullmatch(version or ""):
+        raise NotFound("no such policy version")
+    try:
+        return PolicyVersionItem.get(PolicyVersionItem.key(doc), f"{PolicyVersionItem.SK_PREFIX}{version}")
+    except PolicyVersionItem.DoesNotExist:
+        raise NotFound(f"no version {version} of {doc}") from None
+
+
+def versions(doc: str) -> list[PolicyVersionItem]:
+    """Every version, in the order they take effect (then publish)."""
+    if not DOC.fullmatch(doc or ""):
+        return []
+    found = PolicyVersionItem.query(
+        PolicyVersionItem.key(doc), PolicyVersionItem.sk.startswith(PolicyVersionItem.SK_PREFIX)
+    )
+    return sorted(found, key=lambda v: (v.effective_at, v.published_at))
+
+
+def current(found: list[PolicyVersionItem], now: datetime | None = None) -> PolicyVersionItem | None:
+    now = now or clock.now()
+    in_effect = [v for v in found if v.effective_at <= now]
+    return in_effect[-1] if in_effect else None
+
+
+def all_versions() -> Iterator[PolicyVersionItem]:
+    """Every version of every document, from GSI1 (doc, then version), no scan."""
+    return PolicyVersionItem.listing.query(PolicyVersionItem.PARTITION)
+
+
+def view(item: PolicyVersionItem) -> dict:
+    return {
+        "doc": item.doc,
+        "version": item.version,
+        "url": item.url,
+        "major": bool(item.major),
+        "effective_at": clock.isoformat(item.effective_at),
+        "published_at": clock.isoformat(item.published_at),
+        "summaries": dict(item.summaries.as_dict() if hasattr(item.summaries, "as_dict") else item.summaries),
+        "links": {"self": f"{ARCHIVE_PATH.format(doc=item.doc)}/versions/{item.version}"},
+    }
+
+
+def archive(doc: str, now: datetime | None = None) -> dict:
+    found = versions(doc)
+    if not found:
+        raise NotFound(f"no published policy {doc}")
+    now = now or clock.now()
+    in_effect = current(found, now)
+    return {
+        "doc": doc,
+        "current": view(in_effect) if in_effect else None,
+        "upcoming": [view(v) for v in found if v.effective_at > now],
+        "versions": [view(v) for v in found],
+    }
+
+
+# ------------------------------------------------------------------ telling everyone
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key: str  # stable per recipient: `ctl-<id>` or the contact's email hash
+    email: str
+    locale: str
+    audience: str  # controller | contact
+    controller_name: str | None = None
+    list_name: str | None = None  # set for optional-list mail: it carries an unsubscribe link
+
+
+def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
+    """Who hears about this version, each address once (controllers first)."""
+    seen: set[str] = set()
+
+    def first_time(email: str) -> bool:
+        normal = hashing.normalize_email(email)
+        if normal in seen:
+            return False
+        seen.add(normal)
+        return True
+
+    if version.major:
+        for controller in registry.list_controllers():
+            if controller.delivery != "internal" and first_time(controller.contact_email):
+                yield Recipient(f"ctl-{controller.controller_id}", controller.contact_email, controller.locale,
+                                "controller", controller_name=controller.name)
+        lists = (contacts.POLICY_NOTICES.name, contacts.POLICY_UPDATES.name)
+    else:
+        lists = (contacts.POLICY_UPDATES.name,)
+    for list_name in lists:
+        for member in contacts.members(list_name):
+            if first_time(member.email):
+                optional = None if version.major else list_name
+                yield Recipient(member.email_hash, member.email, member.locale, "contact", list_name=optional)
+
+
+def summary_for(version: PolicyVersionItem, locale: str) -> str:
+    summaries = dict(version.summaries.as_dict() if hasattr(version.summaries, "as_dict") else version.summaries)
+    return summaries.get(locale) or summaries.get(DEFAULT_LOCALE) or next(iter(summaries.values()), "")
+
+
+def mail_for(version: PolicyVersionItem, recipient: Recipient) -> dict:
+    context = {
+        "doc": version.doc,
+        "version": version.version,
+        "url": version.url,
+        "summary": summary_for(version, recipient.locale),
+        "effective_at": clock.isoformat(version.effective_at),
+        "archive_url": ARCHIVE_PATH.format(doc=version.doc),  # made absolute by the notifier
+        "audience": recipient.audience,
+        "controller_name": recipient.controller_name,
+    }
+    digest = hashlib.sha256(f"{version.doc}\x00{version.version}".encode()).hexdigest()[:12]
+    return outbox.mail_body(
+        mail_id=f"policy-{digest}-{recipient.key[:32]}",
+        to=recipient.email,
+        template="policy_update" if recipient.list_name else "policy_notice",
+        locale=recipient.locale,
+        context=context,
+        list=recipient.list_name,
+        contact=recipient.key if recipient.list_name else None,
+    )
+
+
+def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> int:
+    """Queue the version's mails (and `policy.updated` webhooks for a major one); returns how many mails."""
+    batch: list[dict] = []
+    total = 0
+    for recipient in recipients(version):
+        batch.append(mail_for(version, recipient))
+        if len(batch) == 100:
+            total += outbox.enqueue_mails(batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        total += outbox.enqueue_mails(batch)
+        if progress:
+            progress(len(batch))
+    if version.major and WEBHOOK_EVENT in delivery.EVENTS:  # only once the dispatcher knows the event
+        for controller in registry.list_controllers():
+            if controller.delivery == "webhook":
+                outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
+                                                doc=version.doc, version=version.version)
+    version.update(actions=[PolicyVersionItem.recipients_queued.set(total)])
+    return total
+
+
+def webhook_data(doc: str, version: str) -> dict:
+    """`data` of a `policy.updated` webhook event: the version as the archive shows it."""
+    return view(get(doc, version))

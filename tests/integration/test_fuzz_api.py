@@ -1,0 +1,163 @@
+"""The HTTP API fuzzed from its own OpenAPI documents (schemathesis), against the local runner.
+
+Public operations come from the runner's `/openapi.json`. ControllerApiFunction serves no OpenAPI
+document (the controller API's reference is docs/controller-api.md), so its document is built from
+the handler module the way PublicApiFunction builds its own (tests/support/openapi.py), and the
+controller operations are called with the demo controller's API key.
+
+For every generated request: no 5xx; the status code is one the operation documents; a JSON answer
+matches the documented schema (errors match rightsdesk.http.ERROR_SCHEMA); invalid input is refused
+with a 4xx. Afterwards the stores hold exactly what the accepted requests wrote: nothing from the
+rejected ones. Bounded and deterministic: a fixed seed and a few examples per operation; more with
+RIGHTSDESK_FUZZ_EXAMPLES (`make fuzz`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import boto3
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.openapi import controller_openapi
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = int(os.environ.get("RIGHTSDESK_FUZZ_EXAMPLES") or 12)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
+# Every answer, by operation and status: what the stores may have been changed by.
+ANSWERS: Counter[tuple[str, int]] = Counter()
+
+
+def fuzz(schema) -> list[str]:
+    """Run every operation with valid and with invalid input; the failures, one line each.
+
+    Plain Hypothesis around schemathesis' strategies (its pytest plugin does not run on pytest 9):
+    derandomized, no shrinking, so a run is repeatable and bounded.
+    """
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(case=_with_known_values(operation.as_strategy(generation_mode=mode), mode))
+            def run(case):
+                response = case.call_and_validate(checks=CHECKS)
+                ANSWERS[(f"{case.method} {operation.path}", response.status_code)] += 1
+
+            try:
+                run()
+            except Unsatisfiable:
+                continue  # nothing about this operation can be invalid (a path of free strings)
+            except (Exception, BaseExceptionGroup) as error:  # noqa: BLE001 - report every operation at once
+                failures.append(f"{operation.label} ({mode.value} data): {error}")
+    return failures
+
+
+def _with_known_values(cases, mode: GenerationMode):
+    """Half of the valid submissions name the demo site: without it no generated submission could
+    be accepted, and nothing stored would ever be checked."""
+    if mode is not GenerationMode.POSITIVE:
+        return cases
+
+    def known(pair):
+        case, demo = pair
+        if demo and isinstance(case.body, dict) and "site" in case.body:
+            case.body["site"] = "demo"
+        return case
+
+    return st.tuples(cases, st.booleans()).map(known)
+
+
+def _config(base_url: str, headers: dict[str, str] | None = None) -> SchemathesisConfig:
+    return SchemathesisConfig.from_dict({"base-url": base_url, "headers": headers or {}})
+
+
+def _kind(item: dict) -> str:
+    pk, sk = item["pk"]["S"], item["sk"]["S"]
+    if sk in ("REQUEST", "CHALLENGE"):
+        return sk
+    if pk.startswith("GUARD#"):
+        return "GUARD"
+    if pk.startswith("CTRL#") and sk.startswith("AUDIT#"):
+        return "CTRL_AUDIT"
+    if pk.startswith("REQ#") and sk.startswith("AUDIT#"):
+        return "REQ_AUDIT"
+    return "OTHER"
+
+
+@pytest.fixture(scope="module")
+def table_counts():
+    def count(running) -> Counter[str]:
+        dynamodb = boto3.client("dynamodb", endpoint_url=running.moto_url, region_name="eu-central-1",
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        kinds: Counter[str] = Counter()
+        for page in dynamodb.get_paginator("scan").paginate(TableName="rightsdesk-local-RightsTable"):
+            kinds.update(_kind(item) for item in page["Items"])
+        for page in dynamodb.get_paginator("scan").paginate(TableName="rightsdesk-local-IdempotencyTable"):
+            kinds["IDEMPOTENCY"] += len(page["Items"])
+        return kinds
+
+    return count
+
+
+@pytest.fixture(scope="module")
+def fuzzed(launch_stack):
+    running = launch_stack()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def before(fuzzed, table_counts):
+    return table_counts(fuzzed)
+
+
+def test_public_operations(fuzzed, before):
+    schema = schemathesis.openapi.from_url(f"{fuzzed.base_url}/openapi.json", config=_config(fuzzed.base_url))
+    failures = fuzz(schema)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_controller_operations(fuzzed, before):
+    key = fuzzed.demo_api_key
+    assert key, "the runner prints the demo controller's API key"
+    headers = {"Authorization": f"Bearer {key}"}
+    failures = fuzz(schemathesis.openapi.from_dict(controller_openapi(), config=_config(fuzzed.base_url, headers)))
+    assert not failures, "\n\n".join(failures)
+
+
+def test_rejected_requests_stored_nothing(fuzzed, before, table_counts):
+    accepted = {op: n for (op, status), n in ANSWERS.items() if status < 400}
+    assert ANSWERS, "the fuzz tests ran first"
+    after = table_counts(fuzzed)
+    submitted = accepted.get("POST /v1/requests", 0)
+    # Each accepted submission writes its request, its code and one audit event; nothing else adds
+    # requests or codes (no verification can succeed: the codes are only in the outbox).
+    assert after["REQUEST"] - before["REQUEST"] == submitted
+    assert after["CHALLENGE"] - before["CHALLENGE"] == submitted
+    assert after["GUARD"] - before["GUARD"] <= 1, "only the failed-attempt counter of this one client"
+    assert submitted, "some generated submissions were valid and accepted"
+    rotations = accepted.get("POST /v1/controller/webhook/rotate", 0)
+    tests = accepted.get("POST /v1/controller/webhook/test", 0)
+    assert after["CTRL_AUDIT"] - before["CTRL_AUDIT"] <= rotations + tests
+    assert after["OTHER"] == before["OTHER"], "no other kind of item was written"
+    # The notifier remembers each verification mail it sent, the dispatcher each test event.
+    assert after["IDEMPOTENCY"] - before["IDEMPOTENCY"] <= submitted + tests, "only accepted work is remembered"

@@ -1,0 +1,135 @@
+"""Delivery rules without AWS: the retry schedule, queue messages, deadline notices, payload privacy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from rightsdesk import deadline_watch, delivery, payloads
+from rightsdesk.models import ControllerItem, RequestItem
+
+UTC = timezone.utc
+
+
+# ------------------------------------------------------------------ retry schedule
+
+
+def test_retry_schedule_is_the_design_table_then_12_hours():
+    hours = 3600
+    expected = [5, 300, 1800, 2 * hours, 5 * hours, 10 * hours, 12 * hours, 12 * hours, 12 * hours, 12 * hours, 12 * hours]
+    assert [delivery.retry_delay(attempt) for attempt in range(1, 12)] == expected
+
+
+def test_every_retry_fits_sqs_limits_and_the_queue_retention():
+    assert all(0 < delay <= 12 * 3600 for delay in delivery.RETRY_DELAYS_SECONDS)  # ChangeMessageVisibility's maximum
+    total = sum(delivery.retry_delay(attempt) for attempt in range(1, delivery.DEFAULT_MAX_ATTEMPTS))
+    assert total < 4 * 24 * 3600, "the DeliveryQueue keeps messages 4 days; the schedule must end before"
+
+
+def test_exhausted_comes_back_at_once():
+    assert delivery.Exhausted("http_500").delay == 0
+
+
+# ------------------------------------------------------------------ messages
+
+
+def test_delivery_ids_are_stable_per_event_and_distinct_across_events():
+    route = delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "route"}, message_id="m1")
+    again = delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "route"}, message_id="m2")
+    cancelled = delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "cancelled"}, message_id="m1")
+    soon = delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "overdue", "notice": "due_in_3_days"},
+                                              message_id="m1")
+    today = delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "overdue", "notice": "due_today"},
+                                               message_id="m1")
+    assert route.delivery_id == again.delivery_id, "a re-queued route is the same delivery"
+    assert len({route.delivery_id, cancelled.delivery_id, soon.delivery_id, today.delivery_id}) == 4
+    assert route.key() == {"delivery_id": route.delivery_id, "event": "route"}
+
+
+def test_a_test_event_names_a_controller_and_is_one_delivery_per_message():
+    first = delivery.DeliveryMessage.from_body({"request_id": "", "event": "test", "controller_id": "ctl_a"},
+                                               message_id="m1")
+    second = delivery.DeliveryMessage.from_body({"request_id": "", "event": "test", "controller_id": "ctl_a"},
+                                                message_id="m2")
+    assert first.delivery_id != second.delivery_id
+    named = delivery.DeliveryMessage.from_body(
+        {"request_id": "", "event": "test", "controller_id": "ctl_a", "test_id": "t1"}, message_id="m9")
+    assert named.test_id == "t1"
+
+
+@pytest.mark.parametrize("body", [
+    {"request_id": "dsr_1", "event": "teleport"},
+    {"request_id": "", "event": "route"},
+    {"request_id": "", "event": "test"},
+    {"request_id": "dsr_1", "event": "test", "controller_id": "ctl_a"},
+    {},
+])
+def test_malformed_messages_are_refused(body):
+    with pytest.raises(ValueError):
+        delivery.DeliveryMessage.from_body(body, message_id="m1")
+
+
+# ------------------------------------------------------------------ deadline notices
+
+
+@pytest.mark.parametrize("now, notice", [
+    (datetime(2026, 12, 19, 23, 0, tzinfo=UTC), None),
+    (datetime(2026, 12, 20, 0, 5, tzinfo=UTC), "due_in_3_days"),
+    (datetime(2026, 12, 22, 23, 59, tzinfo=UTC), "due_in_3_days"),
+    (datetime(2026, 12, 23, 0, 5, tzinfo=UTC), "due_today"),
+    (datetime(2026, 12, 30, 0, 5, tzinfo=UTC), "due_today"),
+])
+def test_notices_go_three_calendar_days_before_and_on_the_due_date(now, notice):
+    due = datetime(2026, 12, 23, 13, 15, tzinfo=UTC)
+    assert deadline_watch.notice_for(due, now) == notice
+
+
+# ------------------------------------------------------------------ what a controller is told
+
+
+def _request(**overrides) -> RequestItem:
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    values = dict(
+        request_id="dsr_1", controller_id="ctl_a", site="shop", request_type="erasure", status="forwarded",
+        locale="de", relationship="guardian", purposes=None, flags=["guardian"], email="ana@example.org",
+        name="Ana Novak", details="chat on 3 May", created_at=at, verified_at=at, due_at=at + timedelta(hours=72),
+    )
+    values.update(overrides)
+    return RequestItem(RequestItem.key("dsr_1"), RequestItem.SK, **values)
+
+
+def _controller(**overrides) -> ControllerItem:
+    values = dict(controller_id="ctl_a", name="Shop", site_key="shop", contact_email="privacy@shop.example",
+                  delivery="webhook", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    values.update(overrides)
+    return ControllerItem(ControllerItem.key("ctl_a"), ControllerItem.SK, **values)
+
+
+PERSONAL = ("ana@example.org", "Ana Novak", "chat on 3 May")
+
+
+def test_the_forwarded_event_carries_what_the_controller_needs():
+    data = payloads.forwarded(_request(), _controller(purge_after_seconds=1800))
+    assert data["subject"] == {"email": "ana@example.org", "name": "Ana Novak", "details": "chat on 3 May"}
+    assert data["type"] == "erasure" and data["relationship"] == "guardian" and data["flags"] == ["guardian"]
+    assert data["due_at"] == "2026-11-26T12:00:00Z"
+    assert data["links"]["request"].endswith("/v1/controller/requests/dsr_1")
+    assert data["personal_data_kept_seconds"] == 1800
+
+
+def test_after_the_purge_the_forwarded_event_has_no_subject():
+    purged = _request(email=None, name=None, details=None, personal_purged_at=datetime(2026, 11, 23, 13, tzinfo=UTC))
+    data = payloads.forwarded(purged, _controller())
+    assert data["subject"] is None
+    assert not any(value in str(data) for value in PERSONAL)
+
+
+@pytest.mark.parametrize("notice", [None, "due_in_3_days", "due_today"])
+def test_notices_never_carry_personal_data_even_before_the_purge(notice):
+    request = _request()
+    assert not any(value in str(payloads.notice(request, notice=notice)) for value in PERSONAL)
+    mail = payloads.notice_mail(request, _controller(), notice=notice or "cancelled")
+    assert not any(value in str(mail) for value in PERSONAL)
+    failed = payloads.failed_mail(request, _controller(), attempts=12, cause="http_500")
+    assert not any(value in str(failed) for value in PERSONAL)

@@ -1,0 +1,330 @@
+"""The dispatcher's core and the deadline watch against moto in-process, with a real HTTP endpoint:
+one status change per delivery whatever is redelivered, retries, 410, exhaustion, email, pull,
+internal, notices without personal data, and deadline notices claimed once."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+from pynamodb.connection import Connection
+from standardwebhooks.webhooks import Webhook
+
+from rightsdesk import clock, config, deadline_watch, delivery, dispatch, hashing, intake, models, outbox, registry
+from rightsdesk import retention, sealing
+from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
+from rightsdesk.intake import Submission
+from rightsdesk.models import ControllerItem, RequestItem
+from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+
+REGION = "eu-central-1"
+
+
+class Endpoint(http.server.BaseHTTPRequestHandler):
+    """A controller's webhook: answers from `script` (204 when empty), remembers what it got."""
+
+    script: list[int] = []  # noqa: RUF012 - shared test state on purpose
+    received: list[dict] = []  # noqa: RUF012
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Endpoint.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        self.send_response(Endpoint.script.pop(0) if Endpoint.script else 204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Cloud:
+    def __init__(self, session: boto3.Session, table: str, queues: dict[str, str], endpoint: str):
+        self.session = session
+        self.table = table
+        self.queues = queues
+        self.endpoint = endpoint
+
+    def drain(self, queue: str) -> list[dict]:
+        sqs, bodies = self.session.client("sqs"), []
+        while messages := sqs.receive_message(QueueUrl=self.queues[queue], MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                sqs.delete_message(QueueUrl=self.queues[queue], ReceiptHandle=message["ReceiptHandle"])
+                bodies.append(json.loads(message["Body"]))
+        return bodies
+
+    def audit(self, pk: str) -> list[dict]:
+        page = self.session.client("dynamodb").query(
+            TableName=self.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":a": {"S": "AUDIT#"}})
+        return sorted(({k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]),
+                      key=lambda e: e["at"])
+
+    def transitions(self, request_id: str) -> list[tuple[str | None, str]]:
+        return [(e.get("from_status"), e["to_status"]) for e in self.audit(f"REQ#{request_id}") if "to_status" in e]
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        fast_pynamodb_sessions(patch)
+        session = boto3.Session(region_name=REGION)
+        tables = create_tables_from_template(session, prefix="rightsdesk-dispatch")
+        queues = create_queues_from_template(session, prefix="rightsdesk-dispatch")
+        key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"]
+        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
+        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
+        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
+        patch.setenv("DATA_KEY_ID", key_id)
+        patch.setenv("ALLOW_HTTP_WEBHOOKS", "true")  # the endpoint is plain http on loopback
+        patch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
+        config.reload()
+        hashing.forget_key()
+        outbox.forget_clients()
+        sealing.forget_clients()
+        models.bind_table(tables["RightsTable"])
+
+        def no_scans(*args, **kwargs):
+            raise AssertionError("delivery must not scan the table")
+
+        patch.setattr(Connection, "scan", no_scans)
+        yield Cloud(session, tables["RightsTable"], queues, f"http://127.0.0.1:{server.server_address[1]}/hook")
+        outbox.forget_clients()
+        sealing.forget_clients()
+    config.reload()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def fresh(cloud):
+    Endpoint.script, Endpoint.received = [], []
+    cloud.drain("MailQueue")
+    cloud.drain("DeliveryQueue")
+    yield
+    clock.set_offset(0)
+
+
+def controller(cloud, mode: str = "webhook", **overrides) -> registry.NewController:
+    site = hashing.new_id("s").split("_")[1]
+    fields = {"name": "Acme", "site_key": f"acme-{site}", "contact_email": f"dpo-{site}@acme.example",
+              "delivery": mode}
+    if mode == "webhook":
+        fields["webhook_url"] = cloud.endpoint
+    return registry.register(**{**fields, **overrides})
+
+
+def verified(cloud, created: registry.NewController, **fields) -> RequestItem:
+    submission = Submission(site=created.controller.site_key, type="access", email="ana@example.org",
+                            name="Ana Novak", details="chat on 3 May", **fields)
+    submitted = intake.submit(submission, base_url="https://privacy.example.com", locale="en")
+    code = next(m["context"]["code"] for m in cloud.drain("MailQueue") if m["template"] == "verification_code")
+    intake.verify(submitted.request_id, code, base_url="https://privacy.example.com")
+    cloud.drain("MailQueue")
+    cloud.drain("DeliveryQueue")
+    return intake.load_request(submitted.request_id)
+
+
+def route(request: RequestItem) -> DeliveryMessage:
+    return DeliveryMessage.from_body({"request_id": request.request_id, "event": "route"}, message_id="m")
+
+
+def status(request: RequestItem) -> str:
+    return intake.load_request(request.request_id).status
+
+
+PERSONAL = ("ana@example.org", "Ana Novak", "chat on 3 May")
+
+
+# ------------------------------------------------------------------ webhook
+
+
+def test_a_delivery_is_signed_sent_once_and_changes_the_status_once(cloud):
+    created = controller(cloud, purge_after_seconds=1800)
+    request = verified(cloud, created)
+
+    first = dispatch.dispatch(route(request), attempt=1)
+    again = dispatch.dispatch(route(request), attempt=2)  # a redelivered message, idempotency aside
+
+    assert first["result"] == "delivered" and again["result"] == "already_delivered"
+    [sent] = Endpoint.received
+    event = Webhook(created.webhook_secret).verify(sent["body"], sent["headers"])
+    assert event["type"] == "dsr.request.forwarded" and event["data"]["subject"]["email"] == "ana@example.org"
+    assert cloud.transitions(request.request_id)[-2:] == [("verified", "forwarded"), ("forwarded", "delivered")]
+    stored = intake.load_request(request.request_id)
+    due = int(stored.delivered_at.timestamp()) + 1800
+    assert (stored.retention_rule, stored.retention_due_at) == ("delivered_subject_data", due)
+    assert stored.gsi2pk == retention.expiry_index_keys(due, stored.pk, stored.sk)["gsi2pk"]
+
+
+def test_a_failed_attempt_retries_with_the_same_webhook_id(cloud):
+    request = verified(cloud, controller(cloud))
+    Endpoint.script = [500]
+
+    with pytest.raises(RetryLater) as failed:
+        dispatch.dispatch(route(request), attempt=1)
+    assert (failed.value.delay, failed.value.cause) == (5, "http_500")
+    assert status(request) == "forwarded"
+    with pytest.raises(RetryLater) as failed:
+        Endpoint.script = [502]
+        dispatch.dispatch(route(request), attempt=4)
+    assert failed.value.delay == 2 * 3600
+    assert dispatch.dispatch(route(request), attempt=5)["result"] == "delivered"
+
+    assert len({sent["headers"]["webhook-id"] for sent in Endpoint.received}) == 1
+    assert len(Endpoint.received) == 3
+    assert cloud.transitions(request.request_id).count(("verified", "forwarded")) == 1
+
+
+def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_once(cloud):
+    created = controller(cloud)
+    request = verified(cloud, created)
+    Endpoint.script = [503]
+
+    with pytest.raises(Exhausted):
+        dispatch.dispatch(route(request), attempt=12, max_attempts=12)
+
+    assert status(request) == "delivery_failed"
+    assert cloud.transitions(request.request_id)[-1] == ("forwarded", "delivery_failed")
+    [mail] = cloud.drain("MailQueue")
+    assert (mail["template"], mail["to"]) == ("delivery_failed", created.controller.contact_email)
+    assert mail["context"]["cause"] == "http_503" and mail["context"]["attempts"] == 12
+    assert not any(value in json.dumps(mail) for value in PERSONAL)
+
+    # A redrive after the endpoint was fixed: a fresh round of attempts delivers it.
+    assert dispatch.dispatch(route(request), attempt=1)["result"] == "delivered"
+    assert cloud.transitions(request.request_id)[-2:] == [("delivery_failed", "forwarded"), ("forwarded", "delivered")]
+
+
+def test_410_switches_the_controller_to_email_and_delivers_by_email_at_once(cloud):
+    created = controller(cloud)
+    request = verified(cloud, created)
+    Endpoint.script = [410]
+
+    outcome = dispatch.dispatch(route(request), attempt=1)
+
+    assert outcome == {**outcome, "result": "delivered", "via": "email"}
+    stored = registry.get_controller(created.controller.controller_id)
+    assert stored.delivery == "email" and stored.webhook_url is None and stored.webhook_secret_sealed is None
+    assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
+    [mail] = cloud.drain("MailQueue")
+    assert mail["template"] == "request_forwarded" and mail["context"]["subject_email"] == "ana@example.org"
+    assert len(Endpoint.received) == 1
+
+
+# ------------------------------------------------------------------ other modes
+
+
+def test_email_mode_queues_the_request_for_the_contact_in_its_locale(cloud):
+    created = controller(cloud, "email", locale="sl")
+    request = verified(cloud, created, relationship="agent")
+
+    assert dispatch.dispatch(route(request), attempt=1)["via"] == "email"
+
+    [mail] = cloud.drain("MailQueue")
+    assert (mail["to"], mail["locale"], mail["mail_id"]) == (
+        created.controller.contact_email, "sl", f"forward-{request.request_id}")
+    assert mail["context"]["subject_name"] == "Ana Novak" and mail["context"]["relationship"] == "agent"
+    assert mail["context"]["request_url"] == f"https://privacy.example.com/v1/controller/requests/{request.request_id}"
+    assert status(request) == "delivered" and not Endpoint.received
+
+
+def test_pull_mode_sends_nothing_and_waits(cloud):
+    request = verified(cloud, controller(cloud, "pull"))
+    assert dispatch.dispatch(route(request), attempt=1)["result"] == "awaiting_pull"
+    assert status(request) == "forwarded" and not cloud.drain("MailQueue") and not Endpoint.received
+
+
+def test_the_operators_own_data_goes_in_progress(cloud):
+    request = verified(cloud, controller(cloud, "internal"))
+    assert dispatch.dispatch(route(request), attempt=1)["result"] == "in_progress"
+    assert cloud.transitions(request.request_id)[-1] == ("verified", "in_progress")
+
+
+def test_notices_carry_no_personal_data_by_webhook_or_by_email(cloud):
+    hooked = controller(cloud)
+    emailed = controller(cloud, "email")
+    for created in (hooked, emailed):
+        request = verified(cloud, created)
+        dispatch.dispatch(route(request), attempt=1)
+        cloud.drain("MailQueue")
+        for body in ({"event": "cancelled"}, {"event": "overdue", "notice": "due_in_3_days"}):
+            message = DeliveryMessage.from_body({"request_id": request.request_id, **body}, message_id="m")
+            assert dispatch.dispatch(message, attempt=1)["result"] == "sent"
+        sent = [json.loads(s["body"]) for s in Endpoint.received[1:]] if created is hooked else cloud.drain("MailQueue")
+        assert len(sent) == 2
+        assert not any(value in json.dumps(sent) for value in PERSONAL)
+    assert [json.loads(s["body"])["type"] for s in Endpoint.received[1:]] == [
+        "dsr.request.cancelled", "dsr.request.overdue"]
+
+
+def test_a_notice_whose_webhook_stays_down_is_emailed_at_the_end(cloud):
+    created = controller(cloud)
+    request = verified(cloud, created)
+    dispatch.dispatch(route(request), attempt=1)
+    message = DeliveryMessage.from_body({"request_id": request.request_id, "event": "cancelled"}, message_id="m")
+    Endpoint.script = [500, 500]
+    with pytest.raises(RetryLater):
+        dispatch.dispatch(message, attempt=1)
+    assert dispatch.dispatch(message, attempt=12, max_attempts=12) == {
+        "delivery_id": message.delivery_id, "event": "cancelled", "result": "sent", "via": "email"}
+    [mail] = cloud.drain("MailQueue")
+    assert mail["template"] == "request_notice" and mail["context"]["notice"] == "cancelled"
+
+
+def test_a_test_event_is_sent_once_and_audited(cloud):
+    created = controller(cloud)
+    message = DeliveryMessage.from_body(
+        {"request_id": "", "event": "test", "controller_id": created.controller.controller_id}, message_id="m1")
+    assert dispatch.dispatch(message, attempt=1)["cause"] == "http_204"
+    event = Webhook(created.webhook_secret).verify(Endpoint.received[0]["body"], Endpoint.received[0]["headers"])
+    assert event["type"] == "webhook.test"
+    assert cloud.audit(ControllerItem.key(created.controller.controller_id))[-1]["action"] == "webhook_test"
+
+
+# ------------------------------------------------------------------ deadline watch
+
+
+def test_the_deadline_watch_claims_each_notice_once_and_reroutes_stuck_requests(cloud):
+    created = controller(cloud)
+    delivered = verified(cloud, created)
+    dispatch.dispatch(route(delivered), attempt=1)
+    stuck = verified(cloud, created)  # its route message was "lost" (drained by the helper)
+    due = intake.load_request(delivered.request_id).due_at
+
+    clock.advance(16 * 60)
+    deadline_watch.run()
+    assert {b["request_id"]: b["event"] for b in cloud.drain("DeliveryQueue")} == {stuck.request_id: "route"}
+
+    three_days_before = due.replace(hour=0, minute=30) - timedelta(days=3)
+    clock.advance((three_days_before - clock.now()).total_seconds())
+    deadline_watch.run()
+    deadline_watch.run()
+    on_the_day = due.replace(hour=0, minute=30)
+    clock.advance((on_the_day - clock.now()).total_seconds())
+    deadline_watch.run()
+    deadline_watch.run()
+
+    queued = [b for b in cloud.drain("DeliveryQueue") if b["request_id"] == delivered.request_id]
+    assert [(b["event"], b["notice"]) for b in queued] == [("overdue", "due_in_3_days"), ("overdue", "due_today")]
+    assert intake.load_request(delivered.request_id).notices_sent == {"due_in_3_days", "due_today"}
+    notices = [e["cause"] for e in cloud.audit(f"REQ#{delivered.request_id}") if e["action"] == "deadline_notice"]
+    assert notices == ["due_in_3_days", "due_today"]
+
+
+def test_delivery_ids_do_not_depend_on_the_queue_message(cloud):
+    request = verified(cloud, controller(cloud, "pull"))
+    one = DeliveryMessage.from_body({"request_id": request.request_id, "event": "route"}, message_id="a")
+    two = DeliveryMessage.from_body({"request_id": request.request_id, "event": "route"}, message_id="b")
+    assert one.key() == two.key() and delivery.DeliveryMessage.key(one)["delivery_id"].startswith("dlv_")

@@ -1,0 +1,100 @@
+"""Status-token guessing is rate-limited per source address (rightsdesk.guard), against moto
+in-process: after MAX_FAILURES failed attempts in a window the address is refused before any token
+is compared; other addresses and the next window are not affected; only a keyed hash of the
+address is stored, with a TTL."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rightsdesk import clock, config, guard, hashing, intake, models, outbox, registry
+from rightsdesk.errors import NotFound, TooManyAttempts, Unauthorized
+from rightsdesk.intake import Submission
+from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+
+REGION = "eu-central-1"
+ATTACKER, SUBJECT = "203.0.113.7", "198.51.100.20"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        fast_pynamodb_sessions(patch)
+        session = boto3.Session(region_name=REGION)
+        tables = create_tables_from_template(session, prefix="rightsdesk-guard")
+        queues = create_queues_from_template(session, prefix="rightsdesk-guard")
+        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
+        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
+        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
+        config.reload()
+        hashing.forget_key()
+        outbox.forget_clients()
+        models.bind_table(tables["RightsTable"])
+        registry.register(name="Guarded", site_key="guarded", contact_email="dpo@guarded.example", delivery="pull")
+        yield session, tables["RightsTable"], queues["MailQueue"]
+        outbox.forget_clients()
+    config.reload()
+    clock.set_offset(0)
+
+
+@pytest.fixture
+def verified(cloud):
+    session, _, mail_queue = cloud
+    submitted = intake.submit(Submission(site="guarded", type="access", email="ana@example.org"),
+                              base_url="https://p.example", locale="en")
+    sqs = session.client("sqs")
+    code = None
+    while messages := sqs.receive_message(QueueUrl=mail_queue, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=mail_queue, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            if body["mail_id"] == f"verify-{submitted.request_id}":
+                code = body["context"]["code"]
+    answer = intake.verify(submitted.request_id, code, base_url="https://p.example")
+    return submitted.request_id, answer.status_token
+
+
+def test_an_address_that_keeps_guessing_is_refused_even_the_right_token(cloud, verified):
+    request_id, token = verified
+    for _ in range(guard.MAX_FAILURES - 1):
+        with pytest.raises(Unauthorized):
+            intake.authorize(request_id, "rst_guess", source=ATTACKER)
+    with pytest.raises(NotFound):  # guessing request ids counts too
+        intake.authorize("dsr_unknown", token, source=ATTACKER)
+    with pytest.raises(TooManyAttempts) as refused:
+        intake.authorize(request_id, token, source=ATTACKER)
+    assert refused.value.status == 429
+
+    assert intake.authorize(request_id, token, source=SUBJECT).request_id == request_id, "others are not affected"
+    clock.advance(guard.WINDOW_SECONDS)
+    assert intake.authorize(request_id, token, source=ATTACKER).request_id == request_id, "the next window is open"
+
+
+def test_only_a_keyed_hash_of_the_address_is_stored_and_it_expires(cloud, verified):
+    session, table, _ = cloud
+    request_id, _ = verified
+    with pytest.raises(Unauthorized):
+        intake.authorize(request_id, None, source="192.0.2.44")
+    items = [item for item in session.client("dynamodb").scan(TableName=table)["Items"]
+             if item["pk"]["S"].startswith("GUARD#")]
+    assert items and not any("192.0.2.44" in json.dumps(item) for item in items)
+    assert any(hashing.keyed_hash("source", "192.0.2.44") in item["pk"]["S"] for item in items)
+    for item in items:
+        assert int(item["expires_at"]["N"]) - clock.epoch() <= guard.WINDOW_SECONDS
+
+
+def test_without_an_address_nothing_is_counted(cloud, verified):
+    request_id, token = verified
+    for _ in range(guard.MAX_FAILURES + 1):
+        with pytest.raises(Unauthorized):
+            intake.authorize(request_id, "rst_guess")
+    assert intake.authorize(request_id, token).request_id == request_id

@@ -1,0 +1,144 @@
+"""The status machine as stored, against moto in-process: whatever sequence of status changes is
+tried, from fresh or stale copies of a request, with transient transaction conflicts in between,
+the stored request only ever takes allowed steps, and its audit trail records exactly those steps.
+
+test_status.py checks the transition table itself; this drives rightsdesk.lifecycle.transition,
+whose conditional write is what enforces the table when two writers race.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from moto import mock_aws
+from pynamodb.exceptions import TransactWriteError
+
+from local import faults
+from rightsdesk import audit, clock, config, hashing, models
+from rightsdesk.errors import IllegalTransition
+from rightsdesk.lifecycle import listing_key, transition
+from rightsdesk.models import RequestItem
+from rightsdesk.status import TRANSITIONS, Status, can_transition
+from tests.support.aws import create_tables_from_template, fast_pynamodb_sessions
+
+REGION = "eu-central-1"
+
+
+@pytest.fixture(scope="module")
+def table():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        fast_pynamodb_sessions(patch)
+        tables = create_tables_from_template(boto3.Session(region_name=REGION), prefix="rightsdesk-lifecycle")
+        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
+        config.reload()
+        models.bind_table(tables["RightsTable"])
+        yield tables["RightsTable"]
+    faults.clear()
+    config.reload()
+
+
+def new_request() -> RequestItem:
+    now = clock.now()
+    request_id = hashing.new_id("dsr")
+    request = RequestItem(
+        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id="ctl_p", site="p",
+        request_type="access", status=Status.IDENTITY_UNVERIFIED.value, created_at=now, updated_at=now,
+        gsi1pk="CTRL#ctl_p", gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
+    )
+    request.save()
+    return request
+
+
+def stored(request_id: str) -> RequestItem:
+    return RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+
+
+class StoredLifecycle(RuleBasedStateMachine):
+    """Copies of one request held by several writers; each tries status changes on its copy."""
+
+    @initialize()
+    def create(self):
+        self.request = new_request()
+        self.copies: list[RequestItem] = [stored(self.request.request_id)]
+        self.steps: list[tuple[str, str]] = []  # (from, to) actually made
+
+    @rule()
+    def another_writer_loads_it(self):
+        self.copies.append(stored(self.request.request_id))
+
+    @rule(writer=st.integers(min_value=0, max_value=7), data=st.data(), conflicts=st.sampled_from([0, 0, 1, 2]))
+    def try_a_change(self, writer, data, conflicts):
+        copy = self.copies[writer % len(self.copies)]
+        # Mostly a step the writer believes allowed (so runs get deep into the machine), else any status.
+        allowed = sorted(TRANSITIONS[Status(copy.status)])
+        target = data.draw(st.sampled_from(allowed) if allowed and data.draw(st.booleans()) else st.sampled_from(list(Status)))
+        before = stored(self.request.request_id).status
+        if conflicts:  # another transaction touched the item: DynamoDB cancels ours, no condition failed
+            faults.add([{"service": "dynamodb", "operation": "TransactWriteItems", "times": conflicts,
+                         "error": "TransactionCanceledException", "reasons": ["TransactionConflict", None]}])
+        try:
+            with faults.running("lifecycle-test"):
+                transition(copy, target, actor="test", at=clock.now() + timedelta(seconds=len(self.steps)))
+        except IllegalTransition:
+            # Refused: the copy was stale or the step is not allowed from the copy's status.
+            assert copy.status != before or not can_transition(before, target)
+            assert stored(self.request.request_id).status == before
+        except TransactWriteError:
+            pytest.fail("a transient conflict surfaced although it cleared within the retries")
+        else:
+            assert copy.status == target.value
+            assert before == self.steps[-1][1] if self.steps else before == Status.IDENTITY_UNVERIFIED.value
+            self.steps.append((before, target.value))
+        finally:
+            faults.clear()
+
+    @invariant()
+    def only_allowed_steps_were_stored_and_audited(self):
+        if not hasattr(self, "request"):
+            return
+        for current, target in self.steps:
+            assert can_transition(current, target), (current, target)
+        trail = [(e.from_status, e.to_status) for e in audit.trail(self.request.pk) if e.to_status]
+        assert trail == self.steps, "each change has exactly one audit event, in order"
+        expected = self.steps[-1][1] if self.steps else Status.IDENTITY_UNVERIFIED.value
+        assert stored(self.request.request_id).status == expected
+
+
+def test_a_stored_request_only_takes_allowed_steps(table):
+    StoredLifecycle.TestCase.settings = settings(
+        max_examples=15, stateful_step_count=10, deadline=None, derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    StoredLifecycle.TestCase().runTest()
+
+
+def test_conflicts_that_outlast_the_retries_surface_and_change_nothing(table):
+    request = new_request()
+    faults.add([{"service": "dynamodb", "operation": "TransactWriteItems", "times": 3,
+                 "error": "TransactionCanceledException", "reasons": [None, "TransactionConflict"]}])
+    try:
+        with faults.running("lifecycle-test"), pytest.raises(TransactWriteError):
+            transition(request, Status.VERIFIED, actor="test")
+    finally:
+        faults.clear()
+    assert stored(request.request_id).status == Status.IDENTITY_UNVERIFIED.value
+    assert [e for e in audit.trail(request.pk) if e.to_status] == []
+
+
+def test_a_failed_condition_is_an_illegal_transition_not_a_retry(table):
+    request = new_request()
+    stale = stored(request.request_id)
+    transition(request, Status.VERIFIED, actor="test")
+    with pytest.raises(IllegalTransition):
+        transition(stale, Status.EXPIRED, actor="test")  # allowed from the stale copy's status, not any more
+    assert stored(request.request_id).status == Status.VERIFIED.value
