@@ -109,6 +109,7 @@ def _deliveries(base_url: str, wanted: set[str], timeout: float) -> dict[str, se
 def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds: float = 600) -> dict:
     client = Client(base_url)
     submit, verify = Phase(), Phase()
+    load_before = os.getloadavg()[0]
     run_id = uuid.uuid4().hex[:8]
 
     def submit_one(n: int) -> str | None:
@@ -151,6 +152,7 @@ def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds:
         "submit": submit.summary(),
         "verify": verify.summary(),
         "drain_seconds": drain,
+        "load_average": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -207,7 +209,8 @@ def section(result: dict) -> str:
 
 {result['requests']} submissions and their verifications from {result['concurrency']} concurrent clients
 (threads, keep-alive HTTP) against `python -m local` on loopback; then every verified request followed
-to the demo controller's webhook.
+to the demo controller's webhook. This machine's load average (1 minute) was {result['load_average'][0]:.1f}
+at the start and {result['load_average'][1]:.1f} at the end (other work shares its 2 cores).
 
 | lost | duplicated | 5xx | retried (503 or refused) | accepted | verified | delivered | drain after the last verify |
 |---|---|---|---|---|---|---|---|

@@ -212,6 +212,7 @@ cores: the figures compare versions of this code, not what SES and DynamoDB woul
 | recipients | fan-out (notices/s) | sent (notices/s) | SES calls / recipient | DynamoDB calls / recipient | notifier peak memory (MiB) |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
+
 {"" if ten_k else "The 10k run is opt-in (`python -m bench --notices-10k`); its last result is in docs/notices.md."}
 """
 

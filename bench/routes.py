@@ -126,7 +126,15 @@ def _recipes(fx: Fixtures, api_key: str) -> dict[tuple[str, str], Callable[[int]
 def _placeholder(method: str, resource: str) -> Callable[[int], dict]:
     path = resource.replace("{id}", "dsr_bench").replace("{doc}", "privacy").replace("{version}", "1")
     params = {part.strip("{}"): "x" for part in resource.split("/") if part.startswith("{")} or None
-    return lambda n: api_event(method, resource, path, path_parameters=params)
+
+    def event(n: int) -> dict:
+        made = api_event(method, resource, path, path_parameters=params)
+        # A caller of its own per call: the failed-attempt guard (rightsdesk.guard) would refuse one
+        # address after 20 refusals and time its 429 instead.
+        made["requestContext"]["identity"]["sourceIp"] = f"198.51.100.{n % 250}"
+        return made
+
+    return event
 
 
 def _authorizer_event(api_key: str) -> dict:

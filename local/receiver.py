@@ -32,6 +32,8 @@ class WebhookReceiver:
         # always (respond_status) or for the next few deliveries (fail: {"status", "times"}).
         self.respond_status = 204
         self.failures: list[int] = []
+        # A slow controller (POST /_dev/webhooks {"delay_seconds": 2}): races with the subject's cancel.
+        self.delay_seconds = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, request: RequestHandler) -> None:
@@ -57,6 +59,8 @@ class WebhookReceiver:
                 }
             )
         log.info("receiver: delivery %s -> %d (verified=%s)", len(self.deliveries), status, verified)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         request.respond(status, [], b"")
 
     def _verify(self, body: bytes, headers: dict[str, str]) -> tuple[bool | None, str | None]:
@@ -81,6 +85,8 @@ class WebhookReceiver:
                 self.secret = settings["secret"] or None
             if "respond_status" in settings:
                 self.respond_status = int(settings["respond_status"])
+            if "delay_seconds" in settings:
+                self.delay_seconds = float(settings["delay_seconds"] or 0)
             if "fail" in settings:
                 fail = settings["fail"] or {}
                 self.failures = [int(fail.get("status", 500))] * int(fail.get("times", 1))

@@ -47,7 +47,8 @@ def export(
     headers = router.current_event.headers
     wants_html = format == "html" or (format is None and http.wants_html(headers.get("accept")))
     try:
-        request, until = exports.authorize(request_id, status_token)
+        request, until = exports.authorize(request_id, status_token,
+                                       source=router.current_event.request_context.identity.source_ip)
     except (exports.NotReady, exports.Expired) as error:
         if not wants_html:
             raise

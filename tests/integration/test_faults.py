@@ -121,6 +121,26 @@ def test_a_conflict_outlasting_the_retries_comes_back_on_the_schedule_with_the_s
     assert len(delivered_once(flow, request_id)) == 2, "at least once: the receiver deduplicates on webhook-id"
 
 
+def test_a_cancel_racing_the_delivery_wins_by_its_condition(flow):
+    """A real conditional-check failure: the subject cancels while the controller is still answering
+    the webhook, so the dispatcher's forwarded -> delivered write finds the request cancelled."""
+    flow.stack._ok(flow.stack.post("/_dev/webhooks", json={"delay_seconds": 2}))
+    try:
+        request = flow.submit_and_verify()
+        request_id = accepted(request)
+        wait_for(lambda: flow.deliveries(request_id), "the webhook, being answered slowly")
+        cancelled = flow.stack.post(f"/v1/requests/{request_id}/cancel", headers={
+            "Authorization": f"Bearer {request['status_token']}", "Accept": "application/json"})
+        assert cancelled.status_code == 200, cancelled.text
+        wait_for(lambda: flow.logged("delivery done", request_id), "the dispatcher to finish")
+    finally:
+        flow.stack._ok(flow.stack.post("/_dev/webhooks", json={"delay_seconds": 0}))
+    assert flow.logged("delivery done", request_id, '"result":"superseded"')
+    assert flow.transitions(request_id)[-2:] == [("verified", "forwarded"), ("forwarded", "cancelled")]
+    assert flow.assert_whole(request_id) == "cancelled" and "email" not in flow.item(request_id)
+    wait_for(lambda: flow.deliveries(request_id, "dsr.request.cancelled"), "the controller told of the cancel")
+
+
 # ------------------------------------------------------------------ killed between two steps
 
 
@@ -259,6 +279,8 @@ def test_every_accepted_request_is_delivered_or_dead_lettered_once_and_whole(flo
         status = flow.assert_whole(request_id)
         if status == "delivered":
             delivered_once(flow, request_id)
+        elif status == "cancelled":
+            assert flow.transitions(request_id).count(("forwarded", "delivered")) == 0
         elif status == "delivery_failed":
             assert request_id in dead_delivery
         else:

@@ -87,7 +87,12 @@ def _with_known_values(cases, mode: GenerationMode):
 
 
 def _config(base_url: str, headers: dict[str, str] | None = None) -> SchemathesisConfig:
-    return SchemathesisConfig.from_dict({"base-url": base_url, "headers": headers or {}})
+    # Invalid input may also be refused as too large (413) before it is parsed, or as not UTF-8 (400).
+    rejected = ["400", "401", "403", "404", "405", "406", "409", "410", "413", "415", "422", "428", "429"]
+    return SchemathesisConfig.from_dict({
+        "base-url": base_url, "headers": headers or {},
+        "checks": {"negative_data_rejection": {"expected-statuses": rejected}},
+    })
 
 
 def _kind(item: dict) -> str:

@@ -105,6 +105,15 @@ def unsettled(stack, incident_id: str) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def drained(stack) -> bool:
+    """Nothing left on the mail queue, visible or in flight: every queued mail was handled."""
+    sqs = aws(stack, "sqs")
+    url = sqs.get_queue_url(QueueName="rightsdesk-local-MailQueue")["QueueUrl"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return all(int(value) == 0 for value in counts.values())
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while True:
@@ -179,7 +188,7 @@ def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(sta
     wait_for(lambda: sent_count(stack) - before >= 100, 60, "the first notices")
     ses.delete_identity(Identity=SENDER)
     wait_for(lambda: "mail not sent" in stack.logs(), 30, "a send to fail")
-    time.sleep(1)
+    time.sleep(1)  # a few more batches fail
     ses.verify_email_identity(EmailAddress=SENDER)
 
     # The table is cheap to poll; the CLI (a Python start-up each time) only once all is settled.
@@ -311,7 +320,7 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
     expected = sorted(set(controllers) | set(lists))
     assert published["emails_queued"] == len(expected)
     wait_for(lambda: len(policy_mails(stack, "2026-12")) >= len(expected), 30, "the policy notices")
-    time.sleep(1)  # anything more would be a duplicate
+    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
     mails = policy_mails(stack, "2026-12")
     assert sorted(to for m in mails for to in m["to"]) == expected
     german = next(m for m in mails if m["to"] == ["contact-1@example.net"])
@@ -320,7 +329,7 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
     again = publish(stack, tmp_path, "2026-12", major=True, summary="Chat transcripts are kept 30 days only.",
                     summary_file_de=str(summary_de), effective_at=published["effective_at"])
     assert again["created"] is False
-    time.sleep(3)
+    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
     assert len(policy_mails(stack, "2026-12")) == len(expected), "publishing again sends nobody a second mail"
     STATE["updates"] = sorted(email for email, names in lists.items() if "policy_updates" in names)
 
@@ -332,7 +341,7 @@ def test_a_bounced_contact_is_skipped_by_the_next_notice(stack, tmp_path):
     stack.clear_outbox()
     published = publish(stack, tmp_path, "2027-01", major=True, summary="Call recordings are no longer kept.")
     wait_for(lambda: len(policy_mails(stack, "2027-01")) >= published["emails_queued"] - 1, 30, "the notices")
-    time.sleep(1)
+    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
     recipients = [to for m in policy_mails(stack, "2027-01") for to in m["to"]]
     assert "contact-0@example.net" not in recipients
     assert len(recipients) == published["emails_queued"] - 1
@@ -376,7 +385,7 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
     stack.clear_outbox()
     publish(stack, tmp_path, "2027-01b", major=False, summary="More typos fixed.")
     wait_for(lambda: len(policy_mails(stack, "2027-01b")) >= len(updates) - 1, 30, "the next update")
-    time.sleep(1)
+    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
     assert sorted(to for m in policy_mails(stack, "2027-01b") for to in m["to"]) == updates[1:]
 
 

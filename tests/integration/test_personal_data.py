@@ -147,8 +147,15 @@ def test_no_queue_holds_personal_data_once_the_work_is_done(run):
 
 
 def flow_hash_key(flow: Flow) -> bytes:
-    """The stack's hash key, from its (moto) Secrets Manager, as Lambda reads it."""
+    """The stack's hash key as its handlers read it: RIGHTSDESK_HASH_KEY if the stack inherited one
+    from this process (tests/unit/conftest.py sets it when both suites run in one session), else
+    the secret in its (moto) Secrets Manager."""
+    import os
+
     import boto3
+
+    if os.environ.get("RIGHTSDESK_HASH_KEY"):
+        return os.environ["RIGHTSDESK_HASH_KEY"].encode()
 
     secrets = boto3.client("secretsmanager", endpoint_url=flow.stack.moto_url, region_name="eu-central-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")

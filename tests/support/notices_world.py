@@ -46,9 +46,20 @@ def lambda_context() -> SimpleNamespace:
     )
 
 
+_SESSION: list[boto3.Session] = []
+
+
+def _session() -> boto3.Session:
+    """One session for every world: a new one re-reads botocore's service models (~0.7 s each), and
+    moto intercepts its clients' calls whichever mock is active."""
+    if not _SESSION:
+        _SESSION.append(boto3.Session(region_name=REGION))
+    return _SESSION[0]
+
+
 class World:
     def __init__(self, patch, prefix: str = "rightsdesk-notices"):
-        self.session = boto3.Session(region_name=REGION)
+        self.session = _session()
         tables = create_tables_from_template(self.session, prefix)
         self.queues = create_queues_from_template(self.session, prefix)
         self.table = tables["RightsTable"]
@@ -125,13 +136,11 @@ class World:
     def drain(self, *, rounds: int = 1000) -> int:
         """Poll like Lambda until the queue is empty, deleting what succeeded; returns the batches run.
         Failed messages are made visible again at once (the retry schedule's delay is SQS's business)."""
-        batches = 0
-        for _ in range(rounds):
+        for batches in range(rounds):
             messages = self.receive()
             if not messages:
                 return batches
             failed = self.invoke(messages)
-            batches += 1
             self.delete([m for m in messages if m["MessageId"] not in failed])
             for message in messages:
                 if message["MessageId"] in failed:

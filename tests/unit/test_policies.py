@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -121,7 +122,7 @@ def test_a_minor_version_goes_to_the_optional_list_only_with_one_click_unsubscri
 def test_a_bounced_contact_is_skipped_next_time(world):
     contacts.subscribe("ana@example.org", ["policy_notices"])
     contacts.subscribe("ben@example.org", ["policy_notices"])
-    detail = json.loads(open("events/ses_events/bounce.json").read())["detail"]
+    detail = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_events" / "bounce.json").read_text())["detail"]
     detail["bounce"]["bouncedRecipients"][0]["emailAddress"] = "ana@example.org"
     assert suppression.record_ses_event(detail).suppressed == 1
     assert contacts.get(hashing.email_hash("ana@example.org")).suppressed is True

@@ -60,9 +60,10 @@ def available_until(request: RequestItem) -> datetime | None:
     return max(completed) + timedelta(days=EXPORT_DAYS) if completed else None
 
 
-def authorize(request_id: str, token: str | None) -> tuple[RequestItem, datetime]:
-    """The request and the end of its export window, for the holder of its status token."""
-    request = intake.authorize(request_id, token)
+def authorize(request_id: str, token: str | None, *, source: str | None = None) -> tuple[RequestItem, datetime]:
+    """The request and the end of its export window, for the holder of its status token. `source`,
+    the caller's address, is limited as on the status routes (rightsdesk.guard)."""
+    request = intake.authorize(request_id, token, source=source)
     if request.request_type not in KINDS or not is_internal(request.controller_id):
         raise NotFound("this request has no export", code="no_export")
     until = available_until(request)

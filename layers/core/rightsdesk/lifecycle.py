@@ -57,6 +57,7 @@ def transition(
         request.pk, action="status_changed", actor=actor, at=at,
         from_status=current.value, to_status=target.value, cause=cause,
     )
+    also_delete, also_update = list(also_delete), list(also_update)  # a retry writes them again
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             with transaction() as tx:
