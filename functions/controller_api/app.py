@@ -51,14 +51,14 @@ def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=http.JSON, body=body)
 
 
-# The answers each route documents (errors in the shape of http.ERROR_SCHEMA); behind the authorizer
-# every route may also answer 401 or 403 from API Gateway itself.
+# The answers each route documents (errors in the shape of http.ERROR_SCHEMA); 401 and 403 also
+# come from API Gateway and the authorizer, before the function runs.
 LISTING = http.object_schema({"requests": {"type": "array", "items": {"type": "object"}},
                               "next_cursor": {"type": ["string", "null"]}})
 
 
 @app.get("/v1/controller/requests", summary="List your requests, by status, oldest first",
-         responses=http.responses(200, "A page of requests", LISTING, 401, 422, 503))
+         responses=http.responses(200, "A page of requests", LISTING, 401, 403, 422, 503))
 def list_requests(
     status: Annotated[inbox.VisibleStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -70,7 +70,7 @@ def list_requests(
 
 
 @app.get("/v1/controller/requests/<request_id>", summary="One request; a pull controller's first fetch delivers it",
-         responses=http.responses(200, "The request", None, 401, 404, 503))
+         responses=http.responses(200, "The request", None, 401, 403, 404, 503))
 def get_request(request_id: str):
     view = inbox.fetch(_caller(), request_id)
     logger.info("request fetched", extra={"request_id": request_id, "status": view["status"]})
@@ -79,7 +79,7 @@ def get_request(request_id: str):
 
 @app.post("/v1/controller/requests/<request_id>/status",
           summary="Report progress: acknowledged, in_progress, completed, rejected",
-          responses=http.responses(200, "The request as it is now", None, 400, 401, 404, 409, 413, 415, 422, 503))
+          responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503))
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
     view = inbox.report_status(_caller(), request_id, report, base_url=_base_url())
     metrics.add_metric(name="ControllerStatusReported", unit=MetricUnit.Count, value=1)
@@ -89,7 +89,7 @@ def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]
 
 
 @app.post("/v1/controller/webhook/rotate", summary="New webhook secret (shown once); the old one signs for 24 h more",
-          responses=http.responses(200, "The new secret, shown once", None, 401, 409, 413, 415, 503))
+          responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 503))
 def rotate_webhook_secret():
     answer = inbox.rotate_webhook_secret(_caller())
     logger.info("webhook secret rotated")
@@ -97,7 +97,7 @@ def rotate_webhook_secret():
 
 
 @app.post("/v1/controller/webhook/test", summary="Send a signed test event to your webhook",
-          responses=http.responses(202, "Queued", None, 401, 409, 413, 415, 503))
+          responses=http.responses(202, "Queued", None, 401, 403, 409, 413, 415, 503))
 def test_webhook():
     answer = inbox.queue_test_event(_caller())
     logger.info("webhook test queued", extra={"test_id": answer["test_id"]})
