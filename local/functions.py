@@ -77,7 +77,7 @@ def function_specs(template: Template, resolver: Resolver) -> list[FunctionSpec]
                 timeout=int(resolver.resolve(props.get("Timeout", 3))),
                 memory=int(resolver.resolve(props.get("MemorySize", 128))),
                 environment=_environment(logical_id, props, resolver),
-                events=props.get("Events") or {},
+                events=template.event_sources(logical_id),
             )
         )
     return specs

@@ -235,9 +235,7 @@ class StreamPoller(Worker):
     def _deliver(self, records: list[dict], shard_id: str) -> None:
         """Lambda's stream semantics: retry the batch (from the first reported failure), split it
         in two on errors when BisectBatchOnFunctionError is set, give up after MaximumRetryAttempts."""
-        pending = (
-            [(records, 0)] if records else []
-        )  # all filtered out: Lambda does not invoke if records else []  # Lambda never invokes with an empty batch
+        pending = [(records, 0)] if records else []  # all filtered out: Lambda never invokes with an empty batch
         while pending and not self.stop.is_set():
             batch, attempt = pending.pop(0)
             ok, result = _invoke(self.function, {"Records": batch})

@@ -1,7 +1,8 @@
 """`rightsdesk breach ...`: declare a personal-data breach, follow its notices and its 72-hour clock.
 
 Declaring writes the incident and one notice per recipient, then queues the mails (MailQueue ->
-NotifierFunction -> SES); the notifier settles each notice. Nothing here prints a recipient's
+NotifierFunction -> SES); the notifier settles each notice. Controllers delivering by webhook also
+get a `breach.notice` event, whose outcome the dispatcher records. Nothing here prints a recipient's
 address: controllers are shown by id, subjects by the first characters of their keyed hash.
 """
 
@@ -107,6 +108,9 @@ def _recipient(notice) -> dict:
         "status": notice.status,
         "sent_at": clock.isoformat(notice.sent_at) if notice.sent_at else None,
         "updated_at": clock.isoformat(notice.updated_at),
+        # the breach.notice webhook (controllers delivering by webhook): delivered | failed | disabled
+        "webhook": notice.webhook,
+        "webhook_at": clock.isoformat(notice.webhook_at) if notice.webhook_at else None,
     }
 
 
@@ -125,6 +129,8 @@ def _status(incident: IncidentItem, *, listed: bool = True) -> dict:
             "authority_notified_at": clock.isoformat(incident.authority_notified_at) if incident.authority_notified_at else None,
             "authority_reference": incident.authority_reference,
             "webhooks_queued": int(incident.webhooks_queued or 0),
+            "webhooks_delivered": sum(1 for outcome in breaches.webhook_outcomes(incident).values()
+                                      if outcome == breaches.DELIVERED),
         },
         "deadlines": [
             {**row, "due_at": clock.isoformat(row["due_at"])} for row in breaches.deadlines(incident, counts, now)
@@ -164,6 +170,8 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
         ("high risk", "yes" if incident["high_risk"] else "no"),
         ("subjects notified", "yes" if incident["notify_subjects"] else "no"),
         ("authority", authority),
+        ("webhooks", f"{incident['webhooks_delivered']} of {incident['webhooks_queued']} delivered"
+                     if incident["webhooks_queued"] else "none queued"),
     ):
         facts.add_row(label, cell_text(value))
     deadlines = table(
@@ -186,8 +194,8 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
     if recipients:
         shown = recipients if all_recipients else [r for r in recipients if r["kind"] == breaches.CONTROLLER
                                                    or r["status"] != breaches.SENT]
-        parts += ["", table(("kind", "recipient", "status", "sent"),
-                            ([r["kind"], r["recipient"], r["status"], r["sent_at"]] for r in shown[:200]),
+        parts += ["", table(("kind", "recipient", "status", "sent", "webhook"),
+                            ([r["kind"], r["recipient"], r["status"], r["sent_at"], r["webhook"]] for r in shown[:200]),
                             title="recipients" + ("" if all_recipients else " (controllers, and subjects not sent)"))]
         if len(shown) > 200:
             parts.append(f"... and {len(shown) - 200} more (--json lists them all)")

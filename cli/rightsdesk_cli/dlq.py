@@ -27,7 +27,8 @@ app = typer.Typer(help="Dead-letter queues: list what waits (ids only), redrive 
 LOCAL_PREFIX = "rightsdesk-local-"
 DLQ_SUFFIX = "DeadLetterQueue"
 # Top-level body fields that are ids or words, never personal data; nothing else of a body is shown.
-SAFE_FIELDS = ("request_id", "event", "notice", "controller_id", "test_id", "incident_id", "mail_id", "template")
+SAFE_FIELDS = ("request_id", "event", "notice", "controller_id", "test_id", "incident_id", "doc", "version", "mail_id",
+               "template")
 PEEK_ROUNDS = 3
 
 QueueArg = Annotated[str, typer.Argument(help="The queue's logical ID (DeliveryDeadLetterQueue) or its start (delivery).")]

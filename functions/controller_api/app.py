@@ -8,10 +8,9 @@ a subject's personal data until it is purged; nothing here logs a body, a key or
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -20,13 +19,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import controller_requests as inbox
-from rightsdesk import credentials, http
+from rightsdesk import api_gateway, credentials, http
 from rightsdesk.config import settings
 from rightsdesk.errors import RightsdeskError
 from rightsdesk.models import ControllerItem
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -142,29 +140,7 @@ def unexpected(error: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    response = _reject_unreadable(event) or app.resolve(event, context)
-    response["headers"] = {**http.SECURITY_HEADERS, **(response.get("headers") or {})}
-    return response
+    return api_gateway.answer(event, lambda: app.resolve(event, context))
 
-
-def _reject_unreadable(event: dict) -> dict | None:
-    """Oversized or oddly typed bodies get their 4xx before any parsing."""
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    body = event.get("body") or ""
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    text = http.readable_text(body, bool(event.get("isBase64Encoded")))
-    rejected = http.check_body(
-        event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
-    )
-    if rejected is None:
-        return None
-    status, code, message = rejected
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": http.JSON},
-        "body": json.dumps(http.error_body(code, message)),
-        "isBase64Encoded": False,
-    }

@@ -8,7 +8,7 @@ into a 401. Neither keys nor their hashes are logged.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerResponse,
     HttpVerb,
@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rightsdesk import credentials, registry
 
 logger = Logger()
-tracer = Tracer()
 
 CONTROLLER_ROUTES = "/v1/controller/*"
 
@@ -29,7 +28,6 @@ def _authorization_header(event: dict) -> str | None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     api_key = credentials.bearer(_authorization_header(event))
     controller = registry.authenticate(api_key)

@@ -8,7 +8,7 @@ the stream's shapes into plain values. Nothing here logs an image: they hold per
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -21,7 +21,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rightsdesk import deletion
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -59,7 +58,6 @@ def change_of(record: DynamoDBRecord) -> deletion.Change | None:
     )
 
 
-@tracer.capture_method
 def record_handler(record: DynamoDBRecord) -> None:
     change = change_of(record)
     if change is None:
@@ -75,7 +73,6 @@ def record_handler(record: DynamoDBRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

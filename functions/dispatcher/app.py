@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -30,11 +30,9 @@ from rightsdesk import delivery, dispatch
 from rightsdesk.config import settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
-persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
 # Keyed on the delivery id; the stored answer is ids and outcome words, never request content.
 idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=7 * 24 * 3600)
 # The DeliveryQueue's maxReceiveCount: the receive that may not fail without giving up.
@@ -46,9 +44,18 @@ def _sqs():
     return boto3.client("sqs")
 
 
-@idempotent_function(data_keyword_argument="key", persistence_store=persistence, config=idempotency)
 def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int) -> dict:
     return dispatch.dispatch(message, attempt=attempt, max_attempts=MAX_ATTEMPTS)
+
+
+@lru_cache(maxsize=1)
+def _idempotent_dispatch():
+    """dispatch_once, idempotent on the delivery id. Built on first use, not at import (cold start:
+    powertools' store creates its DynamoDB client when built). Records are keyed on dispatch_once's
+    module and name: rename neither."""
+    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+    return idempotent_function(dispatch_once, data_keyword_argument="key", persistence_store=persistence,
+                               config=idempotency)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -61,7 +68,6 @@ def _come_back_after(record: SQSRecord, seconds: int) -> None:
         logger.warning("could not schedule the retry", extra={"error_type": type(error).__name__})
 
 
-@tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     attempt = int(record.attributes.approximate_receive_count or 1)
     try:
@@ -71,10 +77,12 @@ def record_handler(record: SQSRecord) -> None:
         _come_back_after(record, 0)
         logger.error("malformed delivery message", extra={"message_id": record.message_id})
         raise
-    where = {"delivery_id": message.delivery_id, "event": message.event, "request_id": message.request_id,
-             "attempt": attempt}
+    # Ids only; the controller events (breach.notice, policy.updated) name no request but these.
+    ids = {name: getattr(message, name) for name in ("request_id", "controller_id", "incident_id", "doc", "version")}
+    where = {"delivery_id": message.delivery_id, "event": message.event, "attempt": attempt,
+             **{name: value for name, value in ids.items() if value}}
     try:
-        result = dispatch_once(key=message.key(), message=message, attempt=attempt)
+        result = _idempotent_dispatch()(key=message.key(), message=message, attempt=attempt)
     except delivery.RetryLater as failed:
         _come_back_after(record, failed.delay)
         final = isinstance(failed, delivery.Exhausted)
@@ -92,7 +100,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)

@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -32,11 +32,9 @@ from rightsdesk import notify, suppression
 from rightsdesk.config import settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
-persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
 # Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
 idempotency = IdempotencyConfig(event_key_jmespath="mail_id", expires_after_seconds=7 * 24 * 3600)
 # SES's send rate shared by at most NOTIFIER_CONCURRENCY instances (docs/notices.md, "Send rate").
@@ -53,9 +51,18 @@ def _sqs():
 batch_suppressed: set[str] | None = None
 
 
-@idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=idempotency)
 def send_once(message: dict) -> dict:
     return notify.send(notify.MailMessage.from_body(message), pacer, batch_suppressed)
+
+
+@lru_cache(maxsize=1)
+def _idempotent_send():
+    """send_once, idempotent on the mail id. Built on first use, not at import (cold start: powertools'
+    store creates its DynamoDB client when built). Records are keyed on send_once's module and name:
+    rename neither."""
+    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+    return idempotent_function(send_once, data_keyword_argument="message", persistence_store=persistence,
+                               config=idempotency)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -72,7 +79,6 @@ class NoTimeLeft(Exception):
     """Pacing made the batch longer than this invocation has left: the rest comes back at once."""
 
 
-@tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     body = json.loads(record.body)
     message = notify.MailMessage.from_body(body)
@@ -82,7 +88,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         _come_back_after(record, 0)
         raise NoTimeLeft(message.mail_id)
     try:
-        result = send_once(message=body)
+        result = _idempotent_send()(message=body)
     except Exception as error:
         final = attempt >= MAX_ATTEMPTS
         # The type only: messages of library errors can quote the address they choked on.
@@ -101,7 +107,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     global batch_suppressed

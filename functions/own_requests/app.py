@@ -9,7 +9,7 @@ image: they hold personal data.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -20,14 +20,12 @@ from rightsdesk import own_requests
 from rightsdesk.models import RequestItem
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 REQUEST_PREFIX = RequestItem.key("")
 
 
-@tracer.capture_method
 def record_handler(record: DynamoDBRecord) -> None:
     keys = record.dynamodb.keys if record.dynamodb else {}
     pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
@@ -40,7 +38,6 @@ def record_handler(record: DynamoDBRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

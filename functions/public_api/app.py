@@ -7,13 +7,13 @@ about internals. Nothing here logs a body, an address, a code or a token.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
+from functools import lru_cache
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -27,22 +27,23 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import clock, http, i18n, intake, web
+from rightsdesk import api_gateway, clock, http, i18n, intake, web
 from rightsdesk.config import settings
 from rightsdesk.errors import RightsdeskError
 from rightsdesk.status import is_open
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 # Page views record no metric; an empty flush is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 _origins = settings().cors_allow_origins
-cors = CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600) if _origins else None
+# Idempotency-Key beside powertools' defaults (Authorization, Content-Type, ...): a page on another
+# origin may retry a submission safely.
+cors = (CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600,
+                   allow_headers=["Idempotency-Key"]) if _origins else None)
 app = APIGatewayRestResolver(enable_validation=True, cors=cors)
 
-persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
 # The record holds a hash of the client's key and the answer (request id, status): no personal data.
 idempotency = IdempotencyConfig(event_key_jmespath="[site, key]", expires_after_seconds=24 * 3600)
 
@@ -147,10 +148,19 @@ def openapi():
 # ------------------------------------------------------------------ API
 
 
-@idempotent_function(data_keyword_argument="client_key", persistence_store=persistence, config=idempotency)
 def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str) -> dict:
     result = intake.submit(submission, base_url=_base_url(), locale=locale)
     return {"request_id": result.request_id, "status": result.status}
+
+
+@lru_cache(maxsize=1)
+def _idempotent_submit():
+    """_submit_once, idempotent on the client's key. Built on first use, not at import (cold start:
+    powertools' store creates its DynamoDB client when built, and only an Idempotency-Key needs it).
+    Records are keyed on _submit_once's module and name: rename neither."""
+    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+    return idempotent_function(_submit_once, data_keyword_argument="client_key", persistence_store=persistence,
+                               config=idempotency)
 
 
 # The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).
@@ -171,7 +181,7 @@ def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
     if client_key:
-        answer = _submit_once(
+        answer = _idempotent_submit()(
             client_key={"site": submission.site.lower(), "key": client_key[:128]},
             submission=submission,
             locale=locale,
@@ -196,8 +206,11 @@ def submit(submission: Annotated[intake.Submission, Body()]):
                                    400, 404, 409, 410, 413, 415, 422, 429, 503))
 def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
     result = intake.verify(request_id, body.code, base_url=_base_url())
-    metrics.add_metric(name="RequestVerified", unit=MetricUnit.Count, value=1)
-    logger.info("request verified", extra={"request_id": request_id})
+    if result.repeated:
+        logger.info("verification repeated", extra={"request_id": request_id})
+    else:
+        metrics.add_metric(name="RequestVerified", unit=MetricUnit.Count, value=1)
+        logger.info("request verified", extra={"request_id": request_id})
     status_url = f"{_base_url()}/status/{request_id}?token={result.status_token}"
     if _wants_html():
         return _html(
@@ -323,32 +336,10 @@ def _html_error(status: int, code: str, fields: dict[str, str], message: str) ->
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency.register_lambda_context(context)
-    response = _reject_unreadable(event) or app.resolve(event, context)
     # With an origin list the answer depends on the Origin header: caches must key on it.
     vary = {"Vary": "Origin"} if cors else {}
-    response["headers"] = {**http.SECURITY_HEADERS, **vary, **(response.get("headers") or {})}
-    return response
+    return api_gateway.answer(event, lambda: app.resolve(event, context), extra_headers=vary)
 
-
-def _reject_unreadable(event: dict) -> dict | None:
-    """Oversized or oddly typed bodies get their 4xx before any parsing or storage."""
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    body = event.get("body") or ""
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    text = http.readable_text(body, bool(event.get("isBase64Encoded")))
-    rejected = http.check_body(
-        event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
-    )
-    if rejected is None:
-        return None
-    status, code, message = rejected
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": http.JSON},
-        "body": json.dumps(http.error_body(code, message)),
-        "isBase64Encoded": False,
-    }

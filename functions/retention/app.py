@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import sweeper
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 # Leave room to record how far the sweep got before Lambda stops it.
@@ -24,7 +23,6 @@ SAFETY_MARGIN_SECONDS = 20
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     detail = (event or {}).get("detail") or {}

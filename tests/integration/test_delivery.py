@@ -25,6 +25,8 @@ from boto3.dynamodb.conditions import Key
 
 from rightsdesk import delivery, retention
 
+from tests.support.flows import wait_for
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,17 +78,6 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def table(aws):
     return aws.resource("dynamodb").Table("rightsdesk-local-RightsTable")
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def rightsdesk(st, *args: str) -> dict:

@@ -10,8 +10,9 @@ keyed hashes, never the address, a name or a detail, nor an unkeyed hash of the 
 
 Searched: every log line of the run (the handlers' JSON logs and their EMF metrics, the runner's
 own lines), the IdempotencyTable, the RightsTable after retention, every queue and dead-letter
-queue, and the webhook payloads sent after the purge. Traces: the local run records none; the
-template keeps answers and error messages out of them (tests/template/test_operations_template.py).
+queue, and the webhook payloads sent after the purge. Traces: the local run records none, and in
+AWS they are Lambda's own segments only (timings): no handler loads a tracer that could store an
+answer or an error message (tests/template/test_operations_template.py).
 Secrets (status tokens, webhook secrets) must not reach a log line either.
 """
 

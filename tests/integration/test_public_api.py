@@ -244,14 +244,29 @@ def test_a_wrong_code_is_refused_and_the_sixth_attempt_is_locked(stack, api):
     assert sixth.json()["error"]["code"] == "too_many_attempts"
 
 
-def test_a_code_cannot_be_used_twice(stack, api):
+def test_a_code_verifies_once_and_a_retry_only_repeats_the_answer_for_its_15_minutes(stack, api, rights_table):
+    """Verify is safe to retry (a lost answer): the same code gives the same answer, and nothing more
+    happens; after the code's 15 minutes it is 409 as for any request not waiting for a code."""
     email = new_email()
     request_id = submit(stack, api, email).json()["request_id"]
     code = code_for(stack, email)
-    assert api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code}).status_code == 200
+    first = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
+    assert first.status_code == 200
     again = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "not_awaiting_verification"
+    assert again.status_code == 200
+    assert again.json()["status_token"] == first.json()["status_token"]
+    steps = [item for item in _scan(rights_table) if item["pk"] == f"REQ#{request_id}"
+             and item["sk"].startswith("AUDIT#") and item.get("to_status") == "verified"]
+    assert len(steps) == 1, "verified once"
+
+    before = stack.clock()["offset_seconds"]
+    try:
+        stack.advance_clock(15 * 60 + 1)
+        late = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
+    finally:
+        stack.set_clock_offset(before)
+    assert late.status_code == 409
+    assert late.json()["error"]["code"] == "not_awaiting_verification"
 
 
 def test_a_malformed_code_is_a_field_error(stack, api):

@@ -7,11 +7,12 @@ key or index in the template changes and the code does not follow.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from local.template import read as read_template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 # Only what create_table understands; KMS keys, PITR and the like need resources moto-side tests skip.
@@ -19,28 +20,9 @@ _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "L
 _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !GetAtt, ...) as their long form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {"Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return read_template(TEMPLATE)
 
 
 def resources(resource_type: str) -> dict[str, dict[str, Any]]:
@@ -122,3 +104,52 @@ def fast_pynamodb_sessions(monkeypatch) -> None:
         return session
 
     monkeypatch.setattr(pynamodb_base, "get_session", session_with_shared_loader)
+
+
+@dataclass
+class MotoCloud:
+    session: Any  # boto3.Session on moto
+    tables: dict[str, str]
+    queues: dict[str, str]
+    data_key_id: str | None
+
+
+def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False, env: dict[str, str | None] | None = None,
+               no_scans: str | None = None, region: str = "eu-central-1") -> MotoCloud:
+    """Inside `mock_aws()`: credentials that reach nothing real, the template's tables and queues,
+    and the core bound to them (settings, hash key, clients). `env` sets (or, with None, unsets)
+    more variables before the settings are read; `no_scans` makes any table scan fail with it."""
+    import boto3
+    from pynamodb.connection import Connection
+
+    from rightsdesk import config, hashing, models, outbox, sealing
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        patch.delenv(name, raising=False)
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_REGION": region, "AWS_DEFAULT_REGION": region}.items():
+        patch.setenv(name, value)
+    fast_pynamodb_sessions(patch)
+    session = boto3.Session(region_name=region)
+    tables = create_tables_from_template(session, prefix=prefix)
+    queues = create_queues_from_template(session, prefix=prefix)
+    key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"] if data_key else None
+    variables: dict[str, str | None] = {"RIGHTSDESK_TABLE": tables["RightsTable"], "MAIL_QUEUE_URL": queues["MailQueue"],
+                                        "DELIVERY_QUEUE_URL": queues["DeliveryQueue"],
+                                        **({"DATA_KEY_ID": key_id} if key_id else {}), **(env or {})}
+    for name, value in variables.items():
+        if value is None:
+            patch.delenv(name, raising=False)
+        else:
+            patch.setenv(name, value)
+    config.reload()
+    hashing.forget_key()
+    outbox.forget_clients()
+    sealing.forget_clients()
+    models.bind_table(tables["RightsTable"])
+    if no_scans:
+        def refuse_scan(*args, **kwargs):
+            raise AssertionError(no_scans)
+
+        patch.setattr(Connection, "scan", refuse_scan)
+    return MotoCloud(session, tables, queues, key_id)

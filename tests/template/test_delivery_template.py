@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 
 from tests.support.aws import load_template
+from tests.template.test_template import events_of
 
 
 @pytest.fixture(scope="module")
 def resources() -> dict:
     return load_template()["Resources"]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
 
 
 def _function(resources: dict, name: str) -> dict:
@@ -37,8 +43,8 @@ def test_the_queue_keeps_a_message_through_the_whole_retry_schedule(resources):
     assert schedule < int(queue["MessageRetentionPeriod"])
 
 
-def test_the_dispatcher_reports_partial_batch_failures_in_small_batches(resources):
-    [event] = _function(resources, "DispatcherFunction")["Events"].values()
+def test_the_dispatcher_reports_partial_batch_failures_in_small_batches(template):
+    [event] = events_of(template, "DispatcherFunction").values()
     assert event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert int(event["Properties"]["BatchSize"]) <= 10

@@ -9,7 +9,7 @@ from pathlib import Path
 from rightsdesk import notify
 from rightsdesk.retention import Rule
 
-from tests.template.test_template import load_template, props, resources
+from tests.template.test_template import events_of, load_template, props, resources
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUE_5_RULES = (Rule.BREACH_RECORD, Rule.BREACH_RECIPIENT, Rule.SUPPRESSION, Rule.UNSUBSCRIBE_TOKEN)
@@ -23,7 +23,7 @@ def test_the_notifier_paces_itself_with_the_parameters_that_bound_its_instances(
     tpl = _template()
     notifier = props(tpl["Resources"]["NotifierFunction"])
     env = notifier["Environment"]["Variables"]
-    mail_event = notifier["Events"]["Mail"]["Properties"]
+    mail_event = events_of(tpl, "NotifierFunction")["Mail"]["Properties"]
     concurrency = {"Ref": "NotifierConcurrency"}
     assert notifier["ReservedConcurrentExecutions"] == concurrency
     assert mail_event["ScalingConfig"]["MaximumConcurrency"] == concurrency

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -132,10 +135,13 @@ def check_dashboard(tpl: dict) -> list[str]:
 
 
 def check_traces(tpl: dict) -> list[str]:
-    env = tpl["Globals"]["Function"].get("Environment", {}).get("Variables", {})
-    return [f"Globals: {name} is not \"false\" (traces would keep answers or error messages)"
-            for name in ("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "POWERTOOLS_TRACER_CAPTURE_ERROR")
-            if env.get(name) != "false"]
+    """Lambda records its own segments for every function (invocation, init, overhead); the code adds
+    none (test_no_function_loads_a_tracer), so a trace holds timings, never a request's contents."""
+    problems = [] if tpl["Globals"]["Function"].get("Tracing") == "Active" else ["Globals: Tracing is not Active"]
+    for name, function in resources(tpl, "AWS::Serverless::Function").items():
+        if props(function).get("Tracing") not in (None, "Active"):
+            problems.append(f"{name}: Tracing is {props(function)['Tracing']}, not Lambda's own segments")
+    return problems
 
 
 def check_checkov_skips(tpl: dict) -> list[str]:
@@ -176,8 +182,38 @@ def test_the_dashboard_shows_every_function_queue_and_alarm(template):
     json.loads(re.sub(r"\$\{[^}]+\}", "x", body))  # valid JSON once CloudFormation has substituted it
 
 
-def test_traces_keep_no_answers_or_error_messages(template):
+def test_lambda_records_its_own_segments_for_every_function(template):
     assert check_traces(template) == []
+
+
+# Every handler imported as Lambda imports it, with the X-Ray SDK unavailable, as in the layer.
+_IMPORT_EVERY_HANDLER = r"""
+import importlib.util, sys
+from pathlib import Path
+from aws_lambda_powertools import Tracer
+sys.modules["aws_xray_sdk"] = None  # importing it now raises ImportError
+for app in sorted(Path("functions").glob("*/app.py")):
+    sys.path.insert(0, str(app.parent))
+    spec = importlib.util.spec_from_file_location(f"handler_{app.parent.name}", app)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.path.remove(str(app.parent))
+    tracers = [name for name, value in vars(module).items() if isinstance(value, Tracer)]
+    assert not tracers, f"{app}: {tracers}"
+"""
+
+
+def test_no_function_loads_a_tracer():
+    """Issue 7: powertools' Tracer brings the X-Ray SDK, whose sampler built two botocore clients on
+    every cold start, and a tracer can store answers and error messages (personal data) in X-Ray.
+    The layer no longer ships the SDK; a handler that needs it fails here rather than in Lambda."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RIGHTSDESK_HASH_KEY": "testing"}
+    run = subprocess.run([sys.executable, "-c", _IMPORT_EVERY_HANDLER], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    requirements = (ROOT / "layers" / "core" / "requirements.txt").read_text()
+    assert "aws-xray-sdk" not in requirements and "[tracer]" not in requirements, "the layer ships no X-Ray SDK"
 
 
 def test_the_iam_rule_covers_every_function(template):
@@ -216,8 +252,9 @@ MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]]
     "a skip without a reason": (
         check_checkov_skips,
         lambda tpl: tpl["Resources"]["PublicApi"]["Metadata"]["checkov"]["skip"].append({"id": "CKV_AWS_59"})),
-    "traces with answers": (check_traces, _without(["Globals", "Function", "Environment", "Variables",
-                                                     "POWERTOOLS_TRACER_CAPTURE_RESPONSE"])),
+    "no traces": (check_traces, _without(["Globals", "Function", "Tracing"])),
+    "a function without Lambda's segments": (
+        check_traces, lambda tpl: tpl["Resources"]["PublicApiFunction"]["Properties"].update(Tracing="PassThrough")),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from local.patterns import any_match, parse_filters
-from tests.template.test_template import ROOT, as_list, load_template, props, referenced_ids, resources
+from tests.template.test_template import ROOT, as_list, events_of, load_template, props, referenced_ids, resources
 
 FUNCTION = "OwnRequestsFunction"
 SAMPLE = ROOT / "events" / "own_requests" / "routed_to_operator.json"
@@ -22,7 +22,7 @@ def template() -> dict:
 
 
 def stream_event(template: dict) -> dict:
-    [event] = [e["Properties"] for e in props(template["Resources"][FUNCTION])["Events"].values()
+    [event] = [e["Properties"] for e in events_of(template, FUNCTION).values()
                if e["Type"] == "DynamoDB"]
     return event
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import yaml
+
+from local.template import event_sources
+from local.template import read as read_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -42,28 +44,8 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # ------------------------------------------------------------------ loading
 
 
-class CfnLoader(yaml.SafeLoader):
-    """YAML loader that turns CloudFormation short tags (!Ref, !GetAtt, !Sub...) into their long form."""
-
-
-def _short_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-CfnLoader.add_multi_constructor("!", _short_tag)
-
-
 def load_template(path: Path = TEMPLATE) -> dict:
-    return yaml.load(path.read_text(), Loader=CfnLoader)
+    return read_template(path)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +62,11 @@ def resources(tpl: dict, *types: str) -> dict[str, dict]:
 
 def props(resource: dict) -> dict:
     return resource.get("Properties") or {}
+
+
+def events_of(tpl: dict, function: str) -> dict[str, dict]:
+    """A function's triggers as SAM events, its event source mappings included (local.template)."""
+    return event_sources(tpl, function)
 
 
 def function_property(tpl: dict, resource: dict, name: str) -> Any:
@@ -207,6 +194,9 @@ DATA_ACTION_SAMPLES = (
 )
 
 
+POLLED_EVENT_TYPES = ("SQS", "DynamoDB", "Kinesis", "MQ", "MSK", "SelfManagedKafka", "DocumentDB")
+
+
 def is_data_action(action: str) -> bool:
     action = action.lower()
     return any(fnmatch.fnmatchcase(action, p) for p in DATA_ACTION_PATTERNS) or any(
@@ -253,6 +243,13 @@ def check_iam(tpl: dict) -> list[str]:
                     for arg, value in (args or {}).items():
                         if isinstance(value, str) and "*" in value:
                             problems.append(f"{name}: {template_name}.{arg} is {value!r}")
+    # For these event types SAM attaches a managed policy (AWSLambdaSQSQueueExecutionRole, ...)
+    # that lets the poller read every queue or stream in the account: the template declares an
+    # AWS::Lambda::EventSourceMapping instead, beside a statement naming the one source.
+    for name, fn in resources(tpl, "AWS::Serverless::Function").items():
+        for event_name, event in (props(fn).get("Events") or {}).items():
+            if event.get("Type") in POLLED_EVENT_TYPES:
+                problems.append(f"{name}.{event_name}: a SAM {event['Type']} event grants its poller Resource '*'")
     return problems
 
 
@@ -448,7 +445,7 @@ def test_every_api_route_has_a_sample_event(template):
 
 def test_every_queue_triggered_function_has_a_sample_event(template):
     for name, fn in resources(template, "AWS::Serverless::Function").items():
-        if any(e.get("Type") == "SQS" for e in (props(fn).get("Events") or {}).values()):
+        if any(e.get("Type") == "SQS" for e in events_of(template, name).values()):
             folder = ROOT / "events" / Path(props(fn)["CodeUri"]).name
             samples = [json.loads(f.read_text()) for f in folder.glob("*.json")]
             assert any(
@@ -599,6 +596,10 @@ MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]]
     ),
     "role with kms:* on '*'": (check_iam, set_("Resources.ExtraRole", WILDCARD_ROLE)),
     "policy template on '*'": (check_iam, append(f"{NOTIFIER}.Policies", {"S3ReadPolicy": {"BucketName": "*"}})),
+    "queue trigger as a SAM event": (
+        check_iam,
+        set_(f"{NOTIFIER}.Events", {"Mail": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["MailQueue", "Arn"]}}}}),
+    ),
     "key policy without CloudWatch Logs": (
         check_log_encryption,
         drop("Resources.DataKey.Properties.KeyPolicy.Statement", lambda s: "logs." in json.dumps(s["Principal"])),
@@ -635,11 +636,43 @@ def test_the_checks_catch(template, mutation):
     assert check(broken) != []
 
 
-def test_the_loader_understands_short_tags():
-    tpl = yaml.load("a: !GetAtt X.Arn\nb: !Sub 'x-${Y}'\nc: !If [C, !Ref Z, n]\n", Loader=CfnLoader)
+def test_the_loader_understands_short_tags(tmp_path):
+    source = tmp_path / "template.yaml"
+    source.write_text("a: !GetAtt X.Arn\nb: !Sub 'x-${Y}'\nc: !If [C, !Ref Z, n]\n")
+    tpl = read_template(source)
     assert tpl == {
         "a": {"Fn::GetAtt": ["X", "Arn"]},
         "b": {"Fn::Sub": "x-${Y}"},
         "c": {"Fn::If": ["C", {"Ref": "Z"}, "n"]},
     }
     assert referenced_ids(tpl) == {"X", "Y", "Z"}
+
+
+def test_every_polled_source_is_read_only_by_the_function_it_feeds(template):
+    """An event source mapping polls with its function's role: that role names the source, and
+    the poller's actions appear on no other resource."""
+    reads = {"SQS": "sqs:ReceiveMessage", "DynamoDB": "dynamodb:GetRecords"}
+    for name in resources(template, "AWS::Serverless::Function"):
+        for event_name, event in events_of(template, name).items():
+            kind = event.get("Type")
+            if kind not in reads:
+                continue
+            source = event["Properties"]["Queue" if kind == "SQS" else "Stream"]
+            granted = granted_resources(template, name, reads[kind])
+            assert granted, f"{name}.{event_name}: its role cannot {reads[kind]}"
+            assert all(referenced_ids(r) == referenced_ids(source) for r in granted), (
+                f"{name}.{event_name}: {reads[kind]} reaches more than {source}")
+
+
+def granted_resources(tpl: dict, function: str, action: str) -> list:
+    """Where a function's inline statements and SAM policy templates allow `action`."""
+    found: list = []
+    for policy in as_list(props(tpl["Resources"][function]).get("Policies")):
+        if not isinstance(policy, dict):
+            continue
+        if "Statement" in policy:
+            found += [s["Resource"] for s in as_list(policy["Statement"])
+                      if s.get("Effect") == "Allow" and action in as_list(s.get("Action"))]
+        elif action == "sqs:ReceiveMessage" and "SQSPollerPolicy" in policy:
+            found.append(policy["SQSPollerPolicy"]["QueueName"])
+    return found

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from rightsdesk import breach_watch, breaches, clock, delivery, suppression
+from rightsdesk import breach_watch, breaches, clock, delivery, retention, suppression
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import IncidentItem, NoticeItem
 from rightsdesk.status import Status
@@ -274,20 +274,58 @@ def test_no_operator_address_means_the_warning_is_counted_not_claimed(world, mon
 # ------------------------------------------------------------------ webhooks (the dispatcher's part)
 
 
-def test_webhook_copies_wait_for_the_dispatcher_to_know_the_event(world, monkeypatch):
-    controller = world.controller("ctl_hook", delivery="webhook")
+def test_webhook_controllers_get_one_breach_notice_event_queued_each(world):
+    hooked = world.controller("ctl_hook", delivery="webhook")
+    emailed = world.controller("ctl_mail")
     queue = world.queues["DeliveryQueue"]
-    incident = breaches.declare(declaration(controller_ids=[controller]))
-    assert world.sqs.receive_message(QueueUrl=queue).get("Messages") is None
-    assert incident.webhooks_queued == 0
+    incident = breaches.declare(declaration(controller_ids=[hooked, emailed]))
 
-    monkeypatch.setattr(delivery, "EVENTS", (*delivery.EVENTS, "breach.notice"))
-    incident = breaches.declare(declaration(controller_ids=[controller]))
-    (message,) = world.sqs.receive_message(QueueUrl=queue)["Messages"]
-    assert json.loads(message["Body"]) == {"event": "breach.notice", "controller_id": controller,
-                                           "incident_id": incident.incident_id}
-    data = breaches.webhook_data(incident.incident_id, controller)
+    (message,) = world.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(message["Body"])
+    assert body == {"event": "breach.notice", "controller_id": hooked, "incident_id": incident.incident_id}
+    assert delivery.DeliveryMessage.from_body(body, message_id=message["MessageId"]).incident_id == incident.incident_id
+    assert incident.webhooks_queued == 1
+    assert len(world.receive(10)) == 2, "both controllers' mails are queued all the same"
+    data = breaches.webhook_data(incident.incident_id, hooked)
     assert data["summary"] == "Another tenant could read chat logs."
     assert data["notify_authority_by"] == clock.isoformat(incident.authority_due_at)
+    assert "dpo@ctl-hook.test" not in json.dumps(data), "the event names no recipient"
     with pytest.raises(NotFound):
         breaches.webhook_data(incident.incident_id, "ctl_other")
+
+
+def _webhook_audit(world: World, incident: IncidentItem) -> list[dict]:
+    page = world.session.client("dynamodb").query(
+        TableName=world.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+        ExpressionAttributeValues={":pk": {"S": incident.pk}, ":a": {"S": "AUDIT#"}})
+    events = [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+    return sorted((e for e in events if e["action"] == "breach_webhook"), key=lambda e: e["sk"])
+
+
+def test_a_webhook_outcome_is_written_once_per_change_and_a_delivery_is_final(world):
+    hooked = world.controller("ctl_hook", delivery="webhook")
+    incident = breaches.declare(declaration(controller_ids=[hooked]))
+
+    def record(outcome: str, cause: str = "http_503") -> bool:
+        return breaches.record_webhook(incident.incident_id, hooked, outcome, cause=cause)
+
+    assert record("failed")
+    assert not record("failed"), "a redelivered last attempt writes nothing new"
+    assert record("delivered", "http_204"), "a redrive may still deliver it"
+    assert not record("delivered", "http_204"), "a redelivered message writes nothing"
+    assert not record("disabled", "http_410") and not record("failed"), "delivered is final"
+    assert not breaches.record_webhook(incident.incident_id, "ctl_other", "delivered", cause="http_204"), "no notice"
+    assert not breaches.record_webhook("inc_gone", hooked, "delivered", cause="http_204")
+    with pytest.raises(ValueError):
+        record("sent")
+
+    notice = next(breaches.notices(incident.incident_id))
+    assert (notice.webhook, notice.status) == ("delivered", "pending"), "the mail's own status is untouched"
+    assert notice.webhook_at is not None
+    assert breaches.webhook_outcome(incident.incident_id, hooked) == "delivered"
+    assert breaches.webhook_outcomes(incident) == {hooked: "delivered"}
+    events = _webhook_audit(world, incident)
+    assert [e["cause"] for e in events] == [f"{hooked}:failed:http_503", f"{hooked}:delivered:http_204"]
+    breach_record = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    assert {int(e["expires_at"]) for e in events} == {breach_record}, "kept as long as the incident"
+    assert all(e["actor"] == "dispatcher" for e in events)

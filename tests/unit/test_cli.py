@@ -9,13 +9,12 @@ from datetime import timedelta
 import boto3
 import pytest
 from moto import mock_aws
-from pynamodb.connection import Connection
 from typer.testing import CliRunner
 
 from rightsdesk import clock, config, hashing, intake, models, outbox, registry, retention
 from rightsdesk.intake import Submission
 from rightsdesk_cli.main import app
-from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 EMAIL = "ada@example.org"
@@ -69,28 +68,9 @@ class World:
 def world():
     """Seeded once: tests that change data use a controller of their own (see `own_request`)."""
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RIGHTSDESK_STACK"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        session = boto3.Session(region_name=REGION)
-        tables = create_tables_from_template(session)
-        queues = create_queues_from_template(session)
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
-        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
-        config.reload()
-        hashing.forget_key()
-        outbox.forget_clients()
-        models.bind_table(tables["RightsTable"])
-
-        def no_scans(*args, **kwargs):
-            raise AssertionError("the CLI must not scan the table")
-
-        patch.setattr(Connection, "scan", no_scans)
-        yield World(session, tables, queues)
+        world = moto_cloud(patch, env={"RIGHTSDESK_STACK": None}, no_scans="the CLI must not scan the table",
+                           region=REGION)
+        yield World(world.session, world.tables, world.queues)
         outbox.forget_clients()
     config.reload()
 

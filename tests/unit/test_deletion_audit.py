@@ -18,6 +18,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from local.patterns import any_match, parse_filters
+from local.template import event_sources
 from rightsdesk import clock, deletion, holds, intake, sweeper
 from rightsdesk.deletion import Cause
 from rightsdesk_cli.main import app as cli
@@ -65,8 +66,8 @@ def handler():
 
 
 def stream_filters() -> list[dict]:
-    properties = load_template()["Resources"]["DeletionAuditFunction"]["Properties"]
-    return parse_filters(properties["Events"]["TableStream"]["Properties"]["FilterCriteria"])
+    properties = event_sources(load_template(), "DeletionAuditFunction")["TableStream"]["Properties"]
+    return parse_filters(properties["FilterCriteria"])
 
 
 def deliver(handler, records: list[dict]) -> list[dict]:

@@ -70,6 +70,59 @@ def test_malformed_messages_are_refused(body):
         delivery.DeliveryMessage.from_body(body, message_id="m1")
 
 
+BREACH = {"event": "breach.notice", "controller_id": "ctl_a", "incident_id": "inc_1"}
+POLICY = {"event": "policy.updated", "controller_id": "ctl_a", "doc": "privacy", "version": "2026-12"}
+
+
+def test_controller_events_name_a_controller_and_what_they_are_about_and_no_request():
+    breach = delivery.DeliveryMessage.from_body(BREACH, message_id="m1")
+    policy = delivery.DeliveryMessage.from_body(POLICY, message_id="m1")
+    assert (breach.request_id, breach.controller_id, breach.incident_id, breach.doc) == ("", "ctl_a", "inc_1", None)
+    assert (policy.request_id, policy.controller_id, policy.doc, policy.version, policy.incident_id) == (
+        "", "ctl_a", "privacy", "2026-12", None)
+    assert {"breach.notice", "policy.updated"} <= set(delivery.EVENTS)
+
+
+def test_controller_event_delivery_ids_are_stable_and_distinct():
+    def delivery_id(body: dict, message_id: str = "m1") -> str:
+        return delivery.DeliveryMessage.from_body(body, message_id=message_id).delivery_id
+
+    assert delivery_id(BREACH, "m1") == delivery_id(BREACH, "m2"), "a redelivered or re-queued copy is the same"
+    assert delivery_id(POLICY, "m1") == delivery_id(POLICY, "m2")
+    others = [
+        {**BREACH, "controller_id": "ctl_b"}, {**BREACH, "incident_id": "inc_2"},
+        {**POLICY, "controller_id": "ctl_b"}, {**POLICY, "version": "2027-01"}, {**POLICY, "doc": "terms"},
+        {**POLICY, "doc": "privacy-2026", "version": "12"},
+        {"event": "route", "request_id": "ctl_a"}, {"event": "test", "controller_id": "ctl_a", "test_id": "inc_1"},
+    ]
+    ids = {delivery_id(BREACH), delivery_id(POLICY), *(delivery_id(body) for body in others)}
+    assert len(ids) == 2 + len(others)
+    message = delivery.DeliveryMessage.from_body(BREACH, message_id="m1")
+    assert message.key() == {"delivery_id": message.delivery_id, "event": "breach.notice"}, "ids only"
+
+
+@pytest.mark.parametrize("body", [
+    {"event": "breach.notice", "incident_id": "inc_1"},
+    {"event": "breach.notice", "controller_id": "ctl_a"},
+    {**BREACH, "request_id": "dsr_1"},
+    {**BREACH, "doc": "privacy"},
+    {**BREACH, "incident_id": "inc_" + "1" * 61},
+    {**BREACH, "incident_id": 7},
+    {**BREACH, "controller_id": ["ctl_a"]},
+    {**BREACH, "controller_id": "dpo@shop.example"},
+    {**BREACH, "incident_id": "inc 1"},
+    {"event": "policy.updated", "controller_id": "ctl_a", "doc": "privacy"},
+    {"event": "policy.updated", "controller_id": "ctl_a", "version": "2026-12"},
+    {**POLICY, "controller_id": ""},
+    {**POLICY, "incident_id": "inc_1"},
+    {**POLICY, "request_id": "dsr_1"},
+    {**POLICY, "version": "../2026"},
+])
+def test_malformed_controller_events_are_refused(body):
+    with pytest.raises(ValueError):
+        delivery.DeliveryMessage.from_body(body, message_id="m1")
+
+
 # ------------------------------------------------------------------ deadline notices
 
 

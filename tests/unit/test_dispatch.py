@@ -1,26 +1,27 @@
 """The dispatcher's core and the deadline watch against moto in-process, with a real HTTP endpoint:
 one status change per delivery whatever is redelivered, retries, 410, exhaustion, email, pull,
-internal, notices without personal data, and deadline notices claimed once."""
+internal, notices without personal data, deadline notices claimed once, and the breach and policy
+events sent to webhook controllers."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import logging
 import threading
 from datetime import timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
-from pynamodb.connection import Connection
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import clock, config, deadline_watch, delivery, dispatch, hashing, intake, models, outbox, registry
-from rightsdesk import retention, sealing
+from rightsdesk import breaches, clock, config, deadline_watch, delivery, dispatch, hashing, intake, outbox
+from rightsdesk import policies, registry, retention, sealing, webhooks
 from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.intake import Submission
 from rightsdesk.models import ControllerItem, RequestItem
-from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 
@@ -73,32 +74,11 @@ def cloud():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        session = boto3.Session(region_name=REGION)
-        tables = create_tables_from_template(session, prefix="rightsdesk-dispatch")
-        queues = create_queues_from_template(session, prefix="rightsdesk-dispatch")
-        key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"]
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
-        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
-        patch.setenv("DATA_KEY_ID", key_id)
-        patch.setenv("ALLOW_HTTP_WEBHOOKS", "true")  # the endpoint is plain http on loopback
-        patch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
-        config.reload()
-        hashing.forget_key()
-        outbox.forget_clients()
-        sealing.forget_clients()
-        models.bind_table(tables["RightsTable"])
-
-        def no_scans(*args, **kwargs):
-            raise AssertionError("delivery must not scan the table")
-
-        patch.setattr(Connection, "scan", no_scans)
+        # the endpoint is plain http on loopback
+        world = moto_cloud(patch, "rightsdesk-dispatch", data_key=True, region=REGION,
+                           env={"ALLOW_HTTP_WEBHOOKS": "true", "PUBLIC_BASE_URL": "https://privacy.example.com"},
+                           no_scans="delivery must not scan the table")
+        session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues, f"http://127.0.0.1:{server.server_address[1]}/hook")
         outbox.forget_clients()
         sealing.forget_clients()
@@ -201,10 +181,17 @@ def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_on
     assert (mail["template"], mail["to"]) == ("delivery_failed", created.controller.contact_email)
     assert mail["context"]["cause"] == "http_503" and mail["context"]["attempts"] == 12
     assert not any(value in json.dumps(mail) for value in PERSONAL)
+    # Nobody could deliver it: the subject's fields are not kept for ever (rule undelivered_subject_data).
+    failed = intake.load_request(request.request_id)
+    due = int(failed.updated_at.timestamp()) + 30 * 86400
+    assert (failed.retention_rule, failed.retention_due_at) == ("undelivered_subject_data", due)
+    assert failed.gsi2pk == retention.expiry_index_keys(due, failed.pk, failed.sk)["gsi2pk"]
 
-    # A redrive after the endpoint was fixed: a fresh round of attempts delivers it.
+    # A redrive after the endpoint was fixed: a fresh round of attempts delivers it, and the
+    # delivered rule's purge replaces the 30 days.
     assert dispatch.dispatch(route(request), attempt=1)["result"] == "delivered"
     assert cloud.transitions(request.request_id)[-2:] == [("delivery_failed", "forwarded"), ("forwarded", "delivered")]
+    assert intake.load_request(request.request_id).retention_rule == "delivered_subject_data"
 
 
 def test_410_switches_the_controller_to_email_and_delivers_by_email_at_once(cloud):
@@ -291,6 +278,147 @@ def test_a_test_event_is_sent_once_and_audited(cloud):
     event = Webhook(created.webhook_secret).verify(Endpoint.received[0]["body"], Endpoint.received[0]["headers"])
     assert event["type"] == "webhook.test"
     assert cloud.audit(ControllerItem.key(created.controller.controller_id))[-1]["action"] == "webhook_test"
+
+
+# ------------------------------------------------------------------ breach and policy events
+
+
+SUMMARY = "A misconfigured export exposed chat logs."
+
+
+def declare(*created: registry.NewController) -> breaches.IncidentItem:
+    return breaches.declare(breaches.Declaration(
+        detected_at=clock.now() - timedelta(hours=1), summary=SUMMARY, categories=["chat_history"],
+        contact="dpo@rightsdesk.test", controller_ids=[c.controller.controller_id for c in created]))
+
+
+def breach_message(incident, created: registry.NewController) -> DeliveryMessage:
+    return DeliveryMessage.from_body({"event": "breach.notice", "controller_id": created.controller.controller_id,
+                                      "incident_id": incident.incident_id}, message_id="m")
+
+
+def notice_of(incident, created: registry.NewController):
+    return next(n for n in breaches.notices(incident.incident_id) if n.recipient == created.controller.controller_id)
+
+
+def breach_audit(cloud, incident) -> list[str]:
+    return [e["cause"] for e in cloud.audit(incident.pk) if e["action"] == "breach_webhook"]
+
+
+def test_a_breach_reaches_a_webhook_controller_signed_once_and_an_email_controller_not_at_all(cloud, caplog):
+    hooked, emailed = controller(cloud), controller(cloud, "email")
+    incident = declare(hooked, emailed)
+    queued = [DeliveryMessage.from_body(body, message_id="m") for body in cloud.drain("DeliveryQueue")]
+    assert [m.controller_id for m in queued] == [hooked.controller.controller_id], "no event for email delivery"
+    mails = cloud.drain("MailQueue")
+    assert sorted(m["to"] for m in mails) == sorted(c.controller.contact_email for c in (hooked, emailed))
+
+    with caplog.at_level(logging.INFO, logger="rightsdesk"):
+        outcome = dispatch.dispatch(queued[0], attempt=1)
+        again = dispatch.dispatch(queued[0], attempt=2)  # redelivered, with no idempotency record
+
+    assert outcome == {"delivery_id": queued[0].delivery_id, "event": "breach.notice", "result": "sent",
+                       "via": "webhook"}
+    assert again["result"] == "already_delivered"
+    [sent] = Endpoint.received
+    event = Webhook(hooked.webhook_secret).verify(sent["body"], sent["headers"])
+    assert event["type"] == "breach.notice"
+    assert event["data"]["incident_id"] == incident.incident_id and event["data"]["summary"] == SUMMARY
+    assert hooked.controller.contact_email.encode() not in sent["body"], "no recipient address"
+    assert sent["headers"]["webhook-id"] == webhooks.webhook_id(queued[0].delivery_id)
+    assert notice_of(incident, hooked).webhook == "delivered" and notice_of(incident, emailed).webhook is None
+    assert breach_audit(cloud, incident) == [f"{hooked.controller.controller_id}:delivered:http_204"]
+    assert not cloud.drain("MailQueue"), "the dispatcher sends no email for it"
+    assert "controller event" in caplog.text, "the log is captured: the check below means something"
+    assert SUMMARY not in caplog.text and "@" not in caplog.text, "ids and outcome words only"
+
+
+def test_a_controller_event_for_a_controller_not_on_webhooks_is_left_to_the_email(cloud):
+    emailed = controller(cloud, "email")
+    incident = declare(emailed)
+    cloud.drain("MailQueue")
+    assert dispatch.dispatch(breach_message(incident, emailed), attempt=1)["result"] == "not_webhook"
+    gone = DeliveryMessage.from_body({"event": "breach.notice", "controller_id": "ctl_nobody",
+                                      "incident_id": incident.incident_id}, message_id="m")
+    assert dispatch.dispatch(gone, attempt=1)["result"] == "not_webhook"
+    assert not Endpoint.received and not cloud.drain("MailQueue")
+
+
+def test_a_controller_event_about_something_gone_is_dropped(cloud):
+    hooked, other = controller(cloud), controller(cloud)
+    incident = declare(other)
+    missing = DeliveryMessage.from_body({"event": "breach.notice", "controller_id": hooked.controller.controller_id,
+                                         "incident_id": "inc_00000000000000000000"}, message_id="m")
+    not_theirs = breach_message(incident, hooked)
+    policy = DeliveryMessage.from_body({"event": "policy.updated", "controller_id": hooked.controller.controller_id,
+                                        "doc": "privacy", "version": "1999-01"}, message_id="m")
+    for message in (missing, not_theirs, policy):
+        assert dispatch.dispatch(message, attempt=1)["result"] == "gone"
+    assert not Endpoint.received
+
+
+def test_a_410_disables_the_webhook_records_it_and_emails_nothing(cloud):
+    hooked = controller(cloud)
+    incident = declare(hooked)
+    cloud.drain("DeliveryQueue")
+    cloud.drain("MailQueue")
+    Endpoint.script = [410]
+
+    assert dispatch.dispatch(breach_message(incident, hooked), attempt=1)["result"] == "gone_endpoint"
+
+    stored = registry.get_controller(hooked.controller.controller_id)
+    assert stored.delivery == "email" and stored.webhook_url is None
+    assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
+    assert notice_of(incident, hooked).webhook == "disabled"
+    assert not cloud.drain("MailQueue"), "the notifier's mail is the notice: no second one"
+
+
+def test_a_failing_webhook_is_retried_and_its_last_failure_recorded_for_the_dead_letter_queue(cloud):
+    hooked = controller(cloud)
+    incident = declare(hooked)
+    cloud.drain("MailQueue")
+    message = breach_message(incident, hooked)
+    Endpoint.script = [500, 503]
+
+    with pytest.raises(RetryLater) as failed:
+        dispatch.dispatch(message, attempt=1)
+    assert (failed.value.delay, failed.value.cause) == (5, "http_500") and not isinstance(failed.value, Exhausted)
+    assert notice_of(incident, hooked).webhook is None, "nothing recorded while retries remain"
+    with pytest.raises(Exhausted):
+        dispatch.dispatch(message, attempt=12, max_attempts=12)
+    assert notice_of(incident, hooked).webhook == "failed"
+    assert breach_audit(cloud, incident) == [f"{hooked.controller.controller_id}:failed:http_503"]
+    assert not cloud.drain("MailQueue")
+
+    # An operator's redrive, once the endpoint works again: a fresh round delivers it.
+    assert dispatch.dispatch(message, attempt=1)["result"] == "sent"
+    assert notice_of(incident, hooked).webhook == "delivered"
+    assert len({sent["headers"]["webhook-id"] for sent in Endpoint.received}) == 1
+    assert len(Endpoint.received) == 3
+
+
+def test_a_major_policy_version_goes_to_every_webhook_controller_a_minor_one_to_none(cloud):
+    hooked, emailed = controller(cloud), controller(cloud, "email")
+    webhook_ids = {c.controller_id for c in registry.list_controllers() if c.delivery == "webhook"}
+
+    def publish(version: str, major: bool) -> list[DeliveryMessage]:
+        policies.fan_out(policies.publish(policies.Publication(
+            doc="privacy", version=version, url=f"https://example.com/privacy/{version}",
+            summaries={"en": "Transcripts are kept 30 days."}, major=major)).version)
+        return [DeliveryMessage.from_body(b, message_id="m") for b in cloud.drain("DeliveryQueue")]
+
+    assert publish("2026-11", major=False) == []
+    queued = publish("2026-12", major=True)
+    assert sorted(m.controller_id for m in queued) == sorted(webhook_ids)
+    assert emailed.controller.controller_id not in webhook_ids and hooked.controller.controller_id in webhook_ids
+
+    mine = next(m for m in queued if m.controller_id == hooked.controller.controller_id)
+    assert dispatch.dispatch(mine, attempt=1)["result"] == "sent"
+    event = Webhook(hooked.webhook_secret).verify(Endpoint.received[-1]["body"], Endpoint.received[-1]["headers"])
+    assert event["type"] == "policy.updated"
+    assert (event["data"]["doc"], event["data"]["version"], event["data"]["major"]) == ("privacy", "2026-12", True)
+    trail = cloud.audit(hooked.controller.pk)
+    assert [(e["action"], e["cause"]) for e in trail][-1] == ("policy_webhook", "privacy/2026-12:delivered:http_204")
 
 
 # ------------------------------------------------------------------ deadline watch

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from rightsdesk import clock, config, guard, hashing, intake, models, outbox, registry
+from rightsdesk import clock, config, guard, hashing, intake, outbox, registry
 from rightsdesk.errors import NotFound, TooManyAttempts, Unauthorized
 from rightsdesk.intake import Submission
-from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 ATTACKER, SUBJECT = "203.0.113.7", "198.51.100.20"
@@ -23,22 +22,8 @@ ATTACKER, SUBJECT = "203.0.113.7", "198.51.100.20"
 @pytest.fixture(scope="module")
 def cloud():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        session = boto3.Session(region_name=REGION)
-        tables = create_tables_from_template(session, prefix="rightsdesk-guard")
-        queues = create_queues_from_template(session, prefix="rightsdesk-guard")
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
-        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
-        config.reload()
-        hashing.forget_key()
-        outbox.forget_clients()
-        models.bind_table(tables["RightsTable"])
+        world = moto_cloud(patch, "rightsdesk-guard", region=REGION)
+        session, tables, queues = world.session, world.tables, world.queues
         registry.register(name="Guarded", site_key="guarded", contact_email="dpo@guarded.example", delivery="pull")
         yield session, tables["RightsTable"], queues["MailQueue"]
         outbox.forget_clients()

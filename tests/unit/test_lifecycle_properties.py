@@ -142,3 +142,33 @@ def test_a_failed_condition_is_an_illegal_transition_not_a_retry(table):
     with pytest.raises(IllegalTransition):
         transition(stale, Status.EXPIRED, actor="test")  # allowed from the stale copy's status, not any more
     assert stored(request.request_id).status == Status.VERIFIED.value
+
+
+# ------------------------------------------------------------------ the due date as stored
+
+from datetime import datetime, timezone  # noqa: E402 - this test's own imports, kept with it
+
+from hypothesis import given  # noqa: E402
+
+from rightsdesk import deadlines  # noqa: E402
+
+verification_instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 1),
+                                     timezones=st.just(timezone.utc))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(verified_at=verification_instants, kind=st.sampled_from([("access", "self"), ("erasure", "guardian")]))
+def test_the_due_date_is_stored_to_the_microsecond_and_is_overdue_from_the_next_day(table, verified_at, kind):
+    """The verification step stores the due date; a month's period ends at 23:59:59.999999 UTC
+    (Regulation 1182/71 Art. 3), and the stored value must keep that last microsecond, or the request
+    would be overdue up to a second early (or, rounded up, a day late)."""
+    request_type, relationship = kind
+    due = deadlines.due_at(verified_at, request_type=request_type, relationship=relationship)
+    request = new_request()
+    transition(request, Status.VERIFIED, actor="test", at=verified_at,
+               updates=[RequestItem.verified_at.set(verified_at), RequestItem.due_at.set(due)])
+    kept = stored(request.request_id).due_at
+    assert kept == due
+    assert not deadlines.is_overdue(kept, due) and deadlines.is_overdue(kept, due + timedelta(microseconds=1))
+    if relationship == "self":
+        assert (kept + timedelta(microseconds=1)).time() == datetime.min.time(), "overdue from midnight UTC"

@@ -10,14 +10,13 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 from moto import mock_aws
-from pynamodb.connection import Connection
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import clock, config, credentials, hashing, intake, models, outbox, registry, sealing, subjects
+from rightsdesk import clock, config, credentials, hashing, intake, outbox, registry, sealing, subjects
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.intake import Submission
 from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
-from tests.support.aws import create_queues_from_template, create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 PUBLIC_URL = "https://93.184.216.34/hooks/rightsdesk"
@@ -55,31 +54,9 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        session = boto3.Session(region_name=REGION)
-        tables = create_tables_from_template(session, prefix="rightsdesk-registry")
-        queues = create_queues_from_template(session, prefix="rightsdesk-registry")
-        key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"]
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        patch.setenv("MAIL_QUEUE_URL", queues["MailQueue"])
-        patch.setenv("DELIVERY_QUEUE_URL", queues["DeliveryQueue"])
-        patch.setenv("DATA_KEY_ID", key_id)
-        patch.delenv("ALLOW_HTTP_WEBHOOKS", raising=False)
-        config.reload()
-        hashing.forget_key()
-        outbox.forget_clients()
-        sealing.forget_clients()
-        models.bind_table(tables["RightsTable"])
-
-        def no_scans(*args, **kwargs):
-            raise AssertionError("the registry must not scan the table")
-
-        patch.setattr(Connection, "scan", no_scans)
+        world = moto_cloud(patch, "rightsdesk-registry", data_key=True, env={"ALLOW_HTTP_WEBHOOKS": None},
+                           no_scans="the registry must not scan the table", region=REGION)
+        session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues["MailQueue"])
         outbox.forget_clients()
         sealing.forget_clients()

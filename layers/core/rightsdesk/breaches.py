@@ -14,6 +14,10 @@ still send it). Settling is one conditional write on the notice; the notices are
 what was sent, counted by a query of the incident's partition. The incident keeps a snapshot of
 those counts (its Tally maps, rule `breach_record`), refreshed whenever they are counted, so the
 record of who was told outlives the addresses.
+
+A controller delivering by webhook also gets a signed `breach.notice` event from the dispatcher.
+Its outcome (WEBHOOK_OUTCOMES) is written on the controller's notice and, as an audit event, on the
+incident, which keeps it after the notice has expired. The mail is the notice either way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk import audit, clock, delivery, hashing, outbox, queries, registry, retention
+from rightsdesk import audit, clock, hashing, outbox, queries, registry, retention, webhooks
 from rightsdesk.deletion import conditional_failure
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import AuditEvent, ControllerItem, IncidentItem, NoticeItem, RequestItem, Tally, transaction
@@ -39,7 +43,10 @@ PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 STATUSES = (PENDING, SENT, FAILED, SUPPRESSED)
 # Which status may become which: a failed notice may still be sent (a DLQ redrive), nothing else goes back.
 SETTLES_FROM = {SENT: (PENDING, FAILED), SUPPRESSED: (PENDING, FAILED), FAILED: (PENDING,)}
-WEBHOOK_EVENT = "breach.notice"
+WEBHOOK_EVENT = webhooks.EVENT_BREACH_NOTICE
+DELIVERED, DISABLED = "delivered", "disabled"
+WEBHOOK_OUTCOMES = (DELIVERED, FAILED, DISABLED)
+WEBHOOK_AUDIT = "breach_webhook"
 # A subject whose address was never verified is not written to: we never proved it is theirs.
 UNPROVEN = (Status.IDENTITY_UNVERIFIED.value, Status.EXPIRED.value)
 CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -166,12 +173,12 @@ def declare(declaration: Declaration, *, now: datetime | None = None, progress: 
         tx.save(event, condition=AuditEvent.sk.does_not_exist())
     names = {c.controller_id: c.name for c in controllers}
     queue(incident, notices, names, progress=progress)
-    webhooks = [c for c in controllers if c.delivery == "webhook"]
-    if webhooks and WEBHOOK_EVENT in delivery.EVENTS:  # only once the dispatcher knows the event
-        for controller in webhooks:
-            outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
-                                            incident_id=incident_id)
-        incident.update(actions=[IncidentItem.webhooks_queued.set(len(webhooks))])
+    hooked = [c for c in controllers if c.delivery == "webhook"]
+    for controller in hooked:
+        outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
+                                        incident_id=incident_id)
+    if hooked:
+        incident.update(actions=[IncidentItem.webhooks_queued.set(len(hooked))])
     return incident
 
 
@@ -369,6 +376,27 @@ def webhook_data(incident_id: str, controller_id: str) -> dict:
     }
 
 
+def webhook_outcome(incident_id: str, controller_id: str) -> str | None:
+    """What the controller's notice says of its `breach.notice` webhook; None before any outcome."""
+    try:
+        notice = NoticeItem.get(IncidentItem.key(incident_id), NoticeItem.sort_key(CONTROLLER, controller_id),
+                                consistent_read=True, attributes_to_get=["webhook"])
+    except NoticeItem.DoesNotExist:
+        return None
+    return notice.webhook
+
+
+def webhook_outcomes(incident: IncidentItem) -> dict[str, str]:
+    """Each webhook controller's latest `breach.notice` outcome, from the incident's audit trail (kept
+    with the incident, after the notices that also show it have expired)."""
+    outcomes: dict[str, str] = {}
+    for event in AuditEvent.query(incident.pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
+                                  filter_condition=AuditEvent.action == WEBHOOK_AUDIT):
+        controller_id, _, rest = (event.cause or "").partition(":")
+        outcomes[controller_id] = rest.partition(":")[0]  # oldest first: the latest stays
+    return outcomes
+
+
 # ------------------------------------------------------------------ changes after declaring
 
 
@@ -385,6 +413,36 @@ def settle(incident_id: str, notice_sk: str, outcome: str, at: datetime | None =
     try:
         notice.update(actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*SETTLES_FROM[outcome]))
     except UpdateError as error:
+        if conditional_failure(error):
+            return False
+        raise
+    return True
+
+
+def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause: str,
+                   at: datetime | None = None) -> bool:
+    """Record what became of a controller's `breach.notice` webhook: on its notice, with an audit
+    event, in one write. False if nothing changed: the notice is gone, it was delivered already, or
+    it already says `outcome` (a redelivered message)."""
+    if outcome not in WEBHOOK_OUTCOMES:
+        raise ValueError(f"a breach webhook cannot end as {outcome!r}")
+    at = at or clock.now()
+    try:
+        incident = load(incident_id)
+    except NotFound:
+        return False
+    notice = NoticeItem(incident.pk, NoticeItem.sort_key(CONTROLLER, controller_id))
+    event = audit.event(incident.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at,
+                        cause=f"{controller_id}:{outcome}:{cause}")
+    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    # A failure or a 410 may still be followed by a delivery (a DLQ redrive); a delivery is final.
+    changes = NoticeItem.webhook.does_not_exist() | ~NoticeItem.webhook.is_in(DELIVERED, outcome)
+    try:
+        with transaction() as tx:
+            tx.update(notice, actions=[NoticeItem.webhook.set(outcome), NoticeItem.webhook_at.set(at)],
+                      condition=NoticeItem.pk.exists() & changes)
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
         if conditional_failure(error):
             return False
         raise

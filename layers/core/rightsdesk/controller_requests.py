@@ -12,10 +12,10 @@ import base64
 import hmac
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, outbox, queries, registry
@@ -44,7 +44,12 @@ class StatusReport(BaseModel):
 
     status: Literal["acknowledged", "in_progress", "completed", "rejected"]
     reason: Annotated[str | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
-    extend_to: Annotated[datetime | None, Field(description="New due date (ISO 8601); at most 3 months after verification")] = None
+    extend_to: Annotated[
+        datetime | None,
+        BeforeValidator(deadlines.end_of_date),
+        Field(description="New due date (ISO 8601; a date alone means the end of that UTC day); "
+                          "at most 3 months after verification"),
+    ] = None
 
 
 def actor(controller: ControllerItem) -> str:
@@ -183,16 +188,7 @@ def _extension(request: RequestItem, report: StatusReport) -> datetime | None:
         raise InvalidInput("a closed request has no due date to extend", fields={"extend_to": "not_allowed"})
     if request.verified_at is None or request.due_at is None:
         raise Conflict("this request has no due date yet", code="no_due_date")
-    extend_to = report.extend_to if report.extend_to.tzinfo else report.extend_to.replace(tzinfo=timezone.utc)
-    cap = deadlines.latest_extension(request.verified_at)
-    if extend_to <= request.due_at:
-        raise InvalidInput("an extension must move the due date later", fields={"extend_to": "not_later"})
-    if extend_to > cap:
-        raise InvalidInput(
-            f"the law allows extending to {clock.isoformat(cap)} at the latest",
-            fields={"extend_to": "beyond_legal_limit"},
-        )
-    return extend_to
+    return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at)
 
 
 def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:

@@ -1,6 +1,8 @@
 """Deliveries to controllers: the queue message, the retry schedule, and the status changes.
 
-A DeliveryQueue message is `{"request_id", "event", ...}` and carries no personal data. Retries
+A DeliveryQueue message is `{"request_id", "event", ...}`, or for an event about no request
+(`breach.notice`, `policy.updated`) `{"event", "controller_id", ...ids}`; it carries no personal
+data. Retries
 run on the message's SQS visibility timeout: after the n-th failed receive the message comes back
 after RETRY_DELAYS_SECONDS[n-1] (the last step repeats); the last allowed attempt marks the request
 `delivery_failed` and lets the message go to the dead-letter queue. rightsdesk.dispatch does the
@@ -10,6 +12,7 @@ sending; this module says what a delivery is and records what happened to it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,8 +22,15 @@ from rightsdesk import audit, clock, retention
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import ControllerItem, RequestItem, transaction
 from rightsdesk.status import Status
+from rightsdesk.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
 
-EVENTS = ("route", "cancelled", "overdue", "test")
+# Webhook events for one controller about no request; the message names what the event is about.
+CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED)
+EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
+# What each of them names besides the controller (the ids its webhook data is built from).
+CONTROLLER_EVENT_IDS = {EVENT_BREACH_NOTICE: ("incident_id",), EVENT_POLICY_UPDATED: ("doc", "version")}
+# Controller, incident, policy document and version ids: short words, never free text.
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NOTICES = ("due_in_3_days", "due_today")
 
 # DESIGN.md "Delivery to controllers": 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 12 h (SQS's maximum
@@ -53,17 +63,22 @@ class Exhausted(RetryLater):
 
 @dataclass(frozen=True)
 class DeliveryMessage:
-    request_id: str
+    request_id: str  # "" for `test` and the controller events, which concern no request
     event: str
-    controller_id: str | None = None  # for `test`, which concerns no request
+    controller_id: str | None = None  # for `test` and the controller events
     notice: str | None = None  # for `overdue`: which of NOTICES
     test_id: str | None = None  # for `test`: one id per test the controller asked for
+    incident_id: str | None = None  # for `breach.notice`
+    doc: str | None = None  # for `policy.updated`, with `version`
+    version: str | None = None
 
     @classmethod
     def from_body(cls, body: dict, *, message_id: str) -> DeliveryMessage:
         event = str(body.get("event") or "")
         if event not in EVENTS:
             raise ValueError("unknown delivery event")
+        if event in CONTROLLER_EVENTS:
+            return cls._controller_event(body, event)
         notice = body.get("notice")
         if event == "overdue" and notice not in NOTICES:
             notice = "due_today"  # the more urgent reading of an unspecified notice
@@ -79,10 +94,29 @@ class DeliveryMessage:
             raise ValueError("a test names a controller and no request; every other event names a request")
         return message
 
+    @classmethod
+    def _controller_event(cls, body: dict, event: str) -> DeliveryMessage:
+        if body.get("request_id"):
+            raise ValueError(f"{event} concerns no request")
+        needed = ("controller_id", *CONTROLLER_EVENT_IDS[event])
+        # A message naming what another event is about is not guessed at: it is malformed.
+        foreign = {name for names in CONTROLLER_EVENT_IDS.values() for name in names} - set(needed)
+        if any(body.get(name) is not None for name in foreign):
+            raise ValueError(f"{event} names only {', '.join(needed)}")
+        ids = {name: body.get(name) for name in needed}
+        if not all(isinstance(value, str) and ID.fullmatch(value) for value in ids.values()):
+            raise ValueError(f"{event} needs {', '.join(needed)}, each a short id")
+        return cls(request_id="", event=event, **ids)
+
     @property
     def delivery_id(self) -> str:
-        """Stable for one event about one request: the idempotency key and the webhook-id's seed."""
-        parts = [self.event, self.request_id or str(self.controller_id), self.notice or self.test_id or ""]
+        """Stable for one event about one request (or one incident or policy version, for one
+        controller): the idempotency key and the webhook-id's seed."""
+        if self.event in CONTROLLER_EVENTS:
+            parts = [self.event, str(self.controller_id), *(str(getattr(self, name))
+                                                             for name in CONTROLLER_EVENT_IDS[self.event])]
+        else:
+            parts = [self.event, self.request_id or str(self.controller_id), self.notice or self.test_id or ""]
         return "dlv_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
     def key(self) -> dict:
@@ -127,7 +161,17 @@ def mark_delivered(
 
 
 def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None) -> RequestItem:
-    return transition(request, Status.DELIVERY_FAILED, actor="dispatcher", cause=f"retries_exhausted_{cause}", at=at)
+    """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule
+    undelivered_subject_data: a request nobody could deliver must not keep them for ever."""
+    at = at or clock.now()
+    return transition(
+        request,
+        Status.DELIVERY_FAILED,
+        actor="dispatcher",
+        cause=f"retries_exhausted_{cause}",
+        at=at,
+        updates=retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
+    )
 
 
 def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> bool:

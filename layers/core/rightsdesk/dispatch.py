@@ -5,6 +5,9 @@
              purge. The operator's own data (mode internal) goes verified -> in_progress instead.
 - cancelled, overdue: a notice without personal data, by webhook, else by email.
 - test:      one signed test event to a controller's webhook; the outcome is audited, not retried.
+- breach.notice, policy.updated: one signed event to a webhook controller, about no request. Retried
+             like a route; the outcome is recorded on the breach notice or the controller's audit
+             trail. Never emailed from here: the notifier emails the notice itself to every controller.
 
 Every status change is conditional on the status it starts from, so a redelivered message cannot
 change a request twice. A failure raises delivery.RetryLater with the delay the schedule gives.
@@ -15,10 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from rightsdesk import delivery, outbox, payloads, registry, retention, webhooks
+from rightsdesk import delivery, outbox, payloads, queries, registry, webhooks
 from rightsdesk.config import settings
 from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
-from rightsdesk.errors import IllegalTransition
+from rightsdesk.errors import IllegalTransition, NotFound
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import ControllerItem, RequestItem
 from rightsdesk.status import Status, is_open
@@ -43,7 +46,14 @@ class Attempt:
 
 def dispatch(message: DeliveryMessage, *, attempt: int, max_attempts: int = delivery.DEFAULT_MAX_ATTEMPTS) -> dict:
     """Act on one message; the answer (ids and outcome words only) is what idempotency stores."""
-    handler = {"route": _route, "cancelled": _notice, "overdue": _notice, "test": _test}[message.event]
+    handler = {
+        "route": _route,
+        "cancelled": _notice,
+        "overdue": _notice,
+        "test": _test,
+        webhooks.EVENT_BREACH_NOTICE: _controller_event,
+        webhooks.EVENT_POLICY_UPDATED: _controller_event,
+    }[message.event]
     outcome = handler(message, Attempt(attempt, max_attempts))
     return {"delivery_id": message.delivery_id, "event": message.event, **outcome}
 
@@ -115,17 +125,44 @@ def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     return {"result": "ok" if sent.ok else "failed", "cause": sent.cause}
 
 
+def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
+    # Imported here: only these two events need the breach and policy modules, so the other
+    # deliveries do not load them at cold start.
+    from rightsdesk import notice_webhooks as about
+
+    controller = registry.get_controller(str(message.controller_id))
+    if controller is None or controller.delivery != "webhook":
+        # Its privacy contact gets the notice by email from the notifier; there is nothing to add.
+        return {"result": "not_webhook"}
+    if about.delivered_before(message):
+        return {"result": "already_delivered"}
+    try:
+        data = about.data(message)
+    except NotFound:
+        return {"result": "gone"}  # the incident or version is gone (or past retention), or not theirs
+    sent = _send(controller, message.event, data, message)
+    if sent.ok:
+        about.record(message, controller, about.DELIVERED, sent.cause)
+        return {"result": "sent", "via": "webhook"}
+    if sent.gone:
+        _disable(controller)
+        about.record(message, controller, about.DISABLED, sent.cause)
+        return {"result": "gone_endpoint"}
+    if not attempt.last:
+        raise attempt.retry(sent.cause)
+    about.record(message, controller, about.FAILED, sent.cause)
+    raise Exhausted(sent.cause)  # to the dead-letter queue, whose alarm tells the operator
+
+
 # ------------------------------------------------------------------ steps
 
 
 def _load(request_id: str) -> RequestItem | None:
-    """The request, or None once it is gone or past its retention time (as intake.load_request,
-    without importing intake's pydantic models into the dispatcher's cold start)."""
+    """The request, or None once it is gone or past its retention time."""
     try:
-        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
-    except RequestItem.DoesNotExist:
+        return queries.load_request(request_id)
+    except NotFound:
         return None
-    return request if retention.is_live(request) else None
 
 
 def _controller(controller_id: str, attempt: Attempt) -> ControllerItem:

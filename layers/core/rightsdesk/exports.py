@@ -16,10 +16,8 @@ import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
-
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
-from markupsafe import Markup
 
 from rightsdesk import clock, consents, contacts, i18n, intake, queries, registry, subject_data, web
 from rightsdesk.config import SUPPORTED_LOCALES
@@ -28,6 +26,9 @@ from rightsdesk.models import RequestItem
 from rightsdesk.own_requests import EXPORT_DAYS, is_internal
 from rightsdesk.rights import RequestType
 from rightsdesk.status import Status
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 KINDS = (RequestType.ACCESS.value, RequestType.PORTABILITY.value)
 PATH = "/v1/requests/{request_id}/export"
@@ -155,19 +156,7 @@ def schema() -> dict:
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(PAGES_DIR), FileSystemLoader(web.PAGES_DIR)]),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
-        auto_reload=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    i18n.install(env)
-    # The pages' own inline style and script, so the CSP hashes of rightsdesk.web hold here too.
-    env.globals.update(inline_css=Markup(web._asset("_style.css")), inline_js=Markup(web._asset("_enhance.js")),
-                       language_names=i18n.LANGUAGE_NAMES)
-    return env
+    return web.page_environment(PAGES_DIR, language_names=i18n.LANGUAGE_NAMES)
 
 
 def page(doc: dict, locale: str, token: str) -> str:

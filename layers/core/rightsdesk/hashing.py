@@ -1,11 +1,13 @@
 """Keyed hashes for everything secret or personal that must be found again but never read back.
 
 Verification codes, status tokens, API keys and e-mail addresses are stored only as
-HMAC-SHA256 under a key kept in Secrets Manager. Comparisons are constant-time.
+HMAC-SHA256 under a key kept in Secrets Manager. Comparisons are constant-time. A secret that must
+be made again later (a status token, rightsdesk.intake.verify) is derived under the same key.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -59,6 +61,15 @@ def new_code(digits: int = 6) -> str:
 
 def new_token(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(32)
+
+
+def derived_token(purpose: str, *parts: str, prefix: str = "") -> str:
+    """A secret that the same `parts` always give again, and that nobody can make without the key:
+    HMAC-SHA256 over `purpose` and the parts, 256 bits in URL-safe base64 like new_token's. The
+    leading "derived" label keeps it apart from keyed_hash's values (no keyed_hash purpose is "derived")."""
+    message = "\x00".join(("derived", purpose, *parts)).encode()
+    mac = hmac.new(_key(), message, hashlib.sha256).digest()
+    return prefix + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def new_id(prefix: str) -> str:

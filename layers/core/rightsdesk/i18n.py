@@ -2,6 +2,9 @@
 
 Catalogs live in locales/<locale>/LC_MESSAGES/messages.{po,mo}; the .mo files are committed so the
 Lambda layer needs no compile step (`make translations` rebuilds them after editing a .po).
+
+Babel and Jinja2 are imported by the functions that use them, not with this module: the public
+API's JSON answers only negotiate a language, and a cold start should not load either for that.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-
-from babel import dates
-from babel.support import Translations
-from jinja2 import Environment, Undefined, pass_context
+from typing import TYPE_CHECKING
 
 from rightsdesk.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
+
+if TYPE_CHECKING:
+    from babel.support import Translations
+    from jinja2 import Environment
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
@@ -139,6 +143,8 @@ def negotiate(lang: str | None, accept_language: str | None) -> str:
 
 @lru_cache(maxsize=len(SUPPORTED_LOCALES))
 def _load(locale: str) -> Translations:
+    from babel.support import Translations  # cold start: see the module's docstring
+
     catalog = Translations.load(str(LOCALES_DIR), [locale], DOMAIN)
     if not isinstance(catalog, Translations):  # Babel returns NullTranslations when a file is missing
         raise FileNotFoundError(f"no compiled catalog for {locale!r} in {LOCALES_DIR}")
@@ -189,6 +195,8 @@ def _utc(value: datetime | str) -> datetime:
 
 def format_datetime(value: datetime | str, locale: str) -> str:
     """'23 December 2025 at 13:15 UTC' in the locale's words and order; always UTC, and says so."""
+    from babel import dates  # cold start: see the module's docstring
+
     locale = normalize(locale)
     moment = _utc(value)
     date_part = dates.format_date(moment, "long", locale=locale)
@@ -199,38 +207,39 @@ def format_datetime(value: datetime | str, locale: str) -> str:
 
 def format_date(value: datetime | str, locale: str) -> str:
     """The calendar date in UTC, e.g. '23. Dezember 2025'."""
+    from babel import dates  # cold start: see the module's docstring
+
     return dates.format_date(_utc(value), "long", locale=normalize(locale))
 
 
 # Jinja wiring. One Environment serves every locale: gettext reads `locale` from the render context
 # instead of being installed per request, so concurrent renders in other locales cannot interfere.
+# install() marks these as taking the context (jinja2.pass_context), so this module imports no Jinja.
 
 
 def _context_locale(context) -> str:
     return normalize(context.get("locale"))
 
 
-@pass_context
 def _ctx_gettext(context, message: str) -> str:
     return translations(_context_locale(context)).gettext(message)
 
 
-@pass_context
 def _ctx_ngettext(context, singular: str, plural: str, n: int) -> str:
     return translations(_context_locale(context)).ngettext(singular, plural, n)
 
 
-@pass_context
 def _ctx_pgettext(context, msgctxt: str, message: str) -> str:
     return translations(_context_locale(context)).pgettext(msgctxt, message)
 
 
-@pass_context
 def _ctx_npgettext(context, msgctxt: str, singular: str, plural: str, n: int) -> str:
     return translations(_context_locale(context)).npgettext(msgctxt, singular, plural, n)
 
 
 def _localized(function):
+    from jinja2 import Undefined, pass_context  # cold start: see the module's docstring
+
     @pass_context
     def apply(context, value):
         # A missing value leaves a gap on the page rather than turning it into a server error.
@@ -243,12 +252,14 @@ def _localized(function):
 
 def install(env: Environment) -> Environment:
     """Wire gettext (newstyle, whitespace-trimmed) and the localized filters into an Environment."""
+    from jinja2 import pass_context  # cold start: see the module's docstring
+
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=_ctx_gettext,
-        ngettext=_ctx_ngettext,
-        pgettext=_ctx_pgettext,
-        npgettext=_ctx_npgettext,
+        gettext=pass_context(_ctx_gettext),
+        ngettext=pass_context(_ctx_ngettext),
+        pgettext=pass_context(_ctx_pgettext),
+        npgettext=pass_context(_ctx_npgettext),
         newstyle=True,
     )
     env.filters.update(

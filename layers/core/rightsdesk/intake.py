@@ -3,12 +3,18 @@
 The answer to a submission is the same whether or not the address is known anywhere (no
 enumeration). Codes and status tokens are stored only as keyed hashes and compared in
 constant time; a code lives 15 minutes and allows five attempts.
+
+Verifying is safe to retry: the status token is derived (hashing.derived_token) from the request id
+and the code's keyed hash, which the request keeps, so if the answer to a successful verify is lost
+(a dropped connection, an API that died before answering) the same code gives the same answer
+again for the code's lifetime after verification. Wrong codes on that path are counted like the
+code's own attempts and answered as any request that is not waiting for a code.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal, get_origin
 
@@ -28,6 +34,7 @@ from rightsdesk.errors import (
 )
 from rightsdesk.lifecycle import listing_key, transition
 from rightsdesk.models import ChallengeItem, RequestItem, transaction
+from rightsdesk.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
 from rightsdesk.rights import Purpose, Relationship, RequestType
 from rightsdesk.status import Status, is_open
 
@@ -107,6 +114,8 @@ class Verified:
     status_token: str
     due_at: datetime
     locale: str
+    # The answer given before, to a retry (_verify_again): the subject sees the same; we log no new verification.
+    repeated: bool = field(default=False, compare=False)
 
 
 def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
@@ -171,19 +180,6 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
     return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
 
 
-def load_request(request_id: str) -> RequestItem:
-    """The request, or NotFound if it never existed or its retention time has passed."""
-    if not request_id or len(request_id) > 64:
-        raise NotFound("no such request")
-    try:
-        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
-    except RequestItem.DoesNotExist:
-        raise NotFound("no such request") from None
-    if not retention.is_live(request):
-        raise NotFound("no such request")
-    return request
-
-
 def _load_challenge(request: RequestItem) -> ChallengeItem:
     try:
         challenge = ChallengeItem.get(request.pk, ChallengeItem.SK, consistent_read=True)
@@ -209,7 +205,7 @@ def _spend_attempt(challenge: ChallengeItem) -> int:
 def verify(request_id: str, code: str, *, base_url: str) -> Verified:
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
-        raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
+        return _verify_again(request, code, base_url=base_url)
     challenge = _load_challenge(request)
     attempts = _spend_attempt(challenge)
     if not hashing.matches("code", code, challenge.code_hash):
@@ -226,19 +222,64 @@ def verify(request_id: str, code: str, *, base_url: str) -> Verified:
         relationship=request.relationship,
         sla_days=controller.sla_days if controller else None,
     )
-    token = hashing.new_token("rst_")
+    token = _status_token(request_id, challenge.code_hash)
     skeleton_expires = retention.expires_at(retention.Rule.SKELETON, now)
     updates = [
         RequestItem.status_token_hash.set(hashing.keyed_hash("status_token", token)),
+        RequestItem.verified_code_hash.set(challenge.code_hash),
+        RequestItem.verify_retries.set(attempts - 1),  # the wrong codes so far count towards the limit
         RequestItem.verified_at.set(now),
         RequestItem.due_at.set(due),
         RequestItem.expires_at.set(skeleton_expires),
         *retention.schedule_actions(request, retention.Rule.SKELETON, now),
     ]
-    _mark_verified(request, challenge, now, updates)
+    try:
+        _mark_verified(request, challenge, now, updates)
+    except Conflict:
+        # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
+        return _verify_again(load_request(request_id), code, base_url=base_url)
     status_url = f"{base_url}/status/{request_id}?token={token}"
     _after_verification(request, status_url=status_url, due=due)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
+
+
+def _status_token(request_id: str, code_hash: str) -> str:
+    """The request's status token: made again only from its id and its code's keyed hash, with the key."""
+    return hashing.derived_token("status_token", request_id, code_hash, prefix="rst_")
+
+
+def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified:
+    """A verify on a request that is already verified: the same answer (same token) for the right
+    code within the code's lifetime after verification, so a subject whose answer was lost is not
+    left without the token. Every refusal is the one 409 whatever the reason (not verified with a
+    code, window over, too many tries, wrong code): it tells a guesser nothing. Each try is counted
+    atomically before the comparison, with the code's own wrong attempts, up to MAX_CODE_ATTEMPTS."""
+    refused = Conflict("this request is not waiting for a code", code="not_awaiting_verification")
+    window = retention.keep_for(retention.Rule.VERIFICATION_CODE)
+    if not request.verified_code_hash or request.verified_at is None or clock.now() > request.verified_at + window:
+        raise refused
+    try:
+        request.update(
+            actions=[RequestItem.verify_retries.add(1)],
+            condition=RequestItem.verified_code_hash.exists() & (RequestItem.verify_retries < MAX_CODE_ATTEMPTS),
+        )
+    except UpdateError:
+        raise refused from None
+    token = _status_token(request.request_id, request.verified_code_hash)
+    if not hashing.matches("code", code, request.verified_code_hash):
+        raise refused
+    if not hashing.matches("status_token", token, request.status_token_hash):
+        raise refused  # a token made otherwise (by an older release): it cannot be made again
+    due = request.due_at
+    if request.email and due is not None:
+        # The confirmation mail, in case the first call died before queueing it; the notifier sends
+        # each mail id once, so a retry after a complete first call sends nothing more. (Routing a
+        # request left unrouted is the deadline watch's job.)
+        try:
+            _confirm(request, status_url=f"{base_url}/status/{request.request_id}?token={token}", due=due)
+        except Exception as error:  # the answer matters more than the mail
+            log.error("could not queue the confirmation again", extra={"error_type": type(error).__name__})
+    return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)
 
 
 def _mark_verified(request: RequestItem, challenge: ChallengeItem, now: datetime, updates: list) -> None:
@@ -270,15 +311,19 @@ def _after_verification(request: RequestItem, *, status_url: str, due: datetime)
     recovered by the deadline watch, which re-routes verified requests left unrouted."""
     try:
         outbox.enqueue_delivery(request_id=request.request_id, event="route")
-        outbox.enqueue_mail(
-            to=request.email,
-            template="request_verified",
-            locale=request.locale,
-            context={"request_type": request.request_type, "due_at": clock.isoformat(due), "status_url": status_url},
-            mail_id=f"verified-{request.request_id}",
-        )
+        _confirm(request, status_url=status_url, due=due)
     except Exception as error:  # the subject's verification stands; routing is retried
         log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
+
+
+def _confirm(request: RequestItem, *, status_url: str, due: datetime) -> None:
+    outbox.enqueue_mail(
+        to=request.email,
+        template="request_verified",
+        locale=request.locale,
+        context={"request_type": request.request_type, "due_at": clock.isoformat(due), "status_url": status_url},
+        mail_id=f"verified-{request.request_id}",
+    )
 
 
 def authorize(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
 from rightsdesk import i18n
 from rightsdesk.config import settings
+
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
 
 MAIL_DIR = Path(__file__).parent / "templates" / "mail"
 
@@ -39,26 +42,6 @@ class RenderedMail:
     subject: str
     html: str
     text: str
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(MAIL_DIR),
-        # The text part must not be HTML-escaped; everything else is.
-        autoescape=select_autoescape(enabled_extensions=("html",), disabled_extensions=("txt",), default=True),
-        extensions=["jinja2.ext.i18n"],
-        auto_reload=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return i18n.install(env)
-
-
-@lru_cache(maxsize=None)
-def _templates(name: str) -> tuple[Template, Template]:
-    env = _environment()
-    return env.get_template(f"{name}.txt"), env.get_template(f"{name}.html")
 
 
 def absolute_url(url: str) -> str:
@@ -85,21 +68,65 @@ def _tidy_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
 
 
-def render(template: str, locale: str, context: dict) -> RenderedMail:
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown mail template {template!r}; expected one of {tuple(TEMPLATES)}")
-    missing = [key for key in TEMPLATES[template] if context.get(key) in (None, "")]
-    if missing:
-        raise ValueError(f"mail {template!r} needs {', '.join(missing)}")
-    variables = dict(context, locale=i18n.normalize(locale))
-    for key in URL_KEYS:
-        if variables.get(key):
-            variables[key] = absolute_url(str(variables[key]))
-    text_template, html_template = _templates(template)
-    subject = "".join(text_template.blocks["subject"](text_template.new_context(variables)))
-    subject = " ".join(subject.split())  # one line: a newline in a header would be an injection
-    return RenderedMail(
-        subject=subject,
-        html=html_template.render(variables, subject=subject),
-        text=_tidy_text(text_template.render(variables)),
-    )
+class MailSet:
+    """A folder of mails rendered alike: this module's, and the notices' and operator's own
+    (rightsdesk.notice_mail, rightsdesk.own_mail).
+
+    `folders` are searched in order (a set's own templates first, then the layouts it shares);
+    `required` names each template and the context it needs; `url_keys` are made absolute;
+    `filters` are added to the Environment. `kind` names the set's mails in errors.
+    """
+
+    def __init__(self, kind: str, folders: tuple[Path, ...], required: dict[str, tuple[str, ...]],
+                 url_keys: tuple[str, ...], filters: dict[str, Callable] | None = None) -> None:
+        self.kind = kind
+        self.folders = folders
+        self.required = required
+        self.url_keys = url_keys
+        self.filters = filters or {}
+        self.environment = lru_cache(maxsize=1)(self._environment)
+        self.templates = lru_cache(maxsize=None)(self._templates)
+
+    def _environment(self) -> Environment:
+        # Cold start: Jinja is imported by the first render, not with this module.
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+        env = Environment(
+            loader=FileSystemLoader(self.folders),
+            # The text part must not be HTML-escaped; everything else is.
+            autoescape=select_autoescape(enabled_extensions=("html",), disabled_extensions=("txt",), default=True),
+            extensions=["jinja2.ext.i18n"],
+            auto_reload=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters.update(self.filters)
+        return i18n.install(env)
+
+    def _templates(self, name: str) -> tuple[Template, Template]:
+        env = self.environment()
+        return env.get_template(f"{name}.txt"), env.get_template(f"{name}.html")
+
+    def render(self, template: str, locale: str, context: dict) -> RenderedMail:
+        if template not in self.required:
+            raise ValueError(f"unknown {self.kind} {template!r}; expected one of {tuple(self.required)}")
+        missing = [key for key in self.required[template] if context.get(key) in (None, "", [])]
+        if missing:
+            raise ValueError(f"{self.kind} {template!r} needs {', '.join(missing)}")
+        variables = dict(context, locale=i18n.normalize(locale))
+        for key in self.url_keys:
+            if variables.get(key):
+                variables[key] = absolute_url(str(variables[key]))
+        text_template, html_template = self.templates(template)
+        subject = "".join(text_template.blocks["subject"](text_template.new_context(variables)))
+        subject = " ".join(subject.split())  # one line: a newline in a header would be an injection
+        return RenderedMail(
+            subject=subject,
+            html=html_template.render(variables, subject=subject),
+            text=_tidy_text(text_template.render(variables)),
+        )
+
+
+MAILS = MailSet("mail", (MAIL_DIR,), TEMPLATES, URL_KEYS)
+render = MAILS.render
+_environment = MAILS.environment

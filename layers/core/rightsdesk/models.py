@@ -130,6 +130,12 @@ class RequestItem(_Item):
     # keyed hash of the normalized email; lets the free-request count work without the address
     subject_hash = UnicodeAttribute(null=True)
     status_token_hash = UnicodeAttribute(null=True)
+    # Set at verification (rightsdesk.intake.verify): the code's keyed hash, from which the status
+    # token is derived again if the subject's answer was lost, and the wrong or repeated codes sent
+    # since (the code's own wrong attempts included). Hashes and counts only; used for the code's
+    # lifetime (15 minutes) after verified_at, ignored after.
+    verified_code_hash = UnicodeAttribute(null=True)
+    verify_retries = NumberAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     verified_at = UTCDateTimeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
@@ -343,6 +349,10 @@ class NoticeItem(_Item):
     mail_id = UnicodeAttribute()
     updated_at = UTCDateTimeAttribute()
     sent_at = UTCDateTimeAttribute(null=True)
+    # A controller delivering by webhook also gets a `breach.notice` event; the mail above is the
+    # notice all the same. delivered | failed | disabled (the endpoint answered 410), set by the dispatcher.
+    webhook = UnicodeAttribute(null=True)
+    webhook_at = UTCDateTimeAttribute(null=True)
 
     @staticmethod
     def sort_key(kind: str, recipient: str) -> str:

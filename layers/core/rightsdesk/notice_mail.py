@@ -10,14 +10,11 @@ the other's entries.
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 from markupsafe import Markup, escape
 
-from rightsdesk import i18n
-from rightsdesk.mail import RenderedMail, _tidy_text, absolute_url
+from rightsdesk.mail import MAIL_DIR, MailSet, RenderedMail, absolute_url  # noqa: F401 (re-exported)
 
 NOTICES_DIR = Path(__file__).parent / "templates" / "notices"
 
@@ -44,40 +41,6 @@ def paragraphs(text: str | None) -> Markup:
     )
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(NOTICES_DIR),
-        autoescape=select_autoescape(enabled_extensions=("html",), disabled_extensions=("txt",), default=True),
-        extensions=["jinja2.ext.i18n"],
-        auto_reload=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["paragraphs"] = paragraphs
-    return i18n.install(env)
-
-
-@cache
-def _templates(name: str) -> tuple[Template, Template]:
-    env = _environment()
-    return env.get_template(f"{name}.txt"), env.get_template(f"{name}.html")
-
-
-def render(template: str, locale: str, context: dict) -> RenderedMail:
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown notice {template!r}; expected one of {tuple(TEMPLATES)}")
-    missing = [key for key in TEMPLATES[template] if context.get(key) in (None, "", [])]
-    if missing:
-        raise ValueError(f"notice {template!r} needs {', '.join(missing)}")
-    variables = dict(context, locale=i18n.normalize(locale))
-    for key in URL_KEYS:
-        if variables.get(key):
-            variables[key] = absolute_url(str(variables[key]))
-    text_template, html_template = _templates(template)
-    subject = " ".join("".join(text_template.blocks["subject"](text_template.new_context(variables))).split())
-    return RenderedMail(
-        subject=subject,
-        html=html_template.render(variables, subject=subject),
-        text=_tidy_text(text_template.render(variables)),
-    )
+# Their own templates first; the request mails' folder gives the shared layout (_layout.html).
+NOTICES = MailSet("notice", (NOTICES_DIR, MAIL_DIR), TEMPLATES, URL_KEYS, {"paragraphs": paragraphs})
+render = NOTICES.render

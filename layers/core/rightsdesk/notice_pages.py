@@ -7,13 +7,14 @@ Templates in templates/notices/pages/ extend the request pages' _base.html; thei
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
-
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
-from markupsafe import Markup
 
 from rightsdesk import i18n, unsubscribe, web
 from rightsdesk.config import SUPPORTED_LOCALES
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 PAGES_DIR = web.PAGES_DIR.parent / "notices" / "pages"
 UNSUBSCRIBE_STATES = ("confirm", "done", "used", "invalid")
@@ -21,18 +22,7 @@ UNSUBSCRIBE_STATES = ("confirm", "done", "used", "invalid")
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(PAGES_DIR), FileSystemLoader(web.PAGES_DIR)]),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
-        auto_reload=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    i18n.install(env)
-    # The same inline style and script as every page, so the pages' CSP hashes hold here too.
-    env.globals.update(inline_css=Markup(web._asset("_style.css")), inline_js=Markup(web._asset("_enhance.js")))
-    return env
+    return web.page_environment(PAGES_DIR)
 
 
 def unsubscribe_page(state: str, locale: str, token: str | None = None, list_name: str | None = None) -> str:

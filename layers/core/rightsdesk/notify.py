@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from rightsdesk import breaches, contacts, mail, mime, notice_mail, own_mail, suppression, unsubscribe
+from rightsdesk import contacts, mail, mime, notice_mail, own_mail, suppression, unsubscribe
 from rightsdesk.config import settings
 
 SENT = "sent"
@@ -150,4 +150,6 @@ def settle(message: MailMessage, outcome: str) -> bool:
     """Record the outcome of a tracked mail; True if that changed anything."""
     if message.track is None:
         return False
+    from rightsdesk import breaches  # cold start: only breach notices are tracked
+
     return breaches.settle(message.track["incident_id"], message.track["notice"], outcome)

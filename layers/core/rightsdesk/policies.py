@@ -5,6 +5,8 @@ it takes effect; the current version is the latest one in effect. Publishing a m
 version emails every concerned party: each controller's privacy contact and every contact on the
 policy_notices or policy_updates list, once per address, as a transactional notice. A minor version
 goes only to the optional policy_updates list, each mail with a one-click unsubscribe link.
+Controllers delivering by webhook also get a signed `policy.updated` event of a major version
+(sent by the dispatcher; its outcome goes on the controller's audit trail).
 
 Publishing is idempotent: the same version with the same content again only queues its mails again
 (the notifier sends each mail id once), so an interrupted fan-out is finished by running it again;
@@ -23,16 +25,17 @@ from urllib.parse import urlsplit
 
 from pynamodb.exceptions import PutError
 
-from rightsdesk import clock, contacts, delivery, hashing, outbox, registry
+from rightsdesk import audit, clock, contacts, hashing, outbox, registry, webhooks
 from rightsdesk.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
 from rightsdesk.deletion import conditional_failure
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
-from rightsdesk.models import PolicyVersionItem
+from rightsdesk.models import ControllerItem, PolicyVersionItem
 
 DOC = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 MAX_SUMMARY = 8000
-WEBHOOK_EVENT = "policy.updated"
+WEBHOOK_EVENT = webhooks.EVENT_POLICY_UPDATED
+WEBHOOK_AUDIT = "policy_webhook"
 ARCHIVE_PATH = "/v1/policies/{doc}"
 
 Progress = Callable[[int], None]
@@ -262,7 +265,7 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
         total += outbox.enqueue_mails(batch)
         if progress:
             progress(len(batch))
-    if version.major and WEBHOOK_EVENT in delivery.EVENTS:  # only once the dispatcher knows the event
+    if version.major:
         for controller in registry.list_controllers():
             if controller.delivery == "webhook":
                 outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
@@ -274,3 +277,11 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
 def webhook_data(doc: str, version: str) -> dict:
     """`data` of a `policy.updated` webhook event: the version as the archive shows it."""
     return view(get(doc, version))
+
+
+def record_webhook(controller: ControllerItem, doc: str, version: str, outcome: str, *, cause: str,
+                   at: datetime | None = None) -> None:
+    """What became of a `policy.updated` webhook (delivered | failed | disabled), on the controller's
+    audit trail; the email to its privacy contact is the notice either way."""
+    audit.event(controller.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at,
+                cause=f"{doc}/{version}:{outcome}:{cause}").save()

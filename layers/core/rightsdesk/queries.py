@@ -11,6 +11,7 @@ from datetime import datetime
 from itertools import chain, islice
 
 from rightsdesk import audit, clock, registry, retention
+from rightsdesk.errors import NotFound
 from rightsdesk.models import AuditEvent, ControllerItem, RequestItem
 from rightsdesk.status import Status
 
@@ -19,6 +20,19 @@ SKELETON_FIELDS = (
     "request_id", "controller_id", "site", "request_type", "relationship", "status",
     "created_at", "verified_at", "due_at", "personal_purged_at",
 )
+
+
+def load_request(request_id: str) -> RequestItem:
+    """The request, or NotFound if it never existed or its retention time has passed."""
+    if not request_id or len(request_id) > 64:
+        raise NotFound("no such request")
+    try:
+        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+    except RequestItem.DoesNotExist:
+        raise NotFound("no such request") from None
+    if not retention.is_live(request):
+        raise NotFound("no such request")
+    return request
 
 
 def is_visible(item: RequestItem) -> bool:

@@ -18,6 +18,7 @@ class Rule(str, Enum):
     UNVERIFIED_REQUEST = "unverified_request"
     VERIFICATION_CODE = "verification_code"
     DELIVERED_SUBJECT_DATA = "delivered_subject_data"
+    UNDELIVERED_SUBJECT_DATA = "undelivered_subject_data"
     CLOSED_INTERNAL_REQUEST = "closed_internal_request"
     SKELETON = "skeleton"
     CONSENT_RECORD = "consent_record"
@@ -39,6 +40,10 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     Rule.UNVERIFIED_REQUEST: RetentionRule(Rule.UNVERIFIED_REQUEST, timedelta(hours=72), "delete"),
     Rule.VERIFICATION_CODE: RetentionRule(Rule.VERIFICATION_CODE, timedelta(minutes=15), "delete"),
     Rule.DELIVERED_SUBJECT_DATA: RetentionRule(Rule.DELIVERED_SUBJECT_DATA, timedelta(hours=1), "purge"),
+    # Retries exhausted (delivery_failed): long enough for the operator to mend the endpoint and
+    # redrive the dead-letter queue (it keeps messages 14 days), not for ever. A redrive that then
+    # delivers replaces this with the delivered rule's hour.
+    Rule.UNDELIVERED_SUBJECT_DATA: RetentionRule(Rule.UNDELIVERED_SUBJECT_DATA, timedelta(days=30), "purge"),
     Rule.CLOSED_INTERNAL_REQUEST: RetentionRule(Rule.CLOSED_INTERNAL_REQUEST, timedelta(days=30), "purge"),
     Rule.SKELETON: RetentionRule(Rule.SKELETON, timedelta(days=3 * 365), "delete"),
     Rule.CONSENT_RECORD: RetentionRule(Rule.CONSENT_RECORD, timedelta(days=5 * 365), "delete"),

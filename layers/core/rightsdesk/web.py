@@ -12,9 +12,9 @@ import hashlib
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from rightsdesk import i18n
@@ -23,6 +23,9 @@ from rightsdesk.config import SUPPORTED_LOCALES
 from rightsdesk.i18n import N_
 from rightsdesk.retention import Rule, keep_for
 from rightsdesk.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 PAGES_DIR = Path(__file__).parent / "templates" / "pages"
 PAGES = ("form", "verify", "verified", "status", "status_lookup", "message")
@@ -85,10 +88,15 @@ MESSAGES = {
 }
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+def page_environment(*folders: Path, **extra_globals) -> Environment:
+    """The Environment of pages: templates in `folders` first, then PAGES_DIR (_base.html and the
+    rest), with this module's inline style and script so the hashes of content_security_policy()
+    hold on every page. `extra_globals` are added for the templates."""
+    # Cold start: Jinja is imported by the first render, not with this module.
+    from jinja2 import Environment, FileSystemLoader
+
     env = Environment(
-        loader=FileSystemLoader(PAGES_DIR),
+        loader=FileSystemLoader([*folders, PAGES_DIR]),
         autoescape=True,
         extensions=["jinja2.ext.i18n"],
         auto_reload=False,  # templates ship with the layer; never stat them per render
@@ -96,8 +104,13 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     i18n.install(env)
-    env.globals.update(inline_css=Markup(_asset("_style.css")), inline_js=Markup(_asset("_enhance.js")))
+    env.globals.update(inline_css=Markup(_asset("_style.css")), inline_js=Markup(_asset("_enhance.js")), **extra_globals)
     return env
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return page_environment()
 
 
 @lru_cache(maxsize=None)

@@ -30,6 +30,9 @@ EVENT_FORWARDED = "dsr.request.forwarded"
 EVENT_CANCELLED = "dsr.request.cancelled"
 EVENT_OVERDUE = "dsr.request.overdue"
 EVENT_TEST = "webhook.test"
+# About no request: one per controller concerned (the DeliveryQueue message has the same name).
+EVENT_BREACH_NOTICE = "breach.notice"
+EVENT_POLICY_UPDATED = "policy.updated"
 
 SECRET_PREFIX = "whsec_"
 CONNECT_TIMEOUT_SECONDS = 3

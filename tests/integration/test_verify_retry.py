@@ -1,0 +1,66 @@
+"""Verifying is safe to retry, through the local runner: the API dies after the write that marks
+the request verified (an injected crash at its first SQS call, local/faults.py), so the subject gets
+no answer and no confirmation mail; verifying again with the same code answers 200 with a status
+token that works, and the confirmation goes out then, once. Wrong codes and retries after the
+code's 15 minutes get the same 409 as before."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.flows import Flow, wait_for
+
+pytestmark = pytest.mark.integration
+
+JSON = {"Accept": "application/json"}
+
+
+def confirmations(stack, email: str, token: str) -> list[dict]:
+    return [m for m in stack.outbox() if email in m["to"] and token in (m["text"] or "")]
+
+
+def test_a_verify_whose_answer_was_lost_can_be_retried_for_the_codes_lifetime(stack):
+    flow = Flow(stack)
+    email = flow.new_email("retry")
+    submitted = flow.submit(email)
+    assert submitted.status_code == 202, submitted.text
+    request_id = submitted.json()["request_id"]
+    code = flow.code(email)
+
+    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": "PublicApiFunction"})
+    try:
+        lost = flow.verify(request_id, code)
+    finally:
+        flow.clear_faults()
+    assert lost.status_code == 502, "the API died: no answer, no token"
+    assert flow.status(request_id) == "verified", "the verification itself was written"
+
+    again = flow.verify(request_id, code)
+    assert again.status_code == 200, again.text
+    body = again.json()
+    token = body["status_token"]
+    assert body["request_id"] == request_id and body["status"] == "verified" and body["due_at"]
+    assert body["status_url"].endswith(f"/status/{request_id}?token={token}")
+    status = stack.get(f"/v1/requests/{request_id}", headers={**JSON, "Authorization": f"Bearer {token}"})
+    assert status.status_code == 200 and status.json()["status"] == "verified"
+    wait_for(lambda: confirmations(stack, email, token), "the confirmation the first call never queued")
+
+    assert flow.verify(request_id, code).json()["status_token"] == token, "the same answer every time"
+    wait_for(lambda: flow.logged("mail done", f"verified-{request_id}") >= 2, "the notifier to see the second copy")
+    assert len(confirmations(stack, email, token)) == 1, "the notifier sends each confirmation once"
+    # A retry is not a second verification in the logs or the RequestVerified metric.
+    assert flow.logged("verification repeated", request_id) == 2 and flow.logged("request verified", request_id) == 0
+
+    wrong = flow.verify(request_id, f"{(int(code) + 1) % 10**6:06d}")
+    assert wrong.status_code == 409
+    assert wrong.json() == {"error": {"code": "not_awaiting_verification",
+                                      "message": "this request is not waiting for a code"}}
+    assert int(flow.item(request_id)["verify_retries"]) == 3, "retries are counted, the wrong one included"
+
+    before = stack.clock()["offset_seconds"]
+    try:
+        stack.advance_clock(15 * 60 + 1)
+        late = flow.verify(request_id, code)
+    finally:
+        stack.set_clock_offset(before)  # the stack is shared by the session
+    assert late.status_code == 409 and late.json() == wrong.json()

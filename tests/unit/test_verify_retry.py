@@ -1,0 +1,200 @@
+"""Verifying is safe to retry: a subject whose answer was lost gets the same status token again.
+
+After the conditional write that marks a request verified, a dropped connection or an API that
+dies before answering leaves the subject without the token (only its keyed hash is stored) and,
+if it died before queueing it, without the confirmation mail. The token is derived from the request
+id and the code's keyed hash under the hash key, and the request keeps that code hash, so the same
+code gives the same answer again for the code's lifetime (15 minutes) after verification. Wrong
+codes on that path are counted before the comparison (with the code's own wrong attempts, up to
+intake.MAX_CODE_ATTEMPTS) and answered with the same 409 as any request not waiting for a code.
+
+Against moto in-process, as tests/unit/test_guard.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from moto import mock_aws
+
+from rightsdesk import clock, config, hashing, intake, outbox, registry, retention
+from rightsdesk.errors import Conflict, InvalidCode, Unauthorized
+from rightsdesk.intake import Submission
+from rightsdesk.models import RequestItem
+from tests.support.aws import moto_cloud
+
+REGION = "eu-central-1"
+BASE = "https://p.example"
+
+
+class Crash(BaseException):
+    """The Lambda environment died here: no handler of ours sees it (as local.faults.InjectedCrash)."""
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        world = moto_cloud(patch, "rightsdesk-retry", region=REGION)
+        session, queues = world.session, world.queues
+        registry.register(name="Retried", site_key="retried", contact_email="dpo@retried.example", delivery="pull")
+        yield session, queues
+        outbox.forget_clients()
+    config.reload()
+    clock.set_offset(0)
+
+
+def drain(cloud, queue: str) -> list[dict]:
+    session, queues = cloud
+    sqs = session.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queues[queue], MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queues[queue], ReceiptHandle=message["ReceiptHandle"])
+            bodies.append(json.loads(message["Body"]))
+    return bodies
+
+
+def submitted(cloud) -> tuple[str, str]:
+    """A new request and its emailed code."""
+    drain(cloud, "MailQueue")
+    request_id = intake.submit(Submission(site="retried", type="access", email="ana@example.org"),
+                               base_url=BASE, locale="en").request_id
+    [code] = [m["context"]["code"] for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verify-{request_id}"]
+    return request_id, code
+
+
+def stored(request_id: str) -> RequestItem:
+    return RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+
+
+def refused(request_id: str, code: str) -> Conflict:
+    with pytest.raises(Conflict) as error:
+        intake.verify(request_id, code, base_url=BASE)
+    assert error.value.status == 409 and error.value.code == "not_awaiting_verification"
+    assert error.value.message == "this request is not waiting for a code" and not error.value.fields
+    return error.value
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud, monkeypatch):
+    request_id, code = submitted(cloud)
+    drain(cloud, "DeliveryQueue")
+
+    def die(**_):
+        raise Crash()
+
+    with monkeypatch.context() as patch:  # dies after the write, before routing and the confirmation mail
+        patch.setattr(outbox, "enqueue_delivery", die)
+        with pytest.raises(Crash):
+            intake.verify(request_id, code, base_url=BASE)
+    assert stored(request_id).status == "verified", "the verification stands; only its answer is lost"
+    assert not [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
+
+    again = intake.verify(request_id, code, base_url=BASE)
+
+    assert (again.request_id, again.status, again.due_at) == (request_id, "verified", stored(request_id).due_at)
+    assert again.status_token.startswith("rst_")
+    view = intake.status_view(intake.authorize(request_id, again.status_token))
+    assert view["status"] == "verified" and view["request_id"] == request_id
+    [mail] = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
+    assert mail["context"]["status_url"] == f"{BASE}/status/{request_id}?token={again.status_token}"
+
+
+def test_a_lost_answer_is_the_same_answer_again(cloud):
+    request_id, code = submitted(cloud)
+    first = intake.verify(request_id, code, base_url=BASE)
+    again = intake.verify(request_id, code, base_url=BASE)
+    assert again == first
+    assert intake.verify(request_id, code, base_url=BASE).status_token == first.status_token
+    drain(cloud, "MailQueue")
+
+
+def test_wrong_codes_on_a_verified_request_are_counted_and_refused_alike(cloud):
+    request_id, code = submitted(cloud)
+    with pytest.raises(InvalidCode):  # one wrong code while it waits for one: 400, counted on the code
+        intake.verify(request_id, wrong(code), base_url=BASE)
+    token = intake.verify(request_id, code, base_url=BASE).status_token
+    assert stored(request_id).verify_retries == 1, "the code's own wrong attempt counts"
+
+    for tries in range(2, intake.MAX_CODE_ATTEMPTS):
+        refused(request_id, wrong(code))
+        assert stored(request_id).verify_retries == tries
+    assert intake.verify(request_id, code, base_url=BASE).status_token == token, "the last try left"
+    assert stored(request_id).verify_retries == intake.MAX_CODE_ATTEMPTS
+    refused(request_id, code)  # the right code too, once the tries are spent
+    assert stored(request_id).verify_retries == intake.MAX_CODE_ATTEMPTS, "never counted past the limit"
+
+
+def test_after_the_codes_lifetime_a_retry_is_refused(cloud):
+    request_id, code = submitted(cloud)
+    token = intake.verify(request_id, code, base_url=BASE).status_token
+    lifetime = retention.keep_for(retention.Rule.VERIFICATION_CODE)
+    assert lifetime.total_seconds() == 15 * 60
+    clock.advance(lifetime.total_seconds() - 1)
+    assert intake.verify(request_id, code, base_url=BASE).status_token == token
+    clock.advance(2)
+    refused(request_id, code)
+    assert intake.authorize(request_id, token).request_id == request_id, "the token itself stays valid"
+
+
+def test_another_requests_code_does_not_work(cloud):
+    first_id, first_code = submitted(cloud)
+    second_id, second_code = submitted(cloud)
+    first = intake.verify(first_id, first_code, base_url=BASE)
+    second = intake.verify(second_id, second_code, base_url=BASE)
+    assert first.status_token != second.status_token
+    if first_code != second_code:
+        refused(first_id, second_code)
+    with pytest.raises(Unauthorized):
+        intake.authorize(first_id, second.status_token)
+    drain(cloud, "MailQueue")
+
+
+def test_a_retry_that_overtakes_the_first_call_gets_the_same_token(cloud, monkeypatch):
+    """Both calls got past the code check; the first to write wins, the other answers as a retry."""
+    request_id, code = submitted(cloud)
+    original = intake._mark_verified
+    overtaking = []
+
+    def overtaken(*args, **kwargs):
+        monkeypatch.setattr(intake, "_mark_verified", original)
+        overtaking.append(intake.verify(request_id, code, base_url=BASE))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "_mark_verified", overtaken)
+    answer = intake.verify(request_id, code, base_url=BASE)
+    assert answer.status_token == overtaking[0].status_token
+    drain(cloud, "MailQueue")
+
+
+def test_the_request_keeps_hashes_and_a_count_only(cloud):
+    request_id, code = submitted(cloud)
+    token = intake.verify(request_id, code, base_url=BASE).status_token
+    item = stored(request_id)
+    assert item.verified_code_hash == hashing.keyed_hash("code", code)
+    assert item.status_token_hash == hashing.keyed_hash("status_token", token)
+    assert code not in (item.verified_code_hash, item.status_token_hash) and token not in json.dumps(
+        item.serialize()
+    )
+    drain(cloud, "MailQueue")
+
+
+def test_the_token_needs_the_key(cloud, monkeypatch):
+    made = hashing.derived_token("status_token", "dsr_1", "ab" * 32, prefix="rst_")
+    assert made == hashing.derived_token("status_token", "dsr_1", "ab" * 32, prefix="rst_")
+    assert len(made) == len(hashing.new_token("rst_")), "256 bits, as a random token"
+    assert made != hashing.derived_token("status_token", "dsr_2", "ab" * 32, prefix="rst_")
+    assert made != hashing.derived_token("other", "dsr_1", "ab" * 32, prefix="rst_")
+    monkeypatch.setenv("RIGHTSDESK_HASH_KEY", "another key")
+    config.reload()
+    hashing.forget_key()
+    try:
+        assert made != hashing.derived_token("status_token", "dsr_1", "ab" * 32, prefix="rst_")
+    finally:
+        monkeypatch.undo()
+        config.reload()
+        hashing.forget_key()
