@@ -47,7 +47,7 @@ $(SAM_STAMP):
 tools: $(SAM_STAMP)
 
 run: install
-	$(PY) -m local
+	$(PY) -m local $(ARGS)
 
 test: test-unit test-integration test-template test-e2e
 

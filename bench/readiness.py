@@ -101,9 +101,8 @@ def imports_note(rows: list[dict], target: float) -> str:
         parts.append(f"Queue and stream functions also load powertools' Batch utility (asyncio and every event class "
                      f"powertools has) and the core's pynamodb models: {batch_floor:.2f} times bare boto3 (the batch "
                      "floor row). Above it each adds the core modules its records need, many small ones and no "
-                     "heavy library: the dispatcher delivery, webhooks and the breach and policy notices, the "
-                     "notifier mail and MIME, both the idempotency utility; own_requests contacts, consents, the "
-                     "registry and the subject's data.")
+                     "heavy library: the dispatcher delivery and webhooks, the notifier mail and MIME, both the "
+                     "idempotency utility; own_requests contacts, consents, the registry and the subject's data.")
     if api_floor is not None:
         parts.append(f"The API functions ({', '.join(API_FUNCTIONS)}) also build the Event Handler with "
                      f"validation, which imports pydantic: {api_floor:.2f} times bare boto3 with nothing of ours "
@@ -111,11 +110,12 @@ def imports_note(rows: list[dict], target: float) -> str:
                      "without giving up the Event Handler's validation. Above that floor: the core's pynamodb "
                      "models, and the pydantic models of the requests they validate." if api_missed else "."))
     parts.append("Imported or built on first use instead of at load: the idempotency store and its DynamoDB client, "
-                 "Jinja2 and Babel (pages and mail), the public API's pydantic models where a function only loads a "
-                 "request, the breach bookkeeping of the notifier. A function whose every invocation needs one pays "
-                 "it in its first invocation instead (the dispatcher and the notifier keep every record idempotent, "
-                 "the notifier renders every mail, own_requests loads every request through the intake module): "
-                 "for those the ratio is the import alone, not the whole cold start.")
+                 "Jinja2 and Babel (pages and mail), the breach bookkeeping of the notifier, the breach and policy "
+                 "records of the dispatcher (only its two notice events need them). A function whose every "
+                 "invocation needs one pays it in its first invocation instead (the dispatcher and the notifier keep "
+                 "every record idempotent, the notifier renders every mail): for those the ratio is the import "
+                 "alone, not the whole cold start. Requests are loaded through rightsdesk.queries, which holds no "
+                 "pydantic model, so only the API functions import pydantic.")
     close = [r["function"] for r in rows if not r["function"].startswith("(") and abs(r["ratio"] - target) < 0.1]
     if close:
         parts.append(f"Within 0.1 of the target, where a rerun on a shared machine can land on either side: "

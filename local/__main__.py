@@ -40,8 +40,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="no schedule timers (also RIGHTSDESK_LOCAL_SCHEDULES=off); use POST /_dev/run/<id>",
     )
     parser.add_argument("--no-demo", action="store_true", help="do not register the demo controller")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam deploy takes them (e.g. CorsAllowOrigins=https://shop.example)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines (skipped resources, events)")
     return parser.parse_args(argv)
+
+
+def parameter_overrides(pairs: list[str]) -> dict[str, str]:
+    """`Key=Value` words (also several in one quoted argument, as sam deploy accepts them)."""
+    overrides = {}
+    for word in (w for pair in pairs for w in pair.split()):
+        key, sign, value = word.partition("=")
+        if not sign or not key:
+            raise SystemExit(f"rightsdesk local: --parameter-overrides takes Key=Value, not {word!r}")
+        overrides[key] = value
+    return overrides
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -75,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver_port=_port(args.receiver_port, "RIGHTSDESK_LOCAL_RECEIVER_PORT", 3001),
         schedules=not args.no_schedules and os.environ.get("RIGHTSDESK_LOCAL_SCHEDULES", "on").lower() != "off",
         demo=not args.no_demo,
+        parameter_overrides=parameter_overrides(args.parameter_overrides),
     )
     try:
         stack.start()

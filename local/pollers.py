@@ -30,6 +30,10 @@ class Worker(threading.Thread):
     def __init__(self, name: str, stop: threading.Event):
         super().__init__(name=name, daemon=True)
         self.stop = stop
+        # Polls finished so far; a poll that starts after a moment and ends has seen everything
+        # visible at that moment (settle()).
+        self.polls = 0
+        self.polled = threading.Condition()
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -40,6 +44,9 @@ class Worker(threading.Thread):
                     return
                 log.warning("%s: %s while polling; retrying", self.name, type(error).__name__)
                 self.stop.wait(1)
+            with self.polled:
+                self.polls += 1
+                self.polled.notify_all()
 
     def tick(self) -> None:
         raise NotImplementedError
@@ -58,6 +65,25 @@ def _failed_ids(result: Any, ids: list[str]) -> set[str]:
         return set()
     reported = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in result["batchItemFailures"]}
     return reported if reported <= set(ids) else set(ids)
+
+
+def settle(workers: list[Worker], timeout: float = 20.0) -> bool:
+    """Wait until each queue and stream poller has finished two polls since the call: the second
+    began after it, so whatever was visible then has been handed to its function and answered
+    (one hop: what those invocations send on may still be on its way). False on timeout."""
+    pollers = [w for w in workers if isinstance(w, (SqsPoller, StreamPoller)) and w.is_alive()]
+    wanted = {id(w): w.polls + 2 for w in pollers}
+    deadline = threading.Event()
+    timer = threading.Timer(timeout, deadline.set)
+    timer.start()
+    try:
+        for worker in pollers:
+            with worker.polled:
+                while worker.polls < wanted[id(worker)] and not deadline.is_set() and not worker.stop.is_set():
+                    worker.polled.wait(0.1)
+        return not deadline.is_set()
+    finally:
+        timer.cancel()
 
 
 # ---------------------------------------------------------------------------------------- SQS

@@ -30,7 +30,7 @@ from local.pollers import Worker, build_workers
 from local.receiver import WebhookReceiver
 from local.resources import Resources
 from local.servers import HttpServer, RequestHandler, ServerThread, bind
-from local.template import load
+from local.template import TemplateError, load
 
 log = logging.getLogger("local")
 
@@ -63,7 +63,8 @@ class LocalStack:
         self.ports = {"gateway": gateway_port, "moto": moto_port, "receiver": receiver_port}
         self.schedules = schedules
         self.demo = demo
-        self.parameter_overrides = {**PARAMETER_OVERRIDES, **(parameter_overrides or {})}
+        self.given_parameters = dict(parameter_overrides or {})
+        self.parameter_overrides = {**PARAMETER_OVERRIDES, **self.given_parameters}
         self.region, self.account_id = REGION, ACCOUNT_ID
         self.functions: dict[str, LoadedFunction] = {}
         self.routes: list[Route] = []
@@ -94,6 +95,9 @@ class LocalStack:
             raise RuntimeError("a LocalStack is already running in this process")
         started = time.monotonic()
         self.template = load(self.template_path)
+        unknown = sorted(set(self.given_parameters) - set(self.template.parameters))
+        if unknown:
+            raise TemplateError(f"the template has no parameter {', '.join(unknown)}")
         self._bind_ports()
         LocalStack._running = True
         self._saved_env, self._saved_path = dict(os.environ), list(sys.path)

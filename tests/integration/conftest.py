@@ -116,6 +116,10 @@ class RunningStack:
     def clock(self) -> dict:
         return self._ok(self.get("/_dev/clock"))
 
+    def settle(self) -> None:
+        """Return once every queue and stream poller has handed on what was visible when called."""
+        self._ok(self.post("/_dev/settle"))
+
     def advance_clock(self, seconds: float) -> dict:
         return self._ok(self.post("/_dev/clock", json={"advance_seconds": seconds}))
 

@@ -2,20 +2,15 @@
 
 The runner reads its routes from template.yaml (local/gateway.py), so an OPTIONS request reaches
 PublicApiFunction only where the template has an OPTIONS event, as in API Gateway. The stack runs
-on a copy of template.yaml whose CorsAllowOrigins default names the test's origin (the runner
-takes every parameter's Default); the copy sits next to links to the repo's functions/ and
-layers/, so the code is the repo's own.
+with `--parameter-overrides CorsAllowOrigins=<the test's origin>`, as a deployment would set it.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.integration.conftest import REPO
 from tests.support.flows import Flow
 
 pytestmark = pytest.mark.integration
@@ -24,21 +19,9 @@ ALLOWED = "https://privacy.shop.example"
 OTHER = "https://evil.example"
 
 
-def template_with_origins(folder: Path, origins: str) -> Path:
-    text = (REPO / "template.yaml").read_text()
-    block = re.search(r"(?m)^  CorsAllowOrigins:\n(?:    .*\n)+", text)
-    assert block and 'Default: ""' in block.group(0), "the parameter's default is the empty list"
-    text = text[: block.start()] + block.group(0).replace('Default: ""', f'Default: "{origins}"') + text[block.end():]
-    for name in ("functions", "layers"):
-        (folder / name).symlink_to(REPO / name, target_is_directory=True)
-    path = folder / "template.yaml"
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture(scope="module")
-def cors_stack(launch_stack, tmp_path_factory):
-    return launch_stack("--template", str(template_with_origins(tmp_path_factory.mktemp("cors-template"), ALLOWED)))
+def cors_stack(launch_stack):
+    return launch_stack("--parameter-overrides", f"CorsAllowOrigins={ALLOWED}")
 
 
 def preflight(stack, path: str, origin: str, method: str, asked: str) -> requests.Response:

@@ -160,7 +160,7 @@ def test_a_dispatcher_killed_after_the_webhook_before_its_status_write_delivers_
     request_id = accepted(flow.submit_and_verify())
     wait_for(lambda: flow.deliveries(request_id), "the webhook sent before the crash")
     wait_for(lambda: not flow.faults() or flow.faults()[0]["hits"] == 1, "the crash")
-    time.sleep(0.5)
+    flow.stack.settle()
     assert flow.status(request_id) == "forwarded", "the crash came before the status write"
     flow.assert_whole(request_id)
 
@@ -232,7 +232,7 @@ def test_a_redelivered_message_is_acted_on_once(flow):
                      "expires_minutes": 15}}))
     wait_for(lambda: flow.logged("delivery done", request_id) and flow.stack.logs().count(request_id) > 1,
              "the duplicate handled")
-    time.sleep(1.5)
+    flow.stack.settle()
     assert len(flow.deliveries(request_id)) == 1
     assert len(flow.mails_to(request["email"])) == mails
 

@@ -84,7 +84,7 @@ def run(launch_stack):
     # The unverified request is long past its 72 hours: the sweep deletes it.
     stack.run("RetentionFunction")
     wait_for(lambda: flow.item(unverified.json()["request_id"]) is None, "the unverified request deleted")
-    time.sleep(1.5)  # the stream handler audits the deletions
+    stack.settle()  # the stream handler audits the deletions
     story["rid"] = rid
     yield story
 
