@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk import config, hashing, registry
+from rightsdesk import clock, config, hashing, registry
 from rightsdesk.errors import InvalidInput
 from rightsdesk.models import ControllerItem
 from rightsdesk_cli.context import LOCAL_URL, Context, use
@@ -178,6 +178,23 @@ def show(ctx: typer.Context, controller_id: ControllerId, json_output: JsonFlag 
     state = use(ctx, json_output)
     view = registry.describe(registry.require_controller(controller_id))
     emit(state, {"controller": view}, lambda: _render_controller(view))
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    controller_id: ControllerId,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many events, newest first.")] = 20,
+    json_output: JsonFlag = False,
+) -> None:
+    """What happened to a controller: key and secret rotations, delivery changes, webhook tests, an
+    endpoint disabled after a 410, and how each policy.updated webhook went."""
+    state = use(ctx, json_output)
+    events = [{"at": clock.isoformat(e.at), "action": e.action, "actor": e.actor, "cause": e.cause}
+              for e in registry.history(controller_id, limit)]
+    emit(state, {"controller_id": controller_id, "events": events},
+         lambda: table(("at", "action", "actor", "cause"), ([e["at"], e["action"], e["actor"], e["cause"]] for e in events),
+                       title=f"{controller_id}: latest {len(events)} events, newest first"))
 
 
 @app.command("rotate-key")

@@ -21,7 +21,7 @@ from rightsdesk.models import AuditEvent, RequestItem
 from rightsdesk.status import Status, is_open
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
-from rightsdesk_cli.retention import DATE_FORMATS, utc
+from rightsdesk_cli.breach import parse_moment
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(help="Subjects' requests: list, inspect, and resolve those about the operator's own data.",
@@ -203,9 +203,10 @@ def resolve(
     approve: Annotated[bool, typer.Option("--approve", help="Carry it out: apply a rectification, close a complaint.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Decline it; needs --reason.")] = False,
     extend_to: Annotated[
-        datetime | None,
-        typer.Option("--extend-to", formats=DATE_FORMATS,
-                     help="Push the due date (UTC) instead, at most three months after verification; needs --reason."),
+        str | None,
+        typer.Option("--extend-to",
+                     help="Push the due date instead (ISO 8601, UTC; a date alone means the end of that day), at "
+                          "most three months after verification; needs --reason."),
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected or extended; the subject is told.")] = None,
     note_text: Annotated[str | None, typer.Option("--note", help="A note for the subject with the answer.")] = None,
@@ -221,7 +222,9 @@ def resolve(
         raise typer.BadParameter("choose one of --approve, --reject, --extend-to")
     state = connect_mail(use(ctx, json_output))
     if extend_to is not None:
-        request = own_requests.extend(request_id, utc(extend_to), reason=reason or "")
+        until = deadlines.end_of_date(extend_to)
+        until = until if isinstance(until, datetime) else parse_moment(extend_to, "extend_to")
+        request = own_requests.extend(request_id, until, reason=reason or "")
     else:
         decision = own_requests.APPROVE if approve else own_requests.REJECT
         request = own_requests.resolve(request_id, decision, note=note_text, reason=reason, name=name, locale=locale)

@@ -352,3 +352,16 @@ def test_no_personal_data_reached_any_log_line(stack):
     assert "own request handled" in logs, "the handler's log lines are there to be checked"
     leaked = sorted(value for value in PERSONAL if value in logs)
     assert not leaked, f"personal data in the local run's log: {leaked}"
+
+
+def test_an_extension_to_a_date_from_the_cli_runs_through_that_day(stack, people):
+    extended = person("extended")
+    request_id, verified = ask(stack, extended, "complaint", details="Please look into this.")
+    PERSONAL.add("Please look into this.")
+    wait_for(lambda: status(stack, request_id, verified["status_token"])["status"] == "in_progress", "the operator queue")
+    due = datetime.fromisoformat(verified["due_at"].replace("Z", "+00:00"))
+    day = (due + timedelta(days=10)).date().isoformat()
+
+    resolved = cli_json(stack, "requests", "resolve", request_id, "--extend-to", day, "--reason", "We need our archive.")
+
+    assert resolved["request"]["due_at"].startswith(f"{day}T23:59:59"), resolved["request"]["due_at"]

@@ -120,3 +120,22 @@ def test_a_taken_site_key_and_an_unknown_controller_are_errors(table):
     assert taken.exit_code == 1 and json.loads(taken.stdout)["error"]["code"] == "conflict"
     missing = run("--json", "controllers", "show", "ctl_nobody")
     assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "not_found"
+
+
+def test_history_lists_what_happened_to_a_controller_newest_first(table):
+    controller_id = json.loads(add("historyco", delivery="pull").stdout)["controller"]["controller_id"]
+    assert run("--json", "controllers", "rotate-key", controller_id).exit_code == 0
+    assert run("--json", "controllers", "set-delivery", controller_id, "--delivery", "email").exit_code == 0
+
+    result = run("--json", "controllers", "history", controller_id)
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)["events"]
+    assert len(events) == 3
+    assert [e["at"] for e in events] == sorted((e["at"] for e in events), reverse=True)
+    assert events[-1]["action"] == registry.history(controller_id)[-1].action  # the registration, oldest
+    assert json.loads(run("--json", "controllers", "history", controller_id, "--limit", "1").stdout)["events"] == events[:1]
+    people = run("controllers", "history", controller_id)
+    assert people.exit_code == 0 and events[0]["action"] in people.stdout
+    assert "dpo@acme.example" not in result.stdout + people.stdout, "ids and words only"
+    missing = run("--json", "controllers", "history", "ctl_nobody")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "not_found"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from rightsdesk import audit, clock, credentials, hashing, ssrf
+from rightsdesk import audit, clock, credentials, hashing, retention, ssrf
 from rightsdesk.config import SUPPORTED_LOCALES, settings
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import ApiKeyItem, AuditEvent, ControllerItem, SiteItem, transaction
@@ -173,6 +173,15 @@ def _transact(writes, conflict_message: str) -> None:
         if any(reason and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons):
             raise Conflict(conflict_message) from error
         raise
+
+
+def history(controller_id: str, limit: int = 20) -> list[AuditEvent]:
+    """The controller's latest audit events, newest first: registration, key and secret rotations,
+    delivery changes, webhook tests, an endpoint disabled by a 410, policy.updated outcomes."""
+    require_controller(controller_id)
+    events = AuditEvent.query(ControllerItem.key(controller_id), AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
+                              scan_index_forward=False, limit=limit)
+    return [event for event in events if retention.is_live(event)]
 
 
 def _audit(tx: TransactWrite, controller_id: str, action: str, actor: str, at: datetime, cause: str | None = None) -> None:
