@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
-from tests.template.test_template import load_template, props, referenced_ids, resources
+from tests.template.test_template import delete, load_template, props, referenced_ids, resources, set_
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTHORIZER = "ControllerAuthorizer"
@@ -122,49 +122,27 @@ EVENTS = "Resources.ControllerApiFunction.Properties.Events"
 AUTH = "Resources.PublicApi.Properties.Auth"
 
 
-def _at(tpl: dict, path: str) -> Any:
-    for key in path.split("."):
-        tpl = tpl[key]
-    return tpl
-
-
-def _set(path: str, value: Any) -> Callable[[dict], None]:
-    def mutate(tpl: dict) -> None:
-        parent, _, key = path.rpartition(".")
-        _at(tpl, parent)[key] = value
-
-    return mutate
-
-
-def _delete(path: str) -> Callable[[dict], None]:
-    def mutate(tpl: dict) -> None:
-        parent, _, key = path.rpartition(".")
-        del _at(tpl, parent)[key]
-
-    return mutate
-
-
 NEW_OPEN_CONTROLLER_ROUTE = {
     "Type": "Api",
     "Properties": {"RestApiId": {"Ref": "PublicApi"}, "Path": "/v1/controller/export", "Method": "GET"},
 }
 
 MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]] = {
-    "controller route without auth": (check_route_auth, _delete(f"{EVENTS}.ListRequests.Properties.Auth")),
-    "controller route opted out": (check_route_auth, _set(f"{EVENTS}.ReportStatus.Properties.Auth", {"Authorizer": "NONE"})),
-    "new controller route left open": (check_route_auth, _set(f"{EVENTS}.Export", NEW_OPEN_CONTROLLER_ROUTE)),
+    "controller route without auth": (check_route_auth, delete(f"{EVENTS}.ListRequests.Properties.Auth")),
+    "controller route opted out": (check_route_auth, set_(f"{EVENTS}.ReportStatus.Properties.Auth", {"Authorizer": "NONE"})),
+    "new controller route left open": (check_route_auth, set_(f"{EVENTS}.Export", NEW_OPEN_CONTROLLER_ROUTE)),
     "public route behind the authorizer": (
         check_route_auth,
-        _set("Resources.PublicApiFunction.Properties.Events.Submit.Properties.Auth", {"Authorizer": AUTHORIZER}),
+        set_("Resources.PublicApiFunction.Properties.Events.Submit.Properties.Auth", {"Authorizer": AUTHORIZER}),
     ),
-    "default authorizer closes public routes": (check_route_auth, _set(f"{AUTH}.DefaultAuthorizer", AUTHORIZER)),
-    "token authorizer": (check_authorizer, _set(f"{AUTH}.Authorizers.{AUTHORIZER}.FunctionPayloadType", "TOKEN")),
-    "no cache": (check_authorizer, _set(f"{AUTH}.Authorizers.{AUTHORIZER}.Identity.ReauthorizeEvery", 0)),
+    "default authorizer closes public routes": (check_route_auth, set_(f"{AUTH}.DefaultAuthorizer", AUTHORIZER)),
+    "token authorizer": (check_authorizer, set_(f"{AUTH}.Authorizers.{AUTHORIZER}.FunctionPayloadType", "TOKEN")),
+    "no cache": (check_authorizer, set_(f"{AUTH}.Authorizers.{AUTHORIZER}.Identity.ReauthorizeEvery", 0)),
     "keyed on a query string": (
         check_authorizer,
-        _set(f"{AUTH}.Authorizers.{AUTHORIZER}.Identity", {"QueryStrings": ["key"], "ReauthorizeEvery": 300}),
+        set_(f"{AUTH}.Authorizers.{AUTHORIZER}.Identity", {"QueryStrings": ["key"], "ReauthorizeEvery": 300}),
     ),
-    "no authorizer": (check_authorizer, _delete(f"{AUTH}.Authorizers.{AUTHORIZER}")),
+    "no authorizer": (check_authorizer, delete(f"{AUTH}.Authorizers.{AUTHORIZER}")),
 }
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 from tests.template.test_auth import api_events, effective_authorizer, is_controller_route
-from tests.template.test_template import load_template, props, referenced_ids
+from tests.template.test_template import delete, load_template, props, referenced_ids, set_
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "PublicApiFunction"
@@ -98,42 +98,20 @@ def test_the_preflights_are_exactly_the_ones_pages_need(template):
 EVENTS = f"Resources.{FUNCTION}.Properties.Events"
 
 
-def _at(tpl: dict, path: str) -> Any:
-    for key in path.split("."):
-        tpl = tpl[key]
-    return tpl
-
-
-def _set(path: str, value: Any) -> Callable[[dict], None]:
-    def mutate(tpl: dict) -> None:
-        parent, _, key = path.rpartition(".")
-        _at(tpl, parent)[key] = value
-
-    return mutate
-
-
-def _delete(path: str) -> Callable[[dict], None]:
-    def mutate(tpl: dict) -> None:
-        parent, _, key = path.rpartition(".")
-        del _at(tpl, parent)[key]
-
-    return mutate
-
-
 def _route(path: str, method: str) -> dict:
     return {"Type": "Api", "Properties": {"RestApiId": {"Ref": "PublicApi"}, "Path": path, "Method": method}}
 
 
 MUTATIONS: dict[str, Callable[[dict], None]] = {
-    "a JSON POST without its preflight": _delete(f"{EVENTS}.VerifyPreflight"),
-    "a bearer GET without its preflight": _delete(f"{EVENTS}.StatusPreflight"),
-    "a new public POST without one": _set(f"{EVENTS}.Feedback", _route("/v1/feedback", "POST")),
-    "a preflight behind the authorizer": _set(f"{EVENTS}.CancelPreflight.Properties.Auth",
+    "a JSON POST without its preflight": delete(f"{EVENTS}.VerifyPreflight"),
+    "a bearer GET without its preflight": delete(f"{EVENTS}.StatusPreflight"),
+    "a new public POST without one": set_(f"{EVENTS}.Feedback", _route("/v1/feedback", "POST")),
+    "a preflight behind the authorizer": set_(f"{EVENTS}.CancelPreflight.Properties.Auth",
                                               {"Authorizer": "ControllerAuthorizer"}),
-    "a preflight for no route": _set(f"{EVENTS}.StrayPreflight", _route("/v1/nothing", "options")),
-    "a preflight on the controller API": _set(f"{EVENTS}.ControllerPreflight", _route("/v1/controller/requests", "options")),
-    "origins not from the parameter": _set(f"{EVENTS[:-len('Events')]}Environment.Variables.CORS_ALLOW_ORIGINS", "*"),
-    "SAM's own CORS": _set("Resources.PublicApi.Properties.Cors", {"AllowOrigin": "'*'"}),
+    "a preflight for no route": set_(f"{EVENTS}.StrayPreflight", _route("/v1/nothing", "options")),
+    "a preflight on the controller API": set_(f"{EVENTS}.ControllerPreflight", _route("/v1/controller/requests", "options")),
+    "origins not from the parameter": set_(f"{EVENTS[:-len('Events')]}Environment.Variables.CORS_ALLOW_ORIGINS", "*"),
+    "SAM's own CORS": set_("Resources.PublicApi.Properties.Cors", {"AllowOrigin": "'*'"}),
 }
 
 
@@ -148,5 +126,5 @@ def test_the_preflight_check_catches(template, mutation):
 def test_a_new_bearer_route_in_the_docs_needs_a_preflight(template):
     doc = "| `GET /v1/requests/{id}/receipt` | `Authorization: Bearer <status_token>` | a receipt |\n"
     broken = copy.deepcopy(template)
-    _set(f"{EVENTS}.Receipt", _route("/v1/requests/{id}/receipt", "GET"))(broken)
+    set_(f"{EVENTS}.Receipt", _route("/v1/requests/{id}/receipt", "GET"))(broken)
     assert check_preflights(broken, bearer_routes() | bearer_routes(doc)) != []

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 from moto import mock_aws
-from pynamodb.connection import Connection
 from typer.testing import CliRunner
 
-from rightsdesk import config, hashing, models, registry, sealing
+from rightsdesk import config, registry, sealing
 from rightsdesk_cli.main import app
-from tests.support.aws import create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 PUBLIC_URL = "https://93.184.216.34/hooks"
@@ -21,22 +19,10 @@ PUBLIC_URL = "https://93.184.216.34/hooks"
 @pytest.fixture(scope="module")
 def table():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RIGHTSDESK_STACK", "ALLOW_HTTP_WEBHOOKS"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        session = boto3.Session(region_name=REGION)
-        tables = create_tables_from_template(session, prefix="rightsdesk-cli-ctl")
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        patch.setenv("DATA_KEY_ID", session.client("kms").create_key()["KeyMetadata"]["KeyId"])
-        config.reload()
-        hashing.forget_key()
-        sealing.forget_clients()
-        models.bind_table(tables["RightsTable"])
-        patch.setattr(Connection, "scan", lambda *a, **k: pytest.fail("the CLI must not scan the table"))
-        yield tables["RightsTable"]
+        world = moto_cloud(patch, "rightsdesk-cli-ctl", data_key=True, region=REGION,
+                           env={"RIGHTSDESK_STACK": None, "ALLOW_HTTP_WEBHOOKS": None},
+                           no_scans="the CLI must not scan the table")
+        yield world.tables["RightsTable"]
         sealing.forget_clients()
     config.reload()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -19,12 +18,12 @@ from moto import mock_aws
 from pynamodb.exceptions import TransactWriteError
 
 from local import faults
-from rightsdesk import audit, clock, config, hashing, models
+from rightsdesk import audit, clock, config, hashing
 from rightsdesk.errors import IllegalTransition
 from rightsdesk.lifecycle import listing_key, transition
 from rightsdesk.models import RequestItem
 from rightsdesk.status import TRANSITIONS, Status, can_transition
-from tests.support.aws import create_tables_from_template, fast_pynamodb_sessions
+from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
 
@@ -32,17 +31,7 @@ REGION = "eu-central-1"
 @pytest.fixture(scope="module")
 def table():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-            patch.setenv(name, value)
-        fast_pynamodb_sessions(patch)
-        tables = create_tables_from_template(boto3.Session(region_name=REGION), prefix="rightsdesk-lifecycle")
-        patch.setenv("RIGHTSDESK_TABLE", tables["RightsTable"])
-        config.reload()
-        models.bind_table(tables["RightsTable"])
-        yield tables["RightsTable"]
+        yield moto_cloud(patch, "rightsdesk-lifecycle", region=REGION).tables["RightsTable"]
     faults.clear()
     config.reload()
 

@@ -103,18 +103,9 @@ def detail(request: RequestItem) -> dict:
 
 
 def _own(controller: ControllerItem, request_id: str) -> RequestItem:
-    if not request_id or len(request_id) > 64:
-        raise NotFound("no such request")
-    try:
-        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
-    except RequestItem.DoesNotExist:
-        raise NotFound("no such request") from None
+    request = queries.load_request(request_id)  # NotFound once gone or past its retention time
     # One answer for "not yours", "not routed yet" and "gone": nothing to learn from the difference.
-    if (
-        request.controller_id != controller.controller_id
-        or not _visible(request)
-        or not queries.is_visible(request)
-    ):
+    if request.controller_id != controller.controller_id or not _visible(request):
         raise NotFound("no such request")
     return request
 
