@@ -9,7 +9,6 @@ address: controllers are shown by id, subjects by the first characters of their 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
@@ -18,10 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rightsdesk import breaches, clock
-from rightsdesk.errors import InvalidInput
 from rightsdesk.models import IncidentItem
 
 from rightsdesk_cli.context import Context, use
+from rightsdesk_cli.moments import parse_moment
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
 
@@ -31,17 +30,6 @@ app = typer.Typer(help="Personal-data breaches: declare, follow the notices, rec
 SUBJECT_KEY_CHARS = 12
 # Each look counts the incident's notices (one query); every few seconds is plenty for a person.
 WATCH_SECONDS = 2
-
-
-def parse_moment(text: str, field: str) -> datetime:
-    """ISO 8601 (`2026-11-23T10:00:00Z`, `2026-11-23 10:00`), UTC when no zone is given; or `now`."""
-    if text.strip().lower() == "now":
-        return clock.now()
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{field}: use ISO 8601, e.g. 2026-11-23T10:00:00Z", fields={field: "invalid_format"}) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _csv(value: str | None) -> list[str]:

@@ -16,8 +16,8 @@ from rich.console import RenderableType
 from rightsdesk import clock, policies
 from rightsdesk.errors import InvalidInput
 
-from rightsdesk_cli.breach import parse_moment
 from rightsdesk_cli.context import use
+from rightsdesk_cli.moments import parse_moment
 from rightsdesk_cli.output import JsonFlag, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
 

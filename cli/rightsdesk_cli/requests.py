@@ -6,7 +6,6 @@ it is written to the request's audit trail before anything is displayed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import chain, islice
 from typing import Annotated
 
@@ -20,8 +19,8 @@ from rightsdesk.errors import NotFound
 from rightsdesk.models import AuditEvent, RequestItem
 from rightsdesk.status import Status, is_open
 from rightsdesk_cli.context import use
+from rightsdesk_cli.moments import parse_period_end
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
-from rightsdesk_cli.breach import parse_moment
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(help="Subjects' requests: list, inspect, and resolve those about the operator's own data.",
@@ -222,9 +221,7 @@ def resolve(
         raise typer.BadParameter("choose one of --approve, --reject, --extend-to")
     state = connect_mail(use(ctx, json_output))
     if extend_to is not None:
-        until = deadlines.end_of_date(extend_to)
-        until = until if isinstance(until, datetime) else parse_moment(extend_to, "extend_to")
-        request = own_requests.extend(request_id, until, reason=reason or "")
+        request = own_requests.extend(request_id, parse_period_end(extend_to, "extend_to"), reason=reason or "")
     else:
         decision = own_requests.APPROVE if approve else own_requests.REJECT
         request = own_requests.resolve(request_id, decision, note=note_text, reason=reason, name=name, locale=locale)
