@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
-    idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
-from rightsdesk import delivery, dispatch
+from rightsdesk import delivery, dispatch, handler_support
 from rightsdesk.config import settings
 
 logger = Logger()
@@ -39,33 +34,17 @@ idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_
 MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS") or delivery.DEFAULT_MAX_ATTEMPTS)
 
 
-@lru_cache(maxsize=1)
-def _sqs():
-    return boto3.client("sqs")
-
-
 def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int) -> dict:
     return dispatch.dispatch(message, attempt=attempt, max_attempts=MAX_ATTEMPTS)
 
 
-@lru_cache(maxsize=1)
-def _idempotent_dispatch():
-    """dispatch_once, idempotent on the delivery id. Built on first use, not at import (cold start:
-    powertools' store creates its DynamoDB client when built). Records are keyed on dispatch_once's
-    module and name: rename neither."""
-    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
-    return idempotent_function(dispatch_once, data_keyword_argument="key", persistence_store=persistence,
-                               config=idempotency)
+# Records are keyed on dispatch_once's module and name: rename neither.
+_idempotent_dispatch = handler_support.idempotent_on_first_use(dispatch_once, data_keyword_argument="key",
+                                                               config=idempotency)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
-    try:
-        _sqs().change_message_visibility(
-            QueueUrl=settings().delivery_queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
-        )
-    except (ClientError, BotoCoreError) as error:
-        # The queue's own visibility timeout brings it back instead; later than planned, never lost.
-        logger.warning("could not schedule the retry", extra={"error_type": type(error).__name__})
+    handler_support.come_back_after(settings().delivery_queue_url, record.receipt_handle, seconds)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
-    idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
-from rightsdesk import notify, suppression
+from rightsdesk import handler_support, notify, suppression
 from rightsdesk.config import settings
 
 logger = Logger()
@@ -42,11 +37,6 @@ pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.env
 MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
 
 
-@lru_cache(maxsize=1)
-def _sqs():
-    return boto3.client("sqs")
-
-
 # The suppressed addresses among this invocation's batch, looked up once (rightsdesk.suppression).
 batch_suppressed: set[str] | None = None
 
@@ -55,24 +45,13 @@ def send_once(message: dict) -> dict:
     return notify.send(notify.MailMessage.from_body(message), pacer, batch_suppressed)
 
 
-@lru_cache(maxsize=1)
-def _idempotent_send():
-    """send_once, idempotent on the mail id. Built on first use, not at import (cold start: powertools'
-    store creates its DynamoDB client when built). Records are keyed on send_once's module and name:
-    rename neither."""
-    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
-    return idempotent_function(send_once, data_keyword_argument="message", persistence_store=persistence,
-                               config=idempotency)
+# Records are keyed on send_once's module and name: rename neither.
+_idempotent_send = handler_support.idempotent_on_first_use(send_once, data_keyword_argument="message",
+                                                           config=idempotency)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
-    try:
-        _sqs().change_message_visibility(
-            QueueUrl=settings().mail_queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
-        )
-    except (ClientError, BotoCoreError) as error:
-        # The queue's own visibility timeout brings it back instead: later than planned, never lost.
-        logger.warning("could not schedule the retry", extra={"error_type": type(error).__name__})
+    handler_support.come_back_after(settings().mail_queue_url, record.receipt_handle, seconds)
 
 
 class NoTimeLeft(Exception):

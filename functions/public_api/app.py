@@ -7,9 +7,7 @@ about internals. Nothing here logs a body, an address, a code or a token.
 
 from __future__ import annotations
 
-import os
 import warnings
-from functools import lru_cache
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -20,14 +18,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
-    idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import api_gateway, clock, http, i18n, intake, web
+from rightsdesk import api_gateway, clock, handler_support, http, i18n, intake, web
 from rightsdesk.config import settings
 from rightsdesk.errors import RightsdeskError
 from rightsdesk.status import is_open
@@ -153,14 +149,10 @@ def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str
     return {"request_id": result.request_id, "status": result.status}
 
 
-@lru_cache(maxsize=1)
-def _idempotent_submit():
-    """_submit_once, idempotent on the client's key. Built on first use, not at import (cold start:
-    powertools' store creates its DynamoDB client when built, and only an Idempotency-Key needs it).
-    Records are keyed on _submit_once's module and name: rename neither."""
-    persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
-    return idempotent_function(_submit_once, data_keyword_argument="client_key", persistence_store=persistence,
-                               config=idempotency)
+# Built on first use: only a submission with an Idempotency-Key needs the store. Records are keyed
+# on _submit_once's module and name: rename neither.
+_idempotent_submit = handler_support.idempotent_on_first_use(_submit_once, data_keyword_argument="client_key",
+                                                             config=idempotency)
 
 
 # The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).

@@ -54,9 +54,9 @@ class _FormFriendly(BaseModel):
         if not isinstance(data, dict):
             return data
         unwrapped = dict(data)
-        for name, field in cls.model_fields.items():
+        for name, model_field in cls.model_fields.items():
             value = unwrapped.get(name)
-            if isinstance(value, list) and get_origin(field.annotation) is not list:
+            if isinstance(value, list) and get_origin(model_field.annotation) is not list:
                 unwrapped[name] = value[0] if len(value) == 1 else value
         return unwrapped
 
