@@ -34,6 +34,7 @@ class Worker(threading.Thread):
         # visible at that moment (settle()).
         self.polls = 0
         self.polled = threading.Condition()
+        self.hurry = threading.Event()  # set by settle(): poll without waiting for messages to arrive
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -73,6 +74,8 @@ def settle(workers: list[Worker], timeout: float = 20.0) -> bool:
     (one hop: what those invocations send on may still be on its way). False on timeout."""
     pollers = [w for w in workers if isinstance(w, (SqsPoller, StreamPoller)) and w.is_alive()]
     wanted = {id(w): w.polls + 2 for w in pollers}
+    for worker in pollers:
+        worker.hurry.set()
     deadline = threading.Event()
     timer = threading.Timer(timeout, deadline.set)
     timer.start()
@@ -84,6 +87,8 @@ def settle(workers: list[Worker], timeout: float = 20.0) -> bool:
         return not deadline.is_set()
     finally:
         timer.cancel()
+        for worker in pollers:
+            worker.hurry.clear()
 
 
 # ---------------------------------------------------------------------------------------- SQS
@@ -125,7 +130,7 @@ class SqsPoller(Worker):
             self.sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=self.batch_size,
-                WaitTimeSeconds=1,
+                WaitTimeSeconds=0 if self.hurry.is_set() else 1,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages")
@@ -255,7 +260,7 @@ class StreamPoller(Worker):
             if records:
                 delivered = True
                 self._deliver([r for r in records if any_match(self.patterns, r)], shard_id)
-        if not delivered:
+        if not delivered and not self.hurry.is_set():
             self.stop.wait(0.25)
 
     def _deliver(self, records: list[dict], shard_id: str) -> None:
