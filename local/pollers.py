@@ -317,7 +317,7 @@ class StreamPoller(Worker):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
 
     def _record(self, raw: dict) -> dict:
-        record = _json_safe(copy.deepcopy(raw))
+        record = json_safe(copy.deepcopy(raw))
         record.update(eventVersion="1.1", awsRegion=self.region, eventSourceARN=self.stream_arn)
         return record
 
@@ -328,12 +328,12 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _json_safe(node: Any) -> Any:
+def json_safe(node: Any) -> Any:
     """boto3 hands back bytes and datetimes; Lambda delivers base64 strings and epoch seconds."""
     if isinstance(node, dict):
-        return {key: _json_safe(value) for key, value in node.items()}
+        return {key: json_safe(value) for key, value in node.items()}
     if isinstance(node, list):
-        return [_json_safe(value) for value in node]
+        return [json_safe(value) for value in node]
     if isinstance(node, (bytes, bytearray)):
         return base64.b64encode(node).decode()
     if isinstance(node, datetime):

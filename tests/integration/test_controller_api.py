@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +21,8 @@ import pytest
 import requests
 
 from rightsdesk import clock, deadlines
+
+from tests.support.flows import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +78,6 @@ def new_email() -> str:
     email = f"subject-{uuid.uuid4().hex[:10]}@example.org"
     SENT_PERSONAL.append(email)
     return email
-
-
-def eventually(check, timeout: float = 15, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @dataclass

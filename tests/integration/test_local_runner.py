@@ -26,24 +26,13 @@ from local.intrinsics import NO_VALUE, Resolver, parameter_values
 from local.patterns import any_match, matches
 from local.pollers import interval_seconds
 from local.template import load
+from tests.support.flows import eventually
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
 PYTHON = REPO / ".venv" / "bin" / "python"
-
-
-def eventually(check, timeout: float = 15, interval: float = 0.1):
-    """Poll until check() is truthy (and return it), or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

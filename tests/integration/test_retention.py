@@ -23,22 +23,12 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 
 from tests.integration.conftest import PYTHON, REPO, MotoSession
+from tests.support.flows import eventually
 
 pytestmark = pytest.mark.integration
 
 MINUTE, HOUR, DAY = 60, 3600, 24 * 3600
 SENT_PERSONAL: list[str] = []
-
-
-def eventually(check, timeout: float = 15, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

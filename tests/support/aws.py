@@ -153,3 +153,15 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
 
         patch.setattr(Connection, "scan", refuse_scan)
     return MotoCloud(session, tables, queues, key_id)
+
+
+def verification_code(session, queue_url: str, request_id: str) -> str:
+    """Drains the mail queue up to that request's verification mail and returns its code."""
+    sqs = session.client("sqs")
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            context = json.loads(message["Body"])["context"]
+            if request_id in context.get("verify_url", ""):
+                return context["code"]
+    raise AssertionError("no verification mail for that request")

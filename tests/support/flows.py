@@ -21,7 +21,8 @@ TABLE = "rightsdesk-local-RightsTable"
 JSON = {"Accept": "application/json"}
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy (and return it), or fail at the deadline naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -29,7 +30,12 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> 
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(interval)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15, interval: float = 0.1) -> Any:
+    """wait_for without a description, for checks that speak for themselves."""
+    return wait_for(check, f"a condition ({timeout} s)", timeout, interval)
 
 
 class Flow:

@@ -8,12 +8,15 @@ and issue 6), so these tests do not depend on either being finished.
 
 from __future__ import annotations
 
-import base64
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
+from pynamodb.connection import Connection
 from boto3.dynamodb.types import TypeDeserializer
 
 from rightsdesk import clock, config, hashing, intake, models, outbox, registry, retention
@@ -21,8 +24,14 @@ from rightsdesk.intake import Submission
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import RequestItem
 from rightsdesk.retention import Rule
+from local.pollers import json_safe
 from rightsdesk.status import Status
-from tests.support.aws import create_queues_from_template, create_tables_from_template
+from tests.support.aws import (
+    create_queues_from_template,
+    create_tables_from_template,
+    fast_pynamodb_sessions,
+    verification_code,
+)
 
 REGION = "eu-central-1"
 BASE_URL = "https://rights.test"
@@ -71,15 +80,7 @@ class World:
         return intake.submit(submission, base_url=BASE_URL, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
-        sqs = self.session.client("sqs")
-        queue = self.queues["MailQueue"]
-        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                context = json.loads(message["Body"])["context"]
-                if request_id in context.get("verify_url", ""):
-                    return context["code"]
-        raise AssertionError("no verification mail for that request")
+        return verification_code(self.session, self.queues["MailQueue"], request_id)
 
     def verified(self, site: str | None = None) -> tuple[str, str]:
         """A verified request: (request id, status token)."""
@@ -139,25 +140,30 @@ class World:
         items = self._shard().items
         records = []
         for raw in items[self._seen:]:
-            record = _json_safe(raw.to_json())
+            record = json_safe(raw.to_json())
             record.update(eventSourceARN=self.stream_arn, awsRegion=REGION)
             records.append(record)
         self._seen = len(items)
         return records
 
 
-def _json_safe(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: _json_safe(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_json_safe(value) for value in node]
-    if isinstance(node, (bytes, bytearray)):
-        return base64.b64encode(node).decode()
-    if isinstance(node, datetime):
-        return node.timestamp()
-    return node
-
-
 def as_ttl_deletion(record: dict) -> dict:
     """moto cannot expire items: a TTL deletion is a REMOVE that DynamoDB's service principal made."""
     return {**record, "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
+
+
+@contextmanager
+def world_in_moto(*, no_scans: str | None = None) -> Iterator[World]:
+    """A World on moto in this process, the injectable clock at zero offset; with `no_scans`, any
+    table scan fails with that message."""
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        aws_environment(patch)
+        fast_pynamodb_sessions(patch)
+        if no_scans:
+            def refuse_scan(*args, **kwargs):
+                raise AssertionError(no_scans)
+
+            patch.setattr(Connection, "scan", refuse_scan)
+        clock.set_offset(0)
+        yield World(patch)
+    clock.set_offset(0)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from rightsdesk import clock, config, hashing, intake, models, outbox, registry, retention
 from rightsdesk.intake import Submission
 from rightsdesk_cli.main import app
-from tests.support.aws import moto_cloud
+from tests.support.aws import moto_cloud, verification_code
 
 REGION = "eu-central-1"
 EMAIL = "ada@example.org"
@@ -44,15 +44,7 @@ class World:
 
     def code_for(self, request_id: str) -> str:
         """Drains the mail queue up to that request's verification mail and returns its code."""
-        sqs = self.session.client("sqs")
-        queue = self.queues["MailQueue"]
-        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                context = json.loads(message["Body"])["context"]
-                if request_id in context.get("verify_url", ""):
-                    return context["code"]
-        raise AssertionError("no verification mail for that request")
+        return verification_code(self.session, self.queues["MailQueue"], request_id)
 
     def audit_items(self, request_id: str) -> list[dict]:
         dynamodb = self.session.client("dynamodb")

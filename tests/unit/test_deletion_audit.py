@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from local.patterns import any_match, parse_filters
@@ -22,8 +21,8 @@ from local.template import event_sources
 from rightsdesk import clock, deletion, holds, intake, sweeper
 from rightsdesk.deletion import Cause
 from rightsdesk_cli.main import app as cli
-from tests.support.aws import fast_pynamodb_sessions, load_template
-from tests.support.retention_world import DETAILS, EMAIL, NAME, World, as_ttl_deletion, aws_environment
+from tests.support.aws import load_template
+from tests.support.retention_world import DETAILS, EMAIL, NAME, World, as_ttl_deletion, world_in_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600
@@ -49,12 +48,8 @@ def _load_handler():
 
 @pytest.fixture
 def world():
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        aws_environment(patch)
-        fast_pynamodb_sessions(patch)
-        clock.set_offset(0)
-        yield World(patch)
-    clock.set_offset(0)
+    with world_in_moto() as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -5,25 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from rightsdesk import clock
 from rightsdesk_cli.main import app
-from tests.support.aws import fast_pynamodb_sessions
-from tests.support.retention_world import EMAIL, World, aws_environment
+from tests.support.retention_world import EMAIL, world_in_moto
 
 HOUR = 3600
 
 
 @pytest.fixture
 def world():
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        aws_environment(patch)
-        fast_pynamodb_sessions(patch)
-        clock.set_offset(0)
-        yield World(patch)
-    clock.set_offset(0)
+    with world_in_moto() as made:
+        yield made
 
 
 def run(*args: str):

@@ -10,15 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from moto import mock_aws
-from pynamodb.connection import Connection
 
 from rightsdesk import clock, holds, intake, models, queries, retention, sweeper
 from rightsdesk.errors import Conflict, NotFound
 from rightsdesk.models import RequestItem
 from rightsdesk.retention import Rule
-from tests.support.aws import fast_pynamodb_sessions
-from tests.support.retention_world import DETAILS, EMAIL, NAME, World, aws_environment
+from tests.support.retention_world import DETAILS, EMAIL, NAME, World, world_in_moto
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -26,17 +23,8 @@ DAY = 24 * HOUR
 
 @pytest.fixture
 def world():
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        aws_environment(patch)
-        fast_pynamodb_sessions(patch)
-
-        def no_scans(*args, **kwargs):
-            raise AssertionError("retention must never scan the table")
-
-        patch.setattr(Connection, "scan", no_scans)
-        clock.set_offset(0)
-        yield World(patch)
-    clock.set_offset(0)
+    with world_in_moto(no_scans="retention must never scan the table") as made:
+        yield made
 
 
 def at(seconds: float) -> None:
