@@ -68,16 +68,17 @@ def measure(functions: list[str], runs: int = 7) -> list[dict]:
     return rows
 
 
-# What a function pays before its own code: boto3 and powertools' Logger and Metrics (no Tracer since
-# issue 7: the X-Ray SDK it imports built two botocore clients for its sampler). Queue and stream
-# functions add the Batch utility and read the table (the core's pynamodb models); the API functions
-# build the Event Handler with validation, which imports pydantic.
-_FLOOR = "import boto3\nfrom aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n"
+# What a function pays before its own code: the core's pynamodb models (every function reads or
+# writes the table; pynamodb brings botocore) and powertools' Logger and Metrics. No Tracer since
+# issue 7 (the X-Ray SDK built two botocore clients for its sampler) and no boto3 at load (the core's
+# clients are botocore's, rightsdesk.aws_clients). Queue and stream functions add the Batch utility;
+# the API functions build the Event Handler with validation, which imports pydantic.
+_FLOOR = "import rightsdesk.models\nfrom aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n"
 REFERENCES = {
-    "(floor) boto3 + powertools Logger, Metrics": "code:" + _FLOOR,
-    "(batch floor) + Batch utility, the core's models":
+    "(floor) the core's models, powertools Logger, Metrics": "code:" + _FLOOR,
+    "(batch floor) + Batch utility":
         "code:" + _FLOOR + "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
-        "BatchProcessor(event_type=EventType.SQS)\nimport rightsdesk.models",
+        "BatchProcessor(event_type=EventType.SQS)",
     "(API floor) + Event Handler with validation":
         "code:" + _FLOOR + "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
         "APIGatewayRestResolver(enable_validation=True)",

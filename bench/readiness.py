@@ -93,29 +93,32 @@ def imports_note(rows: list[dict], target: float) -> str:
     parts = [f"{len(missed)} of the functions miss the target: {', '.join(missed)}." if missed
              else "Every function meets the target."]
     if floor is not None:
-        parts.append(f"The floor row is what every function imports before a line of its own (boto3, powertools' "
-                     f"Logger and Metrics): {floor:.2f} times bare boto3. No function loads powertools' Tracer: the "
-                     "X-Ray SDK it imports built two botocore clients for its sampler on every cold start, and "
-                     "Lambda records its own segments without it (docs/decisions.md).")
+        parts.append(f"The floor row is what every function imports before a line of its own (the core's pynamodb "
+                     f"models, which bring botocore, and powertools' Logger and Metrics): {floor:.2f} times bare "
+                     "boto3. No function imports boto3 at load: the core's SQS, SES and KMS clients are botocore's "
+                     "(rightsdesk.aws_clients), which spares s3transfer and boto3's resource layer. No function "
+                     "loads powertools' Tracer: the X-Ray SDK it imports built two botocore clients for its sampler "
+                     "on every cold start, and Lambda records its own segments without it (docs/decisions.md).")
     if batch_floor is not None:
         parts.append(f"Queue and stream functions also load powertools' Batch utility (asyncio and every event class "
-                     f"powertools has) and the core's pynamodb models: {batch_floor:.2f} times bare boto3 (the batch "
-                     "floor row). Above it each adds the core modules its records need, many small ones and no "
-                     "heavy library: the dispatcher delivery and webhooks, the notifier mail and MIME, both the "
-                     "idempotency utility; own_requests contacts, consents, the registry and the subject's data.")
+                     f"powertools has): {batch_floor:.2f} times bare boto3 (the batch floor row). Above it each adds "
+                     "the core modules its records need, many small ones and no heavy library: the dispatcher "
+                     "delivery and webhooks, the notifier mail and MIME; own_requests contacts, consents, the "
+                     "registry and the subject's data.")
     if api_floor is not None:
         parts.append(f"The API functions ({', '.join(API_FUNCTIONS)}) also build the Event Handler with "
                      f"validation, which imports pydantic: {api_floor:.2f} times bare boto3 with nothing of ours "
                      "(the API floor row)" + (", above the target before any route or model, so they cannot meet it "
-                     "without giving up the Event Handler's validation. Above that floor: the core's pynamodb "
-                     "models, and the pydantic models of the requests they validate." if api_missed else "."))
-    parts.append("Imported or built on first use instead of at load: the idempotency store and its DynamoDB client, "
-                 "Jinja2 and Babel (pages and mail), the breach bookkeeping of the notifier, the breach and policy "
-                 "records of the dispatcher (only its two notice events need them). A function whose every "
-                 "invocation needs one pays it in its first invocation instead (the dispatcher and the notifier keep "
-                 "every record idempotent, the notifier renders every mail): for those the ratio is the import "
-                 "alone, not the whole cold start. Requests are loaded through rightsdesk.queries, which holds no "
-                 "pydantic model, so only the API functions import pydantic.")
+                     "without giving up the Event Handler's validation, which DESIGN.md chose. Above that floor: "
+                     "the pydantic models of the requests they validate and the core modules of their routes."
+                     if api_missed else "."))
+    parts.append("Imported or built on first use instead of at load: powertools' idempotency utility (it imports "
+                 "boto3), its store and DynamoDB client; Jinja2 and Babel (pages and mail); the breach bookkeeping "
+                 "of the notifier; the breach and policy records of the dispatcher (only its two notice events "
+                 "need them). A function whose every invocation needs one pays it in its first invocation instead "
+                 "(the dispatcher and the notifier keep every record idempotent, the notifier renders every mail): "
+                 "for those the ratio is the import alone, not the whole cold start. Requests are loaded through "
+                 "rightsdesk.queries, which holds no pydantic model, so only the API functions import pydantic.")
     close = [r["function"] for r in rows if not r["function"].startswith("(") and abs(r["ratio"] - target) < 0.1]
     if close:
         parts.append(f"Within 0.1 of the target, where a rerun on a shared machine can land on either side: "

@@ -30,11 +30,10 @@ def connect_mail(state: Context, *, hash_key: bool = False) -> Context:
         missing.append("HASH_KEY_SECRET_ARN")
     if missing:
         raise CliError(f"set {', '.join(missing)} (or use --stack / --local)", code="no_target")
-    from rightsdesk import config, hashing, notify, outbox
+    from rightsdesk import aws_clients, config, hashing
 
     config.reload()
-    outbox.forget_clients()
-    notify.forget_clients()
+    aws_clients.forget_clients()
     hashing.forget_key()
     return state
 

@@ -16,9 +16,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import delivery, dispatch, handler_support
@@ -28,8 +25,6 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
-# Keyed on the delivery id; the stored answer is ids and outcome words, never request content.
-idempotency = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=7 * 24 * 3600)
 # The DeliveryQueue's maxReceiveCount: the receive that may not fail without giving up.
 MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS") or delivery.DEFAULT_MAX_ATTEMPTS)
 
@@ -38,9 +33,11 @@ def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int)
     return dispatch.dispatch(message, attempt=attempt, max_attempts=MAX_ATTEMPTS)
 
 
+# Keyed on the delivery id; the stored answer is ids and outcome words, never request content.
 # Records are keyed on dispatch_once's module and name: rename neither.
-_idempotent_dispatch = handler_support.idempotent_on_first_use(dispatch_once, data_keyword_argument="key",
-                                                               config=idempotency)
+_idempotent_dispatch = handler_support.IdempotentOnFirstUse(dispatch_once, data_keyword_argument="key",
+                                                            event_key_jmespath="delivery_id",
+                                                            expires_after_seconds=7 * 24 * 3600)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -61,7 +58,7 @@ def record_handler(record: SQSRecord) -> None:
     where = {"delivery_id": message.delivery_id, "event": message.event, "attempt": attempt,
              **{name: value for name, value in ids.items() if value}}
     try:
-        result = _idempotent_dispatch()(key=message.key(), message=message, attempt=attempt)
+        result = _idempotent_dispatch(key=message.key(), message=message, attempt=attempt)
     except delivery.RetryLater as failed:
         _come_back_after(record, failed.delay)
         final = isinstance(failed, delivery.Exhausted)
@@ -81,5 +78,5 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    idempotency.register_lambda_context(context)
+    _idempotent_dispatch.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

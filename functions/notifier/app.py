@@ -18,9 +18,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import handler_support, notify, suppression
@@ -30,8 +27,6 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
-# Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
-idempotency = IdempotencyConfig(event_key_jmespath="mail_id", expires_after_seconds=7 * 24 * 3600)
 # SES's send rate shared by at most NOTIFIER_CONCURRENCY instances (docs/notices.md, "Send rate").
 pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.environ.get("NOTIFIER_CONCURRENCY") or 1))
 MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
@@ -45,9 +40,11 @@ def send_once(message: dict) -> dict:
     return notify.send(notify.MailMessage.from_body(message), pacer, batch_suppressed)
 
 
+# Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
 # Records are keyed on send_once's module and name: rename neither.
-_idempotent_send = handler_support.idempotent_on_first_use(send_once, data_keyword_argument="message",
-                                                           config=idempotency)
+_idempotent_send = handler_support.IdempotentOnFirstUse(send_once, data_keyword_argument="message",
+                                                        event_key_jmespath="mail_id",
+                                                        expires_after_seconds=7 * 24 * 3600)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -67,7 +64,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         _come_back_after(record, 0)
         raise NoTimeLeft(message.mail_id)
     try:
-        result = _idempotent_send()(message=body)
+        result = _idempotent_send(message=body)
     except Exception as error:
         final = attempt >= MAX_ATTEMPTS
         # The type only: messages of library errors can quote the address they choked on.
@@ -89,7 +86,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     global batch_suppressed
-    idempotency.register_lambda_context(context)
+    _idempotent_send.register_lambda_context(context)
     batch_suppressed = _suppressed_in(event)
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

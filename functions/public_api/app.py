@@ -17,10 +17,6 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import api_gateway, clock, handler_support, http, i18n, intake, web
@@ -39,9 +35,6 @@ _origins = settings().cors_allow_origins
 cors = (CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600,
                    allow_headers=["Idempotency-Key"]) if _origins else None)
 app = APIGatewayRestResolver(enable_validation=True, cors=cors)
-
-# The record holds a hash of the client's key and the answer (request id, status): no personal data.
-idempotency = IdempotencyConfig(event_key_jmespath="[site, key]", expires_after_seconds=24 * 3600)
 
 
 # ------------------------------------------------------------------ helpers
@@ -149,10 +142,12 @@ def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str
     return {"request_id": result.request_id, "status": result.status}
 
 
-# Built on first use: only a submission with an Idempotency-Key needs the store. Records are keyed
+# Built on first use: only a submission with an Idempotency-Key needs the store. The record holds a
+# hash of the client's key and the answer (request id, status): no personal data. Records are keyed
 # on _submit_once's module and name: rename neither.
-_idempotent_submit = handler_support.idempotent_on_first_use(_submit_once, data_keyword_argument="client_key",
-                                                             config=idempotency)
+_idempotent_submit = handler_support.IdempotentOnFirstUse(_submit_once, data_keyword_argument="client_key",
+                                                          event_key_jmespath="[site, key]",
+                                                          expires_after_seconds=24 * 3600)
 
 
 # The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).
@@ -173,7 +168,7 @@ def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
     if client_key:
-        answer = _idempotent_submit()(
+        answer = _idempotent_submit(
             client_key={"site": submission.site.lower(), "key": client_key[:128]},
             submission=submission,
             locale=locale,
@@ -287,7 +282,7 @@ def validation_error(error: RequestValidationError) -> Response:
     return error_response(status, code, message, fields)
 
 
-@app.exception_handler(IdempotencyAlreadyInProgressError)
+@app.exception_handler(handler_support.AlreadyInProgress)
 def duplicate_in_flight(_: Exception) -> Response:
     return error_response(409, "in_progress", "the same request is being processed; retry shortly")
 
@@ -330,7 +325,7 @@ def _html_error(status: int, code: str, fields: dict[str, str], message: str) ->
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    idempotency.register_lambda_context(context)
+    _idempotent_submit.register_lambda_context(context)
     # With an origin list the answer depends on the Origin header: caches must key on it.
     vary = {"Vary": "Origin"} if cors else {}
     return api_gateway.answer(event, lambda: app.resolve(event, context), extra_headers=vary)

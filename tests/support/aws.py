@@ -122,7 +122,7 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
     import boto3
     from pynamodb.connection import Connection
 
-    from rightsdesk import config, hashing, models, outbox, sealing
+    from rightsdesk import aws_clients, config, hashing, models, sealing
 
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         patch.delenv(name, raising=False)
@@ -144,7 +144,7 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
             patch.setenv(name, value)
     config.reload()
     hashing.forget_key()
-    outbox.forget_clients()
+    aws_clients.forget_clients()
     sealing.forget_clients()
     models.bind_table(tables["RightsTable"])
     if no_scans:

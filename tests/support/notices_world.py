@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from rightsdesk import clock, config, hashing, models, notify, outbox, registry
+from rightsdesk import aws_clients, clock, config, hashing, models, notify, registry
 from rightsdesk.models import ControllerItem, RequestItem
 from rightsdesk.status import Status
 
@@ -69,8 +69,7 @@ class World:
         patch.setenv("DELIVERY_QUEUE_URL", self.queues["DeliveryQueue"])
         config.reload()
         hashing.forget_key()
-        outbox.forget_clients()
-        notify.forget_clients()
+        aws_clients.forget_clients()
         models.bind_table(self.table)
         self.ses = self.session.client("ses")
         self.ses.verify_email_identity(EmailAddress=SENDER)

@@ -19,7 +19,7 @@ from moto import mock_aws
 from pynamodb.connection import Connection
 from boto3.dynamodb.types import TypeDeserializer
 
-from rightsdesk import clock, config, hashing, intake, models, outbox, registry, retention
+from rightsdesk import aws_clients, clock, config, hashing, intake, models, registry, retention
 from rightsdesk.intake import Submission
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import RequestItem
@@ -59,7 +59,7 @@ class World:
         patch.setenv("DELIVERY_QUEUE_URL", self.queues["DeliveryQueue"])
         config.reload()
         hashing.forget_key()
-        outbox.forget_clients()
+        aws_clients.forget_clients()
         models.bind_table(self.table)
         self.dynamodb = self.session.client("dynamodb")
         self.stream_arn = self.dynamodb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk import clock, config, hashing, intake, models, outbox, registry, retention
+from rightsdesk import aws_clients, clock, config, hashing, intake, models, registry, retention
 from rightsdesk.intake import Submission
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud, verification_code
@@ -63,7 +63,7 @@ def world():
         world = moto_cloud(patch, env={"RIGHTSDESK_STACK": None}, no_scans="the CLI must not scan the table",
                            region=REGION)
         yield World(world.session, world.tables, world.queues)
-        outbox.forget_clients()
+        aws_clients.forget_clients()
     config.reload()
 
 

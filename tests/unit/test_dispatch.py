@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import breaches, clock, config, deadline_watch, delivery, dispatch, hashing, intake, outbox
+from rightsdesk import aws_clients, breaches, clock, config, deadline_watch, delivery, dispatch, hashing, intake
 from rightsdesk import policies, registry, retention, sealing, webhooks
 from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.intake import Submission
@@ -80,7 +80,7 @@ def cloud():
                            no_scans="delivery must not scan the table")
         session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues, f"http://127.0.0.1:{server.server_address[1]}/hook")
-        outbox.forget_clients()
+        aws_clients.forget_clients()
         sealing.forget_clients()
     config.reload()
     server.shutdown()

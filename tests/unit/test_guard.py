@@ -10,7 +10,7 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk import clock, config, guard, hashing, intake, outbox, registry
+from rightsdesk import aws_clients, clock, config, guard, hashing, intake, registry
 from rightsdesk.errors import NotFound, TooManyAttempts, Unauthorized
 from rightsdesk.intake import Submission
 from tests.support.aws import moto_cloud
@@ -26,7 +26,7 @@ def cloud():
         session, tables, queues = world.session, world.tables, world.queues
         registry.register(name="Guarded", site_key="guarded", contact_email="dpo@guarded.example", delivery="pull")
         yield session, tables["RightsTable"], queues["MailQueue"]
-        outbox.forget_clients()
+        aws_clients.forget_clients()
     config.reload()
     clock.set_offset(0)
 

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import clock, config, credentials, hashing, intake, outbox, registry, sealing, subjects
+from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, sealing, subjects
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.intake import Submission
 from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
@@ -58,7 +58,7 @@ def cloud():
                            no_scans="the registry must not scan the table", region=REGION)
         session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues["MailQueue"])
-        outbox.forget_clients()
+        aws_clients.forget_clients()
         sealing.forget_clients()
     config.reload()
 

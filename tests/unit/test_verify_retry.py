@@ -18,7 +18,7 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk import clock, config, hashing, intake, outbox, registry, retention
+from rightsdesk import aws_clients, clock, config, hashing, intake, outbox, registry, retention
 from rightsdesk.errors import Conflict, InvalidCode, Unauthorized
 from rightsdesk.intake import Submission
 from rightsdesk.models import RequestItem
@@ -39,7 +39,7 @@ def cloud():
         session, queues = world.session, world.queues
         registry.register(name="Retried", site_key="retried", contact_email="dpo@retried.example", delivery="pull")
         yield session, queues
-        outbox.forget_clients()
+        aws_clients.forget_clients()
     config.reload()
     clock.set_offset(0)
 

@@ -1,9 +1,9 @@
 """Plumbing the handlers share around powertools and SQS, kept out of the rules.
 
-- An idempotent function whose store is built on its first call, not at import: powertools'
-  DynamoDB store creates its client when built, a cost a cold start need not pay before it knows it
-  needs it. Records are keyed on the wrapped function's module and name: renaming either forgets
-  what was stored.
+- An idempotent function whose idempotency utility, config and store are imported and built on its
+  first call, not at import: powertools' idempotency package imports boto3 (and its DynamoDB store
+  builds a client), a cost a cold start need not pay before it knows it needs it. Records are keyed
+  on the wrapped function's module and name: renaming either forgets what was stored.
 - Sending a received message back after a delay (the retry schedules of the dispatcher and the
   notifier): the message's visibility timeout, changed in place.
 """
@@ -13,32 +13,59 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
+
+from rightsdesk import aws_clients
 
 log = logging.getLogger(__name__)
 
 
-def idempotent_on_first_use(function: Callable, *, data_keyword_argument: str, config: Any) -> Callable[[], Callable]:
-    """An accessor for `function` made idempotent on `data_keyword_argument` (powertools'
-    idempotent_function with the IDEMPOTENCY_TABLE store), built when first asked for."""
+class AlreadyInProgress(Exception):
+    """The same idempotency key is being processed by another invocation right now."""
 
-    @lru_cache(maxsize=1)
-    def idempotent() -> Callable:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
+class IdempotentOnFirstUse:
+    """`function` made idempotent on `data_keyword_argument` by powertools' idempotent_function with
+    the IDEMPOTENCY_TABLE store; `config` are IdempotencyConfig's arguments. Call it with keyword
+    arguments, as the function itself."""
+
+    def __init__(self, function: Callable, *, data_keyword_argument: str, **config: Any) -> None:
+        self._function = function
+        self._data_keyword_argument = data_keyword_argument
+        self._config_arguments = config
+        self._config: Any = None
+        self._idempotent: Callable | None = None
+        self._lambda_context: Any = None
+
+    def register_lambda_context(self, lambda_context: Any) -> None:
+        """Each invocation's context: an in-progress record expires with the invocation's time left."""
+        self._lambda_context = lambda_context
+        if self._config is not None:
+            self._config.register_lambda_context(lambda_context)
+
+    def _build(self) -> Callable:
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        self._config = IdempotencyConfig(**self._config_arguments)
+        if self._lambda_context is not None:
+            self._config.register_lambda_context(self._lambda_context)
         persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
-        return idempotent_function(function, data_keyword_argument=data_keyword_argument,
-                                   persistence_store=persistence, config=config)
+        return idempotent_function(self._function, data_keyword_argument=self._data_keyword_argument,
+                                   persistence_store=persistence, config=self._config)
 
-    return idempotent
+    def __call__(self, **arguments: Any) -> Any:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-
-@lru_cache(maxsize=1)
-def _sqs():
-    import boto3
-
-    return boto3.client("sqs")
+        if self._idempotent is None:
+            self._idempotent = self._build()
+        try:
+            return self._idempotent(**arguments)
+        except IdempotencyAlreadyInProgressError:
+            raise AlreadyInProgress() from None
 
 
 def come_back_after(queue_url: str, receipt_handle: str, seconds: int) -> None:
@@ -47,6 +74,7 @@ def come_back_after(queue_url: str, receipt_handle: str, seconds: int) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        _sqs().change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+        aws_clients.client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle,
+                                                            VisibilityTimeout=seconds)
     except (ClientError, BotoCoreError) as error:
         log.warning("could not schedule the retry", extra={"error_type": type(error).__name__})

@@ -19,12 +19,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import boto3
-
-from rightsdesk import contacts, mail, mime, notice_mail, own_mail, suppression, unsubscribe
+from rightsdesk import aws_clients, contacts, mail, mime, notice_mail, own_mail, suppression, unsubscribe
 from rightsdesk.config import settings
 
 SENT = "sent"
@@ -91,13 +88,8 @@ class Pacer:
             time.sleep(delay)
 
 
-@lru_cache(maxsize=1)
 def _ses():
-    return boto3.client("ses")
-
-
-def forget_clients() -> None:
-    _ses.cache_clear()
+    return aws_clients.client("ses")
 
 
 def render(message: MailMessage, context: dict[str, Any]) -> mail.RenderedMail:

@@ -7,22 +7,14 @@ KMS-encrypted and nothing here logs a message body.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
-import boto3
-
-from rightsdesk import hashing
+from rightsdesk import aws_clients, hashing
 from rightsdesk.config import settings
 
 
-@lru_cache(maxsize=1)
 def _sqs():
-    return boto3.client("sqs")
-
-
-def forget_clients() -> None:
-    _sqs.cache_clear()
+    return aws_clients.client("sqs")
 
 
 def enqueue_mail(*, to: str, template: str, locale: str, context: dict[str, Any], mail_id: str | None = None) -> str:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import base64
 from functools import lru_cache
 
-import boto3
-
+from rightsdesk import aws_clients
 from rightsdesk.config import settings
 
 
-@lru_cache(maxsize=1)
 def _kms():
-    return boto3.client("kms")
+    return aws_clients.client("kms")
 
 
 def forget_clients() -> None:
-    _kms.cache_clear()
+    """Forget the secrets decrypted so far (the KMS clients themselves are aws_clients')."""
     _unseal.cache_clear()
 
 

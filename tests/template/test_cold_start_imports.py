@@ -1,0 +1,56 @@
+"""What a cold start loads: each handler imported alone in a fresh interpreter, as Lambda imports it.
+
+Issue 7 (import time under 1.5 times bare boto3): these are the libraries the functions shed at load.
+A module-level import that brings one back fails here rather than only in `make bench`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.template.test_template import ROOT
+
+API_FUNCTIONS = {"public_api", "controller_api"}
+FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+
+_LOADED_BY_IMPORT = r"""
+import importlib.util, json, sys
+app = sys.argv[1]
+sys.path.insert(0, app.rsplit("/", 1)[0])
+spec = importlib.util.spec_from_file_location("handler", app)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(json.dumps(sorted(name for name in sys.modules if "." not in name or name.startswith("aws_lambda_powertools."))))
+"""
+
+
+@functools.cache
+def loaded_at_import(function: str) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RIGHTSDESK_HASH_KEY": "testing"}
+    run = subprocess.run([sys.executable, "-c", _LOADED_BY_IMPORT, str(ROOT / "functions" / function / "app.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return set(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_cold_start_loads_no_boto3_idempotency_or_templates(function):
+    """The core's clients are botocore's (s3transfer and boto3's resources cost a seventh of bare boto3);
+    powertools' idempotency utility (which imports boto3), Jinja2 and Babel load on first use."""
+    loaded = loaded_at_import(function)
+    assert loaded.isdisjoint({"boto3", "s3transfer", "jinja2", "babel", "aws_xray_sdk"}), sorted(
+        loaded & {"boto3", "s3transfer", "jinja2", "babel", "aws_xray_sdk"})
+    assert "aws_lambda_powertools.utilities.idempotency" not in loaded
+    assert "botocore" in loaded, "the check sees what the handler imported"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_only_the_api_functions_load_pydantic(function):
+    """Requests are read through rightsdesk.queries; pydantic comes with the Event Handler's validation."""
+    assert ("pydantic" in loaded_at_import(function)) == (function in API_FUNCTIONS)
