@@ -23,17 +23,13 @@ def _session() -> Any:
 
 
 @lru_cache(maxsize=None)
-def _client(service: str) -> Any:
+def client(service: str) -> Any:
     with _building:  # a botocore session is not safe to build clients from in two threads at once
         return _session().create_client(service)
-
-
-def client(service: str) -> Any:
-    return _client(service)
 
 
 def forget_clients() -> None:
     """Drop every client: the next call builds one for the environment as it is now (tests and the
     local runner point the core at a new moto)."""
-    _client.cache_clear()
+    client.cache_clear()
     _session.cache_clear()

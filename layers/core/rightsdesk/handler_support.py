@@ -40,8 +40,6 @@ class IdempotentOnFirstUse:
     def register_lambda_context(self, lambda_context: Any) -> None:
         """Each invocation's context: an in-progress record expires with the invocation's time left."""
         self._lambda_context = lambda_context
-        if self._config is not None:
-            self._config.register_lambda_context(lambda_context)
 
     def _build(self) -> Callable:
         from aws_lambda_powertools.utilities.idempotency import (
@@ -51,8 +49,6 @@ class IdempotentOnFirstUse:
         )
 
         self._config = IdempotencyConfig(**self._config_arguments)
-        if self._lambda_context is not None:
-            self._config.register_lambda_context(self._lambda_context)
         persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
         return idempotent_function(self._function, data_keyword_argument=self._data_keyword_argument,
                                    persistence_store=persistence, config=self._config)
@@ -62,6 +58,8 @@ class IdempotentOnFirstUse:
 
         if self._idempotent is None:
             self._idempotent = self._build()
+        if self._lambda_context is not None:
+            self._config.register_lambda_context(self._lambda_context)
         try:
             return self._idempotent(**arguments)
         except IdempotencyAlreadyInProgressError:
