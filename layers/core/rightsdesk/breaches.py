@@ -277,11 +277,8 @@ def queue(incident: IncidentItem, notices: list[NoticeItem], controller_names: d
 def load(incident_id: str) -> IncidentItem:
     if not incident_id or len(incident_id) > 64:
         raise NotFound("no such incident")
-    try:
-        incident = IncidentItem.get(IncidentItem.key(incident_id), IncidentItem.SK, consistent_read=True)
-    except IncidentItem.DoesNotExist:
-        raise NotFound(f"no incident {incident_id}") from None
-    if not retention.is_live(incident):
+    incident = retention.live_item(IncidentItem, IncidentItem.key(incident_id), IncidentItem.SK, consistent_read=True)
+    if incident is None:
         raise NotFound(f"no incident {incident_id}")
     return incident
 

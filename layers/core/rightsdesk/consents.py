@@ -117,11 +117,9 @@ def ledger(email_hash: str) -> list[ConsentItem]:
 
 def state(email_hash: str, purpose: str) -> str | None:
     """granted, withdrawn, or None when the ledger has no record of that purpose."""
-    try:
-        item = ConsentItem.get(ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}", consistent_read=True)
-    except ConsentItem.DoesNotExist:
-        return None
-    return item.state if retention.is_live(item) else None
+    item = retention.live_item(ConsentItem, ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}",
+                               consistent_read=True)
+    return item.state if item is not None else None
 
 
 def view(item: ConsentItem) -> dict:

@@ -26,11 +26,8 @@ def load_request(request_id: str) -> RequestItem:
     """The request, or NotFound if it never existed or its retention time has passed."""
     if not request_id or len(request_id) > 64:
         raise NotFound("no such request")
-    try:
-        request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
-    except RequestItem.DoesNotExist:
-        raise NotFound("no such request") from None
-    if not retention.is_live(request):
+    request = retention.live_item(RequestItem, RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
+    if request is None:
         raise NotFound("no such request")
     return request
 

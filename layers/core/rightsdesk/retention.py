@@ -146,3 +146,13 @@ def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
 def is_live(item) -> bool:
     """Whether a read may see the item at all: expired means absent, unless a legal hold applies."""
     return getattr(item, "legal_hold", None) is not None or not is_expired(item.expires_at)
+
+
+def live_item(model, hash_key: str, range_key: str, *, consistent_read: bool = False):
+    """The item of `model` at that key if a read may see it (is_live), else None: missing and
+    expired read the same."""
+    try:
+        item = model.get(hash_key, range_key, consistent_read=consistent_read)
+    except model.DoesNotExist:
+        return None
+    return item if is_live(item) else None

@@ -65,11 +65,7 @@ def file_request(request: RequestItem) -> None:
 def gather(subject_hash: str) -> Holdings:
     pk = ContactItem.key(subject_hash)
     found = Holdings(subject_hash)
-    try:
-        contact = ContactItem.get(pk, ContactItem.SK, consistent_read=True)
-        found.contact = contact if retention.is_live(contact) else None
-    except ContactItem.DoesNotExist:
-        pass
+    found.contact = retention.live_item(ContactItem, pk, ContactItem.SK, consistent_read=True)
     found.memberships = _live(ListMemberItem.query(pk, ListMemberItem.sk.startswith(ListMemberItem.SK_PREFIX),
                                                    consistent_read=True))
     found.consents = consents.ledger(subject_hash)
@@ -81,11 +77,7 @@ def gather(subject_hash: str) -> Holdings:
         (r for r in requests if queries.is_visible(r) and r.subject_hash == subject_hash), key=lambda r: r.created_at
     )
     found.notices = _breach_notices(subject_hash)
-    try:
-        suppressed = SuppressionItem.get(SuppressionItem.key(subject_hash), SuppressionItem.SK)
-        found.suppression = suppressed if retention.is_live(suppressed) else None
-    except SuppressionItem.DoesNotExist:
-        pass
+    found.suppression = retention.live_item(SuppressionItem, SuppressionItem.key(subject_hash), SuppressionItem.SK)
     found.history = audit.trail(pk)
     return found
 
@@ -97,11 +89,8 @@ def _live(items) -> list:
 def _breach_notices(subject_hash: str) -> list[tuple[IncidentItem, NoticeItem]]:
     found = []
     for incident in IncidentItem.listing.query(IncidentItem.PARTITION):
-        try:
-            notice = NoticeItem.get(incident.pk, NoticeItem.sort_key(SUBJECT, subject_hash))
-        except NoticeItem.DoesNotExist:
-            continue
-        if retention.is_live(notice):
+        notice = retention.live_item(NoticeItem, incident.pk, NoticeItem.sort_key(SUBJECT, subject_hash))
+        if notice is not None:
             found.append((incident, notice))
     return found
 
