@@ -44,6 +44,22 @@ class RunningStack:
         self.moto_url = f"http://127.0.0.1:{moto_port}"
         self.receiver_url = f"http://127.0.0.1:{receiver_port}"
         self.http = requests.Session()
+        self._moto: MotoSession | None = None
+
+    # ------------------------------------------------------------------ moto
+    def client(self, service: str) -> Any:
+        """A boto3 client of this stack's moto."""
+        if self._moto is None:
+            self._moto = MotoSession(self.moto_url)
+        return self._moto.client(service)
+
+    def queue_empty(self, logical_id: str) -> bool:
+        """Nothing left on the template's queue `logical_id`, visible or in flight."""
+        sqs = self.client("sqs")
+        url = sqs.get_queue_url(QueueName=f"rightsdesk-local-{logical_id}")["QueueUrl"]
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return all(int(value) == 0 for value in counts.values())
 
     # ------------------------------------------------------------------ lifecycle
     def wait_healthy(self, deadline_seconds: float = START_DEADLINE_SECONDS) -> dict:

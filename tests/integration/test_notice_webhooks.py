@@ -85,11 +85,6 @@ def rightsdesk(st, *args: str, json_output: bool = True) -> dict | str:
     return json.loads(result.stdout) if json_output else result.stdout
 
 
-def aws(st, service: str):
-    return boto3.client(service, endpoint_url=st.moto_url, region_name="eu-central-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 def ours(event_type: str) -> list[dict]:
     """What our endpoint received of this type, each verified with the controller's secret."""
     found = []
@@ -111,14 +106,6 @@ def audit(st, pk: str, action: str) -> list[dict]:
     found = table.query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("AUDIT#"),
                         ConsistentRead=True)["Items"]
     return sorted((e for e in found if e["action"] == action), key=lambda e: e["sk"])
-
-
-def delivery_queue_empty(st) -> bool:
-    sqs = aws(st, "sqs")
-    url = sqs.get_queue_url(QueueName="rightsdesk-local-DeliveryQueue")["QueueUrl"]
-    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return all(int(value) == 0 for value in counts.values())
 
 
 # ------------------------------------------------------------------ breach.notice
@@ -153,7 +140,7 @@ def test_a_breach_is_one_signed_event_to_the_webhook_controller_and_an_email_to_
 def test_a_redelivered_breach_notice_is_not_sent_again(st):
     body = {"event": "breach.notice", "controller_id": HOOK, "incident_id": STATE["incident"]}
     delivery_id = DeliveryMessage.from_body(body, message_id="-").delivery_id
-    sqs = aws(st, "sqs")
+    sqs = st.client("sqs")
     sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="rightsdesk-local-DeliveryQueue")["QueueUrl"],
                      MessageBody=json.dumps(body))
 
@@ -183,7 +170,7 @@ def test_a_major_policy_version_is_one_event_per_webhook_controller_and_a_minor_
     assert demo["verified"] is True, "the demo receiver checked it with standardwebhooks"
     for data in (mine["event"]["data"], demo["body"]["data"]):
         assert (data["doc"], data["version"], data["major"]) == ("privacy", "2026-12", True)
-    wait_for(lambda: delivery_queue_empty(st), "the delivery queue to drain")
+    wait_for(lambda: st.queue_empty("DeliveryQueue"), "the delivery queue to drain")
     wait_for(lambda: audit(st, f"CTRL#{HOOK}", "policy_webhook"), "the audited outcome")
     assert len(ours("policy.updated")) == 1 and len(demos(st, "policy.updated")) == 1, "none for the minor version"
     assert [e["cause"] for e in audit(st, f"CTRL#{HOOK}", "policy_webhook")] == ["privacy/2026-12:delivered:http_204"]

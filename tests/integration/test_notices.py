@@ -14,16 +14,15 @@ import os
 import re
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
 
 from rightsdesk.models import ControllerItem, RequestItem
+from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +50,6 @@ def stack(tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("notices-stack"))
     yield running
     running.stop()
-
-
-def aws(stack, service: str):
-    return boto3.client(service, endpoint_url=stack.moto_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def rightsdesk(stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -86,14 +80,14 @@ def outbox(stack, subject: str | None = None) -> list[dict]:
 def sent_count(stack) -> int:
     """Emails moto's SES has sent so far, cheap to poll (moto counts a raw mail once per envelope
     and once per To header, so twice here, and never resets the count)."""
-    return int(aws(stack, "ses").get_send_quota()["SentLast24Hours"]) // 2
+    return int(stack.client("ses").get_send_quota()["SentLast24Hours"]) // 2
 
 
 def unsettled(stack, incident_id: str) -> int:
     """Notices still pending, read straight from the table: cheaper to poll than the CLI."""
     found, kwargs = 0, {}
     while True:
-        page = aws(stack, "dynamodb").query(
+        page = stack.client("dynamodb").query(
             TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :notice)",
             FilterExpression="#status = :pending", ProjectionExpression="pk",
             ExpressionAttributeNames={"#status": "status"},
@@ -105,30 +99,10 @@ def unsettled(stack, incident_id: str) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def drained(stack) -> bool:
-    """Nothing left on the mail queue, visible or in flight: every queued mail was handled."""
-    sqs = aws(stack, "sqs")
-    url = sqs.get_queue_url(QueueName="rightsdesk-local-MailQueue")["QueueUrl"]
-    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return all(int(value) == 0 for value in counts.values())
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
-
-
 def seed(stack) -> dict[str, list[str]]:
     """Three email-delivery controllers and 500 subjects with verified requests (20 of them at two
     controllers), written straight to the table: these tests are about notices, not intake."""
-    dynamodb = aws(stack, "dynamodb")
+    dynamodb = stack.client("dynamodb")
     now = local_now(stack)
     items = []
     for n, controller_id in enumerate(CONTROLLERS):
@@ -168,7 +142,7 @@ def seed(stack) -> dict[str, list[str]]:
 def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(stack):
     seed(stack)
     stack.clear_outbox()
-    ses = aws(stack, "ses")
+    ses = stack.client("ses")
     before = sent_count(stack)
     detected = local_now(stack) - timedelta(minutes=30)
     declared = as_json(rightsdesk(
@@ -185,13 +159,13 @@ def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(sta
 
     # Fault: while the notifier is sending, SES starts refusing (the sender identity disappears),
     # then recovers. The failed messages come back on the retry schedule (5 s) and are sent then.
-    wait_for(lambda: sent_count(stack) - before >= 100, 60, "the first notices")
+    wait_for(lambda: sent_count(stack) - before >= 100, "the first notices", 60, 0.5)
     ses.delete_identity(Identity=SENDER)
-    wait_for(lambda: stack.logs().count('"message":"mail not sent"') >= 20, 30, "a few batches to fail")
+    wait_for(lambda: stack.logs().count('"message":"mail not sent"') >= 20, "a few batches to fail", 30, 0.5)
     ses.verify_email_identity(EmailAddress=SENDER)
 
     # The table is cheap to poll; the CLI (a Python start-up each time) only once all is settled.
-    wait_for(lambda: unsettled(stack, incident_id) == 0, SEND_DEADLINE, "every notice to be settled")
+    wait_for(lambda: unsettled(stack, incident_id) == 0, "every notice to be settled", SEND_DEADLINE, 0.5)
     status = as_json(rightsdesk(stack, "breach", "status", incident_id, "--json"))
     assert status["counts"]["controller"] == {"pending": 0, "sent": 3, "failed": 0, "suppressed": 0}
     assert status["counts"]["subject"] == {"pending": 0, "sent": SUBJECTS, "failed": 0, "suppressed": 0}
@@ -241,7 +215,7 @@ def test_the_deadline_warning_fires_60_hours_after_detection_while_the_authority
 
 
 def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
-    dynamodb = aws(stack, "dynamodb")
+    dynamodb = stack.client("dynamodb")
     now = local_now(stack)
     controller = ControllerItem(ControllerItem.key("ctl_delta"), ControllerItem.SK, controller_id="ctl_delta",
                                 name="Shop 3", site_key="ctl-delta", contact_email="dpo@ctl-delta.test",
@@ -265,7 +239,7 @@ def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
                                   "--categories", "chat_history", "--controllers", "ctl_delta", "--high-risk",
                                   "--notify-subjects"))
     incident_id = declared["incident"]["incident_id"]
-    wait_for(lambda: unsettled(stack, incident_id) == 0, 30, "the small breach to settle")
+    wait_for(lambda: unsettled(stack, incident_id) == 0, "the small breach to settle", 30, 0.5)
     status = as_json(rightsdesk(stack, "breach", "status", incident_id, "--json"))
     assert status["counts"]["subject"] == {"pending": 0, "sent": 1, "failed": 0, "suppressed": 1}
     assert sorted(to for m in stack.outbox() for to in m["to"]) == ["dpo@ctl-delta.test", "here@example.org"]
@@ -318,8 +292,8 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
                    "dpo@ctl-delta.test"]
     expected = sorted(set(controllers) | set(lists))
     assert published["emails_queued"] == len(expected)
-    wait_for(lambda: len(policy_mails(stack, "2026-12")) >= len(expected), 30, "the policy notices")
-    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
+    wait_for(lambda: len(policy_mails(stack, "2026-12")) >= len(expected), "the policy notices", 30, 0.5)
+    wait_for(lambda: stack.queue_empty("MailQueue"), "the mail queue to drain", 30, 0.5)  # then a duplicate would show
     mails = policy_mails(stack, "2026-12")
     assert sorted(to for m in mails for to in m["to"]) == expected
     german = next(m for m in mails if m["to"] == ["contact-1@example.net"])
@@ -328,7 +302,7 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
     again = publish(stack, tmp_path, "2026-12", major=True, summary="Chat transcripts are kept 30 days only.",
                     summary_file_de=str(summary_de), effective_at=published["effective_at"])
     assert again["created"] is False
-    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
+    wait_for(lambda: stack.queue_empty("MailQueue"), "the mail queue to drain", 30, 0.5)  # then a duplicate would show
     assert len(policy_mails(stack, "2026-12")) == len(expected), "publishing again sends nobody a second mail"
     STATE["updates"] = sorted(email for email, names in lists.items() if "policy_updates" in names)
 
@@ -339,8 +313,8 @@ def test_a_bounced_contact_is_skipped_by_the_next_notice(stack, tmp_path):
     assert stack.run("SesEventsFunction", complaint)["result"]["suppressed"] == 1
     stack.clear_outbox()
     published = publish(stack, tmp_path, "2027-01", major=True, summary="Call recordings are no longer kept.")
-    wait_for(lambda: len(policy_mails(stack, "2027-01")) >= published["emails_queued"] - 1, 30, "the notices")
-    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
+    wait_for(lambda: len(policy_mails(stack, "2027-01")) >= published["emails_queued"] - 1, "the notices", 30, 0.5)
+    wait_for(lambda: stack.queue_empty("MailQueue"), "the mail queue to drain", 30, 0.5)  # then a duplicate would show
     recipients = [to for m in policy_mails(stack, "2027-01") for to in m["to"]]
     assert "contact-0@example.net" not in recipients
     assert len(recipients) == published["emails_queued"] - 1
@@ -351,7 +325,7 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
     publish(stack, tmp_path, "2027-01a", major=False, summary="Typos fixed.")
     updates = STATE["updates"]
     mails = wait_for(lambda: len(policy_mails(stack, "2027-01a")) >= len(updates) and policy_mails(stack, "2027-01a"),
-                     30, "the policy updates")
+                     "the policy updates", 30, 0.5)
     assert sorted(to for m in mails for to in m["to"]) == updates, "minor versions go to the optional list only"
     mail = next(m for m in mails if m["to"] == [updates[0]])
     headers = dict(mail["headers"])
@@ -383,8 +357,8 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
 
     stack.clear_outbox()
     publish(stack, tmp_path, "2027-01b", major=False, summary="More typos fixed.")
-    wait_for(lambda: len(policy_mails(stack, "2027-01b")) >= len(updates) - 1, 30, "the next update")
-    wait_for(lambda: drained(stack), 30, "the mail queue to drain")  # then a duplicate would show
+    wait_for(lambda: len(policy_mails(stack, "2027-01b")) >= len(updates) - 1, "the next update", 30, 0.5)
+    wait_for(lambda: stack.queue_empty("MailQueue"), "the mail queue to drain", 30, 0.5)  # then a duplicate would show
     assert sorted(to for m in policy_mails(stack, "2027-01b") for to in m["to"]) == updates[1:]
 
 

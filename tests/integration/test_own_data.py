@@ -16,18 +16,17 @@ import os
 import re
 import subprocess
 import sys
-import time
 import unicodedata
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import boto3
 import jsonschema
 import pytest
 import requests
 
 from rightsdesk.models import RequestItem
+from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,22 +91,6 @@ def cli_json(stack, *args: str) -> dict:
     return json.loads(rightsdesk(stack, "--json", *args).stdout)
 
 
-def aws(stack, service: str):
-    return boto3.client(service, endpoint_url=stack.moto_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def wait_for(condition, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
 def mails_to(stack, email: str, subject: str | None = None) -> list[dict]:
     return [m for m in stack.outbox() if email in m["to"] and (subject is None or subject in m["subject"])]
 
@@ -141,7 +124,7 @@ def email_hash(stack, email: str) -> str:
     """The keyed hash rightsdesk files the address under (rightsdesk.hashing), with the local run's key:
     RIGHTSDESK_HASH_KEY when this session has one (tests/unit/conftest.py sets it, and the stack and the
     CLI inherit it), else the run's secret."""
-    key = os.environ.get("RIGHTSDESK_HASH_KEY") or aws(stack, "secretsmanager").get_secret_value(
+    key = os.environ.get("RIGHTSDESK_HASH_KEY") or stack.client("secretsmanager").get_secret_value(
         SecretId="rightsdesk-local-HashKeySecret")["SecretString"]
     normal = unicodedata.normalize("NFKC", email).strip().casefold()
     return hmac.new(key.encode(), f"email\x00{normal}".encode(), hashlib.sha256).hexdigest()
@@ -150,7 +133,7 @@ def email_hash(stack, email: str) -> str:
 def scan(stack) -> list[dict]:
     items, kwargs = [], {}
     while True:
-        page = aws(stack, "dynamodb").scan(TableName=TABLE, **kwargs)
+        page = stack.client("dynamodb").scan(TableName=TABLE, **kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
             return items
@@ -272,7 +255,7 @@ def test_a_rectification_waits_for_the_operator_and_is_applied_on_approval(stack
     resolved = cli_json(stack, "requests", "resolve", request_id, "--approve", "--note", "Corrected everywhere.")
 
     assert resolved["request"]["status"] == "completed"
-    contact = aws(stack, "dynamodb").get_item(
+    contact = stack.client("dynamodb").get_item(
         TableName=TABLE, Key={"pk": {"S": f"CONTACT#{email_hash(stack, fixer)}"}, "sk": {"S": "CONTACT"}})["Item"]
     assert contact["name"]["S"] == "Fiona Fixed"
     answer = wait_for(lambda: mails_to(stack, fixer, "answered"), "the answer")[-1]
@@ -320,7 +303,7 @@ def seed_year(stack) -> list[dict]:
             gsi1pk=f"CTRL#{controller_id}",
             gsi1sk=f"{state}#{created.strftime('%Y-%m-%dT%H:%M:%SZ')}#{request_id}",
         ).serialize())
-    dynamodb = aws(stack, "dynamodb")
+    dynamodb = stack.client("dynamodb")
     for item in items:
         dynamodb.put_item(TableName=TABLE, Item=item)
     return [dict(zip(("type", "controller", "status", "day", "close", "due"), row)) for row in rows]
