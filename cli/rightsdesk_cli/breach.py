@@ -58,6 +58,7 @@ def declare(
     consequences: Annotated[str | None, typer.Option("--consequences", help="Likely consequences.")] = None,
     measures: Annotated[str | None, typer.Option("--measures", help="Measures taken or proposed.")] = None,
     contact: Annotated[str | None, typer.Option("--contact", help="Where recipients get more information (default: the sender address).")] = None,
+    delay_reason: Annotated[str | None, typer.Option("--delay-reason", help="Why the notices come later than 72 hours after detection (GDPR Art. 33(1)); required then.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Declare a breach: record it with its 72-hour deadlines and queue one notice per recipient."""
@@ -76,6 +77,7 @@ def declare(
         notify_subjects=notify_subjects,
         consequences=consequences,
         measures=measures,
+        delay_reason=delay_reason,
     )
     with _progress(state, 2, "queueing notices") as bar:
         task = bar.add_task("notices", total=None)
@@ -116,12 +118,16 @@ def _status(incident: IncidentItem, *, listed: bool = True) -> dict:
             "notify_subjects": bool(incident.notify_subjects),
             "authority_notified_at": clock.isoformat(incident.authority_notified_at) if incident.authority_notified_at else None,
             "authority_reference": incident.authority_reference,
+            "delay_reasons": breaches.delay_reasons(incident),
             "webhooks_queued": int(incident.webhooks_queued or 0),
             "webhooks_delivered": sum(1 for outcome in breaches.webhook_outcomes(incident).values()
                                       if outcome == breaches.DELIVERED),
         },
+        # state: open | met_on_time | met_late | missed (rightsdesk.deadline_state)
         "deadlines": [
-            {**row, "due_at": clock.isoformat(row["due_at"])} for row in breaches.deadlines(incident, counts, now)
+            {**row, "due_at": clock.isoformat(row["due_at"]),
+             "met_at": clock.isoformat(row["met_at"]) if row["met_at"] else None}
+            for row in breaches.deadlines(incident, counts, now)
         ],
         "counts": counts,
     }
@@ -163,8 +169,9 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
     ):
         facts.add_row(label, cell_text(value))
     deadlines = table(
-        ("deadline", "due", "time left", "done"),
-        ([d["deadline"], d["due_at"], _left(d["seconds_left"]), "yes" if d["met"] else "no"] for d in data["deadlines"]),
+        ("deadline", "due", "state", "met at", "reasons for the delay"),
+        ([d["deadline"], d["due_at"], d["label"] if d["state"] != "open" else f"open ({_left(d['seconds_left'])})",
+          d["met_at"], d["delay_reason"]] for d in data["deadlines"]),
         title="72-hour deadlines",
     )
     counts = data["counts"]
@@ -230,11 +237,28 @@ def authority_notified(
     incident_id: Annotated[str, typer.Argument(help="The incident id (inc_...).")],
     reference: Annotated[str, typer.Option("--reference", help="The authority's reference (case number).")],
     at: Annotated[str, typer.Option("--at", help="When the authority was notified (ISO 8601, UTC), or `now`.")],
+    delay_reason: Annotated[str | None, typer.Option("--delay-reason", help="Why later than 72 hours after detection (GDPR Art. 33(1)); required then.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Record that the supervisory authority was notified (once; it goes on the audit trail)."""
     state = use(ctx, json_output)
-    incident = breaches.authority_notified(incident_id, reference=reference, at=parse_moment(at, "at"))
+    incident = breaches.authority_notified(incident_id, reference=reference, at=parse_moment(at, "at"),
+                                           delay_reason=delay_reason)
+    data = _status(incident, listed=False)
+    emit(state, data, lambda: _render_status(data))
+
+
+@app.command("explain-delay")
+def explain_delay(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(help="The incident id (inc_...).")],
+    deadline: Annotated[str, typer.Option("--deadline", help="controllers, authority or subjects: a deadline met late or missed.")],
+    reason: Annotated[str, typer.Option("--reason", help="The reasons for the delay (GDPR Art. 33(1)).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Record why a notification came later than 72 hours after detection (once per deadline)."""
+    state = use(ctx, json_output)
+    incident = breaches.explain_delay(incident_id, deadline, reason=reason)
     data = _status(incident, listed=False)
     emit(state, data, lambda: _render_status(data))
 

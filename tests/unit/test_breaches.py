@@ -223,7 +223,7 @@ def test_the_authority_notification_is_recorded_once(world):
     assert recorded.authority_reference == "IP-1"
     with pytest.raises(Conflict):
         breaches.authority_notified(incident.incident_id, reference="IP-2", at=clock.now())
-    assert breaches.deadlines(recorded, breaches.tally(recorded))[1]["met"] is True
+    assert breaches.deadlines(recorded, breaches.tally(recorded))[1]["state"] == "met_on_time"
 
 
 def _operator_mails(world: World) -> list[dict]:
@@ -252,7 +252,8 @@ def test_operators_are_warned_12_hours_before_the_deadline_once_and_again_when_i
 
     clock.advance(12 * 3600 + 60)
     assert breach_watch.run().warnings["overdue"] == 1
-    breaches.authority_notified(incident.incident_id, reference="IP-9", at=clock.now())
+    breaches.authority_notified(incident.incident_id, reference="IP-9", at=clock.now(),
+                                delay_reason="The processor confirmed the scope only on day four.")
     clock.advance(3600)
     assert breach_watch.run().open == 0
 

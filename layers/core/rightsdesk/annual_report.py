@@ -6,14 +6,20 @@ once verified: nobody proved the address of the others, and they are deleted aft
 breach to the year it was detected, a policy version to the year it was published.
 
 Definitions an auditor can check by hand:
-- answered: completed or rejected; on time: answered no later than its due date (as extended).
+- answered: completed or rejected; on time: answered no later than its due date (as extended, which
+  is possible only before it passes). Read by rightsdesk.deadline_state, the rule `requests list
+  --overdue` and the deadline watch read too: an answer after the due date is late, whenever the
+  request closed; an open request past its due date is overdue; a request cancelled after its due
+  date had missed it (`withdrawn_after_due`), one cancelled before had no deadline left.
 - days to complete: from verification to completion, for completed requests; the median is the
   middle value (the mean of the two middle ones for an even count), the 95th percentile is the
   nearest rank: the value at position ceil(0.95 * n) of the sorted days.
 - delivery failures: requests whose delivery to their controller exhausted its retries and that are
   still `delivery_failed` (one redriven and delivered later counts as delivered).
-- a breach is notified on time when the controllers' notices were queued (its declaration) and the
-  authority's notification recorded no later than 72 hours after detection.
+- a breach is notified on time when its controllers' notices were all settled (sent, or suppressed
+  for an address that bounced before) and the authority's notification recorded no later than 72
+  hours after detection (rightsdesk.deadline_state; a breach recorded before the settling time was
+  kept falls back to its declaration time).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from rightsdesk.status import CLOSED, Status
+from rightsdesk import deadline_state
+from rightsdesk.status import Status
 
 ANSWERED = (Status.COMPLETED.value, Status.REJECTED.value)
 OUTCOMES = ("completed", "rejected", "cancelled", "open")
@@ -54,6 +61,7 @@ class BreachFacts:
     high_risk: bool
     notices_sent: int
     notices_total: int
+    controllers_notified_at: datetime | None = None  # when the last controller notice settled
 
 
 @dataclass(frozen=True)
@@ -103,16 +111,16 @@ def _hours(start: datetime, end: datetime | None) -> float | None:
 def request_figures(year: int, facts: Iterable[RequestFacts], now: datetime) -> dict:
     counted = [f for f in facts if f.verified_at is not None and _in(year, f.created_at)]
     answered = [f for f in counted if f.status in ANSWERED and f.closed_at is not None]
-    on_time = [f for f in answered if f.due_at is not None and f.closed_at <= f.due_at]
+    standings = {id(f): deadline_state.request_standing(f.status, f.due_at, f.closed_at, now) for f in counted}
+    on_time = [f for f in answered if standings[id(f)] is not None and standings[id(f)].on_time]
+    withdrawn_late = [f for f in counted if f.status in deadline_state.WITHDRAWN
+                      and standings[id(f)] is not None and standings[id(f)].late]
     days = [
         (f.closed_at - f.verified_at).total_seconds() / DAY
         for f in counted
         if f.status == Status.COMPLETED.value and f.closed_at is not None and f.verified_at is not None
     ]
-    open_overdue = [
-        f for f in counted
-        if Status(f.status) not in CLOSED and f.due_at is not None and f.due_at < now
-    ]
+    open_overdue = [f for f in counted if deadline_state.is_overdue(f.status, f.due_at, now)]
     by_type_outcome: dict[str, Counter] = {}
     for f in counted:
         by_type_outcome.setdefault(f.request_type, Counter())[outcome(f.status)] += 1
@@ -127,6 +135,8 @@ def request_figures(year: int, facts: Iterable[RequestFacts], now: datetime) -> 
         },
         "answered": len(answered),
         "answered_on_time": len(on_time),
+        "answered_late": len(answered) - len(on_time),
+        "withdrawn_after_due": len(withdrawn_late),
         "on_time_share": round(len(on_time) / len(answered), 3) if answered else None,
         "open_overdue": len(open_overdue),
         "days_to_complete": {
@@ -141,19 +151,22 @@ def request_figures(year: int, facts: Iterable[RequestFacts], now: datetime) -> 
     }
 
 
-def breach_figures(year: int, facts: Iterable[BreachFacts]) -> dict:
+def breach_figures(year: int, facts: Iterable[BreachFacts], now: datetime) -> dict:
     incidents = sorted((f for f in facts if _in(year, f.detected_at)), key=lambda f: f.detected_at)
     rows = []
     for f in incidents:
-        authority_on_time = f.authority_notified_at is not None and f.authority_notified_at <= f.authority_due_at
+        authority = deadline_state.standing(f.authority_due_at, f.authority_notified_at, now)
+        controllers = deadline_state.standing(f.controllers_due_at, f.controllers_notified_at or f.declared_at, now)
         rows.append({
             "incident_id": f.incident_id,
             "detected_at": f.detected_at,
             "high_risk": f.high_risk,
             "hours_to_notices": _hours(f.detected_at, f.declared_at),
-            "notices_on_time": f.declared_at <= f.controllers_due_at,
+            "notices_on_time": controllers.on_time,
+            "notices_state": controllers.state,
             "hours_to_authority": _hours(f.detected_at, f.authority_notified_at),
-            "authority_on_time": authority_on_time,
+            "authority_on_time": authority.on_time,
+            "authority_state": authority.state,
             "notices_sent": f.notices_sent,
             "notices_total": f.notices_total,
         })
@@ -186,6 +199,6 @@ def figures(year: int, requests: Iterable[RequestFacts], breaches: Iterable[Brea
         "period": {"from": start, "until": end},
         "generated_at": now,
         "requests": request_figures(year, requests, now),
-        "breaches": breach_figures(year, breaches),
+        "breaches": breach_figures(year, breaches, now),
         "policies": policy_figures(year, policies),
     }

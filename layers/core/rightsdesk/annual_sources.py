@@ -2,8 +2,9 @@
 
 - Requests: per controller and status, one GSI1 query on the year's part of the sort key
   (`<status>#<created_at>#<id>`, so `<status>#<year>-` covers exactly the year's submissions).
-  A closed request's `updated_at` is when it closed: only status changes and extensions set it,
-  and a closed request is neither changed nor extended again.
+  A closed request's `closed_at` is when it closed (rightsdesk.lifecycle); a request closed
+  before that was recorded falls back to `updated_at`, which only status changes and extensions
+  set (a closed request is neither changed nor extended again).
 - Breaches: the INCIDENTS partition of GSI1, by detection time.
 - Policy versions: the POLICIES partition of GSI1 (a handful a year), by publication time.
 """
@@ -43,7 +44,7 @@ def requests(year: int, *, progress: Progress | None = None) -> Iterator[Request
                     created_at=item.created_at,
                     verified_at=item.verified_at,
                     due_at=item.due_at,
-                    closed_at=item.updated_at if item.status in closed else None,
+                    closed_at=(item.closed_at or item.updated_at) if item.status in closed else None,
                 )
 
 

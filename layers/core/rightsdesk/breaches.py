@@ -15,6 +15,15 @@ what was sent, counted by a query of the incident's partition. The incident keep
 those counts (its Tally maps, rule `breach_record`), refreshed whenever they are counted, so the
 record of who was told outlives the addresses.
 
+Each deadline (controllers, the authority, and the subjects when they are told) reads open / met on
+time / met late / missed by rightsdesk.deadline_state: the controllers' and subjects' deadlines are
+met when the last of their notices settled with none pending or failed (recorded on the incident,
+`<kind>_notified_at`), the authority's when its notification is recorded. A notification later
+than 72 hours needs the operator's reasons for the delay (GDPR Art. 33(1)): declaring after the 72
+hours, or recording the authority's notification after them, is refused without them, and
+`explain_delay` records them for notices that settled late. They are kept on the incident
+(`delay_reasons`) and given to the controllers with the notice.
+
 A controller delivering by webhook also gets a signed `breach.notice` event from the dispatcher.
 Its outcome (WEBHOOK_OUTCOMES) is written on the controller's notice and, as an audit event, on the
 incident, which keeps it after the notice has expired. The mail is the notice either way.
@@ -27,9 +36,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk import audit, clock, hashing, outbox, queries, registry, retention, webhooks
+from rightsdesk import audit, clock, deadline_state, hashing, outbox, queries, registry, retention, webhooks
 from rightsdesk.deletion import conditional_failure
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import AuditEvent, ControllerItem, IncidentItem, NoticeItem, RequestItem, Tally, transaction
@@ -51,6 +61,10 @@ WEBHOOK_AUDIT = "breach_webhook"
 UNPROVEN = (Status.IDENTITY_UNVERIFIED.value, Status.EXPIRED.value)
 CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_TEXT = 4000
+# The incident's deadlines, in the order they are shown; `subjects` only when subjects are told.
+DEADLINE_NAMES = ("controllers", "authority", "subjects")
+# Which kind of notice meets which deadline.
+NOTICE_DEADLINES = {CONTROLLER: "controllers", SUBJECT: "subjects"}
 
 Progress = Callable[[int], None]  # called with how many notices were just queued
 
@@ -66,6 +80,7 @@ class Declaration:
     notify_subjects: bool = False
     consequences: str | None = None
     measures: str | None = None
+    delay_reason: str | None = None  # required once the 72 hours have passed (Art. 33(1))
     actor: str = "operator"
 
 
@@ -81,26 +96,46 @@ class Recipient:
 # ------------------------------------------------------------------ declaring
 
 
-def _check(declaration: Declaration, now: datetime) -> None:
-    problems = {}
-    if declaration.detected_at > now:
-        problems["detected_at"] = "in_the_future"
-    if not declaration.summary.strip() or len(declaration.summary) > MAX_TEXT:
-        problems["summary"] = "required" if not declaration.summary.strip() else "too_long"
-    if not declaration.categories or not all(CATEGORY.fullmatch(c) for c in declaration.categories):
-        problems["categories"] = "invalid_format"
-    if not declaration.contact.strip() or len(declaration.contact) > 300:
-        problems["contact"] = "required"
-    for name in ("consequences", "measures"):
-        if len(getattr(declaration, name) or "") > MAX_TEXT:
-            problems[name] = "too_long"
-    if declaration.notify_subjects and not declaration.high_risk:
-        # Art. 34 writes to people only when the risk to them is high.
-        problems["notify_subjects"] = "needs_high_risk"
-    if declaration.controller_ids is not None and not declaration.controller_ids:
-        problems["controllers"] = "required"
+def _refuse(problems: dict[str, tuple[str, str]], what: str) -> None:
+    """InvalidInput naming each rule that refused (the CLI shows the message, the API the fields)."""
     if problems:
-        raise InvalidInput("this breach cannot be declared as given", fields=problems)
+        rules = "; ".join(rule for _, rule in problems.values())
+        raise InvalidInput(f"{what}: {rules}", fields={name: code for name, (code, _) in problems.items()})
+
+
+def late_after(detected_at: datetime, now: datetime) -> bool:
+    """True once the 72 hours since detection have passed: a notification now is late."""
+    return now > detected_at + DEADLINE
+
+
+def _check(declaration: Declaration, now: datetime) -> None:
+    problems: dict[str, tuple[str, str]] = {}
+    if declaration.detected_at > now:
+        problems["detected_at"] = ("in_the_future", "detected_at lies in the future; a breach is declared once "
+                                                    "it has been detected")
+    if not declaration.summary.strip() or len(declaration.summary) > MAX_TEXT:
+        problems["summary"] = (("required", "a summary is required") if not declaration.summary.strip()
+                               else ("too_long", f"the summary is longer than {MAX_TEXT} characters"))
+    if not declaration.categories or not all(CATEGORY.fullmatch(c) for c in declaration.categories):
+        problems["categories"] = ("invalid_format", "categories are one or more lowercase words "
+                                                    "(a-z, 0-9, _; at most 40 characters each)")
+    if not declaration.contact.strip() or len(declaration.contact) > 300:
+        problems["contact"] = ("required", "a contact is required (at most 300 characters)")
+    for name in ("consequences", "measures", "delay_reason"):
+        if len(getattr(declaration, name) or "") > MAX_TEXT:
+            problems[name] = ("too_long", f"{name} is longer than {MAX_TEXT} characters")
+    if declaration.notify_subjects and not declaration.high_risk:
+        problems["notify_subjects"] = ("needs_high_risk", "subjects are notified only of a breach likely to "
+                                                          "result in a high risk to them (GDPR Art. 34(1)): "
+                                                          "declare it high risk, or do not notify subjects")
+    if declaration.controller_ids is not None and not declaration.controller_ids:
+        problems["controllers"] = ("required", "name at least one affected controller")
+    if (declaration.detected_at <= now and late_after(declaration.detected_at, now)
+            and not (declaration.delay_reason or "").strip()):
+        problems["delay_reason"] = ("required_after_72_hours", "more than 72 hours have passed since detection: "
+                                                               "a late notification must give the reasons for "
+                                                               "the delay (GDPR Art. 33(1))")
+    _refuse(problems, "this breach cannot be declared as given")
 
 
 def _controllers(ids: list[str] | None) -> list[ControllerItem]:
@@ -223,6 +258,9 @@ def _incident(incident_id: str, declaration: Declaration, controllers: list[Cont
         gsi1pk=IncidentItem.PARTITION,
         gsi1sk=f"{clock.isoformat(detected)}#{incident_id}",
     )
+    reason = (declaration.delay_reason or "").strip()
+    if reason and late_after(detected, now):
+        incident.delay_reasons = {"controllers": reason, **({"subjects": reason} if declaration.notify_subjects else {})}
     incident.controllers.pending = sum(1 for r in recipients if r.kind == CONTROLLER)
     incident.subjects.pending = sum(1 for r in recipients if r.kind == SUBJECT)
     return incident
@@ -243,7 +281,8 @@ def mail_for(incident: IncidentItem, notice: NoticeItem, controller_names: dict[
     names = [controller_names.get(cid, cid) for cid in notice.controller_ids]
     if notice.kind == CONTROLLER:
         template = "breach_controller"
-        context.update(controller_name=names[0], subjects_notified=bool(incident.notify_subjects))
+        context.update(controller_name=names[0], subjects_notified=bool(incident.notify_subjects),
+                       delay_reason=delay_reason(incident, "controllers"))
     else:
         template = "breach_subject"
         context.update(controller_names=names)
@@ -305,21 +344,44 @@ def _empty() -> dict[str, dict[str, int]]:
 
 def tally(incident: IncidentItem, *, record: bool = True) -> dict[str, dict[str, int]]:
     """Notices per kind and status, counted from the notices themselves (a query of the incident's
-    partition, three attributes each); once they have expired, the incident's last snapshot.
-    `record` refreshes that snapshot when the count differs from it."""
+    partition, five attributes each); once they have expired, the incident's last snapshot.
+    `record` refreshes that snapshot when the count differs from it, and records when a kind's
+    notices were all settled (`<kind>_notified_at`), the time its deadline is read against."""
     counts = _empty()
+    settled_at: dict[str, datetime] = {}
     items = NoticeItem.query(incident.pk, NoticeItem.sk.startswith(NoticeItem.SK_PREFIX),
-                             attributes_to_get=["kind", "status", "expires_at"])
+                             attributes_to_get=["kind", "status", "expires_at", "sent_at", "updated_at"])
     for item in items:
         if retention.is_live(item) and item.kind in KINDS and item.status in STATUSES:
             counts[item.kind][item.status] += 1
             counts["total"][item.status] += 1
+            if item.status in (SENT, SUPPRESSED):
+                at = item.sent_at or item.updated_at
+                settled_at[item.kind] = max(at, settled_at.get(item.kind, at))
     stored = _snapshot(incident)
     if not any(counts["total"].values()):
         return stored
-    if record and counts != stored:
-        _record(incident, counts)
+    if record:
+        if counts != stored:
+            _record(incident, counts)
+        for kind, at in settled_at.items():
+            if _all_settled(counts[kind]) and getattr(incident, f"{NOTICE_DEADLINES[kind]}_notified_at") is None:
+                _record_notified(incident, kind, at)
     return counts
+
+
+def _all_settled(counts: dict[str, int]) -> bool:
+    return counts[PENDING] == 0 and counts[FAILED] == 0 and (counts[SENT] + counts[SUPPRESSED]) > 0
+
+
+def _record_notified(incident: IncidentItem, kind: str, at: datetime) -> None:
+    attribute = getattr(IncidentItem, f"{NOTICE_DEADLINES[kind]}_notified_at")
+    try:
+        incident.update(actions=[attribute.set(at)], condition=IncidentItem.pk.exists() & attribute.does_not_exist())
+    except UpdateError as error:
+        if not conditional_failure(error):
+            raise
+        incident.refresh(consistent_read=True)  # another reader recorded it first
 
 
 def _snapshot(incident: IncidentItem) -> dict[str, dict[str, int]]:
@@ -337,18 +399,47 @@ def _record(incident: IncidentItem, counts: dict[str, dict[str, int]]) -> None:
                     condition=IncidentItem.pk.exists())
 
 
+def delay_reasons(incident: IncidentItem) -> dict[str, str]:
+    value = incident.delay_reasons
+    if value is None:
+        return {}
+    return dict(value.as_dict() if isinstance(value, MapAttribute) else value)
+
+
+def delay_reason(incident: IncidentItem, deadline: str) -> str | None:
+    return delay_reasons(incident).get(deadline)
+
+
+def met_at(incident: IncidentItem, deadline: str, counts: dict) -> datetime | None:
+    """When a deadline's action happened: its notices all settled, or the authority's notification."""
+    if deadline == "authority":
+        return incident.authority_notified_at
+    kind = CONTROLLER if deadline == "controllers" else SUBJECT
+    recorded = getattr(incident, f"{deadline}_notified_at")
+    if recorded is not None or not _all_settled(counts[kind]):
+        return recorded
+    return incident.declared_at  # settled before settling times were recorded: declared is the best we know
+
+
 def deadlines(incident: IncidentItem, counts: dict, now: datetime | None = None) -> list[dict]:
+    """Each deadline of the incident as rightsdesk.deadline_state reads it, with the reasons for a delay."""
     now = now or clock.now()
     rows = []
-    for name, due, met_at in (
-        ("controllers", incident.controllers_due_at, None),
-        ("authority", incident.authority_due_at, incident.authority_notified_at),
-    ):
-        if name == "controllers":
-            met = counts[CONTROLLER]["pending"] == 0 and counts[CONTROLLER]["failed"] == 0
-        else:
-            met = met_at is not None
-        rows.append({"deadline": name, "due_at": due, "seconds_left": int((due - now).total_seconds()), "met": met})
+    for name in DEADLINE_NAMES:
+        if name == "subjects" and not incident.notify_subjects:
+            continue
+        due = incident.authority_due_at if name == "authority" else incident.controllers_due_at
+        found = deadline_state.standing(due, met_at(incident, name, counts), now)
+        rows.append({
+            "deadline": name,
+            "due_at": due,
+            "state": found.state,
+            "met_at": found.met_at,
+            "late_by_seconds": int(found.late_by.total_seconds()) if found.late_by is not None else None,
+            "seconds_left": int((due - now).total_seconds()),
+            "label": found.label(),
+            "delay_reason": delay_reason(incident, name),
+        })
     return rows
 
 
@@ -370,6 +461,8 @@ def webhook_data(incident_id: str, controller_id: str) -> dict:
         "high_risk": bool(incident.high_risk),
         "subjects_notified": bool(incident.notify_subjects),
         "notify_authority_by": clock.isoformat(incident.authority_due_at),
+        # why this notice comes later than 72 hours after detection (Art. 33(1)); None when it did not
+        "delay_reason": delay_reason(incident, "controllers"),
     }
 
 
@@ -446,27 +539,81 @@ def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause:
     return True
 
 
-def authority_notified(incident_id: str, *, reference: str, at: datetime, actor: str = "operator") -> IncidentItem:
-    """Record when the supervisory authority was notified, and its reference; once."""
+def authority_notified(incident_id: str, *, reference: str, at: datetime, actor: str = "operator",
+                       delay_reason: str | None = None) -> IncidentItem:
+    """Record when the supervisory authority was notified, and its reference; once. A notification
+    later than 72 hours after detection is recorded only with the reasons for the delay (Art. 33(1))."""
     reference = reference.strip()
+    reason = (delay_reason or "").strip()
+    problems: dict[str, tuple[str, str]] = {}
     if not reference or len(reference) > 200:
-        raise InvalidInput("give the authority's reference", fields={"reference": "required"})
+        problems["reference"] = ("required", "give the authority's reference (at most 200 characters)")
+    if len(reason) > MAX_TEXT:
+        problems["delay_reason"] = ("too_long", f"delay_reason is longer than {MAX_TEXT} characters")
+    _refuse(problems, "the authority's notification cannot be recorded")
     incident = load(incident_id)
     now = clock.now()
     if at > now or at < incident.detected_at:
-        raise InvalidInput("the notification must lie between detection and now", fields={"at": "out_of_range"})
-    event = audit.event(incident.pk, action="authority_notified", actor=actor, at=now)
+        problems["at"] = ("out_of_range", "the notification must lie between detection and now")
+    elif at > incident.authority_due_at and not reason:
+        problems["delay_reason"] = ("required_after_72_hours",
+                                    f"the authority was notified after the 72-hour deadline "
+                                    f"({clock.isoformat(incident.authority_due_at)}): a late notification must "
+                                    "give the reasons for the delay (GDPR Art. 33(1))")
+    _refuse(problems, "the authority's notification cannot be recorded")
+    event = audit.event(incident.pk, action="authority_notified", actor=actor, at=now,
+                        cause="late_with_reasons" if at > incident.authority_due_at else None)
     event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    actions = [IncidentItem.authority_notified_at.set(at), IncidentItem.authority_reference.set(reference)]
+    if at > incident.authority_due_at:
+        actions.append(IncidentItem.delay_reasons.set({**delay_reasons(incident), "authority": reason}))
     try:
         with transaction() as tx:
-            tx.update(
-                incident,
-                actions=[IncidentItem.authority_notified_at.set(at), IncidentItem.authority_reference.set(reference)],
-                condition=IncidentItem.authority_notified_at.does_not_exist(),
-            )
+            tx.update(incident, actions=actions, condition=IncidentItem.authority_notified_at.does_not_exist())
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         raise Conflict(f"the authority's notification of {incident_id} is already recorded", code="already_recorded") from error
+    incident.refresh()
+    return incident
+
+
+def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: str = "operator") -> IncidentItem:
+    """Record the reasons for a notification that came (or is coming) later than 72 hours, for a
+    deadline that reads met late or missed; once per deadline (Art. 33(1))."""
+    reason = (reason or "").strip()
+    problems: dict[str, tuple[str, str]] = {}
+    if deadline not in DEADLINE_NAMES:
+        problems["deadline"] = ("invalid_choice", f"the deadline is one of {', '.join(DEADLINE_NAMES)}")
+    if not reason or len(reason) > MAX_TEXT:
+        problems["reason"] = ("required", f"give the reasons for the delay (at most {MAX_TEXT} characters)")
+    _refuse(problems, "the reasons for the delay cannot be recorded")
+    incident = load(incident_id)
+    rows = {row["deadline"]: row for row in deadlines(incident, tally(incident))}
+    if deadline not in rows:
+        _refuse({"deadline": ("not_applicable", f"incident {incident_id} has no {deadline} deadline: "
+                                                "its subjects are not notified")}, "the reasons cannot be recorded")
+    if rows[deadline]["state"] not in (deadline_state.MET_LATE, deadline_state.MISSED):
+        _refuse({"deadline": ("not_late", f"the {deadline} deadline reads {rows[deadline]['label']}: reasons "
+                                          "for a delay are recorded for a late or missed notification only")},
+                "the reasons cannot be recorded")
+    now = clock.now()
+    event = audit.event(incident.pk, action="delay_explained", actor=actor, at=now, cause=deadline)
+    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    if delay_reason(incident, deadline):
+        raise Conflict(f"the reasons for the {deadline} delay of {incident_id} are already recorded",
+                       code="already_recorded")
+    if incident.delay_reasons is None:
+        action = IncidentItem.delay_reasons.set({deadline: reason})
+        unrecorded = IncidentItem.delay_reasons.does_not_exist()
+    else:
+        action = IncidentItem.delay_reasons[deadline].set(reason)
+        unrecorded = IncidentItem.delay_reasons[deadline].does_not_exist()
+    try:
+        with transaction() as tx:
+            tx.update(incident, actions=[action], condition=IncidentItem.pk.exists() & unrecorded)
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        raise Conflict("the incident changed meanwhile; try again", code="conflict") from error
     incident.refresh()
     return incident
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
 
-from rightsdesk import clock
-from rightsdesk.errors import InvalidInput
+from rightsdesk import clock, deadline_state
+from rightsdesk.errors import Conflict, InvalidInput
 from rightsdesk.rights import Relationship, RequestType
 
 DEFAULT_MONTHS = 1
@@ -89,9 +89,16 @@ def latest_extension(verified_at: datetime) -> datetime:
     return months_from(verified_at, DEFAULT_MONTHS + MAX_EXTENSION_MONTHS)
 
 
-def extended_due(until: datetime, *, due: datetime, verified_at: datetime) -> datetime:
-    """`until` as an extension's new due date (a time without a zone is UTC), when it is later than
-    the current `due` and no later than the law allows; otherwise InvalidInput on `extend_to`."""
+def extended_due(until: datetime, *, due: datetime, verified_at: datetime, now: datetime | None = None) -> datetime:
+    """`until` as an extension's new due date (a time without a zone is UTC). Art. 12(3) extends a
+    period that is still running: once the due date has passed the request is overdue, and no
+    extension makes it timely again (Conflict `due_date_passed`). `until` must be later than the
+    current `due` and no later than the law allows; otherwise InvalidInput on `extend_to`."""
+    now = now or clock.now()
+    if now > due:
+        raise Conflict(f"the due date {clock.isoformat(due)} has passed: an extension (GDPR Art. 12(3)) must be "
+                       "made while the period runs; the request is overdue", code="due_date_passed",
+                       fields={"extend_to": "due_date_passed"})
     until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
     if until <= due:
         raise InvalidInput("an extension must move the due date later", fields={"extend_to": "not_later"})
@@ -120,5 +127,5 @@ def _utc(moment: datetime) -> datetime:
 
 
 def is_overdue(due_at: datetime | None, now: datetime) -> bool:
-    """Past its due date (callers ask only about open requests: a closed one was answered)."""
-    return due_at is not None and due_at < now
+    """Past its due date, for an open request (the rule itself: rightsdesk.deadline_state)."""
+    return due_at is not None and deadline_state.standing(due_at, None, now).state == deadline_state.MISSED

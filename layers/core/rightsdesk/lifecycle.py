@@ -14,7 +14,7 @@ from pynamodb.models import Model
 from rightsdesk import audit, clock
 from rightsdesk.errors import IllegalTransition
 from rightsdesk.models import RequestItem, transaction
-from rightsdesk.status import Status, can_transition
+from rightsdesk.status import CLOSED, Status, can_transition
 
 
 # TransactionCanceledException reasons that a repeat of the same write may clear.
@@ -53,6 +53,8 @@ def transition(
         RequestItem.gsi1sk.set(listing_key(target.value, request.created_at, request.request_id)),
         *updates,
     ]
+    if target in CLOSED:
+        actions.append(RequestItem.closed_at.set(at))
     event = audit.event(
         request.pk, action="status_changed", actor=actor, at=at,
         from_status=current.value, to_status=target.value, cause=cause,

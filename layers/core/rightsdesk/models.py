@@ -140,6 +140,8 @@ class RequestItem(_Item):
     verified_at = UTCDateTimeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    # when it reached a closed status (rightsdesk.lifecycle): an answer's time, read against due_at
+    closed_at = UTCDateTimeAttribute(null=True)
     personal_purged_at = UTCDateTimeAttribute(null=True)
     purged_by = UnicodeAttribute(null=True)  # the cause of the purge (rightsdesk.deletion.Cause)
     delivered_at = UTCDateTimeAttribute(null=True)
@@ -317,6 +319,13 @@ class IncidentItem(_Item):
     authority_due_at = UTCDateTimeAttribute()
     authority_notified_at = UTCDateTimeAttribute(null=True)
     authority_reference = UnicodeAttribute(null=True)
+    # when the last notice of each kind settled with none pending or failed (rightsdesk.breaches.tally):
+    # what the controllers' and subjects' deadlines are read against, kept after the notices expire
+    controllers_notified_at = UTCDateTimeAttribute(null=True)
+    subjects_notified_at = UTCDateTimeAttribute(null=True)
+    # deadline (controllers | subjects | authority) -> the operator's reasons for a late notification
+    # (GDPR Art. 33(1)): operator-typed text, no recipient
+    delay_reasons = MapAttribute(null=True)
     controllers = Tally(default=dict)
     subjects = Tally(default=dict)
     webhooks_queued = NumberAttribute(default=0)
