@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, sealing, subjects
+from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, rights, sealing, subjects
 from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.intake import Submission
 from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
@@ -259,7 +259,8 @@ def test_invalid_durations(text):
 
 
 def submit_and_verify(cloud, site: str, email: str, **fields) -> RequestItem:
-    submitted = intake.submit(Submission(site=site, type="access", email=email, **fields), base_url="https://t", locale="en")
+    fields.setdefault("type", "access")
+    submitted = intake.submit(Submission(site=site, email=email, **fields), base_url="https://t", locale="en")
     intake.verify(submitted.request_id, cloud.code_for(submitted.request_id), base_url="https://t")
     return intake.load_request(submitted.request_id)
 
@@ -277,6 +278,28 @@ def test_the_second_verified_request_in_a_year_is_flagged_excessive(cloud):
     assert someone_else.flags is None
     unverified = intake.submit(Submission(site=site, type="access", email="ana@example.org"), base_url="https://t", locale="en")
     assert intake.load_request(unverified.request_id).flags is None, "only verified requests count"
+
+
+def test_the_free_request_table_has_a_row_for_every_request_type():
+    assert set(rights.COUNTS_TOWARDS_FREE_REQUEST) == set(rights.RequestType)
+    never = {t for t, counts in rights.COUNTS_TOWARDS_FREE_REQUEST.items() if not counts}
+    assert never == {rights.RequestType.CONSENT_WITHDRAWAL, rights.RequestType.OBJECTION, rights.RequestType.COMPLAINT}
+
+
+@pytest.mark.parametrize("kind", list(rights.RequestType), ids=lambda kind: kind.value)
+def test_only_the_types_that_count_are_flagged_excessive_or_use_up_the_free_request(cloud, kind):
+    """For every type: after a free access request it is flagged excessive only if it counts; made
+    first, it leaves the free request to the next access request only if it does not count."""
+    site = new_controller("pull").controller.site_key
+    extra = {"purposes": ["marketing"]} if kind is rights.RequestType.CONSENT_WITHDRAWAL else {}
+    counts = rights.counts_towards_free_request(kind)
+    submit_and_verify(cloud, site, f"first-access-{kind.value}@example.org")
+    second = submit_and_verify(cloud, site, f"first-access-{kind.value}@example.org", type=kind.value, **extra)
+    assert (subjects.EXCESSIVE in (second.flags or [])) is counts
+    again = submit_and_verify(cloud, site, f"first-{kind.value}@example.org", type=kind.value, **extra)
+    assert not again.flags
+    access_after = submit_and_verify(cloud, site, f"first-{kind.value}@example.org")
+    assert (subjects.EXCESSIVE in (access_after.flags or [])) is counts
 
 
 def test_the_count_starts_again_in_a_new_year(cloud):

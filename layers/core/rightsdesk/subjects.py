@@ -2,7 +2,9 @@
 
 GDPR Art. 12(5) and the policies we automate: one request per subject per calendar year is free;
 later ones may be charged or refused as excessive by the controller, so we flag them, never refuse
-them. The count is kept per controller, subject (the keyed hash of the address, so it works
+them. Only the request types rightsdesk.rights.COUNTS_TOWARDS_FREE_REQUEST names count, and only
+they are flagged: a consent withdrawal, an objection or a complaint is always free. The count is
+kept per controller, subject (the keyed hash of the address, so it works
 without the address itself) and UTC year in one small counter item. It is written in the verify
 transaction on the condition that it still holds the value read: two verifications racing
 cannot both count as the free one. Finding it is one GetItem; nothing scans.
@@ -16,7 +18,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from rightsdesk.models import RequestItem, SubjectCounterItem
-from rightsdesk.rights import Relationship
+from rightsdesk.rights import Relationship, counts_towards_free_request
 
 FREE_PER_YEAR = 1
 EXCESSIVE = "excessive"
@@ -28,8 +30,9 @@ def _year(at: datetime) -> int:
 
 
 def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
-    """The subject's counter for the year of `at`, as stored now; None when the request has no subject hash."""
-    if not request.subject_hash:
+    """The subject's counter for the year of `at`, as stored now; None when the request has no subject
+    hash or is of a type that never counts (it is then neither counted nor flagged)."""
+    if not request.subject_hash or not counts_towards_free_request(request.request_type):
         return None
     key = SubjectCounterItem.key(request.controller_id, request.subject_hash, _year(at))
     try:
@@ -44,7 +47,7 @@ def seen(counter: SubjectCounterItem | None) -> int:
 
 def flags_for(request: RequestItem, verified_before: int) -> list[str]:
     flags = set(request.flags or [])
-    if verified_before >= FREE_PER_YEAR:
+    if verified_before >= FREE_PER_YEAR and counts_towards_free_request(request.request_type):
         flags.add(EXCESSIVE)
     if request.relationship == Relationship.GUARDIAN.value:
         flags.add(GUARDIAN)
