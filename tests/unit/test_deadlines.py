@@ -180,8 +180,11 @@ def test_deadline_notices_follow_utc_calendar_days_in_any_zone(due, seconds_befo
     now = due - timedelta(seconds=seconds_before)
     notice = notice_for(due.astimezone(zone_due), now.astimezone(zone_now))
     assert notice == notice_for(due, now)
-    days_left = (due.date() - now.date()).days
-    assert notice == ("due_today" if days_left <= 0 else "due_in_3_days" if days_left <= 3 else None)
+    days_left = (due.astimezone(UTC).date() - now.astimezone(UTC).date()).days
+    if now > due:
+        assert notice == f"overdue_{(max(1, -days_left) - 1) // 3 + 1}"
+    else:
+        assert notice == ("due_today" if days_left <= 0 else "due_in_3_days" if days_left <= 3 else None)
 
 
 def test_an_extension_to_a_date_runs_through_that_day():

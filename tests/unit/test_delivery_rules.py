@@ -131,9 +131,15 @@ def test_malformed_controller_events_are_refused(body):
     (datetime(2026, 12, 20, 0, 5, tzinfo=UTC), "due_in_3_days"),
     (datetime(2026, 12, 22, 23, 59, tzinfo=UTC), "due_in_3_days"),
     (datetime(2026, 12, 23, 0, 5, tzinfo=UTC), "due_today"),
-    (datetime(2026, 12, 30, 0, 5, tzinfo=UTC), "due_today"),
+    (datetime(2026, 12, 23, 13, 15, tzinfo=UTC), "due_today"),
+    (datetime(2026, 12, 23, 13, 16, tzinfo=UTC), "overdue_1"),  # passed on its own day: overdue at once
+    (datetime(2026, 12, 24, 0, 5, tzinfo=UTC), "overdue_1"),
+    (datetime(2026, 12, 26, 23, 59, tzinfo=UTC), "overdue_1"),
+    (datetime(2026, 12, 27, 0, 0, tzinfo=UTC), "overdue_2"),
+    (datetime(2026, 12, 30, 0, 5, tzinfo=UTC), "overdue_3"),
+    (datetime(2027, 3, 23, 0, 5, tzinfo=UTC), "overdue_30"),
 ])
-def test_notices_go_three_calendar_days_before_and_on_the_due_date(now, notice):
+def test_notices_go_three_calendar_days_before_on_the_due_date_and_every_3_days_after(now, notice):
     due = datetime(2026, 12, 23, 13, 15, tzinfo=UTC)
     assert deadline_watch.notice_for(due, now) == notice
 
@@ -178,7 +184,18 @@ def test_after_the_purge_the_forwarded_event_has_no_subject():
     assert not any(value in str(data) for value in PERSONAL)
 
 
-@pytest.mark.parametrize("notice", [None, "due_in_3_days", "due_today"])
+def test_an_overdue_reminder_is_read_as_overdue_with_its_number_and_is_its_own_delivery():
+    request = _request()
+    assert payloads.notice(request, notice="overdue_2") | {"links": None} == {
+        **payloads.notice(request), "links": None, "notice": "overdue", "reminder": 2}
+    assert payloads.notice_mail(request, _controller(), notice="overdue_2")["notice"] == "overdue"
+    first, second = (delivery.DeliveryMessage.from_body({"request_id": "dsr_1", "event": "overdue", "notice": n},
+                                                        message_id="m") for n in ("overdue_1", "overdue_2"))
+    assert (first.notice, second.notice) == ("overdue_1", "overdue_2")
+    assert first.delivery_id != second.delivery_id
+
+
+@pytest.mark.parametrize("notice", [None, "due_in_3_days", "due_today", "overdue_1"])
 def test_notices_never_carry_personal_data_even_before_the_purge(notice):
     request = _request()
     assert not any(value in str(payloads.notice(request, notice=notice)) for value in PERSONAL)

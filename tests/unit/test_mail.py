@@ -30,6 +30,12 @@ CONTEXTS = {
         "status_url": f"{BASE}/status/01JREQ?token=rdst_abc",
         "reason": "We corrected your address.",
     },
+    "due_extended": {
+        "request_type": "access",
+        "due_at": "2026-02-23T23:59:59Z",
+        "reason": "We have to search three archives.",
+        "status_url": f"{BASE}/status/01JREQ",
+    },
     "request_forwarded": {
         "controller_name": "Demo Shop",
         "request_id": "dsr_01JREQ",
@@ -67,6 +73,8 @@ SUBJECTS = {
     ("verification_code", "sl"): "Potrdite svojo zahtevo glede zasebnosti",
     ("request_verified", "en"): "Your privacy request is confirmed",
     ("status_changed", "de"): "Neuigkeiten zu Ihrer Datenschutzanfrage: Abgeschlossen",
+    ("due_extended", "de"): "Die Frist für Ihre Datenschutzanfrage wurde verlängert",
+    ("due_extended", "sl"): "Rok za vašo zahtevo glede zasebnosti je bil podaljšan",
 }
 
 
@@ -105,6 +113,23 @@ def test_every_mail_has_subject_html_and_text_in_every_locale(template, locale):
     # The request type appears by its localized name, not its code.
     type_name = i18n.request_type_name(CONTEXTS[template]["request_type"], locale)
     assert type_name in rendered.html and type_name in " ".join(rendered.text.split())
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_the_extension_mail_names_the_new_due_date_and_the_reason_in_the_subjects_language(locale):
+    rendered = mail.render("due_extended", locale, CONTEXTS["due_extended"])
+    date = " ".join(i18n.format_datetime("2026-02-23T23:59:59Z", locale).split())
+    for part in (rendered.text, rendered.html):
+        assert date in " ".join(part.split()) and "We have to search three archives." in part
+    assert {"en": "more time", "de": "mehr Zeit", "sl": "več časa"}[locale] in rendered.text
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_an_overdue_notice_tells_the_controller_it_is_overdue(locale):
+    rendered = mail.render("request_notice", locale, {**CONTEXTS["request_notice"], "notice": "overdue"})
+    assert rendered.subject == {"en": "A privacy request is overdue", "de": "Eine Datenschutzanfrage ist überfällig",
+                                "sl": "Zahteva glede zasebnosti je zapadla"}[locale]
+    assert " ".join(i18n.format_datetime("2025-12-23T13:15:00Z", locale).split()) in " ".join(rendered.text.split())
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)

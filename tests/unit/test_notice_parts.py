@@ -51,6 +51,14 @@ CONTEXTS = {
         "incident_id": "inc_1", "due_at": "2026-11-23T10:00:00Z", "hours_left": 2, "unsent": 3, "failed": 1,
         "authority_recorded": False, "overdue": False,
     },
+    "requests_overdue_digest": {
+        "days": 7, "requests": [
+            {"request_id": "dsr_1", "controller_id": "ctl_a", "request_type": "erasure", "status": "delivered",
+             "due_at": "2026-11-16T23:59:59Z"},
+            {"request_id": "dsr_2", "controller_id": "ctl_b", "request_type": "access", "status": "acknowledged",
+             "due_at": "2026-11-15T23:59:59Z"},
+        ],
+    },
 }
 # One phrase per notice and language that only a real translation contains.
 PHRASES = {
@@ -59,6 +67,8 @@ PHRASES = {
     "policy_notice": {"en": "Summary of the changes", "de": "Zusammenfassung der Änderungen", "sl": "Povzetek sprememb"},
     "policy_update": {"en": "Earlier versions remain", "de": "Frühere Fassungen", "sl": "Prejšnje različice"},
     "breach_deadline_warning": {"en": "supervisory authority", "de": "Aufsichtsbehörde", "sl": "nadzornemu organu"},
+    "requests_overdue_digest": {"en": "days after their due date", "de": "Tage nach ihrer Frist",
+                                "sl": "dni po roku"},
 }
 
 

@@ -15,10 +15,10 @@ import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, outbox, queries, registry
+from rightsdesk import audit, clock, credentials, deadline_watch, deadlines, delivery, hashing, outbox, queries, registry
 from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import AuditEvent, ControllerItem, RequestItem, transaction
@@ -26,6 +26,13 @@ from rightsdesk.status import Status
 
 log = logging.getLogger(__name__)
 
+# Told in the answer when rightsdesk could not tell the subject itself (Art. 12(3)).
+SUBJECT_INFORMED_BY_CONTROLLER = (
+    "rightsdesk no longer holds the subject's address (it is deleted one hour after delivery), so it "
+    "could not tell them. Informing the subject of the extension and its reasons within the first "
+    "month (GDPR Art. 12(3)) is now yours."
+)
+QUEUED, NO_ADDRESS, QUEUE_FAILED = "queued", "no_address", "queue_failed"
 VISIBLE = (
     Status.FORWARDED, Status.DELIVERED, Status.DELIVERY_FAILED, Status.ACKNOWLEDGED,
     Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.CANCELLED,
@@ -38,18 +45,28 @@ MAX_PAGE = 100
 
 
 class StatusReport(BaseModel):
-    """`POST /v1/controller/requests/{id}/status`."""
+    """`POST /v1/controller/requests/{id}/status`. With `extend_to` and no `status` (or the status the
+    request already has) the due date moves and the status stays."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    status: Literal["acknowledged", "in_progress", "completed", "rejected"]
+    status: Annotated[
+        Literal["acknowledged", "in_progress", "completed", "rejected"] | None,
+        Field(description="The new status; may be left out when only extending (`extend_to`)"),
+    ] = None
     reason: Annotated[str | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
     extend_to: Annotated[
         datetime | None,
         BeforeValidator(deadlines.end_of_date),
         Field(description="New due date (ISO 8601; a date alone means the end of that UTC day); "
-                          "at most 3 months after verification"),
+                          "at most 3 months after verification; only while the due date has not passed"),
     ] = None
+
+    @model_validator(mode="after")
+    def _something_to_report(self) -> StatusReport:
+        if self.status is None and self.extend_to is None:
+            raise ValueError("give a status, an extend_to, or both")
+        return self
 
 
 def actor(controller: ControllerItem) -> str:
@@ -172,38 +189,55 @@ def list_page(
 # ------------------------------------------------------------------ reporting progress
 
 
-def _extension(request: RequestItem, report: StatusReport) -> datetime | None:
+def _extension(request: RequestItem, report: StatusReport, now: datetime) -> datetime | None:
     if report.extend_to is None:
         return None
     if report.status in ("completed", "rejected"):
         raise InvalidInput("a closed request has no due date to extend", fields={"extend_to": "not_allowed"})
     if request.verified_at is None or request.due_at is None:
         raise Conflict("this request has no due date yet", code="no_due_date")
-    return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at)
+    return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at, now=now)
 
 
 def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:
-    """Record the controller's progress on the request, and tell the subject while we still can."""
+    """Record the controller's progress on the request, and tell the subject while we still can.
+    The answer says who tells the subject (`subject_notification`)."""
     request = _own(controller, request_id)
     if report.status == "rejected" and not report.reason:
         raise InvalidInput("say why the request is rejected", fields={"reason": "required"})
     if report.extend_to is not None and not report.reason:
         raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
-    extend_to = _extension(request, report)
-    updates = [RequestItem.due_at.set(extend_to)] if extend_to else []
     now = clock.now()
-    if request.status == report.status:
+    extend_to = _extension(request, report, now)
+    updates = deadline_watch.extension_actions(extend_to) if extend_to else []
+    target = report.status or request.status
+    if request.status == target:
         if extend_to is None:
-            raise IllegalTransition(f"the request is already {report.status}")
+            raise IllegalTransition(f"the request is already {target}")
         _extend_only(request, controller, updates, now)
         request.refresh(consistent_read=True)
     else:
         transition(  # reloads the request itself
-            request, Status(report.status), actor=actor(controller), at=now,
+            request, Status(target), actor=actor(controller), at=now,
             cause="due_extended" if extend_to else None, updates=updates,
         )
-    _tell_subject(request, report.reason, base_url=base_url, at=now)
-    return detail(request)
+    told = _tell_subject(request, report.reason, base_url=base_url, at=now, extended=extend_to is not None)
+    answer = detail(request)
+    answer["subject_notification"] = _notification(told, extended=extend_to is not None)
+    return answer
+
+
+def _notification(told: str, *, extended: bool) -> dict:
+    """Who tells the subject of this change: rightsdesk while it holds their address, else the controller."""
+    if told == QUEUED:
+        return {"by": "rightsdesk", "message": "the subject is told by email, in their language"}
+    if told == QUEUE_FAILED:
+        message = "rightsdesk could not queue its mail to the subject; please tell them yourself"
+    elif extended:
+        message = SUBJECT_INFORMED_BY_CONTROLLER
+    else:
+        message = "rightsdesk no longer holds the subject's address; the status page shows the change"
+    return {"by": "controller", **({"rule": "GDPR Art. 12(3)"} if extended else {}), "message": message}
 
 
 def _extend_only(request: RequestItem, controller: ControllerItem, updates: list, now: datetime) -> None:
@@ -211,34 +245,37 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
     try:
         with transaction() as tx:
             tx.update(request, actions=[*updates, RequestItem.updated_at.set(now)],
-                      condition=RequestItem.status == request.status)
+                      condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
 
 
-def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime) -> None:
-    """Email the subject about the change while their address is still kept. The status stands even
-    if queueing the mail fails: the status page shows it either way."""
+def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime, extended: bool) -> str:
+    """Email the subject about the change while their address is still kept: an extension names the
+    new due date and the reason (Art. 12(3)). Says QUEUED, NO_ADDRESS or QUEUE_FAILED. The status
+    stands even if queueing the mail fails: the status page shows it either way."""
     address = queries.personal_fields(request)["email"]
     if not address:
-        return
+        return NO_ADDRESS
+    context = {
+        "request_type": request.request_type,
+        "status": request.status,
+        "reason": reason,
+        # The status token exists only as a hash; the page asks for the link from the first mail.
+        "status_url": f"{base_url}/status/{request.request_id}",
+    }
+    if extended:
+        template, mail_id = "due_extended", f"extended-{request.request_id}-{int(request.due_at.timestamp())}"
+        context["due_at"] = clock.isoformat(request.due_at)
+    else:
+        template, mail_id = "status_changed", f"status-{request.request_id}-{request.status}-{int(at.timestamp())}"
     try:
-        outbox.enqueue_mail(
-            to=address,
-            template="status_changed",
-            locale=request.locale,
-            context={
-                "request_type": request.request_type,
-                "status": request.status,
-                "reason": reason,
-                # The status token exists only as a hash; the page asks for the link from the first mail.
-                "status_url": f"{base_url}/status/{request.request_id}",
-            },
-            mail_id=f"status-{request.request_id}-{request.status}-{int(at.timestamp())}",
-        )
+        outbox.enqueue_mail(to=address, template=template, locale=request.locale, context=context, mail_id=mail_id)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.error("could not queue the status email", extra={"error_type": type(error).__name__})
+        return QUEUE_FAILED
+    return QUEUED
 
 
 # ------------------------------------------------------------------ webhook

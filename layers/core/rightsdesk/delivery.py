@@ -32,6 +32,9 @@ CONTROLLER_EVENT_IDS = {EVENT_BREACH_NOTICE: ("incident_id",), EVENT_POLICY_UPDA
 # Controller, incident, policy document and version ids: short words, never free text.
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NOTICES = ("due_in_3_days", "due_today")
+# The reminders while a request is overdue: `overdue_<n>`, the n-th period after its due date
+# (rightsdesk.deadline_watch); each is its own delivery.
+OVERDUE_NOTICE = re.compile(r"^overdue_[1-9][0-9]{0,3}$")
 
 # DESIGN.md "Delivery to controllers": 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 12 h (SQS's maximum
 # visibility timeout) until the queue's maxReceiveCount is reached.
@@ -66,7 +69,7 @@ class DeliveryMessage:
     request_id: str  # "" for `test` and the controller events, which concern no request
     event: str
     controller_id: str | None = None  # for `test` and the controller events
-    notice: str | None = None  # for `overdue`: which of NOTICES
+    notice: str | None = None  # for `overdue`: which of NOTICES, or an OVERDUE_NOTICE
     test_id: str | None = None  # for `test`: one id per test the controller asked for
     incident_id: str | None = None  # for `breach.notice`
     doc: str | None = None  # for `policy.updated`, with `version`
@@ -80,7 +83,7 @@ class DeliveryMessage:
         if event in CONTROLLER_EVENTS:
             return cls._controller_event(body, event)
         notice = body.get("notice")
-        if event == "overdue" and notice not in NOTICES:
+        if event == "overdue" and notice not in NOTICES and not OVERDUE_NOTICE.fullmatch(str(notice)):
             notice = "due_today"  # the more urgent reading of an unspecified notice
         message = cls(
             request_id=str(body.get("request_id") or ""),

@@ -28,6 +28,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "verification_code": ("code", "verify_url", "request_type", "expires_minutes"),
     "request_verified": ("request_type", "due_at", "status_url"),
     "status_changed": ("request_type", "status", "status_url"),
+    # an extension of the due date (Art. 12(3)): the new date and the controller's reason
+    "due_extended": ("request_type", "due_at", "reason", "status_url"),
     # to a controller's privacy contact (rightsdesk.payloads), in the controller's locale
     "request_forwarded": ("controller_name", "request_id", "request_type", "due_at", "request_url", "purge_after_minutes"),
     "delivery_failed": ("controller_name", "request_id", "request_type", "due_at", "request_url", "attempts", "cause"),

@@ -25,6 +25,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "policy_notice": ("audience", "doc", "version", "url", "summary", "effective_at", "archive_url"),
     "policy_update": ("doc", "version", "url", "summary", "effective_at", "archive_url", "unsubscribe_url"),
     "breach_deadline_warning": ("incident_id", "due_at"),
+    # to the operators: requests a week overdue (rightsdesk.deadline_watch), ids and dates only
+    "requests_overdue_digest": ("requests", "days"),
 }
 URL_KEYS = ("url", "archive_url", "unsubscribe_url")
 # Notices we start, to many: a bounce or complaint suppresses them (rightsdesk.suppression).

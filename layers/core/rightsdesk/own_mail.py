@@ -19,6 +19,8 @@ OWN_DIR = Path(__file__).parent / "templates" / "operator" / "mail"
 TEMPLATES: dict[str, tuple[str, ...]] = {
     # rectification and complaints wait for a person; a complaint names the supervisory authority
     "own_request_received": ("request_id", "request_type", "due_at"),
+    # the answer is overdue (rightsdesk.deadline_watch): names the supervisory authority (Art. 77)
+    "own_request_overdue": ("request_id", "request_type", "due_at"),
     # outcome: completed | rejected | extended
     "own_request_answered": ("request_id", "request_type", "outcome"),
     "newsletter": ("subject", "body", "unsubscribe_url"),

@@ -26,6 +26,7 @@ from rightsdesk import (
     clock,
     consents,
     contacts,
+    deadline_watch,
     deadlines,
     deletion,
     outbox,
@@ -160,7 +161,8 @@ def resolve(request_id: str, decision: str, *, actor: str = "operator", note: st
 
 
 def extend(request_id: str, until: datetime, *, reason: str, actor: str = "operator") -> RequestItem:
-    """Push the due date, with the reason the subject is told; at most two months more in all."""
+    """Push the due date while it has not passed, with the reason the subject is told (in their
+    language, with the new date); at most two months more in all."""
     request = queries.load_request(request_id)
     if not is_internal(request.controller_id):
         raise NotFound(f"no request {request_id} in the operator queue")
@@ -168,12 +170,12 @@ def extend(request_id: str, until: datetime, *, reason: str, actor: str = "opera
         raise Conflict("only an open, verified request has a due date to extend", code="not_extendable")
     if not (reason or "").strip():
         raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
-    until = deadlines.extended_due(until, due=request.due_at, verified_at=request.verified_at)
     now = clock.now()
+    until = deadlines.extended_due(until, due=request.due_at, verified_at=request.verified_at, now=now)
     event = audit.event(request.pk, action="due_extended", actor=actor, at=now, cause="due_extended")
     try:
         with transaction() as tx:
-            tx.update(request, actions=[RequestItem.due_at.set(until), RequestItem.updated_at.set(now)],
+            tx.update(request, actions=[*deadline_watch.extension_actions(until), RequestItem.updated_at.set(now)],
                       condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:

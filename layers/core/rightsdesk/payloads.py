@@ -60,11 +60,23 @@ def forwarded(request: RequestItem, controller: ControllerItem) -> dict:
     }
 
 
+def _reminder(notice: str) -> tuple[str, int | None]:
+    """`overdue_3` -> (`overdue`, 3): the notice a controller reads, and which overdue reminder it is."""
+    kind, _, number = notice.rpartition("_")
+    if kind == "overdue" and number.isdigit():
+        return kind, int(number)
+    return notice, None
+
+
 def notice(request: RequestItem, *, notice: str | None = None) -> dict:
-    """A cancellation or a deadline notice: no personal data, whatever the request still holds."""
+    """A cancellation or a deadline notice: no personal data, whatever the request still holds.
+    `notice` is `due_in_3_days`, `due_today` or `overdue` (with `reminder`: 1, 2, ... while it stays
+    overdue)."""
     data = _skeleton(request)
     if notice:
-        data["notice"] = notice
+        data["notice"], reminder = _reminder(notice)
+        if reminder is not None:
+            data["reminder"] = reminder
     return data
 
 
@@ -104,5 +116,5 @@ def failed_mail(request: RequestItem, controller: ControllerItem, *, attempts: i
 
 
 def notice_mail(request: RequestItem, controller: ControllerItem, *, notice: str) -> dict:
-    """`notice` is `cancelled`, `due_in_3_days` or `due_today`."""
-    return {**_mail_base(request, controller), "notice": notice}
+    """`notice` is `cancelled`, `due_in_3_days`, `due_today` or `overdue_<n>` (mailed as `overdue`)."""
+    return {**_mail_base(request, controller), "notice": _reminder(notice)[0]}
