@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, outbox, queries, registry
+from rightsdesk import audit, clock, credentials, deadlines, delivery, free_text, hashing, outbox, queries, registry
 from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import AuditEvent, ControllerItem, RequestItem, transaction
@@ -43,7 +43,7 @@ class StatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: Literal["acknowledged", "in_progress", "completed", "rejected"]
-    reason: Annotated[str | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
+    reason: Annotated[free_text.OneLine | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
     extend_to: Annotated[
         datetime | None,
         BeforeValidator(deadlines.end_of_date),

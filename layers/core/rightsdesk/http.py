@@ -38,6 +38,8 @@ _FIELD_CODES = {
     "extra_forbidden": "unknown_field",
     "string_type": "invalid_input",
     "list_type": "invalid_input",
+    "invalid_characters": "invalid_characters",  # rightsdesk.free_text
+    "string_unicode": "invalid_characters",  # a lone surrogate
 }
 
 
