@@ -71,17 +71,17 @@ class Api:
     def error_response(self, error: GatewayError) -> tuple[int, list[tuple[str, str]], bytes] | None:
         """The template's GatewayResponses for this error, if it styles it (status, headers, JSON body)."""
         kind = error.response_type
+        default = self.gateway_responses.get("DEFAULT_4XX" if error.status < 500 else "DEFAULT_5XX")
         if kind is None:
-            return None
-        spec = self.gateway_responses.get(kind) or self.gateway_responses.get(
-            "DEFAULT_4XX" if error.status < 500 else "DEFAULT_5XX"
-        )
+            # An answer only the local gateway makes (405): its own status and body, the API's headers.
+            if not default:
+                return None
+            body = json.dumps(error_body(error.code, error.message)).encode()
+            return error.status, [*error.headers, *_static_headers(default), ("Content-Type", "application/json")], body
+        spec = self.gateway_responses.get(kind) or default
         if not spec:
             return None
-        headers = [
-            (name, str(value).strip("'"))
-            for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items()
-        ]
+        headers = _static_headers(spec)
         template = (spec.get("ResponseTemplates") or {}).get("application/json")
         if template is None:
             body = json.dumps(error_body(error.code, error.message))
@@ -93,6 +93,16 @@ class Api:
             )
         headers.append(("Content-Type", "application/json"))
         return int(spec.get("StatusCode", error.status)), [*error.headers, *headers], body.encode()
+
+
+def _static_headers(spec: dict) -> list[tuple[str, str]]:
+    """A gateway response's headers: static values, each inside one pair of single quotes (which
+    are not part of the value; quotes inside it are, as in a Content-Security-Policy's 'none')."""
+    headers = []
+    for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
+        text = str(value)
+        headers.append((name, text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text))
+    return headers
 
 
 @dataclass

@@ -19,9 +19,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import api_gateway, clock, handler_support, http, i18n, intake, web
+from rightsdesk import api_gateway, clock, handler_support, hashing, http, i18n, intake, web
 from rightsdesk.config import settings
-from rightsdesk.errors import RightsdeskError
+from rightsdesk.errors import InvalidInput, RightsdeskError
 from rightsdesk.status import is_open
 
 logger = Logger()
@@ -143,10 +143,12 @@ def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str
 
 
 # Built on first use: only a submission with an Idempotency-Key needs the store. The record holds a
-# hash of the client's key and the answer (request id, status): no personal data. Records are keyed
-# on _submit_once's module and name: rename neither.
+# hash of the client's key, the answer (request id, status) and, to refuse the key with another
+# body, a hash of the body's keyed hash (hashing.fingerprint): no personal data, nothing an address
+# could be guessed back from. Records are keyed on _submit_once's module and name: rename neither.
 _idempotent_submit = handler_support.IdempotentOnFirstUse(_submit_once, data_keyword_argument="client_key",
                                                           event_key_jmespath="[site, key]",
+                                                          payload_validation_jmespath="body",
                                                           expires_after_seconds=24 * 3600)
 
 
@@ -162,14 +164,20 @@ STATUS_VIEW = http.object_schema(
 )
 
 
+# An Idempotency-Key makes a retry safe: the same key with the same body gets the first answer; with
+# another body, a 422 (idempotency_key_reused). Keys are scoped to the site the body names.
 @app.post("/v1/requests", summary="Submit a request",
           responses=http.responses(202, "Accepted; a code was emailed", SUBMITTED, 400, 409, 413, 415, 422, 503))
 def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
+    if client_key is not None and not http.valid_idempotency_key(client_key):
+        raise InvalidInput("the Idempotency-Key must be 1 to 255 printable ASCII characters",
+                           fields={"idempotency-key": "invalid_format"})
     if client_key:
         answer = _idempotent_submit(
-            client_key={"site": submission.site.lower(), "key": client_key[:128]},
+            client_key={"site": submission.site.lower(), "key": client_key,
+                        "body": hashing.fingerprint("idempotency_body", submission.model_dump(mode="json"))},
             submission=submission,
             locale=locale,
         )

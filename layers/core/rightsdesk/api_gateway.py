@@ -6,6 +6,7 @@ accepted bodies, security headers) live in rightsdesk.http on plain values.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 
@@ -31,6 +32,8 @@ def reject_unreadable(event: dict) -> dict | None:
     rejected = http.check_body(
         event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
     )
+    if rejected is None and text and body and http.media_type(headers.get("content-type")) in (http.JSON, ""):
+        rejected = http.json_problem(base64.b64decode(body).decode() if encoded else body)
     if rejected is None:
         return None
     status, code, message = rejected

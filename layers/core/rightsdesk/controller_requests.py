@@ -18,7 +18,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk import audit, clock, credentials, deadline_watch, deadlines, delivery, hashing, outbox, queries, registry
+from rightsdesk import (
+    audit, clock, credentials, deadline_watch, deadlines, delivery, free_text, hashing, outbox, queries, registry,
+)
 from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import AuditEvent, ControllerItem, RequestItem, transaction
@@ -54,7 +56,10 @@ class StatusReport(BaseModel):
         Literal["acknowledged", "in_progress", "completed", "rejected"] | None,
         Field(description="The new status; may be left out when only extending (`extend_to`)"),
     ] = None
-    reason: Annotated[str | None, Field(max_length=2000, description="Shown to the subject; required to reject or extend")] = None
+    reason: Annotated[
+        free_text.OneLine | None,
+        Field(max_length=2000, description="Shown to the subject; required to reject or extend"),
+    ] = None
     extend_to: Annotated[
         datetime | None,
         BeforeValidator(deadlines.end_of_date),

@@ -29,6 +29,12 @@ class InvalidInput(RightsdeskError):
     code = "invalid_input"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key sent again with another body (IETF httpapi Idempotency-Key draft: 422)."""
+
+    code = "idempotency_key_reused"
+
+
 class UnknownSite(InvalidInput):
     code = "unknown_site"
 

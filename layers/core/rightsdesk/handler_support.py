@@ -3,7 +3,9 @@
 - An idempotent function whose idempotency utility, config and store are imported and built on its
   first call, not at import: powertools' idempotency package imports boto3 (and its DynamoDB store
   builds a client), a cost a cold start need not pay before it knows it needs it. Records are keyed
-  on the wrapped function's module and name: renaming either forgets what was stored.
+  on the wrapped function's module and name: renaming either forgets what was stored. With
+  `payload_validation_jmespath`, a key reused with other data is refused (IdempotencyKeyReused, a
+  422) instead of answered with the first call's result.
 - Sending a received message back after a delay (the retry schedules of the dispatcher and the
   notifier): the message's visibility timeout, changed in place.
 """
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rightsdesk import aws_clients
+from rightsdesk.errors import IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,10 @@ class IdempotentOnFirstUse:
                                    persistence_store=persistence, config=self._config)
 
     def __call__(self, **arguments: Any) -> Any:
-        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
 
         if self._idempotent is None:
             self._idempotent = self._build()
@@ -64,6 +70,11 @@ class IdempotentOnFirstUse:
             return self._idempotent(**arguments)
         except IdempotencyAlreadyInProgressError:
             raise AlreadyInProgress() from None
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request; use a new key for a new request",
+                fields={"idempotency-key": "reused_with_other_body"},
+            ) from None
 
 
 def come_back_after(queue_url: str, receipt_handle: str, seconds: int) -> None:

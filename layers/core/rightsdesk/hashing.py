@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import unicodedata
 from functools import lru_cache
@@ -45,6 +46,12 @@ def matches(purpose: str, value: str, stored_hash: str | None) -> bool:
         hmac.compare_digest(keyed_hash(purpose, value), "0" * 64)
         return False
     return hmac.compare_digest(keyed_hash(purpose, value), stored_hash)
+
+
+def fingerprint(purpose: str, payload: object) -> str:
+    """A keyed hash of a JSON-able value (canonical: sorted keys, no spaces): tells two bodies apart
+    without keeping anything an address could be guessed back from, as an unkeyed hash would."""
+    return keyed_hash(purpose, json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def normalize_email(email: str) -> str:

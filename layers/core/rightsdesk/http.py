@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,6 +39,8 @@ _FIELD_CODES = {
     "extra_forbidden": "unknown_field",
     "string_type": "invalid_input",
     "list_type": "invalid_input",
+    "invalid_characters": "invalid_characters",  # rightsdesk.free_text
+    "string_unicode": "invalid_characters",  # a lone surrogate
 }
 
 
@@ -82,6 +85,52 @@ def readable_text(body: str, base64_encoded: bool) -> bool:
     except (binascii.Error, ValueError):
         return False
     return True
+
+
+# No route reads a body nested deeper than a few levels, or a number longer than a date: deeper or
+# longer JSON is refused before the router, the validator or Python's int() chokes on it (a
+# RecursionError or int()'s digit limit would otherwise surface as a 500).
+MAX_JSON_DEPTH = 32
+MAX_JSON_NUMBER_DIGITS = 64
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _bounded_number(text: str) -> str:
+    if len(text) > MAX_JSON_NUMBER_DIGITS:
+        raise _NumberTooLong()
+    return text
+
+
+def json_problem(body: str) -> tuple[int, str, str] | None:
+    """(status, code, message) for a JSON body no route can read safely: nested deeper than
+    MAX_JSON_DEPTH or with an overlong number. None for anything else, malformed JSON included
+    (the router's validation answers that with its own 400)."""
+    try:
+        parsed = json.loads(body, parse_int=_bounded_number, parse_float=_bounded_number)
+    except _NumberTooLong:
+        return 400, "malformed_json", f"a number in the request body is longer than {MAX_JSON_NUMBER_DIGITS} digits"
+    except RecursionError:
+        return 400, "malformed_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError:
+        return None
+    level = [parsed]
+    for _ in range(MAX_JSON_DEPTH + 1):
+        level = [inner for value in level if isinstance(value, (dict, list))
+                 for inner in (value.values() if isinstance(value, dict) else value)]
+        if not level:
+            return None
+    return 400, "malformed_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+# IETF httpapi Idempotency-Key draft: a String (printable ASCII); we take at most this many.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def valid_idempotency_key(value: str) -> bool:
+    return 0 < len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH and all(" " <= char <= "~" for char in value)
 
 
 def _field_code(error: Mapping[str, Any], field: str) -> str:
@@ -140,7 +189,7 @@ _ERROR_DESCRIPTIONS = {
     410: "Expired",
     413: "The body is too large",
     415: "Send application/json or application/x-www-form-urlencoded",
-    422: "Some fields are not valid (fields names each one)",
+    422: "Some fields are not valid (fields names each one), or an Idempotency-Key was reused with another body",
     429: "Too many attempts; try again later",
     503: "Briefly unavailable; retry after the Retry-After seconds",
 }

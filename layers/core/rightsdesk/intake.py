@@ -21,7 +21,7 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import UpdateError
 
-from rightsdesk import audit, clock, deadlines, deletion, guard, hashing, outbox, queries, registry, retention, subjects
+from rightsdesk import audit, clock, deadlines, deletion, free_text, guard, hashing, outbox, queries, registry, retention, subjects
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
@@ -66,11 +66,11 @@ class Submission(_FormFriendly):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    site: Annotated[str, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
+    site: Annotated[free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
     type: RequestType
-    email: Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
-    name: Annotated[str | None, Field(max_length=200)] = None
-    details: Annotated[str | None, Field(max_length=4000)] = None
+    email: Annotated[free_text.OneLine, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
+    name: Annotated[free_text.OneLine | None, Field(max_length=200)] = None
+    details: Annotated[free_text.MultiLine | None, Field(max_length=4000)] = None
     locale: Literal["en", "de", "sl"] | None = None
     relationship: Relationship = Relationship.SELF
     purposes: list[Purpose] = Field(default_factory=list, max_length=len(Purpose))

@@ -129,6 +129,14 @@ class MailSet:
         )
 
 
-MAILS = MailSet("mail", (MAIL_DIR,), TEMPLATES, URL_KEYS)
+def quoted(value: str | None, prefix: str = "> ") -> str:
+    """A field a person typed, for a plain-text mail: every line behind `prefix`, so no line of it
+    starts where the mail's own lines ("Email: ...") do (rightsdesk.free_text keeps other breaks out)."""
+    if not value:
+        return ""
+    return "\n".join(prefix + line for line in str(value).replace("\r\n", "\n").split("\n"))
+
+
+MAILS = MailSet("mail", (MAIL_DIR,), TEMPLATES, URL_KEYS, filters={"quoted": quoted})
 render = MAILS.render
 _environment = MAILS.environment
