@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, outbox, queries, registry
+from rightsdesk import audit, clock, credentials, deadlines, delivery, hashing, limits, outbox, queries, registry
 from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import AuditEvent, ControllerItem, RequestItem, transaction
@@ -224,6 +224,8 @@ def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at
     if not address:
         return
     try:
+        if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
+            return
         outbox.enqueue_mail(
             to=address,
             template="status_changed",
