@@ -354,3 +354,22 @@ def test_a_note_is_remembered_only_as_a_keyed_hash(cloud, restore_clock):
     limits.subject_note_allowed(request_id, "rejected", "Ana Novak has no account", None)
     item = next(i for i in LimitCounterItem.scan() if i.pk == f"LIMIT#subject_mails#{request_id}")
     assert "Ana" not in item.last_note and len(item.last_note) == 64
+
+
+# ------------------------------------------------------------------ what the subject is told
+
+
+WAIT_AN_HOUR = {"en": "wait an hour", "de": "warten Sie eine Stunde", "sl": "počakajte eno uro"}
+
+
+@pytest.mark.parametrize("locale", sorted(WAIT_AN_HOUR))
+@pytest.mark.parametrize(("page", "context"), [
+    ("form", {"values": {}, "errors": {}, "site": None}),
+    ("verify", {"request_id": "dsr_x", "code": None, "error": None, "attempts_left": None}),
+])
+def test_the_form_and_the_code_page_tell_subjects_to_wait_an_hour_if_no_code_arrives(locale, page, context):
+    """Over the address's limit a submission looks accepted and no code comes: the subject must
+    know to wait, in their language."""
+    from rightsdesk import web
+
+    assert WAIT_AN_HOUR[locale] in " ".join(web.render_page(page, locale, **context).split())
