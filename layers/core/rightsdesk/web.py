@@ -66,6 +66,7 @@ FORM_ERRORS = {
     "purposes_required": N_("Choose at least one use for which you withdraw consent."),
     "invalid_format": N_("This entry is not in a valid format."),
     "invalid_input": N_("Please check this entry."),
+    "rate_limited": N_("Too many requests were sent from your network. Please wait a minute and try again."),
 }
 
 VERIFY_ERRORS = {
