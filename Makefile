@@ -46,8 +46,11 @@ $(SAM_STAMP):
 
 tools: $(SAM_STAMP)
 
+# Every local caller is 127.0.0.1: the local run raises the abuse limits (local/loopback.py) through
+# parameter overrides. `make run LOCAL_LIMITS=` runs with the production defaults.
+LOCAL_LIMITS ?= $$($(PY) -m local.loopback)
 run: install
-	$(PY) -m local $(ARGS)
+	$(PY) -m local $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
 
 test: test-unit test-integration test-template test-e2e
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import requests
 
+from local import loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- load:start -->", "<!-- load:end -->"
@@ -172,7 +174,8 @@ class LocalRun:
         self.log = open(ROOT / ".local" / "load-run.log", "w") if (ROOT / ".local").is_dir() else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local", "--port", str(ports[0]), "--moto-port", str(ports[1]),
-             "--receiver-port", str(ports[2]), "--no-schedules"],
+             "--receiver-port", str(ports[2]), "--no-schedules",
+             *loopback.parameter_overrides()],  # every client is 127.0.0.1: see local/loopback.py
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         base_url = f"http://127.0.0.1:{ports[0]}"
         deadline = time.monotonic() + 90

@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--parameter-overrides",
         nargs="+",
+        action="extend",  # given twice (e.g. the loopback limits, then a test's own), both count; the last wins
         default=[],
         metavar="KEY=VALUE",
         help="template parameters, as sam deploy takes them (e.g. CorsAllowOrigins=https://shop.example)",

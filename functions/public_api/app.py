@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk import api_gateway, clock, handler_support, hashing, http, i18n, intake, web
 from rightsdesk.config import settings
-from rightsdesk.errors import InvalidInput, RightsdeskError
+from rightsdesk.errors import InvalidInput, RateLimited, RightsdeskError
 from rightsdesk.status import is_open
 
 logger = Logger()
@@ -138,7 +138,7 @@ def openapi():
 
 
 def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str) -> dict:
-    result = intake.submit(submission, base_url=_base_url(), locale=locale)
+    result = intake.submit(submission, base_url=_base_url(), locale=locale, source=_source())
     return {"request_id": result.request_id, "status": result.status}
 
 
@@ -167,7 +167,9 @@ STATUS_VIEW = http.object_schema(
 # An Idempotency-Key makes a retry safe: the same key with the same body gets the first answer; with
 # another body, a 422 (idempotency_key_reused). Keys are scoped to the site the body names.
 @app.post("/v1/requests", summary="Submit a request",
-          responses=http.responses(202, "Accepted; a code was emailed", SUBMITTED, 400, 409, 413, 415, 422, 503))
+          responses=http.responses(202, "Accepted; a code was emailed (or, over the address's hourly limit of "
+                                        "codes, nothing was: the answer is the same)", SUBMITTED,
+                                   400, 409, 413, 415, 422, 429, 503))
 def submit(submission: Annotated[intake.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
@@ -182,7 +184,7 @@ def submit(submission: Annotated[intake.Submission, Body()]):
             locale=locale,
         )
     else:
-        result = intake.submit(submission, base_url=_base_url(), locale=locale)
+        result = intake.submit(submission, base_url=_base_url(), locale=locale, source=_source())
         answer = {"request_id": result.request_id, "status": result.status}
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})
@@ -200,7 +202,7 @@ def submit(submission: Annotated[intake.Submission, Body()]):
           responses=http.responses(200, "Verified; keep the status token", VERIFIED,
                                    400, 404, 409, 410, 413, 415, 422, 429, 503))
 def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
-    result = intake.verify(request_id, body.code, base_url=_base_url())
+    result = intake.verify(request_id, body.code, base_url=_base_url(), source=_source())
     if result.repeated:
         logger.info("verification repeated", extra={"request_id": request_id})
     else:
@@ -277,8 +279,12 @@ app.include_router(own_routes.router)
 @app.exception_handler(RightsdeskError)
 def domain_error(error: RightsdeskError) -> Response:
     if _wants_html():
-        return _html_error(error.status, error.code, error.fields, error.message)
-    return error_response(error.status, error.code, error.message, error.fields)
+        answer = _html_error(error.status, error.code, error.fields, error.message)
+    else:
+        answer = error_response(error.status, error.code, error.message, error.fields)
+    if isinstance(error, RateLimited):
+        answer.headers["Retry-After"] = str(error.retry_after)
+    return answer
 
 
 @app.exception_handler(RequestValidationError)

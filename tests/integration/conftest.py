@@ -21,6 +21,8 @@ import boto3
 import pytest
 import requests
 
+from local import loopback
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
 REGION = "eu-central-1"
@@ -158,7 +160,11 @@ class RunningStack:
         return response.json()
 
 
-def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None) -> RunningStack:
+def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
+                production_limits: bool = False) -> RunningStack:
+    """A local stack. Every test calls from 127.0.0.1 and reuses addresses, so the abuse limits are
+    raised through parameter overrides (local/loopback.py), unless `production_limits` (the
+    template's defaults, as a deployment without overrides has them)."""
     port, moto_port, receiver_port = free_port(), free_port(), free_port()
     log_path = log_dir / f"local-{port}.log"
     command = [
@@ -172,6 +178,7 @@ def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None) ->
         "--receiver-port",
         str(receiver_port),
         "--no-schedules",
+        *([] if production_limits else loopback.parameter_overrides()),
         *args,
     ]
     with log_path.open("w") as log:
@@ -200,8 +207,9 @@ def launch_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Runn
     """Start another local stack (`launch_stack("--template", path)`); stopped at the end of the session."""
     started: list[RunningStack] = []
 
-    def launch(*args: str, env: dict[str, str] | None = None) -> RunningStack:
-        running = start_stack(tmp_path_factory.mktemp("local-stack"), *args, env=env)
+    def launch(*args: str, env: dict[str, str] | None = None, production_limits: bool = False) -> RunningStack:
+        running = start_stack(tmp_path_factory.mktemp("local-stack"), *args, env=env,
+                              production_limits=production_limits)
         started.append(running)
         return running
 

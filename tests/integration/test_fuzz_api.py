@@ -101,6 +101,8 @@ def _kind(item: dict) -> str:
         return sk
     if pk.startswith("GUARD#"):
         return "GUARD"
+    if pk.startswith("LIMIT#"):
+        return "LIMIT"
     if pk.startswith("CTRL#") and sk.startswith("AUDIT#"):
         return "CTRL_AUDIT"
     if pk.startswith("REQ#") and sk.startswith("AUDIT#"):
@@ -159,6 +161,9 @@ def test_rejected_requests_stored_nothing(fuzzed, before, table_counts):
     assert after["REQUEST"] - before["REQUEST"] == submitted
     assert after["CHALLENGE"] - before["CHALLENGE"] == submitted
     assert after["GUARD"] - before["GUARD"] <= 1, "only the failed-attempt counter of this one client"
+    # Abuse-limit counters (rightsdesk.limits): per address, per window, only for accepted submissions
+    # and this one client's windows (a minute each: the run may span a few), and wrong codes.
+    assert after["LIMIT"] - before["LIMIT"] <= submitted + 10
     assert submitted, "some generated submissions were valid and accepted"
     rotations = accepted.get("POST /v1/controller/webhook/rotate", 0)
     tests = accepted.get("POST /v1/controller/webhook/test", 0)

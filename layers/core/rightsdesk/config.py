@@ -34,10 +34,33 @@ class Settings:
     authority_name: str = ""
     authority_url: str = ""
     authority_email: str = ""
+    # Abuse limits (rightsdesk.limits; template parameters Limit*): strict per address, generous
+    # per source (one office or one mobile carrier can share an address).
+    codes_per_address_per_hour: int = 3
+    submissions_per_source_per_minute: int = 30
+    failed_codes_per_address_per_hour: int = 10
+    failed_codes_per_source_per_hour: int = 60
+    subject_mails_per_request_per_day: int = 3
 
     @property
     def is_local(self) -> bool:
         return self.stage == "local"
+
+
+LIMIT_FIELDS = (
+    "codes_per_address_per_hour", "submissions_per_source_per_minute", "failed_codes_per_address_per_hour",
+    "failed_codes_per_source_per_hour", "subject_mails_per_request_per_day",
+)
+
+
+def _count(value: str | None, default: int) -> int:
+    """A positive whole number from the environment; empty or unset keeps the default."""
+    if not value or not value.strip():
+        return default
+    number = int(value)
+    if number < 1:
+        raise ValueError("a limit must be at least 1")
+    return number
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -67,6 +90,8 @@ def settings() -> Settings:
         authority_name=env.get("SUPERVISORY_AUTHORITY_NAME", "").strip(),
         authority_url=env.get("SUPERVISORY_AUTHORITY_URL", "").strip(),
         authority_email=env.get("SUPERVISORY_AUTHORITY_EMAIL", "").strip(),
+        # LIMIT_<FIELD>, e.g. LIMIT_CODES_PER_ADDRESS_PER_HOUR
+        **{name: _count(env.get(f"LIMIT_{name.upper()}"), getattr(Settings, name)) for name in LIMIT_FIELDS},
     )
 
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk import (
-    audit, clock, credentials, deadline_watch, deadlines, delivery, free_text, hashing, outbox, queries, registry,
+    audit, clock, credentials, deadline_watch, deadlines, delivery, free_text, hashing, limits, outbox, queries,
+    registry,
 )
 from rightsdesk.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
 from rightsdesk.lifecycle import transition
@@ -34,7 +35,7 @@ SUBJECT_INFORMED_BY_CONTROLLER = (
     "could not tell them. Informing the subject of the extension and its reasons within the first "
     "month (GDPR Art. 12(3)) is now yours."
 )
-QUEUED, NO_ADDRESS, QUEUE_FAILED = "queued", "no_address", "queue_failed"
+QUEUED, NO_ADDRESS, QUEUE_FAILED, NOTE_LIMITED = "queued", "no_address", "queue_failed", "note_limited"
 VISIBLE = (
     Status.FORWARDED, Status.DELIVERED, Status.DELIVERY_FAILED, Status.ACKNOWLEDGED,
     Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.CANCELLED,
@@ -238,6 +239,9 @@ def _notification(told: str, *, extended: bool) -> dict:
         return {"by": "rightsdesk", "message": "the subject is told by email, in their language"}
     if told == QUEUE_FAILED:
         message = "rightsdesk could not queue its mail to the subject; please tell them yourself"
+    elif told == NOTE_LIMITED:
+        message = ("rightsdesk did not mail the subject again: the same note, or today's mails for this request "
+                   "were already sent; the status page shows the change")
     elif extended:
         message = SUBJECT_INFORMED_BY_CONTROLLER
     else:
@@ -258,7 +262,7 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
 
 def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime, extended: bool) -> str:
     """Email the subject about the change while their address is still kept: an extension names the
-    new due date and the reason (Art. 12(3)). Says QUEUED, NO_ADDRESS or QUEUE_FAILED. The status
+    new due date and the reason (Art. 12(3)). Says QUEUED, NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status
     stands even if queueing the mail fails: the status page shows it either way."""
     address = queries.personal_fields(request)["email"]
     if not address:
@@ -276,6 +280,8 @@ def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at
     else:
         template, mail_id = "status_changed", f"status-{request.request_id}-{request.status}-{int(at.timestamp())}"
     try:
+        if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
+            return NOTE_LIMITED
         outbox.enqueue_mail(to=address, template=template, locale=request.locale, context=context, mail_id=mail_id)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.error("could not queue the status email", extra={"error_type": type(error).__name__})

@@ -71,3 +71,14 @@ class Conflict(RightsdeskError):
 
 class IllegalTransition(Conflict):
     code = "illegal_transition"
+
+
+class RateLimited(RightsdeskError):
+    """Too many requests from one caller: retry after `retry_after` seconds (the Retry-After header)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

@@ -190,7 +190,7 @@ _ERROR_DESCRIPTIONS = {
     413: "The body is too large",
     415: "Send application/json or application/x-www-form-urlencoded",
     422: "Some fields are not valid (fields names each one), or an Idempotency-Key was reused with another body",
-    429: "Too many attempts; try again later",
+    429: "Too many attempts or submissions; try again later (after Retry-After seconds, when given)",
     503: "Briefly unavailable; retry after the Retry-After seconds",
 }
 
@@ -211,7 +211,13 @@ def responses(
     }
     for code in errors:
         documented[code] = {"description": _ERROR_DESCRIPTIONS[code], "content": {JSON: {"schema": ERROR_SCHEMA}}}
+        if code in (429, 503):
+            documented[code]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return documented
+
+
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again (not on every 429)",
+                      "schema": {"type": "integer", "minimum": 1}}
 
 
 # ------------------------------------------------------------------ busy, not broken

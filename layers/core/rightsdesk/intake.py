@@ -19,15 +19,30 @@ from datetime import datetime
 from typing import Annotated, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk import audit, clock, deadlines, deletion, free_text, guard, hashing, outbox, queries, registry, retention, subjects
+from rightsdesk import (
+    audit,
+    clock,
+    deadlines,
+    deletion,
+    free_text,
+    guard,
+    hashing,
+    limits,
+    outbox,
+    queries,
+    registry,
+    retention,
+    subjects,
+)
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
     IllegalTransition,
     InvalidCode,
     NotFound,
+    RateLimited,
     TooManyAttempts,
     Unauthorized,
     UnknownSite,
@@ -118,12 +133,16 @@ class Verified:
     repeated: bool = field(default=False, compare=False)
 
 
-def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
+def submit(submission: Submission, *, base_url: str, locale: str, source: str | None = None) -> Submitted:
+    """Store the request and mail its code. `source` is the caller's IP address (rightsdesk.limits):
+    over its per-minute limit the submission is refused (RateLimited); over the address's hourly
+    limit of codes it is answered as usual, but nothing is stored and no mail goes."""
     controller = registry.resolve_site(submission.site)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
     now = clock.now()
     request_id = hashing.new_id("dsr")
+    subject_hash = hashing.email_hash(submission.email)
     code = hashing.new_code()
     locale = submission.locale or locale
     pk = RequestItem.key(request_id)
@@ -143,7 +162,7 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         email=submission.email,
         name=submission.name,
         details=submission.details,
-        subject_hash=hashing.email_hash(submission.email),
+        subject_hash=subject_hash,
         created_at=now,
         updated_at=now,
         expires_at=request_expires,
@@ -161,10 +180,10 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         **retention.schedule(retention.Rule.VERIFICATION_CODE, now, pk, ChallengeItem.SK),
     )
     created = audit.event(pk, action="submitted", actor="subject", at=now, to_status=Status.IDENTITY_UNVERIFIED.value)
-    with transaction() as tx:
-        tx.save(request, condition=RequestItem.pk.does_not_exist())
-        tx.save(challenge, condition=ChallengeItem.pk.does_not_exist())
-        tx.save(created, condition=type(created).sk.does_not_exist())
+    if not _store_within_limits([request, challenge, created], subject_hash, source, now):
+        # The same answer as a stored request's, for an id that exists nowhere: it tells nothing
+        # about the address (the form tells subjects to wait an hour if no code arrives).
+        return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
     outbox.enqueue_mail(
         to=submission.email,
         template="verification_code",
@@ -178,6 +197,33 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
         mail_id=f"verify-{request_id}",
     )
     return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
+
+
+def _store_within_limits(items: list, subject_hash: str, source: str | None, now: datetime) -> bool:
+    """Write the new request's items, and spend the address's and the source's limits, in one
+    transaction (one write call: the counters add none). False if the address had its codes for
+    this hour: nothing was stored. Raises RateLimited if the source is over its limit, whatever the
+    address: the source's own submissions alone decide that answer."""
+    by_address, by_source = limits.codes_per_address(), limits.submissions_per_source()
+    address = limits.address_key(subject_hash)
+    source_key = limits.source_key(source) if source else None
+    try:
+        with transaction() as tx:
+            for item in items:  # puts come before updates in the transaction (limits.refused_in)
+                tx.save(item, condition=type(item).pk.does_not_exist())
+            limits.spend_in(tx, by_address, address, now)
+            if source_key:
+                limits.spend_in(tx, by_source, source_key, now)
+    except TransactWriteError as error:
+        refused = limits.refused_in(error, {len(items): by_address, len(items) + 1: by_source})
+        if not refused:
+            raise
+        if by_source in refused or (source_key and not limits.spend(by_source, source_key, now)):
+            # (the failed transaction counted nothing: the source's submission is counted on its own)
+            raise RateLimited("too many submissions from your network; please wait a minute",
+                              retry_after=limits.retry_after(by_source, now)) from None
+        return False
+    return True
 
 
 def _load_challenge(request: RequestItem) -> ChallengeItem:
@@ -202,13 +248,15 @@ def _spend_attempt(challenge: ChallengeItem) -> int:
     return int(challenge.attempts)
 
 
-def verify(request_id: str, code: str, *, base_url: str) -> Verified:
+def verify(request_id: str, code: str, *, base_url: str, source: str | None = None) -> Verified:
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
         return _verify_again(request, code, base_url=base_url)
+    guessers = _guessing_budgets(request, source)
     challenge = _load_challenge(request)
     attempts = _spend_attempt(challenge)
     if not hashing.matches("code", code, challenge.code_hash):
+        _count_wrong_code(guessers)
         left = MAX_CODE_ATTEMPTS - attempts
         raise InvalidCode(
             "that code is not right" + (f"; {left} attempts left" if left else ""),
@@ -241,6 +289,26 @@ def verify(request_id: str, code: str, *, base_url: str) -> Verified:
     status_url = f"{base_url}/status/{request_id}?token={token}"
     _after_verification(request, status_url=status_url, due=due)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
+
+
+def _guessing_budgets(request: RequestItem, source: str | None) -> list[tuple[limits.Limit, str]]:
+    """The wrong-code budgets this verification draws on: the address's (across all its requests,
+    so resubmitting for fresh codes gives no fresh guesses) and the source's. Refuses, before the
+    code is compared, as a request out of attempts would be, if either is used up."""
+    budgets = [(limits.failed_codes_per_address(), limits.address_key(request.subject_hash))]
+    if source:
+        budgets.append((limits.failed_codes_per_source(), limits.source_key(source)))
+    if any(limits.exhausted(limit, key) for limit, key in budgets):
+        raise TooManyAttempts("too many wrong codes; please submit your request again")
+    return budgets
+
+
+def _count_wrong_code(budgets: list[tuple[limits.Limit, str]]) -> None:
+    """Charge a wrong code to each budget. Checked before and counted after the comparison, so
+    parallel guesses may overshoot a budget by what is in flight; each request's own five
+    attempts (_spend_attempt) stay exact."""
+    for limit, key in budgets:
+        limits.spend(limit, key)
 
 
 def _status_token(request_id: str, code_hash: str) -> str:

@@ -521,12 +521,24 @@ class GuardItem(_Item):
     failures = NumberAttribute(default=0)
 
 
+class LimitCounterItem(_Item):
+    """What one address, source or request used of one limit in one window (rightsdesk.limits):
+    keyed by a keyed hash (or a request id), never by the address itself."""
+
+    class Meta(_TableMeta):
+        pass
+
+    used = NumberAttribute(default=0)
+    # keyed hash of the last note mailed to a subject in this window (repeated notes collapse)
+    last_note = UnicodeAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem, ApiKeyItem, SubjectCounterItem,
     SweepState,
     IncidentItem, NoticeItem, PolicyVersionItem, ContactItem, ListMemberItem, SuppressionItem, SpentTokenItem,
     ConsentItem, SubjectRequestItem,
-    GuardItem,
+    GuardItem, LimitCounterItem,
     _Item,  # any item by its keys and retention attributes: how the sweeper reads the expiry index
 )
 

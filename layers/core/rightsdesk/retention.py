@@ -27,6 +27,8 @@ class Rule(str, Enum):
     BREACH_RECIPIENT = "breach_recipient"
     SUPPRESSION = "suppression"
     UNSUBSCRIBE_TOKEN = "unsubscribe_token"
+    # abuse limits (rightsdesk.limits): counters per address hash, source hash or request
+    RATE_LIMIT_COUNTER = "rate_limit_counter"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     Rule.SUPPRESSION: RetentionRule(Rule.SUPPRESSION, timedelta(days=2 * 365), "delete"),
     # How long an unsubscribe link works, and so how long its spent marker must be remembered.
     Rule.UNSUBSCRIBE_TOKEN: RetentionRule(Rule.UNSUBSCRIBE_TOKEN, timedelta(days=365), "delete"),
+    # A counter of a limit's window (an hour per address, a minute per source, a day per request):
+    # kept from the window's end for this long, i.e. not at all; a counter means nothing afterwards.
+    Rule.RATE_LIMIT_COUNTER: RetentionRule(Rule.RATE_LIMIT_COUNTER, timedelta(0), "delete"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,

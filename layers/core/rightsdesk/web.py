@@ -67,6 +67,7 @@ FORM_ERRORS = {
     "invalid_format": N_("This entry is not in a valid format."),
     "invalid_input": N_("Please check this entry."),
     "invalid_characters": N_("Remove line breaks, control characters and invisible formatting characters from this entry."),
+    "rate_limited": N_("Too many requests were sent from your network. Please wait a minute and try again."),
 }
 
 VERIFY_ERRORS = {
