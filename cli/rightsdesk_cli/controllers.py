@@ -7,9 +7,7 @@ its audit event in one conditional transaction (rightsdesk.registry).
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from enum import Enum
 from typing import Annotated
 
@@ -21,7 +19,7 @@ from rich.table import Table
 from rightsdesk import clock, config, hashing, registry
 from rightsdesk.errors import InvalidInput
 from rightsdesk.models import ControllerItem
-from rightsdesk_cli.context import LOCAL_URL, Context, use
+from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, table
 
@@ -73,9 +71,7 @@ def _stack_resource(state: Context, logical_id: str, env_var: str) -> None:
     if os.environ.get(env_var):
         return
     if state.local:
-        url = (os.environ.get("RIGHTSDESK_LOCAL_URL") or LOCAL_URL).rstrip("/") + "/_dev/health"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local dev URL
-            value = json.load(response)["resources"][logical_id]["name"]
+        value = (state.local_health or {})["resources"][logical_id]["name"]
     elif state.stack:
         import boto3
 
