@@ -62,6 +62,8 @@ def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
     controller = registry.get_controller(controller_id) if controller_id else None
     if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
         raise Unauthorized("a valid API key is required")
+    if registry.state_of(controller) != registry.ACTIVE:  # disabled after the authorizer's answer was cached
+        raise Unauthorized("a valid API key is required")
     return controller
 
 

@@ -29,6 +29,7 @@ from rightsdesk.errors import (
     InvalidCode,
     NotFound,
     TooManyAttempts,
+    SiteUnavailable,
     Unauthorized,
     UnknownSite,
 )
@@ -122,6 +123,9 @@ def submit(submission: Submission, *, base_url: str, locale: str) -> Submitted:
     controller = registry.resolve_site(submission.site)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
+    if not registry.accepts_submissions(controller):
+        raise SiteUnavailable("this site takes no requests through this service at the moment; contact it directly",
+                              fields={"site": "site_unavailable"})
     now = clock.now()
     request_id = hashing.new_id("dsr")
     code = hashing.new_code()

@@ -212,6 +212,10 @@ class ControllerItem(_Item):
     previous_webhook_secret_expires_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
+    # offboarding (rightsdesk.registry): absent = active | disabled | removed, with the operator's note
+    state = UnicodeAttribute(null=True)
+    state_reason = UnicodeAttribute(null=True)
+    state_changed_at = UTCDateTimeAttribute(null=True)
     # every controller sits in one GSI1 partition, so listing them never scans the table
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)

@@ -51,6 +51,7 @@ FORM_ANCHORS = {
 FORM_ERRORS = {
     ("site", "required"): N_("Enter the website where you used the chat."),
     ("site", "unknown_site"): N_("We do not know this website. Check the address or the site key."),
+    ("site", "site_unavailable"): N_("This website does not take requests through this service at the moment. Please contact the website directly."),
     ("type", "required"): N_("Choose what you would like to do."),
     ("type", "invalid_choice"): N_("Choose one of the listed options."),
     ("email", "required"): N_("Enter your email address."),
@@ -62,6 +63,7 @@ FORM_ERRORS = {
     "invalid_email": N_("Enter an email address in the form name@example.com."),
     "too_long": N_("This is too long. Please shorten it."),
     "unknown_site": N_("We do not know this website. Check the address or the site key."),
+    "site_unavailable": N_("This website does not take requests through this service at the moment. Please contact the website directly."),
     "invalid_choice": N_("Choose one of the listed options."),
     "purposes_required": N_("Choose at least one use for which you withdraw consent."),
     "invalid_format": N_("This entry is not in a valid format."),
