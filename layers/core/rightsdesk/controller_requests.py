@@ -235,7 +235,7 @@ def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at
                 "status": request.status,
                 "reason": reason,
                 # The status token exists only as a hash; the page asks for the link from the first mail.
-                "status_url": f"{base_url}/status/{request.request_id}",
+                "status_url": f"{base_url}/status/{request.request_id}?lang={request.locale}",
             },
             mail_id=f"status-{request.request_id}-{request.status}-{int(at.timestamp())}",
         )

@@ -381,6 +381,9 @@ class PolicyVersionItem(_Item):
     published_at = UTCDateTimeAttribute()
     published_by = UnicodeAttribute()
     content_hash = UnicodeAttribute()
+    # SHA-256 (hex) of the document's text as published, recorded once: proof of what was in force
+    text_sha256 = UnicodeAttribute(null=True)
+    text_bytes = NumberAttribute(null=True)
     recipients_queued = NumberAttribute(default=0)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
