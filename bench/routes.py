@@ -40,7 +40,8 @@ class Fixtures:
             from rightsdesk import policies
 
             policies.publish(policies.Publication(doc="privacy", version="2026-01", url="https://example.com/privacy",
-                                                  summaries={"en": "What changed, in two lines."}))
+                                                  summaries={"en": "What changed, in two lines."},
+                                                  text="The privacy policy, in full."))
         except Exception:  # noqa: BLE001 - a bench without notices still times the 404
             return None
         return "privacy", "2026-01"

@@ -9,31 +9,29 @@ import signal
 import sys
 import threading
 
+from rightsdesk import local_endpoints
+
 from local.intrinsics import Unresolvable
 from local.servers import PortInUse
 from local.template import TemplateError
 
 
-def _port(flag_value: int | None, env_var: str, default: int) -> int:
-    if flag_value is not None:
-        return flag_value
-    value = os.environ.get(env_var, "")
+def _port(setting: local_endpoints.PortSetting, flag_value: int | None) -> int:
     try:
-        return int(value) if value else default
-    except ValueError:
-        raise SystemExit(f"rightsdesk local: {env_var} must be a port number") from None
+        return local_endpoints.port(setting, flag_value)
+    except local_endpoints.BadPortSetting as error:
+        raise SystemExit(f"rightsdesk local: {error}") from None
+
+
+def _port_help(setting: local_endpoints.PortSetting) -> str:
+    return f"{setting.what} port (env {setting.variable}, default {setting.default})"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--template", default="template.yaml", help="SAM template (default: template.yaml)")
-    parser.add_argument("--port", type=int, help="gateway port (env RIGHTSDESK_LOCAL_PORT, default 3000)")
-    parser.add_argument("--moto-port", type=int, help="moto port (env RIGHTSDESK_LOCAL_MOTO_PORT, default 4566)")
-    parser.add_argument(
-        "--receiver-port",
-        type=int,
-        help="demo webhook receiver port (env RIGHTSDESK_LOCAL_RECEIVER_PORT, default 3001)",
-    )
+    for setting in local_endpoints.PORTS:
+        parser.add_argument(setting.flag, type=int, help=_port_help(setting))
     parser.add_argument(
         "--no-schedules",
         action="store_true",
@@ -89,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = LocalStack(
         args.template,
-        gateway_port=_port(args.port, "RIGHTSDESK_LOCAL_PORT", 3000),
-        moto_port=_port(args.moto_port, "RIGHTSDESK_LOCAL_MOTO_PORT", 4566),
-        receiver_port=_port(args.receiver_port, "RIGHTSDESK_LOCAL_RECEIVER_PORT", 3001),
+        gateway_port=_port(local_endpoints.GATEWAY, args.port),
+        moto_port=_port(local_endpoints.MOTO, args.moto_port),
+        receiver_port=_port(local_endpoints.RECEIVER, args.receiver_port),
         schedules=not args.no_schedules and os.environ.get("RIGHTSDESK_LOCAL_SCHEDULES", "on").lower() != "off",
         demo=not args.no_demo,
         parameter_overrides=parameter_overrides(args.parameter_overrides),

@@ -15,6 +15,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.server import ThreadedMotoServer
+from rightsdesk.local_endpoints import MOTO
 from werkzeug.serving import make_server
 
 from local.servers import PortInUse
@@ -136,7 +137,7 @@ class MotoServer(ThreadedMotoServer):
         except OSError as error:
             self._socket.close()
             if error.errno == errno.EADDRINUSE:
-                raise PortInUse(port, "moto", "RIGHTSDESK_LOCAL_MOTO_PORT", "--moto-port") from None
+                raise PortInUse(port, MOTO.what, MOTO.variable, MOTO.flag) from None
             raise
         # Every moto request would otherwise print an access line to stderr.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

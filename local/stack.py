@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from rightsdesk import local_endpoints
 
 from local import faults, moto_transactions, outbox
 from local.cloud import (
@@ -34,7 +35,7 @@ from local.template import TemplateError, load
 
 log = logging.getLogger("local")
 
-HOST = "127.0.0.1"
+HOST = local_endpoints.HOST
 PARAMETER_OVERRIDES = {"Stage": "local"}
 DEMO = {
     "controller_id": "ctl_demo",
@@ -52,9 +53,9 @@ class LocalStack:
         self,
         template_path: str | Path = "template.yaml",
         *,
-        gateway_port: int = 3000,
-        moto_port: int = 4566,
-        receiver_port: int = 3001,
+        gateway_port: int = local_endpoints.GATEWAY.default,
+        moto_port: int = local_endpoints.MOTO.default,
+        receiver_port: int = local_endpoints.RECEIVER.default,
         schedules: bool = True,
         demo: bool = True,
         parameter_overrides: dict[str, Any] | None = None,
@@ -185,9 +186,9 @@ class LocalStack:
                     HOST,
                     self.ports["gateway"],
                     self._serve_gateway,
-                    what="gateway",
-                    env_var="RIGHTSDESK_LOCAL_PORT",
-                    flag="--port",
+                    what=local_endpoints.GATEWAY.what,
+                    env_var=local_endpoints.GATEWAY.variable,
+                    flag=local_endpoints.GATEWAY.flag,
                 )
             )
             self._servers.append(
@@ -195,9 +196,9 @@ class LocalStack:
                     HOST,
                     self.ports["receiver"],
                     self.receiver_app,
-                    what="webhook receiver",
-                    env_var="RIGHTSDESK_LOCAL_RECEIVER_PORT",
-                    flag="--receiver-port",
+                    what=local_endpoints.RECEIVER.what,
+                    env_var=local_endpoints.RECEIVER.variable,
+                    flag=local_endpoints.RECEIVER.flag,
                 )
             )
             self._moto = MotoServer(HOST, self.ports["moto"])

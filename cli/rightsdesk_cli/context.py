@@ -19,8 +19,6 @@ from rich.console import Console
 
 from rightsdesk_cli.errors import CliError
 
-LOCAL_MOTO_URL = "http://127.0.0.1:4566"
-LOCAL_URL = "http://127.0.0.1:3000"
 LOCAL_REGION = "eu-central-1"
 LOCAL_TABLE = "rightsdesk-local-RightsTable"
 TABLE_OUTPUT = "RightsTableName"
@@ -35,6 +33,7 @@ class Context:
     stack: str | None = None
     region: str | None = None
     table_name: str | None = field(default=None, init=False)
+    local_health: dict | None = field(default=None, init=False, repr=False)
     _console: Console | None = field(default=None, init=False, repr=False)
 
     @property
@@ -52,30 +51,53 @@ class Context:
         return self
 
     def _connect_local(self) -> str:
+        """The local run `make run` started with the same settings, checked before anything is read:
+        its gateway answers, and the moto it uses is the one this CLI would write to."""
+        from rightsdesk import clock, local_endpoints
+
         env = os.environ
-        env["AWS_ENDPOINT_URL"] = env.get("RIGHTSDESK_LOCAL_MOTO_URL") or LOCAL_MOTO_URL
-        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = LOCAL_REGION
+        try:
+            gateway, moto = local_endpoints.gateway_url(), local_endpoints.moto_url()
+        except local_endpoints.BadPortSetting as error:
+            raise CliError(str(error), code="local_settings") from None
+        health = self._local_health(gateway)
+        if not local_endpoints.same_endpoint(str(health.get("moto") or ""), moto):
+            raise CliError(
+                f"the local run at {gateway} uses moto at {health.get('moto')}, but this CLI is set to {moto}: "
+                f"set {local_endpoints.settings_hint(local_endpoints.MOTO)} the same for both "
+                f"(or {local_endpoints.MOTO_URL_VARIABLE})",
+                code="local_mismatch",
+            )
+        self.local_health = health
+        env["AWS_ENDPOINT_URL"] = moto
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = str(health.get("region") or LOCAL_REGION)
         # moto takes any key; the operator's real ones must never be sent to it.
         env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's dummy
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
             env.pop(name, None)
-        self._follow_local_clock(env.get("RIGHTSDESK_LOCAL_URL") or LOCAL_URL)
-        return LOCAL_TABLE
+        # The local run moves its clock forward; read what the handlers read, or expiry differs.
+        clock.set_offset(float((health.get("clock") or {}).get("offset_seconds") or 0))
+        table = (health.get("resources") or {}).get("RightsTable") or {}
+        return str(table.get("name") or LOCAL_TABLE)
 
     @staticmethod
-    def _follow_local_clock(base_url: str) -> None:
-        """The local run moves its clock forward; read what the handlers read, or expiry differs."""
-        from rightsdesk import clock
+    def _local_health(gateway: str) -> dict:
+        from rightsdesk import local_endpoints
 
-        url = f"{base_url.rstrip('/')}/_dev/clock"
+        url = f"{gateway}/_dev/health"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local dev URL
-                offset = float(json.load(response)["offset_seconds"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+                health = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError):
+            health = None
+        if not isinstance(health, dict) or "moto" not in health or "resources" not in health:
             raise CliError(
-                f"the local run is not answering at {base_url} (start it with `make run`)", code="local_unreachable"
-            ) from None
-        clock.set_offset(offset)
+                f"the local run is not answering at {gateway} (start it with `make run`; if it runs on another "
+                f"port, set {local_endpoints.settings_hint(local_endpoints.GATEWAY)} or "
+                f"{local_endpoints.GATEWAY_URL_VARIABLE})",
+                code="local_unreachable",
+            )
+        return health
 
     def _connect_aws(self) -> str:
         import boto3

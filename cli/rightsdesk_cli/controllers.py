@@ -7,9 +7,7 @@ its audit event in one conditional transaction (rightsdesk.registry).
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from enum import Enum
 from typing import Annotated
 
@@ -21,13 +19,13 @@ from rich.table import Table
 from rightsdesk import clock, config, hashing, registry
 from rightsdesk.errors import InvalidInput
 from rightsdesk.models import ControllerItem
-from rightsdesk_cli.context import LOCAL_URL, Context, use
+from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, table
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
 
-LIST_COLUMNS = ("id", "name", "site key", "domains", "delivery", "locale")
+LIST_COLUMNS = ("id", "name", "site key", "domains", "delivery", "locale", "state")
 
 
 def _row(controller: ControllerItem) -> dict:
@@ -39,6 +37,7 @@ def _row(controller: ControllerItem) -> dict:
         "domains": list(controller.domains or []),
         "delivery": controller.delivery,
         "locale": controller.locale,
+        "state": registry.state_of(controller),
     }
 
 
@@ -73,9 +72,7 @@ def _stack_resource(state: Context, logical_id: str, env_var: str) -> None:
     if os.environ.get(env_var):
         return
     if state.local:
-        url = (os.environ.get("RIGHTSDESK_LOCAL_URL") or LOCAL_URL).rstrip("/") + "/_dev/health"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local dev URL
-            value = json.load(response)["resources"][logical_id]["name"]
+        value = (state.local_health or {})["resources"][logical_id]["name"]
     elif state.stack:
         import boto3
 
@@ -127,6 +124,9 @@ def _render_controller(view: dict) -> Table:
         ("purge after delivery", view["purge_after"] or "default (retention rule)"),
         ("created", view["created_at"]),
         ("updated", view["updated_at"]),
+        ("state", view["state"] + (f" since {view['state_changed_at']}" if view["state"] != "active" else "")),
+        ("state reason", view["state_reason"]),
+        ("deliveries now", view["delivery_now"]),
     ])
 
 
@@ -228,3 +228,66 @@ def set_delivery(
     view = registry.describe(controller)
     emit(state, {"controller": view, "webhook_secret": secret},
          lambda: _render_once(view, {"webhook secret": secret}))
+
+
+# ------------------------------------------------------------------ offboarding
+
+Reason = Annotated[str | None, typer.Option("--reason", help="Why (one line, kept on the controller's audit trail).")]
+
+
+def _state_change(state: Context, controller, what: str) -> None:
+    view = registry.describe(controller)
+    emit(state, {"controller": view}, lambda: f"controller {view['controller_id']} is {view['state']}; {what}")
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False) -> None:
+    """Suspend a controller: its API key stops working, its sites take no new requests (the form
+    answers site_unavailable), open requests stay due and are delivered by email to its privacy contact."""
+    state = use(ctx, json_output)
+    try:
+        controller = registry.disable(controller_id, reason=reason)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    _state_change(state, controller, "API key refused, new submissions refused, deliveries by email to its contact")
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False) -> None:
+    """Undo `disable`: the same API key works again and deliveries take the controller's own route."""
+    state = use(ctx, json_output)
+    try:
+        controller = registry.enable(controller_id, reason=reason)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    _state_change(state, controller, f"deliveries by {controller.delivery} again")
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    controller_id: ControllerId,
+    reason: Reason = None,
+    release_sites: Annotated[bool, typer.Option(
+        "--release-sites", help="Free its site keys and domains for another controller (the form then calls them unknown).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Offboard a controller for good: its API key and webhook secrets are deleted and nothing more is
+    delivered to it. Its open requests stay due: answer them with `rightsdesk requests answer`."""
+    state = use(ctx, json_output)
+    if not yes and not typer.confirm(f"Remove controller {controller_id} for good?", default=False):
+        raise CliError("not removed", code="aborted")
+    try:
+        controller = registry.remove(controller_id, reason=reason, release_sites=release_sites)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    from rightsdesk import queries
+    from rightsdesk.status import is_open
+
+    open_ids = [item.request_id for item in queries.list_requests(controller_id=controller_id)
+                if is_open(item.status) and item.status != "identity_unverified"]
+    view = registry.describe(controller)
+    emit(state, {"controller": view, "open_requests": open_ids},
+         lambda: f"controller {controller_id} is removed; {len(open_ids)} open request(s) to answer with "
+                 f"`rightsdesk requests answer <id> --status ...`: {', '.join(open_ids) or 'none'}")

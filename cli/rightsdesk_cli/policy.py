@@ -36,6 +36,12 @@ def _read(path: Path | None, flag: str) -> str | None:
     return path.read_text(encoding="utf-8")
 
 
+def _read_text(path: Path) -> bytes:
+    if path.stat().st_size > policies.MAX_TEXT_BYTES:
+        raise InvalidInput("--text-file: the document is larger than 2 MB", fields={"text_file": "too_long"})
+    return path.read_bytes()  # hashed as it is: `sha256sum FILE` shows the same digest
+
+
 @app.command("publish")
 def publish(
     ctx: typer.Context,
@@ -44,6 +50,9 @@ def publish(
     url: Annotated[str, typer.Option("--url", help="Where the full text is published (https).")],
     summary_file: Annotated[Path, typer.Option("--summary-file", exists=True, dir_okay=False, readable=True,
                                                help="Summary of the changes in English (Markdown as plain text).")],
+    text_file: Annotated[Path, typer.Option("--text-file", exists=True, dir_okay=False, readable=True,
+                                            help="The document's full text, the file published at --url: its "
+                                                 "SHA-256 is recorded so the version can be proven later.")],
     summary_file_de: SummaryFile = None,
     summary_file_sl: SummaryFile = None,
     major: Annotated[bool, typer.Option("--major", help="A material change: email every concerned party.")] = False,
@@ -56,6 +65,7 @@ def publish(
                  "sl": _read(summary_file_sl, "summary_file_sl")}
     publication = policies.Publication(
         doc=doc, version=version, url=url, summaries={k: v for k, v in summaries.items() if v}, major=major,
+        text=_read_text(text_file),
         effective_at=parse_moment(effective_at, "effective_at") if effective_at else None,
     )
     published = policies.publish(publication)
@@ -96,8 +106,9 @@ def list_versions(
     def render() -> RenderableType:
         if not rows:
             return "no policy versions published"
-        return table(("doc", "version", "major", "effective", "current", "languages", "emails", "url"),
+        return table(("doc", "version", "major", "effective", "current", "languages", "emails", "url", "sha-256"),
                      ([r["doc"], r["version"], "yes" if r["major"] else "no", r["effective_at"],
-                       "yes" if r["current"] else "", r["languages"], r["emails_queued"], r["url"]] for r in rows))
+                       "yes" if r["current"] else "", r["languages"], r["emails_queued"], r["url"],
+                       (r["text_sha256"] or "")[:16]] for r in rows))
 
     emit(state, {"versions": rows}, render)

@@ -228,3 +228,27 @@ def resolve(
     view = queries.skeleton(request)
     emit(state, {"request": view},
          lambda: f"request {request_id} is {view['status']}; due {view['due_at']}; the subject is told by email")
+
+
+# ------------------------------------------------------------------ a removed controller's requests
+
+
+@app.command("answer")
+def answer(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="A request of a removed controller (`requests list --controller ID`).")],
+    status: Annotated[
+        str, typer.Option("--status", help="acknowledged, in_progress, completed or rejected (as a controller reports it).")
+    ],
+    reason: Annotated[str | None, typer.Option("--reason", help="Shown to the subject; required to reject.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Answer, in place of a removed controller, one of its open requests; the subject is told by
+    email while their address is still held. Other controllers answer their own requests."""
+    from rightsdesk import takeover
+    from rightsdesk.config import settings
+
+    state = connect_mail(use(ctx, json_output))
+    request = takeover.answer(request_id, status, reason=reason, base_url=settings().public_base_url)
+    view = queries.skeleton(request)
+    emit(state, {"request": view}, lambda: f"request {request_id} is {view['status']}; due {view['due_at']}")

@@ -48,12 +48,12 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
     return Response(status_code=status, content_type=http.JSON, body=http.error_body(code, message, fields))
 
 
-def _locale() -> str:
+def _locale(chosen: str | None = None) -> str:
+    """The subject's language: `?lang=` (every link and form action of the pages carries it), else
+    what the page knows was chosen (a form's locale, the request's own), else Accept-Language."""
     event = app.current_event
-    return i18n.negotiate(
-        (event.query_string_parameters or {}).get("lang"),
-        event.headers.get("accept-language"),
-    )
+    query = (event.query_string_parameters or {}).get("lang")
+    return i18n.negotiate(query if i18n.is_supported(query) else chosen, event.headers.get("accept-language"))
 
 
 def _base_url() -> str:
@@ -113,6 +113,7 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
     view = intake.status_view(request)
     return _html(
         "status",
+        locale=_locale(request.locale),
         request_id=request_id,
         status=view["status"],
         request_type=view["type"],
@@ -251,7 +252,7 @@ def cancel(request_id: str):
             status_code=303,
             content_type="text/plain",
             body="",
-            headers={"Location": f"{_base_url()}/status/{request_id}?token={token}"},
+            headers={"Location": f"{_base_url()}/status/{request_id}?token={token}&lang={_locale(request.locale)}"},
         )
     return Response(
         status_code=200,
@@ -303,6 +304,8 @@ def duplicate_in_flight(_: Exception) -> Response:
 
 @app.not_found
 def no_route(_: NotFoundError) -> Response:
+    if _wants_html():
+        return _html("message", 404, title="page_not_found", message="page_not_found", status_code=404)
     return error_response(404, "not_found", "no such resource")
 
 
@@ -319,6 +322,11 @@ def unexpected(error: Exception) -> Response:
     # The type only: messages of library errors can quote the data they choked on.
     logger.error("unhandled error", extra={"error_type": type(error).__name__})
     metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
+    if _wants_html():
+        try:
+            return _html("message", 500, title="server_error", message="server_error", status_code=500)
+        except Exception:  # noqa: BLE001 - a page that cannot render falls back to the JSON answer
+            logger.error("error page failed")
     return error_response(500, "internal_error", "something went wrong on our side; please try again later")
 
 
@@ -326,10 +334,14 @@ def _html_error(status: int, code: str, fields: dict[str, str], message: str) ->
     """Send the person back to the page they came from, with the problem shown next to the field."""
     path = app.current_event.path
     if path == "/v1/requests":
-        return _html("form", status, values=_form_values(), errors=fields or {"form": code}, site=None)
+        values = _form_values()
+        return _html("form", status, locale=_locale(str(values.get("locale") or "")), values=values,
+                     errors=fields or {"form": code}, site=None)
     if path.endswith("/verify"):
         request_id = path.split("/")[3]
         return _html("verify", status, request_id=request_id, code=None, error=fields.get("code", code), attempts_left=None)
+    if code == "not_found" and not path.startswith(("/status/", "/v1/requests/", "/verify/")):
+        code = message = "page_not_found"  # a policy, a page: "request not found" would mislead
     return _html("message", status, title=code, message=message, status_code=status)
 
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from rightsdesk import http, i18n, notice_pages, policies, unsubscribe
+from rightsdesk import http, i18n, notice_pages, policies, unsubscribe, web
 
 logger = Logger(child=True)
 router = Router()
@@ -24,16 +24,29 @@ TOKEN = Annotated[str | None, Query(max_length=512, description="The token from 
 # ------------------------------------------------------------------ policy archive
 
 
+# A browser (Accept: text/html) gets a page in the reader's language; API clients get JSON. Both
+# show each version's SHA-256 of its full text, recorded when it was published.
+
+
+def _archive_answer(data: dict, render) -> Response | dict:
+    if not http.wants_html(router.current_event.headers.get("accept")):
+        return data
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=render(data, _locale()),
+                    headers={"Content-Security-Policy": web.content_security_policy()})
+
+
 @router.get("/v1/policies/<doc>", summary="A policy document: its current version and every earlier one",
-            responses=http.responses(200, "The document's versions", None, 404, 503))
-def policy_archive(doc: str) -> dict:
-    return policies.archive(doc)
+            responses=http.responses(200, "The document's versions (an HTML page for Accept: text/html)", None,
+                                     404, 503, media=(http.JSON, "text/html")))
+def policy_archive(doc: str):
+    return _archive_answer(policies.archive(doc), notice_pages.policy_archive_page)
 
 
 @router.get("/v1/policies/<doc>/versions/<version>", summary="One version of a policy document, as published",
-            responses=http.responses(200, "The version, as published", None, 404, 503))
-def policy_version(doc: str, version: str) -> dict:
-    return policies.view(policies.get(doc, version))
+            responses=http.responses(200, "The version, as published (an HTML page for Accept: text/html)", None,
+                                     404, 503, media=(http.JSON, "text/html")))
+def policy_version(doc: str, version: str):
+    return _archive_answer(policies.view(policies.get(doc, version)), notice_pages.policy_version_page)
 
 
 # ------------------------------------------------------------------ unsubscribe (RFC 8058)
@@ -49,6 +62,7 @@ def _page(state: str, status: int, token: str | None = None, list_name: str | No
         status_code=status,
         content_type="text/html; charset=utf-8",
         body=notice_pages.unsubscribe_page(state, _locale(), token, list_name),
+        headers={"Content-Security-Policy": web.content_security_policy()},
     )
 
 

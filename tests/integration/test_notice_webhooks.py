@@ -160,9 +160,11 @@ def test_a_redelivered_breach_notice_is_not_sent_again(st):
 def test_a_major_policy_version_is_one_event_per_webhook_controller_and_a_minor_one_none(st, tmp_path):
     summary = tmp_path / "summary.md"
     summary.write_text(POLICY_SUMMARY)
+    text = tmp_path / "policy.html"
+    text.write_text("<h1>Privacy policy</h1>")
     for version, major in (("2026-11", False), ("2026-12", True)):
         rightsdesk(st, "policy", "publish", "--doc", "privacy", "--version", version, "--url",
-                   f"https://example.com/privacy/{version}", "--summary-file", str(summary),
+                   f"https://example.com/privacy/{version}", "--summary-file", str(summary), "--text-file", str(text),
                    *(["--major"] if major else []))
 
     [mine] = wait_for(lambda: ours("policy.updated"), "our policy.updated event")

@@ -268,8 +268,11 @@ def contacts_csv(tmp_path: Path) -> tuple[Path, dict[str, list[str]]]:
 def publish(stack, tmp_path: Path, version: str, *, major: bool, summary: str, **extra: str) -> dict:
     summary_file = tmp_path / f"{version}.md"
     summary_file.write_text(summary)
+    text_file = tmp_path / f"{version}.html"
+    text_file.write_text(f"<h1>Privacy policy {version}</h1>")
     args = ["policy", "publish", "--json", "--doc", "privacy", "--version", version,
-            "--url", f"https://example.com/privacy/{version}", "--summary-file", str(summary_file)]
+            "--url", f"https://example.com/privacy/{version}", "--summary-file", str(summary_file),
+            "--text-file", str(text_file)]
     for flag, value in extra.items():
         args += [f"--{flag.replace('_', '-')}", value]
     return as_json(rightsdesk(stack, *args, *(["--major"] if major else [])))

@@ -231,7 +231,7 @@ def test_lists_controllers(world):
     assert {"ctl_acme", "ctl_globex"} <= set(by_id)
     assert by_id["ctl_acme"] == {
         "controller_id": "ctl_acme", "name": "Acme", "site_key": "acme",
-        "domains": ["acme.test"], "delivery": "email", "locale": "en",
+        "domains": ["acme.test"], "delivery": "email", "locale": "en", "state": "active",
     }
     human = run("controllers", "list")
     assert "Globex" in human.stdout and "pull" in human.stdout

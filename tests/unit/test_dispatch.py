@@ -404,7 +404,7 @@ def test_a_major_policy_version_goes_to_every_webhook_controller_a_minor_one_to_
     def publish(version: str, major: bool) -> list[DeliveryMessage]:
         policies.fan_out(policies.publish(policies.Publication(
             doc="privacy", version=version, url=f"https://example.com/privacy/{version}",
-            summaries={"en": "Transcripts are kept 30 days."}, major=major)).version)
+            summaries={"en": "Transcripts are kept 30 days."}, text=f"Privacy policy {version}", major=major)).version)
         return [DeliveryMessage.from_body(b, message_id="m") for b in cloud.drain("DeliveryQueue")]
 
     assert publish("2026-11", major=False) == []

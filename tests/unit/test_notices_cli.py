@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -91,11 +92,16 @@ def test_contacts_publish_and_list(world, tmp_path):
 
     summary = tmp_path / "en.md"
     summary.write_text("Shorter retention.")
+    text = tmp_path / "terms.html"
+    text.write_bytes("<h1>Terms</h1>\n<p>Kürzere Aufbewahrung.</p>\n".encode())
     published = run_json("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url",
-                         "https://example.com/terms", "--summary-file", str(summary), "--major")
+                         "https://example.com/terms", "--summary-file", str(summary), "--text-file", str(text),
+                         "--major")
+    # recorded at publish time, and anyone with the file can recompute it
+    assert published["text_sha256"] == hashlib.sha256(text.read_bytes()).hexdigest()
     assert published["created"] and published["emails_queued"] == 3  # ctl_a's contact, ana, ben
     again = run_json("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url",
-                     "https://example.com/terms", "--summary-file", str(summary), "--major",
+                     "https://example.com/terms", "--summary-file", str(summary), "--text-file", str(text), "--major",
                      "--effective-at", published["effective_at"])
     assert again["created"] is False
     shown = run("policy", "list")

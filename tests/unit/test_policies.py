@@ -29,7 +29,8 @@ def world():
 
 def publication(version: str = "2026-12", **fields) -> policies.Publication:
     values = {"doc": "privacy", "version": version, "url": f"https://example.com/privacy/{version}",
-                  "summaries": {"en": "We keep chat transcripts for 30 days.", "de": "Wir speichern Chats 30 Tage."}}
+                  "summaries": {"en": "We keep chat transcripts for 30 days.", "de": "Wir speichern Chats 30 Tage."},
+                  "text": f"Privacy policy, version {version}.\nWe keep chat transcripts for 30 days.\n"}
     values.update(fields)
     return policies.Publication(**values)
 

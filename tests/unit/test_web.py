@@ -241,7 +241,7 @@ def _labelled_controls(tree: Node) -> tuple[set, set]:
 def test_form_structure(locale):
     tree = dom(render("form", locale, site="demo"))
     form = tree.find("form")
-    assert form.attrs["method"] == "post" and form.attrs["action"] == "/v1/requests"
+    assert form.attrs["method"] == "post" and form.attrs["action"] == f"/v1/requests?lang={locale}"
     assert "novalidate" in form.attrs  # errors come from the server, next to their fields, in the page's language
     assert form.find("input", type="hidden", name="locale").attrs["value"] == locale
     assert form.find("input", id="site").attrs["value"] == "demo"
@@ -353,7 +353,7 @@ def test_every_error_code_has_a_message_in_every_locale():
 def test_verify_form():
     tree = dom(render("verify", "de", request_id="01JREQ", code="123456"))
     form = tree.find("form")
-    assert form.attrs["method"] == "post" and form.attrs["action"] == "/v1/requests/01JREQ/verify"
+    assert form.attrs["method"] == "post" and form.attrs["action"] == "/v1/requests/01JREQ/verify?lang=de"
     code = form.find("input", name="code")
     assert code.attrs["value"] == "123456"
     assert (code.attrs["inputmode"], code.attrs["autocomplete"], code.attrs["pattern"]) == ("numeric", "one-time-code", "[0-9]{6}")
@@ -386,7 +386,7 @@ def test_verified_page_shows_due_date_status_link_and_token(locale):
     tree = dom(render("verified", locale))
     assert tree.find("time").all_text == squash(i18n.format_datetime(DUE, locale))
     assert tree.find("time").attrs["datetime"] == "2025-12-23T13:15:00Z"
-    assert tree.find("a", **{"data-status-link": ""}).attrs["href"] == CONTEXTS["verified"]["status_url"]
+    assert tree.find("a", **{"data-status-link": ""}).attrs["href"] == CONTEXTS["verified"]["status_url"] + f"&lang={locale}"
     assert tree.find(id="status-token").all_text == TOKEN
     # The language links lead to the status page (a GET), keeping its token.
     assert tree.find("footer").find("a").attrs["href"] == f"/status/01JREQ?token={TOKEN}&lang=en"
@@ -407,7 +407,7 @@ def test_status_page_timeline_and_cancel_form():
     assert [li.find("span").attrs["data-status"] for li in entries] == ["identity_unverified", "verified"]
     assert entries[1].find("time").attrs["datetime"] == "2025-11-23T12:05:00Z"
     form = tree.find("form")
-    assert form.attrs["action"] == "/v1/requests/01JREQ/cancel" and form.attrs["method"] == "post"
+    assert form.attrs["action"] == "/v1/requests/01JREQ/cancel?lang=de" and form.attrs["method"] == "post"
     assert form.find("input", type="hidden", name="token").attrs["value"] == TOKEN
     assert tree.find("footer").find("a").attrs["href"] == f"/status/01JREQ?token={TOKEN}&lang=en"
 

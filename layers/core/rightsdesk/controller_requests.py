@@ -85,6 +85,8 @@ def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
     controller = registry.get_controller(controller_id) if controller_id else None
     if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
         raise Unauthorized("a valid API key is required")
+    if registry.state_of(controller) != registry.ACTIVE:  # disabled after the authorizer's answer was cached
+        raise Unauthorized("a valid API key is required")
     return controller
 
 
@@ -272,7 +274,7 @@ def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at
         "status": request.status,
         "reason": reason,
         # The status token exists only as a hash; the page asks for the link from the first mail.
-        "status_url": f"{base_url}/status/{request.request_id}",
+        "status_url": f"{base_url}/status/{request.request_id}?lang={request.locale}",
     }
     if extended:
         template, mail_id = "due_extended", f"extended-{request.request_id}-{int(request.due_at.timestamp())}"

@@ -67,18 +67,22 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
         return {"result": "gone"}
     controller = _controller(request.controller_id, attempt)
     status = request.status
-    if status == Status.VERIFIED.value and controller.delivery == "internal":
+    if registry.state_of(controller) == registry.REMOVED:
+        return {"result": "controller_removed"}  # stays as it is: the operator answers it (requests answer)
+    route = registry.delivery_route(controller)
+    if status == Status.VERIFIED.value and route == "internal":
         transition(request, Status.IN_PROGRESS, actor="dispatcher", cause="internal")
         return {"result": "in_progress"}
     if status in (Status.VERIFIED.value, Status.DELIVERY_FAILED.value):
-        request = delivery.mark_forwarded(request, mode=controller.delivery)
+        request = delivery.mark_forwarded(request, mode=route)
     elif status != Status.FORWARDED.value:
         return {"result": "already_" + status}  # delivered before, cancelled, ...
     return _deliver(request, controller, message, attempt)
 
 
 def _deliver(request: RequestItem, controller: ControllerItem, message: DeliveryMessage, attempt: Attempt) -> dict:
-    if controller.delivery == "webhook":
+    route = registry.delivery_route(controller)
+    if route == "webhook":
         sent = _send(controller, webhooks.EVENT_FORWARDED, payloads.forwarded(request, controller), message)
         if sent.ok:
             return _delivered(request, controller, "webhook")
@@ -87,7 +91,7 @@ def _deliver(request: RequestItem, controller: ControllerItem, message: Delivery
                 _give_up(request, controller, attempt, sent.cause)
             raise attempt.retry(sent.cause)
         _disable(controller)
-    elif controller.delivery != "email":
+    elif route != "email":
         return {"result": "awaiting_pull"}  # pull: the controller API's first fetch delivers it
     _mail(controller, "request_forwarded", payloads.forwarded_mail(request, controller), f"forward-{request.request_id}")
     return _delivered(request, controller, "email")
@@ -101,7 +105,9 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
         return {"result": "closed"}
     controller = _controller(request.controller_id, attempt)
     notice = message.notice or "cancelled"
-    if controller.delivery == "webhook":
+    if registry.state_of(controller) == registry.REMOVED:
+        return {"result": "controller_removed"}  # nobody to tell: the operator sees it in `requests list`
+    if registry.delivery_route(controller) == "webhook":
         data = payloads.notice(request, notice=message.notice)
         sent = _send(controller, NOTICE_TYPES[message.event], data, message)
         if sent.ok:
@@ -118,7 +124,7 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or controller.delivery != "webhook":
+    if controller is None or registry.delivery_route(controller) != "webhook":
         return {"result": "not_webhook"}
     sent = _send(controller, webhooks.EVENT_TEST, payloads.test(controller, str(message.test_id)), message)
     delivery.record_test(controller, cause=sent.cause)
@@ -131,7 +137,7 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     from rightsdesk import notice_webhooks as about
 
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or controller.delivery != "webhook":
+    if controller is None or registry.delivery_route(controller) != "webhook":
         # Its privacy contact gets the notice by email from the notifier; there is nothing to add.
         return {"result": "not_webhook"}
     if about.delivered_before(message):

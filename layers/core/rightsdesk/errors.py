@@ -39,6 +39,12 @@ class UnknownSite(InvalidInput):
     code = "unknown_site"
 
 
+class SiteUnavailable(InvalidInput):
+    """The site's controller is disabled or offboarded: it takes no new requests here."""
+
+    code = "site_unavailable"
+
+
 class NotFound(RightsdeskError):
     status = 404
     code = "not_found"

@@ -123,6 +123,8 @@ def document(request: RequestItem, until: datetime) -> dict:
             {"at": _iso(event.at), "action": event.action, "actor": event.actor, "detail": event.cause}
             for event in held.history
         ],
+        # The words for every key above (types, statuses, purposes, lists), in the subject's language.
+        "labels": {"locale": i18n.normalize(request.locale), **i18n.labels(i18n.normalize(request.locale))},
     }
 
 

@@ -98,6 +98,14 @@ PURPOSE_NAMES = {
     "chat_transcripts": N_("Keeping chat transcripts"),
 }
 
+# Mailing lists (rightsdesk.contacts.LISTS), as a subject reads them in an export.
+LIST_NAMES = {
+    "policy_notices": N_("Notices about material policy changes"),
+    "policy_updates": N_("Every update of our policies"),
+    "newsletter": N_("Newsletter"),
+    "marketing": N_("Marketing messages"),
+}
+
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "sl": "Slovenščina"}  # each in its own language
 
 
@@ -105,6 +113,10 @@ def normalize(locale: str | None) -> str:
     """A supported locale for any input: 'de-AT' -> 'de', unknown or empty -> the default."""
     primary = (locale or "").strip().replace("_", "-").split("-")[0].lower()
     return primary if primary in SUPPORTED_LOCALES else DEFAULT_LOCALE
+
+
+def is_supported(locale: str | None) -> bool:
+    return bool(locale) and _primary(str(locale)) in SUPPORTED_LOCALES
 
 
 def _primary(tag: str) -> str:
@@ -179,6 +191,21 @@ def status_name(status: object, locale: str) -> str:
 
 def purpose_name(purpose: object, locale: str) -> str:
     return _name(PURPOSE_NAMES, purpose, locale)
+
+
+def relationship_name(relationship: object, locale: str) -> str:
+    return _name(RELATIONSHIP_NAMES, relationship, locale)
+
+
+def list_name(name: object, locale: str) -> str:
+    return _name(LIST_NAMES, name, locale)
+
+
+def labels(locale: str) -> dict[str, dict[str, str]]:
+    """Every domain value a subject may see, with its words in `locale`: the legend of an export."""
+    tables = {"request_types": REQUEST_TYPE_NAMES, "statuses": STATUS_NAMES, "relationships": RELATIONSHIP_NAMES,
+              "purposes": PURPOSE_NAMES, "lists": LIST_NAMES}
+    return {name: {key: gettext(text, locale) for key, text in table.items()} for name, table in tables.items()}
 
 
 def status_explanation(status: object, locale: str) -> str:
@@ -267,6 +294,8 @@ def install(env: Environment) -> Environment:
         date=_localized(format_date),
         status_name=_localized(status_name),
         status_explanation=_localized(status_explanation),
+        relationship_name=_localized(relationship_name),
+        list_name=_localized(list_name),
         request_type_name=_localized(request_type_name),
         purpose_name=_localized(purpose_name),
     )

@@ -44,6 +44,7 @@ from rightsdesk.errors import (
     NotFound,
     RateLimited,
     TooManyAttempts,
+    SiteUnavailable,
     Unauthorized,
     UnknownSite,
 )
@@ -140,6 +141,9 @@ def submit(submission: Submission, *, base_url: str, locale: str, source: str | 
     controller = registry.resolve_site(submission.site)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
+    if not registry.accepts_submissions(controller):
+        raise SiteUnavailable("this site takes no requests through this service at the moment; contact it directly",
+                              fields={"site": "site_unavailable"})
     now = clock.now()
     request_id = hashing.new_id("dsr")
     subject_hash = hashing.email_hash(submission.email)
@@ -286,7 +290,7 @@ def verify(request_id: str, code: str, *, base_url: str, source: str | None = No
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
         return _verify_again(load_request(request_id), code, base_url=base_url)
-    status_url = f"{base_url}/status/{request_id}?token={token}"
+    status_url = f"{base_url}/status/{request_id}?token={token}&lang={request.locale}"
     _after_verification(request, status_url=status_url, due=due)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
@@ -344,7 +348,8 @@ def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified
         # each mail id once, so a retry after a complete first call sends nothing more. (Routing a
         # request left unrouted is the deadline watch's job.)
         try:
-            _confirm(request, status_url=f"{base_url}/status/{request.request_id}?token={token}", due=due)
+            _confirm(request, status_url=f"{base_url}/status/{request.request_id}?token={token}&lang={request.locale}",
+                     due=due)
         except Exception as error:  # the answer matters more than the mail
             log.error("could not queue the confirmation again", extra={"error_type": type(error).__name__})
     return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)

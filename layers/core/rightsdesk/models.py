@@ -214,6 +214,10 @@ class ControllerItem(_Item):
     previous_webhook_secret_expires_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
+    # offboarding (rightsdesk.registry): absent = active | disabled | removed, with the operator's note
+    state = UnicodeAttribute(null=True)
+    state_reason = UnicodeAttribute(null=True)
+    state_changed_at = UTCDateTimeAttribute(null=True)
     # every controller sits in one GSI1 partition, so listing them never scans the table
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
@@ -386,6 +390,9 @@ class PolicyVersionItem(_Item):
     published_at = UTCDateTimeAttribute()
     published_by = UnicodeAttribute()
     content_hash = UnicodeAttribute()
+    # SHA-256 (hex) of the document's text as published, recorded once: proof of what was in force
+    text_sha256 = UnicodeAttribute(null=True)
+    text_bytes = NumberAttribute(null=True)
     recipients_queued = NumberAttribute(default=0)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)

@@ -34,6 +34,7 @@ from rightsdesk.models import ControllerItem, PolicyVersionItem
 DOC = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 MAX_SUMMARY = 8000
+MAX_TEXT_BYTES = 2 * 1024 * 1024
 WEBHOOK_EVENT = webhooks.EVENT_POLICY_UPDATED
 WEBHOOK_AUDIT = "policy_webhook"
 ARCHIVE_PATH = "/v1/policies/{doc}"
@@ -47,6 +48,9 @@ class Publication:
     version: str
     url: str
     summaries: dict[str, str]  # locale -> text; English is required
+    # The document's full text exactly as published at `url` (bytes as served; str as UTF-8). Only
+    # its SHA-256 and size are kept: anyone holding a copy can prove it is the version in force.
+    text: bytes | str
     major: bool = False
     effective_at: datetime | None = None  # None: now
     actor: str = "operator"
@@ -69,6 +73,11 @@ def _check(publication: Publication) -> None:
         problems["url"] = "invalid_format"
     if not publication.summaries.get(DEFAULT_LOCALE, "").strip():
         problems["summary"] = "required"
+    text = text_bytes(publication.text)
+    if not text.strip():
+        problems["text"] = "required"
+    elif len(text) > MAX_TEXT_BYTES:
+        problems["text"] = "too_long"
     for locale, text in publication.summaries.items():
         if locale not in SUPPORTED_LOCALES:
             problems[f"summary_{locale}"] = "invalid_choice"
@@ -78,9 +87,19 @@ def _check(publication: Publication) -> None:
         raise InvalidInput("this policy version cannot be published as given", fields=problems)
 
 
+def text_bytes(text: bytes | str | None) -> bytes:
+    return text.encode("utf-8") if isinstance(text, str) else (text or b"")
+
+
+def text_digest(text: bytes | str) -> str:
+    """The SHA-256 recorded for a version's text: `sha256sum` of the file as published gives the same."""
+    return hashlib.sha256(text_bytes(text)).hexdigest()
+
+
 def _content_hash(publication: Publication, effective_at: datetime) -> str:
     content = {
         "url": publication.url,
+        "text_sha256": text_digest(publication.text),
         "summaries": {k: v.strip() for k, v in sorted(publication.summaries.items()) if v.strip()},
         "major": publication.major,
         "effective_at": clock.isoformat(effective_at),
@@ -105,6 +124,8 @@ def publish(publication: Publication, *, now: datetime | None = None) -> Publish
         published_at=now,
         published_by=publication.actor,
         content_hash=digest,
+        text_sha256=text_digest(publication.text),
+        text_bytes=len(text_bytes(publication.text)),
         gsi1pk=PolicyVersionItem.PARTITION,
         gsi1sk=f"{publication.doc}#{publication.version}",
     )
@@ -165,7 +186,10 @@ def view(item: PolicyVersionItem) -> dict:
         "effective_at": clock.isoformat(item.effective_at),
         "published_at": clock.isoformat(item.published_at),
         "summaries": dict(item.summaries.as_dict() if hasattr(item.summaries, "as_dict") else item.summaries),
-        "links": {"self": f"{ARCHIVE_PATH.format(doc=item.doc)}/versions/{item.version}"},
+        "text_sha256": item.text_sha256,
+        "text_bytes": int(item.text_bytes) if item.text_bytes is not None else None,
+        "links": {"self": f"{ARCHIVE_PATH.format(doc=item.doc)}/versions/{item.version}",
+                  "archive": ARCHIVE_PATH.format(doc=item.doc), "text": item.url},
     }
 
 
@@ -209,7 +233,7 @@ def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
 
     if version.major:
         for controller in registry.list_controllers():
-            if controller.delivery != "internal" and first_time(controller.contact_email):
+            if registry.delivery_route(controller) != "internal" and first_time(controller.contact_email):
                 yield Recipient(f"ctl-{controller.controller_id}", controller.contact_email, controller.locale,
                                 "controller", controller_name=controller.name)
         lists = (contacts.POLICY_NOTICES.name, contacts.POLICY_UPDATES.name)
@@ -267,7 +291,7 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
             progress(len(batch))
     if version.major:
         for controller in registry.list_controllers():
-            if controller.delivery == "webhook":
+            if registry.delivery_route(controller) == "webhook":
                 outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
                                                 doc=version.doc, version=version.version)
     version.update(actions=[PolicyVersionItem.recipients_queued.set(total)])

@@ -20,6 +20,10 @@ from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import ApiKeyItem, AuditEvent, ControllerItem, SiteItem, transaction
 
 DELIVERY_MODES = ("webhook", "email", "pull", "internal")
+# Offboarding. Disabled: no API key, no new submissions, every delivery by email to the privacy
+# contact. Removed: also no deliveries and no credentials; the operator answers its open requests.
+ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"
+MAX_STATE_REASON = 500
 CONTROLLERS_PARTITION = "CONTROLLERS"
 # After a rotation the old secret keeps signing this long, so receivers can switch without a gap.
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
@@ -73,8 +77,30 @@ def list_controllers() -> list[ControllerItem]:
     return list(ControllerItem.listing.query(CONTROLLERS_PARTITION))
 
 
+def state_of(controller: ControllerItem) -> str:
+    return controller.state or ACTIVE
+
+
+def accepts_submissions(controller: ControllerItem) -> bool:
+    """New requests for its sites are taken only while the controller is active."""
+    return state_of(controller) == ACTIVE
+
+
+def delivery_route(controller: ControllerItem) -> str:
+    """How requests and notices reach the controller now: its own choice while active; by email to
+    its privacy contact while disabled (its API key and endpoint are not trusted, its deadlines run
+    on); `internal` once removed (the operator answers them)."""
+    state = state_of(controller)
+    if state == REMOVED:
+        return "internal"
+    if state == DISABLED and controller.delivery != "internal":
+        return "email"
+    return controller.delivery
+
+
 def authenticate(api_key: str | None) -> ControllerItem | None:
-    """The controller this API key belongs to, or None for a malformed, unknown or rotated-out key."""
+    """The controller this API key belongs to, or None for a malformed, unknown or rotated-out key,
+    or the key of a disabled or removed controller."""
     if not credentials.well_formed(api_key):
         return None
     assert api_key is not None
@@ -86,7 +112,7 @@ def authenticate(api_key: str | None) -> ControllerItem | None:
     # The pointer and the controller change in one transaction; comparing both costs nothing.
     if controller is None or not credentials.key_matches(api_key, controller.api_key_hash):
         return None
-    return controller
+    return controller if state_of(controller) == ACTIVE else None
 
 
 def webhook_secrets(controller: ControllerItem, at: datetime | None = None) -> list[str]:
@@ -189,6 +215,12 @@ def _audit(tx: TransactWrite, controller_id: str, action: str, actor: str, at: d
     tx.save(event, condition=AuditEvent.sk.does_not_exist())
 
 
+def _not_removed(controller: ControllerItem) -> ControllerItem:
+    if state_of(controller) == REMOVED:
+        raise Conflict(f"controller {controller.controller_id} was removed", code="controller_removed")
+    return controller
+
+
 def _unchanged(controller: ControllerItem):
     """The condition that nobody changed `controller` since it was read."""
     if controller.updated_at is None:
@@ -260,7 +292,7 @@ def register(
 
 def rotate_api_key(controller_id: str, *, actor: str = "operator") -> str:
     """Issue a new API key; the old one stops working in the same write."""
-    controller = require_controller(controller_id)
+    controller = _not_removed(require_controller(controller_id))
     now = clock.now()
     api_key = credentials.new_api_key()
     new_hash = credentials.api_key_hash(api_key)
@@ -292,7 +324,7 @@ def set_delivery(
     """Change how requests reach the controller. Returns the controller and a webhook secret when
     one was issued (switching to webhook delivery); a URL change keeps the current secret."""
     _check_delivery(delivery, webhook_url, allow_loopback_http)
-    controller = require_controller(controller_id)
+    controller = _not_removed(require_controller(controller_id))
     now = clock.now()
     secret = None
     actions = [ControllerItem.delivery.set(delivery), ControllerItem.updated_at.set(now)]
@@ -345,6 +377,88 @@ def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datet
     return secret, expires
 
 
+def _check_reason(reason: str | None) -> str | None:
+    reason = (reason or "").strip() or None
+    if reason and (len(reason) > MAX_STATE_REASON or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason)):
+        raise InvalidInput("the reason must be one line of at most 500 characters", fields={"reason": "invalid_input"})
+    return reason
+
+
+def _change_state(controller: ControllerItem, state: str, action: str, *, reason: str | None, actor: str,
+                  extra_actions=(), extra_writes=None) -> ControllerItem:
+    now = clock.now()
+    actions = [
+        ControllerItem.state.set(state),
+        ControllerItem.state_changed_at.set(now),
+        ControllerItem.updated_at.set(now),
+        ControllerItem.state_reason.set(reason) if reason else ControllerItem.state_reason.remove(),
+        *extra_actions,
+    ]
+
+    def writes(tx: TransactWrite) -> None:
+        tx.update(controller, actions=actions, condition=_unchanged(controller))
+        if extra_writes:
+            extra_writes(tx)
+        _audit(tx, controller.controller_id, action, actor, now, cause=reason)
+
+    _transact(writes, "the controller changed meanwhile; try again")
+    controller.refresh(consistent_read=True)
+    return controller
+
+
+def disable(controller_id: str, *, reason: str | None = None, actor: str = "operator") -> ControllerItem:
+    """Stop the controller's API key and new submissions for its sites; its open requests stay due
+    and every delivery goes to its privacy contact by email until it is enabled again."""
+    reason = _check_reason(reason)
+    controller = require_controller(controller_id)
+    if state_of(controller) != ACTIVE:
+        raise Conflict(f"controller {controller_id} is {state_of(controller)}", code=f"controller_{state_of(controller)}")
+    return _change_state(controller, DISABLED, "controller_disabled", reason=reason, actor=actor)
+
+
+def enable(controller_id: str, *, reason: str | None = None, actor: str = "operator") -> ControllerItem:
+    """Undo `disable`: the same API key works again and deliveries take the controller's own route."""
+    reason = _check_reason(reason)
+    controller = require_controller(controller_id)
+    state = state_of(controller)
+    if state == REMOVED:
+        raise Conflict(f"controller {controller_id} was removed; register it again", code="controller_removed")
+    if state == ACTIVE:
+        raise Conflict(f"controller {controller_id} is already active", code="controller_active")
+    return _change_state(controller, ACTIVE, "controller_enabled", reason=reason, actor=actor)
+
+
+def remove(controller_id: str, *, reason: str | None = None, release_sites: bool = False,
+           actor: str = "operator") -> ControllerItem:
+    """Offboard the controller for good: its API key and webhook secrets are deleted, nothing more
+    is delivered to it, and the operator answers its open requests (`rightsdesk requests answer`).
+    The record, its audit trail and its requests stay for their retention time. Its site keys and
+    domains stay reserved (the form answers `site_unavailable`) unless `release_sites`, after which
+    they are unknown and another controller may claim them."""
+    reason = _check_reason(reason)
+    controller = require_controller(controller_id)
+    if state_of(controller) == REMOVED:
+        raise Conflict(f"controller {controller_id} was removed already", code="controller_removed")
+    if controller.delivery == "internal":
+        raise Conflict("the operator's own controller cannot be removed", code="internal_controller")
+    cleared = [
+        ControllerItem.api_key_hash.remove(),
+        ControllerItem.webhook_secret_sealed.remove(),
+        ControllerItem.previous_webhook_secret_sealed.remove(),
+        ControllerItem.previous_webhook_secret_expires_at.remove(),
+    ]
+    sites = [controller.site_key, *(controller.domains or [])] if release_sites else []
+
+    def writes(tx: TransactWrite) -> None:
+        if controller.api_key_hash:
+            tx.delete(ApiKeyItem(ApiKeyItem.key(controller.api_key_hash), ApiKeyItem.SK))
+        for site in sites:
+            tx.delete(SiteItem(SiteItem.key(site), SiteItem.SK), condition=SiteItem.controller_id == controller_id)
+
+    return _change_state(controller, REMOVED, "controller_removed", reason=reason, actor=actor,
+                         extra_actions=cleared, extra_writes=writes)
+
+
 # ------------------------------------------------------------------ views
 
 
@@ -368,4 +482,8 @@ def describe(controller: ControllerItem) -> dict:
         "purge_after": format_duration(controller.purge_after_seconds),
         "created_at": clock.isoformat(controller.created_at),
         "updated_at": clock.isoformat(controller.updated_at) if controller.updated_at else None,
+        "state": state_of(controller),
+        "state_reason": controller.state_reason,
+        "state_changed_at": clock.isoformat(controller.state_changed_at) if controller.state_changed_at else None,
+        "delivery_now": delivery_route(controller),
     }

@@ -51,6 +51,7 @@ FORM_ANCHORS = {
 FORM_ERRORS = {
     ("site", "required"): N_("Enter the website where you used the chat."),
     ("site", "unknown_site"): N_("We do not know this website. Check the address or the site key."),
+    ("site", "site_unavailable"): N_("This website does not take requests through this service at the moment. Please contact the website directly."),
     ("type", "required"): N_("Choose what you would like to do."),
     ("type", "invalid_choice"): N_("Choose one of the listed options."),
     ("email", "required"): N_("Enter your email address."),
@@ -62,6 +63,7 @@ FORM_ERRORS = {
     "invalid_email": N_("Enter an email address in the form name@example.com."),
     "too_long": N_("This is too long. Please shorten it."),
     "unknown_site": N_("We do not know this website. Check the address or the site key."),
+    "site_unavailable": N_("This website does not take requests through this service at the moment. Please contact the website directly."),
     "invalid_choice": N_("Choose one of the listed options."),
     "purposes_required": N_("Choose at least one use for which you withdraw consent."),
     "invalid_format": N_("This entry is not in a valid format."),
@@ -87,6 +89,8 @@ MESSAGES = {
     "too_many_requests": (N_("Too many requests"), N_("Please wait a moment and try again.")),
     "server_error": (N_("Something went wrong"), N_("Please try again in a few minutes.")),
     "cancelled": (N_("Request cancelled"), N_("Your request has been cancelled. You can start a new one at any time.")),
+    "page_not_found": (N_("Page not found"), N_("There is no page at this address. Check the link, or start from the request form.")),
+    "site_unavailable": (N_("This website takes no requests here"), N_("This website does not take requests through this service at the moment. Please contact the website directly.")),
 }
 
 
@@ -245,9 +249,18 @@ def _prepare_verify(locale: str, ctx: dict) -> dict:
     return ctx
 
 
+def with_language(url: str, locale: str) -> str:
+    """`url` with `lang=` set: a link out of a page keeps the subject's language."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"] + [("lang", locale)]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
 def _prepare_verified(locale: str, ctx: dict) -> dict:
     due = _when(ctx.get("due_at"))
     ctx.update(due_at=due, due_iso=isoformat(due) if due else "")
+    if ctx.get("status_url"):
+        ctx["status_url"] = with_language(ctx["status_url"], locale)
     return ctx
 
 
