@@ -373,3 +373,16 @@ def test_the_form_and_the_code_page_tell_subjects_to_wait_an_hour_if_no_code_arr
     from rightsdesk import web
 
     assert WAIT_AN_HOUR[locale] in " ".join(web.render_page(page, locale, **context).split())
+
+
+def test_a_stacks_own_overrides_add_to_the_loopback_limits_and_the_last_value_wins():
+    """Test stacks get the loopback limits first; a test's own --parameter-overrides must not drop them."""
+    from local import loopback
+    from local.__main__ import parameter_overrides, parse_args
+
+    args = parse_args([*loopback.parameter_overrides(),
+                       "--parameter-overrides", "CorsAllowOrigins=https://shop.example", "LimitCodesPerAddressPerHour=2"])
+    overrides = parameter_overrides(args.parameter_overrides)
+    assert overrides["CorsAllowOrigins"] == "https://shop.example"
+    assert overrides["LimitCodesPerAddressPerHour"] == "2"
+    assert overrides["LimitSubmissionsPerSourcePerMinute"] == loopback.GENEROUS
