@@ -21,20 +21,8 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk import (
-    audit,
-    clock,
-    deadlines,
-    deletion,
-    guard,
-    hashing,
-    limits,
-    outbox,
-    queries,
-    registry,
-    retention,
-    subjects,
-)
+from rightsdesk import audit, clock, deadlines, deletion, guard, hashing, outbox, queries, registry, retention, subjects
+from rightsdesk import limits
 from rightsdesk.errors import (
     CodeExpired,
     Conflict,
