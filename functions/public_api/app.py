@@ -285,6 +285,7 @@ def domain_error(error: RightsdeskError) -> Response:
         answer = error_response(error.status, error.code, error.message, error.fields)
     if isinstance(error, RateLimited):
         answer.headers["Retry-After"] = str(error.retry_after)
+        metrics.add_metric(name="SubmissionRateLimited", unit=MetricUnit.Count, value=1)
     return answer
 
 

@@ -226,6 +226,8 @@ def _store_within_limits(items: list, subject_hash: str, source: str | None, now
             # (the failed transaction counted nothing: the source's submission is counted on its own)
             raise RateLimited("too many submissions from your network; please wait a minute",
                               retry_after=limits.retry_after(by_source, now)) from None
+        # Counts only, for the operator (a metric filter can alarm on it): no address, no id.
+        log.info("submission over the address's hourly limit of codes: nothing stored, no mail")
         return False
     return True
 
