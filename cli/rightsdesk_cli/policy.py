@@ -18,7 +18,7 @@ from rightsdesk.errors import InvalidInput
 
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_moment
-from rightsdesk_cli.output import JsonFlag, emit, note, table
+from rightsdesk_cli.output import JsonFlag, counted, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(help="Policy versions: publish (and notify), list; the archive is public at /v1/policies.",
@@ -77,7 +77,7 @@ def publish(
         queued = policies.fan_out(published.version, progress=lambda n: bar.advance(task, n))
     data = {**policies.view(published.version), "created": published.created, "emails_queued": queued}
     emit(state, data, lambda: f"{doc} {version} {'published' if published.created else 'was published before'}"
-         f" ({'major' if major else 'minor'}, effective {data['effective_at']}); {queued} emails queued")
+         f" ({'major' if major else 'minor'}, effective {data['effective_at']}); {counted(queued, 'email', 'emails')} queued")
     if not published.created:
         note(state, "same content as before: its emails were queued again; each address still gets one")
 
