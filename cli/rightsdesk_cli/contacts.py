@@ -17,7 +17,7 @@ from rightsdesk import contacts, hashing
 from rightsdesk.errors import InvalidInput
 
 from rightsdesk_cli.context import use
-from rightsdesk_cli.output import JsonFlag, emit
+from rightsdesk_cli.output import JsonFlag, counted, emit
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(help="Contacts on the mailing lists (policy_notices, policy_updates, newsletter, marketing).",
@@ -62,7 +62,7 @@ def import_csv(
                 rejected.append(number)
             bar.advance(task)
     data = {"added": len(rows) - len(rejected), "rejected_lines": rejected}
-    emit(state, data, lambda: f"{data['added']} contacts added"
+    emit(state, data, lambda: f"{counted(data['added'], 'contact', 'contacts')} added"
          + (f"; lines not valid: {', '.join(map(str, rejected))}" if rejected else ""))
     if rejected:
         raise typer.Exit(1)

@@ -61,11 +61,11 @@ class Context:
         except local_endpoints.BadPortSetting as error:
             raise CliError(str(error), code="local_settings") from None
         health = self._local_health(gateway)
-        if not local_endpoints.same_endpoint(str(health.get("moto") or ""), moto):
+        theirs = str(health.get("moto") or "")
+        if not local_endpoints.same_endpoint(theirs, moto):
             raise CliError(
-                f"the local run at {gateway} uses moto at {health.get('moto')}, but this CLI is set to {moto}: "
-                f"set {local_endpoints.settings_hint(local_endpoints.MOTO)} the same for both "
-                f"(or {local_endpoints.MOTO_URL_VARIABLE})",
+                f"the local run at {gateway} uses moto at {theirs}, but this CLI is set to {moto}; nothing was "
+                f"read or written. {local_endpoints.settings_hint(local_endpoints.MOTO, theirs)}",
                 code="local_mismatch",
             )
         self.local_health = health
@@ -92,9 +92,8 @@ class Context:
             health = None
         if not isinstance(health, dict) or "moto" not in health or "resources" not in health:
             raise CliError(
-                f"the local run is not answering at {gateway} (start it with `make run`; if it runs on another "
-                f"port, set {local_endpoints.settings_hint(local_endpoints.GATEWAY)} or "
-                f"{local_endpoints.GATEWAY_URL_VARIABLE})",
+                f"the local run is not answering at {gateway}: start it with `make run`, or, if it runs on "
+                f"another port, {local_endpoints.settings_hint(local_endpoints.GATEWAY)}",
                 code="local_unreachable",
             )
         return health

@@ -21,7 +21,7 @@ from rightsdesk.errors import InvalidInput
 from rightsdesk.models import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, emit, table
+from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, table
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
 
@@ -194,7 +194,7 @@ def history(
               for e in registry.history(controller_id, limit)]
     emit(state, {"controller_id": controller_id, "events": events},
          lambda: table(("at", "action", "actor", "cause"), ([e["at"], e["action"], e["actor"], e["cause"]] for e in events),
-                       title=f"{controller_id}: latest {len(events)} events, newest first"))
+                       title=f"{controller_id}: latest {counted(len(events), 'event', 'events')}, newest first"))
 
 
 @app.command("rotate-key")
@@ -289,5 +289,6 @@ def remove(
                 if is_open(item.status) and item.status != "identity_unverified"]
     view = registry.describe(controller)
     emit(state, {"controller": view, "open_requests": open_ids},
-         lambda: f"controller {controller_id} is removed; {len(open_ids)} open request(s) to answer with "
-                 f"`rightsdesk requests answer <id> --status ...`: {', '.join(open_ids) or 'none'}")
+         lambda: f"controller {controller_id} is removed; {counted(len(open_ids), 'open request', 'open requests')} "
+                 f"to answer with `rightsdesk requests answer <id> --status ...`"
+                 + (f": {', '.join(open_ids)}" if open_ids else ""))

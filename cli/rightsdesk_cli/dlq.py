@@ -20,7 +20,7 @@ import typer
 
 from rightsdesk_cli.context import Context
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, emit, note, table
+from rightsdesk_cli.output import JsonFlag, counted, emit, note, table
 
 app = typer.Typer(help="Dead-letter queues: list what waits (ids only), redrive it.", no_args_is_help=True)
 
@@ -128,7 +128,7 @@ def list_(
     data = {"queue": name, "messages_total": depth(url), "messages": messages}
     columns = ["message_id", "receives", *[f for f in (*SAFE_FIELDS, "batch") if any(f in m for m in messages)]]
     emit(state, data, lambda: table(columns, ([m.get(c) for c in columns] for m in messages),
-                                    title=f"{name}: {data['messages_total']} messages"))
+                                    title=f"{name}: {counted(data['messages_total'], 'message', 'messages')}"))
 
 
 def _source_of(url: str) -> str:
@@ -179,7 +179,7 @@ def redrive(
     if state.local:
         moved = move_by_hand(url, target, max_messages)
         data = {"queue": name, "to": target.rsplit("/", 1)[1], "moved": moved}
-        emit(state, data, lambda: f"moved {moved} messages from {name} back to {data['to']}")
+        emit(state, data, lambda: f"moved {counted(moved, 'message', 'messages')} from {name} back to {data['to']}")
         return
     options: dict[str, Any] = {"SourceArn": _arn(url), "DestinationArn": _arn(target)}
     if rate:
@@ -188,9 +188,9 @@ def redrive(
         # A move task moves everything; a partial redrive is done by hand.
         moved = move_by_hand(url, target, max_messages)
         data = {"queue": name, "to": target.rsplit("/", 1)[1], "moved": moved}
-        emit(state, data, lambda: f"moved {moved} messages from {name} back to {data['to']}")
+        emit(state, data, lambda: f"moved {counted(moved, 'message', 'messages')} from {name} back to {data['to']}")
         return
     handle = _sqs().start_message_move_task(**options)["TaskHandle"]
     data = {"queue": name, "to": target.rsplit("/", 1)[1], "task_handle": handle, "messages": waiting}
-    emit(state, data, lambda: f"SQS is moving {waiting} messages from {name} back to {data['to']} (task {handle})")
+    emit(state, data, lambda: f"SQS is moving {counted(waiting, 'message', 'messages')} from {name} back to {data['to']} (task {handle})")
     note(state, f"follow it with: aws sqs list-message-move-tasks --source-arn {options['SourceArn']}")

@@ -25,6 +25,13 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u206
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (also a global option).")]
 
 
+def counted(n: int, singular: str, plural: str) -> str:
+    """`1 request`, `2 requests`: a count and its noun, by Babel's plural rule (the CLI speaks English)."""
+    from rightsdesk import i18n
+
+    return f"{n} {i18n.ngettext(singular, plural, n, 'en')}"
+
+
 def emit(state: Context, data: Any, render: Callable[[], RenderableType]) -> None:
     """`data` as JSON with --json; otherwise what `render` builds, for people."""
     if state.json:

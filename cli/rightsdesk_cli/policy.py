@@ -18,7 +18,7 @@ from rightsdesk.errors import InvalidInput
 
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_moment
-from rightsdesk_cli.output import JsonFlag, emit, note, table
+from rightsdesk_cli.output import JsonFlag, counted, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(help="Policy versions: publish (and notify), list; the archive is public at /v1/policies.",
@@ -77,7 +77,7 @@ def publish(
         queued = policies.fan_out(published.version, progress=lambda n: bar.advance(task, n))
     data = {**policies.view(published.version), "created": published.created, "emails_queued": queued}
     emit(state, data, lambda: f"{doc} {version} {'published' if published.created else 'was published before'}"
-         f" ({'major' if major else 'minor'}, effective {data['effective_at']}); {queued} emails queued")
+         f" ({'major' if major else 'minor'}, effective {data['effective_at']}); {counted(queued, 'email', 'emails')} queued")
     if not published.created:
         note(state, "same content as before: its emails were queued again; each address still gets one")
 
@@ -112,3 +112,26 @@ def list_versions(
                        (r["text_sha256"] or "")[:16]] for r in rows))
 
     emit(state, {"versions": rows}, render)
+
+
+@app.command("verify")
+def verify_text(
+    ctx: typer.Context,
+    doc: Annotated[str, typer.Option("--doc", help="The document.")],
+    version: Annotated[str, typer.Option("--version", help="The version the copy claims to be.")],
+    text_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                              help="A copy of the full text, byte for byte.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Check a copy of a policy's text against the SHA-256 recorded when the version was published.
+    Exit code 1 when it differs (or none was recorded)."""
+    state = use(ctx, json_output)
+    recorded = policies.get(doc, version).text_sha256
+    computed = policies.text_digest(_read_text(text_file))
+    data = {"doc": doc, "version": version, "recorded_sha256": recorded, "file_sha256": computed,
+            "matches": recorded == computed}
+    emit(state, data, lambda: f"{doc} {version}: "
+         + ("the file is the published text" if data["matches"] else
+            f"the file is NOT the published text (recorded {recorded or 'nothing'}, file {computed})"))
+    if not data["matches"]:
+        raise typer.Exit(1)

@@ -52,16 +52,27 @@ def policy_version(doc: str, version: str):
 # ------------------------------------------------------------------ unsubscribe (RFC 8058)
 
 
-def _locale() -> str:
+def _locale(chosen: str | None = None) -> str:
+    """`?lang=`, else the language the page knows was chosen (the contact's own), else Accept-Language."""
     event = router.current_event
-    return i18n.negotiate((event.query_string_parameters or {}).get("lang"), event.headers.get("accept-language"))
+    query = (event.query_string_parameters or {}).get("lang")
+    return i18n.negotiate(query if i18n.is_supported(query) else chosen, event.headers.get("accept-language"))
 
 
-def _page(state: str, status: int, token: str | None = None, list_name: str | None = None) -> Response:
+def _contact_locale(claims: unsubscribe.Claims | None) -> str | None:
+    """The language the contact chose: the mail's unsubscribe link was in it."""
+    from rightsdesk import contacts
+
+    contact = contacts.get(claims.email_hash) if claims else None
+    return contact.locale if contact else None
+
+
+def _page(state: str, status: int, token: str | None = None, list_name: str | None = None,
+          claims: unsubscribe.Claims | None = None) -> Response:
     return Response(
         status_code=status,
         content_type="text/html; charset=utf-8",
-        body=notice_pages.unsubscribe_page(state, _locale(), token, list_name),
+        body=notice_pages.unsubscribe_page(state, _locale(_contact_locale(claims)), token, list_name),
         headers={"Content-Security-Policy": web.content_security_policy()},
     )
 
@@ -80,7 +91,7 @@ def unsubscribe_page(token: TOKEN = None):
         claims = unsubscribe.check(token)
     except (unsubscribe.InvalidToken, unsubscribe.SpentToken) as error:
         return _page("used" if isinstance(error, unsubscribe.SpentToken) else "invalid", error.status)
-    return _page("confirm", 200, token, claims.list_name)
+    return _page("confirm", 200, token, claims.list_name, claims=claims)
 
 
 @router.post("/v1/unsubscribe", summary="One-click unsubscribe from an optional list (RFC 8058); no login",
@@ -94,5 +105,5 @@ def unsubscribe_now(token: TOKEN = None):
         return _refused(error)
     logger.info("unsubscribed", extra={"list": claims.list_name})
     if http.wants_html(router.current_event.headers.get("accept")):
-        return _page("done", 200, list_name=claims.list_name)
+        return _page("done", 200, list_name=claims.list_name, claims=claims)
     return Response(status_code=200, content_type=http.JSON, body={"unsubscribed": True, "list": claims.list_name})

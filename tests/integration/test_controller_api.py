@@ -239,6 +239,12 @@ def test_the_first_pull_marks_the_request_delivered(stack, api, table, acme):
     SENT_PERSONAL.append(name)
     submitted = forwarded_request(stack, table, acme, name=name)
 
+    # Listing is not delivery: the list carries no subject data, so the request stays forwarded.
+    listed = api.get(url(stack, "/v1/controller/requests?status=forwarded&limit=100"), headers=acme.auth).json()
+    assert submitted.request_id in {row["request_id"] for row in listed["requests"]}
+    assert all("subject" not in row for row in listed["requests"])
+    assert status_of(stack, submitted)["status"] == "forwarded"
+
     first = api.get(url(stack, f"/v1/controller/requests/{submitted.request_id}"), headers=acme.auth)
     assert first.status_code == 200
     body = first.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from configparser import ConfigParser
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -196,3 +197,39 @@ def test_catalogs_match_the_sources(locale, domain):
     in_catalog = set(_messages(_po(locale, domain)))
     assert in_sources - in_catalog == set(), f"missing from {domain}: run pybabel extract/update (see {_config(domain).name})"
     assert in_catalog - in_sources == set(), f"obsolete entries in {domain}: run pybabel update --ignore-obsolete"
+
+
+# ------------------------------------------------------------------ counts are plurals, in every language
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_every_counted_message_is_a_plural_with_all_its_forms(locale, domain):
+    """A message that shows a count (`%(count)s`) goes through ngettext, with every form the
+    language has (Slovenian: 1, 2, 3-4, 5+): no "1 requests", no "2 zahtev" for "2 zahtevi"."""
+    po = _po(locale, domain)
+    counted = [m for m in po if m.id and "%(count)s" in (m.id[0] if isinstance(m.id, tuple) else m.id)]
+    assert all(isinstance(m.id, tuple) for m in counted), [m.id for m in counted if not isinstance(m.id, tuple)]
+    for message in counted:
+        assert len(message.string) == po.num_plurals, message.id
+        if locale != "en":
+            assert len(set(message.string)) > 1 or po.num_plurals == 1, f"one form for every count: {message.id}"
+
+
+def test_templates_show_counts_only_through_pluralize():
+    """`{{ count }}` in a template is the plural placeholder of a `{% trans count=... %}` block only."""
+    offenders = []
+    for template in sorted((ROOT / "layers/core/rightsdesk/templates").rglob("*.*")):
+        text = template.read_text(encoding="utf-8")
+        outside = re.sub(r"{%-? trans [^%]*count=.*?{%-? endtrans -?%}", "", text, flags=re.S)
+        outside = re.sub(r"<td[^>]*>{{ *count *}}</td>", "", outside)  # a figure in a table column is no phrase
+        if re.search(r"{{-? *count *-?}}", outside):
+            offenders.append(template.name)
+    assert not offenders
+
+
+@pytest.mark.parametrize("n, expected", [(0, "0 requests"), (1, "1 request"), (2, "2 requests"), (101, "101 requests")])
+def test_the_cli_counts_in_english_by_babels_rule(n, expected):
+    from rightsdesk_cli.output import counted
+
+    assert counted(n, "request", "requests") == expected

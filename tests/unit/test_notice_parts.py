@@ -134,7 +134,7 @@ def test_missing_context_fails_loudly():
 def test_the_unsubscribe_page_in_every_state_and_language(state, locale):
     html = notice_pages.unsubscribe_page(state, locale, "tok.en")
     assert f'<html lang="{locale}">' in html
-    has_form = '<form method="post" action="/v1/unsubscribe?token=tok.en"' in html
+    has_form = f'<form method="post" action="/v1/unsubscribe?token=tok.en&amp;lang={locale}"' in html
     assert has_form == (state == "confirm"), "only the confirmation offers the button"
     assert html.count('hreflang="') == 3
 

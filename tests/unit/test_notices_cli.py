@@ -99,6 +99,12 @@ def test_contacts_publish_and_list(world, tmp_path):
                          "--major")
     # recorded at publish time, and anyone with the file can recompute it
     assert published["text_sha256"] == hashlib.sha256(text.read_bytes()).hexdigest()
+    same = run("--json", "policy", "verify", "--doc", "terms", "--version", "2026-12", str(text))
+    assert same.exit_code == 0 and json.loads(same.stdout)["matches"] is True
+    altered = tmp_path / "altered.html"
+    altered.write_bytes(text.read_bytes().replace(b"K\xc3\xbcrzere", b"L\xc3\xa4ngere"))
+    differs = run("--json", "policy", "verify", "--doc", "terms", "--version", "2026-12", str(altered))
+    assert differs.exit_code == 1 and json.loads(differs.stdout)["matches"] is False
     assert published["created"] and published["emails_queued"] == 3  # ctl_a's contact, ana, ben
     again = run_json("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url",
                      "https://example.com/terms", "--summary-file", str(summary), "--text-file", str(text), "--major",

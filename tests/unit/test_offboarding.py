@@ -217,3 +217,28 @@ def test_rejecting_needs_a_reason(cloud):
     result = run("--json", "requests", "answer", request_id, "--status", "rejected")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["code"] == "invalid_input" and "reject" in result.stdout
+
+
+@pytest.mark.parametrize("locale, words", [
+    ("en", "does not take requests through this service"),
+    ("de", "nimmt derzeit keine Anfragen"),
+    ("sl", "trenutno ne sprejema zahtev"),
+])
+def test_the_form_says_site_unavailable_in_the_subjects_language(locale, words):
+    from rightsdesk import web
+
+    html = web.render_page("form", locale, values={"site": "acme"}, errors={"site": "site_unavailable"})
+    assert words in html
+
+
+def test_the_controller_api_refuses_a_disabled_key_even_after_the_authorizer_let_it_through(cloud):
+    # API Gateway caches the authorizer's allow for minutes; the handler's own check must close the gap.
+    from rightsdesk import controller_requests
+    from rightsdesk.errors import Unauthorized
+
+    created = new_controller()
+    cid = created.controller.controller_id
+    assert controller_requests.caller(cid, created.api_key).controller_id == cid
+    registry.disable(cid)
+    with pytest.raises(Unauthorized):
+        controller_requests.caller(cid, created.api_key)

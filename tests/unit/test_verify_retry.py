@@ -101,7 +101,7 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     view = intake.status_view(intake.authorize(request_id, again.status_token))
     assert view["status"] == "verified" and view["request_id"] == request_id
     [mail] = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
-    assert mail["context"]["status_url"] == f"{BASE}/status/{request_id}?token={again.status_token}"
+    assert mail["context"]["status_url"] == f"{BASE}/status/{request_id}?token={again.status_token}&lang=en"
 
 
 def test_a_lost_answer_is_the_same_answer_again(cloud):

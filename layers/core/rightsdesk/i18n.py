@@ -176,6 +176,11 @@ def gettext(message: str, locale: str) -> str:
     return translations(locale).gettext(message)
 
 
+def ngettext(singular: str, plural: str, n: int, locale: str) -> str:
+    """The form for `n` by the locale's plural rule (Slovenian has four)."""
+    return translations(locale).ngettext(singular, plural, n)
+
+
 def _name(table: dict[str, str], key: object, locale: str) -> str:
     value = getattr(key, "value", key)
     return gettext(table[value], locale) if value in table else str(value)

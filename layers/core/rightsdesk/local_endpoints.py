@@ -72,6 +72,10 @@ def same_endpoint(one: str, other: str) -> bool:
     return key(one) == key(other)
 
 
-def settings_hint(setting: PortSetting) -> str:
-    """How to point at another port, for error messages."""
-    return f"{setting.variable}=<port> (as `make run` reads it, or `make run ARGS='{setting.flag} <port>'`)"
+def settings_hint(setting: PortSetting, url: str | None = None) -> str:
+    """How to point the CLI at the stack's port, for error messages: the variable `make run` reads too."""
+    port_value = str(urlsplit(url).port) if url and urlsplit(url).port else "<port>"
+    url_variable = GATEWAY_URL_VARIABLE if setting is GATEWAY else MOTO_URL_VARIABLE if setting is MOTO else None
+    also = f" (or {url_variable}={url or '<url>'})" if url_variable else ""
+    return (f"export {setting.variable}={port_value}, the variable `make run` reads too, and start both with it"
+            f"{also}")

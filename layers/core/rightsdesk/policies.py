@@ -258,7 +258,8 @@ def mail_for(version: PolicyVersionItem, recipient: Recipient) -> dict:
         "url": version.url,
         "summary": summary_for(version, recipient.locale),
         "effective_at": clock.isoformat(version.effective_at),
-        "archive_url": ARCHIVE_PATH.format(doc=version.doc),  # made absolute by the notifier
+        # made absolute by the notifier; the page opens in the recipient's language
+        "archive_url": f"{ARCHIVE_PATH.format(doc=version.doc)}?lang={recipient.locale}",
         "audience": recipient.audience,
         "controller_name": recipient.controller_name,
     }

@@ -90,7 +90,6 @@ MESSAGES = {
     "server_error": (N_("Something went wrong"), N_("Please try again in a few minutes.")),
     "cancelled": (N_("Request cancelled"), N_("Your request has been cancelled. You can start a new one at any time.")),
     "page_not_found": (N_("Page not found"), N_("There is no page at this address. Check the link, or start from the request form.")),
-    "site_unavailable": (N_("This website takes no requests here"), N_("This website does not take requests through this service at the moment. Please contact the website directly.")),
 }
 
 
