@@ -48,5 +48,5 @@ def answer(request_id: str, status: str, *, reason: str | None = None, base_url:
         request = delivery.mark_delivered(request, controller, via="operator", actor=ACTOR, at=now)
     if request.status != status:
         request = transition(request, Status(status), actor=ACTOR, cause=CAUSE, at=now)
-    controller_requests._tell_subject(request, reason, base_url=base_url, at=now)  # noqa: SLF001 - one mail path
+    controller_requests._tell_subject(request, reason, base_url=base_url, at=now, extended=False)  # noqa: SLF001 - one mail path
     return request
