@@ -206,6 +206,14 @@ def test_a_rotated_secret_keeps_signing_for_24_hours(cloud):
     assert cloud.audit_actions(controller_id)[-1] == "webhook_secret_rotated"
 
 
+@pytest.mark.parametrize("char", ["\n", "\r", "\x00", "\u202e", "\u200b", "\x85"])
+def test_a_controllers_name_and_contact_are_one_line(cloud, char):
+    with pytest.raises(InvalidInput) as refused:
+        new_controller(name=f"Acme{char}Bcc: x", contact_email=f"dpo{char}x@acme.example")
+    assert refused.value.fields["name"] == "invalid_characters"
+    assert refused.value.fields["contact"] in ("invalid_characters", "invalid_email")
+
+
 ROTATION_STEPS = st.lists(st.one_of(st.just(("rotate", 0)), st.tuples(st.just("advance"), st.integers(1, 30 * 3600))),
                          max_size=24)
 

@@ -145,17 +145,22 @@ def _check_profile(
     *, name: str, site_key: str, domains: list[str], contact_email: str, locale: str,
     sla_days: int | None, purge_after_seconds: int | None,
 ) -> None:
+    from rightsdesk import free_text  # pydantic: loaded only by who registers (the CLI, the API)
     from rightsdesk.intake import EMAIL_PATTERN  # intake imports this module
 
     problems: dict[str, str] = {}
     if not name.strip() or len(name) > 200:
         problems["name"] = "invalid_input"
+    elif not free_text.one_line_ok(name):  # shown in every mail to the contact
+        problems["name"] = free_text.INVALID_CHARACTERS
     if not _SITE_KEY.fullmatch(site_key):
         problems["site"] = "invalid_format"
     if len(domains) > MAX_DOMAINS or not all(_DOMAIN.fullmatch(domain) for domain in domains):
         problems["domain"] = "invalid_format"
     if len(contact_email) > 254 or not re.fullmatch(EMAIL_PATTERN, contact_email):
         problems["contact"] = "invalid_email"
+    elif not free_text.one_line_ok(contact_email):
+        problems["contact"] = free_text.INVALID_CHARACTERS
     if locale not in SUPPORTED_LOCALES:
         problems["locale"] = "invalid_choice"
     if sla_days is not None and not SLA_DAYS_RANGE[0] <= sla_days <= SLA_DAYS_RANGE[1]:
