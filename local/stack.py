@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from rightsdesk import local_endpoints
 
-from local import faults, moto_transactions, outbox
+from local import calls, faults, moto_transactions, outbox
 from local.cloud import (
     ACCOUNT_ID,
     REGION,
@@ -223,6 +223,8 @@ class LocalStack:
         outbox.install_capture()
         follow_injected_clock()
         moto_transactions.install()
+        if os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS"):  # tests/integration/test_granted_calls.py
+            calls.install(os.environ["RIGHTSDESK_LOCAL_RECORD_CALLS"])
         stop_instance_tracking()
         self._session = boto3.session.Session(region_name=self.region)
         self.resources = Resources(self.template, self.client, region=self.region, account_id=self.account_id)

@@ -86,8 +86,9 @@ def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]
     return _json(200, view)
 
 
-@app.post("/v1/controller/webhook/rotate", summary="New webhook secret (shown once); the old one signs for 24 h more",
-          responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 503))
+@app.post("/v1/controller/webhook/rotate",
+          summary="New webhook secret (shown once); every replaced one signs for 24 h more",
+          responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 429, 503))
 def rotate_webhook_secret():
     answer = inbox.rotate_webhook_secret(_caller())
     logger.info("webhook secret rotated")

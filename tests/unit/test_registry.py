@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 from moto import mock_aws
-from standardwebhooks.webhooks import Webhook
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, rights, sealing, subjects
-from rightsdesk.errors import Conflict, InvalidInput, NotFound
+from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, rights, sealing, subjects, webhooks
+from rightsdesk.errors import Conflict, InvalidInput, NotFound, TooManyRotations
 from rightsdesk.intake import Submission
 from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
 from tests.support.aws import moto_cloud
@@ -202,6 +204,94 @@ def test_a_rotated_secret_keeps_signing_for_24_hours(cloud):
     clock.advance(24 * 3600 + 1)
     assert registry.webhook_secrets(controller) == [new_secret]
     assert cloud.audit_actions(controller_id)[-1] == "webhook_secret_rotated"
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\x00", "\u202e", "\u200b", "\x85"])
+def test_a_controllers_name_and_contact_are_one_line(cloud, char):
+    with pytest.raises(InvalidInput) as refused:
+        new_controller(name=f"Acme{char}Bcc: x", contact_email=f"dpo{char}x@acme.example")
+    assert refused.value.fields["name"] == "invalid_characters"
+    assert refused.value.fields["contact"] in ("invalid_characters", "invalid_email")
+
+
+ROTATION_STEPS = st.lists(st.one_of(st.just(("rotate", 0)), st.tuples(st.just("advance"), st.integers(1, 30 * 3600))),
+                         max_size=24)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=ROTATION_STEPS)
+def test_every_issued_secret_signs_until_24_hours_after_it_was_replaced(cloud, steps):
+    """Whatever rotations and clock moves happen: the signatures are exactly the current secret's and
+    those of every secret replaced less than 24 h ago, each verifiable with the public library; a
+    rotation is refused only while the maximum of replaced secrets still sign."""
+    created = new_controller()
+    controller_id = created.controller.controller_id
+    current, replaced_at = created.webhook_secret, {}  # the model: secret -> when it was replaced
+    for action, seconds in steps:
+        if action == "advance":
+            clock.advance(seconds)
+        else:
+            now = clock.now()
+            signing = [s for s, at in replaced_at.items() if at + registry.PREVIOUS_SECRET_GRACE > now]
+            if len(signing) >= registry.MAX_SIGNING_REPLACED_SECRETS:
+                with pytest.raises(TooManyRotations):
+                    registry.rotate_webhook_secret(controller_id, actor="operator")
+                continue
+            new_secret, until = registry.rotate_webhook_secret(controller_id, actor="operator")
+            replaced = until - registry.PREVIOUS_SECRET_GRACE  # the rotation's own reading of the clock
+            assert abs((replaced - now).total_seconds()) < 1
+            replaced_at[current], current = replaced, new_secret
+        now = clock.now()
+        expected = {current} | {s for s, at in replaced_at.items() if at + registry.PREVIOUS_SECRET_GRACE > now}
+        secrets = registry.webhook_secrets(registry.get_controller(controller_id))
+        assert secrets[0] == current and set(secrets) == expected and len(secrets) == len(expected)
+        body = '{"type":"webhook.test"}'
+        # signed at the wall clock's time: the library checks the timestamp against it, not ours
+        headers = webhooks.signed_headers(secrets, "msg_rotation", body.encode())
+        for secret in {current, *replaced_at}:
+            try:
+                Webhook(secret).verify(body, headers)
+                verified = True
+            except WebhookVerificationError:
+                verified = False
+            assert verified == (secret in expected)
+
+
+def test_a_lost_answer_and_a_retry_do_not_strand_the_receiver(cloud):
+    created = new_controller()
+    controller_id = created.controller.controller_id
+    registry.rotate_webhook_secret(controller_id, actor="operator")  # its answer is lost
+    clock.advance(60)
+    retried, _ = registry.rotate_webhook_secret(controller_id, actor="operator")
+    clock.advance(23 * 3600)
+    secrets = registry.webhook_secrets(registry.get_controller(controller_id))
+    assert created.webhook_secret in secrets and retried == secrets[0] and len(secrets) == 3
+
+
+def test_rotations_pause_while_the_maximum_of_replaced_secrets_sign(cloud):
+    created = new_controller()
+    controller_id = created.controller.controller_id
+    for _ in range(registry.MAX_SIGNING_REPLACED_SECRETS):
+        registry.rotate_webhook_secret(controller_id, actor="operator")
+    with pytest.raises(TooManyRotations) as refused:
+        registry.rotate_webhook_secret(controller_id, actor="operator")
+    assert refused.value.status == 429
+    assert created.webhook_secret in registry.webhook_secrets(registry.get_controller(controller_id))
+    clock.advance(24 * 3600 + 1)
+    registry.rotate_webhook_secret(controller_id, actor="operator")
+    assert len(registry.webhook_secrets(registry.get_controller(controller_id))) == 2
+
+
+def test_the_stored_list_keeps_only_secrets_that_still_sign(cloud):
+    created = new_controller()
+    controller_id = created.controller.controller_id
+    for _ in range(3):
+        registry.rotate_webhook_secret(controller_id, actor="operator")
+        clock.advance(13 * 3600)
+    registry.rotate_webhook_secret(controller_id, actor="operator")
+    stored = registry.get_controller(controller_id).replaced_webhook_secrets
+    assert len(stored) == 2, "secrets replaced more than 24 h ago are dropped by the next rotation"
 
 
 def test_a_sealed_secret_opens_only_for_its_own_controller(cloud):

@@ -194,8 +194,7 @@ def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | No
                     ControllerItem.updated_at.set(at),
                     ControllerItem.webhook_url.remove(),
                     ControllerItem.webhook_secret_sealed.remove(),
-                    ControllerItem.previous_webhook_secret_sealed.remove(),
-                    ControllerItem.previous_webhook_secret_expires_at.remove(),
+                    ControllerItem.replaced_webhook_secrets.remove(),
                 ],
                 condition=ControllerItem.delivery == "webhook",
             )

@@ -70,6 +70,11 @@ class TooManyAttempts(RightsdeskError):
     code = "too_many_attempts"
 
 
+class TooManyRotations(RightsdeskError):
+    status = 429
+    code = "too_many_rotations"
+
+
 class Conflict(RightsdeskError):
     status = 409
     code = "conflict"

@@ -101,6 +101,13 @@ class _Item(Model):
     deleted_at = NumberAttribute(null=True)
 
 
+class ReplacedSecret(MapAttribute):
+    """A webhook secret a rotation replaced (KMS ciphertext) and until when it still signs."""
+
+    sealed = UnicodeAttribute()
+    valid_until = UTCDateTimeAttribute()
+
+
 class LegalHold(MapAttribute):
     reason = UnicodeAttribute()
     placed_at = UTCDateTimeAttribute()
@@ -208,10 +215,9 @@ class ControllerItem(_Item):
     sla_days = NumberAttribute(null=True)
     purge_after_seconds = NumberAttribute(null=True)
     api_key_hash = UnicodeAttribute(null=True)
-    # KMS ciphertext (rightsdesk.sealing); the previous secret still signs until its expiry
+    # KMS ciphertext (rightsdesk.sealing); every replaced secret still signs until its valid_until
     webhook_secret_sealed = UnicodeAttribute(null=True)
-    previous_webhook_secret_sealed = UnicodeAttribute(null=True)
-    previous_webhook_secret_expires_at = UTCDateTimeAttribute(null=True)
+    replaced_webhook_secrets = ListAttribute(of=ReplacedSecret, null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute(null=True)
     # offboarding (rightsdesk.registry): absent = active | disabled | removed, with the operator's note

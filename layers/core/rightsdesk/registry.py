@@ -16,8 +16,8 @@ from pynamodb.transactions import TransactWrite
 
 from rightsdesk import audit, clock, credentials, hashing, retention, ssrf
 from rightsdesk.config import SUPPORTED_LOCALES, settings
-from rightsdesk.errors import Conflict, InvalidInput, NotFound
-from rightsdesk.models import ApiKeyItem, AuditEvent, ControllerItem, SiteItem, transaction
+from rightsdesk.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.models import ApiKeyItem, AuditEvent, ControllerItem, ReplacedSecret, SiteItem, transaction
 
 DELIVERY_MODES = ("webhook", "email", "pull", "internal")
 # Offboarding. Disabled: no API key, no new submissions, every delivery by email to the privacy
@@ -25,8 +25,12 @@ DELIVERY_MODES = ("webhook", "email", "pull", "internal")
 ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"
 MAX_STATE_REASON = 500
 CONTROLLERS_PARTITION = "CONTROLLERS"
-# After a rotation the old secret keeps signing this long, so receivers can switch without a gap.
+# After a rotation the replaced secret keeps signing this long, so receivers can switch without a
+# gap, however many rotations follow (a lost answer and a retry rotate twice).
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+# Replaced secrets that may sign at once; one rotation more within their 24 h is refused (429) rather
+# than dropping a secret a receiver may still hold. Bounds the signature header and KMS calls.
+MAX_SIGNING_REPLACED_SECRETS = 10
 SLA_DAYS_RANGE = (1, 31)
 PURGE_AFTER_RANGE = (60, 30 * 24 * 3600)
 MAX_DOMAINS = 20
@@ -115,17 +119,18 @@ def authenticate(api_key: str | None) -> ControllerItem | None:
     return controller if state_of(controller) == ACTIVE else None
 
 
+def signing_replaced_secrets(controller: ControllerItem, at: datetime | None = None) -> list[ReplacedSecret]:
+    """The replaced secrets that still sign at `at`, most recently replaced first."""
+    at = at or clock.now()
+    still = [secret for secret in controller.replaced_webhook_secrets or [] if secret.valid_until > at]
+    return sorted(still, key=lambda secret: secret.valid_until, reverse=True)
+
+
 def webhook_secrets(controller: ControllerItem, at: datetime | None = None) -> list[str]:
-    """Secrets to sign with, newest first: the current one and, for 24 h after a rotation, the previous."""
-    found = []
-    if controller.webhook_secret_sealed:
-        found.append(credentials.unseal_webhook_secret(controller.webhook_secret_sealed, controller.controller_id))
-    expires = controller.previous_webhook_secret_expires_at
-    if controller.previous_webhook_secret_sealed and expires and expires > (at or clock.now()):
-        found.append(
-            credentials.unseal_webhook_secret(controller.previous_webhook_secret_sealed, controller.controller_id)
-        )
-    return found
+    """Secrets to sign with, newest first: the current one and every secret replaced less than 24 h ago."""
+    sealed = [controller.webhook_secret_sealed] if controller.webhook_secret_sealed else []
+    sealed += [secret.sealed for secret in signing_replaced_secrets(controller, at)]
+    return [credentials.unseal_webhook_secret(value, controller.controller_id) for value in sealed]
 
 
 # ------------------------------------------------------------------ validation
@@ -166,17 +171,22 @@ def _check_profile(
     *, name: str, site_key: str, domains: list[str], contact_email: str, locale: str,
     sla_days: int | None, purge_after_seconds: int | None,
 ) -> None:
+    from rightsdesk import free_text  # pydantic: loaded only by who registers (the CLI, the API)
     from rightsdesk.intake import EMAIL_PATTERN  # intake imports this module
 
     problems: dict[str, str] = {}
     if not name.strip() or len(name) > 200:
         problems["name"] = "invalid_input"
+    elif not free_text.one_line_ok(name):  # shown in every mail to the contact
+        problems["name"] = free_text.INVALID_CHARACTERS
     if not _SITE_KEY.fullmatch(site_key):
         problems["site"] = "invalid_format"
     if len(domains) > MAX_DOMAINS or not all(_DOMAIN.fullmatch(domain) for domain in domains):
         problems["domain"] = "invalid_format"
     if len(contact_email) > 254 or not re.fullmatch(EMAIL_PATTERN, contact_email):
         problems["contact"] = "invalid_email"
+    elif not free_text.one_line_ok(contact_email):
+        problems["contact"] = free_text.INVALID_CHARACTERS
     if locale not in SUPPORTED_LOCALES:
         problems["locale"] = "invalid_choice"
     if sla_days is not None and not SLA_DAYS_RANGE[0] <= sla_days <= SLA_DAYS_RANGE[1]:
@@ -338,8 +348,7 @@ def set_delivery(
         actions += [
             ControllerItem.webhook_url.remove(),
             ControllerItem.webhook_secret_sealed.remove(),
-            ControllerItem.previous_webhook_secret_sealed.remove(),
-            ControllerItem.previous_webhook_secret_expires_at.remove(),
+            ControllerItem.replaced_webhook_secrets.remove(),
         ]
 
     def writes(tx: TransactWrite) -> None:
@@ -352,20 +361,28 @@ def set_delivery(
 
 
 def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datetime]:
-    """A new signing secret; the current one keeps signing for 24 h. Returns (secret, old one's expiry)."""
+    """A new signing secret; the current one, like every one replaced before it, keeps signing for
+    24 h. Returns (secret, the replaced one's expiry). Refused (TooManyRotations) while
+    MAX_SIGNING_REPLACED_SECRETS replaced secrets still sign."""
     controller = require_controller(controller_id)
     if controller.delivery != "webhook" or not controller.webhook_secret_sealed:
         raise Conflict("this controller does not receive webhooks", code="not_webhook")
     now = clock.now()
+    still_signing = signing_replaced_secrets(controller, now)
+    if len(still_signing) >= MAX_SIGNING_REPLACED_SECRETS:
+        first_free = clock.isoformat(min(secret.valid_until for secret in still_signing))
+        raise TooManyRotations(f"{MAX_SIGNING_REPLACED_SECRETS} replaced secrets still sign; "
+                               f"rotate again after {first_free}")
     secret = credentials.new_webhook_secret()
     expires = now + PREVIOUS_SECRET_GRACE
+    replaced = [*reversed(still_signing), ReplacedSecret(sealed=controller.webhook_secret_sealed, valid_until=expires)]
 
     def writes(tx: TransactWrite) -> None:
         tx.update(
             controller,
             actions=[
-                ControllerItem.previous_webhook_secret_sealed.set(controller.webhook_secret_sealed),
-                ControllerItem.previous_webhook_secret_expires_at.set(expires),
+                # Expired entries go with the write; the list holds only secrets that still sign.
+                ControllerItem.replaced_webhook_secrets.set(replaced),
                 ControllerItem.webhook_secret_sealed.set(credentials.seal_webhook_secret(secret, controller_id)),
                 ControllerItem.updated_at.set(now),
             ],
@@ -464,7 +481,7 @@ def remove(controller_id: str, *, reason: str | None = None, release_sites: bool
 
 def describe(controller: ControllerItem) -> dict:
     """Everything about a controller an operator may see: settings, never a key or a secret."""
-    previous_until = controller.previous_webhook_secret_expires_at
+    replaced = signing_replaced_secrets(controller)
     return {
         "controller_id": controller.controller_id,
         "name": controller.name,
@@ -475,9 +492,9 @@ def describe(controller: ControllerItem) -> dict:
         "delivery": controller.delivery,
         "webhook_url": controller.webhook_url,
         "webhook_secret": "set" if controller.webhook_secret_sealed else None,
-        "previous_webhook_secret_valid_until": (
-            clock.isoformat(previous_until) if previous_until and previous_until > clock.now() else None
-        ),
+        # the last replaced secret signs longest; `replaced_webhook_secrets_signing` says how many do
+        "previous_webhook_secret_valid_until": clock.isoformat(replaced[0].valid_until) if replaced else None,
+        "replaced_webhook_secrets_signing": len(replaced),
         "sla_days": int(controller.sla_days) if controller.sla_days is not None else None,
         "purge_after": format_duration(controller.purge_after_seconds),
         "created_at": clock.isoformat(controller.created_at),

@@ -1,7 +1,10 @@
 """Secrets we must read back (webhook signing secrets), stored only as KMS ciphertext.
 
 The encryption context names the purpose and the owner, so a ciphertext copied onto another
-controller's item does not decrypt there. Decrypted values are cached per ciphertext: the
+controller's item does not decrypt there; the template grants kms:Decrypt and kms:Encrypt per
+purpose (condition kms:EncryptionContext:rightsdesk:purpose), so only the functions that need a
+purpose's secrets can open them (tests/template/test_least_privilege.py). A new purpose needs its
+own statement on the functions that seal or unseal it. Decrypted values are cached per ciphertext: the
 dispatcher signs many deliveries with the same secret and one KMS call per delivery buys nothing.
 """
 

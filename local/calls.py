@@ -1,0 +1,60 @@
+"""Which AWS calls each function makes, for tests that hold the template's IAM statements to them.
+
+With RIGHTSDESK_LOCAL_RECORD_CALLS=<file>, every call a handler makes through botocore (boto3's,
+pynamodb's, powertools' clients) is appended to <file> as one JSON line: the function (logical ID,
+from local.faults.running), the service, the IAM action, the resource's name and, for DynamoDB, the
+index; for a KMS Encrypt or Decrypt the `rightsdesk:purpose` of its encryption context. A
+transaction is recorded as the action of each of its items, as IAM authorizes it. Names only:
+never a key, an item or a message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from local import faults
+
+_lock = threading.Lock()
+_installed: str | None = None
+
+_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+
+def _rows(service: str, operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
+        return [{"action": _TRANSACT_ACTIONS[kind], "resource": body.get("TableName")}
+                for item in params.get("TransactItems") or [] for kind, body in item.items()]
+    if service == "dynamodb" and operation in ("BatchWriteItem", "BatchGetItem"):
+        return [{"action": operation, "resource": table} for table in params.get("RequestItems") or {}]
+    if service == "dynamodb":
+        return [{"action": operation, "resource": params.get("TableName"), "index": params.get("IndexName")}]
+    if service == "kms":
+        context = params.get("EncryptionContext") or {}
+        return [{"action": operation, "resource": params.get("KeyId"), "purpose": context.get("rightsdesk:purpose")}]
+    return [{"action": operation, "resource": params.get("QueueUrl") or params.get("SecretId")}]
+
+
+def install(path: str) -> None:
+    """Record every handler's AWS calls to `path` from now on (once per process)."""
+    global _installed
+    if _installed:
+        return
+    from botocore.client import BaseClient
+
+    make_api_call = BaseClient._make_api_call
+
+    def _make_api_call(self, operation_name, api_params):
+        function = getattr(faults._local, "function", None)
+        if function is not None:
+            service = self.meta.service_model.service_name
+            lines = [json.dumps({"function": function, "service": service, **row})
+                     for row in _rows(service, operation_name, api_params)]
+            with _lock, open(path, "a", encoding="utf-8") as out:
+                out.writelines(line + "\n" for line in lines)
+        return make_api_call(self, operation_name, api_params)
+
+    BaseClient._make_api_call = _make_api_call
+    _installed = path
