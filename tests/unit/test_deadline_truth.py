@@ -414,3 +414,53 @@ def test_reminders_per_controller_and_run_are_bounded(world, monkeypatch):
     deadline_watch.run(now + timedelta(hours=1))
     assert len([b for b in _bodies(world, "DeliveryQueue") if b["request_id"] in mine]) == 1, "the rest next hour"
     _close_all(written)
+
+
+# ------------------------------------------------------------------ the new mails, in every language
+
+
+@pytest.fixture
+def public_base_url(monkeypatch):
+    from rightsdesk import config
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://rights.test")
+    config.reload()
+    yield
+    monkeypatch.undo()
+    config.reload()
+
+
+@pytest.mark.parametrize("locale, heading", [
+    ("en", "Why this notice comes later than 72 hours after detection"),
+    ("de", "Warum diese Meldung später als 72 Stunden nach der Entdeckung kommt"),
+    ("sl", "Zakaj to obvestilo prihaja pozneje kot 72 ur po odkritju"),
+])
+def test_a_late_breach_notice_gives_the_controller_the_reasons(public_base_url, locale, heading):
+    from rightsdesk import notice_mail
+
+    context = {"controller_name": "Acme", "incident_id": "inc_1", "detected_at": "2026-11-20T10:00:00Z",
+               "summary": "Chat logs were readable.", "categories": ["chat_history"], "contact": "dpo@rights.test",
+               "high_risk": False, "subjects_notified": False, "delay_reason": "Scope <confirmed> on day four."}
+    rendered = notice_mail.render("breach_controller", locale, context)
+    assert heading in rendered.text and "Scope <confirmed> on day four." in rendered.text
+    assert "Scope &lt;confirmed&gt; on day four." in rendered.html
+    assert heading not in notice_mail.render("breach_controller", locale, {**context, "delay_reason": None}).text
+
+
+@pytest.mark.parametrize("locale, phrase", [
+    ("en", "Your privacy request is overdue"),
+    ("de", "Ihre Datenschutzanfrage ist überfällig"),
+    ("sl", "Vaša zahteva glede zasebnosti je zapadla"),
+])
+def test_the_subject_of_an_overdue_own_request_is_told_where_to_complain(public_base_url, locale, phrase):
+    from rightsdesk import i18n, own_mail
+
+    context = {"request_id": "dsr_1", "request_type": "complaint", "due_at": "2026-12-10T23:59:59Z",
+               "authority_name": "Informacijski pooblaščenec", "authority_url": "https://www.ip-rs.si"}
+    rendered = own_mail.render("own_request_overdue", locale, context)
+    assert rendered.subject == phrase
+    text = " ".join(rendered.text.split())
+    assert "Informacijski pooblaščenec" in text and "https://www.ip-rs.si" in text
+    assert " ".join(i18n.format_datetime("2026-12-10T23:59:59Z", locale).split()) in text
+    without = own_mail.render("own_request_overdue", locale, {**context, "authority_name": None})
+    assert "Informacijski" not in without.text
