@@ -464,3 +464,10 @@ def test_the_subject_of_an_overdue_own_request_is_told_where_to_complain(public_
     assert " ".join(i18n.format_datetime("2026-12-10T23:59:59Z", locale).split()) in text
     without = own_mail.render("own_request_overdue", locale, {**context, "authority_name": None})
     assert "Informacijski" not in without.text
+
+
+def test_subjects_to_tell_but_none_reachable_is_no_missed_deadline():
+    incident, now = _incident(100)
+    nobody = {"pending": 0, "sent": 0, "failed": 0, "suppressed": 0}
+    rows = {row["deadline"]: row for row in breaches.deadlines(incident, {"controller": PENDING, "subject": nobody}, now)}
+    assert rows["subjects"]["state"] == deadline_state.MET_ON_TIME and rows["controllers"]["state"] == deadline_state.MISSED
