@@ -45,6 +45,9 @@ def annual(
         rows = [
             ("verified requests", r["total"]),
             ("answered on time", f"{r['answered_on_time']} of {r['answered']} ({share})"),
+            ("answered late", r["answered_late"]),
+            ("open past their due date", r["open_overdue"]),
+            ("cancelled after their due date", r["withdrawn_after_due"]),
             ("median days to complete", r["days_to_complete"]["median"]),
             ("95th-percentile days", r["days_to_complete"]["p95"]),
             ("delivery failures", r["delivery_failures"]["total"]),

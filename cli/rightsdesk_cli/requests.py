@@ -14,10 +14,10 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk import audit, clock, deadlines, intake, own_requests, queries, registry
+from rightsdesk import audit, clock, deadline_state, intake, own_requests, queries, registry
 from rightsdesk.errors import NotFound
 from rightsdesk.models import AuditEvent, RequestItem
-from rightsdesk.status import Status, is_open
+from rightsdesk.status import Status
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_period_end
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
@@ -62,7 +62,8 @@ def list_requests(
         typer.Option("--route", help="Only controllers with this delivery: webhook, email, pull, or internal "
                                      "(the operator queue: requests about the operator's own data)."),
     ] = None,
-    overdue: Annotated[bool, typer.Option("--overdue", help="Only open requests past their due date.")] = False,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only open requests past their due date (an extension "
+                                                           "moves it only while it has not passed).")] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """List requests per controller (from the controller index), by status, oldest first."""
@@ -105,7 +106,7 @@ def _filtered(controller: str | None, status: Status | None, route: str | None, 
         found = chain.from_iterable(queries.controller_requests(cid, status) for cid in ids)
     if overdue:
         now = clock.now()
-        found = (item for item in found if is_open(item.status) and deadlines.is_overdue(item.due_at, now))
+        found = (item for item in found if deadline_state.is_overdue(item.status, item.due_at, now))
     return found
 
 

@@ -320,10 +320,13 @@ def test_status_reports_follow_the_rules_and_reach_the_subject(stack, api, table
     assert [s["status"] for s in subject_view["timeline"]][-3:] == ["delivered", "acknowledged", "completed"]
 
     def updates() -> list[str]:
-        return [m["text"] for m in stack.outbox() if submitted.email in m["to"] and m["subject"].startswith("Update")]
+        return [m["text"] for m in stack.outbox() if submitted.email in m["to"]
+                and (m["subject"].startswith("Update") or "was extended" in m["subject"])]
 
     eventually(lambda: len(updates()) == 2)
-    assert reason in updates()[0] and "Everything was deleted." in updates()[1]
+    extension, closing = updates()
+    assert reason in extension and "Acknowledged" in extension, "the extension mail names the new status too"
+    assert "Everything was deleted." in closing
 
 
 def test_an_extension_alone_keeps_the_status(stack, api, table, acme):

@@ -208,7 +208,7 @@ def test_the_deadline_warning_fires_60_hours_after_detection_while_the_authority
     recorded = as_json(rightsdesk(stack, "breach", "authority-notified", incident_id, "--reference", "IP-2026-117",
                                   "--at", at, "--json"))
     assert recorded["incident"]["authority_reference"] == "IP-2026-117"
-    assert [d["state"] for d in recorded["deadlines"]] == ["met_on_time", "met_on_time"]
+    assert {d["state"] for d in recorded["deadlines"]} == {"met_on_time"}
     again = rightsdesk(stack, "breach", "authority-notified", incident_id, "--reference", "x", "--at", at, check=False)
     assert again.returncode == 1 and "already recorded" in again.stderr
     assert stack.run("DeadlineWatchFunction")["result"]["breaches"]["open"] == 0

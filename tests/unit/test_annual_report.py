@@ -90,6 +90,26 @@ def test_breaches_with_their_notification_times():
     assert [i["notices_on_time"] for i in found["incidents"]] == [True, False, True]
 
 
+def test_notices_declared_in_time_but_settled_late_are_late():
+    settled_late = BreachFacts(incident_id="inc_4", detected_at=at(3, 1), declared_at=at(3, 1) + timedelta(hours=2),
+                               authority_notified_at=at(3, 2), controllers_due_at=at(3, 1) + timedelta(hours=72),
+                               authority_due_at=at(3, 1) + timedelta(hours=72), high_risk=False, notices_sent=1,
+                               notices_total=1, controllers_notified_at=at(3, 1) + timedelta(hours=96))
+    row = figures(2025, [], [settled_late], [], now=NOW)["breaches"]["incidents"][0]
+    assert (row["notices_on_time"], row["notices_state"], row["authority_state"]) == (False, "met_late", "met_on_time")
+
+
+def test_a_request_answered_or_cancelled_after_its_due_date_stays_late():
+    late = [
+        request("access", "webhook", "completed", created=at(3, 1), days=31, due_days=30),  # answered late
+        request("access", "webhook", "cancelled", created=at(3, 2), days=35, due_days=30),  # gave up waiting
+        request("access", "webhook", "cancelled", created=at(3, 3), days=3, due_days=30),  # withdrawn in time
+    ]
+    r = figures(2025, late, [], [], now=NOW)["requests"]
+    assert (r["answered"], r["answered_on_time"], r["answered_late"]) == (1, 0, 1)
+    assert (r["withdrawn_after_due"], r["open_overdue"]) == (1, 0)
+
+
 def test_policy_versions_published_in_the_year():
     found = figures(2025, [], [], [
         PolicyFacts("privacy", "2025-01", True, at(1, 5), at(2, 5)),

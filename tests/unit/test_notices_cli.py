@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 
 import pytest
 from moto import mock_aws
@@ -114,3 +115,24 @@ def test_contacts_publish_and_list(world, tmp_path):
     assert "terms" in shown.stdout and "2026-12" in shown.stdout
     assert run_json("policy", "list", "--doc", "terms")["versions"][0]["current"] is True
     world.drain()
+
+
+def test_a_late_breach_reads_met_late_in_the_table_and_in_json_never_done(world):
+    four_days_ago = clock.isoformat(clock.now() - timedelta(days=4))
+    refused = run("breach", "declare", "--detected-at", four_days_ago, "--summary", "Leak.", "--categories",
+                  "chat_history", "--controllers", "ctl_a")
+    assert refused.exit_code == 1 and "GDPR Art. 33(1)" in " ".join(refused.output.split())
+    declared = run_json("breach", "declare", "--detected-at", four_days_ago, "--summary", "Leak.", "--categories",
+                        "chat_history", "--controllers", "ctl_a", "--delay-reason", "Scope confirmed on day four.")
+    incident_id = declared["incident"]["incident_id"]
+    world.drain()
+    shown = run("breach", "status", incident_id)
+    assert "met late by 1d" in shown.stdout and "Scope confirmed on day four." in shown.stdout
+    assert "yes" not in shown.stdout.split("72-hour deadlines")[1].split("notices")[0], "no 'done yes'"
+    rows = {d["deadline"]: d for d in run_json("breach", "status", incident_id)["deadlines"]}
+    assert rows["controllers"]["state"] == "met_late" and rows["controllers"]["late_by_seconds"] >= 86400
+    assert rows["authority"]["state"] == "missed" and rows["authority"]["met_at"] is None
+    late = run("breach", "authority-notified", incident_id, "--reference", "IP-2", "--at", "now")
+    assert late.exit_code == 1 and "GDPR Art. 33(1)" in " ".join(late.output.split())
+    explained = run_json("breach", "explain-delay", incident_id, "--deadline", "authority", "--reason", "Waited.")
+    assert {d["deadline"]: d["delay_reason"] for d in explained["deadlines"]}["authority"] == "Waited."

@@ -65,6 +65,7 @@ def breaches(year: int) -> Iterator[BreachFacts]:
             high_risk=bool(incident.high_risk),
             notices_sent=sent,
             notices_total=total,
+            controllers_notified_at=incident.controllers_notified_at,
         )
 
 

@@ -415,6 +415,8 @@ def met_at(incident: IncidentItem, deadline: str, counts: dict) -> datetime | No
     if deadline == "authority":
         return incident.authority_notified_at
     kind = CONTROLLER if deadline == "controllers" else SUBJECT
+    if not any(counts[kind].values()):
+        return incident.declared_at  # nobody of this kind to tell (no subject's address held): done when declared
     recorded = getattr(incident, f"{deadline}_notified_at")
     if recorded is not None or not _all_settled(counts[kind]):
         return recorded

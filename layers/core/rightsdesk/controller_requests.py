@@ -218,8 +218,9 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
     now = clock.now()
     extend_to = _extension(request, report, now)
     updates = deadline_watch.extension_actions(extend_to) if extend_to else []
-    target = report.status or request.status
-    if request.status == target:
+    before = request.status
+    target = report.status or before
+    if before == target:
         if extend_to is None:
             raise IllegalTransition(f"the request is already {target}")
         _extend_only(request, controller, updates, now)
@@ -229,7 +230,8 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
             request, Status(target), actor=actor(controller), at=now,
             cause="due_extended" if extend_to else None, updates=updates,
         )
-    told = _tell_subject(request, report.reason, base_url=base_url, at=now, extended=extend_to is not None)
+    told = _tell_subject(request, report.reason, base_url=base_url, at=now, extended=extend_to is not None,
+                         status_changed=target != before)
     answer = detail(request)
     answer["subject_notification"] = _notification(told, extended=extend_to is not None)
     return answer
@@ -262,9 +264,11 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
 
 
-def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime, extended: bool) -> str:
+def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime, extended: bool,
+                  status_changed: bool = True) -> str:
     """Email the subject about the change while their address is still kept: an extension names the
-    new due date and the reason (Art. 12(3)). Says QUEUED, NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status
+    new due date and the reason (Art. 12(3)), and the new status if it changed too. Says QUEUED,
+    NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status
     stands even if queueing the mail fails: the status page shows it either way."""
     address = queries.personal_fields(request)["email"]
     if not address:
@@ -278,7 +282,7 @@ def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at
     }
     if extended:
         template, mail_id = "due_extended", f"extended-{request.request_id}-{int(request.due_at.timestamp())}"
-        context["due_at"] = clock.isoformat(request.due_at)
+        context.update(due_at=clock.isoformat(request.due_at), status_changed=status_changed)
     else:
         template, mail_id = "status_changed", f"status-{request.request_id}-{request.status}-{int(at.timestamp())}"
     try:
