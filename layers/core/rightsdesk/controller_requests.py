@@ -190,8 +190,10 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
     if report.extend_to is not None and not report.reason:
         raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
     extend_to = _extension(request, report)
-    updates = [RequestItem.due_at.set(extend_to)] if extend_to else []
     now = clock.now()
+    mail_id = _status_mail_id(request_id, report.status, now)
+    updates = [RequestItem.due_at.set(extend_to)] if extend_to else []
+    updates += _note_actions(request, report.reason, mail_id)
     if request.status == report.status:
         if extend_to is None:
             raise IllegalTransition(f"the request is already {report.status}")
@@ -202,8 +204,20 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
             request, Status(report.status), actor=actor(controller), at=now,
             cause="due_extended" if extend_to else None, updates=updates,
         )
-    _tell_subject(request, report.reason, base_url=base_url, at=now)
+    _tell_subject(request, mail_id)
     return detail(request)
+
+
+def _status_mail_id(request_id: str, status: str, at: datetime) -> str:
+    return f"status-{request_id}-{status}-{int(at.timestamp())}"
+
+
+def _note_actions(request: RequestItem, reason: str | None, mail_id: str) -> list:
+    """The reason waits on the request for the notifier (queue messages carry ids only), in the
+    status write itself, only while the subject's address is kept; a purge removes it."""
+    if not reason or not queries.personal_fields(request)["email"]:
+        return []
+    return [RequestItem.mail_note.set(reason), RequestItem.mail_note_for.set(mail_id)]
 
 
 def _extend_only(request: RequestItem, controller: ControllerItem, updates: list, now: datetime) -> None:
@@ -217,26 +231,14 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
 
 
-def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime) -> None:
+def _tell_subject(request: RequestItem, mail_id: str) -> None:
     """Email the subject about the change while their address is still kept. The status stands even
     if queueing the mail fails: the status page shows it either way."""
-    address = queries.personal_fields(request)["email"]
-    if not address:
+    if not queries.personal_fields(request)["email"]:
         return
     try:
-        outbox.enqueue_mail(
-            to=address,
-            template="status_changed",
-            locale=request.locale,
-            context={
-                "request_type": request.request_type,
-                "status": request.status,
-                "reason": reason,
-                # The status token exists only as a hash; the page asks for the link from the first mail.
-                "status_url": f"{base_url}/status/{request.request_id}",
-            },
-            mail_id=f"status-{request.request_id}-{request.status}-{int(at.timestamp())}",
-        )
+        # The notifier reads the status page link, the reason and the address when it sends.
+        outbox.enqueue_mail("status_changed", request_id=request.request_id, status=request.status, mail_id=mail_id)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.error("could not queue the status email", extra={"error_type": type(error).__name__})
 

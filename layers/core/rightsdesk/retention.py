@@ -27,6 +27,9 @@ class Rule(str, Enum):
     BREACH_RECIPIENT = "breach_recipient"
     SUPPRESSION = "suppression"
     UNSUBSCRIBE_TOKEN = "unsubscribe_token"
+    # queue messages carry ids only (rightsdesk.mail_kinds): what a mail is made from waits in the table
+    LIST_ISSUE = "list_issue"
+    UNFETCHED_PULL_REQUEST = "unfetched_pull_request"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,14 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     Rule.SUPPRESSION: RetentionRule(Rule.SUPPRESSION, timedelta(days=2 * 365), "delete"),
     # How long an unsubscribe link works, and so how long its spent marker must be remembered.
     Rule.UNSUBSCRIBE_TOKEN: RetentionRule(Rule.UNSUBSCRIBE_TOKEN, timedelta(days=365), "delete"),
+    # An optional list's issue (no address): its members' mails are made from it when sent, so it
+    # lives as long as a mail of it can still be sent, a dead-letter redrive included (14 days).
+    Rule.LIST_ISSUE: RetentionRule(Rule.LIST_ISSUE, timedelta(days=15), "delete"),
+    # A request forwarded to a pull controller that never fetches it: its contact is reminded
+    # (rightsdesk.pull_watch); this long after the due date its personal fields are purged, it is
+    # marked undelivered (delivery_failed) and the operator alerted. Counted from the due date, so
+    # an extension moves it too; two weeks leave the contact time to answer the overdue reminders.
+    Rule.UNFETCHED_PULL_REQUEST: RetentionRule(Rule.UNFETCHED_PULL_REQUEST, timedelta(days=14), "purge"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
