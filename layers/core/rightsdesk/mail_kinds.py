@@ -65,6 +65,10 @@ class MailKind:
     # changed anything. Runs after the idempotent send, so a redelivered message retries only this.
     settle: Callable[[Ids, str], bool] | None = None
     suppressible: bool = False  # notices we start, to many: a bounce or complaint stops them
+    # Made from the subject's personal data (their address, or what they wrote): once the request is
+    # purged there is nothing to send. Mails about a request to its controller without such data
+    # (a deadline notice, a failure report) still go after the purge.
+    personal: bool = False
 
 
 # ------------------------------------------------------------------ reading what a mail needs
@@ -134,7 +138,7 @@ def subject_request_mail(template: str, *, needs: tuple[str, ...] = (),
             return None
         return Mail(to=address, template=template, locale=request.locale, context=context(request, ids, mail_id))
 
-    return MailKind(template, ("request_id", *needs), resolve)
+    return MailKind(template, ("request_id", *needs), resolve, personal=True)
 
 
 def _verification_code(ids: Ids, mail_id: str) -> Mail | None:
@@ -192,7 +196,7 @@ def controller_request_mail(template: str, *, needs: tuple[str, ...] = (),
                             context: Callable[[RequestItem, ControllerItem, Ids], dict] | None = None,
                             settle: Callable[[Ids, str], bool] | None = None,
                             sendable: Callable[[RequestItem], bool] = lambda request: True,
-                            tag_request: bool = False) -> MailKind:
+                            tag_request: bool = False, personal: bool = False) -> MailKind:
     """A mail about a request to its controller's privacy contact, in the controller's language.
     `context` defaults to the request's facts (payloads.request_mail) and the message's words."""
 
@@ -209,7 +213,7 @@ def controller_request_mail(template: str, *, needs: tuple[str, ...] = (),
         return Mail(to=controller.contact_email, template=template, locale=controller.locale, context=made,
                     tags={"request_id": request.request_id} if tag_request else {})
 
-    return MailKind(template, ("request_id", *needs), resolve, settle)
+    return MailKind(template, ("request_id", *needs), resolve, settle, personal=personal)
 
 
 def _forwarded_context(request: RequestItem, controller: ControllerItem, ids: Ids) -> dict:
@@ -316,16 +320,16 @@ def _kinds(*kinds: MailKind) -> dict[str, MailKind]:
 
 KINDS: dict[str, MailKind] = _kinds(
     # to the subject (templates/mail, templates/operator/mail)
-    MailKind("verification_code", ("request_id",), _verification_code),
+    MailKind("verification_code", ("request_id",), _verification_code, personal=True),
     subject_request_mail("request_verified", context=_verified_context),
     subject_request_mail("status_changed", needs=("status",)),
     subject_request_mail("own_request_received", context=_own_received_context),
     MailKind("own_request_answered", ("request_id", "outcome", "at"),
              subject_request_mail("own_request_answered", context=_own_answered_context).resolve,
-             _settle_own_answer),
+             _settle_own_answer, personal=True),
     # to a controller's privacy contact (templates/mail)
     controller_request_mail("request_forwarded", context=_forwarded_context, settle=_settle_forwarded,
-                            sendable=_awaiting_email_delivery, tag_request=True),
+                            sendable=_awaiting_email_delivery, tag_request=True, personal=True),
     controller_request_mail("request_notice", needs=("notice",), context=_notice_context),
     controller_request_mail("delivery_failed", needs=("attempts", "cause"), context=_failed_context),
     MailKind("webhook_disabled", ("controller_id",), _webhook_disabled),
