@@ -129,9 +129,14 @@ class DeliveryMessage:
 
 
 def mark_forwarded(request: RequestItem, *, mode: str, at: datetime | None = None) -> RequestItem:
-    """verified (or delivery_failed, on a redrive) -> forwarded."""
+    """verified (or delivery_failed, on a redrive) -> forwarded. A pull request gets the deadline of
+    rule unfetched_pull_request in the same write: if its controller never fetches it, the sweeper
+    purges it and marks it undelivered that long after its due date (a fetch replaces the rule)."""
     cause = "redrive" if request.status == Status.DELIVERY_FAILED.value else f"route_{mode}"
-    return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at)
+    updates = []
+    if mode == "pull" and request.due_at is not None:
+        updates = retention.schedule_actions(request, retention.Rule.UNFETCHED_PULL_REQUEST, request.due_at)
+    return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at, updates=updates)
 
 
 def mark_delivered(
