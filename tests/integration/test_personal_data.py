@@ -218,8 +218,9 @@ def run(launch_stack):
     stack._ok(stack.post("/_dev/faults", json={"function": DISPATCHER, "pause": False}))
 
 
-def found_in(text: str) -> list[str]:
-    return sorted({value for value in PERSONAL if value in text})
+def found_in(text: str, subjects: tuple[dict, ...] | None = None) -> list[str]:
+    values = PERSONAL if subjects is None else [v for subject in subjects for v in subject.values() if v]
+    return sorted({value for value in values if value in text})
 
 
 def secrets_in(text: str, story: dict) -> list[str]:
@@ -265,7 +266,8 @@ def test_after_retention_the_table_holds_addresses_only_as_keyed_hashes(run):
     flow = run["flow"]
     items = flow.scan()
     text = json.dumps(items)
-    assert found_in(text) == []
+    # The story's later subjects are not past their retention yet: their requests may hold their data.
+    assert found_in(text, (DELIVERED, CANCELLED, UNVERIFIED)) == []
     key = flow_hash_key(flow)
     for subject in (DELIVERED, CANCELLED):  # both verified: counted per subject, by keyed hash
         address = subject["email"].strip().casefold()
@@ -281,8 +283,9 @@ def test_webhooks_after_the_purge_and_the_controller_api_hold_no_personal_data(r
     flow = run["flow"]
     later = [d for d in flow.stack.webhooks() if d["received_at"] >= run["purged_at"]]
     assert later, "the reminder went out after the purge"
-    assert found_in(json.dumps([d["body"] for d in later])) == []
-    assert found_in(run["controller_view_after_purge"]) == []
+    purged = (DELIVERED, CANCELLED, UNVERIFIED)  # the later subjects' own deliveries carry their data, rightly
+    assert found_in(json.dumps([d["body"] for d in later]), purged) == []
+    assert found_in(run["controller_view_after_purge"], purged) == []
 
 
 def test_no_queue_or_dead_letter_queue_holds_personal_data_or_a_secret(run):
