@@ -233,6 +233,24 @@ def test_an_erasure_leaves_only_the_keyed_hash_and_the_audit_trail(world):
     assert own_requests.carry_out(request_id) == "already_completed"
 
 
+def test_an_erasures_answer_sent_before_the_closing_write_still_takes_the_address(world, monkeypatch):
+    email = "quick@example.org"
+    request_id, _ = own_request(email, "erasure")
+    real = own_requests.transition
+
+    def notifier_first(request, *args, **kwargs):  # the notifier sends the answer before the close
+        if args and args[0] is Status.COMPLETED:
+            world.drain()
+        return real(request, *args, **kwargs)
+
+    monkeypatch.setattr(own_requests, "transition", notifier_first)
+    assert own_requests.carry_out(request_id) == "completed"
+
+    stored = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
+    assert email in world.sent_to() and stored.email is None and stored.purged_by == "erasure"
+    assert status_of(request_id) == "completed"
+
+
 def test_an_erasure_retried_half_way_writes_each_audit_event_once(world, monkeypatch):
     email = "twice@example.org"
     email_hash = contacts.subscribe(email, ["newsletter", "marketing"])

@@ -179,9 +179,12 @@ def _own_answered_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
 
 
 def _settle_own_answer(ids: Ids, outcome: str) -> bool:
-    """An erasure's answer is the last thing its address was kept for: it goes once the mail is done."""
+    """An erasure's completion answer is the last thing its address was kept for: it goes once the
+    mail is done (sent, suppressed, dropped, or given up on)."""
     from rightsdesk import own_requests
 
+    if ids.get("outcome") != Status.COMPLETED.value:
+        return False
     return own_requests.after_answer(str(ids["request_id"]))
 
 

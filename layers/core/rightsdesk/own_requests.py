@@ -250,19 +250,21 @@ def _tell(request: RequestItem, kind: str, step: str, *, note: str | None = None
 
 
 def after_answer(request_id: str) -> bool:
-    """An erasure's answer is done (sent, or given up on): the address it was kept for goes now.
-    False for any other request, or if it is gone already."""
+    """An erasure's completion answer is done (sent, or given up on): the address it was kept for
+    goes now, whether or not the closing write has happened yet (the answer is queued first, so the
+    notifier may be quicker). False for any other request, or if it is purged already."""
     try:
         request = queries.load_request(request_id)
     except NotFound:
         return False
-    if (request.request_type != RequestType.ERASURE.value or request.status != Status.COMPLETED.value
+    erasing = (Status.IN_PROGRESS.value, Status.COMPLETED.value)
+    if (request.request_type != RequestType.ERASURE.value or request.status not in erasing
             or request.personal_purged_at is not None):
         return False
     at = clock.now()
     try:
         request.update(actions=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at),
-                       condition=(RequestItem.status == Status.COMPLETED.value) & deletion.NOT_HELD)
+                       condition=RequestItem.status.is_in(*erasing) & deletion.NOT_HELD)
     except UpdateError as error:
         if deletion.conditional_failure(error):
             return False
