@@ -204,6 +204,7 @@ def run(launch_stack):
              "the forwarding mail in the dead-letter queue")
     flow.clear_faults()
     story["statuses"][mail_failed] = "delivery_failed"
+    story["failed"] = {hook_failed, mail_failed}
 
     # Left verified (the dispatcher is paused), and left waiting for its code.
     stack._ok(stack.post("/_dev/faults", json={"function": DISPATCHER, "pause": True}))
@@ -301,6 +302,14 @@ def test_no_queue_or_dead_letter_queue_holds_personal_data_or_a_secret(run):
     text = json.dumps(leftovers)
     assert found_in(text) == [] and "@" not in text, "ids only"
     assert secrets_in(text, run) == []
+
+
+def test_the_operator_sees_what_never_went(run):
+    stack = run["flow"].stack
+    listed = {r["request_id"] for r in cli(stack, "requests", "list", "--status", "delivery_failed")["requests"]}
+    assert run["failed"] <= listed
+    dead = cli(stack, "dlq", "list", "mail")["messages"]
+    assert {m.get("kind") for m in dead} >= {"request_forwarded"} and "@" not in json.dumps(dead)
 
 
 def test_every_mail_message_is_its_kind_and_ids(run):
