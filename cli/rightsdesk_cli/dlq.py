@@ -1,7 +1,8 @@
 """`rightsdesk dlq ...`: what waits in the dead-letter queues, and sending it back for another try.
 
-Messages in them can hold personal data (a mail's address, an SES event's recipients): listing
-shows ids only (message id, request id, mail id, template, event; for a stream's failed batch its
+Messages in them can hold personal data (an SES event's recipients; our own queues' messages carry
+ids only, rightsdesk.outbox, but a listing trusts no body): listing
+shows ids only (message id, request id, mail id and kind, event; for a stream's failed batch its
 shard and sequence numbers), never a body. Listing leaves the messages where they are.
 
 A redrive moves messages back to the queue they came from, found with SQS's
@@ -28,7 +29,7 @@ LOCAL_PREFIX = "rightsdesk-local-"
 DLQ_SUFFIX = "DeadLetterQueue"
 # Top-level body fields that are ids or words, never personal data; nothing else of a body is shown.
 SAFE_FIELDS = ("request_id", "event", "notice", "controller_id", "test_id", "incident_id", "doc", "version", "mail_id",
-               "template")
+               "kind", "template")
 PEEK_ROUNDS = 3
 
 QueueArg = Annotated[str, typer.Argument(help="The queue's logical ID (DeliveryDeadLetterQueue) or its start (delivery).")]
@@ -84,6 +85,9 @@ def describe(message: dict) -> dict[str, Any]:
     if not isinstance(body, dict):
         return shown
     shown.update({field: str(body[field]) for field in SAFE_FIELDS if isinstance(body.get(field), (str, int))})
+    ids = body.get("ids")  # a mail message names what it is about here (rightsdesk.outbox): ids only
+    if isinstance(ids, dict):
+        shown.update({field: str(ids[field]) for field in SAFE_FIELDS if isinstance(ids.get(field), (str, int))})
     batch = body.get("DDBStreamBatchInfo")
     if isinstance(batch, dict):  # a stream batch the function gave up on: where to replay it from
         shown["batch"] = f"{batch.get('shardId')}:{batch.get('startSequenceNumber')}-{batch.get('endSequenceNumber')}"

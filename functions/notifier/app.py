@@ -1,10 +1,12 @@
 """NotifierFunction: MailQueue -> SES. Each message is sent once, whatever SQS redelivers.
 
-The send is idempotent on the mail id (the record holds the id and the outcome, no address). What
-follows it, recording a breach notice as sent, runs outside that record: if it fails, the message
+A message names a mail kind and ids; the mail is made from the table now (rightsdesk.mail_kinds),
+and dropped (counted, not retried) if there is nothing to send any more. The send is idempotent on
+the mail id (the record holds the id and the outcome, no address). What follows it, recording a
+breach notice as sent or a request as delivered by email, runs outside that record: if it fails, the message
 comes back, the stored outcome is reused and only the bookkeeping is tried again. A failed send
 comes back after the next step of rightsdesk.notify's retry schedule; the last allowed attempt marks
-its notice failed and lets the message go to the dead-letter queue. Suppressed addresses are
+its notice failed (or its request delivery_failed) and lets the message go to the dead-letter queue. Suppressed addresses are
 counted, never retried.
 """
 
@@ -20,7 +22,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import handler_support, notify, suppression
+from rightsdesk import handler_support, notify
 from rightsdesk.config import settings
 
 logger = Logger()
@@ -32,12 +34,16 @@ pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.env
 MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
 
 
-# The suppressed addresses among this invocation's batch, looked up once (rightsdesk.suppression).
+# This invocation's batch, made at once, and the suppressed addresses among it, looked up once
+# (rightsdesk.notify.resolve_batch). None: each send makes its mail and looks up for itself.
+batch_made: dict | None = None
 batch_suppressed: set[str] | None = None
 
 
 def send_once(message: dict) -> dict:
-    return notify.send(notify.MailMessage.from_body(message), pacer, batch_suppressed)
+    parsed = notify.MailMessage.from_body(message)
+    made = (batch_made or {}).get(parsed.mail_id)
+    return notify.send(parsed, pacer, batch_suppressed if made is not None else None, made)
 
 
 # Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
@@ -56,10 +62,16 @@ class NoTimeLeft(Exception):
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
-    body = json.loads(record.body)
-    message = notify.MailMessage.from_body(body)
+    try:
+        body = json.loads(record.body)
+        message = notify.MailMessage.from_body(body)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # Retrying cannot fix it: back at once, so it reaches the dead-letter queue quickly.
+        _come_back_after(record, 0)
+        logger.error("malformed mail message", extra={"message_id": record.message_id})
+        raise
     attempt = int(record.attributes.approximate_receive_count or 1)
-    where = {"mail_id": message.mail_id, "template": message.template, "attempt": attempt}
+    where = {"mail_id": message.mail_id, "kind": message.kind, "attempt": attempt}
     if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < (pacer.interval + 5) * 1000:
         _come_back_after(record, 0)
         raise NoTimeLeft(message.mail_id)
@@ -79,27 +91,32 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     outcome = result.get("result", notify.SENT)
     notify.settle(message, outcome)
     logger.info("mail done", extra={**where, "result": outcome})
-    metrics.add_metric(name="MailSuppressed" if outcome == notify.SUPPRESSED else "MailSent", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=OUTCOME_METRICS.get(outcome, "MailSent"), unit=MetricUnit.Count, value=1)
+
+
+OUTCOME_METRICS = {notify.SENT: "MailSent", notify.SUPPRESSED: "MailSuppressed",
+                   # nothing to send any more: the record was gone or purged when the mail's turn came
+                   notify.DROPPED: "MailDropped"}
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    global batch_suppressed
+    global batch_made, batch_suppressed
     _idempotent_send.register_lambda_context(context)
-    batch_suppressed = _suppressed_in(event)
+    batch_made, batch_suppressed = _made_in(event)
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     finally:
-        batch_suppressed = None
+        batch_made = batch_suppressed = None
 
 
-def _suppressed_in(event: dict) -> set[str] | None:
-    """None (each send looks for itself) if the lookup fails or a body is unreadable: those records
-    fail on their own in record_handler."""
+def _made_in(event: dict) -> tuple[dict | None, set[str] | None]:
+    """(None, None): each send makes its mail and looks for itself, if a lookup fails or a body is
+    unreadable; those records fail on their own in record_handler."""
     try:
         messages = [notify.MailMessage.from_body(json.loads(r["body"])) for r in event.get("Records") or []]
-        return suppression.suppressed_among([m.to for m in messages if notify.suppressible(m)])
+        return notify.resolve_batch(messages)
     except Exception as error:  # noqa: BLE001 - an optimisation only; never fail the batch for it
-        logger.warning("batch suppression lookup failed", extra={"error_type": type(error).__name__})
-        return None
+        logger.warning("batch lookup failed", extra={"error_type": type(error).__name__})
+        return None, None

@@ -42,4 +42,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric(name="SweepPurged", unit=MetricUnit.Count, value=report.total("purged"))
     metrics.add_metric(name="SweepSkippedHeld", unit=MetricUnit.Count, value=len(report.held))
     metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=report.total("error"))
+    # Requests a pull controller never fetched, purged and marked undelivered: its alarm tells the operator.
+    metrics.add_metric(name="PullRequestsUndelivered", unit=MetricUnit.Count, value=report.total("undelivered"))
     return summary

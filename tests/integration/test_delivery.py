@@ -330,6 +330,9 @@ def test_410_disables_the_webhook_and_falls_back_to_email(st, table):
         assert transitions(table, rid)[-1] == ("forwarded", "delivered")
         assert [e.get("cause") for e in audit(table, f"REQ#{rid}") if e.get("to_status") == "delivered"] == [
             "delivered_email"]
+        told = wait_for(lambda: [m for m in mails_to(st, DEMO_CONTACT) if m["subject"] == "Your webhook endpoint was disabled"],
+                        "the contact told of the 410")
+        assert len(told) == 1 and "ctl_demo" in told[0]["text"] and "410" in told[0]["text"]
     finally:
         # Webhooks again for the tests after this one; the new secret goes to the demo receiver.
         answer = rightsdesk(st, "controllers", "set-delivery", "ctl_demo", "--delivery", "webhook",

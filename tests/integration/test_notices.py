@@ -232,7 +232,8 @@ def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
         dynamodb.put_item(TableName=TABLE, Item=item.serialize())
     bounce = json.loads((REPO / "events" / "ses_events" / "bounce.json").read_text())
     bounce["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = "gone@example.org"
-    assert stack.run("SesEventsFunction", bounce)["result"] == {"event_type": "Bounce", "suppressed": 1, "ignored": 0}
+    assert stack.run("SesEventsFunction", bounce)["result"] == {"event_type": "Bounce", "suppressed": 1, "ignored": 0,
+                                                                "undelivered": None}
 
     stack.clear_outbox()
     declared = as_json(rightsdesk(stack, "breach", "declare", "--json", "--detected-at", "now", "--summary", "Test.",

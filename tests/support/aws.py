@@ -155,13 +155,29 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
     return MotoCloud(session, tables, queues, key_id)
 
 
+def made(body: dict):
+    """The mail a queued message stands for, made as the notifier makes it when it sends
+    (rightsdesk.mail_kinds): None if there is nothing to send any more."""
+    from rightsdesk import notify
+
+    return notify.MailMessage.from_body(body).resolve()
+
+
+def code_in(bodies: list[dict], request_id: str) -> str:
+    """The code of that request's verification mail among queued mail messages, as the notifier makes it."""
+    for body in bodies:
+        if body.get("kind") == "verification_code" and body["ids"]["request_id"] == request_id:
+            return made(body).context["code"]
+    raise AssertionError("no verification mail for that request")
+
+
 def verification_code(session, queue_url: str, request_id: str) -> str:
     """Drains the mail queue up to that request's verification mail and returns its code."""
     sqs = session.client("sqs")
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
         for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            context = json.loads(message["Body"])["context"]
-            if request_id in context.get("verify_url", ""):
-                return context["code"]
+            body = json.loads(message["Body"])
+            if body.get("kind") == "verification_code" and body["ids"]["request_id"] == request_id:
+                return code_in([body], request_id)
     raise AssertionError("no verification mail for that request")

@@ -36,6 +36,8 @@ REQUIRED_ALARMS = {
     "overdue requests": ("rightsdesk", "OverdueRequests", None),
     "breach deadline at risk": ("rightsdesk", "BreachDeadlineAtRisk", None),
     "SES bounce rate": ("AWS/SES", "Reputation.BounceRate", None),
+    "email delivery bounced": ("rightsdesk", "DeliveryBounced", None),
+    "pull request never fetched": ("rightsdesk", "PullRequestsUndelivered", None),
 }
 
 

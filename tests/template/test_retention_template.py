@@ -21,6 +21,10 @@ DESIGN_RULES = {
     "closed_internal_request": "RetentionClosedInternalRequestSeconds",
     "skeleton": "RetentionSkeletonSeconds",
     "consent_record": "RetentionConsentRecordSeconds",
+    # DESIGN.md's "forwarded request a pull controller never fetches: a documented period after its due date"
+    "unfetched_pull_request": "RetentionUnfetchedPullRequestSeconds",
+    # not in DESIGN.md's table: an optional list's issue, read when each member's mail is sent
+    "list_issue": "RetentionListIssueSeconds",
 }
 
 

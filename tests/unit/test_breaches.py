@@ -16,7 +16,7 @@ from rightsdesk.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.models import IncidentItem, NoticeItem
 from rightsdesk.status import Status
 
-from tests.support.aws import fast_pynamodb_sessions
+from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, install_flaky_ses
 
 
@@ -159,7 +159,7 @@ def test_a_duplicate_message_sends_once_and_settles_once(world):
     controller = world.controller("ctl_a")
     incident = breaches.declare(declaration(controller_ids=[controller]))
     notice = next(breaches.notices(incident.incident_id))
-    breaches.queue(incident, [notice], {controller: "Shop"})  # SQS delivers a copy: same mail id
+    breaches.queue(incident, [notice])  # SQS delivers a copy: same mail id
     world.drain()
     assert world.sent_to() == ["dpo@ctl-a.test"]
     incident.refresh()
@@ -230,8 +230,8 @@ def _operator_mails(world: World) -> list[dict]:
     found = []
     for message in world.receive():
         body = json.loads(message["Body"])
-        if body["template"] == "breach_deadline_warning":
-            found.append(body)
+        if body["kind"] == "breach_deadline_warning":
+            found.append(made(body))
         world.delete([message])
     return found
 
@@ -247,8 +247,8 @@ def test_operators_are_warned_12_hours_before_the_deadline_once_and_again_when_i
     assert report.warnings["due_in_12h"] == 1
     assert breach_watch.run().warnings["due_in_12h"] == 0, "once per deadline"
     (warning,) = _operator_mails(world)
-    assert warning["to"] == "operators@rights.test"
-    assert warning["context"]["authority_recorded"] is False and warning["context"]["hours_left"] == 12
+    assert warning.to == "operators@rights.test"
+    assert warning.context["authority_recorded"] is False and warning.context["hours_left"] == 12
 
     clock.advance(12 * 3600 + 60)
     assert breach_watch.run().warnings["overdue"] == 1

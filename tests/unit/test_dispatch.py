@@ -21,7 +21,7 @@ from rightsdesk import policies, registry, retention, sealing, webhooks
 from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.intake import Submission
 from rightsdesk.models import ControllerItem, RequestItem
-from tests.support.aws import moto_cloud
+from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
 
@@ -109,7 +109,7 @@ def verified(cloud, created: registry.NewController, **fields) -> RequestItem:
     submission = Submission(site=created.controller.site_key, type="access", email="ana@example.org",
                             name="Ana Novak", details="chat on 3 May", **fields)
     submitted = intake.submit(submission, base_url="https://privacy.example.com", locale="en")
-    code = next(m["context"]["code"] for m in cloud.drain("MailQueue") if m["template"] == "verification_code")
+    code = code_in(cloud.drain("MailQueue"), submitted.request_id)
     intake.verify(submitted.request_id, code, base_url="https://privacy.example.com")
     cloud.drain("MailQueue")
     cloud.drain("DeliveryQueue")
@@ -177,10 +177,11 @@ def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_on
 
     assert status(request) == "delivery_failed"
     assert cloud.transitions(request.request_id)[-1] == ("forwarded", "delivery_failed")
-    [mail] = cloud.drain("MailQueue")
-    assert (mail["template"], mail["to"]) == ("delivery_failed", created.controller.contact_email)
-    assert mail["context"]["cause"] == "http_503" and mail["context"]["attempts"] == 12
-    assert not any(value in json.dumps(mail) for value in PERSONAL)
+    [body] = cloud.drain("MailQueue")
+    mail = made(body)
+    assert (mail.template, mail.to) == ("delivery_failed", created.controller.contact_email)
+    assert mail.context["cause"] == "http_503" and mail.context["attempts"] == 12
+    assert not any(value in json.dumps(body) for value in PERSONAL)
     # Nobody could deliver it: the subject's fields are not kept for ever (rule undelivered_subject_data).
     failed = intake.load_request(request.request_id)
     due = int(failed.updated_at.timestamp()) + 30 * 86400
@@ -194,20 +195,26 @@ def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_on
     assert intake.load_request(request.request_id).retention_rule == "delivered_subject_data"
 
 
-def test_410_switches_the_controller_to_email_and_delivers_by_email_at_once(cloud):
+def test_410_switches_the_controller_to_email_tells_its_contact_and_sends_the_request_by_email(cloud):
     created = controller(cloud)
     request = verified(cloud, created)
     Endpoint.script = [410]
 
     outcome = dispatch.dispatch(route(request), attempt=1)
 
-    assert outcome == {**outcome, "result": "delivered", "via": "email"}
+    assert outcome == {**outcome, "result": "mail_queued", "via": "email"}
     stored = registry.get_controller(created.controller.controller_id)
     assert stored.delivery == "email" and stored.webhook_url is None and stored.webhook_secret_sealed is None
     assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
-    [mail] = cloud.drain("MailQueue")
-    assert mail["template"] == "request_forwarded" and mail["context"]["subject_email"] == "ana@example.org"
+    bodies = cloud.drain("MailQueue")
+    mails = {made(body).template: made(body) for body in bodies}
+    assert set(mails) == {"webhook_disabled", "request_forwarded"}
+    assert mails["request_forwarded"].context["subject_email"] == "ana@example.org"
+    assert mails["webhook_disabled"].to == created.controller.contact_email
+    assert mails["webhook_disabled"].context["controller_id"] == created.controller.controller_id
+    assert "@" not in json.dumps(bodies), "the messages name ids only"
     assert len(Endpoint.received) == 1
+    assert status(request) == "forwarded", "delivered once SES accepts the mail, not when it is queued"
 
 
 # ------------------------------------------------------------------ other modes
@@ -219,12 +226,14 @@ def test_email_mode_queues_the_request_for_the_contact_in_its_locale(cloud):
 
     assert dispatch.dispatch(route(request), attempt=1)["via"] == "email"
 
-    [mail] = cloud.drain("MailQueue")
-    assert (mail["to"], mail["locale"], mail["mail_id"]) == (
+    [body] = cloud.drain("MailQueue")
+    mail = made(body)
+    assert (mail.to, mail.locale, body["mail_id"]) == (
         created.controller.contact_email, "sl", f"forward-{request.request_id}")
-    assert mail["context"]["subject_name"] == "Ana Novak" and mail["context"]["relationship"] == "agent"
-    assert mail["context"]["request_url"] == f"https://privacy.example.com/v1/controller/requests/{request.request_id}"
-    assert status(request) == "delivered" and not Endpoint.received
+    assert mail.context["subject_name"] == "Ana Novak" and mail.context["relationship"] == "agent"
+    assert mail.context["request_url"] == f"https://privacy.example.com/v1/controller/requests/{request.request_id}"
+    assert mail.tags == {"request_id": request.request_id}, "a bounce names the request it concerns"
+    assert status(request) == "forwarded" and not Endpoint.received, "queued is not delivered"
 
 
 def test_pull_mode_sends_nothing_and_waits(cloud):
@@ -249,7 +258,8 @@ def test_notices_carry_no_personal_data_by_webhook_or_by_email(cloud):
         for body in ({"event": "cancelled"}, {"event": "overdue", "notice": "due_in_3_days"}):
             message = DeliveryMessage.from_body({"request_id": request.request_id, **body}, message_id="m")
             assert dispatch.dispatch(message, attempt=1)["result"] == "sent"
-        sent = [json.loads(s["body"]) for s in Endpoint.received[1:]] if created is hooked else cloud.drain("MailQueue")
+        sent = [json.loads(s["body"]) for s in Endpoint.received[1:]] if created is hooked else \
+            [made(body).context for body in cloud.drain("MailQueue")]
         assert len(sent) == 2
         assert not any(value in json.dumps(sent) for value in PERSONAL)
     assert [json.loads(s["body"])["type"] for s in Endpoint.received[1:]] == [
@@ -266,8 +276,8 @@ def test_a_notice_whose_webhook_stays_down_is_emailed_at_the_end(cloud):
         dispatch.dispatch(message, attempt=1)
     assert dispatch.dispatch(message, attempt=12, max_attempts=12) == {
         "delivery_id": message.delivery_id, "event": "cancelled", "result": "sent", "via": "email"}
-    [mail] = cloud.drain("MailQueue")
-    assert mail["template"] == "request_notice" and mail["context"]["notice"] == "cancelled"
+    [mail] = [made(body) for body in cloud.drain("MailQueue")]
+    assert mail.template == "request_notice" and mail.context["notice"] == "cancelled"
 
 
 def test_a_test_event_is_sent_once_and_audited(cloud):
@@ -311,7 +321,7 @@ def test_a_breach_reaches_a_webhook_controller_signed_once_and_an_email_controll
     queued = [DeliveryMessage.from_body(body, message_id="m") for body in cloud.drain("DeliveryQueue")]
     assert [m.controller_id for m in queued] == [hooked.controller.controller_id], "no event for email delivery"
     mails = cloud.drain("MailQueue")
-    assert sorted(m["to"] for m in mails) == sorted(c.controller.contact_email for c in (hooked, emailed))
+    assert sorted(made(m).to for m in mails) == sorted(c.controller.contact_email for c in (hooked, emailed))
 
     with caplog.at_level(logging.INFO, logger="rightsdesk"):
         outcome = dispatch.dispatch(queued[0], attempt=1)
@@ -357,7 +367,7 @@ def test_a_controller_event_about_something_gone_is_dropped(cloud):
     assert not Endpoint.received
 
 
-def test_a_410_disables_the_webhook_records_it_and_emails_nothing(cloud):
+def test_a_410_disables_the_webhook_records_it_and_tells_the_contact_once(cloud):
     hooked = controller(cloud)
     incident = declare(hooked)
     cloud.drain("DeliveryQueue")
@@ -370,7 +380,10 @@ def test_a_410_disables_the_webhook_records_it_and_emails_nothing(cloud):
     assert stored.delivery == "email" and stored.webhook_url is None
     assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
     assert notice_of(incident, hooked).webhook == "disabled"
-    assert not cloud.drain("MailQueue"), "the notifier's mail is the notice: no second one"
+    [body] = cloud.drain("MailQueue")  # the notifier's mail is the notice: no second one, but the 410 news
+    assert made(body).template == "webhook_disabled" and made(body).to == hooked.controller.contact_email
+    assert dispatch.dispatch(breach_message(incident, hooked), attempt=2)["result"] == "not_webhook"
+    assert not cloud.drain("MailQueue"), "told once"
 
 
 def test_a_failing_webhook_is_retried_and_its_last_failure_recorded_for_the_dead_letter_queue(cloud):

@@ -20,6 +20,14 @@ def test_a_mail_shows_its_id_and_template_never_its_address_or_context():
                      "template": "verification_code"}
 
 
+def test_a_mail_message_shows_its_kind_and_ids():
+    shown = describe(message({"mail_id": "forward-dsr_1", "kind": "request_forwarded",
+                              "ids": {"request_id": "dsr_1", "stranger": "ana@example.org"}}))
+    assert {k: shown[k] for k in ("mail_id", "kind", "request_id")} == {
+        "mail_id": "forward-dsr_1", "kind": "request_forwarded", "request_id": "dsr_1"}
+    assert "ana@example.org" not in json.dumps(shown)
+
+
 def test_a_delivery_shows_its_request_and_event():
     shown = describe(message({"request_id": "dsr_1", "event": "overdue", "notice": "due_today"}))
     assert {k: shown[k] for k in ("request_id", "event", "notice")} == {

@@ -13,7 +13,7 @@ from moto import mock_aws
 from rightsdesk import aws_clients, clock, config, guard, hashing, intake, registry
 from rightsdesk.errors import NotFound, TooManyAttempts, Unauthorized
 from rightsdesk.intake import Submission
-from tests.support.aws import moto_cloud
+from tests.support.aws import code_in, moto_cloud
 
 REGION = "eu-central-1"
 ATTACKER, SUBJECT = "203.0.113.7", "198.51.100.20"
@@ -43,7 +43,7 @@ def verified(cloud):
             sqs.delete_message(QueueUrl=mail_queue, ReceiptHandle=message["ReceiptHandle"])
             body = json.loads(message["Body"])
             if body["mail_id"] == f"verify-{submitted.request_id}":
-                code = body["context"]["code"]
+                code = code_in([body], submitted.request_id)
     answer = intake.verify(submitted.request_id, code, base_url="https://p.example")
     return submitted.request_id, answer.status_token
 

@@ -31,7 +31,7 @@ from rightsdesk import (
 from rightsdesk.errors import Conflict, InvalidInput
 from rightsdesk.models import AuditEvent, ConsentItem, ContactItem, ControllerItem, RequestItem
 from rightsdesk.status import Status
-from tests.support.aws import fast_pynamodb_sessions
+from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, lambda_context
 
 PLATFORM = "ctl_platform"
@@ -176,8 +176,8 @@ def test_an_access_request_completes_at_once_and_its_export_is_the_subjects_alon
     assert "Vaši podatki" in html and mine in html
 
     mails = {m["mail_id"]: m for m in queued(world)}
-    answered = mails[f"own-{request_id}-completed"]
-    assert answered["template"] == "own_request_answered" and answered["context"]["export_until"]
+    answered = made(mails[f"own-{request_id}-completed"])
+    assert answered.template == "own_request_answered" and answered.context["export_until"]
     closed = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
     assert closed.retention_rule == "closed_internal_request", "closing schedules the 30-day purge"
 
@@ -210,7 +210,11 @@ def test_an_erasure_leaves_only_the_keyed_hash_and_the_audit_trail(world):
     request_id, token = own_request(email, "erasure", relationship="guardian")
 
     assert own_requests.carry_out(request_id) == "completed"
+    waiting = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
+    assert waiting.email == email and waiting.name is None, "the address alone waits for the answer's mail"
+    world.drain()  # the notifier makes the answer from the table, sends it, and only then the address goes
 
+    assert email in world.sent_to(), "told before the address went"
     items = world.session.client("dynamodb").scan(TableName=world.table)["Items"]
     dumped = json.dumps(items)
     assert email not in dumped and "Gone Person" not in dumped and "my chats" not in dumped
@@ -224,11 +228,27 @@ def test_an_erasure_leaves_only_the_keyed_hash_and_the_audit_trail(world):
     assert breaches.tally(incident)["subject"]["suppressed"] == 1
     purged = [e for e in AuditEvent.query(incident.pk) if e.action == "personal_data_purged"]
     assert [(e.item_kind, e.cause) for e in purged] == [("NOTICE", "erasure")]
-    mails = {m["mail_id"]: m for m in queued(world)}
-    assert mails[f"own-{request_id}-completed"]["to"] == email, "told before the address went"
     assert not contacts.may_receive(email_hash, "newsletter")
 
     assert own_requests.carry_out(request_id) == "already_completed"
+
+
+def test_an_erasures_answer_sent_before_the_closing_write_still_takes_the_address(world, monkeypatch):
+    email = "quick@example.org"
+    request_id, _ = own_request(email, "erasure")
+    real = own_requests.transition
+
+    def notifier_first(request, *args, **kwargs):  # the notifier sends the answer before the close
+        if args and args[0] is Status.COMPLETED:
+            world.drain()
+        return real(request, *args, **kwargs)
+
+    monkeypatch.setattr(own_requests, "transition", notifier_first)
+    assert own_requests.carry_out(request_id) == "completed"
+
+    stored = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
+    assert email in world.sent_to() and stored.email is None and stored.purged_by == "erasure"
+    assert status_of(request_id) == "completed"
 
 
 def test_an_erasure_retried_half_way_writes_each_audit_event_once(world, monkeypatch):
@@ -275,16 +295,17 @@ def test_a_complaint_waits_for_a_person_and_its_confirmation_names_the_authority
     request_id, _ = own_request("k@example.org", "complaint", locale="de")
     assert own_requests.carry_out(request_id) == "queued_for_operator"
     assert status_of(request_id) == "in_progress"
-    [mail] = queued(world)
-    assert mail["context"]["authority_name"] == "Information Commissioner"
-    rendered = notify.render(notify.MailMessage.from_body(mail), mail["context"])
+    [mail] = [made(body) for body in queued(world)]
+    assert mail.context["authority_name"] == "Information Commissioner"
+    rendered = notify.render(mail, mail.context)
     assert "Information Commissioner" in rendered.text and "https://authority.test/" in rendered.text
     assert rendered.subject == "Wir haben Ihre Beschwerde erhalten"
 
     own_requests.resolve(request_id, own_requests.APPROVE, note="We fixed the form.")
     assert status_of(request_id) == "completed"
     [answer] = queued(world)
-    assert answer["context"]["note"] == "We fixed the form."
+    assert made(answer).context["note"] == "We fixed the form."
+    assert "We fixed the form." not in json.dumps(answer), "the note waits on the request, not in the queue"
 
 
 def test_a_rectification_is_applied_when_an_operator_approves_it(world):
@@ -318,7 +339,7 @@ def test_an_extension_needs_a_reason_and_stops_at_three_months(world):
     assert extended.due_at == cap
     assert "due_extended" in [e.action for e in AuditEvent.query(RequestItem.key(request_id))]
     [mail] = queued(world)
-    assert (mail["context"]["outcome"], mail["context"]["reason"]) == ("extended", "many documents")
+    assert (made(mail).context["outcome"], made(mail).context["reason"]) == ("extended", "many documents")
 
 
 # ------------------------------------------------------------------ the function

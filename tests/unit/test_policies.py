@@ -181,10 +181,11 @@ def test_the_ses_events_function_records_its_sample_events(world):
     spec.loader.exec_module(app)
     samples = {name: json.loads((ROOT / "events" / "ses_events" / f"{name}.json").read_text())
                for name in ("bounce", "complaint", "transient_bounce")}
-    assert app.lambda_handler(samples["bounce"], lambda_context()) == {"event_type": "Bounce", "suppressed": 1, "ignored": 0}
+    assert app.lambda_handler(samples["bounce"], lambda_context()) == {"event_type": "Bounce", "suppressed": 1, "ignored": 0,
+                                                                       "undelivered": None}
     assert app.lambda_handler(samples["complaint"], lambda_context())["suppressed"] == 1
     assert app.lambda_handler(samples["transient_bounce"], lambda_context()) == {
-        "event_type": "Bounce", "suppressed": 0, "ignored": 1}
+        "event_type": "Bounce", "suppressed": 0, "ignored": 1, "undelivered": None}
     assert suppression.suppressed_among(["bounced@example.org", "complained@example.org", "full@example.org"]) == {
         "bounced@example.org", "complained@example.org"}
     item = world.session.client("dynamodb").get_item(

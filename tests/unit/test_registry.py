@@ -18,7 +18,7 @@ from rightsdesk import aws_clients, clock, config, credentials, hashing, intake,
 from rightsdesk.errors import Conflict, InvalidInput, NotFound, TooManyRotations
 from rightsdesk.intake import Submission
 from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
-from tests.support.aws import moto_cloud
+from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
 PUBLIC_URL = "https://93.184.216.34/hooks/rightsdesk"
@@ -47,9 +47,9 @@ class Cloud:
         while messages := sqs.receive_message(QueueUrl=self.mail_queue, MaxNumberOfMessages=10).get("Messages"):
             for message in messages:
                 sqs.delete_message(QueueUrl=self.mail_queue, ReceiptHandle=message["ReceiptHandle"])
-                context = json.loads(message["Body"])["context"]
-                if request_id in context.get("verify_url", ""):
-                    return context["code"]
+                body = json.loads(message["Body"])
+                if body.get("kind") == "verification_code" and body["ids"]["request_id"] == request_id:
+                    return code_in([body], request_id)
         raise AssertionError("no verification mail for that request")
 
 

@@ -22,7 +22,7 @@ from rightsdesk import aws_clients, clock, config, hashing, intake, outbox, regi
 from rightsdesk.errors import Conflict, InvalidCode, Unauthorized
 from rightsdesk.intake import Submission
 from rightsdesk.models import RequestItem
-from tests.support.aws import moto_cloud
+from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
 BASE = "https://p.example"
@@ -60,7 +60,7 @@ def submitted(cloud) -> tuple[str, str]:
     drain(cloud, "MailQueue")
     request_id = intake.submit(Submission(site="retried", type="access", email="ana@example.org"),
                                base_url=BASE, locale="en").request_id
-    [code] = [m["context"]["code"] for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verify-{request_id}"]
+    code = code_in(drain(cloud, "MailQueue"), request_id)
     return request_id, code
 
 
@@ -101,7 +101,7 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     view = intake.status_view(intake.authorize(request_id, again.status_token))
     assert view["status"] == "verified" and view["request_id"] == request_id
     [mail] = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
-    assert mail["context"]["status_url"] == f"{BASE}/status/{request_id}?token={again.status_token}&lang=en"
+    assert made(mail).context["status_url"].endswith(f"/status/{request_id}?token={again.status_token}&lang=en")
 
 
 def test_a_lost_answer_is_the_same_answer_again(cloud):

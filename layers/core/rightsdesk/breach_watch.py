@@ -85,12 +85,22 @@ def run(now: datetime | None = None) -> WatchReport:
 
 
 def _send(incident: IncidentItem, warning: str, due: datetime, now: datetime, work: dict) -> None:
+    # The notifier reads the incident and counts the hours when it sends (warning_context).
+    outbox.enqueue_mail("breach_deadline_warning", incident_id=incident.incident_id, warning=warning,
+                        mail_id=f"breach-warning-{incident.incident_id}-{warning}")
+
+
+def warning_context(incident_id: str, warning: str, now: datetime | None = None) -> dict | None:
+    """What the operators' warning says, from the incident as it is when the mail is sent; None if
+    the incident is gone."""
+    from rightsdesk.errors import NotFound
+
+    try:
+        incident = breaches.load(incident_id)
+    except NotFound:
+        return None
+    now = now or clock.now()
+    due = min(incident.controllers_due_at, incident.authority_due_at)
     hours_left = max(0, -int((now - due).total_seconds() // 3600))  # whole hours, rounded up
-    outbox.enqueue_mail(
-        to=settings().operator_email,
-        template="breach_deadline_warning",
-        locale="en",
-        context={"incident_id": incident.incident_id, "due_at": clock.isoformat(due), "hours_left": hours_left,
-                 "overdue": warning == OVERDUE, **work},
-        mail_id=f"breach-warning-{incident.incident_id}-{warning}",
-    )
+    return {"incident_id": incident.incident_id, "due_at": clock.isoformat(due), "hours_left": hours_left,
+            "overdue": warning == OVERDUE, **open_work(incident)}

@@ -206,8 +206,7 @@ def declare(declaration: Declaration, *, now: datetime | None = None, progress: 
     with transaction() as tx:
         tx.save(incident, condition=IncidentItem.pk.does_not_exist())
         tx.save(event, condition=AuditEvent.sk.does_not_exist())
-    names = {c.controller_id: c.name for c in controllers}
-    queue(incident, notices, names, progress=progress)
+    queue(incident, notices, progress=progress)
     hooked = [c for c in controllers if c.delivery == "webhook"]
     for controller in hooked:
         outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
@@ -266,8 +265,22 @@ def _incident(incident_id: str, declaration: Declaration, controllers: list[Cont
     return incident
 
 
-def mail_for(incident: IncidentItem, notice: NoticeItem, controller_names: dict[str, str]) -> dict:
-    """The MailQueue message of one notice; `track` lets the notifier settle the notice."""
+def mail_for(incident: IncidentItem, notice: NoticeItem) -> dict:
+    """The MailQueue message of one notice: its ids; the notifier reads the rest when it sends
+    (notice_mail) and settles the notice."""
+    return outbox.mail_body("breach_notice", mail_id=notice.mail_id, incident_id=incident.incident_id, notice=notice.sk)
+
+
+def notice_mail(incident_id: str, notice_sk: str) -> tuple[str, str, str, dict] | None:
+    """(address, locale, template, context) of a notice's mail, read now; None if the incident or
+    the notice is gone or no longer holds an address (an erased subject, past retention)."""
+    try:
+        incident = load(incident_id)
+    except NotFound:
+        return None
+    notice = retention.live_item(NoticeItem, incident.pk, notice_sk, consistent_read=True)
+    if notice is None or not notice.email:
+        return None
     context = {
         "incident_id": incident.incident_id,
         "detected_at": clock.isoformat(incident.detected_at),
@@ -278,7 +291,10 @@ def mail_for(incident: IncidentItem, notice: NoticeItem, controller_names: dict[
         "contact": incident.contact,
         "high_risk": bool(incident.high_risk),
     }
-    names = [controller_names.get(cid, cid) for cid in notice.controller_ids]
+    names = []
+    for controller_id in notice.controller_ids:
+        controller = registry.get_controller(controller_id)
+        names.append(controller.name if controller is not None else controller_id)
     if notice.kind == CONTROLLER:
         template = "breach_controller"
         context.update(controller_name=names[0], subjects_notified=bool(incident.notify_subjects),
@@ -286,18 +302,14 @@ def mail_for(incident: IncidentItem, notice: NoticeItem, controller_names: dict[
     else:
         template = "breach_subject"
         context.update(controller_names=names)
-    return outbox.mail_body(
-        mail_id=notice.mail_id, to=notice.email, template=template, locale=notice.locale, context=context,
-        track={"incident_id": incident.incident_id, "notice": notice.sk},
-    )
+    return notice.email, notice.locale, template, context
 
 
-def queue(incident: IncidentItem, notices: list[NoticeItem], controller_names: dict[str, str],
-          *, progress: Progress | None = None) -> int:
+def queue(incident: IncidentItem, notices: list[NoticeItem], *, progress: Progress | None = None) -> int:
     """Queue the notices' mails; queueing one twice is harmless (the notifier sends a mail id once)."""
     batch: list[dict] = []
     for notice in notices:
-        batch.append(mail_for(incident, notice, controller_names))
+        batch.append(mail_for(incident, notice))
         if len(batch) == 100:
             outbox.enqueue_mails(batch)
             if progress:
@@ -625,8 +637,7 @@ def resend(incident_id: str, *, progress: Progress | None = None) -> int:
     a failed address is fixed); what was sent is never sent twice."""
     incident = load(incident_id)
     waiting = list(notices(incident_id, statuses=(PENDING, FAILED)))
-    names = {c.controller_id: c.name for c in _controllers(list(incident.controller_ids))} if waiting else {}
-    return queue(incident, waiting, names, progress=progress)
+    return queue(incident, waiting, progress=progress)
 
 
 def claim_warning(incident: IncidentItem, warning: str, at: datetime) -> bool:

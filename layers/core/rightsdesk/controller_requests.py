@@ -217,9 +217,11 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
         raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
     now = clock.now()
     extend_to = _extension(request, report, now)
-    updates = deadline_watch.extension_actions(extend_to) if extend_to else []
     before = request.status
     target = report.status or before
+    mail_id = _subject_mail_id(request_id, target, extend_to, now)
+    updates = deadline_watch.extension_actions(extend_to) if extend_to else []
+    updates += _note_actions(request, report.reason, mail_id)
     if before == target:
         if extend_to is None:
             raise IllegalTransition(f"the request is already {target}")
@@ -230,7 +232,7 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
             request, Status(target), actor=actor(controller), at=now,
             cause="due_extended" if extend_to else None, updates=updates,
         )
-    told = _tell_subject(request, report.reason, base_url=base_url, at=now, extended=extend_to is not None,
+    told = _tell_subject(request, report.reason, mail_id, extended=extend_to is not None,
                          status_changed=target != before)
     answer = detail(request)
     answer["subject_notification"] = _notification(told, extended=extend_to is not None)
@@ -253,6 +255,21 @@ def _notification(told: str, *, extended: bool) -> dict:
     return {"by": "controller", **({"rule": "GDPR Art. 12(3)"} if extended else {}), "message": message}
 
 
+def _subject_mail_id(request_id: str, status: str, extend_to: datetime | None, at: datetime) -> str:
+    """One mail per extension (by its new date) or per status report (by its second)."""
+    if extend_to is not None:
+        return f"extended-{request_id}-{int(extend_to.timestamp())}"
+    return f"status-{request_id}-{status}-{int(at.timestamp())}"
+
+
+def _note_actions(request: RequestItem, reason: str | None, mail_id: str) -> list:
+    """The reason waits on the request for the notifier (queue messages carry ids only), in the
+    status write itself, only while the subject's address is kept; a purge removes it."""
+    if not reason or not queries.personal_fields(request)["email"]:
+        return []
+    return [RequestItem.mail_note.set(reason), RequestItem.mail_note_for.set(mail_id)]
+
+
 def _extend_only(request: RequestItem, controller: ControllerItem, updates: list, now: datetime) -> None:
     event = audit.event(request.pk, action="due_extended", actor=actor(controller), at=now)
     try:
@@ -264,31 +281,24 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
 
 
-def _tell_subject(request: RequestItem, reason: str | None, *, base_url: str, at: datetime, extended: bool,
+def _tell_subject(request: RequestItem, reason: str | None, mail_id: str, *, extended: bool,
                   status_changed: bool = True) -> str:
     """Email the subject about the change while their address is still kept: an extension names the
     new due date and the reason (Art. 12(3)), and the new status if it changed too. Says QUEUED,
-    NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status
-    stands even if queueing the mail fails: the status page shows it either way."""
-    address = queries.personal_fields(request)["email"]
-    if not address:
+    NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status stands even if queueing the mail fails:
+    the status page shows it either way. The notifier reads the address, the reason (the request's
+    mail note for `mail_id`) and the due date when it sends: the message names the request only."""
+    if not queries.personal_fields(request)["email"]:
         return NO_ADDRESS
-    context = {
-        "request_type": request.request_type,
-        "status": request.status,
-        "reason": reason,
-        # The status token exists only as a hash; the page asks for the link from the first mail.
-        "status_url": f"{base_url}/status/{request.request_id}?lang={request.locale}",
-    }
-    if extended:
-        template, mail_id = "due_extended", f"extended-{request.request_id}-{int(request.due_at.timestamp())}"
-        context.update(due_at=clock.isoformat(request.due_at), status_changed=status_changed)
-    else:
-        template, mail_id = "status_changed", f"status-{request.request_id}-{request.status}-{int(at.timestamp())}"
     try:
         if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
             return NOTE_LIMITED
-        outbox.enqueue_mail(to=address, template=template, locale=request.locale, context=context, mail_id=mail_id)
+        if extended:
+            outbox.enqueue_mail("due_extended", request_id=request.request_id, status=request.status,
+                                status_changed=int(status_changed), mail_id=mail_id)
+        else:
+            outbox.enqueue_mail("status_changed", request_id=request.request_id, status=request.status,
+                                mail_id=mail_id)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.error("could not queue the status email", extra={"error_type": type(error).__name__})
         return QUEUE_FAILED

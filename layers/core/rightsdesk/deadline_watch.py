@@ -37,6 +37,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk import audit, clock, deadline_state, outbox, queries, registry
 from rightsdesk.config import settings
+from rightsdesk.errors import NotFound
 from rightsdesk.models import ControllerItem, RequestItem, transaction
 from rightsdesk.status import Status
 
@@ -165,35 +166,38 @@ def _queue_or_release(request: RequestItem, notice: str, queue) -> None:
 
 
 def _tell_subject(request: RequestItem, now: datetime) -> bool:
-    """The subject of an overdue request about the operator's own data, while we hold their address."""
-    address = queries.personal_fields(request)["email"]
-    if not address or not _claim(request, SUBJECT_NOTICE, now):
+    """The subject of an overdue request about the operator's own data, while we hold their address.
+    The notifier makes the mail (the supervisory authority, Art. 77) when it sends."""
+    if not queries.personal_fields(request)["email"] or not _claim(request, SUBJECT_NOTICE, now):
         return False
-    from rightsdesk.own_requests import authority  # the operator's supervisory authority (Art. 77)
-
-    found = authority() or {}
-    context = {"request_id": request.request_id, "request_type": request.request_type,
-               "due_at": clock.isoformat(request.due_at), "authority_name": found.get("name"),
-               "authority_url": found.get("url"), "authority_email": found.get("email")}
     _queue_or_release(request, SUBJECT_NOTICE, lambda: outbox.enqueue_mail(
-        to=address, template="own_request_overdue", locale=request.locale, context=context,
-        mail_id=f"own-{request.request_id}-overdue"))
+        "own_request_overdue", request_id=request.request_id, mail_id=f"own-{request.request_id}-overdue"))
     return True
 
 
 def _send_digest(requests: list[RequestItem], now: datetime) -> None:
-    rows = [{"request_id": r.request_id, "controller_id": r.controller_id, "request_type": r.request_type,
-             "status": r.status, "due_at": clock.isoformat(r.due_at)} for r in requests]
+    """One mail to the operator naming the requests (ids only: the notifier reads their facts)."""
+    ids = {f"request_{n}": r.request_id for n, r in enumerate(requests)}
     try:
-        outbox.enqueue_mail(
-            to=settings().operator_email, template="requests_overdue_digest", locale="en",
-            context={"requests": rows, "days": OPERATOR_AFTER_DAYS},
-            mail_id=f"overdue-digest-{int(now.timestamp()) // 3600}-{requests[0].request_id}",
-        )
+        outbox.enqueue_mail("requests_overdue_digest", days=OPERATOR_AFTER_DAYS,
+                            mail_id=f"overdue-digest-{int(now.timestamp()) // 3600}-{requests[0].request_id}", **ids)
     except Exception:
         for request in requests:
             _release(request, OPERATOR_NOTICE)
         raise
+
+
+def digest_rows(ids: dict) -> list[dict]:
+    """The digest's requests, read when the mail is sent; those gone meanwhile are left out."""
+    rows = []
+    for name in sorted((k for k in ids if k.startswith("request_")), key=lambda k: int(k.partition("_")[2])):
+        try:
+            r = queries.load_request(str(ids[name]))
+        except NotFound:
+            continue
+        rows.append({"request_id": r.request_id, "controller_id": r.controller_id, "request_type": r.request_type,
+                     "status": r.status, "due_at": clock.isoformat(r.due_at)})
+    return rows
 
 
 def _claim(request: RequestItem, notice: str, now: datetime) -> bool:

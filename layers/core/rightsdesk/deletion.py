@@ -57,7 +57,8 @@ def conditional_failure(error: Exception) -> bool:
 
 def purge_actions(model: type[Model], cause: Cause, at: datetime) -> list[Action]:
     """Remove the personal fields. A second purge changes nothing: the first keeps its time and cause."""
-    actions: list[Action] = [getattr(model, name).remove() for name in model.PERSONAL_FIELDS]
+    fields = getattr(model, "PURGED_FIELDS", model.PERSONAL_FIELDS)
+    actions: list[Action] = [getattr(model, name).remove() for name in fields]
     actions.append(model.personal_purged_at.set(model.personal_purged_at | at))
     actions.append(model.purged_by.set(model.purged_by | cause.value))
     return actions

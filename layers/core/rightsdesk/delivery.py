@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk import audit, clock, retention
+from rightsdesk.errors import IllegalTransition
 from rightsdesk.lifecycle import transition
 from rightsdesk.models import ControllerItem, RequestItem, transaction
 from rightsdesk.status import Status
@@ -131,9 +132,14 @@ class DeliveryMessage:
 
 
 def mark_forwarded(request: RequestItem, *, mode: str, at: datetime | None = None) -> RequestItem:
-    """verified (or delivery_failed, on a redrive) -> forwarded."""
+    """verified (or delivery_failed, on a redrive) -> forwarded. A pull request gets the deadline of
+    rule unfetched_pull_request in the same write: if its controller never fetches it, the sweeper
+    purges it and marks it undelivered that long after its due date (a fetch replaces the rule)."""
     cause = "redrive" if request.status == Status.DELIVERY_FAILED.value else f"route_{mode}"
-    return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at)
+    updates = []
+    if mode == "pull" and request.due_at is not None:
+        updates = retention.schedule_actions(request, retention.Rule.UNFETCHED_PULL_REQUEST, request.due_at)
+    return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at, updates=updates)
 
 
 def mark_delivered(
@@ -163,18 +169,95 @@ def mark_delivered(
     )
 
 
-def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None) -> RequestItem:
+def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None, actor: str = "dispatcher",
+                why: str = "retries_exhausted") -> RequestItem:
     """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule
-    undelivered_subject_data: a request nobody could deliver must not keep them for ever."""
+    undelivered_subject_data: a request nobody could deliver must not keep them for ever. A purge
+    that already happened stays (a bounce reported after the delivered request's hour)."""
     at = at or clock.now()
     return transition(
         request,
         Status.DELIVERY_FAILED,
-        actor="dispatcher",
-        cause=f"retries_exhausted_{cause}",
+        actor=actor,
+        cause=f"{why}_{cause}",
         at=at,
-        updates=retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
+        updates=[] if request.personal_purged_at is not None else
+        retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
     )
+
+
+# ------------------------------------------------------------------ email delivery (the notifier, SES events)
+
+MAIL_FAILED = "mail_failed"
+BOUNCED = "bounced"
+
+
+def settle_email(request_id: str, outcome: str) -> bool:
+    """What became of a request's `request_forwarded` mail, from the notifier: SES accepted it
+    (`sent`: forwarded -> delivered, or a redriven delivery_failed -> delivered), or it never went
+    (`failed`, the last attempt: forwarded -> delivery_failed; the message goes to the dead-letter
+    queue, whose alarm tells the operator). False if nothing changed: it moved on (cancelled,
+    settled by an earlier try) or there was nothing to send."""
+    from rightsdesk import queries, registry  # the dispatcher never settles a mail: not at its cold start
+    from rightsdesk.errors import NotFound
+
+    if outcome not in ("sent", "failed"):
+        return False
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return False
+    try:
+        if outcome == "sent" and request.status in (Status.FORWARDED.value, Status.DELIVERY_FAILED.value):
+            controller = registry.get_controller(request.controller_id)
+            if controller is None:
+                return False
+            mark_delivered(request, controller, via="email", actor="notifier")
+            return True
+        if outcome == "failed" and request.status == Status.FORWARDED.value:
+            mark_failed(request, cause=MAIL_FAILED, actor="notifier")
+            return True
+    except IllegalTransition:
+        return False  # changed meanwhile (cancelled, or a parallel try settled it): that change stands
+    return False
+
+
+def bounced_request(detail: dict) -> str | None:
+    """The request whose forwarding mail an SES event reports as permanently bounced, from the
+    message's tags (rightsdesk.notify tags a `request_forwarded` mail with its request id)."""
+    if str(detail.get("eventType") or detail.get("notificationType") or "") != "Bounce":
+        return None
+    if (detail.get("bounce") or {}).get("bounceType") != "Permanent":
+        return None
+    tags = (detail.get("mail") or {}).get("tags") or {}
+    kind = tags.get("kind") or []
+    request_id = tags.get("request_id") or []
+    if kind != ["request_forwarded"] or len(request_id) != 1 or not ID.fullmatch(str(request_id[0])):
+        return None
+    return str(request_id[0])
+
+
+def record_bounce(detail: dict, at: datetime | None = None) -> str | None:
+    """A bounce of a request's forwarding mail: the request was not delivered after all
+    (delivered -> delivery_failed, audited). Returns the request id if it changed, so the handler
+    can alert the operator (metric DeliveryBounced, its alarm); None for any other event."""
+    from rightsdesk import queries
+    from rightsdesk.errors import NotFound
+
+    request_id = bounced_request(detail)
+    if request_id is None:
+        return None
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return None
+    if request.status not in (Status.DELIVERED.value, Status.FORWARDED.value):
+        return None  # acknowledged or further: the controller has it, whatever the mail server said
+    try:
+        mark_failed(request, cause="email", at=at, actor="ses-events", why=BOUNCED)
+    except IllegalTransition:
+        return None
+    return request_id
 
 
 def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> bool:

@@ -2,7 +2,8 @@
 
 - route:     verified -> forwarded, then webhook (signed), email to the privacy contact, or nothing
              for pull (the controller API's first fetch marks it delivered); delivered schedules the
-             purge. The operator's own data (mode internal) goes verified -> in_progress instead.
+             purge. An email delivery is delivered when SES accepts the mail (the notifier settles it,
+             rightsdesk.delivery.settle_email), not when it is queued here. The operator's own data (mode internal) goes verified -> in_progress instead.
 - cancelled, overdue: a notice without personal data, by webhook, else by email.
 - test:      one signed test event to a controller's webhook; the outcome is audited, not retried.
 - breach.notice, policy.updated: one signed event to a webhook controller, about no request. Retried
@@ -93,8 +94,10 @@ def _deliver(request: RequestItem, controller: ControllerItem, message: Delivery
         _disable(controller)
     elif route != "email":
         return {"result": "awaiting_pull"}  # pull: the controller API's first fetch delivers it
-    _mail(controller, "request_forwarded", payloads.forwarded_mail(request, controller), f"forward-{request.request_id}")
-    return _delivered(request, controller, "email")
+    # Still `forwarded`: the notifier marks it delivered once SES accepted the mail, or
+    # delivery_failed if the mail never went (rightsdesk.mail_kinds, request_forwarded).
+    outbox.enqueue_mail("request_forwarded", request_id=request.request_id, mail_id=f"forward-{request.request_id}")
+    return {"result": "mail_queued", "via": "email"}
 
 
 def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
@@ -117,8 +120,8 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
         elif not attempt.last:
             raise attempt.retry(sent.cause)
         # a notice whose webhook stays down still reaches the contact, by email
-    mail_id = f"notice-{message.delivery_id}"
-    _mail(controller, "request_notice", payloads.notice_mail(request, controller, notice=notice), mail_id)
+    outbox.enqueue_mail("request_notice", request_id=request.request_id, notice=notice,
+                        mail_id=f"notice-{message.delivery_id}")
     return {"result": "sent", "via": "email"}
 
 
@@ -207,8 +210,8 @@ def _give_up(request: RequestItem, controller: ControllerItem, attempt: Attempt,
     """The last attempt failed: tell the contact, mark the request, let the message go to the DLQ."""
     # One email per round of attempts (a redrive starts another): keyed on when this round began.
     round_id = int(request.updated_at.timestamp()) if request.updated_at else 0
-    context = payloads.failed_mail(request, controller, attempts=attempt.number, cause=cause)
-    _mail(controller, "delivery_failed", context, f"delivery-failed-{request.request_id}-{round_id}")
+    outbox.enqueue_mail("delivery_failed", request_id=request.request_id, attempts=attempt.number, cause=cause,
+                        mail_id=f"delivery-failed-{request.request_id}-{round_id}")
     try:
         delivery.mark_failed(request, cause=cause)
     except IllegalTransition:
@@ -217,11 +220,10 @@ def _give_up(request: RequestItem, controller: ControllerItem, attempt: Attempt,
 
 
 def _disable(controller: ControllerItem) -> None:
-    delivery.disable_webhook(controller, cause="http_410")
+    """The endpoint answered 410: deliver by email from now on, and tell the contact so (once per
+    disabling: the mail id names the moment the endpoint was last changed)."""
+    changed_at = int(controller.updated_at.timestamp()) if controller.updated_at else 0
+    if delivery.disable_webhook(controller, cause="http_410"):
+        outbox.enqueue_mail("webhook_disabled", controller_id=controller.controller_id,
+                            mail_id=f"webhook-disabled-{controller.controller_id}-{changed_at}")
     log.warning("webhook gone; controller switched to email delivery", extra={"controller_id": controller.controller_id})
-
-
-def _mail(controller: ControllerItem, template: str, context: dict, mail_id: str) -> None:
-    outbox.enqueue_mail(
-        to=controller.contact_email, template=template, locale=controller.locale, context=context, mail_id=mail_id
-    )

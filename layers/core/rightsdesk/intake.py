@@ -34,6 +34,7 @@ from rightsdesk import (
     queries,
     registry,
     retention,
+    subject_secrets,
     subjects,
 )
 from rightsdesk.errors import (
@@ -147,7 +148,9 @@ def submit(submission: Submission, *, base_url: str, locale: str, source: str | 
     now = clock.now()
     request_id = hashing.new_id("dsr")
     subject_hash = hashing.email_hash(submission.email)
-    code = hashing.new_code()
+    # Derived with the stack's key, so the notifier makes it again when it sends the mail: the
+    # queue message names the request only (rightsdesk.mail_kinds).
+    code = subject_secrets.verification_code(request_id)
     locale = submission.locale or locale
     pk = RequestItem.key(request_id)
     request_expires = retention.expires_at(retention.Rule.UNVERIFIED_REQUEST, now)
@@ -188,18 +191,7 @@ def submit(submission: Submission, *, base_url: str, locale: str, source: str | 
         # The same answer as a stored request's, for an id that exists nowhere: it tells nothing
         # about the address (the form tells subjects to wait an hour if no code arrives).
         return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
-    outbox.enqueue_mail(
-        to=submission.email,
-        template="verification_code",
-        locale=locale,
-        context={
-            "code": code,
-            "verify_url": f"{base_url}/verify/{request_id}?code={code}&lang={locale}",
-            "request_type": submission.type.value,
-            "expires_minutes": int(retention.keep_for(retention.Rule.VERIFICATION_CODE).total_seconds() // 60),
-        },
-        mail_id=f"verify-{request_id}",
-    )
+    outbox.enqueue_mail("verification_code", request_id=request_id, mail_id=f"verify-{request_id}")
     return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
 
 
@@ -292,8 +284,7 @@ def verify(request_id: str, code: str, *, base_url: str, source: str | None = No
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
         return _verify_again(load_request(request_id), code, base_url=base_url)
-    status_url = f"{base_url}/status/{request_id}?token={token}&lang={request.locale}"
-    _after_verification(request, status_url=status_url, due=due)
+    _after_verification(request)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
 
@@ -318,8 +309,7 @@ def _count_wrong_code(budgets: list[tuple[limits.Limit, str]]) -> None:
 
 
 def _status_token(request_id: str, code_hash: str) -> str:
-    """The request's status token: made again only from its id and its code's keyed hash, with the key."""
-    return hashing.derived_token("status_token", request_id, code_hash, prefix="rst_")
+    return subject_secrets.status_token(request_id, code_hash)
 
 
 def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified:
@@ -350,8 +340,7 @@ def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified
         # each mail id once, so a retry after a complete first call sends nothing more. (Routing a
         # request left unrouted is the deadline watch's job.)
         try:
-            _confirm(request, status_url=f"{base_url}/status/{request.request_id}?token={token}&lang={request.locale}",
-                     due=due)
+            _confirm(request)
         except Exception as error:  # the answer matters more than the mail
             log.error("could not queue the confirmation again", extra={"error_type": type(error).__name__})
     return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)
@@ -381,24 +370,20 @@ def _mark_verified(request: RequestItem, challenge: ChallengeItem, now: datetime
     raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
 
 
-def _after_verification(request: RequestItem, *, status_url: str, due: datetime) -> None:
+def _after_verification(request: RequestItem) -> None:
     """Route the request and confirm it to the subject. Both are queued; a failure here is
     recovered by the deadline watch, which re-routes verified requests left unrouted."""
     try:
         outbox.enqueue_delivery(request_id=request.request_id, event="route")
-        _confirm(request, status_url=status_url, due=due)
+        _confirm(request)
     except Exception as error:  # the subject's verification stands; routing is retried
         log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
 
 
-def _confirm(request: RequestItem, *, status_url: str, due: datetime) -> None:
-    outbox.enqueue_mail(
-        to=request.email,
-        template="request_verified",
-        locale=request.locale,
-        context={"request_type": request.request_type, "due_at": clock.isoformat(due), "status_url": status_url},
-        mail_id=f"verified-{request.request_id}",
-    )
+def _confirm(request: RequestItem) -> None:
+    """The confirmation with the status link: the notifier derives the token again when it sends
+    it (rightsdesk.mail_kinds), so the token is in no queue message."""
+    outbox.enqueue_mail("request_verified", request_id=request.request_id, mail_id=f"verified-{request.request_id}")
 
 
 def authorize(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:

@@ -34,8 +34,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "request_forwarded": ("controller_name", "request_id", "request_type", "due_at", "request_url", "purge_after_minutes"),
     "delivery_failed": ("controller_name", "request_id", "request_type", "due_at", "request_url", "attempts", "cause"),
     "request_notice": ("controller_name", "request_id", "request_type", "due_at", "request_url", "notice"),
+    "webhook_disabled": ("controller_name", "controller_id", "requests_url"),
 }
-URL_KEYS = ("verify_url", "status_url", "request_url")
+URL_KEYS = ("verify_url", "status_url", "request_url", "requests_url")
 WRAP = 72
 
 

@@ -19,6 +19,7 @@ Breach and policy notices (issue 5, docs/notices.md):
   CONTACT#<email hash> LIST#<list> the contact's membership of one list
   SUPPRESS#<email hash> SUPPRESSION  an address that bounced or complained (no address stored)
   UNSUB#<nonce> SPENT              an unsubscribe token that was used
+  ISSUE#<digest> ISSUE             an issue of an optional list, read when each member's mail is sent
 The operator's own data (issue 6, docs/operations.md "Operator's own data"):
   CONTACT#<email hash> CONSENT#<purpose>  one purpose's consent: granted or withdrawn, with its history
   CONTACT#<email hash> REQ#<request id>   a request the subject made to the operator itself (ids only)
@@ -120,6 +121,8 @@ class RequestItem(_Item):
 
     SK = "REQUEST"
     PERSONAL_FIELDS = ("email", "name", "details")
+    # What a purge removes: the personal fields, and text typed for a mail to the subject.
+    PURGED_FIELDS = (*PERSONAL_FIELDS, "mail_note")
 
     request_id = UnicodeAttribute()
     controller_id = UnicodeAttribute()
@@ -134,6 +137,11 @@ class RequestItem(_Item):
     email = UnicodeAttribute(null=True)
     name = UnicodeAttribute(null=True)
     details = UnicodeAttribute(null=True)
+    # Text typed for one mail to the subject (a controller's reason, the operator's note), read by the
+    # notifier when it sends mail `mail_note_for` (rightsdesk.mail_kinds): queue messages carry ids
+    # only. Purged with the personal fields.
+    mail_note = UnicodeAttribute(null=True)
+    mail_note_for = UnicodeAttribute(null=True)
     # keyed hash of the normalized email; lets the free-request count work without the address
     subject_hash = UnicodeAttribute(null=True)
     status_token_hash = UnicodeAttribute(null=True)
@@ -468,6 +476,26 @@ class SuppressionItem(_Item):
         return f"SUPPRESS#{email_hash}"
 
 
+class ListIssueItem(_Item):
+    """One issue of an optional list (rightsdesk.newsletter): what the operator wrote, read by the
+    notifier when it sends each member's mail (queue messages carry ids only). No address."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "ISSUE"
+
+    list_name = UnicodeAttribute()
+    issue = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    body = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def key(digest: str) -> str:
+        return f"ISSUE#{digest}"
+
+
 class SpentTokenItem(_Item):
     """An unsubscribe token that was used: its nonce, so the token works once."""
 
@@ -550,6 +578,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     RequestItem, ChallengeItem, AuditEvent, ControllerItem, SiteItem, ApiKeyItem, SubjectCounterItem,
     SweepState,
     IncidentItem, NoticeItem, PolicyVersionItem, ContactItem, ListMemberItem, SuppressionItem, SpentTokenItem,
+    ListIssueItem,
     ConsentItem, SubjectRequestItem,
     GuardItem, LimitCounterItem,
     _Item,  # any item by its keys and retention attributes: how the sweeper reads the expiry index

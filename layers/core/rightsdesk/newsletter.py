@@ -15,8 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rightsdesk import contacts, outbox
+from pynamodb.exceptions import PutError
+
+from rightsdesk import clock, contacts, outbox, retention
+from rightsdesk.deletion import conditional_failure
 from rightsdesk.errors import InvalidInput
+from rightsdesk.models import ListIssueItem
 
 ISSUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 MAX_SUBJECT = 200
@@ -55,9 +59,30 @@ def _check(issue: Issue) -> None:
         raise InvalidInput("this issue cannot be sent as given", fields=problems)
 
 
+def _store(issue: Issue, digest: str) -> None:
+    """The issue waits in the table for the notifier, which makes each member's mail from it: queue
+    messages carry ids only. Sending the same issue again keeps what was stored first."""
+    now = clock.now()
+    item = ListIssueItem(ListIssueItem.key(digest), ListIssueItem.SK, list_name=issue.list_name, issue=issue.issue,
+                         subject=issue.subject.strip(), body=issue.body.strip(), created_at=now,
+                         expires_at=retention.expires_at(retention.Rule.LIST_ISSUE, now))
+    try:
+        item.save(condition=ListIssueItem.pk.does_not_exist())
+    except PutError as error:
+        if not conditional_failure(error):
+            raise
+
+
+def issue_context(digest: str) -> dict | None:
+    """What a member's mail of this issue says; None once the issue is gone (rightsdesk.mail_kinds)."""
+    item = retention.live_item(ListIssueItem, ListIssueItem.key(digest), ListIssueItem.SK)
+    return {"subject": item.subject, "body": item.body} if item is not None else None
+
+
 def send(issue: Issue, *, progress: Progress | None = None) -> Sent:
     _check(issue)
     digest = hashlib.sha256(f"{issue.list_name}\x00{issue.issue}".encode()).hexdigest()[:12]
+    _store(issue, digest)
     batch: list[dict] = []
     queued = skipped = 0
 
@@ -73,15 +98,8 @@ def send(issue: Issue, *, progress: Progress | None = None) -> Sent:
         if not contacts.may_receive(member.email_hash, issue.list_name):
             skipped += 1
             continue
-        batch.append(outbox.mail_body(
-            mail_id=f"list-{digest}-{member.email_hash[:32]}",
-            to=member.email,
-            template="newsletter",
-            locale=member.locale,
-            context={"subject": issue.subject.strip(), "body": issue.body.strip()},
-            list=issue.list_name,
-            contact=member.email_hash,
-        ))
+        batch.append(outbox.mail_body("newsletter", mail_id=f"list-{digest}-{member.email_hash[:32]}",
+                                      issue=digest, contact=member.email_hash, list=issue.list_name))
         if len(batch) == BATCH:
             flush()
     flush()

@@ -1,28 +1,51 @@
 """Hand work to the queues: emails to the MailQueue, routing events to the DeliveryQueue.
 
-Messages on these queues may carry personal data (an address, a code); the queues are
-KMS-encrypted and nothing here logs a message body.
+Every message names what to do by ids only: no address, name, typed text, code or token, on any
+queue or its dead-letter queue. A mail message is `{"mail_id", "kind", "ids"}`: the notifier makes
+the mail from the table when it sends (rightsdesk.mail_kinds), so a purge also empties what a retry
+or a redrive would send. `mail_body` refuses any value that is not id-shaped.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
 
 from rightsdesk import aws_clients, hashing
 from rightsdesk.config import settings
+
+# What a mail message may name: ids (request, controller, incident, contact hash, notice key),
+# short words (a status, a notice, a cause) and whole numbers. Never an address ('@'), never text.
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#-]{0,127}$")
 
 
 def _sqs():
     return aws_clients.client("sqs")
 
 
-def enqueue_mail(*, to: str, template: str, locale: str, context: dict[str, Any], mail_id: str | None = None) -> str:
-    """Queue one email; `mail_id` makes the send idempotent (the notifier sends each id once)."""
-    mail_id = mail_id or hashing.new_id("mail")
-    body = {"mail_id": mail_id, "template": template, "locale": locale, "to": to, "context": context}
-    _sqs().send_message(QueueUrl=settings().mail_queue_url, MessageBody=json.dumps(body, default=str))
-    return mail_id
+def mail_body(kind: str, *, mail_id: str, **ids: str | int) -> dict:
+    """One MailQueue message: `kind` (rightsdesk.mail_kinds.KINDS) and the ids it needs."""
+    from rightsdesk import mail_kinds  # the registry's resolvers are not needed to queue
+
+    needed = mail_kinds.kind(kind).needs
+    ids = {name: value for name, value in ids.items() if value is not None}
+    missing = [name for name in needed if name not in ids]
+    if missing:
+        raise ValueError(f"a {kind} mail names {', '.join(missing)}")
+    for name, value in ids.items():
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and ID.fullmatch(value))):
+            raise ValueError(f"a mail message carries ids only; {name} is not one")
+    if not ID.fullmatch(mail_id):
+        raise ValueError("a mail id is an id")
+    return {"mail_id": mail_id, "kind": kind, "ids": ids}
+
+
+def enqueue_mail(kind: str, *, mail_id: str | None = None, **ids: str | int) -> str:
+    """Queue one mail of `kind` about `ids`; `mail_id` makes the send idempotent (the notifier
+    sends each id once)."""
+    body = mail_body(kind, mail_id=mail_id or hashing.new_id("mail"), **ids)
+    _sqs().send_message(QueueUrl=settings().mail_queue_url, MessageBody=json.dumps(body))
+    return body["mail_id"]
 
 
 def enqueue_delivery(*, request_id: str, event: str, **fields: str) -> None:
@@ -39,20 +62,12 @@ def enqueue_delivery(*, request_id: str, event: str, **fields: str) -> None:
 SQS_BATCH = 10  # SendMessageBatch's limit
 
 
-def mail_body(*, mail_id: str, to: str, template: str, locale: str, context: dict[str, Any], **extra: Any) -> dict:
-    """One MailQueue message (rightsdesk.notify.MailMessage): `extra` is `list`/`contact` for list
-    mail, `track` for a mail that settles a breach notice."""
-    body = {"mail_id": mail_id, "template": template, "locale": locale, "to": to, "context": context}
-    body.update({key: value for key, value in extra.items() if value is not None})
-    return body
-
-
 def enqueue_mails(bodies: list[dict]) -> int:
     """Queue many mails, ten per call; a message SQS refuses is sent once more, then it is an error."""
     queue = settings().mail_queue_url
     for start in range(0, len(bodies), SQS_BATCH):
         entries = [
-            {"Id": str(n), "MessageBody": json.dumps(body, default=str)}
+            {"Id": str(n), "MessageBody": json.dumps(body)}
             for n, body in enumerate(bodies[start : start + SQS_BATCH])
         ]
         failed = _sqs().send_message_batch(QueueUrl=queue, Entries=entries).get("Failed") or []

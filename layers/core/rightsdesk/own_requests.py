@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk import (
     audit,
@@ -87,7 +87,7 @@ def carry_out(request_id: str) -> str:
     subject_data.file_request(request)
     kind = RequestType(request.request_type)
     if kind in FOR_A_PERSON:
-        _tell(request, "own_request_received", _received(request), "received")
+        _tell(request, "own_request_received", "received")
         return "queued_for_operator"
     _apply(request, kind, actor=SYSTEM)
     return "completed"
@@ -108,22 +108,28 @@ def _apply(request: RequestItem, kind: RequestType, *, actor: str, note: str | N
 
 
 def _erase(request: RequestItem, *, actor: str, at: datetime, note: str | None) -> None:
-    """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail."""
-    # Told first: the closing write purges the address this mail needs.
-    _tell(request, "own_request_answered", _answered(request, Status.COMPLETED, at, note=note), "completed")
+    """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail. The
+    address alone stays until the answer's mail is done (after_answer), at most the delivered rule's
+    hour: the mail is made from the table when it is sent, never from the queue."""
+    _tell(request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value,
+          at=int(at.timestamp()))
     holdings = subject_data.gather(request.subject_hash)
     suppression.suppress_erased(request.subject_hash, at)
     # The move to in_progress is fixed for this request: retries key their audit events on it.
     erased = subject_data.erase(holdings, request=request, started_at=request.updated_at or at)
     log.info("subject data erased", extra={"request_id": request.request_id, "deleted": erased.deleted,
                                            "purged": erased.purged, "held": erased.held})
-    transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased",
-               updates=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at))
+    keeping_address = request.email is not None and request.personal_purged_at is None
+    purge = [RequestItem.name.remove(), RequestItem.details.remove(),
+             *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at)] if keeping_address \
+        else deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at)
+    transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased", updates=purge)
 
 
 def _close(request: RequestItem, target: Status, *, actor: str, at: datetime,
            note: str | None = None, reason: str | None = None) -> None:
-    _tell(request, "own_request_answered", _answered(request, target, at, note=note, reason=reason), target.value)
+    _tell(request, "own_request_answered", target.value, note=reason or note, outcome=target.value,
+          at=int(at.timestamp()))
     transition(request, target, actor=actor, at=at,
                updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at))
 
@@ -181,8 +187,8 @@ def extend(request_id: str, until: datetime, *, reason: str, actor: str = "opera
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
     request.refresh(consistent_read=True)
-    context = _answered(request, None, now, reason=reason.strip())
-    _tell(request, "own_request_answered", {**context, "outcome": "extended"}, f"extended-{int(until.timestamp())}")
+    _tell(request, "own_request_answered", f"extended-{int(until.timestamp())}", note=reason.strip(),
+          outcome="extended", at=int(now.timestamp()))
     return request
 
 
@@ -198,7 +204,8 @@ def _queued(request_id: str) -> RequestItem:
 # ------------------------------------------------------------------ telling the subject
 
 
-def _received(request: RequestItem) -> dict:
+def received_context(request: RequestItem) -> dict:
+    """What the `own_request_received` mail says (made when it is sent, rightsdesk.mail_kinds)."""
     context = {"request_id": request.request_id, "request_type": request.request_type,
                "due_at": clock.isoformat(request.due_at or clock.now())}
     found = authority() if request.request_type == RequestType.COMPLAINT.value else None
@@ -223,10 +230,45 @@ def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, not
     return context
 
 
-def _tell(request: RequestItem, template: str, context: dict, step: str) -> None:
+def answered_context(request: RequestItem, outcome: str, at: datetime, text: str | None) -> dict:
+    """What the `own_request_answered` mail says: `outcome` completed | rejected | extended, and the
+    operator's note (completed) or reason (rejected, extended), as stored for this mail."""
+    closed = Status(outcome) if outcome in (Status.COMPLETED.value, Status.REJECTED.value) else None
+    completed = outcome == Status.COMPLETED.value
+    context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
+    return {**context, "outcome": outcome}
+
+
+def _tell(request: RequestItem, kind: str, step: str, *, note: str | None = None, **ids: str | int) -> None:
     """Queue a mail to the subject while their address is held; its id is fixed per request and step,
-    so a retried step queues the same mail and the notifier sends it once."""
+    so a retried step queues the same mail and the notifier sends it once. The message names the
+    request only: the notifier reads the address, and the note stored here for this mail, when it sends."""
     if not request.email or request.personal_purged_at is not None:
         return
-    outbox.enqueue_mail(to=request.email, template=template, locale=request.locale, context=context,
-                        mail_id=f"own-{request.request_id}-{step}")
+    mail_id = f"own-{request.request_id}-{step}"
+    if note:
+        request.update(actions=[RequestItem.mail_note.set(note), RequestItem.mail_note_for.set(mail_id)])
+    outbox.enqueue_mail(kind, mail_id=mail_id, request_id=request.request_id, **ids)
+
+
+def after_answer(request_id: str) -> bool:
+    """An erasure's completion answer is done (sent, or given up on): the address it was kept for
+    goes now, whether or not the closing write has happened yet (the answer is queued first, so the
+    notifier may be quicker). False for any other request, or if it is purged already."""
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return False
+    erasing = (Status.IN_PROGRESS.value, Status.COMPLETED.value)
+    if (request.request_type != RequestType.ERASURE.value or request.status not in erasing
+            or request.personal_purged_at is not None):
+        return False
+    at = clock.now()
+    try:
+        request.update(actions=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at),
+                       condition=RequestItem.status.is_in(*erasing) & deletion.NOT_HELD)
+    except UpdateError as error:
+        if deletion.conditional_failure(error):
+            return False
+        raise
+    return True

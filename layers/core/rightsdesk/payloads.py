@@ -118,3 +118,14 @@ def failed_mail(request: RequestItem, controller: ControllerItem, *, attempts: i
 def notice_mail(request: RequestItem, controller: ControllerItem, *, notice: str) -> dict:
     """`notice` is `cancelled`, `due_in_3_days`, `due_today` or `overdue_<n>` (mailed as `overdue`)."""
     return {**_mail_base(request, controller), "notice": _reminder(notice)[0]}
+
+
+def request_mail(request: RequestItem, controller: ControllerItem) -> dict:
+    """The facts of a request every mail to the controller's contact about it shows; no personal data."""
+    return _mail_base(request, controller)
+
+
+def webhook_disabled_mail(controller: ControllerItem) -> dict:
+    """The endpoint answered 410 Gone: deliveries go to this contact by email until a new one is set."""
+    return {"controller_name": controller.name, "controller_id": controller.controller_id,
+            "requests_url": f"{settings().public_base_url}/v1/controller/requests"}

@@ -252,27 +252,52 @@ def summary_for(version: PolicyVersionItem, locale: str) -> str:
 
 
 def mail_for(version: PolicyVersionItem, recipient: Recipient) -> dict:
-    context = {
-        "doc": version.doc,
-        "version": version.version,
-        "url": version.url,
-        "summary": summary_for(version, recipient.locale),
-        "effective_at": clock.isoformat(version.effective_at),
-        # made absolute by the notifier; the page opens in the recipient's language
-        "archive_url": f"{ARCHIVE_PATH.format(doc=version.doc)}?lang={recipient.locale}",
-        "audience": recipient.audience,
-        "controller_name": recipient.controller_name,
-    }
+    """The MailQueue message for one recipient: the version and who, by id or keyed hash; the
+    notifier reads the address and the summary when it sends (recipient_mail)."""
     digest = hashlib.sha256(f"{version.doc}\x00{version.version}".encode()).hexdigest()[:12]
+    controller_id = recipient.key.removeprefix("ctl-") if recipient.audience == "controller" else None
     return outbox.mail_body(
+        "policy",
         mail_id=f"policy-{digest}-{recipient.key[:32]}",
-        to=recipient.email,
-        template="policy_update" if recipient.list_name else "policy_notice",
-        locale=recipient.locale,
-        context=context,
+        doc=version.doc,
+        version=version.version,
+        controller_id=controller_id,
+        contact=None if controller_id else recipient.key,
         list=recipient.list_name,
-        contact=recipient.key if recipient.list_name else None,
     )
+
+
+def recipient_mail(doc: str, version: str, *, controller_id: str | None = None, contact: str | None = None,
+                   list_name: str | None = None) -> tuple[str, str, str, dict] | None:
+    """(address, locale, template, context) of a version's mail to a controller's contact or to a
+    contact (by keyed email hash), read now; None if the version, the controller or the contact is gone."""
+    try:
+        found = get(doc, version)
+    except NotFound:
+        return None
+    controller_name = None
+    if controller_id:
+        controller = registry.get_controller(controller_id)
+        if controller is None:
+            return None
+        address, locale, audience, controller_name = controller.contact_email, controller.locale, "controller", controller.name
+    else:
+        person = contacts.get(contact or "")
+        if person is None or not person.email:
+            return None
+        address, locale, audience = person.email, person.locale, "contact"
+    context = {
+        "doc": found.doc,
+        "version": found.version,
+        "url": found.url,
+        "summary": summary_for(found, locale),
+        "effective_at": clock.isoformat(found.effective_at),
+        # made absolute by the notifier; the page opens in the recipient's language
+        "archive_url": f"{ARCHIVE_PATH.format(doc=found.doc)}?lang={locale}",
+        "audience": audience,
+        "controller_name": controller_name,
+    }
+    return address, locale, "policy_update" if list_name else "policy_notice", context
 
 
 def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> int:

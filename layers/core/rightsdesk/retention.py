@@ -29,6 +29,9 @@ class Rule(str, Enum):
     UNSUBSCRIBE_TOKEN = "unsubscribe_token"
     # abuse limits (rightsdesk.limits): counters per address hash, source hash or request
     RATE_LIMIT_COUNTER = "rate_limit_counter"
+    # queue messages carry ids only (rightsdesk.mail_kinds): what a mail is made from waits in the table
+    LIST_ISSUE = "list_issue"
+    UNFETCHED_PULL_REQUEST = "unfetched_pull_request"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     # A counter of a limit's window (an hour per address, a minute per source, a day per request):
     # kept from the window's end for this long, i.e. not at all; a counter means nothing afterwards.
     Rule.RATE_LIMIT_COUNTER: RetentionRule(Rule.RATE_LIMIT_COUNTER, timedelta(0), "delete"),
+    # An optional list's issue (no address): its members' mails are made from it when sent, so it
+    # lives as long as a mail of it can still be sent, a dead-letter redrive included (14 days).
+    Rule.LIST_ISSUE: RetentionRule(Rule.LIST_ISSUE, timedelta(days=15), "delete"),
+    # A request forwarded to a pull controller that never fetches it: its contact is reminded
+    # (rightsdesk.pull_watch); this long after the due date its personal fields are purged, it is
+    # marked undelivered (delivery_failed) and the operator alerted. Counted from the due date, so
+    # an extension moves it too; two weeks leave the contact time to answer the overdue reminders.
+    Rule.UNFETCHED_PULL_REQUEST: RetentionRule(Rule.UNFETCHED_PULL_REQUEST, timedelta(days=14), "purge"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,

@@ -4,6 +4,7 @@ identity_unverified --verify--> verified --route--> forwarded --delivered--> del
    | (72h)                                           | (retries exhausted)     |
    v                                                 v                         v
  expired                                       delivery_failed   acknowledged -> completed | rejected
+delivered --(its email bounced after SES accepted it)--> delivery_failed
 verified --(operator's own data)--> in_progress -> completed | rejected
 any open state --subject--> cancelled
 """
@@ -38,7 +39,8 @@ _FORWARD: dict[Status, frozenset[Status]] = {
     S.FORWARDED: frozenset({S.DELIVERED, S.DELIVERY_FAILED}),
     # A redrive after the controller fixed its endpoint forwards again.
     S.DELIVERY_FAILED: frozenset({S.FORWARDED, S.DELIVERED}),
-    S.DELIVERED: frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.COMPLETED, S.REJECTED}),
+    # An email delivery whose mail bounced after SES accepted it was not delivered after all.
+    S.DELIVERED: frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.COMPLETED, S.REJECTED, S.DELIVERY_FAILED}),
     S.ACKNOWLEDGED: frozenset({S.IN_PROGRESS, S.COMPLETED, S.REJECTED}),
     S.IN_PROGRESS: frozenset({S.COMPLETED, S.REJECTED}),
 }

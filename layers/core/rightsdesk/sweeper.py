@@ -50,6 +50,8 @@ class Action(str, Enum):
 class Outcome(str, Enum):
     DELETED = "deleted"
     PURGED = "purged"
+    # A pull controller never fetched the request: purged and marked undelivered (delivery_failed)
+    UNDELIVERED = "undelivered"
     CHANGED = "changed"  # the item changed between the read and the conditional write
     ERROR = "error"
 
@@ -232,7 +234,31 @@ def _purge(item: _Item, now: int) -> Outcome:
     return Outcome.PURGED
 
 
+def _never_fetched(request: RequestItem, now: int) -> Outcome:
+    """forwarded -> delivery_failed with the purge, in one audited write: the pull controller did not
+    fetch the request by its due date and the rule's period after it (reminded by the deadline
+    notices meanwhile). The operator is alerted (metric PullRequestsUndelivered, its alarm)."""
+    from rightsdesk.errors import IllegalTransition
+    from rightsdesk.lifecycle import transition
+
+    at = datetime.fromtimestamp(now, timezone.utc)
+    next_rule, start = retention.after_purge(request.created_at, request.verified_at)
+    following = retention.schedule(next_rule, start, request.pk, request.sk)
+    try:
+        transition(request, Status.DELIVERY_FAILED, actor="retention-sweeper", cause="never_fetched", at=at, updates=[
+            *purge_actions(RequestItem, Cause.SWEEPER, at),
+            *[getattr(RequestItem, name).set(value) for name, value in following.items()],
+            RequestItem.expires_at.set(following["retention_due_at"]),
+        ])
+    except IllegalTransition:
+        return Outcome.CHANGED  # fetched (or cancelled) at the last moment: that stands
+    return Outcome.UNDELIVERED
+
+
 def act(item: _Item, action: Action, now: int) -> Outcome:
+    if (isinstance(item, RequestItem) and item.retention_rule == Rule.UNFETCHED_PULL_REQUEST.value
+            and item.status == Status.FORWARDED.value):
+        return _never_fetched(item, now)
     return _delete(item, now) if action is Action.DELETE else _purge(item, now)
 
 

@@ -46,7 +46,13 @@ def answer(request_id: str, status: str, *, reason: str | None = None, base_url:
         )
     elif request.status in (Status.FORWARDED.value, Status.DELIVERY_FAILED.value):
         request = delivery.mark_delivered(request, controller, via="operator", actor=ACTOR, at=now)
+    # One mail path with the controller's reports (noqa: SLF001): the reason waits on the request
+    # for the notifier, written with the answer itself.
+    mail_id = controller_requests._subject_mail_id(request_id, status, None, now)  # noqa: SLF001
+    note = controller_requests._note_actions(request, reason, mail_id)  # noqa: SLF001
     if request.status != status:
-        request = transition(request, Status(status), actor=ACTOR, cause=CAUSE, at=now)
-    controller_requests._tell_subject(request, reason, base_url=base_url, at=now, extended=False)  # noqa: SLF001 - one mail path
+        request = transition(request, Status(status), actor=ACTOR, cause=CAUSE, at=now, updates=note)
+    elif note:
+        request.update(actions=note)
+    controller_requests._tell_subject(request, reason, mail_id, extended=False)  # noqa: SLF001
     return request
