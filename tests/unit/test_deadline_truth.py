@@ -30,7 +30,7 @@ from rightsdesk.models import ControllerItem, IncidentItem, RequestItem
 from rightsdesk.status import Status
 from rightsdesk_cli import requests as requests_cli
 
-from tests.support.aws import fast_pynamodb_sessions
+from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment
 
 UTC = timezone.utc
@@ -298,7 +298,7 @@ def test_the_answer_says_who_tells_the_subject(world):
     assert "now yours" in reminded["message"]
     mails = _bodies(world, "MailQueue")
     mine = [m for m in mails if held.request_id in m["mail_id"] or purged.request_id in m["mail_id"]]
-    assert [(m["template"], m["context"]["reason"]) for m in mine] == [("due_extended", "We have to search three archives.")]
+    assert [(m["kind"], made(m).context["reason"]) for m in mine] == [("due_extended", "We have to search three archives.")]
 
 
 def test_a_status_report_needs_a_status_or_an_extension():
@@ -379,24 +379,25 @@ def test_reminders_keep_going_while_overdue_and_each_goes_once(world):
     deliveries, mails = period(0)
     assert [(b["request_id"], b["notice"]) for b in deliveries if b["request_id"] == theirs.request_id] == [
         (theirs.request_id, "overdue_1")]
-    subject = [m for m in mails if m["template"] == "own_request_overdue"
-               and m["context"]["request_id"] in (theirs.request_id, ours.request_id)]
-    assert [m["context"]["request_id"] for m in subject] == [ours.request_id], "where the address is held"
-    assert subject[0]["locale"] == "sl" and subject[0]["context"]["authority_name"] == "Informacijski pooblaščenec"
+    subject = [m for m in mails if m["kind"] == "own_request_overdue"
+               and m["ids"]["request_id"] in (theirs.request_id, ours.request_id)]
+    assert [m["ids"]["request_id"] for m in subject] == [ours.request_id], "where the address is held"
+    told = made(subject[0])
+    assert told.locale == "sl" and told.context["authority_name"] == "Informacijski pooblaščenec"
     assert not [b for b in period(2)[0] if b["request_id"] == theirs.request_id], "every 3 days, not daily"
     deliveries, mails = period(4)
     assert [b["notice"] for b in deliveries if b["request_id"] == theirs.request_id] == ["overdue_2"]
-    assert not [m for m in mails if m["template"] == "own_request_overdue"
-                and m["context"]["request_id"] == ours.request_id], "the subject is told once"
+    assert not [m for m in mails if m["kind"] == "own_request_overdue"
+                and m["ids"]["request_id"] == ours.request_id], "the subject is told once"
     deliveries, mails = period(7.5)
     assert [b["notice"] for b in deliveries if b["request_id"] == theirs.request_id] == ["overdue_3"]
-    digests = [m for m in mails if m["template"] == "requests_overdue_digest"]
-    listed = [r["request_id"] for d in digests for r in d["context"]["requests"]]
+    digests = [m for m in mails if m["kind"] == "requests_overdue_digest"]
+    listed = [r["request_id"] for d in digests for r in made(d).context["requests"]]
     assert listed.count(theirs.request_id) == 1 and listed.count(ours.request_id) == 1
-    assert all(d["to"] == "operators@rights.test" for d in digests)
+    assert all(made(d).to == "operators@rights.test" for d in digests)
     assert not any("ana@example.org" in json.dumps(d) for d in digests), "ids and dates only"
     _, mails = period(8.5)
-    assert not [m for m in mails if m["template"] == "requests_overdue_digest"
+    assert not [m for m in mails if m["kind"] == "requests_overdue_digest"
                 and theirs.request_id in json.dumps(m)], "the operator is told once"
     _close_all([theirs, ours])
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk import aws_clients, clock, config, hashing, intake, limits, registry
+from rightsdesk import aws_clients, clock, config, hashing, intake, limits, mail_kinds, registry
 from rightsdesk.errors import InvalidCode, RateLimited, TooManyAttempts
 from rightsdesk.intake import Submission
 from rightsdesk.limits import Limit
@@ -50,13 +50,16 @@ def restore_clock():
 
 @pytest.fixture
 def mails(monkeypatch):
-    """Every mail intake queues (to, template, mail_id), still queued for real."""
+    """Every mail intake queues (to, kind, mail_id), still queued for real; the address is the one
+    the notifier would send to (the message names the request only)."""
     sent: list[tuple[str, str, str]] = []
     enqueue = intake.outbox.enqueue_mail
 
-    def recording(**kwargs):
-        sent.append((kwargs["to"], kwargs["template"], kwargs.get("mail_id") or ""))
-        return enqueue(**kwargs)
+    def recording(kind, **ids):
+        mail_id = enqueue(kind, **ids)
+        made = mail_kinds.kind(kind).resolve({k: v for k, v in ids.items() if k != "mail_id"}, mail_id)
+        sent.append((made.to if made else "", kind, mail_id))
+        return mail_id
 
     monkeypatch.setattr(intake.outbox, "enqueue_mail", recording)
     return sent
@@ -249,7 +252,7 @@ def test_never_more_codes_per_address_and_hour_than_the_limit_whatever_the_inter
     per_source: dict[tuple[str, int], int] = {}
     sent: list[str] = []
     enqueue = intake.outbox.enqueue_mail
-    intake.outbox.enqueue_mail = lambda **kwargs: sent.append(kwargs["to"]) or "mail"
+    intake.outbox.enqueue_mail = lambda kind, **ids: sent.append(ids["request_id"]) or "mail"
     try:
         for address_index, source_index, advance in operations:
             clock.advance(advance)

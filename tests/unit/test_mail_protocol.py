@@ -97,7 +97,7 @@ def _incident() -> tuple[str, str]:
 def _policy() -> dict:
     policies.publish(policies.Publication(doc="privacy", version="2026-12", url="https://example.com/privacy",
                                           summaries={"en": "Chats are kept 30 days.", "de": "Chats 30 Tage."},
-                                          major=True))
+                                          text="Chats are kept 30 days.", major=True))
     return {"doc": "privacy", "version": "2026-12", "controller_id": "ctl_shop"}
 
 
@@ -134,6 +134,12 @@ KIND_CASES = {
     "breach_deadline_warning": (lambda w: {"incident_id": _incident()[0], "warning": "due_in_12h"},
                                 "operators@rights.test"),
     "policy": (lambda w: _policy(), "dpo@ctl-shop.test"),
+    "due_extended": (lambda w: {"request_id": subject_request(Status.IN_PROGRESS, note_for="m-1"),
+                                "status": "in_progress", "status_changed": 0}, EMAIL),
+    "own_request_overdue": (lambda w: {"request_id": subject_request(
+        Status.IN_PROGRESS, controller_id="ctl_platform", request_type="complaint")}, EMAIL),
+    "requests_overdue_digest": (lambda w: {"days": 7, "request_0": subject_request(Status.DELIVERED)},
+                                "operators@rights.test"),
     "newsletter": (_newsletter, EMAIL),
 }
 
@@ -166,7 +172,7 @@ def test_the_secrets_are_made_at_send_time_and_never_queued(world):
     token = subject_secrets.status_token(verified, stored.verified_code_hash)
 
     assert code in made(code_body).context["verify_url"] and made(code_body).context["code"] == code
-    assert made(token_body).context["status_url"].endswith(f"?token={token}")
+    assert made(token_body).context["status_url"].endswith(f"?token={token}&lang=sl")
     assert code not in json.dumps(code_body) and token not in json.dumps(token_body)
     # A different key makes different secrets: nobody without the stack's key can make them.
     hashing.forget_key()

@@ -461,8 +461,7 @@ def remove(controller_id: str, *, reason: str | None = None, release_sites: bool
     cleared = [
         ControllerItem.api_key_hash.remove(),
         ControllerItem.webhook_secret_sealed.remove(),
-        ControllerItem.previous_webhook_secret_sealed.remove(),
-        ControllerItem.previous_webhook_secret_expires_at.remove(),
+        ControllerItem.replaced_webhook_secrets.remove(),
     ]
     sites = [controller.site_key, *(controller.domains or [])] if release_sites else []
 
