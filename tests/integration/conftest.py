@@ -164,7 +164,8 @@ def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
                 production_limits: bool = False) -> RunningStack:
     """A local stack. Every test calls from 127.0.0.1 and reuses addresses, so the abuse limits are
     raised through parameter overrides (local/loopback.py), unless `production_limits` (the
-    template's defaults, as a deployment without overrides has them)."""
+    template's defaults, as a deployment without overrides has them) or the stack runs a fixture
+    template of its own (`--template`), which has no such parameters."""
     port, moto_port, receiver_port = free_port(), free_port(), free_port()
     log_path = log_dir / f"local-{port}.log"
     command = [
@@ -178,7 +179,8 @@ def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
         "--receiver-port",
         str(receiver_port),
         "--no-schedules",
-        *([] if production_limits else loopback.parameter_overrides()),
+        # A fixture template (--template) has no Limit* parameters to raise.
+        *([] if production_limits or "--template" in args else loopback.parameter_overrides()),
         *args,
     ]
     with log_path.open("w") as log:

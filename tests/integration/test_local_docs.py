@@ -30,4 +30,4 @@ def test_the_documented_ses_bounce_command_works(stack):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["function"] == "SesEventsFunction"
-    assert answer["result"] == {"event_type": "Bounce", "suppressed": 1, "ignored": 0}
+    assert answer["result"] == {"event_type": "Bounce", "suppressed": 1, "ignored": 0, "undelivered": None}
