@@ -7,6 +7,7 @@ stderr to a log file, so tests can assert that no personal data reached a log li
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -25,6 +26,11 @@ from local import loopback
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
+SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
+CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
+# Nothing from the developer's shell (or a handler's settings) may point the CLI at another stack.
+CLI_ENV_LEFT_OUT = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG",
+                    "MAIL_QUEUE_URL", "DELIVERY_QUEUE_URL", "HASH_KEY_SECRET_ARN", "DATA_KEY_ID", "RIGHTSDESK_HASH_KEY")
 REGION = "eu-central-1"
 START_DEADLINE_SECONDS = 60
 STOP_DEADLINE_SECONDS = 10
@@ -54,6 +60,24 @@ class RunningStack:
         if self._moto is None:
             self._moto = MotoSession(self.moto_url)
         return self._moto.client(service)
+
+    # ------------------------------------------------------------------ the operator's CLI
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`rightsdesk --local ARGS` against this stack (as an operator's shell runs it); `check`
+        asserts that it exited 0."""
+        env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": self.moto_url, "RIGHTSDESK_LOCAL_URL": self.base_url,
+               "COLUMNS": "200"}
+        for name in CLI_ENV_LEFT_OUT:
+            env.pop(name, None)
+        result = subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env,
+                                cwd=REPO, check=False)
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        """`rightsdesk --local ARGS --json`, exited 0, its answer parsed."""
+        return json.loads(self.cli(*args, "--json").stdout)
 
     def queue_empty(self, logical_id: str) -> bool:
         """Nothing left on the template's queue `logical_id`, visible or in flight."""

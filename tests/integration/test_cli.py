@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,18 +12,11 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 UNVERIFIED_KEEP_SECONDS = 72 * 3600
 
 
 def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url}
-    # Nothing from the developer's shell may point the CLI somewhere else.
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG"):
-        env.pop(name, None)
-    return subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
-
+    return stack.cli(*args, check=False)
 
 def submit(stack) -> tuple[str, str]:
     email = f"cli-{uuid.uuid4().hex[:10]}@example.org"

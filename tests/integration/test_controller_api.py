@@ -8,10 +8,7 @@ operator would; requests arrive through the public API, as a subject's would.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,8 +24,6 @@ from tests.support.flows import eventually
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 
 # Everything personal or secret a test sends or receives; the last test proves none reached a log.
 SENT_PERSONAL: list[str] = []
@@ -48,15 +43,7 @@ class Controller:
 
 
 def rightsdesk(stack, *args: str) -> dict:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "DATA_KEY_ID",
-                 "HASH_KEY_SECRET_ARN", "RIGHTSDESK_HASH_KEY"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", "--json", *args], capture_output=True, text=True, timeout=60,
-                            env=env, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
-
+    return json.loads(stack.cli("--json", *args).stdout)
 
 def add_controller(stack, delivery: str = "pull", *options: str) -> Controller:
     site = f"c-{uuid.uuid4().hex[:10]}"
@@ -417,12 +404,9 @@ def test_webhook_rotation_and_test_events(stack, api):
 
 
 def test_the_cli_refuses_a_webhook_to_a_private_address(stack):
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url}
-    result = subprocess.run(
-        [*CLI, "--local", "--json", "controllers", "add", "--name", "Evil", "--site", f"e-{uuid.uuid4().hex[:8]}",
-         "--contact", "dpo@evil.example", "--delivery", "webhook", "--webhook-url", "https://169.254.169.254/latest"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=REPO,
-    )
+    result = stack.cli("--json", "controllers", "add", "--name", "Evil", "--site", f"e-{uuid.uuid4().hex[:8]}",
+                       "--contact", "dpo@evil.example", "--delivery", "webhook",
+                       "--webhook-url", "https://169.254.169.254/latest", check=False)
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"]["code"] == "webhook_url_refused"
 

@@ -80,14 +80,7 @@ def table(aws):
 
 
 def rightsdesk(st, *args: str) -> dict:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": st.moto_url, "RIGHTSDESK_LOCAL_URL": st.base_url}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args, "--json"], capture_output=True, text=True, timeout=60,
-                            env=env, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
+    return st.cli_json(*args)
 
 def register(st, delivery_mode: str, **options: str) -> tuple[str, str, dict]:
     """A new controller with its own site; returns (site, contact, the CLI's answer)."""

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -28,8 +25,6 @@ from tests.support.flows import wait_for
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 HOOK, MAIL = "ctl_hook", "ctl_mail"
 CONTACTS = {HOOK: "privacy@hook-shop.example", MAIL: "privacy@mail-shop.example"}
 SUMMARY = "An export job made chat transcripts readable by another customer."
@@ -75,15 +70,7 @@ def st(launch_stack, endpoint):
 
 
 def rightsdesk(st, *args: str, json_output: bool = True) -> dict | str:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": st.moto_url, "RIGHTSDESK_LOCAL_URL": st.base_url,
-           "COLUMNS": "200"}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args, *(["--json"] if json_output else [])], capture_output=True,
-                            text=True, timeout=60, env=env, cwd=REPO, check=False)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout) if json_output else result.stdout
-
+    return st.cli_json(*args) if json_output else st.cli(*args).stdout
 
 def ours(event_type: str) -> list[dict]:
     """What our endpoint received of this type, each verified with the controller's secret."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -53,17 +52,7 @@ def stack(tmp_path_factory):
 
 
 def rightsdesk(stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url,
-           "COLUMNS": "200"}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG",
-                 "MAIL_QUEUE_URL", "DELIVERY_QUEUE_URL", "HASH_KEY_SECRET_ARN"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
-                            check=False)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
+    return stack.cli(*args, check=check)
 
 def as_json(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout)

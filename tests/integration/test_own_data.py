@@ -77,15 +77,7 @@ def person(role: str) -> str:
 
 
 def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url,
-           "COLUMNS": "200"}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG",
-                 "MAIL_QUEUE_URL", "DELIVERY_QUEUE_URL", "HASH_KEY_SECRET_ARN"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
+    return stack.cli(*args)
 
 def cli_json(stack, *args: str) -> dict:
     return json.loads(rightsdesk(stack, "--json", *args).stdout)

@@ -29,8 +29,6 @@ import hmac
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,20 +58,11 @@ SUBJECTS = (DELIVERED, CANCELLED, UNVERIFIED, HOOK_FAILED, MAIL_FAILED, PULLED, 
             PAUSED, WAITING)
 PERSONAL = [value for subject in SUBJECTS for value in subject.values() if value] + [REASON]
 REPO = Path(__file__).resolve().parents[2]
-CLI = [str(REPO / ".venv" / "bin" / "rightsdesk")] if (REPO / ".venv" / "bin" / "rightsdesk").exists() else [
-    sys.executable, "-m", "rightsdesk_cli.main"]
 NOTIFIER, DISPATCHER = "NotifierFunction", "DispatcherFunction"
 
 
 def cli(stack, *args: str) -> dict:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": stack.moto_url, "RIGHTSDESK_LOCAL_URL": stack.base_url}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK"):
-        env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args, "--json"], capture_output=True, text=True, timeout=60,
-                            env=env, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
+    return stack.cli_json(*args)
 
 def register(stack, mode: str) -> str:
     site = f"pii-{mode}-{RUN}"
@@ -325,8 +314,6 @@ def flow_hash_key(flow: Flow) -> bytes:
     """The stack's hash key as its handlers read it: RIGHTSDESK_HASH_KEY if the stack inherited one
     from this process (tests/unit/conftest.py sets it when both suites run in one session), else
     the secret in its (moto) Secrets Manager."""
-    import os
-
     import boto3
 
     if os.environ.get("RIGHTSDESK_HASH_KEY"):
