@@ -10,3 +10,16 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-central-1")
 for _name in ("CODES_PER_ADDRESS_PER_HOUR", "SUBMISSIONS_PER_SOURCE_PER_MINUTE", "FAILED_CODES_PER_ADDRESS_PER_HOUR",
               "FAILED_CODES_PER_SOURCE_PER_HOUR", "SUBJECT_MAILS_PER_REQUEST_PER_DAY"):
     os.environ.setdefault(f"LIMIT_{_name}", "100000")
+
+
+import pytest  # noqa: E402 - after the environment above, which the core reads on import
+
+
+@pytest.fixture(autouse=True)
+def restore_clock():
+    """Every test gets the clock back as it found it, whatever it moved (rightsdesk.clock's offset)."""
+    from rightsdesk import clock
+
+    before = clock.offset_seconds()
+    yield
+    clock.set_offset(before)

@@ -28,13 +28,6 @@ def world():
         yield World(patch)
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    before = clock.offset_seconds()
-    yield
-    clock.set_offset(before)
-
-
 def declaration(**fields) -> breaches.Declaration:
     values = {"detected_at": clock.now() - timedelta(hours=2), "summary": "Another tenant could read chat logs.",
                   "categories": ["chat_history", "email"], "contact": "dpo@rightsdesk.test"}

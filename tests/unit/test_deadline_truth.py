@@ -160,13 +160,6 @@ def world():
         config.reload()
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    before = clock.offset_seconds()
-    yield
-    clock.set_offset(before)
-
-
 def _controller(world: World, delivery: str = "email") -> ControllerItem:
     controller_id = hashing.new_id("ctl")[:20]
     world.controller(controller_id, delivery=delivery)

@@ -42,13 +42,6 @@ def cloud():
 
 
 @pytest.fixture
-def restore_clock():
-    offset = clock.offset_seconds()
-    yield
-    clock.set_offset(offset)
-
-
-@pytest.fixture
 def mails(monkeypatch):
     """Every mail intake queues (to, kind, mail_id), still queued for real; the address is the one
     the notifier would send to (the message names the request only)."""

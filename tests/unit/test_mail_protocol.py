@@ -54,13 +54,6 @@ def world():
         yield found
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    before = clock.offset_seconds()
-    yield
-    clock.set_offset(before)
-
-
 def subject_request(status: Status, *, controller_id: str = "ctl_shop", request_type: str = "access",
                     note_for: str | None = None) -> str:
     """A request of our subject in `status`, with what the mails about it read: the code's hash while

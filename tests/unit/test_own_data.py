@@ -50,14 +50,6 @@ def world():
         yield found
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    """Tests here move the clock (an export's 7 days); others read it at collection time."""
-    before = clock.offset_seconds()
-    yield
-    clock.set_offset(before)
-
-
 def world_controller(world: World) -> None:
     world.controller(PLATFORM)
     ControllerItem(ControllerItem.key(PLATFORM), ControllerItem.SK).update(

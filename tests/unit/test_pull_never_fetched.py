@@ -37,13 +37,6 @@ def world():
         yield found
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    before = clock.offset_seconds()
-    yield
-    clock.set_offset(before)
-
-
 def forwarded_pull_request() -> RequestItem:
     """A verified request as the dispatcher forwards it to a pull controller."""
     request_id, now = hashing.new_id("dsr"), clock.now()
