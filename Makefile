@@ -54,8 +54,9 @@ run: install
 
 test: test-unit test-integration test-template test-e2e
 
+# Unit tests own their data (their own moto, site, controller and addresses): safe on both cores.
 test-unit: install
-	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -q -n auto $(PYTEST_ARGS)
 
 test-integration: install
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
