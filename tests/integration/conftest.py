@@ -165,6 +165,13 @@ class RunningStack:
     def advance_clock(self, seconds: float) -> dict:
         return self._ok(self.post("/_dev/clock", json={"advance_seconds": seconds}))
 
+    def advance_past_retry(self, seconds: float) -> dict:
+        """After a worker logged a failed attempt: let it finish setting the message's retry delay
+        (a worker logs the failure first), then move the clock `seconds`. Moving it first would make
+        the delay count from the moved clock, and the retry would never come (seen under CI load)."""
+        self.settle()
+        return self.advance_clock(seconds)
+
     def set_clock_offset(self, seconds: float) -> dict:
         return self._ok(self.post("/_dev/clock", json={"offset_seconds": seconds}))
 

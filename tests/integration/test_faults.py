@@ -118,7 +118,7 @@ def test_a_conflict_outlasting_the_retries_comes_back_on_the_schedule_with_the_s
     request_id = accepted(flow.submit_and_verify())
     wait_for(lambda: flow.logged("delivery error", request_id), "the failed attempt")
     assert flow.status(request_id) == "forwarded"
-    flow.stack.advance_clock(6)  # rightsdesk.delivery.retry_delay(1) is 5 s
+    flow.stack.advance_past_retry(6)  # rightsdesk.delivery.retry_delay(1) is 5 s
     assert len(delivered_once(flow, request_id)) == 2, "at least once: the receiver deduplicates on webhook-id"
 
 
@@ -198,7 +198,7 @@ def test_ses_rejecting_a_mail_once_sends_it_once_on_the_retry(flow):
     ACCEPTED.append(request_id)
     wait_for(lambda: flow.logged("mail not sent", f"verify-{request_id}"), "the rejected send")
     assert not flow.mails_to(email)
-    flow.stack.advance_clock(notify.retry_delay(1) + 1)
+    flow.stack.advance_past_retry(notify.retry_delay(1) + 1)
     assert flow.verify(request_id, flow.code(email)).status_code == 200
     assert len([m for m in flow.mails_to(email) if "code" in m["text"].lower()]) == 1
 
@@ -213,7 +213,7 @@ def test_ses_rejecting_every_attempt_leaves_the_mail_in_its_dead_letter_queue(fl
         wait_for(lambda: flow.logged("mail not sent", f"verify-{request_id}", f'"attempt":{attempt},'),
                  f"attempt {attempt} to fail")
         # A failed attempt comes back after its retry delay; the last one after the queue's own timeout.
-        flow.stack.advance_clock(notify.retry_delay(attempt) + 1 if attempt < notify.DEFAULT_MAX_ATTEMPTS else 91)
+        flow.stack.advance_past_retry(notify.retry_delay(attempt) + 1 if attempt < notify.DEFAULT_MAX_ATTEMPTS else 91)
     dead = wait_for(lambda: [b for b in flow.peek("MailDeadLetterQueue") if b["mail_id"] == f"verify-{request_id}"],
                     "the mail in the dead-letter queue")
     assert len(dead) == 1 and not flow.mails_to(email)

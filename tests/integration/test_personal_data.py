@@ -89,7 +89,7 @@ def fail_attempts(flow: Flow, attempts: int, *, delay, logged: str, fragment: st
     the clock moves `last_wait` (the queue's own visibility timeout, towards the dead-letter queue)."""
     for attempt in range(1, attempts + 1):
         wait_for(lambda: flow.logged(logged, fragment, f'"attempt":{attempt},'), f"attempt {attempt} to fail")
-        flow.stack.advance_clock(last_wait if attempt == attempts and last_wait is not None else delay(attempt) + 1)
+        flow.stack.advance_past_retry(last_wait if attempt == attempts and last_wait is not None else delay(attempt) + 1)
 
 
 @pytest.fixture(scope="module")
