@@ -28,9 +28,12 @@ def _codes_from_mail_queue(sqs, queue_url: str, wanted: int) -> dict[str, str]:
             break
         for message in messages:
             body = json.loads(message["Body"])
-            if body.get("template") == "verification_code":
-                request_id = body["mail_id"].removeprefix("verify-")
-                codes[request_id] = body["context"]["code"]
+            if body.get("kind") == "verification_code":
+                # The message names the request only; the code is derived as the notifier derives it.
+                from rightsdesk import subject_secrets
+
+                request_id = body["ids"]["request_id"]
+                codes[request_id] = subject_secrets.verification_code(request_id)
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return codes
 
