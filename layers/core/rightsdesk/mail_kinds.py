@@ -180,12 +180,9 @@ def _own_answered_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
 
 
 def _own_overdue_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
-    from rightsdesk.own_requests import authority  # the operator's supervisory authority (Art. 77)
+    from rightsdesk import own_requests
 
-    found = authority() or {}
-    return {"request_id": request.request_id, "request_type": request.request_type, "due_at": _iso(request.due_at),
-            "authority_name": found.get("name"), "authority_url": found.get("url"),
-            "authority_email": found.get("email")}
+    return own_requests.overdue_context(request)
 
 
 def _settle_own_answer(ids: Ids, outcome: str) -> bool:

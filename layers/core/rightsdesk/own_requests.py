@@ -204,14 +204,28 @@ def _queued(request_id: str) -> RequestItem:
 # ------------------------------------------------------------------ telling the subject
 
 
+def authority_context() -> dict:
+    """The supervisory authority as a subject's mail names it (Art. 77); empty if none is configured
+    (the mail then states the general right)."""
+    found = authority()
+    if not found:
+        return {}
+    return {"authority_name": found["name"], "authority_url": found["url"], "authority_email": found["email"]}
+
+
 def received_context(request: RequestItem) -> dict:
     """What the `own_request_received` mail says (made when it is sent, rightsdesk.mail_kinds)."""
     context = {"request_id": request.request_id, "request_type": request.request_type,
                "due_at": clock.isoformat(request.due_at or clock.now())}
-    found = authority() if request.request_type == RequestType.COMPLAINT.value else None
-    if found:
-        context.update(authority_name=found["name"], authority_url=found["url"], authority_email=found["email"])
+    if request.request_type == RequestType.COMPLAINT.value:
+        context.update(authority_context())
     return context
+
+
+def overdue_context(request: RequestItem) -> dict:
+    """What the `own_request_overdue` mail says: when the answer was due, and the right to complain."""
+    return {"request_id": request.request_id, "request_type": request.request_type,
+            "due_at": clock.isoformat(request.due_at) if request.due_at else None, **authority_context()}
 
 
 def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, note: str | None = None,
