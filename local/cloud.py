@@ -15,7 +15,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.server import ThreadedMotoServer
-from rightsdesk.local_endpoints import MOTO
+from rightsdesk.platform.local_endpoints import MOTO
 from werkzeug.serving import make_server
 
 from local.servers import PortInUse
@@ -40,7 +40,7 @@ def fake_aws_environment(endpoint: str) -> None:
 
 
 def follow_injected_clock() -> None:
-    """Let moto's SQS tell time by the clock the handlers read (rightsdesk.clock).
+    """Let moto's SQS tell time by the clock the handlers read (rightsdesk.kernel.clock).
 
     Webhook retries wait on visibility timeouts. Tests move the injected clock (POST /_dev/clock)
     instead of sleeping, so a message hidden for 5 minutes must show again once the clock has
@@ -80,7 +80,7 @@ def stop_instance_tracking() -> None:
 
 def _clock_offset() -> float:
     try:
-        from rightsdesk import clock
+        from rightsdesk.kernel import clock
     except ImportError:  # a template without the core: real time
         return 0.0
     return clock.offset_seconds()
