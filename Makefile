@@ -94,14 +94,14 @@ deploy: tools build
 
 # Every domain (messages, notices, operator) compiles to the .mo files the layer ships.
 translations: install
-	for domain in $$(ls layers/core/rightsdesk/locales/en/LC_MESSAGES/ | sed -n 's/\.po$$//p'); do \
-	  $(VENV)/bin/pybabel compile -d layers/core/rightsdesk/locales -D $$domain || exit 1; done
-	$(PY) -m babel.messages.frontend compile -d layers/core/rightsdesk/locales -D notices
+	for domain in $$(ls layers/core/rightsdesk/render/locales/en/LC_MESSAGES/ | sed -n 's/\.po$$//p'); do \
+	  $(VENV)/bin/pybabel compile -d layers/core/rightsdesk/render/locales -D $$domain || exit 1; done
+	$(PY) -m babel.messages.frontend compile -d layers/core/rightsdesk/render/locales -D notices
 
 clean:
 	rm -rf .aws-sam .local
 
-# ---------------------------------------------------------------- issue 7: proving it holds
+# ---------------------------------------------------------------- proving it holds
 # checkov pins its own dependencies: a tool venv of its own, as the SAM CLI has. It runs offline:
 # no policy download, no platform mapping, no update check.
 CHECKOV_VENV := .tools/checkov

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import api_latency, imports
-from bench import readiness  # issue 7: every route, a cold start, build sizes, load
+from bench import readiness  # every route, a cold start, build sizes, load
 from bench import retention_sweep
 from bench import delivery
 from bench import notices

@@ -30,7 +30,7 @@ def _codes_from_mail_queue(sqs, queue_url: str, wanted: int) -> dict[str, str]:
             body = json.loads(message["Body"])
             if body.get("kind") == "verification_code":
                 # The message names the request only; the code is derived as the notifier derives it.
-                from rightsdesk import subject_secrets
+                from rightsdesk.platform import subject_secrets
 
                 request_id = body["ids"]["request_id"]
                 codes[request_id] = subject_secrets.verification_code(request_id)

@@ -1,7 +1,7 @@
 """A cold PublicApiFunction: a fresh interpreter imports the handler, then serves its first
 submission, its first status call and a second submission, against the bench stack's moto.
 
-Run with the shared botocore data (rightsdesk.sessions, the default) and, for comparison, with a
+Run with the shared botocore data (rightsdesk.platform.sessions, the default) and, for comparison, with a
 botocore session of its own per pynamodb connection, as pynamodb does by itself: then every kind of
 item the first requests touch costs a parse of endpoints.json and the DynamoDB model again.
 """
@@ -21,7 +21,7 @@ _CHILD = r"""
 import importlib.util, json, sys, time
 shared = sys.argv[1] == "shared"
 started = time.perf_counter()
-import rightsdesk.models
+import rightsdesk.store.items
 if not shared:
     import botocore.session, pynamodb.connection.base as base
     base.get_session = botocore.session.get_session

@@ -122,7 +122,7 @@ def _submit_and_verify(stack, count: int, tag: str) -> list[str]:
 
 
 def _statuses(ids: list[str]) -> dict[str, str]:
-    from rightsdesk.models import RequestItem
+    from rightsdesk.store.items.requests import RequestItem
 
     keys = [(RequestItem.key(request_id), RequestItem.SK) for request_id in ids]
     return {item.request_id: item.status for item in RequestItem.batch_get(keys, consistent_read=True)}
@@ -147,7 +147,7 @@ def _received(stack, ids: set[str]) -> int:
 @contextmanager
 def _timed_posts():
     """Wall time of each webhook POST (signature check by the receiver included), in ms."""
-    from rightsdesk import webhooks
+    from rightsdesk.platform import webhooks
 
     post, samples = webhooks.post, []
 
@@ -185,8 +185,8 @@ def routing_throughput(stack, count: int = 50) -> dict:
 
 
 def writes_per_request(stack, count: int = 20) -> dict:
-    from rightsdesk import clock
-    from rightsdesk.models import RequestItem
+    from rightsdesk.kernel import clock
+    from rightsdesk.store.items.requests import RequestItem
 
     with WRITES.counting() as counts:
         ids = _submit_and_verify(stack, count, "writes")

@@ -58,8 +58,9 @@ def _environment(endpoint: str, tables: dict[str, str], queues: dict[str, str]) 
 
 
 def _seed(count: int, controller_id: str) -> None:
-    from rightsdesk import clock
-    from rightsdesk.models import ControllerItem, RequestItem
+    from rightsdesk.kernel import clock
+    from rightsdesk.store.items.controllers import ControllerItem
+    from rightsdesk.store.items.requests import RequestItem
 
     now = clock.now()
     ControllerItem(ControllerItem.key(controller_id), ControllerItem.SK, controller_id=controller_id, name="Bench",
@@ -78,7 +79,8 @@ def _seed(count: int, controller_id: str) -> None:
 
 
 def _declare(controller_id: str) -> tuple[str, float, int]:
-    from rightsdesk import breaches, clock
+    from rightsdesk.notices import breaches
+    from rightsdesk.kernel import clock
 
     started = time.perf_counter()
     incident = breaches.declare(breaches.Declaration(
@@ -142,10 +144,11 @@ def run(count: int, wave: int = WAVE) -> dict:
         session.client("ses").verify_email_identity(EmailAddress=SENDER)
         env = _environment(endpoint, tables, queues)
         os.environ.update(env)
-        from rightsdesk import config, models
+        from rightsdesk.platform import config
+        from rightsdesk.store.items.table import bind_table
 
         config.reload()
-        models.bind_table(tables["RightsTable"])
+        bind_table(tables["RightsTable"])
 
         recipients, declare_seconds, send_seconds, calls = 0, 0.0, 0.0, Counter()
         speed = _Worker(env, trace=False)

@@ -59,7 +59,8 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("notifier_app", ROOT / "functions" / "notifier" / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    from rightsdesk import breaches, config
+    from rightsdesk.notices import breaches
+    from rightsdesk.platform import config
 
     imported = tracemalloc.get_traced_memory()[0] if args.trace_memory else 0
     sqs = boto3.client("sqs")

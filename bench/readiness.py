@@ -1,4 +1,4 @@
-"""`make bench`'s sections for issue 7: warm latency of every API route, a cold PublicApiFunction,
+"""`make bench`'s readiness sections: warm latency of every API route, a cold PublicApiFunction,
 what `sam build` made, and load without loss (kept from the last `make load` unless `--load N`)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def cold_section(figures: dict[str, dict[str, float]]) -> str:
     return f"""## PublicApiFunction, cold
 
 A fresh interpreter imports the handler and serves its first requests (median of 3). pynamodb opens
-one connection per model class, each on a new botocore session; `rightsdesk.sessions` lets them
+one connection per model class, each on a new botocore session; `rightsdesk.platform.sessions` lets them
 share botocore's parsed data (endpoints.json, the DynamoDB model), which the first requests of a
 cold function otherwise parse once per kind of item they touch.
 
@@ -99,7 +99,7 @@ def imports_note(rows: list[dict], target: float) -> str:
         parts.append(f"The floor row is what every function imports before a line of its own (the core's pynamodb "
                      f"models, which bring botocore, and powertools' Logger and Metrics): {floor:.2f} times bare "
                      "boto3. No function imports boto3 at load: the core's SQS, SES and KMS clients are botocore's "
-                     "(rightsdesk.aws_clients), which spares s3transfer and boto3's resource layer. No function "
+                     "(rightsdesk.platform.aws_clients), which spares s3transfer and boto3's resource layer. No function "
                      "loads powertools' Tracer: the X-Ray SDK it imports built two botocore clients for its sampler "
                      "on every cold start, and Lambda records its own segments without it (docs/decisions.md).")
     if batch_floor is not None:
@@ -121,7 +121,7 @@ def imports_note(rows: list[dict], target: float) -> str:
                  "need them). A function whose every invocation needs one pays it in its first invocation instead "
                  "(the dispatcher and the notifier keep every record idempotent, the notifier renders every mail): "
                  "for those the ratio is the import alone, not the whole cold start. Requests are loaded through "
-                 "rightsdesk.queries, which holds no pydantic model, so only the API functions import pydantic.")
+                 "rightsdesk.store.queries, which holds no pydantic model, so only the API functions import pydantic.")
     close = [r["function"] for r in rows if not r["function"].startswith("(") and abs(r["ratio"] - target) < 0.1]
     if close:
         parts.append(f"Within 0.1 of the target, where a rerun on a shared machine can land on either side: "

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from datetime import timezone
 
-from rightsdesk import clock, retention
-from rightsdesk.retention import Rule
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.retention import Rule
 
 WRITE_BATCH = 25  # BatchWriteItem's limit
 DAY = 86400

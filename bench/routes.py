@@ -37,7 +37,7 @@ class Fixtures:
     @staticmethod
     def _publish() -> tuple[str, str] | None:
         try:
-            from rightsdesk import policies
+            from rightsdesk.notices import policies
 
             policies.publish(policies.Publication(doc="privacy", version="2026-01", url="https://example.com/privacy",
                                                   summaries={"en": "What changed, in two lines."},
@@ -130,7 +130,7 @@ def _placeholder(method: str, resource: str) -> Callable[[int], dict]:
 
     def event(n: int) -> dict:
         made = api_event(method, resource, path, path_parameters=params)
-        # A caller of its own per call: the failed-attempt guard (rightsdesk.guard) would refuse one
+        # A caller of its own per call: the failed-attempt guard (rightsdesk.intake.guard) would refuse one
         # address after 20 refusals and time its 429 instead.
         made["requestContext"]["identity"]["sourceIp"] = f"198.51.100.{n % 250}"
         return made

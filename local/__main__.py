@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from rightsdesk import local_endpoints
+from rightsdesk.platform import local_endpoints
 
 from local.intrinsics import Unresolvable
 from local.servers import PortInUse

@@ -74,7 +74,7 @@ class DevRoutes:
         return 200, _clock_state()
 
     def post_clock(self, body: Any) -> tuple[int, Any]:
-        from rightsdesk import clock
+        from rightsdesk.kernel import clock
 
         body = body or {}
         try:
@@ -173,7 +173,7 @@ class DevRoutes:
 
 
 def _clock_state() -> dict:
-    from rightsdesk import clock
+    from rightsdesk.kernel import clock
 
     return {"now": clock.isoformat(clock.now()), "offset_seconds": clock.offset_seconds()}
 

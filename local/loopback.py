@@ -1,6 +1,6 @@
 """Abuse limits for stacks whose every caller is 127.0.0.1: tests, the fuzz run, `make load`, `make run`.
 
-The production defaults (template parameters Limit*; rightsdesk.limits) allow one source a few
+The production defaults (template parameters Limit*; rightsdesk.store.limits) allow one source a few
 dozen submissions a minute and one address three codes an hour. Every local caller shares one
 source address and the test suites reuse addresses, so these stacks raise the limits with
 `--parameter-overrides`, as a deployment would set them. A stack started without them has the

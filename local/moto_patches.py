@@ -64,7 +64,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     create_backend_app,
 )
 from moto.server import ThreadedMotoServer  # noqa: E402
-from rightsdesk.local_endpoints import MOTO  # noqa: E402
+from rightsdesk.platform.local_endpoints import MOTO  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from local.servers import PortInUse  # noqa: E402
@@ -139,7 +139,7 @@ def _sqs_follows_injected_clock() -> None:
     """Why: webhook retries wait on visibility timeouts, and tests move the injected clock
     (POST /_dev/clock) instead of sleeping, so a message hidden for 5 minutes must show again once
     the clock has moved 5 minutes. moto.sqs.models imported its time functions by name; those
-    names are replaced with ones that add rightsdesk.clock's offset."""
+    names are replaced with ones that add rightsdesk.kernel.clock's offset."""
     from moto.sqs import models as sqs
 
     wall_clock = sqs.unix_time
@@ -153,7 +153,7 @@ def _sqs_follows_injected_clock() -> None:
 
 def _clock_offset() -> float:
     try:
-        from rightsdesk import clock
+        from rightsdesk.kernel import clock
     except ImportError:  # a template without the core: real time
         return 0.0
     return clock.offset_seconds()

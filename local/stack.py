@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from rightsdesk import local_endpoints
+from rightsdesk.platform import local_endpoints
 
 from local import calls, faults, moto_patches, outbox
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
@@ -255,7 +255,8 @@ class LocalStack:
     def _bind_core(self) -> None:
         """Point the core's cached settings, models and secrets at this run's resources."""
         try:
-            from rightsdesk import config, hashing, models
+            from rightsdesk.platform import config, hashing
+            from rightsdesk.store.items.table import bind_table
         except ImportError:
             log.debug("the rightsdesk core is not importable; nothing to bind")
             return
@@ -267,7 +268,7 @@ class LocalStack:
             if name.startswith("rightsdesk.") and callable(getattr(module, "forget_clients", None)):
                 module.forget_clients()
         if os.environ.get("RIGHTSDESK_TABLE"):
-            models.bind_table(os.environ["RIGHTSDESK_TABLE"])
+            bind_table(os.environ["RIGHTSDESK_TABLE"])
         try:  # powertools keeps one secrets client per process; a restarted stack needs a new one
             from aws_lambda_powertools.utilities.parameters import base
 
@@ -281,8 +282,8 @@ class LocalStack:
         if not self.demo or table not in tables:
             self.demo_status = "skipped (no RIGHTSDESK_TABLE in this template)" if self.demo else "disabled"
             return
-        from rightsdesk import registry
-        from rightsdesk.errors import Conflict
+        from rightsdesk.routing import registry
+        from rightsdesk.kernel.errors import Conflict
 
         if registry.get_controller(DEMO["controller_id"]) is not None:
             self.demo_status = "already registered"
@@ -328,7 +329,7 @@ class LocalStack:
 
     def health(self) -> dict:
         try:
-            from rightsdesk import clock
+            from rightsdesk.kernel import clock
 
             now = {"now": clock.isoformat(clock.now()), "offset_seconds": clock.offset_seconds()}
         except ImportError:

@@ -16,8 +16,9 @@ from rich.console import Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rightsdesk import breaches, clock
-from rightsdesk.models import IncidentItem
+from rightsdesk.notices import breaches
+from rightsdesk.kernel import clock
+from rightsdesk.store.items.notices import IncidentItem
 
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.moments import parse_moment
@@ -65,7 +66,7 @@ def declare(
     if bool(controllers) == all_controllers:
         raise typer.BadParameter("name the affected controllers with --controllers, or pass --all-controllers")
     state = connect_mail(use(ctx, json_output))
-    from rightsdesk.config import settings
+    from rightsdesk.platform.config import settings
 
     declaration = breaches.Declaration(
         detected_at=parse_moment(detected_at, "detected_at"),
@@ -123,7 +124,7 @@ def _status(incident: IncidentItem, *, listed: bool = True) -> dict:
             "webhooks_delivered": sum(1 for outcome in breaches.webhook_outcomes(incident).values()
                                       if outcome == breaches.DELIVERED),
         },
-        # state: open | met_on_time | met_late | missed (rightsdesk.deadline_state)
+        # state: open | met_on_time | met_late | missed (rightsdesk.kernel.deadline_state)
         "deadlines": [
             {**row, "due_at": clock.isoformat(row["due_at"]),
              "met_at": clock.isoformat(row["met_at"]) if row["met_at"] else None}

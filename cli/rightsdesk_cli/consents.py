@@ -1,4 +1,4 @@
-"""`rightsdesk consents ...`: the consent ledger of one subject (rightsdesk.consents).
+"""`rightsdesk consents ...`: the consent ledger of one subject (rightsdesk.audience.consents).
 
 The subject is named by address on the command line and found by its keyed hash; the address is
 never printed back, and the ledger holds none.
@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from rightsdesk import consents, hashing
-from rightsdesk.rights import Purpose
+from rightsdesk.audience import consents
+from rightsdesk.platform import hashing
+from rightsdesk.kernel.rights import Purpose
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, table
 from rightsdesk_cli.wiring import connect_mail

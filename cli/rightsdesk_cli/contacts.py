@@ -1,6 +1,6 @@
 """`rightsdesk contacts ...`: people who asked the platform for mail (policy notices and updates).
 
-Minimal until the consent ledger (issue 6) owns how contacts arrive: add one, or import a CSV of
+Minimal until the consent ledger owns how contacts arrive: add one, or import a CSV of
 `email,locale,lists` (lists separated by `;`). Addresses are never printed back.
 """
 
@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from rightsdesk import contacts, hashing
-from rightsdesk.errors import InvalidInput
+from rightsdesk.audience import contacts
+from rightsdesk.platform import hashing
+from rightsdesk.kernel.errors import InvalidInput
 
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, counted, emit

@@ -2,7 +2,7 @@
 
 Nothing is configured until a command needs data, so `--help` and usage errors work offline and
 without credentials. The core reads its AWS settings from the environment (boto3, pynamodb and
-`rightsdesk.models._region`), so the target is set there before the first client is created.
+`rightsdesk.store.items.table._region`), so the target is set there before the first client is created.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class Context:
     def _connect_local(self) -> str:
         """The local run `make run` started with the same settings, checked before anything is read:
         its gateway answers, and the moto it uses is the one this CLI would write to."""
-        from rightsdesk import clock, local_endpoints
+        from rightsdesk.kernel import clock
+        from rightsdesk.platform import local_endpoints
 
         env = os.environ
         try:
@@ -82,7 +83,7 @@ class Context:
 
     @staticmethod
     def _local_health(gateway: str) -> dict:
-        from rightsdesk import local_endpoints
+        from rightsdesk.platform import local_endpoints
 
         url = f"{gateway}/_dev/health"
         try:
@@ -125,14 +126,14 @@ class Context:
         raise CliError(f"stack {stack} has no output {TABLE_OUTPUT}; is it a rightsdesk stack?", code="not_rightsdesk")
 
     def _bind(self, table: str) -> None:
-        from rightsdesk import config, models
+        from rightsdesk.platform import config
+        from rightsdesk.store.items.table import bind_table, set_region
 
         os.environ["RIGHTSDESK_TABLE"] = table
         config.reload()
-        models.bind_table(table)
-        # Model regions were fixed when rightsdesk.models was imported, maybe before --region.
-        for model in models.ALL_MODELS:
-            model.Meta.region = os.environ["AWS_REGION"]
+        bind_table(table)
+        # Model regions were fixed when rightsdesk.store.items was imported, maybe before --region.
+        set_region(os.environ["AWS_REGION"])
         self.table_name = table
 
 

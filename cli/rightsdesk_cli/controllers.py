@@ -2,7 +2,7 @@
 
 `add`, `rotate-key` and `set-delivery` print an API key or a webhook secret exactly once: only a
 keyed hash of the key and KMS ciphertext of the secret are stored. Every change is written with
-its audit event in one conditional transaction (rightsdesk.registry).
+its audit event in one conditional transaction (rightsdesk.routing.registry).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk import clock, config, hashing, registry
-from rightsdesk.errors import InvalidInput
-from rightsdesk.models import ControllerItem
+from rightsdesk.kernel import clock
+from rightsdesk.platform import config, hashing
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import InvalidInput
+from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
 from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, table
@@ -282,8 +284,8 @@ def remove(
         controller = registry.remove(controller_id, reason=reason, release_sites=release_sites)
     except InvalidInput as error:
         raise _explained(error) from None
-    from rightsdesk import queries
-    from rightsdesk.status import is_open
+    from rightsdesk.store import queries
+    from rightsdesk.kernel.status import is_open
 
     open_ids = [item.request_id for item in queries.list_requests(controller_id=controller_id)
                 if is_open(item.status) and item.status != "identity_unverified"]

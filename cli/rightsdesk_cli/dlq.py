@@ -1,7 +1,7 @@
 """`rightsdesk dlq ...`: what waits in the dead-letter queues, and sending it back for another try.
 
 Messages in them can hold personal data (an SES event's recipients; our own queues' messages carry
-ids only, rightsdesk.outbox, but a listing trusts no body): listing
+ids only, rightsdesk.store.outbox, but a listing trusts no body): listing
 shows ids only (message id, request id, mail id and kind, event; for a stream's failed batch its
 shard and sequence numbers), never a body. Listing leaves the messages where they are.
 
@@ -85,7 +85,7 @@ def describe(message: dict) -> dict[str, Any]:
     if not isinstance(body, dict):
         return shown
     shown.update({field: str(body[field]) for field in SAFE_FIELDS if isinstance(body.get(field), (str, int))})
-    ids = body.get("ids")  # a mail message names what it is about here (rightsdesk.outbox): ids only
+    ids = body.get("ids")  # a mail message names what it is about here (rightsdesk.store.outbox): ids only
     if isinstance(ids, dict):
         shown.update({field: str(ids[field]) for field in SAFE_FIELDS if isinstance(ids.get(field), (str, int))})
     batch = body.get("DDBStreamBatchInfo")

@@ -36,7 +36,7 @@ def describe(error: BaseException) -> tuple[str, str]:
     )
     from pynamodb.exceptions import PynamoDBException
 
-    from rightsdesk.errors import RightsdeskError
+    from rightsdesk.kernel.errors import RightsdeskError
 
     if isinstance(error, (CliError, RightsdeskError)):
         return error.code, error.message

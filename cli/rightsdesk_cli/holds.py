@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rightsdesk import holds, queries
+from rightsdesk.retention import holds
+from rightsdesk.store import queries
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit
 from rightsdesk_cli.retention import DATE_FORMATS, utc

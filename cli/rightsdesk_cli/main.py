@@ -47,23 +47,23 @@ def root(
 app.add_typer(requests.app, name="requests")
 app.add_typer(controllers.app, name="controllers")
 
-from rightsdesk_cli import holds, retention  # noqa: E402 - issue 4's groups, kept apart from the others' lines
+from rightsdesk_cli import holds, retention  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(retention.app, name="retention")
 app.add_typer(holds.app, name="hold")
 
-from rightsdesk_cli import breach, contacts, policy  # noqa: E402 - issue 5's groups, kept apart from the others' lines
+from rightsdesk_cli import breach, contacts, policy  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(breach.app, name="breach")
 app.add_typer(policy.app, name="policy")
 app.add_typer(contacts.app, name="contacts")
 
-from rightsdesk_cli import consents, newsletter, report  # noqa: E402 - issue 6's groups, kept apart from the others' lines
+from rightsdesk_cli import consents, newsletter, report  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(consents.app, name="consents")
 app.add_typer(newsletter.app, name="newsletter")
 app.add_typer(report.app, name="report")
 
-from rightsdesk_cli import dlq  # noqa: E402 - issue 7's group, kept apart from the others' lines
+from rightsdesk_cli import dlq  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(dlq.app, name="dlq")

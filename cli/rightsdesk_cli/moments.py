@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from rightsdesk import clock, deadlines
-from rightsdesk.errors import InvalidInput
+from rightsdesk.kernel import clock, deadlines
+from rightsdesk.kernel.errors import InvalidInput
 
 
 def parse_moment(text: str, field: str) -> datetime:

@@ -1,5 +1,5 @@
 """`rightsdesk newsletter send`: one issue of an optional list of the operator's own (newsletter,
-marketing), queued to every member the list may still reach (rightsdesk.newsletter)."""
+marketing), queued to every member the list may still reach (rightsdesk.audience.newsletter)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from rightsdesk import newsletter
+from rightsdesk.audience import newsletter
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit
 from rightsdesk_cli.wiring import connect_mail

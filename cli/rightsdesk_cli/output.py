@@ -27,7 +27,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on
 
 def counted(n: int, singular: str, plural: str) -> str:
     """`1 request`, `2 requests`: a count and its noun, by Babel's plural rule (the CLI speaks English)."""
-    from rightsdesk import i18n
+    from rightsdesk.render import i18n
 
     return f"{n} {i18n.ngettext(singular, plural, n, 'en')}"
 
@@ -90,7 +90,7 @@ def cell_text(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        from rightsdesk import clock
+        from rightsdesk.kernel import clock
 
         return clock.isoformat(value)
     return str(value)

@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import RenderableType
 
-from rightsdesk import clock, policies
-from rightsdesk.errors import InvalidInput
+from rightsdesk.kernel import clock
+from rightsdesk.notices import policies
+from rightsdesk.kernel.errors import InvalidInput
 
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_moment

@@ -1,7 +1,7 @@
 """`rightsdesk report annual`: the self-assessment of a year, for auditors and controllers.
 
-Figures from rightsdesk.annual_report over facts read by rightsdesk.annual_sources (no scan); the
-HTML file (rightsdesk.annual_html) is self-contained. `--json` prints the same figures.
+Figures from rightsdesk_cli.annual.report over facts read by rightsdesk_cli.annual.sources (no scan); the
+HTML file (rightsdesk_cli.annual.html) is self-contained. `--json` prints the same figures.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from rightsdesk import annual_html, annual_report, annual_sources, clock
+from rightsdesk_cli.annual import html as annual_html, report as annual_report, sources as annual_sources
+from rightsdesk.kernel import clock
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, table
 

@@ -14,10 +14,15 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk import audit, clock, deadline_state, intake, own_requests, queries, registry
-from rightsdesk.errors import NotFound
-from rightsdesk.models import AuditEvent, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.store import audit, queries
+from rightsdesk.kernel import clock, deadline_state
+from rightsdesk.intake import submissions
+from rightsdesk.own_data import own_requests
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import NotFound
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import Status
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_period_end
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
@@ -123,7 +128,7 @@ def show_request(
     """One request's skeleton and audit trail; personal fields only with --reveal."""
     state = use(ctx, json_output)
     try:
-        item = intake.load_request(request_id)
+        item = submissions.load_request(request_id)
     except NotFound:
         raise NotFound(f"no request {request_id} (unknown, or past its retention time)") from None
     personal = None
@@ -193,7 +198,7 @@ def _render_show(data: dict) -> RenderableType:
     return Group(*parts)
 
 
-# ------------------------------------------------------------------ the operator queue (issue 6)
+# ------------------------------------------------------------------ the operator queue
 
 
 @app.command("resolve")
@@ -246,8 +251,8 @@ def answer(
 ) -> None:
     """Answer, in place of a removed controller, one of its open requests; the subject is told by
     email while their address is still held. Other controllers answer their own requests."""
-    from rightsdesk import takeover
-    from rightsdesk.config import settings
+    from rightsdesk.routing import takeover
+    from rightsdesk.platform.config import settings
 
     state = connect_mail(use(ctx, json_output))
     request = takeover.answer(request_id, status, reason=reason, base_url=settings().public_base_url)

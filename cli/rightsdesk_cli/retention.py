@@ -13,8 +13,9 @@ import typer
 from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rightsdesk import clock, retention, sweeper
-from rightsdesk.deletion import Cause, events
+from rightsdesk.kernel import clock, retention
+from rightsdesk.retention import sweeper
+from rightsdesk.store.deletion import Cause, events
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, short_time, table
 

@@ -30,7 +30,7 @@ def connect_mail(state: Context, *, hash_key: bool = False) -> Context:
         missing.append("HASH_KEY_SECRET_ARN")
     if missing:
         raise CliError(f"set {', '.join(missing)} (or use --stack / --local)", code="no_target")
-    from rightsdesk import aws_clients, config, hashing
+    from rightsdesk.platform import aws_clients, config, hashing
 
     config.reload()
     aws_clients.forget_clients()

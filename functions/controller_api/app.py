@@ -1,7 +1,7 @@
 """ControllerApiFunction: a controller's view of its requests. Parses, calls the core, shapes JSON.
 
 Every route sits behind ControllerAuthorizer; the controller id comes from its context and the
-key is re-checked against the controller's current one (rightsdesk.controller_requests.caller).
+key is re-checked against the controller's current one (rightsdesk.routing.controller_requests.caller).
 Errors are `{"error": {"code", "message", "fields"?}}` as on the public API. Responses may carry
 a subject's personal data until it is purged; nothing here logs a body, a key or a secret.
 """
@@ -18,11 +18,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import controller_requests as inbox
-from rightsdesk import api_gateway, credentials, http
-from rightsdesk.config import settings
-from rightsdesk.errors import RightsdeskError
-from rightsdesk.models import ControllerItem
+from rightsdesk.routing import controller_requests as inbox
+from rightsdesk.platform import api_gateway, credentials, http
+from rightsdesk.platform.config import settings
+from rightsdesk.kernel.errors import RightsdeskError
+from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger()
 metrics = Metrics()

@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import credentials, registry
+from rightsdesk.platform import credentials
+from rightsdesk.routing import registry
 
 logger = Logger()
 

@@ -1,5 +1,5 @@
 """DeadlineWatchFunction (hourly): deadline notices to controllers, and re-routing of requests the
-verification step could not queue. The rules are in rightsdesk.deadline_watch."""
+verification step could not queue. The rules are in rightsdesk.routing.deadline_watch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import breach_watch, deadline_watch
+from rightsdesk.notices import breach_watch
+from rightsdesk.routing import deadline_watch
 
 logger = Logger()
 metrics = Metrics()
@@ -17,7 +18,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     report = deadline_watch.run().as_dict()
-    report["breaches"] = breach_watch.run().as_dict()  # operators warned of breach deadlines (issue 5)
+    report["breaches"] = breach_watch.run().as_dict()  # operators warned of breach deadlines
     logger.info("deadline watch done", extra=report)
     for notice, count in report["notices"].items():
         metrics.add_metric(name=f"DeadlineNotice_{notice}", unit=MetricUnit.Count, value=count)

@@ -2,7 +2,7 @@
 
 The event source's FilterCriteria lets through only REMOVEs of items under a retention rule and
 MODIFYs in which `personal_purged_at` appears, so audit events (which carry no rule) never cause
-more audit events. The cause is read from the record (rightsdesk.deletion); this module only turns
+more audit events. The cause is read from the record (rightsdesk.store.deletion); this module only turns
 the stream's shapes into plain values. Nothing here logs an image: they hold personal data.
 """
 
@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import deletion
+from rightsdesk.store import deletion
 
 logger = Logger()
 metrics = Metrics()

@@ -1,7 +1,7 @@
 """DispatcherFunction: DeliveryQueue -> controllers (signed webhook, email or pull), with retries.
 
 A failed delivery stays on the queue: this handler sets the message's visibility timeout to the
-next step of the retry schedule (rightsdesk.delivery) and reports it as a batch item failure, so
+next step of the retry schedule (rightsdesk.routing.delivery) and reports it as a batch item failure, so
 only that message comes back, when its time has come. A redelivered message that already
 succeeded is answered from the idempotency record, keyed on the delivery id (no personal data).
 """
@@ -18,8 +18,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import delivery, dispatch, handler_support
-from rightsdesk.config import settings
+from rightsdesk.routing import delivery
+from rightsdesk.outbound import dispatch
+from rightsdesk.platform import handler_support
+from rightsdesk.platform.config import settings
 
 logger = Logger()
 metrics = Metrics()

@@ -1,11 +1,11 @@
 """NotifierFunction: MailQueue -> SES. Each message is sent once, whatever SQS redelivers.
 
-A message names a mail kind and ids; the mail is made from the table now (rightsdesk.mail_kinds),
+A message names a mail kind and ids; the mail is made from the table now (rightsdesk.outbound.mail_kinds),
 and dropped (counted, not retried) if there is nothing to send any more. The send is idempotent on
 the mail id (the record holds the id and the outcome, no address). What follows it, recording a
 breach notice as sent or a request as delivered by email, runs outside that record: if it fails, the message
 comes back, the stored outcome is reused and only the bookkeeping is tried again. A failed send
-comes back after the next step of rightsdesk.notify's retry schedule; the last allowed attempt marks
+comes back after the next step of rightsdesk.outbound.notify's retry schedule; the last allowed attempt marks
 its notice failed (or its request delivery_failed) and lets the message go to the dead-letter queue. Suppressed addresses are
 counted, never retried.
 """
@@ -22,8 +22,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import handler_support, notify
-from rightsdesk.config import settings
+from rightsdesk.platform import handler_support
+from rightsdesk.outbound import notify
+from rightsdesk.platform.config import settings
 
 logger = Logger()
 metrics = Metrics()
@@ -35,7 +36,7 @@ MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATT
 
 
 # This invocation's batch, made at once, and the suppressed addresses among it, looked up once
-# (rightsdesk.notify.resolve_batch). None: each send makes its mail and looks up for itself.
+# (rightsdesk.outbound.notify.resolve_batch). None: each send makes its mail and looks up for itself.
 batch_made: dict | None = None
 batch_suppressed: set[str] | None = None
 

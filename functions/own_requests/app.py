@@ -2,7 +2,7 @@
 
 The event source's FilterCriteria lets through only the write that moves a request from verified
 to in_progress, which the dispatcher makes for controllers with delivery `internal` alone
-(rightsdesk.dispatch); rightsdesk.own_requests does the rest. Each record names its request by key;
+(rightsdesk.outbound.dispatch); rightsdesk.own_data.own_requests does the rest. Each record names its request by key;
 the handler reads the request itself, so a retry acts on what is stored now. Nothing here logs an
 image: they hold personal data.
 """
@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import own_requests
-from rightsdesk.models import RequestItem
+from rightsdesk.own_data import own_requests
+from rightsdesk.store.items.requests import RequestItem
 
 logger = Logger()
 metrics = Metrics()

@@ -19,10 +19,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import api_gateway, clock, handler_support, hashing, http, i18n, intake, web
-from rightsdesk.config import settings
-from rightsdesk.errors import InvalidInput, RateLimited, RightsdeskError
-from rightsdesk.status import is_open
+from rightsdesk.platform import api_gateway, handler_support, hashing, http
+from rightsdesk.kernel import clock
+from rightsdesk.render import i18n, web
+from rightsdesk.intake import submissions
+from rightsdesk.platform.config import settings
+from rightsdesk.kernel.errors import InvalidInput, RateLimited, RightsdeskError
+from rightsdesk.kernel.status import is_open
 
 logger = Logger()
 metrics = Metrics()
@@ -75,7 +78,7 @@ def _html(page: str, http_status: int = 200, **context) -> Response:
 
 
 def _source() -> str | None:
-    """The caller's address, for rightsdesk.guard (which stores only its keyed hash)."""
+    """The caller's address, for rightsdesk.intake.guard (which stores only its keyed hash)."""
     return app.current_event.request_context.identity.source_ip or None
 
 
@@ -109,8 +112,8 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
     if not token:
         # Links in later emails carry no token (only its hash is kept): ask for the one the subject has.
         return _html("status_lookup", request_id=request_id)
-    request = intake.authorize(request_id, token, source=_source())
-    view = intake.status_view(request)
+    request = submissions.authorize(request_id, token, source=_source())
+    view = submissions.status_view(request)
     return _html(
         "status",
         locale=_locale(request.locale),
@@ -138,8 +141,8 @@ def openapi():
 # ------------------------------------------------------------------ API
 
 
-def _submit_once(*, client_key: dict, submission: intake.Submission, locale: str) -> dict:
-    result = intake.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+def _submit_once(*, client_key: dict, submission: submissions.Submission, locale: str) -> dict:
+    result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
     return {"request_id": result.request_id, "status": result.status}
 
 
@@ -171,7 +174,7 @@ STATUS_VIEW = http.object_schema(
           responses=http.responses(202, "Accepted; a code was emailed (or, over the address's hourly limit of "
                                         "codes, nothing was: the answer is the same)", SUBMITTED,
                                    400, 409, 413, 415, 422, 429, 503))
-def submit(submission: Annotated[intake.Submission, Body()]):
+def submit(submission: Annotated[submissions.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
     if client_key is not None and not http.valid_idempotency_key(client_key):
@@ -185,7 +188,7 @@ def submit(submission: Annotated[intake.Submission, Body()]):
             locale=locale,
         )
     else:
-        result = intake.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+        result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
         answer = {"request_id": result.request_id, "status": result.status}
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})
@@ -202,8 +205,8 @@ def submit(submission: Annotated[intake.Submission, Body()]):
 @app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code",
           responses=http.responses(200, "Verified; keep the status token", VERIFIED,
                                    400, 404, 409, 410, 413, 415, 422, 429, 503))
-def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
-    result = intake.verify(request_id, body.code, base_url=_base_url(), source=_source())
+def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
+    result = submissions.verify(request_id, body.code, base_url=_base_url(), source=_source())
     if result.repeated:
         logger.info("verification repeated", extra={"request_id": request_id})
     else:
@@ -236,7 +239,7 @@ def verify(request_id: str, body: Annotated[intake.VerifyInput, Body()]):
 @app.get("/v1/requests/<request_id>", summary="Follow a request (Authorization: Bearer <status_token>)",
          responses=http.responses(200, "The request's progress; no personal data", STATUS_VIEW, 401, 404, 429, 503))
 def get_status(request_id: str) -> dict:
-    return intake.status_view(intake.authorize(request_id, _bearer(), source=_source()))
+    return submissions.status_view(submissions.authorize(request_id, _bearer(), source=_source()))
 
 
 @app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)",
@@ -245,7 +248,7 @@ def cancel(request_id: str):
     token = _bearer()
     if token is None and _wants_html():
         token = str(_form_values().get("token") or "") or None
-    request = intake.cancel(request_id, token, source=_source())
+    request = submissions.cancel(request_id, token, source=_source())
     logger.info("request cancelled", extra={"request_id": request_id})
     if _wants_html():
         return Response(
@@ -261,13 +264,13 @@ def cancel(request_id: str):
     )
 
 
-# ------------------------------------------------------------------ notices (issue 5): policy archive, unsubscribe
+# ------------------------------------------------------------------ notices: policy archive, unsubscribe
 
 import notice_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
 
 app.include_router(notice_routes.router)
 
-# ------------------------------------------------------------------ the operator's own data (issue 6): exports
+# ------------------------------------------------------------------ the operator's own data: exports
 
 import own_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
 

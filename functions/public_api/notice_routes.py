@@ -1,4 +1,4 @@
-"""Public routes of the notices (issue 5): the policy archive and one-click unsubscribe.
+"""Public routes of the notices: the policy archive and one-click unsubscribe.
 
 Included by app.py with `app.include_router(notice_routes.router)`; app.py's error handlers and
 security headers apply. Nothing here logs a token or an address.
@@ -13,7 +13,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from rightsdesk import http, i18n, notice_pages, policies, unsubscribe, web
+from rightsdesk.platform import http
+from rightsdesk.render import i18n, web
+from rightsdesk.notices import notice_pages, policies
+from rightsdesk.audience import unsubscribe
 
 logger = Logger(child=True)
 router = Router()
@@ -61,7 +64,7 @@ def _locale(chosen: str | None = None) -> str:
 
 def _contact_locale(claims: unsubscribe.Claims | None) -> str | None:
     """The language the contact chose: the mail's unsubscribe link was in it."""
-    from rightsdesk import contacts
+    from rightsdesk.audience import contacts
 
     contact = contacts.get(claims.email_hash) if claims else None
     return contact.locale if contact else None

@@ -1,4 +1,4 @@
-"""Public routes of the operator's own data (issue 6): the subject's export, and its JSON Schema.
+"""Public routes of the operator's own data: the subject's export, and its JSON Schema.
 
 Included by app.py with `app.include_router(own_routes.router)`; app.py's error handlers and
 security headers apply. Only the status token opens an export: `Authorization: Bearer <token>`,
@@ -16,7 +16,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from rightsdesk import exports, http, i18n, own_requests, registry, web
+from rightsdesk.own_data import exports, own_requests
+from rightsdesk.platform import http
+from rightsdesk.render import i18n, web
+from rightsdesk.routing import registry
 
 logger = Logger(child=True)
 router = Router()

@@ -1,5 +1,5 @@
-"""RetentionFunction (every 10 minutes): the retention sweep. The rules are in rightsdesk.retention,
-the sweep in rightsdesk.sweeper.
+"""RetentionFunction (every 10 minutes): the retention sweep. The rules are in rightsdesk.kernel.retention,
+the sweep in rightsdesk.retention.sweeper.
 
 A scheduled event's `detail` may carry `max_items` (stop after that many entries, as an operator's
 brake) or `dry_run`. The sweep stops well before the Lambda timeout; the next run resumes.
@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import sweeper
+from rightsdesk.retention import sweeper
 
 logger = Logger()
 metrics = Metrics()

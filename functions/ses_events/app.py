@@ -1,7 +1,7 @@
 """SesEventsFunction: SES bounce and complaint events of our configuration set (through EventBridge)
 mark the address suppressed, and a permanent bounce of a request's forwarding mail turns the
 request delivered -> delivery_failed and alerts the operator (metric DeliveryBounced, its alarm).
-The rules are in rightsdesk.suppression and rightsdesk.delivery; nothing here logs an address."""
+The rules are in rightsdesk.audience.suppression and rightsdesk.routing.delivery; nothing here logs an address."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk import delivery, suppression
+from rightsdesk.routing import delivery
+from rightsdesk.audience import suppression
 
 logger = Logger()
 metrics = Metrics()

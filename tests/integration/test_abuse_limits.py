@@ -1,4 +1,4 @@
-"""The production defaults of the abuse limits bite (rightsdesk.limits), through the local runner
+"""The production defaults of the abuse limits bite (rightsdesk.store.limits), through the local runner
 over real HTTP, on a stack started WITHOUT the loopback overrides every other test stack gets
 (local/loopback.py): what a deployment without Limit* overrides has.
 
@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import pytest
 
-from rightsdesk import clock
-from rightsdesk.config import Settings
+from rightsdesk.kernel import clock
+from rightsdesk.platform.config import Settings
 from tests.integration.test_controller_api import add_controller, forwarded_request, url
 from tests.support.flows import eventually
 

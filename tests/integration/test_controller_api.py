@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from rightsdesk import clock, deadlines
+from rightsdesk.kernel import clock, deadlines
 
 from tests.support.flows import eventually
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rightsdesk import clock, i18n
+from rightsdesk.kernel import clock
+from rightsdesk.render import i18n
 from tests.support.flows import Flow, wait_for
 
 pytestmark = pytest.mark.integration

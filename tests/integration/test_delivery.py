@@ -22,7 +22,8 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from rightsdesk import delivery, retention
+from rightsdesk.routing import delivery
+from rightsdesk.kernel import retention
 
 from tests.support.flows import wait_for
 

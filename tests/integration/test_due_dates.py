@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rightsdesk import clock, deadlines
+from rightsdesk.kernel import clock, deadlines
 from tests.support.flows import Flow, wait_for
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rightsdesk import notify
+from rightsdesk.outbound import notify
 from tests.support.aws import load_template
 from tests.support.flows import Flow, wait_for
 
@@ -118,7 +118,7 @@ def test_a_conflict_outlasting_the_retries_comes_back_on_the_schedule_with_the_s
     request_id = accepted(flow.submit_and_verify())
     wait_for(lambda: flow.logged("delivery error", request_id), "the failed attempt")
     assert flow.status(request_id) == "forwarded"
-    flow.stack.advance_past_retry(6)  # rightsdesk.delivery.retry_delay(1) is 5 s
+    flow.stack.advance_past_retry(6)  # rightsdesk.routing.delivery.retry_delay(1) is 5 s
     assert len(delivered_once(flow, request_id)) == 2, "at least once: the receiver deduplicates on webhook-id"
 
 
@@ -183,7 +183,7 @@ def test_a_public_api_killed_after_verifying_is_routed_by_the_deadline_watch(flo
     assert flow.assert_whole(request_id) == "verified"
     flow.clear_faults()
 
-    flow.stack.advance_clock(16 * 60)  # rightsdesk.deadline_watch.REROUTE_AFTER is 15 minutes
+    flow.stack.advance_clock(16 * 60)  # rightsdesk.routing.deadline_watch.REROUTE_AFTER is 15 minutes
     assert flow.stack.run("DeadlineWatchFunction")["result"]["rerouted"] >= 1
     assert len(delivered_once(flow, request_id)) == 1
 

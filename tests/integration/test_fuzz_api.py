@@ -6,7 +6,7 @@ the handler module the way PublicApiFunction builds its own (tests/support/opena
 controller operations are called with the demo controller's API key.
 
 For every generated request: no 5xx; the status code is one the operation documents; a JSON answer
-matches the documented schema (errors match rightsdesk.http.ERROR_SCHEMA); invalid input is refused
+matches the documented schema (errors match rightsdesk.platform.http.ERROR_SCHEMA); invalid input is refused
 with a 4xx. Beside the schema's own cases, every operation gets odd input the schema does not
 describe (`odd_cases`): a body field replaced by a nesting bomb, an overlong value or any Unicode
 text (controls, bidi overrides and lone surrogates included), and any Unicode in every header. Afterwards the stores hold exactly what the accepted requests wrote: nothing from the
@@ -136,7 +136,7 @@ def fuzz_odd(schema) -> list[str]:
 def _with_known_values(cases, mode: GenerationMode):
     """Half of the valid submissions name the demo site and a plain address: without them no
     generated submission could be accepted (the schema's email pattern admits control and invisible
-    characters, which rightsdesk.free_text refuses), and nothing stored would ever be checked."""
+    characters, which rightsdesk.kernel.free_text refuses), and nothing stored would ever be checked."""
     if mode is not GenerationMode.POSITIVE:
         return cases
 
@@ -235,7 +235,7 @@ def test_rejected_requests_stored_nothing(fuzzed, before, table_counts):
     assert after["REQUEST"] - before["REQUEST"] == submitted
     assert after["CHALLENGE"] - before["CHALLENGE"] == submitted
     assert after["GUARD"] - before["GUARD"] <= 1, "only the failed-attempt counter of this one client"
-    # Abuse-limit counters (rightsdesk.limits): per address, per window, only for accepted submissions
+    # Abuse-limit counters (rightsdesk.store.limits): per address, per window, only for accepted submissions
     # and this one client's windows (a minute each: the run may span a few), and wrong codes.
     assert after["LIMIT"] - before["LIMIT"] <= submitted + 10
     assert submitted, "some generated submissions were valid and accepted"

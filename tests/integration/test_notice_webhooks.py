@@ -19,7 +19,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk.delivery import DeliveryMessage
+from rightsdesk.routing.delivery import DeliveryMessage
 from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration

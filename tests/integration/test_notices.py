@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from rightsdesk.models import ControllerItem, RequestItem
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
 from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration

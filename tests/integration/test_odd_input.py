@@ -26,7 +26,7 @@ PROBE = settings(max_examples=40, deadline=None, derandomize=True, database=None
 @pytest.fixture(scope="module")
 def stack(launch_stack):
     """A stack of this module's own: its odd tokens count as failed attempts of this one source
-    (rightsdesk.guard), which would lock other modules' tests out of a shared stack."""
+    (rightsdesk.intake.guard), which would lock other modules' tests out of a shared stack."""
     running = launch_stack()
     yield running
     running.stop()

@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 import requests
 
-from rightsdesk.models import RequestItem
+from rightsdesk.store.items.requests import RequestItem
 from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def wait_status(stack, request_id: str, token: str, wanted: str) -> dict:
 
 
 def email_hash(stack, email: str) -> str:
-    """The keyed hash rightsdesk files the address under (rightsdesk.hashing), with the local run's key:
+    """The keyed hash rightsdesk files the address under (rightsdesk.platform.hashing), with the local run's key:
     RIGHTSDESK_HASH_KEY when this session has one (tests/unit/conftest.py sets it, and the stack and the
     CLI inherit it), else the run's secret."""
     key = os.environ.get("RIGHTSDESK_HASH_KEY") or stack.client("secretsmanager").get_secret_value(

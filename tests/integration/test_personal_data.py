@@ -8,7 +8,7 @@ other status: a request whose webhook fails every attempt (DeliveryDeadLetterQue
 forwarding mail SES refuses every time with its confirmation mail (MailDeadLetterQueue), a pull
 controller's request nobody fetched, requests moved to in_progress, completed and rejected (with a
 reason naming the subject), one left verified while the dispatcher is paused, and one left waiting
-for its code. Queue messages carry ids only (rightsdesk.outbox): no address, name, detail, code
+for its code. Queue messages carry ids only (rightsdesk.store.outbox): no address, name, detail, code
 or token may be in any queue or dead-letter queue, whatever happened to the request. Where DESIGN.md lets their
 addresses be: the request until its purge, the queues and SES while mail is sent, the controller
 (webhook, controller API) until the purge. Everywhere else, and everywhere after retention, only
@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from rightsdesk import delivery, notify
+from rightsdesk.routing import delivery
+from rightsdesk.outbound import notify
 from tests.support.flows import Flow, wait_for
 
 pytestmark = pytest.mark.integration

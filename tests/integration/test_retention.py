@@ -141,7 +141,7 @@ def test_an_unverified_request_disappears_after_72_hours(rstack, table):
 
 
 def test_a_completed_internal_request_keeps_its_personal_fields_30_days(rstack, table):
-    """The operator's own requests (issue 6): OwnRequestsFunction completes an access request at
+    """The operator's own requests: OwnRequestsFunction completes an access request at
     once and schedules the purge in the closing write."""
     site = f"own-{uuid.uuid4().hex[:8]}"
     cli(rstack, "controllers", "add", "--name", "Platform", "--site", site, "--contact", "dpo@platform.test",

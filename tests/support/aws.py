@@ -122,7 +122,8 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
     import boto3
     from pynamodb.connection import Connection
 
-    from rightsdesk import aws_clients, config, hashing, models, sealing
+    from rightsdesk.platform import aws_clients, config, hashing, sealing
+    from rightsdesk.store.items.table import bind_table
 
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         patch.delenv(name, raising=False)
@@ -146,7 +147,7 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
     hashing.forget_key()
     aws_clients.forget_clients()
     sealing.forget_clients()
-    models.bind_table(tables["RightsTable"])
+    bind_table(tables["RightsTable"])
     if no_scans:
         def refuse_scan(*args, **kwargs):
             raise AssertionError(no_scans)
@@ -157,8 +158,8 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
 
 def made(body: dict):
     """The mail a queued message stands for, made as the notifier makes it when it sends
-    (rightsdesk.mail_kinds): None if there is nothing to send any more."""
-    from rightsdesk import notify
+    (rightsdesk.outbound.mail_kinds): None if there is nothing to send any more."""
+    from rightsdesk.outbound import notify
 
     return notify.MailMessage.from_body(body).resolve()
 

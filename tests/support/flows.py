@@ -15,7 +15,7 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from rightsdesk.status import Status, can_transition
+from rightsdesk.kernel.status import Status, can_transition
 
 TABLE = "rightsdesk-local-RightsTable"
 JSON = {"Accept": "application/json"}

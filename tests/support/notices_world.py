@@ -14,9 +14,14 @@ from typing import Any
 
 import boto3
 
-from rightsdesk import aws_clients, clock, config, hashing, models, notify, registry
-from rightsdesk.models import ControllerItem, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock
+from rightsdesk.outbound import notify
+from rightsdesk.routing import registry
+from rightsdesk.store.items.table import bind_table
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import Status
 
 from tests.support.aws import create_queues_from_template, create_tables_from_template
 
@@ -70,7 +75,7 @@ class World:
         config.reload()
         hashing.forget_key()
         aws_clients.forget_clients()
-        models.bind_table(self.table)
+        bind_table(self.table)
         self.ses = self.session.client("ses")
         self.ses.verify_email_identity(EmailAddress=SENDER)
         self.sqs = self.session.client("sqs")

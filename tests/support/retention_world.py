@@ -2,8 +2,7 @@
 state through the core's own calls, and to read the table's stream as Lambda would deliver it.
 
 The dispatcher's delivered transition and the internal close are simulated with the same
-`lifecycle.transition` + `retention.schedule_actions` calls their modules make (DESIGN.md; issue 3b
-and issue 6), so these tests do not depend on either being finished.
+`lifecycle.transition` + `retention.schedule_actions` calls their modules make (DESIGN.md), so these tests exercise the rules without the handlers.
 """
 
 from __future__ import annotations
@@ -19,13 +18,17 @@ from moto import mock_aws
 from pynamodb.connection import Connection
 from boto3.dynamodb.types import TypeDeserializer
 
-from rightsdesk import aws_clients, clock, config, hashing, intake, models, registry, retention
-from rightsdesk.intake import Submission
-from rightsdesk.lifecycle import transition
-from rightsdesk.models import RequestItem
-from rightsdesk.retention import Rule
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock, retention
+from rightsdesk.intake import submissions
+from rightsdesk.routing import registry
+from rightsdesk.store.items.table import bind_table
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.store.lifecycle import transition
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.retention import Rule
 from local.pollers import json_safe
-from rightsdesk.status import Status
+from rightsdesk.kernel.status import Status
 from tests.support.aws import (
     create_queues_from_template,
     create_tables_from_template,
@@ -60,7 +63,7 @@ class World:
         config.reload()
         hashing.forget_key()
         aws_clients.forget_clients()
-        models.bind_table(self.table)
+        bind_table(self.table)
         self.dynamodb = self.session.client("dynamodb")
         self.stream_arn = self.dynamodb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
         self._seen = 0
@@ -77,7 +80,7 @@ class World:
     def submit(self, site: str | None = None, **fields: Any) -> str:
         submission = Submission(site=site or self.controller(), type="access", email=EMAIL, name=NAME,
                                 details=DETAILS, **fields)
-        return intake.submit(submission, base_url=BASE_URL, locale="en").request_id
+        return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
         return verification_code(self.session, self.queues["MailQueue"], request_id)
@@ -85,7 +88,7 @@ class World:
     def verified(self, site: str | None = None) -> tuple[str, str]:
         """A verified request: (request id, status token)."""
         request_id = self.submit(site)
-        verified = intake.verify(request_id, self.code_for(request_id), base_url=BASE_URL)
+        verified = submissions.verify(request_id, self.code_for(request_id), base_url=BASE_URL)
         return request_id, verified.status_token
 
     def deliver(self, request_id: str, *, override: timedelta | None = None) -> datetime:
@@ -100,7 +103,7 @@ class World:
         return at
 
     def close_internal(self, request_id: str) -> datetime:
-        """What the operator's own handling does on closing (issue 6): schedule the 30-day purge."""
+        """What the operator's own handling does on closing: schedule the 30-day purge."""
         request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
         transition(request, Status.IN_PROGRESS, actor="operator")
         closed = clock.now()

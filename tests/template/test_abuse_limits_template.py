@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from local import loopback
-from rightsdesk import config
+from rightsdesk.platform import config
 from tests.template.test_auth import api_events, is_controller_route
 from tests.template.test_template import load_template, props, referenced_ids
 
@@ -27,7 +27,7 @@ def test_every_limit_of_the_core_is_a_parameter_that_reaches_every_function(temp
     for field in config.LIMIT_FIELDS:
         parameter = _parameter(field)
         spec = template["Parameters"][parameter]
-        assert spec["Default"] == "", f"{parameter}: the default is the core's (rightsdesk.config), not a copy"
+        assert spec["Default"] == "", f"{parameter}: the default is the core's (rightsdesk.platform.config), not a copy"
         assert variables[f"LIMIT_{field.upper()}"] == {"Ref": parameter}
     assert variables["RETENTION_RATE_LIMIT_COUNTER_SECONDS"] == {"Ref": "RetentionRateLimitCounterSeconds"}
 

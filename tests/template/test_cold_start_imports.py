@@ -1,6 +1,6 @@
 """What a cold start loads: each handler imported alone in a fresh interpreter, as Lambda imports it.
 
-Issue 7 (import time under 1.5 times bare boto3): these are the libraries the functions shed at load.
+Import time stays under 1.5 times bare boto3: these are the libraries the functions shed at load.
 A module-level import that brings one back fails here rather than only in `make bench`.
 """
 
@@ -52,5 +52,5 @@ def test_a_cold_start_loads_no_boto3_idempotency_or_templates(function):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_only_the_api_functions_load_pydantic(function):
-    """Requests are read through rightsdesk.queries; pydantic comes with the Event Handler's validation."""
+    """Requests are read through rightsdesk.store.queries; pydantic comes with the Event Handler's validation."""
     assert ("pydantic" in loaded_at_import(function)) == (function in API_FUNCTIONS)

@@ -35,7 +35,7 @@ def test_the_delivery_queue_outwaits_six_dispatcher_timeouts(resources):
 
 
 def test_the_queue_keeps_a_message_through_the_whole_retry_schedule(resources):
-    from rightsdesk import delivery
+    from rightsdesk.routing import delivery
 
     queue = resources["DeliveryQueue"]["Properties"]
     attempts = int(queue["RedrivePolicy"]["maxReceiveCount"])

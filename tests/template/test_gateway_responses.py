@@ -1,5 +1,5 @@
 """Answers API Gateway makes itself (GatewayResponses) look like ours: the error shape of
-rightsdesk.http.ERROR_SCHEMA and every header of rightsdesk.http.SECURITY_HEADERS."""
+rightsdesk.platform.http.ERROR_SCHEMA and every header of rightsdesk.platform.http.SECURITY_HEADERS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import jsonschema
 import pytest
 
-from rightsdesk import http
+from rightsdesk.platform import http
 from tests.template.test_template import delete, load_template, props, resources, set_
 
 # Every response type whose answer a client of ours may see: no route (403/404), the authorizer's

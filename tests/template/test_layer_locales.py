@@ -3,7 +3,7 @@
 layers/core/Makefile deletes babel/locale-data/*.dat after pip install except root.dat (every
 locale's parent) and en, de, sl with their regional variants (BABEL_LOCALES): the rest was about
 29 MiB of the layer. These tests read what `make build` made (.aws-sam/build/CoreLayer) and run the
-layer's own (pure-Python) Babel, jinja2 and rightsdesk.i18n in a Python that sees nothing else:
+layer's own (pure-Python) Babel, jinja2 and rightsdesk.render.i18n in a Python that sees nothing else:
 no site-packages, so no other Babel and no other locale data can stand in.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rightsdesk.config import SUPPORTED_LOCALES
+from rightsdesk.platform.config import SUPPORTED_LOCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / ".aws-sam" / "build" / "CoreLayer" / "python"
@@ -59,7 +59,7 @@ layer = sys.argv[1]
 sys.path.insert(0, layer)
 import babel, jinja2
 from babel import Locale, dates
-from rightsdesk import i18n
+from rightsdesk.render import i18n
 assert all(m.__file__.startswith(layer) for m in (babel, jinja2, i18n)), "everything from the layer"
 moment = datetime(2026, 4, 10, 23, 59, 59, 999999, tzinfo=timezone.utc)
 out = {}

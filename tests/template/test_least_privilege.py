@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 import pytest
 
-from rightsdesk import credentials, sealing
+from rightsdesk.platform import credentials, sealing
 from tests.template.test_template import as_list, load_template, props, resources
 
 # Functions allowed a SAM CRUD policy template, each with the reason; none today.
 CRUD_JUSTIFIED: dict[str, str] = {}
 BROAD_TEMPLATES = ("DynamoDBCrudPolicy", "DynamoDBWritePolicy", "KMSDecryptPolicy", "KMSEncryptPolicy")
-# Who may decrypt (and encrypt) what rightsdesk.sealing sealed, by purpose.
+# Who may decrypt (and encrypt) what rightsdesk.platform.sealing sealed, by purpose.
 UNSEALERS = {credentials._SEAL_PURPOSE: {"DispatcherFunction"}}
 SEALERS = {credentials._SEAL_PURPOSE: {"ControllerApiFunction"}}
 PURPOSE_KEY = "kms:EncryptionContext:" + next(iter(sealing._context("p", "o")))  # rightsdesk:purpose

@@ -1,4 +1,4 @@
-"""template.yaml's part of the notices (issue 5): the send-rate arithmetic is wired to one parameter,
+"""template.yaml's part of the notices: the send-rate arithmetic is wired to one parameter,
 bounces reach SesEventsFunction from our configuration set only, and every trigger has a sample."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rightsdesk import notify
-from rightsdesk.retention import Rule
+from rightsdesk.outbound import notify
+from rightsdesk.kernel.retention import Rule
 
 from tests.template.test_template import events_of, load_template, props, resources
 

@@ -1,4 +1,4 @@
-"""Production readiness in template.yaml (issue 7): every alarm reaches a person through one
+"""Production readiness in template.yaml: every alarm reaches a person through one
 encrypted topic, the alarms the runbook promises exist and watch metrics the code really emits, the
 dashboard shows every function and queue, traces carry no personal data, and the IAM rule of
 test_template.py covers every function, including ones added later.
@@ -206,7 +206,7 @@ for app in sorted(Path("functions").glob("*/app.py")):
 
 
 def test_no_function_loads_a_tracer():
-    """Issue 7: powertools' Tracer brings the X-Ray SDK, whose sampler built two botocore clients on
+    """powertools' Tracer brings the X-Ray SDK, whose sampler built two botocore clients on
     every cold start, and a tracer can store answers and error messages (personal data) in X-Ray.
     The layer no longer ships the SDK; a handler that needs it fails here rather than in Lambda."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",

@@ -1,4 +1,4 @@
-"""template.yaml keeps the promises of the operator's own data (issue 6): OwnRequestsFunction sees only
+"""template.yaml keeps the promises of the operator's own data: OwnRequestsFunction sees only
 the dispatcher's verified -> in_progress write, retries into a watched dead-letter queue, never
 scans; the supervisory authority reaches every function; the export routes are public."""
 

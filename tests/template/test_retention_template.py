@@ -92,7 +92,7 @@ def test_the_deletion_audit_only_adds_items(template):
 
 
 def test_every_design_rule_has_a_parameter_that_reaches_every_function(template):
-    from rightsdesk.retention import Rule
+    from rightsdesk.kernel.retention import Rule
 
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     for rule, parameter in DESIGN_RULES.items():

@@ -5,7 +5,7 @@ os.environ.setdefault("RIGHTSDESK_HASH_KEY", "unit-test-hash-key")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-central-1")
 
 # Unit tests submit for the same addresses again and again within the hour: the abuse limits
-# (rightsdesk.limits) are raised here as local/loopback.py raises them for the test stacks;
+# (rightsdesk.store.limits) are raised here as local/loopback.py raises them for the test stacks;
 # tests/unit/test_limits.py sets its own.
 for _name in ("CODES_PER_ADDRESS_PER_HOUR", "SUBMISSIONS_PER_SOURCE_PER_MINUTE", "FAILED_CODES_PER_ADDRESS_PER_HOUR",
               "FAILED_CODES_PER_SOURCE_PER_HOUR", "SUBJECT_MAILS_PER_REQUEST_PER_DAY"):
@@ -17,8 +17,8 @@ import pytest  # noqa: E402 - after the environment above, which the core reads 
 
 @pytest.fixture(autouse=True)
 def restore_clock():
-    """Every test gets the clock back as it found it, whatever it moved (rightsdesk.clock's offset)."""
-    from rightsdesk import clock
+    """Every test gets the clock back as it found it, whatever it moved (rightsdesk.kernel.clock's offset)."""
+    from rightsdesk.kernel import clock
 
     before = clock.offset_seconds()
     yield

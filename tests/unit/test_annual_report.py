@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rightsdesk import annual_html
-from rightsdesk.annual_report import BreachFacts, PolicyFacts, RequestFacts, figures, median, percentile
+from rightsdesk_cli.annual import html as annual_html
+from rightsdesk_cli.annual.report import BreachFacts, PolicyFacts, RequestFacts, figures, median, percentile
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""rightsdesk.api_gateway.answer: whatever the event or the router does, the answer is in the
+"""rightsdesk.platform.api_gateway.answer: whatever the event or the router does, the answer is in the
 error shape with the security headers; an environment's death (a BaseException) is not an answer."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rightsdesk import api_gateway, http
+from rightsdesk.platform import api_gateway, http
 
 
 def event(body: str = "", content_type: str = "application/json", method: str = "POST") -> dict:

@@ -11,10 +11,13 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from rightsdesk import breach_watch, breaches, clock, delivery, retention, suppression
-from rightsdesk.errors import Conflict, InvalidInput, NotFound
-from rightsdesk.models import IncidentItem, NoticeItem
-from rightsdesk.status import Status
+from rightsdesk.notices import breach_watch, breaches
+from rightsdesk.kernel import clock, retention
+from rightsdesk.routing import delivery
+from rightsdesk.audience import suppression
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.store.items.notices import IncidentItem, NoticeItem
+from rightsdesk.kernel.status import Status
 
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, install_flaky_ses
@@ -255,7 +258,7 @@ def test_no_operator_address_means_the_warning_is_counted_not_claimed(world, mon
     controller = world.controller("ctl_a")
     breaches.declare(declaration(controller_ids=[controller], detected_at=clock.now()))
     monkeypatch.setenv("OPERATOR_EMAIL", "")
-    from rightsdesk import config
+    from rightsdesk.platform import config
 
     config.reload()
     clock.advance(61 * 3600)

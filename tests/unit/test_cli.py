@@ -11,8 +11,13 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk import aws_clients, clock, config, hashing, intake, models, registry, retention
-from rightsdesk.intake import Submission
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock, retention
+from rightsdesk.intake import submissions
+from rightsdesk.routing import registry
+from rightsdesk.store.items.requests import LegalHold, RequestItem
+from rightsdesk.store.items.table import bind_table
+from rightsdesk.intake.submissions import Submission
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud, verification_code
 
@@ -36,11 +41,11 @@ class World:
                           controller_id="ctl_globex")
         self.acme = [self.submit("acme", email=EMAIL, name=NAME, details=DETAILS) for _ in range(3)]
         self.globex = [self.submit("globex", email="grace@example.org")]
-        intake.verify(self.acme[0], self.code_for(self.acme[0]), base_url=BASE_URL)
+        submissions.verify(self.acme[0], self.code_for(self.acme[0]), base_url=BASE_URL)
 
     def submit(self, site: str, **fields) -> str:
         submission = Submission(site=site, type="access", **fields)
-        return intake.submit(submission, base_url=BASE_URL, locale="en").request_id
+        return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
         """Drains the mail queue up to that request's verification mail and returns its code."""
@@ -71,7 +76,7 @@ def world():
 def _restore(world):
     yield
     clock.set_offset(0)
-    models.bind_table(world.table)
+    bind_table(world.table)
 
 
 def own_request(world, **fields) -> str:
@@ -190,8 +195,8 @@ def test_reveal_shows_personal_fields_and_records_an_audit_event_without_them(wo
 
 def test_reveal_of_a_purged_request_records_nothing(world):
     request_id = own_request(world)
-    verified = intake.verify(request_id, world.code_for(request_id), base_url=BASE_URL)
-    intake.cancel(request_id, verified.status_token)
+    verified = submissions.verify(request_id, world.code_for(request_id), base_url=BASE_URL)
+    submissions.cancel(request_id, verified.status_token)
 
     shown = run_json("requests", "show", request_id, "--reveal")
 
@@ -268,8 +273,8 @@ def test_the_clock_offset_moves_the_expiry_boundary_exactly(world):
 
 def test_a_held_request_outlives_its_retention_time_and_says_so(world):
     request_id = own_request(world)
-    held = intake.load_request(request_id)
-    held.update(actions=[models.RequestItem.legal_hold.set(models.LegalHold(reason="case 17", placed_at=clock.now()))])
+    held = submissions.load_request(request_id)
+    held.update(actions=[RequestItem.legal_hold.set(LegalHold(reason="case 17", placed_at=clock.now()))])
     clock.set_offset(retention.keep_for(retention.Rule.UNVERIFIED_REQUEST).total_seconds() + 60)
 
     listed = run_json("requests", "list", "--controller", held.controller_id)["requests"]
@@ -296,10 +301,10 @@ def test_local_mode_without_the_local_run_is_a_friendly_error(world, monkeypatch
 
 
 def test_revealed_text_cannot_drive_the_operators_terminal(world):
-    # Intake refuses such a name (rightsdesk.free_text); the CLI still escapes whatever is stored.
+    # Intake refuses such a name (rightsdesk.kernel.free_text); the CLI still escapes whatever is stored.
     request_id = own_request(world)
-    stored = models.RequestItem.get(models.RequestItem.key(request_id), models.RequestItem.SK)
-    stored.update(actions=[models.RequestItem.name.set("Eve\x1b]52;c;ZXZpbA==\x07\u202e")])
+    stored = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
+    stored.update(actions=[RequestItem.name.set("Eve\x1b]52;c;ZXZpbA==\x07\u202e")])
 
     result = run("requests", "show", request_id, "--reveal")
 

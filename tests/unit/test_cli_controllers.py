@@ -8,7 +8,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk import config, registry, sealing
+from rightsdesk.platform import config, sealing
+from rightsdesk.routing import registry
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud
 

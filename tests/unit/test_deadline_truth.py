@@ -1,4 +1,4 @@
-"""Deadlines tell the truth: one rule (rightsdesk.deadline_state) read by the breach deadlines, the
+"""Deadlines tell the truth: one rule (rightsdesk.kernel.deadline_state) read by the breach deadlines, the
 request figures (`requests list --overdue`, the deadline watch, the annual report) and the
 extension routes; and the reminders that keep going while a request is overdue."""
 
@@ -12,22 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk import (
-    annual_report,
-    annual_sources,
-    breaches,
-    clock,
-    controller_requests,
-    deadline_state,
-    deadline_watch,
-    hashing,
-    own_requests,
-    registry,
-)
-from rightsdesk.controller_requests import StatusReport
-from rightsdesk.errors import Conflict, InvalidInput
-from rightsdesk.models import ControllerItem, IncidentItem, RequestItem
-from rightsdesk.status import Status
+from rightsdesk_cli.annual import report as annual_report, sources as annual_sources
+from rightsdesk.notices import breaches
+from rightsdesk.kernel import clock, deadline_state
+from rightsdesk.routing import controller_requests, deadline_watch, registry
+from rightsdesk.platform import hashing
+from rightsdesk.own_data import own_requests
+from rightsdesk.routing.controller_requests import StatusReport
+from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.notices import IncidentItem
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import Status
 from rightsdesk_cli import requests as requests_cli
 
 from tests.support.aws import fast_pynamodb_sessions, made
@@ -153,7 +149,7 @@ def world():
         fast_pynamodb_sessions(patch)
         patch.setenv("SUPERVISORY_AUTHORITY_NAME", "Informacijski pooblaščenec")
         patch.setenv("SUPERVISORY_AUTHORITY_URL", "https://www.ip-rs.si")
-        from rightsdesk import config
+        from rightsdesk.platform import config
 
         config.reload()
         yield World(patch, prefix="rightsdesk-deadlines")
@@ -415,7 +411,7 @@ def test_reminders_per_controller_and_run_are_bounded(world, monkeypatch):
 
 @pytest.fixture
 def public_base_url(monkeypatch):
-    from rightsdesk import config
+    from rightsdesk.platform import config
 
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://rights.test")
     config.reload()
@@ -430,7 +426,7 @@ def public_base_url(monkeypatch):
     ("sl", "Zakaj to obvestilo prihaja pozneje kot 72 ur po odkritju"),
 ])
 def test_a_late_breach_notice_gives_the_controller_the_reasons(public_base_url, locale, heading):
-    from rightsdesk import notice_mail
+    from rightsdesk.render import notice_mail
 
     context = {"controller_name": "Acme", "incident_id": "inc_1", "detected_at": "2026-11-20T10:00:00Z",
                "summary": "Chat logs were readable.", "categories": ["chat_history"], "contact": "dpo@rights.test",
@@ -447,7 +443,7 @@ def test_a_late_breach_notice_gives_the_controller_the_reasons(public_base_url, 
     ("sl", "Vaša zahteva glede zasebnosti je zapadla"),
 ])
 def test_the_subject_of_an_overdue_own_request_is_told_where_to_complain(public_base_url, locale, phrase):
-    from rightsdesk import i18n, own_mail
+    from rightsdesk.render import i18n, own_mail
 
     context = {"request_id": "dsr_1", "request_type": "complaint", "due_at": "2026-12-10T23:59:59Z",
                "authority_name": "Informacijski pooblaščenec", "authority_url": "https://www.ip-rs.si"}

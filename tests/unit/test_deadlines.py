@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 import pytest
 
-from rightsdesk import deadlines
-from rightsdesk.deadlines import END_OF_DAY, add_calendar_months, due_at, is_overdue, latest_extension
+from rightsdesk.kernel import deadlines
+from rightsdesk.kernel.deadlines import END_OF_DAY, add_calendar_months, due_at, is_overdue, latest_extension
 
 UTC = timezone.utc
 
@@ -88,7 +88,7 @@ def test_adding_months_never_goes_backwards_and_lands_in_the_right_month(start, 
 
 from zoneinfo import ZoneInfo  # noqa: E402 - the property tests' own imports, kept with them
 
-from rightsdesk.deadline_watch import notice_for  # noqa: E402
+from rightsdesk.routing.deadline_watch import notice_for  # noqa: E402
 
 ZONES = st.sampled_from([UTC, ZoneInfo("Europe/Ljubljana"), ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York"),
                          ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago"), ZoneInfo("Asia/Kathmandu")])
@@ -188,7 +188,7 @@ def test_deadline_notices_follow_utc_calendar_days_in_any_zone(due, seconds_befo
 
 
 def test_an_extension_to_a_date_runs_through_that_day():
-    from rightsdesk.controller_requests import StatusReport
+    from rightsdesk.routing.controller_requests import StatusReport
 
     report = StatusReport(status="in_progress", reason="we need the archive", extend_to="2027-02-28")
     assert report.extend_to == datetime(2027, 2, 28, 23, 59, 59, 999999, tzinfo=timezone.utc)
@@ -197,7 +197,7 @@ def test_an_extension_to_a_date_runs_through_that_day():
 
 
 def test_an_extension_must_be_later_and_within_three_months():
-    from rightsdesk.errors import InvalidInput
+    from rightsdesk.kernel.errors import InvalidInput
 
     verified = datetime(2026, 11, 30, 15, tzinfo=timezone.utc)
     due = deadlines.due_at(verified, request_type="access")

@@ -18,8 +18,11 @@ from typer.testing import CliRunner
 
 from local.patterns import any_match, parse_filters
 from local.template import event_sources
-from rightsdesk import clock, deletion, holds, intake, sweeper
-from rightsdesk.deletion import Cause
+from rightsdesk.kernel import clock
+from rightsdesk.store import deletion
+from rightsdesk.retention import holds, sweeper
+from rightsdesk.intake import submissions
+from rightsdesk.store.deletion import Cause
 from rightsdesk_cli.main import app as cli
 from tests.support.aws import load_template
 from tests.support.retention_world import DETAILS, EMAIL, NAME, World, as_ttl_deletion, world_in_moto
@@ -83,7 +86,7 @@ def test_every_deletion_and_purge_gets_one_event_naming_its_cause(world, handler
     delivered, _ = world.verified()  # its code is deleted on use: an unmarked, "direct" REMOVE
     world.deliver(delivered)
     cancelled, token = world.verified()
-    intake.cancel(cancelled, token)
+    submissions.cancel(cancelled, token)
     clock.set_offset(72 * HOUR + 1)
     sweeper.sweep()
 
@@ -137,8 +140,8 @@ def test_an_erasure_is_recorded_as_erasure_and_a_hold_refuses_it(world, handler)
     holds.place(held, "audit by the authority", actor="operator")
     world.skip_stream()
 
-    assert deletion.erase(intake.load_request(erased))
-    assert not deletion.erase(intake.load_request(held)), "a legal hold blocks every deletion but the table's own"
+    assert deletion.erase(submissions.load_request(erased))
+    assert not deletion.erase(submissions.load_request(held)), "a legal hold blocks every deletion but the table's own"
     deliver(handler, world.stream_records())
 
     assert [e["cause"] for e in deletion_events(world, erased)] == ["erasure"]

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rightsdesk import deadline_watch, delivery, payloads
-from rightsdesk.models import ControllerItem, RequestItem
+from rightsdesk.routing import deadline_watch, delivery, payloads
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
 
 UTC = timezone.utc
 

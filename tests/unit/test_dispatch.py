@@ -16,11 +16,20 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk import aws_clients, breaches, clock, config, deadline_watch, delivery, dispatch, hashing, intake
-from rightsdesk import policies, registry, retention, sealing, webhooks
-from rightsdesk.delivery import DeliveryMessage, Exhausted, RetryLater
-from rightsdesk.intake import Submission
-from rightsdesk.models import ControllerItem, RequestItem
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.notices import breaches
+from rightsdesk.kernel import clock
+from rightsdesk.routing import deadline_watch, delivery
+from rightsdesk.outbound import dispatch
+from rightsdesk.intake import submissions
+from rightsdesk.notices import policies
+from rightsdesk.routing import registry
+from rightsdesk.kernel import retention
+from rightsdesk.platform import sealing, webhooks
+from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
@@ -108,12 +117,12 @@ def controller(cloud, mode: str = "webhook", **overrides) -> registry.NewControl
 def verified(cloud, created: registry.NewController, **fields) -> RequestItem:
     submission = Submission(site=created.controller.site_key, type="access", email="ana@example.org",
                             name="Ana Novak", details="chat on 3 May", **fields)
-    submitted = intake.submit(submission, base_url="https://privacy.example.com", locale="en")
+    submitted = submissions.submit(submission, base_url="https://privacy.example.com", locale="en")
     code = code_in(cloud.drain("MailQueue"), submitted.request_id)
-    intake.verify(submitted.request_id, code, base_url="https://privacy.example.com")
+    submissions.verify(submitted.request_id, code, base_url="https://privacy.example.com")
     cloud.drain("MailQueue")
     cloud.drain("DeliveryQueue")
-    return intake.load_request(submitted.request_id)
+    return submissions.load_request(submitted.request_id)
 
 
 def route(request: RequestItem) -> DeliveryMessage:
@@ -121,7 +130,7 @@ def route(request: RequestItem) -> DeliveryMessage:
 
 
 def status(request: RequestItem) -> str:
-    return intake.load_request(request.request_id).status
+    return submissions.load_request(request.request_id).status
 
 
 PERSONAL = ("ana@example.org", "Ana Novak", "chat on 3 May")
@@ -142,7 +151,7 @@ def test_a_delivery_is_signed_sent_once_and_changes_the_status_once(cloud):
     event = Webhook(created.webhook_secret).verify(sent["body"], sent["headers"])
     assert event["type"] == "dsr.request.forwarded" and event["data"]["subject"]["email"] == "ana@example.org"
     assert cloud.transitions(request.request_id)[-2:] == [("verified", "forwarded"), ("forwarded", "delivered")]
-    stored = intake.load_request(request.request_id)
+    stored = submissions.load_request(request.request_id)
     due = int(stored.delivered_at.timestamp()) + 1800
     assert (stored.retention_rule, stored.retention_due_at) == ("delivered_subject_data", due)
     assert stored.gsi2pk == retention.expiry_index_keys(due, stored.pk, stored.sk)["gsi2pk"]
@@ -183,7 +192,7 @@ def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_on
     assert mail.context["cause"] == "http_503" and mail.context["attempts"] == 12
     assert not any(value in json.dumps(body) for value in PERSONAL)
     # Nobody could deliver it: the subject's fields are not kept for ever (rule undelivered_subject_data).
-    failed = intake.load_request(request.request_id)
+    failed = submissions.load_request(request.request_id)
     due = int(failed.updated_at.timestamp()) + 30 * 86400
     assert (failed.retention_rule, failed.retention_due_at) == ("undelivered_subject_data", due)
     assert failed.gsi2pk == retention.expiry_index_keys(due, failed.pk, failed.sk)["gsi2pk"]
@@ -192,7 +201,7 @@ def test_the_last_failed_attempt_marks_delivery_failed_and_emails_the_contact_on
     # delivered rule's purge replaces the 30 days.
     assert dispatch.dispatch(route(request), attempt=1)["result"] == "delivered"
     assert cloud.transitions(request.request_id)[-2:] == [("delivery_failed", "forwarded"), ("forwarded", "delivered")]
-    assert intake.load_request(request.request_id).retention_rule == "delivered_subject_data"
+    assert submissions.load_request(request.request_id).retention_rule == "delivered_subject_data"
 
 
 def test_410_switches_the_controller_to_email_tells_its_contact_and_sends_the_request_by_email(cloud):
@@ -442,7 +451,7 @@ def test_the_deadline_watch_claims_each_notice_once_and_reroutes_stuck_requests(
     delivered = verified(cloud, created)
     dispatch.dispatch(route(delivered), attempt=1)
     stuck = verified(cloud, created)  # its route message was "lost" (drained by the helper)
-    due = intake.load_request(delivered.request_id).due_at
+    due = submissions.load_request(delivered.request_id).due_at
 
     clock.advance(16 * 60)
     deadline_watch.run()
@@ -459,7 +468,7 @@ def test_the_deadline_watch_claims_each_notice_once_and_reroutes_stuck_requests(
 
     queued = [b for b in cloud.drain("DeliveryQueue") if b["request_id"] == delivered.request_id]
     assert [(b["event"], b["notice"]) for b in queued] == [("overdue", "due_in_3_days"), ("overdue", "due_today")]
-    assert intake.load_request(delivered.request_id).notices_sent == {"due_in_3_days", "due_today"}
+    assert submissions.load_request(delivered.request_id).notices_sent == {"due_in_3_days", "due_today"}
     notices = [e["cause"] for e in cloud.audit(f"REQ#{delivered.request_id}") if e["action"] == "deadline_notice"]
     assert notices == ["due_in_3_days", "due_today"]
 

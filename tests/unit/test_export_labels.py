@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from rightsdesk import exports, i18n
-from rightsdesk.config import SUPPORTED_LOCALES
+from rightsdesk.own_data import exports
+from rightsdesk.render import i18n
+from rightsdesk.platform.config import SUPPORTED_LOCALES
 
 SCHEMA = exports.schema()
 KEYED = {  # legend -> the schema's enum of the keys it explains

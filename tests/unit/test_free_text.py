@@ -1,4 +1,4 @@
-"""Free-text fields a person types (rightsdesk.free_text): what they may hold, for every field that
+"""Free-text fields a person types (rightsdesk.kernel.free_text): what they may hold, for every field that
 reaches a mail, and that no field can start a line of its own in a plain-text mail."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rightsdesk import free_text, http, mail
-from rightsdesk.controller_requests import StatusReport
-from rightsdesk.intake import Submission
+from rightsdesk.kernel import free_text
+from rightsdesk.platform import http
+from rightsdesk.render import mail
+from rightsdesk.routing.controller_requests import StatusReport
+from rightsdesk.intake.submissions import Submission
 
 VALID = {"site": "demo", "type": "access", "email": "ana@example.org", "name": "Ana Novak",
          "details": "Chat on 3 May"}

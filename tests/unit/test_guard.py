@@ -1,4 +1,4 @@
-"""Status-token guessing is rate-limited per source address (rightsdesk.guard), against moto
+"""Status-token guessing is rate-limited per source address (rightsdesk.intake.guard), against moto
 in-process: after MAX_FAILURES failed attempts in a window the address is refused before any token
 is compared; other addresses and the next window are not affected; only a keyed hash of the
 address is stored, with a TTL."""
@@ -10,9 +10,12 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk import aws_clients, clock, config, guard, hashing, intake, registry
-from rightsdesk.errors import NotFound, TooManyAttempts, Unauthorized
-from rightsdesk.intake import Submission
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock
+from rightsdesk.intake import guard, submissions
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import NotFound, TooManyAttempts, Unauthorized
+from rightsdesk.intake.submissions import Submission
 from tests.support.aws import code_in, moto_cloud
 
 REGION = "eu-central-1"
@@ -34,7 +37,7 @@ def cloud():
 @pytest.fixture
 def verified(cloud):
     session, _, mail_queue = cloud
-    submitted = intake.submit(Submission(site="guarded", type="access", email="ana@example.org"),
+    submitted = submissions.submit(Submission(site="guarded", type="access", email="ana@example.org"),
                               base_url="https://p.example", locale="en")
     sqs = session.client("sqs")
     code = None
@@ -44,7 +47,7 @@ def verified(cloud):
             body = json.loads(message["Body"])
             if body["mail_id"] == f"verify-{submitted.request_id}":
                 code = code_in([body], submitted.request_id)
-    answer = intake.verify(submitted.request_id, code, base_url="https://p.example")
+    answer = submissions.verify(submitted.request_id, code, base_url="https://p.example")
     return submitted.request_id, answer.status_token
 
 
@@ -52,23 +55,23 @@ def test_an_address_that_keeps_guessing_is_refused_even_the_right_token(cloud, v
     request_id, token = verified
     for _ in range(guard.MAX_FAILURES - 1):
         with pytest.raises(Unauthorized):
-            intake.authorize(request_id, "rst_guess", source=ATTACKER)
+            submissions.authorize(request_id, "rst_guess", source=ATTACKER)
     with pytest.raises(NotFound):  # guessing request ids counts too
-        intake.authorize("dsr_unknown", token, source=ATTACKER)
+        submissions.authorize("dsr_unknown", token, source=ATTACKER)
     with pytest.raises(TooManyAttempts) as refused:
-        intake.authorize(request_id, token, source=ATTACKER)
+        submissions.authorize(request_id, token, source=ATTACKER)
     assert refused.value.status == 429
 
-    assert intake.authorize(request_id, token, source=SUBJECT).request_id == request_id, "others are not affected"
+    assert submissions.authorize(request_id, token, source=SUBJECT).request_id == request_id, "others are not affected"
     clock.advance(guard.WINDOW_SECONDS)
-    assert intake.authorize(request_id, token, source=ATTACKER).request_id == request_id, "the next window is open"
+    assert submissions.authorize(request_id, token, source=ATTACKER).request_id == request_id, "the next window is open"
 
 
 def test_only_a_keyed_hash_of_the_address_is_stored_and_it_expires(cloud, verified):
     session, table, _ = cloud
     request_id, _ = verified
     with pytest.raises(Unauthorized):
-        intake.authorize(request_id, None, source="192.0.2.44")
+        submissions.authorize(request_id, None, source="192.0.2.44")
     items = [item for item in session.client("dynamodb").scan(TableName=table)["Items"]
              if item["pk"]["S"].startswith("GUARD#")]
     assert items and not any("192.0.2.44" in json.dumps(item) for item in items)
@@ -81,5 +84,5 @@ def test_without_an_address_nothing_is_counted(cloud, verified):
     request_id, token = verified
     for _ in range(guard.MAX_FAILURES + 1):
         with pytest.raises(Unauthorized):
-            intake.authorize(request_id, "rst_guess")
-    assert intake.authorize(request_id, token).request_id == request_id
+            submissions.authorize(request_id, "rst_guess")
+    assert submissions.authorize(request_id, token).request_id == request_id

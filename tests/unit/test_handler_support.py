@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from moto import mock_aws
 
-from rightsdesk import aws_clients, handler_support
+from rightsdesk.platform import aws_clients, handler_support
 from tests.support.aws import moto_cloud
 
 

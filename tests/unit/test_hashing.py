@@ -1,4 +1,4 @@
-from rightsdesk import hashing
+from rightsdesk.platform import hashing
 
 
 def test_codes_are_six_digits_and_vary():
@@ -17,7 +17,7 @@ def test_hashes_are_keyed_and_domain_separated():
 def test_hash_changes_with_the_key(monkeypatch):
     before = hashing.keyed_hash("code", "123456")
     monkeypatch.setenv("RIGHTSDESK_HASH_KEY", "another-key")
-    from rightsdesk import config
+    from rightsdesk.platform import config
 
     config.reload()
     hashing.forget_key()

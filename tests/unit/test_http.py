@@ -1,4 +1,4 @@
-from rightsdesk import http
+from rightsdesk.platform import http
 
 
 def test_field_errors_map_to_stable_codes_without_echoing_input():

@@ -14,10 +14,10 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from rightsdesk import i18n
-from rightsdesk.config import SUPPORTED_LOCALES
-from rightsdesk.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
-from rightsdesk.status import Status
+from rightsdesk.render import i18n
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
+from rightsdesk.kernel.status import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = i18n.LOCALES_DIR
@@ -219,7 +219,7 @@ def test_every_counted_message_is_a_plural_with_all_its_forms(locale, domain):
 def test_templates_show_counts_only_through_pluralize():
     """`{{ count }}` in a template is the plural placeholder of a `{% trans count=... %}` block only."""
     offenders = []
-    for template in sorted((ROOT / "layers/core/rightsdesk/templates").rglob("*.*")):
+    for template in sorted((ROOT / "layers/core/rightsdesk/render/templates").rglob("*.*")):
         text = template.read_text(encoding="utf-8")
         outside = re.sub(r"{%-? trans [^%]*count=.*?{%-? endtrans -?%}", "", text, flags=re.S)
         outside = re.sub(r"<td[^>]*>{{ *count *}}</td>", "", outside)  # a figure in a table column is no phrase

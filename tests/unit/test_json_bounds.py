@@ -1,4 +1,4 @@
-"""JSON bodies no route can read safely are refused before routing (rightsdesk.http.json_problem):
+"""JSON bodies no route can read safely are refused before routing (rightsdesk.platform.http.json_problem):
 nested deeper than MAX_JSON_DEPTH or holding an overlong number; anything else passes on, malformed
 JSON included (the router answers that itself)."""
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rightsdesk import http
+from rightsdesk.platform import http
 
 
 def nested(depth: int) -> str:

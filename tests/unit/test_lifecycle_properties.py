@@ -2,7 +2,7 @@
 tried, from fresh or stale copies of a request, with transient transaction conflicts in between,
 the stored request only ever takes allowed steps, and its audit trail records exactly those steps.
 
-test_status.py checks the transition table itself; this drives rightsdesk.lifecycle.transition,
+test_status.py checks the transition table itself; this drives rightsdesk.store.lifecycle.transition,
 whose conditional write is what enforces the table when two writers race.
 """
 
@@ -18,11 +18,13 @@ from moto import mock_aws
 from pynamodb.exceptions import TransactWriteError
 
 from local import faults
-from rightsdesk import audit, clock, config, hashing
-from rightsdesk.errors import IllegalTransition
-from rightsdesk.lifecycle import listing_key, transition
-from rightsdesk.models import RequestItem
-from rightsdesk.status import TRANSITIONS, Status, can_transition
+from rightsdesk.store import audit
+from rightsdesk.kernel import clock
+from rightsdesk.platform import config, hashing
+from rightsdesk.kernel.errors import IllegalTransition
+from rightsdesk.store.lifecycle import listing_key, transition
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import TRANSITIONS, Status, can_transition
 from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
@@ -139,7 +141,7 @@ from datetime import datetime, timezone  # noqa: E402 - this test's own imports,
 
 from hypothesis import given  # noqa: E402
 
-from rightsdesk import deadlines  # noqa: E402
+from rightsdesk.kernel import deadlines  # noqa: E402
 
 verification_instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 1),
                                      timezones=st.just(timezone.utc))

@@ -1,4 +1,4 @@
-"""Abuse limits (rightsdesk.limits), against moto in-process, with strict limits of this module's own:
+"""Abuse limits (rightsdesk.store.limits), against moto in-process, with strict limits of this module's own:
 windows, codes per address, submissions per source, wrong codes across resubmissions, and the
 controller's notes to a subject. Each test uses its own addresses and sources and restores the clock."""
 
@@ -12,11 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk import aws_clients, clock, config, hashing, intake, limits, mail_kinds, registry
-from rightsdesk.errors import InvalidCode, RateLimited, TooManyAttempts
-from rightsdesk.intake import Submission
-from rightsdesk.limits import Limit
-from rightsdesk.models import LimitCounterItem, RequestItem
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock
+from rightsdesk.intake import submissions
+from rightsdesk.store import limits
+from rightsdesk.outbound import mail_kinds
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import InvalidCode, RateLimited, TooManyAttempts
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.store.limits import Limit
+from rightsdesk.store.items.limits import LimitCounterItem
+from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import moto_cloud, verification_code
 
 REGION = "eu-central-1"
@@ -46,7 +52,7 @@ def mails(monkeypatch):
     """Every mail intake queues (to, kind, mail_id), still queued for real; the address is the one
     the notifier would send to (the message names the request only)."""
     sent: list[tuple[str, str, str]] = []
-    enqueue = intake.outbox.enqueue_mail
+    enqueue = submissions.outbox.enqueue_mail
 
     def recording(kind, **ids):
         mail_id = enqueue(kind, **ids)
@@ -54,7 +60,7 @@ def mails(monkeypatch):
         sent.append((made.to if made else "", kind, mail_id))
         return mail_id
 
-    monkeypatch.setattr(intake.outbox, "enqueue_mail", recording)
+    monkeypatch.setattr(submissions.outbox, "enqueue_mail", recording)
     return sent
 
 
@@ -66,8 +72,8 @@ def _source() -> str:
     return f"198.51.100.{uuid.uuid4().int % 250 + 1}-{uuid.uuid4().hex[:6]}"  # unique per test, IP-like
 
 
-def _submit(email: str, source: str | None = None) -> intake.Submitted:
-    return intake.submit(Submission(site="limited", type="access", email=email), base_url=BASE, locale="en",
+def _submit(email: str, source: str | None = None) -> submissions.Submitted:
+    return submissions.submit(Submission(site="limited", type="access", email=email), base_url=BASE, locale="en",
                          source=source)
 
 
@@ -244,8 +250,8 @@ def test_never_more_codes_per_address_and_hour_than_the_limit_whatever_the_inter
     mailed: dict[tuple[str, int], int] = {}
     per_source: dict[tuple[str, int], int] = {}
     sent: list[str] = []
-    enqueue = intake.outbox.enqueue_mail
-    intake.outbox.enqueue_mail = lambda kind, **ids: sent.append(ids["request_id"]) or "mail"
+    enqueue = submissions.outbox.enqueue_mail
+    submissions.outbox.enqueue_mail = lambda kind, **ids: sent.append(ids["request_id"]) or "mail"
     try:
         for address_index, source_index, advance in operations:
             clock.advance(advance)
@@ -269,7 +275,7 @@ def test_never_more_codes_per_address_and_hour_than_the_limit_whatever_the_inter
                 assert mailed.get((address, hour), 0) == CODES_PER_ADDRESS, "refused only when out of codes"
         assert all(count <= CODES_PER_ADDRESS for count in mailed.values())
     finally:
-        intake.outbox.enqueue_mail = enqueue
+        submissions.outbox.enqueue_mail = enqueue
         clock.set_offset(offset)
 
 
@@ -289,18 +295,18 @@ def test_resubmitting_gives_new_codes_but_no_new_guesses_for_the_address(cloud, 
         submitted = _submit(address)
         request_ids.append(submitted.request_id)
         code = verification_code(cloud.session, cloud.queues["MailQueue"], submitted.request_id)
-        for _ in range(min(intake.MAX_CODE_ATTEMPTS - 1, FAILED_PER_ADDRESS - guesses)):
+        for _ in range(min(submissions.MAX_CODE_ATTEMPTS - 1, FAILED_PER_ADDRESS - guesses)):
             with pytest.raises(InvalidCode):
-                intake.verify(submitted.request_id, _wrong(code), base_url=BASE)
+                submissions.verify(submitted.request_id, _wrong(code), base_url=BASE)
             guesses += 1
     # The last request still has tries of its own and its right code, but the address has none left.
     with pytest.raises(TooManyAttempts) as refused:
-        intake.verify(request_ids[-1], code, base_url=BASE)
+        submissions.verify(request_ids[-1], code, base_url=BASE)
     assert refused.value.code == "too_many_attempts"
     clock.advance(3600)
     again = _submit(address)
     code = verification_code(cloud.session, cloud.queues["MailQueue"], again.request_id)
-    assert intake.verify(again.request_id, code, base_url=BASE).status == "verified", "the next hour it works"
+    assert submissions.verify(again.request_id, code, base_url=BASE).status == "verified", "the next hour it works"
 
 
 def test_one_source_guessing_across_many_addresses_runs_out_of_guesses(cloud, restore_clock):
@@ -312,12 +318,12 @@ def test_one_source_guessing_across_many_addresses_runs_out_of_guesses(cloud, re
         code = verification_code(cloud.session, cloud.queues["MailQueue"], submitted.request_id)
         for _ in range(min(2, FAILED_PER_SOURCE - guesses)):
             with pytest.raises(InvalidCode):
-                intake.verify(submitted.request_id, _wrong(code), base_url=BASE, source=source)
+                submissions.verify(submitted.request_id, _wrong(code), base_url=BASE, source=source)
             guesses += 1
     with pytest.raises(TooManyAttempts):
-        intake.verify(submitted.request_id, code, base_url=BASE, source=source)
+        submissions.verify(submitted.request_id, code, base_url=BASE, source=source)
     # The subject, from their own network, is not locked out by someone else's guessing.
-    assert intake.verify(submitted.request_id, code, base_url=BASE, source=_source()).status == "verified"
+    assert submissions.verify(submitted.request_id, code, base_url=BASE, source=_source()).status == "verified"
 
 
 # ------------------------------------------------------------------ a controller's notes to the subject
@@ -368,7 +374,7 @@ WAIT_AN_HOUR = {"en": "wait an hour", "de": "warten Sie eine Stunde", "sl": "poÄ
 def test_the_form_and_the_code_page_tell_subjects_to_wait_an_hour_if_no_code_arrives(locale, page, context):
     """Over the address's limit a submission looks accepted and no code comes: the subject must
     know to wait, in their language."""
-    from rightsdesk import web
+    from rightsdesk.render import web
 
     assert WAIT_AN_HOUR[locale] in " ".join(web.render_page(page, locale, **context).split())
 

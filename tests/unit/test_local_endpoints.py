@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from local import __main__ as runner
-from rightsdesk import local_endpoints
+from rightsdesk.platform import local_endpoints
 from rightsdesk_cli.main import app
 
 AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",

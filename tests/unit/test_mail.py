@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from rightsdesk import config, i18n, mail
-from rightsdesk.config import SUPPORTED_LOCALES
+from rightsdesk.platform import config
+from rightsdesk.render import i18n, mail
+from rightsdesk.platform.config import SUPPORTED_LOCALES
 
 BASE = "https://privacy.example.com"
 CONTEXTS = {

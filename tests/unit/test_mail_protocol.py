@@ -1,5 +1,5 @@
 """Mail queue messages name a kind and ids only; the notifier makes the mail from the table when it
-sends it (rightsdesk.mail_kinds). Pinned as classes: every kind's message is id-shaped and makes
+sends it (rightsdesk.outbound.mail_kinds). Pinned as classes: every kind's message is id-shaped and makes
 its mail; no value that is not an id is accepted; a purge before the send drops the mail; an email
 delivery is delivered only when SES accepted it, failed when it never went, failed again when it
 bounced."""
@@ -15,22 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk import (
-    breaches,
-    clock,
-    contacts,
-    deletion,
-    delivery,
-    hashing,
-    mail_kinds,
-    newsletter,
-    notify,
-    outbox,
-    policies,
-    subject_secrets,
-)
-from rightsdesk.models import AuditEvent, ChallengeItem, ControllerItem, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.notices import breaches, policies
+from rightsdesk.kernel import clock
+from rightsdesk.audience import contacts, newsletter
+from rightsdesk.store import deletion, outbox
+from rightsdesk.routing import delivery
+from rightsdesk.platform import hashing, subject_secrets
+from rightsdesk.outbound import mail_kinds, notify
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.kernel.status import Status
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import ROOT, World, aws_environment, install_flaky_ses, lambda_context
 
@@ -171,7 +166,7 @@ def test_the_secrets_are_made_at_send_time_and_never_queued(world):
     hashing.forget_key()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RIGHTSDESK_HASH_KEY", "another-key")
-        from rightsdesk import config
+        from rightsdesk.platform import config
 
         config.reload()
         assert subject_secrets.verification_code(unverified) != code

@@ -17,9 +17,14 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
-from rightsdesk import clock, config, i18n, mime, notice_mail, notice_pages, notify, suppression, unsubscribe
-from rightsdesk.config import SUPPORTED_LOCALES
-from rightsdesk.mail import RenderedMail
+from rightsdesk.kernel import clock
+from rightsdesk.platform import config
+from rightsdesk.render import i18n, mime, notice_mail
+from rightsdesk.notices import notice_pages
+from rightsdesk.outbound import notify
+from rightsdesk.audience import suppression, unsubscribe
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render.mail import RenderedMail
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "https://privacy.example.com"
@@ -193,7 +198,7 @@ def test_the_request_catalog_does_not_carry_the_notices():
 
 @pytest.fixture
 def hash_key(monkeypatch):
-    from rightsdesk import hashing
+    from rightsdesk.platform import hashing
 
     monkeypatch.setenv("RIGHTSDESK_HASH_KEY", "notice-test-key")
     config.reload()
@@ -208,7 +213,7 @@ def test_a_token_verifies_and_names_its_contact_and_list(hash_key):
 
 
 def test_a_token_cannot_be_forged_or_altered(hash_key, monkeypatch):
-    from rightsdesk import hashing
+    from rightsdesk.platform import hashing
 
     token = unsubscribe.issue(HASH, "policy_updates")
     payload, mac = token.split(".")

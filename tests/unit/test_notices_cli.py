@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk import clock
+from rightsdesk.kernel import clock
 from rightsdesk_cli.main import app
 from tests.support.aws import fast_pynamodb_sessions
 from tests.support.notices_world import World, aws_environment

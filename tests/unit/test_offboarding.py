@@ -9,10 +9,14 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk import aws_clients, clock, config, dispatch, hashing, intake, registry, retention, sealing, takeover
-from rightsdesk.delivery import DeliveryMessage
-from rightsdesk.errors import Conflict, SiteUnavailable, UnknownSite
-from rightsdesk.intake import Submission
+from rightsdesk.platform import aws_clients, config, hashing, sealing
+from rightsdesk.kernel import clock, retention
+from rightsdesk.outbound import dispatch
+from rightsdesk.intake import submissions
+from rightsdesk.routing import registry, takeover
+from rightsdesk.routing.delivery import DeliveryMessage
+from rightsdesk.kernel.errors import Conflict, SiteUnavailable, UnknownSite
+from rightsdesk.intake.submissions import Submission
 from rightsdesk_cli.main import app
 from tests.support.aws import made, moto_cloud, verification_code
 
@@ -56,12 +60,12 @@ def new_controller(delivery: str = "pull") -> registry.NewController:
 def submit(created: registry.NewController, site: str | None = None) -> str:
     submission = Submission(site=site or created.controller.site_key, type="access", email="ana@example.org",
                             name="Ana Novak")
-    return intake.submit(submission, base_url=BASE_URL, locale="en").request_id
+    return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
 
 
 def verified(cloud, created: registry.NewController) -> str:
     request_id = submit(created)
-    intake.verify(request_id, verification_code(cloud.session, cloud.queues["MailQueue"], request_id), base_url=BASE_URL)
+    submissions.verify(request_id, verification_code(cloud.session, cloud.queues["MailQueue"], request_id), base_url=BASE_URL)
     drain(cloud, "MailQueue")
     drain(cloud, "DeliveryQueue")
     return request_id
@@ -119,14 +123,14 @@ def test_released_sites_are_unknown_and_free_for_another_controller(cloud):
 def test_open_requests_of_a_disabled_controller_are_delivered_by_email_and_stay_due(cloud):
     created = new_controller(delivery="pull")
     request_id = verified(cloud, created)
-    due = intake.load_request(request_id).due_at
+    due = submissions.load_request(request_id).due_at
     registry.disable(created.controller.controller_id)
 
     outcome = route(request_id)
 
     # by email: delivered once SES accepts the mail (the notifier settles it), due date unchanged
     assert outcome["result"] == "mail_queued"
-    request = intake.load_request(request_id)
+    request = submissions.load_request(request_id)
     assert request.status == "forwarded" and request.due_at == due
     mails = [m for m in drain(cloud, "MailQueue") if m.get("kind") == "request_forwarded"]
     assert [made(m).to for m in mails] == [created.controller.contact_email]
@@ -167,7 +171,7 @@ def test_a_removed_controller_gets_no_delivery_and_the_operator_answers(cloud):
     registry.remove(cid)
 
     assert route(never_routed)["result"] == "controller_removed"
-    assert intake.load_request(never_routed).status == "verified"  # still open, still due
+    assert submissions.load_request(never_routed).status == "verified"  # still open, still due
     assert drain(cloud, "MailQueue") == []
 
     for request_id in (never_routed, forwarded):
@@ -226,7 +230,7 @@ def test_rejecting_needs_a_reason(cloud):
     ("sl", "trenutno ne sprejema zahtev"),
 ])
 def test_the_form_says_site_unavailable_in_the_subjects_language(locale, words):
-    from rightsdesk import web
+    from rightsdesk.render import web
 
     html = web.render_page("form", locale, values={"site": "acme"}, errors={"site": "site_unavailable"})
     assert words in html
@@ -234,8 +238,8 @@ def test_the_form_says_site_unavailable_in_the_subjects_language(locale, words):
 
 def test_the_controller_api_refuses_a_disabled_key_even_after_the_authorizer_let_it_through(cloud):
     # API Gateway caches the authorizer's allow for minutes; the handler's own check must close the gap.
-    from rightsdesk import controller_requests
-    from rightsdesk.errors import Unauthorized
+    from rightsdesk.routing import controller_requests
+    from rightsdesk.kernel.errors import Unauthorized
 
     created = new_controller()
     cid = created.controller.controller_id

@@ -13,24 +13,18 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
-from rightsdesk import (
-    breaches,
-    clock,
-    consents,
-    contacts,
-    deadlines,
-    exports,
-    hashing,
-    newsletter,
-    notify,
-    own_requests,
-    retention,
-    suppression,
-    unsubscribe,
-)
-from rightsdesk.errors import Conflict, InvalidInput
-from rightsdesk.models import AuditEvent, ConsentItem, ContactItem, ControllerItem, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.notices import breaches
+from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.audience import consents, contacts, newsletter, suppression, unsubscribe
+from rightsdesk.own_data import exports, own_requests
+from rightsdesk.platform import hashing
+from rightsdesk.outbound import notify
+from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.audience import ConsentItem, ContactItem
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import Status
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, lambda_context
 

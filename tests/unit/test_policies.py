@@ -12,8 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from moto import mock_aws
 
-from rightsdesk import clock, contacts, hashing, policies, suppression, unsubscribe
-from rightsdesk.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.kernel import clock
+from rightsdesk.audience import contacts, suppression, unsubscribe
+from rightsdesk.platform import hashing
+from rightsdesk.notices import policies
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 
 from tests.support.aws import fast_pynamodb_sessions
 from tests.support.notices_world import World, aws_environment

@@ -10,9 +10,12 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from rightsdesk import clock, config, notice_pages, policies, web
-from rightsdesk.config import SUPPORTED_LOCALES
-from rightsdesk.errors import Conflict, InvalidInput
+from rightsdesk.kernel import clock
+from rightsdesk.platform import config
+from rightsdesk.notices import notice_pages, policies
+from rightsdesk.render import web
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.kernel.errors import Conflict, InvalidInput
 from tests.support.aws import moto_cloud
 
 TEXT = "<h1>Datenschutzerklärung</h1>\n<p>Chat transcripts are kept for 30 days.</p>\n".encode()

@@ -11,9 +11,15 @@ import pytest
 from moto import mock_aws
 from pynamodb.connection import Connection
 
-from rightsdesk import clock, controller_requests, delivery, hashing, queries, registry, retention, sweeper
-from rightsdesk.models import AuditEvent, ControllerItem, RequestItem
-from rightsdesk.status import Status
+from rightsdesk.kernel import clock, retention
+from rightsdesk.routing import controller_requests, delivery, registry
+from rightsdesk.platform import hashing
+from rightsdesk.store import queries
+from rightsdesk.retention import sweeper
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.status import Status
 from tests.support.aws import fast_pynamodb_sessions
 from tests.support.notices_world import World, aws_environment
 

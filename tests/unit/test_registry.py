@@ -14,10 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rightsdesk import aws_clients, clock, config, credentials, hashing, intake, registry, rights, sealing, subjects, webhooks
-from rightsdesk.errors import Conflict, InvalidInput, NotFound, TooManyRotations
-from rightsdesk.intake import Submission
-from rightsdesk.models import ApiKeyItem, ControllerItem, RequestItem, SubjectCounterItem
+from rightsdesk.platform import aws_clients, config, credentials, hashing, sealing, webhooks
+from rightsdesk.kernel import clock, rights
+from rightsdesk.intake import submissions, subjects
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem
+from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
 from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
@@ -350,9 +354,9 @@ def test_invalid_durations(text):
 
 def submit_and_verify(cloud, site: str, email: str, **fields) -> RequestItem:
     fields.setdefault("type", "access")
-    submitted = intake.submit(Submission(site=site, email=email, **fields), base_url="https://t", locale="en")
-    intake.verify(submitted.request_id, cloud.code_for(submitted.request_id), base_url="https://t")
-    return intake.load_request(submitted.request_id)
+    submitted = submissions.submit(Submission(site=site, email=email, **fields), base_url="https://t", locale="en")
+    submissions.verify(submitted.request_id, cloud.code_for(submitted.request_id), base_url="https://t")
+    return submissions.load_request(submitted.request_id)
 
 
 def test_the_second_verified_request_in_a_year_is_flagged_excessive(cloud):
@@ -366,8 +370,8 @@ def test_the_second_verified_request_in_a_year_is_flagged_excessive(cloud):
     assert second.flags == [subjects.EXCESSIVE]
     assert elsewhere.flags is None, "the count is per controller"
     assert someone_else.flags is None
-    unverified = intake.submit(Submission(site=site, type="access", email="ana@example.org"), base_url="https://t", locale="en")
-    assert intake.load_request(unverified.request_id).flags is None, "only verified requests count"
+    unverified = submissions.submit(Submission(site=site, type="access", email="ana@example.org"), base_url="https://t", locale="en")
+    assert submissions.load_request(unverified.request_id).flags is None, "only verified requests count"
 
 
 def test_the_free_request_table_has_a_row_for_every_request_type():
@@ -411,7 +415,7 @@ def test_a_guardian_request_is_flagged(cloud):
 def test_a_verification_racing_another_still_counts_once_each(cloud, monkeypatch):
     """Another request of the same subject is verified between our read of the count and our write."""
     site = new_controller("pull").controller.site_key
-    submitted = intake.submit(Submission(site=site, type="access", email="race@example.org"), base_url="https://t", locale="en")
+    submitted = submissions.submit(Submission(site=site, type="access", email="race@example.org"), base_url="https://t", locale="en")
     code = cloud.code_for(submitted.request_id)
     real_counter_for = subjects.counter_for
     raced = []
@@ -424,8 +428,8 @@ def test_a_verification_racing_another_still_counts_once_each(cloud, monkeypatch
         return counter
 
     monkeypatch.setattr(subjects, "counter_for", counter_then_race)
-    intake.verify(submitted.request_id, code, base_url="https://t")
-    request = intake.load_request(submitted.request_id)
+    submissions.verify(submitted.request_id, code, base_url="https://t")
+    request = submissions.load_request(submitted.request_id)
     assert request.flags == [subjects.EXCESSIVE], "the retry saw the other verification"
     assert real_counter_for(request, clock.now()).verified == 2
 

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
-from rightsdesk import retention
-from rightsdesk.retention import Rule
+from rightsdesk.kernel import retention
+from rightsdesk.kernel.retention import Rule
 
 START = datetime(2026, 5, 1, tzinfo=timezone.utc)
 

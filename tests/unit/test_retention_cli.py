@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rightsdesk import clock
+from rightsdesk.kernel import clock
 from rightsdesk_cli.main import app
 from tests.support.retention_world import EMAIL, world_in_moto
 

@@ -1,8 +1,8 @@
 """The retention engine against moto in-process: the sweeper, legal holds and what reads show.
 
 The clock is the core's injectable one (what the local run's /_dev/clock moves). The delivered and
-the internally closed states are reached through the same core calls the dispatcher (issue 3b) and
-the operator's own handling (issue 6) make; see tests/support/retention_world.py.
+the internally closed states are reached through the same core calls the dispatcher and
+the operator's own handling make; see tests/support/retention_world.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from datetime import timedelta
 
 import pytest
 
-from rightsdesk import clock, holds, intake, models, queries, retention, sweeper
-from rightsdesk.errors import Conflict, NotFound
-from rightsdesk.models import RequestItem
-from rightsdesk.retention import Rule
+from rightsdesk.kernel import clock, retention
+from rightsdesk.retention import holds, sweeper
+from rightsdesk.intake import submissions
+from rightsdesk.store import queries
+from rightsdesk.store.items.sweeps import SweepState
+from rightsdesk.store.items.table import bind_table
+from rightsdesk.kernel.errors import Conflict, NotFound
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.kernel.retention import Rule
 from tests.support.retention_world import DETAILS, EMAIL, NAME, World, world_in_moto
 
 HOUR = 3600
@@ -70,7 +75,7 @@ def test_an_unverified_request_is_deleted_after_72_hours_and_its_expiry_is_on_th
         ("submitted", "identity_unverified"), ("status_changed", "expired")]
     assert trail[-1]["actor"] == "retention-sweeper"
     with pytest.raises(NotFound):
-        intake.load_request(request_id)
+        submissions.load_request(request_id)
 
 
 def test_delivered_personal_fields_are_purged_within_the_hour_and_the_skeleton_stays(world):
@@ -81,7 +86,7 @@ def test_delivered_personal_fields_are_purged_within_the_hour_and_the_skeleton_s
     at(HOUR - 5)
     assert sweeper.sweep().total("purged") == 0
     at(HOUR)
-    request = intake.load_request(request_id)
+    request = submissions.load_request(request_id)
     assert queries.personal_fields(request) == {"email": None, "name": None, "details": None}, \
         "reads treat the fields as gone at their purge time, before the sweeper comes"
     report = sweeper.sweep()
@@ -96,7 +101,7 @@ def test_delivered_personal_fields_are_purged_within_the_hour_and_the_skeleton_s
     assert item["retention_rule"] == Rule.SKELETON.value
     assert int(item["retention_due_at"]) == retention.expires_at(Rule.SKELETON, verified_at)
     assert int(item["expires_at"]) == int(item["retention_due_at"])
-    assert intake.status_view(intake.authorize(request_id, token))["status"] == "delivered"
+    assert submissions.status_view(submissions.authorize(request_id, token))["status"] == "delivered"
     assert delivered <= clock.now()
 
 
@@ -158,7 +163,7 @@ def test_a_held_request_survives_past_its_time_and_goes_after_release(world):
     at(10 * DAY)
     sweeper.sweep()
     assert world.item(request_id) is not None
-    assert intake.load_request(request_id).request_id == request_id, "reads show a held item past its time"
+    assert submissions.load_request(request_id).request_id == request_id, "reads show a held item past its time"
     with pytest.raises(Conflict):
         holds.place(request_id, "again", actor="operator")
 
@@ -247,7 +252,7 @@ def test_the_state_moves_past_a_day_only_when_it_is_done(world):
     world.submit()
     at(3 * DAY)
     report = sweeper.sweep()
-    state = models.SweepState.get(models.SweepState.PK, models.SweepState.SK, consistent_read=True)
+    state = SweepState.get(SweepState.PK, SweepState.SK, consistent_read=True)
 
     assert report.swept_through == retention.bucket_start(clock.epoch()) - DAY
     assert int(state.swept_through) == report.swept_through
@@ -298,7 +303,7 @@ def test_a_sweep_reads_what_expired_not_what_the_table_holds(world, monkeypatch)
         return session
 
     monkeypatch.setattr(pynamodb_base, "get_session", counting_session)
-    models.bind_table(world.table)  # new connections, with the hook
+    bind_table(world.table)  # new connections, with the hook
 
     def seed(count_live: int, count_expired: int) -> None:
         now = clock.epoch()
@@ -341,8 +346,8 @@ def test_a_sweep_out_of_time_stops_and_the_next_one_does_the_work(world):
 
 def test_a_withdrawn_consent_record_goes_after_five_years(world):
     """Item kinds the sweeper has no model for are read by their keys and retention attributes."""
-    from rightsdesk import consents
-    from rightsdesk.rights import PURPOSES
+    from rightsdesk.audience import consents
+    from rightsdesk.kernel.rights import PURPOSES
 
     key = {"pk": {"S": "CONTACT#" + "a" * 64}, "sk": {"S": f"CONSENT#{PURPOSES[0]}"}}
     consents.record("a" * 64, PURPOSES[0], consents.WITHDRAWN, source="test")

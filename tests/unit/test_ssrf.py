@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rightsdesk import ssrf
-from rightsdesk.errors import InvalidInput
+from rightsdesk.platform import ssrf
+from rightsdesk.kernel.errors import InvalidInput
 
 REFUSED_V4 = [
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",

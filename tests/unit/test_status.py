@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rightsdesk.status import CLOSED, OPEN, TRANSITIONS, Status, can_transition, is_open
+from rightsdesk.kernel.status import CLOSED, OPEN, TRANSITIONS, Status, can_transition, is_open
 
 
 def test_the_documented_happy_paths_are_allowed():

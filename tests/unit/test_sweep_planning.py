@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rightsdesk import retention, sweeper
-from rightsdesk.retention import BUCKET_SECONDS, Rule
-from rightsdesk.sweeper import Action, Snapshot
+from rightsdesk.kernel import retention
+from rightsdesk.retention import sweeper
+from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
+from rightsdesk.retention.sweeper import Action, Snapshot
 
 DAY = BUCKET_SECONDS
 NOW = int(datetime(2026, 5, 10, 12, 30, tzinfo=timezone.utc).timestamp())

@@ -6,7 +6,7 @@ if it died before queueing it, without the confirmation mail. The token is deriv
 id and the code's keyed hash under the hash key, and the request keeps that code hash, so the same
 code gives the same answer again for the code's lifetime (15 minutes) after verification. Wrong
 codes on that path are counted before the comparison (with the code's own wrong attempts, up to
-intake.MAX_CODE_ATTEMPTS) and answered with the same 409 as any request not waiting for a code.
+submissions.MAX_CODE_ATTEMPTS) and answered with the same 409 as any request not waiting for a code.
 
 Against moto in-process, as tests/unit/test_guard.py.
 """
@@ -18,10 +18,14 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk import aws_clients, clock, config, hashing, intake, outbox, registry, retention
-from rightsdesk.errors import Conflict, InvalidCode, Unauthorized
-from rightsdesk.intake import Submission
-from rightsdesk.models import RequestItem
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.kernel import clock, retention
+from rightsdesk.intake import submissions
+from rightsdesk.store import outbox
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import Conflict, InvalidCode, Unauthorized
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
@@ -58,7 +62,7 @@ def drain(cloud, queue: str) -> list[dict]:
 def submitted(cloud) -> tuple[str, str]:
     """A new request and its emailed code."""
     drain(cloud, "MailQueue")
-    request_id = intake.submit(Submission(site="retried", type="access", email="ana@example.org"),
+    request_id = submissions.submit(Submission(site="retried", type="access", email="ana@example.org"),
                                base_url=BASE, locale="en").request_id
     code = code_in(drain(cloud, "MailQueue"), request_id)
     return request_id, code
@@ -70,7 +74,7 @@ def stored(request_id: str) -> RequestItem:
 
 def refused(request_id: str, code: str) -> Conflict:
     with pytest.raises(Conflict) as error:
-        intake.verify(request_id, code, base_url=BASE)
+        submissions.verify(request_id, code, base_url=BASE)
     assert error.value.status == 409 and error.value.code == "not_awaiting_verification"
     assert error.value.message == "this request is not waiting for a code" and not error.value.fields
     return error.value
@@ -90,15 +94,15 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     with monkeypatch.context() as patch:  # dies after the write, before routing and the confirmation mail
         patch.setattr(outbox, "enqueue_delivery", die)
         with pytest.raises(Crash):
-            intake.verify(request_id, code, base_url=BASE)
+            submissions.verify(request_id, code, base_url=BASE)
     assert stored(request_id).status == "verified", "the verification stands; only its answer is lost"
     assert not [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
 
-    again = intake.verify(request_id, code, base_url=BASE)
+    again = submissions.verify(request_id, code, base_url=BASE)
 
     assert (again.request_id, again.status, again.due_at) == (request_id, "verified", stored(request_id).due_at)
     assert again.status_token.startswith("rst_")
-    view = intake.status_view(intake.authorize(request_id, again.status_token))
+    view = submissions.status_view(submissions.authorize(request_id, again.status_token))
     assert view["status"] == "verified" and view["request_id"] == request_id
     [mail] = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
     assert made(mail).context["status_url"].endswith(f"/status/{request_id}?token={again.status_token}&lang=en")
@@ -106,74 +110,74 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
 
 def test_a_lost_answer_is_the_same_answer_again(cloud):
     request_id, code = submitted(cloud)
-    first = intake.verify(request_id, code, base_url=BASE)
-    again = intake.verify(request_id, code, base_url=BASE)
+    first = submissions.verify(request_id, code, base_url=BASE)
+    again = submissions.verify(request_id, code, base_url=BASE)
     assert again == first
-    assert intake.verify(request_id, code, base_url=BASE).status_token == first.status_token
+    assert submissions.verify(request_id, code, base_url=BASE).status_token == first.status_token
     drain(cloud, "MailQueue")
 
 
 def test_wrong_codes_on_a_verified_request_are_counted_and_refused_alike(cloud):
     request_id, code = submitted(cloud)
     with pytest.raises(InvalidCode):  # one wrong code while it waits for one: 400, counted on the code
-        intake.verify(request_id, wrong(code), base_url=BASE)
-    token = intake.verify(request_id, code, base_url=BASE).status_token
+        submissions.verify(request_id, wrong(code), base_url=BASE)
+    token = submissions.verify(request_id, code, base_url=BASE).status_token
     assert stored(request_id).verify_retries == 1, "the code's own wrong attempt counts"
 
-    for tries in range(2, intake.MAX_CODE_ATTEMPTS):
+    for tries in range(2, submissions.MAX_CODE_ATTEMPTS):
         refused(request_id, wrong(code))
         assert stored(request_id).verify_retries == tries
-    assert intake.verify(request_id, code, base_url=BASE).status_token == token, "the last try left"
-    assert stored(request_id).verify_retries == intake.MAX_CODE_ATTEMPTS
+    assert submissions.verify(request_id, code, base_url=BASE).status_token == token, "the last try left"
+    assert stored(request_id).verify_retries == submissions.MAX_CODE_ATTEMPTS
     refused(request_id, code)  # the right code too, once the tries are spent
-    assert stored(request_id).verify_retries == intake.MAX_CODE_ATTEMPTS, "never counted past the limit"
+    assert stored(request_id).verify_retries == submissions.MAX_CODE_ATTEMPTS, "never counted past the limit"
 
 
 def test_after_the_codes_lifetime_a_retry_is_refused(cloud):
     request_id, code = submitted(cloud)
-    token = intake.verify(request_id, code, base_url=BASE).status_token
+    token = submissions.verify(request_id, code, base_url=BASE).status_token
     lifetime = retention.keep_for(retention.Rule.VERIFICATION_CODE)
     assert lifetime.total_seconds() == 15 * 60
     clock.advance(lifetime.total_seconds() - 1)
-    assert intake.verify(request_id, code, base_url=BASE).status_token == token
+    assert submissions.verify(request_id, code, base_url=BASE).status_token == token
     clock.advance(2)
     refused(request_id, code)
-    assert intake.authorize(request_id, token).request_id == request_id, "the token itself stays valid"
+    assert submissions.authorize(request_id, token).request_id == request_id, "the token itself stays valid"
 
 
 def test_another_requests_code_does_not_work(cloud):
     first_id, first_code = submitted(cloud)
     second_id, second_code = submitted(cloud)
-    first = intake.verify(first_id, first_code, base_url=BASE)
-    second = intake.verify(second_id, second_code, base_url=BASE)
+    first = submissions.verify(first_id, first_code, base_url=BASE)
+    second = submissions.verify(second_id, second_code, base_url=BASE)
     assert first.status_token != second.status_token
     if first_code != second_code:
         refused(first_id, second_code)
     with pytest.raises(Unauthorized):
-        intake.authorize(first_id, second.status_token)
+        submissions.authorize(first_id, second.status_token)
     drain(cloud, "MailQueue")
 
 
 def test_a_retry_that_overtakes_the_first_call_gets_the_same_token(cloud, monkeypatch):
     """Both calls got past the code check; the first to write wins, the other answers as a retry."""
     request_id, code = submitted(cloud)
-    original = intake._mark_verified
+    original = submissions._mark_verified
     overtaking = []
 
     def overtaken(*args, **kwargs):
-        monkeypatch.setattr(intake, "_mark_verified", original)
-        overtaking.append(intake.verify(request_id, code, base_url=BASE))
+        monkeypatch.setattr(submissions, "_mark_verified", original)
+        overtaking.append(submissions.verify(request_id, code, base_url=BASE))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(intake, "_mark_verified", overtaken)
-    answer = intake.verify(request_id, code, base_url=BASE)
+    monkeypatch.setattr(submissions, "_mark_verified", overtaken)
+    answer = submissions.verify(request_id, code, base_url=BASE)
     assert answer.status_token == overtaking[0].status_token
     drain(cloud, "MailQueue")
 
 
 def test_the_request_keeps_hashes_and_a_count_only(cloud):
     request_id, code = submitted(cloud)
-    token = intake.verify(request_id, code, base_url=BASE).status_token
+    token = submissions.verify(request_id, code, base_url=BASE).status_token
     item = stored(request_id)
     assert item.verified_code_hash == hashing.keyed_hash("code", code)
     assert item.status_token_hash == hashing.keyed_hash("status_token", token)

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rightsdesk import i18n, web
-from rightsdesk.config import SUPPORTED_LOCALES
-from rightsdesk.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
-from rightsdesk.status import Status
+from rightsdesk.render import i18n, web
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
+from rightsdesk.kernel.status import Status
 
 DUE = datetime(2025, 12, 23, 13, 15, tzinfo=timezone.utc)
 TOKEN = "rdst_" + "A" * 40

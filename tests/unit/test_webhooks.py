@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rightsdesk import webhooks
+from rightsdesk.platform import webhooks
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -66,7 +66,7 @@ def test_unpadded_secrets_sign_like_the_library():
 
 
 def test_the_header_timestamp_is_the_wall_clock_even_when_the_domain_clock_moved(monkeypatch):
-    from rightsdesk import clock
+    from rightsdesk.kernel import clock
 
     monkeypatch.setattr(clock, "_offset_seconds", 86400.0)
     headers = webhooks.signed_headers([SECRET], "msg_1", b"{}")
@@ -200,7 +200,7 @@ def test_https_refuses_a_certificate_for_another_name(tls_endpoint):
     assert result.failure == "tls" and not _Endpoint.seen
 
 
-# ------------------------------------------------------------------ any secret, any rotation (issue 7)
+# ------------------------------------------------------------------ any secret, any rotation
 
 secrets_ = st.binary(min_size=24, max_size=64).map(lambda key: "whsec_" + base64.b64encode(key).decode())
 

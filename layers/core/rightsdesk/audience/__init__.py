@@ -1,0 +1,1 @@
+"""The operator's audience: contacts, consents, suppressions, unsubscribe and newsletters."""

@@ -1,0 +1,140 @@
+"""The consent ledger: per subject (keyed hash of the normalized address) and purpose, whether
+consent is granted or withdrawn, since when, and from where.
+
+One item per subject and purpose, in the subject's contact partition (CONTACT#<hash> /
+CONSENT#<purpose>): the state now and every change before it (`history`). No address is stored
+here; the hash is the key.
+
+A withdrawal applies at once: it takes the subject off the mailing list that purpose feeds, in the
+same transaction (rightsdesk.audience.contacts), and the notifier asks the ledger again before every list
+mail (contacts.may_receive), so a mail queued just before the withdrawal is not sent either.
+
+Retention (Rule.CONSENT_RECORD): a record is kept while the consent is in use and for five years
+after its withdrawal, as proof of what the subject allowed and when they stopped it. A withdrawal
+schedules the deletion; a new grant takes it back. Every record carries the rule, so its deletion
+(by the sweeper, the TTL or an erasure) gets an audit event from the stream handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import InvalidInput
+from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
+from rightsdesk.kernel.rights import PURPOSES
+
+GRANTED = "granted"
+WITHDRAWN = "withdrawn"
+# Where a change came from; the request id follows `request:` (ids are not personal data).
+UNSUBSCRIBE_LINK = "unsubscribe_link"
+
+
+def _item(email_hash: str, purpose: str) -> ConsentItem:
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"no purpose {purpose!r}; purposes are {', '.join(PURPOSES)}",
+                           fields={"purpose": "invalid_choice"})
+    return ConsentItem(ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}")
+
+
+def _actions(item: ConsentItem, state: str, source: str, at: datetime) -> list[Action]:
+    purpose = item.sk.removeprefix(ConsentItem.SK_PREFIX)
+    change = ConsentChange(state=state, at=at, source=source)
+    actions = [
+        ConsentItem.purpose.set(purpose),
+        ConsentItem.state.set(state),
+        ConsentItem.updated_at.set(at),
+        ConsentItem.history.set((ConsentItem.history | []).append([change])),
+    ]
+    if state == GRANTED:
+        # In use again: nothing is due, and the record stays until the next withdrawal.
+        return actions + [
+            ConsentItem.granted_at.set(at),
+            ConsentItem.granted_source.set(source),
+            ConsentItem.retention_rule.set(retention.Rule.CONSENT_RECORD.value),
+            ConsentItem.retention_due_at.remove(),
+            ConsentItem.gsi2pk.remove(),
+            ConsentItem.gsi2sk.remove(),
+            ConsentItem.expires_at.remove(),
+        ]
+    return actions + [
+        ConsentItem.withdrawn_at.set(at),
+        ConsentItem.withdrawn_source.set(source),
+        ConsentItem.expires_at.set(retention.expires_at(retention.Rule.CONSENT_RECORD, at)),
+        *retention.schedule_actions(item, retention.Rule.CONSENT_RECORD, at),
+    ]
+
+
+def write(tx: TransactWrite, email_hash: str, purpose: str, state: str, *, source: str, at: datetime) -> None:
+    """The ledger's write of one change, for the caller's transaction."""
+    item = _item(email_hash, purpose)
+    tx.update(item, actions=_actions(item, state, source, at))
+
+
+def record(email_hash: str, purpose: str, state: str, *, source: str, at: datetime | None = None) -> None:
+    """Record one change on its own (no list to leave or join)."""
+    if state not in (GRANTED, WITHDRAWN):
+        raise ValueError(f"a consent is {GRANTED} or {WITHDRAWN}, not {state!r}")
+    item = _item(email_hash, purpose)
+    item.update(actions=_actions(item, state, source, at or clock.now()))
+
+
+def grant(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> None:
+    for purpose in purposes:
+        record(email_hash, purpose, GRANTED, source=source, at=at)
+
+
+def withdraw(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> list[str]:
+    """Withdraw consent to each purpose, and leave the list it feeds; returns the lists left."""
+    from rightsdesk.audience import contacts  # contacts writes the ledger too; imported here to keep the cycle loose
+
+    at = at or clock.now()
+    left = []
+    for purpose in dict.fromkeys(purposes):
+        if contacts.leave_for_withdrawal(email_hash, purpose, source=source, at=at):
+            left.append(contacts.list_for(purpose).name)
+        else:
+            record(email_hash, purpose, WITHDRAWN, source=source, at=at)
+    if left:
+        contacts.forget_if_unsubscribed(email_hash)
+    return left
+
+
+# ------------------------------------------------------------------ reading
+
+
+def ledger(email_hash: str) -> list[ConsentItem]:
+    """Every purpose the subject ever granted or withdrawn, still within its retention time."""
+    found = ConsentItem.query(
+        ContactItem.key(email_hash), ConsentItem.sk.startswith(ConsentItem.SK_PREFIX), consistent_read=True
+    )
+    return [item for item in found if retention.is_live(item)]
+
+
+def state(email_hash: str, purpose: str) -> str | None:
+    """granted, withdrawn, or None when the ledger has no record of that purpose."""
+    item = retention.live_item(ConsentItem, ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}",
+                               consistent_read=True)
+    return item.state if item is not None else None
+
+
+def view(item: ConsentItem) -> dict:
+    def when(value: datetime | None) -> str | None:
+        return clock.isoformat(value) if value else None
+
+    return {
+        "purpose": item.purpose,
+        "state": item.state,
+        "granted_at": when(item.granted_at),
+        "granted_source": item.granted_source,
+        "withdrawn_at": when(item.withdrawn_at),
+        "withdrawn_source": item.withdrawn_source,
+        "history": [
+            {"state": change.state, "at": clock.isoformat(change.at), "source": change.source}
+            for change in item.history or []
+        ],
+    }

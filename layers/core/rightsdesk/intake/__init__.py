@@ -1,0 +1,1 @@
+"""Intake: a subject's submission, its verification, status and cancellation; subjects and the abuse guard."""

@@ -1,0 +1,66 @@
+"""Flags a verified request carries for its controller: `excessive` and `guardian`.
+
+GDPR Art. 12(5) and the policies we automate: one request per subject per calendar year is free;
+later ones may be charged or refused as excessive by the controller, so we flag them, never refuse
+them. Only the request types rightsdesk.kernel.rights.COUNTS_TOWARDS_FREE_REQUEST names count, and only
+they are flagged: a consent withdrawal, an objection or a complaint is always free. The count is
+kept per controller, subject (the keyed hash of the address, so it works
+without the address itself) and UTC year in one small counter item. It is written in the verify
+transaction on the condition that it still holds the value read: two verifications racing
+cannot both count as the free one. Finding it is one GetItem; nothing scans.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
+from rightsdesk.kernel.rights import Relationship, counts_towards_free_request
+
+FREE_PER_YEAR = 1
+EXCESSIVE = "excessive"
+GUARDIAN = "guardian"
+
+
+def _year(at: datetime) -> int:
+    return at.astimezone(timezone.utc).year
+
+
+def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
+    """The subject's counter for the year of `at`, as stored now; None when the request has no subject
+    hash or is of a type that never counts (it is then neither counted nor flagged)."""
+    if not request.subject_hash or not counts_towards_free_request(request.request_type):
+        return None
+    key = SubjectCounterItem.key(request.controller_id, request.subject_hash, _year(at))
+    try:
+        return SubjectCounterItem.get(key, SubjectCounterItem.SK, consistent_read=True)
+    except SubjectCounterItem.DoesNotExist:
+        return SubjectCounterItem(key, SubjectCounterItem.SK)
+
+
+def seen(counter: SubjectCounterItem | None) -> int:
+    return int(counter.verified or 0) if counter is not None else 0
+
+
+def flags_for(request: RequestItem, verified_before: int) -> list[str]:
+    flags = set(request.flags or [])
+    if verified_before >= FREE_PER_YEAR and counts_towards_free_request(request.request_type):
+        flags.add(EXCESSIVE)
+    if request.relationship == Relationship.GUARDIAN.value:
+        flags.add(GUARDIAN)
+    return sorted(flags)
+
+
+def count_one_more(counter: SubjectCounterItem, at: datetime) -> tuple[SubjectCounterItem, list[Action], Condition]:
+    """The counter's update for the verify transaction: +1, if nobody counted in between."""
+    before = seen(counter)
+    condition = (
+        SubjectCounterItem.verified.does_not_exist() if before == 0 else SubjectCounterItem.verified == before
+    )
+    # Worth nothing once its year is over: the key names the year, so no later count reads it.
+    next_year = datetime(_year(at) + 1, 1, 1, tzinfo=timezone.utc)
+    actions = [SubjectCounterItem.verified.add(1), SubjectCounterItem.expires_at.set(int(next_year.timestamp()))]
+    return counter, actions, condition

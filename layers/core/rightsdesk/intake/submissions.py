@@ -1,0 +1,438 @@
+"""Subject intake: submit a request, prove control of the address, follow or cancel it.
+
+The answer to a submission is the same whether or not the address is known anywhere (no
+enumeration). Codes and status tokens are stored only as keyed hashes and compared in
+constant time; a code lives 15 minutes and allows five attempts.
+
+Verifying is safe to retry: the status token is derived (hashing.derived_token) from the request id
+and the code's keyed hash, which the request keeps, so if the answer to a successful verify is lost
+(a dropped connection, an API that died before answering) the same code gives the same answer
+again for the code's lifetime after verification. Wrong codes on that path are counted like the
+code's own attempts and answered as any request that is not waiting for a code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Literal, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pynamodb.exceptions import TransactWriteError, UpdateError
+
+from rightsdesk.store import audit, deletion, limits, outbox, queries
+from rightsdesk.kernel import clock, deadlines, free_text, retention
+from rightsdesk.intake import guard, subjects
+from rightsdesk.platform import hashing, subject_secrets
+from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import (
+    CodeExpired,
+    Conflict,
+    IllegalTransition,
+    InvalidCode,
+    NotFound,
+    RateLimited,
+    TooManyAttempts,
+    SiteUnavailable,
+    Unauthorized,
+    UnknownSite,
+)
+from rightsdesk.store.lifecycle import listing_key, transition
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem
+from rightsdesk.store.items.table import transaction
+from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
+from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
+from rightsdesk.kernel.status import Status, is_open
+
+log = logging.getLogger(__name__)
+
+MAX_CODE_ATTEMPTS = 5
+# Deliberately loose: the address is proven by the emailed code, not by its spelling.
+EMAIL_PATTERN = r"^[^@\s<>()\[\]\\,;:\"]{1,64}@[^@\s<>()\[\]\\,;:\"]{1,252}\.[^@\s<>()\[\]\\,;:\".]{2,63}$"
+
+
+class _FormFriendly(BaseModel):
+    """Accepts HTML forms as well as JSON: a form field arrives as a list of its values."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_form_lists(cls, data):
+        if not isinstance(data, dict):
+            return data
+        unwrapped = dict(data)
+        for name, model_field in cls.model_fields.items():
+            value = unwrapped.get(name)
+            if isinstance(value, list) and get_origin(model_field.annotation) is not list:
+                unwrapped[name] = value[0] if len(value) == 1 else value
+        return unwrapped
+
+
+class Submission(_FormFriendly):
+    """What a subject sends from the form or the API."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    site: Annotated[free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
+    type: RequestType
+    email: Annotated[free_text.OneLine, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
+    name: Annotated[free_text.OneLine | None, Field(max_length=200)] = None
+    details: Annotated[free_text.MultiLine | None, Field(max_length=4000)] = None
+    locale: Literal["en", "de", "sl"] | None = None
+    relationship: Relationship = Relationship.SELF
+    purposes: list[Purpose] = Field(default_factory=list, max_length=len(Purpose))
+
+    @field_validator("name", "details", "locale", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("relationship", mode="before")
+    @classmethod
+    def _blank_is_self(cls, value):
+        return Relationship.SELF if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _purposes_for_withdrawal(self):
+        if self.type is RequestType.CONSENT_WITHDRAWAL and not self.purposes:
+            raise ValueError("purposes_required")
+        if self.type is not RequestType.CONSENT_WITHDRAWAL:
+            self.purposes = []
+        return self
+
+
+class VerifyInput(_FormFriendly):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the email")]
+    locale: Literal["en", "de", "sl"] | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    request_id: str
+    status: str
+    status_token: str
+    due_at: datetime
+    locale: str
+    # The answer given before, to a retry (_verify_again): the subject sees the same; we log no new verification.
+    repeated: bool = field(default=False, compare=False)
+
+
+def submit(submission: Submission, *, base_url: str, locale: str, source: str | None = None) -> Submitted:
+    """Store the request and mail its code. `source` is the caller's IP address (rightsdesk.store.limits):
+    over its per-minute limit the submission is refused (RateLimited); over the address's hourly
+    limit of codes it is answered as usual, but nothing is stored and no mail goes."""
+    controller = registry.resolve_site(submission.site)
+    if controller is None:
+        raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
+    if not registry.accepts_submissions(controller):
+        raise SiteUnavailable("this site takes no requests through this service at the moment; contact it directly",
+                              fields={"site": "site_unavailable"})
+    now = clock.now()
+    request_id = hashing.new_id("dsr")
+    subject_hash = hashing.email_hash(submission.email)
+    # Derived with the stack's key, so the notifier makes it again when it sends the mail: the
+    # queue message names the request only (rightsdesk.outbound.mail_kinds).
+    code = subject_secrets.verification_code(request_id)
+    locale = submission.locale or locale
+    pk = RequestItem.key(request_id)
+    request_expires = retention.expires_at(retention.Rule.UNVERIFIED_REQUEST, now)
+    code_expires = retention.expires_at(retention.Rule.VERIFICATION_CODE, now)
+    request = RequestItem(
+        pk,
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id=controller.controller_id,
+        site=submission.site.lower(),
+        request_type=submission.type.value,
+        status=Status.IDENTITY_UNVERIFIED.value,
+        locale=locale,
+        relationship=submission.relationship.value,
+        purposes=[p.value for p in submission.purposes] or None,
+        email=submission.email,
+        name=submission.name,
+        details=submission.details,
+        subject_hash=subject_hash,
+        created_at=now,
+        updated_at=now,
+        expires_at=request_expires,
+        gsi1pk=f"CTRL#{controller.controller_id}",
+        gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
+        **retention.schedule(retention.Rule.UNVERIFIED_REQUEST, now, pk, RequestItem.SK),
+    )
+    challenge = ChallengeItem(
+        pk,
+        ChallengeItem.SK,
+        code_hash=hashing.keyed_hash("code", code),
+        attempts=0,
+        created_at=now,
+        expires_at=code_expires,
+        **retention.schedule(retention.Rule.VERIFICATION_CODE, now, pk, ChallengeItem.SK),
+    )
+    created = audit.event(pk, action="submitted", actor="subject", at=now, to_status=Status.IDENTITY_UNVERIFIED.value)
+    if not _store_within_limits([request, challenge, created], subject_hash, source, now):
+        # The same answer as a stored request's, for an id that exists nowhere: it tells nothing
+        # about the address (the form tells subjects to wait an hour if no code arrives).
+        return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
+    outbox.enqueue_mail("verification_code", request_id=request_id, mail_id=f"verify-{request_id}")
+    return Submitted(request_id=request_id, status=Status.IDENTITY_UNVERIFIED.value)
+
+
+def _store_within_limits(items: list, subject_hash: str, source: str | None, now: datetime) -> bool:
+    """Write the new request's items, and spend the address's and the source's limits, in one
+    transaction (one write call: the counters add none). False if the address had its codes for
+    this hour: nothing was stored. Raises RateLimited if the source is over its limit, whatever the
+    address: the source's own submissions alone decide that answer."""
+    by_address, by_source = limits.codes_per_address(), limits.submissions_per_source()
+    address = limits.address_key(subject_hash)
+    source_key = limits.source_key(source) if source else None
+    try:
+        with transaction() as tx:
+            for item in items:  # puts come before updates in the transaction (limits.refused_in)
+                tx.save(item, condition=type(item).pk.does_not_exist())
+            limits.spend_in(tx, by_address, address, now)
+            if source_key:
+                limits.spend_in(tx, by_source, source_key, now)
+    except TransactWriteError as error:
+        refused = limits.refused_in(error, {len(items): by_address, len(items) + 1: by_source})
+        if not refused:
+            raise
+        if by_source in refused or (source_key and not limits.spend(by_source, source_key, now)):
+            # (the failed transaction counted nothing: the source's submission is counted on its own)
+            raise RateLimited("too many submissions from your network; please wait a minute",
+                              retry_after=limits.retry_after(by_source, now)) from None
+        # Counts only, for the operator (a metric filter can alarm on it): no address, no id.
+        log.info("submission over the address's hourly limit of codes: nothing stored, no mail")
+        return False
+    return True
+
+
+def _load_challenge(request: RequestItem) -> ChallengeItem:
+    try:
+        challenge = ChallengeItem.get(request.pk, ChallengeItem.SK, consistent_read=True)
+    except ChallengeItem.DoesNotExist:
+        raise CodeExpired("this code has expired; please submit your request again") from None
+    if retention.is_expired(challenge.expires_at):
+        raise CodeExpired("this code has expired; please submit your request again")
+    return challenge
+
+
+def _spend_attempt(challenge: ChallengeItem) -> int:
+    """Count the attempt before comparing, atomically, so parallel guesses cannot exceed the limit."""
+    try:
+        challenge.update(
+            actions=[ChallengeItem.attempts.add(1)],
+            condition=ChallengeItem.attempts < MAX_CODE_ATTEMPTS,
+        )
+    except UpdateError:
+        raise TooManyAttempts("too many wrong codes; please submit your request again") from None
+    return int(challenge.attempts)
+
+
+def verify(request_id: str, code: str, *, base_url: str, source: str | None = None) -> Verified:
+    request = load_request(request_id)
+    if request.status != Status.IDENTITY_UNVERIFIED.value:
+        return _verify_again(request, code, base_url=base_url)
+    guessers = _guessing_budgets(request, source)
+    challenge = _load_challenge(request)
+    attempts = _spend_attempt(challenge)
+    if not hashing.matches("code", code, challenge.code_hash):
+        _count_wrong_code(guessers)
+        left = MAX_CODE_ATTEMPTS - attempts
+        raise InvalidCode(
+            "that code is not right" + (f"; {left} attempts left" if left else ""),
+            fields={"code": "invalid_code"},
+        )
+    now = clock.now()
+    controller = registry.get_controller(request.controller_id)
+    due = deadlines.due_at(
+        now,
+        request_type=request.request_type,
+        relationship=request.relationship,
+        sla_days=controller.sla_days if controller else None,
+    )
+    token = _status_token(request_id, challenge.code_hash)
+    skeleton_expires = retention.expires_at(retention.Rule.SKELETON, now)
+    updates = [
+        RequestItem.status_token_hash.set(hashing.keyed_hash("status_token", token)),
+        RequestItem.verified_code_hash.set(challenge.code_hash),
+        RequestItem.verify_retries.set(attempts - 1),  # the wrong codes so far count towards the limit
+        RequestItem.verified_at.set(now),
+        RequestItem.due_at.set(due),
+        RequestItem.expires_at.set(skeleton_expires),
+        *retention.schedule_actions(request, retention.Rule.SKELETON, now),
+    ]
+    try:
+        _mark_verified(request, challenge, now, updates)
+    except Conflict:
+        # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
+        return _verify_again(load_request(request_id), code, base_url=base_url)
+    _after_verification(request)
+    return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
+
+
+def _guessing_budgets(request: RequestItem, source: str | None) -> list[tuple[limits.Limit, str]]:
+    """The wrong-code budgets this verification draws on: the address's (across all its requests,
+    so resubmitting for fresh codes gives no fresh guesses) and the source's. Refuses, before the
+    code is compared, as a request out of attempts would be, if either is used up."""
+    budgets = [(limits.failed_codes_per_address(), limits.address_key(request.subject_hash))]
+    if source:
+        budgets.append((limits.failed_codes_per_source(), limits.source_key(source)))
+    if any(limits.exhausted(limit, key) for limit, key in budgets):
+        raise TooManyAttempts("too many wrong codes; please submit your request again")
+    return budgets
+
+
+def _count_wrong_code(budgets: list[tuple[limits.Limit, str]]) -> None:
+    """Charge a wrong code to each budget. Checked before and counted after the comparison, so
+    parallel guesses may overshoot a budget by what is in flight; each request's own five
+    attempts (_spend_attempt) stay exact."""
+    for limit, key in budgets:
+        limits.spend(limit, key)
+
+
+def _status_token(request_id: str, code_hash: str) -> str:
+    return subject_secrets.status_token(request_id, code_hash)
+
+
+def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified:
+    """A verify on a request that is already verified: the same answer (same token) for the right
+    code within the code's lifetime after verification, so a subject whose answer was lost is not
+    left without the token. Every refusal is the one 409 whatever the reason (not verified with a
+    code, window over, too many tries, wrong code): it tells a guesser nothing. Each try is counted
+    atomically before the comparison, with the code's own wrong attempts, up to MAX_CODE_ATTEMPTS."""
+    refused = Conflict("this request is not waiting for a code", code="not_awaiting_verification")
+    window = retention.keep_for(retention.Rule.VERIFICATION_CODE)
+    if not request.verified_code_hash or request.verified_at is None or clock.now() > request.verified_at + window:
+        raise refused
+    try:
+        request.update(
+            actions=[RequestItem.verify_retries.add(1)],
+            condition=RequestItem.verified_code_hash.exists() & (RequestItem.verify_retries < MAX_CODE_ATTEMPTS),
+        )
+    except UpdateError:
+        raise refused from None
+    token = _status_token(request.request_id, request.verified_code_hash)
+    if not hashing.matches("code", code, request.verified_code_hash):
+        raise refused
+    if not hashing.matches("status_token", token, request.status_token_hash):
+        raise refused  # a token made otherwise (by an older release): it cannot be made again
+    due = request.due_at
+    if request.email and due is not None:
+        # The confirmation mail, in case the first call died before queueing it; the notifier sends
+        # each mail id once, so a retry after a complete first call sends nothing more. (Routing a
+        # request left unrouted is the deadline watch's job.)
+        try:
+            _confirm(request)
+        except Exception as error:  # the answer matters more than the mail
+            log.error("could not queue the confirmation again", extra={"error_type": type(error).__name__})
+    return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)
+
+
+def _mark_verified(request: RequestItem, challenge: ChallengeItem, now: datetime, updates: list) -> None:
+    """identity_unverified -> verified, with the subject's yearly count and the request's flags in the
+    same write. A lost race on the count (another request of the same subject verified in between)
+    is retried with the new count; a lost race on the status is the caller's conflict."""
+    for _ in range(3):
+        counter = subjects.counter_for(request, now)
+        flags = subjects.flags_for(request, subjects.seen(counter))
+        try:
+            transition(
+                request,
+                Status.VERIFIED,
+                actor="subject",
+                at=now,
+                updates=[*updates, *([RequestItem.flags.set(flags)] if flags else [])],
+                also_delete=[challenge],
+                also_update=[subjects.count_one_more(counter, now)] if counter is not None else [],
+            )
+            return
+        except Conflict:
+            if load_request(request.request_id).status != Status.IDENTITY_UNVERIFIED.value:
+                break
+    raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
+
+
+def _after_verification(request: RequestItem) -> None:
+    """Route the request and confirm it to the subject. Both are queued; a failure here is
+    recovered by the deadline watch, which re-routes verified requests left unrouted."""
+    try:
+        outbox.enqueue_delivery(request_id=request.request_id, event="route")
+        _confirm(request)
+    except Exception as error:  # the subject's verification stands; routing is retried
+        log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
+
+
+def _confirm(request: RequestItem) -> None:
+    """The confirmation with the status link: the notifier derives the token again when it sends
+    it (rightsdesk.outbound.mail_kinds), so the token is in no queue message."""
+    outbox.enqueue_mail("request_verified", request_id=request.request_id, mail_id=f"verified-{request.request_id}")
+
+
+def authorize(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
+    """The request, if `token` is its status token. `source` (the caller's address) is counted on
+    every failure and refused after too many (rightsdesk.intake.guard)."""
+    guard.refuse_if_locked(guard.STATUS_TOKEN, source)
+    try:
+        request = load_request(request_id)
+    except NotFound:
+        guard.count_failure(guard.STATUS_TOKEN, source)
+        raise
+    if not token or not hashing.matches("status_token", token, request.status_token_hash):
+        guard.count_failure(guard.STATUS_TOKEN, source)
+        raise Unauthorized("a valid status token is required")
+    return request
+
+
+def status_view(request: RequestItem) -> dict:
+    """What the subject may see: no personal data, only the request's progress."""
+    timeline = [
+        {"at": clock.isoformat(event.at), "status": event.to_status}
+        for event in queries.audit_trail(request)
+        if event.to_status
+    ]
+    return {
+        "request_id": request.request_id,
+        "type": request.request_type,
+        "status": request.status,
+        "created_at": clock.isoformat(request.created_at),
+        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        "timeline": timeline,
+    }
+
+
+def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
+    """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
+    for attempt in range(3):
+        request = authorize(request_id, token, source=source)
+        if not is_open(request.status):
+            raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
+        was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)
+        now = clock.now()
+        try:
+            transition(
+                request,
+                Status.CANCELLED,
+                actor="subject",
+                at=now,
+                cause="cancelled_by_subject",
+                # `erasure`: the deletion audit names the subject's own instruction as the cause
+                updates=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, now),
+            )
+            break
+        except IllegalTransition:
+            # The dispatcher may move the request (forwarded -> delivered) in the same moment;
+            # the subject's cancel still stands while the request is open.
+            if attempt == 2:
+                raise
+    if was_forwarded:
+        outbox.enqueue_delivery(request_id=request_id, event="cancelled")
+    return request

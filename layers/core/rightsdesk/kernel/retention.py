@@ -1,0 +1,174 @@
+"""How long each kind of data is kept: the one table of rules (DESIGN.md, Retention).
+
+No other module computes a retention period. Each rule can be overridden by an environment
+variable (set from a template parameter): RETENTION_<RULE>_SECONDS.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from rightsdesk.kernel import clock
+
+
+class Rule(str, Enum):
+    UNVERIFIED_REQUEST = "unverified_request"
+    VERIFICATION_CODE = "verification_code"
+    DELIVERED_SUBJECT_DATA = "delivered_subject_data"
+    UNDELIVERED_SUBJECT_DATA = "undelivered_subject_data"
+    CLOSED_INTERNAL_REQUEST = "closed_internal_request"
+    SKELETON = "skeleton"
+    CONSENT_RECORD = "consent_record"
+    # breach and policy notices (docs/notices.md)
+    BREACH_RECORD = "breach_record"
+    BREACH_RECIPIENT = "breach_recipient"
+    SUPPRESSION = "suppression"
+    UNSUBSCRIBE_TOKEN = "unsubscribe_token"
+    # abuse limits (rightsdesk.store.limits): counters per address hash, source hash or request
+    RATE_LIMIT_COUNTER = "rate_limit_counter"
+    # queue messages carry ids only (rightsdesk.outbound.mail_kinds): what a mail is made from waits in the table
+    LIST_ISSUE = "list_issue"
+    UNFETCHED_PULL_REQUEST = "unfetched_pull_request"
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    rule: Rule
+    keep: timedelta
+    then: str  # "delete" the item, or "purge" its personal fields and keep the skeleton
+
+
+DEFAULTS: dict[Rule, RetentionRule] = {
+    Rule.UNVERIFIED_REQUEST: RetentionRule(Rule.UNVERIFIED_REQUEST, timedelta(hours=72), "delete"),
+    Rule.VERIFICATION_CODE: RetentionRule(Rule.VERIFICATION_CODE, timedelta(minutes=15), "delete"),
+    Rule.DELIVERED_SUBJECT_DATA: RetentionRule(Rule.DELIVERED_SUBJECT_DATA, timedelta(hours=1), "purge"),
+    # Retries exhausted (delivery_failed): long enough for the operator to mend the endpoint and
+    # redrive the dead-letter queue (it keeps messages 14 days), not for ever. A redrive that then
+    # delivers replaces this with the delivered rule's hour.
+    Rule.UNDELIVERED_SUBJECT_DATA: RetentionRule(Rule.UNDELIVERED_SUBJECT_DATA, timedelta(days=30), "purge"),
+    Rule.CLOSED_INTERNAL_REQUEST: RetentionRule(Rule.CLOSED_INTERNAL_REQUEST, timedelta(days=30), "purge"),
+    Rule.SKELETON: RetentionRule(Rule.SKELETON, timedelta(days=3 * 365), "delete"),
+    Rule.CONSENT_RECORD: RetentionRule(Rule.CONSENT_RECORD, timedelta(days=5 * 365), "delete"),
+    # The incident and its audit trail are the Art. 33(5) record: from detection, longer than the
+    # request skeleton because an authority may ask about a breach years later.
+    Rule.BREACH_RECORD: RetentionRule(Rule.BREACH_RECORD, timedelta(days=5 * 365), "delete"),
+    # A notice item holds the recipient's address: kept, from declaration, long enough to resend and
+    # to answer the authority's first questions; the incident keeps the counts after that.
+    Rule.BREACH_RECIPIENT: RetentionRule(Rule.BREACH_RECIPIENT, timedelta(days=90), "delete"),
+    # A bounced or complaining address, as a keyed hash only: from its latest bounce or complaint.
+    Rule.SUPPRESSION: RetentionRule(Rule.SUPPRESSION, timedelta(days=2 * 365), "delete"),
+    # How long an unsubscribe link works, and so how long its spent marker must be remembered.
+    Rule.UNSUBSCRIBE_TOKEN: RetentionRule(Rule.UNSUBSCRIBE_TOKEN, timedelta(days=365), "delete"),
+    # A counter of a limit's window (an hour per address, a minute per source, a day per request):
+    # kept from the window's end for this long, i.e. not at all; a counter means nothing afterwards.
+    Rule.RATE_LIMIT_COUNTER: RetentionRule(Rule.RATE_LIMIT_COUNTER, timedelta(0), "delete"),
+    # An optional list's issue (no address): its members' mails are made from it when sent, so it
+    # lives as long as a mail of it can still be sent, a dead-letter redrive included (14 days).
+    Rule.LIST_ISSUE: RetentionRule(Rule.LIST_ISSUE, timedelta(days=15), "delete"),
+    # A request forwarded to a pull controller that never fetches it: its contact is reminded
+    # (rightsdesk.pull_watch); this long after the due date its personal fields are purged, it is
+    # marked undelivered (delivery_failed) and the operator alerted. Counted from the due date, so
+    # an extension moves it too; two weeks leave the contact time to answer the overdue reminders.
+    Rule.UNFETCHED_PULL_REQUEST: RetentionRule(Rule.UNFETCHED_PULL_REQUEST, timedelta(days=14), "purge"),
+}
+
+# Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
+# so the size decides how many (mostly empty) partitions a sweep reads after a long pause, never
+# how late anything goes.
+BUCKET_SECONDS = 86400
+
+
+def rule(name: Rule) -> RetentionRule:
+    default = DEFAULTS[name]
+    override = os.environ.get(f"RETENTION_{name.value.upper()}_SECONDS")
+    if override:
+        return RetentionRule(name, timedelta(seconds=int(override)), default.then)
+    return default
+
+
+def keep_for(name: Rule, override: timedelta | None = None) -> timedelta:
+    """How long to keep; a per-controller override (e.g. purge-after) replaces the default."""
+    return override if override is not None else rule(name).keep
+
+
+def expires_at(name: Rule, start: datetime, override: timedelta | None = None) -> int:
+    """Epoch seconds at which data under `name` that started at `start` must be gone."""
+    return int((start + keep_for(name, override)).timestamp())
+
+
+def bucket_start(epoch: int) -> int:
+    return epoch // BUCKET_SECONDS * BUCKET_SECONDS
+
+
+def expiry_bucket(expires_epoch: int) -> str:
+    return f"EXP#{bucket_start(expires_epoch)}"
+
+
+def expiry_index_keys(expires_epoch: int, pk: str, sk: str, now: int | None = None) -> dict[str, str]:
+    """GSI2 attributes that let the sweeper find this item by when it expires.
+
+    A due time already past goes into the current bucket: the sweeper may be done with older ones.
+    """
+    filed = max(expires_epoch, clock.epoch() if now is None else now)
+    return {"gsi2pk": expiry_bucket(filed), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
+
+
+def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict:
+    """Attributes that put an item on the sweeper's list: which rule, when, and the GSI2 keys."""
+    due = expires_at(name, start, override)
+    return {"retention_rule": name.value, "retention_due_at": due, **expiry_index_keys(due, pk, sk)}
+
+
+def request_expires_at(created_at: datetime, verified_at: datetime | None) -> int:
+    """The TTL of a request item, from its own dates: 72 h unverified, the skeleton's 3 years once verified."""
+    if verified_at is None:
+        return expires_at(Rule.UNVERIFIED_REQUEST, created_at)
+    return expires_at(Rule.SKELETON, verified_at)
+
+
+def after_purge(created_at: datetime, verified_at: datetime | None) -> tuple[Rule, datetime]:
+    """What a request owes once its personal fields are gone: the skeleton rule, and from when."""
+    return Rule.SKELETON, verified_at or created_at
+
+
+def personal_data_due(rule_name: str | None, due_epoch: int | None, at: int | None = None) -> bool:
+    """Whether personal fields are past their purge time, so reads treat them as gone before the
+    sweeper gets there. A legal hold overrides this: callers check it first."""
+    if rule_name is None or due_epoch is None:
+        return False
+    try:
+        purging = rule(Rule(rule_name)).then == "purge"
+    except ValueError:
+        return False
+    return purging and is_expired(int(due_epoch), at)
+
+
+def schedule_actions(model, name: Rule, start: datetime, override: timedelta | None = None) -> list:
+    """The same as `schedule`, as pynamodb update actions on an existing item."""
+    values = schedule(name, start, model.pk, model.sk, override)
+    return [getattr(type(model), attribute).set(value) for attribute, value in values.items()]
+
+
+def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
+    """DynamoDB deletes TTL items up to two days late; every read treats them as gone already."""
+    if expires_epoch is None:
+        return False
+    return expires_epoch <= (at if at is not None else clock.epoch())
+
+
+def is_live(item) -> bool:
+    """Whether a read may see the item at all: expired means absent, unless a legal hold applies."""
+    return getattr(item, "legal_hold", None) is not None or not is_expired(item.expires_at)
+
+
+def live_item(model, hash_key: str, range_key: str, *, consistent_read: bool = False):
+    """The item of `model` at that key if a read may see it (is_live), else None: missing and
+    expired read the same."""
+    try:
+        item = model.get(hash_key, range_key, consistent_read=consistent_read)
+    except model.DoesNotExist:
+        return None
+    return item if is_live(item) else None

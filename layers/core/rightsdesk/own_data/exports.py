@@ -1,0 +1,192 @@
+"""The subject's copy of their data, for access and portability requests to the operator itself.
+
+Nothing is stored: the export is read from the table each time it is opened (rightsdesk.own_data.subject_data),
+for EXPORT_DAYS after the request was completed, and only with the request's status token. So no
+copy of the data outlives the window, and an erasure in between leaves nothing to download.
+
+Two forms of the same document: JSON (portability: machine-readable, described by
+schemas/export.schema.json, which ships with the layer) and a readable HTML page in the subject's
+language. A request made by one subject never shows another's data: everything is found by the
+keyed hash of the address the subject proved they control.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
+
+from rightsdesk.kernel import clock
+from rightsdesk.audience import consents, contacts
+from rightsdesk.render import TEMPLATES_DIR, i18n, web
+from rightsdesk.intake import submissions
+from rightsdesk.store import queries
+from rightsdesk.routing import registry
+from rightsdesk.own_data import subject_data
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.kernel.errors import NotFound, RightsdeskError
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.own_data.own_requests import EXPORT_DAYS, is_internal
+from rightsdesk.kernel.rights import RequestType
+from rightsdesk.kernel.status import Status
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+KINDS = (RequestType.ACCESS.value, RequestType.PORTABILITY.value)
+PATH = "/v1/requests/{request_id}/export"
+SCHEMA_FILE = Path(__file__).parent / "schemas" / "export.schema.json"
+SCHEMA_ID = "urn:rightsdesk:schema:export:1"
+FORMATS = ("json", "html")
+PAGES_DIR = TEMPLATES_DIR / "operator" / "pages"
+
+
+class NotReady(RightsdeskError):
+    status = 409
+    code = "export_not_ready"
+
+
+class Expired(RightsdeskError):
+    status = 410
+    code = "export_expired"
+
+
+# ------------------------------------------------------------------ who may see it, and until when
+
+
+def available_until(request: RequestItem) -> datetime | None:
+    """EXPORT_DAYS after the request was completed (its audit trail says when), else None."""
+    if request.request_type not in KINDS or request.status != Status.COMPLETED.value:
+        return None
+    if not is_internal(request.controller_id):
+        return None  # other controllers answer their own requests: rightsdesk only forwarded them
+    completed = [e.at for e in queries.audit_trail(request) if e.to_status == Status.COMPLETED.value]
+    return max(completed) + timedelta(days=EXPORT_DAYS) if completed else None
+
+
+def authorize(request_id: str, token: str | None, *, source: str | None = None) -> tuple[RequestItem, datetime]:
+    """The request and the end of its export window, for the holder of its status token. `source`,
+    the caller's address, is limited as on the status routes (rightsdesk.intake.guard)."""
+    request = submissions.authorize(request_id, token, source=source)
+    if request.request_type not in KINDS or not is_internal(request.controller_id):
+        raise NotFound("this request has no export", code="no_export")
+    until = available_until(request)
+    if until is None:
+        raise NotReady("the export is ready once the request is completed")
+    if clock.now() >= until:
+        raise Expired(f"the export was available for {EXPORT_DAYS} days after the request was completed")
+    return request, until
+
+
+def link(request: RequestItem, token: str | None, fmt: str = "html") -> str | None:
+    """A link to the export while it is available (for the status page), else None."""
+    until = available_until(request)
+    if not token or until is None or clock.now() >= until:
+        return None
+    return PATH.format(request_id=quote(request.request_id, safe="")) + "?" + urlencode({"format": fmt, "token": token})
+
+
+# ------------------------------------------------------------------ the document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return clock.isoformat(value) if value else None
+
+
+def document(request: RequestItem, until: datetime) -> dict:
+    """Everything held about the request's subject, as schemas/export.schema.json describes it."""
+    held = subject_data.gather(request.subject_hash)
+    controller = registry.get_controller(request.controller_id)
+    personal = queries.personal_fields(request)
+    return {
+        "schema": SCHEMA_ID,
+        "generated_at": clock.isoformat(clock.now()),
+        "request_id": request.request_id,
+        "available_until": clock.isoformat(until),
+        "controller": {"name": controller.name if controller else None, "site": request.site},
+        "subject": {"email": personal["email"]},
+        "contact": contacts.view(held.contact) if held.contact is not None else None,
+        "subscriptions": [
+            {"list": m.sk.removeprefix("LIST#"), "joined_at": _iso(m.joined_at), "locale": m.locale}
+            for m in held.memberships
+        ],
+        "consents": [consents.view(item) for item in held.consents],
+        "requests": [_request(item) for item in held.requests],
+        "notices": [
+            {"kind": "breach", "incident_id": incident.incident_id, "detected_at": _iso(incident.detected_at),
+             "summary": incident.summary, "email": notice.email, "status": notice.status,
+             "sent_at": _iso(notice.sent_at)}
+            for incident, notice in held.notices
+        ],
+        "suppression": (
+            {"reason": held.suppression.reason, "since": _iso(held.suppression.first_at)}
+            if held.suppression is not None else None
+        ),
+        "contact_history": [
+            {"at": _iso(event.at), "action": event.action, "actor": event.actor, "detail": event.cause}
+            for event in held.history
+        ],
+        # The words for every key above (types, statuses, purposes, lists), in the subject's language.
+        "labels": {"locale": i18n.normalize(request.locale), **i18n.labels(i18n.normalize(request.locale))},
+    }
+
+
+def _request(item: RequestItem) -> dict:
+    return {
+        "request_id": item.request_id,
+        "type": item.request_type,
+        "status": item.status,
+        "site": item.site,
+        "relationship": item.relationship,
+        "locale": item.locale,
+        "purposes": list(item.purposes or []),
+        "created_at": _iso(item.created_at),
+        "verified_at": _iso(item.verified_at),
+        "due_at": _iso(item.due_at),
+        "personal": queries.personal_fields(item),
+        "timeline": [
+            {"at": _iso(event.at), "status": event.to_status}
+            for event in queries.audit_trail(item) if event.to_status
+        ],
+    }
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------ the page
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return web.page_environment(PAGES_DIR, language_names=i18n.LANGUAGE_NAMES)
+
+
+def page(doc: dict, locale: str, token: str) -> str:
+    locale = i18n.normalize(locale)
+    here = PATH.format(request_id=quote(doc["request_id"], safe=""))
+    links = [
+        {"code": code, "name": i18n.LANGUAGE_NAMES[code], "current": code == locale,
+         "href": here + "?" + urlencode({"format": "html", "token": token, "lang": code})}
+        for code in SUPPORTED_LOCALES
+    ]
+    return _environment().get_template("export.html").render(
+        doc=doc,
+        locale=locale,
+        language_links=links,
+        json_url=here + "?" + urlencode({"format": "json", "token": token}),
+        when=lambda iso: clock.parse_iso(iso) if iso else None,
+    )
+
+
+def unavailable_page(reason: str, locale: str) -> str:
+    """What a browser shows for an export not ready yet (`export_not_ready`) or past its window."""
+    locale = i18n.normalize(locale)
+    return _environment().get_template("export_unavailable.html").render(
+        reason=reason, days=EXPORT_DAYS, locale=locale, language_links=[],
+    )

@@ -1,0 +1,280 @@
+"""Requests the operator carries out itself: those for a site whose controller has delivery
+`internal` (the platform's own data: its clients' accounts, its mailing lists, what rightsdesk holds).
+
+The dispatcher moves such a request verified -> in_progress (rightsdesk.outbound.dispatch); that write, read
+from the table's stream, runs `carry_out` (OwnRequestsFunction). What needs no judgement is done at
+once and the request completed: access and portability (an export the subject opens with their
+status token for 7 days, rightsdesk.own_data.exports), erasure, consent withdrawal, restriction and
+objection. Rectifications and complaints wait for a person in the operator queue
+(`rightsdesk requests list --route internal`, then `rightsdesk requests resolve`).
+
+Every step may run twice (a stream batch is retried after a failure) and still act once: status
+changes are conditional (rightsdesk.store.lifecycle), mails carry fixed ids (the notifier sends each id
+once), ledger entries and flags are set, not toggled. Closing a request schedules the purge of its
+personal fields (Rule.CLOSED_INTERNAL_REQUEST), except an erasure's: its closing write purges them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+
+from rightsdesk.store import audit, deletion, outbox, queries
+from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.audience import consents, contacts, suppression
+from rightsdesk.routing import deadline_watch, registry
+from rightsdesk.own_data import subject_data
+from rightsdesk.platform.config import settings
+from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from rightsdesk.store.lifecycle import transition
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.items.table import transaction
+from rightsdesk.kernel.rights import RequestType
+from rightsdesk.kernel.status import Status, is_open
+
+log = logging.getLogger(__name__)
+
+INTERNAL = "internal"
+SYSTEM = "rightsdesk"
+EXPORT_DAYS = 7
+AUTOMATIC = frozenset({
+    RequestType.ACCESS, RequestType.PORTABILITY, RequestType.ERASURE,
+    RequestType.CONSENT_WITHDRAWAL, RequestType.RESTRICTION, RequestType.OBJECTION,
+})
+FOR_A_PERSON = frozenset({RequestType.RECTIFICATION, RequestType.COMPLAINT})
+FLAGS = {RequestType.RESTRICTION: contacts.RESTRICTION, RequestType.OBJECTION: contacts.OBJECTION}
+APPROVE, REJECT = "approve", "reject"
+
+
+def authority() -> dict | None:
+    """The operator's supervisory authority, as configured (template parameters), or None."""
+    config = settings()
+    if not config.authority_name:
+        return None
+    return {"name": config.authority_name, "url": config.authority_url or None,
+            "email": config.authority_email or None}
+
+
+def is_internal(controller_id: str) -> bool:
+    controller = registry.get_controller(controller_id)
+    return controller is not None and controller.delivery == INTERNAL
+
+
+# ------------------------------------------------------------------ carrying out
+
+
+def carry_out(request_id: str) -> str:
+    """Act on a request the dispatcher just moved to in_progress; returns an outcome word."""
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return "gone"
+    if request.status != Status.IN_PROGRESS.value:
+        return f"already_{request.status}"  # a retry after the request was closed, or cancelled
+    if not is_internal(request.controller_id):
+        return "not_internal"
+    subject_data.file_request(request)
+    kind = RequestType(request.request_type)
+    if kind in FOR_A_PERSON:
+        _tell(request, "own_request_received", "received")
+        return "queued_for_operator"
+    _apply(request, kind, actor=SYSTEM)
+    return "completed"
+
+
+def _apply(request: RequestItem, kind: RequestType, *, actor: str, note: str | None = None) -> None:
+    at = clock.now()
+    source = f"request:{request.request_id}"
+    if kind is RequestType.ERASURE:
+        _erase(request, actor=actor, at=at, note=note)
+        return
+    if kind is RequestType.CONSENT_WITHDRAWAL:
+        consents.withdraw(request.subject_hash, request.purposes or [], source=source, at=at)
+    elif kind in FLAGS:
+        contacts.limit_processing(request.subject_hash, FLAGS[kind], actor="subject", at=at, cause=request.request_id)
+    # Access and portability need nothing done: the export is read from the table when opened.
+    _close(request, Status.COMPLETED, actor=actor, at=at, note=note)
+
+
+def _erase(request: RequestItem, *, actor: str, at: datetime, note: str | None) -> None:
+    """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail. The
+    address alone stays until the answer's mail is done (after_answer), at most the delivered rule's
+    hour: the mail is made from the table when it is sent, never from the queue."""
+    _tell(request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value,
+          at=int(at.timestamp()))
+    holdings = subject_data.gather(request.subject_hash)
+    suppression.suppress_erased(request.subject_hash, at)
+    # The move to in_progress is fixed for this request: retries key their audit events on it.
+    erased = subject_data.erase(holdings, request=request, started_at=request.updated_at or at)
+    log.info("subject data erased", extra={"request_id": request.request_id, "deleted": erased.deleted,
+                                           "purged": erased.purged, "held": erased.held})
+    keeping_address = request.email is not None and request.personal_purged_at is None
+    purge = [RequestItem.name.remove(), RequestItem.details.remove(),
+             *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at)] if keeping_address \
+        else deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at)
+    transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased", updates=purge)
+
+
+def _close(request: RequestItem, target: Status, *, actor: str, at: datetime,
+           note: str | None = None, reason: str | None = None) -> None:
+    _tell(request, "own_request_answered", target.value, note=reason or note, outcome=target.value,
+          at=int(at.timestamp()))
+    transition(request, target, actor=actor, at=at,
+               updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at))
+
+
+# ------------------------------------------------------------------ the operator queue
+
+
+def resolve(request_id: str, decision: str, *, actor: str = "operator", note: str | None = None,
+            reason: str | None = None, name: str | None = None, locale: str | None = None) -> RequestItem:
+    """An operator's decision on a request in the queue. Approving a rectification applies it to
+    the contact (the request's `name`, or `name`/`locale` given here); approving a request the
+    machine would have done (its carry-out failed) does it now. Rejecting needs a reason."""
+    request = _queued(request_id)
+    kind = RequestType(request.request_type)
+    if decision == REJECT:
+        if not (reason or "").strip():
+            raise InvalidInput("say why the request is rejected", fields={"reason": "required"})
+        _close(request, Status.REJECTED, actor=actor, at=clock.now(), reason=reason.strip())
+    elif decision != APPROVE:
+        raise InvalidInput("approve or reject", fields={"decision": "invalid_choice"})
+    elif kind is RequestType.RECTIFICATION:
+        name = name if name is not None else request.name
+        if name is None and locale is None:
+            raise InvalidInput("the request states no name; say what to correct (name or locale)",
+                               fields={"name": "required"})
+        subject_data.file_request(request)
+        contacts.rectify(request.subject_hash, name=name, locale=locale, actor=actor, cause=request.request_id)
+        _close(request, Status.COMPLETED, actor=actor, at=clock.now(), note=note)
+    elif kind is RequestType.COMPLAINT:
+        _close(request, Status.COMPLETED, actor=actor, at=clock.now(), note=note)
+    else:
+        subject_data.file_request(request)
+        _apply(request, kind, actor=actor, note=note)
+    return queries.load_request(request_id)
+
+
+def extend(request_id: str, until: datetime, *, reason: str, actor: str = "operator") -> RequestItem:
+    """Push the due date while it has not passed, with the reason the subject is told (in their
+    language, with the new date); at most two months more in all."""
+    request = queries.load_request(request_id)
+    if not is_internal(request.controller_id):
+        raise NotFound(f"no request {request_id} in the operator queue")
+    if not is_open(request.status) or request.verified_at is None or request.due_at is None:
+        raise Conflict("only an open, verified request has a due date to extend", code="not_extendable")
+    if not (reason or "").strip():
+        raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
+    now = clock.now()
+    until = deadlines.extended_due(until, due=request.due_at, verified_at=request.verified_at, now=now)
+    event = audit.event(request.pk, action="due_extended", actor=actor, at=now, cause="due_extended")
+    try:
+        with transaction() as tx:
+            tx.update(request, actions=[*deadline_watch.extension_actions(until), RequestItem.updated_at.set(now)],
+                      condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+    request.refresh(consistent_read=True)
+    _tell(request, "own_request_answered", f"extended-{int(until.timestamp())}", note=reason.strip(),
+          outcome="extended", at=int(now.timestamp()))
+    return request
+
+
+def _queued(request_id: str) -> RequestItem:
+    request = queries.load_request(request_id)
+    if not is_internal(request.controller_id):
+        raise NotFound(f"no request {request_id} in the operator queue (its site's controller answers it)")
+    if request.status != Status.IN_PROGRESS.value:
+        raise Conflict(f"a {request.status} request is not waiting in the operator queue", code="not_in_queue")
+    return request
+
+
+# ------------------------------------------------------------------ telling the subject
+
+
+def authority_context() -> dict:
+    """The supervisory authority as a subject's mail names it (Art. 77); empty if none is configured
+    (the mail then states the general right)."""
+    found = authority()
+    if not found:
+        return {}
+    return {"authority_name": found["name"], "authority_url": found["url"], "authority_email": found["email"]}
+
+
+def received_context(request: RequestItem) -> dict:
+    """What the `own_request_received` mail says (made when it is sent, rightsdesk.outbound.mail_kinds)."""
+    context = {"request_id": request.request_id, "request_type": request.request_type,
+               "due_at": clock.isoformat(request.due_at or clock.now())}
+    if request.request_type == RequestType.COMPLAINT.value:
+        context.update(authority_context())
+    return context
+
+
+def overdue_context(request: RequestItem) -> dict:
+    """What the `own_request_overdue` mail says: when the answer was due, and the right to complain."""
+    return {"request_id": request.request_id, "request_type": request.request_type,
+            "due_at": clock.isoformat(request.due_at) if request.due_at else None, **authority_context()}
+
+
+def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, note: str | None = None,
+              reason: str | None = None) -> dict:
+    context = {
+        "request_id": request.request_id,
+        "request_type": request.request_type,
+        "outcome": outcome.value if outcome else None,
+        "note": (note or "").strip() or None,
+        "reason": reason,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        "purposes": list(request.purposes or []),
+    }
+    if outcome is Status.COMPLETED and request.request_type in (RequestType.ACCESS.value, RequestType.PORTABILITY.value):
+        context["export_until"] = clock.isoformat(at + timedelta(days=EXPORT_DAYS))
+    return context
+
+
+def answered_context(request: RequestItem, outcome: str, at: datetime, text: str | None) -> dict:
+    """What the `own_request_answered` mail says: `outcome` completed | rejected | extended, and the
+    operator's note (completed) or reason (rejected, extended), as stored for this mail."""
+    closed = Status(outcome) if outcome in (Status.COMPLETED.value, Status.REJECTED.value) else None
+    completed = outcome == Status.COMPLETED.value
+    context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
+    return {**context, "outcome": outcome}
+
+
+def _tell(request: RequestItem, kind: str, step: str, *, note: str | None = None, **ids: str | int) -> None:
+    """Queue a mail to the subject while their address is held; its id is fixed per request and step,
+    so a retried step queues the same mail and the notifier sends it once. The message names the
+    request only: the notifier reads the address, and the note stored here for this mail, when it sends."""
+    if not request.email or request.personal_purged_at is not None:
+        return
+    mail_id = f"own-{request.request_id}-{step}"
+    if note:
+        request.update(actions=[RequestItem.mail_note.set(note), RequestItem.mail_note_for.set(mail_id)])
+    outbox.enqueue_mail(kind, mail_id=mail_id, request_id=request.request_id, **ids)
+
+
+def after_answer(request_id: str) -> bool:
+    """An erasure's completion answer is done (sent, or given up on): the address it was kept for
+    goes now, whether or not the closing write has happened yet (the answer is queued first, so the
+    notifier may be quicker). False for any other request, or if it is purged already."""
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return False
+    erasing = (Status.IN_PROGRESS.value, Status.COMPLETED.value)
+    if (request.request_type != RequestType.ERASURE.value or request.status not in erasing
+            or request.personal_purged_at is not None):
+        return False
+    at = clock.now()
+    try:
+        request.update(actions=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at),
+                       condition=RequestItem.status.is_in(*erasing) & deletion.NOT_HELD)
+    except UpdateError as error:
+        if deletion.conditional_failure(error):
+            return False
+        raise
+    return True

@@ -1,0 +1,325 @@
+"""What a controller sees of its requests and how it reports progress (the controller API's rules).
+
+A controller sees only requests routed to it, from `forwarded` on: an unverified request is not
+its business yet. Another controller's request, or one past its retention time, is "not found",
+never "forbidden", so request ids cannot be probed across tenants. Personal fields are shown
+while they exist; they are purged after delivery (rightsdesk.kernel.retention).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pynamodb.exceptions import TransactWriteError
+
+from rightsdesk.store import audit, limits, outbox, queries
+from rightsdesk.kernel import clock, deadlines, free_text
+from rightsdesk.platform import credentials, hashing
+from rightsdesk.routing import deadline_watch, delivery, registry
+from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
+from rightsdesk.store.lifecycle import transition
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.items.table import transaction
+from rightsdesk.kernel.status import Status
+
+log = logging.getLogger(__name__)
+
+# Told in the answer when rightsdesk could not tell the subject itself (Art. 12(3)).
+SUBJECT_INFORMED_BY_CONTROLLER = (
+    "rightsdesk no longer holds the subject's address (it is deleted one hour after delivery), so it "
+    "could not tell them. Informing the subject of the extension and its reasons within the first "
+    "month (GDPR Art. 12(3)) is now yours."
+)
+QUEUED, NO_ADDRESS, QUEUE_FAILED, NOTE_LIMITED = "queued", "no_address", "queue_failed", "note_limited"
+VISIBLE = (
+    Status.FORWARDED, Status.DELIVERED, Status.DELIVERY_FAILED, Status.ACKNOWLEDGED,
+    Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.CANCELLED,
+)
+VisibleStatus = Literal[
+    "forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress", "completed", "rejected", "cancelled"
+]
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+
+
+class StatusReport(BaseModel):
+    """`POST /v1/controller/requests/{id}/status`. With `extend_to` and no `status` (or the status the
+    request already has) the due date moves and the status stays."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: Annotated[
+        Literal["acknowledged", "in_progress", "completed", "rejected"] | None,
+        Field(description="The new status; may be left out when only extending (`extend_to`)"),
+    ] = None
+    reason: Annotated[
+        free_text.OneLine | None,
+        Field(max_length=2000, description="Shown to the subject; required to reject or extend"),
+    ] = None
+    extend_to: Annotated[
+        datetime | None,
+        BeforeValidator(deadlines.end_of_date),
+        Field(description="New due date (ISO 8601; a date alone means the end of that UTC day); "
+                          "at most 3 months after verification; only while the due date has not passed"),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something_to_report(self) -> StatusReport:
+        if self.status is None and self.extend_to is None:
+            raise ValueError("give a status, an extend_to, or both")
+        return self
+
+
+def actor(controller: ControllerItem) -> str:
+    return f"controller:{controller.controller_id}"
+
+
+def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
+    """The controller the authorizer let through, re-checked against its current key: API Gateway
+    caches the authorizer's answer for minutes, a rotated-out key must stop working at once."""
+    controller = registry.get_controller(controller_id) if controller_id else None
+    if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
+        raise Unauthorized("a valid API key is required")
+    if registry.state_of(controller) != registry.ACTIVE:  # disabled after the authorizer's answer was cached
+        raise Unauthorized("a valid API key is required")
+    return controller
+
+
+# ------------------------------------------------------------------ views
+
+
+def summary(request: RequestItem) -> dict:
+    return {
+        "request_id": request.request_id,
+        "site": request.site,
+        "type": request.request_type,
+        "relationship": request.relationship,
+        "status": request.status,
+        "flags": list(request.flags or []),
+        "created_at": clock.isoformat(request.created_at),
+        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        "personal_data_purged_at": clock.isoformat(request.personal_purged_at) if request.personal_purged_at else None,
+    }
+
+
+def detail(request: RequestItem) -> dict:
+    subject = {field: value for field, value in queries.personal_fields(request).items() if value}
+    timeline = [
+        {"at": clock.isoformat(event.at), "status": event.to_status}
+        for event in queries.audit_trail(request)
+        if event.to_status
+    ]
+    return {
+        **summary(request),
+        "locale": request.locale,
+        "purposes": list(request.purposes or []),
+        "subject": subject or None,
+        "timeline": timeline,
+    }
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _own(controller: ControllerItem, request_id: str) -> RequestItem:
+    request = queries.load_request(request_id)  # NotFound once gone or past its retention time
+    # One answer for "not yours", "not routed yet" and "gone": nothing to learn from the difference.
+    if request.controller_id != controller.controller_id or not _visible(request):
+        raise NotFound("no such request")
+    return request
+
+
+def _visible(request: RequestItem) -> bool:
+    if request.status == Status.CANCELLED.value:
+        return request.verified_at is not None  # cancelled before verification: never routed
+    return request.status in {status.value for status in VISIBLE}
+
+
+def fetch(controller: ControllerItem, request_id: str) -> dict:
+    """One request. A pull controller's first fetch is the delivery: forwarded -> delivered."""
+    request = _own(controller, request_id)
+    if controller.delivery == "pull" and request.status == Status.FORWARDED.value:
+        try:
+            delivery.mark_delivered(request, controller, via="pull", actor=actor(controller))
+        except IllegalTransition:
+            request.refresh(consistent_read=True)  # a parallel fetch delivered it first
+    return detail(request)
+
+
+def _sign_cursor(controller_id: str, status: str | None, payload: str) -> str:
+    return hashing.keyed_hash("cursor", f"{controller_id}\x00{status or ''}\x00{payload}")[:32]
+
+
+def _encode_cursor(controller_id: str, status: str | None, last_key: dict) -> str:
+    payload = json.dumps([last_key["pk"]["S"], last_key["gsi1sk"]["S"]], separators=(",", ":"))
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return f"{encoded}.{_sign_cursor(controller_id, status, encoded)}"
+
+
+def _decode_cursor(controller_id: str, status: str | None, cursor: str) -> dict:
+    """The listing's resume point. Signed, so a cursor only continues the listing that issued it."""
+    encoded, _, signature = cursor.partition(".")
+    if not hmac.compare_digest(signature, _sign_cursor(controller_id, status, encoded)):
+        raise InvalidInput("that cursor does not belong to this listing", fields={"cursor": "invalid_cursor"})
+    pk, gsi1sk = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    return {
+        "pk": {"S": pk},
+        "sk": {"S": RequestItem.SK},
+        "gsi1pk": {"S": ControllerItem.key(controller_id)},
+        "gsi1sk": {"S": gsi1sk},
+    }
+
+
+def list_page(
+    controller_id: str, *, status: str | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
+) -> tuple[list[dict], str | None]:
+    """A page of the controller's requests (GSI1: by status, then oldest first) and the next page's cursor."""
+    limit = max(1, min(limit, MAX_PAGE))
+    statuses = [status] if status else [s.value for s in VISIBLE]
+    results = RequestItem.by_controller.query(
+        ControllerItem.key(controller_id),
+        RequestItem.gsi1sk.startswith(f"{status}#") if status else None,
+        filter_condition=(RequestItem.sk == RequestItem.SK) & RequestItem.status.is_in(*statuses),
+        limit=limit,
+        last_evaluated_key=_decode_cursor(controller_id, status, cursor) if cursor else None,
+    )
+    items = [summary(item) for item in results if _visible(item) and queries.is_visible(item)]
+    last_key = results.last_evaluated_key
+    return items, _encode_cursor(controller_id, status, last_key) if last_key else None
+
+
+# ------------------------------------------------------------------ reporting progress
+
+
+def _extension(request: RequestItem, report: StatusReport, now: datetime) -> datetime | None:
+    if report.extend_to is None:
+        return None
+    if report.status in ("completed", "rejected"):
+        raise InvalidInput("a closed request has no due date to extend", fields={"extend_to": "not_allowed"})
+    if request.verified_at is None or request.due_at is None:
+        raise Conflict("this request has no due date yet", code="no_due_date")
+    return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at, now=now)
+
+
+def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:
+    """Record the controller's progress on the request, and tell the subject while we still can.
+    The answer says who tells the subject (`subject_notification`)."""
+    request = _own(controller, request_id)
+    if report.status == "rejected" and not report.reason:
+        raise InvalidInput("say why the request is rejected", fields={"reason": "required"})
+    if report.extend_to is not None and not report.reason:
+        raise InvalidInput("an extension needs a reason", fields={"reason": "required"})
+    now = clock.now()
+    extend_to = _extension(request, report, now)
+    before = request.status
+    target = report.status or before
+    mail_id = _subject_mail_id(request_id, target, extend_to, now)
+    updates = deadline_watch.extension_actions(extend_to) if extend_to else []
+    updates += _note_actions(request, report.reason, mail_id)
+    if before == target:
+        if extend_to is None:
+            raise IllegalTransition(f"the request is already {target}")
+        _extend_only(request, controller, updates, now)
+        request.refresh(consistent_read=True)
+    else:
+        transition(  # reloads the request itself
+            request, Status(target), actor=actor(controller), at=now,
+            cause="due_extended" if extend_to else None, updates=updates,
+        )
+    told = _tell_subject(request, report.reason, mail_id, extended=extend_to is not None,
+                         status_changed=target != before)
+    answer = detail(request)
+    answer["subject_notification"] = _notification(told, extended=extend_to is not None)
+    return answer
+
+
+def _notification(told: str, *, extended: bool) -> dict:
+    """Who tells the subject of this change: rightsdesk while it holds their address, else the controller."""
+    if told == QUEUED:
+        return {"by": "rightsdesk", "message": "the subject is told by email, in their language"}
+    if told == QUEUE_FAILED:
+        message = "rightsdesk could not queue its mail to the subject; please tell them yourself"
+    elif told == NOTE_LIMITED:
+        message = ("rightsdesk did not mail the subject again: the same note, or today's mails for this request "
+                   "were already sent; the status page shows the change")
+    elif extended:
+        message = SUBJECT_INFORMED_BY_CONTROLLER
+    else:
+        message = "rightsdesk no longer holds the subject's address; the status page shows the change"
+    return {"by": "controller", **({"rule": "GDPR Art. 12(3)"} if extended else {}), "message": message}
+
+
+def _subject_mail_id(request_id: str, status: str, extend_to: datetime | None, at: datetime) -> str:
+    """One mail per extension (by its new date) or per status report (by its second)."""
+    if extend_to is not None:
+        return f"extended-{request_id}-{int(extend_to.timestamp())}"
+    return f"status-{request_id}-{status}-{int(at.timestamp())}"
+
+
+def _note_actions(request: RequestItem, reason: str | None, mail_id: str) -> list:
+    """The reason waits on the request for the notifier (queue messages carry ids only), in the
+    status write itself, only while the subject's address is kept; a purge removes it."""
+    if not reason or not queries.personal_fields(request)["email"]:
+        return []
+    return [RequestItem.mail_note.set(reason), RequestItem.mail_note_for.set(mail_id)]
+
+
+def _extend_only(request: RequestItem, controller: ControllerItem, updates: list, now: datetime) -> None:
+    event = audit.event(request.pk, action="due_extended", actor=actor(controller), at=now)
+    try:
+        with transaction() as tx:
+            tx.update(request, actions=[*updates, RequestItem.updated_at.set(now)],
+                      condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
+            tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
+
+
+def _tell_subject(request: RequestItem, reason: str | None, mail_id: str, *, extended: bool,
+                  status_changed: bool = True) -> str:
+    """Email the subject about the change while their address is still kept: an extension names the
+    new due date and the reason (Art. 12(3)), and the new status if it changed too. Says QUEUED,
+    NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status stands even if queueing the mail fails:
+    the status page shows it either way. The notifier reads the address, the reason (the request's
+    mail note for `mail_id`) and the due date when it sends: the message names the request only."""
+    if not queries.personal_fields(request)["email"]:
+        return NO_ADDRESS
+    try:
+        if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
+            return NOTE_LIMITED
+        if extended:
+            outbox.enqueue_mail("due_extended", request_id=request.request_id, status=request.status,
+                                status_changed=int(status_changed), mail_id=mail_id)
+        else:
+            outbox.enqueue_mail("status_changed", request_id=request.request_id, status=request.status,
+                                mail_id=mail_id)
+    except Exception as error:  # noqa: BLE001 - see docstring
+        log.error("could not queue the status email", extra={"error_type": type(error).__name__})
+        return QUEUE_FAILED
+    return QUEUED
+
+
+# ------------------------------------------------------------------ webhook
+
+
+def rotate_webhook_secret(controller: ControllerItem) -> dict:
+    secret, previous_until = registry.rotate_webhook_secret(controller.controller_id, actor=actor(controller))
+    return {"webhook_secret": secret, "previous_secret_valid_until": clock.isoformat(previous_until)}
+
+
+def queue_test_event(controller: ControllerItem) -> dict:
+    """Queue a signed test event to the controller's endpoint; the dispatcher sends it."""
+    if controller.delivery != "webhook":
+        raise Conflict("this controller does not receive webhooks", code="not_webhook")
+    test_id = hashing.new_id("tst")
+    outbox.enqueue_delivery(request_id="", event="test", controller_id=controller.controller_id, test_id=test_id)
+    return {"test_id": test_id, "status": "queued"}

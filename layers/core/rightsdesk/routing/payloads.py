@@ -1,0 +1,132 @@
+"""What a controller is told: webhook event data and the context of the emails to its contact.
+
+Only `dsr.request.forwarded` and the `request_forwarded` email carry the subject's personal data,
+and only while the request still holds it (it is purged soon after delivery). Cancellations,
+deadline notices, tests and failure reports carry ids, types, statuses and dates only.
+"""
+
+from __future__ import annotations
+
+from rightsdesk.kernel import clock, retention
+from rightsdesk.platform.config import settings
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import RequestItem
+
+
+def request_url(request_id: str) -> str:
+    """The request in the controller API (absolute when the public base URL is configured)."""
+    return f"{settings().public_base_url}/v1/controller/requests/{request_id}"
+
+
+def _iso(value) -> str | None:
+    return clock.isoformat(value) if value is not None else None
+
+
+def purge_after_seconds(controller: ControllerItem) -> int:
+    override = controller.purge_after_seconds
+    if override is not None:
+        return int(override)
+    return int(retention.keep_for(retention.Rule.DELIVERED_SUBJECT_DATA).total_seconds())
+
+
+def _skeleton(request: RequestItem) -> dict:
+    return {
+        "request_id": request.request_id,
+        "type": request.request_type,
+        "status": request.status,
+        "due_at": _iso(request.due_at),
+        "links": {"request": request_url(request.request_id), "status": request_url(request.request_id) + "/status"},
+    }
+
+
+def subject(request: RequestItem) -> dict | None:
+    if request.personal_purged_at is not None or not request.email:
+        return None
+    return {"email": request.email, "name": request.name, "details": request.details}
+
+
+def forwarded(request: RequestItem, controller: ControllerItem) -> dict:
+    """Everything the controller needs to answer the request."""
+    return {
+        **_skeleton(request),
+        "relationship": request.relationship,
+        "flags": sorted(request.flags or []),
+        "purposes": list(request.purposes or []),
+        "locale": request.locale,
+        "created_at": _iso(request.created_at),
+        "verified_at": _iso(request.verified_at),
+        "subject": subject(request),
+        # rightsdesk deletes the subject's personal fields this long after delivery
+        "personal_data_kept_seconds": purge_after_seconds(controller),
+    }
+
+
+def _reminder(notice: str) -> tuple[str, int | None]:
+    """`overdue_3` -> (`overdue`, 3): the notice a controller reads, and which overdue reminder it is."""
+    kind, _, number = notice.rpartition("_")
+    if kind == "overdue" and number.isdigit():
+        return kind, int(number)
+    return notice, None
+
+
+def notice(request: RequestItem, *, notice: str | None = None) -> dict:
+    """A cancellation or a deadline notice: no personal data, whatever the request still holds.
+    `notice` is `due_in_3_days`, `due_today` or `overdue` (with `reminder`: 1, 2, ... while it stays
+    overdue)."""
+    data = _skeleton(request)
+    if notice:
+        data["notice"], reminder = _reminder(notice)
+        if reminder is not None:
+            data["reminder"] = reminder
+    return data
+
+
+def test(controller: ControllerItem, test_id: str) -> dict:
+    return {"controller_id": controller.controller_id, "test_id": test_id}
+
+
+# ------------------------------------------------------------------ emails to the controller's contact
+
+
+def _mail_base(request: RequestItem, controller: ControllerItem) -> dict:
+    return {
+        "controller_name": controller.name,
+        "request_id": request.request_id,
+        "request_type": request.request_type,
+        "due_at": _iso(request.due_at),
+        "request_url": request_url(request.request_id),
+    }
+
+
+def forwarded_mail(request: RequestItem, controller: ControllerItem) -> dict:
+    person = subject(request) or {}
+    return {
+        **_mail_base(request, controller),
+        "relationship": request.relationship,
+        "flags": sorted(request.flags or []),
+        "purposes": list(request.purposes or []),
+        "subject_email": person.get("email"),
+        "subject_name": person.get("name"),
+        "details": person.get("details"),
+        "purge_after_minutes": max(1, purge_after_seconds(controller) // 60),
+    }
+
+
+def failed_mail(request: RequestItem, controller: ControllerItem, *, attempts: int, cause: str) -> dict:
+    return {**_mail_base(request, controller), "attempts": attempts, "cause": cause}
+
+
+def notice_mail(request: RequestItem, controller: ControllerItem, *, notice: str) -> dict:
+    """`notice` is `cancelled`, `due_in_3_days`, `due_today` or `overdue_<n>` (mailed as `overdue`)."""
+    return {**_mail_base(request, controller), "notice": _reminder(notice)[0]}
+
+
+def request_mail(request: RequestItem, controller: ControllerItem) -> dict:
+    """The facts of a request every mail to the controller's contact about it shows; no personal data."""
+    return _mail_base(request, controller)
+
+
+def webhook_disabled_mail(controller: ControllerItem) -> dict:
+    """The endpoint answered 410 Gone: deliveries go to this contact by email until a new one is set."""
+    return {"controller_name": controller.name, "controller_id": controller.controller_id,
+            "requests_url": f"{settings().public_base_url}/v1/controller/requests"}

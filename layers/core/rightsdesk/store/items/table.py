@@ -1,0 +1,151 @@
+"""The single RightsTable: what every item shares (keys, indexes, retention attributes), the shared
+connection, transactions, and binding the models to a table. The items themselves live one module per
+aggregate beside this one.
+
+Keys (pk / sk):
+  REQ#<id>      REQUEST            the request (personal fields purged after delivery)
+  REQ#<id>      CHALLENGE          the hashed verification code (15 minutes)
+  REQ#<id>      AUDIT#<at>#<n>     audit events (never personal data)
+  CTRL#<id>     CONTROLLER         a controller registered by the operator
+  SITE#<key>    SITE               site key or domain -> controller id
+  CTRL#<id>     AUDIT#<at>#<n>     audit events of registry changes
+  SWEEP         STATE              how far the retention sweeper got (rightsdesk.retention.sweeper)
+  APIKEY#<hash> APIKEY             keyed hash of a controller's API key -> controller id
+  SUBJ#<controller>#<subject hash>#<year>  COUNTER   verified requests of a subject that year
+Breach and policy notices (docs/notices.md):
+  INCIDENT#<id> INCIDENT           a personal-data breach: its facts, deadlines and notice counts
+  INCIDENT#<id> NOTICE#<kind>#<recipient>  one recipient's notice and its status (holds the address)
+  INCIDENT#<id> AUDIT#<at>#<n>     audit events of the incident
+  POLICY#<doc>  VERSION#<version>  a published policy version (the public archive)
+  CONTACT#<email hash> CONTACT     a contact who subscribed to lists (rightsdesk.audience.contacts)
+  CONTACT#<email hash> LIST#<list> the contact's membership of one list
+  SUPPRESS#<email hash> SUPPRESSION  an address that bounced or complained (no address stored)
+  UNSUB#<nonce> SPENT              an unsubscribe token that was used
+  ISSUE#<digest> ISSUE             an issue of an optional list, read when each member's mail is sent
+The operator's own data (docs/operations.md "Operator's own data"):
+  CONTACT#<email hash> CONSENT#<purpose>  one purpose's consent: granted or withdrawn, with its history
+  CONTACT#<email hash> REQ#<request id>   a request the subject made to the operator itself (ids only)
+Abuse guard: GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
+GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
+     INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
+     AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.store.deletion).
+GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pynamodb.attributes import (
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.connection import Connection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from rightsdesk.platform.config import settings
+from rightsdesk.platform.sessions import share_botocore_data
+
+share_botocore_data()  # every model class opens its own connection: parse botocore's data once
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1"
+
+
+class _TableMeta:
+    table_name = settings().table_name
+    region = _region()
+
+
+class ControllerIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "GSI1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class ExpiryIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "GSI2"
+        projection = KeysOnlyProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class _Item(Model):
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    # TTL: DynamoDB deletes the item some time after this epoch second; reads treat it as gone at once
+    expires_at = NumberAttribute(null=True)
+    # the next retention action the sweeper owes this item (rightsdesk.kernel.retention), indexed in GSI2
+    retention_rule = UnicodeAttribute(null=True)
+    retention_due_at = NumberAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    by_expiry = ExpiryIndex()
+    # Set in the write just before a delete, so the stream handler can name the cause of the
+    # REMOVE (rightsdesk.store.deletion); DynamoDB's TTL leaves no marker.
+    deleted_by = UnicodeAttribute(null=True)
+    deleted_at = NumberAttribute(null=True)
+
+    _connection = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Each model its own connection: pynamodb reads a model's indexes from the model whose
+        # connection it uses, and an inherited one (say _Item's, after a sweep) has no GSI1.
+        cls._connection = None
+
+
+@lru_cache(maxsize=1)
+def connection() -> Connection:
+    """One shared connection: each new one re-reads botocore's service model (~0.1 s)."""
+    return Connection(region=_region())
+
+
+def transaction() -> TransactWrite:
+    """An all-or-nothing write of several items (conditions included) on the shared connection."""
+    return TransactWrite(connection=connection())
+
+
+def _models() -> list[type[Model]]:
+    """Every model class defined so far: the table's own item class and all its subclasses."""
+    found: list[type[Model]] = [_Item]
+    for model in found:
+        found.extend(model.__subclasses__())
+    return found
+
+
+def bind_table(table_name: str, region: str | None = None) -> None:
+    """Point every model at another table (tests, the CLI and the local runner name their own).
+
+    Models defined later (an item module imported after this call) inherit the table from
+    _TableMeta, so binding does not depend on which item modules a process has loaded yet."""
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = region
+    _TableMeta.table_name = table_name
+    _TableMeta.region = region or _TableMeta.region
+    for model in _models():
+        model.Meta.table_name = table_name
+        model.Meta.region = _TableMeta.region
+        model._connection = None
+    connection.cache_clear()
+
+
+def set_region(region: str) -> None:
+    """Point every model at another region (the CLI learns its region after the models are loaded)."""
+    _TableMeta.region = region
+    for model in _models():
+        model.Meta.region = region
+        model._connection = None
+    connection.cache_clear()
