@@ -17,12 +17,13 @@ personal fields (Rule.CLOSED_INTERNAL_REQUEST), except an erasure's: its closing
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.audience import consents, contacts, suppression
 from rightsdesk.routing import deadline_watch, registry
 from rightsdesk.own_data import subject_data
@@ -37,9 +38,9 @@ from rightsdesk.kernel.status import Status, is_open
 
 log = logging.getLogger(__name__)
 
-INTERNAL = "internal"
+INTERNAL = DeliveryMode.INTERNAL
 SYSTEM = "rightsdesk"
-EXPORT_DAYS = 7
+EXPORT_DAYS = retention.keep_days(retention.Rule.EXPORT)  # what the mails and pages say
 AUTOMATIC = frozenset({
     RequestType.ACCESS, RequestType.PORTABILITY, RequestType.ERASURE,
     RequestType.CONSENT_WITHDRAWAL, RequestType.RESTRICTION, RequestType.OBJECTION,
@@ -232,7 +233,7 @@ def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, not
         "purposes": list(request.purposes or []),
     }
     if outcome is Status.COMPLETED and request.request_type in (RequestType.ACCESS.value, RequestType.PORTABILITY.value):
-        context["export_until"] = clock.isoformat(at + timedelta(days=EXPORT_DAYS))
+        context["export_until"] = clock.isoformat(at + retention.keep_for(retention.Rule.EXPORT))
     return context
 
 
