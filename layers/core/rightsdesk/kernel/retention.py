@@ -10,8 +10,27 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rightsdesk.kernel import clock
+
+if TYPE_CHECKING:  # the kernel names pynamodb's types; it never loads pynamodb itself
+    from pynamodb.expressions.update import Action
+    from pynamodb.models import Model
+
+    _Stored = TypeVar("_Stored", bound=Model)
+else:
+    _Stored = TypeVar("_Stored")
+
+
+class _Keyed(Protocol):
+    """An item of the table: what `schedule_actions` reads of it."""
+
+    @property
+    def pk(self) -> str: ...
+
+    @property
+    def sk(self) -> str: ...
 
 
 class Rule(str, Enum):
@@ -148,7 +167,7 @@ def expiry_index_keys(expires_epoch: int, pk: str, sk: str, now: int | None = No
     return {"gsi2pk": expiry_bucket(filed), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
 
 
-def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict:
+def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict[str, Any]:
     """Attributes that put an item on the sweeper's list: which rule, when, and the GSI2 keys."""
     due = expires_at(name, start, override)
     return {"retention_rule": name.value, "retention_due_at": due, **expiry_index_keys(due, pk, sk)}
@@ -178,25 +197,25 @@ def personal_data_due(rule_name: str | None, due_epoch: int | None, at: int | No
     return purging and is_expired(int(due_epoch), at)
 
 
-def schedule_actions(model, name: Rule, start: datetime, override: timedelta | None = None) -> list:
+def schedule_actions(model: _Keyed, name: Rule, start: datetime, override: timedelta | None = None) -> list[Action]:
     """The same as `schedule`, as pynamodb update actions on an existing item."""
     values = schedule(name, start, model.pk, model.sk, override)
     return [getattr(type(model), attribute).set(value) for attribute, value in values.items()]
 
 
-def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
+def is_expired(expires_epoch: float | None, at: int | None = None) -> bool:
     """DynamoDB deletes TTL items up to two days late; every read treats them as gone already."""
     if expires_epoch is None:
         return False
     return expires_epoch <= (at if at is not None else clock.epoch())
 
 
-def is_live(item) -> bool:
+def is_live(item: Any) -> bool:
     """Whether a read may see the item at all: expired means absent, unless a legal hold applies."""
     return getattr(item, "legal_hold", None) is not None or not is_expired(item.expires_at)
 
 
-def live_item(model, hash_key: str, range_key: str, *, consistent_read: bool = False):
+def live_item(model: type[_Stored], hash_key: str, range_key: str, *, consistent_read: bool = False) -> _Stored | None:
     """The item of `model` at that key if a read may see it (is_live), else None: missing and
     expired read the same."""
     try:
