@@ -34,7 +34,7 @@ from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.kernel.rights import RequestType
-from rightsdesk.kernel.status import Status, is_open
+from rightsdesk.kernel.status import ANSWERED, Status, is_open
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, not
 def answered_context(request: RequestItem, outcome: str, at: datetime, text: str | None) -> dict:
     """What the `own_request_answered` mail says: `outcome` completed | rejected | extended, and the
     operator's note (completed) or reason (rejected, extended), as stored for this mail."""
-    closed = Status(outcome) if outcome in (Status.COMPLETED.value, Status.REJECTED.value) else None
+    closed = Status(outcome) if outcome in ANSWERED else None
     completed = outcome == Status.COMPLETED.value
     context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
     return {**context, "outcome": outcome}
