@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rightsdesk.kernel.status import ANSWERED, WITHDRAWN, Status  # noqa: F401 (ANSWERED, WITHDRAWN: read here by callers)
+from rightsdesk.kernel.status import ANSWERED, WITHDRAWN
 
 OPEN, MET_ON_TIME, MET_LATE, MISSED = "open", "met_on_time", "met_late", "missed"
 STATES = (OPEN, MET_ON_TIME, MET_LATE, MISSED)

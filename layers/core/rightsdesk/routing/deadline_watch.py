@@ -44,7 +44,7 @@ from rightsdesk.kernel.errors import NotFound
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import WATCHED, Status, in_order  # noqa: F401 (WATCHED: read here by tests)
+from rightsdesk.kernel.status import WATCHED, Status, in_order
 
 log = logging.getLogger(__name__)
 
