@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from rightsdesk.platform import local_endpoints
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 
 from local import calls, faults, moto_patches, outbox
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
@@ -294,7 +295,7 @@ class LocalStack:
                 site_key=DEMO["site_key"],
                 domains=DEMO["domains"],
                 contact_email=DEMO["contact_email"],
-                delivery="webhook",
+                delivery=DeliveryMode.WEBHOOK,
                 webhook_url=self.demo_webhook_url,
                 controller_id=DEMO["controller_id"],
             )

@@ -8,7 +8,6 @@ its audit event in one conditional transaction (rightsdesk.routing.registry).
 from __future__ import annotations
 
 import os
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -17,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rightsdesk.kernel import clock
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
 from rightsdesk.kernel.errors import InvalidInput
@@ -55,13 +55,6 @@ def list_controllers(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         return table(LIST_COLUMNS, ([row[key] for key in row] for row in rows))
 
     emit(state, {"controllers": rows}, render)
-
-
-class Delivery(str, Enum):
-    webhook = "webhook"
-    email = "email"
-    pull = "pull"
-    internal = "internal"
 
 
 ControllerId = Annotated[str, typer.Argument(help="The controller id (ctl_...).")]
@@ -147,7 +140,7 @@ def add(
     name: Annotated[str, typer.Option("--name", help="The controller's name, as the operator knows it.")],
     site: Annotated[str, typer.Option("--site", help="Site key subjects type into the form (a-z, 0-9, -).")],
     contact: Annotated[str, typer.Option("--contact", help="The controller's privacy contact (email).")],
-    delivery: Annotated[Delivery, typer.Option("--delivery", help="How requests reach it; internal = the operator's own data.")],
+    delivery: Annotated[DeliveryMode, typer.Option("--delivery", help="How requests reach it; internal = the operator's own data.")],
     domain: Annotated[list[str] | None, typer.Option("--domain", help="A domain of the site (repeatable).")] = None,
     webhook_url: WebhookUrl = None,
     sla_days: Annotated[int | None, typer.Option("--sla-days", help="Promised answer time in days, if shorter than the law's month.")] = None,
@@ -160,7 +153,7 @@ def add(
     state = use(ctx, json_output)
     try:
         purge_seconds = registry.parse_duration(purge_after) if purge_after else None
-        _credentials(state, sealing=delivery is Delivery.webhook)
+        _credentials(state, sealing=delivery is DeliveryMode.WEBHOOK)
         created = registry.register(
             name=name, site_key=site, contact_email=contact, delivery=delivery.value, domains=tuple(domain or ()),
             webhook_url=webhook_url, locale=locale, sla_days=sla_days, purge_after_seconds=purge_seconds,
@@ -213,14 +206,14 @@ def rotate_key(ctx: typer.Context, controller_id: ControllerId, json_output: Jso
 def set_delivery(
     ctx: typer.Context,
     controller_id: ControllerId,
-    delivery: Annotated[Delivery, typer.Option("--delivery", help="How requests reach the controller from now on.")],
+    delivery: Annotated[DeliveryMode, typer.Option("--delivery", help="How requests reach the controller from now on.")],
     webhook_url: WebhookUrl = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Change how requests reach a controller. Switching to webhook prints a new secret once."""
     state = use(ctx, json_output)
     try:
-        if delivery is Delivery.webhook:
+        if delivery is DeliveryMode.WEBHOOK:
             _credentials(state, sealing=True)
         controller, secret = registry.set_delivery(
             controller_id, delivery.value, webhook_url, allow_loopback_http=state.local

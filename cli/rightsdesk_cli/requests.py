@@ -16,6 +16,7 @@ from rich.table import Table
 
 from rightsdesk.store import audit, queries
 from rightsdesk.kernel import clock, deadline_state
+from rightsdesk.kernel.delivery_mode import DELIVERY_MODES
 from rightsdesk.intake import submissions
 from rightsdesk.own_data import own_requests
 from rightsdesk.routing import registry
@@ -75,8 +76,8 @@ def list_requests(
     state = use(ctx, json_output)
     if controller is not None and registry.get_controller(controller) is None:
         raise NotFound(f"no controller {controller}")
-    if route is not None and route not in registry.DELIVERY_MODES:
-        raise typer.BadParameter(f"one of {', '.join(registry.DELIVERY_MODES)}", param_hint="--route")
+    if route is not None and route not in DELIVERY_MODES:
+        raise typer.BadParameter(f"one of {', '.join(DELIVERY_MODES)}", param_hint="--route")
     # One more than asked tells whether the listing was cut.
     if route is None and not overdue:
         found = list(queries.list_requests(controller_id=controller, status=status, limit=limit + 1))

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rightsdesk.kernel import retention
 from rightsdesk.routing import delivery
 from rightsdesk.outbound import dispatch
 from rightsdesk.platform import handler_support
@@ -39,7 +40,7 @@ def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int)
 # Records are keyed on dispatch_once's module and name: rename neither.
 _idempotent_dispatch = handler_support.IdempotentOnFirstUse(dispatch_once, data_keyword_argument="key",
                                                             event_key_jmespath="delivery_id",
-                                                            expires_after_seconds=7 * 24 * 3600)
+                                                            expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE))
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:

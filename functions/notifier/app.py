@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rightsdesk.kernel import retention
 from rightsdesk.platform import handler_support
 from rightsdesk.outbound import notify
 from rightsdesk.platform.config import settings
@@ -51,7 +52,7 @@ def send_once(message: dict) -> dict:
 # Records are keyed on send_once's module and name: rename neither.
 _idempotent_send = handler_support.IdempotentOnFirstUse(send_once, data_keyword_argument="message",
                                                         event_key_jmespath="mail_id",
-                                                        expires_after_seconds=7 * 24 * 3600)
+                                                        expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE))
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:

@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.platform import api_gateway, handler_support, hashing, http
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.render import i18n, web
 from rightsdesk.intake import submissions
 from rightsdesk.platform.config import settings
@@ -153,7 +153,7 @@ def _submit_once(*, client_key: dict, submission: submissions.Submission, locale
 _idempotent_submit = handler_support.IdempotentOnFirstUse(_submit_once, data_keyword_argument="client_key",
                                                           event_key_jmespath="[site, key]",
                                                           payload_validation_jmespath="body",
-                                                          expires_after_seconds=24 * 3600)
+                                                          expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_SUBMISSION))
 
 
 # The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).
@@ -182,7 +182,7 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
                            fields={"idempotency-key": "invalid_format"})
     if client_key:
         answer = _idempotent_submit(
-            client_key={"site": submission.site.lower(), "key": client_key,
+            client_key={"site": identifiers.normalize_site_key(submission.site), "key": client_key,
                         "body": hashing.fingerprint("idempotency_body", submission.model_dump(mode="json"))},
             submission=submission,
             locale=locale,

@@ -159,6 +159,19 @@ def test_the_same_idempotency_key_returns_the_same_request_and_one_email(stack, 
     assert len([m for m in stack.outbox() if email in m["to"]]) == 1
 
 
+def test_one_idempotency_key_is_one_request_however_the_site_is_spelled(stack, api):
+    """The key is scoped to the site as the store keys it (identifiers.normalize_site_key): a retry
+    that spells the site " Demo " or "DEMO\t" gets the first answer, not a second request."""
+    email = new_email()
+    key = str(uuid.uuid4())
+    answers = [api.post(f"{stack.base_url}/v1/requests", json={"site": site, "type": "access", "email": email},
+                        headers={"Idempotency-Key": key}) for site in ("demo", " Demo ", "DEMO\t")]
+    assert [answer.status_code for answer in answers] == [202, 202, 202]
+    assert len({answer.json()["request_id"] for answer in answers}) == 1
+    stack.wait_for_mail(email)
+    assert len([m for m in stack.outbox() if email in m["to"]]) == 1
+
+
 def test_the_answer_does_not_reveal_whether_an_address_is_known(stack, api):
     known = new_email()
     assert submit(stack, api, known).status_code == 202

@@ -447,3 +447,13 @@ def test_plain_http_webhooks_are_for_the_local_stage_only(cloud, monkeypatch):
     finally:
         monkeypatch.undo()
         config.reload()
+
+
+@pytest.mark.parametrize("spelling", [" {site} ", "{site}", "{upper}\t"])
+def test_a_site_key_is_one_site_however_it_is_spelled(cloud, spelling):
+    suffix = hashing.new_id("s").split("_")[1]
+    created = new_controller(site_key=f" Mixed-{suffix.upper()} ", domains=(f" Mixed-{suffix}.Example. ",))
+    site = f"mixed-{suffix}"
+    assert created.controller.site_key == site
+    for typed in (spelling.format(site=site, upper=site.upper()), f"\tMIXED-{suffix}.example "):
+        assert registry.resolve_site(typed).controller_id == created.controller.controller_id

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from rightsdesk.kernel import deadline_state
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import ANSWERED, Status
 
-ANSWERED = (Status.COMPLETED.value, Status.REJECTED.value)
 OUTCOMES = ("completed", "rejected", "cancelled", "open")
 DAY = 86400.0
 
@@ -99,7 +98,7 @@ def _round(value: float | None, places: int = 1) -> float | None:
 
 
 def outcome(status: str) -> str:
-    if status in (Status.COMPLETED.value, Status.REJECTED.value, Status.CANCELLED.value):
+    if status in ANSWERED or status == Status.CANCELLED.value:
         return status
     return "open"
 

@@ -19,7 +19,6 @@ stops every optional list, until an operator lifts it; transactional mail still 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from rightsdesk.store import audit
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, identifiers
 from rightsdesk.audience import consents, suppression
 from rightsdesk.platform import hashing
 from rightsdesk.platform.config import SUPPORTED_LOCALES
@@ -76,10 +75,8 @@ def list_partition(name: str) -> str:
 
 
 def _check(email: str, locale: str, lists: Iterable[str]) -> list[str]:
-    from rightsdesk.intake.submissions import EMAIL_PATTERN  # intake imports the registry, which this need not load early
-
     problems = {}
-    if len(email) > 254 or not re.fullmatch(EMAIL_PATTERN, email):
+    if not identifiers.is_valid_email(email):
         problems["email"] = "invalid_email"
     if locale not in SUPPORTED_LOCALES:
         problems["locale"] = "invalid_choice"
@@ -95,7 +92,7 @@ def subscribe(email: str, lists: Iterable[str], *, locale: str = "en", actor: st
               at: datetime | None = None, source: str | None = None) -> str:
     """Add the contact (or update its locale) and put it on `lists`; returns its email hash.
     Joining a list by consent records the grant in the ledger, from `source` (default: the actor)."""
-    email = email.strip()
+    email = identifiers.normalize_email(email)
     names = _check(email, locale, lists)
     at = at or clock.now()
     email_hash = hashing.email_hash(email)

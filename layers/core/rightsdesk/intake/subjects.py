@@ -18,6 +18,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
+from rightsdesk.kernel import retention
 from rightsdesk.kernel.rights import Relationship, counts_towards_free_request
 
 FREE_PER_YEAR = 1
@@ -62,5 +63,6 @@ def count_one_more(counter: SubjectCounterItem, at: datetime) -> tuple[SubjectCo
     )
     # Worth nothing once its year is over: the key names the year, so no later count reads it.
     next_year = datetime(_year(at) + 1, 1, 1, tzinfo=timezone.utc)
-    actions = [SubjectCounterItem.verified.add(1), SubjectCounterItem.expires_at.set(int(next_year.timestamp()))]
+    expires = retention.expires_at(retention.Rule.SUBJECT_YEAR_COUNTER, next_year)
+    actions = [SubjectCounterItem.verified.add(1), SubjectCounterItem.expires_at.set(expires)]
     return counter, actions, condition

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.store import audit, deletion, limits, outbox, queries
-from rightsdesk.kernel import clock, deadlines, free_text, retention
+from rightsdesk.kernel import clock, deadlines, free_text, identifiers, retention
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
 from rightsdesk.intake import guard, subjects
 from rightsdesk.platform import hashing, subject_secrets
 from rightsdesk.routing import registry
@@ -43,13 +44,11 @@ from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
 from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
-from rightsdesk.kernel.status import Status, is_open
+from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 
 log = logging.getLogger(__name__)
 
 MAX_CODE_ATTEMPTS = 5
-# Deliberately loose: the address is proven by the emailed code, not by its spelling.
-EMAIL_PATTERN = r"^[^@\s<>()\[\]\\,;:\"]{1,64}@[^@\s<>()\[\]\\,;:\"]{1,252}\.[^@\s<>()\[\]\\,;:\".]{2,63}$"
 
 
 class _FormFriendly(BaseModel):
@@ -75,12 +74,17 @@ class Submission(_FormFriendly):
 
     site: Annotated[free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
     type: RequestType
-    email: Annotated[free_text.OneLine, Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
+    email: Annotated[free_text.OneLine, Field(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)]
     name: Annotated[free_text.OneLine | None, Field(max_length=200)] = None
     details: Annotated[free_text.MultiLine | None, Field(max_length=4000)] = None
     locale: Literal["en", "de", "sl"] | None = None
     relationship: Relationship = Relationship.SELF
     purposes: list[Purpose] = Field(default_factory=list, max_length=len(Purpose))
+
+    @field_validator("site")
+    @classmethod
+    def _one_spelling_of_a_site(cls, value: str) -> str:
+        return identifiers.normalize_site_key(value)
 
     @field_validator("name", "details", "locale", mode="before")
     @classmethod
@@ -150,7 +154,7 @@ def submit(submission: Submission, *, base_url: str, locale: str, source: str | 
         RequestItem.SK,
         request_id=request_id,
         controller_id=controller.controller_id,
-        site=submission.site.lower(),
+        site=submission.site,
         request_type=submission.type.value,
         status=Status.IDENTITY_UNVERIFIED.value,
         locale=locale,
@@ -415,7 +419,7 @@ def cancel(request_id: str, token: str | None, *, source: str | None = None) -> 
         request = authorize(request_id, token, source=source)
         if not is_open(request.status):
             raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
-        was_forwarded = request.status not in (Status.IDENTITY_UNVERIFIED.value, Status.VERIFIED.value)
+        was_forwarded = request.status not in BEFORE_ROUTING
         now = clock.now()
         try:
             transition(

@@ -20,15 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import ANSWERED, WITHDRAWN
 
 OPEN, MET_ON_TIME, MET_LATE, MISSED = "open", "met_on_time", "met_late", "missed"
 STATES = (OPEN, MET_ON_TIME, MET_LATE, MISSED)
-# A request's deadline is met by its answer: completing or rejecting it.
-ANSWERED = frozenset({Status.COMPLETED.value, Status.REJECTED.value})
-# Closed without an answer: the subject withdrew (or never proved their address). Before its due
-# date that ends the deadline; after it, the deadline had been missed already and stays missed.
-WITHDRAWN = frozenset({Status.CANCELLED.value, Status.EXPIRED.value})
+# A request's deadline is met by its answer (status.ANSWERED). Closed without one (status.WITHDRAWN),
+# before its due date that ends the deadline; after it, the deadline had been missed already and stays missed.
 
 
 @dataclass(frozen=True)

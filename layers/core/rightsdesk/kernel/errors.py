@@ -17,8 +17,8 @@ class RightsdeskError(Exception):
         if code:
             self.code = code
 
-    def to_body(self) -> dict:
-        error: dict = {"code": self.code, "message": self.message}
+    def to_body(self) -> dict[str, dict[str, object]]:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
         if self.fields:
             error["fields"] = self.fields
         return {"error": error}

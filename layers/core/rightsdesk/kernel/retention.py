@@ -10,8 +10,27 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rightsdesk.kernel import clock
+
+if TYPE_CHECKING:  # the kernel names pynamodb's types; it never loads pynamodb itself
+    from pynamodb.expressions.update import Action
+    from pynamodb.models import Model
+
+    _Stored = TypeVar("_Stored", bound=Model)
+else:
+    _Stored = TypeVar("_Stored")
+
+
+class _Keyed(Protocol):
+    """An item of the table: what `schedule_actions` reads of it."""
+
+    @property
+    def pk(self) -> str: ...
+
+    @property
+    def sk(self) -> str: ...
 
 
 class Rule(str, Enum):
@@ -32,6 +51,13 @@ class Rule(str, Enum):
     # queue messages carry ids only (rightsdesk.outbound.mail_kinds): what a mail is made from waits in the table
     LIST_ISSUE = "list_issue"
     UNFETCHED_PULL_REQUEST = "unfetched_pull_request"
+    # the operator's own data (rightsdesk.own_data.exports): an access or portability answer
+    EXPORT = "export"
+    # the free-request count per subject, controller and calendar year (rightsdesk.intake.subjects)
+    SUBJECT_YEAR_COUNTER = "subject_year_counter"
+    # powertools idempotency records (the IdempotencyTable): a key, a body hash and the answer, no personal data
+    IDEMPOTENT_SUBMISSION = "idempotent_submission"
+    IDEMPOTENT_QUEUE_MESSAGE = "idempotent_queue_message"
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,21 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     # marked undelivered (delivery_failed) and the operator alerted. Counted from the due date, so
     # an extension moves it too; two weeks leave the contact time to answer the overdue reminders.
     Rule.UNFETCHED_PULL_REQUEST: RetentionRule(Rule.UNFETCHED_PULL_REQUEST, timedelta(days=14), "purge"),
+    # DESIGN.md's "exports stored": an answer to an access or portability request of the operator's
+    # own data can be downloaded (with the status token) this long after the request was completed;
+    # the completion mail names the date. Counted from completion.
+    Rule.EXPORT: RetentionRule(Rule.EXPORT, timedelta(days=7), "delete"),
+    # One counter per subject, controller and UTC calendar year (GDPR Art. 12(5): one free request a
+    # year): worth nothing once its year is over, since the key names the year. Counted from the end
+    # of that year, for this long, i.e. not at all.
+    Rule.SUBJECT_YEAR_COUNTER: RetentionRule(Rule.SUBJECT_YEAR_COUNTER, timedelta(0), "delete"),
+    # A submission retried with the same Idempotency-Key gets the first answer: a client's retry
+    # comes within seconds or, after an outage, hours; a day covers both without keeping more.
+    Rule.IDEMPOTENT_SUBMISSION: RetentionRule(Rule.IDEMPOTENT_SUBMISSION, timedelta(hours=24), "delete"),
+    # A queue message (a delivery, a mail) is handled once however often SQS brings it back: the
+    # record outlives the delivery retry schedule (about three and a quarter days, then the
+    # dead-letter queue), so a late receive never sends twice.
+    Rule.IDEMPOTENT_QUEUE_MESSAGE: RetentionRule(Rule.IDEMPOTENT_QUEUE_MESSAGE, timedelta(days=7), "delete"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
@@ -92,6 +133,16 @@ def rule(name: Rule) -> RetentionRule:
 def keep_for(name: Rule, override: timedelta | None = None) -> timedelta:
     """How long to keep; a per-controller override (e.g. purge-after) replaces the default."""
     return override if override is not None else rule(name).keep
+
+
+def keep_seconds(name: Rule) -> int:
+    """The rule's period in whole seconds: for stores that take a number (powertools idempotency)."""
+    return int(keep_for(name).total_seconds())
+
+
+def keep_days(name: Rule) -> int:
+    """The rule's period in whole days: what a page or a mail tells a person ("for 7 days")."""
+    return keep_for(name).days
 
 
 def expires_at(name: Rule, start: datetime, override: timedelta | None = None) -> int:
@@ -116,7 +167,7 @@ def expiry_index_keys(expires_epoch: int, pk: str, sk: str, now: int | None = No
     return {"gsi2pk": expiry_bucket(filed), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
 
 
-def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict:
+def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict[str, Any]:
     """Attributes that put an item on the sweeper's list: which rule, when, and the GSI2 keys."""
     due = expires_at(name, start, override)
     return {"retention_rule": name.value, "retention_due_at": due, **expiry_index_keys(due, pk, sk)}
@@ -146,25 +197,25 @@ def personal_data_due(rule_name: str | None, due_epoch: int | None, at: int | No
     return purging and is_expired(int(due_epoch), at)
 
 
-def schedule_actions(model, name: Rule, start: datetime, override: timedelta | None = None) -> list:
+def schedule_actions(model: _Keyed, name: Rule, start: datetime, override: timedelta | None = None) -> list[Action]:
     """The same as `schedule`, as pynamodb update actions on an existing item."""
     values = schedule(name, start, model.pk, model.sk, override)
     return [getattr(type(model), attribute).set(value) for attribute, value in values.items()]
 
 
-def is_expired(expires_epoch: int | None, at: int | None = None) -> bool:
+def is_expired(expires_epoch: float | None, at: int | None = None) -> bool:
     """DynamoDB deletes TTL items up to two days late; every read treats them as gone already."""
     if expires_epoch is None:
         return False
     return expires_epoch <= (at if at is not None else clock.epoch())
 
 
-def is_live(item) -> bool:
+def is_live(item: Any) -> bool:
     """Whether a read may see the item at all: expired means absent, unless a legal hold applies."""
     return getattr(item, "legal_hold", None) is not None or not is_expired(item.expires_at)
 
 
-def live_item(model, hash_key: str, range_key: str, *, consistent_read: bool = False):
+def live_item(model: type[_Stored], hash_key: str, range_key: str, *, consistent_read: bool = False) -> _Stored | None:
     """The item of `model` at that key if a read may see it (is_live), else None: missing and
     expired read the same."""
     try:

@@ -51,6 +51,48 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+def reachable_from(start: Status) -> frozenset[Status]:
+    """Every status a request in `start` can still reach, `start` itself not counted unless it recurs."""
+    seen: set[Status] = set()
+    todo = [start]
+    while todo:
+        for following in TRANSITIONS[todo.pop()]:
+            if following not in seen:
+                seen.add(following)
+                todo.append(following)
+    return frozenset(seen)
+
+
+def in_order(statuses: frozenset[Status]) -> tuple[Status, ...]:
+    """The statuses of a set in the lifecycle's order (as declared in Status): for listings,
+    messages and schemas that must read the same on every run."""
+    return tuple(status for status in Status if status in statuses)
+
+
+def values(statuses: frozenset[Status]) -> tuple[str, ...]:
+    return tuple(status.value for status in in_order(statuses))
+
+
+# The named sets of statuses; every module takes them from here (tests/unit/test_status_sets.py).
+# Open requests with a due date that the controller has (or is about to have): the deadline watch's.
+WATCHED: frozenset[Status] = OPEN - {S.IDENTITY_UNVERIFIED}
+# What a controller sees of its requests (listing, API, webhooks): from forwarding on.
+VISIBLE_TO_CONTROLLER: frozenset[Status] = frozenset({S.FORWARDED}) | reachable_from(S.FORWARDED)
+# What a controller (or the operator answering for a removed one) may report: acknowledging and
+# what follows it, cancelling being the subject's.
+CONTROLLER_ANSWERS: frozenset[Status] = (frozenset({S.ACKNOWLEDGED}) | reachable_from(S.ACKNOWLEDGED)) - {S.CANCELLED}
+# A request's deadline is met by its answer: completing or rejecting it.
+ANSWERED: frozenset[Status] = CONTROLLER_ANSWERS & CLOSED
+# Closed without an answer: the subject withdrew (or never proved their address).
+WITHDRAWN: frozenset[Status] = CLOSED - ANSWERED
+# Routed but not (or no longer) delivered: waiting for its delivery or a redrive.
+AWAITING_DELIVERY: frozenset[Status] = frozenset({S.FORWARDED, S.DELIVERY_FAILED})
+# Before routing: the controller has not been sent anything yet.
+BEFORE_ROUTING: frozenset[Status] = frozenset({S.IDENTITY_UNVERIFIED, S.VERIFIED})
+# The address was never proven: no breach notice goes to such a request's subject.
+UNPROVEN: frozenset[Status] = frozenset({S.IDENTITY_UNVERIFIED, S.EXPIRED})
+
+
 def can_transition(current: Status | str, target: Status | str) -> bool:
     return Status(target) in TRANSITIONS[Status(current)]
 

@@ -41,6 +41,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock, deadline_state, retention
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.routing import registry
 from rightsdesk.store.deletion import conditional_failure
@@ -50,7 +51,7 @@ from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import IncidentItem, NoticeItem, Tally
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import UNPROVEN
 
 DEADLINE = timedelta(hours=72)
 CONTROLLER = "controller"
@@ -65,7 +66,6 @@ DELIVERED, DISABLED = "delivered", "disabled"
 WEBHOOK_OUTCOMES = (DELIVERED, FAILED, DISABLED)
 WEBHOOK_AUDIT = "breach_webhook"
 # A subject whose address was never verified is not written to: we never proved it is theirs.
-UNPROVEN = (Status.IDENTITY_UNVERIFIED.value, Status.EXPIRED.value)
 CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_TEXT = 4000
 # The incident's deadlines, in the order they are shown; `subjects` only when subjects are told.
@@ -147,7 +147,7 @@ def _check(declaration: Declaration, now: datetime) -> None:
 
 def _controllers(ids: list[str] | None) -> list[ControllerItem]:
     if ids is None:
-        return [c for c in registry.list_controllers() if c.delivery != "internal"]
+        return [c for c in registry.list_controllers() if c.delivery != DeliveryMode.INTERNAL]
     found = []
     for controller_id in dict.fromkeys(ids):
         controller = registry.get_controller(controller_id)
@@ -209,12 +209,12 @@ def declare(declaration: Declaration, *, now: datetime | None = None, progress: 
     incident = _incident(incident_id, declaration, controllers, recipients, now)
     event = audit.event(pk, action="breach_declared", actor=declaration.actor, at=now,
                         cause=f"controllers_{len(controllers)}_subjects_{len(recipients) - len(controllers)}")
-    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, declaration.detected_at)
+    event.expires_at = record_expires_at(declaration.detected_at)
     with transaction() as tx:
         tx.save(incident, condition=IncidentItem.pk.does_not_exist())
         tx.save(event, condition=AuditEvent.sk.does_not_exist())
     queue(incident, notices, progress=progress)
-    hooked = [c for c in controllers if c.delivery == "webhook"]
+    hooked = [c for c in controllers if c.delivery == DeliveryMode.WEBHOOK]
     for controller in hooked:
         outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
                                         incident_id=incident_id)
@@ -260,7 +260,7 @@ def _incident(incident_id: str, declaration: Declaration, controllers: list[Cont
         controller_ids=[c.controller_id for c in controllers],
         controllers_due_at=detected + DEADLINE,
         authority_due_at=detected + DEADLINE,
-        expires_at=retention.expires_at(retention.Rule.BREACH_RECORD, detected),
+        expires_at=record_expires_at(detected),
         gsi1pk=IncidentItem.PARTITION,
         gsi1sk=f"{clock.isoformat(detected)}#{incident_id}",
     )
@@ -347,6 +347,12 @@ def notices(incident_id: str, *, statuses: tuple[str, ...] | None = None) -> Ite
     for item in items:
         if retention.is_live(item) and (statuses is None or item.status in statuses):
             yield item
+
+
+def record_expires_at(detected_at: datetime) -> int:
+    """When the incident and every audit event of it go: all of it is the Art. 33(5) record, kept
+    under Rule.BREACH_RECORD from detection, so an event written late never outlives the incident."""
+    return retention.expires_at(retention.Rule.BREACH_RECORD, detected_at)
 
 
 def recent(now: datetime | None = None, *, since: timedelta = DEADLINE + timedelta(days=7)) -> Iterator[IncidentItem]:
@@ -545,7 +551,7 @@ def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause:
     notice = NoticeItem(incident.pk, NoticeItem.sort_key(CONTROLLER, controller_id))
     event = audit.event(incident.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at,
                         cause=f"{controller_id}:{outcome}:{cause}")
-    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    event.expires_at = record_expires_at(incident.detected_at)
     # A failure or a 410 may still be followed by a delivery (a DLQ redrive); a delivery is final.
     changes = NoticeItem.webhook.does_not_exist() | ~NoticeItem.webhook.is_in(DELIVERED, outcome)
     try:
@@ -584,7 +590,7 @@ def authority_notified(incident_id: str, *, reference: str, at: datetime, actor:
     _refuse(problems, "the authority's notification cannot be recorded")
     event = audit.event(incident.pk, action="authority_notified", actor=actor, at=now,
                         cause="late_with_reasons" if at > incident.authority_due_at else None)
-    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    event.expires_at = record_expires_at(incident.detected_at)
     actions = [IncidentItem.authority_notified_at.set(at), IncidentItem.authority_reference.set(reference)]
     if at > incident.authority_due_at:
         actions.append(IncidentItem.delay_reasons.set({**delay_reasons(incident), "authority": reason}))
@@ -619,7 +625,7 @@ def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: str = 
                 "the reasons cannot be recorded")
     now = clock.now()
     event = audit.event(incident.pk, action="delay_explained", actor=actor, at=now, cause=deadline)
-    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    event.expires_at = record_expires_at(incident.detected_at)
     if delay_reason(incident, deadline):
         raise Conflict(f"the reasons for the {deadline} delay of {incident_id} are already recorded",
                        code="already_recorded")
@@ -650,7 +656,7 @@ def resend(incident_id: str, *, progress: Progress | None = None) -> int:
 def claim_warning(incident: IncidentItem, warning: str, at: datetime) -> bool:
     """Record an operator warning as sent, with its audit event; False if a run recorded it first."""
     event = audit.event(incident.pk, action="deadline_warning", actor="deadline_watch", at=at, cause=warning)
-    event.expires_at = retention.expires_at(retention.Rule.BREACH_RECORD, incident.detected_at)
+    event.expires_at = record_expires_at(incident.detected_at)
     try:
         with transaction() as tx:
             tx.update(

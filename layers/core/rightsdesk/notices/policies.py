@@ -27,6 +27,7 @@ from pynamodb.exceptions import PutError
 
 from rightsdesk.store import audit, outbox
 from rightsdesk.kernel import clock
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.audience import contacts
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.routing import registry
@@ -238,7 +239,7 @@ def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
 
     if version.major:
         for controller in registry.list_controllers():
-            if registry.delivery_route(controller) != "internal" and first_time(controller.contact_email):
+            if registry.delivery_route(controller) != DeliveryMode.INTERNAL and first_time(controller.contact_email):
                 yield Recipient(f"ctl-{controller.controller_id}", controller.contact_email, controller.locale,
                                 "controller", controller_name=controller.name)
         lists = (contacts.POLICY_NOTICES.name, contacts.POLICY_UPDATES.name)
@@ -322,7 +323,7 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
             progress(len(batch))
     if version.major:
         for controller in registry.list_controllers():
-            if registry.delivery_route(controller) == "webhook":
+            if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
                 outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
                                                 doc=version.doc, version=version.version)
     version.update(actions=[PolicyVersionItem.recipients_queued.set(total)])

@@ -25,6 +25,7 @@ from rightsdesk.platform import webhooks
 from rightsdesk.platform.config import settings
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.kernel.errors import IllegalTransition, NotFound
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.store.lifecycle import transition
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -74,8 +75,8 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
     if registry.state_of(controller) == registry.REMOVED:
         return {"result": "controller_removed"}  # stays as it is: the operator answers it (requests answer)
     route = registry.delivery_route(controller)
-    if status == Status.VERIFIED.value and route == "internal":
-        transition(request, Status.IN_PROGRESS, actor="dispatcher", cause="internal")
+    if status == Status.VERIFIED.value and route == DeliveryMode.INTERNAL:
+        transition(request, Status.IN_PROGRESS, actor="dispatcher", cause=DeliveryMode.INTERNAL)
         return {"result": "in_progress"}
     if status in (Status.VERIFIED.value, Status.DELIVERY_FAILED.value):
         request = delivery.mark_forwarded(request, mode=route)
@@ -86,21 +87,21 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 def _deliver(request: RequestItem, controller: ControllerItem, message: DeliveryMessage, attempt: Attempt) -> dict:
     route = registry.delivery_route(controller)
-    if route == "webhook":
+    if route == DeliveryMode.WEBHOOK:
         sent = _send(controller, webhooks.EVENT_FORWARDED, payloads.forwarded(request, controller), message)
         if sent.ok:
-            return _delivered(request, controller, "webhook")
+            return _delivered(request, controller, DeliveryMode.WEBHOOK)
         if not sent.gone:
             if attempt.last:
                 _give_up(request, controller, attempt, sent.cause)
             raise attempt.retry(sent.cause)
         _disable(controller)
-    elif route != "email":
+    elif route != DeliveryMode.EMAIL:
         return {"result": "awaiting_pull"}  # pull: the controller API's first fetch delivers it
     # Still `forwarded`: the notifier marks it delivered once SES accepted the mail, or
     # delivery_failed if the mail never went (rightsdesk.outbound.mail_kinds, request_forwarded).
     outbox.enqueue_mail("request_forwarded", request_id=request.request_id, mail_id=f"forward-{request.request_id}")
-    return {"result": "mail_queued", "via": "email"}
+    return {"result": "mail_queued", "via": DeliveryMode.EMAIL}
 
 
 def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
@@ -113,11 +114,11 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
     notice = message.notice or "cancelled"
     if registry.state_of(controller) == registry.REMOVED:
         return {"result": "controller_removed"}  # nobody to tell: the operator sees it in `requests list`
-    if registry.delivery_route(controller) == "webhook":
+    if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
         data = payloads.notice(request, notice=message.notice)
         sent = _send(controller, NOTICE_TYPES[message.event], data, message)
         if sent.ok:
-            return {"result": "sent", "via": "webhook"}
+            return {"result": "sent", "via": DeliveryMode.WEBHOOK}
         if sent.gone:
             _disable(controller)
         elif not attempt.last:
@@ -125,12 +126,12 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
         # a notice whose webhook stays down still reaches the contact, by email
     outbox.enqueue_mail("request_notice", request_id=request.request_id, notice=notice,
                         mail_id=f"notice-{message.delivery_id}")
-    return {"result": "sent", "via": "email"}
+    return {"result": "sent", "via": DeliveryMode.EMAIL}
 
 
 def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or registry.delivery_route(controller) != "webhook":
+    if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
         return {"result": "not_webhook"}
     sent = _send(controller, webhooks.EVENT_TEST, payloads.test(controller, str(message.test_id)), message)
     delivery.record_test(controller, cause=sent.cause)
@@ -143,7 +144,7 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     from rightsdesk.notices import notice_webhooks as about
 
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or registry.delivery_route(controller) != "webhook":
+    if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
         # Its privacy contact gets the notice by email from the notifier; there is nothing to add.
         return {"result": "not_webhook"}
     if about.delivered_before(message):
@@ -155,7 +156,7 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     sent = _send(controller, message.event, data, message)
     if sent.ok:
         about.record(message, controller, about.DELIVERED, sent.cause)
-        return {"result": "sent", "via": "webhook"}
+        return {"result": "sent", "via": DeliveryMode.WEBHOOK}
     if sent.gone:
         _disable(controller)
         about.record(message, controller, about.DISABLED, sent.cause)

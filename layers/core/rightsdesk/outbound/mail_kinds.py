@@ -34,7 +34,7 @@ from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.controllers import ControllerItem
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 
 Ids = dict[str, Any]  # the message's ids: short words (outbox.ID) and whole numbers
 
@@ -250,7 +250,7 @@ def _failed_context(request: RequestItem, controller: ControllerItem, ids: Ids) 
 
 def _awaiting_email_delivery(request: RequestItem) -> bool:
     # A cancelled request was purged; a delivered one was sent already. A failed one is sent on a redrive.
-    return request.status in (Status.FORWARDED.value, Status.DELIVERY_FAILED.value) and \
+    return request.status in AWAITING_DELIVERY and \
         _subject_address(request) is not None
 
 

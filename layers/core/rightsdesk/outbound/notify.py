@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.platform import aws_clients
 from rightsdesk.audience import contacts, suppression, unsubscribe
 from rightsdesk.render import mail, mime, notice_mail, own_mail
@@ -35,13 +36,13 @@ from rightsdesk.outbound.mail_kinds import DROPPED, FAILED, SENT, SUPPRESSED  # 
 
 # After the n-th failed receive the message comes back after RETRY_DELAYS_SECONDS[n-1]: a throttle
 # or an SES hiccup clears in seconds; the last step leaves room to fix a configuration.
-RETRY_DELAYS_SECONDS = (5, 30, 120, 600)
+RETRY_DELAYS_SECONDS: tuple[int, ...] = (5, 30, 120, 600)
 # = MailQueue RedrivePolicy.maxReceiveCount; the template passes it as MAIL_MAX_ATTEMPTS.
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-def retry_delay(attempt: int) -> int:
-    return RETRY_DELAYS_SECONDS[min(max(attempt, 1), len(RETRY_DELAYS_SECONDS)) - 1]
+RETRY_SCHEDULE = RetrySchedule(RETRY_DELAYS_SECONDS)
+retry_delay = RETRY_SCHEDULE.delay
 
 
 @dataclass(frozen=True)

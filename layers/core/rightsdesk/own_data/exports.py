@@ -13,13 +13,13 @@ keyed hash of the address the subject proved they control.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import consents, contacts
 from rightsdesk.render import TEMPLATES_DIR, i18n, web
 from rightsdesk.intake import submissions
@@ -58,13 +58,13 @@ class Expired(RightsdeskError):
 
 
 def available_until(request: RequestItem) -> datetime | None:
-    """EXPORT_DAYS after the request was completed (its audit trail says when), else None."""
+    """Rule.EXPORT's period after the request was completed (its audit trail says when), else None."""
     if request.request_type not in KINDS or request.status != Status.COMPLETED.value:
         return None
     if not is_internal(request.controller_id):
         return None  # other controllers answer their own requests: rightsdesk only forwarded them
     completed = [e.at for e in queries.audit_trail(request) if e.to_status == Status.COMPLETED.value]
-    return max(completed) + timedelta(days=EXPORT_DAYS) if completed else None
+    return max(completed) + retention.keep_for(retention.Rule.EXPORT) if completed else None
 
 
 def authorize(request_id: str, token: str | None, *, source: str | None = None) -> tuple[RequestItem, datetime]:

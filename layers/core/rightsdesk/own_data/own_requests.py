@@ -17,12 +17,13 @@ personal fields (Rule.CLOSED_INTERNAL_REQUEST), except an erasure's: its closing
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.audience import consents, contacts, suppression
 from rightsdesk.routing import deadline_watch, registry
 from rightsdesk.own_data import subject_data
@@ -33,13 +34,13 @@ from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.kernel.rights import RequestType
-from rightsdesk.kernel.status import Status, is_open
+from rightsdesk.kernel.status import ANSWERED, Status, is_open
 
 log = logging.getLogger(__name__)
 
-INTERNAL = "internal"
+INTERNAL = DeliveryMode.INTERNAL
 SYSTEM = "rightsdesk"
-EXPORT_DAYS = 7
+EXPORT_DAYS = retention.keep_days(retention.Rule.EXPORT)  # what the mails and pages say
 AUTOMATIC = frozenset({
     RequestType.ACCESS, RequestType.PORTABILITY, RequestType.ERASURE,
     RequestType.CONSENT_WITHDRAWAL, RequestType.RESTRICTION, RequestType.OBJECTION,
@@ -232,14 +233,14 @@ def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, not
         "purposes": list(request.purposes or []),
     }
     if outcome is Status.COMPLETED and request.request_type in (RequestType.ACCESS.value, RequestType.PORTABILITY.value):
-        context["export_until"] = clock.isoformat(at + timedelta(days=EXPORT_DAYS))
+        context["export_until"] = clock.isoformat(at + retention.keep_for(retention.Rule.EXPORT))
     return context
 
 
 def answered_context(request: RequestItem, outcome: str, at: datetime, text: str | None) -> dict:
     """What the `own_request_answered` mail says: `outcome` completed | rejected | extended, and the
     operator's note (completed) or reason (rejected, extended), as stored for this mail."""
-    closed = Status(outcome) if outcome in (Status.COMPLETED.value, Status.REJECTED.value) else None
+    closed = Status(outcome) if outcome in ANSWERED else None
     completed = outcome == Status.COMPLETED.value
     context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
     return {**context, "outcome": outcome}

@@ -20,6 +20,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk.store import audit, limits, outbox, queries
 from rightsdesk.kernel import clock, deadlines, free_text
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.routing import deadline_watch, delivery, registry
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
@@ -28,7 +29,8 @@ from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import CONTROLLER_ANSWERS, VISIBLE_TO_CONTROLLER, Status
+from rightsdesk.kernel.status import values as status_values
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,9 @@ SUBJECT_INFORMED_BY_CONTROLLER = (
     "month (GDPR Art. 12(3)) is now yours."
 )
 QUEUED, NO_ADDRESS, QUEUE_FAILED, NOTE_LIMITED = "queued", "no_address", "queue_failed", "note_limited"
-VISIBLE = (
-    Status.FORWARDED, Status.DELIVERED, Status.DELIVERY_FAILED, Status.ACKNOWLEDGED,
-    Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED, Status.CANCELLED,
-)
-VisibleStatus = Literal[
-    "forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress", "completed", "rejected", "cancelled"
-]
+# The query parameter's and the report's choices, in the lifecycle's order (the OpenAPI enums read so).
+VisibleStatus = Literal[status_values(VISIBLE_TO_CONTROLLER)]  # type: ignore[valid-type]
+AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 
@@ -57,7 +55,7 @@ class StatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: Annotated[
-        Literal["acknowledged", "in_progress", "completed", "rejected"] | None,
+        AnsweredStatus | None,
         Field(description="The new status; may be left out when only extending (`extend_to`)"),
     ] = None
     reason: Annotated[
@@ -141,15 +139,15 @@ def _own(controller: ControllerItem, request_id: str) -> RequestItem:
 def _visible(request: RequestItem) -> bool:
     if request.status == Status.CANCELLED.value:
         return request.verified_at is not None  # cancelled before verification: never routed
-    return request.status in {status.value for status in VISIBLE}
+    return request.status in VISIBLE_TO_CONTROLLER
 
 
 def fetch(controller: ControllerItem, request_id: str) -> dict:
     """One request. A pull controller's first fetch is the delivery: forwarded -> delivered."""
     request = _own(controller, request_id)
-    if controller.delivery == "pull" and request.status == Status.FORWARDED.value:
+    if controller.delivery == DeliveryMode.PULL and request.status == Status.FORWARDED.value:
         try:
-            delivery.mark_delivered(request, controller, via="pull", actor=actor(controller))
+            delivery.mark_delivered(request, controller, via=DeliveryMode.PULL, actor=actor(controller))
         except IllegalTransition:
             request.refresh(consistent_read=True)  # a parallel fetch delivered it first
     return detail(request)
@@ -184,7 +182,7 @@ def list_page(
 ) -> tuple[list[dict], str | None]:
     """A page of the controller's requests (GSI1: by status, then oldest first) and the next page's cursor."""
     limit = max(1, min(limit, MAX_PAGE))
-    statuses = [status] if status else [s.value for s in VISIBLE]
+    statuses = [status] if status else list(status_values(VISIBLE_TO_CONTROLLER))
     results = RequestItem.by_controller.query(
         ControllerItem.key(controller_id),
         RequestItem.gsi1sk.startswith(f"{status}#") if status else None,
@@ -318,7 +316,7 @@ def rotate_webhook_secret(controller: ControllerItem) -> dict:
 
 def queue_test_event(controller: ControllerItem) -> dict:
     """Queue a signed test event to the controller's endpoint; the dispatcher sends it."""
-    if controller.delivery != "webhook":
+    if controller.delivery != DeliveryMode.WEBHOOK:
         raise Conflict("this controller does not receive webhooks", code="not_webhook")
     test_id = hashing.new_id("tst")
     outbox.enqueue_delivery(request_id="", event="test", controller_id=controller.controller_id, test_id=test_id)

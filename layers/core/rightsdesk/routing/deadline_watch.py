@@ -37,13 +37,14 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock, deadline_state
+from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.routing import registry
 from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import WATCHED, Status, in_order
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,7 @@ REROUTE_AFTER = timedelta(minutes=15)
 DUE_IN_3_DAYS, DUE_TODAY, OVERDUE = "due_in_3_days", "due_today", "overdue"
 OPERATOR_NOTICE = "operator_week_overdue"
 SUBJECT_NOTICE = "subject_overdue"
-INTERNAL = "internal"
-# Open requests with a due date that the controller has (or is about to have).
-WATCHED = (
-    Status.VERIFIED,
-    Status.FORWARDED,
-    Status.DELIVERED,
-    Status.DELIVERY_FAILED,
-    Status.ACKNOWLEDGED,
-    Status.IN_PROGRESS,
-)
+INTERNAL = DeliveryMode.INTERNAL
 
 
 def days_left(due_at: datetime, now: datetime) -> int:
@@ -116,7 +108,7 @@ def run(now: datetime | None = None) -> WatchReport:
     for controller in registry.list_controllers():
         report.controllers += 1
         budget = [CONTROLLER_REMINDERS_PER_RUN]
-        for status in WATCHED:
+        for status in in_order(WATCHED):
             for request in queries.controller_requests(controller.controller_id, status):
                 report.requests += 1
                 _watch(request, controller, now, report, budget, digest)

@@ -20,12 +20,14 @@ from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.store.lifecycle import transition
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import Status
+from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
 
 # Webhook events for one controller about no request; the message names what the event is about.
@@ -47,9 +49,9 @@ RETRY_DELAYS_SECONDS: tuple[int, ...] = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600,
 DEFAULT_MAX_ATTEMPTS = 12
 
 
-def retry_delay(attempt: int) -> int:
-    """Seconds until the next try after failed attempt number `attempt` (1 = the first receive)."""
-    return RETRY_DELAYS_SECONDS[min(max(attempt, 1), len(RETRY_DELAYS_SECONDS)) - 1]
+RETRY_SCHEDULE = RetrySchedule(RETRY_DELAYS_SECONDS)
+# Seconds until the next try after failed attempt number `attempt` (1 = the first receive).
+retry_delay = RETRY_SCHEDULE.delay
 
 
 class RetryLater(Exception):
@@ -140,7 +142,7 @@ def mark_forwarded(request: RequestItem, *, mode: str, at: datetime | None = Non
     purges it and marks it undelivered that long after its due date (a fetch replaces the rule)."""
     cause = "redrive" if request.status == Status.DELIVERY_FAILED.value else f"route_{mode}"
     updates = []
-    if mode == "pull" and request.due_at is not None:
+    if mode == DeliveryMode.PULL and request.due_at is not None:
         updates = retention.schedule_actions(request, retention.Rule.UNFETCHED_PULL_REQUEST, request.due_at)
     return transition(request, Status.FORWARDED, actor="dispatcher", cause=cause, at=at, updates=updates)
 
@@ -212,11 +214,11 @@ def settle_email(request_id: str, outcome: str) -> bool:
     except NotFound:
         return False
     try:
-        if outcome == "sent" and request.status in (Status.FORWARDED.value, Status.DELIVERY_FAILED.value):
+        if outcome == "sent" and request.status in AWAITING_DELIVERY:
             controller = registry.get_controller(request.controller_id)
             if controller is None:
                 return False
-            mark_delivered(request, controller, via="email", actor="notifier")
+            mark_delivered(request, controller, via=DeliveryMode.EMAIL, actor="notifier")
             return True
         if outcome == "failed" and request.status == Status.FORWARDED.value:
             mark_failed(request, cause=MAIL_FAILED, actor="notifier")
@@ -258,7 +260,7 @@ def record_bounce(detail: dict, at: datetime | None = None) -> str | None:
     if request.status not in (Status.DELIVERED.value, Status.FORWARDED.value):
         return None  # acknowledged or further: the controller has it, whatever the mail server said
     try:
-        mark_failed(request, cause="email", at=at, actor="ses-events", why=BOUNCED)
+        mark_failed(request, cause=DeliveryMode.EMAIL, at=at, actor="ses-events", why=BOUNCED)
     except IllegalTransition:
         return None
     return request_id
@@ -277,18 +279,18 @@ def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | No
             tx.update(
                 controller,
                 actions=[
-                    ControllerItem.delivery.set("email"),
+                    ControllerItem.delivery.set(DeliveryMode.EMAIL),
                     ControllerItem.updated_at.set(at),
                     ControllerItem.webhook_url.remove(),
                     ControllerItem.webhook_secret_sealed.remove(),
                     ControllerItem.replaced_webhook_secrets.remove(),
                 ],
-                condition=ControllerItem.delivery == "webhook",
+                condition=ControllerItem.delivery == DeliveryMode.WEBHOOK,
             )
             tx.save(event, condition=type(event).sk.does_not_exist())
     except TransactWriteError:
         return False
-    controller.delivery = "email"
+    controller.delivery = DeliveryMode.EMAIL
     return True
 
 

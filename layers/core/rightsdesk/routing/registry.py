@@ -15,7 +15,8 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from rightsdesk.store import audit
-from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel import clock, identifiers, retention
+from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
@@ -23,7 +24,6 @@ from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, Repla
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
 
-DELIVERY_MODES = ("webhook", "email", "pull", "internal")
 # Offboarding. Disabled: no API key, no new submissions, every delivery by email to the privacy
 # contact. Removed: also no deliveries and no credentials; the operator answers its open requests.
 ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"
@@ -57,7 +57,7 @@ class NewController:
 
 def resolve_site(site: str) -> ControllerItem | None:
     """The controller behind a site key or domain, or None. Case and surrounding space don't matter."""
-    site = site.strip().lower()
+    site = identifiers.normalize_site_key(site)
     if not site:
         return None
     try:
@@ -100,9 +100,9 @@ def delivery_route(controller: ControllerItem) -> str:
     on); `internal` once removed (the operator answers them)."""
     state = state_of(controller)
     if state == REMOVED:
-        return "internal"
-    if state == DISABLED and controller.delivery != "internal":
-        return "email"
+        return DeliveryMode.INTERNAL
+    if state == DISABLED and controller.delivery != DeliveryMode.INTERNAL:
+        return DeliveryMode.EMAIL
     return controller.delivery
 
 
@@ -162,7 +162,7 @@ def format_duration(seconds: int | None) -> str | None:
 def _check_delivery(delivery: str, webhook_url: str | None, allow_loopback_http: bool | None) -> None:
     if delivery not in DELIVERY_MODES:
         raise InvalidInput(f"delivery must be one of {', '.join(DELIVERY_MODES)}", fields={"delivery": "invalid_choice"})
-    if delivery == "webhook":
+    if delivery == DeliveryMode.WEBHOOK:
         if not webhook_url:
             raise InvalidInput("webhook delivery needs a webhook URL", fields={"webhook_url": "required"})
         allow = settings().allow_http_webhooks if allow_loopback_http is None else allow_loopback_http
@@ -176,7 +176,6 @@ def _check_profile(
     sla_days: int | None, purge_after_seconds: int | None,
 ) -> None:
     from rightsdesk.kernel import free_text  # pydantic: loaded only by who registers (the CLI, the API)
-    from rightsdesk.intake.submissions import EMAIL_PATTERN  # intake imports this module
 
     problems: dict[str, str] = {}
     if not name.strip() or len(name) > 200:
@@ -187,7 +186,7 @@ def _check_profile(
         problems["site"] = "invalid_format"
     if len(domains) > MAX_DOMAINS or not all(_DOMAIN.fullmatch(domain) for domain in domains):
         problems["domain"] = "invalid_format"
-    if len(contact_email) > 254 or not re.fullmatch(EMAIL_PATTERN, contact_email):
+    if not identifiers.is_valid_email(contact_email):
         problems["contact"] = "invalid_email"
     elif not free_text.one_line_ok(contact_email):
         problems["contact"] = free_text.INVALID_CHARACTERS
@@ -259,9 +258,9 @@ def register(
     now: datetime | None = None,
 ) -> NewController:
     """Create a controller and claim its site key and domains; fails if any is taken."""
-    site_key = site_key.strip().lower()
-    domain_list = sorted({d.strip().lower().rstrip(".") for d in domains if d.strip()} - {site_key})
-    contact_email = contact_email.strip()
+    site_key = identifiers.normalize_site_key(site_key)
+    domain_list = sorted({identifiers.normalize_site_key(d).rstrip(".") for d in domains if d.strip()} - {site_key})
+    contact_email = identifiers.normalize_email(contact_email)
     _check_delivery(delivery, webhook_url, allow_loopback_http)
     _check_profile(name=name, site_key=site_key, domains=domain_list, contact_email=contact_email, locale=locale,
                    sla_days=sla_days, purge_after_seconds=purge_after_seconds)
@@ -269,7 +268,7 @@ def register(
     controller_id = controller_id or hashing.new_id("ctl")
     api_key = credentials.new_api_key()
     key_hash = credentials.api_key_hash(api_key)
-    secret = credentials.new_webhook_secret() if delivery == "webhook" else None
+    secret = credentials.new_webhook_secret() if delivery == DeliveryMode.WEBHOOK else None
     controller = ControllerItem(
         ControllerItem.key(controller_id),
         ControllerItem.SK,
@@ -342,7 +341,7 @@ def set_delivery(
     now = clock.now()
     secret = None
     actions = [ControllerItem.delivery.set(delivery), ControllerItem.updated_at.set(now)]
-    if delivery == "webhook":
+    if delivery == DeliveryMode.WEBHOOK:
         actions.append(ControllerItem.webhook_url.set(webhook_url))
         if not controller.webhook_secret_sealed:
             secret = credentials.new_webhook_secret()
@@ -369,7 +368,7 @@ def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datet
     24 h. Returns (secret, the replaced one's expiry). Refused (TooManyRotations) while
     MAX_SIGNING_REPLACED_SECRETS replaced secrets still sign."""
     controller = require_controller(controller_id)
-    if controller.delivery != "webhook" or not controller.webhook_secret_sealed:
+    if controller.delivery != DeliveryMode.WEBHOOK or not controller.webhook_secret_sealed:
         raise Conflict("this controller does not receive webhooks", code="not_webhook")
     now = clock.now()
     still_signing = signing_replaced_secrets(controller, now)
@@ -460,7 +459,7 @@ def remove(controller_id: str, *, reason: str | None = None, release_sites: bool
     controller = require_controller(controller_id)
     if state_of(controller) == REMOVED:
         raise Conflict(f"controller {controller_id} was removed already", code="controller_removed")
-    if controller.delivery == "internal":
+    if controller.delivery == DeliveryMode.INTERNAL:
         raise Conflict("the operator's own controller cannot be removed", code="internal_controller")
     cleared = [
         ControllerItem.api_key_hash.remove(),

@@ -15,10 +15,10 @@ from rightsdesk.store import queries
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.store.lifecycle import transition
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status, is_open
+from rightsdesk.kernel.status import AWAITING_DELIVERY, CONTROLLER_ANSWERS, Status, is_open, values
 
 ACTOR = "operator"
-ANSWERS = ("acknowledged", "in_progress", "completed", "rejected")
+ANSWERS = values(CONTROLLER_ANSWERS)
 CAUSE = "controller_removed"
 
 
@@ -46,7 +46,7 @@ def answer(request_id: str, status: str, *, reason: str | None = None, base_url:
             updates=[RequestItem.delivered_at.set(now),
                      *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, now)],
         )
-    elif request.status in (Status.FORWARDED.value, Status.DELIVERY_FAILED.value):
+    elif request.status in AWAITING_DELIVERY:
         request = delivery.mark_delivered(request, controller, via="operator", actor=ACTOR, at=now)
     # One mail path with the controller's reports (noqa: SLF001): the reason waits on the request
     # for the notifier, written with the answer itself.

@@ -10,6 +10,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 
+from rightsdesk.kernel import identifiers
 from rightsdesk.store.items.table import _TableMeta, ControllerIndex, _Item
 
 
@@ -68,7 +69,7 @@ class SiteItem(_Item):
 
     @staticmethod
     def key(site: str) -> str:
-        return f"SITE#{site.strip().lower()}"
+        return f"SITE#{identifiers.normalize_site_key(site)}"
 
 
 class ApiKeyItem(_Item):
