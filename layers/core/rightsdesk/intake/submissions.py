@@ -21,7 +21,7 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, deletion, limits, outbox, queries
+from rightsdesk.store import audit, deletion, limits, outbox, request_view
 from rightsdesk.kernel import clock, deadlines, free_text, retention
 from rightsdesk.intake import guard, subjects
 from rightsdesk.platform import hashing, subject_secrets
@@ -393,20 +393,7 @@ def authorize(request_id: str, token: str | None, *, source: str | None = None) 
 
 def status_view(request: RequestItem) -> dict:
     """What the subject may see: no personal data, only the request's progress."""
-    timeline = [
-        {"at": clock.isoformat(event.at), "status": event.to_status}
-        for event in queries.audit_trail(request)
-        if event.to_status
-    ]
-    return {
-        "request_id": request.request_id,
-        "type": request.request_type,
-        "status": request.status,
-        "created_at": clock.isoformat(request.created_at),
-        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
-        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
-        "timeline": timeline,
-    }
+    return request_view.view(request, request_view.SUBJECT_STATUS)
 
 
 def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
