@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.routing import controller_requests as inbox
-from rightsdesk.platform import api_errors, api_gateway, credentials, http
+from rightsdesk.platform import api_errors, api_gateway, http
 from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger()
@@ -28,7 +28,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 def _caller() -> ControllerItem:
     event = app.current_event
     controller_id = event.request_context.authorizer.get_context().get("controller_id")
-    controller = inbox.caller(controller_id, credentials.bearer(event.headers.get("authorization")))
+    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
     logger.append_keys(controller_id=controller.controller_id)
     return controller
 

@@ -22,6 +22,7 @@ from rightsdesk.platform import api_errors, api_gateway, handler_support, hashin
 from rightsdesk.kernel import clock
 from rightsdesk.render import i18n, web
 from rightsdesk.intake import submissions
+from rightsdesk.own_data import own_requests
 from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
@@ -74,9 +75,7 @@ def _source() -> str | None:
 
 
 def _bearer() -> str | None:
-    header = app.current_event.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return http.bearer_token(app.current_event.headers.get("authorization"))
 
 
 def _form_values() -> dict[str, str | list[str]]:
@@ -90,7 +89,7 @@ def _form_values() -> dict[str, str | list[str]]:
 
 @app.get("/", include_in_schema=False)
 def form_page(site: Annotated[str | None, Query(max_length=253)] = None):
-    return _html("form", values={}, errors={}, site=site, authority=own_routes.form_authority(site))
+    return _html("form", values={}, errors={}, site=site, authority=own_requests.form_authority(site))
 
 
 @app.get("/verify/<request_id>", include_in_schema=False)
