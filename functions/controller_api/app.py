@@ -33,10 +33,6 @@ def _caller() -> ControllerItem:
     return controller
 
 
-def _base_url() -> str:
-    return api_gateway.base_url(app.current_event)
-
-
 def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=http.JSON, body=body)
 
@@ -71,7 +67,7 @@ def get_request(request_id: str):
           summary="Report progress: acknowledged, in_progress, completed, rejected",
           responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503))
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
-    view = inbox.report_status(_caller(), request_id, report, base_url=_base_url())
+    view = inbox.report_status(_caller(), request_id, report)
     metrics.add_metric(name="ControllerStatusReported", unit=MetricUnit.Count, value=1)
     logger.info("status reported", extra={"request_id": request_id, "status": view["status"],
                                           "extended": report.extend_to is not None})

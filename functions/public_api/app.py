@@ -132,7 +132,7 @@ def openapi():
 
 
 def _submit_once(*, client_key: dict, submission: submissions.Submission, locale: str) -> dict:
-    result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+    result = submissions.submit(submission, locale=locale, source=_source())
     return {"request_id": result.request_id, "status": result.status}
 
 
@@ -178,7 +178,7 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
             locale=locale,
         )
     else:
-        result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+        result = submissions.submit(submission, locale=locale, source=_source())
         answer = {"request_id": result.request_id, "status": result.status}
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})
@@ -196,7 +196,7 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
           responses=http.responses(200, "Verified; keep the status token", VERIFIED,
                                    400, 404, 409, 410, 413, 415, 422, 429, 503))
 def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
-    result = submissions.verify(request_id, body.code, base_url=_base_url(), source=_source())
+    result = submissions.verify(request_id, body.code, source=_source())
     if result.repeated:
         logger.info("verification repeated", extra={"request_id": request_id})
     else:

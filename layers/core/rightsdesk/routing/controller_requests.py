@@ -187,7 +187,7 @@ def _extension(request: RequestItem, report: StatusReport, now: datetime) -> dat
     return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at, now=now)
 
 
-def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:
+def report_status(controller: ControllerItem, request_id: str, report: StatusReport) -> dict:
     """Record the controller's progress on the request, and tell the subject while we still can.
     The answer says who tells the subject (`subject_notification`)."""
     request = _own(controller, request_id)
