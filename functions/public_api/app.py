@@ -22,7 +22,6 @@ from rightsdesk.platform import api_errors, api_gateway, handler_support, hashin
 from rightsdesk.kernel import clock
 from rightsdesk.render import i18n, web
 from rightsdesk.intake import submissions
-from rightsdesk.own_data import own_requests
 from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
@@ -89,6 +88,9 @@ def _form_values() -> dict[str, str | list[str]]:
 
 @app.get("/", include_in_schema=False)
 def form_page(site: Annotated[str | None, Query(max_length=253)] = None):
+    # Imported here: only the form names an authority, the other routes need not load own_data.
+    from rightsdesk.own_data import own_requests
+
     return _html("form", values={}, errors={}, site=site, authority=own_requests.form_authority(site))
 
 
