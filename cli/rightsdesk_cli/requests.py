@@ -253,9 +253,8 @@ def answer(
     """Answer, in place of a removed controller, one of its open requests; the subject is told by
     email while their address is still held. Other controllers answer their own requests."""
     from rightsdesk.routing import takeover
-    from rightsdesk.platform.config import settings
 
     state = connect_mail(use(ctx, json_output))
-    request = takeover.answer(request_id, status, reason=reason, base_url=settings().public_base_url)
+    request = takeover.answer(request_id, status, reason=reason)
     view = queries.skeleton(request)
     emit(state, {"request": view}, lambda: f"request {request_id} is {view['status']}; due {view['due_at']}")

@@ -12,16 +12,12 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.routing import controller_requests as inbox
-from rightsdesk.platform import api_gateway, credentials, http
-from rightsdesk.platform.config import settings
-from rightsdesk.kernel.errors import RightsdeskError
+from rightsdesk.platform import api_errors, api_gateway, http
 from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger()
@@ -32,17 +28,9 @@ app = APIGatewayRestResolver(enable_validation=True)
 def _caller() -> ControllerItem:
     event = app.current_event
     controller_id = event.request_context.authorizer.get_context().get("controller_id")
-    controller = inbox.caller(controller_id, credentials.bearer(event.headers.get("authorization")))
+    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
     logger.append_keys(controller_id=controller.controller_id)
     return controller
-
-
-def _base_url() -> str:
-    configured = settings().public_base_url
-    if configured:
-        return configured
-    context = app.current_event.request_context
-    return f"https://{context.domain_name}/{context.stage}"
 
 
 def _json(status: int, body: dict) -> Response:
@@ -79,7 +67,7 @@ def get_request(request_id: str):
           summary="Report progress: acknowledged, in_progress, completed, rejected",
           responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503))
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
-    view = inbox.report_status(_caller(), request_id, report, base_url=_base_url())
+    view = inbox.report_status(_caller(), request_id, report)
     metrics.add_metric(name="ControllerStatusReported", unit=MetricUnit.Count, value=1)
     logger.info("status reported", extra={"request_id": request_id, "status": view["status"],
                                           "extended": report.extend_to is not None})
@@ -105,36 +93,7 @@ def test_webhook():
 
 # ------------------------------------------------------------------ errors
 
-
-@app.exception_handler(RightsdeskError)
-def domain_error(error: RightsdeskError) -> Response:
-    return _json(error.status, http.error_body(error.code, error.message, error.fields))
-
-
-@app.exception_handler(RequestValidationError)
-def validation_error(error: RequestValidationError) -> Response:
-    status, code, fields = http.field_errors(error.errors())
-    message = "the request body is not valid JSON" if code == "malformed_json" else "some fields are not valid"
-    return _json(status, http.error_body(code, message, fields))
-
-
-@app.not_found
-def no_route(_: NotFoundError) -> Response:
-    return _json(404, http.error_body("not_found", "no such resource"))
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    if http.is_transient(error):  # throttled past the SDK's retries: the client may simply retry
-        logger.warning("backend busy", extra={"error_type": type(error).__name__})
-        metrics.add_metric(name="BackendBusy", unit=MetricUnit.Count, value=1)
-        busy = _json(503, http.error_body("unavailable", "we are busy; please retry in a moment"))
-        busy.headers["Retry-After"] = "1"
-        return busy
-    # The type only: messages of library errors can quote the data they choked on.
-    logger.error("unhandled error", extra={"error_type": type(error).__name__})
-    metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
-    return _json(500, http.error_body("internal_error", "something went wrong on our side; please try again later"))
+api_errors.install(app, logger=logger, metrics=metrics)
 
 
 # ------------------------------------------------------------------ entry point

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.platform import credentials
+from rightsdesk.platform import credentials, http
 from rightsdesk.routing import registry
 
 logger = Logger()
@@ -30,7 +30,7 @@ def _authorization_header(event: dict) -> str | None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    api_key = credentials.bearer(_authorization_header(event))
+    api_key = http.bearer_token(_authorization_header(event))
     controller = registry.authenticate(api_key)
     if controller is None:
         reason = "missing" if api_key is None else "malformed" if not credentials.well_formed(api_key) else "unknown"

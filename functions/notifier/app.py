@@ -5,13 +5,14 @@ and dropped (counted, not retried) if there is nothing to send any more. The sen
 the mail id (the record holds the id and the outcome, no address). What follows it, recording a
 breach notice as sent or a request as delivered by email, runs outside that record: if it fails, the message
 comes back, the stored outcome is reused and only the bookkeeping is tried again. A failed send
-comes back after the next step of rightsdesk.outbound.notify's retry schedule; the last allowed attempt marks
+comes back after the next step of rightsdesk.outbound.notify's retry schedule (notify.after_failure decides); the last allowed attempt marks
 its notice failed (or its request delivery_failed) and lets the message go to the dead-letter queue. Suppressed addresses are
 counted, never retried.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -36,16 +37,9 @@ pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.env
 MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
 
 
-# This invocation's batch, made at once, and the suppressed addresses among it, looked up once
-# (rightsdesk.outbound.notify.resolve_batch). None: each send makes its mail and looks up for itself.
-batch_made: dict | None = None
-batch_suppressed: set[str] | None = None
-
-
-def send_once(message: dict) -> dict:
+def send_once(message: dict, batch: notify.Batch | None = None) -> dict:
     parsed = notify.MailMessage.from_body(message)
-    made = (batch_made or {}).get(parsed.mail_id)
-    return notify.send(parsed, pacer, batch_suppressed if made is not None else None, made)
+    return batch.send(parsed, pacer) if batch is not None else notify.send(parsed, pacer)
 
 
 # Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
@@ -63,7 +57,8 @@ class NoTimeLeft(Exception):
     """Pacing made the batch longer than this invocation has left: the rest comes back at once."""
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None, *,
+                   batch: notify.Batch | None = None) -> None:
     try:
         body = json.loads(record.body)
         message = notify.MailMessage.from_body(body)
@@ -78,16 +73,15 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         _come_back_after(record, 0)
         raise NoTimeLeft(message.mail_id)
     try:
-        result = _idempotent_send(message=body)
+        result = _idempotent_send(message=body, batch=batch)
     except Exception as error:
-        final = attempt >= MAX_ATTEMPTS
+        retry_in = notify.after_failure(message, attempt=attempt, max_attempts=MAX_ATTEMPTS)
         # The type only: messages of library errors can quote the address they choked on.
-        logger.warning("mail not sent", extra={**where, "error_type": type(error).__name__, "final": final})
-        if final:
-            notify.settle(message, notify.FAILED)
+        logger.warning("mail not sent", extra={**where, "error_type": type(error).__name__, "final": retry_in is None})
+        if retry_in is None:
             metrics.add_metric(name="MailFailed", unit=MetricUnit.Count, value=1)
         else:
-            _come_back_after(record, notify.retry_delay(attempt))
+            _come_back_after(record, retry_in)
             metrics.add_metric(name="MailRetried", unit=MetricUnit.Count, value=1)
         raise
     outcome = result.get("result", notify.SENT)
@@ -104,21 +98,20 @@ OUTCOME_METRICS = {notify.SENT: "MailSent", notify.SUPPRESSED: "MailSuppressed",
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    global batch_made, batch_suppressed
     _idempotent_send.register_lambda_context(context)
-    batch_made, batch_suppressed = _made_in(event)
-    try:
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    finally:
-        batch_made = batch_suppressed = None
+    # This invocation's batch goes to each record as an argument, never through a module global
+    # that a later invocation of the same instance could still see.
+    handle = functools.partial(record_handler, batch=_made_in(event))
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
 
 
-def _made_in(event: dict) -> tuple[dict | None, set[str] | None]:
-    """(None, None): each send makes its mail and looks for itself, if a lookup fails or a body is
-    unreadable; those records fail on their own in record_handler."""
+def _made_in(event: dict) -> notify.Batch | None:
+    """The batch's mails made at once and their suppressed addresses looked up once
+    (rightsdesk.outbound.notify.resolve_batch); None: each send makes its mail and looks up for
+    itself, if a lookup fails or a body is unreadable (those records fail on their own)."""
     try:
         messages = [notify.MailMessage.from_body(json.loads(r["body"])) for r in event.get("Records") or []]
-        return notify.resolve_batch(messages)
+        return notify.Batch(*notify.resolve_batch(messages))
     except Exception as error:  # noqa: BLE001 - an optimisation only; never fail the batch for it
         logger.warning("batch lookup failed", extra={"error_type": type(error).__name__})
-        return None, None
+        return None

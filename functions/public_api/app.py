@@ -8,23 +8,22 @@ about internals. Nothing here logs a body, an address, a code or a token.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.platform import api_gateway, handler_support, hashing, http
+from rightsdesk.platform import api_errors, api_gateway, handler_support, hashing, http
 from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.render import i18n, web
 from rightsdesk.intake import submissions
 from rightsdesk.platform.config import settings
-from rightsdesk.kernel.errors import InvalidInput, RateLimited, RightsdeskError
+from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
 
 logger = Logger()
@@ -47,10 +46,6 @@ def _wants_html() -> bool:
     return http.wants_html(app.current_event.headers.get("accept"))
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=http.JSON, body=http.error_body(code, message, fields))
-
-
 def _locale(chosen: str | None = None) -> str:
     """The subject's language: `?lang=` (every link and form action of the pages carries it), else
     what the page knows was chosen (a form's locale, the request's own), else Accept-Language."""
@@ -60,11 +55,7 @@ def _locale(chosen: str | None = None) -> str:
 
 
 def _base_url() -> str:
-    configured = settings().public_base_url
-    if configured:
-        return configured
-    context = app.current_event.request_context
-    return f"https://{context.domain_name}/{context.stage}"
+    return api_gateway.base_url(app.current_event)
 
 
 def _html(page: str, http_status: int = 200, **context) -> Response:
@@ -83,9 +74,7 @@ def _source() -> str | None:
 
 
 def _bearer() -> str | None:
-    header = app.current_event.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return http.bearer_token(app.current_event.headers.get("authorization"))
 
 
 def _form_values() -> dict[str, str | list[str]]:
@@ -99,7 +88,10 @@ def _form_values() -> dict[str, str | list[str]]:
 
 @app.get("/", include_in_schema=False)
 def form_page(site: Annotated[str | None, Query(max_length=253)] = None):
-    return _html("form", values={}, errors={}, site=site, authority=own_routes.form_authority(site))
+    # Imported here: only the form names an authority, the other routes need not load own_data.
+    from rightsdesk.own_data import own_requests
+
+    return _html("form", values={}, errors={}, site=site, authority=own_requests.form_authority(site))
 
 
 @app.get("/verify/<request_id>", include_in_schema=False)
@@ -142,7 +134,7 @@ def openapi():
 
 
 def _submit_once(*, client_key: dict, submission: submissions.Submission, locale: str) -> dict:
-    result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+    result = submissions.submit(submission, locale=locale, source=_source())
     return {"request_id": result.request_id, "status": result.status}
 
 
@@ -188,7 +180,7 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
             locale=locale,
         )
     else:
-        result = submissions.submit(submission, base_url=_base_url(), locale=locale, source=_source())
+        result = submissions.submit(submission, locale=locale, source=_source())
         answer = {"request_id": result.request_id, "status": result.status}
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})
@@ -206,7 +198,7 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
           responses=http.responses(200, "Verified; keep the status token", VERIFIED,
                                    400, 404, 409, 410, 413, 415, 422, 429, 503))
 def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
-    result = submissions.verify(request_id, body.code, base_url=_base_url(), source=_source())
+    result = submissions.verify(request_id, body.code, source=_source())
     if result.repeated:
         logger.info("verification repeated", extra={"request_id": request_id})
     else:
@@ -280,73 +272,37 @@ app.include_router(own_routes.router)
 # ------------------------------------------------------------------ errors
 
 
-@app.exception_handler(RightsdeskError)
-def domain_error(error: RightsdeskError) -> Response:
-    if _wants_html():
-        answer = _html_error(error.status, error.code, error.fields, error.message)
-    else:
-        answer = error_response(error.status, error.code, error.message, error.fields)
-    if isinstance(error, RateLimited):
-        answer.headers["Retry-After"] = str(error.retry_after)
-        metrics.add_metric(name="SubmissionRateLimited", unit=MetricUnit.Count, value=1)
-    return answer
-
-
-@app.exception_handler(RequestValidationError)
-def validation_error(error: RequestValidationError) -> Response:
-    status, code, fields = http.field_errors(error.errors())
-    message = "the request body is not valid JSON" if code == "malformed_json" else "some fields are not valid"
-    if _wants_html():
-        return _html_error(status, code, fields, message)
-    return error_response(status, code, message, fields)
-
-
-@app.exception_handler(handler_support.AlreadyInProgress)
-def duplicate_in_flight(_: Exception) -> Response:
-    return error_response(409, "in_progress", "the same request is being processed; retry shortly")
-
-
-@app.not_found
-def no_route(_: NotFoundError) -> Response:
-    if _wants_html():
-        return _html("message", 404, title="page_not_found", message="page_not_found", status_code=404)
-    return error_response(404, "not_found", "no such resource")
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    if http.is_transient(error):
-        # AWS throttled us past the SDK's retries: the client may simply retry (an Idempotency-Key
-        # makes a retried submission safe).
-        logger.warning("backend busy", extra={"error_type": type(error).__name__})
-        metrics.add_metric(name="BackendBusy", unit=MetricUnit.Count, value=1)
-        busy = error_response(503, "unavailable", "we are busy; please retry in a moment")
-        busy.headers["Retry-After"] = "1"
-        return busy
-    # The type only: messages of library errors can quote the data they choked on.
-    logger.error("unhandled error", extra={"error_type": type(error).__name__})
-    metrics.add_metric(name="UnhandledError", unit=MetricUnit.Count, value=1)
-    if _wants_html():
-        try:
-            return _html("message", 500, title="server_error", message="server_error", status_code=500)
-        except Exception:  # noqa: BLE001 - a page that cannot render falls back to the JSON answer
-            logger.error("error page failed")
-    return error_response(500, "internal_error", "something went wrong on our side; please try again later")
-
-
 def _html_error(status: int, code: str, fields: dict[str, str], message: str) -> Response:
-    """Send the person back to the page they came from, with the problem shown next to the field."""
-    path = app.current_event.path
-    if path == "/v1/requests":
+    """Send the person back to the page they came from, with the problem shown next to the field.
+    The route is API Gateway's resource (the template's path), its request id the `{id}` parameter."""
+    event = app.current_event
+    request_id = (event.path_parameters or {}).get("id")
+    if event.resource == "/v1/requests":
         values = _form_values()
         return _html("form", status, locale=_locale(str(values.get("locale") or "")), values=values,
                      errors=fields or {"form": code}, site=None)
-    if path.endswith("/verify"):
-        request_id = path.split("/")[3]
+    if event.resource == "/v1/requests/{id}/verify":
         return _html("verify", status, request_id=request_id, code=None, error=fields.get("code", code), attempts_left=None)
-    if code == "not_found" and not path.startswith(("/status/", "/v1/requests/", "/verify/")):
+    if code == "not_found" and request_id is None:
         code = message = "page_not_found"  # a policy, a page: "request not found" would mislead
     return _html("message", status, title=code, message=message, status_code=status)
+
+
+def _for_browsers(page: Callable[..., Response]) -> Callable[..., Response | None]:
+    """The page for a browser; None (the JSON answer) for API clients."""
+    return lambda *args: page(*args) if _wants_html() else None
+
+
+api_errors.install(
+    app, logger=logger, metrics=metrics, rate_limited_metric="SubmissionRateLimited",
+    pages=api_errors.ErrorPages(
+        error=_for_browsers(_html_error),
+        not_found=_for_browsers(
+            lambda: _html("message", 404, title="page_not_found", message="page_not_found", status_code=404)),
+        server_error=_for_browsers(
+            lambda: _html("message", 500, title="server_error", message="server_error", status_code=500)),
+    ),
+)
 
 
 # ------------------------------------------------------------------ entry point

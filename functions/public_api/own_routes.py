@@ -16,21 +16,16 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from rightsdesk.own_data import exports, own_requests
+from rightsdesk.own_data import exports
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
-from rightsdesk.routing import registry
 
 logger = Logger(child=True)
 router = Router()
 
 
 def _token(query_token: str | None) -> str | None:
-    header = router.current_event.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return query_token or None
+    return http.bearer_token(router.current_event.headers.get("authorization")) or query_token or None
 
 
 @router.get(
@@ -86,13 +81,6 @@ def export_schema():
 
 
 # ------------------------------------------------------------------ for app.py's pages
-
-
-def form_authority(site: str | None) -> dict | None:
-    """The complaint note names the operator's supervisory authority when the form is for a site of
-    the operator's own (delivery internal); other sites' controllers answer to their own."""
-    controller = registry.resolve_site(site) if site else None
-    return own_requests.authority() if controller is not None and controller.delivery == own_requests.INTERNAL else None
 
 
 def export_link(request, token: str | None) -> str | None:

@@ -37,7 +37,6 @@ from tests.support.aws import (
 )
 
 REGION = "eu-central-1"
-BASE_URL = "https://rights.test"
 EMAIL, NAME, DETAILS = "ada@example.org", "Ada Lovelace", "please erase my chats"
 _deserialize = TypeDeserializer().deserialize
 
@@ -80,7 +79,7 @@ class World:
     def submit(self, site: str | None = None, **fields: Any) -> str:
         submission = Submission(site=site or self.controller(), type="access", email=EMAIL, name=NAME,
                                 details=DETAILS, **fields)
-        return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
+        return submissions.submit(submission, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
         return verification_code(self.session, self.queues["MailQueue"], request_id)
@@ -88,7 +87,7 @@ class World:
     def verified(self, site: str | None = None) -> tuple[str, str]:
         """A verified request: (request id, status token)."""
         request_id = self.submit(site)
-        verified = submissions.verify(request_id, self.code_for(request_id), base_url=BASE_URL)
+        verified = submissions.verify(request_id, self.code_for(request_id))
         return request_id, verified.status_token
 
     def deliver(self, request_id: str, *, override: timedelta | None = None) -> datetime:

@@ -25,7 +25,6 @@ REGION = "eu-central-1"
 EMAIL = "ada@example.org"
 NAME = "Ada Lovelace"
 DETAILS = "please send everything about my chats"
-BASE_URL = "https://rights.test"
 
 
 class World:
@@ -41,11 +40,11 @@ class World:
                           controller_id="ctl_globex")
         self.acme = [self.submit("acme", email=EMAIL, name=NAME, details=DETAILS) for _ in range(3)]
         self.globex = [self.submit("globex", email="grace@example.org")]
-        submissions.verify(self.acme[0], self.code_for(self.acme[0]), base_url=BASE_URL)
+        submissions.verify(self.acme[0], self.code_for(self.acme[0]))
 
     def submit(self, site: str, **fields) -> str:
         submission = Submission(site=site, type="access", **fields)
-        return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
+        return submissions.submit(submission, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
         """Drains the mail queue up to that request's verification mail and returns its code."""
@@ -195,7 +194,7 @@ def test_reveal_shows_personal_fields_and_records_an_audit_event_without_them(wo
 
 def test_reveal_of_a_purged_request_records_nothing(world):
     request_id = own_request(world)
-    verified = submissions.verify(request_id, world.code_for(request_id), base_url=BASE_URL)
+    verified = submissions.verify(request_id, world.code_for(request_id))
     submissions.cancel(request_id, verified.status_token)
 
     shown = run_json("requests", "show", request_id, "--reveal")

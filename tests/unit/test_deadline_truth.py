@@ -236,7 +236,7 @@ def _close_all(written: list[RequestItem]) -> None:
 def _extend_by_controller_api(controller, request, *, status):
     report = StatusReport(status=status, reason="We have to search three archives.",
                           extend_to=clock.isoformat(request.due_at + timedelta(days=20)))
-    return controller_requests.report_status(controller, request.request_id, report, base_url="https://rights.test")
+    return controller_requests.report_status(controller, request.request_id, report)
 
 
 ROUTES = {

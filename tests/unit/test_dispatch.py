@@ -117,9 +117,9 @@ def controller(cloud, mode: str = "webhook", **overrides) -> registry.NewControl
 def verified(cloud, created: registry.NewController, **fields) -> RequestItem:
     submission = Submission(site=created.controller.site_key, type="access", email="ana@example.org",
                             name="Ana Novak", details="chat on 3 May", **fields)
-    submitted = submissions.submit(submission, base_url="https://privacy.example.com", locale="en")
+    submitted = submissions.submit(submission, locale="en")
     code = code_in(cloud.drain("MailQueue"), submitted.request_id)
-    submissions.verify(submitted.request_id, code, base_url="https://privacy.example.com")
+    submissions.verify(submitted.request_id, code)
     cloud.drain("MailQueue")
     cloud.drain("DeliveryQueue")
     return submissions.load_request(submitted.request_id)

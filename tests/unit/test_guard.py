@@ -37,8 +37,7 @@ def cloud():
 @pytest.fixture
 def verified(cloud):
     session, _, mail_queue = cloud
-    submitted = submissions.submit(Submission(site="guarded", type="access", email="ana@example.org"),
-                              base_url="https://p.example", locale="en")
+    submitted = submissions.submit(Submission(site="guarded", type="access", email="ana@example.org"), locale="en")
     sqs = session.client("sqs")
     code = None
     while messages := sqs.receive_message(QueueUrl=mail_queue, MaxNumberOfMessages=10).get("Messages"):
@@ -47,7 +46,7 @@ def verified(cloud):
             body = json.loads(message["Body"])
             if body["mail_id"] == f"verify-{submitted.request_id}":
                 code = code_in([body], submitted.request_id)
-    answer = submissions.verify(submitted.request_id, code, base_url="https://p.example")
+    answer = submissions.verify(submitted.request_id, code)
     return submitted.request_id, answer.status_token
 
 

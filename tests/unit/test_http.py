@@ -1,3 +1,5 @@
+import pytest
+
 from rightsdesk.platform import http
 
 
@@ -30,3 +32,33 @@ def test_browsers_get_html():
     assert http.wants_html("text/html,application/xhtml+xml,*/*;q=0.8")
     assert not http.wants_html("*/*")
     assert not http.wants_html("application/json")
+
+
+# RFC 6750 section 2.1: "Bearer" (any case) 1*SP b64token. Every caller (the status routes, the
+# export, the controller API, its authorizer) reads the header through http.bearer_token.
+BEARER_HEADERS = [
+    ("Bearer rst_abc-DEF_123", "rst_abc-DEF_123"),
+    ("bearer rst_abc", "rst_abc"),  # the scheme is case-insensitive
+    ("BEARER rst_abc", "rst_abc"),
+    ("Bearer   rst_abc", "rst_abc"),  # 1*SP
+    ("  Bearer rst_abc \t", "rst_abc"),  # the field value's own surrounding whitespace is not part of it
+    ("Bearer abc+/=", "abc+/="),  # b64token: trailing "=" allowed
+    ("Bearer abc.def~", "abc.def~"),
+    ("Bearer rst_abc def", None),  # a space inside: not a b64token
+    ("Bearer rst_abc\tdef", None),  # a tab inside
+    ("Bearer\trst_abc", None),  # a tab is not the SP the grammar asks for
+    ("Bearer", None),
+    ("Bearer ", None),
+    ("Bearer    ", None),
+    ("", None),
+    (None, None),
+    ("Basic dXNlcjpwYXNz", None),
+    ("Bearerrst_abc", None),
+    ("Bearer a=b", None),  # "=" only at the end
+    ("Bearer ä", None),
+]
+
+
+@pytest.mark.parametrize(("header", "token"), BEARER_HEADERS)
+def test_a_bearer_token_is_read_as_rfc_6750_says(header, token):
+    assert http.bearer_token(header) == token

@@ -28,7 +28,6 @@ from tests.support.aws import moto_cloud, verification_code
 REGION = "eu-central-1"
 CODES_PER_ADDRESS, SUBMISSIONS_PER_SOURCE = 3, 5
 FAILED_PER_ADDRESS, FAILED_PER_SOURCE, NOTES_PER_DAY = 7, 12, 2
-BASE = "https://p.example"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def _source() -> str:
 
 
 def _submit(email: str, source: str | None = None) -> submissions.Submitted:
-    return submissions.submit(Submission(site="limited", type="access", email=email), base_url=BASE, locale="en",
+    return submissions.submit(Submission(site="limited", type="access", email=email), locale="en",
                          source=source)
 
 
@@ -297,16 +296,16 @@ def test_resubmitting_gives_new_codes_but_no_new_guesses_for_the_address(cloud, 
         code = verification_code(cloud.session, cloud.queues["MailQueue"], submitted.request_id)
         for _ in range(min(submissions.MAX_CODE_ATTEMPTS - 1, FAILED_PER_ADDRESS - guesses)):
             with pytest.raises(InvalidCode):
-                submissions.verify(submitted.request_id, _wrong(code), base_url=BASE)
+                submissions.verify(submitted.request_id, _wrong(code))
             guesses += 1
     # The last request still has tries of its own and its right code, but the address has none left.
     with pytest.raises(TooManyAttempts) as refused:
-        submissions.verify(request_ids[-1], code, base_url=BASE)
+        submissions.verify(request_ids[-1], code)
     assert refused.value.code == "too_many_attempts"
     clock.advance(3600)
     again = _submit(address)
     code = verification_code(cloud.session, cloud.queues["MailQueue"], again.request_id)
-    assert submissions.verify(again.request_id, code, base_url=BASE).status == "verified", "the next hour it works"
+    assert submissions.verify(again.request_id, code).status == "verified", "the next hour it works"
 
 
 def test_one_source_guessing_across_many_addresses_runs_out_of_guesses(cloud, restore_clock):
@@ -318,12 +317,12 @@ def test_one_source_guessing_across_many_addresses_runs_out_of_guesses(cloud, re
         code = verification_code(cloud.session, cloud.queues["MailQueue"], submitted.request_id)
         for _ in range(min(2, FAILED_PER_SOURCE - guesses)):
             with pytest.raises(InvalidCode):
-                submissions.verify(submitted.request_id, _wrong(code), base_url=BASE, source=source)
+                submissions.verify(submitted.request_id, _wrong(code), source=source)
             guesses += 1
     with pytest.raises(TooManyAttempts):
-        submissions.verify(submitted.request_id, code, base_url=BASE, source=source)
+        submissions.verify(submitted.request_id, code, source=source)
     # The subject, from their own network, is not locked out by someone else's guessing.
-    assert submissions.verify(submitted.request_id, code, base_url=BASE, source=_source()).status == "verified"
+    assert submissions.verify(submitted.request_id, code, source=_source()).status == "verified"
 
 
 # ------------------------------------------------------------------ a controller's notes to the subject

@@ -60,12 +60,12 @@ def new_controller(delivery: str = "pull") -> registry.NewController:
 def submit(created: registry.NewController, site: str | None = None) -> str:
     submission = Submission(site=site or created.controller.site_key, type="access", email="ana@example.org",
                             name="Ana Novak")
-    return submissions.submit(submission, base_url=BASE_URL, locale="en").request_id
+    return submissions.submit(submission, locale="en").request_id
 
 
 def verified(cloud, created: registry.NewController) -> str:
     request_id = submit(created)
-    submissions.verify(request_id, verification_code(cloud.session, cloud.queues["MailQueue"], request_id), base_url=BASE_URL)
+    submissions.verify(request_id, verification_code(cloud.session, cloud.queues["MailQueue"], request_id))
     drain(cloud, "MailQueue")
     drain(cloud, "DeliveryQueue")
     return request_id
@@ -175,7 +175,7 @@ def test_a_removed_controller_gets_no_delivery_and_the_operator_answers(cloud):
     assert drain(cloud, "MailQueue") == []
 
     for request_id in (never_routed, forwarded):
-        answered = takeover.answer(request_id, "rejected", reason="the site left the platform", base_url=BASE_URL)
+        answered = takeover.answer(request_id, "rejected", reason="the site left the platform")
         assert answered.status == "rejected"
         # taken over = delivered to the operator: the subject's fields get a delivery's purge clock
         assert answered.delivered_at is not None
@@ -188,7 +188,7 @@ def test_the_operator_cannot_answer_for_an_active_controller(cloud):
     created = new_controller(delivery="pull")
     request_id = verified(cloud, created)
     with pytest.raises(Conflict) as refused:
-        takeover.answer(request_id, "completed", base_url=BASE_URL)
+        takeover.answer(request_id, "completed")
     assert refused.value.code == "controller_not_removed"
 
 

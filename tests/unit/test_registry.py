@@ -354,8 +354,8 @@ def test_invalid_durations(text):
 
 def submit_and_verify(cloud, site: str, email: str, **fields) -> RequestItem:
     fields.setdefault("type", "access")
-    submitted = submissions.submit(Submission(site=site, email=email, **fields), base_url="https://t", locale="en")
-    submissions.verify(submitted.request_id, cloud.code_for(submitted.request_id), base_url="https://t")
+    submitted = submissions.submit(Submission(site=site, email=email, **fields), locale="en")
+    submissions.verify(submitted.request_id, cloud.code_for(submitted.request_id))
     return submissions.load_request(submitted.request_id)
 
 
@@ -370,7 +370,7 @@ def test_the_second_verified_request_in_a_year_is_flagged_excessive(cloud):
     assert second.flags == [subjects.EXCESSIVE]
     assert elsewhere.flags is None, "the count is per controller"
     assert someone_else.flags is None
-    unverified = submissions.submit(Submission(site=site, type="access", email="ana@example.org"), base_url="https://t", locale="en")
+    unverified = submissions.submit(Submission(site=site, type="access", email="ana@example.org"), locale="en")
     assert submissions.load_request(unverified.request_id).flags is None, "only verified requests count"
 
 
@@ -415,7 +415,7 @@ def test_a_guardian_request_is_flagged(cloud):
 def test_a_verification_racing_another_still_counts_once_each(cloud, monkeypatch):
     """Another request of the same subject is verified between our read of the count and our write."""
     site = new_controller("pull").controller.site_key
-    submitted = submissions.submit(Submission(site=site, type="access", email="race@example.org"), base_url="https://t", locale="en")
+    submitted = submissions.submit(Submission(site=site, type="access", email="race@example.org"), locale="en")
     code = cloud.code_for(submitted.request_id)
     real_counter_for = subjects.counter_for
     raced = []
@@ -428,7 +428,7 @@ def test_a_verification_racing_another_still_counts_once_each(cloud, monkeypatch
         return counter
 
     monkeypatch.setattr(subjects, "counter_for", counter_then_race)
-    submissions.verify(submitted.request_id, code, base_url="https://t")
+    submissions.verify(submitted.request_id, code)
     request = submissions.load_request(submitted.request_id)
     assert request.flags == [subjects.EXCESSIVE], "the retry saw the other verification"
     assert real_counter_for(request, clock.now()).verified == 2

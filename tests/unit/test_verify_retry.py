@@ -29,7 +29,6 @@ from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, made, moto_cloud
 
 REGION = "eu-central-1"
-BASE = "https://p.example"
 
 
 class Crash(BaseException):
@@ -62,8 +61,7 @@ def drain(cloud, queue: str) -> list[dict]:
 def submitted(cloud) -> tuple[str, str]:
     """A new request and its emailed code."""
     drain(cloud, "MailQueue")
-    request_id = submissions.submit(Submission(site="retried", type="access", email="ana@example.org"),
-                               base_url=BASE, locale="en").request_id
+    request_id = submissions.submit(Submission(site="retried", type="access", email="ana@example.org"), locale="en").request_id
     code = code_in(drain(cloud, "MailQueue"), request_id)
     return request_id, code
 
@@ -74,7 +72,7 @@ def stored(request_id: str) -> RequestItem:
 
 def refused(request_id: str, code: str) -> Conflict:
     with pytest.raises(Conflict) as error:
-        submissions.verify(request_id, code, base_url=BASE)
+        submissions.verify(request_id, code)
     assert error.value.status == 409 and error.value.code == "not_awaiting_verification"
     assert error.value.message == "this request is not waiting for a code" and not error.value.fields
     return error.value
@@ -94,11 +92,11 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     with monkeypatch.context() as patch:  # dies after the write, before routing and the confirmation mail
         patch.setattr(outbox, "enqueue_delivery", die)
         with pytest.raises(Crash):
-            submissions.verify(request_id, code, base_url=BASE)
+            submissions.verify(request_id, code)
     assert stored(request_id).status == "verified", "the verification stands; only its answer is lost"
     assert not [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
 
-    again = submissions.verify(request_id, code, base_url=BASE)
+    again = submissions.verify(request_id, code)
 
     assert (again.request_id, again.status, again.due_at) == (request_id, "verified", stored(request_id).due_at)
     assert again.status_token.startswith("rst_")
@@ -110,24 +108,24 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
 
 def test_a_lost_answer_is_the_same_answer_again(cloud):
     request_id, code = submitted(cloud)
-    first = submissions.verify(request_id, code, base_url=BASE)
-    again = submissions.verify(request_id, code, base_url=BASE)
+    first = submissions.verify(request_id, code)
+    again = submissions.verify(request_id, code)
     assert again == first
-    assert submissions.verify(request_id, code, base_url=BASE).status_token == first.status_token
+    assert submissions.verify(request_id, code).status_token == first.status_token
     drain(cloud, "MailQueue")
 
 
 def test_wrong_codes_on_a_verified_request_are_counted_and_refused_alike(cloud):
     request_id, code = submitted(cloud)
     with pytest.raises(InvalidCode):  # one wrong code while it waits for one: 400, counted on the code
-        submissions.verify(request_id, wrong(code), base_url=BASE)
-    token = submissions.verify(request_id, code, base_url=BASE).status_token
+        submissions.verify(request_id, wrong(code))
+    token = submissions.verify(request_id, code).status_token
     assert stored(request_id).verify_retries == 1, "the code's own wrong attempt counts"
 
     for tries in range(2, submissions.MAX_CODE_ATTEMPTS):
         refused(request_id, wrong(code))
         assert stored(request_id).verify_retries == tries
-    assert submissions.verify(request_id, code, base_url=BASE).status_token == token, "the last try left"
+    assert submissions.verify(request_id, code).status_token == token, "the last try left"
     assert stored(request_id).verify_retries == submissions.MAX_CODE_ATTEMPTS
     refused(request_id, code)  # the right code too, once the tries are spent
     assert stored(request_id).verify_retries == submissions.MAX_CODE_ATTEMPTS, "never counted past the limit"
@@ -135,11 +133,11 @@ def test_wrong_codes_on_a_verified_request_are_counted_and_refused_alike(cloud):
 
 def test_after_the_codes_lifetime_a_retry_is_refused(cloud):
     request_id, code = submitted(cloud)
-    token = submissions.verify(request_id, code, base_url=BASE).status_token
+    token = submissions.verify(request_id, code).status_token
     lifetime = retention.keep_for(retention.Rule.VERIFICATION_CODE)
     assert lifetime.total_seconds() == 15 * 60
     clock.advance(lifetime.total_seconds() - 1)
-    assert submissions.verify(request_id, code, base_url=BASE).status_token == token
+    assert submissions.verify(request_id, code).status_token == token
     clock.advance(2)
     refused(request_id, code)
     assert submissions.authorize(request_id, token).request_id == request_id, "the token itself stays valid"
@@ -148,8 +146,8 @@ def test_after_the_codes_lifetime_a_retry_is_refused(cloud):
 def test_another_requests_code_does_not_work(cloud):
     first_id, first_code = submitted(cloud)
     second_id, second_code = submitted(cloud)
-    first = submissions.verify(first_id, first_code, base_url=BASE)
-    second = submissions.verify(second_id, second_code, base_url=BASE)
+    first = submissions.verify(first_id, first_code)
+    second = submissions.verify(second_id, second_code)
     assert first.status_token != second.status_token
     if first_code != second_code:
         refused(first_id, second_code)
@@ -166,18 +164,18 @@ def test_a_retry_that_overtakes_the_first_call_gets_the_same_token(cloud, monkey
 
     def overtaken(*args, **kwargs):
         monkeypatch.setattr(submissions, "_mark_verified", original)
-        overtaking.append(submissions.verify(request_id, code, base_url=BASE))
+        overtaking.append(submissions.verify(request_id, code))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(submissions, "_mark_verified", overtaken)
-    answer = submissions.verify(request_id, code, base_url=BASE)
+    answer = submissions.verify(request_id, code)
     assert answer.status_token == overtaking[0].status_token
     drain(cloud, "MailQueue")
 
 
 def test_the_request_keeps_hashes_and_a_count_only(cloud):
     request_id, code = submitted(cloud)
-    token = submissions.verify(request_id, code, base_url=BASE).status_token
+    token = submissions.verify(request_id, code).status_token
     item = stored(request_id)
     assert item.verified_code_hash == hashing.keyed_hash("code", code)
     assert item.status_token_hash == hashing.keyed_hash("status_token", token)

@@ -21,7 +21,7 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, deletion, limits, outbox, queries
+from rightsdesk.store import audit, deletion, limits, outbox, request_view
 from rightsdesk.kernel import clock, deadlines, free_text, identifiers, retention
 from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
 from rightsdesk.intake import guard, subjects
@@ -129,7 +129,7 @@ class Verified:
     repeated: bool = field(default=False, compare=False)
 
 
-def submit(submission: Submission, *, base_url: str, locale: str, source: str | None = None) -> Submitted:
+def submit(submission: Submission, *, locale: str, source: str | None = None) -> Submitted:
     """Store the request and mail its code. `source` is the caller's IP address (rightsdesk.store.limits):
     over its per-minute limit the submission is refused (RateLimited); over the address's hourly
     limit of codes it is answered as usual, but nothing is stored and no mail goes."""
@@ -240,10 +240,10 @@ def _spend_attempt(challenge: ChallengeItem) -> int:
     return int(challenge.attempts)
 
 
-def verify(request_id: str, code: str, *, base_url: str, source: str | None = None) -> Verified:
+def verify(request_id: str, code: str, *, source: str | None = None) -> Verified:
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
-        return _verify_again(request, code, base_url=base_url)
+        return _verify_again(request, code)
     guessers = _guessing_budgets(request, source)
     challenge = _load_challenge(request)
     attempts = _spend_attempt(challenge)
@@ -277,7 +277,7 @@ def verify(request_id: str, code: str, *, base_url: str, source: str | None = No
         _mark_verified(request, challenge, now, updates)
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
-        return _verify_again(load_request(request_id), code, base_url=base_url)
+        return _verify_again(load_request(request_id), code)
     _after_verification(request)
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
@@ -306,7 +306,7 @@ def _status_token(request_id: str, code_hash: str) -> str:
     return subject_secrets.status_token(request_id, code_hash)
 
 
-def _verify_again(request: RequestItem, code: str, *, base_url: str) -> Verified:
+def _verify_again(request: RequestItem, code: str) -> Verified:
     """A verify on a request that is already verified: the same answer (same token) for the right
     code within the code's lifetime after verification, so a subject whose answer was lost is not
     left without the token. Every refusal is the one 409 whatever the reason (not verified with a
@@ -397,20 +397,7 @@ def authorize(request_id: str, token: str | None, *, source: str | None = None) 
 
 def status_view(request: RequestItem) -> dict:
     """What the subject may see: no personal data, only the request's progress."""
-    timeline = [
-        {"at": clock.isoformat(event.at), "status": event.to_status}
-        for event in queries.audit_trail(request)
-        if event.to_status
-    ]
-    return {
-        "request_id": request.request_id,
-        "type": request.request_type,
-        "status": request.status,
-        "created_at": clock.isoformat(request.created_at),
-        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
-        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
-        "timeline": timeline,
-    }
+    return request_view.view(request, request_view.SUBJECT_STATUS)
 
 
 def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:

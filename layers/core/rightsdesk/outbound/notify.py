@@ -45,6 +45,16 @@ RETRY_SCHEDULE = RetrySchedule(RETRY_DELAYS_SECONDS)
 retry_delay = RETRY_SCHEDULE.delay
 
 
+def after_failure(message: MailMessage, *, attempt: int, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int | None:
+    """A send failed on receive number `attempt` (1 = the first): the seconds until the message
+    comes back, or None when that was the last allowed attempt. Then the mail's notice (or request)
+    is marked failed where its kind tracks one, and the message goes on to the dead-letter queue."""
+    if attempt < max_attempts:
+        return retry_delay(attempt)
+    settle(message, FAILED)
+    return None
+
+
 @dataclass(frozen=True)
 class MailMessage:
     """A MailQueue message as rightsdesk.store.outbox.mail_body made it: ids only."""
@@ -146,6 +156,19 @@ def send(message: MailMessage, pacer: Pacer | None = None, suppressed: set[str] 
         pacer.wait()
     response = _ses().send_raw_email(**request)
     return {"mail_id": message.mail_id, "result": SENT, "ses_message_id": response["MessageId"]}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One invocation's mails, made at once (resolve_batch), and the suppressed addresses among them."""
+
+    made: dict[str, mail_kinds.Mail | None]
+    suppressed: set[str]
+
+    def send(self, message: MailMessage, pacer: Pacer | None = None) -> dict[str, str]:
+        """send() with what the batch already made; a mail it did not make is made and looked up now."""
+        made = self.made.get(message.mail_id)
+        return send(message, pacer, self.suppressed if made is not None else None, made)
 
 
 def resolve_batch(messages: list[MailMessage]) -> tuple[dict[str, mail_kinds.Mail | None], set[str]]:

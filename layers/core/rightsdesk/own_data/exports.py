@@ -23,7 +23,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import consents, contacts
 from rightsdesk.render import TEMPLATES_DIR, i18n, web
 from rightsdesk.intake import submissions
-from rightsdesk.store import queries
+from rightsdesk.store import queries, request_view
 from rightsdesk.routing import registry
 from rightsdesk.own_data import subject_data
 from rightsdesk.platform.config import SUPPORTED_LOCALES
@@ -135,23 +135,7 @@ def document(request: RequestItem, until: datetime) -> dict:
 
 
 def _request(item: RequestItem) -> dict:
-    return {
-        "request_id": item.request_id,
-        "type": item.request_type,
-        "status": item.status,
-        "site": item.site,
-        "relationship": item.relationship,
-        "locale": item.locale,
-        "purposes": list(item.purposes or []),
-        "created_at": _iso(item.created_at),
-        "verified_at": _iso(item.verified_at),
-        "due_at": _iso(item.due_at),
-        "personal": queries.personal_fields(item),
-        "timeline": [
-            {"at": _iso(event.at), "status": event.to_status}
-            for event in queries.audit_trail(item) if event.to_status
-        ],
-    }
+    return request_view.view(item, request_view.EXPORT)
 
 
 @lru_cache(maxsize=1)

@@ -59,6 +59,14 @@ def authority() -> dict | None:
             "email": config.authority_email or None}
 
 
+def form_authority(site: str | None) -> dict | None:
+    """The authority the request form's complaint note names: the operator's supervisory authority
+    when the form is for a site of the operator's own (delivery internal); None for other sites,
+    whose controllers answer to their own."""
+    controller = registry.resolve_site(site) if site else None
+    return authority() if controller is not None and controller.delivery == INTERNAL else None
+
+
 def is_internal(controller_id: str) -> bool:
     controller = registry.get_controller(controller_id)
     return controller is not None and controller.delivery == INTERNAL

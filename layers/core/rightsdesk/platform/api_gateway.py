@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from rightsdesk.platform import http
 from rightsdesk.platform.config import settings
@@ -23,6 +24,16 @@ def answer(event: dict, resolve: Callable[[], dict], *, extra_headers: dict[str,
     response = reject_unreadable(event) or _resolved(resolve)
     response["headers"] = {**http.SECURITY_HEADERS, **(extra_headers or {}), **(response.get("headers") or {})}
     return response
+
+
+def base_url(event: Any) -> str:
+    """Where the public API is reached, for the links its answers give: PUBLIC_BASE_URL, else the
+    address and stage API Gateway says `event` (a powertools proxy event) came in on."""
+    configured = settings().public_base_url
+    if configured:
+        return configured
+    context = event.request_context
+    return f"https://{context.domain_name}/{context.stage}"
 
 
 def _resolved(resolve: Callable[[], dict]) -> dict:

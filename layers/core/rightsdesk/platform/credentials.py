@@ -46,9 +46,3 @@ def seal_webhook_secret(secret: str, controller_id: str) -> str:
 def unseal_webhook_secret(sealed: str, controller_id: str) -> str:
     return sealing.unseal(sealed, purpose=_SEAL_PURPOSE, owner=controller_id)
 
-
-def bearer(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header; None for any other shape."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token and " " not in token else None

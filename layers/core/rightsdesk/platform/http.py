@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -49,6 +50,18 @@ def error_body(code: str, message: str, fields: Mapping[str, str] | None = None)
     if fields:
         error["fields"] = dict(fields)
     return {"error": error}
+
+
+# RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token, the scheme matched without regard to
+# case (RFC 9110 section 11.1). The field value's own leading and trailing whitespace is not part of
+# it (RFC 9110 section 5.5). A token with a space or a tab inside is not a b64token: no token.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (RFC 6750); None for any other shape."""
+    match = _BEARER.fullmatch((authorization or "").strip(" \t"))
+    return match.group(1) if match else None
 
 
 def wants_html(accept: str | None) -> bool:

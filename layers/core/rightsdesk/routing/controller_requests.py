@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk.store import audit, limits, outbox, queries
+from rightsdesk.store import audit, limits, outbox, queries, request_view
 from rightsdesk.kernel import clock, deadlines, free_text
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.platform import credentials, hashing
@@ -95,34 +95,11 @@ def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
 
 
 def summary(request: RequestItem) -> dict:
-    return {
-        "request_id": request.request_id,
-        "site": request.site,
-        "type": request.request_type,
-        "relationship": request.relationship,
-        "status": request.status,
-        "flags": list(request.flags or []),
-        "created_at": clock.isoformat(request.created_at),
-        "verified_at": clock.isoformat(request.verified_at) if request.verified_at else None,
-        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
-        "personal_data_purged_at": clock.isoformat(request.personal_purged_at) if request.personal_purged_at else None,
-    }
+    return request_view.view(request, request_view.CONTROLLER_SUMMARY)
 
 
 def detail(request: RequestItem) -> dict:
-    subject = {field: value for field, value in queries.personal_fields(request).items() if value}
-    timeline = [
-        {"at": clock.isoformat(event.at), "status": event.to_status}
-        for event in queries.audit_trail(request)
-        if event.to_status
-    ]
-    return {
-        **summary(request),
-        "locale": request.locale,
-        "purposes": list(request.purposes or []),
-        "subject": subject or None,
-        "timeline": timeline,
-    }
+    return request_view.view(request, request_view.CONTROLLER_DETAIL)
 
 
 # ------------------------------------------------------------------ reading
@@ -208,7 +185,7 @@ def _extension(request: RequestItem, report: StatusReport, now: datetime) -> dat
     return deadlines.extended_due(report.extend_to, due=request.due_at, verified_at=request.verified_at, now=now)
 
 
-def report_status(controller: ControllerItem, request_id: str, report: StatusReport, *, base_url: str) -> dict:
+def report_status(controller: ControllerItem, request_id: str, report: StatusReport) -> dict:
     """Record the controller's progress on the request, and tell the subject while we still can.
     The answer says who tells the subject (`subject_notification`)."""
     request = _own(controller, request_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.platform.config import settings
+from rightsdesk.store import request_view
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 
@@ -29,36 +30,20 @@ def purge_after_seconds(controller: ControllerItem) -> int:
     return int(retention.keep_for(retention.Rule.DELIVERED_SUBJECT_DATA).total_seconds())
 
 
-def _skeleton(request: RequestItem) -> dict:
-    return {
-        "request_id": request.request_id,
-        "type": request.request_type,
-        "status": request.status,
-        "due_at": _iso(request.due_at),
-        "links": {"request": request_url(request.request_id), "status": request_url(request.request_id) + "/status"},
-    }
+def _links(request: RequestItem) -> dict:
+    return {"request": request_url(request.request_id), "status": request_url(request.request_id) + "/status"}
 
 
-def subject(request: RequestItem) -> dict | None:
-    if request.personal_purged_at is not None or not request.email:
-        return None
-    return {"email": request.email, "name": request.name, "details": request.details}
+subject = request_view.delivered_subject
 
 
 def forwarded(request: RequestItem, controller: ControllerItem) -> dict:
     """Everything the controller needs to answer the request."""
-    return {
-        **_skeleton(request),
-        "relationship": request.relationship,
-        "flags": sorted(request.flags or []),
-        "purposes": list(request.purposes or []),
-        "locale": request.locale,
-        "created_at": _iso(request.created_at),
-        "verified_at": _iso(request.verified_at),
-        "subject": subject(request),
+    return request_view.view(
+        request, request_view.WEBHOOK_FORWARDED, links=_links(request),
         # rightsdesk deletes the subject's personal fields this long after delivery
-        "personal_data_kept_seconds": purge_after_seconds(controller),
-    }
+        personal_data_kept_seconds=purge_after_seconds(controller),
+    )
 
 
 def _reminder(notice: str) -> tuple[str, int | None]:
@@ -73,7 +58,7 @@ def notice(request: RequestItem, *, notice: str | None = None) -> dict:
     """A cancellation or a deadline notice: no personal data, whatever the request still holds.
     `notice` is `due_in_3_days`, `due_today` or `overdue` (with `reminder`: 1, 2, ... while it stays
     overdue)."""
-    data = _skeleton(request)
+    data = request_view.view(request, request_view.WEBHOOK_NOTICE, links=_links(request))
     if notice:
         data["notice"], reminder = _reminder(notice)
         if reminder is not None:

@@ -22,7 +22,7 @@ ANSWERS = values(CONTROLLER_ANSWERS)
 CAUSE = "controller_removed"
 
 
-def answer(request_id: str, status: str, *, reason: str | None = None, base_url: str) -> RequestItem:
+def answer(request_id: str, status: str, *, reason: str | None = None) -> RequestItem:
     if status not in ANSWERS:
         raise InvalidInput(f"status must be one of {', '.join(ANSWERS)}", fields={"status": "invalid_choice"})
     if status == "rejected" and not (reason or "").strip():
