@@ -33,6 +33,7 @@ from rightsdesk.platform import hashing
 from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.store.deletion import conditional_failure, erase
 from rightsdesk.kernel.errors import InvalidInput, NotFound
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.audience import ContactItem, ListMemberItem
 from rightsdesk.store.items.table import transaction
@@ -76,8 +77,6 @@ def list_partition(name: str) -> str:
 
 
 def _check(email: str, locale: str, lists: Iterable[str]) -> list[str]:
-    from rightsdesk.intake.submissions import EMAIL_PATTERN  # intake imports the registry, which this need not load early
-
     problems = {}
     if len(email) > 254 or not re.fullmatch(EMAIL_PATTERN, email):
         problems["email"] = "invalid_email"

@@ -42,14 +42,13 @@ from rightsdesk.store.lifecycle import listing_key, transition
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
 from rightsdesk.kernel.status import Status, is_open
 
 log = logging.getLogger(__name__)
 
 MAX_CODE_ATTEMPTS = 5
-# Deliberately loose: the address is proven by the emailed code, not by its spelling.
-EMAIL_PATTERN = r"^[^@\s<>()\[\]\\,;:\"]{1,64}@[^@\s<>()\[\]\\,;:\"]{1,252}\.[^@\s<>()\[\]\\,;:\".]{2,63}$"
 
 
 class _FormFriendly(BaseModel):

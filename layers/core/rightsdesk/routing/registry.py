@@ -19,6 +19,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
@@ -176,7 +177,6 @@ def _check_profile(
     sla_days: int | None, purge_after_seconds: int | None,
 ) -> None:
     from rightsdesk.kernel import free_text  # pydantic: loaded only by who registers (the CLI, the API)
-    from rightsdesk.intake.submissions import EMAIL_PATTERN  # intake imports this module
 
     problems: dict[str, str] = {}
     if not name.strip() or len(name) > 200:
