@@ -184,6 +184,21 @@ def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: date
     return True
 
 
+def withdraw_consent(email_hash: str, purposes: Iterable[str], *, source: str,
+                     at: datetime | None = None) -> list[str]:
+    """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left."""
+    at = at or clock.now()
+    left = []
+    for purpose in dict.fromkeys(purposes):
+        if leave_for_withdrawal(email_hash, purpose, source=source, at=at):
+            left.append(list_for(purpose).name)
+        else:
+            consents.record(email_hash, purpose, consents.WITHDRAWN, source=source, at=at)
+    if left:
+        forget_if_unsubscribed(email_hash)
+    return left
+
+
 def may_receive(email_hash: str, list_name: str) -> bool:
     """Whether mail of this list may still go to the contact. Transactional lists always; an
     optional one not after a restriction or objection, a withdrawn consent or a suppression."""
