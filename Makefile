@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 CFN_LINT := $(SAM_VENV)/bin/cfn-lint
 PYTEST_ARGS ?=
 
-.PHONY: help install tools run test test-unit test-integration test-template test-e2e lint build bench deploy translations clean
+.PHONY: help install tools run test test-layers test-unit test-integration test-template test-e2e lint build bench deploy translations clean
 .PHONY: check security fuzz load
 
 help:
@@ -52,7 +52,11 @@ LOCAL_LIMITS ?= $$($(PY) -m local.loopback)
 run: install
 	$(PY) -m local $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
 
-test: test-unit test-integration test-template test-e2e
+test: test-layers test-unit test-integration test-template test-e2e
+
+# The core's layers contract and what it forbids (pyproject.toml [tool.importlinter]); seconds.
+test-layers: install
+	$(VENV)/bin/lint-imports
 
 # Unit tests own their data (their own moto, site, controller and addresses): safe on both cores.
 test-unit: install
