@@ -1,7 +1,8 @@
 """The emails SES has "sent", read from moto's in-process backend.
 
-moto keeps a simple message's HTML *or* its text (not both) and drops its headers, so the send
-operations are wrapped once to remember the full content by message id. Raw messages are parsed.
+moto keeps a simple message's HTML *or* its text (not both) and drops its headers, so its send
+operations hand the full content to `remember`, by message id (local/moto_patches.py). Raw
+messages are parsed.
 """
 
 from __future__ import annotations
@@ -14,55 +15,9 @@ from typing import Any
 
 _extras: dict[str, dict] = {}
 _lock = threading.Lock()
-_installed = False
 
 
-def install_capture() -> None:
-    global _installed
-    if _installed:
-        return
-    from moto.ses.responses import EmailResponse
-    from moto.sesv2.responses import SESV2Response
-
-    v1_send = EmailResponse.send_email
-    v2_send = SESV2Response.send_email
-
-    def send_v1(self: Any) -> Any:
-        result = v1_send(self)
-        message_id = (getattr(result, "result", None) or {}).get("MessageId")
-        _remember(
-            message_id,
-            {
-                "text": self._get_param("Message.Body.Text.Data"),
-                "html": self._get_param("Message.Body.Html.Data"),
-                "configuration_set": self._get_param("ConfigurationSetName"),
-            },
-        )
-        return result
-
-    def send_v2(self: Any) -> Any:
-        result = v2_send(self)
-        params = json.loads(self.body)
-        simple = (params.get("Content") or {}).get("Simple")
-        if simple:
-            body = simple.get("Body") or {}
-            _remember(
-                json.loads(result).get("MessageId"),
-                {
-                    "text": (body.get("Text") or {}).get("Data"),
-                    "html": (body.get("Html") or {}).get("Data"),
-                    "headers": [[h.get("Name"), h.get("Value")] for h in simple.get("Headers") or []],
-                    "configuration_set": params.get("ConfigurationSetName"),
-                },
-            )
-        return result
-
-    EmailResponse.send_email = send_v1
-    SESV2Response.send_email = send_v2
-    _installed = True
-
-
-def _remember(message_id: str | None, extra: dict) -> None:
+def remember(message_id: str | None, extra: dict) -> None:
     if message_id:
         with _lock:
             _extras[message_id] = extra

@@ -1,81 +1,61 @@
-"""Lambda event-source FilterCriteria: the EventBridge-style pattern subset the template can use.
+"""Event patterns (Lambda event-source FilterCriteria, EventBridge rules) matched by moto's own
+EventBridge matcher, moto.events.models.EventPattern.
 
-Supported: exact values, prefix, suffix, equals-ignore-case, exists, anything-but (values or a
-prefix), numeric ranges. A record matches a filter when every key of the pattern matches; it is
-delivered when any filter matches.
+moto's matcher agrees with AWS on every pattern the template uses (tests/template/
+test_event_patterns.py holds them to the sample events): exact values, exists (a leaf under a
+missing object is missing, so {"exists": false} holds there), and the value lists of an SES event's
+tags. What is kept here is a check it lacks: moto treats a filter name it does not know as a match,
+so a typo (`{"prefx": ...}`) would deliver every record locally while Lambda rejects the mapping.
+Patterns are checked against the filters Lambda's event filtering and EventBridge both have, and
+anything else fails loudly when the runner loads the template.
 """
 
 from __future__ import annotations
 
 import json
-import operator
 from typing import Any
 
-_MISSING = object()
-_NUMERIC = {"<": operator.lt, "<=": operator.le, "=": operator.eq, ">=": operator.ge, ">": operator.gt}
+from moto.events.models import EventPattern
+
+FILTERS = {"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"}
 
 
-def parse_filters(filter_criteria: Any) -> list[dict]:
-    filters = (filter_criteria or {}).get("Filters") or []
-    patterns = []
-    for item in filters:
-        pattern = item.get("Pattern")
-        patterns.append(json.loads(pattern) if isinstance(pattern, str) else pattern)
-    return patterns
+def parse_filters(filter_criteria: Any) -> list[EventPattern]:
+    """A mapping's FilterCriteria (patterns as JSON strings or objects) as matchers."""
+    return [pattern_of(item.get("Pattern")) for item in (filter_criteria or {}).get("Filters") or []]
 
 
-def any_match(patterns: list[dict], record: dict) -> bool:
-    return not patterns or any(matches(pattern, record) for pattern in patterns)
+def pattern_of(pattern: str | dict) -> EventPattern:
+    raw = pattern if isinstance(pattern, str) else json.dumps(pattern)
+    matcher = EventPattern.load(raw)  # moto refuses what is not JSON, or a value that is not a list or object
+    _check_filters(matcher.get_pattern())
+    return matcher
 
 
-def matches(pattern: dict, record: Any) -> bool:
-    for key, expected in pattern.items():
-        actual = record.get(key, _MISSING) if isinstance(record, dict) else _MISSING
-        if isinstance(expected, dict):
-            # Lambda matches flattened paths: under a missing object every leaf is missing, so
-            # {"exists": false} there holds (e.g. an OldImage attribute on a MODIFY).
-            if actual is _MISSING:
-                actual = {}
-            if not isinstance(actual, dict) or not matches(expected, actual):
-                return False
-        elif isinstance(expected, list):
-            if not _field_matches(expected, actual):
-                return False
-        else:
-            raise ValueError(f"pattern values must be lists or objects, got {type(expected).__name__} at {key!r}")
-    return True
+def any_match(patterns: list[EventPattern], record: dict) -> bool:
+    """Lambda delivers a record when any filter matches; with no filters, every record."""
+    return not patterns or any(pattern.matches_event(record) for pattern in patterns)
 
 
-def _field_matches(rules: list, actual: Any) -> bool:
-    values = actual if isinstance(actual, list) else [actual]
-    for rule in rules:
-        if isinstance(rule, dict) and "exists" in rule:
-            if (actual is not _MISSING) == bool(rule["exists"]):
-                return True
+def matches(pattern: str | dict | EventPattern, record: dict) -> bool:
+    matcher = pattern if isinstance(pattern, EventPattern) else pattern_of(pattern)
+    return matcher.matches_event(record)
+
+
+def _check_filters(node: dict, path: str = "") -> None:
+    for key, value in node.items():
+        where = f"{path}.{key}" if path else key
+        if isinstance(value, dict):
+            _check_filters(value, where)
             continue
-        if any(value is not _MISSING and _rule_matches(rule, value) for value in values):
-            return True
-    return False
+        for rule in value:
+            if isinstance(rule, dict):
+                _check_rule(rule, where)
 
 
-def _rule_matches(rule: Any, value: Any) -> bool:
-    if not isinstance(rule, dict):
-        return rule == value
-    ((kind, arg),) = rule.items()
-    if kind == "prefix":
-        return isinstance(value, str) and value.startswith(arg)
-    if kind == "suffix":
-        return isinstance(value, str) and value.endswith(arg)
-    if kind == "equals-ignore-case":
-        return isinstance(value, str) and value.casefold() == str(arg).casefold()
-    if kind == "anything-but":
-        if isinstance(arg, dict):
-            return not _rule_matches(arg, value)
-        excluded = arg if isinstance(arg, list) else [arg]
-        return value not in excluded
-    if kind == "numeric":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        pairs = zip(arg[0::2], arg[1::2], strict=False)
-        return all(_NUMERIC[op](value, bound) for op, bound in pairs)
-    raise ValueError(f"filter rule {kind!r} is not supported by the local run")
+def _check_rule(rule: dict, where: str) -> None:
+    if len(rule) != 1 or next(iter(rule)) not in FILTERS:
+        raise ValueError(f"filter {rule!r} at {where!r} is not one the local run supports ({', '.join(sorted(FILTERS))})")
+    ((name, argument),) = rule.items()
+    if name == "anything-but" and isinstance(argument, dict):
+        _check_rule(argument, where)

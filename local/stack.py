@@ -14,15 +14,8 @@ from typing import Any
 import boto3
 from rightsdesk.platform import local_endpoints
 
-from local import calls, faults, moto_transactions, outbox
-from local.cloud import (
-    ACCOUNT_ID,
-    REGION,
-    MotoServer,
-    fake_aws_environment,
-    follow_injected_clock,
-    stop_instance_tracking,
-)
+from local import calls, faults, moto_patches, outbox
+from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
 from local.dev_routes import DevRoutes
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
@@ -77,7 +70,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._threads: list[ServerThread] = []
         self._servers: list[HttpServer] = []
-        self._moto: MotoServer | None = None
+        self._moto: moto_patches.MotoServer | None = None
         self._gateway: Gateway | None = None
         self._saved_env: dict[str, str] | None = None
         self._saved_path: list[str] | None = None
@@ -149,10 +142,7 @@ class LocalStack:
             server.server_close()  # bound but never served (start failed early)
         self._threads, self._servers = [], []
         if self._moto is not None:
-            if self._moto._server is not None:
-                self._moto.stop()
-            else:
-                self._moto.close_unstarted()
+            self._moto.shut()
             self._moto = None
         if self._saved_env is not None:
             os.environ.clear()
@@ -201,7 +191,7 @@ class LocalStack:
                     flag=local_endpoints.RECEIVER.flag,
                 )
             )
-            self._moto = MotoServer(HOST, self.ports["moto"])
+            self._moto = moto_patches.MotoServer(HOST, self.ports["moto"])
         except BaseException:
             for server in self._servers:
                 server.server_close()
@@ -220,12 +210,9 @@ class LocalStack:
         urllib.request.urlopen(
             urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST"), timeout=5
         ).close()
-        outbox.install_capture()
-        follow_injected_clock()
-        moto_transactions.install()
+        moto_patches.install(remember_mail=outbox.remember)
         if os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS"):  # tests/integration/test_granted_calls.py
             calls.install(os.environ["RIGHTSDESK_LOCAL_RECORD_CALLS"])
-        stop_instance_tracking()
         self._session = boto3.session.Session(region_name=self.region)
         self.resources = Resources(self.template, self.client, region=self.region, account_id=self.account_id)
         self.parameters = parameter_values(self.template, self.parameter_overrides)

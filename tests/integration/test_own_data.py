@@ -37,7 +37,7 @@ REGION = "eu-central-1"
 TABLE = "rightsdesk-local-RightsTable"
 SITE = "platform"
 AUTHORITY = "Information Commissioner of the Republic of Slovenia"  # the template's default
-SCHEMA = REPO / "layers" / "core" / "rightsdesk" / "schemas" / "export.schema.json"
+SCHEMA = REPO / "layers" / "core" / "rightsdesk" / "own_data" / "schemas" / "export.schema.json"
 SEEDED_YEAR = 2025
 
 PERSONAL: set[str] = set()  # every address and name used here: none may reach a log line

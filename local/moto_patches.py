@@ -1,0 +1,359 @@
+"""Every change the local run makes to moto's internals, for the one moto version they were read against.
+
+moto's public surface (mock_aws, ThreadedMotoServer, the backends' APIs over HTTP) is not enough for
+the local run: it needs SQS to follow the injected clock, transactions that cost the same after
+10,000 requests as after 10, the full content of sent mails, and a server that fails fast on a busy
+port. Each of those replaces or wraps something private to moto, which any moto release may rename
+or change. So they all live here, and importing this module fails at once, with what to do, unless
+the installed moto is exactly the version constraints.txt pins (the one this file was checked
+against). Reading moto's models (local/outbox.py, tests/support) is not patching and stays there.
+
+Moving to another moto: docs/operations.md, "Dependencies" (read every patch below against it).
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"
+
+
+class MotoVersionMismatch(RuntimeError):
+    pass
+
+
+def pinned_moto_version(constraints: Path = CONSTRAINTS) -> str:
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        name, _, version = line.split("#", 1)[0].strip().partition("==")
+        if name.strip().lower() == "moto" and version:
+            return version.strip()
+    raise MotoVersionMismatch(f"{constraints} pins no moto version (a `moto==X.Y.Z` line)")
+
+
+def check_moto_version(installed: str | None, pinned: str) -> None:
+    if installed != pinned:
+        raise MotoVersionMismatch(
+            f"the local run patches moto {pinned}'s internals (local/moto_patches.py), but "
+            f"{'no moto' if installed is None else f'moto {installed}'} is installed. Run `make install`, which "
+            f"installs constraints.txt's pins; to move to moto {installed}, first read every patch in "
+            "local/moto_patches.py against it (docs/operations.md, Dependencies)."
+        )
+
+
+def _installed_moto_version() -> str | None:
+    try:
+        return metadata.version("moto")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+check_moto_version(_installed_moto_version(), pinned_moto_version())
+
+# Only now: a different moto fails above with what to do, not below with an ImportError.
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.server import ThreadedMotoServer  # noqa: E402
+from rightsdesk.platform.local_endpoints import MOTO  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from local.servers import PortInUse  # noqa: E402
+
+_MARK = "_rightsdesk_local_patches"  # set on moto's package once every patch is in
+
+
+def install(remember_mail: Callable[[str | None, dict], None]) -> None:
+    """Apply every patch to this process's moto (the server runs in it), once per process.
+    `remember_mail(message_id, content)` receives each sent simple email's full content."""
+    import moto
+
+    if getattr(moto, _MARK, False):
+        return
+    _capture_sent_mail(remember_mail)
+    _sqs_follows_injected_clock()
+    _sqs_visibility_limit_from_the_receive()
+    _transactions_check_before_writing()
+    _stop_instance_tracking()
+    setattr(moto, _MARK, True)
+
+
+# ---------------------------------------------------------------------------------------- SES
+def _capture_sent_mail(remember: Callable[[str | None, dict], None]) -> None:
+    """Why: moto keeps a simple message's HTML *or* its text (not both) and drops its headers and
+    configuration set, which /_dev/outbox and the mail tests need. Its SES v1 and v2 send_email
+    responses are wrapped to hand the full content, by message id, to local/outbox.py."""
+    from moto.ses.responses import EmailResponse
+    from moto.sesv2.responses import SESV2Response
+
+    v1_send = EmailResponse.send_email
+    v2_send = SESV2Response.send_email
+
+    def send_v1(self: Any) -> Any:
+        result = v1_send(self)
+        message_id = (getattr(result, "result", None) or {}).get("MessageId")
+        remember(
+            message_id,
+            {
+                "text": self._get_param("Message.Body.Text.Data"),
+                "html": self._get_param("Message.Body.Html.Data"),
+                "configuration_set": self._get_param("ConfigurationSetName"),
+            },
+        )
+        return result
+
+    def send_v2(self: Any) -> Any:
+        import json
+
+        result = v2_send(self)
+        params = json.loads(self.body)
+        simple = (params.get("Content") or {}).get("Simple")
+        if simple:
+            body = simple.get("Body") or {}
+            remember(
+                json.loads(result).get("MessageId"),
+                {
+                    "text": (body.get("Text") or {}).get("Data"),
+                    "html": (body.get("Html") or {}).get("Data"),
+                    "headers": [[h.get("Name"), h.get("Value")] for h in simple.get("Headers") or []],
+                    "configuration_set": params.get("ConfigurationSetName"),
+                },
+            )
+        return result
+
+    EmailResponse.send_email = send_v1
+    SESV2Response.send_email = send_v2
+
+
+# ---------------------------------------------------------------------------------------- SQS
+def _sqs_follows_injected_clock() -> None:
+    """Why: webhook retries wait on visibility timeouts, and tests move the injected clock
+    (POST /_dev/clock) instead of sleeping, so a message hidden for 5 minutes must show again once
+    the clock has moved 5 minutes. moto.sqs.models imported its time functions by name; those
+    names are replaced with ones that add rightsdesk.kernel.clock's offset."""
+    from moto.sqs import models as sqs
+
+    wall_clock = sqs.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return wall_clock(dt) + (_clock_offset() if dt is None else 0.0)
+
+    sqs.unix_time = unix_time
+    sqs.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0
+
+
+def _clock_offset() -> float:
+    try:
+        from rightsdesk.kernel import clock
+    except ImportError:  # a template without the core: real time
+        return 0.0
+    return clock.offset_seconds()
+
+
+def _sqs_visibility_limit_from_the_receive() -> None:
+    """Why: AWS counts ChangeMessageVisibility's 12-hour limit from the receive, moto from the first
+    send, so moto refuses every retry of a message older than 12 hours (the webhook retry schedule
+    runs about 78 hours). moto's method, without that limit."""
+    from moto.sqs import models as sqs
+    from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        if not 0 <= int(visibility_timeout) <= 43200:
+            raise InvalidParameterValue(f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid.")
+        queue = self.get_queue(queue_name)
+        for message in queue._messages:
+            if message.had_receipt_handle(receipt_handle):
+                message.change_visibility(visibility_timeout)
+                if message.visible and message in queue.pending_messages:
+                    queue.pending_messages.remove(message)
+                return
+        raise ReceiptHandleIsInvalid
+
+    sqs.SQSBackend.change_message_visibility = change_message_visibility
+
+
+# ---------------------------------------------------------------------------------------- DynamoDB
+_TRANSACT_OPERATIONS = {"ConditionCheck", "Put", "Delete", "Update"}
+
+
+def _transactions_check_before_writing() -> None:
+    """Why: before writing, moto's TransactWriteItems backs up every table the transaction touches
+    with copy.deepcopy: all items, the indexes and the table's whole stream history. A transaction
+    then costs time in proportion to all that was ever written: after a few hundred requests one
+    verification took seconds, and the 2,000-request load run (`make load`) would have taken hours.
+
+    DynamoDB requests take turns in the local run (_OneDynamoDBRequestAtATime below), so nothing can
+    change between checking and writing: every condition is checked first, like DynamoDB answers a
+    transaction, and the writes are made only if all hold. Only the few items touched are copied,
+    for the one case in which moto may still fail midway (an update expression it rejects)."""
+    from moto.dynamodb import models
+
+    models.DynamoDBBackend.transact_write_items = _transact_write_items
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    planned, touched, reasons = [], set(), []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        kind, op = next(iter(entry.items()))
+        if kind not in _TRANSACT_OPERATIONS:
+            reasons.append(("ValidationException", "Unsupported transaction operation", None))
+            continue
+        table_name = op["TableName"]
+        key = _item_key(self.get_table(table_name), op["Item"]) if kind == "Put" else op["Key"]
+        unique = (str(table_name), str(dict(sorted(key.items()))))
+        if unique in touched:
+            raise MultipleTransactionsException()
+        touched.add(unique)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        holds = condition is None or get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        ).expr(current)
+        if holds:
+            reasons.append((None, None, None))
+        else:
+            old = current.to_json()["Attributes"] if current and op.get(
+                "ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+            reasons.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        planned.append((kind, op, table_name, key, copy.deepcopy(current)))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+
+    written: list[tuple[str, dict, Any]] = []
+    try:
+        for kind, op, table_name, key, before in planned:
+            _transact_write(self, kind, op, table_name, key)
+            written.append((table_name, key, before))
+    except Exception:
+        for table_name, key, before in reversed(written):
+            if before is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, before.to_json()["Attributes"])
+        raise
+
+
+def _item_key(table: Any, attributes: dict[str, Any]) -> dict[str, Any]:
+    key = {table.hash_key_attr: attributes[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attributes[table.range_key_attr]
+    return key
+
+
+def _transact_write(self: Any, kind: str, op: dict[str, Any], table_name: str, key: dict[str, Any]) -> None:
+    # The condition goes along again (it holds): moto checks every expression name is used.
+    expressions = {
+        "condition_expression": op.get("ConditionExpression"),
+        "expression_attribute_names": op.get("ExpressionAttributeNames"),
+        "expression_attribute_values": op.get("ExpressionAttributeValues"),
+    }
+    if kind == "Put":
+        self.put_item(table_name, op["Item"], **expressions)
+    elif kind == "Delete":
+        self.delete_item(table_name, key, **expressions)
+    elif kind == "Update":
+        self.update_item(table_name, key, update_expression=op["UpdateExpression"], **expressions)
+
+
+class _OneDynamoDBRequestAtATime:
+    """Why: moto's DynamoDB backend is not thread-safe: a write while another thread (a stream
+    consumer, a poller's handler) iterates the table fails with "dictionary changed size during
+    iteration", and the transaction patch above relies on nothing changing between its check and
+    its writes. DynamoDB (and Streams) requests take turns; the others, SQS long polls included,
+    stay parallel."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return self.app(environ, start_response)
+
+
+# ---------------------------------------------------------------------------------------- core
+def _stop_instance_tracking() -> None:
+    """Why: moto lists each model instance it ever made for its dashboard (/moto-api), so every
+    copy a DynamoDB write makes would stay alive: memory grew with the square of the writes (about
+    5 GB after 100 requests were routed). Nothing here uses the dashboard."""
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import reset_model_data
+
+    def untracked(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    BaseModel.__new__ = staticmethod(untracked)  # type: ignore[method-assign]
+    reset_model_data()
+
+
+class MotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer on a socket bound up front, serving through _OneDynamoDBRequestAtATime.
+
+    Why: the base class binds inside its thread, where werkzeug answers a busy port with sys.exit
+    and start() then waits forever. Binding here turns a busy port into PortInUse. Its private
+    _server_entry (and the _server, _server_ready_event, _ip_address and _port it uses) is replaced.
+    """
+
+    def __init__(self, host: str, port: int):
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+            self._socket.listen(128)
+        except OSError as error:
+            self._socket.close()
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUse(port, MOTO.what, MOTO.variable, MOTO.flag) from None
+            raise
+        # Every moto request would otherwise print an access line to stderr.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    def _server_entry(self) -> None:
+        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address,
+            self._port,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=self._socket.fileno(),
+        )
+        self._socket.close()  # werkzeug holds its own duplicate of the descriptor
+        self._server_ready_event.set()
+        self._server.serve_forever(poll_interval=0.1)
+
+    @property
+    def url(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def shut(self) -> None:
+        """Stop a started server, or release the socket of one that never started."""
+        if self._server is not None:
+            self.stop()
+        else:
+            self._socket.close()

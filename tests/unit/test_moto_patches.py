@@ -1,0 +1,81 @@
+"""Every patch of moto's internals lives in local/moto_patches.py, which refuses any moto but the pinned one."""
+
+from __future__ import annotations
+
+import ast
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from local import moto_patches
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_installed_moto_is_the_pinned_one():
+    assert metadata.version("moto") == moto_patches.pinned_moto_version()
+
+
+@pytest.mark.parametrize("installed", ["5.2.6", "5.3.0", None])
+def test_another_moto_is_refused_with_what_to_do(installed):
+    with pytest.raises(moto_patches.MotoVersionMismatch) as refused:
+        moto_patches.check_moto_version(installed, "5.2.5")
+    message = str(refused.value)
+    assert "5.2.5" in message and "make install" in message and "local/moto_patches.py" in message
+    assert (installed or "no moto") in message
+    moto_patches.check_moto_version("5.2.5", "5.2.5")
+
+
+def test_constraints_without_a_moto_pin_are_refused(tmp_path):
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("# moto==1.0 in a comment is no pin\nmotor==3.0\n")
+    with pytest.raises(moto_patches.MotoVersionMismatch, match="pins no moto"):
+        moto_patches.pinned_moto_version(constraints)
+    constraints.write_text("motor==3.0\nmoto==5.2.5  # the local run's patches\n")
+    assert moto_patches.pinned_moto_version(constraints) == "5.2.5"
+
+
+def moto_patches_in(source: str) -> list[str]:
+    """Lines that assign to (or setattr on) something imported from moto."""
+    tree = ast.parse(source)
+    from_moto = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "moto":
+            from_moto |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            from_moto |= {(alias.asname or alias.name).split(".")[0] for alias in node.names
+                          if alias.name.split(".")[0] == "moto"}
+
+    def root(node: ast.AST) -> str | None:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.AST] = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            targets = [t for t in targets if isinstance(t, ast.Attribute)]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "setattr":
+            targets = node.args[:1]
+        found += [f"line {node.lineno}" for target in targets if root(target) in from_moto]
+    return found
+
+
+def test_the_check_finds_a_patch():
+    """Positive control: the shapes the patches used to take elsewhere are found."""
+    assert moto_patches_in("from moto.sqs import models as sqs\nsqs.unix_time = lambda: 0\n")
+    assert moto_patches_in("def f():\n    from moto.ses.responses import EmailResponse\n    EmailResponse.send_email = 1\n")
+    assert moto_patches_in("import moto.dynamodb.models\nmoto.dynamodb.models.DynamoDBBackend.x = 1\n")
+    assert moto_patches_in("from moto.core import common_models\ndef f(patch):\n"
+                           "    patch.setattr(common_models.BaseModel, '__new__', None)\n")
+    assert not moto_patches_in("from moto.backends import get_backend\nmessages = get_backend('ses')\n")
+
+
+def test_no_module_but_moto_patches_changes_moto():
+    files = [*(ROOT / "local").glob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    patched = {str(path.relative_to(ROOT)): moto_patches_in(path.read_text(encoding="utf-8"))
+               for path in files if path.name != "moto_patches.py"}
+    assert {path: lines for path, lines in patched.items() if lines} == {}
