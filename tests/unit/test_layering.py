@@ -18,7 +18,7 @@ ROOT = "rightsdesk"
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph(ROOT)
+    return grimp.build_graph(ROOT, cache_dir=None)
 
 
 def find_cycle(nodes: Iterable[str], imports: Callable[[str], Iterable[str]]) -> list[str] | None:
@@ -72,8 +72,8 @@ def _reaching(start: str, nodes: set[str], step: Callable[[str], Iterable[str]])
     return seen
 
 
-def _owner(module: str, package: str, depth: int) -> str:
-    """The child of `package` that `module` lives in (itself, if it is that child)."""
+def _owner(module: str, depth: int) -> str:
+    """The ancestor of `module` `depth` dots deep: the child of a package it lives in (or itself)."""
     return ".".join(module.split(".")[: depth + 1])
 
 
@@ -83,10 +83,10 @@ def package_cycles(graph: grimp.ImportGraph, package: str) -> list[list[str]]:
     children = graph.find_children(package)
     arrows: dict[str, set[str]] = {child: set() for child in children}
     for module in graph.find_descendants(package):
-        source = _owner(module, package, depth)
+        source = _owner(module, depth)
         for imported in graph.find_modules_directly_imported_by(module):
             if imported.startswith(package + "."):
-                target = _owner(imported, package, depth)
+                target = _owner(imported, depth)
                 if target != source and target in arrows:
                     arrows[source].add(target)
     return find_cycles(children, lambda child: arrows[child])
