@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 CFN_LINT := $(SAM_VENV)/bin/cfn-lint
 PYTEST_ARGS ?=
 
-.PHONY: help install requirements tools run test typecheck test-unit test-integration test-template test-e2e lint build bench deploy translations clean
+.PHONY: help install requirements tools run test test-layers typecheck test-unit test-integration test-template test-e2e lint build bench deploy translations clean
 .PHONY: check security fuzz load
 
 help:
@@ -60,7 +60,11 @@ LOCAL_LIMITS ?= $$($(PY) -m local.loopback)
 run: install
 	$(PY) -m local $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
 
-test: typecheck test-unit test-integration test-template test-e2e
+test: test-layers typecheck test-unit test-integration test-template test-e2e
+
+# The core's layers contract and what it forbids (pyproject.toml [tool.importlinter]); seconds.
+test-layers: install
+	$(VENV)/bin/lint-imports
 
 # mypy, strict on rightsdesk.kernel (pyproject.toml [tool.mypy] says what is checked and how).
 typecheck: install

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rightsdesk.audience import consents
+from rightsdesk.audience import consents, contacts
 from rightsdesk.platform import hashing
 from rightsdesk.kernel.rights import Purpose
 from rightsdesk_cli.context import use
@@ -64,6 +64,6 @@ def withdraw(
 ) -> None:
     """Withdraw consent now (e.g. told by phone): the subject leaves the lists those purposes feed."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
-    left = consents.withdraw(hashing.email_hash(email), [p.value for p in purposes], source=source)
+    left = contacts.withdraw_consent(hashing.email_hash(email), [p.value for p in purposes], source=source)
     emit(state, {"withdrawn": [p.value for p in purposes], "lists_left": left},
          lambda: f"withdrawn: {', '.join(p.value for p in purposes)}" + (f"; left {', '.join(left)}" if left else ""))

@@ -19,6 +19,7 @@ from rightsdesk.kernel import clock
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
+from rightsdesk.store import queries
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
@@ -47,7 +48,7 @@ def _row(controller: ControllerItem) -> dict:
 def list_controllers(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Every registered controller."""
     state = use(ctx, json_output)
-    rows = [_row(controller) for controller in registry.list_controllers()]
+    rows = [_row(controller) for controller in queries.list_controllers()]
 
     def render() -> RenderableType:
         if not rows:
@@ -277,7 +278,6 @@ def remove(
         controller = registry.remove(controller_id, reason=reason, release_sites=release_sites)
     except InvalidInput as error:
         raise _explained(error) from None
-    from rightsdesk.store import queries
     from rightsdesk.kernel.status import is_open
 
     open_ids = [item.request_id for item in queries.list_requests(controller_id=controller_id)

@@ -107,7 +107,7 @@ def _filtered(controller: str | None, status: Status | None, route: str | None, 
     if route is None:
         found = queries.list_requests(controller_id=controller, status=status)
     else:
-        ids = [c.controller_id for c in registry.list_controllers()
+        ids = [c.controller_id for c in queries.list_controllers()
                if c.delivery == route and controller in (None, c.controller_id)]
         found = chain.from_iterable(queries.controller_requests(cid, status) for cid in ids)
     if overdue:

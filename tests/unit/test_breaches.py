@@ -116,6 +116,8 @@ def _capture_notifier_log(world: World, monkeypatch) -> io.StringIO:
     handler.setFormatter(logger.registered_formatter)
     monkeypatch.setattr(logger._logger, "handlers", [*logger._logger.handlers, handler])
     monkeypatch.setattr(logger._logger, "level", logging.INFO)
+    # logging caches isEnabledFor per level: an INFO line logged earlier at WARNING would stay dropped
+    monkeypatch.setattr(logger._logger, "_cache", {})
     return buffer
 
 

@@ -24,6 +24,7 @@ from rightsdesk.outbound import dispatch
 from rightsdesk.intake import submissions
 from rightsdesk.notices import policies
 from rightsdesk.routing import registry
+from rightsdesk.store import queries
 from rightsdesk.kernel import retention
 from rightsdesk.platform import sealing, webhooks
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
@@ -421,7 +422,7 @@ def test_a_failing_webhook_is_retried_and_its_last_failure_recorded_for_the_dead
 
 def test_a_major_policy_version_goes_to_every_webhook_controller_a_minor_one_to_none(cloud):
     hooked, emailed = controller(cloud), controller(cloud, "email")
-    webhook_ids = {c.controller_id for c in registry.list_controllers() if c.delivery == "webhook"}
+    webhook_ids = {c.controller_id for c in queries.list_controllers() if c.delivery == "webhook"}
 
     def publish(version: str, major: bool) -> list[DeliveryMessage]:
         policies.fan_out(policies.publish(policies.Publication(

@@ -133,7 +133,21 @@ KIND_CASES = {
 
 
 def test_the_table_covers_every_kind():
-    assert set(KIND_CASES) == set(mail_kinds.KINDS)
+    assert set(KIND_CASES) == set(mail_kinds.KINDS) == set(outbox.MAIL_IDS)
+
+
+@pytest.mark.parametrize("kind", sorted(outbox.MAIL_IDS))
+def test_a_message_missing_an_id_its_kind_needs_is_refused_when_queued(kind):
+    needed = outbox.MAIL_IDS[kind]
+    assert outbox.mail_body(kind, mail_id="m-1", **{name: "x1" for name in needed})["ids"]
+    for name in needed:
+        with pytest.raises(ValueError, match=f"names .*{name}"):
+            outbox.mail_body(kind, mail_id="m-1", **{other: "x1" for other in needed if other != name})
+
+
+def test_an_unknown_kind_is_refused_when_queued():
+    with pytest.raises(ValueError, match="unknown mail kind"):
+        outbox.mail_body("status_change", mail_id="m-1", request_id="dsr_1", status="completed")
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_CASES))

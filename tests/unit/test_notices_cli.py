@@ -136,3 +136,14 @@ def test_a_late_breach_reads_met_late_in_the_table_and_in_json_never_done(world)
     assert late.exit_code == 1 and "GDPR Art. 33(1)" in " ".join(late.output.split())
     explained = run_json("breach", "explain-delay", incident_id, "--deadline", "authority", "--reason", "Waited.")
     assert {d["deadline"]: d["delay_reason"] for d in explained["deadlines"]}["authority"] == "Waited."
+
+
+def test_consents_withdraw_leaves_the_list_that_purpose_feeds(world):
+    assert run_json("contacts", "add", "cleo@example.org", "--list", "newsletter", "--list", "policy_updates") == {
+        "added": 1, "lists": ["newsletter", "policy_updates"]}
+    assert run_json("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "newsletter",
+                    "--source", "ticket-4711") == {"withdrawn": ["newsletter"], "lists_left": ["newsletter"]}
+    ledger = {c["purpose"]: (c["state"], c["withdrawn_source"])
+              for c in run_json("consents", "show", "--email", "cleo@example.org")["consents"]}
+    assert ledger["newsletter"] == ("withdrawn", "ticket-4711")
+    assert ledger["policy_notices"] == ("granted", None), "the other list's consent stands"

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 
 from rightsdesk.notices import breaches as breach_counts
 from rightsdesk.store import queries
-from rightsdesk.routing import registry
 from rightsdesk.kernel import retention
 from rightsdesk_cli.annual.report import BreachFacts, PolicyFacts, RequestFacts
 from rightsdesk.store.items.controllers import ControllerItem
@@ -28,7 +27,7 @@ Progress = Callable[[int], None]  # called with how many requests were just read
 
 def requests(year: int, *, progress: Progress | None = None) -> Iterator[RequestFacts]:
     closed = {status.value for status in CLOSED}
-    for controller in registry.list_controllers():
+    for controller in queries.list_controllers():
         for status in Status:
             low, high = f"{status.value}#{year:04d}-", f"{status.value}#{year:04d}-~"
             found = RequestItem.by_controller.query(

@@ -6,8 +6,9 @@ CONSENT#<purpose>): the state now and every change before it (`history`). No add
 here; the hash is the key.
 
 A withdrawal applies at once: it takes the subject off the mailing list that purpose feeds, in the
-same transaction (rightsdesk.audience.contacts), and the notifier asks the ledger again before every list
-mail (contacts.may_receive), so a mail queued just before the withdrawal is not sent either.
+same transaction (rightsdesk.audience.contacts.withdraw_consent: the lists know the ledger, the ledger
+knows no lists), and the notifier asks the ledger again before every list mail
+(contacts.may_receive), so a mail queued just before the withdrawal is not sent either.
 
 Retention (Rule.CONSENT_RECORD): a record is kept while the consent is in use and for five years
 after its withdrawal, as proof of what the subject allowed and when they stopped it. A withdrawal
@@ -86,22 +87,6 @@ def record(email_hash: str, purpose: str, state: str, *, source: str, at: dateti
 def grant(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> None:
     for purpose in purposes:
         record(email_hash, purpose, GRANTED, source=source, at=at)
-
-
-def withdraw(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> list[str]:
-    """Withdraw consent to each purpose, and leave the list it feeds; returns the lists left."""
-    from rightsdesk.audience import contacts  # contacts writes the ledger too; imported here to keep the cycle loose
-
-    at = at or clock.now()
-    left = []
-    for purpose in dict.fromkeys(purposes):
-        if contacts.leave_for_withdrawal(email_hash, purpose, source=source, at=at):
-            left.append(contacts.list_for(purpose).name)
-        else:
-            record(email_hash, purpose, WITHDRAWN, source=source, at=at)
-    if left:
-        contacts.forget_if_unsubscribed(email_hash)
-    return left
 
 
 # ------------------------------------------------------------------ reading

@@ -32,6 +32,7 @@ from rightsdesk.platform import hashing
 from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.store.deletion import conditional_failure, erase
 from rightsdesk.kernel.errors import InvalidInput, NotFound
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.audience import ContactItem, ListMemberItem
 from rightsdesk.store.items.table import transaction
@@ -180,6 +181,21 @@ def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: date
     with transaction() as tx:
         unsubscribe_writes(tx, email_hash, mailing.name, actor="subject", at=at, source=source)
     return True
+
+
+def withdraw_consent(email_hash: str, purposes: Iterable[str], *, source: str,
+                     at: datetime | None = None) -> list[str]:
+    """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left."""
+    at = at or clock.now()
+    left = []
+    for purpose in dict.fromkeys(purposes):
+        if leave_for_withdrawal(email_hash, purpose, source=source, at=at):
+            left.append(list_for(purpose).name)
+        else:
+            consents.record(email_hash, purpose, consents.WITHDRAWN, source=source, at=at)
+    if left:
+        forget_if_unsubscribed(email_hash)
+    return left
 
 
 def may_receive(email_hash: str, list_name: str) -> bool:

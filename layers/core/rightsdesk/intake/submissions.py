@@ -43,6 +43,7 @@ from rightsdesk.store.lifecycle import listing_key, transition
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 

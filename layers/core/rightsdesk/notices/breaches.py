@@ -147,7 +147,7 @@ def _check(declaration: Declaration, now: datetime) -> None:
 
 def _controllers(ids: list[str] | None) -> list[ControllerItem]:
     if ids is None:
-        return [c for c in registry.list_controllers() if c.delivery != DeliveryMode.INTERNAL]
+        return [c for c in queries.list_controllers() if c.delivery != DeliveryMode.INTERNAL]
     found = []
     for controller_id in dict.fromkeys(ids):
         controller = registry.get_controller(controller_id)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pynamodb.exceptions import PutError
 
-from rightsdesk.store import audit, outbox
+from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.audience import contacts
@@ -238,7 +238,7 @@ def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
         return True
 
     if version.major:
-        for controller in registry.list_controllers():
+        for controller in queries.list_controllers():
             if registry.delivery_route(controller) != DeliveryMode.INTERNAL and first_time(controller.contact_email):
                 yield Recipient(f"ctl-{controller.controller_id}", controller.contact_email, controller.locale,
                                 "controller", controller_name=controller.name)
@@ -322,7 +322,7 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
         if progress:
             progress(len(batch))
     if version.major:
-        for controller in registry.list_controllers():
+        for controller in queries.list_controllers():
             if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
                 outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
                                                 doc=version.doc, version=version.version)

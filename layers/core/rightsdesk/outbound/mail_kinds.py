@@ -10,13 +10,13 @@ verification code, the status token) are derived with the stack's key at that mo
 (rightsdesk.platform.subject_secrets). Text someone typed for the mail (a controller's reason, the
 operator's note) waits on the request, purged with its personal fields (RequestItem.mail_note).
 
-Adding a mail: its template (rightsdesk.render.mail, notice_mail or own_mail), one entry in KINDS (for a
-mail about a request to its subject or to its controller's contact, `subject_request_mail` and
-`controller_request_mail` build the entry), and `outbox.enqueue_mail(kind, mail_id=..., **ids)`
-where it happens.
+Adding a mail: its template (rightsdesk.render.mail, notice_mail or own_mail), the ids its message
+names (outbox.MAIL_IDS), one entry in KINDS (for a mail about a request to its subject or to its
+controller's contact, `subject_request_mail` and `controller_request_mail` build the entry), and
+`outbox.enqueue_mail(kind, mail_id=..., **ids)` where it happens.
 
 Heavy or far modules (breaches, policies, own_requests, ...) are imported inside the resolvers:
-outbox checks a message against KINDS in the public API, whose cold start must not load them.
+the notifier loads this module, and a kind loads what it makes its mail from only when it sends one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rightsdesk.kernel import clock, retention
-from rightsdesk.store import queries
+from rightsdesk.store import outbox, queries
 from rightsdesk.routing import registry
 from rightsdesk.platform import subject_secrets
 from rightsdesk.platform.config import settings
@@ -63,7 +63,6 @@ DROPPED = "dropped"  # nothing to send any more (gone, purged, moved on)
 @dataclass(frozen=True)
 class MailKind:
     name: str
-    needs: tuple[str, ...]  # ids every message of this kind names
     resolve: Callable[[Ids, str], Mail | None]  # (ids, mail id) -> the mail, or None: nothing to send
     # What the outcome changes elsewhere (a breach notice, a request delivered by email); True if it
     # changed anything. Runs after the idempotent send, so a redelivered message retries only this.
@@ -73,6 +72,11 @@ class MailKind:
     # purged there is nothing to send. Mails about a request to its controller without such data
     # (a deadline notice, a failure report) still go after the purge.
     personal: bool = False
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The ids every message of this kind names (outbox.MAIL_IDS, which checks them when queued)."""
+        return outbox.MAIL_IDS[self.name]
 
 
 # ------------------------------------------------------------------ reading what a mail needs
@@ -132,7 +136,7 @@ def request_context(request: RequestItem, ids: Ids, mail_id: str) -> dict[str, A
 # ------------------------------------------------------------------ mail to a request's subject
 
 
-def subject_request_mail(template: str, *, needs: tuple[str, ...] = (),
+def subject_request_mail(template: str, *,
                          context: Callable[[RequestItem, Ids, str], dict] = request_context) -> MailKind:
     """A mail to the subject of a request, while their address is kept; `context` builds what it says."""
 
@@ -143,7 +147,7 @@ def subject_request_mail(template: str, *, needs: tuple[str, ...] = (),
             return None
         return Mail(to=address, template=template, locale=request.locale, context=context(request, ids, mail_id))
 
-    return MailKind(template, ("request_id", *needs), resolve, personal=True)
+    return MailKind(template, resolve, personal=True)
 
 
 def _verification_code(ids: Ids, mail_id: str) -> Mail | None:
@@ -206,7 +210,7 @@ def _controller_of(request: RequestItem) -> ControllerItem | None:
     return registry.get_controller(request.controller_id)
 
 
-def controller_request_mail(template: str, *, needs: tuple[str, ...] = (),
+def controller_request_mail(template: str, *,
                             context: Callable[[RequestItem, ControllerItem, Ids], dict] | None = None,
                             settle: Callable[[Ids, str], bool] | None = None,
                             sendable: Callable[[RequestItem], bool] = lambda request: True,
@@ -227,7 +231,7 @@ def controller_request_mail(template: str, *, needs: tuple[str, ...] = (),
         return Mail(to=controller.contact_email, template=template, locale=controller.locale, context=made,
                     tags={"request_id": request.request_id} if tag_request else {})
 
-    return MailKind(template, ("request_id", *needs), resolve, settle, personal=personal)
+    return MailKind(template, resolve, settle, personal=personal)
 
 
 def _forwarded_context(request: RequestItem, controller: ControllerItem, ids: Ids) -> dict:
@@ -340,32 +344,35 @@ def _newsletter(ids: Ids, mail_id: str) -> Mail | None:
 
 
 def _kinds(*kinds: MailKind) -> dict[str, MailKind]:
-    return {kind.name: kind for kind in kinds}
+    made = {kind.name: kind for kind in kinds}
+    if set(made) != set(outbox.MAIL_IDS):  # a kind nobody can queue, or a message nobody can send
+        raise RuntimeError(f"mail kinds and outbox.MAIL_IDS differ: {sorted(set(made) ^ set(outbox.MAIL_IDS))}")
+    return made
 
 
 KINDS: dict[str, MailKind] = _kinds(
     # to the subject (templates/mail, templates/operator/mail)
-    MailKind("verification_code", ("request_id",), _verification_code, personal=True),
+    MailKind("verification_code", _verification_code, personal=True),
     subject_request_mail("request_verified", context=_verified_context),
-    subject_request_mail("status_changed", needs=("status",)),
+    subject_request_mail("status_changed"),
     subject_request_mail("due_extended"),  # the new due date and the reason (Art. 12(3))
     subject_request_mail("own_request_overdue", context=_own_overdue_context),
     subject_request_mail("own_request_received", context=_own_received_context),
-    MailKind("own_request_answered", ("request_id", "outcome", "at"),
+    MailKind("own_request_answered",
              subject_request_mail("own_request_answered", context=_own_answered_context).resolve,
              _settle_own_answer, personal=True),
     # to a controller's privacy contact (templates/mail)
     controller_request_mail("request_forwarded", context=_forwarded_context, settle=_settle_forwarded,
                             sendable=_awaiting_email_delivery, tag_request=True, personal=True),
-    controller_request_mail("request_notice", needs=("notice",), context=_notice_context),
-    controller_request_mail("delivery_failed", needs=("attempts", "cause"), context=_failed_context),
-    MailKind("webhook_disabled", ("controller_id",), _webhook_disabled),
+    controller_request_mail("request_notice", context=_notice_context),
+    controller_request_mail("delivery_failed", context=_failed_context),
+    MailKind("webhook_disabled", _webhook_disabled),
     # notices (templates/notices, templates/operator/mail)
-    MailKind("breach_notice", ("incident_id", "notice"), _breach_notice, _settle_breach_notice, suppressible=True),
-    MailKind("breach_deadline_warning", ("incident_id", "warning"), _breach_warning),
-    MailKind("requests_overdue_digest", ("days", "request_0"), _overdue_digest),
-    MailKind("policy", ("doc", "version"), _policy, suppressible=True),
-    MailKind("newsletter", ("issue", "contact", "list"), _newsletter, suppressible=True),
+    MailKind("breach_notice", _breach_notice, _settle_breach_notice, suppressible=True),
+    MailKind("breach_deadline_warning", _breach_warning),
+    MailKind("requests_overdue_digest", _overdue_digest),
+    MailKind("policy", _policy, suppressible=True),
+    MailKind("newsletter", _newsletter, suppressible=True),
 )
 
 

@@ -24,7 +24,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.audience import consents, contacts, suppression
+from rightsdesk.audience import contacts, suppression
 from rightsdesk.routing import deadline_watch, registry
 from rightsdesk.own_data import subject_data
 from rightsdesk.platform.config import settings
@@ -101,7 +101,7 @@ def _apply(request: RequestItem, kind: RequestType, *, actor: str, note: str | N
         _erase(request, actor=actor, at=at, note=note)
         return
     if kind is RequestType.CONSENT_WITHDRAWAL:
-        consents.withdraw(request.subject_hash, request.purposes or [], source=source, at=at)
+        contacts.withdraw_consent(request.subject_hash, request.purposes or [], source=source, at=at)
     elif kind in FLAGS:
         contacts.limit_processing(request.subject_hash, FLAGS[kind], actor="subject", at=at, cause=request.request_id)
     # Access and portability need nothing done: the export is read from the table when opened.

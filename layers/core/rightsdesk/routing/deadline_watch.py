@@ -38,7 +38,6 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock, deadline_state
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.routing import registry
 from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.store.items.controllers import ControllerItem
@@ -105,7 +104,7 @@ def run(now: datetime | None = None) -> WatchReport:
     now = now or clock.now()
     report = WatchReport()
     digest: list[RequestItem] = []
-    for controller in registry.list_controllers():
+    for controller in queries.list_controllers():
         report.controllers += 1
         budget = [CONTROLLER_REMINDERS_PER_RUN]
         for status in in_order(WATCHED):

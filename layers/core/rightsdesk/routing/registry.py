@@ -20,6 +20,7 @@ from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
@@ -28,7 +29,6 @@ from rightsdesk.store.items.table import transaction
 # contact. Removed: also no deliveries and no credentials; the operator answers its open requests.
 ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"
 MAX_STATE_REASON = 500
-CONTROLLERS_PARTITION = "CONTROLLERS"
 # After a rotation the replaced secret keeps signing this long, so receivers can switch without a
 # gap, however many rotations follow (a lost answer and a retry rotate twice).
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
@@ -79,10 +79,6 @@ def require_controller(controller_id: str) -> ControllerItem:
     if controller is None:
         raise NotFound(f"no controller {controller_id}")
     return controller
-
-
-def list_controllers() -> list[ControllerItem]:
-    return list(ControllerItem.listing.query(CONTROLLERS_PARTITION))
 
 
 def state_of(controller: ControllerItem) -> str:
@@ -286,7 +282,7 @@ def register(
         webhook_secret_sealed=credentials.seal_webhook_secret(secret, controller_id) if secret else None,
         created_at=now,
         updated_at=now,
-        gsi1pk=CONTROLLERS_PARTITION,
+        gsi1pk=ControllerItem.LISTING_PARTITION,
         gsi1sk=controller_id,
     )
 

@@ -3,7 +3,8 @@
 Every message names what to do by ids only: no address, name, typed text, code or token, on any
 queue or its dead-letter queue. A mail message is `{"mail_id", "kind", "ids"}`: the notifier makes
 the mail from the table when it sends (rightsdesk.outbound.mail_kinds), so a purge also empties what a retry
-or a redrive would send. `mail_body` refuses any value that is not id-shaped.
+or a redrive would send. `mail_body` refuses any value that is not id-shaped, and a message that
+does not name the ids its kind needs (MAIL_IDS: the protocol lives here, below the kinds that use it).
 """
 
 from __future__ import annotations
@@ -18,16 +19,40 @@ from rightsdesk.platform.config import settings
 # short words (a status, a notice, a cause) and whole numbers. Never an address ('@'), never text.
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#-]{0,127}$")
 
+# Every kind of mail (rightsdesk.outbound.mail_kinds.KINDS, one entry each) and the ids its message
+# always names; a message may name more (a status page's words, a list).
+MAIL_IDS: dict[str, tuple[str, ...]] = {
+    # to the subject
+    "verification_code": ("request_id",),
+    "request_verified": ("request_id",),
+    "status_changed": ("request_id", "status"),
+    "due_extended": ("request_id",),
+    "own_request_overdue": ("request_id",),
+    "own_request_received": ("request_id",),
+    "own_request_answered": ("request_id", "outcome", "at"),
+    # to a controller's privacy contact
+    "request_forwarded": ("request_id",),
+    "request_notice": ("request_id", "notice"),
+    "delivery_failed": ("request_id", "attempts", "cause"),
+    "webhook_disabled": ("controller_id",),
+    # notices
+    "breach_notice": ("incident_id", "notice"),
+    "breach_deadline_warning": ("incident_id", "warning"),
+    "requests_overdue_digest": ("days", "request_0"),
+    "policy": ("doc", "version"),
+    "newsletter": ("issue", "contact", "list"),
+}
+
 
 def _sqs():
     return aws_clients.client("sqs")
 
 
 def mail_body(kind: str, *, mail_id: str, **ids: str | int) -> dict:
-    """One MailQueue message: `kind` (rightsdesk.outbound.mail_kinds.KINDS) and the ids it needs."""
-    from rightsdesk.outbound import mail_kinds  # the registry's resolvers are not needed to queue
-
-    needed = mail_kinds.kind(kind).needs
+    """One MailQueue message: `kind` (MAIL_IDS) and the ids it needs."""
+    needed = MAIL_IDS.get(kind)
+    if needed is None:
+        raise ValueError(f"unknown mail kind {kind!r}")
     ids = {name: value for name, value in ids.items() if value is not None}
     missing = [name for name in needed if name not in ids]
     if missing:

@@ -12,7 +12,6 @@ from itertools import chain, islice
 
 from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
-from rightsdesk.routing import registry
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -57,6 +56,11 @@ def audit_trail(request: RequestItem) -> list[AuditEvent]:
     return sorted(events, key=lambda event: event.at)
 
 
+def list_controllers() -> list[ControllerItem]:
+    """Every registered controller, whatever its state (rightsdesk.routing.registry writes them)."""
+    return list(ControllerItem.listing.query(ControllerItem.LISTING_PARTITION))
+
+
 def controller_requests(
     controller_id: str, status: Status | str | None = None, *, page_size: int | None = None
 ) -> Iterator[RequestItem]:
@@ -84,7 +88,7 @@ def list_requests(
     if controller_id is not None:
         ids: Iterable[str] = [controller_id]
     else:
-        ids = (controller.controller_id for controller in registry.list_controllers())
+        ids = (controller.controller_id for controller in list_controllers())
     # Lazy all the way down: a limit stops the reads, and a page is no bigger than the limit.
     found = chain.from_iterable(controller_requests(cid, status, page_size=limit) for cid in ids)
     return islice(found, limit) if limit is not None else found

@@ -26,6 +26,7 @@ class ControllerItem(_Item):
         pass
 
     SK = "CONTROLLER"
+    LISTING_PARTITION = "CONTROLLERS"  # the GSI1 partition every controller sits in (gsi1pk)
 
     controller_id = UnicodeAttribute()
     name = UnicodeAttribute()
