@@ -13,7 +13,6 @@ counted, never retried.
 from __future__ import annotations
 
 import json
-import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.platform import handler_support
 from rightsdesk.outbound import notify
+from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 
 logger = Logger()
@@ -31,8 +31,8 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # SES's send rate shared by at most NOTIFIER_CONCURRENCY instances (docs/notices.md, "Send rate").
-pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.environ.get("NOTIFIER_CONCURRENCY") or 1))
-MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
+pacer = notify.Pacer(config.ses_max_send_rate(), config.notifier_concurrency())
+MAX_ATTEMPTS = config.mail_max_attempts(notify.DEFAULT_MAX_ATTEMPTS)
 
 
 # This invocation's batch, made at once, and the suppressed addresses among it, looked up once
