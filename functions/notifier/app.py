@@ -83,14 +83,14 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         # The type only: messages of library errors can quote the address they choked on.
         logger.warning("mail not sent", extra={**where, "error_type": type(error).__name__, "final": final})
         if final:
-            notify.settle(message, notify.FAILED)
+            notify.record_outcome(message, notify.FAILED)
             metrics.add_metric(name="MailFailed", unit=MetricUnit.Count, value=1)
         else:
             _come_back_after(record, notify.retry_delay(attempt))
             metrics.add_metric(name="MailRetried", unit=MetricUnit.Count, value=1)
         raise
     outcome = result.get("result", notify.SENT)
-    notify.settle(message, outcome)
+    notify.record_outcome(message, outcome)
     logger.info("mail done", extra={**where, "result": outcome})
     metrics.add_metric(name=OUTCOME_METRICS.get(outcome, "MailSent"), unit=MetricUnit.Count, value=1)
 
