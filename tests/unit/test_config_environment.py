@@ -55,15 +55,15 @@ def test_a_deployments_retention_override_reaches_the_rule(monkeypatch):
     assert retention.keep_for(retention.Rule.VERIFICATION_CODE) == timedelta(minutes=15)
 
 
-def test_a_period_is_never_counted_without_the_deployments_overrides():
-    """The kernel reads no environment; if config has not installed its lookup, counting a period
-    fails instead of silently using the table's."""
-    code = ("from rightsdesk.kernel import retention\n"
-            "try:\n    retention.rule(retention.Rule.SKELETON)\nexcept RuntimeError:\n    print('refused')\n"
-            "from rightsdesk.platform import config\nprint(retention.rule(retention.Rule.SKELETON).keep.days)\n")
+def test_the_kernel_alone_gets_the_deployments_overrides():
+    """The kernel reads no environment; config installs its lookup when the rightsdesk package is
+    imported, so a process that imports only the kernel counts the deployment's periods too."""
+    code = ("from rightsdesk.kernel import retention\nprint(retention.rule(retention.Rule.SKELETON).keep.days)\n"
+            "retention.use_overrides(None)\n"
+            "try:\n    retention.rule(retention.Rule.SKELETON)\nexcept RuntimeError:\n    print('refused')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(ROOT / "layers" / "core"), "RETENTION_SKELETON_SECONDS": "86400"})
-    assert out.stdout.split() == ["refused", "1"]
+    assert out.stdout.split() == ["1", "refused"]
 
 
 def test_region_follows_the_environment_and_use_region(monkeypatch):

@@ -82,12 +82,13 @@ DEFAULTS: dict[Rule, RetentionRule] = {
 BUCKET_SECONDS = 86400
 
 
-# Seconds for a rule, or None for the table's; None until config installs it. A period counted
-# without the deployment's overrides would be silently wrong, so that is an error, not a default.
+# Seconds for a rule, or None for the table's; installed by config (imported with the rightsdesk
+# package). A period counted without the deployment's overrides would be silently wrong, so that
+# is an error, not a default.
 _override_seconds: Callable[[Rule], int | None] | None = None
 
 
-def use_overrides(lookup: Callable[[Rule], int | None]) -> None:
+def use_overrides(lookup: Callable[[Rule], int | None] | None) -> None:
     global _override_seconds
     _override_seconds = lookup
 
