@@ -21,7 +21,7 @@ _CHILD = r"""
 import importlib.util, json, sys, time
 shared = sys.argv[1] == "shared"
 started = time.perf_counter()
-import rightsdesk.store.items
+import rightsdesk.store.items.table
 if not shared:
     import botocore.session, pynamodb.connection.base as base
     base.get_session = botocore.session.get_session

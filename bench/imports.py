@@ -73,7 +73,8 @@ def measure(functions: list[str], runs: int = 7) -> list[dict]:
 # (the X-Ray SDK built two botocore clients for its sampler) and no boto3 at load (the core's
 # clients are botocore's, rightsdesk.platform.aws_clients). Queue and stream functions add the Batch utility;
 # the API functions build the Event Handler with validation, which imports pydantic.
-_FLOOR = "import rightsdesk.store.items\nfrom aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n"
+_FLOOR = ("from rightsdesk.store.items import audience, audit, controllers, limits, notices, requests, sweeps\n"
+          "from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n")
 REFERENCES = {
     "(floor) the core's models, powertools Logger, Metrics": "code:" + _FLOOR,
     "(batch floor) + Batch utility":

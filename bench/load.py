@@ -107,7 +107,7 @@ def _deliveries(base_url: str, wanted: set[str], timeout: float) -> dict[str, se
         time.sleep(1)
 
 
-def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds: float = 600) -> dict:
+def run(base_url: str, total: int = 2000, concurrency: int = 20, wait_seconds: float = 600) -> dict:
     client = Client(base_url)
     submit, verify = Phase(), Phase()
     load_before = os.getloadavg()[0]
@@ -123,7 +123,7 @@ def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds:
         submitted = list(pool.map(submit_one, range(total)))
     submit.seconds = time.perf_counter() - started
     accepted = [request_id for request_id in submitted if request_id]
-    codes = _codes(base_url, set(accepted), timeout=settle_seconds)
+    codes = _codes(base_url, set(accepted), timeout=wait_seconds)
 
     def verify_one(request_id: str) -> bool:
         if request_id not in codes:
@@ -136,7 +136,7 @@ def run(base_url: str, total: int = 2000, concurrency: int = 20, settle_seconds:
         verified = [rid for rid, ok in zip(accepted, pool.map(verify_one, accepted), strict=True) if ok]
     verify.seconds = time.perf_counter() - started
     started = time.perf_counter()
-    delivered = _deliveries(base_url, set(verified), timeout=settle_seconds)
+    delivered = _deliveries(base_url, set(verified), timeout=wait_seconds)
     drain = time.perf_counter() - started
 
     statuses = submit.statuses + verify.statuses

@@ -4,9 +4,9 @@ recipient, and the notifier's peak memory.
 Three kinds of process, so each figure is the notifier's own: this one runs moto in server mode,
 seeds controllers and subjects and declares breaches through the core (their notices are queued:
 the fan-out rate); a worker (bench/notifier_worker.py) plays Lambda's SQS poller around the real
-NotifierFunction handler until every notice is settled, counting the handler's AWS calls with a
-botocore hook. Recipients go in waves of WAVE (one breach each, the next declared when the last is
-settled): moto's SQS recounts the whole queue on every send and receive, so one 10k-deep queue
+NotifierFunction handler until every notice has its outcome, counting the handler's AWS calls with a
+botocore hook. Recipients go in waves of WAVE (one breach each, the next declared when the last has
+its outcome): moto's SQS recounts the whole queue on every send and receive, so one 10k-deep queue
 would measure the emulator's O(n^2), not rightsdesk. Throughput is measured untraced (tracemalloc
 slows Python about twofold); memory comes from a second, traced worker over two waves, whose peaks
 show whether it grows with the mails handled.
@@ -204,9 +204,9 @@ def section(result: dict, ten_k: dict | None = None) -> str:
 Breaches of 500 subjects each (moto's SQS recounts its whole queue on every call, so one very deep
 queue would measure the emulator); `breaches.declare` writes the notices and queues their mails
 (fan-out rate), then the real NotifierFunction handler, fed by a stand-in for Lambda's SQS poller in
-a process of its own, sends and settles every one. Calls are counted with a botocore hook in the
+a process of its own, sends every one and records its outcome. Calls are counted with a botocore hook in the
 notifier's process: SES and DynamoDB are the notifier's (idempotency record put and update, the
-batch's suppression lookup, the notice's settle); SQS receive and delete are Lambda's and not
+batch's suppression lookup, the notice's outcome); SQS receive and delete are Lambda's and not
 counted. Peak memory is tracemalloc's in a second, traced run of two waves; the peak after the first
 shows it does not grow with the mails handled. Unpaced (`SES_MAX_SEND_RATE=0`): in AWS the rate is
 capped by the SesMaxSendRate parameter (docs/notices.md). moto answers over loopback on the same two

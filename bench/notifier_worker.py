@@ -2,7 +2,7 @@
 
 `python -m bench.notifier_worker [--trace-memory]`, with the environment of a notifier pointed at
 moto. It reads commands on stdin, one per line: `wave INCIDENT_ID` receives ten at a time, invokes
-the handler and deletes what succeeded until every notice of that incident is settled, then prints a
+the handler and deletes what succeeded until every notice of that incident has its outcome, then prints a
 JSON line (seconds, mails handled, AWS calls the handler made per service, tracemalloc figures);
 `quit` ends it. The handlers' own log lines go to /dev/null, as CloudWatch would take them.
 """

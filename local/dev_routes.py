@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from local import faults, outbox
 from local.functions import FunctionError, FunctionUnavailable
-from local.pollers import SqsPoller, schedule_properties, scheduled_event, settle
+from local.pollers import SqsPoller, drain, schedule_properties, scheduled_event
 from local.servers import RequestHandler, error_body
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class DevRoutes:
             ("POST", "faults"): self.post_faults,
             ("GET", "faults"): self.get_faults,
             ("DELETE", "faults"): self.delete_faults,
-            ("POST", "settle"): self.settle,
+            ("POST", "drain"): self.drain,
         }
 
     def __call__(self, request: RequestHandler, path: str, query: str, body: bytes) -> int:
@@ -110,12 +110,12 @@ class DevRoutes:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
 
-    def settle(self, body: Any) -> tuple[int, Any]:
+    def drain(self, body: Any) -> tuple[int, Any]:
         """Answer once every queue and stream poller has handed on what was visible when asked
-        (local.pollers.settle): a test's "and nothing more happened" without sleeping."""
-        if settle(self.stack.workers):
-            return 200, {"settled": True}
-        return 504, error_body("not_settled", "the pollers did not finish two polls within 20 s")
+        (local.pollers.drain): a test's "and nothing more happened" without sleeping."""
+        if drain(self.stack.workers):
+            return 200, {"drained": True}
+        return 504, error_body("not_drained", "the pollers did not finish two polls within 20 s")
 
     def get_webhooks(self, body: Any) -> tuple[int, Any]:
         return 200, self.stack.receiver_app.listing()

@@ -31,10 +31,10 @@ class Worker(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.stop = stop
         # Polls finished so far; a poll that starts after a moment and ends has seen everything
-        # visible at that moment (settle()).
+        # visible at that moment (drain()).
         self.polls = 0
         self.polled = threading.Condition()
-        self.hurry = threading.Event()  # set by settle(): poll without waiting for messages to arrive
+        self.hurry = threading.Event()  # set by drain(): poll without waiting for messages to arrive
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -68,7 +68,7 @@ def _failed_ids(result: Any, ids: list[str]) -> set[str]:
     return reported if reported <= set(ids) else set(ids)
 
 
-def settle(workers: list[Worker], timeout: float = 20.0) -> bool:
+def drain(workers: list[Worker], timeout: float = 20.0) -> bool:
     """Wait until each queue and stream poller has finished two polls since the call: the second
     began after it, so whatever was visible then has been handed to its function and answered
     (one hop: what those invocations send on may still be on its way). False on timeout."""

@@ -1,7 +1,7 @@
 """`rightsdesk breach ...`: declare a personal-data breach, follow its notices and its 72-hour clock.
 
 Declaring writes the incident and one notice per recipient, then queues the mails (MailQueue ->
-NotifierFunction -> SES); the notifier settles each notice. Controllers delivering by webhook also
+NotifierFunction -> SES); the notifier records each notice's outcome. Controllers delivering by webhook also
 get a `breach.notice` event, whose outcome the dispatcher records. Nothing here prints a recipient's
 address: controllers are shown by id, subjects by the first characters of their keyed hash.
 """
@@ -182,9 +182,9 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
          for kind in (*breaches.KINDS, "total")),
         title="notices",
     )
-    settled, total = _done(counts)
-    bar = Progress(TextColumn("settled"), BarColumn(), MofNCompleteColumn())
-    bar.add_task("settled", total=max(total, 1), completed=settled)
+    done, total = _done(counts)
+    bar = Progress(TextColumn("done"), BarColumn(), MofNCompleteColumn())
+    bar.add_task("done", total=max(total, 1), completed=done)
     parts: list = [facts, "", deadlines, tally, bar.get_renderable()]
     recipients = data.get("recipients")
     if recipients:
@@ -219,14 +219,14 @@ def status(
 
 def _watch(state: Context, incident: IncidentItem, timeout: int) -> None:
     deadline = time.monotonic() + timeout
-    settled, total = _done(breaches.tally(incident, record=False))
+    done, total = _done(breaches.tally(incident, record=False))
     with Progress(TextColumn("sending notices"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=state.console, transient=True) as bar:
-        task = bar.add_task("notices", total=max(total, 1), completed=settled)
-        while settled < total and time.monotonic() < deadline:
+        task = bar.add_task("notices", total=max(total, 1), completed=done)
+        while done < total and time.monotonic() < deadline:
             time.sleep(WATCH_SECONDS)
-            settled, total = _done(breaches.tally(incident, record=False))
-            bar.update(task, completed=settled, total=max(total, 1))
+            done, total = _done(breaches.tally(incident, record=False))
+            bar.update(task, completed=done, total=max(total, 1))
 
 
 # ------------------------------------------------------------------ the rest

@@ -2,7 +2,7 @@
 
 Nothing is configured until a command needs data, so `--help` and usage errors work offline and
 without credentials. The core reads its AWS settings from the environment (boto3, pynamodb and
-`rightsdesk.store.items.table._region`), so the target is set there before the first client is created.
+`rightsdesk.platform.config.aws_region`), so the target is set there before the first client is created.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ succeeded is answered from the idempotency record, keyed on the delivery id (no 
 from __future__ import annotations
 
 import json
-import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,6 +21,7 @@ from rightsdesk.kernel import retention
 from rightsdesk.routing import delivery
 from rightsdesk.outbound import dispatch
 from rightsdesk.platform import handler_support
+from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 
 logger = Logger()
@@ -29,7 +29,7 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # The DeliveryQueue's maxReceiveCount: the receive that may not fail without giving up.
-MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS") or delivery.DEFAULT_MAX_ATTEMPTS)
+MAX_ATTEMPTS = config.delivery_max_attempts(delivery.DEFAULT_MAX_ATTEMPTS)
 
 
 def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int) -> dict:

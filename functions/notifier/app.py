@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rightsdesk.kernel import retention
 from rightsdesk.platform import handler_support
 from rightsdesk.outbound import notify
+from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 
 logger = Logger()
@@ -33,8 +33,8 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # SES's send rate shared by at most NOTIFIER_CONCURRENCY instances (docs/notices.md, "Send rate").
-pacer = notify.Pacer(float(os.environ.get("SES_MAX_SEND_RATE") or 0), int(os.environ.get("NOTIFIER_CONCURRENCY") or 1))
-MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or notify.DEFAULT_MAX_ATTEMPTS)
+pacer = notify.Pacer(config.ses_max_send_rate(), config.notifier_concurrency())
+MAX_ATTEMPTS = config.mail_max_attempts(notify.DEFAULT_MAX_ATTEMPTS)
 
 
 def send_once(message: dict, batch: notify.Batch | None = None) -> dict:
@@ -85,7 +85,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="MailRetried", unit=MetricUnit.Count, value=1)
         raise
     outcome = result.get("result", notify.SENT)
-    notify.settle(message, outcome)
+    notify.record_outcome(message, outcome)
     logger.info("mail done", extra={**where, "result": outcome})
     metrics.add_metric(name=OUTCOME_METRICS.get(outcome, "MailSent"), unit=MetricUnit.Count, value=1)
 

@@ -6,7 +6,7 @@ security headers apply. Nothing here logs a token or an address.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
@@ -15,8 +15,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
-from rightsdesk.notices import notice_pages, policies
-from rightsdesk.audience import unsubscribe
+
+if TYPE_CHECKING:
+    from rightsdesk.audience import unsubscribe
 
 logger = Logger(child=True)
 router = Router()
@@ -42,6 +43,8 @@ def _archive_answer(data: dict, render) -> Response | dict:
             responses=http.responses(200, "The document's versions (an HTML page for Accept: text/html)", None,
                                      404, 503, media=(http.JSON, "text/html")))
 def policy_archive(doc: str):
+    from rightsdesk.notices import notice_pages, policies  # the archive's records: loaded by its routes alone
+
     return _archive_answer(policies.archive(doc), notice_pages.policy_archive_page)
 
 
@@ -49,6 +52,8 @@ def policy_archive(doc: str):
             responses=http.responses(200, "The version, as published (an HTML page for Accept: text/html)", None,
                                      404, 503, media=(http.JSON, "text/html")))
 def policy_version(doc: str, version: str):
+    from rightsdesk.notices import notice_pages, policies
+
     return _archive_answer(policies.view(policies.get(doc, version)), notice_pages.policy_version_page)
 
 
@@ -72,6 +77,8 @@ def _contact_locale(claims: unsubscribe.Claims | None) -> str | None:
 
 def _page(state: str, status: int, token: str | None = None, list_name: str | None = None,
           claims: unsubscribe.Claims | None = None) -> Response:
+    from rightsdesk.notices import notice_pages
+
     return Response(
         status_code=status,
         content_type="text/html; charset=utf-8",
@@ -81,6 +88,8 @@ def _page(state: str, status: int, token: str | None = None, list_name: str | No
 
 
 def _refused(error: unsubscribe.InvalidToken | unsubscribe.SpentToken) -> Response:
+    from rightsdesk.audience import unsubscribe
+
     state = "used" if isinstance(error, unsubscribe.SpentToken) else "invalid"
     if http.wants_html(router.current_event.headers.get("accept")):
         return _page(state, error.status)
@@ -90,6 +99,8 @@ def _refused(error: unsubscribe.InvalidToken | unsubscribe.SpentToken) -> Respon
 @router.get("/v1/unsubscribe", include_in_schema=False)
 def unsubscribe_page(token: TOKEN = None):
     # Only a page: mail scanners fetch every link, and a GET must never unsubscribe anyone.
+    from rightsdesk.audience import unsubscribe  # the list's records: loaded by its routes alone
+
     try:
         claims = unsubscribe.check(token)
     except (unsubscribe.InvalidToken, unsubscribe.SpentToken) as error:
@@ -101,6 +112,8 @@ def unsubscribe_page(token: TOKEN = None):
              responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503,
                                       media=(http.JSON, "text/html")))
 def unsubscribe_now(token: TOKEN = None):
+    from rightsdesk.audience import unsubscribe
+
     try:
         claims = unsubscribe.spend(token)
     except (unsubscribe.InvalidToken, unsubscribe.SpentToken) as error:

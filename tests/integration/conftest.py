@@ -158,9 +158,9 @@ class RunningStack:
     def clock(self) -> dict:
         return self._ok(self.get("/_dev/clock"))
 
-    def settle(self) -> None:
+    def drain(self) -> None:
         """Return once every queue and stream poller has handed on what was visible when called."""
-        self._ok(self.post("/_dev/settle"))
+        self._ok(self.post("/_dev/drain"))
 
     def advance_clock(self, seconds: float) -> dict:
         return self._ok(self.post("/_dev/clock", json={"advance_seconds": seconds}))
@@ -169,7 +169,7 @@ class RunningStack:
         """After a worker logged a failed attempt: let it finish setting the message's retry delay
         (a worker logs the failure first), then move the clock `seconds`. Moving it first would make
         the delay count from the moved clock, and the retry would never come (seen under CI load)."""
-        self.settle()
+        self.drain()
         return self.advance_clock(seconds)
 
     def set_clock_offset(self, seconds: float) -> dict:

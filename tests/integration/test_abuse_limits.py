@@ -68,7 +68,7 @@ def test_the_address_after_its_hourly_codes_gets_the_same_202_and_nothing_happen
     assert len(set(map(repr, shapes))) == 1, "the refused submission's answer looks like the others"
     ids = [r.json()["request_id"] for r in answers]
     assert [_stored(table, request_id) for request_id in ids] == [True] * CODES_PER_ADDRESS + [False]
-    stack.settle()
+    stack.drain()
     codes = [m for m in stack.outbox() if email in m["to"]]
     assert len(codes) == CODES_PER_ADDRESS, "no code mail beyond the limit"
     assert not any(ids[-1] in (m["text"] or "") for m in codes)
@@ -116,19 +116,19 @@ def test_a_controller_mails_its_subject_only_a_few_times_a_day(stack):
     def to_subject() -> list[dict]:
         return [m for m in stack.outbox() if submitted.email in m["to"]]
 
-    stack.settle()
+    stack.drain()
     before = len(to_subject())  # the code and the confirmation
     for report in reports:
         answer = stack.post(path, json=report, headers=controller.auth)
         assert answer.status_code == 200, answer.text
         stack.advance_clock(5)  # a status mail's id holds the second it was sent: one report per second
-    stack.settle()
+    stack.drain()
 
     def updates() -> list[dict]:  # status and extension mails alike
         return to_subject()[before:]
 
     eventually(lambda: len(updates()) >= SUBJECT_MAILS_PER_DAY)
-    stack.settle()
+    stack.drain()
     assert len(updates()) == SUBJECT_MAILS_PER_DAY
     assert stack.get(f"/v1/requests/{submitted.request_id}",
                      headers={"Authorization": f"Bearer {submitted.status_token}"}).json()["status"] == "completed"

@@ -80,7 +80,7 @@ def test_an_extension_reaches_the_subject_then_after_the_purge_the_controller_is
     notification = answer.json()["subject_notification"]
     assert notification["by"] == "controller" and notification["rule"] == "GDPR Art. 12(3)"
     assert "now yours" in notification["message"]
-    stack.settle()
+    stack.drain()
     assert not [m for m in stack.outbox() if request["email"] in str(m["to"])], "the address is gone: no mail"
 
     token = {"Authorization": f"Bearer {request['status_token']}", "Accept": "application/json"}
@@ -106,20 +106,20 @@ def test_a_passed_due_date_cannot_be_extended_and_reminders_keep_going_once_each
 
     for _ in range(2):  # two runs in the same period send it once
         assert stack.run("DeadlineWatchFunction")["result"]["overdue"] >= 1
-    stack.settle()
+    stack.drain()
     assert [(e["notice"], e.get("reminder")) for e in overdue_events()] == [("overdue", 1)]
 
     stack.advance_clock(4 * 86400)
     stack.run("DeadlineWatchFunction")
     stack.run("DeadlineWatchFunction")
-    stack.settle()
+    stack.drain()
     assert [e.get("reminder") for e in overdue_events()] == [1, 2]
 
     stack.clear_outbox()
     stack.advance_clock(3 * 86400)  # a week overdue: the operator's digest, once
     stack.run("DeadlineWatchFunction")
     stack.run("DeadlineWatchFunction")
-    stack.settle()
+    stack.drain()
     digests = [m for m in stack.outbox() if OPERATOR in str(m["to"]) and "overdue" in m["subject"]
                and request_id in m["text"]]
     assert len(digests) == 1 and request["email"] not in digests[0]["text"]

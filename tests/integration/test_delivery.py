@@ -196,7 +196,7 @@ def test_a_receiver_failing_three_times_then_succeeding_gets_it_once(st, table):
         assert status(table, rid) == "forwarded"
         early = wait_seconds - 30 if wait_seconds > 60 else 0  # real seconds pass too: keep a margin
         st.advance_clock(early)
-        st.settle()
+        st.drain()
         assert len(events(st, rid)) == attempt, "no retry before the schedule says so"
         st.advance_clock(wait_seconds - early + 1)
     wait_for(lambda: status(table, rid) == "delivered", "delivered on the fourth attempt")
@@ -214,12 +214,12 @@ def test_a_dispatcher_killed_mid_batch_loses_no_request(st, table):
     faults(st, crash_after_records=1, pause=False)
 
     first = wait_for(lambda: [rid for rid in ids if status(table, rid) == "delivered"], "the first record")
-    st.settle()
+    st.drain()
     first = [rid for rid in ids if status(table, rid) == "delivered"]
     assert len(first) == 1, "the invocation died after its first record"
     st.advance_clock(QUEUE_VISIBILITY_SECONDS + 1)  # the batch comes back after the queue's visibility timeout
     wait_for(lambda: all(status(table, rid) == "delivered" for rid in ids), "every request delivered")
-    st.settle()
+    st.drain()
 
     for rid in ids:
         assert len(events(st, rid)) == 1, "each request reached the controller exactly once"
@@ -378,7 +378,7 @@ def test_a_request_left_verified_is_routed_again_by_the_deadline_watch(st, aws, 
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     finally:
         faults(st, pause=False)
-    st.settle()
+    st.drain()
     assert status(table, rid) == "verified"
 
     st.advance_clock(10 * 60)
@@ -405,7 +405,7 @@ def test_deadline_notices_go_once_three_days_before_and_once_on_the_due_date(st,
     start_of_due_day = datetime.combine(due.date(), datetime.min.time(), tzinfo=timezone.utc)
     move_to(start_of_due_day - timedelta(days=4) + timedelta(hours=1))
     st.run("DeadlineWatchFunction")
-    st.settle()
+    st.drain()
     assert notices() == [], "nothing four days before"
 
     move_to(start_of_due_day - timedelta(days=3) + timedelta(hours=1))
@@ -416,7 +416,7 @@ def test_deadline_notices_go_once_three_days_before_and_once_on_the_due_date(st,
     st.run("DeadlineWatchFunction")
     st.run("DeadlineWatchFunction")
     wait_for(lambda: len(notices()) == 2, "the due-date notice")
-    st.settle()
+    st.drain()
 
     assert notices() == ["due_in_3_days", "due_today"]
     for event in events(st, rid, "dsr.request.overdue"):

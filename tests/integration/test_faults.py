@@ -161,7 +161,7 @@ def test_a_dispatcher_killed_after_the_webhook_before_its_status_write_delivers_
     request_id = accepted(flow.submit_and_verify())
     wait_for(lambda: flow.deliveries(request_id), "the webhook sent before the crash")
     wait_for(lambda: not flow.faults() or flow.faults()[0]["hits"] == 1, "the crash")
-    flow.stack.settle()
+    flow.stack.drain()
     assert flow.status(request_id) == "forwarded", "the crash came before the status write"
     flow.assert_whole(request_id)
 
@@ -233,7 +233,7 @@ def test_a_redelivered_message_is_acted_on_once(flow):
         {"mail_id": f"verify-{request_id}", "kind": "verification_code", "ids": {"request_id": request_id}}))
     wait_for(lambda: flow.logged("delivery done", request_id) and flow.stack.logs().count(request_id) > 1,
              "the duplicate handled")
-    flow.stack.settle()
+    flow.stack.drain()
     assert len(flow.deliveries(request_id)) == 1
     assert len(flow.mails_to(request["email"])) == mails
 

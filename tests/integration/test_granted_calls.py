@@ -100,7 +100,7 @@ def recorded(launch_stack, tmp_path_factory):
                       headers={**JSON, "Authorization": f"Bearer {other['status_token']}"}).ok
     for page in ("/v1/policies/privacy", "/v1/unsubscribe?token=x"):
         assert stack.get(page, headers=JSON).status_code < 500
-    stack.settle()
+    stack.drain()
     # the controller: list, fetch, report with a reason, rotate its secret, test its webhook
     assert stack.get("/v1/controller/requests", headers=key).ok
     assert stack.get(f"/v1/controller/requests/{request_id}", headers=key).ok
@@ -109,11 +109,11 @@ def recorded(launch_stack, tmp_path_factory):
     assert reported.ok, reported.text
     assert stack.post("/v1/controller/webhook/rotate", headers=key).ok
     assert stack.post("/v1/controller/webhook/test", headers=key).ok
-    stack.settle()
+    stack.drain()
     # the schedules
     for function in ("RetentionFunction", "DeadlineWatchFunction"):
         stack.run(function)
-    stack.settle()
+    stack.drain()
     calls = [json.loads(line) for line in path.read_text().splitlines()]
     yield calls
     stack.stop()

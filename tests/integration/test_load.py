@@ -17,7 +17,7 @@ REQUESTS = int(os.environ.get("RIGHTSDESK_LOAD_REQUESTS") or 60)
 
 def test_concurrent_submissions_and_verifications_lose_nothing_and_duplicate_nothing(launch_stack):
     stack = launch_stack()
-    result = load.run(stack.base_url, total=REQUESTS, concurrency=20, settle_seconds=120)
+    result = load.run(stack.base_url, total=REQUESTS, concurrency=20, wait_seconds=120)
     stack.stop()
     assert result["accepted"] == result["verified"] == result["delivered"] == REQUESTS, result
     assert (result["lost"], result["duplicated"], result["server_errors"]) == (0, 0, 0), result

@@ -388,7 +388,7 @@ def test_stream_records_are_filtered_and_delivered(fx, fx_aws):
         return {item["pk"]["S"] for item in scan(dynamodb, table) if item["pk"]["S"].startswith("SEEN#")}
 
     eventually(lambda: f"SEEN#{wanted}" in seen())
-    fx.settle()  # the other records were in the same or an earlier batch: handed on by now
+    fx.drain()  # the other records were in the same or an earlier batch: handed on by now
     marks = [i for i in scan(dynamodb, table) if i["pk"]["S"] == f"SEEN#{wanted}"]
     assert [m["sk"]["S"] for m in marks] == ["INSERT"], "the MODIFY is filtered out"
     assert marks[0]["source"]["S"].startswith("arn:aws:dynamodb:")
@@ -500,13 +500,13 @@ def test_the_repo_template_serves_the_form_through_its_handler(stack):
     assert response.headers["Content-Type"].startswith("text/html")
 
 
-def test_settle_answers_once_what_was_queued_has_been_handled(fx, fx_aws):
+def test_drain_answers_once_what_was_queued_has_been_handled(fx, fx_aws):
     sqs, dynamodb = fx_aws("sqs"), fx_aws("dynamodb")
     queue = sqs.get_queue_url(QueueName="rightsdesk-local-WorkQueue")["QueueUrl"]
-    message_id = f"settle-{uuid.uuid4().hex[:8]}"
+    message_id = f"drain-{uuid.uuid4().hex[:8]}"
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": message_id}))
 
-    fx.settle()  # no polling in the test: the answer itself says the poller has handed it on
+    fx.drain()  # no polling in the test: the answer itself says the poller has handed it on
 
     item = dynamodb.get_item(TableName="rightsdesk-local-FixtureTable",
                              Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "deliveries"}}, ConsistentRead=True)

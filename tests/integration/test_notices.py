@@ -73,7 +73,7 @@ def sent_count(stack) -> int:
     return int(stack.client("ses").get_send_quota()["SentLast24Hours"]) // 2
 
 
-def unsettled(stack, incident_id: str) -> int:
+def pending_notices(stack, incident_id: str) -> int:
     """Notices still pending, read straight from the table: cheaper to poll than the CLI."""
     found, kwargs = 0, {}
     while True:
@@ -154,8 +154,8 @@ def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(sta
     wait_for(lambda: stack.logs().count('"message":"mail not sent"') >= 20, "a few batches to fail", 30, 0.5)
     ses.verify_email_identity(EmailAddress=SENDER)
 
-    # The table is cheap to poll; the CLI (a Python start-up each time) only once all is settled.
-    wait_for(lambda: unsettled(stack, incident_id) == 0, "every notice to be settled", SEND_DEADLINE, 0.5)
+    # The table is cheap to poll; the CLI (a Python start-up each time) only once none is pending.
+    wait_for(lambda: pending_notices(stack, incident_id) == 0, "every notice to have its outcome", SEND_DEADLINE, 0.5)
     status = as_json(rightsdesk(stack, "breach", "status", incident_id, "--json"))
     assert status["counts"]["controller"] == {"pending": 0, "sent": 3, "failed": 0, "suppressed": 0}
     assert status["counts"]["subject"] == {"pending": 0, "sent": SUBJECTS, "failed": 0, "suppressed": 0}
@@ -230,7 +230,7 @@ def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
                                   "--categories", "chat_history", "--controllers", "ctl_delta", "--high-risk",
                                   "--notify-subjects"))
     incident_id = declared["incident"]["incident_id"]
-    wait_for(lambda: unsettled(stack, incident_id) == 0, "the small breach to settle", 30, 0.5)
+    wait_for(lambda: pending_notices(stack, incident_id) == 0, "the small breach's notices to have their outcome", 30, 0.5)
     status = as_json(rightsdesk(stack, "breach", "status", incident_id, "--json"))
     assert status["counts"]["subject"] == {"pending": 0, "sent": 1, "failed": 0, "suppressed": 1}
     assert sorted(to for m in stack.outbox() for to in m["to"]) == ["dpo@ctl-delta.test", "here@example.org"]

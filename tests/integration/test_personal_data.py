@@ -140,7 +140,7 @@ def run(launch_stack):
     stack.run("RetentionFunction")
     wait_for(lambda: flow.item(unverified.json()["request_id"]) is None, "the unverified request deleted")
     story["unverified_rid"] = unverified.json()["request_id"]
-    stack.settle()  # the stream handler audits the deletions
+    stack.drain()  # the stream handler audits the deletions
     story["rid"] = rid
     story["statuses"].update({rid: "acknowledged", cancelled["request_id"]: "cancelled"})
 
@@ -204,7 +204,7 @@ def run(launch_stack):
     story["codes"].append(flow.code(WAITING["email"]))
     story["statuses"][waiting.json()["request_id"]] = "identity_unverified"
     story["waiting_rid"] = waiting.json()["request_id"]
-    stack.settle()
+    stack.drain()
     yield story
     stack._ok(stack.post("/_dev/faults", json={"function": DISPATCHER, "pause": False}))
 

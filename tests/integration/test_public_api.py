@@ -225,12 +225,12 @@ BAD_SUBMISSIONS = [
 @pytest.mark.parametrize("case, request_kwargs, status, code, field", BAD_SUBMISSIONS, ids=[c[0] for c in BAD_SUBMISSIONS])
 def test_bad_submissions_get_a_clear_error_and_store_nothing(stack, api, rights_table, case, request_kwargs, status, code, field):
     SENT_PERSONAL.extend(["big@example.org", "t@example.org", "u@example.org", "w@example.org"])
-    stack.settle()  # what earlier tests queued is handled first: their mails and items are not counted here
+    stack.drain()  # what earlier tests queued is handled first: their mails and items are not counted here
     items_before = item_count(rights_table)
     mails_before = len(stack.outbox())
 
     response = api.post(f"{stack.base_url}/v1/requests", **request_kwargs)
-    stack.settle()  # had it queued a mail, the notifier would have sent it by now
+    stack.drain()  # had it queued a mail, the notifier would have sent it by now
 
     assert response.status_code == status, response.text
     error = response.json()["error"]

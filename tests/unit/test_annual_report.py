@@ -90,12 +90,12 @@ def test_breaches_with_their_notification_times():
     assert [i["notices_on_time"] for i in found["incidents"]] == [True, False, True]
 
 
-def test_notices_declared_in_time_but_settled_late_are_late():
-    settled_late = BreachFacts(incident_id="inc_4", detected_at=at(3, 1), declared_at=at(3, 1) + timedelta(hours=2),
+def test_notices_declared_in_time_but_notified_late_are_late():
+    notified_late = BreachFacts(incident_id="inc_4", detected_at=at(3, 1), declared_at=at(3, 1) + timedelta(hours=2),
                                authority_notified_at=at(3, 2), controllers_due_at=at(3, 1) + timedelta(hours=72),
                                authority_due_at=at(3, 1) + timedelta(hours=72), high_risk=False, notices_sent=1,
                                notices_total=1, controllers_notified_at=at(3, 1) + timedelta(hours=96))
-    row = figures(2025, [], [settled_late], [], now=NOW)["breaches"]["incidents"][0]
+    row = figures(2025, [], [notified_late], [], now=NOW)["breaches"]["incidents"][0]
     assert (row["notices_on_time"], row["notices_state"], row["authority_state"]) == (False, "met_late", "met_on_time")
 
 

@@ -1,5 +1,5 @@
 """Breach incidents against moto in-process: recipients, the notifier's exactly-once sending under
-faults and redelivery, settling, suppression, the authority record and the operators' warnings."""
+faults and redelivery, recording outcomes, suppression, the authority record and the operators' warnings."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_every_recipient_gets_exactly_one_notice_despite_faults_and_redelivery(w
     assert not any(email in lines for email in recipients), "no address in any log line"
 
 
-def test_a_duplicate_message_sends_once_and_settles_once(world):
+def test_a_duplicate_message_sends_once_and_records_once(world):
     controller = world.controller("ctl_a")
     incident = breaches.declare(declaration(controller_ids=[controller]))
     notice = next(breaches.notices(incident.incident_id))
@@ -197,14 +197,14 @@ def test_a_suppressed_address_is_skipped_counted_and_not_retried(world, monkeypa
     assert breaches.tally(incident)["subject"] == {"pending": 0, "sent": 1, "failed": 0, "suppressed": 1}
 
 
-def test_settling_moves_only_forward(world):
+def test_a_notices_outcome_moves_only_forward(world):
     controller = world.controller("ctl_a")
     incident = breaches.declare(declaration(controller_ids=[controller]))
     sk = NoticeItem.sort_key("controller", controller)
-    assert breaches.settle(incident.incident_id, sk, "failed")
-    assert breaches.settle(incident.incident_id, sk, "sent"), "a redriven failure may still be sent"
-    assert not breaches.settle(incident.incident_id, sk, "failed"), "a sent notice stays sent"
-    assert not breaches.settle(incident.incident_id, sk, "sent"), "settling twice changes nothing"
+    assert breaches.record_outcome(incident.incident_id, sk, "failed")
+    assert breaches.record_outcome(incident.incident_id, sk, "sent"), "a redriven failure may still be sent"
+    assert not breaches.record_outcome(incident.incident_id, sk, "failed"), "a sent notice stays sent"
+    assert not breaches.record_outcome(incident.incident_id, sk, "sent"), "recording twice changes nothing"
     incident.refresh()
     assert breaches.tally(incident)["controller"] == {"pending": 0, "sent": 1, "failed": 0, "suppressed": 0}
 

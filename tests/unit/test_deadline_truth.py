@@ -106,7 +106,7 @@ def _incident(now_offset_hours: float, **fields) -> tuple[IncidentItem, datetime
     return IncidentItem(IncidentItem.key("inc_1"), IncidentItem.SK, **values), detected + timedelta(hours=now_offset_hours)
 
 
-SETTLED = {"pending": 0, "sent": 2, "failed": 0, "suppressed": 0}
+NOTIFIED = {"pending": 0, "sent": 2, "failed": 0, "suppressed": 0}
 PENDING = {"pending": 1, "sent": 1, "failed": 0, "suppressed": 0}
 KIND_FIELD = {"controllers": "controllers_notified_at", "authority": "authority_notified_at",
               "subjects": "subjects_notified_at"}
@@ -125,8 +125,8 @@ def test_every_breach_deadline_reads_its_state(deadline, acted_after_hours, now_
     if acted_after_hours is not None:
         fields[KIND_FIELD[deadline]] = T + timedelta(hours=acted_after_hours)
     incident, now = _incident(now_hours, **fields)
-    counts = {"controller": SETTLED if acted_after_hours is not None else PENDING,
-              "subject": SETTLED if acted_after_hours is not None else PENDING}
+    counts = {"controller": NOTIFIED if acted_after_hours is not None else PENDING,
+              "subject": NOTIFIED if acted_after_hours is not None else PENDING}
     rows = {row["deadline"]: row for row in breaches.deadlines(incident, counts, now)}
     assert rows[deadline]["state"] == state
     if state == deadline_state.MET_LATE:

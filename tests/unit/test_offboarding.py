@@ -128,7 +128,7 @@ def test_open_requests_of_a_disabled_controller_are_delivered_by_email_and_stay_
 
     outcome = route(request_id)
 
-    # by email: delivered once SES accepts the mail (the notifier settles it), due date unchanged
+    # by email: delivered once SES accepts the mail (the notifier records it), due date unchanged
     assert outcome["result"] == "mail_queued"
     request = submissions.load_request(request_id)
     assert request.status == "forwarded" and request.due_at == due

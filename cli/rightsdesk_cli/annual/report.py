@@ -16,9 +16,9 @@ Definitions an auditor can check by hand:
   nearest rank: the value at position ceil(0.95 * n) of the sorted days.
 - delivery failures: requests whose delivery to their controller exhausted its retries and that are
   still `delivery_failed` (one redriven and delivered later counts as delivered).
-- a breach is notified on time when its controllers' notices were all settled (sent, or suppressed
+- a breach is notified on time when its controllers' notices were all sent (or suppressed
   for an address that bounced before) and the authority's notification recorded no later than 72
-  hours after detection (rightsdesk.kernel.deadline_state; a breach recorded before the settling time was
+  hours after detection (rightsdesk.kernel.deadline_state; a breach recorded before the notified time was
   kept falls back to its declaration time).
 """
 
@@ -60,7 +60,7 @@ class BreachFacts:
     high_risk: bool
     notices_sent: int
     notices_total: int
-    controllers_notified_at: datetime | None = None  # when the last controller notice settled
+    controllers_notified_at: datetime | None = None  # when the last controller notice was sent or suppressed
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
 """The one clock every rule reads.
 
-In Lambda it is wall-clock UTC. The local runner and the tests move it forward with `advance`
-so that deadlines, code expiry and retention can be exercised without sleeping.
+In Lambda it is wall-clock UTC. The local runner (POST /_dev/clock) and the tests move it with
+`advance` or `set_offset` so that deadlines, code expiry and retention can be exercised without
+sleeping. Nothing else can move it: the offset is read from no environment variable and no stored
+item, and no deployed code calls these two (tests/unit/test_clock_offset.py), so a deployed stage
+always tells wall-clock time.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import datetime, timedelta, timezone
 
 _lock = threading.Lock()
-_offset_seconds: float = float(os.environ.get("RIGHTSDESK_CLOCK_OFFSET_SECONDS", "0") or 0)
+_offset_seconds: float = 0.0
 
 
 def now() -> datetime:

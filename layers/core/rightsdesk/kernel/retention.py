@@ -1,12 +1,13 @@
 """How long each kind of data is kept: the one table of rules (DESIGN.md, Retention).
 
-No other module computes a retention period. Each rule can be overridden by an environment
-variable (set from a template parameter): RETENTION_<RULE>_SECONDS.
+No other module computes a retention period. A deployment can override each rule (template
+parameters, env RETENTION_<RULE>_SECONDS): rightsdesk.platform.config, the one reader of the
+environment, installs its lookup here with `use_overrides` when it is imported.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -122,11 +123,24 @@ DEFAULTS: dict[Rule, RetentionRule] = {
 BUCKET_SECONDS = 86400
 
 
+# Seconds for a rule, or None for the table's; installed by config (imported with the rightsdesk
+# package). A period counted without the deployment's overrides would be silently wrong, so that
+# is an error, not a default.
+_override_seconds: Callable[[Rule], int | None] | None = None
+
+
+def use_overrides(lookup: Callable[[Rule], int | None] | None) -> None:
+    global _override_seconds
+    _override_seconds = lookup
+
+
 def rule(name: Rule) -> RetentionRule:
     default = DEFAULTS[name]
-    override = os.environ.get(f"RETENTION_{name.value.upper()}_SECONDS")
-    if override:
-        return RetentionRule(name, timedelta(seconds=int(override)), default.then)
+    if _override_seconds is None:
+        raise RuntimeError("retention overrides not loaded: import rightsdesk.platform.config first")
+    override = _override_seconds(name)
+    if override is not None:
+        return RetentionRule(name, timedelta(seconds=override), default.then)
     return default
 
 

@@ -8,20 +8,20 @@ controllers, writing to the subjects whose verified address we still hold.
 
 The incident holds only what the operator typed, ids, dates and counts. Recipients' addresses live
 in the notice items alone (INCIDENT#<id> / NOTICE#<kind>#<recipient>), which are deleted under the
-retention rule `breach_recipient`. A notice is pending until the notifier settles it: sent,
+retention rule `breach_recipient`. A notice is pending until the notifier records its outcome: sent,
 suppressed (the address bounced or complained before) or failed (retries exhausted; a redrive may
-still send it). Settling is one conditional write on the notice; the notices are the truth about
+still send it). Recording it is one conditional write on the notice; the notices are the truth about
 what was sent, counted by a query of the incident's partition. The incident keeps a snapshot of
 those counts (its Tally maps, rule `breach_record`), refreshed whenever they are counted, so the
 record of who was told outlives the addresses.
 
 Each deadline (controllers, the authority, and the subjects when they are told) reads open / met on
 time / met late / missed by rightsdesk.kernel.deadline_state: the controllers' and subjects' deadlines are
-met when the last of their notices settled with none pending or failed (recorded on the incident,
+met when the last of their notices was sent or suppressed, none pending or failed (recorded on the incident,
 `<kind>_notified_at`), the authority's when its notification is recorded. A notification later
 than 72 hours needs the operator's reasons for the delay (GDPR Art. 33(1)): declaring after the 72
 hours, or recording the authority's notification after them, is refused without them, and
-`explain_delay` records them for notices that settled late. They are kept on the incident
+`explain_delay` records them for notices notified late. They are kept on the incident
 (`delay_reasons`) and given to the controllers with the notice.
 
 A controller delivering by webhook also gets a signed `breach.notice` event from the dispatcher.
@@ -60,7 +60,7 @@ KINDS = (CONTROLLER, SUBJECT)
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 STATUSES = (PENDING, SENT, FAILED, SUPPRESSED)
 # Which status may become which: a failed notice may still be sent (a DLQ redrive), nothing else goes back.
-SETTLES_FROM = {SENT: (PENDING, FAILED), SUPPRESSED: (PENDING, FAILED), FAILED: (PENDING,)}
+OUTCOME_FROM = {SENT: (PENDING, FAILED), SUPPRESSED: (PENDING, FAILED), FAILED: (PENDING,)}
 WEBHOOK_EVENT = webhooks.EVENT_BREACH_NOTICE
 DELIVERED, DISABLED = "delivered", "disabled"
 WEBHOOK_OUTCOMES = (DELIVERED, FAILED, DISABLED)
@@ -274,7 +274,7 @@ def _incident(incident_id: str, declaration: Declaration, controllers: list[Cont
 
 def mail_for(incident: IncidentItem, notice: NoticeItem) -> dict:
     """The MailQueue message of one notice: its ids; the notifier reads the rest when it sends
-    (notice_mail) and settles the notice."""
+    (notice_mail) and records the notice's outcome."""
     return outbox.mail_body("breach_notice", mail_id=notice.mail_id, incident_id=incident.incident_id, notice=notice.sk)
 
 
@@ -371,9 +371,9 @@ def tally(incident: IncidentItem, *, record: bool = True) -> dict[str, dict[str,
     """Notices per kind and status, counted from the notices themselves (a query of the incident's
     partition, five attributes each); once they have expired, the incident's last snapshot.
     `record` refreshes that snapshot when the count differs from it, and records when a kind's
-    notices were all settled (`<kind>_notified_at`), the time its deadline is read against."""
+    notices were all sent or suppressed (`<kind>_notified_at`), the time its deadline is read against."""
     counts = _empty()
-    settled_at: dict[str, datetime] = {}
+    notified_at_by_kind: dict[str, datetime] = {}
     items = NoticeItem.query(incident.pk, NoticeItem.sk.startswith(NoticeItem.SK_PREFIX),
                              attributes_to_get=["kind", "status", "expires_at", "sent_at", "updated_at"])
     for item in items:
@@ -382,20 +382,20 @@ def tally(incident: IncidentItem, *, record: bool = True) -> dict[str, dict[str,
             counts["total"][item.status] += 1
             if item.status in (SENT, SUPPRESSED):
                 at = item.sent_at or item.updated_at
-                settled_at[item.kind] = max(at, settled_at.get(item.kind, at))
+                notified_at_by_kind[item.kind] = max(at, notified_at_by_kind.get(item.kind, at))
     stored = _snapshot(incident)
     if not any(counts["total"].values()):
         return stored
     if record:
         if counts != stored:
             _record(incident, counts)
-        for kind, at in settled_at.items():
-            if _all_settled(counts[kind]) and getattr(incident, f"{NOTICE_DEADLINES[kind]}_notified_at") is None:
+        for kind, at in notified_at_by_kind.items():
+            if _all_notified(counts[kind]) and getattr(incident, f"{NOTICE_DEADLINES[kind]}_notified_at") is None:
                 _record_notified(incident, kind, at)
     return counts
 
 
-def _all_settled(counts: dict[str, int]) -> bool:
+def _all_notified(counts: dict[str, int]) -> bool:
     return counts[PENDING] == 0 and counts[FAILED] == 0 and (counts[SENT] + counts[SUPPRESSED]) > 0
 
 
@@ -436,16 +436,16 @@ def delay_reason(incident: IncidentItem, deadline: str) -> str | None:
 
 
 def met_at(incident: IncidentItem, deadline: str, counts: dict) -> datetime | None:
-    """When a deadline's action happened: its notices all settled, or the authority's notification."""
+    """When a deadline's action happened: its notices all sent or suppressed, or the authority's notification."""
     if deadline == "authority":
         return incident.authority_notified_at
     kind = CONTROLLER if deadline == "controllers" else SUBJECT
     if not any(counts[kind].values()):
         return incident.declared_at  # nobody of this kind to tell (no subject's address held): done when declared
     recorded = getattr(incident, f"{deadline}_notified_at")
-    if recorded is not None or not _all_settled(counts[kind]):
+    if recorded is not None or not _all_notified(counts[kind]):
         return recorded
-    return incident.declared_at  # settled before settling times were recorded: declared is the best we know
+    return incident.declared_at  # notified before those times were recorded: declared is the best we know
 
 
 def deadlines(incident: IncidentItem, counts: dict, now: datetime | None = None) -> list[dict]:
@@ -517,18 +517,18 @@ def webhook_outcomes(incident: IncidentItem) -> dict[str, str]:
 # ------------------------------------------------------------------ changes after declaring
 
 
-def settle(incident_id: str, notice_sk: str, outcome: str, at: datetime | None = None) -> bool:
-    """Record what became of a notice's mail. False if it was settled already (a redelivered
+def record_outcome(incident_id: str, notice_sk: str, outcome: str, at: datetime | None = None) -> bool:
+    """Record what became of a notice's mail. False if it was recorded already (a redelivered
     message) or is past its retention: nothing changes."""
-    if outcome not in SETTLES_FROM:
-        raise ValueError(f"a notice cannot be settled as {outcome!r}")
+    if outcome not in OUTCOME_FROM:
+        raise ValueError(f"a notice cannot be recorded as {outcome!r}")
     at = at or clock.now()
     actions = [NoticeItem.status.set(outcome), NoticeItem.updated_at.set(at)]
     if outcome == SENT:
         actions.append(NoticeItem.sent_at.set(at))
     notice = NoticeItem(IncidentItem.key(incident_id), notice_sk)
     try:
-        notice.update(actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*SETTLES_FROM[outcome]))
+        notice.update(actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*OUTCOME_FROM[outcome]))
     except UpdateError as error:
         if conditional_failure(error):
             return False

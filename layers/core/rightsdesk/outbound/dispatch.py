@@ -2,8 +2,8 @@
 
 - route:     verified -> forwarded, then webhook (signed), email to the privacy contact, or nothing
              for pull (the controller API's first fetch marks it delivered); delivered schedules the
-             purge. An email delivery is delivered when SES accepts the mail (the notifier settles it,
-             rightsdesk.routing.delivery.settle_email), not when it is queued here. The operator's own data (mode internal) goes verified -> in_progress instead.
+             purge. An email delivery is delivered when SES accepts the mail (the notifier records it,
+             rightsdesk.routing.delivery.record_email_outcome), not when it is queued here. The operator's own data (mode internal) goes verified -> in_progress instead.
 - cancelled, overdue: a notice without personal data, by webhook, else by email.
 - test:      one signed test event to a controller's webhook; the outcome is audited, not retried.
 - breach.notice, policy.updated: one signed event to a webhook controller, about no request. Retried

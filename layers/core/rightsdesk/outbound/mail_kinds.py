@@ -53,7 +53,7 @@ class Mail:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-# What became of a mail, as the notifier reports it to a kind's `settle`.
+# What became of a mail, as the notifier reports it to a kind's `record_outcome`.
 SENT = "sent"  # SES accepted it
 SUPPRESSED = "suppressed"
 FAILED = "failed"  # the last attempt failed: the message goes to the dead-letter queue
@@ -66,7 +66,7 @@ class MailKind:
     resolve: Callable[[Ids, str], Mail | None]  # (ids, mail id) -> the mail, or None: nothing to send
     # What the outcome changes elsewhere (a breach notice, a request delivered by email); True if it
     # changed anything. Runs after the idempotent send, so a redelivered message retries only this.
-    settle: Callable[[Ids, str], bool] | None = None
+    record_outcome: Callable[[Ids, str], bool] | None = None
     suppressible: bool = False  # notices we start, to many: a bounce or complaint stops them
     # Made from the subject's personal data (their address, or what they wrote): once the request is
     # purged there is nothing to send. Mails about a request to its controller without such data
@@ -193,7 +193,7 @@ def _own_overdue_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
     return own_requests.overdue_context(request)
 
 
-def _settle_own_answer(ids: Ids, outcome: str) -> bool:
+def _own_answer_outcome(ids: Ids, outcome: str) -> bool:
     """An erasure's completion answer is the last thing its address was kept for: it goes once the
     mail is done (sent, suppressed, dropped, or given up on)."""
     from rightsdesk.own_data import own_requests
@@ -212,7 +212,7 @@ def _controller_of(request: RequestItem) -> ControllerItem | None:
 
 def controller_request_mail(template: str, *,
                             context: Callable[[RequestItem, ControllerItem, Ids], dict] | None = None,
-                            settle: Callable[[Ids, str], bool] | None = None,
+                            record_outcome: Callable[[Ids, str], bool] | None = None,
                             sendable: Callable[[RequestItem], bool] = lambda request: True,
                             tag_request: bool = False, personal: bool = False) -> MailKind:
     """A mail about a request to its controller's privacy contact, in the controller's language.
@@ -231,7 +231,7 @@ def controller_request_mail(template: str, *,
         return Mail(to=controller.contact_email, template=template, locale=controller.locale, context=made,
                     tags={"request_id": request.request_id} if tag_request else {})
 
-    return MailKind(template, resolve, settle, personal=personal)
+    return MailKind(template, resolve, record_outcome, personal=personal)
 
 
 def _forwarded_context(request: RequestItem, controller: ControllerItem, ids: Ids) -> dict:
@@ -258,11 +258,11 @@ def _awaiting_email_delivery(request: RequestItem) -> bool:
         _subject_address(request) is not None
 
 
-def _settle_forwarded(ids: Ids, outcome: str) -> bool:
+def _forwarded_outcome(ids: Ids, outcome: str) -> bool:
     """Email delivery is done when SES accepted the mail, failed when it never went."""
     from rightsdesk.routing import delivery
 
-    return delivery.settle_email(str(ids["request_id"]), outcome)
+    return delivery.record_email_outcome(str(ids["request_id"]), outcome)
 
 
 def _webhook_disabled(ids: Ids, mail_id: str) -> Mail | None:
@@ -288,12 +288,12 @@ def _breach_notice(ids: Ids, mail_id: str) -> Mail | None:
     return Mail(to=address, template=template, locale=locale, context=made)
 
 
-def _settle_breach_notice(ids: Ids, outcome: str) -> bool:
+def _breach_notice_outcome(ids: Ids, outcome: str) -> bool:
     from rightsdesk.notices import breaches
 
     if outcome == DROPPED:
         return False
-    return breaches.settle(str(ids["incident_id"]), str(ids["notice"]), outcome)
+    return breaches.record_outcome(str(ids["incident_id"]), str(ids["notice"]), outcome)
 
 
 def _breach_warning(ids: Ids, mail_id: str) -> Mail | None:
@@ -360,15 +360,15 @@ KINDS: dict[str, MailKind] = _kinds(
     subject_request_mail("own_request_received", context=_own_received_context),
     MailKind("own_request_answered",
              subject_request_mail("own_request_answered", context=_own_answered_context).resolve,
-             _settle_own_answer, personal=True),
+             _own_answer_outcome, personal=True),
     # to a controller's privacy contact (templates/mail)
-    controller_request_mail("request_forwarded", context=_forwarded_context, settle=_settle_forwarded,
+    controller_request_mail("request_forwarded", context=_forwarded_context, record_outcome=_forwarded_outcome,
                             sendable=_awaiting_email_delivery, tag_request=True, personal=True),
     controller_request_mail("request_notice", context=_notice_context),
     controller_request_mail("delivery_failed", context=_failed_context),
     MailKind("webhook_disabled", _webhook_disabled),
     # notices (templates/notices, templates/operator/mail)
-    MailKind("breach_notice", _breach_notice, _settle_breach_notice, suppressible=True),
+    MailKind("breach_notice", _breach_notice, _breach_notice_outcome, suppressible=True),
     MailKind("breach_deadline_warning", _breach_warning),
     MailKind("requests_overdue_digest", _overdue_digest),
     MailKind("policy", _policy, suppressible=True),

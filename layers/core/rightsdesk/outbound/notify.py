@@ -14,7 +14,7 @@ verification code, their request's progress) and operational mails about one req
 since the person typed the address a moment ago or the request must reach its controller (SES's
 account-level suppression list still guards those in production).
 
-`send` is what the notifier makes idempotent per mail id; `settle` records the outcome where a
+`send` is what the notifier makes idempotent per mail id; `record_outcome` records the outcome where a
 kind tracks it (a breach notice, a request delivered by email) and runs after it, so a redelivered
 message retries the bookkeeping without sending the mail again.
 """
@@ -51,7 +51,7 @@ def after_failure(message: MailMessage, *, attempt: int, max_attempts: int = DEF
     is marked failed where its kind tracks one, and the message goes on to the dead-letter queue."""
     if attempt < max_attempts:
         return retry_delay(attempt)
-    settle(message, FAILED)
+    record_outcome(message, FAILED)
     return None
 
 
@@ -179,7 +179,7 @@ def resolve_batch(messages: list[MailMessage]) -> tuple[dict[str, mail_kinds.Mai
     return made, suppression.suppressed_among(addresses) if addresses else set()
 
 
-def settle(message: MailMessage, outcome: str) -> bool:
+def record_outcome(message: MailMessage, outcome: str) -> bool:
     """Record the outcome where the mail's kind tracks it; True if that changed anything."""
-    settle_kind = message.mail_kind.settle
-    return settle_kind(message.ids, outcome) if settle_kind is not None else False
+    record = message.mail_kind.record_outcome
+    return record(message.ids, outcome) if record is not None else False

@@ -25,7 +25,6 @@ from rightsdesk.render import TEMPLATES_DIR, i18n, web
 from rightsdesk.intake import submissions
 from rightsdesk.store import queries, request_view
 from rightsdesk.routing import registry
-from rightsdesk.own_data import subject_data
 from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.kernel.errors import NotFound, RightsdeskError
 from rightsdesk.store.items.requests import RequestItem
@@ -98,6 +97,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def document(request: RequestItem, until: datetime) -> dict:
     """Everything held about the request's subject, as schemas/export.schema.json describes it."""
+    from rightsdesk.own_data import subject_data  # the holdings: only for the export itself, not the status page's link
+
     held = subject_data.gather(request.subject_hash)
     controller = registry.get_controller(request.controller_id)
     personal = queries.personal_fields(request)

@@ -25,8 +25,7 @@ from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.audience import contacts, suppression
-from rightsdesk.routing import deadline_watch, registry
-from rightsdesk.own_data import subject_data
+from rightsdesk.routing import registry
 from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from rightsdesk.store.lifecycle import transition
@@ -77,6 +76,8 @@ def is_internal(controller_id: str) -> bool:
 
 def carry_out(request_id: str) -> str:
     """Act on a request the dispatcher just moved to in_progress; returns an outcome word."""
+    from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
+
     try:
         request = queries.load_request(request_id)
     except NotFound:
@@ -112,6 +113,8 @@ def _erase(request: RequestItem, *, actor: str, at: datetime, note: str | None) 
     """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail. The
     address alone stays until the answer's mail is done (after_answer), at most the delivered rule's
     hour: the mail is made from the table when it is sent, never from the queue."""
+    from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
+
     _tell(request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value,
           at=int(at.timestamp()))
     holdings = subject_data.gather(request.subject_hash)
@@ -143,6 +146,8 @@ def resolve(request_id: str, decision: str, *, actor: str = "operator", note: st
     """An operator's decision on a request in the queue. Approving a rectification applies it to
     the contact (the request's `name`, or `name`/`locale` given here); approving a request the
     machine would have done (its carry-out failed) does it now. Rejecting needs a reason."""
+    from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
+
     request = _queued(request_id)
     kind = RequestType(request.request_type)
     if decision == REJECT:
@@ -170,6 +175,8 @@ def resolve(request_id: str, decision: str, *, actor: str = "operator", note: st
 def extend(request_id: str, until: datetime, *, reason: str, actor: str = "operator") -> RequestItem:
     """Push the due date while it has not passed, with the reason the subject is told (in their
     language, with the new date); at most two months more in all."""
+    from rightsdesk.routing import deadline_watch  # not at the public API's cold start
+
     request = queries.load_request(request_id)
     if not is_internal(request.controller_id):
         raise NotFound(f"no request {request_id} in the operator queue")

@@ -149,7 +149,7 @@ def _unaddress(incident: IncidentItem, notice: NoticeItem, request_id: str, at: 
     """Remove the address from a breach notice: one not sent yet never will be (suppressed)."""
     if not notice.email:
         return 0
-    breaches.settle(incident.incident_id, notice.sk, breaches.SUPPRESSED, at)  # no-op once sent
+    breaches.record_outcome(incident.incident_id, notice.sk, breaches.SUPPRESSED, at)  # no-op once sent
     deletion.record(deletion.Change(
         kind=deletion.PURGED, pk=notice.pk, sk=notice.sk, event_id=f"erasure:{request_id}:{notice.pk}:{notice.sk}",
         new={"purged_by": deletion.Cause.ERASURE.value, "personal_purged_at": clock.isoformat(at)},

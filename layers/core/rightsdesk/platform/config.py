@@ -1,10 +1,19 @@
-"""Settings read once from the environment (template.yaml sets them; the local runner too)."""
+"""The one reader of the environment in the core: template.yaml sets it, the local runner and tests too.
+
+`settings()` holds what a process reads once. The accessors below it read at each call what is
+read on use or set during one function's import only (the local runner sets a function's own
+variables while its module imports), so a cached Settings would miss them. No other core module
+reads os.environ (tests/unit/test_config_environment.py).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from rightsdesk.kernel import retention
 
 SUPPORTED_LOCALES = ("en", "de", "sl")
 DEFAULT_LOCALE = "en"
@@ -14,7 +23,6 @@ DEFAULT_LOCALE = "en"
 class Settings:
     stage: str = "local"
     table_name: str = "rightsdesk-rights"
-    idempotency_table: str = "rightsdesk-idempotency"
     mail_queue_url: str = ""
     delivery_queue_url: str = ""
     hash_key_secret_arn: str = ""
@@ -73,7 +81,6 @@ def settings() -> Settings:
     return Settings(
         stage=env.get("RIGHTSDESK_STAGE", "local"),
         table_name=env.get("RIGHTSDESK_TABLE", "rightsdesk-rights"),
-        idempotency_table=env.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"),
         mail_queue_url=env.get("MAIL_QUEUE_URL", ""),
         delivery_queue_url=env.get("DELIVERY_QUEUE_URL", ""),
         hash_key_secret_arn=env.get("HASH_KEY_SECRET_ARN", ""),
@@ -99,3 +106,60 @@ def reload() -> Settings:
     """Forget the cached settings (tests and the local runner change the environment)."""
     settings.cache_clear()
     return settings()
+
+
+def variables() -> Mapping[str, str]:
+    """The whole environment, live, for what takes a mapping of variables (the local run's endpoints)."""
+    return os.environ
+
+
+DEFAULT_REGION = "eu-central-1"
+
+
+def aws_region() -> str:
+    """The region the core's table and clients use, as boto3 reads it."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def use_region(region: str) -> None:
+    """Make `region` the one every SDK client built from now on uses (tests, the CLI, the local runner)."""
+    os.environ["AWS_DEFAULT_REGION"] = region
+
+
+def idempotency_table() -> str:
+    """Powertools' idempotency records (read when a function first needs its store)."""
+    return os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency")
+
+
+def retention_override_seconds(rule: retention.Rule) -> int | None:
+    """A deployment's period for a rule of the retention table (template parameters Retention*,
+    env RETENTION_<RULE>_SECONDS); None keeps the table's."""
+    value = os.environ.get(f"RETENTION_{rule.value.upper()}_SECONDS")
+    return int(value) if value else None
+
+
+# The kernel reads no environment: it asks this module for the deployment's retention periods.
+retention.use_overrides(retention_override_seconds)
+
+
+# What one function reads while its module imports (template.yaml sets these on that function only).
+
+
+def delivery_max_attempts(default: int) -> int:
+    """The DeliveryQueue's maxReceiveCount, as the dispatcher is told it."""
+    return int(os.environ.get("DELIVERY_MAX_ATTEMPTS") or default)
+
+
+def mail_max_attempts(default: int) -> int:
+    """The MailQueue's maxReceiveCount, as the notifier is told it."""
+    return int(os.environ.get("MAIL_MAX_ATTEMPTS") or default)
+
+
+def ses_max_send_rate() -> float:
+    """SES's account send rate (mails a second); 0 sends unpaced (the local run)."""
+    return float(os.environ.get("SES_MAX_SEND_RATE") or 0)
+
+
+def notifier_concurrency() -> int:
+    """How many notifier instances share SES's send rate."""
+    return int(os.environ.get("NOTIFIER_CONCURRENCY") or 1)

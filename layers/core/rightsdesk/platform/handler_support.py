@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 from rightsdesk.platform import aws_clients
+from rightsdesk.platform.config import idempotency_table
 from rightsdesk.kernel.errors import IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class IdempotentOnFirstUse:
         )
 
         self._config = IdempotencyConfig(**self._config_arguments)
-        persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", "rightsdesk-idempotency"))
+        persistence = DynamoDBPersistenceLayer(table_name=idempotency_table())
         return idempotent_function(self._function, data_keyword_argument=self._data_keyword_argument,
                                    persistence_store=persistence, config=self._config)
 

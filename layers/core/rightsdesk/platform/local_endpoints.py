@@ -4,12 +4,12 @@ and `rightsdesk --local` (the CLI), so both follow the same settings and neither
 A port comes from the runner's flag, else its variable, else the default. The CLI has no port
 flags of its own: it reads the same variables, and two full-URL overrides (RIGHTSDESK_LOCAL_URL,
 RIGHTSDESK_LOCAL_MOTO_URL) win over the ports for a stack elsewhere (tests start stacks on free ports).
-Nothing here imports more than the standard library: the layer ships it, no handler reads it.
+Nothing here imports more than the standard library and rightsdesk.platform.config (the one reader
+of the environment): the layer ships it, no handler reads it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -40,7 +40,7 @@ class BadPortSetting(ValueError):
 def port(setting: PortSetting, flag_value: int | None = None, environ: Mapping[str, str] | None = None) -> int:
     if flag_value is not None:
         return flag_value
-    value = (os.environ if environ is None else environ).get(setting.variable, "").strip()
+    value = _variables(environ).get(setting.variable, "").strip()
     if not value:
         return setting.default
     try:
@@ -52,13 +52,21 @@ def port(setting: PortSetting, flag_value: int | None = None, environ: Mapping[s
     return number
 
 
+def _variables(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    if environ is not None:
+        return environ
+    from rightsdesk.platform.config import variables  # only when no mapping is given
+
+    return variables()
+
+
 def gateway_url(environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
+    environ = _variables(environ)
     return (environ.get(GATEWAY_URL_VARIABLE) or f"http://{HOST}:{port(GATEWAY, environ=environ)}").rstrip("/")
 
 
 def moto_url(environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
+    environ = _variables(environ)
     return (environ.get(MOTO_URL_VARIABLE) or f"http://{HOST}:{port(MOTO, environ=environ)}").rstrip("/")
 
 

@@ -197,14 +197,14 @@ MAIL_FAILED = "mail_failed"
 BOUNCED = "bounced"
 
 
-def settle_email(request_id: str, outcome: str) -> bool:
+def record_email_outcome(request_id: str, outcome: str) -> bool:
     """What became of a request's `request_forwarded` mail, from the notifier: SES accepted it
     (`sent`: forwarded -> delivered, or a redriven delivery_failed -> delivered), or it never went
     (`failed`, the last attempt: forwarded -> delivery_failed; the message goes to the dead-letter
     queue, whose alarm tells the operator). False if nothing changed: it moved on (cancelled,
-    settled by an earlier try) or there was nothing to send."""
+    recorded by an earlier try) or there was nothing to send."""
     from rightsdesk.store import queries
-    from rightsdesk.routing import registry  # the dispatcher never settles a mail: not at its cold start
+    from rightsdesk.routing import registry  # the dispatcher never records a mail's outcome: not at its cold start
     from rightsdesk.kernel.errors import NotFound
 
     if outcome not in ("sent", "failed"):
@@ -224,7 +224,7 @@ def settle_email(request_id: str, outcome: str) -> bool:
             mark_failed(request, cause=MAIL_FAILED, actor="notifier")
             return True
     except IllegalTransition:
-        return False  # changed meanwhile (cancelled, or a parallel try settled it): that change stands
+        return False  # changed meanwhile (cancelled, or a parallel try recorded it): that change stands
     return False
 
 

@@ -49,7 +49,7 @@ class IncidentItem(_Item):
     authority_due_at = UTCDateTimeAttribute()
     authority_notified_at = UTCDateTimeAttribute(null=True)
     authority_reference = UnicodeAttribute(null=True)
-    # when the last notice of each kind settled with none pending or failed (rightsdesk.notices.breaches.tally):
+    # when the last notice of each kind was sent or suppressed, none pending or failed (rightsdesk.notices.breaches.tally):
     # what the controllers' and subjects' deadlines are read against, kept after the notices expire
     controllers_notified_at = UTCDateTimeAttribute(null=True)
     subjects_notified_at = UTCDateTimeAttribute(null=True)

@@ -34,7 +34,6 @@ GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expi
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 from pynamodb.attributes import (
@@ -46,19 +45,16 @@ from pynamodb.connection import Connection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.sessions import share_botocore_data
 
 share_botocore_data()  # every model class opens its own connection: parse botocore's data once
 
 
-def _region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1"
-
-
 class _TableMeta:
     table_name = settings().table_name
-    region = _region()
+    region = config.aws_region()
 
 
 class ControllerIndex(GlobalSecondaryIndex):
@@ -110,7 +106,7 @@ class _Item(Model):
 @lru_cache(maxsize=1)
 def connection() -> Connection:
     """One shared connection: each new one re-reads botocore's service model (~0.1 s)."""
-    return Connection(region=_region())
+    return Connection(region=config.aws_region())
 
 
 def transaction() -> TransactWrite:
@@ -132,7 +128,7 @@ def bind_table(table_name: str, region: str | None = None) -> None:
     Models defined later (an item module imported after this call) inherit the table from
     _TableMeta, so binding does not depend on which item modules a process has loaded yet."""
     if region:
-        os.environ["AWS_DEFAULT_REGION"] = region
+        config.use_region(region)
     _TableMeta.table_name = table_name
     _TableMeta.region = region or _TableMeta.region
     for model in _models():
