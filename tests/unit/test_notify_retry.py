@@ -18,7 +18,7 @@ MESSAGE = notify.MailMessage(mail_id="forward-dsr_retry", kind="request_forwarde
     (7, 9, 600),  # past the schedule's end its last step repeats
 ])
 def test_a_failed_send_comes_back_on_schedule_until_the_last_attempt(monkeypatch, attempt, max_attempts, retry_in):
-    settled: list[tuple[str, str]] = []
-    monkeypatch.setattr(notify, "settle", lambda message, outcome: settled.append((message.mail_id, outcome)) or True)
+    recorded: list[tuple[str, str]] = []
+    monkeypatch.setattr(notify, "record_outcome", lambda message, outcome: recorded.append((message.mail_id, outcome)) or True)
     assert notify.after_failure(MESSAGE, attempt=attempt, max_attempts=max_attempts) == retry_in
-    assert settled == ([] if retry_in is not None else [(MESSAGE.mail_id, notify.FAILED)])
+    assert recorded == ([] if retry_in is not None else [(MESSAGE.mail_id, notify.FAILED)])
