@@ -23,11 +23,11 @@ import requests
 from rightsdesk.models import ControllerItem, RequestItem
 from tests.support.flows import wait_for
 
+from tests.support.stack import CLI
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 REGION = "eu-central-1"
 TABLE = "rightsdesk-local-RightsTable"
 SENDER = "privacy@example.com"  # the template's SenderEmail and OperatorEmail defaults
@@ -44,7 +44,7 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests.integration.conftest import start_stack
+    from tests.support.stack import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("notices-stack"))
     yield running
