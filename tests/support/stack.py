@@ -39,6 +39,8 @@ CLI_ENV_LEFT_OUT = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGH
 REGION = "eu-central-1"
 START_DEADLINE_SECONDS = 60
 STOP_DEADLINE_SECONDS = 10
+PORT_TAKEN_EXIT_CODE = 2  # local/__main__.py: a port in use (or a bad template, which the last attempt reports)
+PORT_ATTEMPTS = 3
 
 
 # Stacks started in this process; the clock fixture undoes each test's clock moves on every one.
@@ -100,10 +102,16 @@ class RunningStack:
         return all(int(value) == 0 for value in counts.values())
 
     # ------------------------------------------------------------------ lifecycle
-    def wait_healthy(self, deadline_seconds: float = START_DEADLINE_SECONDS) -> dict:
+    def wait_healthy(self, deadline_seconds: float = START_DEADLINE_SECONDS, port_taken_ok: bool = False) -> dict | None:
+        """The health answer once healthy. With `port_taken_ok`, None if the runner gave up because a
+        port it was given is taken (exit code 2): between free_port() and the runner's bind, another
+        worker's stack may have got it."""
         deadline = time.monotonic() + deadline_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if port_taken_ok and self.process.returncode == PORT_TAKEN_EXIT_CODE:
+                    self.stop()
+                    return None
                 pytest.fail(
                     f"the local stack exited with {self.process.returncode} before it was healthy:\n{self.tail()}"
                 )
@@ -225,6 +233,14 @@ def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
     raised through parameter overrides (local/loopback.py), unless `production_limits` (the
     template's defaults, as a deployment without overrides has them) or the stack runs a fixture
     template of its own (`--template`), which has no such parameters."""
+    for attempt in range(PORT_ATTEMPTS):
+        running = _start(log_dir, args, env, production_limits)
+        if running.wait_healthy(port_taken_ok=attempt < PORT_ATTEMPTS - 1) is not None:
+            return running
+    raise AssertionError("unreachable: the last attempt fails the test itself")
+
+
+def _start(log_dir: Path, args: tuple[str, ...], env: dict[str, str] | None, production_limits: bool) -> RunningStack:
     port, moto_port, receiver_port = free_port(), free_port(), free_port()
     log_path = log_dir / f"local-{port}.log"
     command = [
@@ -250,9 +266,7 @@ def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-    running = RunningStack(process, log_path, port, moto_port, receiver_port)
-    running.wait_healthy()
-    return running
+    return RunningStack(process, log_path, port, moto_port, receiver_port)
 
 
 

@@ -14,6 +14,14 @@ for _name in ("CODES_PER_ADDRESS_PER_HOUR", "SUBMISSIONS_PER_SOURCE_PER_MINUTE",
 
 import pytest  # noqa: E402 - after the environment above, which the core reads on import
 
+from local import moto_transactions  # noqa: E402
+
+# The in-process moto transacts as the local runner's does (local/moto_transactions.py): conditions
+# checked first, then the writes, without moto's deep copy of every touched table. That copy made a
+# transaction cost time in proportion to all a module had written (85% of test_registry's time).
+# Unit tests call moto from one thread at a time, as the local runner's lock makes it.
+moto_transactions.install()
+
 
 @pytest.fixture(autouse=True)
 def restore_clock():
