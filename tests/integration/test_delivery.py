@@ -43,6 +43,7 @@ PERSONAL: list[str] = []  # every personal value sent; the last test looks for t
 @pytest.fixture(scope="module")
 def st(launch_stack):
     running = launch_stack()
+    running.restore_clock_after_each_test = False  # file order, the clock only forward (module docstring)
     yield running
     running.stop()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def flow(launch_stack):
     running = launch_stack()
+    running.restore_clock_after_each_test = False  # later tests read what earlier ones left, at their time
     yield Flow(running)
     running.stop()
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import unicodedata
 import uuid
 from datetime import datetime, timedelta, timezone

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit

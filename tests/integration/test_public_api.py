@@ -314,7 +314,7 @@ def test_an_unverified_request_is_gone_after_72_hours(stack, api):
     verify = f"{stack.base_url}/v1/requests/{request_id}/verify"
     stack.advance_clock(72 * 3600 - 60)
     kept = api.post(verify, json={"code": wrong})
-    assert kept.status_code == 400 and kept.json()["error"]["code"] == "invalid_code", "a minute before: still there"
+    assert kept.status_code == 410 and kept.json()["error"]["code"] == "code_expired", "a minute before: still there"
     stack.advance_clock(61)
     response = api.post(verify, json={"code": wrong})
     assert response.status_code == 404

@@ -34,7 +34,10 @@ SENT_PERSONAL: list[str] = []
 
 @pytest.fixture(scope="module")
 def rstack(launch_stack):
-    return launch_stack()
+    running = launch_stack()
+    running.restore_clock_after_each_test = False  # years pass in file order; the stack ends with the module
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,9 @@ class RunningStack:
         self.http = requests.Session()
         self._moto: MotoSession | None = None
         self._clock_before: float | None = None  # the offset a running test found, once it moved it
+        # A module whose tests are one story on a stack of its own, the clock only running forward
+        # from test to test, sets this False: its stack (and clock) ends with the module.
+        self.restore_clock_after_each_test = True
         LIVE_STACKS.append(self)
 
     # ------------------------------------------------------------------ moto
@@ -202,7 +205,7 @@ class RunningStack:
     def _remember_clock(self) -> None:
         """Before a test's first clock move: note where the clock was, for `restore_clock`. Moves
         made while no test runs (a module fixture building its world) are the fixture's own."""
-        if _clock_watch["on"] and self._clock_before is None:
+        if _clock_watch["on"] and self.restore_clock_after_each_test and self._clock_before is None:
             self._clock_before = self.clock()["offset_seconds"]
 
     def restore_clock(self) -> None:
