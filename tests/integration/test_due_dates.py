@@ -10,6 +10,7 @@ import pytest
 
 from rightsdesk import clock, deadlines
 from tests.support.flows import Flow, wait_for
+from tests.support.stack import deliveries_to
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +24,8 @@ def test_the_due_date_and_the_latest_extension_end_at_the_end_of_the_day(stack, 
 
     api = own_controller.auth
     wait_for(lambda: flow.status(request_id) == "delivered", "the controller's webhook delivery")
+    [forwarded] = deliveries_to(stack, own_controller, "dsr.request.forwarded")
+    assert forwarded["verified"] is True, "signed with the controller's own secret, checked on its own path"
     view = stack.get(f"/v1/controller/requests/{request_id}", headers=api).json()
     verified_at = clock.parse_iso(view["verified_at"])
     assert clock.parse_iso(view["due_at"]) == due
