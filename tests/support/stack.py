@@ -272,8 +272,6 @@ def _start(log_dir: Path, args: tuple[str, ...], env: dict[str, str] | None, pro
     return RunningStack(process, log_path, port, moto_port, receiver_port)
 
 
-
-
 class MotoSession(boto3.session.Session):
     """A boto3 session whose clients and resources talk to the stack's moto."""
 
