@@ -60,7 +60,7 @@ class Flow:
         body = {"site": self.site, "type": "access", "email": email, **fields}
         return self.stack.post("/v1/requests", json=body, headers={**JSON, **(headers or {})})
 
-    def code(self, email: str, timeout: float = 15) -> str:
+    def code(self, email: str, timeout: float = 30) -> str:
         return re.search(r"\b(\d{6})\b", self.stack.wait_for_mail(email, timeout=timeout)["text"]).group(1)
 
     def verify(self, request_id: str, code: str) -> Any:

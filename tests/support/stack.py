@@ -169,8 +169,9 @@ class RunningStack:
     def clear_outbox(self) -> None:
         self._ok(self.http.delete(f"{self.base_url}/_dev/outbox", timeout=10))
 
-    def wait_for_mail(self, to: str, timeout: float = 15) -> dict:
-        """The newest email to that address; waits for the mail queue's poller to send it."""
+    def wait_for_mail(self, to: str, timeout: float = 30) -> dict:
+        """The newest email to that address; waits for the mail queue's poller to send it (a deadline
+        only a failure reaches: under -n on a loaded machine 15 s was seen to run out)."""
         deadline = time.monotonic() + timeout
         while True:
             mails = [mail for mail in self.outbox() if to in mail["to"]]
