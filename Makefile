@@ -74,8 +74,11 @@ typecheck: install
 test-unit: install
 	$(PY) -m pytest tests/unit -q -n auto $(PYTEST_ARGS)
 
+# Every xdist worker runs a local stack of its own (free ports) and its tests one at a time; a test
+# module stays on one worker (--dist loadfile), with the stacks its module fixtures start.
+INTEGRATION_WORKERS ?= auto
 test-integration: install
-	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -q -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # lint and build first: the tests also read what sam build made (.aws-sam/build).
 test-template: install tools lint build

@@ -82,9 +82,22 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     _capture_sent_mail(remember_mail)
     _sqs_follows_injected_clock()
     _sqs_visibility_limit_from_the_receive()
-    _transactions_check_before_writing()
+    if not getattr(moto, _MARK + "_transactions", False):
+        _transactions_check_before_writing()
     _stop_instance_tracking()
     setattr(moto, _MARK, True)
+
+
+def install_for_unit_tests() -> None:
+    """The one patch unit tests want from the in-process moto: transactions without moto's deep copy
+    of every touched table (85% of test_registry's time). Unit tests call moto from one thread at a
+    time, as the local runner's lock makes it, so the check-then-write patch is safe there."""
+    import moto
+
+    if getattr(moto, _MARK, False) or getattr(moto, _MARK + "_transactions", False):
+        return
+    _transactions_check_before_writing()
+    setattr(moto, _MARK + "_transactions", True)
 
 
 # ---------------------------------------------------------------------------------------- SES

@@ -2,7 +2,9 @@
 
 Signatures are checked with the `standardwebhooks` library once a secret is known (the runner
 hands over the demo controller's secret when it registers it; POST /_dev/webhooks {"secret"} or
-RIGHTSDESK_LOCAL_WEBHOOK_SECRET set another); until then deliveries are accepted unverified. A
+RIGHTSDESK_LOCAL_WEBHOOK_SECRET set another); until then deliveries are accepted unverified.
+POST /_dev/webhooks {"secret", "path": "/webhooks/<site>"} gives one path a secret of its own, so
+a test's own webhook controller can share the receiver with the demo controller. A
 badly signed delivery is answered 401. POST /_dev/webhooks {"fail": {"status": 500, "times": 3}}
 makes the next three answers 500 (or 410, ...), to exercise retries. Deliveries are never
 logged: they carry subject data.
@@ -28,6 +30,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.deliveries: list[dict] = []
         self.secret: str | None = os.environ.get("RIGHTSDESK_LOCAL_WEBHOOK_SECRET") or None
+        self.path_secrets: dict[str, str] = {}  # a controller's own path wins over `secret`
         # A test may make the controller answer with another status, to exercise retries or 410:
         # always (respond_status) or for the next few deliveries (fail: {"status", "times"}).
         self.respond_status = 204
@@ -42,13 +45,14 @@ class WebhookReceiver:
             return
         body = request.read_body()
         headers = {name.lower(): value for name, value in request.headers.items()}
-        verified, problem = self._verify(body, headers)
+        path = request.path.split("?", 1)[0]
+        verified, problem = self._verify(self.path_secrets.get(path) or self.secret, body, headers)
         with self._lock:
             status = self._next_status() if verified is not False else 401
             self.deliveries.append(
                 {
                     "received_at": time.time(),
-                    "path": request.path.split("?", 1)[0],
+                    "path": path,
                     "webhook_id": headers.get("webhook-id"),
                     "webhook_timestamp": headers.get("webhook-timestamp"),
                     "signature_headers_present": all(h in headers for h in SIGNATURE_HEADERS),
@@ -63,13 +67,14 @@ class WebhookReceiver:
             time.sleep(self.delay_seconds)
         request.respond(status, [], b"")
 
-    def _verify(self, body: bytes, headers: dict[str, str]) -> tuple[bool | None, str | None]:
-        if not self.secret:
+    @staticmethod
+    def _verify(secret: str | None, body: bytes, headers: dict[str, str]) -> tuple[bool | None, str | None]:
+        if not secret:
             return None, None
         from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
         try:
-            Webhook(self.secret).verify(body, headers)
+            Webhook(secret).verify(body, headers)
         except WebhookVerificationError as error:
             return False, str(error)  # the library's messages name the failed check, never payload data
         except Exception as error:  # noqa: BLE001 - a malformed secret or header is a failed check too
@@ -81,7 +86,9 @@ class WebhookReceiver:
 
     def configure(self, settings: dict) -> dict:
         with self._lock:
-            if "secret" in settings:
+            if "secret" in settings and settings.get("path"):
+                self.path_secrets[str(settings["path"])] = settings["secret"]
+            elif "secret" in settings:
                 self.secret = settings["secret"] or None
             if "respond_status" in settings:
                 self.respond_status = int(settings["respond_status"])

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.stack import OwnController
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,45 +20,43 @@ UNVERIFIED_KEEP_SECONDS = 72 * 3600
 def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
     return stack.cli(*args, check=False)
 
-def submit(stack) -> tuple[str, str]:
+def submit(stack, controller: OwnController) -> tuple[str, str]:
     email = f"cli-{uuid.uuid4().hex[:10]}@example.org"
-    response = stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": email})
+    response = stack.post("/v1/requests", json={"site": controller.site, "type": "access", "email": email})
     assert response.status_code == 202, response.text
     return response.json()["request_id"], email
 
 
-def listed(stack) -> dict:
-    result = rightsdesk(stack, "requests", "list", "--json")
+def listed(stack, controller: OwnController) -> dict:
+    result = rightsdesk(stack, "requests", "list", "--controller", controller.controller_id, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def test_a_submitted_request_is_listed_without_its_address(stack):
-    request_id, email = submit(stack)
+def test_a_submitted_request_is_listed_without_its_address(stack, own_controller):
+    request_id, email = submit(stack, own_controller)
 
-    result = rightsdesk(stack, "requests", "list", "--json")
+    result = rightsdesk(stack, "requests", "list", "--controller", own_controller.controller_id, "--json")
 
     assert result.returncode == 0, result.stderr
     rows = {row["request_id"]: row for row in json.loads(result.stdout)["requests"]}
     assert rows[request_id]["status"] == "identity_unverified"
-    assert rows[request_id]["controller_id"] == "ctl_demo"
+    assert rows[request_id]["controller_id"] == own_controller.controller_id
     assert email not in result.stdout
 
 
-def test_the_listing_follows_the_local_runs_clock(stack):
-    request_id, _ = submit(stack)
-    before = stack.clock()["offset_seconds"]
-    try:
-        stack.advance_clock(UNVERIFIED_KEEP_SECONDS + 60)
-        ids = {row["request_id"] for row in listed(stack)["requests"]}
-    finally:
-        # The stack is shared by the session; later tests expect its clock where it was.
-        stack.set_clock_offset(before)
+def test_the_listing_follows_the_local_runs_clock(stack, own_controller):
+    request_id, _ = submit(stack, own_controller)
+    assert request_id in {row["request_id"] for row in listed(stack, own_controller)["requests"]}, "listed while it is kept"
+
+    stack.advance_clock(UNVERIFIED_KEEP_SECONDS + 60)  # put back after the test (conftest.restore_stack_clocks)
+    ids = {row["request_id"] for row in listed(stack, own_controller)["requests"]}
+
     assert request_id not in ids
 
 
-def test_show_reveal_and_controllers(stack):
-    request_id, email = submit(stack)
+def test_show_reveal_and_controllers(stack, own_controller):
+    request_id, email = submit(stack, own_controller)
 
     hidden = rightsdesk(stack, "requests", "show", request_id, "--json")
     revealed = rightsdesk(stack, "requests", "show", request_id, "--reveal", "--json")
@@ -65,7 +65,7 @@ def test_show_reveal_and_controllers(stack):
     assert email not in hidden.stdout
     assert json.loads(revealed.stdout)["personal"]["email"] == email
     assert "personal_data_viewed" in [event["action"] for event in json.loads(revealed.stdout)["audit"]]
-    assert "demo" in [row["site_key"] for row in json.loads(controllers.stdout)["controllers"]]
+    assert own_controller.site in [row["site_key"] for row in json.loads(controllers.stdout)["controllers"]]
 
 
 def test_an_unknown_request_is_a_json_error_and_exit_1(stack):

@@ -104,12 +104,13 @@ def api(stack):
     return requests.Session()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def acme(stack):
+    """A pull controller of the test's own (every test owns its controllers, sites and requests)."""
     return add_controller(stack)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def globex(stack):
     return add_controller(stack)
 
@@ -209,13 +210,22 @@ def test_a_controller_can_neither_list_read_nor_update_anothers_requests(stack, 
     assert own.status_code == 200 and own.json()["status"] == "delivered"
 
 
-def test_an_unverified_request_is_not_the_controllers_business_yet(stack, api, acme):
+def test_an_unverified_request_is_not_the_controllers_business_yet(stack, api, table, acme):
     email = new_email()
     response = stack.post("/v1/requests", json={"site": acme.site, "type": "access", "email": email})
     request_id = response.json()["request_id"]
     listed = api.get(url(stack, "/v1/controller/requests"), headers=acme.auth).json()["requests"]
     assert request_id not in [item["request_id"] for item in listed]
     assert api.get(url(stack, f"/v1/controller/requests/{request_id}"), headers=acme.auth).status_code == 404
+
+    # The positive control: once verified, the same listing and read show it.
+    mail = eventually(lambda: [m for m in stack.outbox() if email in m["to"] and request_id in (m["text"] or "")])[-1]
+    verified = stack.post(f"/v1/requests/{request_id}/verify", json={"code": re.search(r"\b(\d{6})\b", mail["text"]).group(1)})
+    assert verified.status_code == 200, verified.text
+    forwarded(stack, table, request_id)
+    listed = api.get(url(stack, "/v1/controller/requests"), headers=acme.auth).json()["requests"]
+    assert request_id in [item["request_id"] for item in listed]
+    assert api.get(url(stack, f"/v1/controller/requests/{request_id}"), headers=acme.auth).status_code == 200
 
 
 # ------------------------------------------------------------------ pull delivery

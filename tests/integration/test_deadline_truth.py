@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,24 +17,15 @@ from rightsdesk.kernel import clock
 from rightsdesk.render import i18n
 from tests.support.flows import Flow, wait_for
 
+from tests.support.stack import CLI, OwnController, deliveries_to
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 OPERATOR = "privacy@example.com"  # the template's OperatorEmail default
 REASON = "Wir müssen drei Archive durchsuchen."
 
 
-@pytest.fixture
-def restore_clock(stack):
-    before = stack.clock()["offset_seconds"]
-    yield
-    stack.set_clock_offset(before)
-
-
-def _api(stack) -> dict:
-    return {"Authorization": f"Bearer {stack.demo_api_key}", "Accept": "application/json"}
 
 
 def _now(stack) -> datetime:
@@ -44,22 +34,22 @@ def _now(stack) -> datetime:
 
 def _delivered(stack, flow: Flow, **fields) -> dict:
     verified = flow.submit_and_verify(**fields)
-    wait_for(lambda: flow.status(verified["request_id"]) == "delivered", "the demo controller's webhook delivery")
+    wait_for(lambda: flow.status(verified["request_id"]) == "delivered", "the controller's webhook delivery")
     return verified
 
 
-def _extend(stack, request_id: str, until: datetime, **body):
-    return stack.post(f"/v1/controller/requests/{request_id}/status", headers=_api(stack),
+def _extend(stack, controller: OwnController, request_id: str, until: datetime, **body):
+    return stack.post(f"/v1/controller/requests/{request_id}/status", headers=controller.auth,
                       json={"reason": REASON, "extend_to": clock.isoformat(until), **body})
 
 
-def test_an_extension_reaches_the_subject_then_after_the_purge_the_controller_is_told_it_is_theirs(stack, restore_clock):
-    flow = Flow(stack)
+def test_an_extension_reaches_the_subject_then_after_the_purge_the_controller_is_told_it_is_theirs(stack, own_controller):
+    flow = Flow(stack, own_controller.site)
     request = _delivered(stack, flow, locale="de")
     request_id, due = request["request_id"], clock.parse_iso(request["due_at"])
     first = due + timedelta(days=10)
 
-    answer = _extend(stack, request_id, first)  # no status: the request stays delivered
+    answer = _extend(stack, own_controller, request_id, first)  # no status: the request stays delivered
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "delivered" and answer.json()["due_at"] == clock.isoformat(first)
     assert answer.json()["subject_notification"]["by"] == "rightsdesk"
@@ -75,7 +65,7 @@ def test_an_extension_reaches_the_subject_then_after_the_purge_the_controller_is
     wait_for(lambda: (flow.item(request_id) or {}).get("personal_purged_at"), "the purge after delivery")
     stack.clear_outbox()
     second = first + timedelta(days=10)
-    answer = _extend(stack, request_id, second, status="in_progress")
+    answer = _extend(stack, own_controller, request_id, second, status="in_progress")
     assert answer.status_code == 200, answer.text
     notification = answer.json()["subject_notification"]
     assert notification["by"] == "controller" and notification["rule"] == "GDPR Art. 12(3)"
@@ -90,19 +80,19 @@ def test_an_extension_reaches_the_subject_then_after_the_purge_the_controller_is
     assert f'datetime="{clock.isoformat(second)}"' in page.text
 
 
-def test_a_passed_due_date_cannot_be_extended_and_reminders_keep_going_once_each(stack, restore_clock):
-    flow = Flow(stack)
+def test_a_passed_due_date_cannot_be_extended_and_reminders_keep_going_once_each(stack, own_controller):
+    flow = Flow(stack, own_controller.site)
     request = _delivered(stack, flow)
     request_id, due = request["request_id"], clock.parse_iso(request["due_at"])
     stack.advance_clock((due - _now(stack)).total_seconds() + 3600)  # an hour past the due date
 
-    refused = _extend(stack, request_id, due + timedelta(days=20), status="in_progress")
+    refused = _extend(stack, own_controller, request_id, due + timedelta(days=20), status="in_progress")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "due_date_passed"
     assert flow.status(request_id) == "delivered", "nothing changed"
 
     def overdue_events() -> list[dict]:
-        return [e["body"]["data"] for e in stack.webhooks() if e["body"]["type"] == "dsr.request.overdue"
-                and e["body"]["data"]["request_id"] == request_id]
+        return [e["body"]["data"] for e in deliveries_to(stack, own_controller, "dsr.request.overdue")
+                if e["body"]["data"]["request_id"] == request_id]
 
     for _ in range(2):  # two runs in the same period send it once
         assert stack.run("DeadlineWatchFunction")["result"]["overdue"] >= 1
@@ -123,7 +113,8 @@ def test_a_passed_due_date_cannot_be_extended_and_reminders_keep_going_once_each
     digests = [m for m in stack.outbox() if OPERATOR in str(m["to"]) and "overdue" in m["subject"]
                and request_id in m["text"]]
     assert len(digests) == 1 and request["email"] not in digests[0]["text"]
-    listed = subprocess.run([*CLI, "--local", "requests", "list", "--overdue", "--json", "--limit", "1000"],
+    listed = subprocess.run([*CLI, "--local", "requests", "list", "--overdue", "--json",
+                             "--controller", own_controller.controller_id],
                             capture_output=True, text=True, timeout=120, env=_cli_env(stack), cwd=REPO)
     assert request_id in listed.stdout
 

@@ -27,12 +27,11 @@ from rightsdesk.kernel import retention
 
 from tests.support.flows import wait_for
 
+from tests.support.stack import CLI
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
-PYTHON = REPO / ".venv" / "bin" / "python"
 DEMO_CONTACT = "privacy@demo.localhost"
 QUEUE_VISIBILITY_SECONDS = 540  # template.yaml DeliveryQueue.VisibilityTimeout
 
@@ -45,6 +44,7 @@ PERSONAL: list[str] = []  # every personal value sent; the last test looks for t
 @pytest.fixture(scope="module")
 def st(launch_stack):
     running = launch_stack()
+    running.restore_clock_after_each_test = False  # file order, the clock only forward (module docstring)
     yield running
     running.stop()
 
@@ -290,7 +290,7 @@ def test_the_example_receiver_verifies_and_prints_what_we_send(st, table, tmp_pa
     output = tmp_path / "receiver.out"
     with output.open("w") as sink:
         example = subprocess.Popen(
-            [str(PYTHON if PYTHON.exists() else sys.executable), str(REPO / "examples" / "controller_receiver.py"),
+            [sys.executable, str(REPO / "examples" / "controller_receiver.py"),
              "--port", str(port)],
             env={**os.environ, "WEBHOOK_SECRET": answer["webhook_secret"]}, stdout=sink, stderr=subprocess.STDOUT,
         )

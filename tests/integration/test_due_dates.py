@@ -10,19 +10,22 @@ import pytest
 
 from rightsdesk.kernel import clock, deadlines
 from tests.support.flows import Flow, wait_for
+from tests.support.stack import deliveries_to
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_due_date_and_the_latest_extension_end_at_the_end_of_the_day(stack):
-    flow = Flow(stack)
+def test_the_due_date_and_the_latest_extension_end_at_the_end_of_the_day(stack, own_controller):
+    flow = Flow(stack, own_controller.site)
     verified = flow.submit_and_verify()
     request_id = verified["request_id"]
     due = clock.parse_iso(verified["due_at"])
     assert due.time().replace(microsecond=0) == datetime.max.time().replace(microsecond=0)  # 23:59:59
 
-    api = {"Authorization": f"Bearer {stack.demo_api_key}", "Accept": "application/json"}
-    wait_for(lambda: flow.status(request_id) == "delivered", "the demo controller's webhook delivery")
+    api = own_controller.auth
+    wait_for(lambda: flow.status(request_id) == "delivered", "the controller's webhook delivery")
+    [forwarded] = deliveries_to(stack, own_controller, "dsr.request.forwarded")
+    assert forwarded["verified"] is True, "signed with the controller's own secret, checked on its own path"
     view = stack.get(f"/v1/controller/requests/{request_id}", headers=api).json()
     verified_at = clock.parse_iso(view["verified_at"])
     assert clock.parse_iso(view["due_at"]) == due

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from rightsdesk.outbound import notify
 from tests.support.aws import load_template
 from tests.support.flows import Flow, wait_for
 
+from tests.support.stack import CLI
+
 pytestmark = pytest.mark.integration
 
 DISPATCHER, PUBLIC_API, NOTIFIER = "DispatcherFunction", "PublicApiFunction", "NotifierFunction"
@@ -34,13 +35,12 @@ ACCEPTED: list[str] = []  # every request id answered 202; the last test account
 DEAD_LETTERED: dict[str, str] = {}  # request id -> address of a verification mail left in the dead-letter queue
 TRANSACT = {"service": "dynamodb", "operation": "TransactWriteItems"}
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 
 
 @pytest.fixture(scope="module")
 def flow(launch_stack):
     running = launch_stack()
+    running.restore_clock_after_each_test = False  # later tests read what earlier ones left, at their time
     yield Flow(running)
     running.stop()
 

@@ -11,6 +11,7 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
-PYTHON = REPO / ".venv" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -422,7 +422,7 @@ def free_port() -> int:
 
 def _local(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(PYTHON), "-m", "local", "--template", str(FIXTURE_TEMPLATE), "--no-schedules", *args],
+        [sys.executable, "-m", "local", "--template", str(FIXTURE_TEMPLATE), "--no-schedules", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

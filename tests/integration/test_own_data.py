@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import unicodedata
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -28,11 +27,11 @@ import requests
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.flows import wait_for
 
+from tests.support.stack import CLI
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 REGION = "eu-central-1"
 TABLE = "rightsdesk-local-RightsTable"
 SITE = "platform"
@@ -49,7 +48,7 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests.integration.conftest import start_stack
+    from tests.support.stack import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("own-data-stack"))
     yield running

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -21,11 +20,11 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
+from tests.support.stack import CLI
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / ".venv" / "bin" / "rightsdesk"
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 LANGUAGES = ("en", "de", "sl")
 OTHER = {"en": "de", "de": "sl", "sl": "en"}  # what the browser claims to prefer instead
 POLICY_TEXT = "<h1>Privacy</h1>\n<p>Transcripts are kept 30 days.</p>\n".encode()
@@ -112,13 +111,14 @@ def published_policy(stack, tmp_path_factory):
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_the_whole_path_and_its_errors_stay_in_the_chosen_language(stack, lang):
+def test_the_whole_path_and_its_errors_stay_in_the_chosen_language(stack, own_controller, lang):
+    site = own_controller.site
     browser = Browser(stack, lang)
-    form = in_language(browser.get(f"/?lang={lang}&site=demo"), lang)
+    form = in_language(browser.get(f"/?lang={lang}&site={site}"), lang)
     assert WORDS["form"][lang] in form
     action = form_action(form)
 
-    refused = browser.post(action, {"site": "demo", "type": "access", "email": "", "locale": lang})  # no address
+    refused = browser.post(action, {"site": site, "type": "access", "email": "", "locale": lang})  # no address
     assert refused.status_code == 422
     in_language(refused, lang)
 
@@ -128,7 +128,7 @@ def test_the_whole_path_and_its_errors_stay_in_the_chosen_language(stack, lang):
     in_language(unknown, lang)
 
     email = f"lang-{uuid.uuid4().hex[:10]}@example.org"
-    verify = browser.follow(browser.post(action, {"site": "demo", "type": "access", "email": email, "locale": lang}))
+    verify = browser.follow(browser.post(action, {"site": site, "type": "access", "email": email, "locale": lang}))
     verify_html = in_language(verify, lang)
     assert WORDS["verify"][lang] in verify_html
 
@@ -172,10 +172,11 @@ def test_error_and_edge_pages_are_in_the_chosen_language(stack, lang, path, stat
     in_language(response, lang)
 
 
-def test_a_status_link_without_lang_uses_the_requests_own_language(stack):
+def test_a_status_link_without_lang_uses_the_requests_own_language(stack, own_controller):
     browser = Browser(stack, "sl")
     email = f"lang-{uuid.uuid4().hex[:10]}@example.org"
-    submitted = stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": email, "locale": "sl"},
+    submitted = stack.post("/v1/requests", json={"site": own_controller.site, "type": "access", "email": email,
+                                                 "locale": "sl"},
                            headers={"Accept": "application/json"})
     request_id = submitted.json()["request_id"]
     code = re.search(r"\b(\d{6})\b", stack.wait_for_mail(email)["text"]).group(1)
@@ -210,10 +211,10 @@ def test_the_policy_archive_is_json_for_api_clients(stack, published_policy):
 # ------------------------------------------------------------------ rightsdesk --local and the ports
 
 
-def test_the_cli_finds_the_stack_by_the_runners_port_variables(stack):
+def test_the_cli_finds_the_stack_by_the_runners_port_variables(stack, own_controller):
     result = rightsdesk(stack, "--json", "controllers", "list", **ports_of(stack))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ctl_demo" in result.stdout
+    assert own_controller.controller_id in result.stdout, "the listing is this stack's (it holds the test's controller)"
 
 
 def test_the_cli_refuses_a_moto_that_is_not_the_stacks(stack):

@@ -25,7 +25,7 @@ def new_email() -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """A stack of this module's own: its tests move the clock by days, and its log is checked whole."""
-    from tests.integration.conftest import start_stack
+    from tests.support.stack import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("public-api-stack"))
     yield running
@@ -274,12 +274,8 @@ def test_a_code_verifies_once_and_a_retry_only_repeats_the_answer_for_its_15_min
              and item["sk"].startswith("AUDIT#") and item.get("to_status") == "verified"]
     assert len(steps) == 1, "verified once"
 
-    before = stack.clock()["offset_seconds"]
-    try:
-        stack.advance_clock(15 * 60 + 1)
-        late = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
-    finally:
-        stack.set_clock_offset(before)
+    stack.advance_clock(15 * 60 + 1)  # put back after the test (conftest.restore_stack_clocks)
+    late = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
     assert late.status_code == 409
     assert late.json()["error"]["code"] == "not_awaiting_verification"
 
@@ -311,7 +307,7 @@ def test_unknown_route_is_a_json_404(stack, api):
     assert "error" in response.json()
 
 
-# ------------------------------------------------------------------ the clock (these move it forward: keep them last)
+# ------------------------------------------------------------------ the clock (each test's moves are undone after it)
 
 
 def test_a_code_expires_after_15_minutes(stack, api):
@@ -325,9 +321,15 @@ def test_a_code_expires_after_15_minutes(stack, api):
 
 
 def test_an_unverified_request_is_gone_after_72_hours(stack, api):
-    request_id = submit(stack, api).json()["request_id"]
-    stack.advance_clock(72 * 3600 + 1)
-    response = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": "123456"})
+    email = new_email()
+    request_id = submit(stack, api, email).json()["request_id"]
+    wrong = "000000" if code_for(stack, email) != "000000" else "111111"
+    verify = f"{stack.base_url}/v1/requests/{request_id}/verify"
+    stack.advance_clock(72 * 3600 - 60)
+    kept = api.post(verify, json={"code": wrong})
+    assert kept.status_code == 410 and kept.json()["error"]["code"] == "code_expired", "a minute before: still there"
+    stack.advance_clock(61)
+    response = api.post(verify, json={"code": wrong})
     assert response.status_code == 404
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 
@@ -22,7 +23,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 
-from tests.integration.conftest import PYTHON, REPO, MotoSession
+from tests.support.stack import REPO, MotoSession
 from tests.support.flows import eventually
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,10 @@ SENT_PERSONAL: list[str] = []
 
 @pytest.fixture(scope="module")
 def rstack(launch_stack):
-    return launch_stack()
+    running = launch_stack()
+    running.restore_clock_after_each_test = False  # years pass in file order; the stack ends with the module
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,7 @@ def sweep(rstack, **detail) -> dict:
 def cli(rstack, *args: str) -> dict:
     env = {**os.environ, "RIGHTSDESK_LOCAL_URL": rstack.base_url, "RIGHTSDESK_LOCAL_MOTO_URL": rstack.moto_url,
            "COLUMNS": "200"}
-    done = subprocess.run([str(PYTHON), "-m", "rightsdesk_cli", "--local", "--json", *args], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "rightsdesk_cli", "--local", "--json", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
@@ -128,6 +132,9 @@ def test_a_delivered_requests_personal_fields_go_within_the_hour_and_its_skeleto
 def test_an_unverified_request_disappears_after_72_hours(rstack, table):
     request_id, email = submit(rstack)
     code = code_for(rstack, email)
+    wrong = "000000" if code != "000000" else "111111"
+    kept = rstack.post(f"/v1/requests/{request_id}/verify", json={"code": wrong})
+    assert kept.status_code == 400 and item(table, request_id) is not None, "there before its 72 hours"
     rstack.advance_clock(72 * HOUR + 1)
 
     result = sweep(rstack)

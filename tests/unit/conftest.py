@@ -14,6 +14,13 @@ for _name in ("CODES_PER_ADDRESS_PER_HOUR", "SUBMISSIONS_PER_SOURCE_PER_MINUTE",
 
 import pytest  # noqa: E402 - after the environment above, which the core reads on import
 
+from local import moto_patches  # noqa: E402
+
+# The in-process moto transacts as the local runner's does (local/moto_patches.py): conditions
+# checked first, then the writes, without moto's deep copy of every touched table. That copy made a
+# transaction cost time in proportion to all a module had written (85% of test_registry's time).
+moto_patches.install_for_unit_tests()
+
 
 @pytest.fixture(autouse=True)
 def restore_clock():

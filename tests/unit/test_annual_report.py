@@ -133,6 +133,17 @@ def test_the_html_report_is_self_contained():
     assert "inc_1" in html and "83.3 %" in html
 
 
-@pytest.mark.parametrize("rows", [[], [("a", 0)]])
-def test_charts_cope_with_nothing_to_draw(rows):
-    assert annual_html.bar_chart(rows, title="Requests by type")
+def test_charts_cope_with_nothing_to_draw():
+    # Not merely "some output": nothing to draw says so in words, a zero draws a bar of no length
+    # labelled 0, and the same chart with a value does draw one (the positive control).
+    empty = str(annual_html.bar_chart([], title="Requests by type"))
+    assert empty == '<p class="empty">No data for requests by type.</p>'
+
+    def bar_widths(html: str) -> list[float]:
+        return [float(width) for width in re.findall(r'<rect [^>]*width="([\d.]+)"', html)]
+
+    zero = str(annual_html.bar_chart([("a", 0)], title="Requests by type"))
+    assert "<title" in zero and "Requests by type" in zero and '<text x="' in zero
+    assert re.search(r'class="value">0<', zero) and bar_widths(zero) == [0.0]
+    some = str(annual_html.bar_chart([("a", 0), ("b", 3)], title="Requests by type"))
+    assert bar_widths(some)[0] == 0.0 and bar_widths(some)[1] > 0
