@@ -9,8 +9,8 @@ SAM := $(SAM_VENV)/bin/sam
 CFN_LINT := $(SAM_VENV)/bin/cfn-lint
 PYTEST_ARGS ?=
 
-.PHONY: help install requirements tools run test test-layers typecheck test-unit test-integration test-template test-e2e lint build bench deploy translations clean
-.PHONY: check security fuzz load
+.PHONY: help install requirements tools run test test-style test-layers typecheck test-unit test-integration test-template test-e2e lint build bench deploy translations clean
+.PHONY: check security fuzz load format
 
 help:
 	@echo "make run     start the local stack (moto on :4566, gateway on :3000, demo controller 'demo')"
@@ -60,7 +60,16 @@ LOCAL_LIMITS ?= $$($(PY) -m local.loopback)
 run: install
 	$(PY) -m local $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
 
-test: test-layers typecheck test-unit test-integration test-template test-e2e
+test: test-style test-layers typecheck test-unit test-integration test-template test-e2e
+
+# ruff: the lint rules and the formatting of pyproject.toml [tool.ruff]; `make format` fixes both.
+test-style: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # The core's layers contract and what it forbids (pyproject.toml [tool.importlinter]); seconds.
 test-layers: install

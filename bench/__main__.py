@@ -8,11 +8,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import api_latency, imports
-from bench import readiness  # every route, a cold start, build sizes, load
-from bench import retention_sweep
-from bench import delivery
-from bench import notices
+from bench import (
+    api_latency,
+    delivery,
+    imports,
+    notices,
+    readiness,  # every route, a cold start, build sizes, load
+    retention_sweep,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -31,14 +34,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-runs", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--routed", type=int, default=50, help="verified requests to route for the throughput figure")
-    parser.add_argument("--retention-100k", action="store_true",
-                        help="also sweep with 100k live items (seeding them into moto takes minutes)")
+    parser.add_argument(
+        "--retention-100k",
+        action="store_true",
+        help="also sweep with 100k live items (seeding them into moto takes minutes)",
+    )
     parser.add_argument("--notices", type=int, default=1000, help="breach recipients for the notifier figures")
-    parser.add_argument("--notices-10k", action="store_true",
-                        help="also send 10k breach notices (about a quarter of an hour on 2 cores)")
+    parser.add_argument(
+        "--notices-10k",
+        action="store_true",
+        help="also send 10k breach notices (about a quarter of an hour on 2 cores)",
+    )
     parser.add_argument("--route-calls", type=int, default=30, help="timed calls per API route")
-    parser.add_argument("--load", type=int, default=0,
-                        help="also run `make load` with this many requests (default: keep its last figures)")
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        help="also run `make load` with this many requests (default: keep its last figures)",
+    )
     args = parser.parse_args(argv)
 
     import_rows = imports.measure_paired(imports.functions(), runs=args.import_runs)
@@ -47,8 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     from local import loopback  # every caller is 127.0.0.1: the abuse limits are raised (local/loopback.py)
     from local.stack import LocalStack
 
-    with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False,
-                    parameter_overrides=loopback.LIMITS) as stack:
+    with LocalStack(
+        ROOT / "template.yaml",
+        gateway_port=0,
+        moto_port=0,
+        receiver_port=0,
+        schedules=False,
+        parameter_overrides=loopback.LIMITS,
+    ) as stack:
         latency_rows = api_latency.measure(stack, count=args.requests)
 
     # In a process and a table of its own: the live-item counts are exact.
@@ -57,23 +76,44 @@ def main(argv: list[str] | None = None) -> int:
 
     # Fresh stacks: the sweep must purge only the requests it counts, and moto's transactions slow
     # down as its table grows.
-    with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False,
-                    parameter_overrides=loopback.LIMITS) as stack:
+    with LocalStack(
+        ROOT / "template.yaml",
+        gateway_port=0,
+        moto_port=0,
+        receiver_port=0,
+        schedules=False,
+        parameter_overrides=loopback.LIMITS,
+    ) as stack:
         writes = delivery.writes_per_request(stack)
-    with LocalStack(ROOT / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False,
-                    parameter_overrides=loopback.LIMITS) as stack:
+    with LocalStack(
+        ROOT / "template.yaml",
+        gateway_port=0,
+        moto_port=0,
+        receiver_port=0,
+        schedules=False,
+        parameter_overrides=loopback.LIMITS,
+    ) as stack:
         delivery_md = delivery.section(delivery.routing_throughput(stack, args.routed), writes)
 
     # Processes of their own: the notifier's memory and calls are measured without moto in them.
-    notices_md = notices.section(notices.run_isolated(args.notices),
-                                 notices.run_isolated(10_000) if args.notices_10k else None)
+    notices_md = notices.section(
+        notices.run_isolated(args.notices), notices.run_isolated(10_000) if args.notices_10k else None
+    )
 
     readiness_md = readiness.run(ROOT, route_calls=args.route_calls, load_requests=args.load)
 
     imports_md = _table(
         ["function", "import (ms)", "bare boto3 (ms)", "ratio", f"target < {IMPORT_TARGET}"],
-        [[r["function"], f"{r['import_s'] * 1000:.0f}", f"{r['boto3_s'] * 1000:.0f}", f"{r['ratio']:.2f}",
-          "yes" if r["ratio"] < IMPORT_TARGET else "**no**"] for r in import_rows],
+        [
+            [
+                r["function"],
+                f"{r['import_s'] * 1000:.0f}",
+                f"{r['boto3_s'] * 1000:.0f}",
+                f"{r['ratio']:.2f}",
+                "yes" if r["ratio"] < IMPORT_TARGET else "**no**",
+            ]
+            for r in import_rows
+        ],
     )
     latency_md = _table(
         ["operation", "n", "p50 (ms)", "p99 (ms)"],

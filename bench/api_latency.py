@@ -23,7 +23,9 @@ def _codes_from_mail_queue(sqs, queue_url: str, wanted: int) -> dict[str, str]:
     """request id -> code, read straight from the MailQueue (the notifier is not running here)."""
     codes: dict[str, str] = {}
     while len(codes) < wanted:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
         if not messages:
             break
         for message in messages:
@@ -61,8 +63,12 @@ def measure(stack, count: int = 200) -> list[dict]:
     invoke = stack.invoke
     submit_ms, verify_ms, request_ids = [], [], []
     for n in range(count + 5):
-        event = api_event("POST", "/v1/requests", "/v1/requests",
-                          body={"site": "demo", "type": "access", "email": f"bench-{n}@example.org"})
+        event = api_event(
+            "POST",
+            "/v1/requests",
+            "/v1/requests",
+            body={"site": "demo", "type": "access", "email": f"bench-{n}@example.org"},
+        )
         start = time.perf_counter()
         response = invoke("PublicApiFunction", event)
         elapsed = (time.perf_counter() - start) * 1000
@@ -76,8 +82,13 @@ def measure(stack, count: int = 200) -> list[dict]:
     codes = _codes_from_mail_queue(sqs, os.environ["MAIL_QUEUE_URL"], len(request_ids))
     codes.update(_codes_from_outbox(stack, set(request_ids) - codes.keys()))
     for n, request_id in enumerate(request_ids):
-        event = api_event("POST", "/v1/requests/{id}/verify", f"/v1/requests/{request_id}/verify",
-                          body={"code": codes[request_id]}, path_parameters={"id": request_id})
+        event = api_event(
+            "POST",
+            "/v1/requests/{id}/verify",
+            f"/v1/requests/{request_id}/verify",
+            body={"code": codes[request_id]},
+            path_parameters={"id": request_id},
+        )
         start = time.perf_counter()
         response = invoke("PublicApiFunction", event)
         elapsed = (time.perf_counter() - start) * 1000
@@ -86,6 +97,11 @@ def measure(stack, count: int = 200) -> list[dict]:
             verify_ms.append(elapsed)
 
     return [
-        {"operation": name, "n": len(samples), "p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99)}
+        {
+            "operation": name,
+            "n": len(samples),
+            "p50_ms": _percentile(samples, 0.5),
+            "p99_ms": _percentile(samples, 0.99),
+        }
         for name, samples in (("submit", submit_ms), ("verify", verify_ms))
     ]

@@ -54,11 +54,17 @@ print(json.dumps({"import_ms": imported, "first_submit_ms": first, "first_status
 
 
 def _run(mode: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT / "functions" / "public_api"),
-                                                        str(ROOT)]),
-           "POWERTOOLS_SERVICE_NAME": "public-api", "POWERTOOLS_TRACE_DISABLED": "true"}
-    out = subprocess.run([sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, env=env, cwd=ROOT,
-                         check=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "layers" / "core"), str(ROOT / "functions" / "public_api"), str(ROOT)]
+        ),
+        "POWERTOOLS_SERVICE_NAME": "public-api",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, env=env, cwd=ROOT, check=True, timeout=120
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

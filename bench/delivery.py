@@ -43,9 +43,11 @@ class WriteCounter:
             return
         # before-call hands over the serialized request: DynamoDB's is a JSON body.
         body = json.loads(params.get("body") or b"{}")
-        tables = {body.get("TableName")} | {
-            part.get("TableName") for entry in body.get("TransactItems", []) for part in entry.values()
-        } | set(body.get("RequestItems", {}))
+        tables = (
+            {body.get("TableName")}
+            | {part.get("TableName") for entry in body.get("TransactItems", []) for part in entry.values()}
+            | set(body.get("RequestItems", {}))
+        )
         with self._lock:
             for table in tables - {None}:
                 self.counts[table] += 1
@@ -106,16 +108,25 @@ def _codes(stack) -> dict[str, str]:
 def _submit_and_verify(stack, count: int, tag: str) -> list[str]:
     ids = []
     for n in range(count):
-        event = api_event("POST", "/v1/requests", "/v1/requests",
-                          body={"site": "demo", "type": "access", "email": f"bench-{tag}-{n}@example.org"})
+        event = api_event(
+            "POST",
+            "/v1/requests",
+            "/v1/requests",
+            body={"site": "demo", "type": "access", "email": f"bench-{tag}-{n}@example.org"},
+        )
         response = stack.invoke("PublicApiFunction", event)
         assert response["statusCode"] == 202, response
         ids.append(json.loads(response["body"])["request_id"])
     _wait(lambda: set(ids) <= set(_codes(stack)), "the verification emails")
     codes = _codes(stack)
     for request_id in ids:
-        event = api_event("POST", "/v1/requests/{id}/verify", f"/v1/requests/{request_id}/verify",
-                          body={"code": codes[request_id]}, path_parameters={"id": request_id})
+        event = api_event(
+            "POST",
+            "/v1/requests/{id}/verify",
+            f"/v1/requests/{request_id}/verify",
+            body={"code": codes[request_id]},
+            path_parameters={"id": request_id},
+        )
         response = stack.invoke("PublicApiFunction", event)
         assert response["statusCode"] == 200, response
     return ids
@@ -136,7 +147,8 @@ def _dispatcher_pollers(stack):
 
 def _received(stack, ids: set[str]) -> int:
     return sum(
-        1 for d in stack.receiver_app.listing()
+        1
+        for d in stack.receiver_app.listing()
         if isinstance(d["body"], dict) and d["body"].get("data", {}).get("request_id") in ids and d["answered"] < 300
     )
 
@@ -180,8 +192,12 @@ def routing_throughput(stack, count: int = 50) -> dict:
         _wait(lambda: _received(stack, wanted) >= count, "every webhook")
         _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
         elapsed = time.perf_counter() - started
-    return {"requests": count, "seconds": elapsed, "per_second": count / elapsed,
-            "post_p50_ms": sorted(posts)[len(posts) // 2]}
+    return {
+        "requests": count,
+        "seconds": elapsed,
+        "per_second": count / elapsed,
+        "post_p50_ms": sorted(posts)[len(posts) // 2],
+    }
 
 
 def writes_per_request(stack, count: int = 20) -> dict:
@@ -192,11 +208,14 @@ def writes_per_request(stack, count: int = 20) -> dict:
         ids = _submit_and_verify(stack, count, "writes")
         _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
         clock.advance(3600 + 60)  # the purge is due one hour after delivery
-        report = stack.invoke("RetentionFunction", {"detail-type": "Scheduled Event", "source": "aws.events",
-                                                    "detail": {}})
+        report = stack.invoke(
+            "RetentionFunction", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        )
         keys = [(RequestItem.key(request_id), RequestItem.SK) for request_id in ids]
-        _wait(lambda: all(item.personal_purged_at for item in RequestItem.batch_get(keys, consistent_read=True)),
-              "every request purged")
+        _wait(
+            lambda: all(item.personal_purged_at for item in RequestItem.batch_get(keys, consistent_read=True)),
+            "every request purged",
+        )
         time.sleep(2)  # the stream poller audits the purges; let it finish
         totals = dict(counts)
     return {
@@ -213,18 +232,18 @@ def section(route: dict, writes: dict) -> str:
 
 Through the local runner in-process: DispatcherFunction fed by its SQS poller (batches of 5, one
 invocation at a time), signed webhooks to the demo receiver, which verifies each with the
-`standardwebhooks` library. {route['requests']} verified requests were queued, then released.
+`standardwebhooks` library. {route["requests"]} verified requests were queued, then released.
 
 | measure | value |
 |---|---|
-| requests routed per second | {route['per_second']:.1f} ({route['requests']} in {route['seconds']:.1f} s) |
-| webhook POST, signed, to the verifying receiver: p50 | {route['post_p50_ms']:.1f} ms |
-| RightsTable write calls per request, submit to purge (target <= {TARGET_WRITES}) | {writes['rights_table']:.2f} ({verdict}) |
-| IdempotencyTable write calls per request (mails and delivery) | {writes['idempotency_table']:.2f} |
+| requests routed per second | {route["per_second"]:.1f} ({route["requests"]} in {route["seconds"]:.1f} s) |
+| webhook POST, signed, to the verifying receiver: p50 | {route["post_p50_ms"]:.1f} ms |
+| RightsTable write calls per request, submit to purge (target <= {TARGET_WRITES}) | {writes["rights_table"]:.2f} ({verdict}) |
+| IdempotencyTable write calls per request (mails and delivery) | {writes["idempotency_table"]:.2f} |
 
 Write calls are counted with a botocore `before-call.dynamodb.*` hook on every client (a
-transaction is one call) over {writes['requests']} requests: submission, verification, routing,
-webhook delivery, the purge by the retention sweeper an hour later ({writes['purged_by_sweeper']}
+transaction is one call) over {writes["requests"]} requests: submission, verification, routing,
+webhook delivery, the purge by the retention sweeper an hour later ({writes["purged_by_sweeper"]}
 purged), and the deletion audit events the table stream produces. Routing speed here is bound by
 moto: each conditional status change is a TransactWriteItems, for which moto deep-copies the
 whole table (once per item, for its rollback), and moto shares this process and its GIL. In Lambda

@@ -73,16 +73,20 @@ def measure(functions: list[str], runs: int = 7) -> list[dict]:
 # (the X-Ray SDK built two botocore clients for its sampler) and no boto3 at load (the core's
 # clients are botocore's, rightsdesk.platform.aws_clients). Queue and stream functions add the Batch utility;
 # the API functions build the Event Handler with validation, which imports pydantic.
-_FLOOR = ("from rightsdesk.store.items import audience, audit, controllers, limits, notices, requests, sweeps\n"
-          "from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n")
+_FLOOR = (
+    "from rightsdesk.store.items import audience, audit, controllers, limits, notices, requests, sweeps\n"
+    "from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\n"
+)
 REFERENCES = {
     "(floor) the core's models, powertools Logger, Metrics": "code:" + _FLOOR,
-    "(batch floor) + Batch utility":
-        "code:" + _FLOOR + "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
-        "BatchProcessor(event_type=EventType.SQS)",
-    "(API floor) + Event Handler with validation":
-        "code:" + _FLOOR + "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
-        "APIGatewayRestResolver(enable_validation=True)",
+    "(batch floor) + Batch utility": "code:"
+    + _FLOOR
+    + "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
+    "BatchProcessor(event_type=EventType.SQS)",
+    "(API floor) + Event Handler with validation": "code:"
+    + _FLOOR
+    + "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
+    "APIGatewayRestResolver(enable_validation=True)",
 }
 
 
@@ -99,7 +103,12 @@ def measure_paired(names: list[str], runs: int = 7) -> list[dict]:
     for name, target in targets.items():
         time_import(target, 1)  # byte-code compiled once, not counted
         pairs = [(time_import("boto3", 1), time_import(target, 1)) for _ in range(runs)]
-        rows.append({"function": name, "import_s": statistics.median(t for _, t in pairs),
-                     "boto3_s": statistics.median(b for b, _ in pairs),
-                     "ratio": statistics.median(t / b for b, t in pairs)})
+        rows.append(
+            {
+                "function": name,
+                "import_s": statistics.median(t for _, t in pairs),
+                "boto3_s": statistics.median(b for b, _ in pairs),
+                "ratio": statistics.median(t / b for b, t in pairs),
+            }
+        )
     return rows

@@ -46,8 +46,13 @@ class Phase:
     def summary(self) -> dict:
         ordered = sorted(self.latencies_ms)
         pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0  # noqa: E731
-        return {"n": len(ordered), "per_second": len(ordered) / self.seconds if self.seconds else 0.0,
-                "p50_ms": pick(0.5), "p99_ms": pick(0.99), "statuses": dict(self.statuses)}
+        return {
+            "n": len(ordered),
+            "per_second": len(ordered) / self.seconds if self.seconds else 0.0,
+            "p50_ms": pick(0.5),
+            "p99_ms": pick(0.99),
+            "statuses": dict(self.statuses),
+        }
 
 
 class Client:
@@ -68,8 +73,9 @@ class Client:
         for attempt in range(RETRIES):
             started = time.perf_counter()
             try:
-                answer = self.session().post(self.base_url + path, json=body, headers={**JSON, **(headers or {})},
-                                             timeout=60)
+                answer = self.session().post(
+                    self.base_url + path, json=body, headers={**JSON, **(headers or {})}, timeout=60
+                )
             except requests.ConnectionError:
                 answer = None
             elapsed = (time.perf_counter() - started) * 1000
@@ -173,10 +179,24 @@ class LocalRun:
         ports = [_free_port() for _ in range(3)]
         self.log = open(ROOT / ".local" / "load-run.log", "w") if (ROOT / ".local").is_dir() else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local", "--port", str(ports[0]), "--moto-port", str(ports[1]),
-             "--receiver-port", str(ports[2]), "--no-schedules",
-             *loopback.parameter_overrides()],  # every client is 127.0.0.1: see local/loopback.py
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "local",
+                "--port",
+                str(ports[0]),
+                "--moto-port",
+                str(ports[1]),
+                "--receiver-port",
+                str(ports[2]),
+                "--no-schedules",
+                *loopback.parameter_overrides(),
+            ],  # every client is 127.0.0.1: see local/loopback.py
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         base_url = f"http://127.0.0.1:{ports[0]}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -209,14 +229,14 @@ def section(result: dict) -> str:
     return f"""{START}
 ## Load without loss (`make load`)
 
-{result['requests']} submissions and their verifications from {result['concurrency']} concurrent clients
+{result["requests"]} submissions and their verifications from {result["concurrency"]} concurrent clients
 (threads, keep-alive HTTP) against `python -m local` on loopback; then every verified request followed
-to the demo controller's webhook. This machine's load average (1 minute) was {result['load_average'][0]:.1f}
-at the start and {result['load_average'][1]:.1f} at the end (other work shares its 2 cores).
+to the demo controller's webhook. This machine's load average (1 minute) was {result["load_average"][0]:.1f}
+at the start and {result["load_average"][1]:.1f} at the end (other work shares its 2 cores).
 
 | lost | duplicated | 5xx | retried (503 or refused) | accepted | verified | delivered | drain after the last verify |
 |---|---|---|---|---|---|---|---|
-| {result['lost']} | {result['duplicated']} | {result['server_errors']} | {result['retried']} | {result['accepted']} | {result['verified']} | {result['delivered']} | {result['drain_seconds']:.0f} s |
+| {result["lost"]} | {result["duplicated"]} | {result["server_errors"]} | {result["retried"]} | {result["accepted"]} | {result["verified"]} | {result["delivered"]} | {result["drain_seconds"]:.0f} s |
 
 | phase | answers | per second | p50 (ms) | p99 (ms) |
 |---|---|---|---|---|
@@ -232,7 +252,7 @@ Lambda concurrency decide instead.
 def write_section(markdown: str) -> None:
     text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
     if START in text and END in text:
-        text = text[: text.index(START)] + markdown + text[text.index(END) + len(END):]
+        text = text[: text.index(START)] + markdown + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + markdown + "\n"
     REPORT.write_text(text)

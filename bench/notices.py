@@ -47,13 +47,22 @@ def _free_port() -> int:
 
 def _environment(endpoint: str, tables: dict[str, str], queues: dict[str, str]) -> dict[str, str]:
     return {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "RIGHTSDESK_TABLE": tables["RightsTable"], "IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
-        "MAIL_QUEUE_URL": queues["MailQueue"], "DELIVERY_QUEUE_URL": queues["DeliveryQueue"],
-        "RIGHTSDESK_HASH_KEY": HASH_KEY, "MAIL_FROM": SENDER, "PUBLIC_BASE_URL": "https://rights.test",
-        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk", "POWERTOOLS_SERVICE_NAME": "notifier",
-        "POWERTOOLS_TRACE_DISABLED": "true", "SES_MAX_SEND_RATE": "0",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "RIGHTSDESK_TABLE": tables["RightsTable"],
+        "IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
+        "MAIL_QUEUE_URL": queues["MailQueue"],
+        "DELIVERY_QUEUE_URL": queues["DeliveryQueue"],
+        "RIGHTSDESK_HASH_KEY": HASH_KEY,
+        "MAIL_FROM": SENDER,
+        "PUBLIC_BASE_URL": "https://rights.test",
+        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
+        "POWERTOOLS_SERVICE_NAME": "notifier",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "SES_MAX_SEND_RATE": "0",
     }
 
 
@@ -63,30 +72,57 @@ def _seed(count: int, controller_id: str) -> None:
     from rightsdesk.store.items.requests import RequestItem
 
     now = clock.now()
-    ControllerItem(ControllerItem.key(controller_id), ControllerItem.SK, controller_id=controller_id, name="Bench",
-                   site_key=controller_id.replace("_", "-"), contact_email=f"dpo@{controller_id}.test",
-                   delivery="email", created_at=now, gsi1pk="CONTROLLERS", gsi1sk=controller_id).save()
+    ControllerItem(
+        ControllerItem.key(controller_id),
+        ControllerItem.SK,
+        controller_id=controller_id,
+        name="Bench",
+        site_key=controller_id.replace("_", "-"),
+        contact_email=f"dpo@{controller_id}.test",
+        delivery="email",
+        created_at=now,
+        gsi1pk="CONTROLLERS",
+        gsi1sk=controller_id,
+    ).save()
     with RequestItem.batch_write() as batch:
         for n in range(count):
             email = f"bench-{controller_id}-{n}@example.org"
             created = now - timedelta(minutes=n)
-            batch.save(RequestItem(
-                RequestItem.key(f"dsr_{controller_id}_{n}"), RequestItem.SK, request_id=f"dsr_{controller_id}_{n}",
-                controller_id=controller_id, site=controller_id, request_type="access", status="forwarded",
-                locale=("en", "de", "sl")[n % 3], email=email, subject_hash=hashlib.sha256(email.encode()).hexdigest(),
-                created_at=created, gsi1pk=f"CTRL#{controller_id}", gsi1sk=f"forwarded#{n:07d}",
-            ))
+            batch.save(
+                RequestItem(
+                    RequestItem.key(f"dsr_{controller_id}_{n}"),
+                    RequestItem.SK,
+                    request_id=f"dsr_{controller_id}_{n}",
+                    controller_id=controller_id,
+                    site=controller_id,
+                    request_type="access",
+                    status="forwarded",
+                    locale=("en", "de", "sl")[n % 3],
+                    email=email,
+                    subject_hash=hashlib.sha256(email.encode()).hexdigest(),
+                    created_at=created,
+                    gsi1pk=f"CTRL#{controller_id}",
+                    gsi1sk=f"forwarded#{n:07d}",
+                )
+            )
 
 
 def _declare(controller_id: str) -> tuple[str, float, int]:
-    from rightsdesk.notices import breaches
     from rightsdesk.kernel import clock
+    from rightsdesk.notices import breaches
 
     started = time.perf_counter()
-    incident = breaches.declare(breaches.Declaration(
-        detected_at=clock.now() - timedelta(hours=1), summary="Benchmark breach.", categories=["chat_history"],
-        contact="dpo@rights.test", controller_ids=[controller_id], high_risk=True, notify_subjects=True,
-    ))
+    incident = breaches.declare(
+        breaches.Declaration(
+            detected_at=clock.now() - timedelta(hours=1),
+            summary="Benchmark breach.",
+            categories=["chat_history"],
+            contact="dpo@rights.test",
+            controller_ids=[controller_id],
+            high_risk=True,
+            notify_subjects=True,
+        )
+    )
     return incident.incident_id, time.perf_counter() - started, sum(breaches.tally(incident)["total"].values())
 
 
@@ -96,7 +132,11 @@ class _Worker:
     def __init__(self, env: dict[str, str], *, trace: bool):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.notifier_worker", *(["--trace-memory"] if trace else [])],
-            cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def wave(self, incident_id: str) -> dict:
@@ -136,8 +176,13 @@ def run(count: int, wave: int = WAVE) -> dict:
 
         from tests.support.aws import create_queues_from_template, create_tables_from_template
 
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                          AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION)
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+        )
         session = boto3.Session(region_name=REGION)
         tables = create_tables_from_template(session, "bench")
         queues = create_queues_from_template(session, "bench")
@@ -161,7 +206,9 @@ def run(count: int, wave: int = WAVE) -> dict:
             declare_seconds += seconds
             send_seconds += result["seconds"]
             calls.update(result["calls"])
-            _note(f"wave {number + 1}: {notices} notices declared in {seconds:.0f} s, sent in {result['seconds']:.0f} s")
+            _note(
+                f"wave {number + 1}: {notices} notices declared in {seconds:.0f} s, sent in {result['seconds']:.0f} s"
+            )
         speed.quit()
 
         traced = _Worker(env, trace=True)
@@ -191,11 +238,14 @@ def run(count: int, wave: int = WAVE) -> dict:
 
 def section(result: dict, ten_k: dict | None = None) -> str:
     """The benchmarks.md section; `ten_k` is the opt-in 10k run when it was made."""
+
     def row(r: dict) -> str:
-        return (f"| {r['recipients']:,} | {r['declare_per_second']:.0f} | {r['notices_per_second']:.1f} | "
-                f"{r['ses_calls_per_recipient']:.2f} | {r['dynamodb_calls_per_recipient']:.2f} | "
-                f"{r['peak_memory_mib']:.1f} ({r['imported_memory_mib']:.1f} after import, "
-                f"{r['peak_memory_first_wave_mib']:.1f} after the first half of {r['traced_recipients']:,}) |")
+        return (
+            f"| {r['recipients']:,} | {r['declare_per_second']:.0f} | {r['notices_per_second']:.1f} | "
+            f"{r['ses_calls_per_recipient']:.2f} | {r['dynamodb_calls_per_recipient']:.2f} | "
+            f"{r['peak_memory_mib']:.1f} ({r['imported_memory_mib']:.1f} after import, "
+            f"{r['peak_memory_first_wave_mib']:.1f} after the first half of {r['traced_recipients']:,}) |"
+        )
 
     rows = [row(result)] + ([row(ten_k)] if ten_k else [])
     return f"""
@@ -221,8 +271,14 @@ cores: the figures compare versions of this code, not what SES and DynamoDB woul
 
 
 def run_isolated(count: int) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.notices", str(count)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=4 * 3600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.notices", str(count)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=4 * 3600,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"notices bench failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -65,9 +65,14 @@ def main() -> None:
     imported = tracemalloc.get_traced_memory()[0] if args.trace_memory else 0
     sqs = boto3.client("sqs")
     queue = config.settings().mail_queue_url
-    context = SimpleNamespace(function_name="bench-notifier", memory_limit_in_mb=512, function_version="$LATEST",
-                              invoked_function_arn="arn:aws:lambda:eu-central-1:123456789012:function:bench-notifier",
-                              aws_request_id="bench", get_remaining_time_in_millis=lambda: 60_000)
+    context = SimpleNamespace(
+        function_name="bench-notifier",
+        memory_limit_in_mb=512,
+        function_version="$LATEST",
+        invoked_function_arn="arn:aws:lambda:eu-central-1:123456789012:function:bench-notifier",
+        aws_request_id="bench",
+        get_remaining_time_in_millis=lambda: 60_000,
+    )
     handled = 0
     for line in sys.stdin:
         command = line.split()
@@ -77,17 +82,32 @@ def main() -> None:
         calls.clear()
         started, sent = time.perf_counter(), 0
         while True:
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                           MessageSystemAttributeNames=["All"]).get("Messages") or []
+            messages = (
+                sqs.receive_message(
+                    QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageSystemAttributeNames=["All"]
+                ).get("Messages")
+                or []
+            )
             if not messages:
                 if breaches.tally(incident, record=False)["total"]["pending"] == 0:
                     break
                 continue
-            event = {"Records": [
-                {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                 "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-                 "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:MailQueue",
-                 "awsRegion": "eu-central-1"} for m in messages]}
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:MailQueue",
+                        "awsRegion": "eu-central-1",
+                    }
+                    for m in messages
+                ]
+            }
             counting[0] = True
             answer = app.lambda_handler(event, context)
             counting[0] = False
@@ -95,13 +115,26 @@ def main() -> None:
             done = [m for m in messages if m["MessageId"] not in failed]
             sent += len(done)
             if done:
-                sqs.delete_message_batch(QueueUrl=queue, Entries=[
-                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)])
+                sqs.delete_message_batch(
+                    QueueUrl=queue,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)],
+                )
         handled += sent
         current, peak = tracemalloc.get_traced_memory() if args.trace_memory else (0, 0)
-        answers.write(json.dumps({"seconds": time.perf_counter() - started, "sent": sent, "calls": dict(calls),
-                                  "handled": handled, "imported_bytes": imported, "current_bytes": current,
-                                  "peak_bytes": peak}) + "\n")
+        answers.write(
+            json.dumps(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "sent": sent,
+                    "calls": dict(calls),
+                    "handled": handled,
+                    "imported_bytes": imported,
+                    "current_bytes": current,
+                    "peak_bytes": peak,
+                }
+            )
+            + "\n"
+        )
         answers.flush()
 
 

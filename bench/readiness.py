@@ -18,9 +18,20 @@ def _kib(size: int) -> str:
 
 
 def routes_section(rows: list[dict]) -> str:
-    table = _table(["route", "function", "answered", "n", "p50 (ms)", "p99 (ms)"],
-                   [[r["route"] + (" *" if r["placeholder"] else ""), r["function"], r["status"], str(r["n"]),
-                     f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}"] for r in rows])
+    table = _table(
+        ["route", "function", "answered", "n", "p50 (ms)", "p99 (ms)"],
+        [
+            [
+                r["route"] + (" *" if r["placeholder"] else ""),
+                r["function"],
+                r["status"],
+                str(r["n"]),
+                f"{r['p50_ms']:.1f}",
+                f"{r['p99_ms']:.1f}",
+            ]
+            for r in rows
+        ],
+    )
     return f"""## Every API route, warm
 
 Each route's handler invoked directly with an API Gateway event, after {routes.WARM_UP} warm-up calls;
@@ -31,9 +42,19 @@ request to cancel); `*` marks a route timed with placeholder values (see its sta
 
 
 def cold_section(figures: dict[str, dict[str, float]]) -> str:
-    rows = [[mode, *(f"{figures[mode][key]:.0f}" for key in
-                     ("import_ms", "first_submit_ms", "first_status_ms", "second_submit_ms"))] for mode in figures]
-    table = _table(["botocore data", "import (ms)", "first submit (ms)", "first status (ms)", "second submit (ms)"], rows)
+    rows = [
+        [
+            mode,
+            *(
+                f"{figures[mode][key]:.0f}"
+                for key in ("import_ms", "first_submit_ms", "first_status_ms", "second_submit_ms")
+            ),
+        ]
+        for mode in figures
+    ]
+    table = _table(
+        ["botocore data", "import (ms)", "first submit (ms)", "first status (ms)", "second submit (ms)"], rows
+    )
     return f"""## PublicApiFunction, cold
 
 A fresh interpreter imports the handler and serves its first requests (median of 3). pynamodb opens
@@ -47,8 +68,10 @@ cold function otherwise parse once per kind of item they touch.
 def sizes_section(rows: list[dict], largest: list[tuple[str, int]]) -> str:
     if not rows:
         return "## Build sizes\n\n`.aws-sam/build` is missing: run `make build`."
-    table = _table(["artifact", "files", "unzipped", "zipped"],
-                   [[r["artifact"], str(r["files"]), _kib(r["bytes"]), _kib(r["zipped"])] for r in rows])
+    table = _table(
+        ["artifact", "files", "unzipped", "zipped"],
+        [[r["artifact"], str(r["files"]), _kib(r["bytes"]), _kib(r["zipped"])] for r in rows],
+    )
     biggest = ", ".join(f"{name} {_kib(size)}" for name, size in largest)
     return f"""## Build sizes (`sam build`)
 
@@ -61,7 +84,7 @@ Every function ships only its own Python files; everything else is in CoreLayer 
 def previous_load_section(report: Path) -> str:
     text = report.read_text() if report.exists() else ""
     if load.START in text and load.END in text:
-        return text[text.index(load.START): text.index(load.END) + len(load.END)]
+        return text[text.index(load.START) : text.index(load.END) + len(load.END)]
     return f"{load.START}\n## Load without loss (`make load`)\n\nNot measured yet: run `make load`.\n{load.END}"
 
 
@@ -70,8 +93,14 @@ def run(root: Path, *, route_calls: int, load_requests: int) -> str:
     from local.stack import LocalStack
 
     # every caller is 127.0.0.1: the abuse limits are raised (local/loopback.py)
-    with LocalStack(root / "template.yaml", gateway_port=0, moto_port=0, receiver_port=0, schedules=False,
-                    parameter_overrides=loopback.LIMITS) as stack:
+    with LocalStack(
+        root / "template.yaml",
+        gateway_port=0,
+        moto_port=0,
+        receiver_port=0,
+        schedules=False,
+        parameter_overrides=loopback.LIMITS,
+    ) as stack:
         route_rows = routes.measure(stack, count=route_calls)
         cold_figures = cold.measure()
     if load_requests:
@@ -79,8 +108,17 @@ def run(root: Path, *, route_calls: int, load_requests: int) -> str:
             load_md = load.section(load.run(base_url, total=load_requests))
     else:
         load_md = previous_load_section(load.REPORT)
-    return "\n\n".join([routes_section(route_rows), cold_section(cold_figures),
-                        sizes_section(sizes.measure(), sizes.largest_packages()), load_md]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                routes_section(route_rows),
+                cold_section(cold_figures),
+                sizes_section(sizes.measure(), sizes.largest_packages()),
+                load_md,
+            ]
+        )
+        + "\n"
+    )
 
 
 API_FUNCTIONS = ("public_api", "controller_api")
@@ -93,37 +131,53 @@ def imports_note(rows: list[dict], target: float) -> str:
     floor, batch_floor, api_floor = ratio("(floor)"), ratio("(batch floor)"), ratio("(API floor)")
     missed = [r["function"] for r in rows if not r["function"].startswith("(") and r["ratio"] >= target]
     api_missed = api_floor is not None and api_floor >= target and bool(set(missed) & set(API_FUNCTIONS))
-    parts = [f"{len(missed)} of the functions miss the target: {', '.join(missed)}." if missed
-             else "Every function meets the target."]
+    parts = [
+        f"{len(missed)} of the functions miss the target: {', '.join(missed)}."
+        if missed
+        else "Every function meets the target."
+    ]
     if floor is not None:
-        parts.append(f"The floor row is what every function imports before a line of its own (the core's pynamodb "
-                     f"models, which bring botocore, and powertools' Logger and Metrics): {floor:.2f} times bare "
-                     "boto3. No function imports boto3 at load: the core's SQS, SES and KMS clients are botocore's "
-                     "(rightsdesk.platform.aws_clients), which spares s3transfer and boto3's resource layer. No function "
-                     "loads powertools' Tracer: the X-Ray SDK it imports built two botocore clients for its sampler "
-                     "on every cold start, and Lambda records its own segments without it (docs/decisions.md).")
+        parts.append(
+            f"The floor row is what every function imports before a line of its own (the core's pynamodb "
+            f"models, which bring botocore, and powertools' Logger and Metrics): {floor:.2f} times bare "
+            "boto3. No function imports boto3 at load: the core's SQS, SES and KMS clients are botocore's "
+            "(rightsdesk.platform.aws_clients), which spares s3transfer and boto3's resource layer. No function "
+            "loads powertools' Tracer: the X-Ray SDK it imports built two botocore clients for its sampler "
+            "on every cold start, and Lambda records its own segments without it (docs/decisions.md)."
+        )
     if batch_floor is not None:
-        parts.append(f"Queue and stream functions also load powertools' Batch utility (asyncio and every event class "
-                     f"powertools has): {batch_floor:.2f} times bare boto3 (the batch floor row). Above it each adds "
-                     "the core modules its records need, many small ones and no heavy library: the dispatcher "
-                     "delivery and webhooks, the notifier mail and MIME; own_requests contacts, consents, the "
-                     "registry and the subject's data.")
+        parts.append(
+            f"Queue and stream functions also load powertools' Batch utility (asyncio and every event class "
+            f"powertools has): {batch_floor:.2f} times bare boto3 (the batch floor row). Above it each adds "
+            "the core modules its records need, many small ones and no heavy library: the dispatcher "
+            "delivery and webhooks, the notifier mail and MIME; own_requests contacts, consents, the "
+            "registry and the subject's data."
+        )
     if api_floor is not None:
-        parts.append(f"The API functions ({', '.join(API_FUNCTIONS)}) also build the Event Handler with "
-                     f"validation, which imports pydantic: {api_floor:.2f} times bare boto3 with nothing of ours "
-                     "(the API floor row)" + (", above the target before any route or model, so they cannot meet it "
-                     "without giving up the Event Handler's validation, which DESIGN.md chose. Above that floor: "
-                     "the pydantic models of the requests they validate and the core modules of their routes."
-                     if api_missed else "."))
-    parts.append("Imported or built on first use instead of at load: powertools' idempotency utility (it imports "
-                 "boto3), its store and DynamoDB client; Jinja2 and Babel (pages and mail); the breach bookkeeping "
-                 "of the notifier; the breach and policy records of the dispatcher (only its two notice events "
-                 "need them). A function whose every invocation needs one pays it in its first invocation instead "
-                 "(the dispatcher and the notifier keep every record idempotent, the notifier renders every mail): "
-                 "for those the ratio is the import alone, not the whole cold start. Requests are loaded through "
-                 "rightsdesk.store.queries, which holds no pydantic model, so only the API functions import pydantic.")
+        parts.append(
+            f"The API functions ({', '.join(API_FUNCTIONS)}) also build the Event Handler with "
+            f"validation, which imports pydantic: {api_floor:.2f} times bare boto3 with nothing of ours "
+            "(the API floor row)"
+            + (
+                ", above the target before any route or model, so they cannot meet it "
+                "without giving up the Event Handler's validation, which DESIGN.md chose. Above that floor: "
+                "the pydantic models of the requests they validate and the core modules of their routes."
+                if api_missed
+                else "."
+            )
+        )
+    parts.append(
+        "Imported or built on first use instead of at load: powertools' idempotency utility (it imports "
+        "boto3), its store and DynamoDB client; Jinja2 and Babel (pages and mail); the breach bookkeeping "
+        "of the notifier; the breach and policy records of the dispatcher (only its two notice events "
+        "need them). A function whose every invocation needs one pays it in its first invocation instead "
+        "(the dispatcher and the notifier keep every record idempotent, the notifier renders every mail): "
+        "for those the ratio is the import alone, not the whole cold start. Requests are loaded through "
+        "rightsdesk.store.queries, which holds no pydantic model, so only the API functions import pydantic."
+    )
     close = [r["function"] for r in rows if not r["function"].startswith("(") and abs(r["ratio"] - target) < 0.1]
     if close:
-        parts.append(f"Within 0.1 of the target, where a rerun on a shared machine can land on either side: "
-                     f"{', '.join(close)}.")
+        parts.append(
+            f"Within 0.1 of the target, where a rerun on a shared machine can land on either side: {', '.join(close)}."
+        )
     return " ".join(parts)

@@ -24,14 +24,23 @@ def _request(n: int, due: int, rule: Rule, created: str) -> dict:
     pk = f"REQ#bench{n:07d}"
     keys = retention.expiry_index_keys(due, pk, "REQUEST")
     return {
-        "pk": {"S": pk}, "sk": {"S": "REQUEST"},
-        "request_id": {"S": pk[4:]}, "controller_id": {"S": "ctl_bench"}, "site": {"S": "bench"},
-        "request_type": {"S": "access"}, "status": {"S": "delivered"}, "locale": {"S": "en"},
-        "relationship": {"S": "self"}, "email": {"S": f"bench-{n}@example.org"},
-        "created_at": {"S": created}, "verified_at": {"S": created},
+        "pk": {"S": pk},
+        "sk": {"S": "REQUEST"},
+        "request_id": {"S": pk[4:]},
+        "controller_id": {"S": "ctl_bench"},
+        "site": {"S": "bench"},
+        "request_type": {"S": "access"},
+        "status": {"S": "delivered"},
+        "locale": {"S": "en"},
+        "relationship": {"S": "self"},
+        "email": {"S": f"bench-{n}@example.org"},
+        "created_at": {"S": created},
+        "verified_at": {"S": created},
         "expires_at": {"N": str(due + 3 * 365 * DAY)},
-        "retention_rule": {"S": rule.value}, "retention_due_at": {"N": str(due)},
-        "gsi2pk": {"S": keys["gsi2pk"]}, "gsi2sk": {"S": keys["gsi2sk"]},
+        "retention_rule": {"S": rule.value},
+        "retention_due_at": {"N": str(due)},
+        "gsi2pk": {"S": keys["gsi2pk"]},
+        "gsi2sk": {"S": keys["gsi2sk"]},
     }
 
 
@@ -42,7 +51,7 @@ def _seed(client, table: str, first: int, live: int, expired: int) -> float:
     items += [_request(first + live + n, now - 60, Rule.DELIVERED_SUBJECT_DATA, created) for n in range(expired)]
     started = time.perf_counter()
     for start in range(0, len(items), WRITE_BATCH):
-        pending = {table: [{"PutRequest": {"Item": item}} for item in items[start:start + WRITE_BATCH]]}
+        pending = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + WRITE_BATCH]]}
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
     return time.perf_counter() - started
@@ -62,10 +71,16 @@ def measure(stack, sizes: tuple[int, ...] = (1_000, 10_000), expired: int = 100)
         elapsed = time.perf_counter() - started
         purged = sum(counts.get("purged", 0) for counts in report["by_rule"].values())
         assert purged == expired, report
-        rows.append({
-            "live": size, "expired": expired, "items_read": report["items_read"], "queries": report["queries"],
-            "sweep_ms": elapsed * 1000, "seed_s": seed_seconds,
-        })
+        rows.append(
+            {
+                "live": size,
+                "expired": expired,
+                "items_read": report["items_read"],
+                "queries": report["queries"],
+                "sweep_ms": elapsed * 1000,
+                "seed_s": seed_seconds,
+            }
+        )
         # The purged ones now wait for their skeleton's 3 years: live from here on.
         live += expired
     return rows
@@ -80,12 +95,13 @@ def section(rows: list[dict], skipped_100k: bool) -> str:
     note = (
         "\n\n100k live items are opt-in (`.venv/bin/python -m bench --retention-100k`): seeding them into moto "
         "takes minutes on this machine, the sweep itself does not."
-        if skipped_100k else ""
+        if skipped_100k
+        else ""
     )
     return f"""## Retention sweep: cost follows what expired, not the table
 
 One RetentionFunction run (handler called in-process against moto server) after seeding live items
-(scheduled 1-30 days ahead) and {rows[0]['expired'] if rows else 100} delivered requests whose purge is due. Items read =
+(scheduled 1-30 days ahead) and {rows[0]["expired"] if rows else 100} delivered requests whose purge is due. Items read =
 expiry-index entries + the items read back (+1 for the sweep state once one exists); one query per day bucket since the
 last sweep (the first sweep starts on the table's creation day). The sweep's wall time is about 100
 conditional writes at moto's latency (tens of ms each here, with the local stream poller in the
@@ -106,7 +122,10 @@ def run_isolated(sizes: tuple[int, ...], expired: int = 100) -> list[dict]:
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
         [sys.executable, "-m", "bench.retention_sweep", ",".join(map(str, sizes)), str(expired)],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench.api_latency import _codes_from_mail_queue, _codes_from_outbox, _percentile
 from bench.events import api_event
@@ -39,16 +40,29 @@ class Fixtures:
         try:
             from rightsdesk.notices import policies
 
-            policies.publish(policies.Publication(doc="privacy", version="2026-01", url="https://example.com/privacy",
-                                                  summaries={"en": "What changed, in two lines."},
-                                                  text="The privacy policy, in full."))
+            policies.publish(
+                policies.Publication(
+                    doc="privacy",
+                    version="2026-01",
+                    url="https://example.com/privacy",
+                    summaries={"en": "What changed, in two lines."},
+                    text="The privacy policy, in full.",
+                )
+            )
         except Exception:  # noqa: BLE001 - a bench without notices still times the 404
             return None
         return "privacy", "2026-01"
 
     def _submit(self, tag: str) -> str:
-        answer = self.stack.invoke("PublicApiFunction", api_event(
-            "POST", "/v1/requests", "/v1/requests", body={"site": "demo", "type": "access", "email": f"{tag}@example.org"}))
+        answer = self.stack.invoke(
+            "PublicApiFunction",
+            api_event(
+                "POST",
+                "/v1/requests",
+                "/v1/requests",
+                body={"site": "demo", "type": "access", "email": f"{tag}@example.org"},
+            ),
+        )
         return json.loads(answer["body"])["request_id"]
 
     def _codes(self, request_ids: list[str]) -> dict[str, str]:
@@ -59,9 +73,16 @@ class Fixtures:
         return codes
 
     def _verify(self, request_id: str, code: str) -> str:
-        answer = self.stack.invoke("PublicApiFunction", api_event(
-            "POST", "/v1/requests/{id}/verify", f"/v1/requests/{request_id}/verify", body={"code": code},
-            path_parameters={"id": request_id}))
+        answer = self.stack.invoke(
+            "PublicApiFunction",
+            api_event(
+                "POST",
+                "/v1/requests/{id}/verify",
+                f"/v1/requests/{request_id}/verify",
+                body={"code": code},
+                path_parameters={"id": request_id},
+            ),
+        )
         return json.loads(answer["body"])["status_token"]
 
     def fresh_verified(self) -> tuple[str, str]:
@@ -79,48 +100,93 @@ def _recipes(fx: Fixtures, api_key: str) -> dict[tuple[str, str], Callable[[int]
 
     def cancel(n: int) -> dict:
         request_id, token = fx.fresh_verified()
-        return api_event("POST", "/v1/requests/{id}/cancel", f"/v1/requests/{request_id}/cancel",
-                         path_parameters={"id": request_id}, headers=bearer(token))
+        return api_event(
+            "POST",
+            "/v1/requests/{id}/cancel",
+            f"/v1/requests/{request_id}/cancel",
+            path_parameters={"id": request_id},
+            headers=bearer(token),
+        )
 
     def report(n: int) -> dict:
         request_id, _ = fx.fresh_verified()
-        return api_event("POST", "/v1/controller/requests/{id}/status", f"/v1/controller/requests/{request_id}/status",
-                         path_parameters={"id": request_id}, headers=controller, body={"status": "acknowledged"})
+        return api_event(
+            "POST",
+            "/v1/controller/requests/{id}/status",
+            f"/v1/controller/requests/{request_id}/status",
+            path_parameters={"id": request_id},
+            headers=controller,
+            body={"status": "acknowledged"},
+        )
 
     doc, version = fx.policy or ("privacy", "1")
     return {
         ("GET", "/v1/policies/{doc}"): lambda n: api_event(
-            "GET", "/v1/policies/{doc}", f"/v1/policies/{doc}", path_parameters={"doc": doc}),
+            "GET", "/v1/policies/{doc}", f"/v1/policies/{doc}", path_parameters={"doc": doc}
+        ),
         ("GET", "/v1/policies/{doc}/versions/{version}"): lambda n: api_event(
-            "GET", "/v1/policies/{doc}/versions/{version}", f"/v1/policies/{doc}/versions/{version}",
-            path_parameters={"doc": doc, "version": version}),
+            "GET",
+            "/v1/policies/{doc}/versions/{version}",
+            f"/v1/policies/{doc}/versions/{version}",
+            path_parameters={"doc": doc, "version": version},
+        ),
         ("GET", "/"): lambda n: api_event("GET", "/", "/", headers={"Accept": "text/html"}),
         ("GET", "/openapi.json"): lambda n: api_event("GET", "/openapi.json", "/openapi.json"),
         ("POST", "/v1/requests"): lambda n: api_event(
-            "POST", "/v1/requests", "/v1/requests",
-            body={"site": "demo", "type": "access", "email": f"route-s{n}@example.org"}),
-        ("GET", "/verify/{id}"): lambda n: api_event("GET", "/verify/{id}", f"/verify/{public_id}",
-                                                     path_parameters={"id": public_id}, headers={"Accept": "text/html"}),
+            "POST",
+            "/v1/requests",
+            "/v1/requests",
+            body={"site": "demo", "type": "access", "email": f"route-s{n}@example.org"},
+        ),
+        ("GET", "/verify/{id}"): lambda n: api_event(
+            "GET",
+            "/verify/{id}",
+            f"/verify/{public_id}",
+            path_parameters={"id": public_id},
+            headers={"Accept": "text/html"},
+        ),
         ("POST", "/v1/requests/{id}/verify"): lambda n: api_event(
-            "POST", "/v1/requests/{id}/verify", f"/v1/requests/{fx.unverified[n]}/verify",
-            body={"code": fx.codes[fx.unverified[n]]}, path_parameters={"id": fx.unverified[n]}),
+            "POST",
+            "/v1/requests/{id}/verify",
+            f"/v1/requests/{fx.unverified[n]}/verify",
+            body={"code": fx.codes[fx.unverified[n]]},
+            path_parameters={"id": fx.unverified[n]},
+        ),
         ("GET", "/v1/requests/{id}"): lambda n: api_event(
-            "GET", "/v1/requests/{id}", f"/v1/requests/{public_id}", path_parameters={"id": public_id},
-            headers=bearer(public_token)),
-        ("GET", "/status/{id}"): lambda n: {**api_event(
-            "GET", "/status/{id}", f"/status/{public_id}", path_parameters={"id": public_id},
-            headers={"Accept": "text/html"}), "queryStringParameters": {"token": public_token}},
+            "GET",
+            "/v1/requests/{id}",
+            f"/v1/requests/{public_id}",
+            path_parameters={"id": public_id},
+            headers=bearer(public_token),
+        ),
+        ("GET", "/status/{id}"): lambda n: {
+            **api_event(
+                "GET",
+                "/status/{id}",
+                f"/status/{public_id}",
+                path_parameters={"id": public_id},
+                headers={"Accept": "text/html"},
+            ),
+            "queryStringParameters": {"token": public_token},
+        },
         ("POST", "/v1/requests/{id}/cancel"): cancel,
         ("GET", "/v1/controller/requests"): lambda n: api_event(
-            "GET", "/v1/controller/requests", "/v1/controller/requests", headers=controller),
+            "GET", "/v1/controller/requests", "/v1/controller/requests", headers=controller
+        ),
         ("GET", "/v1/controller/requests/{id}"): lambda n: api_event(
-            "GET", "/v1/controller/requests/{id}", f"/v1/controller/requests/{public_id}",
-            path_parameters={"id": public_id}, headers=controller),
+            "GET",
+            "/v1/controller/requests/{id}",
+            f"/v1/controller/requests/{public_id}",
+            path_parameters={"id": public_id},
+            headers=controller,
+        ),
         ("POST", "/v1/controller/requests/{id}/status"): report,
         ("POST", "/v1/controller/webhook/rotate"): lambda n: api_event(
-            "POST", "/v1/controller/webhook/rotate", "/v1/controller/webhook/rotate", headers=controller),
+            "POST", "/v1/controller/webhook/rotate", "/v1/controller/webhook/rotate", headers=controller
+        ),
         ("POST", "/v1/controller/webhook/test"): lambda n: api_event(
-            "POST", "/v1/controller/webhook/test", "/v1/controller/webhook/test", headers=controller),
+            "POST", "/v1/controller/webhook/test", "/v1/controller/webhook/test", headers=controller
+        ),
     }
 
 
@@ -139,9 +205,15 @@ def _placeholder(method: str, resource: str) -> Callable[[int], dict]:
 
 
 def _authorizer_event(api_key: str) -> dict:
-    return {"type": "REQUEST", "methodArn": "arn:aws:execute-api:eu-central-1:123456789012:api/local/GET/v1/controller/requests",
-            "resource": "/v1/controller/requests", "path": "/v1/controller/requests", "httpMethod": "GET",
-            "headers": {"Authorization": f"Bearer {api_key}"}, "requestContext": {"stage": "local"}}
+    return {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:eu-central-1:123456789012:api/local/GET/v1/controller/requests",
+        "resource": "/v1/controller/requests",
+        "path": "/v1/controller/requests",
+        "httpMethod": "GET",
+        "headers": {"Authorization": f"Bearer {api_key}"},
+        "requestContext": {"stage": "local"},
+    }
 
 
 def measure(stack: Any, count: int = 30) -> list[dict]:
@@ -178,5 +250,12 @@ def measure(stack: Any, count: int = 30) -> list[dict]:
 
 
 def _row(route: str, function: str, samples: list[float], statuses: set, recipe: bool) -> dict:
-    return {"route": route, "function": function, "n": len(samples), "status": ",".join(sorted(map(str, statuses))),
-            "p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99), "placeholder": not recipe}
+    return {
+        "route": route,
+        "function": function,
+        "n": len(samples),
+        "status": ",".join(sorted(map(str, statuses))),
+        "p50_ms": _percentile(samples, 0.5),
+        "p99_ms": _percentile(samples, 0.99),
+        "placeholder": not recipe,
+    }

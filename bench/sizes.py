@@ -26,8 +26,14 @@ def measure() -> list[dict]:
     rows = []
     for folder in sorted(p for p in BUILD.iterdir() if p.is_dir()):
         files = [f for f in folder.rglob("*") if f.is_file()]
-        rows.append({"artifact": folder.name, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
-                     "zipped": _zipped(folder)})
+        rows.append(
+            {
+                "artifact": folder.name,
+                "files": len(files),
+                "bytes": sum(f.stat().st_size for f in files),
+                "zipped": _zipped(folder),
+            }
+        )
     return rows
 
 

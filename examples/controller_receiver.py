@@ -72,8 +72,10 @@ def main() -> int:
     args = parser.parse_args()
     secret = os.environ.get("WEBHOOK_SECRET")
     if not secret:
-        print("set WEBHOOK_SECRET to the whsec_... secret rightsdesk showed when your webhook was registered",
-              file=sys.stderr)
+        print(
+            "set WEBHOOK_SECRET to the whsec_... secret rightsdesk showed when your webhook was registered",
+            file=sys.stderr,
+        )
         return 2
     Receiver.webhook = Webhook(secret)
     server = ThreadingHTTPServer((args.host, args.port), Receiver)

@@ -9,11 +9,10 @@ import signal
 import sys
 import threading
 
-from rightsdesk.platform import local_endpoints
-
 from local.intrinsics import Unresolvable
 from local.servers import PortInUse
 from local.template import TemplateError
+from rightsdesk.platform import local_endpoints
 
 
 def _port(setting: local_endpoints.PortSetting, flag_value: int | None) -> int:

@@ -19,14 +19,22 @@ from local import faults
 _lock = threading.Lock()
 _installed: str | None = None
 
-_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                     "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
 
 
 def _rows(service: str, operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
-        return [{"action": _TRANSACT_ACTIONS[kind], "resource": body.get("TableName")}
-                for item in params.get("TransactItems") or [] for kind, body in item.items()]
+        return [
+            {"action": _TRANSACT_ACTIONS[kind], "resource": body.get("TableName")}
+            for item in params.get("TransactItems") or []
+            for kind, body in item.items()
+        ]
     if service == "dynamodb" and operation in ("BatchWriteItem", "BatchGetItem"):
         return [{"action": operation, "resource": table} for table in params.get("RequestItems") or {}]
     if service == "dynamodb":
@@ -50,8 +58,10 @@ def install(path: str) -> None:
         function = getattr(faults._local, "function", None)
         if function is not None:
             service = self.meta.service_model.service_name
-            lines = [json.dumps({"function": function, "service": service, **row})
-                     for row in _rows(service, operation_name, api_params)]
+            lines = [
+                json.dumps({"function": function, "service": service, **row})
+                for row in _rows(service, operation_name, api_params)
+            ]
             with _lock, open(path, "a", encoding="utf-8") as out:
                 out.writelines(line + "\n" for line in lines)
         return make_api_call(self, operation_name, api_params)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from local import faults, outbox
 from local.functions import FunctionError, FunctionUnavailable
@@ -20,7 +21,7 @@ class BadRequest(Exception):
 
 
 class DevRoutes:
-    def __init__(self, stack: "LocalStack"):
+    def __init__(self, stack: LocalStack):
         self.stack = stack
         self.table: dict[tuple[str, str], Callable[..., tuple[int, Any]]] = {
             ("GET", "health"): self.health,

@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 _lock = threading.Lock()
 _rules: list[Rule] = []
@@ -79,9 +80,17 @@ class Rule:
         return self.times >= 0 and self.hits >= self.times
 
     def view(self) -> dict:
-        return {"id": self.id, "service": self.service, "operation": self.operation, "error": self.error,
-                "crash": self.crash, "function": self.function, "skip": self.skip, "times": self.times,
-                "hits": self.hits}
+        return {
+            "id": self.id,
+            "service": self.service,
+            "operation": self.operation,
+            "error": self.error,
+            "crash": self.crash,
+            "function": self.function,
+            "skip": self.skip,
+            "times": self.times,
+            "hits": self.hits,
+        }
 
 
 def add(specs: list[Any]) -> list[dict]:
@@ -180,8 +189,10 @@ def error_response(url: str, rule: Rule, operation_model: Any) -> Any:
     protocol = operation_model.service_model.resolved_protocol
     request_id = str(uuid.uuid4())
     if protocol == "query":
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
-                f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
         headers = {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}
     elif protocol in ("rest-json", "rest-xml"):
         body = json.dumps({"message": message}).encode()
@@ -194,6 +205,9 @@ def error_response(url: str, rule: Rule, operation_model: Any) -> Any:
                 {"Code": reason or "None", **({"Message": message} if reason else {})} for reason in rule.reasons
             ]
         body = json.dumps(error).encode()
-        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id,
-                   "x-amzn-query-error": f"{code};Sender"}
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "x-amzn-RequestId": request_id,
+            "x-amzn-query-error": f"{code};Sender",
+        }
     return AWSResponse(url, status, headers, _Raw(body))

@@ -10,10 +10,11 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from local import faults
 from local.intrinsics import NO_VALUE, Resolver, Unresolvable

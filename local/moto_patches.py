@@ -64,10 +64,10 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     create_backend_app,
 )
 from moto.server import ThreadedMotoServer  # noqa: E402
-from rightsdesk.platform.local_endpoints import MOTO  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from local.servers import PortInUse  # noqa: E402
+from rightsdesk.platform.local_endpoints import MOTO  # noqa: E402
 
 _MARK = "_rightsdesk_local_patches"  # set on moto's package once every patch is in
 
@@ -246,8 +246,11 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         if holds:
             reasons.append((None, None, None))
         else:
-            old = current.to_json()["Attributes"] if current and op.get(
-                "ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+            old = (
+                current.to_json()["Attributes"]
+                if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                else None
+            )
             reasons.append(("ConditionalCheckFailed", "The conditional request failed", old))
         planned.append((kind, op, table_name, key, copy.deepcopy(current)))
     if any(code is not None for code, _, _ in reasons):

@@ -55,7 +55,9 @@ def _check_filters(node: dict, path: str = "") -> None:
 
 def _check_rule(rule: dict, where: str) -> None:
     if len(rule) != 1 or next(iter(rule)) not in FILTERS:
-        raise ValueError(f"filter {rule!r} at {where!r} is not one the local run supports ({', '.join(sorted(FILTERS))})")
+        raise ValueError(
+            f"filter {rule!r} at {where!r} is not one the local run supports ({', '.join(sorted(FILTERS))})"
+        )
     ((name, argument),) = rule.items()
     if name == "anything-but" and isinstance(argument, dict):
         _check_rule(argument, where)

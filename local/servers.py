@@ -7,8 +7,9 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("local")
 
@@ -32,7 +33,7 @@ class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops connections under the benchmarks' load
 
-    def __init__(self, host: str, port: int, app: Callable[["RequestHandler"], None]):
+    def __init__(self, host: str, port: int, app: Callable[[RequestHandler], None]):
         self.app = app
         super().__init__((host, port), RequestHandler)
 
@@ -46,7 +47,7 @@ class HttpServer(ThreadingHTTPServer):
 
 
 def bind(
-    host: str, port: int, app: Callable[["RequestHandler"], None], *, what: str, env_var: str, flag: str
+    host: str, port: int, app: Callable[[RequestHandler], None], *, what: str, env_var: str, flag: str
 ) -> HttpServer:
     try:
         return HttpServer(host, port, app)

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from rightsdesk.platform import local_endpoints
-from rightsdesk.kernel.delivery_mode import DeliveryMode
 
 from local import calls, faults, moto_patches, outbox
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
@@ -26,6 +24,8 @@ from local.receiver import WebhookReceiver
 from local.resources import Resources
 from local.servers import HttpServer, RequestHandler, ServerThread, bind
 from local.template import TemplateError, load
+from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.platform import local_endpoints
 
 log = logging.getLogger("local")
 
@@ -78,14 +78,14 @@ class LocalStack:
         self._saved_modules: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         self.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         if LocalStack._running:
             raise RuntimeError("a LocalStack is already running in this process")
         started = time.monotonic()
@@ -283,8 +283,8 @@ class LocalStack:
         if not self.demo or table not in tables:
             self.demo_status = "skipped (no RIGHTSDESK_TABLE in this template)" if self.demo else "disabled"
             return
-        from rightsdesk.routing import registry
         from rightsdesk.kernel.errors import Conflict
+        from rightsdesk.routing import registry
 
         if registry.get_controller(DEMO["controller_id"]) is not None:
             self.demo_status = "already registered"

@@ -76,9 +76,7 @@ def read_pins(path: Path = CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def closure(
-    roots: Iterable[str], pins: Mapping[str, str], environment: Mapping[str, str]
-) -> dict[str, str]:
+def closure(roots: Iterable[str], pins: Mapping[str, str], environment: Mapping[str, str]) -> dict[str, str]:
     """Every package the roots need under `environment`, with its pinned version.
 
     Requirements are read from the installed distributions, so each one met on the way must be
@@ -102,9 +100,13 @@ def closure(
         try:
             installed = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise PinError(f"{name} is not installed here, so its requirements are unknown: run `make install`") from None
+            raise PinError(
+                f"{name} is not installed here, so its requirements are unknown: run `make install`"
+            ) from None
         if canonicalize_name(installed.metadata["Name"]) != name or installed.version != version:
-            raise PinError(f"{name} {installed.version} is installed, constraints.txt pins {version}: run `make install`")
+            raise PinError(
+                f"{name} {installed.version} is installed, constraints.txt pins {version}: run `make install`"
+            )
         for line in installed.requires or []:
             needed = Requirement(line)
             if needed.marker is None or any(

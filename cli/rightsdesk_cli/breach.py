@@ -16,17 +16,17 @@ from rich.console import Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rightsdesk.notices import breaches
 from rightsdesk.kernel import clock
+from rightsdesk.notices import breaches
 from rightsdesk.store.items.notices import IncidentItem
-
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.moments import parse_moment
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, table
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="Personal-data breaches: declare, follow the notices, record the authority.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Personal-data breaches: declare, follow the notices, record the authority.", no_args_is_help=True
+)
 
 SUBJECT_KEY_CHARS = 12
 # Each look counts the incident's notices (one query); every few seconds is plenty for a person.
@@ -38,9 +38,15 @@ def _csv(value: str | None) -> list[str]:
 
 
 def _progress(state: Context, total: int, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=state.console, transient=True,
-                    disable=state.json or total < 2 or not state.console.is_terminal)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=state.console,
+        transient=True,
+        disable=state.json or total < 2 or not state.console.is_terminal,
+    )
 
 
 # ------------------------------------------------------------------ declare
@@ -49,17 +55,36 @@ def _progress(state: Context, total: int, label: str) -> Progress:
 @app.command("declare")
 def declare(
     ctx: typer.Context,
-    detected_at: Annotated[str, typer.Option("--detected-at", help="When the breach was detected (ISO 8601, UTC), or `now`.")],
+    detected_at: Annotated[
+        str, typer.Option("--detected-at", help="When the breach was detected (ISO 8601, UTC), or `now`.")
+    ],
     summary: Annotated[str, typer.Option("--summary", help="What happened, as the recipients will read it.")],
-    categories: Annotated[str, typer.Option("--categories", help="Data categories, comma-separated: chat_history,email,...")],
-    controllers: Annotated[str | None, typer.Option("--controllers", help="Affected controller ids, comma-separated.")] = None,
+    categories: Annotated[
+        str, typer.Option("--categories", help="Data categories, comma-separated: chat_history,email,...")
+    ],
+    controllers: Annotated[
+        str | None, typer.Option("--controllers", help="Affected controller ids, comma-separated.")
+    ] = None,
     all_controllers: Annotated[bool, typer.Option("--all-controllers", help="Every controller is affected.")] = False,
-    high_risk: Annotated[bool, typer.Option("--high-risk", help="Likely a high risk to people's rights (GDPR Art. 34).")] = False,
-    notify_subjects: Annotated[bool, typer.Option("--notify-subjects", help="Also write to the people concerned (needs --high-risk).")] = False,
+    high_risk: Annotated[
+        bool, typer.Option("--high-risk", help="Likely a high risk to people's rights (GDPR Art. 34).")
+    ] = False,
+    notify_subjects: Annotated[
+        bool, typer.Option("--notify-subjects", help="Also write to the people concerned (needs --high-risk).")
+    ] = False,
     consequences: Annotated[str | None, typer.Option("--consequences", help="Likely consequences.")] = None,
     measures: Annotated[str | None, typer.Option("--measures", help="Measures taken or proposed.")] = None,
-    contact: Annotated[str | None, typer.Option("--contact", help="Where recipients get more information (default: the sender address).")] = None,
-    delay_reason: Annotated[str | None, typer.Option("--delay-reason", help="Why the notices come later than 72 hours after detection (GDPR Art. 33(1)); required then.")] = None,
+    contact: Annotated[
+        str | None,
+        typer.Option("--contact", help="Where recipients get more information (default: the sender address)."),
+    ] = None,
+    delay_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--delay-reason",
+            help="Why the notices come later than 72 hours after detection (GDPR Art. 33(1)); required then.",
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Declare a breach: record it with its 72-hour deadlines and queue one notice per recipient."""
@@ -117,17 +142,23 @@ def _status(incident: IncidentItem, *, listed: bool = True) -> dict:
             "controllers": list(incident.controller_ids),
             "high_risk": bool(incident.high_risk),
             "notify_subjects": bool(incident.notify_subjects),
-            "authority_notified_at": clock.isoformat(incident.authority_notified_at) if incident.authority_notified_at else None,
+            "authority_notified_at": clock.isoformat(incident.authority_notified_at)
+            if incident.authority_notified_at
+            else None,
             "authority_reference": incident.authority_reference,
             "delay_reasons": breaches.delay_reasons(incident),
             "webhooks_queued": int(incident.webhooks_queued or 0),
-            "webhooks_delivered": sum(1 for outcome in breaches.webhook_outcomes(incident).values()
-                                      if outcome == breaches.DELIVERED),
+            "webhooks_delivered": sum(
+                1 for outcome in breaches.webhook_outcomes(incident).values() if outcome == breaches.DELIVERED
+            ),
         },
         # state: open | met_on_time | met_late | missed (rightsdesk.kernel.deadline_state)
         "deadlines": [
-            {**row, "due_at": clock.isoformat(row["due_at"]),
-             "met_at": clock.isoformat(row["met_at"]) if row["met_at"] else None}
+            {
+                **row,
+                "due_at": clock.isoformat(row["due_at"]),
+                "met_at": clock.isoformat(row["met_at"]) if row["met_at"] else None,
+            }
             for row in breaches.deadlines(incident, counts, now)
         ],
         "counts": counts,
@@ -154,8 +185,11 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
-    authority = (f"notified {incident['authority_notified_at']} (reference {incident['authority_reference']})"
-                 if incident["authority_notified_at"] else "not recorded")
+    authority = (
+        f"notified {incident['authority_notified_at']} (reference {incident['authority_reference']})"
+        if incident["authority_notified_at"]
+        else "not recorded"
+    )
     for label, value in (
         ("incident", incident["incident_id"]),
         ("detected", incident["detected_at"]),
@@ -165,21 +199,35 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
         ("high risk", "yes" if incident["high_risk"] else "no"),
         ("subjects notified", "yes" if incident["notify_subjects"] else "no"),
         ("authority", authority),
-        ("webhooks", f"{incident['webhooks_delivered']} of {incident['webhooks_queued']} delivered"
-                     if incident["webhooks_queued"] else "none queued"),
+        (
+            "webhooks",
+            f"{incident['webhooks_delivered']} of {incident['webhooks_queued']} delivered"
+            if incident["webhooks_queued"]
+            else "none queued",
+        ),
     ):
         facts.add_row(label, cell_text(value))
     deadlines = table(
         ("deadline", "due", "state", "met at", "reasons for the delay"),
-        ([d["deadline"], d["due_at"], d["label"] if d["state"] != "open" else f"open ({_left(d['seconds_left'])})",
-          d["met_at"], d["delay_reason"]] for d in data["deadlines"]),
+        (
+            [
+                d["deadline"],
+                d["due_at"],
+                d["label"] if d["state"] != "open" else f"open ({_left(d['seconds_left'])})",
+                d["met_at"],
+                d["delay_reason"],
+            ]
+            for d in data["deadlines"]
+        ),
         title="72-hour deadlines",
     )
     counts = data["counts"]
     tally = table(
         ("recipients", *breaches.STATUSES, "total"),
-        ([kind, *[counts[kind][s] for s in breaches.STATUSES], sum(counts[kind].values())]
-         for kind in (*breaches.KINDS, "total")),
+        (
+            [kind, *[counts[kind][s] for s in breaches.STATUSES], sum(counts[kind].values())]
+            for kind in (*breaches.KINDS, "total")
+        ),
         title="notices",
     )
     done, total = _done(counts)
@@ -188,11 +236,19 @@ def _render_status(data: dict, *, all_recipients: bool = False) -> RenderableTyp
     parts: list = [facts, "", deadlines, tally, bar.get_renderable()]
     recipients = data.get("recipients")
     if recipients:
-        shown = recipients if all_recipients else [r for r in recipients if r["kind"] == breaches.CONTROLLER
-                                                   or r["status"] != breaches.SENT]
-        parts += ["", table(("kind", "recipient", "status", "sent", "webhook"),
-                            ([r["kind"], r["recipient"], r["status"], r["sent_at"], r["webhook"]] for r in shown[:200]),
-                            title="recipients" + ("" if all_recipients else " (controllers, and subjects not sent)"))]
+        shown = (
+            recipients
+            if all_recipients
+            else [r for r in recipients if r["kind"] == breaches.CONTROLLER or r["status"] != breaches.SENT]
+        )
+        parts += [
+            "",
+            table(
+                ("kind", "recipient", "status", "sent", "webhook"),
+                ([r["kind"], r["recipient"], r["status"], r["sent_at"], r["webhook"]] for r in shown[:200]),
+                title="recipients" + ("" if all_recipients else " (controllers, and subjects not sent)"),
+            ),
+        ]
         if len(shown) > 200:
             parts.append(f"... and {len(shown) - 200} more (--json lists them all)")
     return Group(*parts)
@@ -220,8 +276,14 @@ def status(
 def _watch(state: Context, incident: IncidentItem, timeout: int) -> None:
     deadline = time.monotonic() + timeout
     done, total = _done(breaches.tally(incident, record=False))
-    with Progress(TextColumn("sending notices"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=state.console, transient=True) as bar:
+    with Progress(
+        TextColumn("sending notices"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=state.console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("notices", total=max(total, 1), completed=done)
         while done < total and time.monotonic() < deadline:
             time.sleep(WATCH_SECONDS)
@@ -238,13 +300,19 @@ def authority_notified(
     incident_id: Annotated[str, typer.Argument(help="The incident id (inc_...).")],
     reference: Annotated[str, typer.Option("--reference", help="The authority's reference (case number).")],
     at: Annotated[str, typer.Option("--at", help="When the authority was notified (ISO 8601, UTC), or `now`.")],
-    delay_reason: Annotated[str | None, typer.Option("--delay-reason", help="Why later than 72 hours after detection (GDPR Art. 33(1)); required then.")] = None,
+    delay_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--delay-reason", help="Why later than 72 hours after detection (GDPR Art. 33(1)); required then."
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Record that the supervisory authority was notified (once; it goes on the audit trail)."""
     state = use(ctx, json_output)
-    incident = breaches.authority_notified(incident_id, reference=reference, at=parse_moment(at, "at"),
-                                           delay_reason=delay_reason)
+    incident = breaches.authority_notified(
+        incident_id, reference=reference, at=parse_moment(at, "at"), delay_reason=delay_reason
+    )
     data = _status(incident, listed=False)
     emit(state, data, lambda: _render_status(data))
 
@@ -253,7 +321,9 @@ def authority_notified(
 def explain_delay(
     ctx: typer.Context,
     incident_id: Annotated[str, typer.Argument(help="The incident id (inc_...).")],
-    deadline: Annotated[str, typer.Option("--deadline", help="controllers, authority or subjects: a deadline met late or missed.")],
+    deadline: Annotated[
+        str, typer.Option("--deadline", help="controllers, authority or subjects: a deadline met late or missed.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="The reasons for the delay (GDPR Art. 33(1)).")],
     json_output: JsonFlag = False,
 ) -> None:
@@ -291,15 +361,33 @@ def list_incidents(
     rows = []
     for incident in breaches.recent(since=timedelta(days=days)):
         counts = breaches.tally(incident)["total"]
-        rows.append({
-            "incident_id": incident.incident_id,
-            "detected_at": clock.isoformat(incident.detected_at),
-            "due_at": clock.isoformat(min(incident.controllers_due_at, incident.authority_due_at)),
-            "authority_recorded": incident.authority_notified_at is not None,
-            **counts,
-        })
-    emit(state, {"incidents": rows}, lambda: table(
-        ("incident", "detected", "due", "authority", *breaches.STATUSES),
-        ([r["incident_id"], r["detected_at"], r["due_at"], "recorded" if r["authority_recorded"] else "-",
-          *[r[s] for s in breaches.STATUSES]] for r in rows),
-    ) if rows else "no incidents")
+        rows.append(
+            {
+                "incident_id": incident.incident_id,
+                "detected_at": clock.isoformat(incident.detected_at),
+                "due_at": clock.isoformat(min(incident.controllers_due_at, incident.authority_due_at)),
+                "authority_recorded": incident.authority_notified_at is not None,
+                **counts,
+            }
+        )
+    emit(
+        state,
+        {"incidents": rows},
+        lambda: (
+            table(
+                ("incident", "detected", "due", "authority", *breaches.STATUSES),
+                (
+                    [
+                        r["incident_id"],
+                        r["detected_at"],
+                        r["due_at"],
+                        "recorded" if r["authority_recorded"] else "-",
+                        *[r[s] for s in breaches.STATUSES],
+                    ]
+                    for r in rows
+                ),
+            )
+            if rows
+            else "no incidents"
+        ),
+    )

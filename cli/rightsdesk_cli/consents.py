@@ -11,14 +11,15 @@ from typing import Annotated
 import typer
 
 from rightsdesk.audience import consents, contacts
-from rightsdesk.platform import hashing
 from rightsdesk.kernel.rights import Purpose
+from rightsdesk.platform import hashing
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, table
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="The consent ledger: what each subject agreed to, and withdrew, when and from where.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The consent ledger: what each subject agreed to, and withdrew, when and from where.", no_args_is_help=True
+)
 
 EmailOption = Annotated[str, typer.Option("--email", help="The subject's address (found by its keyed hash).")]
 PurposeOption = Annotated[list[Purpose], typer.Option("--purpose", help="A purpose (repeat for more).")]
@@ -33,8 +34,18 @@ def show(ctx: typer.Context, email: EmailOption, json_output: JsonFlag = False) 
     def render():
         if not ledger:
             return "no consent recorded for this subject"
-        rows = ([c["purpose"], c["state"], c["granted_at"], c["granted_source"], c["withdrawn_at"],
-                 c["withdrawn_source"], len(c["history"])] for c in ledger)
+        rows = (
+            [
+                c["purpose"],
+                c["state"],
+                c["granted_at"],
+                c["granted_source"],
+                c["withdrawn_at"],
+                c["withdrawn_source"],
+                len(c["history"]),
+            ]
+            for c in ledger
+        )
         return table(("purpose", "state", "granted", "granted from", "withdrawn", "withdrawn from", "changes"), rows)
 
     emit(state, {"consents": ledger}, render)
@@ -45,7 +56,9 @@ def grant(
     ctx: typer.Context,
     email: EmailOption,
     purposes: PurposeOption,
-    source: Annotated[str, typer.Option("--source", help="Where it was given, e.g. signup-form or a ticket id (no personal data).")],
+    source: Annotated[
+        str, typer.Option("--source", help="Where it was given, e.g. signup-form or a ticket id (no personal data).")
+    ],
     json_output: JsonFlag = False,
 ) -> None:
     """Record consent given outside rightsdesk. Joining a list (`contacts add`) records it too."""
@@ -59,11 +72,16 @@ def withdraw(
     ctx: typer.Context,
     email: EmailOption,
     purposes: PurposeOption,
-    source: Annotated[str, typer.Option("--source", help="Where it was withdrawn, e.g. a ticket id (no personal data).")],
+    source: Annotated[
+        str, typer.Option("--source", help="Where it was withdrawn, e.g. a ticket id (no personal data).")
+    ],
     json_output: JsonFlag = False,
 ) -> None:
     """Withdraw consent now (e.g. told by phone): the subject leaves the lists those purposes feed."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
     left = contacts.withdraw_consent(hashing.email_hash(email), [p.value for p in purposes], source=source)
-    emit(state, {"withdrawn": [p.value for p in purposes], "lists_left": left},
-         lambda: f"withdrawn: {', '.join(p.value for p in purposes)}" + (f"; left {', '.join(left)}" if left else ""))
+    emit(
+        state,
+        {"withdrawn": [p.value for p in purposes], "lists_left": left},
+        lambda: f"withdrawn: {', '.join(p.value for p in purposes)}" + (f"; left {', '.join(left)}" if left else ""),
+    )

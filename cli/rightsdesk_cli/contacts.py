@@ -14,15 +14,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from rightsdesk.audience import contacts
-from rightsdesk.platform import hashing
 from rightsdesk.kernel.errors import InvalidInput
-
+from rightsdesk.platform import hashing
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, counted, emit
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="Contacts on the mailing lists (policy_notices, policy_updates, newsletter, marketing).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Contacts on the mailing lists (policy_notices, policy_updates, newsletter, marketing).", no_args_is_help=True
+)
 
 
 @app.command("add")
@@ -50,10 +50,18 @@ def import_csv(
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if rows and not {"email", "lists"} <= set(rows[0]):
-        raise InvalidInput("the CSV needs the columns email and lists (and optionally locale)", fields={"csv": "invalid_format"})
+        raise InvalidInput(
+            "the CSV needs the columns email and lists (and optionally locale)", fields={"csv": "invalid_format"}
+        )
     rejected: list[int] = []
-    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=state.console,
-                  transient=True, disable=state.json or not state.console.is_terminal) as bar:
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=state.console,
+        transient=True,
+        disable=state.json or not state.console.is_terminal,
+    ) as bar:
         task = bar.add_task("contacts", total=len(rows))
         for number, row in enumerate(rows, start=2):  # line numbers as an editor shows them
             names = [name.strip() for name in (row.get("lists") or "").split(";") if name.strip()]
@@ -63,8 +71,14 @@ def import_csv(
                 rejected.append(number)
             bar.advance(task)
     data = {"added": len(rows) - len(rejected), "rejected_lines": rejected}
-    emit(state, data, lambda: f"{counted(data['added'], 'contact', 'contacts')} added"
-         + (f"; lines not valid: {', '.join(map(str, rejected))}" if rejected else ""))
+    emit(
+        state,
+        data,
+        lambda: (
+            f"{counted(data['added'], 'contact', 'contacts')} added"
+            + (f"; lines not valid: {', '.join(map(str, rejected))}" if rejected else "")
+        ),
+    )
     if rejected:
         raise typer.Exit(1)
 

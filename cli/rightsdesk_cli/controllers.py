@@ -17,10 +17,10 @@ from rich.table import Table
 
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
 from rightsdesk.store import queries
-from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
@@ -72,7 +72,9 @@ def _stack_resource(state: Context, logical_id: str, env_var: str) -> None:
     elif state.stack:
         import boto3
 
-        described = boto3.client("cloudformation").describe_stack_resource(StackName=state.stack, LogicalResourceId=logical_id)
+        described = boto3.client("cloudformation").describe_stack_resource(
+            StackName=state.stack, LogicalResourceId=logical_id
+        )
         value = described["StackResourceDetail"]["PhysicalResourceId"]
     else:
         raise CliError(f"which {logical_id}? pass --stack NAME or set {env_var}", code="no_target")
@@ -105,33 +107,38 @@ def _facts(rows: list[tuple[str, object]], style: str = "bold") -> Table:
 
 
 def _render_controller(view: dict) -> Table:
-    return _facts([
-        ("controller id", view["controller_id"]),
-        ("name", view["name"]),
-        ("site key", view["site_key"]),
-        ("domains", view["domains"]),
-        ("contact", view["contact_email"]),
-        ("locale", view["locale"]),
-        ("delivery", view["delivery"]),
-        ("webhook url", view["webhook_url"]),
-        ("webhook secret", view["webhook_secret"]),
-        ("previous secret valid until", view["previous_webhook_secret_valid_until"]),
-        ("sla days", view["sla_days"]),
-        ("purge after delivery", view["purge_after"] or "default (retention rule)"),
-        ("created", view["created_at"]),
-        ("updated", view["updated_at"]),
-        ("state", view["state"] + (f" since {view['state_changed_at']}" if view["state"] != "active" else "")),
-        ("state reason", view["state_reason"]),
-        ("deliveries now", view["delivery_now"]),
-    ])
+    return _facts(
+        [
+            ("controller id", view["controller_id"]),
+            ("name", view["name"]),
+            ("site key", view["site_key"]),
+            ("domains", view["domains"]),
+            ("contact", view["contact_email"]),
+            ("locale", view["locale"]),
+            ("delivery", view["delivery"]),
+            ("webhook url", view["webhook_url"]),
+            ("webhook secret", view["webhook_secret"]),
+            ("previous secret valid until", view["previous_webhook_secret_valid_until"]),
+            ("sla days", view["sla_days"]),
+            ("purge after delivery", view["purge_after"] or "default (retention rule)"),
+            ("created", view["created_at"]),
+            ("updated", view["updated_at"]),
+            ("state", view["state"] + (f" since {view['state_changed_at']}" if view["state"] != "active" else "")),
+            ("state reason", view["state_reason"]),
+            ("deliveries now", view["delivery_now"]),
+        ]
+    )
 
 
 def _render_once(view: dict | None, secrets: dict[str, str | None]) -> RenderableType:
     parts: list[RenderableType] = [_render_controller(view)] if view else []
     shown = [(label, value) for label, value in secrets.items() if value]
     if shown:
-        parts += ["", _facts(shown, style="bold yellow"),
-                  "[yellow]Shown once: store it now. rightsdesk keeps only a hash or ciphertext.[/]"]
+        parts += [
+            "",
+            _facts(shown, style="bold yellow"),
+            "[yellow]Shown once: store it now. rightsdesk keeps only a hash or ciphertext.[/]",
+        ]
     return Group(*parts)
 
 
@@ -141,11 +148,18 @@ def add(
     name: Annotated[str, typer.Option("--name", help="The controller's name, as the operator knows it.")],
     site: Annotated[str, typer.Option("--site", help="Site key subjects type into the form (a-z, 0-9, -).")],
     contact: Annotated[str, typer.Option("--contact", help="The controller's privacy contact (email).")],
-    delivery: Annotated[DeliveryMode, typer.Option("--delivery", help="How requests reach it; internal = the operator's own data.")],
+    delivery: Annotated[
+        DeliveryMode, typer.Option("--delivery", help="How requests reach it; internal = the operator's own data.")
+    ],
     domain: Annotated[list[str] | None, typer.Option("--domain", help="A domain of the site (repeatable).")] = None,
     webhook_url: WebhookUrl = None,
-    sla_days: Annotated[int | None, typer.Option("--sla-days", help="Promised answer time in days, if shorter than the law's month.")] = None,
-    purge_after: Annotated[str | None, typer.Option("--purge-after", help="Purge subject data this long after delivery (ISO 8601: PT1H, PT30M, P1D).")] = None,
+    sla_days: Annotated[
+        int | None, typer.Option("--sla-days", help="Promised answer time in days, if shorter than the law's month.")
+    ] = None,
+    purge_after: Annotated[
+        str | None,
+        typer.Option("--purge-after", help="Purge subject data this long after delivery (ISO 8601: PT1H, PT30M, P1D)."),
+    ] = None,
     locale: Annotated[str, typer.Option("--locale", help="Language of emails to the controller (en, de, sl).")] = "en",
     controller_id: Annotated[str | None, typer.Option("--id", help="Choose the id instead of a generated one.")] = None,
     json_output: JsonFlag = False,
@@ -156,16 +170,27 @@ def add(
         purge_seconds = registry.parse_duration(purge_after) if purge_after else None
         _credentials(state, sealing=delivery is DeliveryMode.WEBHOOK)
         created = registry.register(
-            name=name, site_key=site, contact_email=contact, delivery=delivery.value, domains=tuple(domain or ()),
-            webhook_url=webhook_url, locale=locale, sla_days=sla_days, purge_after_seconds=purge_seconds,
-            controller_id=controller_id, allow_loopback_http=state.local,
+            name=name,
+            site_key=site,
+            contact_email=contact,
+            delivery=delivery.value,
+            domains=tuple(domain or ()),
+            webhook_url=webhook_url,
+            locale=locale,
+            sla_days=sla_days,
+            purge_after_seconds=purge_seconds,
+            controller_id=controller_id,
+            allow_loopback_http=state.local,
         )
     except InvalidInput as error:
         raise _explained(error) from None
     view = registry.describe(created.controller)
     secrets = {"api key": created.api_key, "webhook secret": created.webhook_secret}
-    emit(state, {"controller": view, "api_key": created.api_key, "webhook_secret": created.webhook_secret},
-         lambda: _render_once(view, secrets))
+    emit(
+        state,
+        {"controller": view, "api_key": created.api_key, "webhook_secret": created.webhook_secret},
+        lambda: _render_once(view, secrets),
+    )
 
 
 @app.command("show")
@@ -186,11 +211,19 @@ def history(
     """What happened to a controller: key and secret rotations, delivery changes, webhook tests, an
     endpoint disabled after a 410, and how each policy.updated webhook went."""
     state = use(ctx, json_output)
-    events = [{"at": clock.isoformat(e.at), "action": e.action, "actor": e.actor, "cause": e.cause}
-              for e in registry.history(controller_id, limit)]
-    emit(state, {"controller_id": controller_id, "events": events},
-         lambda: table(("at", "action", "actor", "cause"), ([e["at"], e["action"], e["actor"], e["cause"]] for e in events),
-                       title=f"{controller_id}: latest {counted(len(events), 'event', 'events')}, newest first"))
+    events = [
+        {"at": clock.isoformat(e.at), "action": e.action, "actor": e.actor, "cause": e.cause}
+        for e in registry.history(controller_id, limit)
+    ]
+    emit(
+        state,
+        {"controller_id": controller_id, "events": events},
+        lambda: table(
+            ("at", "action", "actor", "cause"),
+            ([e["at"], e["action"], e["actor"], e["cause"]] for e in events),
+            title=f"{controller_id}: latest {counted(len(events), 'event', 'events')}, newest first",
+        ),
+    )
 
 
 @app.command("rotate-key")
@@ -199,15 +232,16 @@ def rotate_key(ctx: typer.Context, controller_id: ControllerId, json_output: Jso
     state = use(ctx, json_output)
     _credentials(state, sealing=False)
     api_key = registry.rotate_api_key(controller_id)
-    emit(state, {"controller_id": controller_id, "api_key": api_key},
-         lambda: _render_once(None, {"api key": api_key}))
+    emit(state, {"controller_id": controller_id, "api_key": api_key}, lambda: _render_once(None, {"api key": api_key}))
 
 
 @app.command("set-delivery")
 def set_delivery(
     ctx: typer.Context,
     controller_id: ControllerId,
-    delivery: Annotated[DeliveryMode, typer.Option("--delivery", help="How requests reach the controller from now on.")],
+    delivery: Annotated[
+        DeliveryMode, typer.Option("--delivery", help="How requests reach the controller from now on.")
+    ],
     webhook_url: WebhookUrl = None,
     json_output: JsonFlag = False,
 ) -> None:
@@ -222,8 +256,7 @@ def set_delivery(
     except InvalidInput as error:
         raise _explained(error) from None
     view = registry.describe(controller)
-    emit(state, {"controller": view, "webhook_secret": secret},
-         lambda: _render_once(view, {"webhook secret": secret}))
+    emit(state, {"controller": view, "webhook_secret": secret}, lambda: _render_once(view, {"webhook secret": secret}))
 
 
 # ------------------------------------------------------------------ offboarding
@@ -237,7 +270,9 @@ def _state_change(state: Context, controller, what: str) -> None:
 
 
 @app.command("disable")
-def disable(ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False) -> None:
+def disable(
+    ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False
+) -> None:
     """Suspend a controller: its API key stops working, its sites take no new requests (the form
     answers site_unavailable), open requests stay due and are delivered by email to its privacy contact."""
     state = use(ctx, json_output)
@@ -249,7 +284,9 @@ def disable(ctx: typer.Context, controller_id: ControllerId, reason: Reason = No
 
 
 @app.command("enable")
-def enable(ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False) -> None:
+def enable(
+    ctx: typer.Context, controller_id: ControllerId, reason: Reason = None, json_output: JsonFlag = False
+) -> None:
     """Undo `disable`: the same API key works again and deliveries take the controller's own route."""
     state = use(ctx, json_output)
     try:
@@ -264,8 +301,13 @@ def remove(
     ctx: typer.Context,
     controller_id: ControllerId,
     reason: Reason = None,
-    release_sites: Annotated[bool, typer.Option(
-        "--release-sites", help="Free its site keys and domains for another controller (the form then calls them unknown).")] = False,
+    release_sites: Annotated[
+        bool,
+        typer.Option(
+            "--release-sites",
+            help="Free its site keys and domains for another controller (the form then calls them unknown).",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
@@ -280,10 +322,18 @@ def remove(
         raise _explained(error) from None
     from rightsdesk.kernel.status import is_open
 
-    open_ids = [item.request_id for item in queries.list_requests(controller_id=controller_id)
-                if is_open(item.status) and item.status != "identity_unverified"]
+    open_ids = [
+        item.request_id
+        for item in queries.list_requests(controller_id=controller_id)
+        if is_open(item.status) and item.status != "identity_unverified"
+    ]
     view = registry.describe(controller)
-    emit(state, {"controller": view, "open_requests": open_ids},
-         lambda: f"controller {controller_id} is removed; {counted(len(open_ids), 'open request', 'open requests')} "
-                 f"to answer with `rightsdesk requests answer <id> --status ...`"
-                 + (f": {', '.join(open_ids)}" if open_ids else ""))
+    emit(
+        state,
+        {"controller": view, "open_requests": open_ids},
+        lambda: (
+            f"controller {controller_id} is removed; {counted(len(open_ids), 'open request', 'open requests')} "
+            f"to answer with `rightsdesk requests answer <id> --status ...`"
+            + (f": {', '.join(open_ids)}" if open_ids else "")
+        ),
+    )

@@ -28,11 +28,24 @@ app = typer.Typer(help="Dead-letter queues: list what waits (ids only), redrive 
 LOCAL_PREFIX = "rightsdesk-local-"
 DLQ_SUFFIX = "DeadLetterQueue"
 # Top-level body fields that are ids or words, never personal data; nothing else of a body is shown.
-SAFE_FIELDS = ("request_id", "event", "notice", "controller_id", "test_id", "incident_id", "doc", "version", "mail_id",
-               "kind", "template")
+SAFE_FIELDS = (
+    "request_id",
+    "event",
+    "notice",
+    "controller_id",
+    "test_id",
+    "incident_id",
+    "doc",
+    "version",
+    "mail_id",
+    "kind",
+    "template",
+)
 PEEK_ROUNDS = 3
 
-QueueArg = Annotated[str, typer.Argument(help="The queue's logical ID (DeliveryDeadLetterQueue) or its start (delivery).")]
+QueueArg = Annotated[
+    str, typer.Argument(help="The queue's logical ID (DeliveryDeadLetterQueue) or its start (delivery).")
+]
 
 
 def _state(ctx: typer.Context, json_output: bool) -> Context:
@@ -58,15 +71,20 @@ def dead_letter_queues(state: Context) -> dict[str, str]:
         if not state.stack:
             raise CliError("which deployment? pass --stack NAME, or --local", code="no_target")
         pages = boto3.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=state.stack)
-        found = {r["LogicalResourceId"]: r["PhysicalResourceId"] for page in pages
-                 for r in page["StackResourceSummaries"] if r["ResourceType"] == "AWS::SQS::Queue"}
+        found = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for page in pages
+            for r in page["StackResourceSummaries"]
+            if r["ResourceType"] == "AWS::SQS::Queue"
+        }
     return {name: url for name, url in sorted(found.items()) if name.endswith(DLQ_SUFFIX)}
 
 
 def _resolve(state: Context, queue: str) -> tuple[str, str]:
     queues = dead_letter_queues(state)
     matches = [name for name in queues if name == queue] or [
-        name for name in queues if name.lower().startswith(queue.lower())]
+        name for name in queues if name.lower().startswith(queue.lower())
+    ]
     if len(matches) != 1:
         known = ", ".join(queues) or "none"
         raise CliError(f"no single dead-letter queue matches {queue!r} (known: {known})", code="unknown_queue")
@@ -75,9 +93,11 @@ def _resolve(state: Context, queue: str) -> tuple[str, str]:
 
 def describe(message: dict) -> dict[str, Any]:
     """What may be shown of one message: its ids, never its body's other contents."""
-    shown: dict[str, Any] = {"message_id": message["MessageId"],
-                             "sent_at": int(message.get("Attributes", {}).get("SentTimestamp", 0)) // 1000 or None,
-                             "receives": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0))}
+    shown: dict[str, Any] = {
+        "message_id": message["MessageId"],
+        "sent_at": int(message.get("Attributes", {}).get("SentTimestamp", 0)) // 1000 or None,
+        "receives": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+    }
     try:
         body = json.loads(message.get("Body") or "")
     except ValueError:
@@ -99,9 +119,16 @@ def peek(url: str, limit: int) -> list[dict]:
     seen: dict[str, dict] = {}
     rounds_without_news = 0
     while len(seen) < limit and rounds_without_news < PEEK_ROUNDS:
-        messages = _sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit), VisibilityTimeout=0,
-                                          MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"]
-                                          ).get("Messages", [])
+        messages = (
+            _sqs()
+            .receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, limit),
+                VisibilityTimeout=0,
+                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+            )
+            .get("Messages", [])
+        )
         news = [m for m in messages if m["MessageId"] not in seen]
         rounds_without_news = 0 if news else rounds_without_news + 1
         for message in news[: limit - len(seen)]:
@@ -117,7 +144,9 @@ def depth(url: str) -> int:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    queue: Annotated[str | None, typer.Argument(help="One queue to list the messages of; all queues' depths without.")] = None,
+    queue: Annotated[
+        str | None, typer.Argument(help="One queue to list the messages of; all queues' depths without.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Messages to show at most.")] = 50,
     json_output: JsonFlag = False,
 ) -> None:
@@ -131,15 +160,25 @@ def list_(
     messages = peek(url, limit)
     data = {"queue": name, "messages_total": depth(url), "messages": messages}
     columns = ["message_id", "receives", *[f for f in (*SAFE_FIELDS, "batch") if any(f in m for m in messages)]]
-    emit(state, data, lambda: table(columns, ([m.get(c) for c in columns] for m in messages),
-                                    title=f"{name}: {counted(data['messages_total'], 'message', 'messages')}"))
+    emit(
+        state,
+        data,
+        lambda: table(
+            columns,
+            ([m.get(c) for c in columns] for m in messages),
+            title=f"{name}: {counted(data['messages_total'], 'message', 'messages')}",
+        ),
+    )
 
 
 def _source_of(url: str) -> str:
     sources = _sqs().list_dead_letter_source_queues(QueueUrl=url).get("queueUrls", [])
     if len(sources) != 1:
-        raise CliError("this dead-letter queue is fed by EventBridge or a stream, not by a queue: replay it as "
-                       "docs/operations.md (DLQ redrive) says", code="no_source_queue")
+        raise CliError(
+            "this dead-letter queue is fed by EventBridge or a stream, not by a queue: replay it as "
+            "docs/operations.md (DLQ redrive) says",
+            code="no_source_queue",
+        )
     return sources[0]
 
 
@@ -151,8 +190,16 @@ def move_by_hand(source: str, target: str, limit: int | None) -> int:
     """Receive, send to the source queue, delete; the local run's way (moto has no move tasks)."""
     moved = 0
     while limit is None or moved < limit:
-        batch = _sqs().receive_message(QueueUrl=source, MaxNumberOfMessages=10 if limit is None else min(10, limit - moved),
-                                       VisibilityTimeout=60, MessageAttributeNames=["All"]).get("Messages", [])
+        batch = (
+            _sqs()
+            .receive_message(
+                QueueUrl=source,
+                MaxNumberOfMessages=10 if limit is None else min(10, limit - moved),
+                VisibilityTimeout=60,
+                MessageAttributeNames=["All"],
+            )
+            .get("Messages", [])
+        )
         if not batch:
             break
         for message in batch:
@@ -167,8 +214,12 @@ def move_by_hand(source: str, target: str, limit: int | None) -> int:
 def redrive(
     ctx: typer.Context,
     queue: QueueArg,
-    max_messages: Annotated[int | None, typer.Option("--max", min=1, help="Move at most this many (default: all).")] = None,
-    rate: Annotated[int | None, typer.Option("--rate", min=1, max=500, help="Messages per second (AWS move task).")] = None,
+    max_messages: Annotated[
+        int | None, typer.Option("--max", min=1, help="Move at most this many (default: all).")
+    ] = None,
+    rate: Annotated[
+        int | None, typer.Option("--rate", min=1, max=500, help="Messages per second (AWS move task).")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
@@ -178,8 +229,10 @@ def redrive(
     target = _source_of(url)
     waiting = depth(url)
     if not yes and not state.json:
-        typer.confirm(f"move {max_messages or waiting} of {waiting} messages from {name} back to "
-                      f"{target.rsplit('/', 1)[1]}?", abort=True)
+        typer.confirm(
+            f"move {max_messages or waiting} of {waiting} messages from {name} back to {target.rsplit('/', 1)[1]}?",
+            abort=True,
+        )
     if state.local:
         moved = move_by_hand(url, target, max_messages)
         data = {"queue": name, "to": target.rsplit("/", 1)[1], "moved": moved}
@@ -196,5 +249,11 @@ def redrive(
         return
     handle = _sqs().start_message_move_task(**options)["TaskHandle"]
     data = {"queue": name, "to": target.rsplit("/", 1)[1], "task_handle": handle, "messages": waiting}
-    emit(state, data, lambda: f"SQS is moving {counted(waiting, 'message', 'messages')} from {name} back to {data['to']} (task {handle})")
+    emit(
+        state,
+        data,
+        lambda: (
+            f"SQS is moving {counted(waiting, 'message', 'messages')} from {name} back to {data['to']} (task {handle})"
+        ),
+    )
     note(state, f"follow it with: aws sqs list-message-move-tasks --source-arn {options['SourceArn']}")

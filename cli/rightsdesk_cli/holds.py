@@ -25,7 +25,9 @@ def place(
     reason: Annotated[str, typer.Option("--reason", help="Why (a case or ticket reference; no personal data).")],
     until: Annotated[
         datetime | None,
-        typer.Option("--until", formats=DATE_FORMATS, help="When the hold is expected to end (UTC); it ends only by release."),
+        typer.Option(
+            "--until", formats=DATE_FORMATS, help="When the hold is expected to end (UTC); it ends only by release."
+        ),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:

@@ -15,7 +15,9 @@ def parse_moment(text: str, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"{field}: use ISO 8601, e.g. 2026-11-23T10:00:00Z", fields={field: "invalid_format"}) from None
+        raise InvalidInput(
+            f"{field}: use ISO 8601, e.g. 2026-11-23T10:00:00Z", fields={field: "invalid_format"}
+        ) from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 

@@ -20,22 +20,42 @@ app = typer.Typer(help="The operator's own optional lists: send an issue.", no_a
 @app.command("send")
 def send(
     ctx: typer.Context,
-    issue: Annotated[str, typer.Option("--issue", help="A name for this issue, e.g. 2026-11; sending it again finishes it.")],
+    issue: Annotated[
+        str, typer.Option("--issue", help="A name for this issue, e.g. 2026-11; sending it again finishes it.")
+    ],
     subject: Annotated[str, typer.Option("--subject", help="The subject line.")],
-    body_file: Annotated[Path, typer.Option("--body-file", exists=True, dir_okay=False, readable=True,
-                                            help="Plain text; blank lines part paragraphs.")],
+    body_file: Annotated[
+        Path,
+        typer.Option(
+            "--body-file", exists=True, dir_okay=False, readable=True, help="Plain text; blank lines part paragraphs."
+        ),
+    ],
     list_name: Annotated[str, typer.Option("--list", help="newsletter or marketing.")] = "newsletter",
     json_output: JsonFlag = False,
 ) -> None:
     """Queue the issue to every member who has not withdrawn consent, restricted or objected."""
     state = connect_mail(use(ctx, json_output))
-    with Progress(TextColumn("queueing"), BarColumn(), MofNCompleteColumn(), console=state.console,
-                  transient=True, disable=state.json) as bar:
+    with Progress(
+        TextColumn("queueing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=state.console,
+        transient=True,
+        disable=state.json,
+    ) as bar:
         task = bar.add_task("mails", total=None)
         sent = newsletter.send(
-            newsletter.Issue(issue=issue, subject=subject, body=body_file.read_text(encoding="utf-8"), list_name=list_name),
+            newsletter.Issue(
+                issue=issue, subject=subject, body=body_file.read_text(encoding="utf-8"), list_name=list_name
+            ),
             progress=lambda n: bar.advance(task, n),
         )
     data = {"issue": issue, "list": list_name, "queued": sent.queued, "skipped": sent.skipped}
-    emit(state, data, lambda: f"{sent.queued} mails queued; {sent.skipped} members skipped (withdrawn, restricted, "
-                              "objected or suppressed)")
+    emit(
+        state,
+        data,
+        lambda: (
+            f"{sent.queued} mails queued; {sent.skipped} members skipped (withdrawn, restricted, "
+            "objected or suppressed)"
+        ),
+    )

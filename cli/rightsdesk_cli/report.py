@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from rightsdesk_cli.annual import html as annual_html, report as annual_report, sources as annual_sources
 from rightsdesk.kernel import clock
+from rightsdesk_cli.annual import html as annual_html
+from rightsdesk_cli.annual import report as annual_report
+from rightsdesk_cli.annual import sources as annual_sources
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, table
 
@@ -25,17 +27,25 @@ def annual(
     ctx: typer.Context,
     year: Annotated[int, typer.Option("--year", min=2000, max=2999, help="The calendar year (UTC).")],
     out: Annotated[Path | None, typer.Option("--out", dir_okay=False, help="Write the HTML report here.")] = None,
-    operator: Annotated[str | None, typer.Option("--operator", help="Who the report is for or from, shown on top.")] = None,
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Who the report is for or from, shown on top.")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Requests by type, route and outcome, timeliness, delivery failures, breaches and policy versions."""
     state = use(ctx, json_output)
-    with Progress(SpinnerColumn(), TextColumn("reading requests: {task.completed}"), console=state.console,
-                  transient=True, disable=state.json) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("reading requests: {task.completed}"),
+        console=state.console,
+        transient=True,
+        disable=state.json,
+    ) as bar:
         task = bar.add_task("requests", total=None)
         requests = list(annual_sources.requests(year, progress=lambda n: bar.advance(task, n)))
-    figures = annual_report.figures(year, requests, annual_sources.breaches(year), annual_sources.policies(year),
-                                    now=clock.now())
+    figures = annual_report.figures(
+        year, requests, annual_sources.breaches(year), annual_sources.policies(year), now=clock.now()
+    )
     if out is not None:
         out.write_text(annual_html.render(figures, operator=operator), encoding="utf-8")
         note(state, f"report written to {out}")
@@ -52,7 +62,10 @@ def annual(
             ("median days to complete", r["days_to_complete"]["median"]),
             ("95th-percentile days", r["days_to_complete"]["p95"]),
             ("delivery failures", r["delivery_failures"]["total"]),
-            ("breaches (notified within 72 h)", f"{figures['breaches']['total']} ({figures['breaches']['notified_on_time']})"),
+            (
+                "breaches (notified within 72 h)",
+                f"{figures['breaches']['total']} ({figures['breaches']['notified_on_time']})",
+            ),
             ("policy versions published", figures["policies"]["total"]),
         ]
         return table(("figure", str(year)), rows)

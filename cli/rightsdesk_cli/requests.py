@@ -14,23 +14,24 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk.store import audit, queries
+from rightsdesk.intake import submissions
 from rightsdesk.kernel import clock, deadline_state
 from rightsdesk.kernel.delivery_mode import DELIVERY_MODES
-from rightsdesk.intake import submissions
+from rightsdesk.kernel.errors import NotFound
+from rightsdesk.kernel.status import Status
 from rightsdesk.own_data import own_requests
 from rightsdesk.routing import registry
-from rightsdesk.kernel.errors import NotFound
+from rightsdesk.store import audit, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_period_end
 from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="Subjects' requests: list, inspect, and resolve those about the operator's own data.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Subjects' requests: list, inspect, and resolve those about the operator's own data.", no_args_is_help=True
+)
 
 LIST_COLUMNS = ("request id", "controller", "type", "status", "created", "due", "flags")
 
@@ -65,11 +66,19 @@ def list_requests(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many requests.")] = 100,
     route: Annotated[
         str | None,
-        typer.Option("--route", help="Only controllers with this delivery: webhook, email, pull, or internal "
-                                     "(the operator queue: requests about the operator's own data)."),
+        typer.Option(
+            "--route",
+            help="Only controllers with this delivery: webhook, email, pull, or internal "
+            "(the operator queue: requests about the operator's own data).",
+        ),
     ] = None,
-    overdue: Annotated[bool, typer.Option("--overdue", help="Only open requests past their due date (an extension "
-                                                           "moves it only while it has not passed).")] = False,
+    overdue: Annotated[
+        bool,
+        typer.Option(
+            "--overdue",
+            help="Only open requests past their due date (an extension moves it only while it has not passed).",
+        ),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """List requests per controller (from the controller index), by status, oldest first."""
@@ -92,8 +101,15 @@ def list_requests(
         # With --controller the controller column would repeat one value: narrower without it.
         columns = [column for column in LIST_COLUMNS if not (controller and column == "controller")]
         cells = (
-            [row["request_id"], *([] if controller else [row["controller_id"]]), row["type"], row["status"],
-             short_time(row["created_at"]), short_time(row["due_at"]), row["flags"]]
+            [
+                row["request_id"],
+                *([] if controller else [row["controller_id"]]),
+                row["type"],
+                row["status"],
+                short_time(row["created_at"]),
+                short_time(row["due_at"]),
+                row["flags"],
+            ]
             for row in rows
         )
         return table(columns, cells)
@@ -107,8 +123,11 @@ def _filtered(controller: str | None, status: Status | None, route: str | None, 
     if route is None:
         found = queries.list_requests(controller_id=controller, status=status)
     else:
-        ids = [c.controller_id for c in queries.list_controllers()
-               if c.delivery == route and controller in (None, c.controller_id)]
+        ids = [
+            c.controller_id
+            for c in queries.list_controllers()
+            if c.delivery == route and controller in (None, c.controller_id)
+        ]
         found = chain.from_iterable(queries.controller_requests(cid, status) for cid in ids)
     if overdue:
         now = clock.now()
@@ -205,21 +224,32 @@ def _render_show(data: dict) -> RenderableType:
 @app.command("resolve")
 def resolve(
     ctx: typer.Context,
-    request_id: Annotated[str, typer.Argument(help="A request in the operator queue (`requests list --route internal`).")],
-    approve: Annotated[bool, typer.Option("--approve", help="Carry it out: apply a rectification, close a complaint.")] = False,
+    request_id: Annotated[
+        str, typer.Argument(help="A request in the operator queue (`requests list --route internal`).")
+    ],
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Carry it out: apply a rectification, close a complaint.")
+    ] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Decline it; needs --reason.")] = False,
     extend_to: Annotated[
         str | None,
-        typer.Option("--extend-to",
-                     help="Push the due date instead (ISO 8601, UTC; a date alone means the end of that day), at "
-                          "most three months after verification; needs --reason."),
+        typer.Option(
+            "--extend-to",
+            help="Push the due date instead (ISO 8601, UTC; a date alone means the end of that day), at "
+            "most three months after verification; needs --reason.",
+        ),
     ] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected or extended; the subject is told.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is rejected or extended; the subject is told.")
+    ] = None,
     note_text: Annotated[str | None, typer.Option("--note", help="A note for the subject with the answer.")] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Rectification: the corrected name (default: the one the subject stated).")
+        str | None,
+        typer.Option("--name", help="Rectification: the corrected name (default: the one the subject stated)."),
     ] = None,
-    locale: Annotated[str | None, typer.Option("--locale", help="Rectification: the corrected language (en, de, sl).")] = None,
+    locale: Annotated[
+        str | None, typer.Option("--locale", help="Rectification: the corrected language (en, de, sl).")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Decide a request about the operator's own data; the subject is emailed the outcome.
@@ -233,8 +263,11 @@ def resolve(
         decision = own_requests.APPROVE if approve else own_requests.REJECT
         request = own_requests.resolve(request_id, decision, note=note_text, reason=reason, name=name, locale=locale)
     view = queries.skeleton(request)
-    emit(state, {"request": view},
-         lambda: f"request {request_id} is {view['status']}; due {view['due_at']}; the subject is told by email")
+    emit(
+        state,
+        {"request": view},
+        lambda: f"request {request_id} is {view['status']}; due {view['due_at']}; the subject is told by email",
+    )
 
 
 # ------------------------------------------------------------------ a removed controller's requests
@@ -243,9 +276,12 @@ def resolve(
 @app.command("answer")
 def answer(
     ctx: typer.Context,
-    request_id: Annotated[str, typer.Argument(help="A request of a removed controller (`requests list --controller ID`).")],
+    request_id: Annotated[
+        str, typer.Argument(help="A request of a removed controller (`requests list --controller ID`).")
+    ],
     status: Annotated[
-        str, typer.Option("--status", help="acknowledged, in_progress, completed or rejected (as a controller reports it).")
+        str,
+        typer.Option("--status", help="acknowledged, in_progress, completed or rejected (as a controller reports it)."),
     ],
     reason: Annotated[str | None, typer.Option("--reason", help="Shown to the subject; required to reject.")] = None,
     json_output: JsonFlag = False,

@@ -19,12 +19,24 @@ from rightsdesk.store.deletion import Cause, events
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, short_time, table
 
-app = typer.Typer(help="Retention: the sweep that deletes and purges what is due, and its audit trail.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Retention: the sweep that deletes and purges what is due, and its audit trail.", no_args_is_help=True
+)
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 SHOWN_ITEMS = 50
-OUTCOME_COLUMNS = ("delete", "purge", "deleted", "purged", "held", "not_due", "gone", "changed", "unknown_rule", "error")
+OUTCOME_COLUMNS = (
+    "delete",
+    "purge",
+    "deleted",
+    "purged",
+    "held",
+    "not_due",
+    "gone",
+    "changed",
+    "unknown_rule",
+    "error",
+)
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -50,13 +62,19 @@ def _by_rule_table(report: dict) -> RenderableType:
 
 def _render_sweep(report: dict) -> RenderableType:
     verb = "would go" if report["dry_run"] else "done"
-    parts: list = [f"retention sweep at {report['now']} ({verb}): {report['buckets']} day buckets, "
-                   f"{report['queries']} queries, {report['items_read']} items read"]
+    parts: list = [
+        f"retention sweep at {report['now']} ({verb}): {report['buckets']} day buckets, "
+        f"{report['queries']} queries, {report['items_read']} items read"
+    ]
     parts.append(_by_rule_table(report) if report["by_rule"] else "nothing due")
     if report["items"]:
         shown = report["items"][:SHOWN_ITEMS]
-        parts.append(table(["due", "rule", "action", "record", "item"],
-                           ([short_time(i["due_at"]), i["rule"], i["action"], i["pk"], i["sk"]] for i in shown)))
+        parts.append(
+            table(
+                ["due", "rule", "action", "record", "item"],
+                ([short_time(i["due_at"]), i["rule"], i["action"], i["pk"], i["sk"]] for i in shown),
+            )
+        )
         if len(report["items"]) > SHOWN_ITEMS:
             parts.append(f"... and {len(report['items']) - SHOWN_ITEMS} more (--json lists them all)")
     if report["held"]:
@@ -79,8 +97,12 @@ def sweep(
         report = sweeper.sweep(dry_run=dry_run, max_items=max_items)
     else:
         progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         with progress:
             task = progress.add_task("previewing" if dry_run else "sweeping", total=0)
@@ -131,18 +153,27 @@ def audit(
     for row in rows:
         key = f"{row['action']}:{row['cause']}"
         totals[key] = totals.get(key, 0) + 1
-    data = {"since": clock.isoformat(start), "until": clock.isoformat(end), "cause": cause.value if cause else None,
-            "totals": totals, "events": rows}
+    data = {
+        "since": clock.isoformat(start),
+        "until": clock.isoformat(end),
+        "cause": cause.value if cause else None,
+        "totals": totals,
+        "events": rows,
+    }
 
     def render() -> RenderableType:
         if not rows:
             return f"no deletions recorded between {data['since']} and {data['until']}"
         summary = table(["action", "cause", "count"], ([*key.split(":"), n] for key, n in sorted(totals.items())))
-        listing = table(["at", "action", "cause", "rule", "item", "record", "from status"],
-                        ([r["at"], r["action"], r["cause"], r["rule"], r["item"], r["record"], r["from_status"]]
-                         for r in rows))
+        listing = table(
+            ["at", "action", "cause", "rule", "item", "record", "from status"],
+            ([r["at"], r["action"], r["cause"], r["rule"], r["item"], r["record"], r["from_status"]] for r in rows),
+        )
         return Group(summary, listing)
 
     emit(state, data, render)
     if not rows and not state.json:
-        note(state, "deletion events exist from the moment DeletionAuditFunction runs; TTL deletions show up to two days late")
+        note(
+            state,
+            "deletion events exist from the moment DeletionAuditFunction runs; TTL deletions show up to two days late",
+        )

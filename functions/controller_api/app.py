@@ -16,8 +16,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.routing import controller_requests as inbox
 from rightsdesk.platform import api_errors, api_gateway, http
+from rightsdesk.routing import controller_requests as inbox
 from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger()
@@ -39,12 +39,16 @@ def _json(status: int, body: dict) -> Response:
 
 # The answers each route documents (errors in the shape of http.ERROR_SCHEMA); 401 and 403 also
 # come from API Gateway and the authorizer, before the function runs.
-LISTING = http.object_schema({"requests": {"type": "array", "items": {"type": "object"}},
-                              "next_cursor": {"type": ["string", "null"]}})
+LISTING = http.object_schema(
+    {"requests": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}
+)
 
 
-@app.get("/v1/controller/requests", summary="List your requests, by status, oldest first",
-         responses=http.responses(200, "A page of requests", LISTING, 401, 403, 422, 503))
+@app.get(
+    "/v1/controller/requests",
+    summary="List your requests, by status, oldest first",
+    responses=http.responses(200, "A page of requests", LISTING, 401, 403, 422, 503),
+)
 def list_requests(
     status: Annotated[inbox.VisibleStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -55,36 +59,48 @@ def list_requests(
     return _json(200, {"requests": items, "next_cursor": next_cursor})
 
 
-@app.get("/v1/controller/requests/<request_id>", summary="One request; a pull controller's first fetch delivers it",
-         responses=http.responses(200, "The request", None, 401, 403, 404, 503))
+@app.get(
+    "/v1/controller/requests/<request_id>",
+    summary="One request; a pull controller's first fetch delivers it",
+    responses=http.responses(200, "The request", None, 401, 403, 404, 503),
+)
 def get_request(request_id: str):
     view = inbox.fetch(_caller(), request_id)
     logger.info("request fetched", extra={"request_id": request_id, "status": view["status"]})
     return _json(200, view)
 
 
-@app.post("/v1/controller/requests/<request_id>/status",
-          summary="Report progress: acknowledged, in_progress, completed, rejected",
-          responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503))
+@app.post(
+    "/v1/controller/requests/<request_id>/status",
+    summary="Report progress: acknowledged, in_progress, completed, rejected",
+    responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503),
+)
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
     view = inbox.report_status(_caller(), request_id, report)
     metrics.add_metric(name="ControllerStatusReported", unit=MetricUnit.Count, value=1)
-    logger.info("status reported", extra={"request_id": request_id, "status": view["status"],
-                                          "extended": report.extend_to is not None})
+    logger.info(
+        "status reported",
+        extra={"request_id": request_id, "status": view["status"], "extended": report.extend_to is not None},
+    )
     return _json(200, view)
 
 
-@app.post("/v1/controller/webhook/rotate",
-          summary="New webhook secret (shown once); every replaced one signs for 24 h more",
-          responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 429, 503))
+@app.post(
+    "/v1/controller/webhook/rotate",
+    summary="New webhook secret (shown once); every replaced one signs for 24 h more",
+    responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 429, 503),
+)
 def rotate_webhook_secret():
     answer = inbox.rotate_webhook_secret(_caller())
     logger.info("webhook secret rotated")
     return _json(200, answer)
 
 
-@app.post("/v1/controller/webhook/test", summary="Send a signed test event to your webhook",
-          responses=http.responses(202, "Queued", None, 401, 403, 409, 413, 415, 503))
+@app.post(
+    "/v1/controller/webhook/test",
+    summary="Send a signed test event to your webhook",
+    responses=http.responses(202, "Queued", None, 401, 403, 409, 413, 415, 503),
+)
 def test_webhook():
     answer = inbox.queue_test_event(_caller())
     logger.info("webhook test queued", extra={"test_id": answer["test_id"]})
@@ -103,4 +119,3 @@ api_errors.install(app, logger=logger, metrics=metrics)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return api_gateway.answer(event, lambda: app.resolve(event, context))
-

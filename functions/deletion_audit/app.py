@@ -67,8 +67,10 @@ def record_handler(record: DynamoDBRecord) -> None:
         logger.info("deletion already audited", extra={"item_kind": change.sk.split("#", 1)[0]})
         metrics.add_metric(name="AlreadyAudited", unit=MetricUnit.Count, value=1)
         return
-    logger.info("deletion audited", extra={"action": event.action, "cause": event.cause, "rule": event.rule,
-                                           "item_kind": event.item_kind})
+    logger.info(
+        "deletion audited",
+        extra={"action": event.action, "cause": event.cause, "rule": event.rule, "item_kind": event.item_kind},
+    )
     metrics.add_metric(name=f"Audited_{event.action}_{event.cause}", unit=MetricUnit.Count, value=1)
 
 

@@ -18,11 +18,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.kernel import retention
-from rightsdesk.routing import delivery
 from rightsdesk.outbound import dispatch
-from rightsdesk.platform import handler_support
-from rightsdesk.platform import config
+from rightsdesk.platform import config, handler_support
 from rightsdesk.platform.config import settings
+from rightsdesk.routing import delivery
 
 logger = Logger()
 metrics = Metrics()
@@ -38,9 +37,12 @@ def dispatch_once(*, key: dict, message: delivery.DeliveryMessage, attempt: int)
 
 # Keyed on the delivery id; the stored answer is ids and outcome words, never request content.
 # Records are keyed on dispatch_once's module and name: rename neither.
-_idempotent_dispatch = handler_support.IdempotentOnFirstUse(dispatch_once, data_keyword_argument="key",
-                                                            event_key_jmespath="delivery_id",
-                                                            expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE))
+_idempotent_dispatch = handler_support.IdempotentOnFirstUse(
+    dispatch_once,
+    data_keyword_argument="key",
+    event_key_jmespath="delivery_id",
+    expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE),
+)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -58,15 +60,20 @@ def record_handler(record: SQSRecord) -> None:
         raise
     # Ids only; the controller events (breach.notice, policy.updated) name no request but these.
     ids = {name: getattr(message, name) for name in ("request_id", "controller_id", "incident_id", "doc", "version")}
-    where = {"delivery_id": message.delivery_id, "event": message.event, "attempt": attempt,
-             **{name: value for name, value in ids.items() if value}}
+    where = {
+        "delivery_id": message.delivery_id,
+        "event": message.event,
+        "attempt": attempt,
+        **{name: value for name, value in ids.items() if value},
+    }
     try:
         result = _idempotent_dispatch(key=message.key(), message=message, attempt=attempt)
     except delivery.RetryLater as failed:
         _come_back_after(record, failed.delay)
         final = isinstance(failed, delivery.Exhausted)
-        logger.warning("delivery failed", extra={**where, "cause": failed.cause, "retry_in_seconds": failed.delay,
-                                                 "final": final})
+        logger.warning(
+            "delivery failed", extra={**where, "cause": failed.cause, "retry_in_seconds": failed.delay, "final": final}
+        )
         metrics.add_metric(name="DeliveryExhausted" if final else "DeliveryRetried", unit=MetricUnit.Count, value=1)
         raise
     except Exception as error:

@@ -23,9 +23,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.kernel import retention
-from rightsdesk.platform import handler_support
 from rightsdesk.outbound import notify
-from rightsdesk.platform import config
+from rightsdesk.platform import config, handler_support
 from rightsdesk.platform.config import settings
 
 logger = Logger()
@@ -44,9 +43,12 @@ def send_once(message: dict, batch: notify.Batch | None = None) -> dict:
 
 # Keyed on mail_id only: the idempotency record holds a hash of the id and the SES message id, no address.
 # Records are keyed on send_once's module and name: rename neither.
-_idempotent_send = handler_support.IdempotentOnFirstUse(send_once, data_keyword_argument="message",
-                                                        event_key_jmespath="mail_id",
-                                                        expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE))
+_idempotent_send = handler_support.IdempotentOnFirstUse(
+    send_once,
+    data_keyword_argument="message",
+    event_key_jmespath="mail_id",
+    expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_QUEUE_MESSAGE),
+)
 
 
 def _come_back_after(record: SQSRecord, seconds: int) -> None:
@@ -57,8 +59,9 @@ class NoTimeLeft(Exception):
     """Pacing made the batch longer than this invocation has left: the rest comes back at once."""
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None, *,
-                   batch: notify.Batch | None = None) -> None:
+def record_handler(
+    record: SQSRecord, lambda_context: LambdaContext | None = None, *, batch: notify.Batch | None = None
+) -> None:
     try:
         body = json.loads(record.body)
         message = notify.MailMessage.from_body(body)
@@ -90,9 +93,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     metrics.add_metric(name=OUTCOME_METRICS.get(outcome, "MailSent"), unit=MetricUnit.Count, value=1)
 
 
-OUTCOME_METRICS = {notify.SENT: "MailSent", notify.SUPPRESSED: "MailSuppressed",
-                   # nothing to send any more: the record was gone or purged when the mail's turn came
-                   notify.DROPPED: "MailDropped"}
+OUTCOME_METRICS = {
+    notify.SENT: "MailSent",
+    notify.SUPPRESSED: "MailSuppressed",
+    # nothing to send any more: the record was gone or purged when the mail's turn came
+    notify.DROPPED: "MailDropped",
+}
 
 
 @logger.inject_lambda_context

@@ -18,13 +18,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.platform import api_errors, api_gateway, handler_support, hashing, http
-from rightsdesk.kernel import clock, identifiers, retention
-from rightsdesk.render import i18n, web
 from rightsdesk.intake import submissions
-from rightsdesk.platform.config import settings
+from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
+from rightsdesk.platform import api_errors, api_gateway, handler_support, hashing, http
+from rightsdesk.platform.config import settings
+from rightsdesk.render import i18n, web
 
 logger = Logger()
 metrics = Metrics()
@@ -34,8 +34,13 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 _origins = settings().cors_allow_origins
 # Idempotency-Key beside powertools' defaults (Authorization, Content-Type, ...): a page on another
 # origin may retry a submission safely.
-cors = (CORSConfig(allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600,
-                   allow_headers=["Idempotency-Key"]) if _origins else None)
+cors = (
+    CORSConfig(
+        allow_origin=_origins[0], extra_origins=list(_origins[1:]), max_age=600, allow_headers=["Idempotency-Key"]
+    )
+    if _origins
+    else None
+)
 app = APIGatewayRestResolver(enable_validation=True, cors=cors)
 
 
@@ -142,40 +147,70 @@ def _submit_once(*, client_key: dict, submission: submissions.Submission, locale
 # hash of the client's key, the answer (request id, status) and, to refuse the key with another
 # body, a hash of the body's keyed hash (hashing.fingerprint): no personal data, nothing an address
 # could be guessed back from. Records are keyed on _submit_once's module and name: rename neither.
-_idempotent_submit = handler_support.IdempotentOnFirstUse(_submit_once, data_keyword_argument="client_key",
-                                                          event_key_jmespath="[site, key]",
-                                                          payload_validation_jmespath="body",
-                                                          expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_SUBMISSION))
+_idempotent_submit = handler_support.IdempotentOnFirstUse(
+    _submit_once,
+    data_keyword_argument="client_key",
+    event_key_jmespath="[site, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=retention.keep_seconds(retention.Rule.IDEMPOTENT_SUBMISSION),
+)
 
 
 # The answers each route documents in /openapi.json (errors in the shape of http.ERROR_SCHEMA).
 SUBMITTED = http.object_schema({"request_id": {"type": "string"}, "status": {"type": "string"}})
-VERIFIED = http.object_schema({name: {"type": "string"} for name in
-                               ("request_id", "status", "status_token", "due_at", "status_url")})
+VERIFIED = http.object_schema(
+    {name: {"type": "string"} for name in ("request_id", "status", "status_token", "due_at", "status_url")}
+)
 STATUS_VIEW = http.object_schema(
-    {"request_id": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"},
-     "created_at": {"type": "string"}, "verified_at": {"type": ["string", "null"]},
-     "due_at": {"type": ["string", "null"]},
-     "timeline": {"type": "array", "items": http.object_schema({"at": {"type": "string"}, "status": {"type": "string"}})}},
+    {
+        "request_id": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"type": "string"},
+        "created_at": {"type": "string"},
+        "verified_at": {"type": ["string", "null"]},
+        "due_at": {"type": ["string", "null"]},
+        "timeline": {
+            "type": "array",
+            "items": http.object_schema({"at": {"type": "string"}, "status": {"type": "string"}}),
+        },
+    },
 )
 
 
 # An Idempotency-Key makes a retry safe: the same key with the same body gets the first answer; with
 # another body, a 422 (idempotency_key_reused). Keys are scoped to the site the body names.
-@app.post("/v1/requests", summary="Submit a request",
-          responses=http.responses(202, "Accepted; a code was emailed (or, over the address's hourly limit of "
-                                        "codes, nothing was: the answer is the same)", SUBMITTED,
-                                   400, 409, 413, 415, 422, 429, 503))
+@app.post(
+    "/v1/requests",
+    summary="Submit a request",
+    responses=http.responses(
+        202,
+        "Accepted; a code was emailed (or, over the address's hourly limit of "
+        "codes, nothing was: the answer is the same)",
+        SUBMITTED,
+        400,
+        409,
+        413,
+        415,
+        422,
+        429,
+        503,
+    ),
+)
 def submit(submission: Annotated[submissions.Submission, Body()]):
     locale = submission.locale or _locale()
     client_key = app.current_event.headers.get("idempotency-key")
     if client_key is not None and not http.valid_idempotency_key(client_key):
-        raise InvalidInput("the Idempotency-Key must be 1 to 255 printable ASCII characters",
-                           fields={"idempotency-key": "invalid_format"})
+        raise InvalidInput(
+            "the Idempotency-Key must be 1 to 255 printable ASCII characters",
+            fields={"idempotency-key": "invalid_format"},
+        )
     if client_key:
         answer = _idempotent_submit(
-            client_key={"site": identifiers.normalize_site_key(submission.site), "key": client_key,
-                        "body": hashing.fingerprint("idempotency_body", submission.model_dump(mode="json"))},
+            client_key={
+                "site": identifiers.normalize_site_key(submission.site),
+                "key": client_key,
+                "body": hashing.fingerprint("idempotency_body", submission.model_dump(mode="json")),
+            },
             submission=submission,
             locale=locale,
         )
@@ -194,9 +229,13 @@ def submit(submission: Annotated[submissions.Submission, Body()]):
     return Response(status_code=202, content_type="application/json", body=answer)
 
 
-@app.post("/v1/requests/<request_id>/verify", summary="Prove control of the address with the emailed code",
-          responses=http.responses(200, "Verified; keep the status token", VERIFIED,
-                                   400, 404, 409, 410, 413, 415, 422, 429, 503))
+@app.post(
+    "/v1/requests/<request_id>/verify",
+    summary="Prove control of the address with the emailed code",
+    responses=http.responses(
+        200, "Verified; keep the status token", VERIFIED, 400, 404, 409, 410, 413, 415, 422, 429, 503
+    ),
+)
 def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
     result = submissions.verify(request_id, body.code, source=_source())
     if result.repeated:
@@ -228,14 +267,20 @@ def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
     )
 
 
-@app.get("/v1/requests/<request_id>", summary="Follow a request (Authorization: Bearer <status_token>)",
-         responses=http.responses(200, "The request's progress; no personal data", STATUS_VIEW, 401, 404, 429, 503))
+@app.get(
+    "/v1/requests/<request_id>",
+    summary="Follow a request (Authorization: Bearer <status_token>)",
+    responses=http.responses(200, "The request's progress; no personal data", STATUS_VIEW, 401, 404, 429, 503),
+)
 def get_status(request_id: str) -> dict:
     return submissions.status_view(submissions.authorize(request_id, _bearer(), source=_source()))
 
 
-@app.post("/v1/requests/<request_id>/cancel", summary="Cancel a request (Authorization: Bearer <status_token>)",
-          responses=http.responses(200, "Cancelled", SUBMITTED, 401, 404, 409, 413, 415, 429, 503))
+@app.post(
+    "/v1/requests/<request_id>/cancel",
+    summary="Cancel a request (Authorization: Bearer <status_token>)",
+    responses=http.responses(200, "Cancelled", SUBMITTED, 401, 404, 409, 413, 415, 429, 503),
+)
 def cancel(request_id: str):
     token = _bearer()
     if token is None and _wants_html():
@@ -279,10 +324,18 @@ def _html_error(status: int, code: str, fields: dict[str, str], message: str) ->
     request_id = (event.path_parameters or {}).get("id")
     if event.resource == "/v1/requests":
         values = _form_values()
-        return _html("form", status, locale=_locale(str(values.get("locale") or "")), values=values,
-                     errors=fields or {"form": code}, site=None)
+        return _html(
+            "form",
+            status,
+            locale=_locale(str(values.get("locale") or "")),
+            values=values,
+            errors=fields or {"form": code},
+            site=None,
+        )
     if event.resource == "/v1/requests/{id}/verify":
-        return _html("verify", status, request_id=request_id, code=None, error=fields.get("code", code), attempts_left=None)
+        return _html(
+            "verify", status, request_id=request_id, code=None, error=fields.get("code", code), attempts_left=None
+        )
     if code == "not_found" and request_id is None:
         code = message = "page_not_found"  # a policy, a page: "request not found" would mislead
     return _html("message", status, title=code, message=message, status_code=status)
@@ -294,13 +347,18 @@ def _for_browsers(page: Callable[..., Response]) -> Callable[..., Response | Non
 
 
 api_errors.install(
-    app, logger=logger, metrics=metrics, rate_limited_metric="SubmissionRateLimited",
+    app,
+    logger=logger,
+    metrics=metrics,
+    rate_limited_metric="SubmissionRateLimited",
     pages=api_errors.ErrorPages(
         error=_for_browsers(_html_error),
         not_found=_for_browsers(
-            lambda: _html("message", 404, title="page_not_found", message="page_not_found", status_code=404)),
+            lambda: _html("message", 404, title="page_not_found", message="page_not_found", status_code=404)
+        ),
         server_error=_for_browsers(
-            lambda: _html("message", 500, title="server_error", message="server_error", status_code=500)),
+            lambda: _html("message", 500, title="server_error", message="server_error", status_code=500)
+        ),
     ),
 )
 
@@ -315,4 +373,3 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # With an origin list the answer depends on the Origin header: caches must key on it.
     vary = {"Vary": "Origin"} if cors else {}
     return api_gateway.answer(event, lambda: app.resolve(event, context), extra_headers=vary)
-

@@ -35,22 +35,44 @@ TOKEN = Annotated[str | None, Query(max_length=512, description="The token from 
 def _archive_answer(data: dict, render) -> Response | dict:
     if not http.wants_html(router.current_event.headers.get("accept")):
         return data
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=render(data, _locale()),
-                    headers={"Content-Security-Policy": web.content_security_policy()})
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=render(data, _locale()),
+        headers={"Content-Security-Policy": web.content_security_policy()},
+    )
 
 
-@router.get("/v1/policies/<doc>", summary="A policy document: its current version and every earlier one",
-            responses=http.responses(200, "The document's versions (an HTML page for Accept: text/html)", None,
-                                     404, 503, media=(http.JSON, "text/html")))
+@router.get(
+    "/v1/policies/<doc>",
+    summary="A policy document: its current version and every earlier one",
+    responses=http.responses(
+        200,
+        "The document's versions (an HTML page for Accept: text/html)",
+        None,
+        404,
+        503,
+        media=(http.JSON, "text/html"),
+    ),
+)
 def policy_archive(doc: str):
     from rightsdesk.notices import notice_pages, policies  # the archive's records: loaded by its routes alone
 
     return _archive_answer(policies.archive(doc), notice_pages.policy_archive_page)
 
 
-@router.get("/v1/policies/<doc>/versions/<version>", summary="One version of a policy document, as published",
-            responses=http.responses(200, "The version, as published (an HTML page for Accept: text/html)", None,
-                                     404, 503, media=(http.JSON, "text/html")))
+@router.get(
+    "/v1/policies/<doc>/versions/<version>",
+    summary="One version of a policy document, as published",
+    responses=http.responses(
+        200,
+        "The version, as published (an HTML page for Accept: text/html)",
+        None,
+        404,
+        503,
+        media=(http.JSON, "text/html"),
+    ),
+)
 def policy_version(doc: str, version: str):
     from rightsdesk.notices import notice_pages, policies
 
@@ -75,8 +97,13 @@ def _contact_locale(claims: unsubscribe.Claims | None) -> str | None:
     return contact.locale if contact else None
 
 
-def _page(state: str, status: int, token: str | None = None, list_name: str | None = None,
-          claims: unsubscribe.Claims | None = None) -> Response:
+def _page(
+    state: str,
+    status: int,
+    token: str | None = None,
+    list_name: str | None = None,
+    claims: unsubscribe.Claims | None = None,
+) -> Response:
     from rightsdesk.notices import notice_pages
 
     return Response(
@@ -108,9 +135,11 @@ def unsubscribe_page(token: TOKEN = None):
     return _page("confirm", 200, token, claims.list_name, claims=claims)
 
 
-@router.post("/v1/unsubscribe", summary="One-click unsubscribe from an optional list (RFC 8058); no login",
-             responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503,
-                                      media=(http.JSON, "text/html")))
+@router.post(
+    "/v1/unsubscribe",
+    summary="One-click unsubscribe from an optional list (RFC 8058); no login",
+    responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503, media=(http.JSON, "text/html")),
+)
 def unsubscribe_now(token: TOKEN = None):
     from rightsdesk.audience import unsubscribe
 

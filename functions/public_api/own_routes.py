@@ -31,22 +31,28 @@ def _token(query_token: str | None) -> str | None:
 @router.get(
     "/v1/requests/<request_id>/export",
     summary="The subject's data, for an access or portability request to the operator itself "
-            "(Authorization: Bearer <status_token>); for 7 days after the request was completed",
-    responses=http.responses(200, "The export", None, 401, 404, 409, 410, 422, 429, 503,
-                             media=(http.JSON, "text/html")),
+    "(Authorization: Bearer <status_token>); for 7 days after the request was completed",
+    responses=http.responses(
+        200, "The export", None, 401, 404, 409, 410, 422, 429, 503, media=(http.JSON, "text/html")
+    ),
 )
 def export(
     request_id: str,
-    format: Annotated[Literal["json", "html"] | None, Query(description="json (default for API clients) or html")] = None,
-    token: Annotated[str | None, Query(max_length=128, description="The status token, for links from the status page")] = None,
+    format: Annotated[
+        Literal["json", "html"] | None, Query(description="json (default for API clients) or html")
+    ] = None,
+    token: Annotated[
+        str | None, Query(max_length=128, description="The status token, for links from the status page")
+    ] = None,
     lang: Annotated[str | None, Query(max_length=16)] = None,
 ):
     status_token = _token(token)
     headers = router.current_event.headers
     wants_html = format == "html" or (format is None and http.wants_html(headers.get("accept")))
     try:
-        request, until = exports.authorize(request_id, status_token,
-                                       source=router.current_event.request_context.identity.source_ip)
+        request, until = exports.authorize(
+            request_id, status_token, source=router.current_event.request_context.identity.source_ip
+        )
     except (exports.NotReady, exports.Expired) as error:
         if not wants_html:
             raise
@@ -73,8 +79,11 @@ def export(
     return Response(status_code=200, content_type="application/json", body=document, headers=download)
 
 
-@router.get("/v1/schemas/export.json", summary="The JSON Schema of a data export",
-            responses=http.responses(200, "JSON Schema (2020-12)", None, media=("application/schema+json",)))
+@router.get(
+    "/v1/schemas/export.json",
+    summary="The JSON Schema of a data export",
+    responses=http.responses(200, "JSON Schema (2020-12)", None, media=("application/schema+json",)),
+)
 def export_schema():
     # Serialized here: the resolver serializes dict bodies of application/json only.
     return Response(status_code=200, content_type="application/schema+json", body=json.dumps(exports.schema()))

@@ -35,8 +35,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     )
     summary = report.as_dict()
     # Counts only: the item keys stay out of the logs.
-    logger.info("retention sweep done", extra={k: v for k, v in summary.items() if k not in ("items", "held")}
-                | {"held": len(report.held)})
+    logger.info(
+        "retention sweep done",
+        extra={k: v for k, v in summary.items() if k not in ("items", "held")} | {"held": len(report.held)},
+    )
     metrics.add_metric(name="SweepItemsRead", unit=MetricUnit.Count, value=report.items_read)
     metrics.add_metric(name="SweepDeleted", unit=MetricUnit.Count, value=report.total("deleted"))
     metrics.add_metric(name="SweepPurged", unit=MetricUnit.Count, value=report.total("purged"))

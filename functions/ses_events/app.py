@@ -10,8 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.routing import delivery
 from rightsdesk.audience import suppression
+from rightsdesk.routing import delivery
 
 logger = Logger()
 metrics = Metrics()
@@ -23,12 +23,23 @@ metrics = Metrics()
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     report = suppression.record_ses_event(event.detail)
     undelivered = delivery.record_bounce(event.detail)
-    logger.info("ses event", extra={"event_type": report.event_type, "suppressed": report.suppressed,
-                                    "ignored": report.ignored, "undelivered_request_id": undelivered})
+    logger.info(
+        "ses event",
+        extra={
+            "event_type": report.event_type,
+            "suppressed": report.suppressed,
+            "ignored": report.ignored,
+            "undelivered_request_id": undelivered,
+        },
+    )
     if undelivered:
         metrics.add_metric(name="DeliveryBounced", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SesEventReceived", unit=MetricUnit.Count, value=1)
     if report.suppressed:
         metrics.add_metric(name="AddressSuppressed", unit=MetricUnit.Count, value=report.suppressed)
-    return {"event_type": report.event_type, "suppressed": report.suppressed, "ignored": report.ignored,
-            "undelivered": undelivered}
+    return {
+        "event_type": report.event_type,
+        "suppressed": report.suppressed,
+        "ignored": report.ignored,
+        "undelivered": undelivered,
+    }

@@ -99,8 +99,15 @@ def stack(tmp_path_factory) -> Stack:
     port, moto_port, receiver_port = _free_ports(3)
     log = tmp_path_factory.mktemp("local-stack") / "local.log"
     command = [
-        sys.executable, "-m", "local",
-        "--port", str(port), "--moto-port", str(moto_port), "--receiver-port", str(receiver_port),
+        sys.executable,
+        "-m",
+        "local",
+        "--port",
+        str(port),
+        "--moto-port",
+        str(moto_port),
+        "--receiver-port",
+        str(receiver_port),
         "--no-schedules",
     ]
     with open(log, "wb") as output:

@@ -113,7 +113,9 @@ def test_invalid_email_is_reported_next_to_the_field_and_nothing_is_sent(stack, 
     expect(error).to_contain_text("Enter an email address in the form name@example.com.")
     assert "email-error" in email.get_attribute("aria-describedby").split()
     # The message sits in the field's own block, right above the input.
-    assert phone.evaluate("document.getElementById('email-error').parentElement === document.getElementById('email').parentElement")
+    assert phone.evaluate(
+        "document.getElementById('email-error').parentElement === document.getElementById('email').parentElement"
+    )
     expect(email).to_be_focused()
     summary = phone.get_by_role("alert")
     expect(summary.get_by_role("link")).to_have_attribute("href", "#email")

@@ -10,7 +10,8 @@ every clock a test moved, even when it fails.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -29,12 +30,21 @@ from tests.support.stack import (  # noqa: F401 - re-exported for the test modul
     watch_clocks,
 )
 
-
 # The longest modules first (their file order kept): with one module per worker, a long one picked
 # up last would leave the other workers idle. From `--durations` of a full run; a module not listed
 # runs after these, in file order.
-LONGEST_FIRST = ("test_notices", "test_retention", "test_personal_data", "test_own_data", "test_load",
-                 "test_delivery", "test_faults", "test_fuzz_api", "test_controller_api", "test_odd_input")
+LONGEST_FIRST = (
+    "test_notices",
+    "test_retention",
+    "test_personal_data",
+    "test_own_data",
+    "test_load",
+    "test_delivery",
+    "test_faults",
+    "test_fuzz_api",
+    "test_controller_api",
+    "test_odd_input",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,8 +69,9 @@ def launch_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Runn
     started: list[RunningStack] = []
 
     def launch(*args: str, env: dict[str, str] | None = None, production_limits: bool = False) -> RunningStack:
-        running = start_stack(tmp_path_factory.mktemp("local-stack"), *args, env=env,
-                              production_limits=production_limits)
+        running = start_stack(
+            tmp_path_factory.mktemp("local-stack"), *args, env=env, production_limits=production_limits
+        )
         started.append(running)
         return running
 

@@ -78,15 +78,20 @@ def test_a_burst_from_one_source_gets_429_with_retry_after(stack):
     _to_minute_start(stack)
     answers = []
     for _ in range(SUBMISSIONS_PER_SOURCE + 1):
-        answers.append(stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": _email()},
-                                  headers=JSON))
+        answers.append(
+            stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": _email()}, headers=JSON)
+        )
     assert [r.status_code for r in answers] == [202] * SUBMISSIONS_PER_SOURCE + [429]
     refused = answers[-1]
     assert refused.json()["error"]["code"] == "rate_limited" and refused.json()["error"]["message"]
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     # A browser is sent back to the form with the problem, with the same status and header.
-    page = stack.post("/v1/requests", data={"site": "demo", "type": "access", "email": _email()},
-                      headers={"Accept": "text/html"}, allow_redirects=False)
+    page = stack.post(
+        "/v1/requests",
+        data={"site": "demo", "type": "access", "email": _email()},
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+    )
     assert page.status_code == 429 and page.headers["Retry-After"] and "<form" in page.text
     stack.advance_clock(61)
     again = stack.post("/v1/requests", json={"site": "demo", "type": "access", "email": _email()}, headers=JSON)
@@ -113,6 +118,7 @@ def test_a_controller_mails_its_subject_only_a_few_times_a_day(stack):
         {"status": "in_progress", "reason": "more time", "extend_to": clock.isoformat(due + timedelta(days=20))},
         {"status": "completed", "reason": "done"},
     ]
+
     def to_subject() -> list[dict]:
         return [m for m in stack.outbox() if submitted.email in m["to"]]
 
@@ -130,13 +136,21 @@ def test_a_controller_mails_its_subject_only_a_few_times_a_day(stack):
     eventually(lambda: len(updates()) >= SUBJECT_MAILS_PER_DAY)
     stack.drain()
     assert len(updates()) == SUBJECT_MAILS_PER_DAY
-    assert stack.get(f"/v1/requests/{submitted.request_id}",
-                     headers={"Authorization": f"Bearer {submitted.status_token}"}).json()["status"] == "completed"
+    assert (
+        stack.get(
+            f"/v1/requests/{submitted.request_id}", headers={"Authorization": f"Bearer {submitted.status_token}"}
+        ).json()["status"]
+        == "completed"
+    )
 
 
 def _resource_table(stack):
     import boto3
 
-    return boto3.resource("dynamodb", endpoint_url=stack.moto_url, region_name="eu-central-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing"
-                          ).Table("rightsdesk-local-RightsTable")
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=stack.moto_url,
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).Table("rightsdesk-local-RightsTable")

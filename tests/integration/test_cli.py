@@ -20,6 +20,7 @@ UNVERIFIED_KEEP_SECONDS = 72 * 3600
 def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
     return stack.cli(*args, check=False)
 
+
 def submit(stack, controller: OwnController) -> tuple[str, str]:
     email = f"cli-{uuid.uuid4().hex[:10]}@example.org"
     response = stack.post("/v1/requests", json={"site": controller.site, "type": "access", "email": email})
@@ -47,7 +48,9 @@ def test_a_submitted_request_is_listed_without_its_address(stack, own_controller
 
 def test_the_listing_follows_the_local_runs_clock(stack, own_controller):
     request_id, _ = submit(stack, own_controller)
-    assert request_id in {row["request_id"] for row in listed(stack, own_controller)["requests"]}, "listed while it is kept"
+    assert request_id in {row["request_id"] for row in listed(stack, own_controller)["requests"]}, (
+        "listed while it is kept"
+    )
 
     stack.advance_clock(UNVERIFIED_KEEP_SECONDS + 60)  # put back after the test (conftest.restore_stack_clocks)
     ids = {row["request_id"] for row in listed(stack, own_controller)["requests"]}

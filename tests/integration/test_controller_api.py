@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from rightsdesk.kernel import clock, deadlines
-
 from tests.support.flows import eventually
 
 pytestmark = pytest.mark.integration
@@ -45,12 +44,25 @@ class Controller:
 def rightsdesk(stack, *args: str) -> dict:
     return json.loads(stack.cli("--json", *args).stdout)
 
+
 def add_controller(stack, delivery: str = "pull", *options: str) -> Controller:
     site = f"c-{uuid.uuid4().hex[:10]}"
     contact = f"dpo@{site}.example"
     SENT_PERSONAL.append(contact)
-    created = rightsdesk(stack, "controllers", "add", "--name", f"Shop {site}", "--site", site,
-                         "--contact", contact, "--delivery", delivery, *options)
+    created = rightsdesk(
+        stack,
+        "controllers",
+        "add",
+        "--name",
+        f"Shop {site}",
+        "--site",
+        site,
+        "--contact",
+        contact,
+        "--delivery",
+        delivery,
+        *options,
+    )
     SECRETS.extend(value for value in (created["api_key"], created["webhook_secret"]) if value)
     return Controller(created["controller"]["controller_id"], site, created["api_key"], created["webhook_secret"])
 
@@ -76,8 +88,11 @@ class Submitted:
 
 def submit_verified(stack, controller: Controller, *, email: str | None = None, **fields) -> Submitted:
     email = email or new_email()
-    response = stack.post("/v1/requests", json={"site": controller.site, "type": "access", "email": email, **fields},
-                          headers={"Accept": "application/json"})
+    response = stack.post(
+        "/v1/requests",
+        json={"site": controller.site, "type": "access", "email": email, **fields},
+        headers={"Accept": "application/json"},
+    )
     assert response.status_code == 202, response.text
     request_id = response.json()["request_id"]
     mail = eventually(lambda: [m for m in stack.outbox() if email in m["to"] and request_id in (m["text"] or "")])[-1]
@@ -120,8 +135,10 @@ def url(stack, path: str) -> str:
 
 
 def status_of(stack, submitted: Submitted) -> dict:
-    response = requests.get(url(stack, f"/v1/requests/{submitted.request_id}"),
-                            headers={"Authorization": f"Bearer {submitted.status_token}"})
+    response = requests.get(
+        url(stack, f"/v1/requests/{submitted.request_id}"),
+        headers={"Authorization": f"Bearer {submitted.status_token}"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -146,7 +163,10 @@ def test_missing_malformed_unknown_and_rotated_out_keys_are_401(stack, api, tabl
         response = api.get(url(stack, "/v1/controller/requests"), headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["error"]["code"] == "unauthorized"
-    assert api.get(url(stack, "/v1/controller/requests"), headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+    assert (
+        api.get(url(stack, "/v1/controller/requests"), headers={"Authorization": f"Bearer {new_key}"}).status_code
+        == 200
+    )
 
 
 def test_a_rotated_key_stops_at_once_even_while_the_gateway_caches_it(stack, api):
@@ -157,7 +177,10 @@ def test_a_rotated_key_stops_at_once_even_while_the_gateway_caches_it(stack, api
     response = api.get(url(stack, "/v1/controller/requests"), headers=controller.auth)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
-    assert api.get(url(stack, "/v1/controller/requests"), headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+    assert (
+        api.get(url(stack, "/v1/controller/requests"), headers={"Authorization": f"Bearer {new_key}"}).status_code
+        == 200
+    )
 
 
 def test_the_authorizer_answer_is_cached_per_key(stack, api):
@@ -165,13 +188,16 @@ def test_the_authorizer_answer_is_cached_per_key(stack, api):
 
     def invocations() -> int:
         return sum(
-            1 for line in stack.logs().splitlines()
-            if '"api key accepted"' in line and controller.controller_id in line
+            1 for line in stack.logs().splitlines() if '"api key accepted"' in line and controller.controller_id in line
         )
 
     assert invocations() == 0
-    for path in ("/v1/controller/requests", "/v1/controller/requests?status=delivered",
-                 "/v1/controller/requests/dsr_00000000000000000000", "/v1/controller/requests"):
+    for path in (
+        "/v1/controller/requests",
+        "/v1/controller/requests?status=delivered",
+        "/v1/controller/requests/dsr_00000000000000000000",
+        "/v1/controller/requests",
+    ):
         assert api.get(url(stack, path), headers=controller.auth).status_code in (200, 404)
     assert api.post(url(stack, "/v1/controller/webhook/test"), headers=controller.auth).status_code == 409
     assert invocations() == 1, "five calls on three routes, one authorizer run"
@@ -198,8 +224,11 @@ def test_a_controller_can_neither_list_read_nor_update_anothers_requests(stack, 
 
     nobody = api.get(url(stack, "/v1/controller/requests/dsr_00000000000000000000"), headers=acme.auth)
     read = api.get(url(stack, f"/v1/controller/requests/{theirs.request_id}"), headers=acme.auth)
-    update = api.post(url(stack, f"/v1/controller/requests/{theirs.request_id}/status"), headers=acme.auth,
-                      json={"status": "completed"})
+    update = api.post(
+        url(stack, f"/v1/controller/requests/{theirs.request_id}/status"),
+        headers=acme.auth,
+        json={"status": "completed"},
+    )
     assert read.status_code == update.status_code == 404
     assert read.json() == update.json() == nobody.json(), "another tenant's request looks like no request at all"
     assert theirs.email not in read.text
@@ -220,7 +249,9 @@ def test_an_unverified_request_is_not_the_controllers_business_yet(stack, api, t
 
     # The positive control: once verified, the same listing and read show it.
     mail = eventually(lambda: [m for m in stack.outbox() if email in m["to"] and request_id in (m["text"] or "")])[-1]
-    verified = stack.post(f"/v1/requests/{request_id}/verify", json={"code": re.search(r"\b(\d{6})\b", mail["text"]).group(1)})
+    verified = stack.post(
+        f"/v1/requests/{request_id}/verify", json={"code": re.search(r"\b(\d{6})\b", mail["text"]).group(1)}
+    )
     assert verified.status_code == 200, verified.text
     forwarded(stack, table, request_id)
     listed = api.get(url(stack, "/v1/controller/requests"), headers=acme.auth).json()["requests"]
@@ -251,8 +282,10 @@ def test_the_first_pull_marks_the_request_delivered(stack, api, table, acme):
 
     item = table.get_item(Key={"pk": f"REQ#{submitted.request_id}", "sk": "REQUEST"})["Item"]
     assert item["retention_rule"] == "delivered_subject_data", "the purge after delivery is scheduled"
-    audit = table.query(KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
-                        ExpressionAttributeValues={":pk": f"REQ#{submitted.request_id}", ":a": "AUDIT#"})["Items"]
+    audit = table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+        ExpressionAttributeValues={":pk": f"REQ#{submitted.request_id}", ":a": "AUDIT#"},
+    )["Items"]
     delivered = [event for event in audit if event.get("to_status") == "delivered"]
     assert len(delivered) == 1 and delivered[0]["actor"] == f"controller:{acme.controller_id}"
 
@@ -278,13 +311,26 @@ def test_status_reports_follow_the_rules_and_reach_the_subject(stack, api, table
     refusals = [
         ({"status": "rejected"}, 422, {"reason": "required"}),
         ({"status": "rejected", "reason": "   "}, 422, {"reason": "required"}),
-        ({"status": "acknowledged", "extend_to": clock.isoformat(due_at + timedelta(days=10))}, 422, {"reason": "required"}),
-        ({"status": "acknowledged", "reason": "busy", "extend_to": clock.isoformat(cap + timedelta(days=1))},
-         422, {"extend_to": "beyond_legal_limit"}),
-        ({"status": "acknowledged", "reason": "busy", "extend_to": clock.isoformat(due_at - timedelta(days=1))},
-         422, {"extend_to": "not_later"}),
-        ({"status": "completed", "reason": "done", "extend_to": clock.isoformat(due_at + timedelta(days=1))},
-         422, {"extend_to": "not_allowed"}),
+        (
+            {"status": "acknowledged", "extend_to": clock.isoformat(due_at + timedelta(days=10))},
+            422,
+            {"reason": "required"},
+        ),
+        (
+            {"status": "acknowledged", "reason": "busy", "extend_to": clock.isoformat(cap + timedelta(days=1))},
+            422,
+            {"extend_to": "beyond_legal_limit"},
+        ),
+        (
+            {"status": "acknowledged", "reason": "busy", "extend_to": clock.isoformat(due_at - timedelta(days=1))},
+            422,
+            {"extend_to": "not_later"},
+        ),
+        (
+            {"status": "completed", "reason": "done", "extend_to": clock.isoformat(due_at + timedelta(days=1))},
+            422,
+            {"extend_to": "not_allowed"},
+        ),
         ({"status": "finished"}, 422, {"status": "invalid_choice"}),
         ({"status": "acknowledged", "note": "x"}, 422, {"note": "unknown_field"}),
     ]
@@ -297,8 +343,11 @@ def test_status_reports_follow_the_rules_and_reach_the_subject(stack, api, table
 
     reason = "We need to search our chat archive; that takes time."
     extend_to = cap  # exactly the legal maximum is allowed
-    acknowledged = api.post(path, headers=acme.auth, json={"status": "acknowledged", "reason": reason,
-                                                            "extend_to": clock.isoformat(extend_to)})
+    acknowledged = api.post(
+        path,
+        headers=acme.auth,
+        json={"status": "acknowledged", "reason": reason, "extend_to": clock.isoformat(extend_to)},
+    )
     assert acknowledged.status_code == 200, acknowledged.text
     assert acknowledged.json()["status"] == "acknowledged"
     assert acknowledged.json()["due_at"] == clock.isoformat(extend_to)
@@ -317,8 +366,11 @@ def test_status_reports_follow_the_rules_and_reach_the_subject(stack, api, table
     assert [s["status"] for s in subject_view["timeline"]][-3:] == ["delivered", "acknowledged", "completed"]
 
     def updates() -> list[str]:
-        return [m["text"] for m in stack.outbox() if submitted.email in m["to"]
-                and (m["subject"].startswith("Update") or "was extended" in m["subject"])]
+        return [
+            m["text"]
+            for m in stack.outbox()
+            if submitted.email in m["to"] and (m["subject"].startswith("Update") or "was extended" in m["subject"])
+        ]
 
     eventually(lambda: len(updates()) == 2)
     extension, closing = updates()
@@ -332,8 +384,11 @@ def test_an_extension_alone_keeps_the_status(stack, api, table, acme):
     path = url(stack, f"/v1/controller/requests/{submitted.request_id}/status")
     assert api.post(path, headers=acme.auth, json={"status": "in_progress"}).status_code == 200
     later = clock.parse_iso(view["due_at"]) + timedelta(days=20)
-    extended = api.post(path, headers=acme.auth, json={"status": "in_progress", "reason": "complex case",
-                                                        "extend_to": clock.isoformat(later)})
+    extended = api.post(
+        path,
+        headers=acme.auth,
+        json={"status": "in_progress", "reason": "complex case", "extend_to": clock.isoformat(later)},
+    )
     assert extended.status_code == 200, extended.text
     assert extended.json()["status"] == "in_progress" and extended.json()["due_at"] == clock.isoformat(later)
 
@@ -347,8 +402,12 @@ def test_a_second_request_in_a_year_is_flagged_excessive(stack, api, table, acme
     second = forwarded_request(stack, table, acme, email=email.upper())
     guardian = forwarded_request(stack, table, acme, relationship="guardian")
 
-    listed = {item["request_id"]: item for item in
-              api.get(url(stack, "/v1/controller/requests?status=forwarded&limit=100"), headers=acme.auth).json()["requests"]}
+    listed = {
+        item["request_id"]: item
+        for item in api.get(url(stack, "/v1/controller/requests?status=forwarded&limit=100"), headers=acme.auth).json()[
+            "requests"
+        ]
+    }
     assert listed[first.request_id]["flags"] == []
     assert listed[second.request_id]["flags"] == ["excessive"]
     assert listed[guardian.request_id]["flags"] == ["guardian"]
@@ -381,8 +440,9 @@ def test_the_listing_pages_with_an_opaque_signed_cursor(stack, api, table):
         assert response.status_code == 422 and response.json()["error"]["fields"] == {"cursor": "invalid_cursor"}
     stolen = api.get(url(stack, "/v1/controller/requests"), headers=other.auth, params={"cursor": token})
     assert stolen.status_code == 422, "a cursor only continues the listing that issued it"
-    assert api.get(url(stack, "/v1/controller/requests"), headers=controller.auth,
-                   params={"status": "sleeping"}).json()["error"]["fields"] == {"status": "invalid_choice"}
+    assert api.get(
+        url(stack, "/v1/controller/requests"), headers=controller.auth, params={"status": "sleeping"}
+    ).json()["error"]["fields"] == {"status": "invalid_choice"}
 
 
 # ------------------------------------------------------------------ webhook secret routes
@@ -414,9 +474,22 @@ def test_webhook_rotation_and_test_events(stack, api):
 
 
 def test_the_cli_refuses_a_webhook_to_a_private_address(stack):
-    result = stack.cli("--json", "controllers", "add", "--name", "Evil", "--site", f"e-{uuid.uuid4().hex[:8]}",
-                       "--contact", "dpo@evil.example", "--delivery", "webhook",
-                       "--webhook-url", "https://169.254.169.254/latest", check=False)
+    result = stack.cli(
+        "--json",
+        "controllers",
+        "add",
+        "--name",
+        "Evil",
+        "--site",
+        f"e-{uuid.uuid4().hex[:8]}",
+        "--contact",
+        "dpo@evil.example",
+        "--delivery",
+        "webhook",
+        "--webhook-url",
+        "https://169.254.169.254/latest",
+        check=False,
+    )
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"]["code"] == "webhook_url_refused"
 

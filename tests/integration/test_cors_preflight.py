@@ -7,7 +7,6 @@ with `--parameter-overrides CorsAllowOrigins=<the test's origin>`, as a deployme
 
 from __future__ import annotations
 
-
 import pytest
 import requests
 
@@ -25,8 +24,11 @@ def cors_stack(launch_stack):
 
 
 def preflight(stack, path: str, origin: str, method: str, asked: str) -> requests.Response:
-    return stack.http.options(stack.base_url + path, timeout=30, headers={
-        "Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": asked})
+    return stack.http.options(
+        stack.base_url + path,
+        timeout=30,
+        headers={"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": asked},
+    )
 
 
 def allowed_headers(response: requests.Response) -> set[str]:
@@ -50,8 +52,11 @@ def test_a_page_on_the_allowed_origin_submits_verifies_and_follows_with_prefligh
 
     asked = preflight(cors_stack, f"/v1/requests/{request_id}/verify", ALLOWED, "POST", "content-type")
     assert asked.status_code == 204 and asked.headers["Access-Control-Allow-Origin"] == ALLOWED
-    verified = cors_stack.post(f"/v1/requests/{request_id}/verify", json={"code": flow.code(email)},
-                               headers={"Origin": ALLOWED, "Accept": "application/json"})
+    verified = cors_stack.post(
+        f"/v1/requests/{request_id}/verify",
+        json={"code": flow.code(email)},
+        headers={"Origin": ALLOWED, "Accept": "application/json"},
+    )
     assert verified.status_code == 200 and verified.headers["Access-Control-Allow-Origin"] == ALLOWED
     token = verified.json()["status_token"]
 
@@ -59,14 +64,18 @@ def test_a_page_on_the_allowed_origin_submits_verifies_and_follows_with_prefligh
         asked = preflight(cors_stack, path, ALLOWED, method, "authorization")
         assert asked.status_code == 204, (path, asked.text)
         assert asked.headers["Access-Control-Allow-Origin"] == ALLOWED and "authorization" in allowed_headers(asked)
-    status = cors_stack.get(f"/v1/requests/{request_id}", headers={
-        "Origin": ALLOWED, "Authorization": f"Bearer {token}", "Accept": "application/json"})
+    status = cors_stack.get(
+        f"/v1/requests/{request_id}",
+        headers={"Origin": ALLOWED, "Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
     assert status.status_code == 200 and status.headers["Access-Control-Allow-Origin"] == ALLOWED
 
 
 def test_another_origin_gets_no_allow_origin(cors_stack):
-    for path, method, asked in (("/v1/requests", "POST", "content-type"),
-                                ("/v1/requests/dsr_0123456789abcdef0123", "GET", "authorization")):
+    for path, method, asked in (
+        ("/v1/requests", "POST", "content-type"),
+        ("/v1/requests/dsr_0123456789abcdef0123", "GET", "authorization"),
+    ):
         answer = preflight(cors_stack, path, OTHER, method, asked)
         assert "Access-Control-Allow-Origin" not in answer.headers, path
         assert "Access-Control-Allow-Headers" not in answer.headers, path

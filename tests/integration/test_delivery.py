@@ -22,12 +22,9 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from rightsdesk.routing import delivery
 from rightsdesk.kernel import retention
-
+from rightsdesk.routing import delivery
 from tests.support.flows import wait_for
-
-from tests.support.stack import CLI
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +56,9 @@ class _Moto:
 
     def __init__(self, url: str):
         self.url = url
-        self.session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                             region_name="eu-central-1")
+        self.session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-central-1"
+        )
 
     def client(self, service: str):
         return self.session.client(service, endpoint_url=self.url)
@@ -83,12 +81,23 @@ def table(aws):
 def rightsdesk(st, *args: str) -> dict:
     return st.cli_json(*args)
 
+
 def register(st, delivery_mode: str, **options: str) -> tuple[str, str, dict]:
     """A new controller with its own site; returns (site, contact, the CLI's answer)."""
     site = f"shop-{uuid.uuid4().hex[:8]}"
     contact = f"privacy-{site}@example.net"
-    args = ["controllers", "add", "--name", f"Shop {site}", "--site", site, "--contact", contact,
-            "--delivery", delivery_mode]
+    args = [
+        "controllers",
+        "add",
+        "--name",
+        f"Shop {site}",
+        "--site",
+        site,
+        "--contact",
+        contact,
+        "--delivery",
+        delivery_mode,
+    ]
     for option, value in options.items():
         args += [f"--{option.replace('_', '-')}", value]
     return site, contact, rightsdesk(st, *args)
@@ -110,8 +119,10 @@ def submit_and_verify(st, site: str = "demo", **fields) -> dict:
 
 def events(st, request_id: str, event_type: str = "dsr.request.forwarded") -> list[dict]:
     return [
-        d for d in st.webhooks()
-        if isinstance(d["body"], dict) and d["body"].get("type") == event_type
+        d
+        for d in st.webhooks()
+        if isinstance(d["body"], dict)
+        and d["body"].get("type") == event_type
         and d["body"]["data"].get("request_id") == request_id
     ]
 
@@ -181,7 +192,9 @@ def test_a_verified_request_reaches_the_webhook_signed_and_is_delivered_once(st,
     assert data["type"] == "access" and data["due_at"] == request["due_at"]
     assert data["links"]["request"] == f"{st.base_url}/v1/controller/requests/{rid}"
     assert transitions(table, rid) == [
-        (None, "identity_unverified"), ("identity_unverified", "verified"), ("verified", "forwarded"),
+        (None, "identity_unverified"),
+        ("identity_unverified", "verified"),
+        ("verified", "forwarded"),
         ("forwarded", "delivered"),
     ]
     assert_purge_scheduled(table, rid, 3600)
@@ -230,12 +243,17 @@ def test_a_dispatcher_killed_mid_batch_loses_no_request(st, table):
 def test_a_test_event_reaches_the_webhook_and_is_audited(st, aws, table):
     queue = aws.client("sqs").get_queue_url(QueueName="rightsdesk-local-DeliveryQueue")["QueueUrl"]
     aws.client("sqs").send_message(
-        QueueUrl=queue, MessageBody=json.dumps({"request_id": "", "event": "test", "controller_id": "ctl_demo"}))
+        QueueUrl=queue, MessageBody=json.dumps({"request_id": "", "event": "test", "controller_id": "ctl_demo"})
+    )
 
     tests = wait_for(lambda: [d for d in st.webhooks() if d["body"].get("type") == "webhook.test"], "the test event")
     assert tests[0]["verified"] and tests[0]["body"]["data"]["controller_id"] == "ctl_demo"
-    wait_for(lambda: any(e["action"] == "webhook_test" and e.get("cause") == "http_204"
-                         for e in audit(table, "CTRL#ctl_demo")), "the audited test")
+    wait_for(
+        lambda: any(
+            e["action"] == "webhook_test" and e.get("cause") == "http_204" for e in audit(table, "CTRL#ctl_demo")
+        ),
+        "the audited test",
+    )
 
 
 def test_a_cancellation_is_announced_without_personal_data(st, table):
@@ -243,8 +261,10 @@ def test_a_cancellation_is_announced_without_personal_data(st, table):
     rid = request["request_id"]
     wait_for(lambda: status(table, rid) == "delivered", "delivered")
 
-    cancelled = st.post(f"/v1/requests/{rid}/cancel", headers={"Authorization": f"Bearer {request['status_token']}",
-                                                                "Accept": "application/json"})
+    cancelled = st.post(
+        f"/v1/requests/{rid}/cancel",
+        headers={"Authorization": f"Bearer {request['status_token']}", "Accept": "application/json"},
+    )
     assert cancelled.status_code == 200, cancelled.text
 
     [event] = wait_for(lambda: events(st, rid, "dsr.request.cancelled"), "the cancelled event")
@@ -290,9 +310,10 @@ def test_the_example_receiver_verifies_and_prints_what_we_send(st, table, tmp_pa
     output = tmp_path / "receiver.out"
     with output.open("w") as sink:
         example = subprocess.Popen(
-            [sys.executable, str(REPO / "examples" / "controller_receiver.py"),
-             "--port", str(port)],
-            env={**os.environ, "WEBHOOK_SECRET": answer["webhook_secret"]}, stdout=sink, stderr=subprocess.STDOUT,
+            [sys.executable, str(REPO / "examples" / "controller_receiver.py"), "--port", str(port)],
+            env={**os.environ, "WEBHOOK_SECRET": answer["webhook_secret"]},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for(lambda: "listening" in output.read_text(), "the example receiver to listen")
@@ -323,14 +344,25 @@ def test_410_disables_the_webhook_and_falls_back_to_email(st, table):
         assert [(e["actor"], e["cause"]) for e in disabled] == [("dispatcher", "http_410")]
         assert transitions(table, rid)[-1] == ("forwarded", "delivered")
         assert [e.get("cause") for e in audit(table, f"REQ#{rid}") if e.get("to_status") == "delivered"] == [
-            "delivered_email"]
-        told = wait_for(lambda: [m for m in mails_to(st, DEMO_CONTACT) if m["subject"] == "Your webhook endpoint was disabled"],
-                        "the contact told of the 410")
+            "delivered_email"
+        ]
+        told = wait_for(
+            lambda: [m for m in mails_to(st, DEMO_CONTACT) if m["subject"] == "Your webhook endpoint was disabled"],
+            "the contact told of the 410",
+        )
         assert len(told) == 1 and "ctl_demo" in told[0]["text"] and "410" in told[0]["text"]
     finally:
         # Webhooks again for the tests after this one; the new secret goes to the demo receiver.
-        answer = rightsdesk(st, "controllers", "set-delivery", "ctl_demo", "--delivery", "webhook",
-                            "--webhook-url", st.health()["demo"]["webhook_url"])
+        answer = rightsdesk(
+            st,
+            "controllers",
+            "set-delivery",
+            "ctl_demo",
+            "--delivery",
+            "webhook",
+            "--webhook-url",
+            st.health()["demo"]["webhook_url"],
+        )
         receiver(st, secret=answer["webhook_secret"])
 
 
@@ -350,8 +382,10 @@ def test_exhausted_retries_mark_delivery_failed_email_the_contact_and_reach_the_
     deliveries = events(st, rid)
     assert len(deliveries) == allowed and len({d["webhook_id"] for d in deliveries}) == 1
     assert transitions(table, rid)[-1] == ("forwarded", "delivery_failed")
-    mail = wait_for(lambda: [m for m in mails_to(st, DEMO_CONTACT) if rid in (m["text"] or "") and
-                             "webhook" in m["subject"]], "the contact's email")[0]
+    mail = wait_for(
+        lambda: [m for m in mails_to(st, DEMO_CONTACT) if rid in (m["text"] or "") and "webhook" in m["subject"]],
+        "the contact's email",
+    )[0]
     assert "http_503" in mail["text"]
 
     sqs = aws.client("sqs")
@@ -371,9 +405,16 @@ def test_a_request_left_verified_is_routed_again_by_the_deadline_watch(st, aws, 
     try:
         rid = submit_and_verify(st)["request_id"]
         # The verify step's enqueue "failed": its message is gone before the dispatcher saw it.
-        lost = wait_for(lambda: [m for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
-                                                                  WaitTimeSeconds=1).get("Messages", [])
-                                 if rid in m["Body"]], "the route message")
+        lost = wait_for(
+            lambda: [
+                m
+                for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+                if rid in m["Body"]
+            ],
+            "the route message",
+        )
         for message in lost:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     finally:

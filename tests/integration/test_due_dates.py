@@ -35,12 +35,14 @@ def test_the_due_date_and_the_latest_extension_end_at_the_end_of_the_day(stack, 
     path = f"/v1/controller/requests/{request_id}/status"
     reason = "We need to search the chat archive."
     for extend_to in (f"{last_day.isoformat()}T12:00:00Z", f"{last_day.isoformat()}T23:59:59Z"):
-        answer = stack.post(path, headers=api, json={"status": "acknowledged", "reason": reason,
-                                                     "extend_to": extend_to})
+        answer = stack.post(
+            path, headers=api, json={"status": "acknowledged", "reason": reason, "extend_to": extend_to}
+        )
         assert answer.status_code == 200, (extend_to, answer.text)
         assert answer.json()["due_at"] == extend_to
     next_day = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    beyond = stack.post(path, headers=api, json={"status": "acknowledged", "reason": reason,
-                                                 "extend_to": clock.isoformat(next_day)})
+    beyond = stack.post(
+        path, headers=api, json={"status": "acknowledged", "reason": reason, "extend_to": clock.isoformat(next_day)}
+    )
     assert beyond.status_code == 422 and beyond.json()["error"]["fields"] == {"extend_to": "beyond_legal_limit"}
     assert f"{last_day.isoformat()}T23:59:59Z" in beyond.json()["error"]["message"]

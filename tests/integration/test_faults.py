@@ -24,7 +24,6 @@ import pytest
 from rightsdesk.outbound import notify
 from tests.support.aws import load_template
 from tests.support.flows import Flow, wait_for
-
 from tests.support.stack import CLI
 
 pytestmark = pytest.mark.integration
@@ -105,16 +104,32 @@ def test_throttling_past_the_retries_is_a_503_that_stores_nothing_and_the_retry_
 def test_a_transaction_conflict_on_the_delivered_step_is_retried_not_mistaken_for_a_change(flow):
     # The dispatcher's first transaction is verified -> forwarded; the second, forwarded -> delivered,
     # meets two conflicts (another writer on the item), which says nothing about the status.
-    flow.inject({**TRANSACT, "error": "TransactionCanceledException", "reasons": [None, "TransactionConflict"],
-                 "skip": 1, "times": 2, "function": DISPATCHER})
+    flow.inject(
+        {
+            **TRANSACT,
+            "error": "TransactionCanceledException",
+            "reasons": [None, "TransactionConflict"],
+            "skip": 1,
+            "times": 2,
+            "function": DISPATCHER,
+        }
+    )
     request_id = accepted(flow.submit_and_verify())
     deliveries = delivered_once(flow, request_id)
     assert len(deliveries) == 1, "retried in place: the controller got it once"
 
 
 def test_a_conflict_outlasting_the_retries_comes_back_on_the_schedule_with_the_same_webhook_id(flow):
-    flow.inject({**TRANSACT, "error": "TransactionCanceledException", "reasons": [None, "TransactionConflict"],
-                 "skip": 1, "times": 3, "function": DISPATCHER})
+    flow.inject(
+        {
+            **TRANSACT,
+            "error": "TransactionCanceledException",
+            "reasons": [None, "TransactionConflict"],
+            "skip": 1,
+            "times": 3,
+            "function": DISPATCHER,
+        }
+    )
     request_id = accepted(flow.submit_and_verify())
     wait_for(lambda: flow.logged("delivery error", request_id), "the failed attempt")
     assert flow.status(request_id) == "forwarded"
@@ -130,8 +145,10 @@ def test_a_cancel_racing_the_delivery_wins_by_its_condition(flow):
         request = flow.submit_and_verify()
         request_id = accepted(request)
         wait_for(lambda: flow.deliveries(request_id), "the webhook, being answered slowly")
-        cancelled = flow.stack.post(f"/v1/requests/{request_id}/cancel", headers={
-            "Authorization": f"Bearer {request['status_token']}", "Accept": "application/json"})
+        cancelled = flow.stack.post(
+            f"/v1/requests/{request_id}/cancel",
+            headers={"Authorization": f"Bearer {request['status_token']}", "Accept": "application/json"},
+        )
         assert cancelled.status_code == 200, cancelled.text
         wait_for(lambda: flow.logged("delivery done", request_id), "the dispatcher to finish")
     finally:
@@ -151,9 +168,12 @@ def expire_in_progress_records(flow: Flow) -> None:
     table = "rightsdesk-local-IdempotencyTable"
     for item in flow.scan(table):
         if item.get("status", {}).get("S") == "INPROGRESS":
-            flow.dynamodb.update_item(TableName=table, Key={"id": item["id"]},
-                                      UpdateExpression="SET in_progress_expiration = :past",
-                                      ExpressionAttributeValues={":past": {"N": "0"}})
+            flow.dynamodb.update_item(
+                TableName=table,
+                Key={"id": item["id"]},
+                UpdateExpression="SET in_progress_expiration = :past",
+                ExpressionAttributeValues={":past": {"N": "0"}},
+            )
 
 
 def test_a_dispatcher_killed_after_the_webhook_before_its_status_write_delivers_by_redelivery(flow):
@@ -204,18 +224,23 @@ def test_ses_rejecting_a_mail_once_sends_it_once_on_the_retry(flow):
 
 
 def test_ses_rejecting_every_attempt_leaves_the_mail_in_its_dead_letter_queue(flow):
-    flow.inject({"service": "ses", "operation": "SendRawEmail", "error": "MessageRejected", "times": -1,
-                 "function": NOTIFIER})
+    flow.inject(
+        {"service": "ses", "operation": "SendRawEmail", "error": "MessageRejected", "times": -1, "function": NOTIFIER}
+    )
     email = flow.new_email()
     request_id = flow.submit(email).json()["request_id"]
     ACCEPTED.append(request_id)
     for attempt in range(1, notify.DEFAULT_MAX_ATTEMPTS + 1):
-        wait_for(lambda: flow.logged("mail not sent", f"verify-{request_id}", f'"attempt":{attempt},'),
-                 f"attempt {attempt} to fail")
+        wait_for(
+            lambda: flow.logged("mail not sent", f"verify-{request_id}", f'"attempt":{attempt},'),
+            f"attempt {attempt} to fail",
+        )
         # A failed attempt comes back after its retry delay; the last one after the queue's own timeout.
         flow.stack.advance_past_retry(notify.retry_delay(attempt) + 1 if attempt < notify.DEFAULT_MAX_ATTEMPTS else 91)
-    dead = wait_for(lambda: [b for b in flow.peek("MailDeadLetterQueue") if b["mail_id"] == f"verify-{request_id}"],
-                    "the mail in the dead-letter queue")
+    dead = wait_for(
+        lambda: [b for b in flow.peek("MailDeadLetterQueue") if b["mail_id"] == f"verify-{request_id}"],
+        "the mail in the dead-letter queue",
+    )
     assert len(dead) == 1 and not flow.mails_to(email)
     assert email not in json.dumps(dead), "the dead letter names the request, not the address"
     DEAD_LETTERED[request_id] = email
@@ -227,12 +252,19 @@ def test_a_redelivered_message_is_acted_on_once(flow):
     delivered_once(flow, request_id)
     mails = len(flow.mails_to(request["email"]))
     # At-least-once delivery: the same route message and the same verification mail arrive again.
-    flow.sqs.send_message(QueueUrl=flow.queue_url("DeliveryQueue"),
-                          MessageBody=json.dumps({"request_id": request_id, "event": "route"}))
-    flow.sqs.send_message(QueueUrl=flow.queue_url("MailQueue"), MessageBody=json.dumps(
-        {"mail_id": f"verify-{request_id}", "kind": "verification_code", "ids": {"request_id": request_id}}))
-    wait_for(lambda: flow.logged("delivery done", request_id) and flow.stack.logs().count(request_id) > 1,
-             "the duplicate handled")
+    flow.sqs.send_message(
+        QueueUrl=flow.queue_url("DeliveryQueue"), MessageBody=json.dumps({"request_id": request_id, "event": "route"})
+    )
+    flow.sqs.send_message(
+        QueueUrl=flow.queue_url("MailQueue"),
+        MessageBody=json.dumps(
+            {"mail_id": f"verify-{request_id}", "kind": "verification_code", "ids": {"request_id": request_id}}
+        ),
+    )
+    wait_for(
+        lambda: flow.logged("delivery done", request_id) and flow.stack.logs().count(request_id) > 1,
+        "the duplicate handled",
+    )
     flow.stack.drain()
     assert len(flow.deliveries(request_id)) == 1
     assert len(flow.mails_to(request["email"])) == mails
@@ -245,15 +277,19 @@ def rightsdesk(flow: Flow, *args: str) -> dict:
     env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": flow.stack.moto_url, "RIGHTSDESK_LOCAL_URL": flow.stack.base_url}
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK"):
         env.pop(name, None)
-    result = subprocess.run([*CLI, "--local", *args, "--json"], capture_output=True, text=True, timeout=60,
-                            env=env, cwd=REPO)
+    result = subprocess.run(
+        [*CLI, "--local", *args, "--json"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr
     return {"json": json.loads(result.stdout), "stdout": result.stdout}
 
 
 def test_the_cli_lists_dead_letters_by_id_only_and_redrives_them_to_delivery(flow):
-    dead = [b for b in flow.peek("MailDeadLetterQueue") if b["kind"] == "verification_code"
-            and b["ids"]["request_id"] in DEAD_LETTERED]
+    dead = [
+        b
+        for b in flow.peek("MailDeadLetterQueue")
+        if b["kind"] == "verification_code" and b["ids"]["request_id"] in DEAD_LETTERED
+    ]
     assert dead, "the SES test above left a verification mail in the dead-letter queue"
     address = DEAD_LETTERED[dead[0]["ids"]["request_id"]]  # the queue holds no address: the test remembers it
 
@@ -296,8 +332,11 @@ def _alarmed_queues() -> set[str]:
     alarmed = set()
     for resource in load_template()["Resources"].values():
         props = resource.get("Properties") or {}
-        if resource["Type"] == "AWS::CloudWatch::Alarm" and props.get("Namespace") == "AWS/SQS" and props.get(
-                "AlarmActions"):
+        if (
+            resource["Type"] == "AWS::CloudWatch::Alarm"
+            and props.get("Namespace") == "AWS/SQS"
+            and props.get("AlarmActions")
+        ):
             for dimension in props.get("Dimensions") or []:
                 alarmed.add(dimension["Value"]["Fn::GetAtt"][0])
     return alarmed

@@ -40,8 +40,13 @@ from tests.support.openapi import controller_openapi
 pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("RIGHTSDESK_FUZZ_EXAMPLES") or 12)
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 # Every answer, by operation and status: what the stores may have been changed by.
 ANSWERS: Counter[tuple[str, int]] = Counter()
 
@@ -57,8 +62,14 @@ def fuzz(schema) -> list[str]:
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=_with_known_values(operation.as_strategy(generation_mode=mode), mode))
             def run(case):
                 response = case.call_and_validate(checks=CHECKS)
@@ -74,8 +85,17 @@ def fuzz(schema) -> list[str]:
 
 
 # Headers the functions or the gateway read; each gets any text (what HTTP can carry of it).
-ODD_HEADERS = ("Accept", "Accept-Language", "Authorization", "Idempotency-Key", "Origin", "Sec-GPC", "Content-Type",
-               "User-Agent", "X-Forwarded-For")
+ODD_HEADERS = (
+    "Accept",
+    "Accept-Language",
+    "Authorization",
+    "Idempotency-Key",
+    "Origin",
+    "Sec-GPC",
+    "Content-Type",
+    "User-Agent",
+    "X-Forwarded-For",
+)
 
 
 def _nested(depth: int) -> object:
@@ -106,10 +126,13 @@ def odd_cases(operation):
             case.headers = {**(case.headers or {}), header: raw.encode()}
         return case
 
-    return st.tuples(_with_known_values(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                                        GenerationMode.POSITIVE),
-                     st.one_of(st.none(), st.integers(0, 20)), ODD_VALUES, st.sampled_from(ODD_HEADERS),
-                     st.text(max_size=200)).map(odd)
+    return st.tuples(
+        _with_known_values(operation.as_strategy(generation_mode=GenerationMode.POSITIVE), GenerationMode.POSITIVE),
+        st.one_of(st.none(), st.integers(0, 20)),
+        ODD_VALUES,
+        st.sampled_from(ODD_HEADERS),
+        st.text(max_size=200),
+    ).map(odd)
 
 
 def fuzz_odd(schema) -> list[str]:
@@ -118,12 +141,19 @@ def fuzz_odd(schema) -> list[str]:
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=odd_cases(operation))
         def run(case):
-            response = case.call_and_validate(checks=[not_a_server_error, content_type_conformance,
-                                                      response_schema_conformance])
+            response = case.call_and_validate(
+                checks=[not_a_server_error, content_type_conformance, response_schema_conformance]
+            )
             ANSWERS[(f"{case.method} {operation.path}", response.status_code)] += 1
 
         try:
@@ -154,10 +184,13 @@ def _with_known_values(cases, mode: GenerationMode):
 def _config(base_url: str, headers: dict[str, str] | None = None) -> SchemathesisConfig:
     # Invalid input may also be refused as too large (413) before it is parsed, or as not UTF-8 (400).
     rejected = ["400", "401", "403", "404", "405", "406", "409", "410", "413", "415", "422", "428", "429"]
-    return SchemathesisConfig.from_dict({
-        "base-url": base_url, "headers": headers or {},
-        "checks": {"negative_data_rejection": {"expected-statuses": rejected}},
-    })
+    return SchemathesisConfig.from_dict(
+        {
+            "base-url": base_url,
+            "headers": headers or {},
+            "checks": {"negative_data_rejection": {"expected-statuses": rejected}},
+        }
+    )
 
 
 def _kind(item: dict) -> str:
@@ -178,8 +211,13 @@ def _kind(item: dict) -> str:
 @pytest.fixture(scope="module")
 def table_counts():
     def count(running) -> Counter[str]:
-        dynamodb = boto3.client("dynamodb", endpoint_url=running.moto_url, region_name="eu-central-1",
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=running.moto_url,
+            region_name="eu-central-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         kinds: Counter[str] = Counter()
         for page in dynamodb.get_paginator("scan").paginate(TableName="rightsdesk-local-RightsTable"):
             kinds.update(_kind(item) for item in page["Items"])
@@ -220,7 +258,8 @@ def test_odd_input_never_reaches_a_5xx(fuzzed, before):
     public = schemathesis.openapi.from_url(f"{fuzzed.base_url}/openapi.json", config=_config(fuzzed.base_url))
     key = fuzzed.demo_api_key
     controller = schemathesis.openapi.from_dict(
-        controller_openapi(), config=_config(fuzzed.base_url, {"Authorization": f"Bearer {key}"}))
+        controller_openapi(), config=_config(fuzzed.base_url, {"Authorization": f"Bearer {key}"})
+    )
     failures = fuzz_odd(public) + fuzz_odd(controller)
     assert not failures, "\n\n".join(failures)
 

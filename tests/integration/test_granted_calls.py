@@ -22,9 +22,18 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIX = "rightsdesk-local-"
 PURPOSE_KEY = "kms:EncryptionContext:rightsdesk:purpose"
 # What SAM's policy templates grant on DynamoDB (their documented statements).
-_CRUD = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
-         "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
-         "dynamodb:ConditionCheckItem"]
+_CRUD = [
+    "dynamodb:GetItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:PutItem",
+    "dynamodb:Scan",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:ConditionCheckItem",
+]
 _READ = ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DescribeTable"]
 SAM_TEMPLATES = {"DynamoDBCrudPolicy": _CRUD, "DynamoDBReadPolicy": _READ}
 
@@ -96,16 +105,21 @@ def recorded(launch_stack, tmp_path_factory):
     token = verified.json()["status_token"]
     assert stack.get(f"/v1/requests/{request_id}", headers={**JSON, "Authorization": f"Bearer {token}"}).ok
     other = flow.submit_and_verify()
-    assert stack.post(f"/v1/requests/{other['request_id']}/cancel",
-                      headers={**JSON, "Authorization": f"Bearer {other['status_token']}"}).ok
+    assert stack.post(
+        f"/v1/requests/{other['request_id']}/cancel",
+        headers={**JSON, "Authorization": f"Bearer {other['status_token']}"},
+    ).ok
     for page in ("/v1/policies/privacy", "/v1/unsubscribe?token=x"):
         assert stack.get(page, headers=JSON).status_code < 500
     stack.drain()
     # the controller: list, fetch, report with a reason, rotate its secret, test its webhook
     assert stack.get("/v1/controller/requests", headers=key).ok
     assert stack.get(f"/v1/controller/requests/{request_id}", headers=key).ok
-    reported = stack.post(f"/v1/controller/requests/{request_id}/status", headers=key,
-                          json={"status": "rejected", "reason": "We hold no data about you."})
+    reported = stack.post(
+        f"/v1/controller/requests/{request_id}/status",
+        headers=key,
+        json={"status": "rejected", "reason": "We hold no data about you."},
+    )
     assert reported.ok, reported.text
     assert stack.post("/v1/controller/webhook/rotate", headers=key).ok
     assert stack.post("/v1/controller/webhook/test", headers=key).ok
@@ -121,26 +135,53 @@ def recorded(launch_stack, tmp_path_factory):
 
 def test_the_paths_were_recorded(recorded):
     functions = {call["function"] for call in recorded}
-    assert {"PublicApiFunction", "ControllerApiFunction", "ControllerAuthorizerFunction", "DispatcherFunction",
-            "NotifierFunction"} <= functions, functions
+    assert {
+        "PublicApiFunction",
+        "ControllerApiFunction",
+        "ControllerAuthorizerFunction",
+        "DispatcherFunction",
+        "NotifierFunction",
+    } <= functions, functions
     assert any(call["service"] == "kms" and call["action"] == "Decrypt" for call in recorded), "a webhook was signed"
 
 
 def test_every_dynamodb_and_direct_kms_call_is_granted_to_its_function(recorded):
     template = read_template(TEMPLATE)
-    refused = sorted({json.dumps({k: call.get(k) for k in ("function", "service", "action", "resource", "index",
-                                                            "purpose")})
-                      for call in recorded if call["service"] in ("dynamodb", "kms")
-                      and call["action"] in ({"Encrypt", "Decrypt"} if call["service"] == "kms" else {call["action"]})
-                      and not allowed(template, call)})
+    refused = sorted(
+        {
+            json.dumps({k: call.get(k) for k in ("function", "service", "action", "resource", "index", "purpose")})
+            for call in recorded
+            if call["service"] in ("dynamodb", "kms")
+            and call["action"] in ({"Encrypt", "Decrypt"} if call["service"] == "kms" else {call["action"]})
+            and not allowed(template, call)
+        }
+    )
     assert not refused, "calls the template does not allow:\n" + "\n".join(refused)
 
 
 def test_the_check_refuses_an_ungranted_call():
     template = read_template(TEMPLATE)
-    assert not allowed(template, {"function": "PublicApiFunction", "service": "dynamodb", "action": "Scan",
-                                  "resource": PREFIX + "RightsTable"})
-    assert not allowed(template, {"function": "PublicApiFunction", "service": "kms", "action": "Decrypt",
-                                  "resource": None, "purpose": "webhook_secret"})
-    assert allowed(template, {"function": "DispatcherFunction", "service": "kms", "action": "Decrypt",
-                              "resource": None, "purpose": "webhook_secret"})
+    assert not allowed(
+        template,
+        {"function": "PublicApiFunction", "service": "dynamodb", "action": "Scan", "resource": PREFIX + "RightsTable"},
+    )
+    assert not allowed(
+        template,
+        {
+            "function": "PublicApiFunction",
+            "service": "kms",
+            "action": "Decrypt",
+            "resource": None,
+            "purpose": "webhook_secret",
+        },
+    )
+    assert allowed(
+        template,
+        {
+            "function": "DispatcherFunction",
+            "service": "kms",
+            "action": "Decrypt",
+            "resource": None,
+            "purpose": "webhook_secret",
+        },
+    )

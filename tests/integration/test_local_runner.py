@@ -508,14 +508,18 @@ def test_drain_answers_once_what_was_queued_has_been_handled(fx, fx_aws):
 
     fx.drain()  # no polling in the test: the answer itself says the poller has handed it on
 
-    item = dynamodb.get_item(TableName="rightsdesk-local-FixtureTable",
-                             Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "deliveries"}}, ConsistentRead=True)
+    item = dynamodb.get_item(
+        TableName="rightsdesk-local-FixtureTable",
+        Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "deliveries"}},
+        ConsistentRead=True,
+    )
     assert int(item["Item"]["deliveries"]["N"]) == 1
 
 
 def test_an_unknown_parameter_override_is_a_one_line_error_and_exit_code_2():
     ports = ("--port", free_port(), "--moto-port", free_port(), "--receiver-port", free_port())
-    result = _local(*map(str, ports), "--parameter-overrides", "Sender=ops@example.org", "NoSuchParameter=1",
-                    timeout=30)
+    result = _local(
+        *map(str, ports), "--parameter-overrides", "Sender=ops@example.org", "NoSuchParameter=1", timeout=30
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["rightsdesk local: the template has no parameter NoSuchParameter"]

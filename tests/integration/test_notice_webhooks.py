@@ -60,17 +60,46 @@ def endpoint():
 @pytest.fixture(scope="module")
 def st(launch_stack, endpoint):
     running = launch_stack()
-    added = rightsdesk(running, "controllers", "add", "--id", HOOK, "--name", "Hook Shop", "--site", "hook-shop",
-                       "--contact", CONTACTS[HOOK], "--delivery", "webhook", "--webhook-url", endpoint)
+    added = rightsdesk(
+        running,
+        "controllers",
+        "add",
+        "--id",
+        HOOK,
+        "--name",
+        "Hook Shop",
+        "--site",
+        "hook-shop",
+        "--contact",
+        CONTACTS[HOOK],
+        "--delivery",
+        "webhook",
+        "--webhook-url",
+        endpoint,
+    )
     STATE["secret"] = added["webhook_secret"]
-    rightsdesk(running, "controllers", "add", "--id", MAIL, "--name", "Mail Shop", "--site", "mail-shop",
-               "--contact", CONTACTS[MAIL], "--delivery", "email")
+    rightsdesk(
+        running,
+        "controllers",
+        "add",
+        "--id",
+        MAIL,
+        "--name",
+        "Mail Shop",
+        "--site",
+        "mail-shop",
+        "--contact",
+        CONTACTS[MAIL],
+        "--delivery",
+        "email",
+    )
     yield running
     running.stop()
 
 
 def rightsdesk(st, *args: str, json_output: bool = True) -> dict | str:
     return st.cli_json(*args) if json_output else st.cli(*args).stdout
+
 
 def ours(event_type: str) -> list[dict]:
     """What our endpoint received of this type, each verified with the controller's secret."""
@@ -87,11 +116,16 @@ def demos(st, event_type: str) -> list[dict]:
 
 
 def audit(st, pk: str, action: str) -> list[dict]:
-    table = boto3.resource("dynamodb", endpoint_url=st.moto_url, region_name="eu-central-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing").Table(
-        "rightsdesk-local-RightsTable")
-    found = table.query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("AUDIT#"),
-                        ConsistentRead=True)["Items"]
+    table = boto3.resource(
+        "dynamodb",
+        endpoint_url=st.moto_url,
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).Table("rightsdesk-local-RightsTable")
+    found = table.query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("AUDIT#"), ConsistentRead=True)[
+        "Items"
+    ]
     return sorted((e for e in found if e["action"] == action), key=lambda e: e["sk"])
 
 
@@ -99,8 +133,19 @@ def audit(st, pk: str, action: str) -> list[dict]:
 
 
 def test_a_breach_is_one_signed_event_to_the_webhook_controller_and_an_email_to_both(st):
-    declared = rightsdesk(st, "breach", "declare", "--detected-at", "now", "--summary", SUMMARY,
-                          "--categories", "chat_history", "--controllers", f"{HOOK},{MAIL}")
+    declared = rightsdesk(
+        st,
+        "breach",
+        "declare",
+        "--detected-at",
+        "now",
+        "--summary",
+        SUMMARY,
+        "--categories",
+        "chat_history",
+        "--controllers",
+        f"{HOOK},{MAIL}",
+    )
     incident_id = STATE["incident"] = declared["incident"]["incident_id"]
     assert declared["incident"]["webhooks_queued"] == 1
 
@@ -128,17 +173,18 @@ def test_a_redelivered_breach_notice_is_not_sent_again(st):
     body = {"event": "breach.notice", "controller_id": HOOK, "incident_id": STATE["incident"]}
     delivery_id = DeliveryMessage.from_body(body, message_id="-").delivery_id
     sqs = st.client("sqs")
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="rightsdesk-local-DeliveryQueue")["QueueUrl"],
-                     MessageBody=json.dumps(body))
+    sqs.send_message(
+        QueueUrl=sqs.get_queue_url(QueueName="rightsdesk-local-DeliveryQueue")["QueueUrl"], MessageBody=json.dumps(body)
+    )
 
     def handled() -> int:
-        return sum(1 for line in st.logs().splitlines()
-                   if '"message":"delivery done"' in line and delivery_id in line)
+        return sum(1 for line in st.logs().splitlines() if '"message":"delivery done"' in line and delivery_id in line)
 
     wait_for(lambda: handled() == 2, "the copy to be handled")  # logged after any POST it made
     assert len(ours("breach.notice")) == 1
     assert [e["cause"] for e in audit(st, f"INCIDENT#{STATE['incident']}", "breach_webhook")] == [
-        f"{HOOK}:delivered:http_204"]
+        f"{HOOK}:delivered:http_204"
+    ]
 
 
 # ------------------------------------------------------------------ policy.updated
@@ -150,9 +196,22 @@ def test_a_major_policy_version_is_one_event_per_webhook_controller_and_a_minor_
     text = tmp_path / "policy.html"
     text.write_text("<h1>Privacy policy</h1>")
     for version, major in (("2026-11", False), ("2026-12", True)):
-        rightsdesk(st, "policy", "publish", "--doc", "privacy", "--version", version, "--url",
-                   f"https://example.com/privacy/{version}", "--summary-file", str(summary), "--text-file", str(text),
-                   *(["--major"] if major else []))
+        rightsdesk(
+            st,
+            "policy",
+            "publish",
+            "--doc",
+            "privacy",
+            "--version",
+            version,
+            "--url",
+            f"https://example.com/privacy/{version}",
+            "--summary-file",
+            str(summary),
+            "--text-file",
+            str(text),
+            *(["--major"] if major else []),
+        )
 
     [mine] = wait_for(lambda: ours("policy.updated"), "our policy.updated event")
     [demo] = wait_for(lambda: demos(st, "policy.updated"), "the demo controller's event")
@@ -164,8 +223,10 @@ def test_a_major_policy_version_is_one_event_per_webhook_controller_and_a_minor_
     assert len(ours("policy.updated")) == 1 and len(demos(st, "policy.updated")) == 1, "none for the minor version"
     assert [e["cause"] for e in audit(st, f"CTRL#{HOOK}", "policy_webhook")] == ["privacy/2026-12:delivered:http_204"]
     assert not audit(st, f"CTRL#{MAIL}", "policy_webhook")
-    wait_for(lambda: [m for m in st.outbox() if CONTACTS[MAIL] in m["to"] and "2026-12" in m["text"]],
-             "the email controller's policy notice")
+    wait_for(
+        lambda: [m for m in st.outbox() if CONTACTS[MAIL] in m["to"] and "2026-12" in m["text"]],
+        "the email controller's policy notice",
+    )
 
 
 def test_no_address_and_no_notice_text_reached_a_log_line(st):

@@ -24,8 +24,6 @@ from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.flows import wait_for
 
-from tests.support.stack import CLI
-
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +55,7 @@ def stack(tmp_path_factory):
 def rightsdesk(stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return stack.cli(*args, check=check)
 
+
 def as_json(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout)
 
@@ -80,11 +79,18 @@ def pending_notices(stack, incident_id: str) -> int:
     found, kwargs = 0, {}
     while True:
         page = stack.client("dynamodb").query(
-            TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :notice)",
-            FilterExpression="#status = :pending", ProjectionExpression="pk",
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :notice)",
+            FilterExpression="#status = :pending",
+            ProjectionExpression="pk",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{incident_id}"}, ":notice": {"S": "NOTICE#"},
-                                       ":pending": {"S": "pending"}}, **kwargs)
+            ExpressionAttributeValues={
+                ":pk": {"S": f"INCIDENT#{incident_id}"},
+                ":notice": {"S": "NOTICE#"},
+                ":pending": {"S": "pending"},
+            },
+            **kwargs,
+        )
         found += page["Count"]
         if "LastEvaluatedKey" not in page:
             return found
@@ -100,12 +106,21 @@ def seed(stack) -> dict[str, list[str]]:
     for n, controller_id in enumerate(CONTROLLERS):
         contact = f"dpo@{controller_id.replace('_', '-')}.test"
         PERSONAL.add(contact)
-        items.append(ControllerItem(
-            ControllerItem.key(controller_id), ControllerItem.SK, controller_id=controller_id,
-            name=f"Shop {n}", site_key=controller_id.replace("_", "-"), contact_email=contact,
-            locale=("en", "de", "sl")[n], delivery="email", created_at=now,
-            gsi1pk="CONTROLLERS", gsi1sk=controller_id,
-        ))
+        items.append(
+            ControllerItem(
+                ControllerItem.key(controller_id),
+                ControllerItem.SK,
+                controller_id=controller_id,
+                name=f"Shop {n}",
+                site_key=controller_id.replace("_", "-"),
+                contact_email=contact,
+                locale=("en", "de", "sl")[n],
+                delivery="email",
+                created_at=now,
+                gsi1pk="CONTROLLERS",
+                gsi1sk=controller_id,
+            )
+        )
     subjects: dict[str, list[str]] = {cid: [] for cid in CONTROLLERS}
     for n in range(SUBJECTS):
         email = f"subject-{n}@example.org"
@@ -115,14 +130,25 @@ def seed(stack) -> dict[str, list[str]]:
             subjects[controller_id].append(email)
             request_id = f"dsr_seed{n:04d}{controller_id[-2:]}"
             created = now - timedelta(days=2, minutes=n)
-            items.append(RequestItem(
-                RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=controller_id,
-                site=controller_id, request_type="access", status="forwarded", locale=("en", "de", "sl")[n % 3],
-                email=email, subject_hash=hashlib.sha256(email.encode()).hexdigest(), created_at=created,
-                gsi1pk=f"CTRL#{controller_id}", gsi1sk=f"forwarded#{created.isoformat()}#{request_id}",
-            ))
+            items.append(
+                RequestItem(
+                    RequestItem.key(request_id),
+                    RequestItem.SK,
+                    request_id=request_id,
+                    controller_id=controller_id,
+                    site=controller_id,
+                    request_type="access",
+                    status="forwarded",
+                    locale=("en", "de", "sl")[n % 3],
+                    email=email,
+                    subject_hash=hashlib.sha256(email.encode()).hexdigest(),
+                    created_at=created,
+                    gsi1pk=f"CTRL#{controller_id}",
+                    gsi1sk=f"forwarded#{created.isoformat()}#{request_id}",
+                )
+            )
     for start in range(0, len(items), 25):
-        batch = [{"PutRequest": {"Item": item.serialize()}} for item in items[start:start + 25]]
+        batch = [{"PutRequest": {"Item": item.serialize()}} for item in items[start : start + 25]]
         unprocessed = dynamodb.batch_write_item(RequestItems={TABLE: batch}).get("UnprocessedItems")
         assert not unprocessed
     return subjects
@@ -137,13 +163,30 @@ def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(sta
     ses = stack.client("ses")
     before = sent_count(stack)
     detected = local_now(stack) - timedelta(minutes=30)
-    declared = as_json(rightsdesk(
-        stack, "breach", "declare", "--json", "--detected-at", detected.isoformat(),
-        "--summary", "A misconfigured export made chat transcripts readable by another customer.",
-        "--categories", "chat_history,email", "--controllers", ",".join(CONTROLLERS), "--high-risk",
-        "--notify-subjects", "--consequences", "Phishing messages that quote your chats.",
-        "--measures", "The export was disabled and access logs were reviewed.", "--contact", "dpo@rightsdesk.test",
-    ))
+    declared = as_json(
+        rightsdesk(
+            stack,
+            "breach",
+            "declare",
+            "--json",
+            "--detected-at",
+            detected.isoformat(),
+            "--summary",
+            "A misconfigured export made chat transcripts readable by another customer.",
+            "--categories",
+            "chat_history,email",
+            "--controllers",
+            ",".join(CONTROLLERS),
+            "--high-risk",
+            "--notify-subjects",
+            "--consequences",
+            "Phishing messages that quote your chats.",
+            "--measures",
+            "The export was disabled and access logs were reviewed.",
+            "--contact",
+            "dpo@rightsdesk.test",
+        )
+    )
     incident_id = declared["incident"]["incident_id"]
     STATE["incident"] = incident_id
     total = len(CONTROLLERS) + SUBJECTS
@@ -162,7 +205,9 @@ def test_a_breach_reaches_every_recipient_exactly_once_despite_a_failing_ses(sta
     assert status["counts"]["controller"] == {"pending": 0, "sent": 3, "failed": 0, "suppressed": 0}
     assert status["counts"]["subject"] == {"pending": 0, "sent": SUBJECTS, "failed": 0, "suppressed": 0}
     recipients = [to for mail in stack.outbox() for to in mail["to"]]
-    expected = [f"dpo@{c.replace('_', '-')}.test" for c in CONTROLLERS] + [f"subject-{n}@example.org" for n in range(SUBJECTS)]
+    expected = [f"dpo@{c.replace('_', '-')}.test" for c in CONTROLLERS] + [
+        f"subject-{n}@example.org" for n in range(SUBJECTS)
+    ]
     assert sorted(recipients) == sorted(expected), "each recipient exactly once"
     assert "mail not sent" in stack.logs(), "the fault really happened"
     assert not any(r["kind"] == "subject" and "@" in r["recipient"] for r in status["recipients"])
@@ -173,9 +218,16 @@ def test_the_notices_carry_the_article_33_and_34_facts_in_the_recipients_languag
     mails = STATE["breach_mails"]
     german = next(m for m in mails if m["to"] == ["dpo@ctl-beta.test"])
     assert german["subject"] == "Verletzung des Schutzes personenbezogener Daten bei Shop 1"
-    for phrase in ("Was ist passiert", "Chatverläufe", "E-Mail-Adressen", "Wahrscheinliche Folgen",
-                   "Phishing messages that quote your chats.", "The export was disabled", "dpo@rightsdesk.test",
-                   STATE["incident"]):
+    for phrase in (
+        "Was ist passiert",
+        "Chatverläufe",
+        "E-Mail-Adressen",
+        "Wahrscheinliche Folgen",
+        "Phishing messages that quote your chats.",
+        "The export was disabled",
+        "dpo@rightsdesk.test",
+        STATE["incident"],
+    ):
         assert phrase in german["text"] and phrase in german["html"]
     slovenian_subject = next(m for m in mails if m["to"] == ["subject-2@example.org"])
     assert slovenian_subject["subject"] == "Pomembno: varnostni incident je prizadel vaše osebne podatke"
@@ -197,8 +249,11 @@ def test_the_deadline_warning_fires_60_hours_after_detection_while_the_authority
     assert stack.run("DeadlineWatchFunction")["result"]["breaches"]["warnings"]["due_in_12h"] == 0, "once"
 
     at = local_now(stack).isoformat()
-    recorded = as_json(rightsdesk(stack, "breach", "authority-notified", incident_id, "--reference", "IP-2026-117",
-                                  "--at", at, "--json"))
+    recorded = as_json(
+        rightsdesk(
+            stack, "breach", "authority-notified", incident_id, "--reference", "IP-2026-117", "--at", at, "--json"
+        )
+    )
     assert recorded["incident"]["authority_reference"] == "IP-2026-117"
     assert {d["state"] for d in recorded["deadlines"]} == {"met_on_time"}
     again = rightsdesk(stack, "breach", "authority-notified", incident_id, "--reference", "x", "--at", at, check=False)
@@ -209,30 +264,71 @@ def test_the_deadline_warning_fires_60_hours_after_detection_while_the_authority
 def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
     dynamodb = stack.client("dynamodb")
     now = local_now(stack)
-    controller = ControllerItem(ControllerItem.key("ctl_delta"), ControllerItem.SK, controller_id="ctl_delta",
-                                name="Shop 3", site_key="ctl-delta", contact_email="dpo@ctl-delta.test",
-                                delivery="email", created_at=now, gsi1pk="CONTROLLERS", gsi1sk="ctl_delta")
+    controller = ControllerItem(
+        ControllerItem.key("ctl_delta"),
+        ControllerItem.SK,
+        controller_id="ctl_delta",
+        name="Shop 3",
+        site_key="ctl-delta",
+        contact_email="dpo@ctl-delta.test",
+        delivery="email",
+        created_at=now,
+        gsi1pk="CONTROLLERS",
+        gsi1sk="ctl_delta",
+    )
     items = [controller]
     for email in ("gone@example.org", "here@example.org"):
         PERSONAL.add(email)
-        items.append(RequestItem(RequestItem.key(f"dsr_{email[:4]}"), RequestItem.SK, request_id=f"dsr_{email[:4]}",
-                                 controller_id="ctl_delta", site="ctl-delta", request_type="erasure",
-                                 status="delivered", email=email, created_at=now,
-                                 subject_hash=hashlib.sha256(email.encode()).hexdigest(),
-                                 gsi1pk="CTRL#ctl_delta", gsi1sk=f"delivered#{now.isoformat()}#{email}"))
+        items.append(
+            RequestItem(
+                RequestItem.key(f"dsr_{email[:4]}"),
+                RequestItem.SK,
+                request_id=f"dsr_{email[:4]}",
+                controller_id="ctl_delta",
+                site="ctl-delta",
+                request_type="erasure",
+                status="delivered",
+                email=email,
+                created_at=now,
+                subject_hash=hashlib.sha256(email.encode()).hexdigest(),
+                gsi1pk="CTRL#ctl_delta",
+                gsi1sk=f"delivered#{now.isoformat()}#{email}",
+            )
+        )
     for item in items:
         dynamodb.put_item(TableName=TABLE, Item=item.serialize())
     bounce = json.loads((REPO / "events" / "ses_events" / "bounce.json").read_text())
     bounce["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = "gone@example.org"
-    assert stack.run("SesEventsFunction", bounce)["result"] == {"event_type": "Bounce", "suppressed": 1, "ignored": 0,
-                                                                "undelivered": None}
+    assert stack.run("SesEventsFunction", bounce)["result"] == {
+        "event_type": "Bounce",
+        "suppressed": 1,
+        "ignored": 0,
+        "undelivered": None,
+    }
 
     stack.clear_outbox()
-    declared = as_json(rightsdesk(stack, "breach", "declare", "--json", "--detected-at", "now", "--summary", "Test.",
-                                  "--categories", "chat_history", "--controllers", "ctl_delta", "--high-risk",
-                                  "--notify-subjects"))
+    declared = as_json(
+        rightsdesk(
+            stack,
+            "breach",
+            "declare",
+            "--json",
+            "--detected-at",
+            "now",
+            "--summary",
+            "Test.",
+            "--categories",
+            "chat_history",
+            "--controllers",
+            "ctl_delta",
+            "--high-risk",
+            "--notify-subjects",
+        )
+    )
     incident_id = declared["incident"]["incident_id"]
-    wait_for(lambda: pending_notices(stack, incident_id) == 0, "the small breach's notices to have their outcome", 30, 0.5)
+    wait_for(
+        lambda: pending_notices(stack, incident_id) == 0, "the small breach's notices to have their outcome", 30, 0.5
+    )
     status = as_json(rightsdesk(stack, "breach", "status", incident_id, "--json"))
     assert status["counts"]["subject"] == {"pending": 0, "sent": 1, "failed": 0, "suppressed": 1}
     assert sorted(to for m in stack.outbox() for to in m["to"]) == ["dpo@ctl-delta.test", "here@example.org"]
@@ -263,9 +359,21 @@ def publish(stack, tmp_path: Path, version: str, *, major: bool, summary: str, *
     summary_file.write_text(summary)
     text_file = tmp_path / f"{version}.html"
     text_file.write_text(f"<h1>Privacy policy {version}</h1>")
-    args = ["policy", "publish", "--json", "--doc", "privacy", "--version", version,
-            "--url", f"https://example.com/privacy/{version}", "--summary-file", str(summary_file),
-            "--text-file", str(text_file)]
+    args = [
+        "policy",
+        "publish",
+        "--json",
+        "--doc",
+        "privacy",
+        "--version",
+        version,
+        "--url",
+        f"https://example.com/privacy/{version}",
+        "--summary-file",
+        str(summary_file),
+        "--text-file",
+        str(text_file),
+    ]
     for flag, value in extra.items():
         args += [f"--{flag.replace('_', '-')}", value]
     return as_json(rightsdesk(stack, *args, *(["--major"] if major else [])))
@@ -282,10 +390,21 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
     stack.clear_outbox()
     summary_de = tmp_path / "de.md"
     summary_de.write_text("Chatverläufe werden nur noch 30 Tage gespeichert.")
-    published = publish(stack, tmp_path, "2026-12", major=True, summary="Chat transcripts are kept 30 days only.",
-                        summary_file_de=str(summary_de))
-    controllers = ["privacy@demo.localhost", "dpo@ctl-alpha.test", "dpo@ctl-beta.test", "dpo@ctl-gamma.test",
-                   "dpo@ctl-delta.test"]
+    published = publish(
+        stack,
+        tmp_path,
+        "2026-12",
+        major=True,
+        summary="Chat transcripts are kept 30 days only.",
+        summary_file_de=str(summary_de),
+    )
+    controllers = [
+        "privacy@demo.localhost",
+        "dpo@ctl-alpha.test",
+        "dpo@ctl-beta.test",
+        "dpo@ctl-gamma.test",
+        "dpo@ctl-delta.test",
+    ]
     expected = sorted(set(controllers) | set(lists))
     assert published["emails_queued"] == len(expected)
     wait_for(lambda: len(policy_mails(stack, "2026-12")) >= len(expected), "the policy notices", 30, 0.5)
@@ -295,8 +414,15 @@ def test_a_major_policy_version_reaches_every_concerned_party_once(stack, tmp_pa
     german = next(m for m in mails if m["to"] == ["contact-1@example.net"])
     assert "Chatverläufe werden nur noch 30 Tage gespeichert." in german["text"]
     assert not any(h[0] == "List-Unsubscribe" for m in mails for h in m["headers"])
-    again = publish(stack, tmp_path, "2026-12", major=True, summary="Chat transcripts are kept 30 days only.",
-                    summary_file_de=str(summary_de), effective_at=published["effective_at"])
+    again = publish(
+        stack,
+        tmp_path,
+        "2026-12",
+        major=True,
+        summary="Chat transcripts are kept 30 days only.",
+        summary_file_de=str(summary_de),
+        effective_at=published["effective_at"],
+    )
     assert again["created"] is False
     wait_for(lambda: stack.queue_empty("MailQueue"), "the mail queue to drain", 30, 0.5)  # then a duplicate would show
     assert len(policy_mails(stack, "2026-12")) == len(expected), "publishing again sends nobody a second mail"
@@ -320,8 +446,12 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
     stack.clear_outbox()
     publish(stack, tmp_path, "2027-01a", major=False, summary="Typos fixed.")
     updates = STATE["updates"]
-    mails = wait_for(lambda: len(policy_mails(stack, "2027-01a")) >= len(updates) and policy_mails(stack, "2027-01a"),
-                     "the policy updates", 30, 0.5)
+    mails = wait_for(
+        lambda: len(policy_mails(stack, "2027-01a")) >= len(updates) and policy_mails(stack, "2027-01a"),
+        "the policy updates",
+        30,
+        0.5,
+    )
     assert sorted(to for m in mails for to in m["to"]) == updates, "minor versions go to the optional list only"
     mail = next(m for m in mails if m["to"] == [updates[0]])
     headers = dict(mail["headers"])
@@ -337,11 +467,17 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
     assert browser.get(link).status_code == 200, "fetching twice (a mail scanner) changes nothing"
 
     payload, mac = token.split(".")
-    other = parse_qs(urlsplit(dict(next(m for m in mails if m["to"] == [updates[1]])["headers"])
-                               ["List-Unsubscribe"].strip("<>")).query)["token"][0]
+    other = parse_qs(
+        urlsplit(
+            dict(next(m for m in mails if m["to"] == [updates[1]])["headers"])["List-Unsubscribe"].strip("<>")
+        ).query
+    )["token"][0]
     for forged in (f"{payload}.{'0' * len(mac)}", f"{other.split('.')[0]}.{mac}", payload, "nonsense"):
-        refused = requests.post(f"{stack.base_url}/v1/unsubscribe", params={"token": forged},
-                                files={"List-Unsubscribe": (None, "One-Click")})
+        refused = requests.post(
+            f"{stack.base_url}/v1/unsubscribe",
+            params={"token": forged},
+            files={"List-Unsubscribe": (None, "One-Click")},
+        )
         assert refused.status_code == 400, forged
 
     # RFC 8058: the mail client POSTs multipart/form-data to the header's URL, no cookie, no login.
@@ -365,8 +501,10 @@ def test_the_archive_serves_every_version_and_the_current_one(stack):
     assert [v["version"] for v in body["versions"]] == ["2026-12", "2027-01", "2027-01a", "2027-01b"]
     assert body["current"]["version"] == "2027-01b"
     old = requests.get(f"{stack.base_url}/v1/policies/privacy/versions/2026-12").json()
-    assert old["summaries"] == {"en": "Chat transcripts are kept 30 days only.",
-                                "de": "Chatverläufe werden nur noch 30 Tage gespeichert."}
+    assert old["summaries"] == {
+        "en": "Chat transcripts are kept 30 days only.",
+        "de": "Chatverläufe werden nur noch 30 Tage gespeichert.",
+    }
     assert old["major"] is True and old["url"] == "https://example.com/privacy/2026-12"
     assert requests.get(f"{stack.base_url}/v1/policies/privacy/versions/1999").status_code == 404
     listed = as_json(rightsdesk(stack, "policy", "list", "--json"))["versions"]

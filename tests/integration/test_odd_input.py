@@ -17,10 +17,20 @@ from hypothesis import strategies as st
 pytestmark = pytest.mark.integration
 
 SUBMIT_FIELDS = ("site", "type", "email", "name", "details", "locale", "relationship", "purposes")
-HEADERS_WE_READ = ("Accept", "Accept-Language", "Authorization", "Idempotency-Key", "Origin", "Sec-GPC",
-                   "Content-Type", "X-Forwarded-For", "User-Agent")
-PROBE = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=list(HealthCheck))
+HEADERS_WE_READ = (
+    "Accept",
+    "Accept-Language",
+    "Authorization",
+    "Idempotency-Key",
+    "Origin",
+    "Sec-GPC",
+    "Content-Type",
+    "X-Forwarded-For",
+    "User-Agent",
+)
+PROBE = settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +70,28 @@ def nested(depth: int, leaf: object = 1) -> object:
 # ------------------------------------------------------------------ bodies
 
 
-@pytest.mark.parametrize(("name", "raw"), [
-    ("array nesting bomb", "[" * 5000 + "]" * 5000),
-    ("object nesting bomb", '{"a":' * 2000 + "1" + "}" * 2000),
-    ("nesting in a field", json.dumps(valid_body(name=nested(200)))),
-    ("nesting just past the limit", json.dumps(valid_body(details=nested(40)))),
-    ("a 5000-digit number", '{"site": "demo", "type": "access", "email": "a@b.cc", "name": ' + "9" * 5000 + "}"),
-    ("a 5000-digit float", '{"name": 1.' + "1" * 5000 + "}"),
-    ("NaN and Infinity", '{"site": NaN, "type": Infinity, "email": -Infinity}'),
-    ("a lone surrogate", '{"site": "demo", "type": "access", "email": "a@b.cc", "name": "\\udc00"}'),
-    ("null", "null"), ("a string", '"x"'), ("an array", "[1, 2]"), ("truncated", '{"site": "de'),
-])
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("array nesting bomb", "[" * 5000 + "]" * 5000),
+        ("object nesting bomb", '{"a":' * 2000 + "1" + "}" * 2000),
+        ("nesting in a field", json.dumps(valid_body(name=nested(200)))),
+        ("nesting just past the limit", json.dumps(valid_body(details=nested(40)))),
+        ("a 5000-digit number", '{"site": "demo", "type": "access", "email": "a@b.cc", "name": ' + "9" * 5000 + "}"),
+        ("a 5000-digit float", '{"name": 1.' + "1" * 5000 + "}"),
+        ("NaN and Infinity", '{"site": NaN, "type": Infinity, "email": -Infinity}'),
+        ("a lone surrogate", '{"site": "demo", "type": "access", "email": "a@b.cc", "name": "\\udc00"}'),
+        ("null", "null"),
+        ("a string", '"x"'),
+        ("an array", "[1, 2]"),
+        ("truncated", '{"site": "de'),
+    ],
+)
 @pytest.mark.parametrize("path", ["/v1/requests", "/v1/requests/dsr_0000/verify", "/v1/requests/dsr_0000/cancel"])
 def test_odd_json_bodies_are_refused_with_a_4xx(stack, name, raw, path):
-    response = stack.http.post(f"{stack.base_url}{path}", data=raw.encode(),
-                               headers={"Content-Type": "application/json"})
+    response = stack.http.post(
+        f"{stack.base_url}{path}", data=raw.encode(), headers={"Content-Type": "application/json"}
+    )
     error = assert_refused_cleanly(response)
     assert 400 <= response.status_code < 500 and error, name
 
@@ -86,8 +103,11 @@ def test_shallow_nesting_in_a_field_is_a_field_error(stack):
 
 
 @PROBE
-@given(field=st.sampled_from(SUBMIT_FIELDS), depth=st.integers(1, 60),
-       leaf=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)))
+@given(
+    field=st.sampled_from(SUBMIT_FIELDS),
+    depth=st.integers(1, 60),
+    leaf=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)),
+)
 def test_any_nesting_in_any_field_is_a_4xx(stack, field, depth, leaf):
     response = stack.http.post(f"{stack.base_url}/v1/requests", json=valid_body(**{field: nested(depth, leaf)}))
     assert_refused_cleanly(response)
@@ -112,8 +132,9 @@ def test_overlong_values_are_field_errors(stack, field):
 
 
 @pytest.mark.parametrize("field", ["email", "name", "site", "details"])
-@pytest.mark.parametrize("char", ["\x00", "\r", "\x1b", "\x85", "\u202e", "\u2066", "\u200b", "\u200d", "\ufeff",
-                                  "\u2028"])
+@pytest.mark.parametrize(
+    "char", ["\x00", "\r", "\x1b", "\x85", "\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\u2028"]
+)
 def test_invisible_and_control_characters_are_field_errors(stack, field, char):
     value = {"email": f"ana{char}x@example.org", "site": f"de{char}mo"}.get(field, f"Ana{char}Novak")
     response = stack.http.post(f"{stack.base_url}/v1/requests", json=valid_body(**{field: value}))
@@ -122,15 +143,19 @@ def test_invisible_and_control_characters_are_field_errors(stack, field, char):
 
 
 def test_a_form_with_a_line_break_in_the_name_shows_the_field_error(stack):
-    response = stack.http.post(f"{stack.base_url}/v1/requests", headers={"Accept": "text/html"},
-                               data={"site": "demo", "type": "access", "email": new_email(), "name": "Ana\nBcc: x"})
+    response = stack.http.post(
+        f"{stack.base_url}/v1/requests",
+        headers={"Accept": "text/html"},
+        data={"site": "demo", "type": "access", "email": new_email(), "name": "Ana\nBcc: x"},
+    )
     assert response.status_code == 422
     assert "invisible formatting characters" in response.text
 
 
 def test_details_keep_their_line_breaks(stack):
-    response = stack.http.post(f"{stack.base_url}/v1/requests",
-                               json=valid_body(details="Chat on 3 May\r\nand the newsletter\n\tthanks"))
+    response = stack.http.post(
+        f"{stack.base_url}/v1/requests", json=valid_body(details="Chat on 3 May\r\nand the newsletter\n\tthanks")
+    )
     assert response.status_code == 202
 
 
@@ -149,16 +174,21 @@ def test_odd_cursors_are_422(stack):
 @given(header=st.sampled_from(HEADERS_WE_READ), value=st.text(max_size=200))
 def test_any_header_value_is_answered_without_a_5xx(stack, header, value):
     raw = value.replace("\r", "").replace("\n", "").replace("\x00", "").strip().encode()
-    for method, path in (("POST", "/v1/requests"), ("GET", "/v1/requests/dsr_0000"), ("GET", "/"),
-                         ("GET", "/v1/controller/requests")):
+    for method, path in (
+        ("POST", "/v1/requests"),
+        ("GET", "/v1/requests/dsr_0000"),
+        ("GET", "/"),
+        ("GET", "/v1/controller/requests"),
+    ):
         response = stack.http.request(method, f"{stack.base_url}{path}", json=valid_body(), headers={header: raw})
         assert_refused_cleanly(response)
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256, "a\x01b", "ключ", "a\u202eb"])
 def test_malformed_idempotency_keys_are_422(stack, key):
-    response = stack.http.post(f"{stack.base_url}/v1/requests", json=valid_body(),
-                               headers={"Idempotency-Key": key.encode()})
+    response = stack.http.post(
+        f"{stack.base_url}/v1/requests", json=valid_body(), headers={"Idempotency-Key": key.encode()}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["fields"] == {"idempotency-key": "invalid_format"}
 
@@ -187,16 +217,25 @@ def test_an_idempotency_key_answers_only_its_own_body(stack):
 
     # What the idempotency records keep: neither the address nor an unkeyed hash of any form of the body.
     dynamodb = stack.client("dynamodb")
-    stored = json.dumps([page["Items"] for page in dynamodb.get_paginator("scan").paginate(
-        TableName="rightsdesk-local-IdempotencyTable")])
+    stored = json.dumps(
+        [
+            page["Items"]
+            for page in dynamodb.get_paginator("scan").paginate(TableName="rightsdesk-local-IdempotencyTable")
+        ]
+    )
     assert first.json()["request_id"] in stored, "the record of the first answer is in the scanned table"
     full = {"name": None, "details": None, "locale": None, "relationship": "self", "purposes": []}
     for body in (first_body, other_body):
-        forms = {json.dumps(body), json.dumps(body, sort_keys=True), json.dumps(body, separators=(",", ":")),
-                 json.dumps(body, sort_keys=True, separators=(",", ":")),
-                 json.dumps({**full, **body}, sort_keys=True), json.dumps({**full, **body}, sort_keys=True,
-                                                                         separators=(",", ":")),
-                 body["email"], json.dumps(body["email"])}
+        forms = {
+            json.dumps(body),
+            json.dumps(body, sort_keys=True),
+            json.dumps(body, separators=(",", ":")),
+            json.dumps(body, sort_keys=True, separators=(",", ":")),
+            json.dumps({**full, **body}, sort_keys=True),
+            json.dumps({**full, **body}, sort_keys=True, separators=(",", ":")),
+            body["email"],
+            json.dumps(body["email"]),
+        }
         assert body["email"] not in stored
         for form in forms:
             for digest in _digests(form):

@@ -27,8 +27,6 @@ import requests
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.flows import wait_for
 
-from tests.support.stack import CLI
-
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,13 +56,28 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def people(stack, tmp_path_factory) -> dict[str, str]:
     """The operator's own site, registered with the CLI, and its mailing-list contacts."""
-    rightsdesk(stack, "controllers", "add", "--name", "Example Platform", "--site", SITE, "--contact",
-               "privacy@platform.test", "--delivery", "internal", "--id", "ctl_platform")
+    rightsdesk(
+        stack,
+        "controllers",
+        "add",
+        "--name",
+        "Example Platform",
+        "--site",
+        SITE,
+        "--contact",
+        "privacy@platform.test",
+        "--delivery",
+        "internal",
+        "--id",
+        "ctl_platform",
+    )
     found = {role: person(role) for role in ("reader", "other", "withdrawer", "restricter", "eraser", "fixer")}
     csv = tmp_path_factory.mktemp("contacts") / "contacts.csv"
     lists = {"other": "newsletter;marketing", "fixer": "policy_notices"}
-    csv.write_text("email,locale,lists\n" + "".join(
-        f"{email},en,{lists.get(role, 'newsletter')}\n" for role, email in found.items()))
+    csv.write_text(
+        "email,locale,lists\n"
+        + "".join(f"{email},en,{lists.get(role, 'newsletter')}\n" for role, email in found.items())
+    )
     rightsdesk(stack, "contacts", "import", str(csv))
     return found
 
@@ -78,6 +91,7 @@ def person(role: str) -> str:
 def rightsdesk(stack, *args: str) -> subprocess.CompletedProcess:
     return stack.cli(*args)
 
+
 def cli_json(stack, *args: str) -> dict:
     return json.loads(rightsdesk(stack, "--json", *args).stdout)
 
@@ -88,14 +102,21 @@ def mails_to(stack, email: str, subject: str | None = None) -> list[dict]:
 
 def ask(stack, email: str, kind: str, **fields) -> tuple[str, dict]:
     """Submit and verify a request for the operator's own site; (request id, the verify answer)."""
-    submitted = stack.post("/v1/requests", json={"site": SITE, "type": kind, "email": email, **fields},
-                           headers={"Accept": "application/json"})
+    submitted = stack.post(
+        "/v1/requests",
+        json={"site": SITE, "type": kind, "email": email, **fields},
+        headers={"Accept": "application/json"},
+    )
     assert submitted.status_code == 202, submitted.text
     request_id = submitted.json()["request_id"]
-    mail = wait_for(lambda: next((m for m in mails_to(stack, email) if f"/verify/{request_id}" in m["text"]), None),
-                    "the verification code")
+    mail = wait_for(
+        lambda: next((m for m in mails_to(stack, email) if f"/verify/{request_id}" in m["text"]), None),
+        "the verification code",
+    )
     code = re.search(r"\b(\d{6})\b", mail["text"]).group(1)
-    verified = stack.post(f"/v1/requests/{request_id}/verify", json={"code": code}, headers={"Accept": "application/json"})
+    verified = stack.post(
+        f"/v1/requests/{request_id}/verify", json={"code": code}, headers={"Accept": "application/json"}
+    )
     assert verified.status_code == 200, verified.text
     return request_id, verified.json()
 
@@ -107,16 +128,19 @@ def status(stack, request_id: str, token: str) -> dict:
 
 
 def wait_status(stack, request_id: str, token: str, wanted: str) -> dict:
-    return wait_for(lambda: (view := status(stack, request_id, token))["status"] == wanted and view,
-                    f"{request_id} to be {wanted}")
+    return wait_for(
+        lambda: (view := status(stack, request_id, token))["status"] == wanted and view, f"{request_id} to be {wanted}"
+    )
 
 
 def email_hash(stack, email: str) -> str:
     """The keyed hash rightsdesk files the address under (rightsdesk.platform.hashing), with the local run's key:
     RIGHTSDESK_HASH_KEY when this session has one (tests/unit/conftest.py sets it, and the stack and the
     CLI inherit it), else the run's secret."""
-    key = os.environ.get("RIGHTSDESK_HASH_KEY") or stack.client("secretsmanager").get_secret_value(
-        SecretId="rightsdesk-local-HashKeySecret")["SecretString"]
+    key = (
+        os.environ.get("RIGHTSDESK_HASH_KEY")
+        or stack.client("secretsmanager").get_secret_value(SecretId="rightsdesk-local-HashKeySecret")["SecretString"]
+    )
     normal = unicodedata.normalize("NFKC", email).strip().casefold()
     return hmac.new(key.encode(), f"email\x00{normal}".encode(), hashlib.sha256).hexdigest()
 
@@ -184,20 +208,29 @@ def test_a_withdrawn_consent_and_a_restriction_stop_the_next_newsletter(stack, p
 
     body = tmp_path / "issue.txt"
     body.write_text("Hello from the platform.\n\nWhat is new this month.")
-    sent = cli_json(stack, "newsletter", "send", "--issue", "n1", "--subject", "Platform news 1", "--body-file", str(body))
+    sent = cli_json(
+        stack, "newsletter", "send", "--issue", "n1", "--subject", "Platform news 1", "--body-file", str(body)
+    )
     # the withdrawer left the list with the withdrawal; the restricter is on it but skipped
     assert (sent["queued"], sent["skipped"]) == (3, 1)
     expected = {people[r] for r in ("reader", "other", "eraser")}
-    got = wait_for(lambda: (found := {m["to"][0] for m in stack.outbox() if m["subject"] == "Platform news 1"})
-                   >= expected and found, "the newsletter")
+    got = wait_for(
+        lambda: (
+            (found := {m["to"][0] for m in stack.outbox() if m["subject"] == "Platform news 1"}) >= expected and found
+        ),
+        "the newsletter",
+    )
     assert got == expected, "neither the withdrawer nor the restricter gets it"
 
     ledger = cli_json(stack, "consents", "show", "--email", people["withdrawer"])["consents"]
-    assert [(c["purpose"], c["state"], c["withdrawn_source"]) for c in ledger] == \
-        [("newsletter", "withdrawn", f"request:{withdrawal}")]
+    assert [(c["purpose"], c["state"], c["withdrawn_source"]) for c in ledger] == [
+        ("newsletter", "withdrawn", f"request:{withdrawal}")
+    ]
 
     rightsdesk(stack, "contacts", "lift-restriction", "--email", people["restricter"])
-    sent = cli_json(stack, "newsletter", "send", "--issue", "n2", "--subject", "Platform news 2", "--body-file", str(body))
+    sent = cli_json(
+        stack, "newsletter", "send", "--issue", "n2", "--subject", "Platform news 2", "--body-file", str(body)
+    )
     assert (sent["queued"], sent["skipped"]) == (4, 0)
     wait_for(lambda: mails_to(stack, people["restricter"], "Platform news 2"), "the newsletter after the lift")
     assert not mails_to(stack, people["withdrawer"], "Platform news")
@@ -219,10 +252,19 @@ def test_an_erasure_leaves_the_address_nowhere_but_as_a_keyed_hash(stack, people
 
     subject_hash = email_hash(stack, eraser)
     # the stream handler audits the consent record's deletion and both purges: wait for them
-    wait_for(lambda: sum(1 for item in scan(stack) if item["sk"]["S"].startswith("AUDIT#")
-                         and item.get("cause", {}).get("S") == "erasure"
-                         and item["pk"]["S"] in (f"CONTACT#{subject_hash}", f"REQ#{access}", f"REQ#{erasure}")) == 7,
-             "the erasure's audit events")  # contact, list, consent, 2 pointers; 2 purges
+    wait_for(
+        lambda: (
+            sum(
+                1
+                for item in scan(stack)
+                if item["sk"]["S"].startswith("AUDIT#")
+                and item.get("cause", {}).get("S") == "erasure"
+                and item["pk"]["S"] in (f"CONTACT#{subject_hash}", f"REQ#{access}", f"REQ#{erasure}")
+            )
+            == 7
+        ),
+        "the erasure's audit events",
+    )  # contact, list, consent, 2 pointers; 2 purges
     everything = json.dumps(scan(stack))
     assert eraser not in everything and "Era Ser" not in everything and "my chats of May" not in everything
     assert f"SUPPRESS#{subject_hash}" in everything, "kept: the keyed hash, so it is never emailed again"
@@ -239,15 +281,19 @@ def test_a_rectification_waits_for_the_operator_and_is_applied_on_approval(stack
     request_id, verified = ask(stack, fixer, "rectification", name="Fiona Fixed", details="my name is misspelt")
     wait_for(lambda: mails_to(stack, fixer, "correction"), "the acknowledgement")
     queue = cli_json(stack, "requests", "list", "--route", "internal")["requests"]
-    assert [(r["request_id"], r["status"]) for r in queue if r["request_id"] == request_id] == [(request_id, "in_progress")]
-    assert request_id not in {r["request_id"] for r in cli_json(stack, "requests", "list", "--route", "internal",
-                                                                 "--overdue")["requests"]}
+    assert [(r["request_id"], r["status"]) for r in queue if r["request_id"] == request_id] == [
+        (request_id, "in_progress")
+    ]
+    assert request_id not in {
+        r["request_id"] for r in cli_json(stack, "requests", "list", "--route", "internal", "--overdue")["requests"]
+    }
 
     resolved = cli_json(stack, "requests", "resolve", request_id, "--approve", "--note", "Corrected everywhere.")
 
     assert resolved["request"]["status"] == "completed"
     contact = stack.client("dynamodb").get_item(
-        TableName=TABLE, Key={"pk": {"S": f"CONTACT#{email_hash(stack, fixer)}"}, "sk": {"S": "CONTACT"}})["Item"]
+        TableName=TABLE, Key={"pk": {"S": f"CONTACT#{email_hash(stack, fixer)}"}, "sk": {"S": "CONTACT"}}
+    )["Item"]
     assert contact["name"]["S"] == "Fiona Fixed"
     answer = wait_for(lambda: mails_to(stack, fixer, "answered"), "the answer")[-1]
     assert "We have corrected your data" in answer["text"] and "Corrected everywhere." in answer["text"]
@@ -287,13 +333,23 @@ def seed_year(stack) -> list[dict]:
         created = verified - timedelta(minutes=10)
         closed = verified + timedelta(days=close_days) if close_days is not None else None
         request_id = f"dsr_seed{SEEDED_YEAR}{n:04d}"
-        items.append(RequestItem(
-            RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=controller_id,
-            site=controller_id, request_type=kind, status=state, created_at=created, verified_at=verified,
-            due_at=verified + timedelta(days=due_days), updated_at=closed or verified,
-            gsi1pk=f"CTRL#{controller_id}",
-            gsi1sk=f"{state}#{created.strftime('%Y-%m-%dT%H:%M:%SZ')}#{request_id}",
-        ).serialize())
+        items.append(
+            RequestItem(
+                RequestItem.key(request_id),
+                RequestItem.SK,
+                request_id=request_id,
+                controller_id=controller_id,
+                site=controller_id,
+                request_type=kind,
+                status=state,
+                created_at=created,
+                verified_at=verified,
+                due_at=verified + timedelta(days=due_days),
+                updated_at=closed or verified,
+                gsi1pk=f"CTRL#{controller_id}",
+                gsi1sk=f"{state}#{created.strftime('%Y-%m-%dT%H:%M:%SZ')}#{request_id}",
+            ).serialize()
+        )
     dynamodb = stack.client("dynamodb")
     for item in items:
         dynamodb.put_item(TableName=TABLE, Item=item)
@@ -308,8 +364,14 @@ def test_the_annual_report_matches_a_seeded_year(stack, people, tmp_path):
 
     requests_ = figures["requests"]
     assert requests_["total"] == len(seeded)
-    assert requests_["by_type"] == {"access": 4, "complaint": 1, "erasure": 2, "objection": 1, "portability": 1,
-                                    "rectification": 1}
+    assert requests_["by_type"] == {
+        "access": 4,
+        "complaint": 1,
+        "erasure": 2,
+        "objection": 1,
+        "portability": 1,
+        "rectification": 1,
+    }
     assert requests_["by_route"] == {"internal": 6, "webhook": 4}  # the demo controller takes webhooks
     assert requests_["by_outcome"] == {"completed": 6, "rejected": 1, "cancelled": 1, "open": 2}
     assert (requests_["answered"], requests_["answered_on_time"], requests_["on_time_share"]) == (7, 5, 0.714)
@@ -332,10 +394,14 @@ def test_an_extension_to_a_date_from_the_cli_runs_through_that_day(stack, people
     extended = person("extended")
     request_id, verified = ask(stack, extended, "complaint", details="Please look into this.")
     PERSONAL.add("Please look into this.")
-    wait_for(lambda: status(stack, request_id, verified["status_token"])["status"] == "in_progress", "the operator queue")
+    wait_for(
+        lambda: status(stack, request_id, verified["status_token"])["status"] == "in_progress", "the operator queue"
+    )
     due = datetime.fromisoformat(verified["due_at"].replace("Z", "+00:00"))
     day = (due + timedelta(days=10)).date().isoformat()
 
-    resolved = cli_json(stack, "requests", "resolve", request_id, "--extend-to", day, "--reason", "We need our archive.")
+    resolved = cli_json(
+        stack, "requests", "resolve", request_id, "--extend-to", day, "--reason", "We need our archive."
+    )
 
     assert resolved["request"]["due_at"].startswith(f"{day}T23:59:59"), resolved["request"]["due_at"]

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 LANGUAGES = ("en", "de", "sl")
 OTHER = {"en": "de", "de": "sl", "sl": "en"}  # what the browser claims to prefer instead
-POLICY_TEXT = "<h1>Privacy</h1>\n<p>Transcripts are kept 30 days.</p>\n".encode()
+POLICY_TEXT = b"<h1>Privacy</h1>\n<p>Transcripts are kept 30 days.</p>\n"
 # A word of each page in each language, so "in the chosen language" is more than the lang attribute.
 WORDS = {
     "form": {"en": "request", "de": "Anfrage", "sl": "zahtev"},
@@ -37,19 +37,31 @@ WORDS = {
 
 def rightsdesk(stack, *args: str, **variables: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **variables}
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG",
-                 "RIGHTSDESK_LOCAL_URL", "RIGHTSDESK_LOCAL_MOTO_URL", "MAIL_QUEUE_URL", "DELIVERY_QUEUE_URL",
-                 "HASH_KEY_SECRET_ARN"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "RIGHTSDESK_TABLE",
+        "RIGHTSDESK_STACK",
+        "RIGHTSDESK_DEBUG",
+        "RIGHTSDESK_LOCAL_URL",
+        "RIGHTSDESK_LOCAL_MOTO_URL",
+        "MAIL_QUEUE_URL",
+        "DELIVERY_QUEUE_URL",
+        "HASH_KEY_SECRET_ARN",
+    ):
         if name not in variables:
             env.pop(name, None)
-    return subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
-                          check=False)
+    return subprocess.run(
+        [*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO, check=False
+    )
 
 
 def ports_of(stack) -> dict[str, str]:
     """The variables `make run` would have been started with for this stack."""
-    return {"RIGHTSDESK_LOCAL_PORT": str(urlsplit(stack.base_url).port),
-            "RIGHTSDESK_LOCAL_MOTO_PORT": str(urlsplit(stack.moto_url).port)}
+    return {
+        "RIGHTSDESK_LOCAL_PORT": str(urlsplit(stack.base_url).port),
+        "RIGHTSDESK_LOCAL_MOTO_PORT": str(urlsplit(stack.moto_url).port),
+    }
 
 
 class Browser:
@@ -99,10 +111,25 @@ def published_policy(stack, tmp_path_factory):
     (folder / "summary-de.md").write_text("Kürzere Aufbewahrung.")
     (folder / "policy.html").write_bytes(POLICY_TEXT)
     doc = f"privacy-{uuid.uuid4().hex[:6]}"
-    result = rightsdesk(stack, "--json", "policy", "publish", "--doc", doc, "--version", "2026-12",
-                        "--url", "https://example.com/privacy", "--summary-file", str(folder / "summary.md"),
-                        "--summary-file-de", str(folder / "summary-de.md"), "--text-file", str(folder / "policy.html"),
-                        **ports_of(stack))
+    result = rightsdesk(
+        stack,
+        "--json",
+        "policy",
+        "publish",
+        "--doc",
+        doc,
+        "--version",
+        "2026-12",
+        "--url",
+        "https://example.com/privacy",
+        "--summary-file",
+        str(folder / "summary.md"),
+        "--summary-file-de",
+        str(folder / "summary-de.md"),
+        "--text-file",
+        str(folder / "policy.html"),
+        **ports_of(stack),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return doc, json.loads(result.stdout)
 
@@ -122,8 +149,9 @@ def test_the_whole_path_and_its_errors_stay_in_the_chosen_language(stack, own_co
     assert refused.status_code == 422
     in_language(refused, lang)
 
-    unknown = browser.post(action, {"site": "no-such-site.example", "type": "access",
-                                    "email": "x@example.org", "locale": lang})
+    unknown = browser.post(
+        action, {"site": "no-such-site.example", "type": "access", "email": "x@example.org", "locale": lang}
+    )
     assert unknown.status_code == 422
     in_language(unknown, lang)
 
@@ -159,12 +187,15 @@ def test_the_whole_path_and_its_errors_stay_in_the_chosen_language(stack, own_co
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("path, status", [
-    ("/status/dsr_0000?token=rst_nothing", 404),
-    ("/verify/dsr_0000", 200),
-    ("/v1/unsubscribe?token=bad", 400),
-    ("/v1/policies/no-such-policy", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/status/dsr_0000?token=rst_nothing", 404),
+        ("/verify/dsr_0000", 200),
+        ("/v1/unsubscribe?token=bad", 400),
+        ("/v1/policies/no-such-policy", 404),
+    ],
+)
 def test_error_and_edge_pages_are_in_the_chosen_language(stack, lang, path, status):
     separator = "&" if "?" in path else "?"
     response = Browser(stack, lang).get(f"{path}{separator}lang={lang}")
@@ -175,13 +206,16 @@ def test_error_and_edge_pages_are_in_the_chosen_language(stack, lang, path, stat
 def test_a_status_link_without_lang_uses_the_requests_own_language(stack, own_controller):
     browser = Browser(stack, "sl")
     email = f"lang-{uuid.uuid4().hex[:10]}@example.org"
-    submitted = stack.post("/v1/requests", json={"site": own_controller.site, "type": "access", "email": email,
-                                                 "locale": "sl"},
-                           headers={"Accept": "application/json"})
+    submitted = stack.post(
+        "/v1/requests",
+        json={"site": own_controller.site, "type": "access", "email": email, "locale": "sl"},
+        headers={"Accept": "application/json"},
+    )
     request_id = submitted.json()["request_id"]
     code = re.search(r"\b(\d{6})\b", stack.wait_for_mail(email)["text"]).group(1)
-    token = stack.post(f"/v1/requests/{request_id}/verify", json={"code": code},
-                       headers={"Accept": "application/json"}).json()["status_token"]
+    token = stack.post(
+        f"/v1/requests/{request_id}/verify", json={"code": code}, headers={"Accept": "application/json"}
+    ).json()["status_token"]
     page = browser.get(f"/status/{request_id}?token={token}")  # the browser prefers German
     in_language(page, "sl")
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from rightsdesk.routing import delivery
 from rightsdesk.outbound import notify
+from rightsdesk.routing import delivery
 from tests.support.flows import Flow, wait_for
 
 pytestmark = pytest.mark.integration
@@ -55,8 +55,19 @@ PAUSED = {"email": f"jan.golob.{RUN}@example.org", "name": f"Jan Golob {RUN}", "
 WAITING = {"email": f"kaja.turk.{RUN}@example.org", "name": f"Kaja Turk {RUN}", "details": f"note {RUN}-14"}
 # A controller's reason that names the subject: it waits on the request for the mail, never in a queue.
 REASON = f"Iva Bizjak {RUN} has no account with us"
-SUBJECTS = (DELIVERED, CANCELLED, UNVERIFIED, HOOK_FAILED, MAIL_FAILED, PULLED, IN_PROGRESS, COMPLETED, REJECTED,
-            PAUSED, WAITING)
+SUBJECTS = (
+    DELIVERED,
+    CANCELLED,
+    UNVERIFIED,
+    HOOK_FAILED,
+    MAIL_FAILED,
+    PULLED,
+    IN_PROGRESS,
+    COMPLETED,
+    REJECTED,
+    PAUSED,
+    WAITING,
+)
 PERSONAL = [value for subject in SUBJECTS for value in subject.values() if value] + [REASON]
 REPO = Path(__file__).resolve().parents[2]
 NOTIFIER, DISPATCHER = "NotifierFunction", "DispatcherFunction"
@@ -65,10 +76,22 @@ NOTIFIER, DISPATCHER = "NotifierFunction", "DispatcherFunction"
 def cli(stack, *args: str) -> dict:
     return stack.cli_json(*args)
 
+
 def register(stack, mode: str) -> str:
     site = f"pii-{mode}-{RUN}"
-    cli(stack, "controllers", "add", "--name", f"Shop {site}", "--site", site, "--contact",
-        f"privacy@{site}.example.net", "--delivery", mode)
+    cli(
+        stack,
+        "controllers",
+        "add",
+        "--name",
+        f"Shop {site}",
+        "--site",
+        site,
+        "--contact",
+        f"privacy@{site}.example.net",
+        "--delivery",
+        mode,
+    )
     return site
 
 
@@ -85,12 +108,16 @@ def verify_as(flow: Flow, subject: dict, story: dict, site: str = "demo") -> str
     return request_id
 
 
-def fail_attempts(flow: Flow, attempts: int, *, delay, logged: str, fragment: str, last_wait: float | None = None) -> None:
+def fail_attempts(
+    flow: Flow, attempts: int, *, delay, logged: str, fragment: str, last_wait: float | None = None
+) -> None:
     """Let each failed attempt come back (the clock moves by its retry delay); after the last one
     the clock moves `last_wait` (the queue's own visibility timeout, towards the dead-letter queue)."""
     for attempt in range(1, attempts + 1):
         wait_for(lambda: flow.logged(logged, fragment, f'"attempt":{attempt},'), f"attempt {attempt} to fail")
-        flow.stack.advance_past_retry(last_wait if attempt == attempts and last_wait is not None else delay(attempt) + 1)
+        flow.stack.advance_past_retry(
+            last_wait if attempt == attempts and last_wait is not None else delay(attempt) + 1
+        )
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +134,26 @@ def run(launch_stack):
     wait_for(lambda: flow.status(rid) == "delivered", "the webhook delivery")
     seen = stack.get(f"/v1/controller/requests/{rid}", headers=api)
     assert seen.status_code == 200 and DELIVERED["email"] in seen.text, "the controller sees it before the purge"
-    assert stack.post(f"/v1/controller/requests/{rid}/status", json={"status": "acknowledged"},
-                      headers=api).status_code == 200
+    assert (
+        stack.post(f"/v1/controller/requests/{rid}/status", json={"status": "acknowledged"}, headers=api).status_code
+        == 200
+    )
 
-    cancelled = flow.submit_and_verify(CANCELLED["email"], name=CANCELLED["name"], details=CANCELLED["details"],
-                                       headers={"Idempotency-Key": f"pii-{RUN}"})
+    cancelled = flow.submit_and_verify(
+        CANCELLED["email"],
+        name=CANCELLED["name"],
+        details=CANCELLED["details"],
+        headers={"Idempotency-Key": f"pii-{RUN}"},
+    )
     story["tokens"].append(cancelled["status_token"])
     wait_for(lambda: flow.status(cancelled["request_id"]) == "delivered", "the second delivery")
-    assert stack.post(f"/v1/requests/{cancelled['request_id']}/cancel", headers={
-        "Authorization": f"Bearer {cancelled['status_token']}", "Accept": "application/json"}).status_code == 200
+    assert (
+        stack.post(
+            f"/v1/requests/{cancelled['request_id']}/cancel",
+            headers={"Authorization": f"Bearer {cancelled['status_token']}", "Accept": "application/json"},
+        ).status_code
+        == 200
+    )
 
     unverified = flow.submit(UNVERIFIED["email"], name=UNVERIFIED["name"])
     assert unverified.status_code == 202
@@ -145,15 +183,20 @@ def run(launch_stack):
     story["statuses"].update({rid: "acknowledged", cancelled["request_id"]: "cancelled"})
 
     # Through the controller API: in progress, completed, rejected with a reason that names the subject.
-    for subject, report in ((IN_PROGRESS, {"status": "in_progress"}), (COMPLETED, {"status": "completed"}),
-                            (REJECTED, {"status": "rejected", "reason": REASON})):
+    for subject, report in (
+        (IN_PROGRESS, {"status": "in_progress"}),
+        (COMPLETED, {"status": "completed"}),
+        (REJECTED, {"status": "rejected", "reason": REASON}),
+    ):
         request_id = verify_as(flow, subject, story)
         wait_for(lambda: flow.status(request_id) == "delivered", "the delivery")
         answer = stack.post(f"/v1/controller/requests/{request_id}/status", json=report, headers=api)
         assert answer.status_code == 200, answer.text
         story["statuses"][request_id] = report["status"]
-    rejected_mail = wait_for(lambda: [m for m in flow.mails_to(REJECTED["email"]) if REASON in (m["text"] or "")],
-                             "the rejection's mail, with the reason read at send time")
+    rejected_mail = wait_for(
+        lambda: [m for m in flow.mails_to(REJECTED["email"]) if REASON in (m["text"] or "")],
+        "the rejection's mail, with the reason read at send time",
+    )
     assert rejected_mail
 
     # A pull controller that does not fetch: the request waits, forwarded.
@@ -165,33 +208,52 @@ def run(launch_stack):
     # (Every webhook fails meanwhile, whatever it is about: the count must not depend on other deliveries.)
     stack._ok(stack.post("/_dev/webhooks", json={"fail": {"status": 503, "times": 1000}}))
     hook_failed = verify_as(flow, HOOK_FAILED, story)
-    fail_attempts(flow, delivery.DEFAULT_MAX_ATTEMPTS - 1, delay=delivery.retry_delay, logged="delivery failed",
-                  fragment=hook_failed)  # the next, last attempt gives up at once
+    fail_attempts(
+        flow,
+        delivery.DEFAULT_MAX_ATTEMPTS - 1,
+        delay=delivery.retry_delay,
+        logged="delivery failed",
+        fragment=hook_failed,
+    )  # the next, last attempt gives up at once
     wait_for(lambda: flow.status(hook_failed) == "delivery_failed", "delivery_failed after the last attempt")
-    wait_for(lambda: [b for b in flow.peek("DeliveryDeadLetterQueue") if b.get("request_id") == hook_failed],
-             "the route message in the dead-letter queue")
+    wait_for(
+        lambda: [b for b in flow.peek("DeliveryDeadLetterQueue") if b.get("request_id") == hook_failed],
+        "the route message in the dead-letter queue",
+    )
     stack._ok(stack.post("/_dev/webhooks", json={"fail": {"times": 0}}))
     story["statuses"][hook_failed] = "delivery_failed"
 
     # An email controller whose forwarding mail SES refuses every time (and the subject's confirmation
     # with it): the request is delivery_failed, both mails wait in the mail dead-letter queue.
     mail_site = register(stack, "email")
-    submitted = flow.submit(MAIL_FAILED["email"], site=mail_site, name=MAIL_FAILED["name"],
-                            details=MAIL_FAILED["details"])
+    submitted = flow.submit(
+        MAIL_FAILED["email"], site=mail_site, name=MAIL_FAILED["name"], details=MAIL_FAILED["details"]
+    )
     mail_failed = submitted.json()["request_id"]
     code = flow.code(MAIL_FAILED["email"])
     story["codes"].append(code)
-    flow.inject({"service": "ses", "operation": "SendRawEmail", "error": "MessageRejected", "times": -1,
-                 "function": NOTIFIER})
+    flow.inject(
+        {"service": "ses", "operation": "SendRawEmail", "error": "MessageRejected", "times": -1, "function": NOTIFIER}
+    )
     verified = flow.verify(mail_failed, code)
     assert verified.status_code == 200
     story["tokens"].append(verified.json()["status_token"])
-    wait_for(lambda: flow.logged("mail not sent", f"forward-{mail_failed}", '"attempt":1,'), "the forwarding mail tried")
-    fail_attempts(flow, notify.DEFAULT_MAX_ATTEMPTS, delay=notify.retry_delay, logged="mail not sent",
-                  fragment=f"forward-{mail_failed}", last_wait=91)
+    wait_for(
+        lambda: flow.logged("mail not sent", f"forward-{mail_failed}", '"attempt":1,'), "the forwarding mail tried"
+    )
+    fail_attempts(
+        flow,
+        notify.DEFAULT_MAX_ATTEMPTS,
+        delay=notify.retry_delay,
+        logged="mail not sent",
+        fragment=f"forward-{mail_failed}",
+        last_wait=91,
+    )
     wait_for(lambda: flow.status(mail_failed) == "delivery_failed", "delivery_failed: the mail never went")
-    wait_for(lambda: f"forward-{mail_failed}" in {b["mail_id"] for b in flow.peek("MailDeadLetterQueue")},
-             "the forwarding mail in the dead-letter queue")
+    wait_for(
+        lambda: f"forward-{mail_failed}" in {b["mail_id"] for b in flow.peek("MailDeadLetterQueue")},
+        "the forwarding mail in the dead-letter queue",
+    )
     flow.clear_faults()
     story["statuses"][mail_failed] = "delivery_failed"
     story["failed"] = {hook_failed, mail_failed}
@@ -226,10 +288,20 @@ def test_the_story_reached_every_status_a_request_can_rest_in(run):
     seen = {request_id: flow.status(request_id) for request_id in run["statuses"]}
     assert seen == run["statuses"]
     assert set(seen.values()) | {"expired"} >= {
-        "identity_unverified", "verified", "forwarded", "acknowledged", "in_progress", "completed", "rejected",
-        "delivery_failed", "cancelled", "expired"}
-    assert ("identity_unverified", "expired") in [(e.get("from_status"), e.get("to_status"))
-                                                  for e in flow.audit(f"REQ#{run['unverified_rid']}")]
+        "identity_unverified",
+        "verified",
+        "forwarded",
+        "acknowledged",
+        "in_progress",
+        "completed",
+        "rejected",
+        "delivery_failed",
+        "cancelled",
+        "expired",
+    }
+    assert ("identity_unverified", "expired") in [
+        (e.get("from_status"), e.get("to_status")) for e in flow.audit(f"REQ#{run['unverified_rid']}")
+    ]
 
 
 def test_no_log_line_or_metric_holds_personal_data(run):
@@ -307,8 +379,10 @@ def test_every_mail_message_is_its_kind_and_ids(run):
     for name in ("MailQueue", "MailDeadLetterQueue"):
         for body in flow.peek(name):
             assert set(body) == {"mail_id", "kind", "ids"}, body
-            assert all(isinstance(v, int) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,127}", v)
-                       for v in body["ids"].values())
+            assert all(
+                isinstance(v, int) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:#-]{0,127}", v)
+                for v in body["ids"].values()
+            )
 
 
 def flow_hash_key(flow: Flow) -> bytes:
@@ -320,6 +394,11 @@ def flow_hash_key(flow: Flow) -> bytes:
     if os.environ.get("RIGHTSDESK_HASH_KEY"):
         return os.environ["RIGHTSDESK_HASH_KEY"].encode()
 
-    secrets = boto3.client("secretsmanager", endpoint_url=flow.stack.moto_url, region_name="eu-central-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    secrets = boto3.client(
+        "secretsmanager",
+        endpoint_url=flow.stack.moto_url,
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return secrets.get_secret_value(SecretId="rightsdesk-local-HashKeySecret")["SecretString"].encode()

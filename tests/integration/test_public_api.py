@@ -118,7 +118,9 @@ def test_submit_verify_follow_and_cancel(stack, api):
     assert [step["status"] for step in view["timeline"]][:2] == ["identity_unverified", "verified"]
     assert email not in status.text and "Ana" not in status.text, "the status view holds no personal data"
 
-    cancelled = api.post(f"{stack.base_url}/v1/requests/{request_id}/cancel", headers={"Authorization": f"Bearer {token}"})
+    cancelled = api.post(
+        f"{stack.base_url}/v1/requests/{request_id}/cancel", headers={"Authorization": f"Bearer {token}"}
+    )
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     after = api.get(f"{stack.base_url}/v1/requests/{request_id}", headers={"Authorization": f"Bearer {token}"})
@@ -149,10 +151,16 @@ def test_browser_submission_redirects_to_the_code_page(stack):
 def test_the_same_idempotency_key_returns_the_same_request_and_one_email(stack, api):
     email = new_email()
     key = str(uuid.uuid4())
-    first = api.post(f"{stack.base_url}/v1/requests", json={"site": "demo", "type": "access", "email": email},
-                     headers={"Idempotency-Key": key})
-    second = api.post(f"{stack.base_url}/v1/requests", json={"site": "demo", "type": "access", "email": email},
-                      headers={"Idempotency-Key": key})
+    first = api.post(
+        f"{stack.base_url}/v1/requests",
+        json={"site": "demo", "type": "access", "email": email},
+        headers={"Idempotency-Key": key},
+    )
+    second = api.post(
+        f"{stack.base_url}/v1/requests",
+        json={"site": "demo", "type": "access", "email": email},
+        headers={"Idempotency-Key": key},
+    )
     assert first.status_code == second.status_code == 202
     assert first.json()["request_id"] == second.json()["request_id"]
     stack.wait_for_mail(email)
@@ -164,8 +172,14 @@ def test_one_idempotency_key_is_one_request_however_the_site_is_spelled(stack, a
     that spells the site " Demo " or "DEMO\t" gets the first answer, not a second request."""
     email = new_email()
     key = str(uuid.uuid4())
-    answers = [api.post(f"{stack.base_url}/v1/requests", json={"site": site, "type": "access", "email": email},
-                        headers={"Idempotency-Key": key}) for site in ("demo", " Demo ", "DEMO\t")]
+    answers = [
+        api.post(
+            f"{stack.base_url}/v1/requests",
+            json={"site": site, "type": "access", "email": email},
+            headers={"Idempotency-Key": key},
+        )
+        for site in ("demo", " Demo ", "DEMO\t")
+    ]
     assert [answer.status_code for answer in answers] == [202, 202, 202]
     assert len({answer.json()["request_id"] for answer in answers}) == 1
     stack.wait_for_mail(email)
@@ -200,30 +214,73 @@ def test_security_headers_are_set(stack):
 
 
 BAD_SUBMISSIONS = [
-    ("malformed json", {"data": '{"site": "demo", "type": ', "headers": {"Content-Type": "application/json"}},
-     400, "malformed_json", None),
-    ("wrong content type", {"data": "site=demo", "headers": {"Content-Type": "text/plain"}},
-     415, "unsupported_media_type", None),
-    ("body over 16 KB", {"json": {"site": "demo", "type": "access", "email": "big@example.org", "details": "x" * 17000}},
-     413, "payload_too_large", None),
-    ("unknown type", {"json": {"site": "demo", "type": "teleport", "email": "t@example.org"}},
-     422, "invalid_input", ("type", "invalid_choice")),
-    ("invalid email", {"json": {"site": "demo", "type": "access", "email": "not-an-address"}},
-     422, "invalid_input", ("email", "invalid_email")),
-    ("overlong email", {"json": {"site": "demo", "type": "access", "email": "a" * 250 + "@example.org"}},
-     422, "invalid_input", ("email", "too_long")),
-    ("unknown site", {"json": {"site": "nobody-registered-this", "type": "access", "email": "u@example.org"}},
-     422, "unknown_site", ("site", "unknown_site")),
-    ("missing fields", {"json": {"type": "access"}},
-     422, "invalid_input", ("site", "required")),
-    ("withdrawal without purposes", {"json": {"site": "demo", "type": "consent_withdrawal", "email": "w@example.org"}},
-     422, "invalid_input", ("purposes", "purposes_required")),
+    (
+        "malformed json",
+        {"data": '{"site": "demo", "type": ', "headers": {"Content-Type": "application/json"}},
+        400,
+        "malformed_json",
+        None,
+    ),
+    (
+        "wrong content type",
+        {"data": "site=demo", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "body over 16 KB",
+        {"json": {"site": "demo", "type": "access", "email": "big@example.org", "details": "x" * 17000}},
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "unknown type",
+        {"json": {"site": "demo", "type": "teleport", "email": "t@example.org"}},
+        422,
+        "invalid_input",
+        ("type", "invalid_choice"),
+    ),
+    (
+        "invalid email",
+        {"json": {"site": "demo", "type": "access", "email": "not-an-address"}},
+        422,
+        "invalid_input",
+        ("email", "invalid_email"),
+    ),
+    (
+        "overlong email",
+        {"json": {"site": "demo", "type": "access", "email": "a" * 250 + "@example.org"}},
+        422,
+        "invalid_input",
+        ("email", "too_long"),
+    ),
+    (
+        "unknown site",
+        {"json": {"site": "nobody-registered-this", "type": "access", "email": "u@example.org"}},
+        422,
+        "unknown_site",
+        ("site", "unknown_site"),
+    ),
+    ("missing fields", {"json": {"type": "access"}}, 422, "invalid_input", ("site", "required")),
+    (
+        "withdrawal without purposes",
+        {"json": {"site": "demo", "type": "consent_withdrawal", "email": "w@example.org"}},
+        422,
+        "invalid_input",
+        ("purposes", "purposes_required"),
+    ),
     ("not an object", {"json": ["site", "demo"]}, 422, "invalid_input", None),
 ]
 
 
-@pytest.mark.parametrize("case, request_kwargs, status, code, field", BAD_SUBMISSIONS, ids=[c[0] for c in BAD_SUBMISSIONS])
-def test_bad_submissions_get_a_clear_error_and_store_nothing(stack, api, rights_table, case, request_kwargs, status, code, field):
+@pytest.mark.parametrize(
+    "case, request_kwargs, status, code, field", BAD_SUBMISSIONS, ids=[c[0] for c in BAD_SUBMISSIONS]
+)
+def test_bad_submissions_get_a_clear_error_and_store_nothing(
+    stack, api, rights_table, case, request_kwargs, status, code, field
+):
     SENT_PERSONAL.extend(["big@example.org", "t@example.org", "u@example.org", "w@example.org"])
     stack.drain()  # what earlier tests queued is handled first: their mails and items are not counted here
     items_before = item_count(rights_table)
@@ -270,8 +327,11 @@ def test_a_code_verifies_once_and_a_retry_only_repeats_the_answer_for_its_15_min
     again = api.post(f"{stack.base_url}/v1/requests/{request_id}/verify", json={"code": code})
     assert again.status_code == 200
     assert again.json()["status_token"] == first.json()["status_token"]
-    steps = [item for item in _scan(rights_table) if item["pk"] == f"REQ#{request_id}"
-             and item["sk"].startswith("AUDIT#") and item.get("to_status") == "verified"]
+    steps = [
+        item
+        for item in _scan(rights_table)
+        if item["pk"] == f"REQ#{request_id}" and item["sk"].startswith("AUDIT#") and item.get("to_status") == "verified"
+    ]
     assert len(steps) == 1, "verified once"
 
     stack.advance_clock(15 * 60 + 1)  # put back after the test (conftest.restore_stack_clocks)

@@ -23,8 +23,8 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 
-from tests.support.stack import REPO, MotoSession
 from tests.support.flows import eventually
+from tests.support.stack import REPO, MotoSession
 
 pytestmark = pytest.mark.integration
 
@@ -50,14 +50,18 @@ def item(table, request_id: str, sk: str = "REQUEST") -> dict | None:
 
 
 def audit(table, request_id: str) -> list[dict]:
-    answer = table.query(KeyConditionExpression=Key("pk").eq(f"REQ#{request_id}") & Key("sk").begins_with("AUDIT#"),
-                         ConsistentRead=True)
+    answer = table.query(
+        KeyConditionExpression=Key("pk").eq(f"REQ#{request_id}") & Key("sk").begins_with("AUDIT#"), ConsistentRead=True
+    )
     return answer["Items"]
 
 
 def deletions(table, request_id: str) -> set[tuple]:
-    return {(e["item_kind"], e["action"], e["cause"]) for e in audit(table, request_id)
-            if e["action"] in ("deleted", "personal_data_purged")}
+    return {
+        (e["item_kind"], e["action"], e["cause"])
+        for e in audit(table, request_id)
+        if e["action"] in ("deleted", "personal_data_purged")
+    }
 
 
 def submit(rstack, **fields) -> tuple[str, str]:
@@ -88,10 +92,20 @@ def sweep(rstack, **detail) -> dict:
 
 
 def cli(rstack, *args: str) -> dict:
-    env = {**os.environ, "RIGHTSDESK_LOCAL_URL": rstack.base_url, "RIGHTSDESK_LOCAL_MOTO_URL": rstack.moto_url,
-           "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "rightsdesk_cli", "--local", "--json", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "RIGHTSDESK_LOCAL_URL": rstack.base_url,
+        "RIGHTSDESK_LOCAL_MOTO_URL": rstack.moto_url,
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "rightsdesk_cli", "--local", "--json", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
 
@@ -113,7 +127,9 @@ def test_a_code_disappears_after_15_minutes(rstack, table):
 
 def test_a_delivered_requests_personal_fields_go_within_the_hour_and_its_skeleton_stays(rstack, table):
     request_id, token = verified(rstack)
-    delivered = eventually(lambda: (item(table, request_id) or {}).get("status") == "delivered" and item(table, request_id))
+    delivered = eventually(
+        lambda: (item(table, request_id) or {}).get("status") == "delivered" and item(table, request_id)
+    )
     assert delivered["email"] and delivered["retention_rule"] == "delivered_subject_data"
     assert rstack.webhooks(), "the dispatcher really delivered to the demo controller's webhook"
 
@@ -151,13 +167,26 @@ def test_a_completed_internal_request_keeps_its_personal_fields_30_days(rstack, 
     """The operator's own requests: OwnRequestsFunction completes an access request at
     once and schedules the purge in the closing write."""
     site = f"own-{uuid.uuid4().hex[:8]}"
-    cli(rstack, "controllers", "add", "--name", "Platform", "--site", site, "--contact", "dpo@platform.test",
-        "--delivery", "internal")
+    cli(
+        rstack,
+        "controllers",
+        "add",
+        "--name",
+        "Platform",
+        "--site",
+        site,
+        "--contact",
+        "dpo@platform.test",
+        "--delivery",
+        "internal",
+    )
     email = f"own-{uuid.uuid4().hex[:10]}@example.org"
     SENT_PERSONAL.append(email)
     request_id = rstack.post("/v1/requests", json={"site": site, "type": "access", "email": email}).json()["request_id"]
     assert rstack.post(f"/v1/requests/{request_id}/verify", json={"code": code_for(rstack, email)}).status_code == 200
-    closed = eventually(lambda: (item(table, request_id) or {}).get("status") == "completed" and item(table, request_id))
+    closed = eventually(
+        lambda: (item(table, request_id) or {}).get("status") == "completed" and item(table, request_id)
+    )
     assert closed["retention_rule"] == "closed_internal_request" and closed["email"] == email
 
     rstack.advance_clock(30 * DAY - HOUR)
@@ -229,11 +258,21 @@ def test_a_ttl_deletion_is_audited_as_ttl(rstack, table):
     serialize = TypeSerializer().serialize
     image = {name: serialize(value) for name, value in stored.items()}
     record = {  # what DynamoDB's TTL emits; moto never expires anything
-        "eventID": uuid.uuid4().hex, "eventName": "REMOVE", "eventSource": "aws:dynamodb", "eventVersion": "1.1",
-        "awsRegion": "eu-central-1", "eventSourceARN": "arn:aws:dynamodb:eu-central-1:123456789012:table/x/stream/y",
+        "eventID": uuid.uuid4().hex,
+        "eventName": "REMOVE",
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": "eu-central-1",
+        "eventSourceARN": "arn:aws:dynamodb:eu-central-1:123456789012:table/x/stream/y",
         "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
-        "dynamodb": {"ApproximateCreationDateTime": int(time.time()), "Keys": {"pk": image["pk"], "sk": image["sk"]},
-                     "OldImage": image, "SequenceNumber": "1", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "dynamodb": {
+            "ApproximateCreationDateTime": int(time.time()),
+            "Keys": {"pk": image["pk"], "sk": image["sk"]},
+            "OldImage": image,
+            "SequenceNumber": "1",
+            "SizeBytes": 1,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
     }
 
     answer = rstack.run("DeletionAuditFunction", {"Records": [record]})

@@ -53,8 +53,9 @@ def test_a_verify_whose_answer_was_lost_can_be_retried_for_the_codes_lifetime(st
 
     wrong = flow.verify(request_id, f"{(int(code) + 1) % 10**6:06d}")
     assert wrong.status_code == 409
-    assert wrong.json() == {"error": {"code": "not_awaiting_verification",
-                                      "message": "this request is not waiting for a code"}}
+    assert wrong.json() == {
+        "error": {"code": "not_awaiting_verification", "message": "this request is not waiting for a code"}
+    }
     assert int(flow.item(request_id)["verify_retries"]) == 3, "retries are counted, the wrong one included"
 
     stack.advance_clock(15 * 60 + 1)  # put back after the test (conftest.restore_stack_clocks)

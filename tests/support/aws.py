@@ -114,8 +114,15 @@ class MotoCloud:
     data_key_id: str | None
 
 
-def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False, env: dict[str, str | None] | None = None,
-               no_scans: str | None = None, region: str = "eu-central-1") -> MotoCloud:
+def moto_cloud(
+    patch,
+    prefix: str = "rightsdesk-test",
+    *,
+    data_key: bool = False,
+    env: dict[str, str | None] | None = None,
+    no_scans: str | None = None,
+    region: str = "eu-central-1",
+) -> MotoCloud:
     """Inside `mock_aws()`: credentials that reach nothing real, the template's tables and queues,
     and the core bound to them (settings, hash key, clients). `env` sets (or, with None, unsets)
     more variables before the settings are read; `no_scans` makes any table scan fail with it."""
@@ -127,17 +134,25 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
 
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         patch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_REGION": region, "AWS_DEFAULT_REGION": region}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }.items():
         patch.setenv(name, value)
     fast_pynamodb_sessions(patch)
     session = boto3.Session(region_name=region)
     tables = create_tables_from_template(session, prefix=prefix)
     queues = create_queues_from_template(session, prefix=prefix)
     key_id = session.client("kms").create_key(Description="test data key")["KeyMetadata"]["KeyId"] if data_key else None
-    variables: dict[str, str | None] = {"RIGHTSDESK_TABLE": tables["RightsTable"], "MAIL_QUEUE_URL": queues["MailQueue"],
-                                        "DELIVERY_QUEUE_URL": queues["DeliveryQueue"],
-                                        **({"DATA_KEY_ID": key_id} if key_id else {}), **(env or {})}
+    variables: dict[str, str | None] = {
+        "RIGHTSDESK_TABLE": tables["RightsTable"],
+        "MAIL_QUEUE_URL": queues["MailQueue"],
+        "DELIVERY_QUEUE_URL": queues["DeliveryQueue"],
+        **({"DATA_KEY_ID": key_id} if key_id else {}),
+        **(env or {}),
+    }
     for name, value in variables.items():
         if value is None:
             patch.delenv(name, raising=False)
@@ -149,6 +164,7 @@ def moto_cloud(patch, prefix: str = "rightsdesk-test", *, data_key: bool = False
     sealing.forget_clients()
     bind_table(tables["RightsTable"])
     if no_scans:
+
         def refuse_scan(*args, **kwargs):
             raise AssertionError(no_scans)
 

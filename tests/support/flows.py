@@ -9,7 +9,8 @@ import json
 import re
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -45,8 +46,9 @@ class Flow:
     def __init__(self, stack: Any, site: str = "demo"):
         self.stack = stack
         self.site = site
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name="eu-central-1")
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-central-1"
+        )
         self.sqs = session.client("sqs", endpoint_url=stack.moto_url)
         self.dynamodb = session.client("dynamodb", endpoint_url=stack.moto_url)
         self.table = session.resource("dynamodb", endpoint_url=stack.moto_url).Table(TABLE)
@@ -90,11 +92,18 @@ class Flow:
         return [(e.get("from_status"), e["to_status"]) for e in self.audit(f"REQ#{request_id}") if e.get("to_status")]
 
     def scan(self, table: str = TABLE) -> list[dict]:
-        return [item for page in self.dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
+        return [
+            item for page in self.dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]
+        ]
 
     def deliveries(self, request_id: str, event_type: str = "dsr.request.forwarded") -> list[dict]:
-        return [d for d in self.stack.webhooks() if isinstance(d["body"], dict) and d["body"].get("type") == event_type
-                and d["body"]["data"].get("request_id") == request_id]
+        return [
+            d
+            for d in self.stack.webhooks()
+            if isinstance(d["body"], dict)
+            and d["body"].get("type") == event_type
+            and d["body"]["data"].get("request_id") == request_id
+        ]
 
     def mails_to(self, address: str) -> list[dict]:
         return [mail for mail in self.stack.outbox() if address in mail["to"]]
@@ -106,8 +115,9 @@ class Flow:
         """Bodies of the messages now visible on a queue, left there."""
         seen: dict[str, dict] = {}
         for _ in range(5):
-            for message in self.sqs.receive_message(QueueUrl=self.queue_url(logical_id), MaxNumberOfMessages=10,
-                                                    VisibilityTimeout=0).get("Messages", []):
+            for message in self.sqs.receive_message(
+                QueueUrl=self.queue_url(logical_id), MaxNumberOfMessages=10, VisibilityTimeout=0
+            ).get("Messages", []):
                 seen[message["MessageId"]] = json.loads(message["Body"])
         return list(seen.values())
 
@@ -123,8 +133,11 @@ class Flow:
 
     def logged(self, message: str, *fragments: str) -> int:
         """How many log lines carry this message and every fragment (an id, '"attempt":2,')."""
-        return sum(1 for line in self.stack.logs().splitlines()
-                   if f'"message":"{message}"' in line and all(fragment in line for fragment in fragments))
+        return sum(
+            1
+            for line in self.stack.logs().splitlines()
+            if f'"message":"{message}"' in line and all(fragment in line for fragment in fragments)
+        )
 
     # ------------------------------------------------------------------ invariants
     def assert_whole(self, request_id: str) -> str:

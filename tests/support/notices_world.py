@@ -14,15 +14,14 @@ from typing import Any
 
 import boto3
 
-from rightsdesk.platform import aws_clients, config, hashing
 from rightsdesk.kernel import clock
+from rightsdesk.kernel.status import Status
 from rightsdesk.outbound import notify
+from rightsdesk.platform import aws_clients, config, hashing
 from rightsdesk.routing import registry
-from rightsdesk.store.items.table import bind_table
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
-
+from rightsdesk.store.items.table import bind_table
 from tests.support.aws import create_queues_from_template, create_tables_from_template
 
 REGION = "eu-central-1"
@@ -35,19 +34,28 @@ def aws_environment(patch) -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RIGHTSDESK_STACK", "SES_MAX_SEND_RATE"):
         patch.delenv(name, raising=False)
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION, "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING", "MAIL_FROM": SENDER,
-        "PUBLIC_BASE_URL": "https://rights.test", "OPERATOR_EMAIL": "operators@rights.test",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "MAIL_FROM": SENDER,
+        "PUBLIC_BASE_URL": "https://rights.test",
+        "OPERATOR_EMAIL": "operators@rights.test",
     }.items():
         patch.setenv(name, value)
 
 
 def lambda_context() -> SimpleNamespace:
     return SimpleNamespace(
-        function_name="rightsdesk-test-NotifierFunction", memory_limit_in_mb=512, function_version="$LATEST",
+        function_name="rightsdesk-test-NotifierFunction",
+        memory_limit_in_mb=512,
+        function_version="$LATEST",
         invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:rightsdesk-test-NotifierFunction",
-        aws_request_id="test-request", get_remaining_time_in_millis=lambda: 60_000,
+        aws_request_id="test-request",
+        get_remaining_time_in_millis=lambda: 60_000,
     )
 
 
@@ -83,45 +91,79 @@ class World:
 
     # ------------------------------------------------------------------ data
     def controller(self, controller_id: str, *, locale: str = "en", delivery: str = "email") -> str:
-        created = registry.register(name=f"Shop {controller_id}", site_key=controller_id.replace("_", "-"),
-                                    contact_email=f"dpo@{controller_id.replace('_', '-')}.test", delivery="email",
-                                    locale=locale, controller_id=controller_id)
+        created = registry.register(
+            name=f"Shop {controller_id}",
+            site_key=controller_id.replace("_", "-"),
+            contact_email=f"dpo@{controller_id.replace('_', '-')}.test",
+            delivery="email",
+            locale=locale,
+            controller_id=controller_id,
+        )
         if delivery != "email":
             # Registering a webhook resolves its host (the SSRF guard); these tests have no network.
             created.controller.update(actions=[ControllerItem.delivery.set(delivery)])
         return controller_id
 
-    def request(self, controller_id: str, email: str, *, status: str = Status.FORWARDED.value, locale: str = "en",
-                created_at: datetime | None = None, purged: bool = False) -> str:
+    def request(
+        self,
+        controller_id: str,
+        email: str,
+        *,
+        status: str = Status.FORWARDED.value,
+        locale: str = "en",
+        created_at: datetime | None = None,
+        purged: bool = False,
+    ) -> str:
         """A request as the dispatcher leaves it, written directly: these tests are about who is reachable."""
         request_id = hashing.new_id("dsr")
         created = created_at or clock.now() - timedelta(days=1)
         RequestItem(
-            RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=controller_id,
-            site=controller_id, request_type="access", status=status, locale=locale,
-            email=None if purged else email, subject_hash=hashing.email_hash(email), created_at=created,
+            RequestItem.key(request_id),
+            RequestItem.SK,
+            request_id=request_id,
+            controller_id=controller_id,
+            site=controller_id,
+            request_type="access",
+            status=status,
+            locale=locale,
+            email=None if purged else email,
+            subject_hash=hashing.email_hash(email),
+            created_at=created,
             personal_purged_at=clock.now() if purged else None,
-            gsi1pk=f"CTRL#{controller_id}", gsi1sk=f"{status}#{clock.isoformat(created)}#{request_id}",
+            gsi1pk=f"CTRL#{controller_id}",
+            gsi1sk=f"{status}#{clock.isoformat(created)}#{request_id}",
         ).save()
         return request_id
 
     # ------------------------------------------------------------------ the queue and the notifier
     def receive(self, limit: int = 10) -> list[dict]:
-        return self.sqs.receive_message(
-            QueueUrl=self.queues["MailQueue"], MaxNumberOfMessages=limit, MessageSystemAttributeNames=["All"]
-        ).get("Messages") or []
+        return (
+            self.sqs.receive_message(
+                QueueUrl=self.queues["MailQueue"], MaxNumberOfMessages=limit, MessageSystemAttributeNames=["All"]
+            ).get("Messages")
+            or []
+        )
 
     @staticmethod
     def event(messages: list[dict]) -> dict:
-        return {"Records": [
-            {
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1")},
-                "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:MailQueue", "awsRegion": REGION,
-            }
-            for m in messages
-        ]}
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {
+                        "ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:MailQueue",
+                    "awsRegion": REGION,
+                }
+                for m in messages
+            ]
+        }
 
     def invoke(self, messages: list[dict]) -> set[str]:
         """Run the handler on a batch; the ids of the messages it reported failed."""
@@ -148,8 +190,9 @@ class World:
             self.delete([m for m in messages if m["MessageId"] not in failed])
             for message in messages:
                 if message["MessageId"] in failed:
-                    self.sqs.change_message_visibility(QueueUrl=self.queues["MailQueue"],
-                                                       ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queues["MailQueue"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
         raise AssertionError("the mail queue did not drain")
 
     def sent(self) -> list[Any]:
@@ -188,8 +231,9 @@ class FlakySes:
             self.failures -= 1
             from botocore.exceptions import ClientError
 
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}},
-                              "SendRawEmail")
+            raise ClientError(
+                {"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendRawEmail"
+            )
         return self.client.send_raw_email(**kwargs)
 
 
@@ -197,4 +241,3 @@ def install_flaky_ses(patch) -> FlakySes:
     flaky = FlakySes(boto3.client("ses", region_name=REGION))
     patch.setattr(notify, "_ses", lambda: flaky)
     return flaky
-

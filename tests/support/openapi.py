@@ -28,10 +28,21 @@ print(module.app.get_openapi_json_schema(title="rightsdesk controller API", vers
 
 @lru_cache(maxsize=1)
 def controller_openapi() -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)]),
-           "AWS_DEFAULT_REGION": "eu-central-1", "POWERTOOLS_TRACE_DISABLED": "true",
-           "RIGHTSDESK_HASH_KEY": "openapi-only"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)]),
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "RIGHTSDESK_HASH_KEY": "openapi-only",
+    }
     app = ROOT / "functions" / "controller_api" / "app.py"
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(app)], capture_output=True, text=True, env=env,
-                         cwd=app.parent, check=True, timeout=60)
-    return json.loads(out.stdout[out.stdout.index("{"):])
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(app)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=app.parent,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout[out.stdout.index("{") :])

@@ -14,21 +14,21 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 from pynamodb.connection import Connection
-from boto3.dynamodb.types import TypeDeserializer
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.kernel import clock, retention
-from rightsdesk.intake import submissions
-from rightsdesk.routing import registry
-from rightsdesk.store.items.table import bind_table
-from rightsdesk.intake.submissions import Submission
-from rightsdesk.store.lifecycle import transition
-from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.retention import Rule
 from local.pollers import json_safe
+from rightsdesk.intake import submissions
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.retention import Rule
 from rightsdesk.kernel.status import Status
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.routing import registry
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.items.table import bind_table
+from rightsdesk.store.lifecycle import transition
 from tests.support.aws import (
     create_queues_from_template,
     create_tables_from_template,
@@ -44,9 +44,14 @@ _deserialize = TypeDeserializer().deserialize
 def aws_environment(patch) -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RIGHTSDESK_STACK"):
         patch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
         patch.setenv(name, value)
 
 
@@ -72,13 +77,20 @@ class World:
     def controller(self, *, delivery: str = "email", purge_after_seconds: int | None = None) -> str:
         controller_id = hashing.new_id("ctl")
         site = controller_id.replace("_", "-")
-        registry.register(name="Shop", site_key=site, contact_email="dpo@shop.test", delivery=delivery,
-                          controller_id=controller_id, purge_after_seconds=purge_after_seconds)
+        registry.register(
+            name="Shop",
+            site_key=site,
+            contact_email="dpo@shop.test",
+            delivery=delivery,
+            controller_id=controller_id,
+            purge_after_seconds=purge_after_seconds,
+        )
         return site
 
     def submit(self, site: str | None = None, **fields: Any) -> str:
-        submission = Submission(site=site or self.controller(), type="access", email=EMAIL, name=NAME,
-                                details=DETAILS, **fields)
+        submission = Submission(
+            site=site or self.controller(), type="access", email=EMAIL, name=NAME, details=DETAILS, **fields
+        )
         return submissions.submit(submission, locale="en").request_id
 
     def code_for(self, request_id: str) -> str:
@@ -95,10 +107,17 @@ class World:
         request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
         transition(request, Status.FORWARDED, actor="dispatcher", cause="route_email")
         at = clock.now()
-        transition(request, Status.DELIVERED, actor="dispatcher", cause="delivered_email", at=at, updates=[
-            RequestItem.delivered_at.set(at),
-            *retention.schedule_actions(request, Rule.DELIVERED_SUBJECT_DATA, at, override),
-        ])
+        transition(
+            request,
+            Status.DELIVERED,
+            actor="dispatcher",
+            cause="delivered_email",
+            at=at,
+            updates=[
+                RequestItem.delivered_at.set(at),
+                *retention.schedule_actions(request, Rule.DELIVERED_SUBJECT_DATA, at, override),
+            ],
+        )
         return at
 
     def close_internal(self, request_id: str) -> datetime:
@@ -106,19 +125,26 @@ class World:
         request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK, consistent_read=True)
         transition(request, Status.IN_PROGRESS, actor="operator")
         closed = clock.now()
-        transition(request, Status.COMPLETED, actor="operator", at=closed,
-                   updates=retention.schedule_actions(request, Rule.CLOSED_INTERNAL_REQUEST, closed))
+        transition(
+            request,
+            Status.COMPLETED,
+            actor="operator",
+            at=closed,
+            updates=retention.schedule_actions(request, Rule.CLOSED_INTERNAL_REQUEST, closed),
+        )
         return closed
 
     # ------------------------------------------------------------------ reading back
     def item(self, request_id: str, sk: str = "REQUEST") -> dict | None:
-        found = self.dynamodb.get_item(TableName=self.table, ConsistentRead=True,
-                                       Key={"pk": {"S": f"REQ#{request_id}"}, "sk": {"S": sk}}).get("Item")
+        found = self.dynamodb.get_item(
+            TableName=self.table, ConsistentRead=True, Key={"pk": {"S": f"REQ#{request_id}"}, "sk": {"S": sk}}
+        ).get("Item")
         return {name: _deserialize(value) for name, value in found.items()} if found else None
 
     def audit(self, request_id: str) -> list[dict]:
         page = self.dynamodb.query(
-            TableName=self.table, ConsistentRead=True,
+            TableName=self.table,
+            ConsistentRead=True,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
             ExpressionAttributeValues={":pk": {"S": f"REQ#{request_id}"}, ":audit": {"S": "AUDIT#"}},
         )
@@ -141,7 +167,7 @@ class World:
         """New stream records, shaped as Lambda delivers them (JSON-safe, with an eventSourceARN)."""
         items = self._shard().items
         records = []
-        for raw in items[self._seen:]:
+        for raw in items[self._seen :]:
             record = json_safe(raw.to_json())
             record.update(eventSourceARN=self.stream_arn, awsRegion=REGION)
             records.append(record)
@@ -162,6 +188,7 @@ def world_in_moto(*, no_scans: str | None = None) -> Iterator[World]:
         aws_environment(patch)
         fast_pynamodb_sessions(patch)
         if no_scans:
+
             def refuse_scan(*args, **kwargs):
                 raise AssertionError(no_scans)
 

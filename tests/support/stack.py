@@ -34,8 +34,18 @@ PYTHON = Path(sys.executable)
 SCRIPT = PYTHON.parent / "rightsdesk"
 CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rightsdesk_cli"]
 # Nothing from the developer's shell (or a handler's settings) may point the CLI at another stack.
-CLI_ENV_LEFT_OUT = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RIGHTSDESK_TABLE", "RIGHTSDESK_STACK", "RIGHTSDESK_DEBUG",
-                    "MAIL_QUEUE_URL", "DELIVERY_QUEUE_URL", "HASH_KEY_SECRET_ARN", "DATA_KEY_ID", "RIGHTSDESK_HASH_KEY")
+CLI_ENV_LEFT_OUT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "RIGHTSDESK_TABLE",
+    "RIGHTSDESK_STACK",
+    "RIGHTSDESK_DEBUG",
+    "MAIL_QUEUE_URL",
+    "DELIVERY_QUEUE_URL",
+    "HASH_KEY_SECRET_ARN",
+    "DATA_KEY_ID",
+    "RIGHTSDESK_HASH_KEY",
+)
 REGION = "eu-central-1"
 START_DEADLINE_SECONDS = 60
 STOP_DEADLINE_SECONDS = 10
@@ -44,7 +54,7 @@ PORT_ATTEMPTS = 3
 
 
 # Stacks started in this process; the clock fixture undoes each test's clock moves on every one.
-LIVE_STACKS: list["RunningStack"] = []
+LIVE_STACKS: list[RunningStack] = []
 _clock_watch = {"on": False}
 
 
@@ -82,12 +92,17 @@ class RunningStack:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """`rightsdesk --local ARGS` against this stack (as an operator's shell runs it); `check`
         asserts that it exited 0."""
-        env = {**os.environ, "RIGHTSDESK_LOCAL_MOTO_URL": self.moto_url, "RIGHTSDESK_LOCAL_URL": self.base_url,
-               "COLUMNS": "200"}
+        env = {
+            **os.environ,
+            "RIGHTSDESK_LOCAL_MOTO_URL": self.moto_url,
+            "RIGHTSDESK_LOCAL_URL": self.base_url,
+            "COLUMNS": "200",
+        }
         for name in CLI_ENV_LEFT_OUT:
             env.pop(name, None)
-        result = subprocess.run([*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env,
-                                cwd=REPO, check=False)
+        result = subprocess.run(
+            [*CLI, "--local", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO, check=False
+        )
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
         return result
@@ -100,12 +115,15 @@ class RunningStack:
         """Nothing left on the template's queue `logical_id`, visible or in flight."""
         sqs = self.client("sqs")
         url = sqs.get_queue_url(QueueName=f"rightsdesk-local-{logical_id}")["QueueUrl"]
-        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        counts = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
         return all(int(value) == 0 for value in counts.values())
 
     # ------------------------------------------------------------------ lifecycle
-    def wait_healthy(self, deadline_seconds: float = START_DEADLINE_SECONDS, port_taken_ok: bool = False) -> dict | None:
+    def wait_healthy(
+        self, deadline_seconds: float = START_DEADLINE_SECONDS, port_taken_ok: bool = False
+    ) -> dict | None:
         """The health answer once healthy. With `port_taken_ok`, None if the runner gave up because a
         port it was given is taken (exit code 2): between free_port() and the runner's bind, another
         worker's stack may have got it."""
@@ -231,8 +249,9 @@ class RunningStack:
         return response.json()
 
 
-def start_stack(log_dir: Path, *args: str, env: dict[str, str] | None = None,
-                production_limits: bool = False) -> RunningStack:
+def start_stack(
+    log_dir: Path, *args: str, env: dict[str, str] | None = None, production_limits: bool = False
+) -> RunningStack:
     """A local stack. Every test calls from 127.0.0.1 and reuses addresses, so the abuse limits are
     raised through parameter overrides (local/loopback.py), unless `production_limits` (the
     template's defaults, as a deployment without overrides has them) or the stack runs a fixture
@@ -318,8 +337,9 @@ class OwnController:
         return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
 
 
-def register_controller(stack: RunningStack, delivery: str = "webhook", *options: str,
-                        tag: str = "shop") -> OwnController:
+def register_controller(
+    stack: RunningStack, delivery: str = "webhook", *options: str, tag: str = "shop"
+) -> OwnController:
     """`rightsdesk --local controllers add` for a new site, as an operator registers one. A webhook
     controller gets a path of its own on the stack's receiver, which verifies its signatures with
     its own secret; `deliveries_to` lists what reached it."""
@@ -327,8 +347,20 @@ def register_controller(stack: RunningStack, delivery: str = "webhook", *options
     contact = f"dpo@{site}.example"
     path = f"/webhooks/{site}" if delivery == "webhook" and "--webhook-url" not in options else None
     hook = ["--webhook-url", f"{stack.receiver_url}{path}"] if path else []
-    created = stack.cli_json("controllers", "add", "--name", f"Shop {site}", "--site", site, "--contact", contact,
-                             "--delivery", delivery, *hook, *options)
+    created = stack.cli_json(
+        "controllers",
+        "add",
+        "--name",
+        f"Shop {site}",
+        "--site",
+        site,
+        "--contact",
+        contact,
+        "--delivery",
+        delivery,
+        *hook,
+        *options,
+    )
     secret = created.get("webhook_secret")
     if path and secret:
         stack._ok(stack.post("/_dev/webhooks", json={"secret": secret, "path": path}))
@@ -337,5 +369,10 @@ def register_controller(stack: RunningStack, delivery: str = "webhook", *options
 
 def deliveries_to(stack: RunningStack, controller: OwnController, event_type: str | None = None) -> list[dict]:
     """What the receiver got on that controller's own path (of that event type)."""
-    return [d for d in stack.webhooks() if d["path"] == controller.webhook_path and isinstance(d["body"], dict)
-            and (event_type is None or d["body"].get("type") == event_type)]
+    return [
+        d
+        for d in stack.webhooks()
+        if d["path"] == controller.webhook_path
+        and isinstance(d["body"], dict)
+        and (event_type is None or d["body"].get("type") == event_type)
+    ]

@@ -40,8 +40,11 @@ def test_the_local_stacks_override_the_limit_parameters_and_only_those(template)
 def test_the_web_acl_is_off_by_default_and_only_exists_when_asked_for(template):
     assert template["Parameters"]["PublicApiWaf"]["Default"] == "off"
     assert template["Conditions"]["HasPublicApiWaf"] == {"Fn::Equals": [{"Ref": "PublicApiWaf"}, "on"]}
-    waf = {name: resource for name, resource in template["Resources"].items()
-           if resource["Type"].startswith("AWS::WAFv2::")}
+    waf = {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"].startswith("AWS::WAFv2::")
+    }
     assert set(waf) == {"PublicApiWebAcl", "PublicApiWebAclAssociation"}
     assert all(resource.get("Condition") == "HasPublicApiWaf" for resource in waf.values())
 
@@ -68,10 +71,15 @@ def _decoded(resource_path: str) -> str:
 
 def test_the_public_methods_that_do_work_are_throttled_apart_from_the_controller_api(template):
     settings = props(template["Resources"]["PublicApi"])["MethodSettings"]
-    public = {(s["HttpMethod"], _decoded(s["ResourcePath"])): s for s in settings
-              if s.get("ThrottlingRateLimit") == {"Ref": "PublicApiThrottleRateLimit"}}
+    public = {
+        (s["HttpMethod"], _decoded(s["ResourcePath"])): s
+        for s in settings
+        if s.get("ThrottlingRateLimit") == {"Ref": "PublicApiThrottleRateLimit"}
+    }
     assert {("POST", "/v1/requests"), ("POST", "/v1/requests/{id}/verify")} <= set(public)
-    routes = {(method, path) for function, _, method, path, _ in api_events(template) if function == "PublicApiFunction"}
+    routes = {
+        (method, path) for function, _, method, path, _ in api_events(template) if function == "PublicApiFunction"
+    }
     for (method, path), setting in public.items():
         assert (method, path) in routes, f"{method} {path}: no such public route (renamed?)"
         assert not is_controller_route(path)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -129,7 +129,10 @@ NEW_OPEN_CONTROLLER_ROUTE = {
 
 MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]] = {
     "controller route without auth": (check_route_auth, delete(f"{EVENTS}.ListRequests.Properties.Auth")),
-    "controller route opted out": (check_route_auth, set_(f"{EVENTS}.ReportStatus.Properties.Auth", {"Authorizer": "NONE"})),
+    "controller route opted out": (
+        check_route_auth,
+        set_(f"{EVENTS}.ReportStatus.Properties.Auth", {"Authorizer": "NONE"}),
+    ),
     "new controller route left open": (check_route_auth, set_(f"{EVENTS}.Export", NEW_OPEN_CONTROLLER_ROUTE)),
     "public route behind the authorizer": (
         check_route_auth,

@@ -31,10 +31,22 @@ print(json.dumps(sorted(name for name in sys.modules if "." not in name or name.
 
 @functools.cache
 def loaded_at_import(function: str) -> set[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RIGHTSDESK_HASH_KEY": "testing"}
-    run = subprocess.run([sys.executable, "-c", _LOADED_BY_IMPORT, str(ROOT / "functions" / function / "app.py")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RIGHTSDESK_HASH_KEY": "testing",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _LOADED_BY_IMPORT, str(ROOT / "functions" / function / "app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return set(json.loads(run.stdout.strip().splitlines()[-1]))
 
@@ -45,7 +57,8 @@ def test_a_cold_start_loads_no_boto3_idempotency_or_templates(function):
     powertools' idempotency utility (which imports boto3), Jinja2 and Babel load on first use."""
     loaded = loaded_at_import(function)
     assert loaded.isdisjoint({"boto3", "s3transfer", "jinja2", "babel", "aws_xray_sdk"}), sorted(
-        loaded & {"boto3", "s3transfer", "jinja2", "babel", "aws_xray_sdk"})
+        loaded & {"boto3", "s3transfer", "jinja2", "babel", "aws_xray_sdk"}
+    )
     assert "aws_lambda_powertools.utilities.idempotency" not in loaded
     assert "botocore" in loaded, "the check sees what the handler imported"
 
@@ -57,19 +70,38 @@ def test_only_the_api_functions_load_pydantic(function):
 
 
 _CORE_LOADED_BY_IMPORT = _LOADED_BY_IMPORT.replace(
-    'if "." not in name or name.startswith("aws_lambda_powertools.")', 'if name.startswith("rightsdesk.")')
+    'if "." not in name or name.startswith("aws_lambda_powertools.")', 'if name.startswith("rightsdesk.")'
+)
 
 
 def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
     """The policy archive, unsubscribe, the export's document and the deadline watch are loaded by
     the routes that use them (their modules and the breach records behind the subject's holdings)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RIGHTSDESK_HASH_KEY": "testing"}
-    run = subprocess.run([sys.executable, "-c", _CORE_LOADED_BY_IMPORT, str(ROOT / "functions" / "public_api" / "app.py")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RIGHTSDESK_HASH_KEY": "testing",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _CORE_LOADED_BY_IMPORT, str(ROOT / "functions" / "public_api" / "app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
     assert "rightsdesk.intake.submissions" in loaded, "the check sees the core modules the handler imported"
-    on_use = {"rightsdesk.own_data.subject_data", "rightsdesk.notices.breaches", "rightsdesk.routing.deadline_watch",
-              "rightsdesk.notices.policies", "rightsdesk.notices.notice_pages", "rightsdesk.audience.unsubscribe"}
+    on_use = {
+        "rightsdesk.own_data.subject_data",
+        "rightsdesk.notices.breaches",
+        "rightsdesk.routing.deadline_watch",
+        "rightsdesk.notices.policies",
+        "rightsdesk.notices.notice_pages",
+        "rightsdesk.audience.unsubscribe",
+    }
     assert loaded.isdisjoint(on_use), sorted(loaded & on_use)

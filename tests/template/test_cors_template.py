@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -49,8 +49,11 @@ def check_preflights(tpl: dict, bearer: set[tuple[str, str]]) -> list[str]:
     events = [e for e in api_events(tpl) if not is_controller_route(e[3])]
     ours = [e for e in events if e[0] == FUNCTION]
     preflights = {(path, repr(p.get("RestApiId"))): (fn, name, p) for fn, name, m, path, p in events if m == "OPTIONS"}
-    needing = [(name, m, path, p) for _, name, m, path, p in ours if effective_authorizer(tpl, p) is None
-               and (m == "POST" or (m, path) in bearer)]
+    needing = [
+        (name, m, path, p)
+        for _, name, m, path, p in ours
+        if effective_authorizer(tpl, p) is None and (m == "POST" or (m, path) in bearer)
+    ]
     if not needing:
         problems.append(f"{FUNCTION} has no public POST or bearer route")
     for name, method, path, p in needing:
@@ -73,7 +76,9 @@ def check_preflights(tpl: dict, bearer: set[tuple[str, str]]) -> list[str]:
         problems.append(f"{FUNCTION}: CORS_ALLOW_ORIGINS does not come from the CorsAllowOrigins parameter")
     for name, api in tpl["Resources"].items():
         if api.get("Type") == "AWS::Serverless::Api" and "Cors" in props(api):
-            problems.append(f"{name}: SAM's Cors adds its own OPTIONS mocks (with `*` unless told); the function answers")
+            problems.append(
+                f"{name}: SAM's Cors adds its own OPTIONS mocks (with `*` unless told); the function answers"
+            )
     if "Cors" in ((tpl.get("Globals") or {}).get("Api") or {}):
         problems.append("Globals.Api.Cors: SAM's Cors adds its own OPTIONS mocks; the function answers")
     return problems
@@ -89,8 +94,14 @@ def test_every_public_post_and_bearer_route_has_an_open_preflight(template):
 
 def test_the_preflights_are_exactly_the_ones_pages_need(template):
     preflighted = {path for _, _, m, path, _ in api_events(template) if m == "OPTIONS"}
-    assert preflighted == {"/v1/requests", "/v1/requests/{id}/verify", "/v1/requests/{id}", "/v1/requests/{id}/cancel",
-                           "/v1/requests/{id}/export", "/v1/unsubscribe"}
+    assert preflighted == {
+        "/v1/requests",
+        "/v1/requests/{id}/verify",
+        "/v1/requests/{id}",
+        "/v1/requests/{id}/cancel",
+        "/v1/requests/{id}/export",
+        "/v1/unsubscribe",
+    }
 
 
 # ------------------------------------------------------------------ the check can fail
@@ -106,11 +117,14 @@ MUTATIONS: dict[str, Callable[[dict], None]] = {
     "a JSON POST without its preflight": delete(f"{EVENTS}.VerifyPreflight"),
     "a bearer GET without its preflight": delete(f"{EVENTS}.StatusPreflight"),
     "a new public POST without one": set_(f"{EVENTS}.Feedback", _route("/v1/feedback", "POST")),
-    "a preflight behind the authorizer": set_(f"{EVENTS}.CancelPreflight.Properties.Auth",
-                                              {"Authorizer": "ControllerAuthorizer"}),
+    "a preflight behind the authorizer": set_(
+        f"{EVENTS}.CancelPreflight.Properties.Auth", {"Authorizer": "ControllerAuthorizer"}
+    ),
     "a preflight for no route": set_(f"{EVENTS}.StrayPreflight", _route("/v1/nothing", "options")),
-    "a preflight on the controller API": set_(f"{EVENTS}.ControllerPreflight", _route("/v1/controller/requests", "options")),
-    "origins not from the parameter": set_(f"{EVENTS[:-len('Events')]}Environment.Variables.CORS_ALLOW_ORIGINS", "*"),
+    "a preflight on the controller API": set_(
+        f"{EVENTS}.ControllerPreflight", _route("/v1/controller/requests", "options")
+    ),
+    "origins not from the parameter": set_(f"{EVENTS[: -len('Events')]}Environment.Variables.CORS_ALLOW_ORIGINS", "*"),
     "SAM's own CORS": set_("Resources.PublicApi.Properties.Cors", {"AllowOrigin": "'*'"}),
 }
 

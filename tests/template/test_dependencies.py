@@ -83,9 +83,11 @@ def test_the_built_layer_ships_the_generated_pins():
         pytest.fail(f"{LAYER.relative_to(ROOT)} is missing: run `make build` first")
     shipped = {}
     for info in LAYER.glob("*.dist-info"):
-        fields = dict(line.split(": ", 1) for line in (info / "METADATA").read_text().splitlines()[:3]
-                      if ": " in line)
+        fields = dict(line.split(": ", 1) for line in (info / "METADATA").read_text().splitlines()[:3] if ": " in line)
         shipped[canonicalize_name(fields["Name"])] = fields["Version"]
-    wanted = dict(line.split("==") for line in pins_script.LAYER_REQUIREMENTS.read_text().splitlines()
-                  if line and not line.startswith("#"))
+    wanted = dict(
+        line.split("==")
+        for line in pins_script.LAYER_REQUIREMENTS.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert shipped == wanted

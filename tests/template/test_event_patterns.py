@@ -34,9 +34,12 @@ def samples(template: dict, function: str) -> list[dict]:
 
 
 def triggers(template: dict, kind: str) -> list[tuple[str, dict]]:
-    return [(name, event["Properties"])
-            for name in resources(template, "AWS::Serverless::Function")
-            for event in events_of(template, name).values() if event.get("Type") == kind]
+    return [
+        (name, event["Properties"])
+        for name in resources(template, "AWS::Serverless::Function")
+        for event in events_of(template, name).values()
+        if event.get("Type") == kind
+    ]
 
 
 def resolved(node: Any) -> Any:
@@ -55,8 +58,12 @@ def test_every_stream_filter_passes_its_samples_and_nothing_else(template):
     assert {name for name, _ in filtered} >= {"DeletionAuditFunction", "OwnRequestsFunction"}
     for name, properties in filtered:
         filters = parse_filters(properties["FilterCriteria"])
-        records = [record for sample in samples(template, name) for record in sample.get("Records", [])
-                   if record.get("eventSource") == "aws:dynamodb"]
+        records = [
+            record
+            for sample in samples(template, name)
+            for record in sample.get("Records", [])
+            if record.get("eventSource") == "aws:dynamodb"
+        ]
         assert records, f"{name}: no stream samples"
         for record in records:
             assert any(f.matches_event(record) for f in filters), f"{name}: a sample is filtered out"

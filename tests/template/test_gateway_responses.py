@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import jsonschema
 import pytest
@@ -16,12 +16,21 @@ from tests.template.test_template import delete, load_template, props, resources
 # Every response type whose answer a client of ours may see: no route (403/404), the authorizer's
 # refusals, throttling, a body too large, and the defaults every other type falls back to.
 RELIED_ON = {
-    "DEFAULT_4XX": None, "DEFAULT_5XX": None, "UNAUTHORIZED": 401, "ACCESS_DENIED": 403,
-    "MISSING_AUTHENTICATION_TOKEN": 404, "RESOURCE_NOT_FOUND": 404, "THROTTLED": 429, "REQUEST_TOO_LARGE": 413,
+    "DEFAULT_4XX": None,
+    "DEFAULT_5XX": None,
+    "UNAUTHORIZED": 401,
+    "ACCESS_DENIED": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 404,
+    "RESOURCE_NOT_FOUND": 404,
+    "THROTTLED": 429,
+    "REQUEST_TOO_LARGE": 413,
 }
 # What $context.error.messageString becomes: a JSON string.
-CONTEXT = {"$context.error.messageString": '"Missing Authentication Token"',
-           "$context.error.responseType": "DEFAULT_4XX", "$context.error.message": "Missing Authentication Token"}
+CONTEXT = {
+    "$context.error.messageString": '"Missing Authentication Token"',
+    "$context.error.responseType": "DEFAULT_4XX",
+    "$context.error.message": "Missing Authentication Token",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +76,9 @@ def test_every_gateway_response_we_rely_on_has_our_headers_and_error_shape(templ
 
 
 def test_throttled_answers_say_when_to_retry(template):
-    headers = props(template["Resources"]["PublicApi"])["GatewayResponses"]["THROTTLED"]["ResponseParameters"]["Headers"]
+    headers = props(template["Resources"]["PublicApi"])["GatewayResponses"]["THROTTLED"]["ResponseParameters"][
+        "Headers"
+    ]
     assert static_value(headers["Retry-After"]).isdigit()
 
 
@@ -81,8 +92,10 @@ MUTATIONS: dict[str, Callable[[dict], None]] = {
     "no THROTTLED response": delete(f"{RESPONSES}.THROTTLED"),
     "a header missing": delete(f"{RESPONSES}.DEFAULT_4XX.ResponseParameters.Headers.X-Content-Type-Options"),
     "a header unquoted": set_(f"{RESPONSES}.UNAUTHORIZED.ResponseParameters.Headers.Cache-Control", "no-store"),
-    "a body in another shape": set_(f"{RESPONSES}.ACCESS_DENIED.ResponseTemplates",
-                                    {"application/json": '{"message": $context.error.messageString}'}),
+    "a body in another shape": set_(
+        f"{RESPONSES}.ACCESS_DENIED.ResponseTemplates",
+        {"application/json": '{"message": $context.error.messageString}'},
+    ),
     "the gateway's 404 as 403": set_(f"{RESPONSES}.MISSING_AUTHENTICATION_TOKEN.StatusCode", 403),
 }
 

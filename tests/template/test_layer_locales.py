@@ -40,8 +40,11 @@ def test_the_makefile_keeps_exactly_our_languages():
 def test_the_layer_holds_no_other_locale_data(layer):
     data = layer / "babel" / "locale-data"
     names = {path.name for path in data.glob("*.dat")}
-    others = sorted(name for name in names if name != "root.dat"
-                    and name.removesuffix(".dat").split("_")[0] not in SUPPORTED_LOCALES)
+    others = sorted(
+        name
+        for name in names
+        if name != "root.dat" and name.removesuffix(".dat").split("_")[0] not in SUPPORTED_LOCALES
+    )
     assert others == [], f"{len(others)} other locales' data, e.g. {others[:5]}"
     needed = {"root.dat", *(f"{locale}.dat" for locale in SUPPORTED_LOCALES)}
     assert needed <= names
@@ -87,8 +90,13 @@ print(json.dumps(out))
 def formatted(layer) -> dict:
     # -I: no PYTHONPATH, no user site; -S: no site-packages (this venv's Babel has every locale);
     # -B: no __pycache__ written into the build (the layer ships none)
-    result = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", _CHILD, str(layer)], capture_output=True,
-                            text=True, timeout=60, cwd="/")
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", _CHILD, str(layer)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

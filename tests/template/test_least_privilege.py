@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,11 @@ def direct_purposes(statement: dict) -> set[str] | None:
     """The sealed purposes a KMS statement opens to a direct call: None for any purpose, an empty
     set if it works only through another service (kms:ViaService)."""
     conditions = statement.get("Condition") or {}
-    equals = {key: value for operator in ("StringEquals", "ForAllValues:StringEquals")
-              for key, value in (conditions.get(operator) or {}).items()}
+    equals = {
+        key: value
+        for operator in ("StringEquals", "ForAllValues:StringEquals")
+        for key, value in (conditions.get(operator) or {}).items()
+    }
     if "kms:ViaService" in equals:
         return set()
     if PURPOSE_KEY in equals:
@@ -107,12 +111,16 @@ def _decrypt(condition: dict | None) -> dict:
 
 
 MUTATIONS = {
-    "CRUD policy template": (check_no_broad_templates,
-                             _add("NotifierFunction", {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RightsTable"}}})),
+    "CRUD policy template": (
+        check_no_broad_templates,
+        _add("NotifierFunction", {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RightsTable"}}}),
+    ),
     "KMSDecryptPolicy": (check_no_broad_templates, _add("PublicApiFunction", {"KMSDecryptPolicy": {"KeyId": "k"}})),
     "unconditioned decrypt": (check_kms_bound, _add("PublicApiFunction", _decrypt(None))),
-    "public API unseals": (check_kms_bound, _add("PublicApiFunction",
-                                                 _decrypt({"StringEquals": {PURPOSE_KEY: credentials._SEAL_PURPOSE}}))),
+    "public API unseals": (
+        check_kms_bound,
+        _add("PublicApiFunction", _decrypt({"StringEquals": {PURPOSE_KEY: credentials._SEAL_PURPOSE}})),
+    ),
 }
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rightsdesk.outbound import notify
 from rightsdesk.kernel.retention import Rule
-
+from rightsdesk.outbound import notify
 from tests.template.test_template import events_of, load_template, props, resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +32,9 @@ def test_the_notifier_paces_itself_with_the_parameters_that_bound_its_instances(
     # A batch is BatchSize sends, one every concurrency / rate seconds: with the defaults it takes
     # a fraction of the timeout (the handler returns what it cannot pace in time; docs/notices.md).
     parameters = tpl["Parameters"]
-    default = mail_event["BatchSize"] * parameters["NotifierConcurrency"]["Default"] / parameters["SesMaxSendRate"]["Default"]
+    default = (
+        mail_event["BatchSize"] * parameters["NotifierConcurrency"]["Default"] / parameters["SesMaxSendRate"]["Default"]
+    )
     assert default < notifier["Timeout"] / 4
 
 
@@ -49,7 +50,9 @@ def test_bounces_and_complaints_of_our_configuration_set_reach_the_ses_events_fu
     destination = props(tpl["Resources"]["MailEventDestination"])
     assert destination["ConfigurationSetName"] == {"Ref": "MailConfigurationSet"}
     assert sorted(destination["EventDestination"]["MatchingEventTypes"]) == ["bounce", "complaint"]
-    assert destination["EventDestination"]["EventBridgeDestination"]["EventBusArn"]["Fn::Sub"].endswith("event-bus/default")
+    assert destination["EventDestination"]["EventBridgeDestination"]["EventBusArn"]["Fn::Sub"].endswith(
+        "event-bus/default"
+    )
     function = props(tpl["Resources"]["SesEventsFunction"])
     rule = function["Events"]["BouncesAndComplaints"]
     assert rule["Type"] == "EventBridgeRule"
@@ -63,30 +66,39 @@ def test_bounces_and_complaints_of_our_configuration_set_reach_the_ses_events_fu
     statement = props(tpl["Resources"]["SesEventsDeadLetterQueuePolicy"])["PolicyDocument"]["Statement"][0]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
-        "Fn::GetAtt": ["SesEventsFunctionBouncesAndComplaints", "Arn"]}
+        "Fn::GetAtt": ["SesEventsFunctionBouncesAndComplaints", "Arn"]
+    }
 
 
 def test_the_ses_events_function_only_writes_suppressions():
     function = props(_template()["Resources"]["SesEventsFunction"])
     table_actions = [
         statement["Action"]
-        for policy in function["Policies"] if isinstance(policy, dict) and "Statement" in policy
-        for statement in policy["Statement"] if statement.get("Resource") == {"Fn::GetAtt": ["RightsTable", "Arn"]}
+        for policy in function["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if statement.get("Resource") == {"Fn::GetAtt": ["RightsTable", "Arn"]}
     ]
     assert table_actions == ["dynamodb:UpdateItem"]
 
 
 def test_every_eventbridge_triggered_function_has_a_sample_event():
     for name, function in resources(_template(), "AWS::Serverless::Function").items():
-        rules = [e["Properties"]["Pattern"] for e in (props(function).get("Events") or {}).values()
-                 if e.get("Type") == "EventBridgeRule"]
+        rules = [
+            e["Properties"]["Pattern"]
+            for e in (props(function).get("Events") or {}).values()
+            if e.get("Type") == "EventBridgeRule"
+        ]
         if not rules:
             continue
         folder = ROOT / "events" / Path(props(function)["CodeUri"]).name
         samples = [json.loads(f.read_text()) for f in folder.glob("*.json")]
         for pattern in rules:
-            matching = [s for s in samples if s.get("source") in pattern["source"]
-                        and s.get("detail-type") in pattern["detail-type"]]
+            matching = [
+                s
+                for s in samples
+                if s.get("source") in pattern["source"] and s.get("detail-type") in pattern["detail-type"]
+            ]
             assert {s["detail-type"] for s in matching} == set(pattern["detail-type"]), f"{name}: samples in {folder}"
 
 

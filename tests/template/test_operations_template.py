@@ -14,8 +14,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -68,10 +69,15 @@ def check_topic(tpl: dict) -> list[str]:
     parameter = (tpl.get("Parameters") or {}).get("AlarmEmail")
     if parameter is None or parameter.get("Default") != "":
         problems.append("AlarmEmail: no deploy parameter (empty by default)")
-    subscriptions = [s for s in resources(tpl, "AWS::SNS::Subscription").values()
-                     if TOPIC in referenced_ids(props(s).get("TopicArn"))]
-    if not any(props(s).get("Protocol") == "email" and "AlarmEmail" in referenced_ids(props(s).get("Endpoint"))
-               for s in subscriptions):
+    subscriptions = [
+        s
+        for s in resources(tpl, "AWS::SNS::Subscription").values()
+        if TOPIC in referenced_ids(props(s).get("TopicArn"))
+    ]
+    if not any(
+        props(s).get("Protocol") == "email" and "AlarmEmail" in referenced_ids(props(s).get("Endpoint"))
+        for s in subscriptions
+    ):
         problems.append(f"{TOPIC}: no email subscription to AlarmEmail")
     for policy in resources(tpl, "AWS::SNS::TopicPolicy").values():
         for statement in props(policy).get("PolicyDocument", {}).get("Statement", []):
@@ -86,8 +92,13 @@ def check_required_alarms(tpl: dict) -> list[str]:
     problems = []
     alarms = [props(a) for a in resources(tpl, "AWS::CloudWatch::Alarm").values()]
     for label, (namespace, metric, function) in REQUIRED_ALARMS.items():
-        found = [a for a in alarms if a.get("Namespace") == namespace and a.get("MetricName") == metric
-                 and (function is None or function in referenced_ids(a.get("Dimensions")))]
+        found = [
+            a
+            for a in alarms
+            if a.get("Namespace") == namespace
+            and a.get("MetricName") == metric
+            and (function is None or function in referenced_ids(a.get("Dimensions")))
+        ]
         if not found:
             problems.append(f"no alarm on {label} ({namespace} {metric})")
     return problems
@@ -209,10 +220,17 @@ def test_no_function_loads_a_tracer():
     """powertools' Tracer brings the X-Ray SDK, whose sampler built two botocore clients on
     every cold start, and a tracer can store answers and error messages (personal data) in X-Ray.
     The layer no longer ships the SDK; a handler that needs it fails here rather than in Lambda."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "AWS_DEFAULT_REGION": "eu-central-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RIGHTSDESK_HASH_KEY": "testing"}
-    run = subprocess.run([sys.executable, "-c", _IMPORT_EVERY_HANDLER], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RIGHTSDESK_HASH_KEY": "testing",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EVERY_HANDLER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     requirements = (ROOT / "layers" / "core" / "requirements.txt").read_text()
     assert "aws-xray-sdk" not in requirements and "[tracer]" not in requirements, "the layer ships no X-Ray SDK"
@@ -223,7 +241,8 @@ def test_the_iam_rule_covers_every_function(template):
     for name in resources(template, "AWS::Serverless::Function"):
         broken = copy.deepcopy(template)
         broken["Resources"][name]["Properties"].setdefault("Policies", []).append(
-            {"Statement": [{"Effect": "Allow", "Action": "dynamodb:Query", "Resource": "*"}]})
+            {"Statement": [{"Effect": "Allow", "Action": "dynamodb:Query", "Resource": "*"}]}
+        )
         assert any(name in problem for problem in check_iam(broken)), name
 
 
@@ -236,27 +255,35 @@ def _without(path: list[str]) -> Callable[[dict], None]:
         for key in path[:-1]:
             node = node[key]
         del node[path[-1]]
+
     return mutate
 
 
 MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]] = {
-    "an alarm nobody hears": (check_alarm_actions, _without(["Resources", "MailDeadLetterAlarm", "Properties",
-                                                              "AlarmActions"])),
+    "an alarm nobody hears": (
+        check_alarm_actions,
+        _without(["Resources", "MailDeadLetterAlarm", "Properties", "AlarmActions"]),
+    ),
     "an unencrypted topic": (check_topic, _without(["Resources", TOPIC, "Properties", "KmsMasterKeyId"])),
     "no email subscription": (check_topic, _without(["Resources", "AlarmEmailSubscription"])),
     "no overdue alarm": (check_required_alarms, _without(["Resources", "OverdueRequestsAlarm"])),
     "an alarm on a metric nobody emits": (
         check_custom_metrics_are_emitted,
-        lambda tpl: tpl["Resources"]["OverdueRequestsAlarm"]["Properties"].update(MetricName="OverdueRequestz")),
+        lambda tpl: tpl["Resources"]["OverdueRequestsAlarm"]["Properties"].update(MetricName="OverdueRequestz"),
+    ),
     "a function missing from the dashboard": (
         check_dashboard,
-        lambda tpl: tpl["Resources"]["OperationsDashboard"]["Properties"].update(DashboardBody={"Fn::Sub": "{}"})),
+        lambda tpl: tpl["Resources"]["OperationsDashboard"]["Properties"].update(DashboardBody={"Fn::Sub": "{}"}),
+    ),
     "a skip without a reason": (
         check_checkov_skips,
-        lambda tpl: tpl["Resources"]["PublicApi"]["Metadata"]["checkov"]["skip"].append({"id": "CKV_AWS_59"})),
+        lambda tpl: tpl["Resources"]["PublicApi"]["Metadata"]["checkov"]["skip"].append({"id": "CKV_AWS_59"}),
+    ),
     "no traces": (check_traces, _without(["Globals", "Function", "Tracing"])),
     "a function without Lambda's segments": (
-        check_traces, lambda tpl: tpl["Resources"]["PublicApiFunction"]["Properties"].update(Tracing="PassThrough")),
+        check_traces,
+        lambda tpl: tpl["Resources"]["PublicApiFunction"]["Properties"].update(Tracing="PassThrough"),
+    ),
 }
 
 

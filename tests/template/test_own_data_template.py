@@ -22,8 +22,7 @@ def template() -> dict:
 
 
 def stream_event(template: dict) -> dict:
-    [event] = [e["Properties"] for e in events_of(template, FUNCTION).values()
-               if e["Type"] == "DynamoDB"]
+    [event] = [e["Properties"] for e in events_of(template, FUNCTION).values() if e["Type"] == "DynamoDB"]
     return event
 
 
@@ -44,14 +43,21 @@ def test_failures_are_retried_then_parked_in_a_watched_queue(template):
     event = stream_event(template)
     assert event["BisectBatchOnFunctionError"] is True and event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     [queue] = referenced_ids(event["DestinationConfig"]["OnFailure"]["Destination"])
-    alarmed = {name for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
-               for name in referenced_ids(props(alarm).get("Dimensions"))}
+    alarmed = {
+        name
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+        for name in referenced_ids(props(alarm).get("Dimensions"))
+    }
     assert queue in alarmed
 
 
 def test_it_never_scans_and_sends_mail_only_through_the_queue(template):
-    statements = [s for policy in as_list(props(template["Resources"][FUNCTION])["Policies"])
-                  if isinstance(policy, dict) and "Statement" in policy for s in as_list(policy["Statement"])]
+    statements = [
+        s
+        for policy in as_list(props(template["Resources"][FUNCTION])["Policies"])
+        if isinstance(policy, dict) and "Statement" in policy
+        for s in as_list(policy["Statement"])
+    ]
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert "dynamodb:Scan" not in actions and not any(a.startswith("ses:") for a in actions)
     assert f"FUNCTION := {FUNCTION}" in Path(ROOT / "functions" / "own_requests" / "Makefile").read_text()

@@ -58,13 +58,18 @@ def test_the_sweep_may_query_the_expiry_index_but_never_scan(template):
     assert not {"dynamodb:Scan", "dynamodb:*"} & granted
     query = [s for s in statements(template, "RetentionFunction") if "dynamodb:Query" in as_list(s["Action"])]
     assert [s["Resource"] for s in query] == [{"Fn::Sub": "${RightsTable.Arn}/index/GSI2"}]
-    managed = [p for p in as_list(props(template["Resources"]["RetentionFunction"]).get("Policies"))
-               if isinstance(p, dict) and "Statement" not in p]
+    managed = [
+        p
+        for p in as_list(props(template["Resources"]["RetentionFunction"]).get("Policies"))
+        if isinstance(p, dict) and "Statement" not in p
+    ]
     assert not [p for p in managed if "DynamoDBCrudPolicy" in p or "DynamoDBReadPolicy" in p], "those grant Scan"
 
 
 def test_the_deletion_audit_reads_the_rights_tables_stream_filtered_with_retries_and_a_watched_dlq(template):
-    [stream] = [e["Properties"] for e in events_of(template, "DeletionAuditFunction").values() if e["Type"] == "DynamoDB"]
+    [stream] = [
+        e["Properties"] for e in events_of(template, "DeletionAuditFunction").values() if e["Type"] == "DynamoDB"
+    ]
     assert stream["Stream"] == {"Fn::GetAtt": ["RightsTable", "StreamArn"]}
     assert stream["StartingPosition"] == "LATEST"
     assert stream["BisectBatchOnFunctionError"] is True
@@ -83,9 +88,14 @@ STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetS
 
 
 def test_the_deletion_audit_only_adds_items(template):
-    on_items = {a for s in statements(template, "DeletionAuditFunction") for a in as_list(s["Action"])
-                if a.startswith("dynamodb:") and "StreamArn" not in json.dumps(s["Resource"])
-                and "/stream/" not in json.dumps(s["Resource"])}
+    on_items = {
+        a
+        for s in statements(template, "DeletionAuditFunction")
+        for a in as_list(s["Action"])
+        if a.startswith("dynamodb:")
+        and "StreamArn" not in json.dumps(s["Resource"])
+        and "/stream/" not in json.dumps(s["Resource"])
+    }
     assert on_items == {"dynamodb:PutItem"}
     on_stream = {a for a in actions(template, "DeletionAuditFunction") if a.startswith("dynamodb:")} - on_items
     assert on_stream == STREAM_READS
@@ -108,8 +118,11 @@ def test_every_retention_trigger_has_a_sample_event(template):
     stream_samples = [json.loads(f.read_text()) for f in (ROOT / "events" / "deletion_audit").glob("*.json")]
     names = {r["eventName"] for s in stream_samples for r in s["Records"] if r["eventSource"] == "aws:dynamodb"}
     assert names == {"REMOVE", "MODIFY"}
-    assert any(r.get("userIdentity", {}).get("principalId") == "dynamodb.amazonaws.com"
-               for s in stream_samples for r in s["Records"]), "a TTL deletion sample"
+    assert any(
+        r.get("userIdentity", {}).get("principalId") == "dynamodb.amazonaws.com"
+        for s in stream_samples
+        for r in s["Records"]
+    ), "a TTL deletion sample"
 
 
 def test_each_function_has_its_makefile(template):

@@ -12,8 +12,9 @@ import fnmatch
 import json
 import re
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -448,9 +449,9 @@ def test_every_queue_triggered_function_has_a_sample_event(template):
         if any(e.get("Type") == "SQS" for e in events_of(template, name).values()):
             folder = ROOT / "events" / Path(props(fn)["CodeUri"]).name
             samples = [json.loads(f.read_text()) for f in folder.glob("*.json")]
-            assert any(
-                r.get("eventSource") == "aws:sqs" for s in samples for r in s.get("Records", [])
-            ), f"{name}: no SQS sample event in {folder.relative_to(ROOT)}"
+            assert any(r.get("eventSource") == "aws:sqs" for s in samples for r in s.get("Records", [])), (
+                f"{name}: no SQS sample event in {folder.relative_to(ROOT)}"
+            )
 
 
 # ------------------------------------------------------------------ samconfig
@@ -598,7 +599,10 @@ MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]]
     "policy template on '*'": (check_iam, append(f"{NOTIFIER}.Policies", {"S3ReadPolicy": {"BucketName": "*"}})),
     "queue trigger as a SAM event": (
         check_iam,
-        set_(f"{NOTIFIER}.Events", {"Mail": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["MailQueue", "Arn"]}}}}),
+        set_(
+            f"{NOTIFIER}.Events",
+            {"Mail": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["MailQueue", "Arn"]}}}},
+        ),
     ),
     "key policy without CloudWatch Logs": (
         check_log_encryption,
@@ -661,7 +665,8 @@ def test_every_polled_source_is_read_only_by_the_function_it_feeds(template):
             granted = granted_resources(template, name, reads[kind])
             assert granted, f"{name}.{event_name}: its role cannot {reads[kind]}"
             assert all(referenced_ids(r) == referenced_ids(source) for r in granted), (
-                f"{name}.{event_name}: {reads[kind]} reaches more than {source}")
+                f"{name}.{event_name}: {reads[kind]} reaches more than {source}"
+            )
 
 
 def granted_resources(tpl: dict, function: str, action: str) -> list:
@@ -671,8 +676,11 @@ def granted_resources(tpl: dict, function: str, action: str) -> list:
         if not isinstance(policy, dict):
             continue
         if "Statement" in policy:
-            found += [s["Resource"] for s in as_list(policy["Statement"])
-                      if s.get("Effect") == "Allow" and action in as_list(s.get("Action"))]
+            found += [
+                s["Resource"]
+                for s in as_list(policy["Statement"])
+                if s.get("Effect") == "Allow" and action in as_list(s.get("Action"))
+            ]
         elif action == "sqs:ReceiveMessage" and "SQSPollerPolicy" in policy:
             found.append(policy["SQSPollerPolicy"]["QueueName"])
     return found

@@ -7,8 +7,13 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-central-1")
 # Unit tests submit for the same addresses again and again within the hour: the abuse limits
 # (rightsdesk.store.limits) are raised here as local/loopback.py raises them for the test stacks;
 # tests/unit/test_limits.py sets its own.
-for _name in ("CODES_PER_ADDRESS_PER_HOUR", "SUBMISSIONS_PER_SOURCE_PER_MINUTE", "FAILED_CODES_PER_ADDRESS_PER_HOUR",
-              "FAILED_CODES_PER_SOURCE_PER_HOUR", "SUBJECT_MAILS_PER_REQUEST_PER_DAY"):
+for _name in (
+    "CODES_PER_ADDRESS_PER_HOUR",
+    "SUBMISSIONS_PER_SOURCE_PER_MINUTE",
+    "FAILED_CODES_PER_ADDRESS_PER_HOUR",
+    "FAILED_CODES_PER_SOURCE_PER_HOUR",
+    "SUBJECT_MAILS_PER_REQUEST_PER_DAY",
+):
     os.environ.setdefault(f"LIMIT_{_name}", "100000")
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from rightsdesk_cli.annual import html as annual_html
 from rightsdesk_cli.annual.report import BreachFacts, PolicyFacts, RequestFacts, figures, median, percentile
 
@@ -18,13 +16,28 @@ def at(month: int, day: int, hour: int = 10, year: int = 2025) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
 
 
-def request(kind="access", route="internal", status="completed", created=None, verified_after=timedelta(minutes=5),
-            days=None, due_days=30, closed=None) -> RequestFacts:
+def request(
+    kind="access",
+    route="internal",
+    status="completed",
+    created=None,
+    verified_after=timedelta(minutes=5),
+    days=None,
+    due_days=30,
+    closed=None,
+) -> RequestFacts:
     created = created or at(1, 10)
     verified = created + verified_after if verified_after is not None else None
     closed = closed or (verified + timedelta(days=days) if days is not None and verified else None)
-    return RequestFacts(request_type=kind, route=route, status=status, created_at=created, verified_at=verified,
-                        due_at=verified + timedelta(days=due_days) if verified else None, closed_at=closed)
+    return RequestFacts(
+        request_type=kind,
+        route=route,
+        status=status,
+        created_at=created,
+        verified_at=verified,
+        due_at=verified + timedelta(days=due_days) if verified else None,
+        closed_at=closed,
+    )
 
 
 REQUESTS = [
@@ -45,8 +58,14 @@ REQUESTS = [
 def test_requests_by_type_route_and_outcome():
     r = figures(2025, REQUESTS, [], [], now=NOW)["requests"]
     assert r["total"] == 9
-    assert r["by_type"] == {"access": 3, "complaint": 1, "erasure": 2, "objection": 1, "portability": 1,
-                            "rectification": 1}
+    assert r["by_type"] == {
+        "access": 3,
+        "complaint": 1,
+        "erasure": 2,
+        "objection": 1,
+        "portability": 1,
+        "rectification": 1,
+    }
     assert r["by_route"] == {"email": 1, "internal": 5, "pull": 1, "webhook": 2}
     assert r["by_outcome"] == {"completed": 5, "rejected": 1, "cancelled": 1, "open": 2}
     assert r["by_type_and_outcome"]["access"] == {"completed": 2, "rejected": 0, "cancelled": 0, "open": 1}
@@ -70,19 +89,32 @@ def test_percentiles_are_the_nearest_rank():
 
 
 def breach(incident_id, detected, declared_after, authority_after) -> BreachFacts:
-    return BreachFacts(incident_id=incident_id, detected_at=detected, declared_at=detected + declared_after,
-                       authority_notified_at=detected + authority_after if authority_after else None,
-                       controllers_due_at=detected + timedelta(hours=72), authority_due_at=detected + timedelta(hours=72),
-                       high_risk=False, notices_sent=3, notices_total=4)
+    return BreachFacts(
+        incident_id=incident_id,
+        detected_at=detected,
+        declared_at=detected + declared_after,
+        authority_notified_at=detected + authority_after if authority_after else None,
+        controllers_due_at=detected + timedelta(hours=72),
+        authority_due_at=detected + timedelta(hours=72),
+        high_risk=False,
+        notices_sent=3,
+        notices_total=4,
+    )
 
 
 def test_breaches_with_their_notification_times():
-    found = figures(2025, [], [
-        breach("inc_1", at(2, 1), timedelta(hours=5), timedelta(hours=30)),
-        breach("inc_2", at(6, 1), timedelta(hours=80), timedelta(hours=70)),  # notices late
-        breach("inc_3", at(9, 1), timedelta(hours=2), None),  # authority never recorded
-        breach("inc_0", at(9, 1, year=2024), timedelta(hours=2), timedelta(hours=3)),
-    ], [], now=NOW)["breaches"]
+    found = figures(
+        2025,
+        [],
+        [
+            breach("inc_1", at(2, 1), timedelta(hours=5), timedelta(hours=30)),
+            breach("inc_2", at(6, 1), timedelta(hours=80), timedelta(hours=70)),  # notices late
+            breach("inc_3", at(9, 1), timedelta(hours=2), None),  # authority never recorded
+            breach("inc_0", at(9, 1, year=2024), timedelta(hours=2), timedelta(hours=3)),
+        ],
+        [],
+        now=NOW,
+    )["breaches"]
     assert found["total"] == 3 and found["notified_on_time"] == 1
     first = found["incidents"][0]
     assert (first["incident_id"], first["hours_to_notices"], first["hours_to_authority"]) == ("inc_1", 5.0, 30.0)
@@ -91,10 +123,18 @@ def test_breaches_with_their_notification_times():
 
 
 def test_notices_declared_in_time_but_notified_late_are_late():
-    notified_late = BreachFacts(incident_id="inc_4", detected_at=at(3, 1), declared_at=at(3, 1) + timedelta(hours=2),
-                               authority_notified_at=at(3, 2), controllers_due_at=at(3, 1) + timedelta(hours=72),
-                               authority_due_at=at(3, 1) + timedelta(hours=72), high_risk=False, notices_sent=1,
-                               notices_total=1, controllers_notified_at=at(3, 1) + timedelta(hours=96))
+    notified_late = BreachFacts(
+        incident_id="inc_4",
+        detected_at=at(3, 1),
+        declared_at=at(3, 1) + timedelta(hours=2),
+        authority_notified_at=at(3, 2),
+        controllers_due_at=at(3, 1) + timedelta(hours=72),
+        authority_due_at=at(3, 1) + timedelta(hours=72),
+        high_risk=False,
+        notices_sent=1,
+        notices_total=1,
+        controllers_notified_at=at(3, 1) + timedelta(hours=96),
+    )
     row = figures(2025, [], [notified_late], [], now=NOW)["breaches"]["incidents"][0]
     assert (row["notices_on_time"], row["notices_state"], row["authority_state"]) == (False, "met_late", "met_on_time")
 
@@ -111,18 +151,29 @@ def test_a_request_answered_or_cancelled_after_its_due_date_stays_late():
 
 
 def test_policy_versions_published_in_the_year():
-    found = figures(2025, [], [], [
-        PolicyFacts("privacy", "2025-01", True, at(1, 5), at(2, 5)),
-        PolicyFacts("privacy", "2025-02", False, at(7, 5), at(7, 5)),
-        PolicyFacts("terms", "2024-09", False, at(9, 5, year=2024), at(9, 5, year=2024)),
-    ], now=NOW)["policies"]
+    found = figures(
+        2025,
+        [],
+        [],
+        [
+            PolicyFacts("privacy", "2025-01", True, at(1, 5), at(2, 5)),
+            PolicyFacts("privacy", "2025-02", False, at(7, 5), at(7, 5)),
+            PolicyFacts("terms", "2024-09", False, at(9, 5, year=2024), at(9, 5, year=2024)),
+        ],
+        now=NOW,
+    )["policies"]
     assert (found["total"], found["major"]) == (2, 1)
     assert [v["version"] for v in found["versions"]] == ["2025-01", "2025-02"]
 
 
 def test_the_html_report_is_self_contained():
-    data = figures(2025, REQUESTS, [breach("inc_1", at(2, 1), timedelta(hours=5), timedelta(hours=30))],
-                   [PolicyFacts("privacy", "2025-01", True, at(1, 5), at(2, 5))], now=NOW)
+    data = figures(
+        2025,
+        REQUESTS,
+        [breach("inc_1", at(2, 1), timedelta(hours=5), timedelta(hours=30))],
+        [PolicyFacts("privacy", "2025-01", True, at(1, 5), at(2, 5))],
+        now=NOW,
+    )
     html = annual_html.render(data, operator="Example d.o.o. <ops>")
 
     assert html.count("<svg") >= 4 and "<style>" in html

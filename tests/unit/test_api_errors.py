@@ -38,15 +38,30 @@ class Context:
 
 def _call(app, method: str, resource: str, path: str, *, accept: str, body: str | None = None) -> dict:
     headers = {"Accept": accept, **({"Content-Type": "application/x-www-form-urlencoded"} if body else {})}
-    event = {"resource": resource, "path": path, "httpMethod": method, "headers": headers,
-             "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
-             "pathParameters": {"id": REQUEST_ID} if "{id}" in resource else None,
-             "body": body, "isBase64Encoded": False,
-             "requestContext": {"resourcePath": resource, "httpMethod": method, "stage": "dev", "requestId": "r",
-                                "domainName": "api.example", "identity": {"sourceIp": "192.0.2.1"}}}
+    event = {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": {"id": REQUEST_ID} if "{id}" in resource else None,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "stage": "dev",
+            "requestId": "r",
+            "domainName": "api.example",
+            "identity": {"sourceIp": "192.0.2.1"},
+        },
+    }
     answer = app.lambda_handler(event, Context())
-    answer["headers"] = {**answer.get("headers", {}),
-                         **{k: ",".join(v) for k, v in (answer.get("multiValueHeaders") or {}).items()}}
+    answer["headers"] = {
+        **answer.get("headers", {}),
+        **{k: ",".join(v) for k, v in (answer.get("multiValueHeaders") or {}).items()},
+    }
     return answer
 
 
@@ -56,22 +71,37 @@ def public_api():
 
 
 def test_a_wrong_code_format_sends_a_browser_back_to_that_requests_code_page(public_api):
-    answer = _call(public_api, "POST", "/v1/requests/{id}/verify", f"/v1/requests/{REQUEST_ID}/verify",
-                   accept="text/html", body="code=abc")
+    answer = _call(
+        public_api,
+        "POST",
+        "/v1/requests/{id}/verify",
+        f"/v1/requests/{REQUEST_ID}/verify",
+        accept="text/html",
+        body="code=abc",
+    )
     assert answer["statusCode"] == 422
     assert answer["headers"]["Content-Type"].startswith("text/html")
     assert f'action="/v1/requests/{REQUEST_ID}/verify' in answer["body"], "the verify page of this request"
 
 
 def test_a_wrong_code_format_is_json_for_an_api_client(public_api):
-    answer = _call(public_api, "POST", "/v1/requests/{id}/verify", f"/v1/requests/{REQUEST_ID}/verify",
-                   accept="application/json", body="code=abc")
+    answer = _call(
+        public_api,
+        "POST",
+        "/v1/requests/{id}/verify",
+        f"/v1/requests/{REQUEST_ID}/verify",
+        accept="application/json",
+        body="code=abc",
+    )
     assert answer["statusCode"] == 422
-    assert json.loads(answer["body"]) == {"error": {"code": "invalid_input", "message": "some fields are not valid",
-                                                    "fields": {"code": "invalid_code"}}}
+    assert json.loads(answer["body"]) == {
+        "error": {"code": "invalid_input", "message": "some fields are not valid", "fields": {"code": "invalid_code"}}
+    }
 
 
-@pytest.mark.parametrize(("accept", "content_type"), [("text/html", "text/html"), ("application/json", "application/json")])
+@pytest.mark.parametrize(
+    ("accept", "content_type"), [("text/html", "text/html"), ("application/json", "application/json")]
+)
 def test_an_unknown_route_is_a_404_page_or_json(public_api, accept, content_type):
     answer = _call(public_api, "GET", "/nope", "/nope", accept=accept)
     assert answer["statusCode"] == 404

@@ -17,16 +17,25 @@ def event(body: str = "", content_type: str = "application/json", method: str = 
 def failing(error: BaseException):
     def resolve():
         raise error
+
     return resolve
 
 
-@pytest.mark.parametrize("error", [RecursionError(), ValueError("a@b.example"), KeyError("x"), UnicodeEncodeError(
-    "utf-8", "\ud800", 0, 1, "surrogates not allowed")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RecursionError(),
+        ValueError("a@b.example"),
+        KeyError("x"),
+        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+    ],
+)
 def test_an_error_escaping_the_router_is_a_500_in_the_error_shape(error):
     answered = api_gateway.answer(event("{}"), failing(error))
     assert answered["statusCode"] == 500
     assert json.loads(answered["body"]) == http.error_body(
-        "internal_error", "something went wrong on our side; please try again later")
+        "internal_error", "something went wrong on our side; please try again later"
+    )
     assert http.SECURITY_HEADERS.items() <= answered["headers"].items()
 
 

@@ -11,14 +11,13 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from rightsdesk.notices import breach_watch, breaches
-from rightsdesk.kernel import clock, retention
-from rightsdesk.routing import delivery
 from rightsdesk.audience import suppression
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
-from rightsdesk.store.items.notices import IncidentItem, NoticeItem
 from rightsdesk.kernel.status import Status
-
+from rightsdesk.notices import breach_watch, breaches
+from rightsdesk.routing import delivery
+from rightsdesk.store.items.notices import IncidentItem, NoticeItem
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, install_flaky_ses
 
@@ -32,8 +31,12 @@ def world():
 
 
 def declaration(**fields) -> breaches.Declaration:
-    values = {"detected_at": clock.now() - timedelta(hours=2), "summary": "Another tenant could read chat logs.",
-                  "categories": ["chat_history", "email"], "contact": "dpo@rightsdesk.test"}
+    values = {
+        "detected_at": clock.now() - timedelta(hours=2),
+        "summary": "Another tenant could read chat logs.",
+        "categories": ["chat_history", "email"],
+        "contact": "dpo@rightsdesk.test",
+    }
     values.update(fields)
     return breaches.Declaration(**values)
 
@@ -68,8 +71,11 @@ def test_declaring_records_one_notice_per_recipient_and_no_address_on_the_incide
     counts = breaches.tally(incident)
     assert counts["controller"]["pending"] == 3 and counts["subject"]["pending"] == 12
     assert incident.controllers_due_at == incident.detected_at + timedelta(hours=72) == incident.authority_due_at
-    raw = json.dumps(world.session.client("dynamodb").get_item(
-        TableName=world.table, Key={"pk": {"S": incident.pk}, "sk": {"S": IncidentItem.SK}})["Item"])
+    raw = json.dumps(
+        world.session.client("dynamodb").get_item(
+            TableName=world.table, Key={"pk": {"S": incident.pk}, "sk": {"S": IncidentItem.SK}}
+        )["Item"]
+    )
     assert not any(email in raw for email in emails), "the incident holds no recipient"
     twice = [n for n in notices if n.recipient == notices[3].recipient]
     assert len(twice) == 1, "a subject of two controllers gets one notice"
@@ -86,12 +92,15 @@ def test_subjects_are_told_only_with_high_risk_and_only_those_asked_for(world):
     assert breaches.tally(incident)["subject"]["pending"] == 0
 
 
-@pytest.mark.parametrize(("fields", "problem"), [
-    ({"detected_at": clock.now() + timedelta(hours=1)}, "detected_at"),
-    ({"summary": " "}, "summary"),
-    ({"categories": ["Chat History"]}, "categories"),
-    ({"controller_ids": []}, "controllers"),
-])
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"detected_at": clock.now() + timedelta(hours=1)}, "detected_at"),
+        ({"summary": " "}, "summary"),
+        ({"categories": ["Chat History"]}, "categories"),
+        ({"controller_ids": []}, "controllers"),
+    ],
+)
 def test_a_declaration_is_checked(world, fields, problem):
     world.controller("ctl_a")
     with pytest.raises(InvalidInput) as refused:
@@ -119,7 +128,6 @@ def _capture_notifier_log(world: World, monkeypatch) -> io.StringIO:
     # logging caches isEnabledFor per level: an INFO line logged earlier at WARNING would stay dropped
     monkeypatch.setattr(logger._logger, "_cache", {})
     return buffer
-
 
 
 def test_every_recipient_gets_exactly_one_notice_despite_faults_and_redelivery(world, monkeypatch):
@@ -250,8 +258,12 @@ def test_operators_are_warned_12_hours_before_the_deadline_once_and_again_when_i
 
     clock.advance(12 * 3600 + 60)
     assert breach_watch.run().warnings["overdue"] == 1
-    breaches.authority_notified(incident.incident_id, reference="IP-9", at=clock.now(),
-                                delay_reason="The processor confirmed the scope only on day four.")
+    breaches.authority_notified(
+        incident.incident_id,
+        reference="IP-9",
+        at=clock.now(),
+        delay_reason="The processor confirmed the scope only on day four.",
+    )
     clock.advance(3600)
     assert breach_watch.run().open == 0
 
@@ -295,8 +307,10 @@ def test_webhook_controllers_get_one_breach_notice_event_queued_each(world):
 
 def _webhook_audit(world: World, incident: IncidentItem) -> list[dict]:
     page = world.session.client("dynamodb").query(
-        TableName=world.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
-        ExpressionAttributeValues={":pk": {"S": incident.pk}, ":a": {"S": "AUDIT#"}})
+        TableName=world.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+        ExpressionAttributeValues={":pk": {"S": incident.pk}, ":a": {"S": "AUDIT#"}},
+    )
     events = [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
     return sorted((e for e in events if e["action"] == "breach_webhook"), key=lambda e: e["sk"])
 

@@ -11,13 +11,13 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.kernel import clock, retention
 from rightsdesk.intake import submissions
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, retention
+from rightsdesk.platform import aws_clients, config, hashing
 from rightsdesk.routing import registry
 from rightsdesk.store.items.requests import LegalHold, RequestItem
 from rightsdesk.store.items.table import bind_table
-from rightsdesk.intake.submissions import Submission
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud, verification_code
 
@@ -34,10 +34,21 @@ class World:
         self.session = session
         self.table = tables["RightsTable"]
         self.queues = queues
-        registry.register(name="Acme", site_key="acme", contact_email="dpo@acme.test", delivery="email",
-                          domains=("acme.test",), controller_id="ctl_acme")
-        registry.register(name="Globex", site_key="globex", contact_email="dpo@globex.test", delivery="pull",
-                          controller_id="ctl_globex")
+        registry.register(
+            name="Acme",
+            site_key="acme",
+            contact_email="dpo@acme.test",
+            delivery="email",
+            domains=("acme.test",),
+            controller_id="ctl_acme",
+        )
+        registry.register(
+            name="Globex",
+            site_key="globex",
+            contact_email="dpo@globex.test",
+            delivery="pull",
+            controller_id="ctl_globex",
+        )
         self.acme = [self.submit("acme", email=EMAIL, name=NAME, details=DETAILS) for _ in range(3)]
         self.globex = [self.submit("globex", email="grace@example.org")]
         submissions.verify(self.acme[0], self.code_for(self.acme[0]))
@@ -64,8 +75,9 @@ class World:
 def world():
     """Seeded once: tests that change data use a controller of their own (see `own_request`)."""
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        world = moto_cloud(patch, env={"RIGHTSDESK_STACK": None}, no_scans="the CLI must not scan the table",
-                           region=REGION)
+        world = moto_cloud(
+            patch, env={"RIGHTSDESK_STACK": None}, no_scans="the CLI must not scan the table", region=REGION
+        )
         yield World(world.session, world.tables, world.queues)
         aws_clients.forget_clients()
     config.reload()
@@ -82,8 +94,9 @@ def own_request(world, **fields) -> str:
     """A request under a fresh controller, for tests that change it; listings of the seed stay exact."""
     controller_id = hashing.new_id("ctl")
     site = controller_id.replace("_", "-")
-    registry.register(name="Own", site_key=site, contact_email="dpo@own.test", delivery="email",
-                      controller_id=controller_id)
+    registry.register(
+        name="Own", site_key=site, contact_email="dpo@own.test", delivery="email", controller_id=controller_id
+    )
     return world.submit(site, **{"email": EMAIL, "name": NAME, "details": DETAILS, **fields})
 
 
@@ -115,8 +128,10 @@ def test_lists_every_controller_when_none_is_given(world):
     ids = [row["request_id"] for row in listed["requests"]]
     assert len(ids) == len(set(ids))
     # Other tests add requests under controllers of their own; the seed is listed exactly.
-    assert {row["request_id"] for row in listed["requests"] if row["controller_id"] in ("ctl_acme", "ctl_globex")} \
-        == {*world.acme, *world.globex}
+    assert {row["request_id"] for row in listed["requests"] if row["controller_id"] in ("ctl_acme", "ctl_globex")} == {
+        *world.acme,
+        *world.globex,
+    }
     assert listed["truncated"] is False
     row = listed["requests"][0]
     assert set(row) == {"request_id", "controller_id", "type", "status", "created_at", "due_at", "flags"}
@@ -234,8 +249,13 @@ def test_lists_controllers(world):
     by_id = {row["controller_id"]: row for row in listed["controllers"]}
     assert {"ctl_acme", "ctl_globex"} <= set(by_id)
     assert by_id["ctl_acme"] == {
-        "controller_id": "ctl_acme", "name": "Acme", "site_key": "acme",
-        "domains": ["acme.test"], "delivery": "email", "locale": "en", "state": "active",
+        "controller_id": "ctl_acme",
+        "name": "Acme",
+        "site_key": "acme",
+        "domains": ["acme.test"],
+        "delivery": "email",
+        "locale": "en",
+        "state": "active",
     }
     human = run("controllers", "list")
     assert "Globex" in human.stdout and "pull" in human.stdout
@@ -287,8 +307,16 @@ def test_a_held_request_outlives_its_retention_time_and_says_so(world):
 
 def test_local_mode_without_the_local_run_is_a_friendly_error(world, monkeypatch):
     # Recorded first, so what --local writes into the environment is undone after the test.
-    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "RIGHTSDESK_TABLE"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "RIGHTSDESK_TABLE",
+    ):
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setenv("RIGHTSDESK_LOCAL_URL", "http://127.0.0.1:9")  # discard port: nothing answers
 

@@ -20,9 +20,14 @@ PUBLIC_URL = "https://93.184.216.34/hooks"
 @pytest.fixture(scope="module")
 def table():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        world = moto_cloud(patch, "rightsdesk-cli-ctl", data_key=True, region=REGION,
-                           env={"RIGHTSDESK_STACK": None, "ALLOW_HTTP_WEBHOOKS": None},
-                           no_scans="the CLI must not scan the table")
+        world = moto_cloud(
+            patch,
+            "rightsdesk-cli-ctl",
+            data_key=True,
+            region=REGION,
+            env={"RIGHTSDESK_STACK": None, "ALLOW_HTTP_WEBHOOKS": None},
+            no_scans="the CLI must not scan the table",
+        )
         yield world.tables["RightsTable"]
         sealing.forget_clients()
     config.reload()
@@ -34,9 +39,25 @@ def run(*args: str):
 
 def add(site: str, *extra: str, delivery: str = "webhook"):
     options = ["--webhook-url", PUBLIC_URL] if delivery == "webhook" and "--webhook-url" not in extra else []
-    return run("--json", "controllers", "add", "--name", "Acme d.o.o.", "--site", site, "--domain", f"{site}.example",
-               "--domain", f"www.{site}.example", "--contact", "dpo@acme.example", "--delivery", delivery,
-               *options, *extra)
+    return run(
+        "--json",
+        "controllers",
+        "add",
+        "--name",
+        "Acme d.o.o.",
+        "--site",
+        site,
+        "--domain",
+        f"{site}.example",
+        "--domain",
+        f"www.{site}.example",
+        "--contact",
+        "dpo@acme.example",
+        "--delivery",
+        delivery,
+        *options,
+        *extra,
+    )
 
 
 def test_add_prints_key_and_secret_once_as_json(table):
@@ -58,8 +79,18 @@ def test_add_prints_key_and_secret_once_as_json(table):
 
 
 def test_add_for_people_says_the_secrets_are_shown_once(table):
-    result = run("controllers", "add", "--name", "Own data", "--site", "operator", "--contact", "privacy@op.example",
-                 "--delivery", "internal")
+    result = run(
+        "controllers",
+        "add",
+        "--name",
+        "Own data",
+        "--site",
+        "operator",
+        "--contact",
+        "privacy@op.example",
+        "--delivery",
+        "internal",
+    )
     assert result.exit_code == 0, result.output
     assert "rdk_" in result.stdout and "Shown once" in result.stdout
     assert "whsec_" not in result.stdout
@@ -77,8 +108,11 @@ def test_rotate_key_replaces_the_key(table):
 
 def test_set_delivery_prints_a_secret_only_when_it_issues_one(table):
     controller_id = json.loads(add("switchco", delivery="pull").stdout)["controller"]["controller_id"]
-    to_webhook = json.loads(run("--json", "controllers", "set-delivery", controller_id, "--delivery", "webhook",
-                                "--webhook-url", PUBLIC_URL).stdout)
+    to_webhook = json.loads(
+        run(
+            "--json", "controllers", "set-delivery", controller_id, "--delivery", "webhook", "--webhook-url", PUBLIC_URL
+        ).stdout
+    )
     assert to_webhook["webhook_secret"].startswith("whsec_")
     to_email = json.loads(run("--json", "controllers", "set-delivery", controller_id, "--delivery", "email").stdout)
     assert to_email["webhook_secret"] is None and to_email["controller"]["webhook_url"] is None
@@ -120,7 +154,10 @@ def test_history_lists_what_happened_to_a_controller_newest_first(table):
     assert len(events) == 3
     assert [e["at"] for e in events] == sorted((e["at"] for e in events), reverse=True)
     assert events[-1]["action"] == registry.history(controller_id)[-1].action  # the registration, oldest
-    assert json.loads(run("--json", "controllers", "history", controller_id, "--limit", "1").stdout)["events"] == events[:1]
+    assert (
+        json.loads(run("--json", "controllers", "history", controller_id, "--limit", "1").stdout)["events"]
+        == events[:1]
+    )
     people = run("controllers", "history", controller_id)
     assert people.exit_code == 0 and events[0]["action"] in people.stdout
     assert "dpo@acme.example" not in result.stdout + people.stdout, "ids and words only"

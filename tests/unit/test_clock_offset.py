@@ -23,19 +23,29 @@ def clock_moves(path: Path) -> list[str]:
     """Each call of clock.advance / clock.set_offset, or a touch of its offset, in a module."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Attribute) and node.attr in MOVERS and \
-                isinstance(node.value, ast.Name) and node.value.id == "clock":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in MOVERS
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "clock"
+        ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno} clock.{node.attr}")
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("clock") and \
-                any(alias.name in MOVERS for alias in node.names):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and (node.module or "").endswith("clock")
+            and any(alias.name in MOVERS for alias in node.names)
+        ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno} from ...clock import")
     return found
 
 
 def deployed_sources() -> list[Path]:
     """What a deployed stage runs: the layer and the functions (not local/, the CLI or tests)."""
-    return [p for p in sorted((ROOT / "layers" / "core").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))
-            if p != CLOCK]
+    return [
+        p
+        for p in sorted((ROOT / "layers" / "core").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))
+        if p != CLOCK
+    ]
 
 
 def test_the_check_finds_what_moves_the_clock():
@@ -50,13 +60,20 @@ def test_no_deployed_code_moves_the_clock(path):
 
 def test_a_deployed_stage_ignores_an_offset_in_its_environment():
     """The variable the clock once read, set in a prod-like environment: the clock stays wall-clock."""
-    code = ("import json\nfrom rightsdesk.kernel import clock\nfrom rightsdesk.platform import config\n"
-            "print(json.dumps({'offset': clock.offset_seconds(), 'now': clock.epoch()}))\n")
-    env = {"PYTHONPATH": str(ROOT / "layers" / "core"), "RIGHTSDESK_STAGE": "prod",
-           "RIGHTSDESK_CLOCK_OFFSET_SECONDS": "86400", "CLOCK_OFFSET_SECONDS": "86400"}
+    code = (
+        "import json\nfrom rightsdesk.kernel import clock\nfrom rightsdesk.platform import config\n"
+        "print(json.dumps({'offset': clock.offset_seconds(), 'now': clock.epoch()}))\n"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+        "RIGHTSDESK_STAGE": "prod",
+        "RIGHTSDESK_CLOCK_OFFSET_SECONDS": "86400",
+        "CLOCK_OFFSET_SECONDS": "86400",
+    }
     before = int(datetime.now(timezone.utc).timestamp())
-    seen = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                     env=env).stdout)
+    seen = json.loads(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    )
     assert seen["offset"] == 0
     assert before <= seen["now"] <= int(datetime.now(timezone.utc).timestamp())
 

@@ -25,11 +25,18 @@ def environment_reads(path: Path) -> list[str]:
     `from os import environ`."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT_CALLS and \
-                isinstance(node.value, ast.Name) and node.value.id == "os":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ENVIRONMENT_CALLS
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno} os.{node.attr}")
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
-                any(alias.name in ENVIRONMENT_CALLS for alias in node.names):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ENVIRONMENT_CALLS for alias in node.names)
+        ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno} from os import ...")
     return found
 
@@ -58,11 +65,18 @@ def test_a_deployments_retention_override_reaches_the_rule(monkeypatch):
 def test_the_kernel_alone_gets_the_deployments_overrides():
     """The kernel reads no environment; config installs its lookup when the rightsdesk package is
     imported, so a process that imports only the kernel counts the deployment's periods too."""
-    code = ("from rightsdesk.kernel import retention\nprint(retention.rule(retention.Rule.SKELETON).keep.days)\n"
-            "retention.use_overrides(None)\n"
-            "try:\n    retention.rule(retention.Rule.SKELETON)\nexcept RuntimeError:\n    print('refused')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT / "layers" / "core"), "RETENTION_SKELETON_SECONDS": "86400"})
+    code = (
+        "from rightsdesk.kernel import retention\nprint(retention.rule(retention.Rule.SKELETON).keep.days)\n"
+        "retention.use_overrides(None)\n"
+        "try:\n    retention.rule(retention.Rule.SKELETON)\nexcept RuntimeError:\n    print('refused')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "layers" / "core"), "RETENTION_SKELETON_SECONDS": "86400"},
+    )
     assert out.stdout.split() == ["1", "refused"]
 
 

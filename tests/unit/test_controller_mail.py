@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rightsdesk.render import i18n, mail
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n, mail
 
 BASE = "https://privacy.example.com"
 FACTS = {

@@ -57,17 +57,42 @@ print(json.dumps(answers))
 
 def answers(cors_allow_origins: str, origins: list[str | None]) -> dict[str, dict]:
     """GET /openapi.json from each origin (None: no Origin header), by origin ("" for None)."""
-    return call(cors_allow_origins, [{"key": origin or "", "origin": origin, "method": "GET", "resource": "/openapi.json",
-                                      "path": "/openapi.json", "headers": {}} for origin in origins])
+    return call(
+        cors_allow_origins,
+        [
+            {
+                "key": origin or "",
+                "origin": origin,
+                "method": "GET",
+                "resource": "/openapi.json",
+                "path": "/openapi.json",
+                "headers": {},
+            }
+            for origin in origins
+        ],
+    )
 
 
 def call(cors_allow_origins: str, calls: list[dict]) -> dict[str, dict]:
-    env = {**os.environ, "CORS_ALLOW_ORIGINS": cors_allow_origins, "AWS_DEFAULT_REGION": "eu-central-1",
-           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
-           "RIGHTSDESK_HASH_KEY": "cors-test", "PYTHONPATH": str(ROOT / "layers" / "core")}
+    env = {
+        **os.environ,
+        "CORS_ALLOW_ORIGINS": cors_allow_origins,
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "rightsdesk",
+        "RIGHTSDESK_HASH_KEY": "cors-test",
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+    }
     app = ROOT / "functions" / "public_api" / "app.py"
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(app), json.dumps(calls)], capture_output=True,
-                         text=True, env=env, cwd=app.parent, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(app), json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=app.parent,
+        timeout=60,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -111,18 +136,32 @@ PREFLIGHTED = {
     "submit": ("/v1/requests", "/v1/requests", "POST", "content-type"),
     "verify": ("/v1/requests/{id}/verify", "/v1/requests/dsr_0123456789abcdef0123/verify", "POST", "content-type"),
     "status": ("/v1/requests/{id}", "/v1/requests/dsr_0123456789abcdef0123", "GET", "authorization"),
-    "cancel": ("/v1/requests/{id}/cancel", "/v1/requests/dsr_0123456789abcdef0123/cancel", "POST",
-               "authorization,content-type"),
+    "cancel": (
+        "/v1/requests/{id}/cancel",
+        "/v1/requests/dsr_0123456789abcdef0123/cancel",
+        "POST",
+        "authorization,content-type",
+    ),
 }
 
 
 def preflights(cors_allow_origins: str, origins: list[str | None]) -> dict[str, dict]:
     """Every PREFLIGHTED route from each origin, keyed "<route> <origin>"."""
-    return call(cors_allow_origins, [
-        {"key": f"{name} {origin or ''}", "origin": origin, "method": "OPTIONS", "resource": resource, "path": path,
-         "headers": {"Access-Control-Request-Method": method, "Access-Control-Request-Headers": asked}}
-        for name, (resource, path, method, asked) in PREFLIGHTED.items() for origin in origins
-    ])
+    return call(
+        cors_allow_origins,
+        [
+            {
+                "key": f"{name} {origin or ''}",
+                "origin": origin,
+                "method": "OPTIONS",
+                "resource": resource,
+                "path": path,
+                "headers": {"Access-Control-Request-Method": method, "Access-Control-Request-Headers": asked},
+            }
+            for name, (resource, path, method, asked) in PREFLIGHTED.items()
+            for origin in origins
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +187,10 @@ def test_a_preflight_from_a_listed_origin_is_answered_by_the_function(preflighte
 
 def test_each_listed_origin_gets_its_own_name_back(preflighted):
     for route in PREFLIGHTED:
-        assert preflighted[f"{route} https://other.example"]["headers"]["Access-Control-Allow-Origin"] == \
-            "https://other.example"
+        assert (
+            preflighted[f"{route} https://other.example"]["headers"]["Access-Control-Allow-Origin"]
+            == "https://other.example"
+        )
 
 
 @pytest.mark.parametrize("route", sorted(PREFLIGHTED))

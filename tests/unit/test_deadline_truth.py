@@ -12,20 +12,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk_cli.annual import report as annual_report, sources as annual_sources
-from rightsdesk.notices import breaches
 from rightsdesk.kernel import clock, deadline_state
-from rightsdesk.routing import controller_requests, deadline_watch, registry
-from rightsdesk.platform import hashing
-from rightsdesk.own_data import own_requests
-from rightsdesk.routing.controller_requests import StatusReport
 from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.kernel.status import Status
+from rightsdesk.notices import breaches
+from rightsdesk.own_data import own_requests
+from rightsdesk.platform import hashing
+from rightsdesk.routing import controller_requests, deadline_watch, registry
+from rightsdesk.routing.controller_requests import StatusReport
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import IncidentItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
 from rightsdesk_cli import requests as requests_cli
-
+from rightsdesk_cli.annual import report as annual_report
+from rightsdesk_cli.annual import sources as annual_sources
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment
 
@@ -62,7 +62,7 @@ def test_a_deadline_is_met_only_by_an_action_at_or_before_it(action, now, state)
         assert found.late_by == now and found.label().startswith("missed (overdue by")
 
 
-@given(st.integers(-10**7, 10**7), st.one_of(st.none(), st.integers(-10**7, 10**7)), st.integers(-10**7, 10**7))
+@given(st.integers(-(10**7), 10**7), st.one_of(st.none(), st.integers(-(10**7), 10**7)), st.integers(-(10**7), 10**7))
 def test_late_is_late_whatever_happens_afterwards(due_offset, met_offset, now_offset):
     due, now = T + timedelta(seconds=due_offset), T + timedelta(seconds=now_offset)
     met = T + timedelta(seconds=met_offset) if met_offset is not None else None
@@ -84,13 +84,16 @@ def test_a_request_reads_against_its_answer_and_never_counts_late_and_on_time_at
     closed_at = T + closed if closed is not None else None
     found = deadline_state.request_standing(status, T, closed_at, now)
     if status in deadline_state.ANSWERED:
-        assert found.state == (deadline_state.MET_ON_TIME if closed is not None and closed <= timedelta(0)
-                               else deadline_state.MET_LATE)
+        assert found.state == (
+            deadline_state.MET_ON_TIME if closed is not None and closed <= timedelta(0) else deadline_state.MET_LATE
+        )
     elif status in deadline_state.WITHDRAWN:
         assert found is None if closed is not None and closed <= timedelta(0) else found.state == deadline_state.MISSED
     else:
         assert found.state == deadline_state.MISSED
-    assert deadline_state.is_overdue(status, T, now) is (status not in deadline_state.ANSWERED | deadline_state.WITHDRAWN)
+    assert deadline_state.is_overdue(status, T, now) is (
+        status not in deadline_state.ANSWERED | deadline_state.WITHDRAWN
+    )
 
 
 # ------------------------------------------------------------------ breach deadlines, every kind
@@ -98,35 +101,55 @@ def test_a_request_reads_against_its_answer_and_never_counts_late_and_on_time_at
 
 def _incident(now_offset_hours: float, **fields) -> tuple[IncidentItem, datetime]:
     detected = T
-    values = dict(incident_id="inc_1", detected_at=detected, declared_at=detected + timedelta(hours=1),
-                  declared_by="operator", summary="s", categories=["email"], contact="c", controller_ids=["ctl_a"],
-                  controllers_due_at=detected + breaches.DEADLINE, authority_due_at=detected + breaches.DEADLINE,
-                  notify_subjects=True, high_risk=True)
+    values = dict(
+        incident_id="inc_1",
+        detected_at=detected,
+        declared_at=detected + timedelta(hours=1),
+        declared_by="operator",
+        summary="s",
+        categories=["email"],
+        contact="c",
+        controller_ids=["ctl_a"],
+        controllers_due_at=detected + breaches.DEADLINE,
+        authority_due_at=detected + breaches.DEADLINE,
+        notify_subjects=True,
+        high_risk=True,
+    )
     values.update(fields)
-    return IncidentItem(IncidentItem.key("inc_1"), IncidentItem.SK, **values), detected + timedelta(hours=now_offset_hours)
+    return IncidentItem(IncidentItem.key("inc_1"), IncidentItem.SK, **values), detected + timedelta(
+        hours=now_offset_hours
+    )
 
 
 NOTIFIED = {"pending": 0, "sent": 2, "failed": 0, "suppressed": 0}
 PENDING = {"pending": 1, "sent": 1, "failed": 0, "suppressed": 0}
-KIND_FIELD = {"controllers": "controllers_notified_at", "authority": "authority_notified_at",
-              "subjects": "subjects_notified_at"}
+KIND_FIELD = {
+    "controllers": "controllers_notified_at",
+    "authority": "authority_notified_at",
+    "subjects": "subjects_notified_at",
+}
 
 
 @pytest.mark.parametrize("deadline", breaches.DEADLINE_NAMES)
-@pytest.mark.parametrize("acted_after_hours, now_hours, state", [
-    (None, 10, deadline_state.OPEN),
-    (None, 80, deadline_state.MISSED),
-    (71, 80, deadline_state.MET_ON_TIME),
-    (72, 72, deadline_state.MET_ON_TIME),
-    (96, 200, deadline_state.MET_LATE),  # four days after detection: late, never "done"
-])
+@pytest.mark.parametrize(
+    "acted_after_hours, now_hours, state",
+    [
+        (None, 10, deadline_state.OPEN),
+        (None, 80, deadline_state.MISSED),
+        (71, 80, deadline_state.MET_ON_TIME),
+        (72, 72, deadline_state.MET_ON_TIME),
+        (96, 200, deadline_state.MET_LATE),  # four days after detection: late, never "done"
+    ],
+)
 def test_every_breach_deadline_reads_its_state(deadline, acted_after_hours, now_hours, state):
     fields = {}
     if acted_after_hours is not None:
         fields[KIND_FIELD[deadline]] = T + timedelta(hours=acted_after_hours)
     incident, now = _incident(now_hours, **fields)
-    counts = {"controller": NOTIFIED if acted_after_hours is not None else PENDING,
-              "subject": NOTIFIED if acted_after_hours is not None else PENDING}
+    counts = {
+        "controller": NOTIFIED if acted_after_hours is not None else PENDING,
+        "subject": NOTIFIED if acted_after_hours is not None else PENDING,
+    }
     rows = {row["deadline"]: row for row in breaches.deadlines(incident, counts, now)}
     assert rows[deadline]["state"] == state
     if state == deadline_state.MET_LATE:
@@ -136,7 +159,9 @@ def test_every_breach_deadline_reads_its_state(deadline, acted_after_hours, now_
 def test_the_subjects_deadline_exists_only_when_subjects_are_told():
     incident, now = _incident(10, notify_subjects=False, high_risk=False)
     assert [row["deadline"] for row in breaches.deadlines(incident, {"controller": PENDING}, now)] == [
-        "controllers", "authority"]
+        "controllers",
+        "authority",
+    ]
 
 
 # ------------------------------------------------------------------ against the table
@@ -162,17 +187,36 @@ def _controller(world: World, delivery: str = "email") -> ControllerItem:
     return registry.get_controller(controller_id)
 
 
-def _request(controller: ControllerItem, *, status: str, due_at: datetime | None, closed_at: datetime | None = None,
-             created_at: datetime | None = None, email: str | None = "ana@example.org", locale: str = "en",
-             request_type: str = "access") -> RequestItem:
+def _request(
+    controller: ControllerItem,
+    *,
+    status: str,
+    due_at: datetime | None,
+    closed_at: datetime | None = None,
+    created_at: datetime | None = None,
+    email: str | None = "ana@example.org",
+    locale: str = "en",
+    request_type: str = "access",
+) -> RequestItem:
     request_id = hashing.new_id("dsr")
     created = created_at or clock.now() - timedelta(days=40)
     verified = None if status == Status.IDENTITY_UNVERIFIED.value else created + timedelta(minutes=5)
     item = RequestItem(
-        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=controller.controller_id,
-        site=controller.site_key, request_type=request_type, status=status, locale=locale, email=email,
-        subject_hash=hashing.email_hash(email or "x@example.org"), created_at=created, verified_at=verified,
-        due_at=due_at if verified else None, closed_at=closed_at, updated_at=closed_at or created,
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id=controller.controller_id,
+        site=controller.site_key,
+        request_type=request_type,
+        status=status,
+        locale=locale,
+        email=email,
+        subject_hash=hashing.email_hash(email or "x@example.org"),
+        created_at=created,
+        verified_at=verified,
+        due_at=due_at if verified else None,
+        closed_at=closed_at,
+        updated_at=closed_at or created,
         gsi1pk=ControllerItem.key(controller.controller_id),
         gsi1sk=f"{status}#{clock.isoformat(created)}#{request_id}",
     )
@@ -193,10 +237,17 @@ def _figures(now: datetime, controller_id: str) -> tuple[set[str], int, dict]:
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(OPEN_STATUSES + CLOSED_STATUSES),
-                          st.integers(-60 * 24, 60 * 24),  # due, in hours from now
-                          st.integers(-60 * 24, 0)),  # closed, in hours from now
-                min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(OPEN_STATUSES + CLOSED_STATUSES),
+            st.integers(-60 * 24, 60 * 24),  # due, in hours from now
+            st.integers(-60 * 24, 0),
+        ),  # closed, in hours from now
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_the_overdue_list_the_watch_and_the_annual_report_agree(world, specs):
     """All three figures of one generated set of requests, from the same rule, agree; and the
     report's on-time count is the rule's (a late answer stays late once the request is closed).
@@ -217,8 +268,11 @@ def test_the_overdue_list_the_watch_and_the_annual_report_agree(world, specs):
     assert watched - watched_before == len(overdue)
     assert report["open_overdue"] - report_before["open_overdue"] == len(overdue)
     answered = [item for item in written if item.status in deadline_state.ANSWERED]
-    on_time = [item for item in answered
-               if deadline_state.request_standing(item.status, item.due_at, item.closed_at, now).on_time]
+    on_time = [
+        item
+        for item in answered
+        if deadline_state.request_standing(item.status, item.due_at, item.closed_at, now).on_time
+    ]
     assert report["answered_on_time"] - report_before["answered_on_time"] == len(on_time)
     assert report["answered_late"] - report_before["answered_late"] == len(answered) - len(on_time)
     _close_all(written)
@@ -234,21 +288,37 @@ def _close_all(written: list[RequestItem]) -> None:
 
 
 def _extend_by_controller_api(controller, request, *, status):
-    report = StatusReport(status=status, reason="We have to search three archives.",
-                          extend_to=clock.isoformat(request.due_at + timedelta(days=20)))
+    report = StatusReport(
+        status=status,
+        reason="We have to search three archives.",
+        extend_to=clock.isoformat(request.due_at + timedelta(days=20)),
+    )
     return controller_requests.report_status(controller, request.request_id, report)
 
 
 ROUTES = {
-    "controller API, same status": ("email", Status.ACKNOWLEDGED.value,
-                                    lambda c, r: _extend_by_controller_api(c, r, status="acknowledged")),
-    "controller API, with a new status": ("email", Status.DELIVERED.value,
-                                          lambda c, r: _extend_by_controller_api(c, r, status="in_progress")),
-    "controller API, no status": ("email", Status.DELIVERED.value,
-                                  lambda c, r: _extend_by_controller_api(c, r, status=None)),
-    "operator CLI (own data)": ("internal", Status.IN_PROGRESS.value,
-                                lambda c, r: own_requests.extend(r.request_id, r.due_at + timedelta(days=20),
-                                                                 reason="We have to search three archives.")),
+    "controller API, same status": (
+        "email",
+        Status.ACKNOWLEDGED.value,
+        lambda c, r: _extend_by_controller_api(c, r, status="acknowledged"),
+    ),
+    "controller API, with a new status": (
+        "email",
+        Status.DELIVERED.value,
+        lambda c, r: _extend_by_controller_api(c, r, status="in_progress"),
+    ),
+    "controller API, no status": (
+        "email",
+        Status.DELIVERED.value,
+        lambda c, r: _extend_by_controller_api(c, r, status=None),
+    ),
+    "operator CLI (own data)": (
+        "internal",
+        Status.IN_PROGRESS.value,
+        lambda c, r: own_requests.extend(
+            r.request_id, r.due_at + timedelta(days=20), reason="We have to search three archives."
+        ),
+    ),
 }
 
 
@@ -287,7 +357,9 @@ def test_the_answer_says_who_tells_the_subject(world):
     assert "now yours" in reminded["message"]
     mails = _bodies(world, "MailQueue")
     mine = [m for m in mails if held.request_id in m["mail_id"] or purged.request_id in m["mail_id"]]
-    assert [(m["kind"], made(m).context["reason"]) for m in mine] == [("due_extended", "We have to search three archives.")]
+    assert [(m["kind"], made(m).context["reason"]) for m in mine] == [
+        ("due_extended", "We have to search three archives.")
+    ]
 
 
 def test_a_status_report_needs_a_status_or_an_extension():
@@ -298,20 +370,28 @@ def test_a_status_report_needs_a_status_or_an_extension():
 # ------------------------------------------------------------------ breach: late needs reasons
 
 
-@pytest.mark.parametrize("fields, rule", [
-    ({"detected_at_hours": 1}, "lies in the future"),
-    ({"notify_subjects": True}, "GDPR Art. 34(1)"),
-    ({"detected_at_hours": -96}, "GDPR Art. 33(1)"),
-    ({"categories": ["Bad Category"]}, "lowercase words"),
-    ({"summary": " "}, "a summary is required"),
-])
+@pytest.mark.parametrize(
+    "fields, rule",
+    [
+        ({"detected_at_hours": 1}, "lies in the future"),
+        ({"notify_subjects": True}, "GDPR Art. 34(1)"),
+        ({"detected_at_hours": -96}, "GDPR Art. 33(1)"),
+        ({"categories": ["Bad Category"]}, "lowercase words"),
+        ({"summary": " "}, "a summary is required"),
+    ],
+)
 def test_a_refused_declaration_names_the_rule(world, fields, rule):
     controller = _controller(world)
     fields = dict(fields)
     detected = clock.now() + timedelta(hours=fields.pop("detected_at_hours", -2))
-    declaration = breaches.Declaration(detected_at=detected, summary=fields.pop("summary", "Chat logs were readable."),
-                                       categories=fields.pop("categories", ["chat_history"]), contact="dpo@rights.test",
-                                       controller_ids=[controller.controller_id], **fields)
+    declaration = breaches.Declaration(
+        detected_at=detected,
+        summary=fields.pop("summary", "Chat logs were readable."),
+        categories=fields.pop("categories", ["chat_history"]),
+        contact="dpo@rights.test",
+        controller_ids=[controller.controller_id],
+        **fields,
+    )
     with pytest.raises(InvalidInput) as refused:
         breaches.declare(declaration)
     assert rule in refused.value.message
@@ -320,17 +400,30 @@ def test_a_refused_declaration_names_the_rule(world, fields, rule):
 def test_a_late_breach_is_never_done_and_keeps_its_reasons(world):
     controller = _controller(world)
     reason = "The processor confirmed the scope only on day four."
-    incident = breaches.declare(breaches.Declaration(
-        detected_at=clock.now() - timedelta(days=4), summary="Chat logs were readable.", categories=["chat_history"],
-        contact="dpo@rights.test", controller_ids=[controller.controller_id], delay_reason=reason))
+    incident = breaches.declare(
+        breaches.Declaration(
+            detected_at=clock.now() - timedelta(days=4),
+            summary="Chat logs were readable.",
+            categories=["chat_history"],
+            contact="dpo@rights.test",
+            controller_ids=[controller.controller_id],
+            delay_reason=reason,
+        )
+    )
     world.drain()
-    rows = {row["deadline"]: row for row in breaches.deadlines(breaches.load(incident.incident_id),
-                                                               breaches.tally(breaches.load(incident.incident_id)))}
+    rows = {
+        row["deadline"]: row
+        for row in breaches.deadlines(
+            breaches.load(incident.incident_id), breaches.tally(breaches.load(incident.incident_id))
+        )
+    }
     assert rows["controllers"]["state"] == deadline_state.MET_LATE and rows["controllers"]["delay_reason"] == reason
     assert rows["authority"]["state"] == deadline_state.MISSED
     with pytest.raises(InvalidInput) as refused:
         breaches.authority_notified(incident.incident_id, reference="IP-1", at=clock.now())
-    assert "GDPR Art. 33(1)" in refused.value.message and refused.value.fields == {"delay_reason": "required_after_72_hours"}
+    assert "GDPR Art. 33(1)" in refused.value.message and refused.value.fields == {
+        "delay_reason": "required_after_72_hours"
+    }
     breaches.authority_notified(incident.incident_id, reference="IP-1", at=clock.now(), delay_reason=reason)
     recorded = breaches.load(incident.incident_id)
     rows = {row["deadline"]: row for row in breaches.deadlines(recorded, breaches.tally(recorded))}
@@ -367,17 +460,22 @@ def test_reminders_keep_going_while_overdue_and_each_goes_once(world):
 
     deliveries, mails = period(0)
     assert [(b["request_id"], b["notice"]) for b in deliveries if b["request_id"] == theirs.request_id] == [
-        (theirs.request_id, "overdue_1")]
-    subject = [m for m in mails if m["kind"] == "own_request_overdue"
-               and m["ids"]["request_id"] in (theirs.request_id, ours.request_id)]
+        (theirs.request_id, "overdue_1")
+    ]
+    subject = [
+        m
+        for m in mails
+        if m["kind"] == "own_request_overdue" and m["ids"]["request_id"] in (theirs.request_id, ours.request_id)
+    ]
     assert [m["ids"]["request_id"] for m in subject] == [ours.request_id], "where the address is held"
     told = made(subject[0])
     assert told.locale == "sl" and told.context["authority_name"] == "Informacijski pooblaščenec"
     assert not [b for b in period(2)[0] if b["request_id"] == theirs.request_id], "every 3 days, not daily"
     deliveries, mails = period(4)
     assert [b["notice"] for b in deliveries if b["request_id"] == theirs.request_id] == ["overdue_2"]
-    assert not [m for m in mails if m["kind"] == "own_request_overdue"
-                and m["ids"]["request_id"] == ours.request_id], "the subject is told once"
+    assert not [m for m in mails if m["kind"] == "own_request_overdue" and m["ids"]["request_id"] == ours.request_id], (
+        "the subject is told once"
+    )
     deliveries, mails = period(7.5)
     assert [b["notice"] for b in deliveries if b["request_id"] == theirs.request_id] == ["overdue_3"]
     digests = [m for m in mails if m["kind"] == "requests_overdue_digest"]
@@ -386,8 +484,9 @@ def test_reminders_keep_going_while_overdue_and_each_goes_once(world):
     assert all(made(d).to == "operators@rights.test" for d in digests)
     assert not any("ana@example.org" in json.dumps(d) for d in digests), "ids and dates only"
     _, mails = period(8.5)
-    assert not [m for m in mails if m["kind"] == "requests_overdue_digest"
-                and theirs.request_id in json.dumps(m)], "the operator is told once"
+    assert not [m for m in mails if m["kind"] == "requests_overdue_digest" and theirs.request_id in json.dumps(m)], (
+        "the operator is told once"
+    )
     _close_all([theirs, ours])
 
 
@@ -420,33 +519,52 @@ def public_base_url(monkeypatch):
     config.reload()
 
 
-@pytest.mark.parametrize("locale, heading", [
-    ("en", "Why this notice comes later than 72 hours after detection"),
-    ("de", "Warum diese Meldung später als 72 Stunden nach der Entdeckung kommt"),
-    ("sl", "Zakaj to obvestilo prihaja pozneje kot 72 ur po odkritju"),
-])
+@pytest.mark.parametrize(
+    "locale, heading",
+    [
+        ("en", "Why this notice comes later than 72 hours after detection"),
+        ("de", "Warum diese Meldung später als 72 Stunden nach der Entdeckung kommt"),
+        ("sl", "Zakaj to obvestilo prihaja pozneje kot 72 ur po odkritju"),
+    ],
+)
 def test_a_late_breach_notice_gives_the_controller_the_reasons(public_base_url, locale, heading):
     from rightsdesk.render import notice_mail
 
-    context = {"controller_name": "Acme", "incident_id": "inc_1", "detected_at": "2026-11-20T10:00:00Z",
-               "summary": "Chat logs were readable.", "categories": ["chat_history"], "contact": "dpo@rights.test",
-               "high_risk": False, "subjects_notified": False, "delay_reason": "Scope <confirmed> on day four."}
+    context = {
+        "controller_name": "Acme",
+        "incident_id": "inc_1",
+        "detected_at": "2026-11-20T10:00:00Z",
+        "summary": "Chat logs were readable.",
+        "categories": ["chat_history"],
+        "contact": "dpo@rights.test",
+        "high_risk": False,
+        "subjects_notified": False,
+        "delay_reason": "Scope <confirmed> on day four.",
+    }
     rendered = notice_mail.render("breach_controller", locale, context)
     assert heading in rendered.text and "Scope <confirmed> on day four." in rendered.text
     assert "Scope &lt;confirmed&gt; on day four." in rendered.html
     assert heading not in notice_mail.render("breach_controller", locale, {**context, "delay_reason": None}).text
 
 
-@pytest.mark.parametrize("locale, phrase", [
-    ("en", "Your privacy request is overdue"),
-    ("de", "Ihre Datenschutzanfrage ist überfällig"),
-    ("sl", "Vaša zahteva glede zasebnosti je zapadla"),
-])
+@pytest.mark.parametrize(
+    "locale, phrase",
+    [
+        ("en", "Your privacy request is overdue"),
+        ("de", "Ihre Datenschutzanfrage ist überfällig"),
+        ("sl", "Vaša zahteva glede zasebnosti je zapadla"),
+    ],
+)
 def test_the_subject_of_an_overdue_own_request_is_told_where_to_complain(public_base_url, locale, phrase):
     from rightsdesk.render import i18n, own_mail
 
-    context = {"request_id": "dsr_1", "request_type": "complaint", "due_at": "2026-12-10T23:59:59Z",
-               "authority_name": "Informacijski pooblaščenec", "authority_url": "https://www.ip-rs.si"}
+    context = {
+        "request_id": "dsr_1",
+        "request_type": "complaint",
+        "due_at": "2026-12-10T23:59:59Z",
+        "authority_name": "Informacijski pooblaščenec",
+        "authority_url": "https://www.ip-rs.si",
+    }
     rendered = own_mail.render("own_request_overdue", locale, context)
     assert rendered.subject == phrase
     text = " ".join(rendered.text.split())
@@ -459,5 +577,10 @@ def test_the_subject_of_an_overdue_own_request_is_told_where_to_complain(public_
 def test_subjects_to_tell_but_none_reachable_is_no_missed_deadline():
     incident, now = _incident(100)
     nobody = {"pending": 0, "sent": 0, "failed": 0, "suppressed": 0}
-    rows = {row["deadline"]: row for row in breaches.deadlines(incident, {"controller": PENDING, "subject": nobody}, now)}
-    assert rows["subjects"]["state"] == deadline_state.MET_ON_TIME and rows["controllers"]["state"] == deadline_state.MISSED
+    rows = {
+        row["deadline"]: row for row in breaches.deadlines(incident, {"controller": PENDING, "subject": nobody}, now)
+    }
+    assert (
+        rows["subjects"]["state"] == deadline_state.MET_ON_TIME
+        and rows["controllers"]["state"] == deadline_state.MISSED
+    )

@@ -1,10 +1,9 @@
 import calendar
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import pytest
 
 from rightsdesk.kernel import deadlines
 from rightsdesk.kernel.deadlines import END_OF_DAY, add_calendar_months, due_at, is_overdue, latest_extension
@@ -75,8 +74,10 @@ def test_overdue_from_the_first_instant_of_the_next_day():
     assert is_overdue(due, datetime(2026, 4, 11, tzinfo=UTC))
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-       st.integers(min_value=0, max_value=36))
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    st.integers(min_value=0, max_value=36),
+)
 def test_adding_months_never_goes_backwards_and_lands_in_the_right_month(start, months):
     result = add_calendar_months(start, months)
     assert result >= start
@@ -90,14 +91,27 @@ from zoneinfo import ZoneInfo  # noqa: E402 - the property tests' own imports, k
 
 from rightsdesk.routing.deadline_watch import notice_for  # noqa: E402
 
-ZONES = st.sampled_from([UTC, ZoneInfo("Europe/Ljubljana"), ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York"),
-                         ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago"), ZoneInfo("Asia/Kathmandu")])
+ZONES = st.sampled_from(
+    [
+        UTC,
+        ZoneInfo("Europe/Ljubljana"),
+        ZoneInfo("Europe/Berlin"),
+        ZoneInfo("America/New_York"),
+        ZoneInfo("Pacific/Kiritimati"),
+        ZoneInfo("Pacific/Pago_Pago"),
+        ZoneInfo("Asia/Kathmandu"),
+    ]
+)
 instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC))
 # Month ends and the days around 29 February are where calendar arithmetic goes wrong.
 edge_days = st.builds(
-    lambda year, month, back, hour: datetime(year, month, calendar.monthrange(year, month)[1], hour, tzinfo=UTC)
-    - timedelta(days=back),
-    st.integers(2000, 2099), st.integers(1, 12), st.integers(0, 3), st.integers(0, 23),
+    lambda year, month, back, hour: (
+        datetime(year, month, calendar.monthrange(year, month)[1], hour, tzinfo=UTC) - timedelta(days=back)
+    ),
+    st.integers(2000, 2099),
+    st.integers(1, 12),
+    st.integers(0, 3),
+    st.integers(0, 23),
 )
 starts = st.one_of(instants, edge_days)
 kinds = st.sampled_from([("access", "self"), ("erasure", "self"), ("erasure", "guardian"), ("portability", "agent")])

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from local.patterns import any_match, parse_filters
 from local.template import event_sources
-from rightsdesk.kernel import clock
-from rightsdesk.store import deletion
-from rightsdesk.retention import holds, sweeper
 from rightsdesk.intake import submissions
+from rightsdesk.kernel import clock
+from rightsdesk.retention import holds, sweeper
+from rightsdesk.store import deletion
 from rightsdesk.store.deletion import Cause
 from rightsdesk_cli.main import app as cli
 from tests.support.aws import load_template
@@ -92,8 +92,9 @@ def test_every_deletion_and_purge_gets_one_event_naming_its_cause(world, handler
 
     passing = deliver(handler, world.stream_records())
 
-    assert all(not r["dynamodb"]["Keys"]["sk"]["S"].startswith("AUDIT#") for r in passing), \
+    assert all(not r["dynamodb"]["Keys"]["sk"]["S"].startswith("AUDIT#") for r in passing), (
         "audit events never trigger the handler"
+    )
     assert {(e["item_kind"], e["action"], e["cause"], e.get("rule")) for e in deletion_events(world, expired)} == {
         ("CHALLENGE", "deleted", "sweeper", "verification_code"),
         ("REQUEST", "deleted", "sweeper", "unverified_request"),
@@ -176,14 +177,25 @@ def test_audit_events_hold_no_personal_data(world, handler):
 
 def test_marks_and_audit_event_writes_do_not_reach_the_handler():
     filters = stream_filters()
-    mark = {"eventName": "MODIFY", "dynamodb": {
-        "Keys": {"pk": {"S": "REQ#x"}, "sk": {"S": "REQUEST"}},
-        "OldImage": {"retention_rule": {"S": "skeleton"}},
-        "NewImage": {"retention_rule": {"S": "skeleton"}, "deleted_by": {"S": "sweeper"}}}}
-    repurge = {"eventName": "MODIFY", "dynamodb": {
-        "OldImage": {"personal_purged_at": {"S": "t"}}, "NewImage": {"personal_purged_at": {"S": "t"}}}}
-    audit_ttl = {"eventName": "REMOVE", "dynamodb": {
-        "Keys": {"pk": {"S": "REQ#x"}, "sk": {"S": "AUDIT#2026"}}, "OldImage": {"action": {"S": "deleted"}}}}
+    mark = {
+        "eventName": "MODIFY",
+        "dynamodb": {
+            "Keys": {"pk": {"S": "REQ#x"}, "sk": {"S": "REQUEST"}},
+            "OldImage": {"retention_rule": {"S": "skeleton"}},
+            "NewImage": {"retention_rule": {"S": "skeleton"}, "deleted_by": {"S": "sweeper"}},
+        },
+    }
+    repurge = {
+        "eventName": "MODIFY",
+        "dynamodb": {"OldImage": {"personal_purged_at": {"S": "t"}}, "NewImage": {"personal_purged_at": {"S": "t"}}},
+    }
+    audit_ttl = {
+        "eventName": "REMOVE",
+        "dynamodb": {
+            "Keys": {"pk": {"S": "REQ#x"}, "sk": {"S": "AUDIT#2026"}},
+            "OldImage": {"action": {"S": "deleted"}},
+        },
+    }
     insert = {"eventName": "INSERT", "dynamodb": {"NewImage": {"retention_rule": {"S": "skeleton"}}}}
     for record in (mark, repurge, audit_ttl, insert):
         assert not any_match(filters, record), record
@@ -198,8 +210,13 @@ def test_the_audit_query_lists_deletions_by_cause_and_period_without_a_scan(worl
     ttl_victim = world.submit()
     world.dynamodb.delete_item(TableName=world.table, Key={"pk": {"S": f"REQ#{ttl_victim}"}, "sk": {"S": "CHALLENGE"}})
     records = world.stream_records()
-    deliver(handler, [as_ttl_deletion(r) if r["eventName"] == "REMOVE" and ttl_victim in r["dynamodb"]["Keys"]["pk"]["S"]
-                      else r for r in records])
+    deliver(
+        handler,
+        [
+            as_ttl_deletion(r) if r["eventName"] == "REMOVE" and ttl_victim in r["dynamodb"]["Keys"]["pk"]["S"] else r
+            for r in records
+        ],
+    )
     monkeypatch.setattr(Connection, "scan", lambda *a, **k: pytest.fail("the audit query scanned"))
     since = datetime.fromtimestamp(clock.epoch() - 4 * 24 * HOUR, timezone.utc)
 
@@ -213,7 +230,8 @@ def test_the_audit_query_lists_deletions_by_cause_and_period_without_a_scan(worl
     assert list(deletion.events(long_before, long_before + (since - long_before) / 2)) == []
 
     result = CliRunner(env={"COLUMNS": "200"}).invoke(
-        cli, ["--json", "retention", "audit", "--since", since.strftime("%Y-%m-%d"), "--cause", "sweeper"])
+        cli, ["--json", "retention", "audit", "--since", since.strftime("%Y-%m-%d"), "--cause", "sweeper"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["totals"] == {"deleted:sweeper": 4}
@@ -223,7 +241,11 @@ def test_the_audit_query_lists_deletions_by_cause_and_period_without_a_scan(worl
 def test_months_of_a_period():
     start = datetime(2025, 11, 30, tzinfo=timezone.utc)
     assert deletion.months(start, datetime(2026, 2, 1, tzinfo=timezone.utc)) == [
-        "AUDIT#2025-11", "AUDIT#2025-12", "AUDIT#2026-01", "AUDIT#2026-02"]
+        "AUDIT#2025-11",
+        "AUDIT#2025-12",
+        "AUDIT#2026-01",
+        "AUDIT#2026-02",
+    ]
 
 
 def test_the_sample_events_are_understood(handler, world):
@@ -239,8 +261,14 @@ def test_the_sample_events_are_understood(handler, world):
 
 
 def test_the_ttl_principal_wins_over_a_stale_mark():
-    change = deletion.Change(kind=deletion.DELETED, pk="REQ#x", sk="REQUEST", event_id="e",
-                             by_ttl_service=True, old={"deleted_by": "sweeper", "retention_rule": "skeleton"})
+    change = deletion.Change(
+        kind=deletion.DELETED,
+        pk="REQ#x",
+        sk="REQUEST",
+        event_id="e",
+        by_ttl_service=True,
+        old={"deleted_by": "sweeper", "retention_rule": "skeleton"},
+    )
     assert deletion.cause_of(change) is Cause.TTL
     unmarked = deletion.Change(kind=deletion.DELETED, pk="REQ#x", sk="REQUEST", event_id="e")
     assert deletion.cause_of(unmarked) is Cause.DIRECT

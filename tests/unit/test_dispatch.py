@@ -16,19 +16,15 @@ import pytest
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.notices import breaches
-from rightsdesk.kernel import clock
-from rightsdesk.routing import deadline_watch, delivery
-from rightsdesk.outbound import dispatch
 from rightsdesk.intake import submissions
-from rightsdesk.notices import policies
-from rightsdesk.routing import registry
-from rightsdesk.store import queries
-from rightsdesk.kernel import retention
-from rightsdesk.platform import sealing, webhooks
-from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, retention
+from rightsdesk.notices import breaches, policies
+from rightsdesk.outbound import dispatch
+from rightsdesk.platform import aws_clients, config, hashing, sealing, webhooks
+from rightsdesk.routing import deadline_watch, delivery, registry
+from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
+from rightsdesk.store import queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, made, moto_cloud
@@ -70,10 +66,13 @@ class Cloud:
 
     def audit(self, pk: str) -> list[dict]:
         page = self.session.client("dynamodb").query(
-            TableName=self.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":a": {"S": "AUDIT#"}})
-        return sorted(({k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]),
-                      key=lambda e: e["at"])
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":a": {"S": "AUDIT#"}},
+        )
+        return sorted(
+            ({k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]), key=lambda e: e["at"]
+        )
 
     def transitions(self, request_id: str) -> list[tuple[str | None, str]]:
         return [(e.get("from_status"), e["to_status"]) for e in self.audit(f"REQ#{request_id}") if "to_status" in e]
@@ -85,9 +84,14 @@ def cloud():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         # the endpoint is plain http on loopback
-        world = moto_cloud(patch, "rightsdesk-dispatch", data_key=True, region=REGION,
-                           env={"ALLOW_HTTP_WEBHOOKS": "true", "PUBLIC_BASE_URL": "https://privacy.example.com"},
-                           no_scans="delivery must not scan the table")
+        world = moto_cloud(
+            patch,
+            "rightsdesk-dispatch",
+            data_key=True,
+            region=REGION,
+            env={"ALLOW_HTTP_WEBHOOKS": "true", "PUBLIC_BASE_URL": "https://privacy.example.com"},
+            no_scans="delivery must not scan the table",
+        )
         session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues, f"http://127.0.0.1:{server.server_address[1]}/hook")
         aws_clients.forget_clients()
@@ -108,16 +112,21 @@ def fresh(cloud):
 
 def controller(cloud, mode: str = "webhook", **overrides) -> registry.NewController:
     site = hashing.new_id("s").split("_")[1]
-    fields = {"name": "Acme", "site_key": f"acme-{site}", "contact_email": f"dpo-{site}@acme.example",
-              "delivery": mode}
+    fields = {"name": "Acme", "site_key": f"acme-{site}", "contact_email": f"dpo-{site}@acme.example", "delivery": mode}
     if mode == "webhook":
         fields["webhook_url"] = cloud.endpoint
     return registry.register(**{**fields, **overrides})
 
 
 def verified(cloud, created: registry.NewController, **fields) -> RequestItem:
-    submission = Submission(site=created.controller.site_key, type="access", email="ana@example.org",
-                            name="Ana Novak", details="chat on 3 May", **fields)
+    submission = Submission(
+        site=created.controller.site_key,
+        type="access",
+        email="ana@example.org",
+        name="Ana Novak",
+        details="chat on 3 May",
+        **fields,
+    )
     submitted = submissions.submit(submission, locale="en")
     code = code_in(cloud.drain("MailQueue"), submitted.request_id)
     submissions.verify(submitted.request_id, code)
@@ -239,7 +248,10 @@ def test_email_mode_queues_the_request_for_the_contact_in_its_locale(cloud):
     [body] = cloud.drain("MailQueue")
     mail = made(body)
     assert (mail.to, mail.locale, body["mail_id"]) == (
-        created.controller.contact_email, "sl", f"forward-{request.request_id}")
+        created.controller.contact_email,
+        "sl",
+        f"forward-{request.request_id}",
+    )
     assert mail.context["subject_name"] == "Ana Novak" and mail.context["relationship"] == "agent"
     assert mail.context["request_url"] == f"https://privacy.example.com/v1/controller/requests/{request.request_id}"
     assert mail.tags == {"request_id": request.request_id}, "a bounce names the request it concerns"
@@ -268,12 +280,17 @@ def test_notices_carry_no_personal_data_by_webhook_or_by_email(cloud):
         for body in ({"event": "cancelled"}, {"event": "overdue", "notice": "due_in_3_days"}):
             message = DeliveryMessage.from_body({"request_id": request.request_id, **body}, message_id="m")
             assert dispatch.dispatch(message, attempt=1)["result"] == "sent"
-        sent = [json.loads(s["body"]) for s in Endpoint.received[1:]] if created is hooked else \
-            [made(body).context for body in cloud.drain("MailQueue")]
+        sent = (
+            [json.loads(s["body"]) for s in Endpoint.received[1:]]
+            if created is hooked
+            else [made(body).context for body in cloud.drain("MailQueue")]
+        )
         assert len(sent) == 2
         assert not any(value in json.dumps(sent) for value in PERSONAL)
     assert [json.loads(s["body"])["type"] for s in Endpoint.received[1:]] == [
-        "dsr.request.cancelled", "dsr.request.overdue"]
+        "dsr.request.cancelled",
+        "dsr.request.overdue",
+    ]
 
 
 def test_a_notice_whose_webhook_stays_down_is_emailed_at_the_end(cloud):
@@ -285,7 +302,11 @@ def test_a_notice_whose_webhook_stays_down_is_emailed_at_the_end(cloud):
     with pytest.raises(RetryLater):
         dispatch.dispatch(message, attempt=1)
     assert dispatch.dispatch(message, attempt=12, max_attempts=12) == {
-        "delivery_id": message.delivery_id, "event": "cancelled", "result": "sent", "via": "email"}
+        "delivery_id": message.delivery_id,
+        "event": "cancelled",
+        "result": "sent",
+        "via": "email",
+    }
     [mail] = [made(body) for body in cloud.drain("MailQueue")]
     assert mail.template == "request_notice" and mail.context["notice"] == "cancelled"
 
@@ -293,7 +314,8 @@ def test_a_notice_whose_webhook_stays_down_is_emailed_at_the_end(cloud):
 def test_a_test_event_is_sent_once_and_audited(cloud):
     created = controller(cloud)
     message = DeliveryMessage.from_body(
-        {"request_id": "", "event": "test", "controller_id": created.controller.controller_id}, message_id="m1")
+        {"request_id": "", "event": "test", "controller_id": created.controller.controller_id}, message_id="m1"
+    )
     assert dispatch.dispatch(message, attempt=1)["cause"] == "http_204"
     event = Webhook(created.webhook_secret).verify(Endpoint.received[0]["body"], Endpoint.received[0]["headers"])
     assert event["type"] == "webhook.test"
@@ -307,14 +329,26 @@ SUMMARY = "A misconfigured export exposed chat logs."
 
 
 def declare(*created: registry.NewController) -> breaches.IncidentItem:
-    return breaches.declare(breaches.Declaration(
-        detected_at=clock.now() - timedelta(hours=1), summary=SUMMARY, categories=["chat_history"],
-        contact="dpo@rightsdesk.test", controller_ids=[c.controller.controller_id for c in created]))
+    return breaches.declare(
+        breaches.Declaration(
+            detected_at=clock.now() - timedelta(hours=1),
+            summary=SUMMARY,
+            categories=["chat_history"],
+            contact="dpo@rightsdesk.test",
+            controller_ids=[c.controller.controller_id for c in created],
+        )
+    )
 
 
 def breach_message(incident, created: registry.NewController) -> DeliveryMessage:
-    return DeliveryMessage.from_body({"event": "breach.notice", "controller_id": created.controller.controller_id,
-                                      "incident_id": incident.incident_id}, message_id="m")
+    return DeliveryMessage.from_body(
+        {
+            "event": "breach.notice",
+            "controller_id": created.controller.controller_id,
+            "incident_id": incident.incident_id,
+        },
+        message_id="m",
+    )
 
 
 def notice_of(incident, created: registry.NewController):
@@ -337,8 +371,12 @@ def test_a_breach_reaches_a_webhook_controller_signed_once_and_an_email_controll
         outcome = dispatch.dispatch(queued[0], attempt=1)
         again = dispatch.dispatch(queued[0], attempt=2)  # redelivered, with no idempotency record
 
-    assert outcome == {"delivery_id": queued[0].delivery_id, "event": "breach.notice", "result": "sent",
-                       "via": "webhook"}
+    assert outcome == {
+        "delivery_id": queued[0].delivery_id,
+        "event": "breach.notice",
+        "result": "sent",
+        "via": "webhook",
+    }
     assert again["result"] == "already_delivered"
     [sent] = Endpoint.received
     event = Webhook(hooked.webhook_secret).verify(sent["body"], sent["headers"])
@@ -358,8 +396,9 @@ def test_a_controller_event_for_a_controller_not_on_webhooks_is_left_to_the_emai
     incident = declare(emailed)
     cloud.drain("MailQueue")
     assert dispatch.dispatch(breach_message(incident, emailed), attempt=1)["result"] == "not_webhook"
-    gone = DeliveryMessage.from_body({"event": "breach.notice", "controller_id": "ctl_nobody",
-                                      "incident_id": incident.incident_id}, message_id="m")
+    gone = DeliveryMessage.from_body(
+        {"event": "breach.notice", "controller_id": "ctl_nobody", "incident_id": incident.incident_id}, message_id="m"
+    )
     assert dispatch.dispatch(gone, attempt=1)["result"] == "not_webhook"
     assert not Endpoint.received and not cloud.drain("MailQueue")
 
@@ -367,11 +406,24 @@ def test_a_controller_event_for_a_controller_not_on_webhooks_is_left_to_the_emai
 def test_a_controller_event_about_something_gone_is_dropped(cloud):
     hooked, other = controller(cloud), controller(cloud)
     incident = declare(other)
-    missing = DeliveryMessage.from_body({"event": "breach.notice", "controller_id": hooked.controller.controller_id,
-                                         "incident_id": "inc_00000000000000000000"}, message_id="m")
+    missing = DeliveryMessage.from_body(
+        {
+            "event": "breach.notice",
+            "controller_id": hooked.controller.controller_id,
+            "incident_id": "inc_00000000000000000000",
+        },
+        message_id="m",
+    )
     not_theirs = breach_message(incident, hooked)
-    policy = DeliveryMessage.from_body({"event": "policy.updated", "controller_id": hooked.controller.controller_id,
-                                        "doc": "privacy", "version": "1999-01"}, message_id="m")
+    policy = DeliveryMessage.from_body(
+        {
+            "event": "policy.updated",
+            "controller_id": hooked.controller.controller_id,
+            "doc": "privacy",
+            "version": "1999-01",
+        },
+        message_id="m",
+    )
     for message in (missing, not_theirs, policy):
         assert dispatch.dispatch(message, attempt=1)["result"] == "gone"
     assert not Endpoint.received
@@ -425,9 +477,18 @@ def test_a_major_policy_version_goes_to_every_webhook_controller_a_minor_one_to_
     webhook_ids = {c.controller_id for c in queries.list_controllers() if c.delivery == "webhook"}
 
     def publish(version: str, major: bool) -> list[DeliveryMessage]:
-        policies.fan_out(policies.publish(policies.Publication(
-            doc="privacy", version=version, url=f"https://example.com/privacy/{version}",
-            summaries={"en": "Transcripts are kept 30 days."}, text=f"Privacy policy {version}", major=major)).version)
+        policies.fan_out(
+            policies.publish(
+                policies.Publication(
+                    doc="privacy",
+                    version=version,
+                    url=f"https://example.com/privacy/{version}",
+                    summaries={"en": "Transcripts are kept 30 days."},
+                    text=f"Privacy policy {version}",
+                    major=major,
+                )
+            ).version
+        )
         return [DeliveryMessage.from_body(b, message_id="m") for b in cloud.drain("DeliveryQueue")]
 
     assert publish("2026-11", major=False) == []

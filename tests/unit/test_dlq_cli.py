@@ -9,29 +9,58 @@ from rightsdesk_cli.dlq import SAFE_FIELDS, describe
 
 
 def message(body, **attributes) -> dict:
-    return {"MessageId": "m-1", "Body": body if isinstance(body, str) else json.dumps(body),
-            "Attributes": {"SentTimestamp": "1790000000000", "ApproximateReceiveCount": "6", **attributes}}
+    return {
+        "MessageId": "m-1",
+        "Body": body if isinstance(body, str) else json.dumps(body),
+        "Attributes": {"SentTimestamp": "1790000000000", "ApproximateReceiveCount": "6", **attributes},
+    }
 
 
 def test_a_mail_shows_its_id_and_template_never_its_address_or_context():
-    shown = describe(message({"mail_id": "verify-dsr_1", "template": "verification_code", "to": "ana@example.org",
-                              "context": {"code": "123456", "name": "Ana"}}))
-    assert shown == {"message_id": "m-1", "sent_at": 1790000000, "receives": 6, "mail_id": "verify-dsr_1",
-                     "template": "verification_code"}
+    shown = describe(
+        message(
+            {
+                "mail_id": "verify-dsr_1",
+                "template": "verification_code",
+                "to": "ana@example.org",
+                "context": {"code": "123456", "name": "Ana"},
+            }
+        )
+    )
+    assert shown == {
+        "message_id": "m-1",
+        "sent_at": 1790000000,
+        "receives": 6,
+        "mail_id": "verify-dsr_1",
+        "template": "verification_code",
+    }
 
 
 def test_a_mail_message_shows_its_kind_and_ids():
-    shown = describe(message({"mail_id": "forward-dsr_1", "kind": "request_forwarded",
-                              "ids": {"request_id": "dsr_1", "stranger": "ana@example.org"}}))
+    shown = describe(
+        message(
+            {
+                "mail_id": "forward-dsr_1",
+                "kind": "request_forwarded",
+                "ids": {"request_id": "dsr_1", "stranger": "ana@example.org"},
+            }
+        )
+    )
     assert {k: shown[k] for k in ("mail_id", "kind", "request_id")} == {
-        "mail_id": "forward-dsr_1", "kind": "request_forwarded", "request_id": "dsr_1"}
+        "mail_id": "forward-dsr_1",
+        "kind": "request_forwarded",
+        "request_id": "dsr_1",
+    }
     assert "ana@example.org" not in json.dumps(shown)
 
 
 def test_a_delivery_shows_its_request_and_event():
     shown = describe(message({"request_id": "dsr_1", "event": "overdue", "notice": "due_today"}))
     assert {k: shown[k] for k in ("request_id", "event", "notice")} == {
-        "request_id": "dsr_1", "event": "overdue", "notice": "due_today"}
+        "request_id": "dsr_1",
+        "event": "overdue",
+        "notice": "due_today",
+    }
 
 
 def test_an_eventbridge_event_or_a_stranger_shows_nothing_but_its_message_id():
@@ -43,9 +72,14 @@ def test_an_eventbridge_event_or_a_stranger_shows_nothing_but_its_message_id():
 
 
 def test_a_failed_stream_batch_shows_where_to_replay_it_from():
-    shown = describe(message({"requestContext": {"condition": "RetryAttemptsExhausted"},
-                              "DDBStreamBatchInfo": {"shardId": "shard-1", "startSequenceNumber": "10",
-                                                     "endSequenceNumber": "12"}}))
+    shown = describe(
+        message(
+            {
+                "requestContext": {"condition": "RetryAttemptsExhausted"},
+                "DDBStreamBatchInfo": {"shardId": "shard-1", "startSequenceNumber": "10", "endSequenceNumber": "12"},
+            }
+        )
+    )
     assert shown["batch"] == "shard-1:10-12"
 
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from rightsdesk.own_data import exports
-from rightsdesk.render import i18n
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n
 
 SCHEMA = exports.schema()
 KEYED = {  # legend -> the schema's enum of the keys it explains
@@ -36,22 +36,56 @@ def test_every_key_the_export_can_hold_has_a_label_in_every_language(legend, loc
 
 def _document(locale: str) -> dict:
     return {
-        "schema": exports.SCHEMA_ID, "generated_at": "2026-12-01T10:00:00Z", "request_id": "dsr_ab",
-        "available_until": "2026-12-08T10:00:00Z", "controller": {"name": "Operator", "site": "operator"},
+        "schema": exports.SCHEMA_ID,
+        "generated_at": "2026-12-01T10:00:00Z",
+        "request_id": "dsr_ab",
+        "available_until": "2026-12-08T10:00:00Z",
+        "controller": {"name": "Operator", "site": "operator"},
         "subject": {"email": "mia@example.org"},
-        "contact": {"email": "mia@example.org", "name": "Mia", "locale": locale,
-                    "subscriptions": ["policy_updates", "marketing", "policy_notices"], "suppressed": False,
-                    "restricted_since": None, "objected_since": None, "created_at": None, "updated_at": None},
+        "contact": {
+            "email": "mia@example.org",
+            "name": "Mia",
+            "locale": locale,
+            "subscriptions": ["policy_updates", "marketing", "policy_notices"],
+            "suppressed": False,
+            "restricted_since": None,
+            "objected_since": None,
+            "created_at": None,
+            "updated_at": None,
+        },
         "subscriptions": [],
-        "consents": [{"purpose": p, "state": "granted", "granted_at": "2026-01-01T00:00:00Z", "granted_source": "form",
-                      "withdrawn_at": None, "withdrawn_source": None, "history": []} for p in KEYED["purposes"]],
-        "requests": [{"request_id": "dsr_ab", "type": t, "status": s, "site": "operator", "relationship": r,
-                      "locale": locale, "purposes": ["analytics", "chat_transcripts"],
-                      "created_at": "2026-11-01T00:00:00Z", "verified_at": None, "due_at": None,
-                      "personal": {"email": None, "name": None, "details": None},
-                      "timeline": [{"at": "2026-11-01T00:00:00Z", "status": s}]}
-                     for t, s, r in zip(KEYED["request_types"], KEYED["statuses"], KEYED["relationships"] * 4)],
-        "notices": [], "suppression": None, "contact_history": [],
+        "consents": [
+            {
+                "purpose": p,
+                "state": "granted",
+                "granted_at": "2026-01-01T00:00:00Z",
+                "granted_source": "form",
+                "withdrawn_at": None,
+                "withdrawn_source": None,
+                "history": [],
+            }
+            for p in KEYED["purposes"]
+        ],
+        "requests": [
+            {
+                "request_id": "dsr_ab",
+                "type": t,
+                "status": s,
+                "site": "operator",
+                "relationship": r,
+                "locale": locale,
+                "purposes": ["analytics", "chat_transcripts"],
+                "created_at": "2026-11-01T00:00:00Z",
+                "verified_at": None,
+                "due_at": None,
+                "personal": {"email": None, "name": None, "details": None},
+                "timeline": [{"at": "2026-11-01T00:00:00Z", "status": s}],
+            }
+            for t, s, r in zip(KEYED["request_types"], KEYED["statuses"], KEYED["relationships"] * 4)
+        ],
+        "notices": [],
+        "suppression": None,
+        "contact_history": [],
         "labels": {"locale": locale, **i18n.labels(locale)},
     }
 
@@ -63,7 +97,7 @@ def test_the_export_page_prints_labels_not_keys(locale):
     visible = re.sub(r"<[^>]+>", " ", html.split("<main", 1)[1].split("</main>", 1)[0])
     for words in (w for legend in i18n.labels(locale).values() for w in legend.values()):
         visible = visible.replace(words, " ")  # "Make a complaint" holds the key "complaint" as a word
-    for legend, keys in KEYED.items():
+    for keys in KEYED.values():
         for key in keys:
             if key in ALSO_A_WORD:
                 continue

@@ -10,22 +10,39 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import free_text
 from rightsdesk.platform import http
 from rightsdesk.render import mail
 from rightsdesk.routing.controller_requests import StatusReport
-from rightsdesk.intake.submissions import Submission
 
-VALID = {"site": "demo", "type": "access", "email": "ana@example.org", "name": "Ana Novak",
-         "details": "Chat on 3 May"}
+VALID = {"site": "demo", "type": "access", "email": "ana@example.org", "name": "Ana Novak", "details": "Chat on 3 May"}
 ONE_LINE_FIELDS = ("site", "email", "name")
 
 # The classes the rule refuses, one sample each besides the generated strings below.
 REFUSED = {
-    "NUL": "\x00", "LF": "\n", "CR": "\r", "TAB": "\t", "ESC": "\x1b", "DEL": "\x7f", "NEL (C1)": "\x85",
-    "CSI (C1)": "\x9b", "RLO": "\u202e", "LRE": "\u202a", "RLI": "\u2067", "PDI": "\u2069", "ALM": "\u061c",
-    "RLM": "\u200f", "ZWSP": "\u200b", "ZWJ": "\u200d", "ZWNJ": "\u200c", "word joiner": "\u2060",
-    "BOM": "\ufeff", "soft hyphen": "\u00ad", "line separator": "\u2028", "paragraph separator": "\u2029",
+    "NUL": "\x00",
+    "LF": "\n",
+    "CR": "\r",
+    "TAB": "\t",
+    "ESC": "\x1b",
+    "DEL": "\x7f",
+    "NEL (C1)": "\x85",
+    "CSI (C1)": "\x9b",
+    "RLO": "\u202e",
+    "LRE": "\u202a",
+    "RLI": "\u2067",
+    "PDI": "\u2069",
+    "ALM": "\u061c",
+    "RLM": "\u200f",
+    "ZWSP": "\u200b",
+    "ZWJ": "\u200d",
+    "ZWNJ": "\u200c",
+    "word joiner": "\u2060",
+    "BOM": "\ufeff",
+    "soft hyphen": "\u00ad",
+    "line separator": "\u2028",
+    "paragraph separator": "\u2029",
     "lone surrogate": "\ud800",
 }
 ALLOWED = ("Ana Novak", "Ñuñez-Šimić", "José María O'Brien", "王小明", "محمد", "Zoë 😀", "Gr\u00fc\u00df Gott")
@@ -105,14 +122,34 @@ def test_details_are_accepted_exactly_when_only_line_feeds_and_tabs_are_controls
 
 
 def _mails(name: str | None, details: str | None, reason: str | None) -> list[str]:
-    forwarded = mail.render("request_forwarded", "en", {
-        "controller_name": "Demo Shop", "request_id": "dsr_1", "request_type": "access", "relationship": "self",
-        "purposes": [], "flags": [], "subject_email": "ana@example.org", "subject_name": name, "details": details,
-        "due_at": "2025-12-23T13:15:00Z", "request_url": "https://x.example/r", "purge_after_minutes": 60,
-    })
-    changed = mail.render("status_changed", "en", {
-        "request_type": "access", "status": "rejected", "status_url": "https://x.example/s", "reason": reason,
-    })
+    forwarded = mail.render(
+        "request_forwarded",
+        "en",
+        {
+            "controller_name": "Demo Shop",
+            "request_id": "dsr_1",
+            "request_type": "access",
+            "relationship": "self",
+            "purposes": [],
+            "flags": [],
+            "subject_email": "ana@example.org",
+            "subject_name": name,
+            "details": details,
+            "due_at": "2025-12-23T13:15:00Z",
+            "request_url": "https://x.example/r",
+            "purge_after_minutes": 60,
+        },
+    )
+    changed = mail.render(
+        "status_changed",
+        "en",
+        {
+            "request_type": "access",
+            "status": "rejected",
+            "status_url": "https://x.example/s",
+            "reason": reason,
+        },
+    )
     return [forwarded.text, changed.text]
 
 

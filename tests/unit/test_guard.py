@@ -10,12 +10,12 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.kernel import clock
 from rightsdesk.intake import guard, submissions
-from rightsdesk.routing import registry
-from rightsdesk.kernel.errors import NotFound, TooManyAttempts, Unauthorized
 from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock
+from rightsdesk.kernel.errors import NotFound, TooManyAttempts, Unauthorized
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.routing import registry
 from tests.support.aws import code_in, moto_cloud
 
 REGION = "eu-central-1"
@@ -71,8 +71,11 @@ def test_only_a_keyed_hash_of_the_address_is_stored_and_it_expires(cloud, verifi
     request_id, _ = verified
     with pytest.raises(Unauthorized):
         submissions.authorize(request_id, None, source="192.0.2.44")
-    items = [item for item in session.client("dynamodb").scan(TableName=table)["Items"]
-             if item["pk"]["S"].startswith("GUARD#")]
+    items = [
+        item
+        for item in session.client("dynamodb").scan(TableName=table)["Items"]
+        if item["pk"]["S"].startswith("GUARD#")
+    ]
     assert items and not any("192.0.2.44" in json.dumps(item) for item in items)
     assert any(hashing.keyed_hash("source", "192.0.2.44") in item["pk"]["S"] for item in items)
     for item in items:

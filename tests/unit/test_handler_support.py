@@ -43,8 +43,9 @@ def test_the_same_key_is_answered_from_the_record_not_run_again(cloud):
         runs.append(message["mail_id"])
         return {"result": f"sent {len(runs)}"}
 
-    idempotent = handler_support.IdempotentOnFirstUse(send, data_keyword_argument="message",
-                                                      event_key_jmespath="mail_id", expires_after_seconds=60)
+    idempotent = handler_support.IdempotentOnFirstUse(
+        send, data_keyword_argument="message", event_key_jmespath="mail_id", expires_after_seconds=60
+    )
     idempotent.register_lambda_context(Context(30_000))
     assert idempotent(message={"mail_id": "m1"}) == {"result": "sent 1"}
     assert idempotent(message={"mail_id": "m1"}) == {"result": "sent 1"}
@@ -59,18 +60,24 @@ def test_a_key_in_flight_elsewhere_is_refused_with_the_cores_own_error(cloud):
             other(message=message)
         return {"result": "done"}
 
-    first = handler_support.IdempotentOnFirstUse(slow, data_keyword_argument="message",
-                                                 event_key_jmespath="mail_id", expires_after_seconds=60)
-    other = handler_support.IdempotentOnFirstUse(slow, data_keyword_argument="message",
-                                                 event_key_jmespath="mail_id", expires_after_seconds=60)
+    first = handler_support.IdempotentOnFirstUse(
+        slow, data_keyword_argument="message", event_key_jmespath="mail_id", expires_after_seconds=60
+    )
+    other = handler_support.IdempotentOnFirstUse(
+        slow, data_keyword_argument="message", event_key_jmespath="mail_id", expires_after_seconds=60
+    )
     for wrapper in (first, other):
         wrapper.register_lambda_context(Context(30_000))
     assert first(message={"mail_id": "m1"}) == {"result": "done"}
 
 
 def test_the_context_registered_before_the_first_call_bounds_the_in_flight_record(cloud):
-    idempotent = handler_support.IdempotentOnFirstUse(lambda *, message: {"ok": True}, data_keyword_argument="message",
-                                                      event_key_jmespath="mail_id", expires_after_seconds=60)
+    idempotent = handler_support.IdempotentOnFirstUse(
+        lambda *, message: {"ok": True},
+        data_keyword_argument="message",
+        event_key_jmespath="mail_id",
+        expires_after_seconds=60,
+    )
     idempotent.register_lambda_context(Context(5_000))
     idempotent(message={"mail_id": "m1"})
     item = cloud.session.client("dynamodb").scan(TableName=cloud.tables["IdempotencyTable"])["Items"][0]

@@ -14,10 +14,10 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from rightsdesk.render import i18n
-from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
 from rightsdesk.kernel.status import Status
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = i18n.LOCALES_DIR
@@ -62,7 +62,9 @@ def test_translations_are_cached_and_unknown_locales_get_english():
 
 def test_slovenian_has_four_plural_forms():
     sl = i18n.translations("sl")
-    one, two, few, many = (sl.ngettext("You have %(count)s attempt left.", "You have %(count)s attempts left.", n) for n in (1, 2, 3, 5))
+    one, two, few, many = (
+        sl.ngettext("You have %(count)s attempt left.", "You have %(count)s attempts left.", n) for n in (1, 2, 3, 5)
+    )
     assert {one, two, few, many} == {
         "Na voljo imate še %(count)s poskus.",
         "Na voljo imate še %(count)s poskusa.",
@@ -195,7 +197,9 @@ def test_catalogs_match_the_sources(locale, domain):
     """A string added to a template or module without updating the catalogs fails here."""
     in_sources = _source_msgids(domain)
     in_catalog = set(_messages(_po(locale, domain)))
-    assert in_sources - in_catalog == set(), f"missing from {domain}: run pybabel extract/update (see {_config(domain).name})"
+    assert in_sources - in_catalog == set(), (
+        f"missing from {domain}: run pybabel extract/update (see {_config(domain).name})"
+    )
     assert in_catalog - in_sources == set(), f"obsolete entries in {domain}: run pybabel update --ignore-obsolete"
 
 

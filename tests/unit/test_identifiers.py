@@ -35,25 +35,34 @@ def test_every_entry_point_gives_one_key_for_every_spelling(entry, spelling):
     assert ENTRY_POINTS[entry](spelling) == "demo"
 
 
-@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,30}", fullmatch=True),
-       st.sampled_from(["", " ", "\t", "  \n"]), st.sampled_from(["", " ", "\t", "\r\n"]))
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,30}", fullmatch=True),
+    st.sampled_from(["", " ", "\t", "  \n"]),
+    st.sampled_from(["", " ", "\t", "\r\n"]),
+)
 def test_surrounding_whitespace_and_case_never_make_another_site(core, before, after):
-    keys = {entry(before + spelling + after) for entry in ENTRY_POINTS.values()
-            for spelling in (core, core.upper(), core.lower())}
+    keys = {
+        entry(before + spelling + after)
+        for entry in ENTRY_POINTS.values()
+        for spelling in (core, core.upper(), core.lower())
+    }
     assert keys == {core.lower()}
 
 
-@pytest.mark.parametrize(("address", "valid"), [
-    ("someone@example.org", True),
-    ("Some.One+tag@sub.example.co.uk", True),
-    ("no-at-sign.example.org", False),
-    ("two@@example.org", False),
-    ("space in@example.org", False),
-    ("someone@localhost", False),
-    ("someone@example.c", False),
-    ("a" * 64 + "@" + "b" * 185 + ".org", True),   # 254 characters
-    ("a" * 64 + "@" + "b" * 186 + ".org", False),  # 255
-])
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("someone@example.org", True),
+        ("Some.One+tag@sub.example.co.uk", True),
+        ("no-at-sign.example.org", False),
+        ("two@@example.org", False),
+        ("space in@example.org", False),
+        ("someone@localhost", False),
+        ("someone@example.c", False),
+        ("a" * 64 + "@" + "b" * 185 + ".org", True),  # 254 characters
+        ("a" * 64 + "@" + "b" * 186 + ".org", False),  # 255
+    ],
+)
 def test_an_address_is_valid_by_one_rule(address, valid):
     assert identifiers.is_valid_email(address) is valid
 
@@ -65,6 +74,9 @@ def test_the_registry_and_the_audience_use_the_kernel_rule():
     import rightsdesk
 
     core = pathlib.Path(rightsdesk.__file__).parent
-    copies = [path.relative_to(core).as_posix() for path in core.rglob("*.py")
-              if identifiers.EMAIL_PATTERN[:20] in path.read_text(encoding="utf-8")]
+    copies = [
+        path.relative_to(core).as_posix()
+        for path in core.rglob("*.py")
+        if identifiers.EMAIL_PATTERN[:20] in path.read_text(encoding="utf-8")
+    ]
     assert copies == ["kernel/identifiers.py"]

@@ -45,9 +45,13 @@ def test_other_bodies_are_left_to_the_router(body):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=30,
+    )
+)
 def test_a_document_is_refused_exactly_when_it_nests_too_deep(document):
     def depth(value) -> int:
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()

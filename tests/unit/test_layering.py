@@ -37,7 +37,7 @@ def find_cycle(nodes: Iterable[str], imports: Callable[[str], Iterable[str]]) ->
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(step) == 1:
-                return path[path.index(step):] + [step]
+                return path[path.index(step) :] + [step]
             elif step not in state:
                 state[step] = 1
                 path.append(step)
@@ -58,8 +58,9 @@ def find_cycles(nodes: Iterable[str], imports: Callable[[str], Iterable[str]]) -
 
 def knot_of(node: str, nodes: set[str], imports: Callable[[str], Iterable[str]]) -> set[str]:
     """Every node in a loop with `node`: those it reaches that also reach it."""
-    return _reaching(node, nodes, imports) & _reaching(node, nodes, lambda n: {
-        m for m in nodes if n in set(imports(m))})
+    return _reaching(node, nodes, imports) & _reaching(
+        node, nodes, lambda n: {m for m in nodes if n in set(imports(m))}
+    )
 
 
 def _reaching(start: str, nodes: set[str], step: Callable[[str], Iterable[str]]) -> set[str]:
@@ -95,8 +96,11 @@ def package_cycles(graph: grimp.ImportGraph, package: str) -> list[list[str]]:
 def test_no_module_imports_itself_back(graph):
     modules = {module for module in graph.modules if module == ROOT or module.startswith(ROOT + ".")}
     cycles = find_cycles(modules, graph.find_modules_directly_imported_by)
-    knots = [" -> ".join(cycle) + f" (in a knot of {sorted(knot_of(cycle[0], modules, graph.find_modules_directly_imported_by))})"
-             for cycle in cycles]
+    knots = [
+        " -> ".join(cycle)
+        + f" (in a knot of {sorted(knot_of(cycle[0], modules, graph.find_modules_directly_imported_by))})"
+        for cycle in cycles
+    ]
     assert not cycles, "import loops: " + "; ".join(knots)
 
 
@@ -110,12 +114,15 @@ def test_no_package_imports_itself_back(graph):
 # ------------------------------------------------------------------ the finder finds (positive controls)
 
 
-@pytest.mark.parametrize("arrows, loop", [
-    ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
-    ({"a": {"a"}}, ["a", "a"]),
-    ({"a": {"b", "c"}, "b": {"c"}, "c": {"d"}, "d": {"b"}}, ["b", "c", "d", "b"]),
-    ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, None),  # a diamond is no loop
-])
+@pytest.mark.parametrize(
+    "arrows, loop",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"a"}}, ["a", "a"]),
+        ({"a": {"b", "c"}, "b": {"c"}, "c": {"d"}, "d": {"b"}}, ["b", "c", "d", "b"]),
+        ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, None),  # a diamond is no loop
+    ],
+)
 def test_the_finder_names_the_loop(arrows, loop):
     assert find_cycle(arrows, lambda node: arrows[node]) == loop
 
@@ -128,11 +135,14 @@ def _write_package(root, files: dict[str, str]) -> None:
 
 
 def test_a_lazy_import_loop_counts(tmp_path, monkeypatch):
-    _write_package(tmp_path, {
-        "looped/__init__.py": "",
-        "looped/ledger.py": "def withdraw():\n    from looped import lists\n    return lists\n",
-        "looped/lists.py": "from looped import ledger\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "looped/__init__.py": "",
+            "looped/ledger.py": "def withdraw():\n    from looped import lists\n    return lists\n",
+            "looped/lists.py": "from looped import ledger\n",
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     looped = grimp.build_graph("looped", cache_dir=None)
     cycles = find_cycles(looped.modules, looped.find_modules_directly_imported_by)
@@ -140,15 +150,18 @@ def test_a_lazy_import_loop_counts(tmp_path, monkeypatch):
 
 
 def test_a_loop_between_packages_counts_without_a_module_loop(tmp_path, monkeypatch):
-    _write_package(tmp_path, {
-        "tangled/__init__.py": "",
-        "tangled/low/__init__.py": "",
-        "tangled/low/rules.py": "",
-        "tangled/low/reads.py": "from tangled.high import views\n",
-        "tangled/high/__init__.py": "",
-        "tangled/high/views.py": "",
-        "tangled/high/writes.py": "from tangled.low import rules\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "tangled/__init__.py": "",
+            "tangled/low/__init__.py": "",
+            "tangled/low/rules.py": "",
+            "tangled/low/reads.py": "from tangled.high import views\n",
+            "tangled/high/__init__.py": "",
+            "tangled/high/views.py": "",
+            "tangled/high/writes.py": "from tangled.low import rules\n",
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     tangled = grimp.build_graph("tangled", cache_dir=None)
     assert find_cycles(tangled.modules, tangled.find_modules_directly_imported_by) == []

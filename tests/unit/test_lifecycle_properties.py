@@ -18,13 +18,13 @@ from moto import mock_aws
 from pynamodb.exceptions import TransactWriteError
 
 from local import faults
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock
-from rightsdesk.platform import config, hashing
 from rightsdesk.kernel.errors import IllegalTransition
-from rightsdesk.store.lifecycle import listing_key, transition
-from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.kernel.status import TRANSITIONS, Status, can_transition
+from rightsdesk.platform import config, hashing
+from rightsdesk.store import audit
+from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.lifecycle import listing_key, transition
 from tests.support.aws import moto_cloud
 
 REGION = "eu-central-1"
@@ -42,9 +42,17 @@ def new_request() -> RequestItem:
     now = clock.now()
     request_id = hashing.new_id("dsr")
     request = RequestItem(
-        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id="ctl_p", site="p",
-        request_type="access", status=Status.IDENTITY_UNVERIFIED.value, created_at=now, updated_at=now,
-        gsi1pk="CTRL#ctl_p", gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id="ctl_p",
+        site="p",
+        request_type="access",
+        status=Status.IDENTITY_UNVERIFIED.value,
+        created_at=now,
+        updated_at=now,
+        gsi1pk="CTRL#ctl_p",
+        gsi1sk=listing_key(Status.IDENTITY_UNVERIFIED.value, now, request_id),
     )
     request.save()
     return request
@@ -72,11 +80,22 @@ class StoredLifecycle(RuleBasedStateMachine):
         copy = self.copies[writer % len(self.copies)]
         # Mostly a step the writer believes allowed (so runs get deep into the machine), else any status.
         allowed = sorted(TRANSITIONS[Status(copy.status)])
-        target = data.draw(st.sampled_from(allowed) if allowed and data.draw(st.booleans()) else st.sampled_from(list(Status)))
+        target = data.draw(
+            st.sampled_from(allowed) if allowed and data.draw(st.booleans()) else st.sampled_from(list(Status))
+        )
         before = stored(self.request.request_id).status
         if conflicts:  # another transaction touched the item: DynamoDB cancels ours, no condition failed
-            faults.add([{"service": "dynamodb", "operation": "TransactWriteItems", "times": conflicts,
-                         "error": "TransactionCanceledException", "reasons": ["TransactionConflict", None]}])
+            faults.add(
+                [
+                    {
+                        "service": "dynamodb",
+                        "operation": "TransactWriteItems",
+                        "times": conflicts,
+                        "error": "TransactionCanceledException",
+                        "reasons": ["TransactionConflict", None],
+                    }
+                ]
+            )
         try:
             with faults.running("lifecycle-test"):
                 transition(copy, target, actor="test", at=clock.now() + timedelta(seconds=len(self.steps)))
@@ -107,7 +126,10 @@ class StoredLifecycle(RuleBasedStateMachine):
 
 def test_a_stored_request_only_takes_allowed_steps(table):
     StoredLifecycle.TestCase.settings = settings(
-        max_examples=15, stateful_step_count=10, deadline=None, derandomize=True,
+        max_examples=15,
+        stateful_step_count=10,
+        deadline=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     StoredLifecycle.TestCase().runTest()
@@ -115,8 +137,17 @@ def test_a_stored_request_only_takes_allowed_steps(table):
 
 def test_conflicts_that_outlast_the_retries_surface_and_change_nothing(table):
     request = new_request()
-    faults.add([{"service": "dynamodb", "operation": "TransactWriteItems", "times": 3,
-                 "error": "TransactionCanceledException", "reasons": [None, "TransactionConflict"]}])
+    faults.add(
+        [
+            {
+                "service": "dynamodb",
+                "operation": "TransactWriteItems",
+                "times": 3,
+                "error": "TransactionCanceledException",
+                "reasons": [None, "TransactionConflict"],
+            }
+        ]
+    )
     try:
         with faults.running("lifecycle-test"), pytest.raises(TransactWriteError):
             transition(request, Status.VERIFIED, actor="test")
@@ -143,8 +174,9 @@ from hypothesis import given  # noqa: E402
 
 from rightsdesk.kernel import deadlines  # noqa: E402
 
-verification_instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 1),
-                                     timezones=st.just(timezone.utc))
+verification_instants = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 1), timezones=st.just(timezone.utc)
+)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -156,8 +188,13 @@ def test_the_due_date_is_stored_to_the_microsecond_and_is_overdue_from_the_next_
     request_type, relationship = kind
     due = deadlines.due_at(verified_at, request_type=request_type, relationship=relationship)
     request = new_request()
-    transition(request, Status.VERIFIED, actor="test", at=verified_at,
-               updates=[RequestItem.verified_at.set(verified_at), RequestItem.due_at.set(due)])
+    transition(
+        request,
+        Status.VERIFIED,
+        actor="test",
+        at=verified_at,
+        updates=[RequestItem.verified_at.set(verified_at), RequestItem.due_at.set(due)],
+    )
     kept = stored(request.request_id).due_at
     assert kept == due
     assert not deadlines.is_overdue(kept, due) and deadlines.is_overdue(kept, due + timedelta(microseconds=1))

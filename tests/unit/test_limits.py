@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.kernel import clock
 from rightsdesk.intake import submissions
-from rightsdesk.store import limits
-from rightsdesk.outbound import mail_kinds
-from rightsdesk.routing import registry
-from rightsdesk.kernel.errors import InvalidCode, RateLimited, TooManyAttempts
 from rightsdesk.intake.submissions import Submission
-from rightsdesk.store.limits import Limit
+from rightsdesk.kernel import clock
+from rightsdesk.kernel.errors import InvalidCode, RateLimited, TooManyAttempts
+from rightsdesk.outbound import mail_kinds
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.routing import registry
+from rightsdesk.store import limits
 from rightsdesk.store.items.limits import LimitCounterItem
 from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.limits import Limit
 from tests.support.aws import moto_cloud, verification_code
 
 REGION = "eu-central-1"
@@ -32,11 +32,13 @@ FAILED_PER_ADDRESS, FAILED_PER_SOURCE, NOTES_PER_DAY = 7, 12, 2
 
 @pytest.fixture(scope="module")
 def cloud():
-    env = {"LIMIT_CODES_PER_ADDRESS_PER_HOUR": str(CODES_PER_ADDRESS),
-           "LIMIT_SUBMISSIONS_PER_SOURCE_PER_MINUTE": str(SUBMISSIONS_PER_SOURCE),
-           "LIMIT_FAILED_CODES_PER_ADDRESS_PER_HOUR": str(FAILED_PER_ADDRESS),
-           "LIMIT_FAILED_CODES_PER_SOURCE_PER_HOUR": str(FAILED_PER_SOURCE),
-           "LIMIT_SUBJECT_MAILS_PER_REQUEST_PER_DAY": str(NOTES_PER_DAY)}
+    env = {
+        "LIMIT_CODES_PER_ADDRESS_PER_HOUR": str(CODES_PER_ADDRESS),
+        "LIMIT_SUBMISSIONS_PER_SOURCE_PER_MINUTE": str(SUBMISSIONS_PER_SOURCE),
+        "LIMIT_FAILED_CODES_PER_ADDRESS_PER_HOUR": str(FAILED_PER_ADDRESS),
+        "LIMIT_FAILED_CODES_PER_SOURCE_PER_HOUR": str(FAILED_PER_SOURCE),
+        "LIMIT_SUBJECT_MAILS_PER_REQUEST_PER_DAY": str(NOTES_PER_DAY),
+    }
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         world = moto_cloud(patch, "rightsdesk-limits", region=REGION, env=env)
         registry.register(name="Limited", site_key="limited", contact_email="dpo@limited.example", delivery="pull")
@@ -72,8 +74,7 @@ def _source() -> str:
 
 
 def _submit(email: str, source: str | None = None) -> submissions.Submitted:
-    return submissions.submit(Submission(site="limited", type="access", email=email), locale="en",
-                         source=source)
+    return submissions.submit(Submission(site="limited", type="access", email=email), locale="en", source=source)
 
 
 def _stored(request_id: str) -> bool:
@@ -93,15 +94,18 @@ def _at_window_start(seconds: int) -> None:
 # ------------------------------------------------------------------ windows (pure)
 
 
-@pytest.mark.parametrize(("seconds", "at", "start", "retry"), [
-    (60, "2026-03-01T10:00:00", "2026-03-01T10:00:00", 60),
-    (60, "2026-03-01T10:00:59", "2026-03-01T10:00:00", 1),
-    (60, "2026-03-01T10:01:00", "2026-03-01T10:01:00", 60),
-    (3600, "2026-03-01T10:59:30", "2026-03-01T10:00:00", 30),
-    (3600, "2026-03-01T11:00:00", "2026-03-01T11:00:00", 3600),
-    (86400, "2026-03-01T23:59:59", "2026-03-01T00:00:00", 1),
-    (86400, "2026-03-02T00:00:00", "2026-03-02T00:00:00", 86400),
-])
+@pytest.mark.parametrize(
+    ("seconds", "at", "start", "retry"),
+    [
+        (60, "2026-03-01T10:00:00", "2026-03-01T10:00:00", 60),
+        (60, "2026-03-01T10:00:59", "2026-03-01T10:00:00", 1),
+        (60, "2026-03-01T10:01:00", "2026-03-01T10:01:00", 60),
+        (3600, "2026-03-01T10:59:30", "2026-03-01T10:00:00", 30),
+        (3600, "2026-03-01T11:00:00", "2026-03-01T11:00:00", 3600),
+        (86400, "2026-03-01T23:59:59", "2026-03-01T00:00:00", 1),
+        (86400, "2026-03-02T00:00:00", "2026-03-02T00:00:00", 86400),
+    ],
+)
 def test_a_window_starts_on_its_boundary_and_retry_after_counts_to_its_end(seconds, at, start, retry):
     limit = Limit("any", seconds, 1)
     now = datetime.fromisoformat(at).replace(tzinfo=UTC)
@@ -161,8 +165,7 @@ def test_an_expired_counter_dynamodb_still_holds_counts_nothing(cloud, restore_c
     limit, key = Limit("test_expired", 3600, 2), uuid.uuid4().hex
     _at_window_start(3600)
     span = limits.window(limit, clock.now())
-    LimitCounterItem(f"LIMIT#{limit.name}#{key}", f"WINDOW#{span.start}", used=2,
-                     expires_at=clock.epoch() - 1).save()
+    LimitCounterItem(f"LIMIT#{limit.name}#{key}", f"WINDOW#{span.start}", used=2, expires_at=clock.epoch() - 1).save()
     assert limits.used(limit, key) == 0 and not limits.exhausted(limit, key)
 
 
@@ -234,8 +237,9 @@ def test_a_submission_refused_for_its_source_spends_nothing_of_the_address(cloud
     assert limits.used(limits.codes_per_address(), limits.address_key(hashing.email_hash(address))) == 0
 
 
-OPERATIONS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2), st.sampled_from([0, 0, 0, 61, 900, 1800])),
-                      min_size=1, max_size=12)
+OPERATIONS = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, 2), st.sampled_from([0, 0, 0, 61, 900, 1800])), min_size=1, max_size=12
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -331,22 +335,30 @@ def test_one_source_guessing_across_many_addresses_runs_out_of_guesses(cloud, re
 NOTES = [  # (status, reason, due date) in order; whether each is mailed, NOTES_PER_DAY == 2
     ([("acknowledged", None, None), ("in_progress", None, None), ("completed", None, None)], [True, True, False]),
     ([("acknowledged", "x", None), ("acknowledged", "x", None)], [True, False]),
-    ([("in_progress", "more time", "2026-05-01T23:59:59"), ("in_progress", "more time", "2026-05-01T23:59:59")],
-     [True, False]),
-    ([("in_progress", "more time", "2026-05-01T23:59:59"), ("in_progress", "more time", "2026-05-20T23:59:59")],
-     [True, True]),
+    (
+        [("in_progress", "more time", "2026-05-01T23:59:59"), ("in_progress", "more time", "2026-05-01T23:59:59")],
+        [True, False],
+    ),
+    (
+        [("in_progress", "more time", "2026-05-01T23:59:59"), ("in_progress", "more time", "2026-05-20T23:59:59")],
+        [True, True],
+    ),
     ([("acknowledged", "a", None), ("acknowledged", "b", None), ("acknowledged", "a", None)], [True, True, False]),
 ]
 
 
 @pytest.mark.parametrize(("notes", "mailed"), NOTES)
-def test_a_controller_mails_a_subject_a_few_times_a_day_and_repeated_notes_collapse(cloud, restore_clock,
-                                                                                   notes, mailed):
+def test_a_controller_mails_a_subject_a_few_times_a_day_and_repeated_notes_collapse(
+    cloud, restore_clock, notes, mailed
+):
     request_id = f"dsr_{uuid.uuid4().hex[:20]}"
     _at_window_start(86400)
-    answers = [limits.subject_note_allowed(request_id, status, reason,
-                                           datetime.fromisoformat(due).replace(tzinfo=UTC) if due else None)
-               for status, reason, due in notes]
+    answers = [
+        limits.subject_note_allowed(
+            request_id, status, reason, datetime.fromisoformat(due).replace(tzinfo=UTC) if due else None
+        )
+        for status, reason, due in notes
+    ]
     assert answers == mailed
     clock.advance(86400)
     assert limits.subject_note_allowed(request_id, "completed", "done", None), "a new day, a new allowance"
@@ -366,10 +378,13 @@ WAIT_AN_HOUR = {"en": "wait an hour", "de": "warten Sie eine Stunde", "sl": "poÄ
 
 
 @pytest.mark.parametrize("locale", sorted(WAIT_AN_HOUR))
-@pytest.mark.parametrize(("page", "context"), [
-    ("form", {"values": {}, "errors": {}, "site": None}),
-    ("verify", {"request_id": "dsr_x", "code": None, "error": None, "attempts_left": None}),
-])
+@pytest.mark.parametrize(
+    ("page", "context"),
+    [
+        ("form", {"values": {}, "errors": {}, "site": None}),
+        ("verify", {"request_id": "dsr_x", "code": None, "error": None, "attempts_left": None}),
+    ],
+)
 def test_the_form_and_the_code_page_tell_subjects_to_wait_an_hour_if_no_code_arrives(locale, page, context):
     """Over the address's limit a submission looks accepted and no code comes: the subject must
     know to wait, in their language."""
@@ -383,8 +398,14 @@ def test_a_stacks_own_overrides_add_to_the_loopback_limits_and_the_last_value_wi
     from local import loopback
     from local.__main__ import parameter_overrides, parse_args
 
-    args = parse_args([*loopback.parameter_overrides(),
-                       "--parameter-overrides", "CorsAllowOrigins=https://shop.example", "LimitCodesPerAddressPerHour=2"])
+    args = parse_args(
+        [
+            *loopback.parameter_overrides(),
+            "--parameter-overrides",
+            "CorsAllowOrigins=https://shop.example",
+            "LimitCodesPerAddressPerHour=2",
+        ]
+    )
     overrides = parameter_overrides(args.parameter_overrides)
     assert overrides["CorsAllowOrigins"] == "https://shop.example"
     assert overrides["LimitCodesPerAddressPerHour"] == "2"

@@ -14,10 +14,20 @@ from local import __main__ as runner
 from rightsdesk.platform import local_endpoints
 from rightsdesk_cli.main import app
 
-AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "RIGHTSDESK_TABLE")
+AWS_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "RIGHTSDESK_TABLE",
+)
 SETTING_VARIABLES = tuple(s.variable for s in local_endpoints.PORTS) + (
-    local_endpoints.GATEWAY_URL_VARIABLE, local_endpoints.MOTO_URL_VARIABLE)
+    local_endpoints.GATEWAY_URL_VARIABLE,
+    local_endpoints.MOTO_URL_VARIABLE,
+)
 
 
 @pytest.fixture
@@ -34,8 +44,13 @@ class FakeGateway:
     """A /_dev/health that says which moto its stack uses."""
 
     def __init__(self, moto_port: int):
-        health = {"ok": True, "moto": f"http://127.0.0.1:{moto_port}", "region": "eu-central-1",
-                  "clock": {"offset_seconds": 0}, "resources": {"RightsTable": {"name": "fake-RightsTable"}}}
+        health = {
+            "ok": True,
+            "moto": f"http://127.0.0.1:{moto_port}",
+            "region": "eu-central-1",
+            "clock": {"offset_seconds": 0},
+            "resources": {"RightsTable": {"name": "fake-RightsTable"}},
+        }
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name

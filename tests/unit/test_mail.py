@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from rightsdesk.platform import config
-from rightsdesk.render import i18n, mail
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n, mail
 
 BASE = "https://privacy.example.com"
 CONTEXTS = {
@@ -60,8 +60,11 @@ CONTEXTS = {
         "attempts": 12,
         "cause": "http_500",
     },
-    "webhook_disabled": {"controller_name": "Acme Shop", "controller_id": "ctl_acme",
-                         "requests_url": "https://privacy.example.com/v1/controller/requests"},
+    "webhook_disabled": {
+        "controller_name": "Acme Shop",
+        "controller_id": "ctl_acme",
+        "requests_url": "https://privacy.example.com/v1/controller/requests",
+    },
     "request_notice": {
         "controller_name": "Demo Shop",
         "request_id": "dsr_01JREQ",
@@ -131,8 +134,14 @@ def test_the_extension_mail_names_the_new_due_date_and_the_reason_in_the_subject
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_an_overdue_notice_tells_the_controller_it_is_overdue(locale):
     rendered = mail.render("request_notice", locale, {**CONTEXTS["request_notice"], "notice": "overdue"})
-    assert rendered.subject == {"en": "A privacy request is overdue", "de": "Eine Datenschutzanfrage ist überfällig",
-                                "sl": "Zahteva glede zasebnosti je zapadla"}[locale]
+    assert (
+        rendered.subject
+        == {
+            "en": "A privacy request is overdue",
+            "de": "Eine Datenschutzanfrage ist überfällig",
+            "sl": "Zahteva glede zasebnosti je zapadla",
+        }[locale]
+    )
     assert " ".join(i18n.format_datetime("2025-12-23T13:15:00Z", locale).split()) in " ".join(rendered.text.split())
 
 
@@ -191,7 +200,10 @@ def test_missing_context_and_unknown_templates_are_errors():
 
 
 def test_unknown_locale_is_english():
-    assert mail.render("request_verified", "fr", CONTEXTS["request_verified"]).subject == "Your privacy request is confirmed"
+    assert (
+        mail.render("request_verified", "fr", CONTEXTS["request_verified"]).subject
+        == "Your privacy request is confirmed"
+    )
 
 
 def test_rendering_is_fast():

@@ -15,17 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk.notices import breaches, policies
-from rightsdesk.kernel import clock
 from rightsdesk.audience import contacts, newsletter
-from rightsdesk.store import deletion, outbox
-from rightsdesk.routing import delivery
-from rightsdesk.platform import hashing, subject_secrets
-from rightsdesk.outbound import mail_kinds, notify
-from rightsdesk.store.items.audit import AuditEvent
-from rightsdesk.store.items.requests import ChallengeItem, RequestItem
-from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.kernel import clock
 from rightsdesk.kernel.status import Status
+from rightsdesk.notices import breaches, policies
+from rightsdesk.outbound import mail_kinds, notify
+from rightsdesk.platform import hashing, subject_secrets
+from rightsdesk.routing import delivery
+from rightsdesk.store import deletion, outbox
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.controllers import ControllerItem
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import ROOT, World, aws_environment, install_flaky_ses, lambda_context
 
@@ -45,47 +45,82 @@ def world():
         found.controller("ctl_shop", locale="de")
         found.controller("ctl_platform")
         ControllerItem(ControllerItem.key("ctl_platform"), ControllerItem.SK).update(
-            actions=[ControllerItem.delivery.set("internal")])
+            actions=[ControllerItem.delivery.set("internal")]
+        )
         yield found
 
 
-def subject_request(status: Status, *, controller_id: str = "ctl_shop", request_type: str = "access",
-                    note_for: str | None = None) -> str:
+def subject_request(
+    status: Status, *, controller_id: str = "ctl_shop", request_type: str = "access", note_for: str | None = None
+) -> str:
     """A request of our subject in `status`, with what the mails about it read: the code's hash while
     unverified, the status token's hashes once verified, a reason waiting for one mail."""
     request_id, now = hashing.new_id("dsr"), clock.now()
     code_hash = hashing.keyed_hash("code", subject_secrets.verification_code(request_id))
     verified = status is not Status.IDENTITY_UNVERIFIED
     RequestItem(
-        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=controller_id,
-        site="shop", request_type=request_type, status=status.value, locale="sl", email=EMAIL, name=NAME,
-        details=DETAILS, subject_hash=hashing.email_hash(EMAIL), created_at=now - timedelta(minutes=5),
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id=controller_id,
+        site="shop",
+        request_type=request_type,
+        status=status.value,
+        locale="sl",
+        email=EMAIL,
+        name=NAME,
+        details=DETAILS,
+        subject_hash=hashing.email_hash(EMAIL),
+        created_at=now - timedelta(minutes=5),
         verified_at=now - timedelta(minutes=4) if verified else None,
         due_at=now + timedelta(days=30) if verified else None,
         verified_code_hash=code_hash if verified else None,
         status_token_hash=hashing.keyed_hash("status_token", subject_secrets.status_token(request_id, code_hash))
-        if verified else None,
-        mail_note=REASON if note_for else None, mail_note_for=note_for, updated_at=now,
-        gsi1pk=f"CTRL#{controller_id}", gsi1sk=f"{status.value}#{clock.isoformat(now)}#{request_id}",
+        if verified
+        else None,
+        mail_note=REASON if note_for else None,
+        mail_note_for=note_for,
+        updated_at=now,
+        gsi1pk=f"CTRL#{controller_id}",
+        gsi1sk=f"{status.value}#{clock.isoformat(now)}#{request_id}",
     ).save()
     if not verified:
-        ChallengeItem(RequestItem.key(request_id), ChallengeItem.SK, code_hash=code_hash, attempts=0,
-                      created_at=now, expires_at=int(now.timestamp()) + 900).save()
+        ChallengeItem(
+            RequestItem.key(request_id),
+            ChallengeItem.SK,
+            code_hash=code_hash,
+            attempts=0,
+            created_at=now,
+            expires_at=int(now.timestamp()) + 900,
+        ).save()
     return request_id
 
 
 def _incident() -> tuple[str, str]:
-    incident = breaches.declare(breaches.Declaration(
-        detected_at=clock.now() - timedelta(hours=2), summary="Chat logs were readable.", categories=["chat_history"],
-        contact="dpo@rightsdesk.test", controller_ids=["ctl_shop"]))
+    incident = breaches.declare(
+        breaches.Declaration(
+            detected_at=clock.now() - timedelta(hours=2),
+            summary="Chat logs were readable.",
+            categories=["chat_history"],
+            contact="dpo@rightsdesk.test",
+            controller_ids=["ctl_shop"],
+        )
+    )
     notice = next(breaches.notices(incident.incident_id))
     return incident.incident_id, notice.sk
 
 
 def _policy() -> dict:
-    policies.publish(policies.Publication(doc="privacy", version="2026-12", url="https://example.com/privacy",
-                                          summaries={"en": "Chats are kept 30 days.", "de": "Chats 30 Tage."},
-                                          text="Chats are kept 30 days.", major=True))
+    policies.publish(
+        policies.Publication(
+            doc="privacy",
+            version="2026-12",
+            url="https://example.com/privacy",
+            summaries={"en": "Chats are kept 30 days.", "de": "Chats 30 Tage."},
+            text="Chats are kept 30 days.",
+            major=True,
+        )
+    )
     return {"doc": "privacy", "version": "2026-12", "controller_id": "ctl_shop"}
 
 
@@ -105,29 +140,60 @@ def _newsletter(world: World) -> dict:
 KIND_CASES = {
     "verification_code": (lambda w: {"request_id": subject_request(Status.IDENTITY_UNVERIFIED)}, EMAIL),
     "request_verified": (lambda w: {"request_id": subject_request(Status.VERIFIED)}, EMAIL),
-    "status_changed": (lambda w: {"request_id": subject_request(Status.ACKNOWLEDGED, note_for="m-1"),
-                                  "status": "acknowledged"}, EMAIL),
-    "own_request_received": (lambda w: {"request_id": subject_request(
-        Status.IN_PROGRESS, controller_id="ctl_platform", request_type="complaint")}, EMAIL),
-    "own_request_answered": (lambda w: {"request_id": subject_request(
-        Status.REJECTED, controller_id="ctl_platform", request_type="complaint", note_for="m-1"),
-        "outcome": "rejected", "at": clock.epoch()}, EMAIL),
+    "status_changed": (
+        lambda w: {"request_id": subject_request(Status.ACKNOWLEDGED, note_for="m-1"), "status": "acknowledged"},
+        EMAIL,
+    ),
+    "own_request_received": (
+        lambda w: {
+            "request_id": subject_request(Status.IN_PROGRESS, controller_id="ctl_platform", request_type="complaint")
+        },
+        EMAIL,
+    ),
+    "own_request_answered": (
+        lambda w: {
+            "request_id": subject_request(
+                Status.REJECTED, controller_id="ctl_platform", request_type="complaint", note_for="m-1"
+            ),
+            "outcome": "rejected",
+            "at": clock.epoch(),
+        },
+        EMAIL,
+    ),
     "request_forwarded": (lambda w: {"request_id": subject_request(Status.FORWARDED)}, "dpo@ctl-shop.test"),
-    "request_notice": (lambda w: {"request_id": subject_request(Status.DELIVERED), "notice": "due_today"},
-                       "dpo@ctl-shop.test"),
-    "delivery_failed": (lambda w: {"request_id": subject_request(Status.DELIVERY_FAILED), "attempts": 12,
-                                   "cause": "http_503"}, "dpo@ctl-shop.test"),
+    "request_notice": (
+        lambda w: {"request_id": subject_request(Status.DELIVERED), "notice": "due_today"},
+        "dpo@ctl-shop.test",
+    ),
+    "delivery_failed": (
+        lambda w: {"request_id": subject_request(Status.DELIVERY_FAILED), "attempts": 12, "cause": "http_503"},
+        "dpo@ctl-shop.test",
+    ),
     "webhook_disabled": (lambda w: {"controller_id": "ctl_shop"}, "dpo@ctl-shop.test"),
     "breach_notice": (lambda w: dict(zip(("incident_id", "notice"), _incident())), "dpo@ctl-shop.test"),
-    "breach_deadline_warning": (lambda w: {"incident_id": _incident()[0], "warning": "due_in_12h"},
-                                "operators@rights.test"),
+    "breach_deadline_warning": (
+        lambda w: {"incident_id": _incident()[0], "warning": "due_in_12h"},
+        "operators@rights.test",
+    ),
     "policy": (lambda w: _policy(), "dpo@ctl-shop.test"),
-    "due_extended": (lambda w: {"request_id": subject_request(Status.IN_PROGRESS, note_for="m-1"),
-                                "status": "in_progress", "status_changed": 0}, EMAIL),
-    "own_request_overdue": (lambda w: {"request_id": subject_request(
-        Status.IN_PROGRESS, controller_id="ctl_platform", request_type="complaint")}, EMAIL),
-    "requests_overdue_digest": (lambda w: {"days": 7, "request_0": subject_request(Status.DELIVERED)},
-                                "operators@rights.test"),
+    "due_extended": (
+        lambda w: {
+            "request_id": subject_request(Status.IN_PROGRESS, note_for="m-1"),
+            "status": "in_progress",
+            "status_changed": 0,
+        },
+        EMAIL,
+    ),
+    "own_request_overdue": (
+        lambda w: {
+            "request_id": subject_request(Status.IN_PROGRESS, controller_id="ctl_platform", request_type="complaint")
+        },
+        EMAIL,
+    ),
+    "requests_overdue_digest": (
+        lambda w: {"days": 7, "request_0": subject_request(Status.DELIVERED)},
+        "operators@rights.test",
+    ),
     "newsletter": (_newsletter, EMAIL),
 }
 
@@ -209,27 +275,45 @@ def test_addresses_names_and_text_are_refused_by_name(address):
 # ------------------------------------------------------------------ the purge wins
 
 PERSONAL_KINDS = sorted(k for k, kind in mail_kinds.KINDS.items() if kind.personal)
-CONTROLLER_NOTICE_KINDS = sorted(k for k, kind in mail_kinds.KINDS.items()
-                                 if "request_id" in kind.needs and not kind.personal)
+CONTROLLER_NOTICE_KINDS = sorted(
+    k for k, kind in mail_kinds.KINDS.items() if "request_id" in kind.needs and not kind.personal
+)
 
 
 def test_every_mail_to_a_subject_or_with_their_data_is_personal():
-    assert set(PERSONAL_KINDS) >= {"verification_code", "request_verified", "status_changed", "request_forwarded",
-                                   "own_request_received", "own_request_answered"}
+    assert set(PERSONAL_KINDS) >= {
+        "verification_code",
+        "request_verified",
+        "status_changed",
+        "request_forwarded",
+        "own_request_received",
+        "own_request_answered",
+    }
     assert all(KIND_CASES[kind][1] == EMAIL or kind == "request_forwarded" for kind in PERSONAL_KINDS)
 
 
 def _purge(request_id: str) -> None:
     RequestItem.get(RequestItem.key(request_id), RequestItem.SK).update(
-        actions=deletion.purge_actions(RequestItem, deletion.Cause.SWEEPER, clock.now()))
+        actions=deletion.purge_actions(RequestItem, deletion.Cause.SWEEPER, clock.now())
+    )
 
 
 def _invoke(world: World, body: dict, receive_count: int = 1) -> set[str]:
-    event = {"Records": [{
-        "messageId": "msg-1", "receiptHandle": "rh-1", "body": json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": str(receive_count)}, "messageAttributes": {}, "md5OfBody": "",
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:MailQueue",
-        "awsRegion": "eu-central-1"}]}
+    event = {
+        "Records": [
+            {
+                "messageId": "msg-1",
+                "receiptHandle": "rh-1",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:MailQueue",
+                "awsRegion": "eu-central-1",
+            }
+        ]
+    }
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
     try:
@@ -263,7 +347,8 @@ def test_a_request_gone_or_moved_on_drops_its_mail(world):
     unverified = subject_request(Status.IDENTITY_UNVERIFIED)
     code_body = outbox.mail_body("verification_code", mail_id="m-1", request_id=unverified)
     RequestItem(RequestItem.key(unverified), RequestItem.SK).update(
-        actions=[RequestItem.status.set(Status.CANCELLED.value)])
+        actions=[RequestItem.status.set(Status.CANCELLED.value)]
+    )
     assert made(code_body) is None, "a cancelled request's code is no use"
     assert made(outbox.mail_body("request_verified", mail_id="m-2", request_id="dsr_nothing")) is None
     assert made(outbox.mail_body("webhook_disabled", mail_id="m-3", controller_id="ctl_nobody")) is None
@@ -290,8 +375,11 @@ def _status(request_id: str) -> str:
 
 
 def _transitions(request_id: str) -> list[tuple[str, str, str, str]]:
-    return [(e.from_status, e.to_status, e.actor, e.cause) for e in AuditEvent.query(RequestItem.key(request_id))
-            if e.action == "status_changed"]
+    return [
+        (e.from_status, e.to_status, e.actor, e.cause)
+        for e in AuditEvent.query(RequestItem.key(request_id))
+        if e.action == "status_changed"
+    ]
 
 
 def test_an_email_delivery_is_delivered_when_ses_accepted_the_mail(world):
@@ -334,7 +422,9 @@ def _bounce(request_id: str, kind: str = "request_forwarded", bounce_type: str =
 
 
 def _ses_events_app():
-    spec = importlib.util.spec_from_file_location("_test_ses_events_bounce", ROOT / "functions" / "ses_events" / "app.py")
+    spec = importlib.util.spec_from_file_location(
+        "_test_ses_events_bounce", ROOT / "functions" / "ses_events" / "app.py"
+    )
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
     return app
@@ -368,6 +458,7 @@ def test_other_bounces_change_no_request(world, case):
     }[case]()
     if case == "acknowledged":
         RequestItem(RequestItem.key(request_id), RequestItem.SK).update(
-            actions=[RequestItem.status.set(Status.ACKNOWLEDGED.value)])
+            actions=[RequestItem.status.set(Status.ACKNOWLEDGED.value)]
+        )
     assert delivery.record_bounce(event["detail"]) is None
     assert _status(request_id) == ("acknowledged" if case == "acknowledged" else "delivered")

@@ -44,8 +44,9 @@ def moto_patches_in(source: str) -> list[str]:
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "moto":
             from_moto |= {alias.asname or alias.name for alias in node.names}
         elif isinstance(node, ast.Import):
-            from_moto |= {(alias.asname or alias.name).split(".")[0] for alias in node.names
-                          if alias.name.split(".")[0] == "moto"}
+            from_moto |= {
+                (alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name.split(".")[0] == "moto"
+            }
 
     def root(node: ast.AST) -> str | None:
         while isinstance(node, ast.Attribute):
@@ -67,15 +68,22 @@ def moto_patches_in(source: str) -> list[str]:
 def test_the_check_finds_a_patch():
     """Positive control: the shapes the patches used to take elsewhere are found."""
     assert moto_patches_in("from moto.sqs import models as sqs\nsqs.unix_time = lambda: 0\n")
-    assert moto_patches_in("def f():\n    from moto.ses.responses import EmailResponse\n    EmailResponse.send_email = 1\n")
+    assert moto_patches_in(
+        "def f():\n    from moto.ses.responses import EmailResponse\n    EmailResponse.send_email = 1\n"
+    )
     assert moto_patches_in("import moto.dynamodb.models\nmoto.dynamodb.models.DynamoDBBackend.x = 1\n")
-    assert moto_patches_in("from moto.core import common_models\ndef f(patch):\n"
-                           "    patch.setattr(common_models.BaseModel, '__new__', None)\n")
+    assert moto_patches_in(
+        "from moto.core import common_models\ndef f(patch):\n"
+        "    patch.setattr(common_models.BaseModel, '__new__', None)\n"
+    )
     assert not moto_patches_in("from moto.backends import get_backend\nmessages = get_backend('ses')\n")
 
 
 def test_no_module_but_moto_patches_changes_moto():
     files = [*(ROOT / "local").glob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
-    patched = {str(path.relative_to(ROOT)): moto_patches_in(path.read_text(encoding="utf-8"))
-               for path in files if path.name != "moto_patches.py"}
+    patched = {
+        str(path.relative_to(ROOT)): moto_patches_in(path.read_text(encoding="utf-8"))
+        for path in files
+        if path.name != "moto_patches.py"
+    }
     assert {path: lines for path, lines in patched.items() if lines} == {}

@@ -17,13 +17,13 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
+from rightsdesk.audience import suppression, unsubscribe
 from rightsdesk.kernel import clock
-from rightsdesk.platform import config
-from rightsdesk.render import i18n, mime, notice_mail
 from rightsdesk.notices import notice_pages
 from rightsdesk.outbound import notify
-from rightsdesk.audience import suppression, unsubscribe
+from rightsdesk.platform import config
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n, mime, notice_mail
 from rightsdesk.render.mail import RenderedMail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,36 +32,72 @@ HASH = "a" * 64
 
 CONTEXTS = {
     "breach_controller": {
-        "controller_name": "Acme <Shop>", "incident_id": "inc_1", "detected_at": "2026-11-20T10:00:00Z",
-        "summary": "Another tenant could read <chat> logs.\n\nWe closed the hole.", "categories": ["chat_history", "custom_thing"],
-        "contact": "dpo@rightsdesk.example", "high_risk": True, "subjects_notified": True,
-        "consequences": None, "measures": "Keys rotated.",
+        "controller_name": "Acme <Shop>",
+        "incident_id": "inc_1",
+        "detected_at": "2026-11-20T10:00:00Z",
+        "summary": "Another tenant could read <chat> logs.\n\nWe closed the hole.",
+        "categories": ["chat_history", "custom_thing"],
+        "contact": "dpo@rightsdesk.example",
+        "high_risk": True,
+        "subjects_notified": True,
+        "consequences": None,
+        "measures": "Keys rotated.",
     },
     "breach_subject": {
-        "controller_names": ["Acme Shop", "Globex"], "incident_id": "inc_1", "detected_at": "2026-11-20T10:00:00Z",
-        "summary": "Another tenant could read chat logs.", "categories": ["chat_history", "email"],
-        "contact": "dpo@rightsdesk.example", "consequences": "Phishing is possible.", "measures": None,
+        "controller_names": ["Acme Shop", "Globex"],
+        "incident_id": "inc_1",
+        "detected_at": "2026-11-20T10:00:00Z",
+        "summary": "Another tenant could read chat logs.",
+        "categories": ["chat_history", "email"],
+        "contact": "dpo@rightsdesk.example",
+        "consequences": "Phishing is possible.",
+        "measures": None,
     },
     "policy_notice": {
-        "audience": "controller", "controller_name": "Acme", "doc": "privacy", "version": "2026-12",
-        "url": "https://example.com/privacy/2026-12", "summary": "Chats are kept 30 days.",
-        "effective_at": "2026-12-01T00:00:00Z", "archive_url": "/v1/policies/privacy",
+        "audience": "controller",
+        "controller_name": "Acme",
+        "doc": "privacy",
+        "version": "2026-12",
+        "url": "https://example.com/privacy/2026-12",
+        "summary": "Chats are kept 30 days.",
+        "effective_at": "2026-12-01T00:00:00Z",
+        "archive_url": "/v1/policies/privacy",
     },
     "policy_update": {
-        "doc": "terms", "version": "2026-12a", "url": "https://example.com/terms/2026-12a", "summary": "Wording.",
-        "effective_at": "2026-12-01T00:00:00Z", "archive_url": "/v1/policies/terms",
+        "doc": "terms",
+        "version": "2026-12a",
+        "url": "https://example.com/terms/2026-12a",
+        "summary": "Wording.",
+        "effective_at": "2026-12-01T00:00:00Z",
+        "archive_url": "/v1/policies/terms",
         "unsubscribe_url": f"{BASE}/v1/unsubscribe?token=abc.def",
     },
     "breach_deadline_warning": {
-        "incident_id": "inc_1", "due_at": "2026-11-23T10:00:00Z", "hours_left": 2, "unsent": 3, "failed": 1,
-        "authority_recorded": False, "overdue": False,
+        "incident_id": "inc_1",
+        "due_at": "2026-11-23T10:00:00Z",
+        "hours_left": 2,
+        "unsent": 3,
+        "failed": 1,
+        "authority_recorded": False,
+        "overdue": False,
     },
     "requests_overdue_digest": {
-        "days": 7, "requests": [
-            {"request_id": "dsr_1", "controller_id": "ctl_a", "request_type": "erasure", "status": "delivered",
-             "due_at": "2026-11-16T23:59:59Z"},
-            {"request_id": "dsr_2", "controller_id": "ctl_b", "request_type": "access", "status": "acknowledged",
-             "due_at": "2026-11-15T23:59:59Z"},
+        "days": 7,
+        "requests": [
+            {
+                "request_id": "dsr_1",
+                "controller_id": "ctl_a",
+                "request_type": "erasure",
+                "status": "delivered",
+                "due_at": "2026-11-16T23:59:59Z",
+            },
+            {
+                "request_id": "dsr_2",
+                "controller_id": "ctl_b",
+                "request_type": "access",
+                "status": "acknowledged",
+                "due_at": "2026-11-15T23:59:59Z",
+            },
         ],
     },
 }
@@ -69,11 +105,14 @@ CONTEXTS = {
 PHRASES = {
     "breach_controller": {"en": "What you need to do", "de": "Was Sie tun müssen", "sl": "Kaj morate storiti"},
     "breach_subject": {"en": "What you can do", "de": "Was Sie tun können", "sl": "Kaj lahko storite"},
-    "policy_notice": {"en": "Summary of the changes", "de": "Zusammenfassung der Änderungen", "sl": "Povzetek sprememb"},
+    "policy_notice": {
+        "en": "Summary of the changes",
+        "de": "Zusammenfassung der Änderungen",
+        "sl": "Povzetek sprememb",
+    },
     "policy_update": {"en": "Earlier versions remain", "de": "Frühere Fassungen", "sl": "Prejšnje različice"},
     "breach_deadline_warning": {"en": "supervisory authority", "de": "Aufsichtsbehörde", "sl": "nadzornemu organu"},
-    "requests_overdue_digest": {"en": "days after their due date", "de": "Tage nach ihrer Frist",
-                                "sl": "dni po roku"},
+    "requests_overdue_digest": {"en": "days after their due date", "de": "Tage nach ihrer Frist", "sl": "dni po roku"},
 }
 
 
@@ -115,7 +154,9 @@ def test_operator_text_is_escaped_in_html_and_kept_in_text():
 
 
 def test_the_warning_counts_hours_in_slovenian_plural_forms():
-    text = notice_mail.render("breach_deadline_warning", "sl", {**CONTEXTS["breach_deadline_warning"], "hours_left": 2}).text
+    text = notice_mail.render(
+        "breach_deadline_warning", "sl", {**CONTEXTS["breach_deadline_warning"], "hours_left": 2}
+    ).text
     assert "čez 2 uri" in text and "3 obvestila še niso poslana" in text
 
 
@@ -147,7 +188,9 @@ def test_the_unsubscribe_page_in_every_state_and_language(state, locale):
 def test_the_unsubscribe_page_names_the_list():
     assert "Vom Newsletter abmelden" in notice_pages.unsubscribe_page("confirm", "de", "t", "newsletter")
     assert "Unsubscribe from policy updates" in notice_pages.unsubscribe_page("confirm", "en", "t", "policy_updates")
-    assert "Oglasnih sporočil vam ne bomo več pošiljali." in notice_pages.unsubscribe_page("done", "sl", None, "marketing")
+    assert "Oglasnih sporočil vam ne bomo več pošiljali." in notice_pages.unsubscribe_page(
+        "done", "sl", None, "marketing"
+    )
 
 
 # ------------------------------------------------------------------ the notices catalog
@@ -258,8 +301,12 @@ def test_one_click_headers():
 
 def test_the_raw_message_carries_both_parts_and_the_list_headers():
     mail = RenderedMail(subject="Änderung: Datenschutzerklärung", html="<p>Grüße</p>", text="Grüße\n")
-    raw = mime.build(sender="privacy@example.com", to="ben@example.org", mail=mail,
-                     headers=unsubscribe.headers("https://x.test/u?token=t"))
+    raw = mime.build(
+        sender="privacy@example.com",
+        to="ben@example.org",
+        mail=mail,
+        headers=unsubscribe.headers("https://x.test/u?token=t"),
+    )
     assert raw.isascii(), "7-bit clean for any mail server"
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == mail.subject and parsed["To"] == "ben@example.org"
@@ -272,7 +319,9 @@ def test_the_raw_message_carries_both_parts_and_the_list_headers():
 @pytest.mark.parametrize("headers", [{"Bcc": "x@example.org"}, {"List-Unsubscribe": "<a>\r\nBcc: x@example.org"}])
 def test_no_other_header_and_no_header_injection(headers):
     with pytest.raises(ValueError):
-        mime.build(sender="a@example.com", to="b@example.com", mail=RenderedMail("s", "<p>h</p>", "t\n"), headers=headers)
+        mime.build(
+            sender="a@example.com", to="b@example.com", mail=RenderedMail("s", "<p>h</p>", "t\n"), headers=headers
+        )
 
 
 # ------------------------------------------------------------------ the send rate
@@ -310,6 +359,10 @@ def _sample(name: str) -> dict:
 
 def test_permanent_bounces_and_complaints_suppress_transient_bounces_do_not():
     assert suppression.from_ses_event(_sample("bounce.json")) == ("Bounce", "bounce", ["bounced@example.org"])
-    assert suppression.from_ses_event(_sample("complaint.json")) == ("Complaint", "complaint", ["complained@example.org"])
+    assert suppression.from_ses_event(_sample("complaint.json")) == (
+        "Complaint",
+        "complaint",
+        ["complained@example.org"],
+    )
     assert suppression.from_ses_event(_sample("transient_bounce.json"))[1] is None
     assert suppression.from_ses_event({"eventType": "Delivery"}) == ("Delivery", None, [])

@@ -42,8 +42,20 @@ def run_json(*args: str) -> dict:
 
 
 def test_declare_then_status_and_the_authority_record(world):
-    declared = run_json("breach", "declare", "--detected-at", "now", "--summary", "Leak.", "--categories",
-                        "chat_history", "--controllers", "ctl_a", "--high-risk", "--notify-subjects")
+    declared = run_json(
+        "breach",
+        "declare",
+        "--detected-at",
+        "now",
+        "--summary",
+        "Leak.",
+        "--categories",
+        "chat_history",
+        "--controllers",
+        "ctl_a",
+        "--high-risk",
+        "--notify-subjects",
+    )
     incident_id = declared["incident"]["incident_id"]
     assert declared["counts"]["total"]["pending"] == 2
     world.drain()
@@ -64,11 +76,14 @@ def test_declare_then_status_and_the_authority_record(world):
     assert run_json("breach", "resend", incident_id) == {"incident_id": incident_id, "queued": 0}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--controllers", "ctl_a", "--all-controllers"), "--controllers"),
-    (("--controllers", "ctl_a", "--notify-subjects"), "this breach cannot be declared"),
-    (("--controllers", "ctl_nobody"), "no controller ctl_nobody"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--controllers", "ctl_a", "--all-controllers"), "--controllers"),
+        (("--controllers", "ctl_a", "--notify-subjects"), "this breach cannot be declared"),
+        (("--controllers", "ctl_nobody"), "no controller ctl_nobody"),
+    ],
+)
 def test_declaring_refuses_what_it_cannot_do(world, args, message):
     result = run("breach", "declare", "--detected-at", "now", "--summary", "s", "--categories", "email", *args)
     assert result.exit_code != 0
@@ -78,8 +93,18 @@ def test_declaring_refuses_what_it_cannot_do(world, args, message):
 def test_a_detection_time_in_the_future_or_unreadable_is_refused(world):
     later = clock.isoformat(clock.now()).replace("20", "21", 1)
     for moment in (later, "yesterday"):
-        result = run("breach", "declare", "--detected-at", moment, "--summary", "s", "--categories", "email",
-                     "--controllers", "ctl_a")
+        result = run(
+            "breach",
+            "declare",
+            "--detected-at",
+            moment,
+            "--summary",
+            "s",
+            "--categories",
+            "email",
+            "--controllers",
+            "ctl_a",
+        )
         assert result.exit_code == 1, result.output
 
 
@@ -89,15 +114,29 @@ def test_contacts_publish_and_list(world, tmp_path):
     imported = run("--json", "contacts", "import", str(csv_file))
     assert imported.exit_code == 1 and json.loads(imported.stdout) == {"added": 1, "rejected_lines": [3]}
     assert run_json("contacts", "add", "ben@example.org", "--list", "policy_notices") == {
-        "added": 1, "lists": ["policy_notices"]}
+        "added": 1,
+        "lists": ["policy_notices"],
+    }
 
     summary = tmp_path / "en.md"
     summary.write_text("Shorter retention.")
     text = tmp_path / "terms.html"
     text.write_bytes("<h1>Terms</h1>\n<p>Kürzere Aufbewahrung.</p>\n".encode())
-    published = run_json("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url",
-                         "https://example.com/terms", "--summary-file", str(summary), "--text-file", str(text),
-                         "--major")
+    published = run_json(
+        "policy",
+        "publish",
+        "--doc",
+        "terms",
+        "--version",
+        "2026-12",
+        "--url",
+        "https://example.com/terms",
+        "--summary-file",
+        str(summary),
+        "--text-file",
+        str(text),
+        "--major",
+    )
     # recorded at publish time, and anyone with the file can recompute it
     assert published["text_sha256"] == hashlib.sha256(text.read_bytes()).hexdigest()
     same = run("--json", "policy", "verify", "--doc", "terms", "--version", "2026-12", str(text))
@@ -107,9 +146,23 @@ def test_contacts_publish_and_list(world, tmp_path):
     differs = run("--json", "policy", "verify", "--doc", "terms", "--version", "2026-12", str(altered))
     assert differs.exit_code == 1 and json.loads(differs.stdout)["matches"] is False
     assert published["created"] and published["emails_queued"] == 3  # ctl_a's contact, ana, ben
-    again = run_json("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url",
-                     "https://example.com/terms", "--summary-file", str(summary), "--text-file", str(text), "--major",
-                     "--effective-at", published["effective_at"])
+    again = run_json(
+        "policy",
+        "publish",
+        "--doc",
+        "terms",
+        "--version",
+        "2026-12",
+        "--url",
+        "https://example.com/terms",
+        "--summary-file",
+        str(summary),
+        "--text-file",
+        str(text),
+        "--major",
+        "--effective-at",
+        published["effective_at"],
+    )
     assert again["created"] is False
     shown = run("policy", "list")
     assert "terms" in shown.stdout and "2026-12" in shown.stdout
@@ -119,11 +172,33 @@ def test_contacts_publish_and_list(world, tmp_path):
 
 def test_a_late_breach_reads_met_late_in_the_table_and_in_json_never_done(world):
     four_days_ago = clock.isoformat(clock.now() - timedelta(days=4))
-    refused = run("breach", "declare", "--detected-at", four_days_ago, "--summary", "Leak.", "--categories",
-                  "chat_history", "--controllers", "ctl_a")
+    refused = run(
+        "breach",
+        "declare",
+        "--detected-at",
+        four_days_ago,
+        "--summary",
+        "Leak.",
+        "--categories",
+        "chat_history",
+        "--controllers",
+        "ctl_a",
+    )
     assert refused.exit_code == 1 and "GDPR Art. 33(1)" in " ".join(refused.output.split())
-    declared = run_json("breach", "declare", "--detected-at", four_days_ago, "--summary", "Leak.", "--categories",
-                        "chat_history", "--controllers", "ctl_a", "--delay-reason", "Scope confirmed on day four.")
+    declared = run_json(
+        "breach",
+        "declare",
+        "--detected-at",
+        four_days_ago,
+        "--summary",
+        "Leak.",
+        "--categories",
+        "chat_history",
+        "--controllers",
+        "ctl_a",
+        "--delay-reason",
+        "Scope confirmed on day four.",
+    )
     incident_id = declared["incident"]["incident_id"]
     world.drain()
     shown = run("breach", "status", incident_id)
@@ -140,10 +215,15 @@ def test_a_late_breach_reads_met_late_in_the_table_and_in_json_never_done(world)
 
 def test_consents_withdraw_leaves_the_list_that_purpose_feeds(world):
     assert run_json("contacts", "add", "cleo@example.org", "--list", "newsletter", "--list", "policy_updates") == {
-        "added": 1, "lists": ["newsletter", "policy_updates"]}
-    assert run_json("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "newsletter",
-                    "--source", "ticket-4711") == {"withdrawn": ["newsletter"], "lists_left": ["newsletter"]}
-    ledger = {c["purpose"]: (c["state"], c["withdrawn_source"])
-              for c in run_json("consents", "show", "--email", "cleo@example.org")["consents"]}
+        "added": 1,
+        "lists": ["newsletter", "policy_updates"],
+    }
+    assert run_json(
+        "consents", "withdraw", "--email", "cleo@example.org", "--purpose", "newsletter", "--source", "ticket-4711"
+    ) == {"withdrawn": ["newsletter"], "lists_left": ["newsletter"]}
+    ledger = {
+        c["purpose"]: (c["state"], c["withdrawn_source"])
+        for c in run_json("consents", "show", "--email", "cleo@example.org")["consents"]
+    }
     assert ledger["newsletter"] == ("withdrawn", "ticket-4711")
     assert ledger["policy_notices"] == ("granted", None), "the other list's consent stands"

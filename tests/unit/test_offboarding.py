@@ -9,14 +9,14 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from rightsdesk.platform import aws_clients, config, hashing, sealing
-from rightsdesk.kernel import clock, retention
-from rightsdesk.outbound import dispatch
 from rightsdesk.intake import submissions
+from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import Conflict, SiteUnavailable, UnknownSite
+from rightsdesk.outbound import dispatch
+from rightsdesk.platform import aws_clients, config, hashing, sealing
 from rightsdesk.routing import registry, takeover
 from rightsdesk.routing.delivery import DeliveryMessage
-from rightsdesk.kernel.errors import Conflict, SiteUnavailable, UnknownSite
-from rightsdesk.intake.submissions import Submission
 from rightsdesk_cli.main import app
 from tests.support.aws import made, moto_cloud, verification_code
 
@@ -27,9 +27,14 @@ BASE_URL = "https://privacy.example.com"
 @pytest.fixture(scope="module")
 def cloud():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        world = moto_cloud(patch, "rightsdesk-offboarding", data_key=True, region=REGION,
-                           env={"PUBLIC_BASE_URL": BASE_URL, "RIGHTSDESK_STACK": None},
-                           no_scans="offboarding must not scan the table")
+        world = moto_cloud(
+            patch,
+            "rightsdesk-offboarding",
+            data_key=True,
+            region=REGION,
+            env={"PUBLIC_BASE_URL": BASE_URL, "RIGHTSDESK_STACK": None},
+            no_scans="offboarding must not scan the table",
+        )
         yield world
         aws_clients.forget_clients()
         sealing.forget_clients()
@@ -53,13 +58,19 @@ def drain(cloud, queue: str) -> list[dict]:
 
 def new_controller(delivery: str = "pull") -> registry.NewController:
     site = hashing.new_id("s").split("_")[1]
-    return registry.register(name="Acme", site_key=f"acme-{site}", contact_email=f"dpo-{site}@acme.example",
-                             delivery=delivery, domains=(f"{site}.acme.example",))
+    return registry.register(
+        name="Acme",
+        site_key=f"acme-{site}",
+        contact_email=f"dpo-{site}@acme.example",
+        delivery=delivery,
+        domains=(f"{site}.acme.example",),
+    )
 
 
 def submit(created: registry.NewController, site: str | None = None) -> str:
-    submission = Submission(site=site or created.controller.site_key, type="access", email="ana@example.org",
-                            name="Ana Novak")
+    submission = Submission(
+        site=site or created.controller.site_key, type="access", email="ana@example.org", name="Ana Novak"
+    )
     return submissions.submit(submission, locale="en").request_id
 
 
@@ -115,8 +126,9 @@ def test_released_sites_are_unknown_and_free_for_another_controller(cloud):
     registry.remove(created.controller.controller_id, release_sites=True)
     with pytest.raises(UnknownSite):
         submit(created)
-    again = registry.register(name="Acme 2", site_key=created.controller.site_key, contact_email="dpo@acme2.example",
-                              delivery="email")
+    again = registry.register(
+        name="Acme 2", site_key=created.controller.site_key, contact_email="dpo@acme2.example", delivery="email"
+    )
     assert registry.resolve_site(created.controller.site_key).controller_id == again.controller.controller_id
 
 
@@ -224,11 +236,14 @@ def test_rejecting_needs_a_reason(cloud):
     assert json.loads(result.stdout)["error"]["code"] == "invalid_input" and "reject" in result.stdout
 
 
-@pytest.mark.parametrize("locale, words", [
-    ("en", "does not take requests through this service"),
-    ("de", "nimmt derzeit keine Anfragen"),
-    ("sl", "trenutno ne sprejema zahtev"),
-])
+@pytest.mark.parametrize(
+    "locale, words",
+    [
+        ("en", "does not take requests through this service"),
+        ("de", "nimmt derzeit keine Anfragen"),
+        ("sl", "trenutno ne sprejema zahtev"),
+    ],
+)
 def test_the_form_says_site_unavailable_in_the_subjects_language(locale, words):
     from rightsdesk.render import web
 
@@ -238,8 +253,8 @@ def test_the_form_says_site_unavailable_in_the_subjects_language(locale, words):
 
 def test_the_controller_api_refuses_a_disabled_key_even_after_the_authorizer_let_it_through(cloud):
     # API Gateway caches the authorizer's allow for minutes; the handler's own check must close the gap.
-    from rightsdesk.routing import controller_requests
     from rightsdesk.kernel.errors import Unauthorized
+    from rightsdesk.routing import controller_requests
 
     created = new_controller()
     cid = created.controller.controller_id

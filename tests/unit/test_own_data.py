@@ -13,18 +13,18 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
-from rightsdesk.notices import breaches
-from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.audience import consents, contacts, newsletter, suppression, unsubscribe
+from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.kernel.status import Status
+from rightsdesk.notices import breaches
+from rightsdesk.outbound import notify
 from rightsdesk.own_data import exports, own_requests
 from rightsdesk.platform import hashing
-from rightsdesk.outbound import notify
-from rightsdesk.kernel.errors import Conflict, InvalidInput
-from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.audience import ConsentItem, ContactItem
+from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
 from tests.support.aws import fast_pynamodb_sessions, made
 from tests.support.notices_world import World, aws_environment, lambda_context
 
@@ -47,20 +47,33 @@ def world():
 def world_controller(world: World) -> None:
     world.controller(PLATFORM)
     ControllerItem(ControllerItem.key(PLATFORM), ControllerItem.SK).update(
-        actions=[ControllerItem.delivery.set("internal")])
+        actions=[ControllerItem.delivery.set("internal")]
+    )
 
 
 def own_request(email: str, kind: str, request_id: str | None = None, **fields) -> tuple[str, str]:
     """A request the dispatcher just moved to in_progress, as stored; returns (id, status token)."""
     request_id, token, now = request_id or hashing.new_id("dsr"), hashing.new_token("rst_"), clock.now()
     RequestItem(
-        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id=PLATFORM, site="platform",
-        request_type=kind, status=Status.IN_PROGRESS.value, locale=fields.pop("locale", "en"), email=email,
-        subject_hash=hashing.email_hash(email), status_token_hash=hashing.keyed_hash("status_token", token),
-        created_at=now - timedelta(minutes=5), verified_at=now - timedelta(minutes=4),
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id=PLATFORM,
+        site="platform",
+        request_type=kind,
+        status=Status.IN_PROGRESS.value,
+        locale=fields.pop("locale", "en"),
+        email=email,
+        subject_hash=hashing.email_hash(email),
+        status_token_hash=hashing.keyed_hash("status_token", token),
+        created_at=now - timedelta(minutes=5),
+        verified_at=now - timedelta(minutes=4),
         due_at=deadlines.due_at(now, request_type=kind, relationship=fields.get("relationship", "self")),
-        updated_at=now, gsi1pk=f"CTRL#{PLATFORM}", gsi1sk=f"in_progress#{clock.isoformat(now)}#{request_id}",
-        **retention.schedule(retention.Rule.SKELETON, now, RequestItem.key(request_id), RequestItem.SK), **fields,
+        updated_at=now,
+        gsi1pk=f"CTRL#{PLATFORM}",
+        gsi1sk=f"in_progress#{clock.isoformat(now)}#{request_id}",
+        **retention.schedule(retention.Rule.SKELETON, now, RequestItem.key(request_id), RequestItem.SK),
+        **fields,
     ).save()
     return request_id, token
 
@@ -130,8 +143,9 @@ def test_a_newsletter_reaches_only_members_it_may_and_the_notifier_asks_again(wo
     assert contacts.lift(restricted, contacts.RESTRICTION, actor="operator")
     assert contacts.may_receive(restricted, "newsletter")
     assert not contacts.lift(restricted, contacts.RESTRICTION, actor="operator"), "nothing left to lift"
-    assert contacts.may_receive(keep, "policy_notices") and contacts.may_receive(bounced, "policy_notices"), \
+    assert contacts.may_receive(keep, "policy_notices") and contacts.may_receive(bounced, "policy_notices"), (
         "transactional lists are not stopped here"
+    )
 
 
 # ------------------------------------------------------------------ carrying out
@@ -190,9 +204,17 @@ def test_an_erasure_leaves_only_the_keyed_hash_and_the_audit_trail(world):
     contacts.rectify(email_hash, name="Gone Person", actor="operator")
     earlier, _ = own_request(email, "access", name="Gone Person", details="my chats")
     own_requests.carry_out(earlier)
-    incident = breaches.declare(breaches.Declaration(
-        detected_at=clock.now() - timedelta(hours=1), summary="Chats were readable.", categories=["chat_history"],
-        contact="dpo@platform.test", controller_ids=[PLATFORM], high_risk=True, notify_subjects=True))
+    incident = breaches.declare(
+        breaches.Declaration(
+            detected_at=clock.now() - timedelta(hours=1),
+            summary="Chats were readable.",
+            categories=["chat_history"],
+            contact="dpo@platform.test",
+            controller_ids=[PLATFORM],
+            high_risk=True,
+            notify_subjects=True,
+        )
+    )
     request_id, token = own_request(email, "erasure", relationship="guardian")
 
     assert own_requests.carry_out(request_id) == "completed"
@@ -335,7 +357,9 @@ def test_the_function_carries_out_the_request_its_sample_record_names(world):
     sample = json.loads((ROOT / "events" / "own_requests" / "routed_to_operator.json").read_text())
     request_id = sample["Records"][0]["dynamodb"]["Keys"]["pk"]["S"].removeprefix("REQ#")
     own_request("ana.novak@example.org", "erasure", request_id=request_id)
-    spec = importlib.util.spec_from_file_location("_test_own_requests_app", ROOT / "functions" / "own_requests" / "app.py")
+    spec = importlib.util.spec_from_file_location(
+        "_test_own_requests_app", ROOT / "functions" / "own_requests" / "app.py"
+    )
     handler = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(handler)
 

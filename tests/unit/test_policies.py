@@ -12,12 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from moto import mock_aws
 
-from rightsdesk.kernel import clock
 from rightsdesk.audience import contacts, suppression, unsubscribe
-from rightsdesk.platform import hashing
-from rightsdesk.notices import policies
+from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
-
+from rightsdesk.notices import policies
+from rightsdesk.platform import hashing
 from tests.support.aws import fast_pynamodb_sessions
 from tests.support.notices_world import World, aws_environment
 
@@ -31,9 +30,13 @@ def world():
 
 
 def publication(version: str = "2026-12", **fields) -> policies.Publication:
-    values = {"doc": "privacy", "version": version, "url": f"https://example.com/privacy/{version}",
-                  "summaries": {"en": "We keep chat transcripts for 30 days.", "de": "Wir speichern Chats 30 Tage."},
-                  "text": f"Privacy policy, version {version}.\nWe keep chat transcripts for 30 days.\n"}
+    values = {
+        "doc": "privacy",
+        "version": version,
+        "url": f"https://example.com/privacy/{version}",
+        "summaries": {"en": "We keep chat transcripts for 30 days.", "de": "Wir speichern Chats 30 Tage."},
+        "text": f"Privacy policy, version {version}.\nWe keep chat transcripts for 30 days.\n",
+    }
     values.update(fields)
     return policies.Publication(**values)
 
@@ -69,12 +72,15 @@ def test_a_version_never_changes_but_publishing_it_again_is_harmless(world):
         policies.publish(publication(url="https://example.com/elsewhere", effective_at=first.version.effective_at))
 
 
-@pytest.mark.parametrize(("fields", "problem"), [
-    ({"doc": "Privacy Policy"}, "doc"),
-    ({"url": "http://example.com/p"}, "url"),
-    ({"summaries": {"de": "nur Deutsch"}}, "summary"),
-    ({"summaries": {"en": "x", "fr": "y"}}, "summary_fr"),
-])
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"doc": "Privacy Policy"}, "doc"),
+        ({"url": "http://example.com/p"}, "url"),
+        ({"summaries": {"de": "nur Deutsch"}}, "summary"),
+        ({"summaries": {"en": "x", "fr": "y"}}, "summary_fr"),
+    ],
+)
 def test_a_publication_is_checked(world, fields, problem):
     with pytest.raises(InvalidInput) as refused:
         policies.publish(publication(**fields))
@@ -102,8 +108,9 @@ def test_a_major_version_reaches_every_controller_and_contact_once_in_their_lang
     assert by_to["ben@example.org"]["Subject"] == "Wichtige Änderung: Datenschutzerklärung"
     assert "Wir speichern Chats 30 Tage." in by_to["ben@example.org"].get_body(("plain",)).get_content()
     assert by_to["ana@example.org"]["Subject"] == "Pomembna sprememba: politika zasebnosti"
-    assert "We keep chat transcripts" in by_to["ana@example.org"].get_body(("plain",)).get_content(), \
+    assert "We keep chat transcripts" in by_to["ana@example.org"].get_body(("plain",)).get_content(), (
         "no Slovenian summary: the English one"
+    )
     assert all(m["List-Unsubscribe"] is None for m in sent), "policy notices are transactional"
     assert "https://rights.test/v1/policies/privacy" in by_to["dpo@ctl-b.test"].get_body(("html",)).get_content()
 
@@ -126,7 +133,9 @@ def test_a_minor_version_goes_to_the_optional_list_only_with_one_click_unsubscri
 def test_a_bounced_contact_is_skipped_next_time(world):
     contacts.subscribe("ana@example.org", ["policy_notices"])
     contacts.subscribe("ben@example.org", ["policy_notices"])
-    detail = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_events" / "bounce.json").read_text())["detail"]
+    detail = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_events" / "bounce.json").read_text())[
+        "detail"
+    ]
     detail["bounce"]["bouncedRecipients"][0]["emailAddress"] = "ana@example.org"
     assert suppression.record_ses_event(detail).suppressed == 1
     assert contacts.get(hashing.email_hash("ana@example.org")).suppressed is True
@@ -182,17 +191,30 @@ def test_the_ses_events_function_records_its_sample_events(world):
     spec = importlib.util.spec_from_file_location("_test_ses_events_app", ROOT / "functions" / "ses_events" / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    samples = {name: json.loads((ROOT / "events" / "ses_events" / f"{name}.json").read_text())
-               for name in ("bounce", "complaint", "transient_bounce")}
-    assert app.lambda_handler(samples["bounce"], lambda_context()) == {"event_type": "Bounce", "suppressed": 1, "ignored": 0,
-                                                                       "undelivered": None}
+    samples = {
+        name: json.loads((ROOT / "events" / "ses_events" / f"{name}.json").read_text())
+        for name in ("bounce", "complaint", "transient_bounce")
+    }
+    assert app.lambda_handler(samples["bounce"], lambda_context()) == {
+        "event_type": "Bounce",
+        "suppressed": 1,
+        "ignored": 0,
+        "undelivered": None,
+    }
     assert app.lambda_handler(samples["complaint"], lambda_context())["suppressed"] == 1
     assert app.lambda_handler(samples["transient_bounce"], lambda_context()) == {
-        "event_type": "Bounce", "suppressed": 0, "ignored": 1, "undelivered": None}
+        "event_type": "Bounce",
+        "suppressed": 0,
+        "ignored": 1,
+        "undelivered": None,
+    }
     assert suppression.suppressed_among(["bounced@example.org", "complained@example.org", "full@example.org"]) == {
-        "bounced@example.org", "complained@example.org"}
+        "bounced@example.org",
+        "complained@example.org",
+    }
     item = world.session.client("dynamodb").get_item(
-        TableName=world.table, Key={"pk": {"S": f"SUPPRESS#{hashing.email_hash('bounced@example.org')}"},
-                                    "sk": {"S": "SUPPRESSION"}})["Item"]
+        TableName=world.table,
+        Key={"pk": {"S": f"SUPPRESS#{hashing.email_hash('bounced@example.org')}"}, "sk": {"S": "SUPPRESSION"}},
+    )["Item"]
     assert "bounced@example.org" not in json.dumps(item), "the suppression list holds no address"
     assert item["reason"] == {"S": "bounce"}

@@ -11,11 +11,11 @@ import pytest
 from moto import mock_aws
 
 from rightsdesk.kernel import clock
-from rightsdesk.platform import config
-from rightsdesk.notices import notice_pages, policies
-from rightsdesk.render import web
-from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.notices import notice_pages, policies
+from rightsdesk.platform import config
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import web
 from tests.support.aws import moto_cloud
 
 TEXT = "<h1>Datenschutzerklärung</h1>\n<p>Chat transcripts are kept for 30 days.</p>\n".encode()
@@ -30,9 +30,14 @@ def archive_world():
 
 
 def publish(doc: str, version: str, text: bytes | str = TEXT, **fields) -> policies.Published:
-    values = {"doc": doc, "version": version, "url": f"https://example.com/{doc}/{version}",
-              "summaries": {"en": "Shorter retention.\n\nNo more call recordings.", "de": "Kürzere Speicherdauer."},
-              "text": text, **fields}
+    values = {
+        "doc": doc,
+        "version": version,
+        "url": f"https://example.com/{doc}/{version}",
+        "summaries": {"en": "Shorter retention.\n\nNo more call recordings.", "de": "Kürzere Speicherdauer."},
+        "text": text,
+        **fields,
+    }
     return policies.publish(policies.Publication(**values))
 
 
@@ -63,7 +68,9 @@ def test_the_same_version_with_another_text_is_a_conflict(archive_world):
     again = publish("privacy-fixed", "1", effective_at=published.version.effective_at)
     assert again.created is False
     with pytest.raises(Conflict):
-        publish("privacy-fixed", "1", text=TEXT + b"<p>quietly changed</p>", effective_at=published.version.effective_at)
+        publish(
+            "privacy-fixed", "1", text=TEXT + b"<p>quietly changed</p>", effective_at=published.version.effective_at
+        )
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -72,8 +79,9 @@ def test_the_archive_page_lists_every_version_with_dates_summaries_links_and_dig
     first = publish(doc, "2026-01")
     clock.set_offset(3600)
     try:
-        later = publish(doc, "2027-01", text=b"<h1>Terms 2027</h1>",
-                        effective_at=clock.now() + timedelta(days=30), major=True)
+        later = publish(
+            doc, "2027-01", text=b"<h1>Terms 2027</h1>", effective_at=clock.now() + timedelta(days=30), major=True
+        )
     finally:
         clock.set_offset(0)
 

@@ -12,14 +12,14 @@ from moto import mock_aws
 from pynamodb.connection import Connection
 
 from rightsdesk.kernel import clock, retention
-from rightsdesk.routing import controller_requests, delivery, registry
+from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing
-from rightsdesk.store import queries
 from rightsdesk.retention import sweeper
+from rightsdesk.routing import controller_requests, delivery, registry
+from rightsdesk.store import queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
 from tests.support.aws import fast_pynamodb_sessions
 from tests.support.notices_world import World, aws_environment
 
@@ -34,7 +34,8 @@ def world():
         found = World(patch, prefix="rightsdesk-pull")
         found.controller("ctl_pull")
         ControllerItem(ControllerItem.key("ctl_pull"), ControllerItem.SK).update(
-            actions=[ControllerItem.delivery.set("pull")])
+            actions=[ControllerItem.delivery.set("pull")]
+        )
 
         def refuse_scan(*args, **kwargs):
             raise AssertionError("the sweeper found it through the expiry index, never a scan")
@@ -47,10 +48,23 @@ def forwarded_pull_request() -> RequestItem:
     """A verified request as the dispatcher forwards it to a pull controller."""
     request_id, now = hashing.new_id("dsr"), clock.now()
     RequestItem(
-        RequestItem.key(request_id), RequestItem.SK, request_id=request_id, controller_id="ctl_pull", site="pull",
-        request_type="access", status=Status.VERIFIED.value, email=EMAIL, name="Mia Petek", details="chat 4",
-        subject_hash=hashing.email_hash(EMAIL), created_at=now, verified_at=now, due_at=now + timedelta(days=30),
-        updated_at=now, gsi1pk="CTRL#ctl_pull", gsi1sk=f"verified#{clock.isoformat(now)}#{request_id}",
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id="ctl_pull",
+        site="pull",
+        request_type="access",
+        status=Status.VERIFIED.value,
+        email=EMAIL,
+        name="Mia Petek",
+        details="chat 4",
+        subject_hash=hashing.email_hash(EMAIL),
+        created_at=now,
+        verified_at=now,
+        due_at=now + timedelta(days=30),
+        updated_at=now,
+        gsi1pk="CTRL#ctl_pull",
+        gsi1sk=f"verified#{clock.isoformat(now)}#{request_id}",
         **retention.schedule(retention.Rule.SKELETON, now, RequestItem.key(request_id), RequestItem.SK),
     ).save()
     return delivery.mark_forwarded(queries.load_request(request_id), mode="pull")
@@ -84,8 +98,11 @@ def test_a_request_never_fetched_is_purged_marked_undelivered_and_counted(world)
     gone = stored(never.request_id)
     assert gone.status == "delivery_failed" and gone.email is None and gone.name is None and gone.details is None
     assert gone.purged_by == "sweeper" and gone.retention_rule == "skeleton"
-    steps = [(e.from_status, e.to_status, e.actor, e.cause) for e in AuditEvent.query(gone.pk)
-             if e.action == "status_changed"]
+    steps = [
+        (e.from_status, e.to_status, e.actor, e.cause)
+        for e in AuditEvent.query(gone.pk)
+        if e.action == "status_changed"
+    ]
     assert steps[-1] == ("forwarded", "delivery_failed", "retention-sweeper", "never_fetched")
     assert stored(fetched.request_id).status == "delivered", "a fetched request is not touched"
     assert sweeper.sweep().total("undelivered") == 0, "once"
@@ -93,8 +110,11 @@ def test_a_request_never_fetched_is_purged_marked_undelivered_and_counted(world)
 
 def test_a_fetch_at_the_last_moment_wins(world, monkeypatch):
     request = forwarded_pull_request()
-    clock.advance((request.due_at - clock.now()).total_seconds()
-                  + retention.keep_for(retention.Rule.UNFETCHED_PULL_REQUEST).total_seconds() + 60)
+    clock.advance(
+        (request.due_at - clock.now()).total_seconds()
+        + retention.keep_for(retention.Rule.UNFETCHED_PULL_REQUEST).total_seconds()
+        + 60
+    )
     real = sweeper._never_fetched
 
     def fetched_first(item, now):

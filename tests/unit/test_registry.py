@@ -9,20 +9,20 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
-from moto import mock_aws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rightsdesk.platform import aws_clients, config, credentials, hashing, sealing, webhooks
-from rightsdesk.kernel import clock, rights
-from rightsdesk.intake import submissions, subjects
-from rightsdesk.routing import registry
-from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.intake import subjects, submissions
 from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, rights
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.platform import aws_clients, config, credentials, hashing, sealing, webhooks
+from rightsdesk.routing import registry
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem
 from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
-from tests.support.aws import code_in, made, moto_cloud
+from tests.support.aws import code_in, moto_cloud
 
 REGION = "eu-central-1"
 PUBLIC_URL = "https://93.184.216.34/hooks/rightsdesk"
@@ -60,8 +60,14 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        world = moto_cloud(patch, "rightsdesk-registry", data_key=True, env={"ALLOW_HTTP_WEBHOOKS": None},
-                           no_scans="the registry must not scan the table", region=REGION)
+        world = moto_cloud(
+            patch,
+            "rightsdesk-registry",
+            data_key=True,
+            env={"ALLOW_HTTP_WEBHOOKS": None},
+            no_scans="the registry must not scan the table",
+            region=REGION,
+        )
         session, tables, queues = world.session, world.tables, world.queues
         yield Cloud(session, tables["RightsTable"], queues["MailQueue"])
         aws_clients.forget_clients()
@@ -77,8 +83,13 @@ def _clock(cloud):
 
 def new_controller(delivery: str = "webhook", **overrides) -> registry.NewController:
     suffix = hashing.new_id("s").split("_")[1]
-    fields = dict(name="Acme", site_key=f"acme-{suffix}", contact_email="dpo@acme.example", delivery=delivery,
-                  domains=(f"acme-{suffix}.example",))
+    fields = dict(
+        name="Acme",
+        site_key=f"acme-{suffix}",
+        contact_email="dpo@acme.example",
+        delivery=delivery,
+        domains=(f"acme-{suffix}.example",),
+    )
     if delivery == "webhook":
         fields["webhook_url"] = PUBLIC_URL
     return registry.register(**{**fields, **overrides})
@@ -218,12 +229,18 @@ def test_a_controllers_name_and_contact_are_one_line(cloud, char):
     assert refused.value.fields["contact"] in ("invalid_characters", "invalid_email")
 
 
-ROTATION_STEPS = st.lists(st.one_of(st.just(("rotate", 0)), st.tuples(st.just("advance"), st.integers(1, 30 * 3600))),
-                         max_size=24)
+ROTATION_STEPS = st.lists(
+    st.one_of(st.just(("rotate", 0)), st.tuples(st.just("advance"), st.integers(1, 30 * 3600))), max_size=24
+)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(steps=ROTATION_STEPS)
 def test_every_issued_secret_signs_until_24_hours_after_it_was_replaced(cloud, steps):
     """Whatever rotations and clock moves happen: the signatures are exactly the current secret's and
@@ -335,8 +352,10 @@ def test_set_delivery_issues_keeps_and_drops_the_secret(cloud):
 # ------------------------------------------------------------------ durations
 
 
-@pytest.mark.parametrize("text, seconds", [("PT1H", 3600), ("PT30M", 1800), ("P1D", 86400), ("P1DT2H", 93600),
-                                           ("pt90s", 90), ("PT1H30M", 5400)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("PT1H", 3600), ("PT30M", 1800), ("P1D", 86400), ("P1DT2H", 93600), ("pt90s", 90), ("PT1H30M", 5400)],
+)
 def test_iso_durations(text, seconds):
     assert registry.parse_duration(text) == seconds
     assert registry.parse_duration(registry.format_duration(seconds)) == seconds

@@ -21,7 +21,9 @@ def test_a_rule_can_be_overridden_from_the_environment(monkeypatch):
 
 
 def test_a_per_controller_override_replaces_the_default():
-    assert retention.expires_at(Rule.DELIVERED_SUBJECT_DATA, START, timedelta(minutes=5)) == int(START.timestamp()) + 300
+    assert (
+        retention.expires_at(Rule.DELIVERED_SUBJECT_DATA, START, timedelta(minutes=5)) == int(START.timestamp()) + 300
+    )
 
 
 def test_expired_items_are_treated_as_gone_at_their_expiry_second():

@@ -11,15 +11,15 @@ from datetime import timedelta
 
 import pytest
 
-from rightsdesk.kernel import clock, retention
-from rightsdesk.retention import holds, sweeper
 from rightsdesk.intake import submissions
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import Conflict, NotFound
+from rightsdesk.kernel.retention import Rule
+from rightsdesk.retention import holds, sweeper
 from rightsdesk.store import queries
+from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.sweeps import SweepState
 from rightsdesk.store.items.table import bind_table
-from rightsdesk.kernel.errors import Conflict, NotFound
-from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.retention import Rule
 from tests.support.retention_world import DETAILS, EMAIL, NAME, World, world_in_moto
 
 HOUR = 3600
@@ -72,7 +72,9 @@ def test_an_unverified_request_is_deleted_after_72_hours_and_its_expiry_is_on_th
     assert world.item(request_id) is None and world.item(request_id, "CHALLENGE") is None
     trail = sorted(world.audit(request_id), key=lambda event: event["sk"])
     assert [(e["action"], e.get("to_status")) for e in trail] == [
-        ("submitted", "identity_unverified"), ("status_changed", "expired")]
+        ("submitted", "identity_unverified"),
+        ("status_changed", "expired"),
+    ]
     assert trail[-1]["actor"] == "retention-sweeper"
     with pytest.raises(NotFound):
         submissions.load_request(request_id)
@@ -87,8 +89,9 @@ def test_delivered_personal_fields_are_purged_within_the_hour_and_the_skeleton_s
     assert sweeper.sweep().total("purged") == 0
     at(HOUR)
     request = submissions.load_request(request_id)
-    assert queries.personal_fields(request) == {"email": None, "name": None, "details": None}, \
+    assert queries.personal_fields(request) == {"email": None, "name": None, "details": None}, (
         "reads treat the fields as gone at their purge time, before the sweeper comes"
+    )
     report = sweeper.sweep()
 
     assert report.by_rule[Rule.DELIVERED_SUBJECT_DATA.value]["purged"] == 1
@@ -177,8 +180,9 @@ def test_a_held_request_survives_past_its_time_and_goes_after_release(world):
     assert world.item(request_id) is None
     actions = [event["action"] for event in world.audit(request_id)]
     assert "legal_hold_placed" in actions and "legal_hold_released" in actions
-    assert not any("litigation" in str(event) for event in world.audit(request_id)), \
+    assert not any("litigation" in str(event) for event in world.audit(request_id)), (
         "the reason stays on the request; the audit trail names no case"
+    )
 
 
 def test_a_hold_placed_after_the_index_was_read_is_skipped_and_reported(world):
@@ -186,9 +190,12 @@ def test_a_hold_placed_after_the_index_was_read_is_skipped_and_reported(world):
     world.deliver(request_id)
     # A hold that raced the sweep: the index still lists the item, the item itself is held.
     world.dynamodb.update_item(
-        TableName=world.table, Key={"pk": {"S": f"REQ#{request_id}"}, "sk": {"S": "REQUEST"}},
+        TableName=world.table,
+        Key={"pk": {"S": f"REQ#{request_id}"}, "sk": {"S": "REQUEST"}},
         UpdateExpression="SET legal_hold = :hold",
-        ExpressionAttributeValues={":hold": {"M": {"reason": {"S": "race"}, "placed_at": {"S": "2026-01-01T00:00:00.000000+0000"}}}},
+        ExpressionAttributeValues={
+            ":hold": {"M": {"reason": {"S": "race"}, "placed_at": {"S": "2026-01-01T00:00:00.000000+0000"}}}
+        },
     )
     at(2 * HOUR)
     report = sweeper.sweep()
@@ -273,7 +280,9 @@ def test_the_dry_run_lists_what_would_go_and_changes_nothing(world):
         Rule.DELIVERED_SUBJECT_DATA.value: {"purge": 1},
     }
     assert {(item["pk"], item["action"]) for item in report.items} >= {
-        (f"REQ#{unverified}", "delete"), (f"REQ#{delivered}", "purge")}
+        (f"REQ#{unverified}", "delete"),
+        (f"REQ#{delivered}", "purge"),
+    }
     assert world.item(unverified) is not None and personal(world, delivered)["email"] == EMAIL
     assert report.swept_through is None
 
@@ -311,10 +320,22 @@ def test_a_sweep_reads_what_expired_not_what_the_table_holds(world, monkeypatch)
             for n in range(count_live + count_expired):
                 due = now + DAY * (1 + n % 30) if n < count_live else now - 60
                 pk = f"REQ#bench{n:06d}-{count_live}"
-                batch.save(RequestItem(pk, RequestItem.SK, request_id=pk[4:], controller_id="ctl_x", site="x",
-                                       request_type="access", status="delivered", created_at=clock.now(),
-                                       email="x@example.org", retention_rule=Rule.DELIVERED_SUBJECT_DATA.value,
-                                       retention_due_at=due, **retention.expiry_index_keys(due, pk, RequestItem.SK)))
+                batch.save(
+                    RequestItem(
+                        pk,
+                        RequestItem.SK,
+                        request_id=pk[4:],
+                        controller_id="ctl_x",
+                        site="x",
+                        request_type="access",
+                        status="delivered",
+                        created_at=clock.now(),
+                        email="x@example.org",
+                        retention_rule=Rule.DELIVERED_SUBJECT_DATA.value,
+                        retention_due_at=due,
+                        **retention.expiry_index_keys(due, pk, RequestItem.SK),
+                    )
+                )
 
     results = {}
     for live in (200, 2000):

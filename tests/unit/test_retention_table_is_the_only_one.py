@@ -52,7 +52,11 @@ def _findings(path: Path) -> list[tuple[str, str, int]]:
 
     def visit(node: ast.AST, scope: str) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and scope == "<module>" else scope
+            inner = (
+                child.name
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and scope == "<module>"
+                else scope
+            )
             if _day_sized(child):
                 found.append((relative, inner, child.lineno))
                 continue  # `7 * 24 * 3600` is one finding, not three
@@ -63,8 +67,13 @@ def _findings(path: Path) -> list[tuple[str, str, int]]:
 
 
 def test_no_module_outside_the_table_builds_a_period_of_days():
-    unexplained = [f"{module}:{line} (in {scope})" for path in SEARCHED if path != TABLE
-                   for module, scope, line in _findings(path) if (module, scope) not in NOT_RETENTION]
+    unexplained = [
+        f"{module}:{line} (in {scope})"
+        for path in SEARCHED
+        if path != TABLE
+        for module, scope, line in _findings(path)
+        if (module, scope) not in NOT_RETENTION
+    ]
     assert not unexplained, "a retention period belongs in rightsdesk.kernel.retention: " + ", ".join(unexplained)
 
 
@@ -85,12 +94,15 @@ def test_the_allowlist_names_no_module_that_has_nothing_to_allow():
     assert set(NOT_RETENTION) <= present, set(NOT_RETENTION) - present
 
 
-@pytest.mark.parametrize(("rule", "kept"), [
-    (retention.Rule.EXPORT, 7 * DAY),
-    (retention.Rule.SUBJECT_YEAR_COUNTER, 0),
-    (retention.Rule.IDEMPOTENT_SUBMISSION, DAY),
-    (retention.Rule.IDEMPOTENT_QUEUE_MESSAGE, 7 * DAY),
-])
+@pytest.mark.parametrize(
+    ("rule", "kept"),
+    [
+        (retention.Rule.EXPORT, 7 * DAY),
+        (retention.Rule.SUBJECT_YEAR_COUNTER, 0),
+        (retention.Rule.IDEMPOTENT_SUBMISSION, DAY),
+        (retention.Rule.IDEMPOTENT_QUEUE_MESSAGE, 7 * DAY),
+    ],
+)
 def test_the_periods_that_moved_into_the_table_kept_their_length(rule, kept):
     assert retention.keep_seconds(rule) == kept
 

@@ -30,4 +30,7 @@ def test_both_queues_step_through_the_one_schedule(queue):
     assert queue.retry_delay == queue.RETRY_SCHEDULE.delay
     assert queue.RETRY_SCHEDULE.delays_seconds == queue.RETRY_DELAYS_SECONDS
     last = len(queue.RETRY_DELAYS_SECONDS)
-    assert [queue.retry_delay(n) for n in range(1, last + 3)] == [*queue.RETRY_DELAYS_SECONDS, *[queue.RETRY_DELAYS_SECONDS[-1]] * 2]
+    assert [queue.retry_delay(n) for n in range(1, last + 3)] == [
+        *queue.RETRY_DELAYS_SECONDS,
+        *[queue.RETRY_DELAYS_SECONDS[-1]] * 2,
+    ]

@@ -9,13 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rightsdesk.platform import ssrf
 from rightsdesk.kernel.errors import InvalidInput
+from rightsdesk.platform import ssrf
 
 REFUSED_V4 = [
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-    "224.0.0.0/4", "240.0.0.0/4",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
 ]
 REFUSED_V6 = ["::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "2001:db8::/32", "fec0::/10"]
 
@@ -29,11 +40,13 @@ def addresses_in(network: str) -> st.SearchStrategy:
 
 refused_v4 = st.one_of(*(addresses_in(n) for n in REFUSED_V4))
 refused_v6 = st.one_of(*(addresses_in(n) for n in REFUSED_V6))
-public_v4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address).filter(
-    lambda a: not any(a in ipaddress.ip_network(n) for n in [*REFUSED_V4, "192.88.99.0/24"])
+public_v4 = (
+    st.integers(0, 2**32 - 1)
+    .map(ipaddress.IPv4Address)
+    .filter(lambda a: not any(a in ipaddress.ip_network(n) for n in [*REFUSED_V4, "192.88.99.0/24"]))
 )
 # Global unicast outside the IETF and documentation blocks, and not 6to4 (judged by its IPv4 inside).
-public_v6 = st.integers(int(ipaddress.IPv6Address("2400::")), int(ipaddress.IPv6Address("2fff:ffff::")) ).map(
+public_v6 = st.integers(int(ipaddress.IPv6Address("2400::")), int(ipaddress.IPv6Address("2fff:ffff::"))).map(
     ipaddress.IPv6Address
 )
 
@@ -160,13 +173,20 @@ def fake_dns(monkeypatch, answers: dict[str, list[str]]) -> None:
 
 
 def test_a_name_is_judged_by_every_address_it_resolves_to(monkeypatch):
-    fake_dns(monkeypatch, {
-        "hooks.example.com": ["93.184.216.34"],
-        "mixed.example.com": ["93.184.216.34", "10.0.0.5"],
-        "rebind.example.com": ["169.254.169.254"],
-        "v6.example.com": ["2606:2800:220:1:248:1893:25c8:1946", "fe80::1%eth0"],
-    })
-    assert ssrf.resolve_public("https://hooks.example.com:8443/x", False) == ("hooks.example.com", 8443, "93.184.216.34")
+    fake_dns(
+        monkeypatch,
+        {
+            "hooks.example.com": ["93.184.216.34"],
+            "mixed.example.com": ["93.184.216.34", "10.0.0.5"],
+            "rebind.example.com": ["169.254.169.254"],
+            "v6.example.com": ["2606:2800:220:1:248:1893:25c8:1946", "fe80::1%eth0"],
+        },
+    )
+    assert ssrf.resolve_public("https://hooks.example.com:8443/x", False) == (
+        "hooks.example.com",
+        8443,
+        "93.184.216.34",
+    )
     assert refused_reason("https://mixed.example.com/") == "non_public_address"
     assert refused_reason("https://rebind.example.com/") == "non_public_address"
     assert refused_reason("https://v6.example.com/") == "non_public_address"

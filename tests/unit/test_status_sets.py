@@ -23,15 +23,29 @@ def test_answered_and_withdrawn_partition_the_closed_statuses():
     assert status.ANSWERED == {S.COMPLETED, S.REJECTED}
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("WATCHED", ("verified", "forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress")),
-    ("VISIBLE_TO_CONTROLLER", ("forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress",
-                               "completed", "rejected", "cancelled")),
-    ("CONTROLLER_ANSWERS", ("acknowledged", "in_progress", "completed", "rejected")),
-    ("AWAITING_DELIVERY", ("forwarded", "delivery_failed")),
-    ("BEFORE_ROUTING", ("identity_unverified", "verified")),
-    ("UNPROVEN", ("identity_unverified", "expired")),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("WATCHED", ("verified", "forwarded", "delivered", "delivery_failed", "acknowledged", "in_progress")),
+        (
+            "VISIBLE_TO_CONTROLLER",
+            (
+                "forwarded",
+                "delivered",
+                "delivery_failed",
+                "acknowledged",
+                "in_progress",
+                "completed",
+                "rejected",
+                "cancelled",
+            ),
+        ),
+        ("CONTROLLER_ANSWERS", ("acknowledged", "in_progress", "completed", "rejected")),
+        ("AWAITING_DELIVERY", ("forwarded", "delivery_failed")),
+        ("BEFORE_ROUTING", ("identity_unverified", "verified")),
+        ("UNPROVEN", ("identity_unverified", "expired")),
+    ],
+)
 def test_each_set_in_lifecycle_order(name, expected):
     assert status.values(getattr(status, name)) == expected
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rightsdesk.kernel import retention
-from rightsdesk.retention import sweeper
 from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
+from rightsdesk.retention import sweeper
 from rightsdesk.retention.sweeper import Action, Snapshot
 
 DAY = BUCKET_SECONDS

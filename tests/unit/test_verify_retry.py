@@ -18,13 +18,13 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.kernel import clock, retention
 from rightsdesk.intake import submissions
-from rightsdesk.store import outbox
-from rightsdesk.routing import registry
-from rightsdesk.kernel.errors import Conflict, InvalidCode, Unauthorized
 from rightsdesk.intake.submissions import Submission
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import Conflict, InvalidCode, Unauthorized
+from rightsdesk.platform import aws_clients, config, hashing
+from rightsdesk.routing import registry
+from rightsdesk.store import outbox
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, made, moto_cloud
 
@@ -61,7 +61,9 @@ def drain(cloud, queue: str) -> list[dict]:
 def submitted(cloud) -> tuple[str, str]:
     """A new request and its emailed code."""
     drain(cloud, "MailQueue")
-    request_id = submissions.submit(Submission(site="retried", type="access", email="ana@example.org"), locale="en").request_id
+    request_id = submissions.submit(
+        Submission(site="retried", type="access", email="ana@example.org"), locale="en"
+    ).request_id
     code = code_in(drain(cloud, "MailQueue"), request_id)
     return request_id, code
 
@@ -179,9 +181,7 @@ def test_the_request_keeps_hashes_and_a_count_only(cloud):
     item = stored(request_id)
     assert item.verified_code_hash == hashing.keyed_hash("code", code)
     assert item.status_token_hash == hashing.keyed_hash("status_token", token)
-    assert code not in (item.verified_code_hash, item.status_token_hash) and token not in json.dumps(
-        item.serialize()
-    )
+    assert code not in (item.verified_code_hash, item.status_token_hash) and token not in json.dumps(item.serialize())
     drain(cloud, "MailQueue")
 
 

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rightsdesk.render import i18n, web
-from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
 from rightsdesk.kernel.status import Status
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import i18n, web
 
 DUE = datetime(2025, 12, 23, 13, 15, tzinfo=timezone.utc)
 TOKEN = "rdst_" + "A" * 40
@@ -48,7 +48,11 @@ CONTEXTS = {
 PHRASES = {
     "form": {"en": "What would you like to do?", "de": "Was möchten Sie tun?", "sl": "Kaj želite storiti?"},
     "verify": {"en": "Confirmation code", "de": "Bestätigungscode", "sl": "Potrditvena koda"},
-    "verified": {"en": "Your request is confirmed", "de": "Ihre Anfrage ist bestätigt", "sl": "Vaša zahteva je potrjena"},
+    "verified": {
+        "en": "Your request is confirmed",
+        "de": "Ihre Anfrage ist bestätigt",
+        "sl": "Vaša zahteva je potrjena",
+    },
     "status": {"en": "Status of your request", "de": "Status Ihrer Anfrage", "sl": "Stanje vaše zahteve"},
     "status_lookup": {"en": "Status token", "de": "Status-Token", "sl": "Žeton stanja"},
     "message": {"en": "Request not found", "de": "Anfrage nicht gefunden", "sl": "Zahteve ni mogoče najti"},
@@ -275,7 +279,14 @@ def test_form_refills_previous_input():
     tree = dom(
         render(
             "form",
-            values={"site": "demo", "type": "consent_withdrawal", "email": "a@example.com", "name": "Ana", "purposes": ["newsletter", "analytics"], "relationship": "guardian"},
+            values={
+                "site": "demo",
+                "type": "consent_withdrawal",
+                "email": "a@example.com",
+                "name": "Ana",
+                "purposes": ["newsletter", "analytics"],
+                "relationship": "guardian",
+            },
         )
     )
     assert "checked" in tree.find("input", id="type-consent_withdrawal").attrs
@@ -337,7 +348,15 @@ def test_errors_on_groups_and_unknown_fields():
 
 
 def test_every_error_code_has_a_message_in_every_locale():
-    codes = ["required", "invalid_email", "too_long", "unknown_site", "invalid_choice", "purposes_required", "invalid_input"]
+    codes = [
+        "required",
+        "invalid_email",
+        "too_long",
+        "unknown_site",
+        "invalid_choice",
+        "purposes_required",
+        "invalid_input",
+    ]
     for locale in ("de", "sl"):
         tree = dom(render("form", locale, errors={"site": "unknown_site", "email": "too_long", "name": "too_long"}))
         assert tree.find(id="site-error").all_text.endswith(
@@ -356,7 +375,11 @@ def test_verify_form():
     assert form.attrs["method"] == "post" and form.attrs["action"] == "/v1/requests/01JREQ/verify?lang=de"
     code = form.find("input", name="code")
     assert code.attrs["value"] == "123456"
-    assert (code.attrs["inputmode"], code.attrs["autocomplete"], code.attrs["pattern"]) == ("numeric", "one-time-code", "[0-9]{6}")
+    assert (code.attrs["inputmode"], code.attrs["autocomplete"], code.attrs["pattern"]) == (
+        "numeric",
+        "one-time-code",
+        "[0-9]{6}",
+    )
     assert tree.find("label", for_="code")
     assert form.find("input", type="hidden", name="locale").attrs["value"] == "de"
     assert "15 Minuten" in tree.all_text
@@ -364,7 +387,9 @@ def test_verify_form():
     assert links[2] == "/verify/01JREQ?code=123456&lang=sl"
 
 
-@pytest.mark.parametrize(("attempts", "words"), [(1, "poskus."), (2, "poskusa."), (3, "poskuse."), (4, "poskuse."), (5, "poskusov.")])
+@pytest.mark.parametrize(
+    ("attempts", "words"), [(1, "poskus."), (2, "poskusa."), (3, "poskuse."), (4, "poskuse."), (5, "poskusov.")]
+)
 def test_verify_error_counts_attempts_in_slovenian(attempts, words):
     tree = dom(render("verify", "sl", error="invalid_code", attempts_left=attempts))
     error = tree.find(id="code-error")
@@ -386,7 +411,10 @@ def test_verified_page_shows_due_date_status_link_and_token(locale):
     tree = dom(render("verified", locale))
     assert tree.find("time").all_text == squash(i18n.format_datetime(DUE, locale))
     assert tree.find("time").attrs["datetime"] == "2025-12-23T13:15:00Z"
-    assert tree.find("a", **{"data-status-link": ""}).attrs["href"] == CONTEXTS["verified"]["status_url"] + f"&lang={locale}"
+    assert (
+        tree.find("a", **{"data-status-link": ""}).attrs["href"]
+        == CONTEXTS["verified"]["status_url"] + f"&lang={locale}"
+    )
     assert tree.find(id="status-token").all_text == TOKEN
     # The language links lead to the status page (a GET), keeping its token.
     assert tree.find("footer").find("a").attrs["href"] == f"/status/01JREQ?token={TOKEN}&lang=en"

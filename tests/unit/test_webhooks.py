@@ -26,8 +26,11 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.dictionaries(st.text(max_size=20), json_values, max_size=6), event_type=st.sampled_from(
-    [webhooks.EVENT_FORWARDED, webhooks.EVENT_CANCELLED, webhooks.EVENT_OVERDUE]), parts=st.lists(st.text(), min_size=1, max_size=3))
+@given(
+    data=st.dictionaries(st.text(max_size=20), json_values, max_size=6),
+    event_type=st.sampled_from([webhooks.EVENT_FORWARDED, webhooks.EVENT_CANCELLED, webhooks.EVENT_OVERDUE]),
+    parts=st.lists(st.text(), min_size=1, max_size=3),
+)
 def test_any_body_verifies_with_the_standardwebhooks_library(data, event_type, parts):
     body = webhooks.envelope(event_type, data)
     msg_id = webhooks.webhook_id(*parts)
@@ -154,16 +157,21 @@ def _certificate(tmp_path, host: str):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.now(timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / f"{host}.pem", tmp_path / f"{host}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -183,7 +191,9 @@ def tls_endpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(webhooks, "_tls", lambda: client)
     port = server.server_address[1]
     # As if DNS said hooks.controller.test is at 127.0.0.1 and the guard approved it.
-    monkeypatch.setattr(webhooks.ssrf, "resolve_public", lambda url, allow: (url.split("/")[2].split(":")[0], port, "127.0.0.1"))
+    monkeypatch.setattr(
+        webhooks.ssrf, "resolve_public", lambda url, allow: (url.split("/")[2].split(":")[0], port, "127.0.0.1")
+    )
     yield port
     server.shutdown()
     server.server_close()
@@ -206,8 +216,11 @@ secrets_ = st.binary(min_size=24, max_size=64).map(lambda key: "whsec_" + base64
 
 
 @settings(max_examples=60, deadline=None)
-@given(keys=st.lists(secrets_, min_size=1, max_size=3, unique=True), body=st.text(max_size=1024).map(str.encode),
-       msg_id=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40))
+@given(
+    keys=st.lists(secrets_, min_size=1, max_size=3, unique=True),
+    body=st.text(max_size=1024).map(str.encode),
+    msg_id=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),
+)
 def test_every_secret_of_a_rotation_verifies_any_body_and_a_stranger_does_not(keys, body, msg_id):
     headers = webhooks.signed_headers(keys, msg_id, body)
     assert len(headers["webhook-signature"].split(" ")) == len(keys)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
@@ -28,20 +27,32 @@ def bar_chart(rows: list[tuple[str, float]], *, title: str, unit: str = "") -> M
     height = len(rows) * (BAR_HEIGHT + GAP) + GAP
     width = LABEL_WIDTH + BAR_AREA + VALUE_WIDTH
     parts = [
-        Markup('<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{w}" height="{h}" '
-               'viewBox="0 0 {w} {h}" aria-labelledby="{id}"><title id="{id}">{t}</title>').format(
-            w=width, h=height, t=title, id=_slug(title))
+        Markup(
+            '<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{w}" height="{h}" '
+            'viewBox="0 0 {w} {h}" aria-labelledby="{id}"><title id="{id}">{t}</title>'
+        ).format(w=width, h=height, t=title, id=_slug(title))
     ]
     for n, (label, value) in enumerate(rows):
         y = GAP + n * (BAR_HEIGHT + GAP)
         length = max(1.0, BAR_AREA * value / top) if value else 0
-        parts.append(Markup(
-            '<text x="{lx}" y="{ty}" text-anchor="end" class="label">{label}</text>'
-            '<rect x="{x}" y="{y}" width="{len:.1f}" height="{h}" fill="{color}" rx="2"/>'
-            '<text x="{vx:.1f}" y="{ty}" class="value">{value}</text>').format(
-            lx=LABEL_WIDTH - 8, ty=y + BAR_HEIGHT - 5, label=label, x=LABEL_WIDTH, y=y, len=length,
-            h=BAR_HEIGHT, color=PALETTE[n % len(PALETTE)], vx=LABEL_WIDTH + length + 6,
-            value=f"{_number(value)}{unit}"))
+        parts.append(
+            Markup(
+                '<text x="{lx}" y="{ty}" text-anchor="end" class="label">{label}</text>'
+                '<rect x="{x}" y="{y}" width="{len:.1f}" height="{h}" fill="{color}" rx="2"/>'
+                '<text x="{vx:.1f}" y="{ty}" class="value">{value}</text>'
+            ).format(
+                lx=LABEL_WIDTH - 8,
+                ty=y + BAR_HEIGHT - 5,
+                label=label,
+                x=LABEL_WIDTH,
+                y=y,
+                len=length,
+                h=BAR_HEIGHT,
+                color=PALETTE[n % len(PALETTE)],
+                vx=LABEL_WIDTH + length + 6,
+                value=f"{_number(value)}{unit}",
+            )
+        )
     parts.append(Markup("</svg>"))
     return Markup("").join(parts)
 
@@ -57,9 +68,17 @@ def share_bar(share: float | None, *, title: str) -> Markup:
         'aria-labelledby="{id}"><title id="{id}">{t}</title>'
         '<rect x="0" y="6" width="{full:.1f}" height="24" fill="#d9dee3" rx="3"/>'
         '<rect x="0" y="6" width="{done:.1f}" height="24" fill="#2a7f62" rx="3"/>'
-        '<text x="{vx:.1f}" y="23" class="value">{pct}</text></svg>').format(
-        w=width, h=height, id=_slug(title), t=title, full=width - VALUE_WIDTH, done=done,
-        vx=width - VALUE_WIDTH + 6, pct=f"{share * 100:.1f} %")
+        '<text x="{vx:.1f}" y="23" class="value">{pct}</text></svg>'
+    ).format(
+        w=width,
+        h=height,
+        id=_slug(title),
+        t=title,
+        full=width - VALUE_WIDTH,
+        done=done,
+        vx=width - VALUE_WIDTH + 6,
+        pct=f"{share * 100:.1f} %",
+    )
 
 
 def _slug(text: str) -> str:
@@ -76,8 +95,9 @@ def _when(value: datetime | None) -> str:
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(REPORT_DIR), autoescape=True, auto_reload=False,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(REPORT_DIR), autoescape=True, auto_reload=False, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters.update(when=_when, hours=lambda h: "–" if h is None else f"{h:g} h")
     env.globals.update(bar_chart=bar_chart, share_bar=share_bar, escape=escape)
     return env
@@ -91,8 +111,13 @@ def render(figures: dict, *, operator: str | None = None) -> str:
         "by_outcome": bar_chart([(k, v) for k, v in requests["by_outcome"].items()], title="Requests by outcome"),
         "on_time": share_bar(requests["on_time_share"], title="Share answered on time"),
         "days": bar_chart(
-            [(label, requests["days_to_complete"][key]) for label, key in (("median", "median"), ("95th percentile", "p95"))
-             if requests["days_to_complete"][key] is not None],
-            title="Days to complete", unit=" d"),
+            [
+                (label, requests["days_to_complete"][key])
+                for label, key in (("median", "median"), ("95th percentile", "p95"))
+                if requests["days_to_complete"][key] is not None
+            ],
+            title="Days to complete",
+            unit=" d",
+        ),
     }
     return _environment().get_template("annual.html").render(f=figures, charts=charts, operator=operator)

@@ -112,8 +112,11 @@ def request_figures(year: int, facts: Iterable[RequestFacts], now: datetime) -> 
     answered = [f for f in counted if f.status in ANSWERED and f.closed_at is not None]
     standings = {id(f): deadline_state.request_standing(f.status, f.due_at, f.closed_at, now) for f in counted}
     on_time = [f for f in answered if standings[id(f)] is not None and standings[id(f)].on_time]
-    withdrawn_late = [f for f in counted if f.status in deadline_state.WITHDRAWN
-                      and standings[id(f)] is not None and standings[id(f)].late]
+    withdrawn_late = [
+        f
+        for f in counted
+        if f.status in deadline_state.WITHDRAWN and standings[id(f)] is not None and standings[id(f)].late
+    ]
     days = [
         (f.closed_at - f.verified_at).total_seconds() / DAY
         for f in counted
@@ -156,19 +159,21 @@ def breach_figures(year: int, facts: Iterable[BreachFacts], now: datetime) -> di
     for f in incidents:
         authority = deadline_state.standing(f.authority_due_at, f.authority_notified_at, now)
         controllers = deadline_state.standing(f.controllers_due_at, f.controllers_notified_at or f.declared_at, now)
-        rows.append({
-            "incident_id": f.incident_id,
-            "detected_at": f.detected_at,
-            "high_risk": f.high_risk,
-            "hours_to_notices": _hours(f.detected_at, f.declared_at),
-            "notices_on_time": controllers.on_time,
-            "notices_state": controllers.state,
-            "hours_to_authority": _hours(f.detected_at, f.authority_notified_at),
-            "authority_on_time": authority.on_time,
-            "authority_state": authority.state,
-            "notices_sent": f.notices_sent,
-            "notices_total": f.notices_total,
-        })
+        rows.append(
+            {
+                "incident_id": f.incident_id,
+                "detected_at": f.detected_at,
+                "high_risk": f.high_risk,
+                "hours_to_notices": _hours(f.detected_at, f.declared_at),
+                "notices_on_time": controllers.on_time,
+                "notices_state": controllers.state,
+                "hours_to_authority": _hours(f.detected_at, f.authority_notified_at),
+                "authority_on_time": authority.on_time,
+                "authority_state": authority.state,
+                "notices_sent": f.notices_sent,
+                "notices_total": f.notices_total,
+            }
+        )
     return {
         "total": len(rows),
         "notified_on_time": sum(1 for r in rows if r["notices_on_time"] and r["authority_on_time"]),
@@ -182,15 +187,26 @@ def policy_figures(year: int, facts: Iterable[PolicyFacts]) -> dict:
         "total": len(versions),
         "major": sum(1 for f in versions if f.major),
         "versions": [
-            {"doc": f.doc, "version": f.version, "major": f.major, "published_at": f.published_at,
-             "effective_at": f.effective_at}
+            {
+                "doc": f.doc,
+                "version": f.version,
+                "major": f.major,
+                "published_at": f.published_at,
+                "effective_at": f.effective_at,
+            }
             for f in versions
         ],
     }
 
 
-def figures(year: int, requests: Iterable[RequestFacts], breaches: Iterable[BreachFacts],
-            policies: Iterable[PolicyFacts], *, now: datetime) -> dict:
+def figures(
+    year: int,
+    requests: Iterable[RequestFacts],
+    breaches: Iterable[BreachFacts],
+    policies: Iterable[PolicyFacts],
+    *,
+    now: datetime,
+) -> dict:
     """Everything the report shows; datetimes stay datetimes (the caller formats them)."""
     start, end = year_bounds(year)
     return {

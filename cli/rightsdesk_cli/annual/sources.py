@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from rightsdesk.kernel import retention
+from rightsdesk.kernel.status import CLOSED, Status
 from rightsdesk.notices import breaches as breach_counts
 from rightsdesk.store import queries
-from rightsdesk.kernel import retention
-from rightsdesk_cli.annual.report import BreachFacts, PolicyFacts, RequestFacts
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import IncidentItem, PolicyVersionItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import CLOSED, Status
+from rightsdesk_cli.annual.report import BreachFacts, PolicyFacts, RequestFacts
 
 Progress = Callable[[int], None]  # called with how many requests were just read
 
@@ -75,5 +75,10 @@ def breaches(year: int) -> Iterator[BreachFacts]:
 def policies(year: int) -> Iterator[PolicyFacts]:
     for version in PolicyVersionItem.listing.query(PolicyVersionItem.PARTITION):
         if version.published_at.year == year:
-            yield PolicyFacts(doc=version.doc, version=version.version, major=bool(version.major),
-                              published_at=version.published_at, effective_at=version.effective_at)
+            yield PolicyFacts(
+                doc=version.doc,
+                version=version.version,
+                major=bool(version.major),
+                published_at=version.published_at,
+                effective_at=version.effective_at,
+            )

@@ -26,8 +26,8 @@ from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
-from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
 from rightsdesk.kernel.rights import PURPOSES
+from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
@@ -37,8 +37,9 @@ UNSUBSCRIBE_LINK = "unsubscribe_link"
 
 def _item(email_hash: str, purpose: str) -> ConsentItem:
     if purpose not in PURPOSES:
-        raise InvalidInput(f"no purpose {purpose!r}; purposes are {', '.join(PURPOSES)}",
-                           fields={"purpose": "invalid_choice"})
+        raise InvalidInput(
+            f"no purpose {purpose!r}; purposes are {', '.join(PURPOSES)}", fields={"purpose": "invalid_choice"}
+        )
     return ConsentItem(ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}")
 
 
@@ -102,8 +103,9 @@ def ledger(email_hash: str) -> list[ConsentItem]:
 
 def state(email_hash: str, purpose: str) -> str | None:
     """granted, withdrawn, or None when the ledger has no record of that purpose."""
-    item = retention.live_item(ConsentItem, ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}",
-                               consistent_read=True)
+    item = retention.live_item(
+        ConsentItem, ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}", consistent_read=True
+    )
     return item.state if item is not None else None
 
 

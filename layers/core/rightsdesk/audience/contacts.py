@@ -25,18 +25,17 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from rightsdesk.store import audit
-from rightsdesk.kernel import clock, identifiers
 from rightsdesk.audience import consents, suppression
+from rightsdesk.kernel import clock, identifiers
+from rightsdesk.kernel.errors import InvalidInput, NotFound
+from rightsdesk.kernel.rights import Purpose
 from rightsdesk.platform import hashing
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure, erase
-from rightsdesk.kernel.errors import InvalidInput, NotFound
-from rightsdesk.kernel.identifiers import EMAIL_PATTERN
-from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.audience import ContactItem, ListMemberItem
+from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.rights import Purpose
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,10 @@ POLICY_UPDATES = MailingList("policy_updates", optional=True, purpose=Purpose.PO
 NEWSLETTER = MailingList("newsletter", optional=True, purpose=Purpose.NEWSLETTER.value)
 MARKETING = MailingList("marketing", optional=True, purpose=Purpose.MARKETING.value)
 LISTS: dict[str, MailingList] = {
-    POLICY_NOTICES.name: POLICY_NOTICES, POLICY_UPDATES.name: POLICY_UPDATES,
-    NEWSLETTER.name: NEWSLETTER, MARKETING.name: MARKETING,
+    POLICY_NOTICES.name: POLICY_NOTICES,
+    POLICY_UPDATES.name: POLICY_UPDATES,
+    NEWSLETTER.name: NEWSLETTER,
+    MARKETING.name: MARKETING,
 }
 RESTRICTION = "restriction"
 OBJECTION = "objection"
@@ -89,8 +90,15 @@ def _check(email: str, locale: str, lists: Iterable[str]) -> list[str]:
     return names
 
 
-def subscribe(email: str, lists: Iterable[str], *, locale: str = "en", actor: str = "operator",
-              at: datetime | None = None, source: str | None = None) -> str:
+def subscribe(
+    email: str,
+    lists: Iterable[str],
+    *,
+    locale: str = "en",
+    actor: str = "operator",
+    at: datetime | None = None,
+    source: str | None = None,
+) -> str:
     """Add the contact (or update its locale) and put it on `lists`; returns its email hash.
     Joining a list by consent records the grant in the ledger, from `source` (default: the actor)."""
     email = identifiers.normalize_email(email)
@@ -112,10 +120,17 @@ def subscribe(email: str, lists: Iterable[str], *, locale: str = "en", actor: st
     )
     with ListMemberItem.batch_write() as batch:
         for name in names:
-            batch.save(ListMemberItem(
-                pk, f"{ListMemberItem.SK_PREFIX}{name}", email=email, locale=locale, joined_at=at,
-                gsi1pk=list_partition(name), gsi1sk=email_hash,
-            ))
+            batch.save(
+                ListMemberItem(
+                    pk,
+                    f"{ListMemberItem.SK_PREFIX}{name}",
+                    email=email,
+                    locale=locale,
+                    joined_at=at,
+                    gsi1pk=list_partition(name),
+                    gsi1sk=email_hash,
+                )
+            )
     audit.event(pk, action="subscribed", actor=actor, at=at, cause=",".join(names)).save(
         condition=AuditEvent.sk.does_not_exist()
     )
@@ -137,8 +152,9 @@ def members(list_name: str) -> Iterator[Member]:
         yield Member(email_hash=item.gsi1sk, email=item.email, locale=item.locale)
 
 
-def unsubscribe_writes(tx, email_hash: str, list_name: str, *, actor: str, at: datetime,
-                       source: str = consents.UNSUBSCRIBE_LINK) -> None:
+def unsubscribe_writes(
+    tx, email_hash: str, list_name: str, *, actor: str, at: datetime, source: str = consents.UNSUBSCRIBE_LINK
+) -> None:
     """The writes that take a contact off a list, for the caller's transaction (the token's spend),
     with the withdrawal of the consent the list relies on."""
     pk = ContactItem.key(email_hash)
@@ -151,8 +167,10 @@ def unsubscribe_writes(tx, email_hash: str, list_name: str, *, actor: str, at: d
         actions=[ContactItem.subscriptions.delete({list_name}), ContactItem.updated_at.set(at)],
         condition=ContactItem.pk.exists(),
     )
-    tx.save(audit.event(pk, action="unsubscribed", actor=actor, at=at, cause=list_name),
-            condition=AuditEvent.sk.does_not_exist())
+    tx.save(
+        audit.event(pk, action="unsubscribed", actor=actor, at=at, cause=list_name),
+        condition=AuditEvent.sk.does_not_exist(),
+    )
 
 
 def forget_if_unsubscribed(email_hash: str) -> bool:
@@ -183,8 +201,7 @@ def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: date
     return True
 
 
-def withdraw_consent(email_hash: str, purposes: Iterable[str], *, source: str,
-                     at: datetime | None = None) -> list[str]:
+def withdraw_consent(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> list[str]:
     """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left."""
     at = at or clock.now()
     left = []
@@ -220,18 +237,21 @@ def _flag(kind: str):
     return ContactItem.restricted_at if kind == RESTRICTION else ContactItem.objected_at
 
 
-def limit_processing(email_hash: str, kind: str, *, actor: str, at: datetime | None = None,
-                     cause: str | None = None) -> None:
+def limit_processing(
+    email_hash: str, kind: str, *, actor: str, at: datetime | None = None, cause: str | None = None
+) -> None:
     """Flag the subject's contact (created, without an address, if there is none: the flag must
     outlive a later signup). Flagging twice keeps the first time."""
     at = at or clock.now()
     attribute = _flag(kind)
-    ContactItem(ContactItem.key(email_hash), ContactItem.SK).update(actions=[
-        attribute.set(attribute | at),
-        ContactItem.locale.set(ContactItem.locale | "en"),
-        ContactItem.created_at.set(ContactItem.created_at | at),
-        ContactItem.updated_at.set(at),
-    ])
+    ContactItem(ContactItem.key(email_hash), ContactItem.SK).update(
+        actions=[
+            attribute.set(attribute | at),
+            ContactItem.locale.set(ContactItem.locale | "en"),
+            ContactItem.created_at.set(ContactItem.created_at | at),
+            ContactItem.updated_at.set(at),
+        ]
+    )
     audit.event(ContactItem.key(email_hash), action=f"{kind}_set", actor=actor, at=at, cause=cause).save(
         condition=AuditEvent.sk.does_not_exist()
     )
@@ -244,10 +264,14 @@ def lift(email_hash: str, kind: str, *, actor: str, at: datetime | None = None) 
     pk = ContactItem.key(email_hash)
     try:
         with transaction() as tx:
-            tx.update(ContactItem(pk, ContactItem.SK), actions=[attribute.remove(), ContactItem.updated_at.set(at)],
-                      condition=attribute.exists())
-            tx.save(audit.event(pk, action=f"{kind}_lifted", actor=actor, at=at),
-                    condition=AuditEvent.sk.does_not_exist())
+            tx.update(
+                ContactItem(pk, ContactItem.SK),
+                actions=[attribute.remove(), ContactItem.updated_at.set(at)],
+                condition=attribute.exists(),
+            )
+            tx.save(
+                audit.event(pk, action=f"{kind}_lifted", actor=actor, at=at), condition=AuditEvent.sk.does_not_exist()
+            )
     except TransactWriteError as error:
         if conditional_failure(error):
             return False
@@ -255,8 +279,15 @@ def lift(email_hash: str, kind: str, *, actor: str, at: datetime | None = None) 
     return True
 
 
-def rectify(email_hash: str, *, name: str | None = None, locale: str | None = None, actor: str,
-            at: datetime | None = None, cause: str | None = None) -> ContactItem:
+def rectify(
+    email_hash: str,
+    *,
+    name: str | None = None,
+    locale: str | None = None,
+    actor: str,
+    at: datetime | None = None,
+    cause: str | None = None,
+) -> ContactItem:
     """Correct the contact's name or language (its list memberships' language too)."""
     contact = get(email_hash)
     if contact is None:
@@ -271,7 +302,8 @@ def rectify(email_hash: str, *, name: str | None = None, locale: str | None = No
         actions.append(ContactItem.locale.set(locale))
         for list_name in contact.subscriptions or set():
             ListMemberItem(contact.pk, f"{ListMemberItem.SK_PREFIX}{list_name}").update(
-                actions=[ListMemberItem.locale.set(locale)], condition=ListMemberItem.pk.exists())
+                actions=[ListMemberItem.locale.set(locale)], condition=ListMemberItem.pk.exists()
+            )
     contact.update(actions=actions, condition=ContactItem.pk.exists())
     audit.event(contact.pk, action="rectified", actor=actor, at=at, cause=cause).save(
         condition=AuditEvent.sk.does_not_exist()
@@ -281,6 +313,7 @@ def rectify(email_hash: str, *, name: str | None = None, locale: str | None = No
 
 def view(contact: ContactItem) -> dict:
     """The contact as its subject may see it (exports); the CLI never prints it."""
+
     def when(value: datetime | None) -> str | None:
         return clock.isoformat(value) if value else None
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import PutError
 
-from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import contacts
+from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.store import outbox
 from rightsdesk.store.deletion import conditional_failure
-from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.store.items.audience import ListIssueItem
 
 ISSUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -65,9 +65,16 @@ def _store(issue: Issue, digest: str) -> None:
     """The issue waits in the table for the notifier, which makes each member's mail from it: queue
     messages carry ids only. Sending the same issue again keeps what was stored first."""
     now = clock.now()
-    item = ListIssueItem(ListIssueItem.key(digest), ListIssueItem.SK, list_name=issue.list_name, issue=issue.issue,
-                         subject=issue.subject.strip(), body=issue.body.strip(), created_at=now,
-                         expires_at=retention.expires_at(retention.Rule.LIST_ISSUE, now))
+    item = ListIssueItem(
+        ListIssueItem.key(digest),
+        ListIssueItem.SK,
+        list_name=issue.list_name,
+        issue=issue.issue,
+        subject=issue.subject.strip(),
+        body=issue.body.strip(),
+        created_at=now,
+        expires_at=retention.expires_at(retention.Rule.LIST_ISSUE, now),
+    )
     try:
         item.save(condition=ListIssueItem.pk.does_not_exist())
     except PutError as error:
@@ -100,8 +107,15 @@ def send(issue: Issue, *, progress: Progress | None = None) -> Sent:
         if not contacts.may_receive(member.email_hash, issue.list_name):
             skipped += 1
             continue
-        batch.append(outbox.mail_body("newsletter", mail_id=f"list-{digest}-{member.email_hash[:32]}",
-                                      issue=digest, contact=member.email_hash, list=issue.list_name))
+        batch.append(
+            outbox.mail_body(
+                "newsletter",
+                mail_id=f"list-{digest}-{member.email_hash[:32]}",
+                issue=digest,
+                contact=member.email_hash,
+                list=issue.list_name,
+            )
+        )
         if len(batch) == BATCH:
             flush()
     flush()

@@ -125,10 +125,12 @@ def suppress_erased(email_hash: str, at: datetime | None = None) -> None:
     """An erased subject's address, as its keyed hash only: the one thing kept, so that nothing we
     start is ever sent to it again. It has no expiry, since the promise has none."""
     at = at or clock.now()
-    SuppressionItem(SuppressionItem.key(email_hash), SuppressionItem.SK).update(actions=[
-        SuppressionItem.reason.set(ERASURE),
-        SuppressionItem.first_at.set(SuppressionItem.first_at | at),
-        SuppressionItem.last_at.set(at),
-        SuppressionItem.events.add(1),
-        SuppressionItem.expires_at.remove(),
-    ])
+    SuppressionItem(SuppressionItem.key(email_hash), SuppressionItem.SK).update(
+        actions=[
+            SuppressionItem.reason.set(ERASURE),
+            SuppressionItem.first_at.set(SuppressionItem.first_at | at),
+            SuppressionItem.last_at.set(at),
+            SuppressionItem.events.add(1),
+            SuppressionItem.expires_at.remove(),
+        ]
+    )

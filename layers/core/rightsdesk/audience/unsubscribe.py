@@ -21,10 +21,10 @@ from urllib.parse import quote
 
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import contacts
-from rightsdesk.platform import hashing
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import RightsdeskError
+from rightsdesk.platform import hashing
 from rightsdesk.store.items.audience import SpentTokenItem
 from rightsdesk.store.items.table import transaction
 
@@ -117,7 +117,10 @@ def spend(token: str | None) -> Claims:
     claims = verify(token)
     now = clock.now()
     spent = SpentTokenItem(
-        SpentTokenItem.key(claims.nonce), SpentTokenItem.SK, list_name=claims.list_name, spent_at=now,
+        SpentTokenItem.key(claims.nonce),
+        SpentTokenItem.SK,
+        list_name=claims.list_name,
+        spent_at=now,
         expires_at=retention.expires_at(retention.Rule.UNSUBSCRIBE_TOKEN, claims.issued_at),
     )
     still_a_contact = contacts.get(claims.email_hash) is not None

@@ -16,8 +16,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from rightsdesk.kernel import clock
-from rightsdesk.platform import hashing
 from rightsdesk.kernel.errors import TooManyAttempts
+from rightsdesk.platform import hashing
 from rightsdesk.store.items.limits import GuardItem
 
 WINDOW_SECONDS = 15 * 60

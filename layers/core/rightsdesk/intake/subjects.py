@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
 from rightsdesk.kernel import retention
 from rightsdesk.kernel.rights import Relationship, counts_towards_free_request
+from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
 
 FREE_PER_YEAR = 1
 EXCESSIVE = "excessive"
@@ -58,9 +58,7 @@ def flags_for(request: RequestItem, verified_before: int) -> list[str]:
 def count_one_more(counter: SubjectCounterItem, at: datetime) -> tuple[SubjectCounterItem, list[Action], Condition]:
     """The counter's update for the verify transaction: +1, if nobody counted in between."""
     before = seen(counter)
-    condition = (
-        SubjectCounterItem.verified.does_not_exist() if before == 0 else SubjectCounterItem.verified == before
-    )
+    condition = SubjectCounterItem.verified.does_not_exist() if before == 0 else SubjectCounterItem.verified == before
     # Worth nothing once its year is over: the key names the year, so no later count reads it.
     next_year = datetime(_year(at) + 1, 1, 1, tzinfo=timezone.utc)
     expires = retention.expires_at(retention.Rule.SUBJECT_YEAR_COUNTER, next_year)

@@ -21,12 +21,8 @@ from typing import Annotated, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, deletion, limits, outbox, request_view
-from rightsdesk.kernel import clock, deadlines, free_text, identifiers, retention
-from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
 from rightsdesk.intake import guard, subjects
-from rightsdesk.platform import hashing, subject_secrets
-from rightsdesk.routing import registry
+from rightsdesk.kernel import clock, deadlines, free_text, identifiers, retention
 from rightsdesk.kernel.errors import (
     CodeExpired,
     Conflict,
@@ -34,18 +30,21 @@ from rightsdesk.kernel.errors import (
     InvalidCode,
     NotFound,
     RateLimited,
-    TooManyAttempts,
     SiteUnavailable,
+    TooManyAttempts,
     Unauthorized,
     UnknownSite,
 )
-from rightsdesk.store.lifecycle import listing_key, transition
-from rightsdesk.store.items.requests import ChallengeItem, RequestItem
-from rightsdesk.store.items.table import transaction
-from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
-from rightsdesk.kernel.identifiers import EMAIL_PATTERN
+from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
 from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
+from rightsdesk.platform import hashing, subject_secrets
+from rightsdesk.routing import registry
+from rightsdesk.store import audit, deletion, limits, outbox, request_view
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem
+from rightsdesk.store.items.table import transaction
+from rightsdesk.store.lifecycle import listing_key, transition
+from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,9 @@ class Submission(_FormFriendly):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    site: Annotated[free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")]
+    site: Annotated[
+        free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")
+    ]
     type: RequestType
     email: Annotated[free_text.OneLine, Field(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)]
     name: Annotated[free_text.OneLine | None, Field(max_length=200)] = None
@@ -144,8 +145,10 @@ def submit(submission: Submission, *, locale: str, source: str | None = None) ->
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
     if not registry.accepts_submissions(controller):
-        raise SiteUnavailable("this site takes no requests through this service at the moment; contact it directly",
-                              fields={"site": "site_unavailable"})
+        raise SiteUnavailable(
+            "this site takes no requests through this service at the moment; contact it directly",
+            fields={"site": "site_unavailable"},
+        )
     now = clock.now()
     request_id = hashing.new_id("dsr")
     subject_hash = hashing.email_hash(submission.email)
@@ -217,8 +220,10 @@ def _store_within_limits(items: list, subject_hash: str, source: str | None, now
             raise
         if by_source in refused or (source_key and not limits.spend(by_source, source_key, now)):
             # (the failed transaction counted nothing: the source's submission is counted on its own)
-            raise RateLimited("too many submissions from your network; please wait a minute",
-                              retry_after=limits.retry_after(by_source, now)) from None
+            raise RateLimited(
+                "too many submissions from your network; please wait a minute",
+                retry_after=limits.retry_after(by_source, now),
+            ) from None
         # Counts only, for the operator (a metric filter can alarm on it): no address, no id.
         log.info("submission over the address's hourly limit of codes: nothing stored, no mail")
         return False

@@ -65,8 +65,9 @@ def standing(due_at: datetime, met_at: datetime | None, now: datetime) -> Standi
     return Standing(OPEN, due_at, None, None)
 
 
-def request_standing(status: str, due_at: datetime | None, closed_at: datetime | None,
-                     now: datetime) -> Standing | None:
+def request_standing(
+    status: str, due_at: datetime | None, closed_at: datetime | None, now: datetime
+) -> Standing | None:
     """A request's answer against its due date; None when no deadline runs (not verified yet, or
     withdrawn before it was due). `closed_at` is when it reached its closed status."""
     if due_at is None:

@@ -96,16 +96,21 @@ def extended_due(until: datetime, *, due: datetime, verified_at: datetime, now: 
     current `due` and no later than the law allows; otherwise InvalidInput on `extend_to`."""
     now = now or clock.now()
     if now > due:
-        raise Conflict(f"the due date {clock.isoformat(due)} has passed: an extension (GDPR Art. 12(3)) must be "
-                       "made while the period runs; the request is overdue", code="due_date_passed",
-                       fields={"extend_to": "due_date_passed"})
+        raise Conflict(
+            f"the due date {clock.isoformat(due)} has passed: an extension (GDPR Art. 12(3)) must be "
+            "made while the period runs; the request is overdue",
+            code="due_date_passed",
+            fields={"extend_to": "due_date_passed"},
+        )
     until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
     if until <= due:
         raise InvalidInput("an extension must move the due date later", fields={"extend_to": "not_later"})
     cap = latest_extension(verified_at)
     if until > cap:
-        raise InvalidInput(f"the law allows extending to {clock.isoformat(cap)} at the latest",
-                           fields={"extend_to": "beyond_legal_limit"})
+        raise InvalidInput(
+            f"the law allows extending to {clock.isoformat(cap)} at the latest",
+            fields={"extend_to": "beyond_legal_limit"},
+        )
     return until
 
 

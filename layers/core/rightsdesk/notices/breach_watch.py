@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rightsdesk.notices import breaches
 from rightsdesk.kernel import clock
-from rightsdesk.store import outbox
+from rightsdesk.notices import breaches
 from rightsdesk.platform.config import settings
+from rightsdesk.store import outbox
 from rightsdesk.store.items.notices import IncidentItem
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,13 @@ class WatchReport:
     at_risk: int = 0  # open incidents within WARN_BEFORE of their deadline or past it (its alarm)
 
     def as_dict(self) -> dict:
-        return {"incidents": self.incidents, "open": self.open, "warnings": self.warnings,
-                "unaddressed": self.unaddressed, "at_risk": self.at_risk}
+        return {
+            "incidents": self.incidents,
+            "open": self.open,
+            "warnings": self.warnings,
+            "unaddressed": self.unaddressed,
+            "at_risk": self.at_risk,
+        }
 
 
 def warning_for(due_at: datetime, now: datetime) -> str | None:
@@ -88,8 +93,12 @@ def run(now: datetime | None = None) -> WatchReport:
 
 def _send(incident: IncidentItem, warning: str, due: datetime, now: datetime, work: dict) -> None:
     # The notifier reads the incident and counts the hours when it sends (warning_context).
-    outbox.enqueue_mail("breach_deadline_warning", incident_id=incident.incident_id, warning=warning,
-                        mail_id=f"breach-warning-{incident.incident_id}-{warning}")
+    outbox.enqueue_mail(
+        "breach_deadline_warning",
+        incident_id=incident.incident_id,
+        warning=warning,
+        mail_id=f"breach-warning-{incident.incident_id}-{warning}",
+    )
 
 
 def warning_context(incident_id: str, warning: str, now: datetime | None = None) -> dict | None:
@@ -104,5 +113,10 @@ def warning_context(incident_id: str, warning: str, now: datetime | None = None)
     now = now or clock.now()
     due = min(incident.controllers_due_at, incident.authority_due_at)
     hours_left = max(0, -int((now - due).total_seconds() // 3600))  # whole hours, rounded up
-    return {"incident_id": incident.incident_id, "due_at": clock.isoformat(due), "hours_left": hours_left,
-            "overdue": warning == OVERDUE, **open_work(incident)}
+    return {
+        "incident_id": incident.incident_id,
+        "due_at": clock.isoformat(due),
+        "hours_left": hours_left,
+        "overdue": warning == OVERDUE,
+        **open_work(incident),
+    }

@@ -39,19 +39,19 @@ from datetime import datetime, timedelta
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock, deadline_state, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.kernel.status import UNPROVEN
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.routing import registry
+from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.deletion import conditional_failure
-from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import IncidentItem, NoticeItem, Tally
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import UNPROVEN
 
 DEADLINE = timedelta(hours=72)
 CONTROLLER = "controller"
@@ -118,30 +118,46 @@ def late_after(detected_at: datetime, now: datetime) -> bool:
 def _check(declaration: Declaration, now: datetime) -> None:
     problems: dict[str, tuple[str, str]] = {}
     if declaration.detected_at > now:
-        problems["detected_at"] = ("in_the_future", "detected_at lies in the future; a breach is declared once "
-                                                    "it has been detected")
+        problems["detected_at"] = (
+            "in_the_future",
+            "detected_at lies in the future; a breach is declared once it has been detected",
+        )
     if not declaration.summary.strip() or len(declaration.summary) > MAX_TEXT:
-        problems["summary"] = (("required", "a summary is required") if not declaration.summary.strip()
-                               else ("too_long", f"the summary is longer than {MAX_TEXT} characters"))
+        problems["summary"] = (
+            ("required", "a summary is required")
+            if not declaration.summary.strip()
+            else ("too_long", f"the summary is longer than {MAX_TEXT} characters")
+        )
     if not declaration.categories or not all(CATEGORY.fullmatch(c) for c in declaration.categories):
-        problems["categories"] = ("invalid_format", "categories are one or more lowercase words "
-                                                    "(a-z, 0-9, _; at most 40 characters each)")
+        problems["categories"] = (
+            "invalid_format",
+            "categories are one or more lowercase words (a-z, 0-9, _; at most 40 characters each)",
+        )
     if not declaration.contact.strip() or len(declaration.contact) > 300:
         problems["contact"] = ("required", "a contact is required (at most 300 characters)")
     for name in ("consequences", "measures", "delay_reason"):
         if len(getattr(declaration, name) or "") > MAX_TEXT:
             problems[name] = ("too_long", f"{name} is longer than {MAX_TEXT} characters")
     if declaration.notify_subjects and not declaration.high_risk:
-        problems["notify_subjects"] = ("needs_high_risk", "subjects are notified only of a breach likely to "
-                                                          "result in a high risk to them (GDPR Art. 34(1)): "
-                                                          "declare it high risk, or do not notify subjects")
+        problems["notify_subjects"] = (
+            "needs_high_risk",
+            "subjects are notified only of a breach likely to "
+            "result in a high risk to them (GDPR Art. 34(1)): "
+            "declare it high risk, or do not notify subjects",
+        )
     if declaration.controller_ids is not None and not declaration.controller_ids:
         problems["controllers"] = ("required", "name at least one affected controller")
-    if (declaration.detected_at <= now and late_after(declaration.detected_at, now)
-            and not (declaration.delay_reason or "").strip()):
-        problems["delay_reason"] = ("required_after_72_hours", "more than 72 hours have passed since detection: "
-                                                               "a late notification must give the reasons for "
-                                                               "the delay (GDPR Art. 33(1))")
+    if (
+        declaration.detected_at <= now
+        and late_after(declaration.detected_at, now)
+        and not (declaration.delay_reason or "").strip()
+    ):
+        problems["delay_reason"] = (
+            "required_after_72_hours",
+            "more than 72 hours have passed since detection: "
+            "a late notification must give the reasons for "
+            "the delay (GDPR Art. 33(1))",
+        )
     _refuse(problems, "this breach cannot be declared as given")
 
 
@@ -207,8 +223,13 @@ def declare(declaration: Declaration, *, now: datetime | None = None, progress: 
         for notice in notices:
             batch.save(notice)
     incident = _incident(incident_id, declaration, controllers, recipients, now)
-    event = audit.event(pk, action="breach_declared", actor=declaration.actor, at=now,
-                        cause=f"controllers_{len(controllers)}_subjects_{len(recipients) - len(controllers)}")
+    event = audit.event(
+        pk,
+        action="breach_declared",
+        actor=declaration.actor,
+        at=now,
+        cause=f"controllers_{len(controllers)}_subjects_{len(recipients) - len(controllers)}",
+    )
     event.expires_at = record_expires_at(declaration.detected_at)
     with transaction() as tx:
         tx.save(incident, condition=IncidentItem.pk.does_not_exist())
@@ -216,8 +237,9 @@ def declare(declaration: Declaration, *, now: datetime | None = None, progress: 
     queue(incident, notices, progress=progress)
     hooked = [c for c in controllers if c.delivery == DeliveryMode.WEBHOOK]
     for controller in hooked:
-        outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
-                                        incident_id=incident_id)
+        outbox.enqueue_controller_event(
+            event=WEBHOOK_EVENT, controller_id=controller.controller_id, incident_id=incident_id
+        )
     if hooked:
         incident.update(actions=[IncidentItem.webhooks_queued.set(len(hooked))])
     return incident
@@ -240,8 +262,13 @@ def _notice(incident_id: str, recipient: Recipient, now: datetime) -> NoticeItem
     )
 
 
-def _incident(incident_id: str, declaration: Declaration, controllers: list[ControllerItem],
-              recipients: list[Recipient], now: datetime) -> IncidentItem:
+def _incident(
+    incident_id: str,
+    declaration: Declaration,
+    controllers: list[ControllerItem],
+    recipients: list[Recipient],
+    now: datetime,
+) -> IncidentItem:
     detected = declaration.detected_at
     incident = IncidentItem(
         IncidentItem.key(incident_id),
@@ -266,7 +293,10 @@ def _incident(incident_id: str, declaration: Declaration, controllers: list[Cont
     )
     reason = (declaration.delay_reason or "").strip()
     if reason and late_after(detected, now):
-        incident.delay_reasons = {"controllers": reason, **({"subjects": reason} if declaration.notify_subjects else {})}
+        incident.delay_reasons = {
+            "controllers": reason,
+            **({"subjects": reason} if declaration.notify_subjects else {}),
+        }
     incident.controllers.pending = sum(1 for r in recipients if r.kind == CONTROLLER)
     incident.subjects.pending = sum(1 for r in recipients if r.kind == SUBJECT)
     return incident
@@ -304,8 +334,11 @@ def notice_mail(incident_id: str, notice_sk: str) -> tuple[str, str, str, dict] 
         names.append(controller.name if controller is not None else controller_id)
     if notice.kind == CONTROLLER:
         template = "breach_controller"
-        context.update(controller_name=names[0], subjects_notified=bool(incident.notify_subjects),
-                       delay_reason=delay_reason(incident, "controllers"))
+        context.update(
+            controller_name=names[0],
+            subjects_notified=bool(incident.notify_subjects),
+            delay_reason=delay_reason(incident, "controllers"),
+        )
     else:
         template = "breach_subject"
         context.update(controller_names=names)
@@ -374,8 +407,11 @@ def tally(incident: IncidentItem, *, record: bool = True) -> dict[str, dict[str,
     notices were all sent or suppressed (`<kind>_notified_at`), the time its deadline is read against."""
     counts = _empty()
     notified_at_by_kind: dict[str, datetime] = {}
-    items = NoticeItem.query(incident.pk, NoticeItem.sk.startswith(NoticeItem.SK_PREFIX),
-                             attributes_to_get=["kind", "status", "expires_at", "sent_at", "updated_at"])
+    items = NoticeItem.query(
+        incident.pk,
+        NoticeItem.sk.startswith(NoticeItem.SK_PREFIX),
+        attributes_to_get=["kind", "status", "expires_at", "sent_at", "updated_at"],
+    )
     for item in items:
         if retention.is_live(item) and item.kind in KINDS and item.status in STATUSES:
             counts[item.kind][item.status] += 1
@@ -420,8 +456,10 @@ def _snapshot(incident: IncidentItem) -> dict[str, dict[str, int]]:
 
 def _record(incident: IncidentItem, counts: dict[str, dict[str, int]]) -> None:
     controllers, subjects = Tally(**counts[CONTROLLER]), Tally(**counts[SUBJECT])
-    incident.update(actions=[IncidentItem.controllers.set(controllers), IncidentItem.subjects.set(subjects)],
-                    condition=IncidentItem.pk.exists())
+    incident.update(
+        actions=[IncidentItem.controllers.set(controllers), IncidentItem.subjects.set(subjects)],
+        condition=IncidentItem.pk.exists(),
+    )
 
 
 def delay_reasons(incident: IncidentItem) -> dict[str, str]:
@@ -457,16 +495,18 @@ def deadlines(incident: IncidentItem, counts: dict, now: datetime | None = None)
             continue
         due = incident.authority_due_at if name == "authority" else incident.controllers_due_at
         found = deadline_state.standing(due, met_at(incident, name, counts), now)
-        rows.append({
-            "deadline": name,
-            "due_at": due,
-            "state": found.state,
-            "met_at": found.met_at,
-            "late_by_seconds": int(found.late_by.total_seconds()) if found.late_by is not None else None,
-            "seconds_left": int((due - now).total_seconds()),
-            "label": found.label(),
-            "delay_reason": delay_reason(incident, name),
-        })
+        rows.append(
+            {
+                "deadline": name,
+                "due_at": due,
+                "state": found.state,
+                "met_at": found.met_at,
+                "late_by_seconds": int(found.late_by.total_seconds()) if found.late_by is not None else None,
+                "seconds_left": int((due - now).total_seconds()),
+                "label": found.label(),
+                "delay_reason": delay_reason(incident, name),
+            }
+        )
     return rows
 
 
@@ -496,8 +536,12 @@ def webhook_data(incident_id: str, controller_id: str) -> dict:
 def webhook_outcome(incident_id: str, controller_id: str) -> str | None:
     """What the controller's notice says of its `breach.notice` webhook; None before any outcome."""
     try:
-        notice = NoticeItem.get(IncidentItem.key(incident_id), NoticeItem.sort_key(CONTROLLER, controller_id),
-                                consistent_read=True, attributes_to_get=["webhook"])
+        notice = NoticeItem.get(
+            IncidentItem.key(incident_id),
+            NoticeItem.sort_key(CONTROLLER, controller_id),
+            consistent_read=True,
+            attributes_to_get=["webhook"],
+        )
     except NoticeItem.DoesNotExist:
         return None
     return notice.webhook
@@ -507,8 +551,9 @@ def webhook_outcomes(incident: IncidentItem) -> dict[str, str]:
     """Each webhook controller's latest `breach.notice` outcome, from the incident's audit trail (kept
     with the incident, after the notices that also show it have expired)."""
     outcomes: dict[str, str] = {}
-    for event in AuditEvent.query(incident.pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
-                                  filter_condition=AuditEvent.action == WEBHOOK_AUDIT):
+    for event in AuditEvent.query(
+        incident.pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX), filter_condition=AuditEvent.action == WEBHOOK_AUDIT
+    ):
         controller_id, _, rest = (event.cause or "").partition(":")
         outcomes[controller_id] = rest.partition(":")[0]  # oldest first: the latest stays
     return outcomes
@@ -528,7 +573,9 @@ def record_outcome(incident_id: str, notice_sk: str, outcome: str, at: datetime 
         actions.append(NoticeItem.sent_at.set(at))
     notice = NoticeItem(IncidentItem.key(incident_id), notice_sk)
     try:
-        notice.update(actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*OUTCOME_FROM[outcome]))
+        notice.update(
+            actions=actions, condition=NoticeItem.pk.exists() & NoticeItem.status.is_in(*OUTCOME_FROM[outcome])
+        )
     except UpdateError as error:
         if conditional_failure(error):
             return False
@@ -536,8 +583,9 @@ def record_outcome(incident_id: str, notice_sk: str, outcome: str, at: datetime 
     return True
 
 
-def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause: str,
-                   at: datetime | None = None) -> bool:
+def record_webhook(
+    incident_id: str, controller_id: str, outcome: str, *, cause: str, at: datetime | None = None
+) -> bool:
     """Record what became of a controller's `breach.notice` webhook: on its notice, with an audit
     event, in one write. False if nothing changed: the notice is gone, it was delivered already, or
     it already says `outcome` (a redelivered message)."""
@@ -549,15 +597,19 @@ def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause:
     except NotFound:
         return False
     notice = NoticeItem(incident.pk, NoticeItem.sort_key(CONTROLLER, controller_id))
-    event = audit.event(incident.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at,
-                        cause=f"{controller_id}:{outcome}:{cause}")
+    event = audit.event(
+        incident.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at, cause=f"{controller_id}:{outcome}:{cause}"
+    )
     event.expires_at = record_expires_at(incident.detected_at)
     # A failure or a 410 may still be followed by a delivery (a DLQ redrive); a delivery is final.
     changes = NoticeItem.webhook.does_not_exist() | ~NoticeItem.webhook.is_in(DELIVERED, outcome)
     try:
         with transaction() as tx:
-            tx.update(notice, actions=[NoticeItem.webhook.set(outcome), NoticeItem.webhook_at.set(at)],
-                      condition=NoticeItem.pk.exists() & changes)
+            tx.update(
+                notice,
+                actions=[NoticeItem.webhook.set(outcome), NoticeItem.webhook_at.set(at)],
+                condition=NoticeItem.pk.exists() & changes,
+            )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         if conditional_failure(error):
@@ -566,8 +618,9 @@ def record_webhook(incident_id: str, controller_id: str, outcome: str, *, cause:
     return True
 
 
-def authority_notified(incident_id: str, *, reference: str, at: datetime, actor: str = "operator",
-                       delay_reason: str | None = None) -> IncidentItem:
+def authority_notified(
+    incident_id: str, *, reference: str, at: datetime, actor: str = "operator", delay_reason: str | None = None
+) -> IncidentItem:
     """Record when the supervisory authority was notified, and its reference; once. A notification
     later than 72 hours after detection is recorded only with the reasons for the delay (Art. 33(1))."""
     reference = reference.strip()
@@ -583,13 +636,20 @@ def authority_notified(incident_id: str, *, reference: str, at: datetime, actor:
     if at > now or at < incident.detected_at:
         problems["at"] = ("out_of_range", "the notification must lie between detection and now")
     elif at > incident.authority_due_at and not reason:
-        problems["delay_reason"] = ("required_after_72_hours",
-                                    f"the authority was notified after the 72-hour deadline "
-                                    f"({clock.isoformat(incident.authority_due_at)}): a late notification must "
-                                    "give the reasons for the delay (GDPR Art. 33(1))")
+        problems["delay_reason"] = (
+            "required_after_72_hours",
+            f"the authority was notified after the 72-hour deadline "
+            f"({clock.isoformat(incident.authority_due_at)}): a late notification must "
+            "give the reasons for the delay (GDPR Art. 33(1))",
+        )
     _refuse(problems, "the authority's notification cannot be recorded")
-    event = audit.event(incident.pk, action="authority_notified", actor=actor, at=now,
-                        cause="late_with_reasons" if at > incident.authority_due_at else None)
+    event = audit.event(
+        incident.pk,
+        action="authority_notified",
+        actor=actor,
+        at=now,
+        cause="late_with_reasons" if at > incident.authority_due_at else None,
+    )
     event.expires_at = record_expires_at(incident.detected_at)
     actions = [IncidentItem.authority_notified_at.set(at), IncidentItem.authority_reference.set(reference)]
     if at > incident.authority_due_at:
@@ -599,7 +659,9 @@ def authority_notified(incident_id: str, *, reference: str, at: datetime, actor:
             tx.update(incident, actions=actions, condition=IncidentItem.authority_notified_at.does_not_exist())
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
-        raise Conflict(f"the authority's notification of {incident_id} is already recorded", code="already_recorded") from error
+        raise Conflict(
+            f"the authority's notification of {incident_id} is already recorded", code="already_recorded"
+        ) from error
     incident.refresh()
     return incident
 
@@ -617,18 +679,33 @@ def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: str = 
     incident = load(incident_id)
     rows = {row["deadline"]: row for row in deadlines(incident, tally(incident))}
     if deadline not in rows:
-        _refuse({"deadline": ("not_applicable", f"incident {incident_id} has no {deadline} deadline: "
-                                                "its subjects are not notified")}, "the reasons cannot be recorded")
+        _refuse(
+            {
+                "deadline": (
+                    "not_applicable",
+                    f"incident {incident_id} has no {deadline} deadline: its subjects are not notified",
+                )
+            },
+            "the reasons cannot be recorded",
+        )
     if rows[deadline]["state"] not in (deadline_state.MET_LATE, deadline_state.MISSED):
-        _refuse({"deadline": ("not_late", f"the {deadline} deadline reads {rows[deadline]['label']}: reasons "
-                                          "for a delay are recorded for a late or missed notification only")},
-                "the reasons cannot be recorded")
+        _refuse(
+            {
+                "deadline": (
+                    "not_late",
+                    f"the {deadline} deadline reads {rows[deadline]['label']}: reasons "
+                    "for a delay are recorded for a late or missed notification only",
+                )
+            },
+            "the reasons cannot be recorded",
+        )
     now = clock.now()
     event = audit.event(incident.pk, action="delay_explained", actor=actor, at=now, cause=deadline)
     event.expires_at = record_expires_at(incident.detected_at)
     if delay_reason(incident, deadline):
-        raise Conflict(f"the reasons for the {deadline} delay of {incident_id} are already recorded",
-                       code="already_recorded")
+        raise Conflict(
+            f"the reasons for the {deadline} delay of {incident_id} are already recorded", code="already_recorded"
+        )
     if incident.delay_reasons is None:
         action = IncidentItem.delay_reasons.set({deadline: reason})
         unrecorded = IncidentItem.delay_reasons.does_not_exist()

@@ -11,10 +11,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from rightsdesk.render import i18n, web
 from rightsdesk.audience import unsubscribe
-from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
 from rightsdesk.notices.policies import ARCHIVE_PATH
+from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from rightsdesk.render import i18n, web
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -44,8 +44,13 @@ def _version_for_page(view: dict, locale: str) -> dict:
     """A version as policies.view gives it, with its summary in the reader's language (else English)
     and its link keeping that language."""
     summaries = view.get("summaries") or {}
-    summary_locale = locale if summaries.get(locale) else DEFAULT_LOCALE if summaries.get(DEFAULT_LOCALE) else next(
-        iter(summaries), locale)
+    summary_locale = (
+        locale
+        if summaries.get(locale)
+        else DEFAULT_LOCALE
+        if summaries.get(DEFAULT_LOCALE)
+        else next(iter(summaries), locale)
+    )
     summary = summaries.get(summary_locale, "")
     return {
         **view,
@@ -59,13 +64,17 @@ def policy_archive_page(archive: dict, locale: str) -> str:
     """GET /v1/policies/{doc} for a browser: what is in force, what comes, every version."""
     locale = i18n.normalize(locale)
     path = ARCHIVE_PATH.format(doc=quote(archive["doc"], safe=""))
-    return _environment().get_template("policy_archive.html").render(
-        locale=locale,
-        doc=archive["doc"],
-        current=_version_for_page(archive["current"], locale) if archive.get("current") else None,
-        upcoming=[_version_for_page(v, locale) for v in archive.get("upcoming") or []],
-        versions=[_version_for_page(v, locale) for v in archive["versions"]],
-        language_links=_language_links(path, locale),
+    return (
+        _environment()
+        .get_template("policy_archive.html")
+        .render(
+            locale=locale,
+            doc=archive["doc"],
+            current=_version_for_page(archive["current"], locale) if archive.get("current") else None,
+            upcoming=[_version_for_page(v, locale) for v in archive.get("upcoming") or []],
+            versions=[_version_for_page(v, locale) for v in archive["versions"]],
+            language_links=_language_links(path, locale),
+        )
     )
 
 
@@ -73,11 +82,15 @@ def policy_version_page(view: dict, locale: str) -> str:
     """GET /v1/policies/{doc}/versions/{version} for a browser."""
     locale = i18n.normalize(locale)
     version = _version_for_page(view, locale)
-    return _environment().get_template("policy_version.html").render(
-        locale=locale,
-        version=version,
-        archive_href=web.with_language(view["links"]["archive"], locale),
-        language_links=_language_links(view["links"]["self"], locale),
+    return (
+        _environment()
+        .get_template("policy_version.html")
+        .render(
+            locale=locale,
+            version=version,
+            archive_href=web.with_language(view["links"]["archive"], locale),
+            language_links=_language_links(view["links"]["self"], locale),
+        )
     )
 
 
@@ -87,7 +100,11 @@ def unsubscribe_page(state: str, locale: str, token: str | None = None, list_nam
         raise ValueError(f"unknown unsubscribe page state {state!r}")
     locale = i18n.normalize(locale)
     # The form's action carries the language too, so the answer to the POST is in it.
-    here = unsubscribe.PATH + "?" + urlencode({**({"token": token} if token and state == "confirm" else {}), "lang": locale})
+    here = (
+        unsubscribe.PATH
+        + "?"
+        + urlencode({**({"token": token} if token and state == "confirm" else {}), "lang": locale})
+    )
     links = [
         {
             "code": code,
@@ -97,6 +114,8 @@ def unsubscribe_page(state: str, locale: str, token: str | None = None, list_nam
         }
         for code in SUPPORTED_LOCALES
     ]
-    return _environment().get_template("unsubscribe.html").render(
-        locale=locale, state=state, action=here, language_links=links, list_name=list_name
+    return (
+        _environment()
+        .get_template("unsubscribe.html")
+        .render(locale=locale, state=state, action=here, language_links=links, list_name=list_name)
     )

@@ -44,7 +44,14 @@ def record(message: DeliveryMessage, controller: ControllerItem, outcome: str, c
         changed = True
     log.info(
         "controller event",
-        extra={"controller_id": controller.controller_id, "event_type": message.event, "outcome": outcome,
-               "cause": cause, "recorded": changed, "incident_id": message.incident_id, "doc": message.doc,
-               "version": message.version},
+        extra={
+            "controller_id": controller.controller_id,
+            "event_type": message.event,
+            "outcome": outcome,
+            "cause": cause,
+            "recorded": changed,
+            "incident_id": message.incident_id,
+            "doc": message.doc,
+            "version": message.version,
+        },
     )

@@ -25,15 +25,15 @@ from urllib.parse import urlsplit
 
 from pynamodb.exceptions import PutError
 
-from rightsdesk.store import audit, outbox, queries
+from rightsdesk.audience import contacts
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.audience import contacts
-from rightsdesk.platform import hashing, webhooks
-from rightsdesk.routing import registry
-from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
-from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
+from rightsdesk.platform import hashing, webhooks
+from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from rightsdesk.routing import registry
+from rightsdesk.store import audit, outbox, queries
+from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import PolicyVersionItem
 
@@ -194,8 +194,11 @@ def view(item: PolicyVersionItem) -> dict:
         "summaries": dict(item.summaries.as_dict() if hasattr(item.summaries, "as_dict") else item.summaries),
         "text_sha256": item.text_sha256,
         "text_bytes": int(item.text_bytes) if item.text_bytes is not None else None,
-        "links": {"self": f"{ARCHIVE_PATH.format(doc=item.doc)}/versions/{item.version}",
-                  "archive": ARCHIVE_PATH.format(doc=item.doc), "text": item.url},
+        "links": {
+            "self": f"{ARCHIVE_PATH.format(doc=item.doc)}/versions/{item.version}",
+            "archive": ARCHIVE_PATH.format(doc=item.doc),
+            "text": item.url,
+        },
     }
 
 
@@ -240,8 +243,13 @@ def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
     if version.major:
         for controller in queries.list_controllers():
             if registry.delivery_route(controller) != DeliveryMode.INTERNAL and first_time(controller.contact_email):
-                yield Recipient(f"ctl-{controller.controller_id}", controller.contact_email, controller.locale,
-                                "controller", controller_name=controller.name)
+                yield Recipient(
+                    f"ctl-{controller.controller_id}",
+                    controller.contact_email,
+                    controller.locale,
+                    "controller",
+                    controller_name=controller.name,
+                )
         lists = (contacts.POLICY_NOTICES.name, contacts.POLICY_UPDATES.name)
     else:
         lists = (contacts.POLICY_UPDATES.name,)
@@ -273,8 +281,14 @@ def mail_for(version: PolicyVersionItem, recipient: Recipient) -> dict:
     )
 
 
-def recipient_mail(doc: str, version: str, *, controller_id: str | None = None, contact: str | None = None,
-                   list_name: str | None = None) -> tuple[str, str, str, dict] | None:
+def recipient_mail(
+    doc: str,
+    version: str,
+    *,
+    controller_id: str | None = None,
+    contact: str | None = None,
+    list_name: str | None = None,
+) -> tuple[str, str, str, dict] | None:
     """(address, locale, template, context) of a version's mail to a controller's contact or to a
     contact (by keyed email hash), read now; None if the version, the controller or the contact is gone."""
     try:
@@ -286,7 +300,12 @@ def recipient_mail(doc: str, version: str, *, controller_id: str | None = None, 
         controller = registry.get_controller(controller_id)
         if controller is None:
             return None
-        address, locale, audience, controller_name = controller.contact_email, controller.locale, "controller", controller.name
+        address, locale, audience, controller_name = (
+            controller.contact_email,
+            controller.locale,
+            "controller",
+            controller.name,
+        )
     else:
         person = contacts.get(contact or "")
         if person is None or not person.email:
@@ -324,8 +343,12 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
     if version.major:
         for controller in queries.list_controllers():
             if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
-                outbox.enqueue_controller_event(event=WEBHOOK_EVENT, controller_id=controller.controller_id,
-                                                doc=version.doc, version=version.version)
+                outbox.enqueue_controller_event(
+                    event=WEBHOOK_EVENT,
+                    controller_id=controller.controller_id,
+                    doc=version.doc,
+                    version=version.version,
+                )
     version.update(actions=[PolicyVersionItem.recipients_queued.set(total)])
     return total
 
@@ -335,9 +358,11 @@ def webhook_data(doc: str, version: str) -> dict:
     return view(get(doc, version))
 
 
-def record_webhook(controller: ControllerItem, doc: str, version: str, outcome: str, *, cause: str,
-                   at: datetime | None = None) -> None:
+def record_webhook(
+    controller: ControllerItem, doc: str, version: str, outcome: str, *, cause: str, at: datetime | None = None
+) -> None:
     """What became of a `policy.updated` webhook (delivered | failed | disabled), on the controller's
     audit trail; the email to its privacy contact is the notice either way."""
-    audit.event(controller.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at,
-                cause=f"{doc}/{version}:{outcome}:{cause}").save()
+    audit.event(
+        controller.pk, action=WEBHOOK_AUDIT, actor="dispatcher", at=at, cause=f"{doc}/{version}:{outcome}:{cause}"
+    ).save()

@@ -19,17 +19,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from rightsdesk.routing import delivery, payloads, registry
-from rightsdesk.store import outbox, queries
+from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.kernel.errors import IllegalTransition, NotFound
+from rightsdesk.kernel.status import Status, is_open
 from rightsdesk.platform import webhooks
 from rightsdesk.platform.config import settings
+from rightsdesk.routing import delivery, payloads, registry
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
-from rightsdesk.kernel.errors import IllegalTransition, NotFound
-from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.store.lifecycle import transition
+from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status, is_open
+from rightsdesk.store.lifecycle import transition
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,9 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
         elif not attempt.last:
             raise attempt.retry(sent.cause)
         # a notice whose webhook stays down still reaches the contact, by email
-    outbox.enqueue_mail("request_notice", request_id=request.request_id, notice=notice,
-                        mail_id=f"notice-{message.delivery_id}")
+    outbox.enqueue_mail(
+        "request_notice", request_id=request.request_id, notice=notice, mail_id=f"notice-{message.delivery_id}"
+    )
     return {"result": "sent", "via": DeliveryMode.EMAIL}
 
 
@@ -214,8 +215,13 @@ def _give_up(request: RequestItem, controller: ControllerItem, attempt: Attempt,
     """The last attempt failed: tell the contact, mark the request, let the message go to the DLQ."""
     # One email per round of attempts (a redrive starts another): keyed on when this round began.
     round_id = int(request.updated_at.timestamp()) if request.updated_at else 0
-    outbox.enqueue_mail("delivery_failed", request_id=request.request_id, attempts=attempt.number, cause=cause,
-                        mail_id=f"delivery-failed-{request.request_id}-{round_id}")
+    outbox.enqueue_mail(
+        "delivery_failed",
+        request_id=request.request_id,
+        attempts=attempt.number,
+        cause=cause,
+        mail_id=f"delivery-failed-{request.request_id}-{round_id}",
+    )
     try:
         delivery.mark_failed(request, cause=cause)
     except IllegalTransition:
@@ -228,6 +234,11 @@ def _disable(controller: ControllerItem) -> None:
     disabling: the mail id names the moment the endpoint was last changed)."""
     changed_at = int(controller.updated_at.timestamp()) if controller.updated_at else 0
     if delivery.disable_webhook(controller, cause="http_410"):
-        outbox.enqueue_mail("webhook_disabled", controller_id=controller.controller_id,
-                            mail_id=f"webhook-disabled-{controller.controller_id}-{changed_at}")
-    log.warning("webhook gone; controller switched to email delivery", extra={"controller_id": controller.controller_id})
+        outbox.enqueue_mail(
+            "webhook_disabled",
+            controller_id=controller.controller_id,
+            mail_id=f"webhook-disabled-{controller.controller_id}-{changed_at}",
+        )
+    log.warning(
+        "webhook gone; controller switched to email delivery", extra={"controller_id": controller.controller_id}
+    )

@@ -27,14 +27,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rightsdesk.kernel import clock, retention
-from rightsdesk.store import outbox, queries
-from rightsdesk.routing import registry
+from rightsdesk.kernel.errors import NotFound
+from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform import subject_secrets
 from rightsdesk.platform.config import settings
-from rightsdesk.kernel.errors import NotFound
-from rightsdesk.store.items.requests import ChallengeItem, RequestItem
+from rightsdesk.routing import registry
+from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
-from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 
 Ids = dict[str, Any]  # the message's ids: short words (outbox.ID) and whole numbers
 
@@ -113,8 +113,11 @@ def _base() -> str:
 def _status_url(request: RequestItem, *, with_token: bool = False) -> str:
     """The request's status page, in the subject's language (with the token in the one mail that carries it)."""
     url = f"{_base()}/status/{request.request_id}?"
-    if with_token and request.verified_code_hash and subject_secrets.token_matches(
-            request.request_id, request.verified_code_hash, request.status_token_hash):
+    if (
+        with_token
+        and request.verified_code_hash
+        and subject_secrets.token_matches(request.request_id, request.verified_code_hash, request.status_token_hash)
+    ):
         url += "token=" + subject_secrets.status_token(request.request_id, request.verified_code_hash) + "&"
     return f"{url}lang={request.locale}"
 
@@ -136,8 +139,9 @@ def request_context(request: RequestItem, ids: Ids, mail_id: str) -> dict[str, A
 # ------------------------------------------------------------------ mail to a request's subject
 
 
-def subject_request_mail(template: str, *,
-                         context: Callable[[RequestItem, Ids, str], dict] = request_context) -> MailKind:
+def subject_request_mail(
+    template: str, *, context: Callable[[RequestItem, Ids, str], dict] = request_context
+) -> MailKind:
     """A mail to the subject of a request, while their address is kept; `context` builds what it says."""
 
     def resolve(ids: Ids, mail_id: str) -> Mail | None:
@@ -156,22 +160,33 @@ def _verification_code(ids: Ids, mail_id: str) -> Mail | None:
         return None  # verified, cancelled or expired meanwhile: the code is no use any more
     address = _subject_address(request)
     challenge = retention.live_item(ChallengeItem, request.pk, ChallengeItem.SK, consistent_read=True)
-    if address is None or challenge is None or not subject_secrets.code_matches(request.request_id,
-                                                                              challenge.code_hash):
+    if (
+        address is None
+        or challenge is None
+        or not subject_secrets.code_matches(request.request_id, challenge.code_hash)
+    ):
         return None
     code = subject_secrets.verification_code(request.request_id)
-    return Mail(to=address, template="verification_code", locale=request.locale, context={
-        "code": code,
-        "verify_url": f"{_base()}/verify/{request.request_id}?code={code}&lang={request.locale}",
-        "request_type": request.request_type,
-        "expires_minutes": int(retention.keep_for(retention.Rule.VERIFICATION_CODE).total_seconds() // 60),
-    })
+    return Mail(
+        to=address,
+        template="verification_code",
+        locale=request.locale,
+        context={
+            "code": code,
+            "verify_url": f"{_base()}/verify/{request.request_id}?code={code}&lang={request.locale}",
+            "request_type": request.request_type,
+            "expires_minutes": int(retention.keep_for(retention.Rule.VERIFICATION_CODE).total_seconds() // 60),
+        },
+    )
 
 
 def _verified_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
     # The one mail that carries the status token: made again here, from the stored code hash.
-    return {"request_type": request.request_type, "due_at": _iso(request.due_at),
-            "status_url": _status_url(request, with_token=True)}
+    return {
+        "request_type": request.request_type,
+        "due_at": _iso(request.due_at),
+        "status_url": _status_url(request, with_token=True),
+    }
 
 
 def _own_received_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
@@ -210,11 +225,15 @@ def _controller_of(request: RequestItem) -> ControllerItem | None:
     return registry.get_controller(request.controller_id)
 
 
-def controller_request_mail(template: str, *,
-                            context: Callable[[RequestItem, ControllerItem, Ids], dict] | None = None,
-                            record_outcome: Callable[[Ids, str], bool] | None = None,
-                            sendable: Callable[[RequestItem], bool] = lambda request: True,
-                            tag_request: bool = False, personal: bool = False) -> MailKind:
+def controller_request_mail(
+    template: str,
+    *,
+    context: Callable[[RequestItem, ControllerItem, Ids], dict] | None = None,
+    record_outcome: Callable[[Ids, str], bool] | None = None,
+    sendable: Callable[[RequestItem], bool] = lambda request: True,
+    tag_request: bool = False,
+    personal: bool = False,
+) -> MailKind:
     """A mail about a request to its controller's privacy contact, in the controller's language.
     `context` defaults to the request's facts (payloads.request_mail) and the message's words."""
 
@@ -228,8 +247,13 @@ def controller_request_mail(template: str, *,
         if controller is None:
             return None
         made = context(request, controller, ids) if context else {**ids, **payloads.request_mail(request, controller)}
-        return Mail(to=controller.contact_email, template=template, locale=controller.locale, context=made,
-                    tags={"request_id": request.request_id} if tag_request else {})
+        return Mail(
+            to=controller.contact_email,
+            template=template,
+            locale=controller.locale,
+            context=made,
+            tags={"request_id": request.request_id} if tag_request else {},
+        )
 
     return MailKind(template, resolve, record_outcome, personal=personal)
 
@@ -254,8 +278,7 @@ def _failed_context(request: RequestItem, controller: ControllerItem, ids: Ids) 
 
 def _awaiting_email_delivery(request: RequestItem) -> bool:
     # A cancelled request was purged; a delivered one was sent already. A failed one is sent on a redrive.
-    return request.status in AWAITING_DELIVERY and \
-        _subject_address(request) is not None
+    return request.status in AWAITING_DELIVERY and _subject_address(request) is not None
 
 
 def _forwarded_outcome(ids: Ids, outcome: str) -> bool:
@@ -271,8 +294,12 @@ def _webhook_disabled(ids: Ids, mail_id: str) -> Mail | None:
     controller = registry.get_controller(str(ids["controller_id"]))
     if controller is None:
         return None
-    return Mail(to=controller.contact_email, template="webhook_disabled", locale=controller.locale,
-                context=payloads.webhook_disabled_mail(controller))
+    return Mail(
+        to=controller.contact_email,
+        template="webhook_disabled",
+        locale=controller.locale,
+        context=payloads.webhook_disabled_mail(controller),
+    )
 
 
 # ------------------------------------------------------------------ notices (breach, policy, lists)
@@ -313,20 +340,35 @@ def _overdue_digest(ids: Ids, mail_id: str) -> Mail | None:
     rows = deadline_watch.digest_rows(ids)
     if not address or not rows:
         return None
-    return Mail(to=address, template="requests_overdue_digest", locale="en",
-                context={"requests": rows, "days": int(ids["days"])})
+    return Mail(
+        to=address,
+        template="requests_overdue_digest",
+        locale="en",
+        context={"requests": rows, "days": int(ids["days"])},
+    )
 
 
 def _policy(ids: Ids, mail_id: str) -> Mail | None:
     from rightsdesk.notices import policies
 
-    found = policies.recipient_mail(str(ids["doc"]), str(ids["version"]), controller_id=ids.get("controller_id"),
-                                    contact=ids.get("contact"), list_name=ids.get("list"))
+    found = policies.recipient_mail(
+        str(ids["doc"]),
+        str(ids["version"]),
+        controller_id=ids.get("controller_id"),
+        contact=ids.get("contact"),
+        list_name=ids.get("list"),
+    )
     if found is None:
         return None
     address, locale, template, made = found
-    return Mail(to=address, template=template, locale=locale, context=made, list_name=ids.get("list"),
-                contact=ids.get("contact") if ids.get("list") else None)
+    return Mail(
+        to=address,
+        template=template,
+        locale=locale,
+        context=made,
+        list_name=ids.get("list"),
+        contact=ids.get("contact") if ids.get("list") else None,
+    )
 
 
 def _newsletter(ids: Ids, mail_id: str) -> Mail | None:
@@ -336,8 +378,14 @@ def _newsletter(ids: Ids, mail_id: str) -> Mail | None:
     contact = contacts.get(str(ids["contact"]))
     if made is None or contact is None or not contact.email:
         return None
-    return Mail(to=contact.email, template="newsletter", locale=contact.locale, context=made,
-                list_name=str(ids["list"]), contact=str(ids["contact"]))
+    return Mail(
+        to=contact.email,
+        template="newsletter",
+        locale=contact.locale,
+        context=made,
+        list_name=str(ids["list"]),
+        contact=str(ids["contact"]),
+    )
 
 
 # ------------------------------------------------------------------ the registry
@@ -358,12 +406,21 @@ KINDS: dict[str, MailKind] = _kinds(
     subject_request_mail("due_extended"),  # the new due date and the reason (Art. 12(3))
     subject_request_mail("own_request_overdue", context=_own_overdue_context),
     subject_request_mail("own_request_received", context=_own_received_context),
-    MailKind("own_request_answered",
-             subject_request_mail("own_request_answered", context=_own_answered_context).resolve,
-             _own_answer_outcome, personal=True),
+    MailKind(
+        "own_request_answered",
+        subject_request_mail("own_request_answered", context=_own_answered_context).resolve,
+        _own_answer_outcome,
+        personal=True,
+    ),
     # to a controller's privacy contact (templates/mail)
-    controller_request_mail("request_forwarded", context=_forwarded_context, record_outcome=_forwarded_outcome,
-                            sendable=_awaiting_email_delivery, tag_request=True, personal=True),
+    controller_request_mail(
+        "request_forwarded",
+        context=_forwarded_context,
+        record_outcome=_forwarded_outcome,
+        sendable=_awaiting_email_delivery,
+        tag_request=True,
+        personal=True,
+    ),
     controller_request_mail("request_notice", context=_notice_context),
     controller_request_mail("delivery_failed", context=_failed_context),
     MailKind("webhook_disabled", _webhook_disabled),

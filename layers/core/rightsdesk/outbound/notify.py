@@ -26,13 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rightsdesk.kernel.retry import RetrySchedule
-from rightsdesk.platform import aws_clients
 from rightsdesk.audience import contacts, suppression, unsubscribe
-from rightsdesk.render import mail, mime, notice_mail, own_mail
+from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.outbound import mail_kinds
-from rightsdesk.platform.config import settings
 from rightsdesk.outbound.mail_kinds import DROPPED, FAILED, SENT, SUPPRESSED  # noqa: F401 (the outcomes, by their old names)
+from rightsdesk.platform import aws_clients
+from rightsdesk.platform.config import settings
+from rightsdesk.render import mail, mime, notice_mail, own_mail
 
 # After the n-th failed receive the message comes back after RETRY_DELAYS_SECONDS[n-1]: a throttle
 # or an SES hiccup clears in seconds; the last step leaves room to fix a configuration.
@@ -120,15 +120,21 @@ def suppressible(message: MailMessage) -> bool:
     return message.mail_kind.suppressible
 
 
-def send(message: MailMessage, pacer: Pacer | None = None, suppressed: set[str] | None = None,
-         made: mail_kinds.Mail | None = None) -> dict[str, str]:
+def send(
+    message: MailMessage,
+    pacer: Pacer | None = None,
+    suppressed: set[str] | None = None,
+    made: mail_kinds.Mail | None = None,
+) -> dict[str, str]:
     """Send and return ids and an outcome only (idempotency stores it: no address in it).
     `suppressed`: the batch's suppressed addresses, looked up at once; None looks this one up.
     `made`: the mail as the batch already made it (resolve_batch); None makes it now."""
     made = made if made is not None else message.resolve()
     if made is None:
         return {"mail_id": message.mail_id, "result": DROPPED}
-    if suppressible(message) and (made.to in suppressed if suppressed is not None else suppression.is_suppressed(made.to)):
+    if suppressible(message) and (
+        made.to in suppressed if suppressed is not None else suppression.is_suppressed(made.to)
+    ):
         return {"mail_id": message.mail_id, "result": SUPPRESSED}
     # Asked again at sending time: a withdrawal, restriction or objection since the mail was queued
     # stops it too (contacts.may_receive).

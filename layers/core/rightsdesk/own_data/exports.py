@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import consents, contacts
-from rightsdesk.render import TEMPLATES_DIR, i18n, web
 from rightsdesk.intake import submissions
-from rightsdesk.store import queries, request_view
-from rightsdesk.routing import registry
-from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import NotFound, RightsdeskError
-from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.own_data.own_requests import EXPORT_DAYS, is_internal
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import Status
+from rightsdesk.own_data.own_requests import EXPORT_DAYS, is_internal
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import TEMPLATES_DIR, i18n, web
+from rightsdesk.routing import registry
+from rightsdesk.store import queries, request_view
+from rightsdesk.store.items.requests import RequestItem
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -117,14 +117,21 @@ def document(request: RequestItem, until: datetime) -> dict:
         "consents": [consents.view(item) for item in held.consents],
         "requests": [_request(item) for item in held.requests],
         "notices": [
-            {"kind": "breach", "incident_id": incident.incident_id, "detected_at": _iso(incident.detected_at),
-             "summary": incident.summary, "email": notice.email, "status": notice.status,
-             "sent_at": _iso(notice.sent_at)}
+            {
+                "kind": "breach",
+                "incident_id": incident.incident_id,
+                "detected_at": _iso(incident.detected_at),
+                "summary": incident.summary,
+                "email": notice.email,
+                "status": notice.status,
+                "sent_at": _iso(notice.sent_at),
+            }
             for incident, notice in held.notices
         ],
         "suppression": (
             {"reason": held.suppression.reason, "since": _iso(held.suppression.first_at)}
-            if held.suppression is not None else None
+            if held.suppression is not None
+            else None
         ),
         "contact_history": [
             {"at": _iso(event.at), "action": event.action, "actor": event.actor, "detail": event.cause}
@@ -156,22 +163,37 @@ def page(doc: dict, locale: str, token: str) -> str:
     locale = i18n.normalize(locale)
     here = PATH.format(request_id=quote(doc["request_id"], safe=""))
     links = [
-        {"code": code, "name": i18n.LANGUAGE_NAMES[code], "current": code == locale,
-         "href": here + "?" + urlencode({"format": "html", "token": token, "lang": code})}
+        {
+            "code": code,
+            "name": i18n.LANGUAGE_NAMES[code],
+            "current": code == locale,
+            "href": here + "?" + urlencode({"format": "html", "token": token, "lang": code}),
+        }
         for code in SUPPORTED_LOCALES
     ]
-    return _environment().get_template("export.html").render(
-        doc=doc,
-        locale=locale,
-        language_links=links,
-        json_url=here + "?" + urlencode({"format": "json", "token": token}),
-        when=lambda iso: clock.parse_iso(iso) if iso else None,
+    return (
+        _environment()
+        .get_template("export.html")
+        .render(
+            doc=doc,
+            locale=locale,
+            language_links=links,
+            json_url=here + "?" + urlencode({"format": "json", "token": token}),
+            when=lambda iso: clock.parse_iso(iso) if iso else None,
+        )
     )
 
 
 def unavailable_page(reason: str, locale: str) -> str:
     """What a browser shows for an export not ready yet (`export_not_ready`) or past its window."""
     locale = i18n.normalize(locale)
-    return _environment().get_template("export_unavailable.html").render(
-        reason=reason, days=EXPORT_DAYS, locale=locale, language_links=[],
+    return (
+        _environment()
+        .get_template("export_unavailable.html")
+        .render(
+            reason=reason,
+            days=EXPORT_DAYS,
+            locale=locale,
+            language_links=[],
+        )
     )

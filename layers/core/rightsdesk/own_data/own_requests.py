@@ -21,29 +21,35 @@ from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, deletion, outbox, queries
+from rightsdesk.audience import contacts, suppression
 from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.audience import contacts, suppression
-from rightsdesk.routing import registry
-from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound
-from rightsdesk.store.lifecycle import transition
+from rightsdesk.kernel.rights import RequestType
+from rightsdesk.kernel.status import ANSWERED, Status, is_open
+from rightsdesk.platform.config import settings
+from rightsdesk.routing import registry
+from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.rights import RequestType
-from rightsdesk.kernel.status import ANSWERED, Status, is_open
+from rightsdesk.store.lifecycle import transition
 
 log = logging.getLogger(__name__)
 
 INTERNAL = DeliveryMode.INTERNAL
 SYSTEM = "rightsdesk"
 EXPORT_DAYS = retention.keep_days(retention.Rule.EXPORT)  # what the mails and pages say
-AUTOMATIC = frozenset({
-    RequestType.ACCESS, RequestType.PORTABILITY, RequestType.ERASURE,
-    RequestType.CONSENT_WITHDRAWAL, RequestType.RESTRICTION, RequestType.OBJECTION,
-})
+AUTOMATIC = frozenset(
+    {
+        RequestType.ACCESS,
+        RequestType.PORTABILITY,
+        RequestType.ERASURE,
+        RequestType.CONSENT_WITHDRAWAL,
+        RequestType.RESTRICTION,
+        RequestType.OBJECTION,
+    }
+)
 FOR_A_PERSON = frozenset({RequestType.RECTIFICATION, RequestType.COMPLAINT})
 FLAGS = {RequestType.RESTRICTION: contacts.RESTRICTION, RequestType.OBJECTION: contacts.OBJECTION}
 APPROVE, REJECT = "approve", "reject"
@@ -54,8 +60,7 @@ def authority() -> dict | None:
     config = settings()
     if not config.authority_name:
         return None
-    return {"name": config.authority_name, "url": config.authority_url or None,
-            "email": config.authority_email or None}
+    return {"name": config.authority_name, "url": config.authority_url or None, "email": config.authority_email or None}
 
 
 def form_authority(site: str | None) -> dict | None:
@@ -115,34 +120,69 @@ def _erase(request: RequestItem, *, actor: str, at: datetime, note: str | None) 
     hour: the mail is made from the table when it is sent, never from the queue."""
     from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
 
-    _tell(request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value,
-          at=int(at.timestamp()))
+    _tell(
+        request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value, at=int(at.timestamp())
+    )
     holdings = subject_data.gather(request.subject_hash)
     suppression.suppress_erased(request.subject_hash, at)
     # The move to in_progress is fixed for this request: retries key their audit events on it.
     erased = subject_data.erase(holdings, request=request, started_at=request.updated_at or at)
-    log.info("subject data erased", extra={"request_id": request.request_id, "deleted": erased.deleted,
-                                           "purged": erased.purged, "held": erased.held})
+    log.info(
+        "subject data erased",
+        extra={
+            "request_id": request.request_id,
+            "deleted": erased.deleted,
+            "purged": erased.purged,
+            "held": erased.held,
+        },
+    )
     keeping_address = request.email is not None and request.personal_purged_at is None
-    purge = [RequestItem.name.remove(), RequestItem.details.remove(),
-             *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at)] if keeping_address \
+    purge = (
+        [
+            RequestItem.name.remove(),
+            RequestItem.details.remove(),
+            *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at),
+        ]
+        if keeping_address
         else deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at)
+    )
     transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased", updates=purge)
 
 
-def _close(request: RequestItem, target: Status, *, actor: str, at: datetime,
-           note: str | None = None, reason: str | None = None) -> None:
-    _tell(request, "own_request_answered", target.value, note=reason or note, outcome=target.value,
-          at=int(at.timestamp()))
-    transition(request, target, actor=actor, at=at,
-               updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at))
+def _close(
+    request: RequestItem,
+    target: Status,
+    *,
+    actor: str,
+    at: datetime,
+    note: str | None = None,
+    reason: str | None = None,
+) -> None:
+    _tell(
+        request, "own_request_answered", target.value, note=reason or note, outcome=target.value, at=int(at.timestamp())
+    )
+    transition(
+        request,
+        target,
+        actor=actor,
+        at=at,
+        updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at),
+    )
 
 
 # ------------------------------------------------------------------ the operator queue
 
 
-def resolve(request_id: str, decision: str, *, actor: str = "operator", note: str | None = None,
-            reason: str | None = None, name: str | None = None, locale: str | None = None) -> RequestItem:
+def resolve(
+    request_id: str,
+    decision: str,
+    *,
+    actor: str = "operator",
+    note: str | None = None,
+    reason: str | None = None,
+    name: str | None = None,
+    locale: str | None = None,
+) -> RequestItem:
     """An operator's decision on a request in the queue. Approving a rectification applies it to
     the contact (the request's `name`, or `name`/`locale` given here); approving a request the
     machine would have done (its carry-out failed) does it now. Rejecting needs a reason."""
@@ -159,8 +199,9 @@ def resolve(request_id: str, decision: str, *, actor: str = "operator", note: st
     elif kind is RequestType.RECTIFICATION:
         name = name if name is not None else request.name
         if name is None and locale is None:
-            raise InvalidInput("the request states no name; say what to correct (name or locale)",
-                               fields={"name": "required"})
+            raise InvalidInput(
+                "the request states no name; say what to correct (name or locale)", fields={"name": "required"}
+            )
         subject_data.file_request(request)
         contacts.rectify(request.subject_hash, name=name, locale=locale, actor=actor, cause=request.request_id)
         _close(request, Status.COMPLETED, actor=actor, at=clock.now(), note=note)
@@ -189,14 +230,23 @@ def extend(request_id: str, until: datetime, *, reason: str, actor: str = "opera
     event = audit.event(request.pk, action="due_extended", actor=actor, at=now, cause="due_extended")
     try:
         with transaction() as tx:
-            tx.update(request, actions=[*deadline_watch.extension_actions(until), RequestItem.updated_at.set(now)],
-                      condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
+            tx.update(
+                request,
+                actions=[*deadline_watch.extension_actions(until), RequestItem.updated_at.set(now)],
+                condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at),
+            )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
     request.refresh(consistent_read=True)
-    _tell(request, "own_request_answered", f"extended-{int(until.timestamp())}", note=reason.strip(),
-          outcome="extended", at=int(now.timestamp()))
+    _tell(
+        request,
+        "own_request_answered",
+        f"extended-{int(until.timestamp())}",
+        note=reason.strip(),
+        outcome="extended",
+        at=int(now.timestamp()),
+    )
     return request
 
 
@@ -223,8 +273,11 @@ def authority_context() -> dict:
 
 def received_context(request: RequestItem) -> dict:
     """What the `own_request_received` mail says (made when it is sent, rightsdesk.outbound.mail_kinds)."""
-    context = {"request_id": request.request_id, "request_type": request.request_type,
-               "due_at": clock.isoformat(request.due_at or clock.now())}
+    context = {
+        "request_id": request.request_id,
+        "request_type": request.request_type,
+        "due_at": clock.isoformat(request.due_at or clock.now()),
+    }
     if request.request_type == RequestType.COMPLAINT.value:
         context.update(authority_context())
     return context
@@ -232,12 +285,17 @@ def received_context(request: RequestItem) -> dict:
 
 def overdue_context(request: RequestItem) -> dict:
     """What the `own_request_overdue` mail says: when the answer was due, and the right to complain."""
-    return {"request_id": request.request_id, "request_type": request.request_type,
-            "due_at": clock.isoformat(request.due_at) if request.due_at else None, **authority_context()}
+    return {
+        "request_id": request.request_id,
+        "request_type": request.request_type,
+        "due_at": clock.isoformat(request.due_at) if request.due_at else None,
+        **authority_context(),
+    }
 
 
-def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, note: str | None = None,
-              reason: str | None = None) -> dict:
+def _answered(
+    request: RequestItem, outcome: Status | None, at: datetime, *, note: str | None = None, reason: str | None = None
+) -> dict:
     context = {
         "request_id": request.request_id,
         "request_type": request.request_type,
@@ -247,7 +305,10 @@ def _answered(request: RequestItem, outcome: Status | None, at: datetime, *, not
         "due_at": clock.isoformat(request.due_at) if request.due_at else None,
         "purposes": list(request.purposes or []),
     }
-    if outcome is Status.COMPLETED and request.request_type in (RequestType.ACCESS.value, RequestType.PORTABILITY.value):
+    if outcome is Status.COMPLETED and request.request_type in (
+        RequestType.ACCESS.value,
+        RequestType.PORTABILITY.value,
+    ):
         context["export_until"] = clock.isoformat(at + retention.keep_for(retention.Rule.EXPORT))
     return context
 
@@ -282,13 +343,18 @@ def after_answer(request_id: str) -> bool:
     except NotFound:
         return False
     erasing = (Status.IN_PROGRESS.value, Status.COMPLETED.value)
-    if (request.request_type != RequestType.ERASURE.value or request.status not in erasing
-            or request.personal_purged_at is not None):
+    if (
+        request.request_type != RequestType.ERASURE.value
+        or request.status not in erasing
+        or request.personal_purged_at is not None
+    ):
         return False
     at = clock.now()
     try:
-        request.update(actions=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at),
-                       condition=RequestItem.status.is_in(*erasing) & deletion.NOT_HELD)
+        request.update(
+            actions=deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at),
+            condition=RequestItem.status.is_in(*erasing) & deletion.NOT_HELD,
+        )
     except UpdateError as error:
         if deletion.conditional_failure(error):
             return False

@@ -20,13 +20,13 @@ from datetime import datetime
 
 from pynamodb.exceptions import UpdateError
 
-from rightsdesk.store import audit, deletion, queries
-from rightsdesk.notices import breaches
-from rightsdesk.kernel import clock, retention
 from rightsdesk.audience import consents
+from rightsdesk.kernel import clock, retention
+from rightsdesk.notices import breaches
 from rightsdesk.notices.breaches import SUBJECT
-from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store import audit, deletion, queries
 from rightsdesk.store.items.audience import ConsentItem, ContactItem, ListMemberItem, SuppressionItem
+from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.notices import IncidentItem, NoticeItem
 from rightsdesk.store.items.requests import RequestItem, SubjectRequestItem
 
@@ -62,11 +62,15 @@ def gather(subject_hash: str) -> Holdings:
     pk = ContactItem.key(subject_hash)
     found = Holdings(subject_hash)
     found.contact = retention.live_item(ContactItem, pk, ContactItem.SK, consistent_read=True)
-    found.memberships = _live(ListMemberItem.query(pk, ListMemberItem.sk.startswith(ListMemberItem.SK_PREFIX),
-                                                   consistent_read=True))
+    found.memberships = _live(
+        ListMemberItem.query(pk, ListMemberItem.sk.startswith(ListMemberItem.SK_PREFIX), consistent_read=True)
+    )
     found.consents = consents.ledger(subject_hash)
-    found.pointers = _live(SubjectRequestItem.query(
-        pk, SubjectRequestItem.sk.startswith(SubjectRequestItem.SK_PREFIX), consistent_read=True))
+    found.pointers = _live(
+        SubjectRequestItem.query(
+            pk, SubjectRequestItem.sk.startswith(SubjectRequestItem.SK_PREFIX), consistent_read=True
+        )
+    )
     keys = [(RequestItem.key(p.request_id), RequestItem.SK) for p in found.pointers]
     requests = RequestItem.batch_get(keys) if keys else []
     found.requests = sorted(
@@ -138,10 +142,15 @@ def _delete_recorded(item, request_id: str, at: datetime) -> int:
     epoch = int(at.timestamp())
     if not deletion.mark(item, deletion.Cause.ERASURE, at=epoch):
         return 0  # gone already (a retried erasure), or held
-    deletion.record(deletion.Change(
-        kind=deletion.DELETED, pk=item.pk, sk=item.sk, event_id=f"erasure:{request_id}:{item.pk}:{item.sk}",
-        old={"deleted_by": deletion.Cause.ERASURE.value, "deleted_at": epoch},
-    ))
+    deletion.record(
+        deletion.Change(
+            kind=deletion.DELETED,
+            pk=item.pk,
+            sk=item.sk,
+            event_id=f"erasure:{request_id}:{item.pk}:{item.sk}",
+            old={"deleted_by": deletion.Cause.ERASURE.value, "deleted_at": epoch},
+        )
+    )
     return int(deletion.delete_marked(item, deletion.Cause.ERASURE))
 
 
@@ -150,10 +159,15 @@ def _unaddress(incident: IncidentItem, notice: NoticeItem, request_id: str, at: 
     if not notice.email:
         return 0
     breaches.record_outcome(incident.incident_id, notice.sk, breaches.SUPPRESSED, at)  # no-op once sent
-    deletion.record(deletion.Change(
-        kind=deletion.PURGED, pk=notice.pk, sk=notice.sk, event_id=f"erasure:{request_id}:{notice.pk}:{notice.sk}",
-        new={"purged_by": deletion.Cause.ERASURE.value, "personal_purged_at": clock.isoformat(at)},
-    ))
+    deletion.record(
+        deletion.Change(
+            kind=deletion.PURGED,
+            pk=notice.pk,
+            sk=notice.sk,
+            event_id=f"erasure:{request_id}:{notice.pk}:{notice.sk}",
+            new={"purged_by": deletion.Cause.ERASURE.value, "personal_purged_at": clock.isoformat(at)},
+        )
+    )
     try:
         notice.update(actions=[NoticeItem.email.remove()], condition=NoticeItem.pk.exists())
     except UpdateError as error:

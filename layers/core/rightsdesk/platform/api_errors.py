@@ -39,15 +39,17 @@ def json_error(status: int, code: str, message: str, fields: dict[str, str] | No
     return Response(status_code=status, content_type=http.JSON, body=http.error_body(code, message, fields))
 
 
-def install(app: Any, *, logger: Any, metrics: Any, pages: ErrorPages | None = None,
-            rate_limited_metric: str | None = None) -> None:
+def install(
+    app: Any, *, logger: Any, metrics: Any, pages: ErrorPages | None = None, rate_limited_metric: str | None = None
+) -> None:
     """Register the error handlers on `app` (a powertools resolver). `rate_limited_metric` counts
     RateLimited answers under that name."""
 
     @app.exception_handler(RightsdeskError)
     def domain_error(error: RightsdeskError) -> Response:
         answer = (pages and pages.error(error.status, error.code, error.fields, error.message)) or json_error(
-            error.status, error.code, error.message, error.fields)
+            error.status, error.code, error.message, error.fields
+        )
         if isinstance(error, RateLimited):
             answer.headers["Retry-After"] = str(error.retry_after)
             if rate_limited_metric:

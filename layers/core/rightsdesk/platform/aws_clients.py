@@ -9,7 +9,7 @@ a seventh of bare boto3). pynamodb already brings botocore. Credentials, region 
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 _building = threading.Lock()
@@ -22,7 +22,7 @@ def _session() -> Any:
     return botocore.session.get_session()
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     with _building:  # a botocore session is not safe to build clients from in two threads at once
         return _session().create_client(service)

@@ -56,8 +56,11 @@ class Settings:
 
 
 LIMIT_FIELDS = (
-    "codes_per_address_per_hour", "submissions_per_source_per_minute", "failed_codes_per_address_per_hour",
-    "failed_codes_per_source_per_hour", "subject_mails_per_request_per_day",
+    "codes_per_address_per_hour",
+    "submissions_per_source_per_minute",
+    "failed_codes_per_address_per_hour",
+    "failed_codes_per_source_per_hour",
+    "subject_mails_per_request_per_day",
 )
 
 

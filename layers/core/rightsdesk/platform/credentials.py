@@ -45,4 +45,3 @@ def seal_webhook_secret(secret: str, controller_id: str) -> str:
 
 def unseal_webhook_secret(sealed: str, controller_id: str) -> str:
     return sealing.unseal(sealed, purpose=_SEAL_PURPOSE, owner=controller_id)
-

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from rightsdesk.kernel.errors import IdempotencyKeyReused
 from rightsdesk.platform import aws_clients
 from rightsdesk.platform.config import idempotency_table
-from rightsdesk.kernel.errors import IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,12 @@ class IdempotentOnFirstUse:
 
         self._config = IdempotencyConfig(**self._config_arguments)
         persistence = DynamoDBPersistenceLayer(table_name=idempotency_table())
-        return idempotent_function(self._function, data_keyword_argument=self._data_keyword_argument,
-                                   persistence_store=persistence, config=self._config)
+        return idempotent_function(
+            self._function,
+            data_keyword_argument=self._data_keyword_argument,
+            persistence_store=persistence,
+            config=self._config,
+        )
 
     def __call__(self, **arguments: Any) -> Any:
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -83,7 +87,8 @@ def come_back_after(queue_url: str, receipt_handle: str, seconds: int) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        aws_clients.client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle,
-                                                            VisibilityTimeout=seconds)
+        aws_clients.client("sqs").change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
     except (ClientError, BotoCoreError) as error:
         log.warning("could not schedule the retry", extra={"error_type": type(error).__name__})

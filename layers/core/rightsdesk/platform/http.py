@@ -131,8 +131,12 @@ def json_problem(body: str) -> tuple[int, str, str] | None:
         return None
     level = [parsed]
     for _ in range(MAX_JSON_DEPTH + 1):
-        level = [inner for value in level if isinstance(value, (dict, list))
-                 for inner in (value.values() if isinstance(value, dict) else value)]
+        level = [
+            inner
+            for value in level
+            if isinstance(value, (dict, list))
+            for inner in (value.values() if isinstance(value, dict) else value)
+        ]
         if not level:
             return None
     return 400, "malformed_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
@@ -219,8 +223,10 @@ def responses(
     """A route's documented answers (powertools `responses=`): its success (as each of `media`; the
     schema applies to JSON) and each error status."""
     documented: dict[int, Any] = {
-        status: {"description": description,
-                 "content": {kind: {"schema": schema} if schema and kind == JSON else {} for kind in media}}
+        status: {
+            "description": description,
+            "content": {kind: {"schema": schema} if schema and kind == JSON else {} for kind in media},
+        }
     }
     for code in errors:
         documented[code] = {"description": _ERROR_DESCRIPTIONS[code], "content": {JSON: {"schema": ERROR_SCHEMA}}}
@@ -229,19 +235,30 @@ def responses(
     return documented
 
 
-RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again (not on every 429)",
-                      "schema": {"type": "integer", "minimum": 1}}
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before trying again (not on every 429)",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
 # ------------------------------------------------------------------ busy, not broken
 
 # AWS error codes (and transaction cancellation reasons) that mean "slow down and retry": a 503
 # with Retry-After, not a 500.
-TRANSIENT_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
-    "TooManyRequestsException", "TransactionConflictException", "TransactionInProgressException",
-    "InternalServerError", "ServiceUnavailable", "KMS.ThrottlingException",
-})
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "KMS.ThrottlingException",
+    }
+)
 TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 

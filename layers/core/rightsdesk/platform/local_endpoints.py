@@ -72,6 +72,7 @@ def moto_url(environ: Mapping[str, str] | None = None) -> str:
 
 def same_endpoint(one: str, other: str) -> bool:
     """Two URLs of one local server: `localhost` and 127.0.0.1 are the same host."""
+
     def key(url: str) -> tuple[str, int | None]:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -85,5 +86,4 @@ def settings_hint(setting: PortSetting, url: str | None = None) -> str:
     port_value = str(urlsplit(url).port) if url and urlsplit(url).port else "<port>"
     url_variable = GATEWAY_URL_VARIABLE if setting is GATEWAY else MOTO_URL_VARIABLE if setting is MOTO else None
     also = f" (or {url_variable}={url or '<url>'})" if url_variable else ""
-    return (f"export {setting.variable}={port_value}, the variable `make run` reads too, and start both with it"
-            f"{also}")
+    return f"export {setting.variable}={port_value}, the variable `make run` reads too, and start both with it{also}"

@@ -36,4 +36,5 @@ def code_matches(request_id: str, code_hash: str | None) -> bool:
 
 def token_matches(request_id: str, code_hash: str, token_hash: str | None) -> bool:
     return bool(token_hash) and hmac.compare_digest(
-        hashing.keyed_hash("status_token", status_token(request_id, code_hash)), token_hash or "")
+        hashing.keyed_hash("status_token", status_token(request_id, code_hash)), token_hash or ""
+    )

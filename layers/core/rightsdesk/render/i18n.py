@@ -208,8 +208,13 @@ def list_name(name: object, locale: str) -> str:
 
 def labels(locale: str) -> dict[str, dict[str, str]]:
     """Every domain value a subject may see, with its words in `locale`: the legend of an export."""
-    tables = {"request_types": REQUEST_TYPE_NAMES, "statuses": STATUS_NAMES, "relationships": RELATIONSHIP_NAMES,
-              "purposes": PURPOSE_NAMES, "lists": LIST_NAMES}
+    tables = {
+        "request_types": REQUEST_TYPE_NAMES,
+        "statuses": STATUS_NAMES,
+        "relationships": RELATIONSHIP_NAMES,
+        "purposes": PURPOSE_NAMES,
+        "lists": LIST_NAMES,
+    }
     return {name: {key: gettext(text, locale) for key, text in table.items()} for name, table in tables.items()}
 
 

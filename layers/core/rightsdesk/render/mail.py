@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from rightsdesk.render import TEMPLATES_DIR
-from rightsdesk.render import i18n
 from rightsdesk.platform.config import settings
+from rightsdesk.render import TEMPLATES_DIR, i18n
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template
@@ -32,7 +31,14 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     # an extension of the due date (Art. 12(3)): the new date and the controller's reason
     "due_extended": ("request_type", "due_at", "reason", "status_url"),
     # to a controller's privacy contact (rightsdesk.routing.payloads), in the controller's locale
-    "request_forwarded": ("controller_name", "request_id", "request_type", "due_at", "request_url", "purge_after_minutes"),
+    "request_forwarded": (
+        "controller_name",
+        "request_id",
+        "request_type",
+        "due_at",
+        "request_url",
+        "purge_after_minutes",
+    ),
     "delivery_failed": ("controller_name", "request_id", "request_type", "due_at", "request_url", "attempts", "cause"),
     "request_notice": ("controller_name", "request_id", "request_type", "due_at", "request_url", "notice"),
     "webhook_disabled": ("controller_name", "controller_id", "requests_url"),
@@ -81,8 +87,14 @@ class MailSet:
     `filters` are added to the Environment. `kind` names the set's mails in errors.
     """
 
-    def __init__(self, kind: str, folders: tuple[Path, ...], required: dict[str, tuple[str, ...]],
-                 url_keys: tuple[str, ...], filters: dict[str, Callable] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        folders: tuple[Path, ...],
+        required: dict[str, tuple[str, ...]],
+        url_keys: tuple[str, ...],
+        filters: dict[str, Callable] | None = None,
+    ) -> None:
         self.kind = kind
         self.folders = folders
         self.required = required

@@ -10,7 +10,6 @@ the other's entries.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from markupsafe import Markup, escape
 
@@ -39,7 +38,9 @@ def paragraphs(text: str | None) -> Markup:
     """Operator-typed text as HTML paragraphs: blank lines part them, line breaks stay; all escaped."""
     blocks = [block for block in re.split(r"\n\s*\n", (text or "").strip()) if block.strip()]
     return Markup("").join(
-        Markup('<p style="margin:0 0 1rem;">{}</p>').format(Markup("<br>").join(escape(line) for line in block.splitlines()))
+        Markup('<p style="margin:0 0 1rem;">{}</p>').format(
+            Markup("<br>").join(escape(line) for line in block.splitlines())
+        )
         for block in blocks
     )
 

@@ -8,8 +8,6 @@ extracted with babel-operator.cfg), merged into each locale's catalog by rightsd
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rightsdesk.render import TEMPLATES_DIR
 from rightsdesk.render.mail import MAIL_DIR, MailSet, RenderedMail, absolute_url  # noqa: F401 (re-exported)
 from rightsdesk.render.notice_mail import paragraphs

@@ -10,20 +10,19 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from markupsafe import Markup
 
-from rightsdesk.render import TEMPLATES_DIR
-from rightsdesk.render import i18n
 from rightsdesk.kernel.clock import isoformat, parse_iso
-from rightsdesk.platform.config import SUPPORTED_LOCALES
-from rightsdesk.render.i18n import N_
 from rightsdesk.kernel.retention import Rule, keep_for
 from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
+from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.render import TEMPLATES_DIR, i18n
+from rightsdesk.render.i18n import N_
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -52,7 +51,9 @@ FORM_ANCHORS = {
 FORM_ERRORS = {
     ("site", "required"): N_("Enter the website where you used the chat."),
     ("site", "unknown_site"): N_("We do not know this website. Check the address or the site key."),
-    ("site", "site_unavailable"): N_("This website does not take requests through this service at the moment. Please contact the website directly."),
+    ("site", "site_unavailable"): N_(
+        "This website does not take requests through this service at the moment. Please contact the website directly."
+    ),
     ("type", "required"): N_("Choose what you would like to do."),
     ("type", "invalid_choice"): N_("Choose one of the listed options."),
     ("email", "required"): N_("Enter your email address."),
@@ -64,12 +65,16 @@ FORM_ERRORS = {
     "invalid_email": N_("Enter an email address in the form name@example.com."),
     "too_long": N_("This is too long. Please shorten it."),
     "unknown_site": N_("We do not know this website. Check the address or the site key."),
-    "site_unavailable": N_("This website does not take requests through this service at the moment. Please contact the website directly."),
+    "site_unavailable": N_(
+        "This website does not take requests through this service at the moment. Please contact the website directly."
+    ),
     "invalid_choice": N_("Choose one of the listed options."),
     "purposes_required": N_("Choose at least one use for which you withdraw consent."),
     "invalid_format": N_("This entry is not in a valid format."),
     "invalid_input": N_("Please check this entry."),
-    "invalid_characters": N_("Remove line breaks, control characters and invisible formatting characters from this entry."),
+    "invalid_characters": N_(
+        "Remove line breaks, control characters and invisible formatting characters from this entry."
+    ),
     "rate_limited": N_("Too many requests were sent from your network. Please wait a minute and try again."),
 }
 
@@ -77,20 +82,33 @@ VERIFY_ERRORS = {
     "invalid_code": N_("This code is not correct. Check the email we sent you and try again."),
     "code_expired": N_("This code has expired. Please send your request again to get a new code."),
     "too_many_attempts": N_("Too many wrong codes were entered. For your safety, please send your request again."),
-    "not_awaiting_verification": N_("This request does not need a code: it has already been confirmed, has expired or was cancelled."),
+    "not_awaiting_verification": N_(
+        "This request does not need a code: it has already been confirmed, has expired or was cancelled."
+    ),
 }
 CODE_ENTRY_ERRORS = frozenset({"invalid_code"})
 
 # Keys a handler may pass as `title` or `message` to the message page instead of its own text.
 MESSAGES = {
-    "not_found": (N_("Request not found"), N_("We could not find this request. The link may be incomplete, or the request was deleted at the end of its retention period.")),
-    "link_invalid": (N_("This link is no longer valid"), N_("The link has expired or has already been used. You can start a new request at any time.")),
+    "not_found": (
+        N_("Request not found"),
+        N_(
+            "We could not find this request. The link may be incomplete, or the request was deleted at the end of its retention period."
+        ),
+    ),
+    "link_invalid": (
+        N_("This link is no longer valid"),
+        N_("The link has expired or has already been used. You can start a new request at any time."),
+    ),
     "unauthorized": (N_("Access denied"), N_("This link or token does not give access to this request.")),
     "bad_request": (N_("Something is wrong with this request"), N_("Please go back to the form and try again.")),
     "too_many_requests": (N_("Too many requests"), N_("Please wait a moment and try again.")),
     "server_error": (N_("Something went wrong"), N_("Please try again in a few minutes.")),
     "cancelled": (N_("Request cancelled"), N_("Your request has been cancelled. You can start a new one at any time.")),
-    "page_not_found": (N_("Page not found"), N_("There is no page at this address. Check the link, or start from the request form.")),
+    "page_not_found": (
+        N_("Page not found"),
+        N_("There is no page at this address. Check the link, or start from the request form."),
+    ),
 }
 
 
@@ -110,7 +128,9 @@ def page_environment(*folders: Path, **extra_globals) -> Environment:
         lstrip_blocks=True,
     )
     i18n.install(env)
-    env.globals.update(inline_css=Markup(_asset("_style.css")), inline_js=Markup(_asset("_enhance.js")), **extra_globals)
+    env.globals.update(
+        inline_css=Markup(_asset("_style.css")), inline_js=Markup(_asset("_enhance.js")), **extra_globals
+    )
     return env
 
 
@@ -119,7 +139,7 @@ def _environment() -> Environment:
     return page_environment()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return (PAGES_DIR / name).read_text(encoding="utf-8").strip()
 

@@ -13,10 +13,10 @@ from datetime import datetime
 
 from pynamodb.exceptions import UpdateError
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
-from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.kernel.errors import Conflict, NotFound
+from rightsdesk.store import audit
+from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import LegalHold, RequestItem
 

@@ -24,14 +24,14 @@ from enum import Enum
 
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
+from rightsdesk.kernel.status import Status
+from rightsdesk.store import audit
 from rightsdesk.store.deletion import NOT_HELD, Cause, conditional_failure, delete_marked, mark, purge_actions
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.sweeps import SweepState
 from rightsdesk.store.items.table import _Item
-from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
-from rightsdesk.kernel.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ class Report:
             "interrupted": self.interrupted,
             "swept_through": (
                 clock.isoformat(datetime.fromtimestamp(self.swept_through, timezone.utc))
-                if self.swept_through is not None else None
+                if self.swept_through is not None
+                else None
             ),
         }
 
@@ -204,8 +205,12 @@ def _record_expiry(request: RequestItem) -> None:
     Keyed by the due time, so a sweep that stopped after writing it cannot write it twice."""
     due = datetime.fromtimestamp(int(request.retention_due_at), timezone.utc)
     event = audit.event(
-        request.pk, action="status_changed", actor="retention-sweeper", at=due,
-        from_status=Status.IDENTITY_UNVERIFIED.value, to_status=Status.EXPIRED.value,
+        request.pk,
+        action="status_changed",
+        actor="retention-sweeper",
+        at=due,
+        from_status=Status.IDENTITY_UNVERIFIED.value,
+        to_status=Status.EXPIRED.value,
         cause=Rule.UNVERIFIED_REQUEST.value,
     )
     event.sk = f"{event.SK_PREFIX}{due.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#expired"
@@ -248,19 +253,29 @@ def _never_fetched(request: RequestItem, now: int) -> Outcome:
     next_rule, start = retention.after_purge(request.created_at, request.verified_at)
     following = retention.schedule(next_rule, start, request.pk, request.sk)
     try:
-        transition(request, Status.DELIVERY_FAILED, actor="retention-sweeper", cause="never_fetched", at=at, updates=[
-            *purge_actions(RequestItem, Cause.SWEEPER, at),
-            *[getattr(RequestItem, name).set(value) for name, value in following.items()],
-            RequestItem.expires_at.set(following["retention_due_at"]),
-        ])
+        transition(
+            request,
+            Status.DELIVERY_FAILED,
+            actor="retention-sweeper",
+            cause="never_fetched",
+            at=at,
+            updates=[
+                *purge_actions(RequestItem, Cause.SWEEPER, at),
+                *[getattr(RequestItem, name).set(value) for name, value in following.items()],
+                RequestItem.expires_at.set(following["retention_due_at"]),
+            ],
+        )
     except IllegalTransition:
         return Outcome.CHANGED  # fetched (or cancelled) at the last moment: that stands
     return Outcome.UNDELIVERED
 
 
 def act(item: _Item, action: Action, now: int) -> Outcome:
-    if (isinstance(item, RequestItem) and item.retention_rule == Rule.UNFETCHED_PULL_REQUEST.value
-            and item.status == Status.FORWARDED.value):
+    if (
+        isinstance(item, RequestItem)
+        and item.retention_rule == Rule.UNFETCHED_PULL_REQUEST.value
+        and item.status == Status.FORWARDED.value
+    ):
         return _never_fetched(item, now)
     return _delete(item, now) if action is Action.DELETE else _purge(item, now)
 
@@ -362,8 +377,15 @@ def _one(key: tuple[str, str], item: _Item | None, now: int, dry_run: bool, repo
         return action is not Action.UNKNOWN_RULE
     if dry_run:
         report.count(rule, action.value)
-        report.items.append({"pk": key[0], "sk": key[1], "rule": rule, "action": action.value,
-                             "due_at": clock.isoformat(datetime.fromtimestamp(seen.due_at, timezone.utc))})
+        report.items.append(
+            {
+                "pk": key[0],
+                "sk": key[1],
+                "rule": rule,
+                "action": action.value,
+                "due_at": clock.isoformat(datetime.fromtimestamp(seen.due_at, timezone.utc)),
+            }
+        )
         return True
     try:
         outcome = act(item, action, now)

@@ -18,19 +18,19 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk.store import audit, limits, outbox, queries, request_view
 from rightsdesk.kernel import clock, deadlines, free_text
 from rightsdesk.kernel.delivery_mode import DeliveryMode
+from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
+from rightsdesk.kernel.status import CONTROLLER_ANSWERS, VISIBLE_TO_CONTROLLER, Status
+from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.routing import deadline_watch, delivery, registry
-from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
-from rightsdesk.store.lifecycle import transition
+from rightsdesk.store import audit, limits, outbox, queries, request_view
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import CONTROLLER_ANSWERS, VISIBLE_TO_CONTROLLER, Status
-from rightsdesk.kernel.status import values as status_values
+from rightsdesk.store.lifecycle import transition
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,10 @@ class StatusReport(BaseModel):
     extend_to: Annotated[
         datetime | None,
         BeforeValidator(deadlines.end_of_date),
-        Field(description="New due date (ISO 8601; a date alone means the end of that UTC day); "
-                          "at most 3 months after verification; only while the due date has not passed"),
+        Field(
+            description="New due date (ISO 8601; a date alone means the end of that UTC day); "
+            "at most 3 months after verification; only while the due date has not passed"
+        ),
     ] = None
 
     @model_validator(mode="after")
@@ -207,11 +209,16 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
         request.refresh(consistent_read=True)
     else:
         transition(  # reloads the request itself
-            request, Status(target), actor=actor(controller), at=now,
-            cause="due_extended" if extend_to else None, updates=updates,
+            request,
+            Status(target),
+            actor=actor(controller),
+            at=now,
+            cause="due_extended" if extend_to else None,
+            updates=updates,
         )
-    told = _tell_subject(request, report.reason, mail_id, extended=extend_to is not None,
-                         status_changed=target != before)
+    told = _tell_subject(
+        request, report.reason, mail_id, extended=extend_to is not None, status_changed=target != before
+    )
     answer = detail(request)
     answer["subject_notification"] = _notification(told, extended=extend_to is not None)
     return answer
@@ -224,8 +231,10 @@ def _notification(told: str, *, extended: bool) -> dict:
     if told == QUEUE_FAILED:
         message = "rightsdesk could not queue its mail to the subject; please tell them yourself"
     elif told == NOTE_LIMITED:
-        message = ("rightsdesk did not mail the subject again: the same note, or today's mails for this request "
-                   "were already sent; the status page shows the change")
+        message = (
+            "rightsdesk did not mail the subject again: the same note, or today's mails for this request "
+            "were already sent; the status page shows the change"
+        )
     elif extended:
         message = SUBJECT_INFORMED_BY_CONTROLLER
     else:
@@ -252,15 +261,19 @@ def _extend_only(request: RequestItem, controller: ControllerItem, updates: list
     event = audit.event(request.pk, action="due_extended", actor=actor(controller), at=now)
     try:
         with transaction() as tx:
-            tx.update(request, actions=[*updates, RequestItem.updated_at.set(now)],
-                      condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at))
+            tx.update(
+                request,
+                actions=[*updates, RequestItem.updated_at.set(now)],
+                condition=(RequestItem.status == request.status) & (RequestItem.due_at == request.due_at),
+            )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         raise IllegalTransition("the request changed meanwhile; reload it and try again") from error
 
 
-def _tell_subject(request: RequestItem, reason: str | None, mail_id: str, *, extended: bool,
-                  status_changed: bool = True) -> str:
+def _tell_subject(
+    request: RequestItem, reason: str | None, mail_id: str, *, extended: bool, status_changed: bool = True
+) -> str:
     """Email the subject about the change while their address is still kept: an extension names the
     new due date and the reason (Art. 12(3)), and the new status if it changed too. Says QUEUED,
     NO_ADDRESS, NOTE_LIMITED or QUEUE_FAILED. The status stands even if queueing the mail fails:
@@ -272,11 +285,15 @@ def _tell_subject(request: RequestItem, reason: str | None, mail_id: str, *, ext
         if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
             return NOTE_LIMITED
         if extended:
-            outbox.enqueue_mail("due_extended", request_id=request.request_id, status=request.status,
-                                status_changed=int(status_changed), mail_id=mail_id)
+            outbox.enqueue_mail(
+                "due_extended",
+                request_id=request.request_id,
+                status=request.status,
+                status_changed=int(status_changed),
+                mail_id=mail_id,
+            )
         else:
-            outbox.enqueue_mail("status_changed", request_id=request.request_id, status=request.status,
-                                mail_id=mail_id)
+            outbox.enqueue_mail("status_changed", request_id=request.request_id, status=request.status, mail_id=mail_id)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.error("could not queue the status email", extra={"error_type": type(error).__name__})
         return QUEUE_FAILED

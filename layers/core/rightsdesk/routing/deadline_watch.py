@@ -35,15 +35,15 @@ from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from rightsdesk.store import audit, outbox, queries
 from rightsdesk.kernel import clock, deadline_state
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.platform.config import settings
 from rightsdesk.kernel.errors import NotFound
+from rightsdesk.kernel.status import WATCHED, Status, in_order
+from rightsdesk.platform.config import settings
+from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import WATCHED, Status, in_order
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,17 @@ class WatchReport:
     unaddressed: int = 0  # operator reminders owed while OperatorEmail is empty
 
     def as_dict(self) -> dict:
-        return {"controllers": self.controllers, "requests": self.requests, "notices": self.notices,
-                "rerouted": self.rerouted, "overdue": self.overdue, "deferred": self.deferred,
-                "operator": self.operator, "subjects": self.subjects, "unaddressed": self.unaddressed}
+        return {
+            "controllers": self.controllers,
+            "requests": self.requests,
+            "notices": self.notices,
+            "rerouted": self.rerouted,
+            "overdue": self.overdue,
+            "deferred": self.deferred,
+            "operator": self.operator,
+            "subjects": self.subjects,
+            "unaddressed": self.unaddressed,
+        }
 
 
 def run(now: datetime | None = None) -> WatchReport:
@@ -115,13 +123,20 @@ def run(now: datetime | None = None) -> WatchReport:
         _send_digest(digest, now)
         report.operator = len(digest)
     if report.unaddressed:
-        log.warning("overdue reminders for the operator owed but OperatorEmail is empty",
-                    extra={"owed": report.unaddressed})
+        log.warning(
+            "overdue reminders for the operator owed but OperatorEmail is empty", extra={"owed": report.unaddressed}
+        )
     return report
 
 
-def _watch(request: RequestItem, controller: ControllerItem, now: datetime, report: WatchReport,
-           budget: list[int], digest: list[RequestItem]) -> None:
+def _watch(
+    request: RequestItem,
+    controller: ControllerItem,
+    now: datetime,
+    report: WatchReport,
+    budget: list[int],
+    digest: list[RequestItem],
+) -> None:
     overdue = deadline_state.is_overdue(request.status, request.due_at, now)
     report.overdue += overdue
     if request.status == Status.VERIFIED.value:
@@ -138,8 +153,11 @@ def _watch(request: RequestItem, controller: ControllerItem, now: datetime, repo
             report.deferred += 1
         elif _claim(request, notice, now):
             budget[0] -= 1
-            _queue_or_release(request, notice, lambda: outbox.enqueue_delivery(
-                request_id=request.request_id, event="overdue", notice=notice))
+            _queue_or_release(
+                request,
+                notice,
+                lambda: outbox.enqueue_delivery(request_id=request.request_id, event="overdue", notice=notice),
+            )
             report.notices[notice.partition("_")[0] if notice.startswith(OVERDUE) else notice] += 1
     if not overdue:
         return
@@ -165,8 +183,13 @@ def _tell_subject(request: RequestItem, now: datetime) -> bool:
     The notifier makes the mail (the supervisory authority, Art. 77) when it sends."""
     if not queries.personal_fields(request)["email"] or not _claim(request, SUBJECT_NOTICE, now):
         return False
-    _queue_or_release(request, SUBJECT_NOTICE, lambda: outbox.enqueue_mail(
-        "own_request_overdue", request_id=request.request_id, mail_id=f"own-{request.request_id}-overdue"))
+    _queue_or_release(
+        request,
+        SUBJECT_NOTICE,
+        lambda: outbox.enqueue_mail(
+            "own_request_overdue", request_id=request.request_id, mail_id=f"own-{request.request_id}-overdue"
+        ),
+    )
     return True
 
 
@@ -174,8 +197,12 @@ def _send_digest(requests: list[RequestItem], now: datetime) -> None:
     """One mail to the operator naming the requests (ids only: the notifier reads their facts)."""
     ids = {f"request_{n}": r.request_id for n, r in enumerate(requests)}
     try:
-        outbox.enqueue_mail("requests_overdue_digest", days=OPERATOR_AFTER_DAYS,
-                            mail_id=f"overdue-digest-{int(now.timestamp()) // 3600}-{requests[0].request_id}", **ids)
+        outbox.enqueue_mail(
+            "requests_overdue_digest",
+            days=OPERATOR_AFTER_DAYS,
+            mail_id=f"overdue-digest-{int(now.timestamp()) // 3600}-{requests[0].request_id}",
+            **ids,
+        )
     except Exception:
         for request in requests:
             _release(request, OPERATOR_NOTICE)
@@ -190,8 +217,15 @@ def digest_rows(ids: dict) -> list[dict]:
             r = queries.load_request(str(ids[name]))
         except NotFound:
             continue
-        rows.append({"request_id": r.request_id, "controller_id": r.controller_id, "request_type": r.request_type,
-                     "status": r.status, "due_at": clock.isoformat(r.due_at)})
+        rows.append(
+            {
+                "request_id": r.request_id,
+                "controller_id": r.controller_id,
+                "request_type": r.request_type,
+                "status": r.status,
+                "due_at": clock.isoformat(r.due_at),
+            }
+        )
     return rows
 
 
@@ -204,7 +238,8 @@ def _claim(request: RequestItem, notice: str, now: datetime) -> bool:
                 request,
                 actions=[RequestItem.notices_sent.add({notice})],
                 # the due date read is the one the notice is about: an extension meanwhile wins
-                condition=RequestItem.pk.exists() & ~RequestItem.notices_sent.contains(notice)
+                condition=RequestItem.pk.exists()
+                & ~RequestItem.notices_sent.contains(notice)
                 & (RequestItem.due_at == request.due_at),
             )
             tx.save(event, condition=type(event).sk.does_not_exist())
@@ -217,5 +252,7 @@ def _release(request: RequestItem, notice: str) -> None:
     try:
         request.update(actions=[RequestItem.notices_sent.delete({notice})])
     except UpdateError as error:
-        log.error("could not release a deadline notice claim", extra={"error_type": type(error).__name__,
-                                                                       "request_id": request.request_id})
+        log.error(
+            "could not release a deadline notice claim",
+            extra={"error_type": type(error).__name__, "request_id": request.request_id},
+        )

@@ -18,17 +18,17 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
-from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.errors import IllegalTransition
-from rightsdesk.store.lifecycle import transition
+from rightsdesk.kernel.retry import RetrySchedule
+from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
+from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
+from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
-from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
+from rightsdesk.store.lifecycle import transition
 
 # Webhook events for one controller about no request; the message names what the event is about.
 CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED)
@@ -122,8 +122,11 @@ class DeliveryMessage:
         """Stable for one event about one request (or one incident or policy version, for one
         controller): the idempotency key and the webhook-id's seed."""
         if self.event in CONTROLLER_EVENTS:
-            parts = [self.event, str(self.controller_id), *(str(getattr(self, name))
-                                                             for name in CONTROLLER_EVENT_IDS[self.event])]
+            parts = [
+                self.event,
+                str(self.controller_id),
+                *(str(getattr(self, name)) for name in CONTROLLER_EVENT_IDS[self.event]),
+            ]
         else:
             parts = [self.event, self.request_id or str(self.controller_id), self.notice or self.test_id or ""]
         return "dlv_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
@@ -174,8 +177,14 @@ def mark_delivered(
     )
 
 
-def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None, actor: str = "dispatcher",
-                why: str = "retries_exhausted") -> RequestItem:
+def mark_failed(
+    request: RequestItem,
+    *,
+    cause: str,
+    at: datetime | None = None,
+    actor: str = "dispatcher",
+    why: str = "retries_exhausted",
+) -> RequestItem:
     """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule
     undelivered_subject_data: a request nobody could deliver must not keep them for ever. A purge
     that already happened stays (a bounce reported after the delivered request's hour)."""
@@ -186,8 +195,9 @@ def mark_failed(request: RequestItem, *, cause: str, at: datetime | None = None,
         actor=actor,
         cause=f"{why}_{cause}",
         at=at,
-        updates=[] if request.personal_purged_at is not None else
-        retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
+        updates=[]
+        if request.personal_purged_at is not None
+        else retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
     )
 
 
@@ -203,9 +213,9 @@ def record_email_outcome(request_id: str, outcome: str) -> bool:
     (`failed`, the last attempt: forwarded -> delivery_failed; the message goes to the dead-letter
     queue, whose alarm tells the operator). False if nothing changed: it moved on (cancelled,
     recorded by an earlier try) or there was nothing to send."""
-    from rightsdesk.store import queries
-    from rightsdesk.routing import registry  # the dispatcher never records a mail's outcome: not at its cold start
     from rightsdesk.kernel.errors import NotFound
+    from rightsdesk.routing import registry  # the dispatcher never records a mail's outcome: not at its cold start
+    from rightsdesk.store import queries
 
     if outcome not in ("sent", "failed"):
         return False
@@ -247,8 +257,8 @@ def record_bounce(detail: dict, at: datetime | None = None) -> str | None:
     """A bounce of a request's forwarding mail: the request was not delivered after all
     (delivered -> delivery_failed, audited). Returns the request id if it changed, so the handler
     can alert the operator (metric DeliveryBounced, its alarm); None for any other event."""
-    from rightsdesk.store import queries
     from rightsdesk.kernel.errors import NotFound
+    from rightsdesk.store import queries
 
     request_id = bounced_request(detail)
     if request_id is None:

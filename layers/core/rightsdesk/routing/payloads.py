@@ -40,7 +40,9 @@ subject = request_view.delivered_subject
 def forwarded(request: RequestItem, controller: ControllerItem) -> dict:
     """Everything the controller needs to answer the request."""
     return request_view.view(
-        request, request_view.WEBHOOK_FORWARDED, links=_links(request),
+        request,
+        request_view.WEBHOOK_FORWARDED,
+        links=_links(request),
         # rightsdesk deletes the subject's personal fields this long after delivery
         personal_data_kept_seconds=purge_after_seconds(controller),
     )
@@ -113,5 +115,8 @@ def request_mail(request: RequestItem, controller: ControllerItem) -> dict:
 
 def webhook_disabled_mail(controller: ControllerItem) -> dict:
     """The endpoint answered 410 Gone: deliveries go to this contact by email until a new one is set."""
-    return {"controller_name": controller.name, "controller_id": controller.controller_id,
-            "requests_url": f"{settings().public_base_url}/v1/controller/requests"}
+    return {
+        "controller_name": controller.name,
+        "controller_id": controller.controller_id,
+        "requests_url": f"{settings().public_base_url}/v1/controller/requests",
+    }

@@ -14,15 +14,14 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
+from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
-from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
-from rightsdesk.kernel.identifiers import EMAIL_PATTERN
-from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
+from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
 from rightsdesk.store.items.table import transaction
 
 # Offboarding. Disabled: no API key, no new submissions, every delivery by email to the privacy
@@ -140,7 +139,9 @@ def parse_duration(text: str) -> int:
     """Seconds in an ISO-8601 duration of days, hours, minutes, seconds: P1D, PT1H, PT30M, P1DT12H."""
     match = _DURATION.fullmatch(text.strip().upper()) if text else None
     if not match or not any(match.groups()) or text.strip().upper().endswith("T"):
-        raise InvalidInput("use an ISO-8601 duration such as PT1H, PT30M or P1D", fields={"purge_after": "invalid_duration"})
+        raise InvalidInput(
+            "use an ISO-8601 duration such as PT1H, PT30M or P1D", fields={"purge_after": "invalid_duration"}
+        )
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
@@ -157,7 +158,9 @@ def format_duration(seconds: int | None) -> str | None:
 
 def _check_delivery(delivery: str, webhook_url: str | None, allow_loopback_http: bool | None) -> None:
     if delivery not in DELIVERY_MODES:
-        raise InvalidInput(f"delivery must be one of {', '.join(DELIVERY_MODES)}", fields={"delivery": "invalid_choice"})
+        raise InvalidInput(
+            f"delivery must be one of {', '.join(DELIVERY_MODES)}", fields={"delivery": "invalid_choice"}
+        )
     if delivery == DeliveryMode.WEBHOOK:
         if not webhook_url:
             raise InvalidInput("webhook delivery needs a webhook URL", fields={"webhook_url": "required"})
@@ -168,8 +171,14 @@ def _check_delivery(delivery: str, webhook_url: str | None, allow_loopback_http:
 
 
 def _check_profile(
-    *, name: str, site_key: str, domains: list[str], contact_email: str, locale: str,
-    sla_days: int | None, purge_after_seconds: int | None,
+    *,
+    name: str,
+    site_key: str,
+    domains: list[str],
+    contact_email: str,
+    locale: str,
+    sla_days: int | None,
+    purge_after_seconds: int | None,
 ) -> None:
     from rightsdesk.kernel import free_text  # pydantic: loaded only by who registers (the CLI, the API)
 
@@ -214,12 +223,18 @@ def history(controller_id: str, limit: int = 20) -> list[AuditEvent]:
     """The controller's latest audit events, newest first: registration, key and secret rotations,
     delivery changes, webhook tests, an endpoint disabled by a 410, policy.updated outcomes."""
     require_controller(controller_id)
-    events = AuditEvent.query(ControllerItem.key(controller_id), AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
-                              scan_index_forward=False, limit=limit)
+    events = AuditEvent.query(
+        ControllerItem.key(controller_id),
+        AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
+        scan_index_forward=False,
+        limit=limit,
+    )
     return [event for event in events if retention.is_live(event)]
 
 
-def _audit(tx: TransactWrite, controller_id: str, action: str, actor: str, at: datetime, cause: str | None = None) -> None:
+def _audit(
+    tx: TransactWrite, controller_id: str, action: str, actor: str, at: datetime, cause: str | None = None
+) -> None:
     event = audit.event(ControllerItem.key(controller_id), action=action, actor=actor, at=at, cause=cause)
     tx.save(event, condition=AuditEvent.sk.does_not_exist())
 
@@ -258,8 +273,15 @@ def register(
     domain_list = sorted({identifiers.normalize_site_key(d).rstrip(".") for d in domains if d.strip()} - {site_key})
     contact_email = identifiers.normalize_email(contact_email)
     _check_delivery(delivery, webhook_url, allow_loopback_http)
-    _check_profile(name=name, site_key=site_key, domains=domain_list, contact_email=contact_email, locale=locale,
-                   sla_days=sla_days, purge_after_seconds=purge_after_seconds)
+    _check_profile(
+        name=name,
+        site_key=site_key,
+        domains=domain_list,
+        contact_email=contact_email,
+        locale=locale,
+        sla_days=sla_days,
+        purge_after_seconds=purge_after_seconds,
+    )
     now = now or clock.now()
     controller_id = controller_id or hashing.new_id("ctl")
     api_key = credentials.new_api_key()
@@ -314,8 +336,10 @@ def rotate_api_key(controller_id: str, *, actor: str = "operator") -> str:
         )
         if controller.api_key_hash:
             tx.delete(ApiKeyItem(ApiKeyItem.key(controller.api_key_hash), ApiKeyItem.SK))
-        tx.save(ApiKeyItem(ApiKeyItem.key(new_hash), ApiKeyItem.SK, controller_id=controller_id),
-                condition=ApiKeyItem.pk.does_not_exist())
+        tx.save(
+            ApiKeyItem(ApiKeyItem.key(new_hash), ApiKeyItem.SK, controller_id=controller_id),
+            condition=ApiKeyItem.pk.does_not_exist(),
+        )
         _audit(tx, controller_id, "api_key_rotated", actor, now)
 
     _transact(writes, "the controller changed meanwhile; try again")
@@ -341,7 +365,9 @@ def set_delivery(
         actions.append(ControllerItem.webhook_url.set(webhook_url))
         if not controller.webhook_secret_sealed:
             secret = credentials.new_webhook_secret()
-            actions.append(ControllerItem.webhook_secret_sealed.set(credentials.seal_webhook_secret(secret, controller_id)))
+            actions.append(
+                ControllerItem.webhook_secret_sealed.set(credentials.seal_webhook_secret(secret, controller_id))
+            )
     else:
         # No endpoint, no secret: a later switch back to webhooks issues a fresh one.
         actions += [
@@ -370,8 +396,9 @@ def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datet
     still_signing = signing_replaced_secrets(controller, now)
     if len(still_signing) >= MAX_SIGNING_REPLACED_SECRETS:
         first_free = clock.isoformat(min(secret.valid_until for secret in still_signing))
-        raise TooManyRotations(f"{MAX_SIGNING_REPLACED_SECRETS} replaced secrets still sign; "
-                               f"rotate again after {first_free}")
+        raise TooManyRotations(
+            f"{MAX_SIGNING_REPLACED_SECRETS} replaced secrets still sign; rotate again after {first_free}"
+        )
     secret = credentials.new_webhook_secret()
     expires = now + PREVIOUS_SECRET_GRACE
     replaced = [*reversed(still_signing), ReplacedSecret(sealed=controller.webhook_secret_sealed, valid_until=expires)]
@@ -400,8 +427,16 @@ def _check_reason(reason: str | None) -> str | None:
     return reason
 
 
-def _change_state(controller: ControllerItem, state: str, action: str, *, reason: str | None, actor: str,
-                  extra_actions=(), extra_writes=None) -> ControllerItem:
+def _change_state(
+    controller: ControllerItem,
+    state: str,
+    action: str,
+    *,
+    reason: str | None,
+    actor: str,
+    extra_actions=(),
+    extra_writes=None,
+) -> ControllerItem:
     now = clock.now()
     actions = [
         ControllerItem.state.set(state),
@@ -428,7 +463,9 @@ def disable(controller_id: str, *, reason: str | None = None, actor: str = "oper
     reason = _check_reason(reason)
     controller = require_controller(controller_id)
     if state_of(controller) != ACTIVE:
-        raise Conflict(f"controller {controller_id} is {state_of(controller)}", code=f"controller_{state_of(controller)}")
+        raise Conflict(
+            f"controller {controller_id} is {state_of(controller)}", code=f"controller_{state_of(controller)}"
+        )
     return _change_state(controller, DISABLED, "controller_disabled", reason=reason, actor=actor)
 
 
@@ -444,8 +481,9 @@ def enable(controller_id: str, *, reason: str | None = None, actor: str = "opera
     return _change_state(controller, ACTIVE, "controller_enabled", reason=reason, actor=actor)
 
 
-def remove(controller_id: str, *, reason: str | None = None, release_sites: bool = False,
-           actor: str = "operator") -> ControllerItem:
+def remove(
+    controller_id: str, *, reason: str | None = None, release_sites: bool = False, actor: str = "operator"
+) -> ControllerItem:
     """Offboard the controller for good: its API key and webhook secrets are deleted, nothing more
     is delivered to it, and the operator answers its open requests (`rightsdesk requests answer`).
     The record, its audit trail and its requests stay for their retention time. Its site keys and
@@ -470,8 +508,15 @@ def remove(controller_id: str, *, reason: str | None = None, release_sites: bool
         for site in sites:
             tx.delete(SiteItem(SiteItem.key(site), SiteItem.SK), condition=SiteItem.controller_id == controller_id)
 
-    return _change_state(controller, REMOVED, "controller_removed", reason=reason, actor=actor,
-                         extra_actions=cleared, extra_writes=writes)
+    return _change_state(
+        controller,
+        REMOVED,
+        "controller_removed",
+        reason=reason,
+        actor=actor,
+        extra_actions=cleared,
+        extra_writes=writes,
+    )
 
 
 # ------------------------------------------------------------------ views

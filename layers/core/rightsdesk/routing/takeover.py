@@ -10,12 +10,12 @@ report (the same transitions, the subject told by mail while the address is stil
 from __future__ import annotations
 
 from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import Conflict, InvalidInput
+from rightsdesk.kernel.status import AWAITING_DELIVERY, CONTROLLER_ANSWERS, Status, is_open, values
 from rightsdesk.routing import controller_requests, delivery, registry
 from rightsdesk.store import queries
-from rightsdesk.kernel.errors import Conflict, InvalidInput
-from rightsdesk.store.lifecycle import transition
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import AWAITING_DELIVERY, CONTROLLER_ANSWERS, Status, is_open, values
+from rightsdesk.store.lifecycle import transition
 
 ACTOR = "operator"
 ANSWERS = values(CONTROLLER_ANSWERS)
@@ -42,9 +42,15 @@ def answer(request_id: str, status: str, *, reason: str | None = None) -> Reques
     if request.status == Status.VERIFIED.value:
         # Never routed: the operator is where it arrives, and its personal fields get a delivery's clock.
         request = transition(
-            request, Status.IN_PROGRESS, actor=ACTOR, cause=CAUSE, at=now,
-            updates=[RequestItem.delivered_at.set(now),
-                     *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, now)],
+            request,
+            Status.IN_PROGRESS,
+            actor=ACTOR,
+            cause=CAUSE,
+            at=now,
+            updates=[
+                RequestItem.delivered_at.set(now),
+                *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, now),
+            ],
         )
     elif request.status in AWAITING_DELIVERY:
         request = delivery.mark_delivered(request, controller, via="operator", actor=ACTOR, at=now)

@@ -11,13 +11,12 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import IllegalTransition
+from rightsdesk.kernel.status import CLOSED, Status, can_transition
+from rightsdesk.store import audit
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
-from rightsdesk.kernel.status import CLOSED, Status, can_transition
-
 
 # TransactionCanceledException reasons that a repeat of the same write may clear.
 TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
@@ -58,8 +57,13 @@ def transition(
     if target in CLOSED:
         actions.append(RequestItem.closed_at.set(at))
     event = audit.event(
-        request.pk, action="status_changed", actor=actor, at=at,
-        from_status=current.value, to_status=target.value, cause=cause,
+        request.pk,
+        action="status_changed",
+        actor=actor,
+        at=at,
+        from_status=current.value,
+        to_status=target.value,
+        cause=cause,
     )
     also_delete, also_update = list(also_delete), list(also_update)  # a retry writes them again
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
@@ -87,8 +91,10 @@ def transition(
 
 def condition_failed(error: TransactWriteError) -> bool:
     """True if a condition of the transaction failed (not a conflict, a throttle or an outage)."""
-    return any(reason is not None and reason.code == "ConditionalCheckFailed"
-               for reason in (getattr(error, "cancellation_reasons", None) or ()))
+    return any(
+        reason is not None and reason.code == "ConditionalCheckFailed"
+        for reason in (getattr(error, "cancellation_reasons", None) or ())
+    )
 
 
 def _transient(error: TransactWriteError) -> bool:

@@ -164,8 +164,9 @@ def subject_note_allowed(request_id: str, status: str, reason: str | None, due_a
     note = "\x00".join((status, reason or "", clock.isoformat(due_at) if due_at else ""))
     allowed = note_once(subject_mails_per_request(), request_id, note)
     if not allowed:
-        log.info("status note not mailed: repeated, or over the request's mails for today",
-                 extra={"request_id": request_id})
+        log.info(
+            "status note not mailed: repeated, or over the request's mails for today", extra={"request_id": request_id}
+        )
     return allowed
 
 
@@ -177,5 +178,8 @@ def refused_in(error: Exception, positions: dict[int, Limit]) -> list[Limit]:
     """The limits whose spend made a transaction fail: `positions` maps each spend's index among
     the transaction's items (pynamodb orders them: condition checks, deletes, puts, updates)."""
     reasons = list(getattr(error, "cancellation_reasons", None) or ())
-    return [limit for index, limit in positions.items()
-            if index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"]
+    return [
+        limit
+        for index, limit in positions.items()
+        if index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
+    ]

@@ -92,8 +92,7 @@ def enqueue_mails(bodies: list[dict]) -> int:
     queue = settings().mail_queue_url
     for start in range(0, len(bodies), SQS_BATCH):
         entries = [
-            {"Id": str(n), "MessageBody": json.dumps(body)}
-            for n, body in enumerate(bodies[start : start + SQS_BATCH])
+            {"Id": str(n), "MessageBody": json.dumps(body)} for n, body in enumerate(bodies[start : start + SQS_BATCH])
         ]
         failed = _sqs().send_message_batch(QueueUrl=queue, Entries=entries).get("Failed") or []
         if failed:

@@ -10,18 +10,26 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import chain, islice
 
-from rightsdesk.store import audit
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import NotFound
+from rightsdesk.kernel.status import Status
+from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from rightsdesk.kernel.status import Status
 
 # The skeleton: what anyone with access to the table may see. Personal fields are never in it.
 SKELETON_FIELDS = (
-    "request_id", "controller_id", "site", "request_type", "relationship", "status",
-    "created_at", "verified_at", "due_at", "personal_purged_at",
+    "request_id",
+    "controller_id",
+    "site",
+    "request_type",
+    "relationship",
+    "status",
+    "created_at",
+    "verified_at",
+    "due_at",
+    "personal_purged_at",
 )
 
 

@@ -32,8 +32,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def timeline(request: RequestItem) -> list[dict[str, str]]:
     """Each status the request reached and when, oldest first, from its audit trail."""
-    return [{"at": clock.isoformat(event.at), "status": event.to_status}
-            for event in queries.audit_trail(request) if event.to_status]
+    return [
+        {"at": clock.isoformat(event.at), "status": event.to_status}
+        for event in queries.audit_trail(request)
+        if event.to_status
+    ]
 
 
 def held_subject(request: RequestItem) -> dict[str, str] | None:
@@ -85,17 +88,51 @@ class Audience:
 # The subject's status page and GET /v1/requests/{id}: progress only, no personal data.
 SUBJECT_STATUS = Audience(("request_id", "type", "status", "created_at", "verified_at", "due_at", "timeline"))
 # The controller API: a listing's entries, and one request with the subject while it is held.
-CONTROLLER_SUMMARY = Audience(("request_id", "site", "type", "relationship", "status", "flags", "created_at",
-                               "verified_at", "due_at", "personal_data_purged_at"))
+CONTROLLER_SUMMARY = Audience(
+    (
+        "request_id",
+        "site",
+        "type",
+        "relationship",
+        "status",
+        "flags",
+        "created_at",
+        "verified_at",
+        "due_at",
+        "personal_data_purged_at",
+    )
+)
 CONTROLLER_DETAIL = CONTROLLER_SUMMARY.then("locale", "purposes", "subject", "timeline")
 # Each of the subject's requests in their export (schemas/export.schema.json).
-EXPORT = Audience(("request_id", "type", "status", "site", "relationship", "locale", "purposes", "created_at",
-                   "verified_at", "due_at", "personal", "timeline"))
+EXPORT = Audience(
+    (
+        "request_id",
+        "type",
+        "status",
+        "site",
+        "relationship",
+        "locale",
+        "purposes",
+        "created_at",
+        "verified_at",
+        "due_at",
+        "personal",
+        "timeline",
+    )
+)
 # Webhook event data: notices carry no personal data; dsr.request.forwarded carries the subject.
 WEBHOOK_NOTICE = Audience(("request_id", "type", "status", "due_at", "links"), given=frozenset({"links"}))
 WEBHOOK_FORWARDED = WEBHOOK_NOTICE.then(
-    "relationship", "flags", "purposes", "locale", "created_at", "verified_at", "subject",
-    "personal_data_kept_seconds", own={"subject": delivered_subject}, given=("personal_data_kept_seconds",),
+    "relationship",
+    "flags",
+    "purposes",
+    "locale",
+    "created_at",
+    "verified_at",
+    "subject",
+    "personal_data_kept_seconds",
+    own={"subject": delivered_subject},
+    given=("personal_data_kept_seconds",),
 )
 
 
@@ -103,5 +140,7 @@ def view(request: RequestItem, audience: Audience, **given: Any) -> dict[str, An
     """The request as `audience` sees it; `given` supplies exactly the audience's given keys."""
     if set(given) != audience.given:
         raise TypeError(f"this view needs {sorted(audience.given)} given, got {sorted(given)}")
-    return {key: given[key] if key in audience.given else audience.own.get(key, FIELDS[key])(request)
-            for key in audience.keys}
+    return {
+        key: given[key] if key in audience.given else audience.own.get(key, FIELDS[key])(request)
+        for key in audience.keys
+    }

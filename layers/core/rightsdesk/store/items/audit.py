@@ -7,7 +7,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 
-from rightsdesk.store.items.table import _TableMeta, ControllerIndex, _Item
+from rightsdesk.store.items.table import ControllerIndex, _Item, _TableMeta
 
 
 class AuditEvent(_Item):

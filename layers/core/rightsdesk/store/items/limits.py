@@ -7,7 +7,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 
-from rightsdesk.store.items.table import _TableMeta, _Item
+from rightsdesk.store.items.table import _Item, _TableMeta
 
 
 class GuardItem(_Item):

@@ -11,7 +11,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 
-from rightsdesk.store.items.table import _TableMeta, ControllerIndex, _Item
+from rightsdesk.store.items.table import ControllerIndex, _Item, _TableMeta
 
 
 class LegalHold(MapAttribute):

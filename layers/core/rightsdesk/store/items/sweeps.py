@@ -7,7 +7,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 
-from rightsdesk.store.items.table import _TableMeta, _Item
+from rightsdesk.store.items.table import _Item, _TableMeta
 
 
 class SweepState(_Item):
