@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run     start the local stack (moto on :4566, gateway on :3000, demo controller 'demo')"
 	@echo "make test    unit, integration, template checks, sam build and the browser test"
+	@echo "make format ruff: fix the lint findings it can and format the tree"
 	@echo "make lint    cfn-lint and sam validate --lint"
 	@echo "make build   sam build (BuildMethod: makefile, no Docker)"
 	@echo "make requirements  regenerate layers/core/requirements.txt from constraints.txt"
