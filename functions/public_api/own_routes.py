@@ -16,7 +16,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from rightsdesk.own_data import exports
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
 
@@ -46,6 +45,8 @@ def export(
     ] = None,
     lang: Annotated[str | None, Query(max_length=16)] = None,
 ):
+    from rightsdesk.own_data import exports  # the export's route alone needs the subject's holdings
+
     status_token = _token(token)
     headers = router.current_event.headers
     wants_html = format == "html" or (format is None and http.wants_html(headers.get("accept")))
@@ -85,6 +86,8 @@ def export(
     responses=http.responses(200, "JSON Schema (2020-12)", None, media=("application/schema+json",)),
 )
 def export_schema():
+    from rightsdesk.own_data import exports
+
     # Serialized here: the resolver serializes dict bodies of application/json only.
     return Response(status_code=200, content_type="application/schema+json", body=json.dumps(exports.schema()))
 
@@ -93,4 +96,6 @@ def export_schema():
 
 
 def export_link(request, token: str | None) -> str | None:
+    from rightsdesk.own_data import exports  # a status page, not every cold start
+
     return exports.link(request, token)
