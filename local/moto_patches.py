@@ -18,6 +18,7 @@ import errno
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -81,6 +82,7 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
         return
     _capture_sent_mail(remember_mail)
     _sqs_follows_injected_clock()
+    _sqs_long_polls_on_the_wall_clock()
     _sqs_visibility_limit_from_the_receive()
     if not getattr(moto, _MARK + "_transactions", False):
         _transactions_check_before_writing()
@@ -162,6 +164,31 @@ def _sqs_follows_injected_clock() -> None:
 
     sqs.unix_time = unix_time
     sqs.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0
+
+
+def _sqs_long_polls_on_the_wall_clock() -> None:
+    """Why: moto ends a long poll when unix_time() passes the poll's end, and unix_time follows the
+    injected clock (above). A clock moved back during a poll (a test putting its clock back) left the
+    poller waiting until the injected time caught up, days later: no mail or delivery after it. Each
+    poll is now moto's own receive without waiting, repeated until the wall-clock wait is over."""
+    from moto.sqs import models as sqs
+
+    sqs.SQSBackend.receive_message = receive_on_the_wall_clock(sqs.SQSBackend.receive_message)
+
+
+def receive_on_the_wall_clock(receive: Callable[..., list]) -> Callable[..., list]:
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> list:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            found = receive(self, queue_name, count, 0, *args, **kwargs)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            self.get_queue(queue_name).wait_for_messages(min(left, 1.0))
+
+    return receive_message
 
 
 def _clock_offset() -> float:

@@ -87,3 +87,41 @@ def test_no_module_but_moto_patches_changes_moto():
         if path.name != "moto_patches.py"
     }
     assert {path: lines for path, lines in patched.items() if lines} == {}
+
+
+class _FakeQueue:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def wait_for_messages(self, timeout: float) -> None:
+        self.waits.append(timeout)
+
+
+class _FakeSqs:
+    """moto's receive as the clock patch makes it: with a wait, it returns only once the injected
+    clock has passed the poll's end, which a clock moved back never reaches."""
+
+    def __init__(self, answers: list[list]) -> None:
+        self.answers = answers
+        self.queue = _FakeQueue()
+        self.waits_asked: list[int] = []
+
+    def get_queue(self, name: str) -> _FakeQueue:
+        return self.queue
+
+
+def _moto_receive(self: _FakeSqs, queue_name: str, count: int, wait_seconds_timeout: int, *rest) -> list:
+    self.waits_asked.append(wait_seconds_timeout)
+    if wait_seconds_timeout:
+        raise AssertionError("a long poll on the injected clock: it could wait for days")
+    return self.answers.pop(0) if self.answers else []
+
+
+def test_a_long_poll_ends_on_the_wall_clock_whatever_the_injected_clock_does():
+    receive = moto_patches.receive_on_the_wall_clock(_moto_receive)
+    sqs = _FakeSqs(answers=[[], [], ["message"]])
+    assert receive(sqs, "MailQueue", 10, 20, 30) == ["message"], "polls again until a message shows"
+    assert sqs.waits_asked == [0, 0, 0] and len(sqs.queue.waits) == 2
+
+    empty = _FakeSqs(answers=[])
+    assert receive(empty, "MailQueue", 10, 0, 30) == [] and empty.queue.waits == [], "no wait asked: one look"
