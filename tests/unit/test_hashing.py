@@ -1,3 +1,5 @@
+import pytest
+
 from rightsdesk.platform import hashing
 
 
@@ -32,3 +34,10 @@ def test_hash_changes_with_the_key(monkeypatch):
 def test_email_hash_ignores_case_and_surrounding_space():
     assert hashing.email_hash(" Ana@Example.COM ") == hashing.email_hash("ana@example.com")
     assert "ana" not in hashing.email_hash("ana@example.com")
+
+
+@pytest.mark.parametrize("given", ["", "abc", "k\U0010c31az\U0001600e", "»Õi\x96", "\ud800", "a" * 64, "é" * 32])
+def test_a_value_from_outside_is_compared_without_error_whatever_its_characters(given):
+    """A cursor's or a link's signature comes from the caller: non-ASCII must be a mismatch, not a 500."""
+    assert hashing.same_text(given, "0" * 32) is False
+    assert hashing.same_text(given, given) is True

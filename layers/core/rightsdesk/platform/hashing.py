@@ -81,3 +81,9 @@ def derived_token(purpose: str, *parts: str, prefix: str = "") -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def same_text(given: str, expected: str) -> bool:
+    """Constant-time equality of a value from outside (a cursor's or a link's signature) and ours.
+    On bytes: hmac.compare_digest refuses a str with non-ASCII characters (TypeError, a 500)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))

@@ -9,7 +9,6 @@ while they exist; they are purged after delivery (rightsdesk.kernel.retention).
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import logging
 from datetime import datetime
@@ -145,7 +144,7 @@ def _encode_cursor(controller_id: str, status: str | None, last_key: dict) -> st
 def _decode_cursor(controller_id: str, status: str | None, cursor: str) -> dict:
     """The listing's resume point. Signed, so a cursor only continues the listing that issued it."""
     encoded, _, signature = cursor.partition(".")
-    if not hmac.compare_digest(signature, _sign_cursor(controller_id, status, encoded)):
+    if not hashing.same_text(signature, _sign_cursor(controller_id, status, encoded)):
         raise InvalidInput("that cursor does not belong to this listing", fields={"cursor": "invalid_cursor"})
     pk, gsi1sk = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
     return {
