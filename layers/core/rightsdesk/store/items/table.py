@@ -129,19 +129,21 @@ def bind_table(table_name: str, region: str | None = None) -> None:
     _TableMeta, so binding does not depend on which item modules a process has loaded yet."""
     if region:
         config.use_region(region)
-    _TableMeta.table_name = table_name
-    _TableMeta.region = region or _TableMeta.region
-    for model in _models():
-        model.Meta.table_name = table_name
-        model.Meta.region = _TableMeta.region
-        model._connection = None
-    connection.cache_clear()
+    _point_models(table_name=table_name, region=region or _TableMeta.region)
 
 
 def set_region(region: str) -> None:
     """Point every model at another region (the CLI learns its region after the models are loaded)."""
-    _TableMeta.region = region
+    _point_models(region=region)
+
+
+def _point_models(**meta: str) -> None:
+    """Set Meta attributes on _TableMeta (for models loaded later) and on every model loaded now,
+    dropping their connections so the next call opens one with the new settings."""
+    for name, value in meta.items():
+        setattr(_TableMeta, name, value)
     for model in _models():
-        model.Meta.region = region
+        for name, value in meta.items():
+            setattr(model.Meta, name, value)
         model._connection = None
     connection.cache_clear()
