@@ -57,17 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     import_rows = imports.measure_paired(imports.functions(), runs=args.import_runs)
     delivery.install_write_counter()  # before any stack: it hooks the botocore clients created later
 
-    from local import loopback  # every caller is 127.0.0.1: the abuse limits are raised (local/loopback.py)
-    from local.stack import LocalStack
+    from bench.stacks import bench_stack  # after the import bench: the local runner stays out of its numbers
 
-    with LocalStack(
-        ROOT / "template.yaml",
-        gateway_port=0,
-        moto_port=0,
-        receiver_port=0,
-        schedules=False,
-        parameter_overrides=loopback.LIMITS,
-    ) as stack:
+    with bench_stack(ROOT) as stack:
         latency_rows = api_latency.measure(stack, count=args.requests)
 
     # In a process and a table of its own: the live-item counts are exact.
@@ -76,23 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Fresh stacks: the sweep must purge only the requests it counts, and moto's transactions slow
     # down as its table grows.
-    with LocalStack(
-        ROOT / "template.yaml",
-        gateway_port=0,
-        moto_port=0,
-        receiver_port=0,
-        schedules=False,
-        parameter_overrides=loopback.LIMITS,
-    ) as stack:
+    with bench_stack(ROOT) as stack:
         writes = delivery.writes_per_request(stack)
-    with LocalStack(
-        ROOT / "template.yaml",
-        gateway_port=0,
-        moto_port=0,
-        receiver_port=0,
-        schedules=False,
-        parameter_overrides=loopback.LIMITS,
-    ) as stack:
+    with bench_stack(ROOT) as stack:
         delivery_md = delivery.section(delivery.routing_throughput(stack, args.routed), writes)
 
     # Processes of their own: the notifier's memory and calls are measured without moto in them.

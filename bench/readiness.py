@@ -89,18 +89,10 @@ def previous_load_section(report: Path) -> str:
 
 
 def run(root: Path, *, route_calls: int, load_requests: int) -> str:
-    from local import loopback
-    from local.stack import LocalStack
+    from bench.stacks import bench_stack
 
     # every caller is 127.0.0.1: the abuse limits are raised (local/loopback.py)
-    with LocalStack(
-        root / "template.yaml",
-        gateway_port=0,
-        moto_port=0,
-        receiver_port=0,
-        schedules=False,
-        parameter_overrides=loopback.LIMITS,
-    ) as stack:
+    with bench_stack(root) as stack:
         route_rows = routes.measure(stack, count=route_calls)
         cold_figures = cold.measure()
     if load_requests:
