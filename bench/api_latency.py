@@ -45,12 +45,10 @@ def _codes_from_outbox(stack, wanted: set[str], timeout: float = 120) -> dict[st
     the notifier takes most messages before the queue can be read."""
     import re
 
-    from local import outbox
-
     codes: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while wanted - codes.keys() and time.monotonic() < deadline:
-        for mail in outbox.messages(stack.account_id, stack.region):
+        for mail in stack.outbox():
             for request_id, code in re.findall(r"/verify/(dsr_\w+)\?code=(\d{6})", mail.get("text") or ""):
                 codes[request_id] = code
         time.sleep(0.2)

@@ -95,10 +95,8 @@ def _wait(predicate, what: str, timeout: float = 120.0) -> None:
 
 def _codes(stack) -> dict[str, str]:
     """request id -> verification code, from the emails the notifier sent (moto's SES)."""
-    from local import outbox
-
     found = {}
-    for mail in outbox.messages(stack.account_id, stack.region):
+    for mail in stack.outbox():
         match = re.search(r"/verify/(dsr_\w+)\?code=(\d{6})", mail.get("text") or "")
         if match:
             found[match.group(1)] = match.group(2)
@@ -208,6 +206,7 @@ def writes_per_request(stack, count: int = 20) -> dict:
         ids = _submit_and_verify(stack, count, "writes")
         _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
         clock.advance(3600 + 60)  # the purge is due one hour after delivery
+        stack.sync_clock()
         report = stack.invoke(
             "RetentionFunction", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
         )

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from local import faults, outbox
+from local import faults
 from local.functions import FunctionError, FunctionUnavailable
 from local.pollers import SqsPoller, drain, schedule_properties, scheduled_event
 from local.servers import RequestHandler, error_body
@@ -65,10 +65,10 @@ class DevRoutes:
         return 200, self.stack.health()
 
     def get_outbox(self, body: Any) -> tuple[int, Any]:
-        return 200, outbox.messages(self.stack.account_id, self.stack.region)
+        return 200, self.stack.outbox()
 
     def delete_outbox(self, body: Any) -> tuple[int, Any]:
-        outbox.clear(self.stack.account_id, self.stack.region)
+        self.stack.clear_outbox()
         return 200, {"cleared": True}
 
     def get_clock(self, body: Any) -> tuple[int, Any]:
@@ -87,6 +87,7 @@ class DevRoutes:
                 raise BadRequest('send {"advance_seconds": N} or {"offset_seconds": N}')
         except (TypeError, ValueError) as error:
             raise BadRequest(str(error)) from None
+        self.stack.sync_clock()
         return 200, _clock_state()
 
     def run(self, logical_id: str, body: Any) -> tuple[int, Any]:

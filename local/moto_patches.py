@@ -1,9 +1,8 @@
 """Every change the local run makes to moto's internals, for the one moto version they were read against.
 
-moto's public surface (mock_aws, ThreadedMotoServer, the backends' APIs over HTTP) is not enough for
-the local run: it needs SQS to follow the injected clock, transactions that cost the same after
-10,000 requests as after 10, the full content of sent mails, and a server that fails fast on a busy
-port. Each of those replaces or wraps something private to moto, which any moto release may rename
+moto's public surface (mock_aws, its server application, the backends' APIs over HTTP) is not enough
+for the local run: it needs SQS to follow the injected clock, transactions that cost the same after
+10,000 requests as after 10, and the full content of sent mails. Each of those replaces or wraps something private to moto, which any moto release may rename
 or change. So they all live here, and importing this module fails at once, with what to do, unless
 the installed moto is exactly the version constraints.txt pins (the one this file was checked
 against). Reading moto's models (local/outbox.py, tests/support) is not patching and stays there.
@@ -14,9 +13,6 @@ Moving to another moto: docs/operations.md, "Dependencies" (read every patch bel
 from __future__ import annotations
 
 import copy
-import errno
-import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -61,20 +57,15 @@ check_moto_version(_installed_moto_version(), pinned_moto_version())
 # Only now: a different moto fails above with what to do, not below with an ImportError.
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
-    MotoRequestHandler,
+    MotoRequestHandler,  # noqa: F401 - local/moto_process.py serves moto with it
     create_backend_app,
 )
-from moto.server import ThreadedMotoServer  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from local.servers import PortInUse  # noqa: E402
-from rightsdesk.platform.local_endpoints import MOTO  # noqa: E402
 
 _MARK = "_rightsdesk_local_patches"  # set on moto's package once every patch is in
 
 
 def install(remember_mail: Callable[[str | None, dict], None]) -> None:
-    """Apply every patch to this process's moto (the server runs in it), once per process.
+    """Apply every patch to this process's moto (local/moto_process.py serves it), once per process.
     `remember_mail(message_id, content)` receives each sent simple email's full content."""
     import moto
 
@@ -352,51 +343,6 @@ def _stop_instance_tracking() -> None:
     reset_model_data()
 
 
-class MotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer on a socket bound up front, serving through _OneDynamoDBRequestAtATime.
-
-    Why: the base class binds inside its thread, where werkzeug answers a busy port with sys.exit
-    and start() then waits forever. Binding here turns a busy port into PortInUse. Its private
-    _server_entry (and the _server, _server_ready_event, _ip_address and _port it uses) is replaced.
-    """
-
-    def __init__(self, host: str, port: int):
-        super().__init__(ip_address=host, port=port, verbose=False)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._socket.bind((host, port))
-            self._socket.listen(128)
-        except OSError as error:
-            self._socket.close()
-            if error.errno == errno.EADDRINUSE:
-                raise PortInUse(port, MOTO.what, MOTO.variable, MOTO.flag) from None
-            raise
-        # Every moto request would otherwise print an access line to stderr.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-    def _server_entry(self) -> None:
-        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._ip_address,
-            self._port,
-            app,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-            fd=self._socket.fileno(),
-        )
-        self._socket.close()  # werkzeug holds its own duplicate of the descriptor
-        self._server_ready_event.set()
-        self._server.serve_forever(poll_interval=0.1)
-
-    @property
-    def url(self) -> str:
-        host, port = self.get_host_and_port()
-        return f"http://{host}:{port}"
-
-    def shut(self) -> None:
-        """Stop a started server, or release the socket of one that never started."""
-        if self._server is not None:
-            self.stop()
-        else:
-            self._socket.close()
+def moto_application() -> Any:
+    """moto's server application, DynamoDB requests taking turns (local/moto_process.py serves it)."""
+    return _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))

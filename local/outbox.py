@@ -1,4 +1,4 @@
-"""The emails SES has "sent", read from moto's in-process backend.
+"""The emails SES has "sent", read from moto's backend inside moto's process (local/moto_process.py serves them).
 
 moto keeps a simple message's HTML *or* its text (not both) and drops its headers, so its send
 operations hand the full content to `remember`, by message id (local/moto_patches.py). Raw

@@ -13,12 +13,13 @@ from typing import Any
 
 import boto3
 
-from local import calls, faults, moto_patches, outbox
+from local import calls, faults
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
 from local.dev_routes import DevRoutes
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
 from local.intrinsics import Resolver, parameter_values
+from local.moto_process import MotoProcess
 from local.pollers import Worker, build_workers
 from local.receiver import WebhookReceiver
 from local.resources import Resources
@@ -71,7 +72,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._threads: list[ServerThread] = []
         self._servers: list[HttpServer] = []
-        self._moto: moto_patches.MotoServer | None = None
+        self._moto: MotoProcess | None = None
         self._gateway: Gateway | None = None
         self._saved_env: dict[str, str] | None = None
         self._saved_path: list[str] | None = None
@@ -192,7 +193,7 @@ class LocalStack:
                     flag=local_endpoints.RECEIVER.flag,
                 )
             )
-            self._moto = moto_patches.MotoServer(HOST, self.ports["moto"])
+            self._moto = MotoProcess(HOST, self.ports["moto"])
         except BaseException:
             for server in self._servers:
                 server.server_close()
@@ -211,7 +212,7 @@ class LocalStack:
         urllib.request.urlopen(
             urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST"), timeout=5
         ).close()
-        moto_patches.install(remember_mail=outbox.remember)
+        self.sync_clock()  # a stack started after the clock moved (bench, a second stack) starts in step
         if os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS"):  # tests/integration/test_granted_calls.py
             calls.install(os.environ["RIGHTSDESK_LOCAL_RECORD_CALLS"])
         self._session = boto3.session.Session(region_name=self.region)
@@ -324,6 +325,23 @@ class LocalStack:
     def moto_url(self) -> str:
         assert self._moto is not None
         return self._moto.url
+
+    def sync_clock(self) -> None:
+        """Tell moto's process where the injected clock stands (its SQS visibility timeouts follow it).
+        /_dev/clock calls this; code that moves the clock in this process calls it after."""
+        from rightsdesk.kernel import clock
+
+        assert self._moto is not None
+        self._moto.set_clock_offset(clock.offset_seconds())
+
+    def outbox(self) -> list[dict]:
+        """Every mail SES has "sent", in send order (local/outbox.py, read inside moto's process)."""
+        assert self._moto is not None
+        return self._moto.outbox(self.account_id, self.region)
+
+    def clear_outbox(self) -> None:
+        assert self._moto is not None
+        self._moto.clear_outbox(self.account_id, self.region)
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         return self.functions[logical_id].invoke(event)

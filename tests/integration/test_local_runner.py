@@ -474,6 +474,23 @@ def test_sigterm_stops_too(launch_stack):
     assert running.process.wait(timeout=10) == 0
 
 
+def test_moto_leaves_with_a_killed_runner(launch_stack):
+    """moto runs in a process of its own; a runner that dies without cleaning up (SIGKILL, an OOM kill)
+    must not leave it holding the port for the next `make run`."""
+    running = launch_stack("--template", str(FIXTURE_TEMPLATE))
+    assert requests.get(running.moto_url + "/moto-api/", timeout=5).status_code == 200
+    running.process.send_signal(signal.SIGKILL)
+    running.process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.get(running.moto_url + "/moto-api/", timeout=1)
+        except requests.ConnectionError:
+            return
+        time.sleep(0.1)
+    pytest.fail("moto's process outlived the runner")
+
+
 # ---------------------------------------------------------------------------------------- the repo's template
 def test_the_repo_template_starts_with_the_demo_controller(stack, table):
     health = stack.health()
