@@ -147,8 +147,9 @@ security: $(CHECKOV_STAMP)
 fuzz: install
 	RIGHTSDESK_FUZZ_EXAMPLES=$${EXAMPLES:-100} $(PY) -m pytest tests/integration/test_fuzz_api.py -q $(PYTEST_ARGS)
 
+# SHAPE=peer: the load the best-known peer was measured with (bench/load.py run_peer); CLIENTS sets its many clients.
 load: install
 	mkdir -p .local
-	$(PY) -m bench.load --requests $${REQUESTS:-2000} --concurrency $${CLIENTS:-20}
+	$(PY) -m bench.load --shape $${SHAPE:-even} --requests $${REQUESTS:-2000} --concurrency $${CLIENTS:-20}
 
 check: test security fuzz

@@ -163,6 +163,159 @@ def run(base_url: str, total: int = 2000, concurrency: int = 20, wait_seconds: f
     }
 
 
+# ------------------------------------------------------------------ the peer's shape
+PEER_START, PEER_END = "<!-- load-peer:start -->", "<!-- load-peer:end -->"
+# Measured by the issue's author on this machine: Fides 2.78 with Postgres, Redis and a Celery worker.
+FIDES = {
+    "submit_1_p50": "62 ms",
+    "submit_20": "29.9 req/s / 646 ms",
+    "verify_1_p50": "39 ms",
+    "verify_20": "42.2 req/s / 446 ms",
+    "delivered": "107.5 s",
+    "ready": "8–13 s (web) + 8.5 s (worker)",
+    "memory": "13 always-on processes, 1.3 GB RSS",
+}
+
+
+def run_peer(
+    base_url: str, alone: int = 200, together: int = 1000, clients: int = 20, wait_seconds: float = 900
+) -> dict:
+    """The load the peer was measured with: `alone` submissions from one client, then `together` from
+    `clients` clients; each verified with its mailed code by as many clients as submitted it; then the
+    time from the first of the many clients' verifications until every one of those requests reached
+    the demo controller's webhook."""
+    client = Client(base_url)
+    run_id = uuid.uuid4().hex[:8]
+    phases = {name: Phase() for name in ("submit_1", "submit_20", "verify_1", "verify_20")}
+
+    def submit_all(phase: Phase, tag: str, total: int, concurrency: int) -> list[str]:
+        def submit_one(n: int) -> str | None:
+            body = {"site": "demo", "type": "access", "email": f"peer-{run_id}-{tag}-{n}@example.org"}
+            answer = client.post(phase, "/v1/requests", body, {"Idempotency-Key": f"peer-{run_id}-{tag}-{n}"})
+            return answer.json()["request_id"] if answer is not None and answer.status_code == 202 else None
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            ids = list(pool.map(submit_one, range(total)))
+        phase.seconds = time.perf_counter() - started
+        return [request_id for request_id in ids if request_id]
+
+    def verify_all(phase: Phase, ids: list[str], codes: dict[str, str], concurrency: int) -> list[str]:
+        def verify_one(request_id: str) -> bool:
+            if request_id not in codes:
+                return False
+            answer = client.post(phase, f"/v1/requests/{request_id}/verify", {"code": codes[request_id]})
+            return answer is not None and answer.status_code == 200
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            verified = [rid for rid, ok in zip(ids, pool.map(verify_one, ids), strict=True) if ok]
+        phase.seconds = time.perf_counter() - started
+        return verified
+
+    load_before = os.getloadavg()[0]
+    alone_ids = submit_all(phases["submit_1"], "alone", alone, 1)
+    together_ids = submit_all(phases["submit_20"], "together", together, clients)
+    codes = _codes(base_url, set(alone_ids + together_ids), timeout=wait_seconds)
+    verified_alone = verify_all(phases["verify_1"], alone_ids, codes, 1)
+    first_verification = time.perf_counter()
+    verified_together = verify_all(phases["verify_20"], together_ids, codes, clients)
+    delivered = _deliveries(base_url, set(verified_alone + verified_together), timeout=wait_seconds)
+    together_delivered = set(verified_together) & delivered.keys()
+    all_delivered_seconds = time.perf_counter() - first_verification
+    accepted, verified = alone_ids + together_ids, verified_alone + verified_together
+    statuses = sum((phase.statuses for phase in phases.values()), Counter())
+    return {
+        "alone": alone,
+        "together": together,
+        "clients": clients,
+        **{name: phase.summary() for name, phase in phases.items()},
+        "accepted": len(accepted),
+        "verified": len(verified),
+        "delivered": len(set(verified) & delivered.keys()),
+        "together_delivered": len(together_delivered),
+        "delivered_seconds": all_delivered_seconds,
+        "lost": (alone + together - len(accepted))
+        + (len(accepted) - len(verified))
+        + len(set(verified) - delivered.keys()),
+        "duplicated": (len(accepted) - len(set(accepted))) + sum(1 for ids in delivered.values() if len(ids) > 1),
+        "server_errors": sum(n for status, n in statuses.items() if isinstance(status, int) and status >= 500),
+        "retried": sum(n for status, n in statuses.items() if status in (503, "connection")),
+        "load_average": (load_before, os.getloadavg()[0]),
+    }
+
+
+def peer_section(result: dict, ready_seconds: float, memory: tuple[float, int]) -> str:
+    def rate(p: dict) -> str:
+        return f"{p['per_second']:.1f} req/s / {p['p50_ms']:,.0f} ms"
+
+    ours = {
+        "submit_1_p50": f"{result['submit_1']['p50_ms']:.0f} ms",
+        "submit_20": rate(result["submit_20"]),
+        "verify_1_p50": f"{result['verify_1']['p50_ms']:.0f} ms",
+        "verify_20": rate(result["verify_20"]),
+        "delivered": f"{result['delivered_seconds']:.1f} s",
+        "ready": f"{ready_seconds:.1f} s",
+        "memory": f"{memory[1]} processes, {memory[0]:,.0f} MB RSS",
+    }
+    labels = {
+        "submit_1_p50": "submit, 1 client: p50",
+        "submit_20": f"submit, {result['clients']} clients: throughput / p50",
+        "verify_1_p50": "verify, 1 client: p50",
+        "verify_20": f"verify, {result['clients']} clients: throughput / p50",
+        "delivered": f"{result['together']:,} verified requests until all delivered",
+        "ready": "start to ready",
+        "memory": "memory at the end of the run",
+    }
+    rows = "\n".join(f"| {labels[key]} | {FIDES[key]} | {ours[key]} |" for key in labels)
+    return f"""{PEER_START}
+## Side by side with the peer (`make load SHAPE=peer`)
+
+The load the best-known open-source alternative (Fides 2.78, with Postgres, Redis and a Celery
+worker) was measured with on this same 2-core machine: {result["alone"]} submissions from one client,
+then {result["together"]:,} from {result["clients"]} clients; each verified with its mailed code by as
+many clients; then the time from the first of the {result["clients"]} clients' verifications until every
+one of those requests reached the demo controller's webhook. rightsdesk runs as `make run` does
+(`python -m local`), with the abuse limits raised through parameter overrides because every client
+is 127.0.0.1 (local/loopback.py); their production defaults are unchanged. The Fides column is the
+issue's measurement (Fides cannot run here: no Docker); ours is this run's. Load average (1 minute)
+{result["load_average"][0]:.1f} at the start, {result["load_average"][1]:.1f} at the end.
+
+| measure (same machine, same load) | Fides | rightsdesk |
+|---|---|---|
+{rows}
+
+| lost | duplicated | 5xx | retried (503 or refused) | accepted | verified | delivered |
+|---|---|---|---|---|---|---|
+| {result["lost"]} | {result["duplicated"]} | {result["server_errors"]} | {result["retried"]} | {result["accepted"]} | {result["verified"]} | {result["delivered"]} |
+{PEER_END}"""
+
+
+def tree_rss_megabytes(root: int) -> tuple[float, int]:
+    """Resident memory (MB) of `root` and its descendants, read from /proc; and how many processes."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent == frontier[-1]]
+        frontier.pop()
+        tree.update(children)
+        frontier.extend(children)
+    pages = 0
+    for pid in tree:
+        try:
+            pages += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6, len(tree)
+
+
 # ------------------------------------------------------------------ a local run of its own
 
 
@@ -178,6 +331,7 @@ class LocalRun:
     def __enter__(self) -> str:
         ports = [_free_port() for _ in range(3)]
         self.log = open(ROOT / ".local" / "load-run.log", "w") if (ROOT / ".local").is_dir() else subprocess.DEVNULL
+        self.ready_seconds = 0.0
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -198,10 +352,12 @@ class LocalRun:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         base_url = f"http://127.0.0.1:{ports[0]}"
-        deadline = time.monotonic() + 90
+        started = time.monotonic()
+        deadline = started + 90
         while time.monotonic() < deadline:
             try:
                 if requests.get(base_url + "/_dev/health", timeout=1).status_code == 200:
+                    self.ready_seconds = time.monotonic() - started
                     return base_url
             except requests.RequestException:
                 pass
@@ -210,6 +366,10 @@ class LocalRun:
             time.sleep(0.2)
         self.__exit__()
         raise RuntimeError("the local run did not start")
+
+    def rss_megabytes(self) -> tuple[float, int]:
+        """Resident memory of the run and every process it started (moto, containers), and how many."""
+        return tree_rss_megabytes(self.process.pid)
 
     def __exit__(self, *_: object) -> None:
         self.process.terminate()
@@ -249,10 +409,10 @@ Lambda concurrency decide instead.
 {END}"""
 
 
-def write_section(markdown: str) -> None:
+def write_section(markdown: str, start: str = START, end: str = END) -> None:
     text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + markdown + text[text.index(END) + len(END) :]
+    if start in text and end in text:
+        text = text[: text.index(start)] + markdown + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + markdown + "\n"
     REPORT.write_text(text)
@@ -264,7 +424,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--base-url", help="a running local stack (default: start one)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--shape",
+        choices=("even", "peer"),
+        default="even",
+        help="even: --requests from --concurrency clients; peer: the load the peer was measured with",
+    )
+    parser.add_argument("--alone", type=int, default=200, help="peer shape: submissions from one client")
+    parser.add_argument("--together", type=int, default=1000, help="peer shape: submissions from --concurrency clients")
     args = parser.parse_args(argv)
+    if args.shape == "peer":
+        return _main_peer(args)
     if args.base_url:
         result = run(args.base_url, args.requests, args.concurrency)
     else:
@@ -276,6 +446,18 @@ def main(argv: list[str] | None = None) -> int:
         write_section(markdown)
     ok = result["lost"] == result["duplicated"] == result["server_errors"] == 0
     return 0 if ok else 1
+
+
+def _main_peer(args: argparse.Namespace) -> int:
+    run = LocalRun()
+    with run as base_url:
+        result = run_peer(base_url, args.alone, args.together, args.concurrency)
+        memory = run.rss_megabytes()
+    markdown = peer_section(result, run.ready_seconds, memory)
+    print(markdown)
+    if not args.no_write:
+        write_section(markdown, PEER_START, PEER_END)
+    return 0 if result["lost"] == result["duplicated"] == result["server_errors"] == 0 else 1
 
 
 if __name__ == "__main__":
