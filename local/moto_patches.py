@@ -12,10 +12,14 @@ Moving to another moto: docs/operations.md, "Dependencies" (read every patch bel
 
 from __future__ import annotations
 
+import base64
+import calendar
 import copy
+import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -78,6 +82,8 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     if not getattr(moto, _MARK + "_transactions", False):
         _transactions_check_before_writing()
     _stop_instance_tracking()
+    _backend_folders_listed_once()
+    stream_records_as_plain_json()
     setattr(moto, _MARK, True)
 
 
@@ -118,8 +124,6 @@ def _capture_sent_mail(remember: Callable[[str | None, dict], None]) -> None:
         return result
 
     def send_v2(self: Any) -> Any:
-        import json
-
         result = v2_send(self)
         params = json.loads(self.body)
         simple = (params.get("Content") or {}).get("Simple")
@@ -341,6 +345,45 @@ def _stop_instance_tracking() -> None:
 
     BaseModel.__new__ = staticmethod(untracked)  # type: ignore[method-assign]
     reset_model_data()
+
+
+def stream_records_as_plain_json() -> None:
+    """Why: moto answers GetRecords through its generic serializer, which walks botocore's shape for
+    every attribute of every image: with NEW_AND_OLD_IMAGES that was most of moto's time under load
+    (the local run reads the whole stream to filter it as Lambda would). moto's records are already
+    in DynamoDB's wire format but for datetimes (ApproximateCreationDateTime), which the serializer
+    turns into epoch seconds truncated to milliseconds, and binary values, which it base64-encodes;
+    json.dumps does the same here.
+    tests/unit/test_moto_patches.py reads every attribute type back through botocore."""
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    if getattr(DynamoDBStreamsHandler.get_records, "_plain_json", False):
+        return
+
+    def wire_format(value: Any) -> float | str:
+        if isinstance(value, datetime):
+            return calendar.timegm(value.timetuple()) + (value.microsecond // 1000) / 1000.0
+        if isinstance(value, (bytes, bytearray)):
+            return base64.b64encode(value).decode()
+        raise TypeError(f"{type(value).__name__} in a stream record")
+
+    def get_records(self: Any) -> tuple[int, dict[str, str], str]:
+        limit = self._get_param("Limit")
+        result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=wire_format)
+
+    get_records._plain_json = True  # type: ignore[attr-defined]
+    DynamoDBStreamsHandler.get_records = get_records
+
+
+def _backend_folders_listed_once() -> None:
+    """Why: moto's server finds the backend for a request's Host header by listing its own package
+    folder on disk (os.listdir and an isdir per entry), on every request: under load that was about
+    40% of moto's time. The folders do not change while it runs."""
+    from moto import backends
+
+    folders = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: folders
 
 
 def moto_application() -> Any:

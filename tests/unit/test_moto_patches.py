@@ -125,3 +125,55 @@ def test_a_long_poll_ends_on_the_wall_clock_whatever_the_injected_clock_does():
 
     empty = _FakeSqs(answers=[])
     assert receive(empty, "MailQueue", 10, 0, 30) == [] and empty.queue.waits == [], "no wait asked: one look"
+
+
+def test_stream_records_carry_every_attribute_type_as_dynamodb_sends_them():
+    """The local run's GetRecords answers without moto's generic serializer (too slow to read a
+    whole stream under load); what a stream consumer reads through botocore must not change."""
+    import boto3
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.server import ThreadedMotoServer
+
+    moto_patches.stream_records_as_plain_json()
+    assert getattr(DynamoDBStreamsHandler.get_records, "_plain_json", False)
+    item = {
+        "pk": {"S": "stream-types"},
+        "n": {"N": "12.5"},
+        "b": {"B": b"\x00\xffbytes"},
+        "yes": {"BOOL": True},
+        "none": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}]},
+        "m": {"M": {"inner": {"S": "ü ✓"}, "deeper": {"M": {"n": {"N": "-1"}}}}},
+    }
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # mock_aws has no streams
+    server.start()
+    host, port = server.get_host_and_port()
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        dynamodb = session.client("dynamodb", region_name="eu-central-1", endpoint_url=f"http://{host}:{port}")
+        table = dynamodb.create_table(
+            TableName="stream-types",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]
+        streams = session.client("dynamodbstreams", region_name="eu-central-1", endpoint_url=f"http://{host}:{port}")
+        shard = streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        dynamodb.put_item(TableName="stream-types", Item=item)
+        dynamodb.delete_item(TableName="stream-types", Key={"pk": item["pk"]})
+        answer = streams.get_records(ShardIterator=iterator)
+    finally:
+        server.stop()
+    inserted, removed = (record["dynamodb"] for record in answer["Records"])
+    assert [record["eventName"] for record in answer["Records"]] == ["INSERT", "REMOVE"]
+    assert inserted["NewImage"] == item and removed["OldImage"] == item
+    assert inserted["Keys"] == removed["Keys"] == {"pk": {"S": "stream-types"}}
+    assert inserted["ApproximateCreationDateTime"].year >= 2024
+    assert answer["NextShardIterator"]
