@@ -61,7 +61,6 @@ check_moto_version(_installed_moto_version(), pinned_moto_version())
 # Only now: a different moto fails above with what to do, not below with an ImportError.
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
-    MotoRequestHandler,  # noqa: F401 - local/moto_process.py serves moto with it
     create_backend_app,
 )
 

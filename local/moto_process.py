@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import json
-import logging
 import os
 import signal
 import socket
@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local.servers import PortInUse
+from local.servers import HttpServer, PortInUse, RequestHandler
 from rightsdesk.platform.local_endpoints import MOTO
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +151,61 @@ class ControlRoutes:
         return [payload]
 
 
+class WsgiOverKeepAlive:
+    """moto's WSGI application behind local/servers.py's keep-alive server.
+
+    Why not werkzeug's server, which moto ships with: it answers every request with
+    `Connection: close`, so each AWS call the handlers made opened a TCP connection and moto started
+    a thread for it. The SDKs send every body with a Content-Length, so a connection can be kept.
+    """
+
+    def __init__(self, app: Any, port: int):
+        self.app = app
+        self.port = str(port)
+
+    def __call__(self, request: RequestHandler) -> None:
+        path, _, query = request.path.partition("?")
+        body = request.read_body()
+        environ = {
+            "REQUEST_METHOD": request.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": urllib.parse.unquote(path, encoding="latin-1"),
+            "QUERY_STRING": query,
+            "REQUEST_URI": request.path,
+            "RAW_URI": request.path,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": self.port,
+            "SERVER_PROTOCOL": request.request_version,
+            "REMOTE_ADDR": request.client_address[0],
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in request.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = int(status.split(" ", 1)[0]), headers
+            return lambda data: answer.setdefault("written", []).append(data)
+
+        chunks = self.app(environ, start_response)
+        try:
+            payload = b"".join([*answer.get("written", []), *chunks])
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        request.respond(answer["status"], answer["headers"], payload)
+
+
 def _leave_with_the_runner() -> None:
     def watch() -> None:
         try:
@@ -168,21 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the listening socket the runner bound")
     args = parser.parse_args(argv)
     _leave_with_the_runner()
-    from werkzeug.serving import make_server
-
     from local import moto_patches, outbox
 
     moto_patches.install(remember_mail=outbox.remember)
-    # Every moto request would otherwise print an access line to stderr.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(
-        "127.0.0.1",
-        0,  # unused: werkzeug serves the inherited socket
-        ControlRoutes(moto_patches.moto_application()),
-        threaded=True,
-        request_handler=moto_patches.MotoRequestHandler,
-        fd=args.fd,
-    )
+    listening = socket.socket(fileno=args.fd)
+    host, port = listening.getsockname()[:2]
+    listening.detach()  # the server below takes the descriptor over
+    server = HttpServer(host, port, WsgiOverKeepAlive(ControlRoutes(moto_patches.moto_application()), port), fd=args.fd)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the runner stops us
     server.serve_forever(poll_interval=0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -33,9 +34,16 @@ class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops connections under the benchmarks' load
 
-    def __init__(self, host: str, port: int, app: Callable[[RequestHandler], None]):
+    def __init__(self, host: str, port: int, app: Callable[[RequestHandler], None], *, fd: int | None = None):
         self.app = app
-        super().__init__((host, port), RequestHandler)
+        if fd is None:
+            super().__init__((host, port), RequestHandler)
+            return
+        # A listening socket another process bound (local/moto_process.py): serve it as it is.
+        super().__init__((host, port), RequestHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = socket.socket(fileno=fd)
+        self.server_address = self.socket.getsockname()
 
     @property
     def port(self) -> int:
