@@ -208,8 +208,8 @@ class WsgiOverKeepAlive:
 
 def _leave_with_the_runner() -> None:
     def watch() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
+        try:  # os.read, not sys.stdin: a daemon thread inside a buffered read aborts interpreter shutdown
+            while os.read(0, 4096):
                 pass
         except OSError:
             pass
