@@ -245,7 +245,7 @@ def run_peer(
     }
 
 
-def peer_section(result: dict, ready_seconds: float, memory: tuple[float, int]) -> str:
+def peer_section(result: dict, ready_seconds: float, memory: tuple[float, float, int]) -> str:
     def rate(p: dict) -> str:
         return f"{p['per_second']:.1f} req/s / {p['p50_ms']:,.0f} ms"
 
@@ -256,7 +256,7 @@ def peer_section(result: dict, ready_seconds: float, memory: tuple[float, int]) 
         "verify_20": rate(result["verify_20"]),
         "delivered": f"{result['delivered_seconds']:.1f} s",
         "ready": f"{ready_seconds:.1f} s",
-        "memory": f"{memory[1]} processes, {memory[0]:,.0f} MB RSS",
+        "memory": f"{memory[2]} processes, {memory[0]:,.0f} MB PSS ({memory[1]:,.0f} MB RSS summed)",
     }
     labels = {
         "submit_1_p50": "submit, 1 client: p50",
@@ -291,8 +291,9 @@ issue's measurement (Fides cannot run here: no Docker); ours is this run's. Load
 {PEER_END}"""
 
 
-def tree_rss_megabytes(root: int) -> tuple[float, int]:
-    """Resident memory (MB) of `root` and its descendants, read from /proc; and how many processes."""
+def tree_memory_megabytes(root: int) -> tuple[float, float, int]:
+    """Memory of `root` and its descendants, read from /proc: proportional set size and resident set
+    size (MB), and how many processes."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -307,13 +308,29 @@ def tree_rss_megabytes(root: int) -> tuple[float, int]:
         frontier.pop()
         tree.update(children)
         frontier.extend(children)
-    pages = 0
-    for pid in tree:
-        try:
-            pages += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6, len(tree)
+    pss = sum(_pss_kilobytes(pid) for pid in tree)
+    rss = sum(_rss_kilobytes(pid) for pid in tree)
+    return pss / 1e3, rss / 1e3, len(tree)
+
+
+def _pss_kilobytes(pid: int) -> int:
+    """Proportional set size: a page shared by n processes counts 1/n in each. Containers are forked
+    from one preloaded process and share most of their pages; adding their RSS would count those
+    pages once per container."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return _rss_kilobytes(pid)
+
+
+def _rss_kilobytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 # ------------------------------------------------------------------ a local run of its own
@@ -367,9 +384,9 @@ class LocalRun:
         self.__exit__()
         raise RuntimeError("the local run did not start")
 
-    def rss_megabytes(self) -> tuple[float, int]:
-        """Resident memory of the run and every process it started (moto, containers), and how many."""
-        return tree_rss_megabytes(self.process.pid)
+    def memory_megabytes(self) -> tuple[float, float, int]:
+        """Memory of the run and every process it started (moto, containers), and how many."""
+        return tree_memory_megabytes(self.process.pid)
 
     def __exit__(self, *_: object) -> None:
         self.process.terminate()
@@ -452,7 +469,7 @@ def _main_peer(args: argparse.Namespace) -> int:
     run = LocalRun()
     with run as base_url:
         result = run_peer(base_url, args.alone, args.together, args.concurrency)
-        memory = run.rss_megabytes()
+        memory = run.memory_megabytes()
     markdown = peer_section(result, run.ready_seconds, memory)
     print(markdown)
     if not args.no_write:
