@@ -30,16 +30,33 @@ def _year(at: datetime) -> int:
     return at.astimezone(timezone.utc).year
 
 
-def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
-    """The subject's counter for the year of `at`, as stored now; None when the request has no subject
+def counter_key(request: RequestItem, at: datetime) -> tuple[type[SubjectCounterItem], str, str] | None:
+    """Where the subject's counter for the year of `at` is; None when the request has no subject
     hash or is of a type that never counts (it is then neither counted nor flagged)."""
     if not request.subject_hash or not counts_towards_free_request(request.request_type):
         return None
     key = SubjectCounterItem.key(request.controller_id, request.subject_hash, _year(at))
+    return SubjectCounterItem, key, SubjectCounterItem.SK
+
+
+def counter_as_read(request: RequestItem, at: datetime, found: SubjectCounterItem | None) -> SubjectCounterItem | None:
+    """The counter `counter_key` names, from what a read found there (None: nothing yet)."""
+    where = counter_key(request, at)
+    if where is None:
+        return None
+    return found if found is not None else SubjectCounterItem(where[1], where[2])
+
+
+def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
+    """The subject's counter for the year of `at`, as stored now (counter_key's None otherwise)."""
+    where = counter_key(request, at)
+    if where is None:
+        return None
     try:
-        return SubjectCounterItem.get(key, SubjectCounterItem.SK, consistent_read=True)
+        found = SubjectCounterItem.get(where[1], where[2], consistent_read=True)
     except SubjectCounterItem.DoesNotExist:
-        return SubjectCounterItem(key, SubjectCounterItem.SK)
+        found = None
+    return counter_as_read(request, at, found)
 
 
 def seen(counter: SubjectCounterItem | None) -> int:

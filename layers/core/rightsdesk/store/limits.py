@@ -133,9 +133,20 @@ def spend(limit: Limit, key: str, now: datetime | None = None) -> bool:
 
 def used(limit: Limit, key: str, now: datetime | None = None) -> int:
     """How much of the current window is used (an expired counter DynamoDB still holds counts 0)."""
+    model, pk, sk = counter_key(limit, key, now)
+    return used_by(retention.live_item(model, pk, sk, consistent_read=True))
+
+
+def counter_key(limit: Limit, key: str, now: datetime | None = None) -> tuple[type[LimitCounterItem], str, str]:
+    """Where the current window's counter is: for a read of several items in one call
+    (rightsdesk.store.items.table.get_many), then `used_by`."""
     counter, _ = _counter(limit, key, now or clock.now())
-    item = retention.live_item(LimitCounterItem, counter.pk, counter.sk, consistent_read=True)
-    return int(item.used or 0) if item is not None else 0
+    return LimitCounterItem, counter.pk, counter.sk
+
+
+def used_by(counter: LimitCounterItem | None) -> int:
+    """What a counter as read says is used: a missing or expired one counts 0."""
+    return int(counter.used or 0) if counter is not None and retention.is_live(counter) else 0
 
 
 def exhausted(limit: Limit, key: str, now: datetime | None = None) -> bool:
