@@ -43,6 +43,7 @@ def test_each_operation_stays_within_its_budget(counted, operation):
 def test_the_count_sees_the_calls_each_operation_cannot_do_without(counted):
     """A count of nothing would hold any budget: each step shows the writes it must make."""
     assert counted["submission"].calls["dynamodb.TransactWriteItems"] == 1
+    assert counted["submission"].calls["dynamodb.UpdateItem"] == 1, "the source's counter, a write of its own"
     assert counted["submission"].calls["sqs.SendMessage"] == 1  # the code's mail
     verification = counted["verification"].calls
     assert verification["dynamodb.UpdateItem"] == 1, "the attempt is spent by a write of its own"

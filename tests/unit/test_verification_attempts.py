@@ -9,6 +9,7 @@ calls themselves are counted in tests/integration/test_call_budgets.py.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -22,7 +23,6 @@ from rightsdesk.platform import aws_clients, config, container_cache
 from rightsdesk.routing import registry
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from tests.support.aws import code_in, moto_cloud
-from tests.unit.test_verify_retry import drain
 
 REGION = "eu-central-1"
 
@@ -36,6 +36,17 @@ def cloud():
         aws_clients.forget_clients()
     config.reload()
     clock.set_offset(0)
+
+
+def drain(cloud, queue: str) -> list[dict]:
+    session, queues = cloud
+    sqs = session.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queues[queue], MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queues[queue], ReceiptHandle=message["ReceiptHandle"])
+            bodies.append(json.loads(message["Body"]))
+    return bodies
 
 
 def submitted(cloud, email: str = "ana@example.org") -> tuple[str, str]:

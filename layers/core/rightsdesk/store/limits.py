@@ -4,7 +4,8 @@ Each limit counts in fixed windows (an hour, a minute, a day, aligned to the epo
 counter is an item of its own (`LIMIT#<limit>#<key>` / `WINDOW#<start>`), never an attribute of a
 request, and it is spent by one atomic conditional UpdateItem (`ADD used :1` if `used < maximum`):
 parallel calls cannot spend more than the maximum, whatever their interleaving. On a submission
-the spend rides in the submission's own transaction (no extra write call; docs/benchmarks.md).
+the address's spend rides in the submission's own transaction; the source's, which many callers
+share, is a write of its own (an item in many concurrent transactions is a conflict hotspot).
 
 Keys are keyed hashes (the normalized address's keyed hash hashed again for this purpose; the
 caller's IP address), so a counter names nobody, and each expires with its window (retention rule
