@@ -95,7 +95,8 @@ def get_controller(controller_id: str) -> ControllerItem | None:
 def recent_controller(controller_id: str) -> ControllerItem | None:
     """The controller as read by this container at most RECENT_SECONDS ago: for settings a
     moment's staleness cannot abuse (its deadline, its name in a page). Never for a key, an
-    endpoint, a secret or whether it is enabled where that decides who gets data."""
+    endpoint, a secret or whether it is enabled where that decides who gets data. The item is
+    shared with the next caller: read it, never change it."""
     return _recent_controllers.get(controller_id, lambda: get_controller(controller_id))
 
 
