@@ -214,7 +214,8 @@ Every AWS call the handler makes for one subject's submission, verification and 
 dispatcher's invocation that takes the verified request to the demo webhook), idempotency, rate
 counters, KMS, Secrets Manager and queue sends included, the runner's own polling not: recorded by
 the local runner (`RIGHTSDESK_LOCAL_RECORD_CALLS`, local/calls.py; a transaction is one call),
-counted on a second subject once a first one has warmed every function (bench/aws_calls.py).
+counted on a subject whose every step ran in a warm container, after one that warmed them
+(bench/aws_calls.py).
 Before: the code before the cuts recorded in docs/decisions.md ("Fewer AWS calls"). The budgets are
 held by tests/integration/test_call_budgets.py.
 
