@@ -111,6 +111,30 @@ def test_a_controller_switched_to_email_gets_the_very_next_request_by_email(reco
     assert [d for d in deliveries_to(stack, controller) if d["body"]["data"].get("request_id") == request_id] == []
 
 
+def test_a_disabled_controllers_next_delivery_attempt_goes_to_its_contact(recording, counted):
+    """A delivery failed once and waits for its retry; the operator disables the controller (its
+    endpoint is not trusted any more): the retry goes to the privacy contact by email."""
+    stack, _ = recording
+    controller = register_controller(stack, tag="disabled")
+    _submit_and_verify(stack, controller.site)
+    wait_for(lambda: deliveries_to(stack, controller, "dsr.request.forwarded"), "a delivery by webhook")
+    stack._ok(stack.post("/_dev/webhooks", json={"fail": {"status": 500, "times": 1}}))
+    request_id = _submit_and_verify(stack, controller.site)
+    wait_for(
+        lambda: [d for d in deliveries_to(stack, controller) if d["body"]["data"].get("request_id") == request_id],
+        "the failed attempt",
+    )
+    stack.cli("controllers", "disable", controller.controller_id)
+    stack.advance_past_retry(10)
+    wait_for(
+        lambda: [m for m in stack.outbox() if controller.contact in m["to"] and request_id in (m["text"] or "")],
+        "the retry by email",
+    )
+    stack.drain()
+    attempts = [d for d in deliveries_to(stack, controller) if d["body"]["data"].get("request_id") == request_id]
+    assert [d["answered"] for d in attempts] == [500], "no second POST to the endpoint"
+
+
 def test_an_endpoint_that_answered_410_gets_no_further_delivery(recording, counted):
     stack, _ = recording
     controller = register_controller(stack, tag="gone")
