@@ -7,7 +7,8 @@ they are flagged: a consent withdrawal, an objection or a complaint is always fr
 kept per controller, subject (the keyed hash of the address, so it works
 without the address itself) and UTC year in one small counter item. It is written in the verify
 transaction on the condition that it still holds the value read: two verifications racing
-cannot both count as the free one. Finding it is one GetItem; nothing scans.
+cannot both count as the free one. Finding it is one key (read with the verification's other
+counters in one call, counter_key); nothing scans.
 """
 
 from __future__ import annotations
