@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench import (
     api_latency,
+    aws_calls,
     delivery,
     imports,
     notices,
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         writes = delivery.writes_per_request(stack)
     with bench_stack(ROOT) as stack:
         delivery_md = delivery.section(delivery.routing_throughput(stack, args.routed), writes)
+    # A process of its own: recording every call hooks botocore for the rest of the process.
+    calls_md = aws_calls.section(aws_calls.run_isolated())
 
     # Processes of their own: the notifier's memory and calls are measured without moto in them.
     notices_md = notices.section(
@@ -125,6 +128,8 @@ network distance); the figures compare versions of this code, not production lat
 
 {retention_md}
 {delivery_md}
+{calls_md}
+
 {notices_md}
 {readiness_md}"""
     print(report)

@@ -27,7 +27,8 @@ from bench.events import api_event
 WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 RIGHTS_TABLE = "rightsdesk-local-RightsTable"
 IDEMPOTENCY_TABLE = "rightsdesk-local-IdempotencyTable"
-TARGET_WRITES = 8
+# 8 until the source's limit left the submission's transaction (docs/decisions.md, "Fewer AWS calls").
+TARGET_WRITES = 9
 
 
 class WriteCounter:

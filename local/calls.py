@@ -4,13 +4,17 @@ With RIGHTSDESK_LOCAL_RECORD_CALLS=<file>, every call a handler makes through bo
 pynamodb's, powertools' clients) is appended to <file> as one JSON line: the function (logical ID,
 from local.faults.running), the service, the IAM action, the resource's name and, for DynamoDB, the
 index; for a KMS Encrypt or Decrypt the `rightsdesk:purpose` of its encryption context. A
-transaction is recorded as the action of each of its items, as IAM authorizes it. Names only:
-never a key, an item or a message.
+transaction is recorded as the action of each of its items, as IAM authorizes it. Every row also
+names its API call: `operation` (TransactWriteItems for each of a transaction's rows) and `call`,
+an id shared by the rows of one call and unique across processes, so counting distinct `call`s
+counts API calls (bench/aws_calls.py). Names only: never a key, an item or a message.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import threading
 from typing import Any
 
@@ -18,6 +22,7 @@ from local import faults
 
 _lock = threading.Lock()
 _installed: str | None = None
+_call_numbers = itertools.count(1)
 
 _TRANSACT_ACTIONS = {
     "Put": "PutItem",
@@ -58,8 +63,9 @@ def install(path: str) -> None:
         function = getattr(faults._local, "function", None)
         if function is not None:
             service = self.meta.service_model.service_name
+            call = f"{os.getpid()}-{next(_call_numbers)}"
             lines = [
-                json.dumps({"function": function, "service": service, **row})
+                json.dumps({"function": function, "service": service, "operation": operation_name, "call": call, **row})
                 for row in _rows(service, operation_name, api_params)
             ]
             with _lock, open(path, "a", encoding="utf-8") as out:

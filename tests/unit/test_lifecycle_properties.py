@@ -18,11 +18,11 @@ from moto import mock_aws
 from pynamodb.exceptions import TransactWriteError
 
 from local import faults
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.status import TRANSITIONS, Status, can_transition
 from rightsdesk.platform import config, hashing
-from rightsdesk.store import audit
+from rightsdesk.store import audit, deletion
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.lifecycle import listing_key, transition
 from tests.support.aws import moto_cloud
@@ -107,6 +107,8 @@ class StoredLifecycle(RuleBasedStateMachine):
             pytest.fail("a transient conflict surfaced although it cleared within the retries")
         else:
             assert copy.status == target.value
+            # the copy is the stored item, without reading it back
+            assert copy.attribute_values == stored(self.request.request_id).attribute_values
             assert before == self.steps[-1][1] if self.steps else before == Status.IDENTITY_UNVERIFIED.value
             self.steps.append((before, target.value))
         finally:
@@ -164,6 +166,46 @@ def test_a_failed_condition_is_an_illegal_transition_not_a_retry(table):
     with pytest.raises(IllegalTransition):
         transition(stale, Status.EXPIRED, actor="test")  # allowed from the stale copy's status, not any more
     assert stored(request.request_id).status == Status.VERIFIED.value
+
+
+def _verify_updates(request: RequestItem) -> list:
+    now = clock.now()
+    return [
+        RequestItem.status_token_hash.set("t" * 64),
+        RequestItem.verified_code_hash.set("c" * 64),
+        RequestItem.verify_retries.set(2),
+        RequestItem.verified_at.set(now),
+        RequestItem.due_at.set(now + timedelta(days=30)),
+        RequestItem.expires_at.set(clock.epoch() + 86400),
+        RequestItem.flags.set(["excessive", "guardian"]),
+        *retention.schedule_actions(request, retention.Rule.SKELETON, now),
+    ]
+
+
+def _purge_updates(request: RequestItem) -> list:
+    return deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, clock.now())
+
+
+def _counted_update(request: RequestItem) -> list:
+    return [RequestItem.verify_retries.add(1)]  # only the table knows the sum: read back
+
+
+@pytest.mark.parametrize(
+    ("target", "updates"),
+    [
+        (Status.VERIFIED, _verify_updates),
+        (Status.CANCELLED, _purge_updates),
+        (Status.VERIFIED, _counted_update),
+        (Status.EXPIRED, lambda request: []),
+    ],
+)
+def test_the_request_a_transition_returns_is_the_stored_one(table, target, updates):
+    """transition() sets what it wrote on the request instead of reading it back; whatever the
+    updates, the caller's copy and the stored item agree, attribute for attribute."""
+    request = new_request()
+    request.update(actions=[RequestItem.email.set("someone@example.org"), RequestItem.name.set("Some One")])
+    returned = transition(request, target, actor="test", updates=updates(request))
+    assert returned.attribute_values == stored(request.request_id).attribute_values
 
 
 # ------------------------------------------------------------------ the due date as stored

@@ -211,6 +211,39 @@ def test_a_source_over_its_limit_gets_429_with_retry_after_whatever_the_addresse
     assert _stored(_submit(_address(), source).request_id), "the next minute the source may submit again"
 
 
+def test_the_sources_counter_is_spent_by_a_write_of_its_own_never_in_a_transaction(cloud, restore_clock, monkeypatch):
+    """Many callers share a source: its counter in every submission's transaction would make the
+    item a conflict hotspot in DynamoDB (concurrent transactions on one item are cancelled), which
+    moto never shows. It is one conditional ADD of its own; the address's rides in the transaction."""
+    from botocore.client import BaseClient
+
+    source = _source()
+    source_counter = f"LIMIT#source_submissions#{limits.source_key(source)}"
+    seen: list[tuple[str, set[str]]] = []
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation in ("TransactWriteItems", "UpdateItem"):
+            seen.append((operation, {key["pk"]["S"] for key in _keys_written(params)}))
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    _at_window_start(60)
+    assert _stored(_submit(_address(), source).request_id)
+    assert ("UpdateItem", {source_counter}) in seen
+    transactions = [keys for operation, keys in seen if operation == "TransactWriteItems"]
+    assert len(transactions) == 1 and source_counter not in transactions[0]
+    assert any(key.startswith("LIMIT#address_codes#") for key in transactions[0])
+
+
+def _keys_written(params: dict) -> list[dict]:
+    if "TransactItems" in params:
+        return [
+            body["Key"] if "Key" in body else body["Item"] for item in params["TransactItems"] for body in item.values()
+        ]
+    return [params["Key"]]
+
+
 def test_a_source_is_counted_the_same_whether_or_not_the_address_is_over_its_limit(cloud, restore_clock):
     """The 429 depends only on the caller's own submissions: naming an address that is out of
     codes must not change when it comes (that would tell the caller about the address)."""

@@ -7,7 +7,8 @@ they are flagged: a consent withdrawal, an objection or a complaint is always fr
 kept per controller, subject (the keyed hash of the address, so it works
 without the address itself) and UTC year in one small counter item. It is written in the verify
 transaction on the condition that it still holds the value read: two verifications racing
-cannot both count as the free one. Finding it is one GetItem; nothing scans.
+cannot both count as the free one. Finding it is one key (read with the verification's other
+counters in one call, counter_key); nothing scans.
 """
 
 from __future__ import annotations
@@ -30,16 +31,33 @@ def _year(at: datetime) -> int:
     return at.astimezone(timezone.utc).year
 
 
-def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
-    """The subject's counter for the year of `at`, as stored now; None when the request has no subject
+def counter_key(request: RequestItem, at: datetime) -> tuple[type[SubjectCounterItem], str, str] | None:
+    """Where the subject's counter for the year of `at` is; None when the request has no subject
     hash or is of a type that never counts (it is then neither counted nor flagged)."""
     if not request.subject_hash or not counts_towards_free_request(request.request_type):
         return None
     key = SubjectCounterItem.key(request.controller_id, request.subject_hash, _year(at))
+    return SubjectCounterItem, key, SubjectCounterItem.SK
+
+
+def counter_as_read(request: RequestItem, at: datetime, found: SubjectCounterItem | None) -> SubjectCounterItem | None:
+    """The counter `counter_key` names, from what a read found there (None: nothing yet)."""
+    where = counter_key(request, at)
+    if where is None:
+        return None
+    return found if found is not None else SubjectCounterItem(where[1], where[2])
+
+
+def counter_for(request: RequestItem, at: datetime) -> SubjectCounterItem | None:
+    """The subject's counter for the year of `at`, as stored now (counter_key's None otherwise)."""
+    where = counter_key(request, at)
+    if where is None:
+        return None
     try:
-        return SubjectCounterItem.get(key, SubjectCounterItem.SK, consistent_read=True)
+        found = SubjectCounterItem.get(where[1], where[2], consistent_read=True)
     except SubjectCounterItem.DoesNotExist:
-        return SubjectCounterItem(key, SubjectCounterItem.SK)
+        found = None
+    return counter_as_read(request, at, found)
 
 
 def seen(counter: SubjectCounterItem | None) -> int:

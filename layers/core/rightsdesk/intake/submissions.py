@@ -41,8 +41,8 @@ from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 from rightsdesk.platform import hashing, subject_secrets
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, deletion, limits, outbox, request_view
-from rightsdesk.store.items.requests import ChallengeItem, RequestItem
-from rightsdesk.store.items.table import transaction
+from rightsdesk.store.items.requests import ChallengeItem, RequestItem, SubjectCounterItem
+from rightsdesk.store.items.table import get_many, transaction
 from rightsdesk.store.lifecycle import listing_key, transition
 from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
 
@@ -141,7 +141,10 @@ def submit(submission: Submission, *, locale: str, source: str | None = None) ->
     """Store the request and mail its code. `source` is the caller's IP address (rightsdesk.store.limits):
     over its per-minute limit the submission is refused (RateLimited); over the address's hourly
     limit of codes it is answered as usual, but nothing is stored and no mail goes."""
-    controller = registry.resolve_site(submission.site)
+    # As this container read it within the last minute: a site's owner and whether it takes
+    # requests change rarely, and a request taken in that minute is still delivered as the
+    # controller is then (the dispatcher reads it fresh).
+    controller = registry.resolve_site(submission.site, recent=True)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
     if not registry.accepts_submissions(controller):
@@ -200,65 +203,69 @@ def submit(submission: Submission, *, locale: str, source: str | None = None) ->
 
 
 def _store_within_limits(items: list, subject_hash: str, source: str | None, now: datetime) -> bool:
-    """Write the new request's items, and spend the address's and the source's limits, in one
-    transaction (one write call: the counters add none). False if the address had its codes for
-    this hour: nothing was stored. Raises RateLimited if the source is over its limit, whatever the
-    address: the source's own submissions alone decide that answer."""
-    by_address, by_source = limits.codes_per_address(), limits.submissions_per_source()
-    address = limits.address_key(subject_hash)
-    source_key = limits.source_key(source) if source else None
+    """Spend the source's limit, then write the new request's items and spend the address's limit
+    in one transaction. False if the address had its codes for this hour: nothing was stored.
+    Raises RateLimited, before anything is written, if the source is over its limit, whatever the
+    address: the source's own submissions alone decide that answer.
+
+    The source's counter is spent by a write of its own: many callers share a source (a NAT, an
+    office), and one item in many concurrent transactions is a conflict hotspot in DynamoDB
+    (TransactionConflict), where a plain conditional ADD just serializes. The address's counter is
+    one subject's, so it rides in the transaction: over its limit, nothing is stored."""
+    by_address = limits.codes_per_address()
+    if source:
+        by_source = limits.submissions_per_source()
+        if not limits.spend(by_source, limits.source_key(source), now):
+            raise RateLimited(
+                "too many submissions from your network; please wait a minute",
+                retry_after=limits.retry_after(by_source, now),
+            )
     try:
         with transaction() as tx:
             for item in items:  # puts come before updates in the transaction (limits.refused_in)
                 tx.save(item, condition=type(item).pk.does_not_exist())
-            limits.spend_in(tx, by_address, address, now)
-            if source_key:
-                limits.spend_in(tx, by_source, source_key, now)
+            limits.spend_in(tx, by_address, limits.address_key(subject_hash), now)
     except TransactWriteError as error:
-        refused = limits.refused_in(error, {len(items): by_address, len(items) + 1: by_source})
-        if not refused:
+        if not limits.refused_in(error, {len(items): by_address}):
             raise
-        if by_source in refused or (source_key and not limits.spend(by_source, source_key, now)):
-            # (the failed transaction counted nothing: the source's submission is counted on its own)
-            raise RateLimited(
-                "too many submissions from your network; please wait a minute",
-                retry_after=limits.retry_after(by_source, now),
-            ) from None
         # Counts only, for the operator (a metric filter can alarm on it): no address, no id.
         log.info("submission over the address's hourly limit of codes: nothing stored, no mail")
         return False
     return True
 
 
-def _load_challenge(request: RequestItem) -> ChallengeItem:
-    try:
-        challenge = ChallengeItem.get(request.pk, ChallengeItem.SK, consistent_read=True)
-    except ChallengeItem.DoesNotExist:
-        raise CodeExpired("this code has expired; please submit your request again") from None
-    if retention.is_expired(challenge.expires_at):
-        raise CodeExpired("this code has expired; please submit your request again")
-    return challenge
-
-
-def _spend_attempt(challenge: ChallengeItem) -> int:
-    """Count the attempt before comparing, atomically, so parallel guesses cannot exceed the limit."""
+def _spend_attempt(request: RequestItem) -> tuple[ChallengeItem, int]:
+    """Count the attempt before comparing, atomically, so parallel guesses cannot exceed the limit.
+    The write answers with the challenge (its code hash), so nothing reads it first. Refused, by
+    its condition, for a code that is gone or past its 15 minutes (CodeExpired) or out of attempts
+    (TooManyAttempts); only then one read tells which."""
+    challenge = ChallengeItem(request.pk, ChallengeItem.SK)
+    live = ChallengeItem.expires_at.does_not_exist() | (ChallengeItem.expires_at > clock.epoch())
     try:
         challenge.update(
             actions=[ChallengeItem.attempts.add(1)],
-            condition=ChallengeItem.attempts < MAX_CODE_ATTEMPTS,
+            condition=ChallengeItem.pk.exists() & live & (ChallengeItem.attempts < MAX_CODE_ATTEMPTS),
         )
-    except UpdateError:
+    except UpdateError as error:
+        if not deletion.conditional_failure(error):
+            raise
+        if retention.live_item(ChallengeItem, request.pk, ChallengeItem.SK, consistent_read=True) is None:
+            raise CodeExpired("this code has expired; please submit your request again") from None
         raise TooManyAttempts("too many wrong codes; please submit your request again") from None
-    return int(challenge.attempts)
+    return challenge, int(challenge.attempts)
 
 
 def verify(request_id: str, code: str, *, source: str | None = None) -> Verified:
+    """Six AWS calls when the code is right (docs/benchmarks.md, "AWS calls per operation"): read
+    the request; read its counters (the wrong-code budgets, the subject's yearly count) in one call;
+    spend an attempt (the write returns the code's hash); the transition, in one transaction; queue
+    the routing and the confirmation."""
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
         return _verify_again(request, code)
-    guessers = _guessing_budgets(request, source)
-    challenge = _load_challenge(request)
-    attempts = _spend_attempt(challenge)
+    now = clock.now()
+    guessers, counter = _read_counters(request, source, now)
+    challenge, attempts = _spend_attempt(request)
     if not hashing.matches("code", code, challenge.code_hash):
         _count_wrong_code(guessers)
         left = MAX_CODE_ATTEMPTS - attempts
@@ -266,8 +273,8 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
             "that code is not right" + (f"; {left} attempts left" if left else ""),
             fields={"code": "invalid_code"},
         )
-    now = clock.now()
-    controller = registry.get_controller(request.controller_id)
+    # Its deadline setting only: a controller record this container read within the last minute will do.
+    controller = registry.recent_controller(request.controller_id)
     due = deadlines.due_at(
         now,
         request_type=request.request_type,
@@ -286,7 +293,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
         *retention.schedule_actions(request, retention.Rule.SKELETON, now),
     ]
     try:
-        _mark_verified(request, challenge, now, updates)
+        _mark_verified(request, challenge, now, updates, counter)
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
         return _verify_again(load_request(request_id), code)
@@ -294,15 +301,28 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
 
+def _read_counters(
+    request: RequestItem, source: str | None, now: datetime
+) -> tuple[list[tuple[limits.Limit, str]], SubjectCounterItem | None]:
+    """The wrong-code budgets this verification draws on, and the subject's count of verified
+    requests this year (rightsdesk.intake.subjects), read in one call. Refuses, before the code is
+    compared, as a request out of attempts would be, if a budget is used up."""
+    guessers = _guessing_budgets(request, source)
+    where = subjects.counter_key(request, now)
+    keys = [limits.counter_key(limit, key, now) for limit, key in guessers]
+    found = get_many([*keys, *([where] if where else [])], consistent_read=True)
+    if any(limits.used_by(item) >= limit.maximum for (limit, _), item in zip(guessers, found)):
+        raise TooManyAttempts("too many wrong codes; please submit your request again")
+    counter = found[len(keys)] if where else None
+    return guessers, subjects.counter_as_read(request, now, counter)  # type: ignore[arg-type]
+
+
 def _guessing_budgets(request: RequestItem, source: str | None) -> list[tuple[limits.Limit, str]]:
-    """The wrong-code budgets this verification draws on: the address's (across all its requests,
-    so resubmitting for fresh codes gives no fresh guesses) and the source's. Refuses, before the
-    code is compared, as a request out of attempts would be, if either is used up."""
+    """The wrong-code budgets a verification draws on: the address's (across all its requests, so
+    resubmitting for fresh codes gives no fresh guesses) and the source's."""
     budgets = [(limits.failed_codes_per_address(), limits.address_key(request.subject_hash))]
     if source:
         budgets.append((limits.failed_codes_per_source(), limits.source_key(source)))
-    if any(limits.exhausted(limit, key) for limit, key in budgets):
-        raise TooManyAttempts("too many wrong codes; please submit your request again")
     return budgets
 
 
@@ -352,12 +372,20 @@ def _verify_again(request: RequestItem, code: str) -> Verified:
     return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)
 
 
-def _mark_verified(request: RequestItem, challenge: ChallengeItem, now: datetime, updates: list) -> None:
-    """identity_unverified -> verified, with the subject's yearly count and the request's flags in the
-    same write. A lost race on the count (another request of the same subject verified in between)
-    is retried with the new count; a lost race on the status is the caller's conflict."""
-    for _ in range(3):
-        counter = subjects.counter_for(request, now)
+def _mark_verified(
+    request: RequestItem,
+    challenge: ChallengeItem,
+    now: datetime,
+    updates: list,
+    counter: SubjectCounterItem | None,
+) -> None:
+    """identity_unverified -> verified, with the subject's yearly count (`counter`, as read) and the
+    request's flags in the same write. A lost race on the count (another request of the same
+    subject verified in between) is retried with the count read again; a lost race on the status
+    is the caller's conflict."""
+    for attempt in range(3):
+        if attempt:
+            counter = subjects.counter_for(request, now)
         flags = subjects.flags_for(request, subjects.seen(counter))
         try:
             transition(

@@ -19,6 +19,7 @@ from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
+from rightsdesk.platform.container_cache import ContainerCache
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
@@ -38,6 +39,14 @@ SLA_DAYS_RANGE = (1, 31)
 PURGE_AFTER_RANGE = (60, 30 * 24 * 3600)
 MAX_DOMAINS = 20
 
+# How long a container may answer from a controller record it read (and from which controller a
+# site belongs to) where a stale answer harms nobody: a verification's deadline setting, a
+# submission's site. What security depends on reads fresh: the authorizer's key check and the
+# dispatcher's delivery (docs/decisions.md, "Fewer AWS calls").
+RECENT_SECONDS = 60
+_recent_controllers: ContainerCache[ControllerItem] = ContainerCache("controllers", max_age_seconds=RECENT_SECONDS)
+_recent_sites: ContainerCache[str] = ContainerCache("sites", max_age_seconds=RECENT_SECONDS)
+
 _SITE_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
@@ -54,23 +63,49 @@ class NewController:
 # ------------------------------------------------------------------ lookups
 
 
-def resolve_site(site: str) -> ControllerItem | None:
-    """The controller behind a site key or domain, or None. Case and surrounding space don't matter."""
+def resolve_site(site: str, *, recent: bool = False) -> ControllerItem | None:
+    """The controller behind a site key or domain, or None. Case and surrounding space don't matter.
+    With `recent`, the pointer and the controller may be up to RECENT_SECONDS old (a submission:
+    a controller disabled a moment ago may still take it, and its delivery then reads fresh)."""
     site = identifiers.normalize_site_key(site)
     if not site:
         return None
+    controller_id = _recent_sites.get(site, lambda: _site_owner(site)) if recent else _site_owner(site)
+    if controller_id is None:
+        return None
+    return recent_controller(controller_id) if recent else get_controller(controller_id)
+
+
+def _site_owner(site: str) -> str | None:
     try:
-        pointer = SiteItem.get(SiteItem.key(site), SiteItem.SK, consistent_read=False)
+        return SiteItem.get(SiteItem.key(site), SiteItem.SK, consistent_read=False).controller_id
     except SiteItem.DoesNotExist:
         return None
-    return get_controller(pointer.controller_id)
 
 
 def get_controller(controller_id: str) -> ControllerItem | None:
+    """The controller as stored now: for every check security depends on (is it enabled, its key,
+    its endpoint and secrets)."""
     try:
         return ControllerItem.get(ControllerItem.key(controller_id), ControllerItem.SK)
     except ControllerItem.DoesNotExist:
         return None
+
+
+def recent_controller(controller_id: str) -> ControllerItem | None:
+    """The controller as read by this container at most RECENT_SECONDS ago: for settings a
+    moment's staleness cannot abuse (its deadline, its name in a page). Never for a key, an
+    endpoint, a secret or whether it is enabled where that decides who gets data. The item is
+    shared with the next caller: read it, never change it."""
+    return _recent_controllers.get(controller_id, lambda: get_controller(controller_id))
+
+
+def forget_recent(controller: ControllerItem) -> None:
+    """After this process changed `controller`: its next recent read is fresh."""
+    _recent_controllers.forget(controller.controller_id)
+    for site in [controller.site_key, *(controller.domains or [])]:
+        if site:
+            _recent_sites.forget(site)
 
 
 def require_controller(controller_id: str) -> ControllerItem:
@@ -208,7 +243,8 @@ def _check_profile(
 # ------------------------------------------------------------------ changes
 
 
-def _transact(writes, conflict_message: str) -> None:
+def _transact(writes, conflict_message: str, controller: ControllerItem | None = None) -> None:
+    """Write in one transaction; `controller`, the one changed, is read fresh next time here."""
     try:
         with transaction() as tx:
             writes(tx)
@@ -217,6 +253,9 @@ def _transact(writes, conflict_message: str) -> None:
         if any(reason and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons):
             raise Conflict(conflict_message) from error
         raise
+    finally:
+        if controller is not None:
+            forget_recent(controller)
 
 
 def history(controller_id: str, limit: int = 20) -> list[AuditEvent]:
@@ -342,7 +381,7 @@ def rotate_api_key(controller_id: str, *, actor: str = "operator") -> str:
         )
         _audit(tx, controller_id, "api_key_rotated", actor, now)
 
-    _transact(writes, "the controller changed meanwhile; try again")
+    _transact(writes, "the controller changed meanwhile; try again", controller)
     return api_key
 
 
@@ -380,7 +419,7 @@ def set_delivery(
         tx.update(controller, actions=actions, condition=_unchanged(controller))
         _audit(tx, controller_id, "delivery_changed", actor, now, cause=f"delivery_{delivery}")
 
-    _transact(writes, "the controller changed meanwhile; try again")
+    _transact(writes, "the controller changed meanwhile; try again", controller)
     controller.refresh(consistent_read=True)
     return controller, secret
 
@@ -416,7 +455,7 @@ def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datet
         )
         _audit(tx, controller_id, "webhook_secret_rotated", actor, now)
 
-    _transact(writes, "the controller changed meanwhile; try again")
+    _transact(writes, "the controller changed meanwhile; try again", controller)
     return secret, expires
 
 
@@ -452,7 +491,7 @@ def _change_state(
             extra_writes(tx)
         _audit(tx, controller.controller_id, action, actor, now, cause=reason)
 
-    _transact(writes, "the controller changed meanwhile; try again")
+    _transact(writes, "the controller changed meanwhile; try again", controller)
     controller.refresh(consistent_read=True)
     return controller
 

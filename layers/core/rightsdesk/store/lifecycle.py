@@ -8,7 +8,8 @@ from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.update import Action
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.models import Model
 
 from rightsdesk.kernel import clock
@@ -85,8 +86,35 @@ def transition(
             if attempt == CONFLICT_ATTEMPTS or not _transient(error):
                 raise
             time.sleep(0.05 * attempt)
-    request.refresh(consistent_read=True)  # an eventually consistent read may still show the old status
+    # The write's condition held, so the item is what was read plus these actions: set them here
+    # rather than read it back (a call per transition). An action whose result only the table
+    # knows (an ADD, a path into a map) reads it back, consistently.
+    if not apply_locally(request, actions):
+        request.refresh(consistent_read=True)
     return request
+
+
+def apply_locally(item: Model, actions: Iterable[Action]) -> bool:
+    """Give `item` the values `actions` wrote, if each SETs a whole attribute to a value or
+    REMOVEs one; False, and `item` untouched, for any other action."""
+    by_name = {attribute.attr_name: name for name, attribute in type(item).get_attributes().items()}
+    values: dict[str, object] = {}
+    for action in actions:
+        path = action.values[0]
+        if not isinstance(path, Path) or len(path.path) != 1 or path.path[0] not in by_name:
+            return False
+        name = by_name[path.path[0]]
+        attribute = type(item).get_attributes()[name]
+        if isinstance(action, RemoveAction):
+            values[name] = None
+        elif isinstance(action, SetAction) and isinstance(action.values[1], Value):
+            serialized = action.values[1].value
+            values[name] = None if "NULL" in serialized else attribute.deserialize(attribute.get_value(serialized))
+        else:
+            return False
+    for name, value in values.items():
+        setattr(item, name, value)
+    return True
 
 
 def condition_failed(error: TransactWriteError) -> bool:

@@ -4,7 +4,8 @@ Each limit counts in fixed windows (an hour, a minute, a day, aligned to the epo
 counter is an item of its own (`LIMIT#<limit>#<key>` / `WINDOW#<start>`), never an attribute of a
 request, and it is spent by one atomic conditional UpdateItem (`ADD used :1` if `used < maximum`):
 parallel calls cannot spend more than the maximum, whatever their interleaving. On a submission
-the spend rides in the submission's own transaction (no extra write call; docs/benchmarks.md).
+the address's spend rides in the submission's own transaction; the source's, which many callers
+share, is a write of its own (an item in many concurrent transactions is a conflict hotspot).
 
 Keys are keyed hashes (the normalized address's keyed hash hashed again for this purpose; the
 caller's IP address), so a counter names nobody, and each expires with its window (retention rule
@@ -133,9 +134,20 @@ def spend(limit: Limit, key: str, now: datetime | None = None) -> bool:
 
 def used(limit: Limit, key: str, now: datetime | None = None) -> int:
     """How much of the current window is used (an expired counter DynamoDB still holds counts 0)."""
+    model, pk, sk = counter_key(limit, key, now)
+    return used_by(retention.live_item(model, pk, sk, consistent_read=True))
+
+
+def counter_key(limit: Limit, key: str, now: datetime | None = None) -> tuple[type[LimitCounterItem], str, str]:
+    """Where the current window's counter is: for a read of several items in one call
+    (rightsdesk.store.items.table.get_many), then `used_by`."""
     counter, _ = _counter(limit, key, now or clock.now())
-    item = retention.live_item(LimitCounterItem, counter.pk, counter.sk, consistent_read=True)
-    return int(item.used or 0) if item is not None else 0
+    return LimitCounterItem, counter.pk, counter.sk
+
+
+def used_by(counter: LimitCounterItem | None) -> int:
+    """What a counter as read says is used: a missing or expired one counts 0."""
+    return int(counter.used or 0) if counter is not None and retention.is_live(counter) else 0
 
 
 def exhausted(limit: Limit, key: str, now: datetime | None = None) -> bool:

@@ -34,7 +34,9 @@ GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from pynamodb.attributes import (
     NumberAttribute,
@@ -45,7 +47,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from rightsdesk.platform import config
+from rightsdesk.platform import config, container_cache
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.sessions import share_botocore_data
 
@@ -114,6 +116,28 @@ def transaction() -> TransactWrite:
     return TransactWrite(connection=connection())
 
 
+_M = TypeVar("_M", bound=Model)
+
+
+def get_many(keys: Sequence[tuple[type[_M], str, str]], *, consistent_read: bool = False) -> list[_M | None]:
+    """Items of any models of the table, by (model, pk, sk), in one BatchGetItem call (another
+    only for keys DynamoDB left unprocessed): each as its model, in the order asked, None where
+    there is no item. At most 100 keys, BatchGetItem's limit."""
+    if len(keys) > 100:
+        raise ValueError("BatchGetItem reads at most 100 keys")
+    models = {(pk, sk): model for model, pk, sk in keys}
+    pending: list[dict[str, Any]] | None = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in models]
+    found: dict[tuple[str, str], Model] = {}
+    while pending:
+        answer = _Item._get_connection().batch_get_item(pending, consistent_read=consistent_read)
+        table = _Item.Meta.table_name
+        for raw in answer.get("Responses", {}).get(table, []):
+            key = (raw["pk"]["S"], raw["sk"]["S"])
+            found[key] = models[key].from_raw_data(raw)
+        pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys")
+    return [found.get((pk, sk)) for _, pk, sk in keys]  # type: ignore[misc]
+
+
 def _models() -> list[type[Model]]:
     """Every model class defined so far: the table's own item class and all its subclasses."""
     found: list[type[Model]] = [_Item]
@@ -147,3 +171,4 @@ def _point_models(**meta: str) -> None:
             setattr(model.Meta, name, value)
         model._connection = None
     connection.cache_clear()
+    container_cache.forget_all()  # what was read from the table before is not this table's
