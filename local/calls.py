@@ -6,17 +6,19 @@ from local.faults.running), the service, the IAM action, the resource's name and
 index; for a KMS Encrypt or Decrypt the `rightsdesk:purpose` of its encryption context. A
 transaction is recorded as the action of each of its items, as IAM authorizes it. Names only:
 never a key, an item or a message.
+
+Every container (local/zygote.py) appends to the same file: each call's rows go in one write to a
+descriptor opened with O_APPEND, so rows from concurrent processes never interleave.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import os
 from typing import Any
 
 from local import faults
 
-_lock = threading.Lock()
 _installed: str | None = None
 
 _TRANSACT_ACTIONS = {
@@ -58,12 +60,15 @@ def install(path: str) -> None:
         function = getattr(faults._local, "function", None)
         if function is not None:
             service = self.meta.service_model.service_name
-            lines = [
-                json.dumps({"function": function, "service": service, **row})
+            lines = "".join(
+                json.dumps({"function": function, "service": service, **row}) + "\n"
                 for row in _rows(service, operation_name, api_params)
-            ]
-            with _lock, open(path, "a", encoding="utf-8") as out:
-                out.writelines(line + "\n" for line in lines)
+            )
+            out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(out, lines.encode("utf-8"))
+            finally:
+                os.close(out)
         return make_api_call(self, operation_name, api_params)
 
     BaseClient._make_api_call = _make_api_call

@@ -1,22 +1,14 @@
-"""The template's Python functions, imported in this process and invoked like Lambda would."""
+"""The template's Python functions, each invoked in a bounded pool of container processes."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
-import sys
 import threading
-import time
-import traceback
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import faults
+from local.containers import Container, ContainerFailed, InvocationFailed, Zygote
 from local.intrinsics import NO_VALUE, Resolver, Unresolvable
 from local.resources import physical_name
 from local.template import Template
@@ -31,7 +23,12 @@ class FunctionUnavailable(Exception):
 
 
 class FunctionError(Exception):
-    """The handler raised. Carries the exception's type name only: messages may hold personal data."""
+    """The handler raised. Carries the exception's type name only: messages may hold personal data.
+    `unauthorized`: the message was exactly "Unauthorized", the one an authorizer raises for a 401."""
+
+    def __init__(self, kind: str, *, unauthorized: bool = False):
+        super().__init__(kind)
+        self.unauthorized = unauthorized
 
 
 @dataclass
@@ -43,6 +40,7 @@ class FunctionSpec:
     memory: int
     environment: dict[str, str]
     events: dict[str, dict] = field(default_factory=dict)
+    reserved: int | None = None  # ReservedConcurrentExecutions: the most containers it may have
 
     @property
     def name(self) -> str:
@@ -79,9 +77,15 @@ def function_specs(template: Template, resolver: Resolver) -> list[FunctionSpec]
                 memory=int(resolver.resolve(props.get("MemorySize", 128))),
                 environment=_environment(logical_id, props, resolver),
                 events=template.event_sources(logical_id),
+                reserved=_reserved(props, resolver),
             )
         )
     return specs
+
+
+def _reserved(props: dict, resolver: Resolver) -> int | None:
+    value = props.get("ReservedConcurrentExecutions")
+    return None if value is None else int(resolver.resolve(value))
 
 
 def _environment(logical_id: str, props: dict, resolver: Resolver) -> dict[str, str]:
@@ -101,9 +105,8 @@ def _environment(logical_id: str, props: dict, resolver: Resolver) -> dict[str, 
 def split_environment(specs: list[FunctionSpec]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """The variables every function agrees on, and per function the ones it sees differently.
 
-    The process has one os.environ, so only agreed values can stay set while handlers run. Values
-    that differ (POWERTOOLS_SERVICE_NAME, typically) are set while that function's module imports,
-    which is when powertools reads them.
+    The runner's own os.environ holds the agreed ones (it uses the core too, e.g. for the demo
+    controller); each container's environment is those plus its function's own.
     """
     values: dict[str, set[str]] = {}
     for spec in specs:
@@ -114,106 +117,176 @@ def split_environment(specs: list[FunctionSpec]) -> tuple[dict[str, str], dict[s
     return shared, own
 
 
-@contextmanager
-def _import_scope(code_dir: Path, env: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    # Lambda puts the function's code root first on sys.path, so handlers may import siblings.
-    sys.path.insert(0, str(code_dir))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(code_dir))
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and powertools read."""
-
-    def __init__(self, spec: FunctionSpec, region: str, account_id: str):
-        self.function_name = spec.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{spec.name}"
-        self.memory_limit_in_mb = spec.memory
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{spec.name}"
-        self.log_stream_name = f"local/{self.aws_request_id}"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + spec.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 class LoadedFunction:
-    def __init__(self, spec: FunctionSpec, root: Path, region: str, account_id: str):
+    """A function's bounded pool of containers (local/containers.py), invoked like Lambda would.
+
+    At most `max_containers` invocations run at once, each in a container of its own: its
+    ReservedConcurrentExecutions, else the runner's default (--max-containers). The first container
+    starts with the stack, so an import failure shows at once (/_dev/health, 502
+    function_unavailable); more start when every container is busy, up to the bound; beyond it a
+    request waits for a free one, as a throttled Lambda would be retried.
+    """
+
+    START_SECONDS = 60  # a cold start longer than this is a failure
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        root: Path,
+        region: str,
+        account_id: str,
+        *,
+        zygote: Zygote | None = None,
+        max_containers: int = 4,
+    ):
         self.spec = spec
         self.root = root
         self.region = region
         self.account_id = account_id
-        self.handler: Callable[[Any, Any], Any] | None = None
+        self.zygote = zygote
+        self.max_containers = max(1, spec.reserved if spec.reserved is not None else max_containers)
         self.problem: str | None = None
-        # One invocation at a time, like one Lambda execution environment: powertools keeps
-        # per-invocation state (appended keys, metrics) in module globals.
-        self._lock = threading.Lock()
+        self._container_spec: dict | None = None
+        self._idle: list[Container] = []
+        self._all: set[Container] = set()
+        self._count = 0  # containers running or starting
+        self._busy = 0
+        self._started = 0
+        self._closed = False
+        self._pool = threading.Condition()
 
-    def load(self, own_env: dict[str, str]) -> None:
-        module_name, _, attribute = self.spec.handler.rpartition(".")
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.spec.name}"
+
+    def load(self, env: dict[str, str], sys_path: list[str]) -> Container | None:
+        """Fork the first container (`env`: its whole environment); wait_ready() finishes it."""
+        module_name, _, _ = self.spec.handler.rpartition(".")
         path = self.spec.code_dir / (module_name.replace(".", "/") + ".py")
         if not path.is_file():
             self.problem = f"{path.relative_to(self.root) if path.is_relative_to(self.root) else path} not found"
             log.warning("%s: %s; its routes and triggers answer as unavailable", self.spec.logical_id, self.problem)
-            return
-        # Every function's file is app.py: a unique module name keeps them apart in sys.modules.
-        unique = f"_local_fn_{self.spec.logical_id}"
-        module_spec = importlib.util.spec_from_file_location(unique, path)
-        assert module_spec and module_spec.loader
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[unique] = module
+            return None
+        if self.zygote is None:
+            self.problem = "no container fork server"
+            return None
+        self._container_spec = {
+            "logical_id": self.spec.logical_id,
+            "code_dir": str(self.spec.code_dir),
+            "handler": self.spec.handler,
+            "timeout": self.spec.timeout,
+            "memory": self.spec.memory,
+            "function_name": self.spec.name,
+            "function_arn": self.function_arn,
+            "root": str(self.root),
+            "env": env,
+            "sys_path": sys_path,
+        }
+        with self._pool:
+            self._count += 1
+        container = self.zygote.fork(self._container_spec)
+        with self._pool:
+            self._all.add(container)
+        return container
+
+    def wait_ready(self, container: Container) -> None:
         try:
-            with _import_scope(self.spec.code_dir, own_env):
-                module_spec.loader.exec_module(module)
-            self.handler = getattr(module, attribute)
-        except Exception as error:  # noqa: BLE001 - any import failure leaves the function unavailable
-            sys.modules.pop(unique, None)
-            self.problem = f"import failed: {type(error).__name__}"
-            # Import runs no request, so the full traceback holds code, not personal data.
-            log.error("%s: %s\n%s", self.spec.logical_id, self.problem, traceback.format_exc())
+            container.wait_ready(self.START_SECONDS)
+        except ContainerFailed as failed:
+            self.problem = str(failed)
+            log.error("%s: %s\n%s", self.spec.logical_id, self.problem, failed.trace)
+            with self._pool:
+                self._count -= 1
+                self._all.discard(container)
+            return
+        with self._pool:
+            self._started += 1
+            self._idle.append(container)
+            self._pool.notify()
 
     @property
     def available(self) -> bool:
-        return self.handler is not None
+        return self.problem is None and self._container_spec is not None
 
     def invoke(self, event: Any) -> Any:
-        if self.handler is None:
+        if not self.available:
             raise FunctionUnavailable(f"{self.spec.logical_id}: {self.problem or 'not loaded'}")
-        with self._lock, faults.running(self.spec.logical_id):
-            context = LambdaContext(self.spec, self.region, self.account_id)
-            try:
-                return self.handler(event, context)
-            except faults.InjectedCrash as crash:
-                # As a killed environment: no answer, whatever the handler had done so far stays done.
-                log.warning("%s crashed at an injected fault (%s)", self.spec.logical_id, crash)
-                raise FunctionError("InjectedCrash") from None
-            except Exception as error:
-                log.error("%s raised %s%s", self.spec.logical_id, type(error).__name__, self._where(error))
-                raise FunctionError(type(error).__name__) from error
+        container = self._take()
+        try:
+            result = container.invoke(event, _clock_offset(), self.spec.timeout)
+        except InvocationFailed as failed:
+            self._put_back(container)
+            if failed.crashed is not None:
+                log.warning("%s crashed at an injected fault (%s)", self.spec.logical_id, failed.crashed)
+            elif failed.kind == "Timeout":
+                log.error("%s timed out after %d s; its container was stopped", self.spec.logical_id, self.spec.timeout)
+            else:
+                log.error("%s raised %s%s", self.spec.logical_id, failed.kind, failed.where)
+            raise FunctionError(failed.kind, unauthorized=failed.unauthorized) from None
+        self._put_back(container)
+        return result
 
-    def _where(self, error: BaseException) -> str:
-        if os.environ.get("RIGHTSDESK_LOCAL_TRACEBACKS") == "1":
-            # Opt-in: a traceback's messages and locals' reprs may include personal data.
-            return "\n" + "".join(traceback.format_exception(error))
-        ours = [
-            frame
-            for frame in traceback.extract_tb(error.__traceback__)
-            if Path(frame.filename).is_relative_to(self.root) and "site-packages" not in frame.filename
-        ]
-        if not ours:
-            return ""
-        frame = ours[-1]
-        return f" at {Path(frame.filename).relative_to(self.root)}:{frame.lineno} ({frame.name})"
+    def _take(self) -> Container:
+        with self._pool:
+            while True:
+                if self._closed:
+                    raise FunctionUnavailable(f"{self.spec.logical_id}: the stack is stopping")
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()
+                if self._count < self.max_containers:
+                    self._count += 1
+                    break
+                self._pool.wait()
+        try:  # a cold start, outside the lock: the other containers keep serving
+            assert self.zygote is not None and self._container_spec is not None
+            container = self.zygote.fork(self._container_spec)
+            with self._pool:
+                self._all.add(container)
+            container.wait_ready(self.START_SECONDS)
+        except ContainerFailed as failed:
+            log.error("%s: a new container failed: %s", self.spec.logical_id, failed)
+            with self._pool:
+                self._count -= 1
+                self._pool.notify()
+            raise FunctionUnavailable(f"{self.spec.logical_id}: {failed}") from None
+        with self._pool:
+            self._started += 1
+            self._busy += 1
+            if self._closed:
+                container.kill()
+        return container
+
+    def _put_back(self, container: Container) -> None:
+        with self._pool:
+            self._busy -= 1
+            if container.alive and not self._closed:
+                self._idle.append(container)
+            else:
+                self._count -= 1
+                self._all.discard(container)
+                container.kill()
+            self._pool.notify()
+
+    def containers(self) -> dict:
+        """For /_dev/health: the pool's bound and what runs now."""
+        with self._pool:
+            return {"max": self.max_containers, "running": self._count, "busy": self._busy, "started": self._started}
+
+    def close(self) -> None:
+        """Stop every container; an invocation in flight ends as its container dies."""
+        with self._pool:
+            self._closed = True
+            every, self._idle = list(self._all), []
+            self._pool.notify_all()
+        for container in every:
+            container.kill()
+
+
+def _clock_offset() -> float:
+    """The runner's clock (POST /_dev/clock moves it); every invocation brings it to its container."""
+    try:
+        from rightsdesk.kernel import clock
+    except ImportError:  # a template without the core: real time
+        return 0.0
+    return clock.offset_seconds()

@@ -16,6 +16,7 @@ import boto3
 from local import calls, faults, moto_patches, outbox
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
 from local.dev_routes import DevRoutes
+from local.containers import Zygote
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
 from local.intrinsics import Resolver, parameter_values
@@ -31,6 +32,8 @@ log = logging.getLogger("local")
 
 HOST = local_endpoints.HOST
 PARAMETER_OVERRIDES = {"Stage": "local"}
+# Containers per function unless its ReservedConcurrentExecutions says otherwise (--max-containers).
+DEFAULT_MAX_CONTAINERS = 4
 DEMO = {
     "controller_id": "ctl_demo",
     "site_key": "demo",
@@ -53,6 +56,7 @@ class LocalStack:
         schedules: bool = True,
         demo: bool = True,
         parameter_overrides: dict[str, Any] | None = None,
+        max_containers: int = DEFAULT_MAX_CONTAINERS,
     ):
         self.template_path = Path(template_path)
         self.ports = {"gateway": gateway_port, "moto": moto_port, "receiver": receiver_port}
@@ -61,7 +65,9 @@ class LocalStack:
         self.given_parameters = dict(parameter_overrides or {})
         self.parameter_overrides = {**PARAMETER_OVERRIDES, **self.given_parameters}
         self.region, self.account_id = REGION, ACCOUNT_ID
+        self.max_containers = max_containers
         self.functions: dict[str, LoadedFunction] = {}
+        self._zygote: Zygote | None = None
         self.routes: list[Route] = []
         self.workers: list[Worker] = []
         self.receiver_app = WebhookReceiver()
@@ -99,6 +105,8 @@ class LocalStack:
         self._saved_modules = set(sys.modules)
         self._stop.clear()
         try:
+            # The containers' fork server preloads the SDKs while moto starts (local/containers.py).
+            self._zygote = Zygote()
             self._start_cloud()
             self._load_functions()
             self._register_demo()
@@ -139,6 +147,11 @@ class LocalStack:
                 worker.join(timeout=max(0.1, deadline - time.monotonic()))
         for thread in self._threads:
             thread.stop()
+        for function in self.functions.values():
+            function.close()
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
         for server in self._servers[len(self._threads) :]:
             server.server_close()  # bound but never served (start failed early)
         self._threads, self._servers = [], []
@@ -154,9 +167,10 @@ class LocalStack:
         LocalStack._running = False
 
     def _forget_code_modules(self) -> None:
-        """Drop the handler and layer modules this run imported: their module-level clients and caches
-        point at this run's moto, so a later stack in this process must import them afresh. (A core
-        imported before start() stays, with its caches; bench and tests import it after.)"""
+        """Drop the layer modules this run imported (the runner uses the core for the demo controller):
+        their module-level clients and caches point at this run's moto, so a later stack in this
+        process must import them afresh. (A core imported before start() stays, with its caches;
+        bench and tests import it after.)"""
         folders = [fn.spec.code_dir for fn in self.functions.values()] + self._layer_paths()
         for name in set(sys.modules) - self._saved_modules:
             file = getattr(sys.modules.get(name), "__file__", None)
@@ -239,10 +253,24 @@ class LocalStack:
         for layer in reversed(self._layer_paths()):
             sys.path.insert(0, str(layer))  # where Lambda mounts layers (/opt/python)
         self._bind_core()
+        assert self._zygote is not None
+        self._zygote.prepare(list(sys.path), self._layer_paths(), dict(os.environ))
+        first = []
         for spec in specs:
-            function = LoadedFunction(spec, self.template.root, self.region, self.account_id)
-            function.load({k: v for k, v in own[spec.logical_id].items() if k not in local_env})
+            function = LoadedFunction(
+                spec,
+                self.template.root,
+                self.region,
+                self.account_id,
+                zygote=self._zygote,
+                max_containers=self.max_containers,
+            )
+            env = {**os.environ, **{k: v for k, v in own[spec.logical_id].items() if k not in local_env}}
+            first.append((function, function.load(env, list(sys.path))))
             self.functions[spec.logical_id] = function
+        for function, container in first:  # every function's module imports at once, each in its container
+            if container is not None:
+                function.wait_ready(container)
 
     def _layer_paths(self) -> list[Path]:
         paths = []
@@ -346,6 +374,7 @@ class LocalStack:
             "functions": {
                 "loaded": sorted(lid for lid, fn in self.functions.items() if fn.available),
                 "unavailable": unavailable,
+                "containers": {lid: fn.containers() for lid, fn in self.functions.items() if fn.available},
             },
             "routes": [f"{route.method} {route.resource}" for route in self.routes],
             "pollers": [worker.name for worker in self.workers],
