@@ -15,8 +15,8 @@ import boto3
 
 from local import calls, faults, moto_patches, outbox
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
-from local.dev_routes import DevRoutes
 from local.containers import Zygote
+from local.dev_routes import DevRoutes
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
 from local.intrinsics import Resolver, parameter_values
