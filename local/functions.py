@@ -159,17 +159,17 @@ class LoadedFunction:
     def function_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.spec.name}"
 
-    def load(self, env: dict[str, str], sys_path: list[str]) -> Container | None:
-        """Fork the first container (`env`: its whole environment); wait_ready() finishes it."""
+    def prepare(self, env: dict[str, str], sys_path: list[str]) -> bool:
+        """What its containers start from (`env`: their whole environment); False if its code is missing."""
         module_name, _, _ = self.spec.handler.rpartition(".")
         path = self.spec.code_dir / (module_name.replace(".", "/") + ".py")
         if not path.is_file():
             self.problem = f"{path.relative_to(self.root) if path.is_relative_to(self.root) else path} not found"
             log.warning("%s: %s; its routes and triggers answer as unavailable", self.spec.logical_id, self.problem)
-            return None
+            return False
         if self.zygote is None:
             self.problem = "no container fork server"
-            return None
+            return False
         self._container_spec = {
             "logical_id": self.spec.logical_id,
             "code_dir": str(self.spec.code_dir),
@@ -182,14 +182,30 @@ class LoadedFunction:
             "env": env,
             "sys_path": sys_path,
         }
+        return True
+
+    def fork(self) -> Container | None:
+        """The first container, importing its module; wait_ready() takes it into the pool."""
+        assert self.zygote is not None and self._container_spec is not None
         with self._pool:
             self._count += 1
-        container = self.zygote.fork(self._container_spec)
+        try:
+            container = self.zygote.fork(self._container_spec)
+        except (ContainerFailed, OSError) as failed:
+            self.problem = f"no container: {type(failed).__name__}"
+            log.error("%s: %s", self.spec.logical_id, self.problem)
+            with self._pool:
+                self._count -= 1
+            return None
         with self._pool:
             self._all.add(container)
+            if self._closed:
+                container.kill()
         return container
 
-    def wait_ready(self, container: Container) -> None:
+    def wait_ready(self, container: Container | None) -> None:
+        if container is None:
+            return
         try:
             container.wait_ready(self.START_SECONDS)
         except ContainerFailed as failed:
@@ -244,7 +260,7 @@ class LoadedFunction:
             with self._pool:
                 self._all.add(container)
             container.wait_ready(self.START_SECONDS)
-        except ContainerFailed as failed:
+        except (ContainerFailed, OSError) as failed:
             log.error("%s: a new container failed: %s", self.spec.logical_id, failed)
             with self._pool:
                 self._count -= 1

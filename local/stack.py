@@ -108,8 +108,8 @@ class LocalStack:
             # The containers' fork server preloads the SDKs while moto starts (local/containers.py).
             self._zygote = Zygote()
             self._start_cloud()
-            self._load_functions()
-            self._register_demo()
+            first_containers = self._load_functions()
+            self._register_demo()  # meanwhile every function's module imports in its first container
             self._gateway = Gateway(
                 build_routes(self.template, self.resolver, self.functions),
                 region=self.region,
@@ -117,6 +117,7 @@ class LocalStack:
                 dev=DevRoutes(self),
             )
             self.routes = self._gateway.routes
+            first_containers.join()  # an import failure shows before the stack says it is ready
             self.workers = build_workers(
                 self.functions,
                 self.resources,
@@ -239,7 +240,8 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return self._session.client(service, endpoint_url=self.moto_url)
 
-    def _load_functions(self) -> None:
+    def _load_functions(self) -> threading.Thread:
+        """Every function's pool; the thread returned starts each one's first container."""
         specs = function_specs(self.template, self.resolver)
         shared, own = split_environment(specs)
         local_env = {
@@ -255,7 +257,7 @@ class LocalStack:
         self._bind_core()
         assert self._zygote is not None
         self._zygote.prepare(list(sys.path), self._layer_paths(), dict(os.environ))
-        first = []
+        first: list[LoadedFunction] = []
         for spec in specs:
             function = LoadedFunction(
                 spec,
@@ -266,11 +268,18 @@ class LocalStack:
                 max_containers=self.max_containers,
             )
             env = {**os.environ, **{k: v for k, v in own[spec.logical_id].items() if k not in local_env}}
-            first.append((function, function.load(env, list(sys.path))))
+            if function.prepare(env, list(sys.path)):
+                first.append(function)
             self.functions[spec.logical_id] = function
-        for function, container in first:  # every function's module imports at once, each in its container
-            if container is not None:
-                function.wait_ready(container)
+        starter = threading.Thread(target=self._start_first_containers, args=(first,), name="containers")
+        starter.start()
+        return starter
+
+    @staticmethod
+    def _start_first_containers(functions: list[LoadedFunction]) -> None:
+        forked = [(function, function.fork()) for function in functions]  # the fork server answers in turn
+        for function, container in forked:  # while the modules import, each in its own container
+            function.wait_ready(container)
 
     def _layer_paths(self) -> list[Path]:
         paths = []
