@@ -41,9 +41,12 @@ class ContainerFailed(Exception):
 class InvocationFailed(Exception):
     """The invocation ended without an answer: `kind` is the error type name a FunctionError carries."""
 
-    def __init__(self, kind: str, where: str = "", unauthorized: bool = False, crashed: str | None = None):
+    def __init__(
+        self, kind: str, where: str = "", unauthorized: bool = False, crashed: str | None = None, unsent: bool = False
+    ):
         super().__init__(kind)
         self.kind, self.where, self.unauthorized, self.crashed = kind, where, unauthorized, crashed
+        self.unsent = unsent  # the container was gone before it got the event: another may take it
 
 
 class Zygote:
@@ -121,10 +124,13 @@ class Container:
     def invoke(self, event: Any, offset: float, timeout: float) -> Any:
         """The handler's answer; InvocationFailed if it raised, crashed, timed out or died."""
         deadline = time.monotonic() + timeout
+        message = json.dumps({"invoke": event, "offset": offset, "faults": faults.active()}).encode()
         try:
-            self.connection.send_bytes(
-                json.dumps({"invoke": event, "offset": offset, "faults": faults.active()}).encode()
-            )
+            self.connection.send_bytes(message)
+        except OSError:
+            self.close()
+            raise InvocationFailed("Runtime.ExitError", unsent=True) from None
+        try:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.connection.poll(left):

@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from local.containers import Container, ContainerFailed, InvocationFailed, Zygote
 from local.intrinsics import NO_VALUE, Resolver, Unresolvable
@@ -227,20 +227,28 @@ class LoadedFunction:
     def invoke(self, event: Any) -> Any:
         if not self.available:
             raise FunctionUnavailable(f"{self.spec.logical_id}: {self.problem or 'not loaded'}")
-        container = self._take()
-        try:
-            result = container.invoke(event, _clock_offset(), self.spec.timeout)
-        except InvocationFailed as failed:
+        for _ in range(self.max_containers):  # an idle container that died since is replaced, once each
+            container = self._take()
+            try:
+                result = container.invoke(event, _clock_offset(), self.spec.timeout)
+            except InvocationFailed as failed:
+                self._put_back(container)
+                if failed.unsent:
+                    continue
+                self._failed(failed)
             self._put_back(container)
-            if failed.crashed is not None:
-                log.warning("%s crashed at an injected fault (%s)", self.spec.logical_id, failed.crashed)
-            elif failed.kind == "Timeout":
-                log.error("%s timed out after %d s; its container was stopped", self.spec.logical_id, self.spec.timeout)
-            else:
-                log.error("%s raised %s%s", self.spec.logical_id, failed.kind, failed.where)
-            raise FunctionError(failed.kind, unauthorized=failed.unauthorized) from None
-        self._put_back(container)
-        return result
+            return result
+        raise FunctionError("Runtime.ExitError")
+
+    def _failed(self, failed: InvocationFailed) -> NoReturn:
+        """Log the failure (type and place only) and raise it as the FunctionError callers know."""
+        if failed.crashed is not None:
+            log.warning("%s crashed at an injected fault (%s)", self.spec.logical_id, failed.crashed)
+        elif failed.kind == "Timeout":
+            log.error("%s timed out after %d s; its container was stopped", self.spec.logical_id, self.spec.timeout)
+        else:
+            log.error("%s raised %s%s", self.spec.logical_id, failed.kind, failed.where)
+        raise FunctionError(failed.kind, unauthorized=failed.unauthorized)
 
     def _take(self) -> Container:
         with self._pool:
