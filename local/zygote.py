@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from local import calls, faults  # before a container replaces sys.path with its function's
+
 # What most functions import: loaded once in the fork server, shared copy-on-write by every
 # container (a missing one is skipped). Lazily imported parts of the layer (templates, translations)
 # are here too, so a container's first request does not pay for them.
@@ -155,8 +157,6 @@ def serve(fd: int, spec: dict) -> None:
     os.environ.update(spec["env"])
     # Lambda puts the function's code root first on sys.path, so handlers may import siblings.
     sys.path[:] = [spec["code_dir"], *spec["sys_path"]]
-    from local import calls, faults
-
     faults.install_remote(runner.ask_fault)
     if spec["env"].get("RIGHTSDESK_LOCAL_RECORD_CALLS"):  # tests/integration/test_granted_calls.py
         calls.install(spec["env"]["RIGHTSDESK_LOCAL_RECORD_CALLS"])
@@ -183,8 +183,6 @@ def serve(fd: int, spec: dict) -> None:
 
 
 def _invoke(handler: Any, event: Any, spec: dict) -> dict:
-    from local import faults
-
     context = LambdaContext(spec, time.monotonic() + spec["timeout"])
     with faults.running(spec["logical_id"]):
         try:
