@@ -115,10 +115,10 @@ class Container:
         try:
             answer = json.loads(self.connection.recv_bytes())
         except (EOFError, OSError):
-            self.kill()
+            self.close()
             raise ContainerFailed("the container exited while importing") from None
         if "failed" in answer:
-            self.kill()
+            self.close()  # it ends itself after saying so
             raise ContainerFailed(answer["failed"], answer.get("trace", ""))
 
     def invoke(self, event: Any, offset: float, timeout: float) -> Any:
