@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -148,12 +149,15 @@ class LoadedFunction:
         self.problem: str | None = None
         self._container_spec: dict | None = None
         self._idle: list[Container] = []
+        # Requests waiting for a container, first come first served: a freed container is handed to
+        # the longest waiter, so a request arriving just then cannot overtake it.
+        self._waiters: deque[_Waiter] = deque()
         self._all: set[Container] = set()
         self._count = 0  # containers running or starting
         self._busy = 0
         self._started = 0
         self._closed = False
-        self._pool = threading.Condition()
+        self._pool = threading.Lock()
 
     @property
     def function_arn(self) -> str:
@@ -217,8 +221,8 @@ class LoadedFunction:
             return
         with self._pool:
             self._started += 1
-            self._idle.append(container)
-            self._pool.notify()
+            self._busy += 1
+            self._release(container)
 
     @property
     def available(self) -> bool:
@@ -251,18 +255,29 @@ class LoadedFunction:
         raise FunctionError(failed.kind, unauthorized=failed.unauthorized)
 
     def _take(self) -> Container:
+        waiter = None
         with self._pool:
-            while True:
-                if self._closed:
-                    raise FunctionUnavailable(f"{self.spec.logical_id}: the stack is stopping")
-                if self._idle:
-                    self._busy += 1
-                    return self._idle.pop()
-                if self._count < self.max_containers:
-                    self._count += 1
-                    break
-                self._pool.wait()
-        try:  # a cold start, outside the lock: the other containers keep serving
+            if self._closed:
+                raise FunctionUnavailable(f"{self.spec.logical_id}: the stack is stopping")
+            if self._idle and not self._waiters:
+                self._busy += 1
+                return self._idle.pop()
+            if self._count < self.max_containers and not self._waiters:
+                self._count += 1  # this request starts a container of its own
+            else:
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+        if waiter is not None:
+            waiter.ready.wait()
+            if waiter.container is not None:
+                return waiter.container
+            if not waiter.start:
+                raise FunctionUnavailable(f"{self.spec.logical_id}: the stack is stopping")
+        return self._cold_start()
+
+    def _cold_start(self) -> Container:
+        """A new container for this request (already counted), outside the lock: the others keep serving."""
+        try:
             assert self.zygote is not None and self._container_spec is not None
             container = self.zygote.fork(self._container_spec)
             with self._pool:
@@ -272,7 +287,7 @@ class LoadedFunction:
             log.error("%s: a new container failed: %s", self.spec.logical_id, failed)
             with self._pool:
                 self._count -= 1
-                self._pool.notify()
+                self._let_next_start()
             raise FunctionUnavailable(f"{self.spec.logical_id}: {failed}") from None
         with self._pool:
             self._started += 1
@@ -283,14 +298,32 @@ class LoadedFunction:
 
     def _put_back(self, container: Container) -> None:
         with self._pool:
-            self._busy -= 1
             if container.alive and not self._closed:
-                self._idle.append(container)
-            else:
-                self._count -= 1
-                self._all.discard(container)
-                container.kill()
-            self._pool.notify()
+                self._release(container)
+                return
+            self._busy -= 1
+            self._count -= 1
+            self._all.discard(container)
+            container.kill()
+            self._let_next_start()
+
+    def _release(self, container: Container) -> None:
+        """A busy container is free: to the longest waiter, else idle. Under the lock."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.container = container  # stays busy, for its new request
+            waiter.ready.set()
+            return
+        self._busy -= 1
+        self._idle.append(container)
+
+    def _let_next_start(self) -> None:
+        """A container is gone: the longest waiter starts a new one in its place. Under the lock."""
+        if self._waiters and not self._closed and self._count < self.max_containers:
+            waiter = self._waiters.popleft()
+            self._count += 1
+            waiter.start = True
+            waiter.ready.set()
 
     def containers(self) -> dict:
         """For /_dev/health: the pool's bound and what runs now."""
@@ -302,9 +335,20 @@ class LoadedFunction:
         with self._pool:
             self._closed = True
             every, self._idle = list(self._all), []
-            self._pool.notify_all()
+            waiting, self._waiters = list(self._waiters), deque()
+        for waiter in waiting:
+            waiter.ready.set()  # with neither a container nor a start: FunctionUnavailable
         for container in every:
             container.kill()
+
+
+class _Waiter:
+    """A request waiting for a container: handed one, or told to start one."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.container: Container | None = None
+        self.start = False
 
 
 def _clock_offset() -> float:

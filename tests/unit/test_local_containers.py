@@ -167,3 +167,23 @@ def test_fault_rules_stay_in_the_runner_and_are_asked_only_while_they_exist(prob
         assert probe.invoke({"call_aws": True})["aws_error"] == "EndpointConnectionError"
     finally:
         faults.clear()
+
+
+def test_requests_waiting_for_a_container_are_served_in_arrival_order(zygote, tmp_path):
+    function = pool(zygote, tmp_path, HANDLER, reserved=1)
+    served: list[int] = []
+    try:
+        busy = threading.Thread(target=function.invoke, args=({"sleep": 0.5},))
+        busy.start()
+        waiting = []
+        for index in range(4):
+            time.sleep(0.05)  # arrivals in a known order while the only container is busy
+            thread = threading.Thread(target=lambda i=index: (function.invoke({"sleep": 0.01}), served.append(i)))
+            thread.start()
+            waiting.append(thread)
+        for thread in [busy, *waiting]:
+            thread.join()
+        assert served == [0, 1, 2, 3]
+        assert function.containers() == {"max": 1, "running": 1, "busy": 0, "started": 1}
+    finally:
+        function.close()
