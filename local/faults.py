@@ -1,6 +1,6 @@
 """AWS faults injected into the handlers' own AWS calls (POST /_dev/faults {"aws": [...]}).
 
-Faults sit where botocore sends a request, in this process, so every client is covered (boto3's,
+Faults sit where botocore sends a request, in the handler's own process, so every client is covered (boto3's,
 pynamodb's, powertools') and botocore's own retry logic sees them as it would see AWS: a throttle
 injected twice is absorbed by the SDK's retries, one injected twenty times reaches the handler.
 A fault can also *crash* the invocation at that call: the handler stops as a Lambda environment
