@@ -156,12 +156,17 @@ class Container:
         raise InvocationFailed(answer["error"], answer.get("where", ""), bool(answer.get("unauthorized")))
 
     def kill(self) -> None:
+        self.stop()
+        self.close()
+
+    def stop(self) -> None:
+        """SIGKILL only: the thread invoking it sees the socket end and hangs up itself (closing the
+        socket under that thread could hand its descriptor number to another container's socket)."""
         if self.alive:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.close()
 
     def close(self) -> None:
         """Hang up: a container whose socket closes ends itself (local/zygote.py)."""

@@ -334,12 +334,15 @@ class LoadedFunction:
         """Stop every container; an invocation in flight ends as its container dies."""
         with self._pool:
             self._closed = True
-            every, self._idle = list(self._all), []
+            idle, self._idle = self._idle, []
+            busy = [container for container in self._all if container not in idle]
             waiting, self._waiters = list(self._waiters), deque()
         for waiter in waiting:
             waiter.ready.set()  # with neither a container nor a start: FunctionUnavailable
-        for container in every:
+        for container in idle:
             container.kill()
+        for container in busy:
+            container.stop()  # its invocation ends with the process; that thread hangs up
 
 
 class _Waiter:
