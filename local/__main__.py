@@ -38,6 +38,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-demo", action="store_true", help="do not register the demo controller")
     parser.add_argument(
+        "--max-containers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="containers (processes) per function unless its ReservedConcurrentExecutions sets it "
+        "(env RIGHTSDESK_LOCAL_MAX_CONTAINERS, default 4)",
+    )
+    parser.add_argument(
         "--parameter-overrides",
         nargs="+",
         action="extend",  # given twice (e.g. the loopback limits, then a test's own), both count; the last wins
@@ -58,6 +66,21 @@ def parameter_overrides(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"rightsdesk local: --parameter-overrides takes Key=Value, not {word!r}")
         overrides[key] = value
     return overrides
+
+
+def _max_containers(flag_value: int | None) -> int:
+    from local.stack import DEFAULT_MAX_CONTAINERS
+
+    value = flag_value if flag_value is not None else os.environ.get("RIGHTSDESK_LOCAL_MAX_CONTAINERS")
+    if value is None or value == "":
+        return DEFAULT_MAX_CONTAINERS
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SystemExit(f"rightsdesk local: --max-containers takes a whole number of at least 1, not {value!r}")
+    return count
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -92,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         schedules=not args.no_schedules and os.environ.get("RIGHTSDESK_LOCAL_SCHEDULES", "on").lower() != "off",
         demo=not args.no_demo,
         parameter_overrides=parameter_overrides(args.parameter_overrides),
+        max_containers=_max_containers(args.max_containers),
     )
     try:
         stack.start()

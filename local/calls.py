@@ -8,6 +8,9 @@ transaction is recorded as the action of each of its items, as IAM authorizes it
 names its API call: `operation` (TransactWriteItems for each of a transaction's rows) and `call`,
 an id shared by the rows of one call and unique across processes, so counting distinct `call`s
 counts API calls (bench/aws_calls.py). Names only: never a key, an item or a message.
+
+Every container (local/zygote.py) appends to the same file: each call's rows go in one write to a
+descriptor opened with O_APPEND, so rows from concurrent processes never interleave.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import threading
 from typing import Any
 
 from local import faults
 
-_lock = threading.Lock()
 _installed: str | None = None
 _call_numbers = itertools.count(1)
 
@@ -64,12 +65,16 @@ def install(path: str) -> None:
         if function is not None:
             service = self.meta.service_model.service_name
             call = f"{os.getpid()}-{next(_call_numbers)}"
-            lines = [
+            lines = "".join(
                 json.dumps({"function": function, "service": service, "operation": operation_name, "call": call, **row})
+                + "\n"
                 for row in _rows(service, operation_name, api_params)
-            ]
-            with _lock, open(path, "a", encoding="utf-8") as out:
-                out.writelines(line + "\n" for line in lines)
+            )
+            out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(out, lines.encode("utf-8"))
+            finally:
+                os.close(out)
         return make_api_call(self, operation_name, api_params)
 
     BaseClient._make_api_call = _make_api_call

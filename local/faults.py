@@ -1,6 +1,6 @@
 """AWS faults injected into the handlers' own AWS calls (POST /_dev/faults {"aws": [...]}).
 
-Faults sit where botocore sends a request, in this process, so every client is covered (boto3's,
+Faults sit where botocore sends a request, in the handler's own process, so every client is covered (boto3's,
 pynamodb's, powertools') and botocore's own retry logic sees them as it would see AWS: a throttle
 injected twice is absorbed by the SDK's retries, one injected twenty times reaches the handler.
 A fault can also *crash* the invocation at that call: the handler stops as a Lambda environment
@@ -17,7 +17,12 @@ A rule:
               never matched unless a rule names no function
   skip        let this many matching calls through first (default 0)
   times       how many matching calls fail (default 1; -1 until cleared)
-Only the runner process is affected: tests reading moto from their own process see no faults.
+Only the handlers' calls are affected: tests reading moto from their own process see no faults.
+
+The rules and their counters live in the runner. A handler runs in a container process
+(local/zygote.py), where install_remote() puts the same botocore hook in front of a question to the
+runner; the runner says with each invocation whether any rule exists, so without rules a call costs
+nothing extra. In one process (the unit tests' in-process moto) the rules are read directly.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +39,9 @@ _lock = threading.Lock()
 _rules: list[Rule] = []
 _local = threading.local()  # .function: the logical ID whose invocation runs in this thread
 _installed = False
+# In a container: asks the runner whether a call fails (None in the runner and the unit tests).
+_remote: Callable[[str, str], dict | None] | None = None
+_remote_active = False  # the runner had rules when this invocation started
 
 # Status codes AWS uses for these errors; anything else is a client error (400).
 _STATUS = {"InternalServerError": 500, "InternalFailure": 500, "ServiceUnavailable": 503, "InternalError": 500}
@@ -90,7 +98,20 @@ class Rule:
             "skip": self.skip,
             "times": self.times,
             "hits": self.hits,
+            "reasons": self.reasons,
         }
+
+    @classmethod
+    def from_view(cls, view: dict) -> Rule:
+        """The runner's answer to a container: enough of the rule to answer the call with."""
+        return cls(
+            service=view["service"],
+            operation=view["operation"],
+            error=view.get("error"),
+            crash=bool(view.get("crash")),
+            reasons=view.get("reasons"),
+            id=view["id"],
+        )
 
 
 def add(specs: list[Any]) -> list[dict]:
@@ -111,6 +132,11 @@ def listing() -> list[dict]:
         return [rule.view() for rule in _rules]
 
 
+def active() -> bool:
+    """Whether any rule exists: sent with each invocation, so a container without rules never asks."""
+    return bool(_rules)
+
+
 @contextmanager
 def running(logical_id: str) -> Iterator[None]:
     """Calls made inside are made by this function (LoadedFunction.invoke wraps every invocation)."""
@@ -122,8 +148,30 @@ def running(logical_id: str) -> Iterator[None]:
         _local.function = previous
 
 
+def install_remote(ask: Callable[[str, str], dict | None]) -> None:
+    """In a container: every call a handler makes is checked against the runner's rules (take())."""
+    global _remote
+    _remote = ask
+    install()
+
+
+def remote_rules(active: bool) -> None:
+    global _remote_active
+    _remote_active = active
+
+
 def _take(service: str, operation: str) -> Rule | None:
     function = getattr(_local, "function", None)
+    if _remote is not None:
+        if not _remote_active or function is None:
+            return None
+        view = _remote(service, operation)
+        return Rule.from_view(view) if view else None
+    return take(function, service, operation)
+
+
+def take(function: str | None, service: str, operation: str) -> Rule | None:
+    """The rule that fails this call of `function` (None: the runner's own call), counting it."""
     with _lock:
         for rule in _rules:
             if rule.spent or (rule.service, rule.operation) != (service, operation):

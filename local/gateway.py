@@ -449,7 +449,7 @@ class Gateway:
             result = authorizer.function.invoke(auth_event)
         except FunctionError as error:
             # The one message API Gateway reads: raising "Unauthorized" means 401.
-            if str(error.__cause__) == "Unauthorized":
+            if error.unauthorized:
                 raise GatewayError(401, "unauthorized", "Unauthorized") from None
             raise GatewayError(500, "authorizer_error", "Authorizer failed") from None
         if not isinstance(result, dict) or "principalId" not in result or "policyDocument" not in result:

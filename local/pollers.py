@@ -1,5 +1,8 @@
 """Event sources other than the API: SQS queues, DynamoDB streams and schedules, one thread each.
 
+An SQS poller hands several batches to its function at once (up to its containers, as Lambda
+scales pollers); a stream's shards are read one batch at a time, in order, as Lambda does.
+
 A failing invocation never ends a thread; it is logged by exception type only, since messages and
 stream records hold personal data.
 """
@@ -13,6 +16,7 @@ import logging
 import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -69,9 +73,10 @@ def _failed_ids(result: Any, ids: list[str]) -> set[str]:
 
 
 def drain(workers: list[Worker], timeout: float = 20.0) -> bool:
-    """Wait until each queue and stream poller has finished two polls since the call: the second
-    began after it, so whatever was visible then has been handed to its function and answered
-    (one hop: what those invocations send on may still be on its way). False on timeout."""
+    """Wait until each queue and stream poller has finished two polls since the call, and every
+    batch those polls received has been answered: the second began after the call, so whatever was
+    visible then has been handed to its function and answered (one hop: what those invocations send
+    on may still be on its way). False on timeout."""
     pollers = [w for w in workers if isinstance(w, (SqsPoller, StreamPoller)) and w.is_alive()]
     wanted = {id(w): w.polls + 2 for w in pollers}
     for worker in pollers:
@@ -84,6 +89,9 @@ def drain(workers: list[Worker], timeout: float = 20.0) -> bool:
             with worker.polled:
                 while worker.polls < wanted[id(worker)] and not deadline.is_set() and not worker.stop.is_set():
                     worker.polled.wait(0.1)
+            # Batches of those polls may still run beside the poller: wait for their answers too.
+            if isinstance(worker, SqsPoller):
+                worker.handed_on(worker.dispatched, deadline)
         return not deadline.is_set()
     finally:
         timer.cancel()
@@ -117,33 +125,91 @@ class SqsPoller(Worker):
         # Fault injection (POST /_dev/faults): hold the queue, or let the next invocation die
         # after its first n records, as a Lambda environment killed mid-batch would.
         self.paused = False
-        self.held = threading.Event()  # set while paused and no receive is in flight
+        self.held = threading.Event()  # set while paused and no receive or batch is in flight
         self.crash_after: int | None = None
+        # Batches handed to the function at once: its containers, the mapping's MaximumConcurrency
+        # if lower, one for a FIFO queue (its order is the point).
+        limit = int((properties.get("ScalingConfig") or {}).get("MaximumConcurrency") or function.max_containers)
+        self.concurrency = 1 if queue_url.endswith(".fifo") else max(1, min(limit, function.max_containers))
+        self.slots = threading.Semaphore(self.concurrency)
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
+        self.batches = threading.Condition()
+        self.dispatched = 0  # batches handed on so far, numbered from 1
+        self.in_flight: set[int] = set()  # their numbers while their invocation runs
 
     def tick(self) -> None:
         if self.paused:
-            self.held.set()
+            with self.batches:
+                if not self.in_flight:
+                    self.held.set()
             self.stop.wait(0.1)
             return
         self.held.clear()
-        messages = (
-            self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=self.batch_size,
-                WaitTimeSeconds=0 if self.hurry.is_set() else 1,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages")
-            or []
-        )
+        # A receive only when a batch can be handed on at once: never more batches in flight than
+        # the function has containers (or the mapping's MaximumConcurrency), as Lambda scales pollers.
+        while not self.slots.acquire(timeout=0.25):
+            if self.stop.is_set() or self.paused:
+                return
+        try:
+            messages = (
+                self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=0 if self.hurry.is_set() else 1,
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages")
+                or []
+            )
+        except BaseException:
+            self.slots.release()
+            raise
         if not messages:
+            self.slots.release()
             return
+        crash_after, self.crash_after = self.crash_after, None
+        with self.batches:
+            self.dispatched += 1
+            number = self.dispatched
+            self.in_flight.add(number)
+        if self.concurrency == 1:
+            self._batch(number, messages, crash_after)
+        else:
+            self._executor.submit(self._batch, number, messages, crash_after)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self._executor.shutdown(wait=False)
+
+    def handed_on(self, upto: int, until: threading.Event) -> bool:
+        """Wait until every batch up to number `upto` has been answered (drain())."""
+        with self.batches:
+            while any(number <= upto for number in self.in_flight):
+                if until.is_set() or self.stop.is_set():
+                    return False
+                self.batches.wait(0.1)
+        return True
+
+    def _batch(self, number: int, messages: list[dict], crash_after: int | None) -> None:
+        try:
+            self._deliver(messages, crash_after)
+        except Exception as error:  # noqa: BLE001 - unanswered messages return after the visibility timeout
+            if not self.stop.is_set():
+                log.warning("%s: %s while handing on a batch", self.name, type(error).__name__)
+        finally:
+            with self.batches:
+                self.in_flight.discard(number)
+                self.batches.notify_all()
+            self.slots.release()
+
+    def _deliver(self, messages: list[dict], crash_after: int | None) -> None:
         records = [self._record(message) for message in messages]
         deliver = [record for record in records if any_match(self.patterns, _sqs_filter_view(record))]
         failed: set[str] = set()
         if deliver:
             ids = [record["messageId"] for record in deliver]
-            crash_after, self.crash_after = self.crash_after, None
             if crash_after is None:
                 ok, result = _invoke(self.function, {"Records": deliver})
             else:

@@ -15,6 +15,7 @@ import boto3
 
 from local import calls, faults
 from local.cloud import ACCOUNT_ID, REGION, fake_aws_environment
+from local.containers import Zygote
 from local.dev_routes import DevRoutes
 from local.functions import LoadedFunction, function_specs, split_environment
 from local.gateway import Gateway, Route, build_routes
@@ -32,6 +33,8 @@ log = logging.getLogger("local")
 
 HOST = local_endpoints.HOST
 PARAMETER_OVERRIDES = {"Stage": "local"}
+# Containers per function unless its ReservedConcurrentExecutions says otherwise (--max-containers).
+DEFAULT_MAX_CONTAINERS = 4
 DEMO = {
     "controller_id": "ctl_demo",
     "site_key": "demo",
@@ -54,6 +57,7 @@ class LocalStack:
         schedules: bool = True,
         demo: bool = True,
         parameter_overrides: dict[str, Any] | None = None,
+        max_containers: int = DEFAULT_MAX_CONTAINERS,
     ):
         self.template_path = Path(template_path)
         self.ports = {"gateway": gateway_port, "moto": moto_port, "receiver": receiver_port}
@@ -62,7 +66,9 @@ class LocalStack:
         self.given_parameters = dict(parameter_overrides or {})
         self.parameter_overrides = {**PARAMETER_OVERRIDES, **self.given_parameters}
         self.region, self.account_id = REGION, ACCOUNT_ID
+        self.max_containers = max_containers
         self.functions: dict[str, LoadedFunction] = {}
+        self._zygote: Zygote | None = None
         self.routes: list[Route] = []
         self.workers: list[Worker] = []
         self.receiver_app = WebhookReceiver()
@@ -100,9 +106,11 @@ class LocalStack:
         self._saved_modules = set(sys.modules)
         self._stop.clear()
         try:
+            # The containers' fork server preloads the SDKs while moto starts (local/containers.py).
+            self._zygote = Zygote()
             self._start_cloud()
-            self._load_functions()
-            self._register_demo()
+            first_containers = self._load_functions()
+            self._register_demo()  # meanwhile every function's module imports in its first container
             self._gateway = Gateway(
                 build_routes(self.template, self.resolver, self.functions),
                 region=self.region,
@@ -110,6 +118,7 @@ class LocalStack:
                 dev=DevRoutes(self),
             )
             self.routes = self._gateway.routes
+            first_containers.join()  # an import failure shows before the stack says it is ready
             self.workers = build_workers(
                 self.functions,
                 self.resources,
@@ -140,6 +149,11 @@ class LocalStack:
                 worker.join(timeout=max(0.1, deadline - time.monotonic()))
         for thread in self._threads:
             thread.stop()
+        for function in self.functions.values():
+            function.close()
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
         for server in self._servers[len(self._threads) :]:
             server.server_close()  # bound but never served (start failed early)
         self._threads, self._servers = [], []
@@ -155,9 +169,10 @@ class LocalStack:
         LocalStack._running = False
 
     def _forget_code_modules(self) -> None:
-        """Drop the handler and layer modules this run imported: their module-level clients and caches
-        point at this run's moto, so a later stack in this process must import them afresh. (A core
-        imported before start() stays, with its caches; bench and tests import it after.)"""
+        """Drop the layer modules this run imported (the runner uses the core for the demo controller):
+        their module-level clients and caches point at this run's moto, so a later stack in this
+        process must import them afresh. (A core imported before start() stays, with its caches;
+        bench and tests import it after.)"""
         folders = [fn.spec.code_dir for fn in self.functions.values()] + self._layer_paths()
         for name in set(sys.modules) - self._saved_modules:
             file = getattr(sys.modules.get(name), "__file__", None)
@@ -226,7 +241,8 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return self._session.client(service, endpoint_url=self.moto_url)
 
-    def _load_functions(self) -> None:
+    def _load_functions(self) -> threading.Thread:
+        """Every function's pool; the thread returned starts each one's first container."""
         specs = function_specs(self.template, self.resolver)
         shared, own = split_environment(specs)
         local_env = {
@@ -240,10 +256,31 @@ class LocalStack:
         for layer in reversed(self._layer_paths()):
             sys.path.insert(0, str(layer))  # where Lambda mounts layers (/opt/python)
         self._bind_core()
+        assert self._zygote is not None
+        self._zygote.prepare(list(sys.path), self._layer_paths(), dict(os.environ))
+        first: list[LoadedFunction] = []
         for spec in specs:
-            function = LoadedFunction(spec, self.template.root, self.region, self.account_id)
-            function.load({k: v for k, v in own[spec.logical_id].items() if k not in local_env})
+            function = LoadedFunction(
+                spec,
+                self.template.root,
+                self.region,
+                self.account_id,
+                zygote=self._zygote,
+                max_containers=self.max_containers,
+            )
+            env = {**os.environ, **{k: v for k, v in own[spec.logical_id].items() if k not in local_env}}
+            if function.prepare(env, list(sys.path)):
+                first.append(function)
             self.functions[spec.logical_id] = function
+        starter = threading.Thread(target=self._start_first_containers, args=(first,), name="containers")
+        starter.start()
+        return starter
+
+    @staticmethod
+    def _start_first_containers(functions: list[LoadedFunction]) -> None:
+        forked = [(function, function.fork()) for function in functions]  # the fork server answers in turn
+        for function, container in forked:  # while the modules import, each in its own container
+            function.wait_ready(container)
 
     def _layer_paths(self) -> list[Path]:
         paths = []
@@ -364,6 +401,7 @@ class LocalStack:
             "functions": {
                 "loaded": sorted(lid for lid, fn in self.functions.items() if fn.available),
                 "unavailable": unavailable,
+                "containers": {lid: fn.containers() for lid, fn in self.functions.items() if fn.available},
             },
             "routes": [f"{route.method} {route.resource}" for route in self.routes],
             "pollers": [worker.name for worker in self.workers],

@@ -151,13 +151,24 @@ def test_health_reports_functions_resources_and_clock(fx):
         "StreamFunction",
         "SweepFunction",
         "MailerFunction",
+        "SlowFunction",
     }
     assert "not found" in health["functions"]["unavailable"]["BrokenFunction"]
+    containers = health["functions"]["containers"]
+    assert containers["SlowFunction"]["max"] == 2, "ReservedConcurrentExecutions bounds the pool"
+    assert containers["EchoFunction"]["max"] == 4, "the runner's default (--max-containers) elsewhere"
+    assert all(pool["started"] >= 1 for pool in containers.values()), (
+        "each function's first container starts with the stack"
+    )
     assert health["degraded"] is True
     assert health["resources"]["FixtureTable"]["name"] == "rightsdesk-local-FixtureTable"
     assert "NeverCreatedQueue" not in health["resources"], "a false Condition means no resource"
     assert "WorkAlarm" not in health["resources"], "alarms have no local meaning"
-    assert set(health["pollers"]) == {"Work -> WorkerFunction", "Changes -> StreamFunction"}
+    assert set(health["pollers"]) == {
+        "Work -> WorkerFunction",
+        "Batches -> WorkerFunction",
+        "Changes -> StreamFunction",
+    }
     assert health["schedules"] is False
     assert health["clock"]["offset_seconds"] >= 0 and health["clock"]["now"].endswith("Z")
     assert health["demo"]["status"].startswith("skipped")
@@ -457,6 +468,7 @@ def test_a_busy_port_is_a_one_line_error_and_exit_code_2(flag, env_var):
 def test_sigint_stops_everything_cleanly(launch_stack):
     running = launch_stack("--template", str(FIXTURE_TEMPLATE))
     assert running.get("/public/x").status_code == 200
+    container = running.get("/slow").json()["pid"]
     started = time.monotonic()
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=10) == 0
@@ -466,6 +478,15 @@ def test_sigint_stops_everything_cleanly(launch_stack):
     for port in (running.base_url, running.moto_url, running.receiver_url):
         with pytest.raises(requests.ConnectionError):
             requests.get(port, timeout=1)
+    assert eventually(lambda: not _alive(container)), "no container outlives its stack"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_sigterm_stops_too(launch_stack):
@@ -531,6 +552,74 @@ def test_drain_answers_once_what_was_queued_has_been_handled(fx, fx_aws):
         ConsistentRead=True,
     )
     assert int(item["Item"]["deliveries"]["N"]) == 1
+
+
+# ---------------------------------------------------------------------------------------- containers
+def _overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals running at one moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def _concurrently(count: int, call) -> list:
+    results: list = [None] * count
+
+    def one(index: int) -> None:
+        results[index] = call()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_concurrent_requests_run_in_containers_of_their_own_up_to_the_reserved_concurrency(fx):
+    answers = _concurrently(5, lambda: fx.get("/slow", params={"seconds": "0.8"}))
+    assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+    runs = [answer.json() for answer in answers]
+    assert _overlap([(run["started"], run["ended"]) for run in runs]) == 2, (
+        "two invocations ran at once (two containers), never three (ReservedConcurrentExecutions: 2)"
+    )
+    assert len({run["pid"] for run in runs}) == 2, "each container is a process of its own"
+    assert fx.health()["functions"]["containers"]["SlowFunction"]["running"] <= 2
+    served = sorted(run["served_here"] for run in runs)
+    assert sum(1 for n in served if n == 1) <= 2, "a container imports once and serves invocation after invocation"
+
+
+def test_a_function_running_past_its_timeout_is_stopped_and_replaced(fx):
+    started = time.monotonic()
+    late = fx.get("/slow", params={"seconds": "30"})
+    assert late.status_code == 502 and late.json()["error"]["code"] == "internal_error"
+    assert time.monotonic() - started < 10, "stopped at its Timeout (2 s), not when the handler was done"
+    assert "SlowFunction timed out after 2 s" in eventually(lambda: "timed out" in fx.logs() and fx.logs())
+    assert fx.get("/slow").status_code == 200, "the next invocation gets a fresh container"
+
+
+def test_queue_batches_are_handled_at_once_and_drain_waits_for_them(fx, fx_aws):
+    sqs, dynamodb = fx_aws("sqs"), fx_aws("dynamodb")
+    queue = sqs.get_queue_url(QueueName="rightsdesk-local-BatchQueue")["QueueUrl"]
+    ids = [f"conc-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    for message_id in ids:  # one by one: the poller picks up batches while earlier ones still run
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": message_id, "seconds": 0.4}))
+
+    fx.drain()  # answers only once every batch in flight has been answered, not when it was received
+
+    handled = []
+    for message_id in ids:
+        item = dynamodb.get_item(
+            TableName="rightsdesk-local-FixtureTable",
+            Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "deliveries"}},
+            ConsistentRead=True,
+        )["Item"]
+        assert int(item["deliveries"]["N"]) == 1, "each message handled once"
+        handled.append(item["handled_by"]["N"])
+    assert len(set(handled)) >= 2, "batches ran in more than one container at once"
 
 
 def test_an_unknown_parameter_override_is_a_one_line_error_and_exit_code_2():
