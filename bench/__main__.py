@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import_rows = imports.measure_paired(imports.functions(), runs=args.import_runs)
-    delivery.install_write_counter()  # before any stack: it hooks the botocore clients created later
+    delivery.record_calls()  # before any stack: its containers record their AWS calls from the start
 
     from bench.stacks import bench_stack  # after the import bench: the local runner stays out of its numbers
 

@@ -3,25 +3,25 @@
 Routing: N requests are submitted and verified with the dispatcher's queue held, then released;
 the clock runs until the demo receiver (signature checked with `standardwebhooks`) has acknowledged
 all N and each is `delivered`. That is the dispatcher's poller, handler, signing, the HTTP call and
-two conditional transitions per request, one Lambda "container" at a time, as locally.
+two conditional transitions per request, in the dispatcher's pool of containers (local/README.md).
 
-Writes: every DynamoDB write call this process makes (botocore `before-call.dynamodb.*`, on every
-client created after `install_write_counter()`: boto3's, pynamodb's and powertools') is counted
-while K requests go from submission through verification, webhook delivery, and the purge one
-hour later by the retention sweeper (RetentionFunction), stream-driven deletion audits included.
+Writes: every DynamoDB write call the handlers make (recorded by each container, local/calls.py,
+once `record_calls()` has run: boto3's, pynamodb's and powertools' clients alike) is counted while
+K requests go from submission through verification, webhook delivery, and the purge one hour later
+by the retention sweeper (RetentionFunction), stream-driven deletion audits included.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import threading
+import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
+from pathlib import Path
 
-import botocore.session
-
+from bench.aws_calls import read_rows
 from bench.events import api_event
 
 WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
@@ -31,56 +31,32 @@ IDEMPOTENCY_TABLE = "rightsdesk-local-IdempotencyTable"
 TARGET_WRITES = 9
 
 
-class WriteCounter:
-    """Write calls per table; a TransactWriteItems counts once, under every table it writes."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.active = False
-        self._lock = threading.Lock()
-
-    def __call__(self, model, params, **_) -> None:
-        if not self.active or model.name not in WRITE_OPERATIONS:
-            return
-        # before-call hands over the serialized request: DynamoDB's is a JSON body.
-        body = json.loads(params.get("body") or b"{}")
-        tables = (
-            {body.get("TableName")}
-            | {part.get("TableName") for entry in body.get("TransactItems", []) for part in entry.values()}
-            | set(body.get("RequestItems", {}))
-        )
-        with self._lock:
-            for table in tables - {None}:
-                self.counts[table] += 1
-
-    @contextmanager
-    def counting(self):
-        with self._lock:
-            self.counts.clear()
-        self.active = True
-        try:
-            yield self.counts
-        finally:
-            self.active = False
+def record_calls() -> Path:
+    """Have the handlers of every stack started from now on record their AWS calls (local/calls.py);
+    call before any stack starts. Handlers run in container processes, out of reach of a hook here."""
+    handle, name = tempfile.mkstemp(prefix="rightsdesk-bench-calls-", suffix=".jsonl")
+    os.close(handle)
+    os.environ["RIGHTSDESK_LOCAL_RECORD_CALLS"] = name
+    return Path(name)
 
 
-WRITES = WriteCounter()
+def _recorded_bytes() -> int:
+    path = os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS")
+    return Path(path).stat().st_size if path and Path(path).exists() else 0
 
 
-def install_write_counter() -> None:
-    """Hook every botocore client created from now on; call before the local stack starts."""
-    create_client = botocore.session.Session.create_client
-    if getattr(create_client, "_counts_writes", False):
-        return
-
-    def counted(self, service_name, *args, **kwargs):
-        client = create_client(self, service_name, *args, **kwargs)
-        if service_name == "dynamodb":
-            client.meta.events.register("before-call.dynamodb.*", WRITES)
-        return client
-
-    counted._counts_writes = True  # type: ignore[attr-defined]
-    botocore.session.Session.create_client = counted
+def writes_by_table(since: int) -> Counter[str]:
+    """DynamoDB write calls per table recorded after byte offset `since`; a TransactWriteItems
+    counts once under every table it writes."""
+    path = os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS")
+    if not path:
+        raise RuntimeError("bench: call record_calls() before the stack starts")
+    writes = {
+        (row["call"], row["resource"])
+        for row in read_rows(Path(path), since)
+        if row.get("service") == "dynamodb" and row.get("operation") in WRITE_OPERATIONS
+    }
+    return Counter(table for _, table in writes)
 
 
 # ------------------------------------------------------------------ helpers
@@ -155,25 +131,27 @@ def _received(stack, ids: set[str]) -> int:
 # ------------------------------------------------------------------ measurements
 
 
-@contextmanager
-def _timed_posts():
-    """Wall time of each webhook POST (signature check by the receiver included), in ms."""
+def webhook_post_ms(stack, count: int = 50) -> list[float]:
+    """Wall time (ms) of signed webhook POSTs to the verifying receiver, through the same
+    rightsdesk.platform.webhooks code the dispatcher sends with; timed here, since the dispatcher
+    runs in containers of its own."""
+    import base64
+    import secrets
+
     from rightsdesk.platform import webhooks
 
-    post, samples = webhooks.post, []
-
-    def timed(*args, **kwargs):
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    path = "/webhooks/bench-timing"
+    stack.receiver_app.configure({"secret": secret, "path": path})
+    samples = []
+    for n in range(count):
+        body = webhooks.envelope("webhook.test", {"n": n})
+        headers = webhooks.signed_headers([secret], webhooks.webhook_id("bench", str(n)), body)
         started = time.perf_counter()
-        try:
-            return post(*args, **kwargs)
-        finally:
-            samples.append((time.perf_counter() - started) * 1000)
-
-    webhooks.post = timed
-    try:
-        yield samples
-    finally:
-        webhooks.post = post
+        result = webhooks.post(stack.receiver_url + path, body, headers, allow_loopback_http=True)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert result.status == 200, result
+    return samples
 
 
 def routing_throughput(stack, count: int = 50) -> dict:
@@ -184,13 +162,13 @@ def routing_throughput(stack, count: int = 50) -> dict:
         poller.held.wait(5)
     ids = _submit_and_verify(stack, count, "route")
     wanted = set(ids)
-    with _timed_posts() as posts:
-        started = time.perf_counter()
-        for poller in pollers:
-            poller.paused = False
-        _wait(lambda: _received(stack, wanted) >= count, "every webhook")
-        _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    for poller in pollers:
+        poller.paused = False
+    _wait(lambda: _received(stack, wanted) >= count, "every webhook")
+    _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
+    elapsed = time.perf_counter() - started
+    posts = webhook_post_ms(stack)
     return {
         "requests": count,
         "seconds": elapsed,
@@ -203,21 +181,19 @@ def writes_per_request(stack, count: int = 20) -> dict:
     from rightsdesk.kernel import clock
     from rightsdesk.store.items.requests import RequestItem
 
-    with WRITES.counting() as counts:
-        ids = _submit_and_verify(stack, count, "writes")
-        _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
-        clock.advance(3600 + 60)  # the purge is due one hour after delivery
-        stack.sync_clock()
-        report = stack.invoke(
-            "RetentionFunction", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-        )
-        keys = [(RequestItem.key(request_id), RequestItem.SK) for request_id in ids]
-        _wait(
-            lambda: all(item.personal_purged_at for item in RequestItem.batch_get(keys, consistent_read=True)),
-            "every request purged",
-        )
-        time.sleep(2)  # the stream poller audits the purges; let it finish
-        totals = dict(counts)
+    since = _recorded_bytes()
+    ids = _submit_and_verify(stack, count, "writes")
+    _wait(lambda: set(_statuses(ids).values()) == {"delivered"}, "every request delivered")
+    clock.advance(3600 + 60)  # the purge is due one hour after delivery
+    stack.sync_clock()
+    report = stack.invoke("RetentionFunction", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+    keys = [(RequestItem.key(request_id), RequestItem.SK) for request_id in ids]
+    _wait(
+        lambda: all(item.personal_purged_at for item in RequestItem.batch_get(keys, consistent_read=True)),
+        "every request purged",
+    )
+    time.sleep(2)  # the stream poller audits the purges; let it finish
+    totals = writes_by_table(since)
     return {
         "requests": count,
         "rights_table": totals.get(RIGHTS_TABLE, 0) / count,
@@ -230,9 +206,9 @@ def section(route: dict, writes: dict) -> str:
     verdict = "yes" if writes["rights_table"] <= TARGET_WRITES else "**no**"
     return f"""## Delivery: routing throughput and writes per request
 
-Through the local runner in-process: DispatcherFunction fed by its SQS poller (batches of 5, one
-invocation at a time), signed webhooks to the demo receiver, which verifies each with the
-`standardwebhooks` library. {route["requests"]} verified requests were queued, then released.
+Through the local runner: DispatcherFunction fed by its SQS poller (batches of 5, several at once
+in the function's pool of containers), signed webhooks to the demo receiver, which verifies each
+with the `standardwebhooks` library. {route["requests"]} verified requests were queued, then released.
 
 | measure | value |
 |---|---|
@@ -241,11 +217,11 @@ invocation at a time), signed webhooks to the demo receiver, which verifies each
 | RightsTable write calls per request, submit to purge (target <= {TARGET_WRITES}) | {writes["rights_table"]:.2f} ({verdict}) |
 | IdempotencyTable write calls per request (mails and delivery) | {writes["idempotency_table"]:.2f} |
 
-Write calls are counted with a botocore `before-call.dynamodb.*` hook on every client (a
-transaction is one call) over {writes["requests"]} requests: submission, verification, routing,
+Write calls are counted from the calls every container records (local/calls.py; a transaction is
+one call, under each table it writes) over {writes["requests"]} requests: submission, verification, routing,
 webhook delivery, the purge by the retention sweeper an hour later ({writes["purged_by_sweeper"]}
-purged), and the deletion audit events the table stream produces. Routing speed here is bound by
-moto: each conditional status change is a TransactWriteItems, for which moto deep-copies the
-whole table (once per item, for its rollback), and moto shares this process and its GIL. In Lambda
-several pollers and containers run, and a DynamoDB transaction takes milliseconds.
+purged), and the deletion audit events the table stream produces. The webhook POST is timed from
+the bench process through the dispatcher's own sending code (rightsdesk.platform.webhooks). Routing
+speed here is bound by this machine's two cores, shared by moto's process, the runner and the
+containers; in Lambda a DynamoDB transaction takes milliseconds.
 """

@@ -419,10 +419,11 @@ at the start and {result["load_average"][1]:.1f} at the end (other work shares i
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-The local runner runs one invocation per function at a time (one Lambda environment each), so the
-20 clients queue for it: throughput is that of one warm environment on this machine against moto,
-and the latencies include the queueing. On AWS, API Gateway throttling (ApiThrottleRateLimit) and
-Lambda concurrency decide instead.
+The local runner invokes each function in a bounded pool of container processes (local/README.md:
+`--max-containers`, 4 by default, or the function's reserved concurrency), so the clients share
+this machine's two cores with moto's process and the runner; the latencies include waiting for a
+free container. On AWS, API Gateway throttling (ApiThrottleRateLimit) and Lambda concurrency decide
+instead.
 {END}"""
 
 
