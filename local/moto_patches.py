@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import calendar
 import copy
+import functools
 import json
 import threading
 import time
@@ -83,6 +84,9 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     _stop_instance_tracking()
     _backend_folders_listed_once()
     stream_records_as_plain_json()
+    _action_names_listed_once_per_class()
+    _sqs_retention_read_from_the_queue()
+    dynamodb_items_as_plain_json()
     setattr(moto, _MARK, True)
 
 
@@ -359,20 +363,99 @@ def stream_records_as_plain_json() -> None:
     if getattr(DynamoDBStreamsHandler.get_records, "_plain_json", False):
         return
 
-    def wire_format(value: Any) -> float | str:
-        if isinstance(value, datetime):
-            return calendar.timegm(value.timetuple()) + (value.microsecond // 1000) / 1000.0
-        if isinstance(value, (bytes, bytearray)):
-            return base64.b64encode(value).decode()
-        raise TypeError(f"{type(value).__name__} in a stream record")
-
     def get_records(self: Any) -> tuple[int, dict[str, str], str]:
         limit = self._get_param("Limit")
         result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=wire_format)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result, default=_wire_format)
 
     get_records._plain_json = True  # type: ignore[attr-defined]
     DynamoDBStreamsHandler.get_records = get_records
+
+
+def _action_names_listed_once_per_class() -> None:
+    """Why: to find the method for an action, moto lists every function of the response class with
+    inspect.getmembers on every request (5-10% of its time under load). A class's methods do not
+    change while it runs."""
+    from moto.core import responses
+
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+
+
+def _sqs_retention_read_from_the_queue() -> None:
+    """Why: for each message a receive hands out, moto checks the retention period by building the
+    queue's whole attribute dictionary three times, and that dictionary counts the queue's messages:
+    a receive cost grew with the square of the queue's length (the mail queue holds a thousand
+    messages during `make load`). The period is one attribute of the queue; the check is moto's own,
+    on the same injected clock."""
+    from moto.sqs import models as sqs
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return retention_period + message.sent_timestamp / 1000 > sqs.unix_time()
+
+    sqs.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
+# The DynamoDB operations the handlers use on data, whose answers are plain dictionaries of moto's
+# items: the same in DynamoDB's wire format but for datetimes and binary values.
+_PLAIN_JSON_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+def dynamodb_items_as_plain_json() -> None:
+    """Why: moto answers every DynamoDB operation through its generic serializer, which walks
+    botocore's shape for every attribute of every item: a fifth of moto's time under load. For the
+    data operations (_PLAIN_JSON_ACTIONS) the answer is json.dumps of moto's own result, with what
+    the serializer leaves out (None) left out and datetimes and binary values converted as it does;
+    anything else (errors, table descriptions, an answer json cannot take) goes the serializer's way.
+    tests/unit/test_moto_patches.py compares both ways through botocore, operation by operation."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.serialized, "_plain_json", False):
+        return
+    generic = DynamoHandler.serialized
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        if isinstance(result, dict) and self._get_action() in _PLAIN_JSON_ACTIONS:
+            try:
+                body = json.dumps(_without_none(result), default=_wire_format)
+            except TypeError:
+                return generic(self, action_result)
+            return 200, {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}, body
+        return generic(self, action_result)
+
+    serialized._plain_json = True  # type: ignore[attr-defined]
+    DynamoHandler.serialized = serialized
+
+
+def _without_none(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_none(value) for key, value in node.items() if value is not None}
+    if isinstance(node, list):
+        return [_without_none(value) for value in node]
+    return node
+
+
+def _wire_format(value: Any) -> float | str:
+    """A value json cannot take, as moto's serializer writes it for DynamoDB's JSON protocol."""
+    if isinstance(value, datetime):
+        return calendar.timegm(value.timetuple()) + (value.microsecond // 1000) / 1000.0
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} has no plain JSON form")
 
 
 def _backend_folders_listed_once() -> None:

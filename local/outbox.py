@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 _extras: dict[str, dict] = {}
+_parsed: dict[str, dict] = {}  # message id -> the raw message, parsed once
 _lock = threading.Lock()
 
 
@@ -33,7 +34,7 @@ def messages(account_id: str, region: str) -> list[dict]:
     out = []
     for message in list(_backend(account_id, region).sent_messages):
         if hasattr(message, "raw_data"):
-            out.append(_raw(message))
+            out.append(dict(_parsed_raw(message)))
         elif hasattr(message, "subject"):
             out.append(_simple(message))
         else:
@@ -54,6 +55,7 @@ def clear(account_id: str, region: str) -> None:
     _backend(account_id, region).sent_messages.clear()
     with _lock:
         _extras.clear()
+        _parsed.clear()
 
 
 def _addresses(destinations: Any, kind: str = "ToAddresses") -> list[str]:
@@ -82,6 +84,18 @@ def _simple(message: Any) -> dict:
         "headers": extra.get("headers") or [],
         "configuration_set": extra.get("configuration_set"),
     }
+
+
+def _parsed_raw(message: Any) -> dict:
+    # A sent mail never changes, and tests and `make load` read the outbox again and again: parsing
+    # every MIME message on each read grew with the outbox (most of moto's time during `make load`).
+    with _lock:
+        parsed = _parsed.get(message.id)
+    if parsed is None:
+        parsed = _raw(message)
+        with _lock:
+            _parsed[message.id] = parsed
+    return parsed
 
 
 def _raw(message: Any) -> dict:

@@ -177,3 +177,176 @@ def test_stream_records_carry_every_attribute_type_as_dynamodb_sends_them():
     assert inserted["Keys"] == removed["Keys"] == {"pk": {"S": "stream-types"}}
     assert inserted["ApproximateCreationDateTime"].year >= 2024
     assert answer["NextShardIterator"]
+
+
+def _dynamodb_story(client) -> list:
+    """Every data operation the handlers use, with the answers' variants: items of every type,
+    returned values, missing items, pages, unprocessed keys, refused conditions and transactions."""
+    from botocore.exceptions import ClientError
+
+    client.create_table(
+        TableName="answers",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    every_type = {
+        "n": {"N": "12.5"},
+        "b": {"B": b"\x00\xffbytes"},
+        "yes": {"BOOL": True},
+        "none": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}]},
+        "m": {"M": {"inner": {"S": "ü ✓"}, "deeper": {"M": {"n": {"N": "-1"}}}}},
+    }
+    answers: list = []
+
+    def call(operation: str, **params):
+        try:
+            answer = getattr(client, operation)(**params)
+            answer.pop("ResponseMetadata", None)
+            answers.append((operation, answer))
+        except ClientError as error:
+            answers.append((operation, error.response["Error"]["Code"], error.response.get("CancellationReasons")))
+
+    key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
+    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **every_type}, ReturnConsumedCapacity="TOTAL")
+    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **every_type}, ReturnValues="ALL_OLD")
+    call("get_item", TableName="answers", Key=key)
+    call("get_item", TableName="answers", Key={"pk": {"S": "p"}, "sk": {"S": "missing"}})
+    call("get_item", TableName="answers", Key=key, ProjectionExpression="n, m.inner", ConsistentRead=True)
+    call(
+        "update_item",
+        TableName="answers",
+        Key=key,
+        UpdateExpression="ADD tries :one SET note = :note",
+        ExpressionAttributeValues={":one": {"N": "1"}, ":note": {"S": "hi"}},
+        ReturnValues="ALL_NEW",
+    )
+    call(
+        "update_item",
+        TableName="answers",
+        Key=key,
+        UpdateExpression="ADD tries :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_OLD",
+    )
+    call(
+        "update_item",
+        TableName="answers",
+        Key=key,
+        UpdateExpression="SET note = :note",
+        ConditionExpression="attribute_not_exists(pk)",
+        ExpressionAttributeValues={":note": {"S": "refused"}},
+    )
+    call(
+        "batch_write_item",
+        RequestItems={
+            "answers": [
+                {"PutRequest": {"Item": {"pk": {"S": "p"}, "sk": {"S": str(n)}, "g": {"S": "G"}}}} for n in range(2, 6)
+            ]
+        },
+    )
+    call(
+        "query",
+        TableName="answers",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+        Limit=2,
+    )
+    call(
+        "query",
+        TableName="answers",
+        IndexName="by_g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "G"}},
+    )
+    call("scan", TableName="answers", FilterExpression="attribute_exists(note)")
+    call("batch_get_item", RequestItems={"answers": {"Keys": [key, {"pk": {"S": "p"}, "sk": {"S": "nope"}}]}})
+    call(
+        "transact_write_items",
+        TransactItems=[
+            {"Put": {"TableName": "answers", "Item": {"pk": {"S": "t"}, "sk": {"S": "1"}}}},
+            {
+                "Update": {
+                    "TableName": "answers",
+                    "Key": key,
+                    "UpdateExpression": "SET note = :n",
+                    "ExpressionAttributeValues": {":n": {"S": "in a transaction"}},
+                }
+            },
+        ],
+    )
+    call(
+        "transact_write_items",
+        TransactItems=[
+            {"ConditionCheck": {"TableName": "answers", "Key": key, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": "answers", "Item": {"pk": {"S": "t"}, "sk": {"S": "2"}}}},
+        ],
+    )
+    call("transact_get_items", TransactItems=[{"Get": {"TableName": "answers", "Key": key}}])
+    call("delete_item", TableName="answers", Key=key, ReturnValues="ALL_OLD")
+    call("delete_item", TableName="answers", Key=key, ReturnValues="ALL_OLD")
+    return answers
+
+
+_MOTO_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+if sys.argv[1] == "plain":
+    from local import moto_patches
+    moto_patches.dynamodb_items_as_plain_json()
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def _story_on_a_moto_of_its_own(answers: str) -> list:
+    """The story against a moto server in a process of its own (moto's backends are process-wide),
+    answering `generic` (moto's serializer) or `plain` (local/moto_patches.py)."""
+    import subprocess
+    import sys
+
+    import boto3
+
+    repo = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_SERVER, answers],
+        cwd=repo,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline())
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        return _dynamodb_story(
+            session.client("dynamodb", region_name="eu-central-1", endpoint_url=f"http://127.0.0.1:{port}")
+        )
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+
+
+def test_dynamodb_answers_read_the_same_through_botocore_without_the_generic_serializer():
+    """The local run answers DynamoDB's data operations without moto's generic serializer (a fifth of
+    moto's time under load); every answer a handler can get must read the same through botocore."""
+    generic, plain = _story_on_a_moto_of_its_own("generic"), _story_on_a_moto_of_its_own("plain")
+    assert len(plain) == len(generic) == 18
+    for (operation, *expected), (_, *got) in zip(generic, plain, strict=True):
+        assert got == expected, operation
