@@ -172,6 +172,7 @@ def serve(fd: int, spec: dict) -> None:
         runner.send({"failed": f"import failed: {type(error).__name__}", "trace": traceback.format_exc()})
         return
     set_offset = _clock_setter()
+    gc.freeze()  # the cold start's modules, like the fork server's, stay out of each collection's walk
     runner.send({"ready": True, "pid": os.getpid()})
     while (message := runner.receive()) is not None:
         if set_offset is not None:
