@@ -113,34 +113,44 @@ def _deliveries(base_url: str, wanted: set[str], timeout: float) -> dict[str, se
         time.sleep(1)
 
 
-def run(base_url: str, total: int = 2000, concurrency: int = 20, wait_seconds: float = 600) -> dict:
-    client = Client(base_url)
-    submit, verify = Phase(), Phase()
-    load_before = os.getloadavg()[0]
-    run_id = uuid.uuid4().hex[:8]
+def submit_all(client: Client, phase: Phase, prefix: str, total: int, concurrency: int) -> list[str]:
+    """`total` submissions from `concurrency` clients, each with an Idempotency-Key; the accepted ids."""
 
     def submit_one(n: int) -> str | None:
-        body = {"site": "demo", "type": "access", "email": f"load-{run_id}-{n}@example.org"}
-        answer = client.post(submit, "/v1/requests", body, {"Idempotency-Key": f"load-{run_id}-{n}"})
+        body = {"site": "demo", "type": "access", "email": f"{prefix}-{n}@example.org"}
+        answer = client.post(phase, "/v1/requests", body, {"Idempotency-Key": f"{prefix}-{n}"})
         return answer.json()["request_id"] if answer is not None and answer.status_code == 202 else None
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         submitted = list(pool.map(submit_one, range(total)))
-    submit.seconds = time.perf_counter() - started
-    accepted = [request_id for request_id in submitted if request_id]
-    codes = _codes(base_url, set(accepted), timeout=wait_seconds)
+    phase.seconds = time.perf_counter() - started
+    return [request_id for request_id in submitted if request_id]
+
+
+def verify_all(client: Client, phase: Phase, ids: list[str], codes: dict[str, str], concurrency: int) -> list[str]:
+    """Each request verified with its mailed code by `concurrency` clients; the verified ids."""
 
     def verify_one(request_id: str) -> bool:
         if request_id not in codes:
             return False
-        answer = client.post(verify, f"/v1/requests/{request_id}/verify", {"code": codes[request_id]})
+        answer = client.post(phase, f"/v1/requests/{request_id}/verify", {"code": codes[request_id]})
         return answer is not None and answer.status_code == 200
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        verified = [rid for rid, ok in zip(accepted, pool.map(verify_one, accepted), strict=True) if ok]
-    verify.seconds = time.perf_counter() - started
+        verified = [rid for rid, ok in zip(ids, pool.map(verify_one, ids), strict=True) if ok]
+    phase.seconds = time.perf_counter() - started
+    return verified
+
+
+def run(base_url: str, total: int = 2000, concurrency: int = 20, wait_seconds: float = 600) -> dict:
+    client = Client(base_url)
+    submit, verify = Phase(), Phase()
+    load_before = os.getloadavg()[0]
+    accepted = submit_all(client, submit, f"load-{uuid.uuid4().hex[:8]}", total, concurrency)
+    codes = _codes(base_url, set(accepted), timeout=wait_seconds)
+    verified = verify_all(client, verify, accepted, codes, concurrency)
     started = time.perf_counter()
     delivered = _deliveries(base_url, set(verified), timeout=wait_seconds)
     drain = time.perf_counter() - started
@@ -188,38 +198,13 @@ def run_peer(
     run_id = uuid.uuid4().hex[:8]
     phases = {name: Phase() for name in ("submit_1", "submit_20", "verify_1", "verify_20")}
 
-    def submit_all(phase: Phase, tag: str, total: int, concurrency: int) -> list[str]:
-        def submit_one(n: int) -> str | None:
-            body = {"site": "demo", "type": "access", "email": f"peer-{run_id}-{tag}-{n}@example.org"}
-            answer = client.post(phase, "/v1/requests", body, {"Idempotency-Key": f"peer-{run_id}-{tag}-{n}"})
-            return answer.json()["request_id"] if answer is not None and answer.status_code == 202 else None
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            ids = list(pool.map(submit_one, range(total)))
-        phase.seconds = time.perf_counter() - started
-        return [request_id for request_id in ids if request_id]
-
-    def verify_all(phase: Phase, ids: list[str], codes: dict[str, str], concurrency: int) -> list[str]:
-        def verify_one(request_id: str) -> bool:
-            if request_id not in codes:
-                return False
-            answer = client.post(phase, f"/v1/requests/{request_id}/verify", {"code": codes[request_id]})
-            return answer is not None and answer.status_code == 200
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            verified = [rid for rid, ok in zip(ids, pool.map(verify_one, ids), strict=True) if ok]
-        phase.seconds = time.perf_counter() - started
-        return verified
-
     load_before = os.getloadavg()[0]
-    alone_ids = submit_all(phases["submit_1"], "alone", alone, 1)
-    together_ids = submit_all(phases["submit_20"], "together", together, clients)
+    alone_ids = submit_all(client, phases["submit_1"], f"peer-{run_id}-alone", alone, 1)
+    together_ids = submit_all(client, phases["submit_20"], f"peer-{run_id}-together", together, clients)
     codes = _codes(base_url, set(alone_ids + together_ids), timeout=wait_seconds)
-    verified_alone = verify_all(phases["verify_1"], alone_ids, codes, 1)
+    verified_alone = verify_all(client, phases["verify_1"], alone_ids, codes, 1)
     first_verification = time.perf_counter()
-    verified_together = verify_all(phases["verify_20"], together_ids, codes, clients)
+    verified_together = verify_all(client, phases["verify_20"], together_ids, codes, clients)
     delivered = _deliveries(base_url, set(verified_alone + verified_together), timeout=wait_seconds)
     together_delivered = set(verified_together) & delivered.keys()
     all_delivered_seconds = time.perf_counter() - first_verification

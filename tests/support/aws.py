@@ -188,6 +188,16 @@ def code_in(bodies: list[dict], request_id: str) -> str:
     raise AssertionError("no verification mail for that request")
 
 
+def drain_queue(session, queue_url: str) -> list[dict]:
+    """Every message waiting on the queue, received and deleted: their bodies, in order."""
+    sqs, bodies = session.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            bodies.append(json.loads(message["Body"]))
+    return bodies
+
+
 def verification_code(session, queue_url: str, request_id: str) -> str:
     """Drains the mail queue up to that request's verification mail and returns its code."""
     sqs = session.client("sqs")

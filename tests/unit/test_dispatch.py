@@ -27,7 +27,7 @@ from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.store import queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
-from tests.support.aws import code_in, made, moto_cloud
+from tests.support.aws import code_in, drain_queue, made, moto_cloud
 
 REGION = "eu-central-1"
 
@@ -57,12 +57,7 @@ class Cloud:
         self.endpoint = endpoint
 
     def drain(self, queue: str) -> list[dict]:
-        sqs, bodies = self.session.client("sqs"), []
-        while messages := sqs.receive_message(QueueUrl=self.queues[queue], MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                sqs.delete_message(QueueUrl=self.queues[queue], ReceiptHandle=message["ReceiptHandle"])
-                bodies.append(json.loads(message["Body"]))
-        return bodies
+        return drain_queue(self.session, self.queues[queue])
 
     def audit(self, pk: str) -> list[dict]:
         page = self.session.client("dynamodb").query(

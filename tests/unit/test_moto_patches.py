@@ -127,6 +127,20 @@ def test_a_long_poll_ends_on_the_wall_clock_whatever_the_injected_clock_does():
     assert receive(empty, "MailQueue", 10, 0, 30) == [] and empty.queue.waits == [], "no wait asked: one look"
 
 
+# An attribute of every DynamoDB type, binary and nested ones included.
+EVERY_TYPE = {
+    "n": {"N": "12.5"},
+    "b": {"B": b"\x00\xffbytes"},
+    "yes": {"BOOL": True},
+    "none": {"NULL": True},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2"]},
+    "bs": {"BS": [b"\x01", b"\x02"]},
+    "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}]},
+    "m": {"M": {"inner": {"S": "ü ✓"}, "deeper": {"M": {"n": {"N": "-1"}}}}},
+}
+
+
 def test_stream_records_carry_every_attribute_type_as_dynamodb_sends_them():
     """The local run's GetRecords answers without moto's generic serializer (too slow to read a
     whole stream under load); what a stream consumer reads through botocore must not change."""
@@ -136,18 +150,7 @@ def test_stream_records_carry_every_attribute_type_as_dynamodb_sends_them():
 
     moto_patches.stream_records_as_plain_json()
     assert getattr(DynamoDBStreamsHandler.get_records, "_plain_json", False)
-    item = {
-        "pk": {"S": "stream-types"},
-        "n": {"N": "12.5"},
-        "b": {"B": b"\x00\xffbytes"},
-        "yes": {"BOOL": True},
-        "none": {"NULL": True},
-        "ss": {"SS": ["a", "b"]},
-        "ns": {"NS": ["1", "2"]},
-        "bs": {"BS": [b"\x01", b"\x02"]},
-        "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}]},
-        "m": {"M": {"inner": {"S": "ü ✓"}, "deeper": {"M": {"n": {"N": "-1"}}}}},
-    }
+    item = {"pk": {"S": "stream-types"}, **EVERY_TYPE}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # mock_aws has no streams
     server.start()
     host, port = server.get_host_and_port()
@@ -201,17 +204,6 @@ def _dynamodb_story(client) -> list:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    every_type = {
-        "n": {"N": "12.5"},
-        "b": {"B": b"\x00\xffbytes"},
-        "yes": {"BOOL": True},
-        "none": {"NULL": True},
-        "ss": {"SS": ["a", "b"]},
-        "ns": {"NS": ["1", "2"]},
-        "bs": {"BS": [b"\x01", b"\x02"]},
-        "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}]},
-        "m": {"M": {"inner": {"S": "ü ✓"}, "deeper": {"M": {"n": {"N": "-1"}}}}},
-    }
     answers: list = []
 
     def call(operation: str, **params):
@@ -223,8 +215,8 @@ def _dynamodb_story(client) -> list:
             answers.append((operation, error.response["Error"]["Code"], error.response.get("CancellationReasons")))
 
     key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
-    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **every_type}, ReturnConsumedCapacity="TOTAL")
-    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **every_type}, ReturnValues="ALL_OLD")
+    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **EVERY_TYPE}, ReturnConsumedCapacity="TOTAL")
+    call("put_item", TableName="answers", Item={**key, "g": {"S": "G"}, **EVERY_TYPE}, ReturnValues="ALL_OLD")
     call("get_item", TableName="answers", Key=key)
     call("get_item", TableName="answers", Key={"pk": {"S": "p"}, "sk": {"S": "missing"}})
     call("get_item", TableName="answers", Key=key, ProjectionExpression="n, m.inner", ConsistentRead=True)

@@ -18,7 +18,7 @@ from rightsdesk.platform import aws_clients, config, hashing, sealing
 from rightsdesk.routing import registry, takeover
 from rightsdesk.routing.delivery import DeliveryMessage
 from rightsdesk_cli.main import app
-from tests.support.aws import made, moto_cloud, verification_code
+from tests.support.aws import drain_queue, made, moto_cloud, verification_code
 
 REGION = "eu-central-1"
 BASE_URL = "https://privacy.example.com"
@@ -48,12 +48,7 @@ def restore_clock():
 
 
 def drain(cloud, queue: str) -> list[dict]:
-    sqs, bodies = cloud.session.client("sqs"), []
-    while messages := sqs.receive_message(QueueUrl=cloud.queues[queue], MaxNumberOfMessages=10).get("Messages"):
-        for message in messages:
-            sqs.delete_message(QueueUrl=cloud.queues[queue], ReceiptHandle=message["ReceiptHandle"])
-            bodies.append(json.loads(message["Body"]))
-    return bodies
+    return drain_queue(cloud.session, cloud.queues[queue])
 
 
 def new_controller(delivery: str = "pull") -> registry.NewController:

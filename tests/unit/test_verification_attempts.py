@@ -9,7 +9,6 @@ calls themselves are counted in tests/integration/test_call_budgets.py.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from rightsdesk.kernel.errors import CodeExpired, InvalidCode, TooManyAttempts
 from rightsdesk.platform import aws_clients, config, container_cache
 from rightsdesk.routing import registry
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
-from tests.support.aws import code_in, moto_cloud
+from tests.support.aws import code_in, drain_queue, moto_cloud
 
 REGION = "eu-central-1"
 
@@ -40,13 +39,7 @@ def cloud():
 
 def drain(cloud, queue: str) -> list[dict]:
     session, queues = cloud
-    sqs = session.client("sqs")
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=queues[queue], MaxNumberOfMessages=10).get("Messages"):
-        for message in messages:
-            sqs.delete_message(QueueUrl=queues[queue], ReceiptHandle=message["ReceiptHandle"])
-            bodies.append(json.loads(message["Body"]))
-    return bodies
+    return drain_queue(session, queues[queue])
 
 
 def submitted(cloud, email: str = "ana@example.org") -> tuple[str, str]:

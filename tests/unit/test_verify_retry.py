@@ -26,7 +26,7 @@ from rightsdesk.platform import aws_clients, config, hashing
 from rightsdesk.routing import registry
 from rightsdesk.store import outbox
 from rightsdesk.store.items.requests import RequestItem
-from tests.support.aws import code_in, made, moto_cloud
+from tests.support.aws import code_in, drain_queue, made, moto_cloud
 
 REGION = "eu-central-1"
 
@@ -49,13 +49,7 @@ def cloud():
 
 def drain(cloud, queue: str) -> list[dict]:
     session, queues = cloud
-    sqs = session.client("sqs")
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=queues[queue], MaxNumberOfMessages=10).get("Messages"):
-        for message in messages:
-            sqs.delete_message(QueueUrl=queues[queue], ReceiptHandle=message["ReceiptHandle"])
-            bodies.append(json.loads(message["Body"]))
-    return bodies
+    return drain_queue(session, queues[queue])
 
 
 def submitted(cloud) -> tuple[str, str]:
