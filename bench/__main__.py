@@ -116,10 +116,11 @@ the median of the pairs' ratios, so both sides see the same machine load. Target
 
 {readiness.imports_note(import_rows, IMPORT_TARGET)}
 
-## Public API, warm, in-process against moto server
+## Public API, warm, against moto server
 
-The handler is called directly with API Gateway events, as Lambda calls a warm container; moto
-answers over HTTP on loopback. The first 5 calls of each kind are not counted.
+The handler is invoked with API Gateway events in a warm container of the local runner (one JSON
+round trip over a socket, as Lambda calls a warm environment, without the gateway's HTTP); moto
+answers over HTTP on loopback, from its own process. The first 5 calls of each kind are not counted.
 
 {latency_md}
 

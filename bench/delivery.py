@@ -150,7 +150,7 @@ def webhook_post_ms(stack, count: int = 50) -> list[float]:
         started = time.perf_counter()
         result = webhooks.post(stack.receiver_url + path, body, headers, allow_loopback_http=True)
         samples.append((time.perf_counter() - started) * 1000)
-        assert result.status == 200, result
+        assert result.status is not None and 200 <= result.status < 300, result
     return samples
 
 

@@ -34,7 +34,7 @@ def routes_section(rows: list[dict]) -> str:
     )
     return f"""## Every API route, warm
 
-Each route's handler invoked directly with an API Gateway event, after {routes.WARM_UP} warm-up calls;
+Each route's handler invoked in a warm container with an API Gateway event, after {routes.WARM_UP} warm-up calls;
 moto answers over HTTP on loopback. Every call does its real work once (a fresh code, a fresh
 request to cancel); `*` marks a route timed with placeholder values (see its status).
 
