@@ -19,6 +19,7 @@ import requests
 
 from rightsdesk.kernel import clock, deadlines
 from tests.support.flows import eventually
+from tests.support.stack import add_with_cli
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +50,7 @@ def add_controller(stack, delivery: str = "pull", *options: str) -> Controller:
     site = f"c-{uuid.uuid4().hex[:10]}"
     contact = f"dpo@{site}.example"
     SENT_PERSONAL.append(contact)
-    created = rightsdesk(
-        stack,
-        "controllers",
-        "add",
-        "--name",
-        f"Shop {site}",
-        "--site",
-        site,
-        "--contact",
-        contact,
-        "--delivery",
-        delivery,
-        *options,
-    )
+    created = add_with_cli(stack, site, contact, delivery, *options)
     SECRETS.extend(value for value in (created["api_key"], created["webhook_secret"]) if value)
     return Controller(created["controller"]["controller_id"], site, created["api_key"], created["webhook_secret"])
 

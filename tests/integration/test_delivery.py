@@ -25,6 +25,7 @@ from boto3.dynamodb.conditions import Key
 from rightsdesk.kernel import retention
 from rightsdesk.routing import delivery
 from tests.support.flows import wait_for
+from tests.support.stack import add_with_cli
 
 pytestmark = pytest.mark.integration
 
@@ -86,21 +87,8 @@ def register(st, delivery_mode: str, **options: str) -> tuple[str, str, dict]:
     """A new controller with its own site; returns (site, contact, the CLI's answer)."""
     site = f"shop-{uuid.uuid4().hex[:8]}"
     contact = f"privacy-{site}@example.net"
-    args = [
-        "controllers",
-        "add",
-        "--name",
-        f"Shop {site}",
-        "--site",
-        site,
-        "--contact",
-        contact,
-        "--delivery",
-        delivery_mode,
-    ]
-    for option, value in options.items():
-        args += [f"--{option.replace('_', '-')}", value]
-    return site, contact, rightsdesk(st, *args)
+    flags = [part for option, value in options.items() for part in (f"--{option.replace('_', '-')}", value)]
+    return site, contact, add_with_cli(st, site, contact, delivery_mode, *flags)
 
 
 def submit_and_verify(st, site: str = "demo", **fields) -> dict:

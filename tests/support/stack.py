@@ -337,17 +337,9 @@ class OwnController:
         return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
 
 
-def register_controller(
-    stack: RunningStack, delivery: str = "webhook", *options: str, tag: str = "shop"
-) -> OwnController:
-    """`rightsdesk --local controllers add` for a new site, as an operator registers one. A webhook
-    controller gets a path of its own on the stack's receiver, which verifies its signatures with
-    its own secret; `deliveries_to` lists what reached it."""
-    site = f"{tag}-{uuid.uuid4().hex[:10]}"
-    contact = f"dpo@{site}.example"
-    path = f"/webhooks/{site}" if delivery == "webhook" and "--webhook-url" not in options else None
-    hook = ["--webhook-url", f"{stack.receiver_url}{path}"] if path else []
-    created = stack.cli_json(
+def add_with_cli(stack: RunningStack, site: str, contact: str, delivery: str, *options: str) -> dict:
+    """`rightsdesk --local controllers add` for shop `site`: the CLI's answer (the key and secret shown once)."""
+    return stack.cli_json(
         "controllers",
         "add",
         "--name",
@@ -358,9 +350,21 @@ def register_controller(
         contact,
         "--delivery",
         delivery,
-        *hook,
         *options,
     )
+
+
+def register_controller(
+    stack: RunningStack, delivery: str = "webhook", *options: str, tag: str = "shop"
+) -> OwnController:
+    """`rightsdesk --local controllers add` for a new site, as an operator registers one. A webhook
+    controller gets a path of its own on the stack's receiver, which verifies its signatures with
+    its own secret; `deliveries_to` lists what reached it."""
+    site = f"{tag}-{uuid.uuid4().hex[:10]}"
+    contact = f"dpo@{site}.example"
+    path = f"/webhooks/{site}" if delivery == "webhook" and "--webhook-url" not in options else None
+    hook = ["--webhook-url", f"{stack.receiver_url}{path}"] if path else []
+    created = add_with_cli(stack, site, contact, delivery, *hook, *options)
     secret = created.get("webhook_secret")
     if path and secret:
         stack._ok(stack.post("/_dev/webhooks", json={"secret": secret, "path": path}))
