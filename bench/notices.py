@@ -70,6 +70,7 @@ def _seed(count: int, controller_id: str) -> None:
     from rightsdesk.kernel import clock
     from rightsdesk.store.items.controllers import ControllerItem
     from rightsdesk.store.items.requests import RequestItem
+    from rightsdesk.store.lifecycle import listing_key
 
     now = clock.now()
     ControllerItem(
@@ -102,7 +103,7 @@ def _seed(count: int, controller_id: str) -> None:
                     subject_hash=hashlib.sha256(email.encode()).hexdigest(),
                     created_at=created,
                     gsi1pk=f"CTRL#{controller_id}",
-                    gsi1sk=f"forwarded#{n:07d}",
+                    gsi1sk=listing_key("forwarded", created, f"dsr_{controller_id}_{n}"),
                 )
             )
 

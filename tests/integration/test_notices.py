@@ -22,6 +22,7 @@ import requests
 
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
+from rightsdesk.store.lifecycle import listing_key
 from tests.support.flows import wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,7 +145,7 @@ def seed(stack) -> dict[str, list[str]]:
                     subject_hash=hashlib.sha256(email.encode()).hexdigest(),
                     created_at=created,
                     gsi1pk=f"CTRL#{controller_id}",
-                    gsi1sk=f"forwarded#{created.isoformat()}#{request_id}",
+                    gsi1sk=listing_key("forwarded", created, request_id),
                 )
             )
     for start in range(0, len(items), 25):
@@ -292,7 +293,7 @@ def test_a_bounced_subject_is_skipped_and_counted_as_suppressed(stack):
                 created_at=now,
                 subject_hash=hashlib.sha256(email.encode()).hexdigest(),
                 gsi1pk="CTRL#ctl_delta",
-                gsi1sk=f"delivered#{now.isoformat()}#{email}",
+                gsi1sk=listing_key("delivered", now, f"dsr_{email[:4]}"),
             )
         )
     for item in items:

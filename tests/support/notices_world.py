@@ -22,6 +22,7 @@ from rightsdesk.routing import registry
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import bind_table
+from rightsdesk.store.lifecycle import listing_key
 from tests.support.aws import create_queues_from_template, create_tables_from_template
 
 REGION = "eu-central-1"
@@ -131,7 +132,7 @@ class World:
             created_at=created,
             personal_purged_at=clock.now() if purged else None,
             gsi1pk=f"CTRL#{controller_id}",
-            gsi1sk=f"{status}#{clock.isoformat(created)}#{request_id}",
+            gsi1sk=listing_key(status, created, request_id),
         ).save()
         return request_id
 
