@@ -32,7 +32,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--requests", type=int, default=200, help="submissions (and verifications) to time")
-    parser.add_argument("--import-runs", type=int, default=7)
+    parser.add_argument("--import-runs", type=int, default=8)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--routed", type=int, default=50, help="verified requests to route for the throughput figure")
     parser.add_argument(

@@ -76,7 +76,8 @@ _CORE_LOADED_BY_IMPORT = _LOADED_BY_IMPORT.replace(
 
 def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
     """The policy archive, unsubscribe, the export's document and the deadline watch are loaded by
-    the routes that use them (their modules and the breach records behind the subject's holdings)."""
+    the routes that use them (their modules and the breach records behind the subject's holdings);
+    the form's pydantic models are built by the first submit or verify, not by a status page."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "layers" / "core"),
@@ -103,5 +104,6 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "rightsdesk.notices.policies",
         "rightsdesk.notices.notice_pages",
         "rightsdesk.audience.unsubscribe",
+        "rightsdesk.intake.forms",
     }
     assert loaded.isdisjoint(on_use), sorted(loaded & on_use)

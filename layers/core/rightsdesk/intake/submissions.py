@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal, get_origin
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.intake import guard, subjects
-from rightsdesk.kernel import clock, deadlines, free_text, identifiers, retention
+from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.kernel.errors import (
     CodeExpired,
     Conflict,
@@ -35,8 +34,6 @@ from rightsdesk.kernel.errors import (
     Unauthorized,
     UnknownSite,
 )
-from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
-from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 from rightsdesk.platform import hashing, subject_secrets
 from rightsdesk.routing import registry
@@ -46,78 +43,26 @@ from rightsdesk.store.items.table import get_many, transaction
 from rightsdesk.store.lifecycle import listing_key, transition
 from rightsdesk.store.queries import load_request  # noqa: F401 (intake.load_request: the public API's name for it)
 
+if TYPE_CHECKING:
+    from rightsdesk.intake.forms import Submission, VerifyInput  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 MAX_CODE_ATTEMPTS = 5
 
 
-def _no_purposes() -> list[Purpose]:
-    # Not `default_factory=list`: pydantic inspects the factory's signature, and a builtin's costs
-    # the tokenizer's regular expressions, compiled at import (a cold start's worth of milliseconds).
-    return []
+# The form models (rightsdesk.intake.forms) are pydantic classes, about 20 ms to build, which
+# only the submit and verify routes need: they are built on first use, not when the public API
+# starts. `submissions.Submission` stays their name (the API's route signatures are resolved lazily).
+_FORM_MODELS = frozenset({"Submission", "VerifyInput"})
 
 
-class _FormFriendly(BaseModel):
-    """Accepts HTML forms as well as JSON: a form field arrives as a list of its values."""
+def __getattr__(name: str):
+    if name in _FORM_MODELS:
+        from rightsdesk.intake import forms
 
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap_form_lists(cls, data):
-        if not isinstance(data, dict):
-            return data
-        unwrapped = dict(data)
-        for name, model_field in cls.model_fields.items():
-            value = unwrapped.get(name)
-            if isinstance(value, list) and get_origin(model_field.annotation) is not list:
-                unwrapped[name] = value[0] if len(value) == 1 else value
-        return unwrapped
-
-
-class Submission(_FormFriendly):
-    """What a subject sends from the form or the API."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    site: Annotated[
-        free_text.OneLine, Field(min_length=1, max_length=253, description="The controller's site key or domain")
-    ]
-    type: RequestType
-    email: Annotated[free_text.OneLine, Field(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)]
-    name: Annotated[free_text.OneLine | None, Field(max_length=200)] = None
-    details: Annotated[free_text.MultiLine | None, Field(max_length=4000)] = None
-    locale: Literal["en", "de", "sl"] | None = None
-    relationship: Relationship = Relationship.SELF
-    purposes: list[Purpose] = Field(default_factory=_no_purposes, max_length=len(Purpose))
-
-    @field_validator("site")
-    @classmethod
-    def _one_spelling_of_a_site(cls, value: str) -> str:
-        return identifiers.normalize_site_key(value)
-
-    @field_validator("name", "details", "locale", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value):
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("relationship", mode="before")
-    @classmethod
-    def _blank_is_self(cls, value):
-        return Relationship.SELF if value in ("", None) else value
-
-    @model_validator(mode="after")
-    def _purposes_for_withdrawal(self):
-        if self.type is RequestType.CONSENT_WITHDRAWAL and not self.purposes:
-            raise ValueError("purposes_required")
-        if self.type is not RequestType.CONSENT_WITHDRAWAL:
-            self.purposes = []
-        return self
-
-
-class VerifyInput(_FormFriendly):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    code: Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the email")]
-    locale: Literal["en", "de", "sl"] | None = None
+        return getattr(forms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
