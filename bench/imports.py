@@ -126,7 +126,9 @@ def measure_paired(names: list[str], runs: int = 7) -> list[dict]:
     rows = []
     for name, target in targets.items():
         time_import(target, 1)  # byte-code compiled once, not counted
-        pairs = [(time_import("boto3", 1, depth=d % DEPTHS), time_import(target, 1, depth=d % DEPTHS)) for d in range(runs)]
+        pairs = [
+            (time_import("boto3", 1, depth=d % DEPTHS), time_import(target, 1, depth=d % DEPTHS)) for d in range(runs)
+        ]
         rows.append(
             {
                 "function": name,
