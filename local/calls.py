@@ -61,7 +61,7 @@ def install(path: str) -> None:
     make_api_call = BaseClient._make_api_call
 
     def _make_api_call(self, operation_name, api_params):
-        function = getattr(faults._local, "function", None)
+        function = faults.current_function()
         if function is not None:
             service = self.meta.service_model.service_name
             call = f"{os.getpid()}-{next(_call_numbers)}"

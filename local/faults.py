@@ -32,12 +32,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 _lock = threading.Lock()
 _rules: list[Rule] = []
-_local = threading.local()  # .function: the logical ID whose invocation runs in this thread
+# The logical ID whose invocation makes a call: a context variable, so a call an invocation makes on
+# another thread in a copy of its context (rightsdesk.platform.overlap) is still that function's.
+_function: ContextVar[str | None] = ContextVar("local_fault_function", default=None)
 _installed = False
 # In a container: asks the runner whether a call fails (None in the runner and the unit tests).
 _remote: Callable[[str, str], dict | None] | None = None
@@ -140,12 +143,16 @@ def active() -> bool:
 @contextmanager
 def running(logical_id: str) -> Iterator[None]:
     """Calls made inside are made by this function (LoadedFunction.invoke wraps every invocation)."""
-    previous = getattr(_local, "function", None)
-    _local.function = logical_id
+    token = _function.set(logical_id)
     try:
         yield
     finally:
-        _local.function = previous
+        _function.reset(token)
+
+
+def current_function() -> str | None:
+    """The function whose invocation makes the current call (None: the runner's own call)."""
+    return _function.get()
 
 
 def install_remote(ask: Callable[[str, str], dict | None]) -> None:
@@ -161,7 +168,7 @@ def remote_rules(active: bool) -> None:
 
 
 def _take(service: str, operation: str) -> Rule | None:
-    function = getattr(_local, "function", None)
+    function = _function.get()
     if _remote is not None:
         if not _remote_active or function is None:
             return None

@@ -196,8 +196,9 @@ def test_a_public_api_killed_after_verifying_is_routed_by_the_deadline_watch(flo
     request_id = submitted.json()["request_id"]
     ACCEPTED.append(request_id)
     code = flow.code(email)
-    # Verified is written; the first queue message after it (the route) is where the process dies.
-    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": PUBLIC_API})
+    # Verified is written; the process dies while queueing the route and the confirmation (the two
+    # messages are sent at the same time, so both calls die with it).
+    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": PUBLIC_API, "times": 2})
     died = flow.verify(request_id, code)
     assert died.status_code == 502 and died.json()["error"]["code"] == "internal_error"
     assert flow.assert_whole(request_id) == "verified"

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from moto import mock_aws
 
-from rightsdesk.intake import subjects, submissions
+from rightsdesk.intake import submissions
 from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import CodeExpired, InvalidCode, TooManyAttempts
@@ -60,16 +60,17 @@ def wrong(code: str) -> str:
 
 
 def test_attempts_spent_by_others_after_our_reads_refuse_even_the_right_code(cloud, monkeypatch):
-    """Five guesses land between this verification's reads and its write: the write's condition
-    refuses it, right code or not; the limit never depends on a value read before."""
+    """Five guesses land between this verification's read of the request and its write: the
+    write's condition refuses it, right code or not; the limit never depends on a value read before."""
     request_id, code = submitted(cloud)
-    real = subjects.counter_as_read
+    real = submissions.load_request
 
-    def others_guess_meanwhile(request, at, found):
+    def others_guess_meanwhile(wanted):
+        request = real(wanted)
         ChallengeItem(request.pk, ChallengeItem.SK).update(actions=[ChallengeItem.attempts.set(5)])
-        return real(request, at, found)
+        return request
 
-    monkeypatch.setattr(subjects, "counter_as_read", others_guess_meanwhile)
+    monkeypatch.setattr(submissions, "load_request", others_guess_meanwhile)
     with pytest.raises(TooManyAttempts):
         submissions.verify(request_id, code)
     assert submissions.load_request(request_id).status == "identity_unverified"

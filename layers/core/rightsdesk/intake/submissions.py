@@ -35,7 +35,7 @@ from rightsdesk.kernel.errors import (
     UnknownSite,
 )
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
-from rightsdesk.platform import hashing, subject_secrets
+from rightsdesk.platform import hashing, overlap, subject_secrets
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, deletion, limits, outbox, request_view
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem, SubjectCounterItem
@@ -201,16 +201,19 @@ def _spend_attempt(request: RequestItem) -> tuple[ChallengeItem, int]:
 
 
 def verify(request_id: str, code: str, *, source: str | None = None) -> Verified:
-    """Six AWS calls when the code is right (docs/benchmarks.md, "AWS calls per operation"): read
-    the request; read its counters (the wrong-code budgets, the subject's yearly count) in one call;
-    spend an attempt (the write returns the code's hash); the transition, in one transaction; queue
-    the routing and the confirmation."""
+    """Six AWS calls when the code is right (docs/benchmarks.md, "AWS calls per operation"), four
+    waits: read the request; read its counters (the wrong-code budgets, the subject's yearly count)
+    in one call while spending an attempt (the write returns the code's hash); the transition, in
+    one transaction; queue the routing while queueing the confirmation."""
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
         return _verify_again(request, code)
     now = clock.now()
-    guessers, counter = _read_counters(request, source, now)
-    challenge, attempts = _spend_attempt(request)
+    # Both only need the request. An attempt spent on a guesser whose budget is used up costs a
+    # guesser its own request's attempts, never anyone else's.
+    (guessers, counter), (challenge, attempts) = overlap.both(
+        lambda: _read_counters(request, source, now), lambda: _spend_attempt(request)
+    )
     if not hashing.matches("code", code, challenge.code_hash):
         _count_wrong_code(guessers)
         left = MAX_CODE_ATTEMPTS - attempts
@@ -353,8 +356,9 @@ def _after_verification(request: RequestItem) -> None:
     """Route the request and confirm it to the subject. Both are queued; a failure here is
     recovered by the deadline watch, which re-routes verified requests left unrouted."""
     try:
-        outbox.enqueue_delivery(request_id=request.request_id, event="route")
-        _confirm(request)
+        overlap.both(
+            lambda: outbox.enqueue_delivery(request_id=request.request_id, event="route"), lambda: _confirm(request)
+        )
     except Exception as error:  # the subject's verification stands; routing is retried
         log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
 
