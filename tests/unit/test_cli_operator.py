@@ -18,9 +18,12 @@ from rightsdesk.audience import contacts
 from rightsdesk.intake import submissions
 from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock
+from rightsdesk.kernel.status import Status
 from rightsdesk.platform import aws_clients, config, hashing, operator_identity
 from rightsdesk.routing import registry
+from rightsdesk.store import queries
 from rightsdesk.store.items.table import bind_table
+from rightsdesk.store.lifecycle import transition
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud, verification_code
 
@@ -38,11 +41,11 @@ class World:
         self.session, self.table, self.queues = cloud.session, cloud.tables["RightsTable"], cloud.queues
         self.dynamodb = self.session.client("dynamodb")
 
-    def controller(self, tag: str) -> str:
+    def controller(self, tag: str, delivery: str = "email") -> str:
         controller_id = hashing.new_id("ctl")
         site = f"{tag}-{controller_id[4:14]}"
         registry.register(
-            name=tag, site_key=site, contact_email=f"dpo@{site}.test", delivery="email", controller_id=controller_id
+            name=tag, site_key=site, contact_email=f"dpo@{site}.test", delivery=delivery, controller_id=controller_id
         )
         return controller_id
 
@@ -124,6 +127,9 @@ def operated(world, tmp_path_factory):
     live, gone = world.controller("live"), world.controller("gone")
     held, orphan = world.request(live), world.request(gone)
     world.request(live, verified=False)  # expires at the sweep below
+    own = world.controller("own", delivery="internal")  # the operator queue: requests on the operator's own data
+    extended, rejected = world.request(own), world.request(own)
+    transition(queries.load_request(rejected), Status.IN_PROGRESS, actor="dispatcher")
     restricted = hashing.email_hash("rita@example.org")
     contacts.limit_processing(restricted, contacts.RESTRICTION, actor="subject")
     contacts.subscribe("cleo@example.org", ["newsletter"], actor="subject")
@@ -145,6 +151,9 @@ def operated(world, tmp_path_factory):
     run_ok("hold", "place", "--request", held, "--reason", "case-17")
     run_ok("hold", "release", "--request", held)
     run_ok("requests", "show", held, "--reveal")
+    run_ok("requests", "resolve", extended, "--extend-to", clock.isoformat(clock.now() + timedelta(days=40)),
+           "--reason", "many systems")  # fmt: skip
+    run_ok("requests", "resolve", rejected, "--reject", "--reason", "not ours")
     declared = json.loads(run_ok("--json", "breach", "declare", "--detected-at", "now", "--summary", "Leak.",
                                  "--categories", "chat_history", "--controllers", live, "--contact", "dpo@op.test"))  # fmt: skip
     incident = declared["incident"]["incident_id"]
@@ -171,7 +180,8 @@ def test_every_operator_command_names_the_operator_on_each_event_it_writes(opera
         ("controller_disabled", "operator"),
         ("controller_enabled", "operator"),
         ("controller_removed", "operator"),
-        ("status_changed", "operator"),  # requests answer
+        ("status_changed", "operator"),  # requests answer, requests resolve --reject
+        ("due_extended", "operator"),  # requests resolve --extend-to
         ("legal_hold_placed", "operator"),
         ("legal_hold_released", "operator"),
         ("personal_data_viewed", "operator"),
