@@ -43,7 +43,8 @@ def connect_hash_key(state: Context) -> None:
     secret the environment names, or the stack's secret); idempotent."""
     env = os.environ
     if state.local:
-        env["HASH_KEY_SECRET_ARN"] = LOCAL_PREFIX + SECRET_RESOURCE  # a secret's name works as its id
+        health = ((state.local_health or {}).get("resources") or {}).get(SECRET_RESOURCE) or {}
+        env["HASH_KEY_SECRET_ARN"] = health.get("name") or LOCAL_PREFIX + SECRET_RESOURCE  # a name works as its id
     elif not (env.get("HASH_KEY_SECRET_ARN") or env.get("RIGHTSDESK_HASH_KEY")):
         if not state.stack:
             raise CliError(
