@@ -264,6 +264,7 @@ def test_the_trail_shows_who_and_older_events_still_read(world):
 
     named = operator_identity.label(**WHO)
     assert f"operator {named}" in shown
+    assert SESSION not in shown and SESSION not in json.dumps(listed)
     by_action = {event["action"]: event for event in listed}
     assert by_action["controller_disabled"]["operator"] == WHO
     assert (by_action["controller_registered"]["actor"], by_action["controller_registered"]["operator"]) == (
