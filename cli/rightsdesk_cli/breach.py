@@ -104,6 +104,7 @@ def declare(
         consequences=consequences,
         measures=measures,
         delay_reason=delay_reason,
+        actor=state.operator,
     )
     with _progress(state, 2, "queueing notices") as bar:
         task = bar.add_task("notices", total=None)
@@ -311,7 +312,7 @@ def authority_notified(
     """Record that the supervisory authority was notified (once; it goes on the audit trail)."""
     state = use(ctx, json_output)
     incident = breaches.authority_notified(
-        incident_id, reference=reference, at=parse_moment(at, "at"), delay_reason=delay_reason
+        incident_id, reference=reference, at=parse_moment(at, "at"), delay_reason=delay_reason, actor=state.operator
     )
     data = _status(incident, listed=False)
     emit(state, data, lambda: _render_status(data))
@@ -329,7 +330,7 @@ def explain_delay(
 ) -> None:
     """Record why a notification came later than 72 hours after detection (once per deadline)."""
     state = use(ctx, json_output)
-    incident = breaches.explain_delay(incident_id, deadline, reason=reason)
+    incident = breaches.explain_delay(incident_id, deadline, reason=reason, actor=state.operator)
     data = _status(incident, listed=False)
     emit(state, data, lambda: _render_status(data))
 

@@ -79,7 +79,9 @@ def withdraw(
 ) -> None:
     """Withdraw consent now (e.g. told by phone): the subject leaves the lists those purposes feed."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
-    left = contacts.withdraw_consent(hashing.email_hash(email), [p.value for p in purposes], source=source)
+    left = contacts.withdraw_consent(
+        hashing.email_hash(email), [p.value for p in purposes], source=source, actor=state.operator
+    )
     emit(
         state,
         {"withdrawn": [p.value for p in purposes], "lists_left": left},

@@ -35,7 +35,7 @@ def add(
 ) -> None:
     """Add a contact (or update its language) and put it on lists."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
-    contacts.subscribe(email, lists, locale=locale)
+    contacts.subscribe(email, lists, locale=locale, actor=state.operator)
     emit(state, {"added": 1, "lists": sorted(set(lists))}, lambda: f"contact added to {', '.join(sorted(set(lists)))}")
 
 
@@ -66,7 +66,9 @@ def import_csv(
         for number, row in enumerate(rows, start=2):  # line numbers as an editor shows them
             names = [name.strip() for name in (row.get("lists") or "").split(";") if name.strip()]
             try:
-                contacts.subscribe(row.get("email") or "", names, locale=(row.get("locale") or "en").strip())
+                contacts.subscribe(
+                    row.get("email") or "", names, locale=(row.get("locale") or "en").strip(), actor=state.operator
+                )
             except InvalidInput:
                 rejected.append(number)
             bar.advance(task)
@@ -94,7 +96,7 @@ def lift_restriction(
     Tell the subject before you do (GDPR Art. 18(3))."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
     kind = contacts.OBJECTION if objection else contacts.RESTRICTION
-    lifted = contacts.lift(hashing.email_hash(email), kind, actor="operator")
+    lifted = contacts.lift(hashing.email_hash(email), kind, actor=state.operator)
     emit(state, {"lifted": lifted, "kind": kind}, lambda: f"{kind} lifted" if lifted else f"no {kind} to lift")
     if not lifted:
         raise typer.Exit(1)

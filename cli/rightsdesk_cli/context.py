@@ -13,11 +13,15 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from rightsdesk_cli.errors import CliError
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import OperatorIdentity
 
 LOCAL_REGION = "eu-central-1"
 LOCAL_TABLE = "rightsdesk-local-RightsTable"
@@ -35,6 +39,7 @@ class Context:
     table_name: str | None = field(default=None, init=False)
     local_health: dict | None = field(default=None, init=False, repr=False)
     _console: Console | None = field(default=None, init=False, repr=False)
+    _operator: OperatorIdentity | None = field(default=None, init=False, repr=False)
 
     @property
     def console(self) -> Console:
@@ -42,6 +47,37 @@ class Context:
             width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or PIPE_WIDTH)
             self._console = Console(width=width, highlight=False)
         return self._console
+
+    @property
+    def operator(self) -> OperatorIdentity:
+        """Who runs this command, for the audit trail (rightsdesk.platform.operator_identity): pass it
+        as `actor=` to every core function that writes an audit event. Resolved on first use, once
+        per run: one STS GetCallerIdentity (with --local the OS user, no STS call)."""
+        if self._operator is None:
+            self._operator = self._identify()
+        return self._operator
+
+    def _identify(self) -> OperatorIdentity:
+        from rightsdesk.platform import operator_identity
+        from rightsdesk_cli.wiring import connect_hash_key
+
+        self.connect()
+        connect_hash_key(self)  # the ARN is kept only as a keyed hash under the stack's key
+        if self.local:
+            return operator_identity.local(_os_user())
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # Needs no IAM permission. Its UserId repeats the session name: only the ARN is read.
+            caller = boto3.client("sts").get_caller_identity()
+        except (BotoCoreError, ClientError) as error:
+            # Nothing is written unattributed: the command stops before its first write.
+            raise CliError(
+                f"cannot tell who you are (STS GetCallerIdentity: {type(error).__name__}); nothing was changed",
+                code="no_identity",
+            ) from None
+        return operator_identity.from_caller(str(caller["Arn"]))
 
     def connect(self) -> Context:
         """Point the core at the target; idempotent, so every command may call it."""
@@ -135,6 +171,15 @@ class Context:
         # Model regions were fixed when rightsdesk.store.items was imported, maybe before --region.
         set_region(os.environ["AWS_REGION"])
         self.table_name = table
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "unknown"
 
 
 def use(ctx: typer.Context, json_output: bool = False) -> Context:

@@ -20,11 +20,11 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
-from rightsdesk.store import queries
+from rightsdesk.store import audit, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, table
+from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, table, who
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
 
@@ -181,6 +181,7 @@ def add(
             purge_after_seconds=purge_seconds,
             controller_id=controller_id,
             allow_loopback_http=state.local,
+            actor=state.operator,
         )
     except InvalidInput as error:
         raise _explained(error) from None
@@ -212,7 +213,13 @@ def history(
     endpoint disabled after a 410, and how each policy.updated webhook went."""
     state = use(ctx, json_output)
     events = [
-        {"at": clock.isoformat(e.at), "action": e.action, "actor": e.actor, "cause": e.cause}
+        {
+            "at": clock.isoformat(e.at),
+            "action": e.action,
+            "actor": e.actor,
+            "operator": audit.operator_view(e),
+            "cause": e.cause,
+        }
         for e in registry.history(controller_id, limit)
     ]
     emit(
@@ -220,7 +227,7 @@ def history(
         {"controller_id": controller_id, "events": events},
         lambda: table(
             ("at", "action", "actor", "cause"),
-            ([e["at"], e["action"], e["actor"], e["cause"]] for e in events),
+            ([e["at"], e["action"], who(e), e["cause"]] for e in events),
             title=f"{controller_id}: latest {counted(len(events), 'event', 'events')}, newest first",
         ),
     )
@@ -231,7 +238,7 @@ def rotate_key(ctx: typer.Context, controller_id: ControllerId, json_output: Jso
     """Issue a new API key; the old one stops working at once. Prints the new key once."""
     state = use(ctx, json_output)
     _credentials(state, sealing=False)
-    api_key = registry.rotate_api_key(controller_id)
+    api_key = registry.rotate_api_key(controller_id, actor=state.operator)
     emit(state, {"controller_id": controller_id, "api_key": api_key}, lambda: _render_once(None, {"api key": api_key}))
 
 
@@ -251,7 +258,7 @@ def set_delivery(
         if delivery is DeliveryMode.WEBHOOK:
             _credentials(state, sealing=True)
         controller, secret = registry.set_delivery(
-            controller_id, delivery.value, webhook_url, allow_loopback_http=state.local
+            controller_id, delivery.value, webhook_url, allow_loopback_http=state.local, actor=state.operator
         )
     except InvalidInput as error:
         raise _explained(error) from None
@@ -277,7 +284,7 @@ def disable(
     answers site_unavailable), open requests stay due and are delivered by email to its privacy contact."""
     state = use(ctx, json_output)
     try:
-        controller = registry.disable(controller_id, reason=reason)
+        controller = registry.disable(controller_id, reason=reason, actor=state.operator)
     except InvalidInput as error:
         raise _explained(error) from None
     _state_change(state, controller, "API key refused, new submissions refused, deliveries by email to its contact")
@@ -290,7 +297,7 @@ def enable(
     """Undo `disable`: the same API key works again and deliveries take the controller's own route."""
     state = use(ctx, json_output)
     try:
-        controller = registry.enable(controller_id, reason=reason)
+        controller = registry.enable(controller_id, reason=reason, actor=state.operator)
     except InvalidInput as error:
         raise _explained(error) from None
     _state_change(state, controller, f"deliveries by {controller.delivery} again")
@@ -317,7 +324,7 @@ def remove(
     if not yes and not typer.confirm(f"Remove controller {controller_id} for good?", default=False):
         raise CliError("not removed", code="aborted")
     try:
-        controller = registry.remove(controller_id, reason=reason, release_sites=release_sites)
+        controller = registry.remove(controller_id, reason=reason, release_sites=release_sites, actor=state.operator)
     except InvalidInput as error:
         raise _explained(error) from None
     from rightsdesk.kernel.status import is_open

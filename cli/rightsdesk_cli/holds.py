@@ -35,7 +35,7 @@ def place(
     state = use(ctx, json_output)
     if not reason.strip():
         raise typer.BadParameter("a legal hold needs a reason", param_hint="--reason")
-    request = holds.place(request_id, reason, utc(until), actor="operator")
+    request = holds.place(request_id, reason, utc(until), actor=state.operator)
     request.refresh(consistent_read=True)
     view = queries.skeleton(request)
     data = {"request_id": request_id, "legal_hold": view["legal_hold"]}
@@ -46,7 +46,7 @@ def place(
 def release(ctx: typer.Context, request_id: RequestOption, json_output: JsonFlag = False) -> None:
     """End a hold: the retention rules apply again (a request past its time goes at the next sweep)."""
     state = use(ctx, json_output)
-    request = holds.release(request_id, actor="operator")
+    request = holds.release(request_id, actor=state.operator)
     request.refresh(consistent_read=True)
     data = {
         "request_id": request_id,

@@ -32,6 +32,16 @@ def counted(n: int, singular: str, plural: str) -> str:
     return f"{n} {i18n.ngettext(singular, plural, n, 'en')}"
 
 
+def who(event: dict) -> str:
+    """An audit event's actor as a table cell: for an operator, who (principal, account, hash start)."""
+    operator = event.get("operator")
+    if not operator:
+        return event["actor"]
+    from rightsdesk.platform.operator_identity import label
+
+    return f"{event['actor']} {label(**operator)}"
+
+
 def emit(state: Context, data: Any, render: Callable[[], RenderableType]) -> None:
     """`data` as JSON with --json; otherwise what `render` builds, for people."""
     if state.json:

@@ -93,6 +93,7 @@ def publish(
         major=major,
         text=_read_text(text_file),
         effective_at=parse_moment(effective_at, "effective_at") if effective_at else None,
+        actor=state.operator,
     )
     published = policies.publish(publication)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -26,7 +26,7 @@ from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk_cli.context import use
 from rightsdesk_cli.moments import parse_period_end
-from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table
+from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, short_time, table, who
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(
@@ -156,7 +156,7 @@ def show_request(
         personal = queries.personal_fields(item)
         if any(personal.values()):
             # Written before anything is shown: if the audit write fails, nothing is revealed.
-            viewed = audit.event(item.pk, action="personal_data_viewed", actor="operator")
+            viewed = audit.event(item.pk, action="personal_data_viewed", actor=state.operator)
             viewed.save(condition=AuditEvent.sk.does_not_exist())
     trail = [_event(event) for event in queries.audit_trail(item)]
     data: dict = {"request": queries.skeleton(item), "audit": trail}
@@ -170,6 +170,7 @@ def _event(event: AuditEvent) -> dict:
         "at": clock.isoformat(event.at),
         "action": event.action,
         "actor": event.actor,
+        "operator": audit.operator_view(event),
         "from_status": event.from_status,
         "to_status": event.to_status,
         "cause": event.cause,
@@ -213,7 +214,7 @@ def _render_show(data: dict) -> RenderableType:
         parts.append(reveal)
     events = data["audit"]
     columns = ("at", "action", "actor", "from", "to", "cause")
-    rows = ([e["at"], e["action"], e["actor"], e["from_status"], e["to_status"], e["cause"]] for e in events)
+    rows = ([e["at"], e["action"], who(e), e["from_status"], e["to_status"], e["cause"]] for e in events)
     parts += ["", table(columns, rows, title="audit trail")]
     return Group(*parts)
 
@@ -258,10 +259,14 @@ def resolve(
         raise typer.BadParameter("choose one of --approve, --reject, --extend-to")
     state = connect_mail(use(ctx, json_output))
     if extend_to is not None:
-        request = own_requests.extend(request_id, parse_period_end(extend_to, "extend_to"), reason=reason or "")
+        request = own_requests.extend(
+            request_id, parse_period_end(extend_to, "extend_to"), reason=reason or "", actor=state.operator
+        )
     else:
         decision = own_requests.APPROVE if approve else own_requests.REJECT
-        request = own_requests.resolve(request_id, decision, note=note_text, reason=reason, name=name, locale=locale)
+        request = own_requests.resolve(
+            request_id, decision, note=note_text, reason=reason, name=name, locale=locale, actor=state.operator
+        )
     view = queries.skeleton(request)
     emit(
         state,
@@ -291,6 +296,6 @@ def answer(
     from rightsdesk.routing import takeover
 
     state = connect_mail(use(ctx, json_output))
-    request = takeover.answer(request_id, status, reason=reason)
+    request = takeover.answer(request_id, status, reason=reason, actor=state.operator)
     view = queries.skeleton(request)
     emit(state, {"request": view}, lambda: f"request {request_id} is {view['status']}; due {view['due_at']}")

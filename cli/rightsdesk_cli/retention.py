@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.retention import sweeper
+from rightsdesk.store.audit import operator_view
 from rightsdesk.store.deletion import Cause, events
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, note, short_time, table
@@ -93,8 +94,10 @@ def sweep(
 ) -> None:
     """Delete or purge everything that is due now (the RetentionFunction's work, run from here)."""
     state = use(ctx, json_output)
+    # Who ran it, on the audit events the sweep writes (a dry run writes none: no identity needed).
+    actor = sweeper.ACTOR if dry_run else state.operator.acting_as(sweeper.ACTOR)
     if state.json:
-        report = sweeper.sweep(dry_run=dry_run, max_items=max_items)
+        report = sweeper.sweep(dry_run=dry_run, max_items=max_items, actor=actor)
     else:
         progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -113,7 +116,7 @@ def sweep(
                 else:
                     progress.advance(task, n)
 
-            report = sweeper.sweep(dry_run=dry_run, max_items=max_items, progress=advance)
+            report = sweeper.sweep(dry_run=dry_run, max_items=max_items, progress=advance, actor=actor)
     data = report.as_dict()
     emit(state, data, lambda: _render_sweep(data))
 
@@ -146,6 +149,7 @@ def audit(
             "record": event.pk,
             "from_status": event.from_status,
             "actor": event.actor,
+            "operator": operator_view(event),
         }
         for event in events(start, end, cause)
     ]

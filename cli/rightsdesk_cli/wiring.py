@@ -38,6 +38,39 @@ def connect_mail(state: Context, *, hash_key: bool = False) -> Context:
     return state
 
 
+def connect_hash_key(state: Context) -> None:
+    """Point the core's keyed hashing at the target's hash key (the local run's secret, a key or
+    secret the environment names, or the stack's secret); idempotent."""
+    env = os.environ
+    if state.local:
+        health = ((state.local_health or {}).get("resources") or {}).get(SECRET_RESOURCE) or {}
+        env["HASH_KEY_SECRET_ARN"] = health.get("name") or LOCAL_PREFIX + SECRET_RESOURCE  # a name works as its id
+    elif not (env.get("HASH_KEY_SECRET_ARN") or env.get("RIGHTSDESK_HASH_KEY")):
+        if not state.stack:
+            raise CliError(
+                "set HASH_KEY_SECRET_ARN (or use --stack / --local): operator actions are recorded "
+                "with a keyed hash of who ran them",
+                code="no_target",
+            )
+        env["HASH_KEY_SECRET_ARN"] = _hash_key_secret(state.stack)
+    else:
+        return
+    from rightsdesk.platform import config, hashing
+
+    config.reload()
+    hashing.forget_key()
+
+
+def _hash_key_secret(stack: str) -> str:
+    """The secret's ARN is no output (outputs are world-readable to the account); its resource is."""
+    import boto3
+
+    resource = boto3.client("cloudformation").describe_stack_resource(
+        StackName=stack, LogicalResourceId=SECRET_RESOURCE
+    )
+    return resource["StackResourceDetail"]["PhysicalResourceId"]
+
+
 def _local(env: os._Environ) -> None:
     import boto3
 
@@ -61,6 +94,4 @@ def _stack(env: os._Environ, stack: str, hash_key: bool) -> None:
             raise CliError(f"stack {stack} has no output {key}; deploy the current template", code="not_rightsdesk")
         env[name] = outputs[key]
     if hash_key:
-        # The secret's ARN is no output (outputs are world-readable to the account); its resource is.
-        resource = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId=SECRET_RESOURCE)
-        env["HASH_KEY_SECRET_ARN"] = resource["StackResourceDetail"]["PhysicalResourceId"]
+        env["HASH_KEY_SECRET_ARN"] = _hash_key_secret(stack)

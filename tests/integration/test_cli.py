@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import uuid
@@ -77,3 +78,22 @@ def test_an_unknown_request_is_a_json_error_and_exit_1(stack):
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"]["code"] == "not_found"
     assert "Traceback" not in result.stderr
+
+
+def test_operator_actions_name_the_local_user(stack, own_controller):
+    request_id, email = submit(stack, own_controller)
+
+    revealed = stack.cli_json("requests", "show", request_id, "--reveal")
+    stack.cli_json("hold", "place", "--request", request_id, "--reason", "case-local")
+    trail = stack.cli_json("requests", "show", request_id)["audit"]
+
+    who = {event["action"]: event["operator"] for event in trail if event["actor"] == "operator"}
+    local_user = {"account": "local", "principal": f"local:{getpass.getuser()}"}
+    for action in ("personal_data_viewed", "legal_hold_placed"):
+        assert {key: who[action][key] for key in local_user} == local_user
+        assert len(who[action]["arn_hash"]) == 64
+    # the same user in two runs: the same hash, so an auditor can follow one person across the trail
+    assert who["personal_data_viewed"]["arn_hash"] == who["legal_hold_placed"]["arn_hash"]
+    # the subject's own events stay as they were: no operator on them
+    assert all(event["operator"] is None for event in trail if event["actor"] != "operator")
+    assert email in json.dumps(revealed["personal"]) and email not in json.dumps(trail)

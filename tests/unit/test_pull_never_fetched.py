@@ -117,9 +117,9 @@ def test_a_fetch_at_the_last_moment_wins(world, monkeypatch):
     )
     real = sweeper._never_fetched
 
-    def fetched_first(item, now):
+    def fetched_first(item, now, *who):
         RequestItem(item.pk, item.sk).update(actions=[RequestItem.status.set(Status.DELIVERED.value)])
-        return real(item, now)
+        return real(item, now, *who)
 
     monkeypatch.setattr(sweeper, "_never_fetched", fetched_first)
     report = sweeper.sweep()

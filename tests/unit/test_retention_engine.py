@@ -225,11 +225,11 @@ def test_an_interrupted_sweep_finishes_on_the_next_run(world, monkeypatch):
     at(15 * 60 + 1)  # five codes due
     real_act, calls = sweeper.act, []
 
-    def failing_after_two(item, action, now):
+    def failing_after_two(item, action, now, *who):
         if len(calls) == 2:
             raise RuntimeError("injected: the Lambda died here")
         calls.append(item.pk)
-        return real_act(item, action, now)
+        return real_act(item, action, now, *who)
 
     monkeypatch.setattr(sweeper, "act", failing_after_two)
     with pytest.raises(RuntimeError):

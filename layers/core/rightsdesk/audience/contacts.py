@@ -31,6 +31,7 @@ from rightsdesk.kernel.errors import InvalidInput, NotFound
 from rightsdesk.kernel.rights import Purpose
 from rightsdesk.platform import hashing
 from rightsdesk.platform.config import SUPPORTED_LOCALES
+from rightsdesk.platform.operator_identity import Actor, actor_name
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure, erase
 from rightsdesk.store.items.audience import ContactItem, ListMemberItem
@@ -95,7 +96,7 @@ def subscribe(
     lists: Iterable[str],
     *,
     locale: str = "en",
-    actor: str = "operator",
+    actor: Actor = "operator",
     at: datetime | None = None,
     source: str | None = None,
 ) -> str:
@@ -134,7 +135,9 @@ def subscribe(
     audit.event(pk, action="subscribed", actor=actor, at=at, cause=",".join(names)).save(
         condition=AuditEvent.sk.does_not_exist()
     )
-    consents.grant(email_hash, [LISTS[n].purpose for n in names if LISTS[n].purpose], source=source or actor, at=at)
+    consents.grant(
+        email_hash, [LISTS[n].purpose for n in names if LISTS[n].purpose], source=source or actor_name(actor), at=at
+    )
     return email_hash
 
 
@@ -153,7 +156,7 @@ def members(list_name: str) -> Iterator[Member]:
 
 
 def unsubscribe_writes(
-    tx, email_hash: str, list_name: str, *, actor: str, at: datetime, source: str = consents.UNSUBSCRIBE_LINK
+    tx, email_hash: str, list_name: str, *, actor: Actor, at: datetime, source: str = consents.UNSUBSCRIBE_LINK
 ) -> None:
     """The writes that take a contact off a list, for the caller's transaction (the token's spend),
     with the withdrawal of the consent the list relies on."""
@@ -189,7 +192,7 @@ def list_for(purpose: str) -> MailingList | None:
     return next((mailing for mailing in LISTS.values() if mailing.purpose == purpose), None)
 
 
-def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: datetime) -> bool:
+def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: datetime, actor: Actor = "subject") -> bool:
     """Take the contact off the list `purpose` feeds, with the ledger's withdrawal, in one write.
     False when it is on no such list: the caller records the withdrawal alone."""
     mailing = list_for(purpose)
@@ -197,16 +200,19 @@ def leave_for_withdrawal(email_hash: str, purpose: str, *, source: str, at: date
     if mailing is None or contact is None or mailing.name not in (contact.subscriptions or set()):
         return False
     with transaction() as tx:
-        unsubscribe_writes(tx, email_hash, mailing.name, actor="subject", at=at, source=source)
+        unsubscribe_writes(tx, email_hash, mailing.name, actor=actor, at=at, source=source)
     return True
 
 
-def withdraw_consent(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> list[str]:
-    """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left."""
+def withdraw_consent(
+    email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None, actor: Actor = "subject"
+) -> list[str]:
+    """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left.
+    `actor`: who recorded it (the subject, or an operator told by the subject)."""
     at = at or clock.now()
     left = []
     for purpose in dict.fromkeys(purposes):
-        if leave_for_withdrawal(email_hash, purpose, source=source, at=at):
+        if leave_for_withdrawal(email_hash, purpose, source=source, at=at, actor=actor):
             left.append(list_for(purpose).name)
         else:
             consents.record(email_hash, purpose, consents.WITHDRAWN, source=source, at=at)
@@ -238,7 +244,7 @@ def _flag(kind: str):
 
 
 def limit_processing(
-    email_hash: str, kind: str, *, actor: str, at: datetime | None = None, cause: str | None = None
+    email_hash: str, kind: str, *, actor: Actor, at: datetime | None = None, cause: str | None = None
 ) -> None:
     """Flag the subject's contact (created, without an address, if there is none: the flag must
     outlive a later signup). Flagging twice keeps the first time."""
@@ -257,7 +263,7 @@ def limit_processing(
     )
 
 
-def lift(email_hash: str, kind: str, *, actor: str, at: datetime | None = None) -> bool:
+def lift(email_hash: str, kind: str, *, actor: Actor, at: datetime | None = None) -> bool:
     """Lift a restriction or objection; False if the contact has no such flag."""
     at = at or clock.now()
     attribute = _flag(kind)
@@ -284,7 +290,7 @@ def rectify(
     *,
     name: str | None = None,
     locale: str | None = None,
-    actor: str,
+    actor: Actor,
     at: datetime | None = None,
     cause: str | None = None,
 ) -> ContactItem:

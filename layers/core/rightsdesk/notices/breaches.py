@@ -44,6 +44,7 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.status import UNPROVEN
 from rightsdesk.platform import hashing, webhooks
+from rightsdesk.platform.operator_identity import Actor, actor_name
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.deletion import conditional_failure
@@ -88,7 +89,7 @@ class Declaration:
     consequences: str | None = None
     measures: str | None = None
     delay_reason: str | None = None  # required once the 72 hours have passed (Art. 33(1))
-    actor: str = "operator"
+    actor: Actor = "operator"
 
 
 @dataclass
@@ -276,7 +277,7 @@ def _incident(
         incident_id=incident_id,
         detected_at=detected,
         declared_at=now,
-        declared_by=declaration.actor,
+        declared_by=actor_name(declaration.actor),  # who exactly: the breach_declared audit event
         summary=declaration.summary.strip(),
         categories=list(dict.fromkeys(declaration.categories)),
         consequences=(declaration.consequences or "").strip() or None,
@@ -619,7 +620,7 @@ def record_webhook(
 
 
 def authority_notified(
-    incident_id: str, *, reference: str, at: datetime, actor: str = "operator", delay_reason: str | None = None
+    incident_id: str, *, reference: str, at: datetime, actor: Actor = "operator", delay_reason: str | None = None
 ) -> IncidentItem:
     """Record when the supervisory authority was notified, and its reference; once. A notification
     later than 72 hours after detection is recorded only with the reasons for the delay (Art. 33(1))."""
@@ -666,7 +667,7 @@ def authority_notified(
     return incident
 
 
-def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: str = "operator") -> IncidentItem:
+def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: Actor = "operator") -> IncidentItem:
     """Record the reasons for a notification that came (or is coming) later than 72 hours, for a
     deadline that reads met late or missed; once per deadline (Art. 33(1))."""
     reason = (reason or "").strip()

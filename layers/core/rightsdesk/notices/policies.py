@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import TransactWriteError
 
 from rightsdesk.audience import contacts
 from rightsdesk.kernel import clock
@@ -31,11 +31,14 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from rightsdesk.platform.operator_identity import Actor, actor_name
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.deletion import conditional_failure
+from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import PolicyVersionItem
+from rightsdesk.store.items.table import transaction
 
 DOC = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -59,7 +62,7 @@ class Publication:
     text: bytes | str
     major: bool = False
     effective_at: datetime | None = None  # None: now
-    actor: str = "operator"
+    actor: Actor = "operator"
 
 
 @dataclass(frozen=True)
@@ -128,16 +131,20 @@ def publish(publication: Publication, *, now: datetime | None = None) -> Publish
         major=publication.major,
         effective_at=effective_at,
         published_at=now,
-        published_by=publication.actor,
+        published_by=actor_name(publication.actor),  # who exactly: the policy_published audit event
         content_hash=digest,
         text_sha256=text_digest(publication.text),
         text_bytes=len(text_bytes(publication.text)),
         gsi1pk=PolicyVersionItem.PARTITION,
         gsi1sk=f"{publication.doc}#{publication.version}",
     )
+    # Who published it: an audit event on the document, written with the version or not at all.
+    published = audit.event(item.pk, action="policy_published", actor=publication.actor, at=now, cause=item.sk)
     try:
-        item.save(condition=PolicyVersionItem.pk.does_not_exist())
-    except PutError as error:
+        with transaction() as tx:
+            tx.save(item, condition=PolicyVersionItem.sk.does_not_exist())
+            tx.save(published, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
         if not conditional_failure(error):
             raise
         existing = get(publication.doc, publication.version)

@@ -28,6 +28,7 @@ from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, 
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import ANSWERED, Status, is_open
 from rightsdesk.platform.config import settings
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, deletion, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
@@ -100,7 +101,7 @@ def carry_out(request_id: str) -> str:
     return "completed"
 
 
-def _apply(request: RequestItem, kind: RequestType, *, actor: str, note: str | None = None) -> None:
+def _apply(request: RequestItem, kind: RequestType, *, actor: Actor, note: str | None = None) -> None:
     at = clock.now()
     source = f"request:{request.request_id}"
     if kind is RequestType.ERASURE:
@@ -114,7 +115,7 @@ def _apply(request: RequestItem, kind: RequestType, *, actor: str, note: str | N
     _close(request, Status.COMPLETED, actor=actor, at=at, note=note)
 
 
-def _erase(request: RequestItem, *, actor: str, at: datetime, note: str | None) -> None:
+def _erase(request: RequestItem, *, actor: Actor, at: datetime, note: str | None) -> None:
     """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail. The
     address alone stays until the answer's mail is done (after_answer), at most the delivered rule's
     hour: the mail is made from the table when it is sent, never from the queue."""
@@ -153,7 +154,7 @@ def _close(
     request: RequestItem,
     target: Status,
     *,
-    actor: str,
+    actor: Actor,
     at: datetime,
     note: str | None = None,
     reason: str | None = None,
@@ -177,7 +178,7 @@ def resolve(
     request_id: str,
     decision: str,
     *,
-    actor: str = "operator",
+    actor: Actor = "operator",
     note: str | None = None,
     reason: str | None = None,
     name: str | None = None,
@@ -213,7 +214,7 @@ def resolve(
     return queries.load_request(request_id)
 
 
-def extend(request_id: str, until: datetime, *, reason: str, actor: str = "operator") -> RequestItem:
+def extend(request_id: str, until: datetime, *, reason: str, actor: Actor = "operator") -> RequestItem:
     """Push the due date while it has not passed, with the reason the subject is told (in their
     language, with the new date); at most two months more in all."""
     from rightsdesk.routing import deadline_watch  # not at the public API's cold start

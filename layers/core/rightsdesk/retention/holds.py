@@ -15,6 +15,7 @@ from pynamodb.exceptions import UpdateError
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, NotFound
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
@@ -36,7 +37,7 @@ def _events(request: RequestItem) -> list[AuditEvent]:
     return audit.trail(request.pk)
 
 
-def place(request_id: str, reason: str, until: datetime | None = None, *, actor: str) -> RequestItem:
+def place(request_id: str, reason: str, until: datetime | None = None, *, actor: Actor) -> RequestItem:
     """Hold a request and its audit trail. Conflict if it is held already."""
     reason = reason.strip()
     if not reason:
@@ -65,7 +66,7 @@ def place(request_id: str, reason: str, until: datetime | None = None, *, actor:
     return request
 
 
-def release(request_id: str, *, actor: str) -> RequestItem:
+def release(request_id: str, *, actor: Actor) -> RequestItem:
     """End a hold: the TTL and the sweeper's schedule come back from the rules."""
     request = _load(request_id)
     if request.legal_hold is None:

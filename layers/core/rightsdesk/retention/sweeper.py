@@ -27,6 +27,7 @@ from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
 from rightsdesk.kernel.status import Status
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import NOT_HELD, Cause, conditional_failure, delete_marked, mark, purge_actions
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # GSI2 is eventually consistent: a day's bucket is closed only this long after the day ended.
 GRACE_SECONDS = 15 * 60
+ACTOR = "retention-sweeper"
 BATCH_GET_LIMIT = 100
 KINDS: dict[str, type[_Item]] = {RequestItem.SK: RequestItem, ChallengeItem.SK: ChallengeItem}
 
@@ -187,12 +189,12 @@ def _unchanged(item: _Item):
     return (model.retention_due_at == item.retention_due_at) & (model.retention_rule == item.retention_rule)
 
 
-def _delete(item: _Item, now: int) -> Outcome:
+def _delete(item: _Item, now: int, actor: Actor) -> Outcome:
     if not mark(item, Cause.SWEEPER, _unchanged(item), at=now):
         return Outcome.CHANGED
     if isinstance(item, RequestItem) and item.retention_rule == Rule.UNVERIFIED_REQUEST.value:
         if item.status == Status.IDENTITY_UNVERIFIED.value:  # not one the subject cancelled
-            _record_expiry(item)
+            _record_expiry(item, actor)
         # The code's own 15 minutes are long past; this only catches one a failed sweep left.
         challenge = ChallengeItem(item.pk, ChallengeItem.SK)
         if mark(challenge, Cause.SWEEPER, at=now):
@@ -200,14 +202,14 @@ def _delete(item: _Item, now: int) -> Outcome:
     return Outcome.DELETED if delete_marked(item, Cause.SWEEPER, _unchanged(item)) else Outcome.CHANGED
 
 
-def _record_expiry(request: RequestItem) -> None:
+def _record_expiry(request: RequestItem, actor: Actor) -> None:
     """The lifecycle's identity_unverified -> expired, on the audit trail that outlives the request.
     Keyed by the due time, so a sweep that stopped after writing it cannot write it twice."""
     due = datetime.fromtimestamp(int(request.retention_due_at), timezone.utc)
     event = audit.event(
         request.pk,
         action="status_changed",
-        actor="retention-sweeper",
+        actor=actor,
         at=due,
         from_status=Status.IDENTITY_UNVERIFIED.value,
         to_status=Status.EXPIRED.value,
@@ -242,7 +244,7 @@ def _purge(item: _Item, now: int) -> Outcome:
     return Outcome.PURGED
 
 
-def _never_fetched(request: RequestItem, now: int) -> Outcome:
+def _never_fetched(request: RequestItem, now: int, actor: Actor) -> Outcome:
     """forwarded -> delivery_failed with the purge, in one audited write: the pull controller did not
     fetch the request by its due date and the rule's period after it (reminded by the deadline
     notices meanwhile). The operator is alerted (metric PullRequestsUndelivered, its alarm)."""
@@ -256,7 +258,7 @@ def _never_fetched(request: RequestItem, now: int) -> Outcome:
         transition(
             request,
             Status.DELIVERY_FAILED,
-            actor="retention-sweeper",
+            actor=actor,
             cause="never_fetched",
             at=at,
             updates=[
@@ -270,14 +272,14 @@ def _never_fetched(request: RequestItem, now: int) -> Outcome:
     return Outcome.UNDELIVERED
 
 
-def act(item: _Item, action: Action, now: int) -> Outcome:
+def act(item: _Item, action: Action, now: int, actor: Actor = ACTOR) -> Outcome:
     if (
         isinstance(item, RequestItem)
         and item.retention_rule == Rule.UNFETCHED_PULL_REQUEST.value
         and item.status == Status.FORWARDED.value
     ):
-        return _never_fetched(item, now)
-    return _delete(item, now) if action is Action.DELETE else _purge(item, now)
+        return _never_fetched(item, now, actor)
+    return _delete(item, now, actor) if action is Action.DELETE else _purge(item, now)
 
 
 # ------------------------------------------------------------------ state
@@ -318,9 +320,11 @@ def sweep(
     max_items: int | None = None,
     deadline: float | None = None,
     progress: Progress | None = None,
+    actor: Actor = ACTOR,
 ) -> Report:
     """Handle everything due by `now`. `max_items` and `deadline` (time.monotonic()) stop it early;
-    the next sweep resumes where it stopped. A dry run reads the same and writes nothing."""
+    the next sweep resumes where it stopped. A dry run reads the same and writes nothing. `actor`
+    names who ran it on the audit events it writes: the schedule, or an operator from the CLI."""
     now = clock.epoch() if now is None else now
     report = Report(now=now, dry_run=dry_run)
     state = _load_state()
@@ -344,7 +348,7 @@ def sweep(
                     report.interrupted = _stop(handled, max_items, deadline)
                     if report.interrupted:
                         return report
-                    complete &= _one(key, items.get(key), now, dry_run, report)
+                    complete &= _one(key, items.get(key), now, dry_run, report, actor)
                     handled += 1
                     if progress:
                         progress("done", 1)
@@ -365,7 +369,7 @@ def _stop(handled: int, max_items: int | None, deadline: float | None) -> str | 
     return None
 
 
-def _one(key: tuple[str, str], item: _Item | None, now: int, dry_run: bool, report: Report) -> bool:
+def _one(key: tuple[str, str], item: _Item | None, now: int, dry_run: bool, report: Report, actor: Actor) -> bool:
     """Handle one index entry; False if it must be tried again (the bucket stays open)."""
     seen = snapshot(item)
     action = plan(seen, now)
@@ -388,7 +392,7 @@ def _one(key: tuple[str, str], item: _Item | None, now: int, dry_run: bool, repo
         )
         return True
     try:
-        outcome = act(item, action, now)
+        outcome = act(item, action, now, actor)
     except PynamoDBException as error:
         # The cause's message may quote item values; its type says enough.
         log.warning("retention sweep: %s on one item; it stays due", type(error.cause or error).__name__)

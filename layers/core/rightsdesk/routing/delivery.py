@@ -23,6 +23,7 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
 from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
@@ -155,7 +156,7 @@ def mark_delivered(
     controller: ControllerItem,
     *,
     via: str,
-    actor: str = "dispatcher",
+    actor: Actor = "dispatcher",
     at: datetime | None = None,
 ) -> RequestItem:
     """-> delivered, and in the same write schedule the purge of the subject's personal fields
@@ -182,7 +183,7 @@ def mark_failed(
     *,
     cause: str,
     at: datetime | None = None,
-    actor: str = "dispatcher",
+    actor: Actor = "dispatcher",
     why: str = "retries_exhausted",
 ) -> RequestItem:
     """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule

@@ -20,6 +20,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRo
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
 from rightsdesk.platform.container_cache import ContainerCache
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
@@ -272,7 +273,7 @@ def history(controller_id: str, limit: int = 20) -> list[AuditEvent]:
 
 
 def _audit(
-    tx: TransactWrite, controller_id: str, action: str, actor: str, at: datetime, cause: str | None = None
+    tx: TransactWrite, controller_id: str, action: str, actor: Actor, at: datetime, cause: str | None = None
 ) -> None:
     event = audit.event(ControllerItem.key(controller_id), action=action, actor=actor, at=at, cause=cause)
     tx.save(event, condition=AuditEvent.sk.does_not_exist())
@@ -303,7 +304,7 @@ def register(
     sla_days: int | None = None,
     purge_after_seconds: int | None = None,
     controller_id: str | None = None,
-    actor: str = "operator",
+    actor: Actor = "operator",
     allow_loopback_http: bool | None = None,
     now: datetime | None = None,
 ) -> NewController:
@@ -360,7 +361,7 @@ def register(
     return NewController(controller=controller, api_key=api_key, webhook_secret=secret)
 
 
-def rotate_api_key(controller_id: str, *, actor: str = "operator") -> str:
+def rotate_api_key(controller_id: str, *, actor: Actor = "operator") -> str:
     """Issue a new API key; the old one stops working in the same write."""
     controller = _not_removed(require_controller(controller_id))
     now = clock.now()
@@ -390,7 +391,7 @@ def set_delivery(
     delivery: str,
     webhook_url: str | None = None,
     *,
-    actor: str = "operator",
+    actor: Actor = "operator",
     allow_loopback_http: bool | None = None,
 ) -> tuple[ControllerItem, str | None]:
     """Change how requests reach the controller. Returns the controller and a webhook secret when
@@ -424,7 +425,7 @@ def set_delivery(
     return controller, secret
 
 
-def rotate_webhook_secret(controller_id: str, *, actor: str) -> tuple[str, datetime]:
+def rotate_webhook_secret(controller_id: str, *, actor: Actor) -> tuple[str, datetime]:
     """A new signing secret; the current one, like every one replaced before it, keeps signing for
     24 h. Returns (secret, the replaced one's expiry). Refused (TooManyRotations) while
     MAX_SIGNING_REPLACED_SECRETS replaced secrets still sign."""
@@ -472,7 +473,7 @@ def _change_state(
     action: str,
     *,
     reason: str | None,
-    actor: str,
+    actor: Actor,
     extra_actions=(),
     extra_writes=None,
 ) -> ControllerItem:
@@ -496,7 +497,7 @@ def _change_state(
     return controller
 
 
-def disable(controller_id: str, *, reason: str | None = None, actor: str = "operator") -> ControllerItem:
+def disable(controller_id: str, *, reason: str | None = None, actor: Actor = "operator") -> ControllerItem:
     """Stop the controller's API key and new submissions for its sites; its open requests stay due
     and every delivery goes to its privacy contact by email until it is enabled again."""
     reason = _check_reason(reason)
@@ -508,7 +509,7 @@ def disable(controller_id: str, *, reason: str | None = None, actor: str = "oper
     return _change_state(controller, DISABLED, "controller_disabled", reason=reason, actor=actor)
 
 
-def enable(controller_id: str, *, reason: str | None = None, actor: str = "operator") -> ControllerItem:
+def enable(controller_id: str, *, reason: str | None = None, actor: Actor = "operator") -> ControllerItem:
     """Undo `disable`: the same API key works again and deliveries take the controller's own route."""
     reason = _check_reason(reason)
     controller = require_controller(controller_id)
@@ -521,7 +522,7 @@ def enable(controller_id: str, *, reason: str | None = None, actor: str = "opera
 
 
 def remove(
-    controller_id: str, *, reason: str | None = None, release_sites: bool = False, actor: str = "operator"
+    controller_id: str, *, reason: str | None = None, release_sites: bool = False, actor: Actor = "operator"
 ) -> ControllerItem:
     """Offboard the controller for good: its API key and webhook secrets are deleted, nothing more
     is delivered to it, and the operator answers its open requests (`rightsdesk requests answer`).

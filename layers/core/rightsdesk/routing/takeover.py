@@ -12,6 +12,7 @@ from __future__ import annotations
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.kernel.status import AWAITING_DELIVERY, CONTROLLER_ANSWERS, Status, is_open, values
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.routing import controller_requests, delivery, registry
 from rightsdesk.store import queries
 from rightsdesk.store.items.requests import RequestItem
@@ -22,7 +23,7 @@ ANSWERS = values(CONTROLLER_ANSWERS)
 CAUSE = "controller_removed"
 
 
-def answer(request_id: str, status: str, *, reason: str | None = None) -> RequestItem:
+def answer(request_id: str, status: str, *, reason: str | None = None, actor: Actor = ACTOR) -> RequestItem:
     if status not in ANSWERS:
         raise InvalidInput(f"status must be one of {', '.join(ANSWERS)}", fields={"status": "invalid_choice"})
     if status == "rejected" and not (reason or "").strip():
@@ -44,7 +45,7 @@ def answer(request_id: str, status: str, *, reason: str | None = None) -> Reques
         request = transition(
             request,
             Status.IN_PROGRESS,
-            actor=ACTOR,
+            actor=actor,
             cause=CAUSE,
             at=now,
             updates=[
@@ -53,13 +54,13 @@ def answer(request_id: str, status: str, *, reason: str | None = None) -> Reques
             ],
         )
     elif request.status in AWAITING_DELIVERY:
-        request = delivery.mark_delivered(request, controller, via="operator", actor=ACTOR, at=now)
+        request = delivery.mark_delivered(request, controller, via="operator", actor=actor, at=now)
     # One mail path with the controller's reports (noqa: SLF001): the reason waits on the request
     # for the notifier, written with the answer itself.
     mail_id = controller_requests._subject_mail_id(request_id, status, None, now)  # noqa: SLF001
     note = controller_requests._note_actions(request, reason, mail_id)  # noqa: SLF001
     if request.status != status:
-        request = transition(request, Status(status), actor=ACTOR, cause=CAUSE, at=now, updates=note)
+        request = transition(request, Status(status), actor=actor, cause=CAUSE, at=now, updates=note)
     elif note:
         request.update(actions=note)
     controller_requests._tell_subject(request, reason, mail_id, extended=False)  # noqa: SLF001

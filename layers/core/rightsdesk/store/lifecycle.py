@@ -15,6 +15,7 @@ from pynamodb.models import Model
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.status import CLOSED, Status, can_transition
+from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
@@ -33,7 +34,7 @@ def transition(
     request: RequestItem,
     target: Status,
     *,
-    actor: str,
+    actor: Actor,
     cause: str | None = None,
     updates: Iterable[Action] = (),
     also_delete: Iterable[Model] = (),

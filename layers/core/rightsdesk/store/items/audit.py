@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    MapAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
 
 from rightsdesk.store.items.table import ControllerIndex, _Item, _TableMeta
+
+
+class OperatorRecord(MapAttribute):
+    """Who an operator action's `actor="operator"` was (rightsdesk.platform.operator_identity): the
+    account, the principal (role or user name, never a session name) and a keyed hash of the full ARN."""
+
+    account = UnicodeAttribute()
+    principal = UnicodeAttribute()
+    arn_hash = UnicodeAttribute()
 
 
 class AuditEvent(_Item):
@@ -20,6 +30,7 @@ class AuditEvent(_Item):
 
     action = UnicodeAttribute()
     actor = UnicodeAttribute()
+    operator = OperatorRecord(null=True)  # operator actions only; older events have none
     at = UTCDateTimeAttribute()
     from_status = UnicodeAttribute(null=True)
     to_status = UnicodeAttribute(null=True)

@@ -17,6 +17,7 @@ Breach and policy notices (docs/notices.md):
   INCIDENT#<id> NOTICE#<kind>#<recipient>  one recipient's notice and its status (holds the address)
   INCIDENT#<id> AUDIT#<at>#<n>     audit events of the incident
   POLICY#<doc>  VERSION#<version>  a published policy version (the public archive)
+  POLICY#<doc>  AUDIT#<at>#<n>     audit events of the document (who published each version)
   CONTACT#<email hash> CONTACT     a contact who subscribed to lists (rightsdesk.audience.contacts)
   CONTACT#<email hash> LIST#<list> the contact's membership of one list
   SUPPRESS#<email hash> SUPPRESSION  an address that bounced or complained (no address stored)
