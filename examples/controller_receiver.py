@@ -52,17 +52,22 @@ MAX_BODY_BYTES = 1024 * 1024
 KEEP_IDS_SECONDS = 7 * 24 * 3600
 
 
-def handle(event: dict) -> None:
+def handle(webhook_id: str, event: dict) -> None:
     """Your code: open a ticket, start the erasure job, ... Here: one line per event.
 
     It runs on the worker, after the delivery was answered, so it may be slow; if it raises, the
-    event stays unprocessed and is tried again at the next start.
+    event stays unprocessed and is tried again at the next start. `webhook_id` is a good
+    idempotency key for whatever this starts downstream.
     """
     data = event["data"]
-    print(f"processed {event['type']} request={data.get('request_id', '-')} due={data.get('due_at', '-')}", flush=True)
+    print(
+        f"processed {event['type']} webhook-id={webhook_id} request={data.get('request_id', '-')}"
+        f" due={data.get('due_at', '-')}",
+        flush=True,
+    )
     if event["type"] == "dsr.request.forwarded" and data.get("subject"):
         # rightsdesk deletes the subject's details an hour after delivery: keep what you need now.
-        print(f"  subject email on file: {bool(data['subject'].get('email'))}", flush=True)
+        print(f"  subject email on file: {'yes' if data['subject'].get('email') else 'no'}", flush=True)
 
 
 class Secrets:
@@ -158,7 +163,7 @@ def work(inbox: Inbox, pending: queue.Queue) -> None:
         if event is None:
             continue  # already processed (queued twice: at start and by a delivery)
         try:
-            handle(event)
+            handle(webhook_id, event)
         except Exception as error:  # noqa: BLE001 - one bad event must not stop the worker
             print(f"processing failed webhook-id={webhook_id}: {type(error).__name__}", flush=True)
             continue

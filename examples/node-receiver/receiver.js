@@ -47,13 +47,15 @@ const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 // Your code: open a ticket, start the erasure job, ... Here: one line per event. It runs after the
 // delivery was answered, so it may be slow; if it throws, the event stays unprocessed and is tried
-// again at the next start.
-async function handle(event) {
+// again at the next start. `webhookId` is a good idempotency key for whatever this starts downstream.
+async function handle(webhookId, event) {
   const data = event.data;
-  console.log(`processed ${event.type} request=${data.request_id ?? "-"} due=${data.due_at ?? "-"}`);
+  console.log(
+    `processed ${event.type} webhook-id=${webhookId} request=${data.request_id ?? "-"} due=${data.due_at ?? "-"}`,
+  );
   if (event.type === "dsr.request.forwarded" && data.subject) {
     // rightsdesk deletes the subject's details an hour after delivery: keep what you need now.
-    console.log(`  subject email on file: ${Boolean(data.subject.email)}`);
+    console.log(`  subject email on file: ${data.subject.email ? "yes" : "no"}`);
   }
 }
 
@@ -162,7 +164,7 @@ function workerFor(inbox) {
       try {
         const event = inbox.load(id);
         if (event === null) continue; // already processed
-        await handle(event);
+        await handle(id, event);
         inbox.done(id, event.type);
       } catch (error) {
         console.log(`processing failed webhook-id=${id}: ${error.name}`);
