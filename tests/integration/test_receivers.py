@@ -95,9 +95,9 @@ class Receiver:
 
     def start(self) -> None:
         env = {key: value for key, value in os.environ.items() if key != "WEBHOOK_SECRET"}
+        started = self.output().count("listening on")
         with self.output_file.open("a") as sink:
             self.process = subprocess.Popen(self.command, cwd=self.cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        started = self.output().count("listening on")
         wait_for(lambda: self.output().count("listening on") > started or self.process.poll() is not None, "listening")
         assert self.process.poll() is None, self.output()
 
@@ -256,8 +256,9 @@ def endpoint(stack, language, node_dir, running_endpoints, tmp_path_factory) -> 
 
 @pytest.fixture(autouse=True)
 def wall_clock_aligned(stack: RunningStack) -> None:
-    """The stack's clock where the receivers' is: another module's world may have left it moved
-    (restored after the test). Signatures carry the wall clock either way; due dates read better."""
+    """The stack's clock at this machine's (another module's world may have left it moved; put
+    back after the test): the rotation's `previous_secret_valid_until` is checked against it.
+    Signatures carry the wall clock either way (`webhooks.signed_headers`)."""
     if abs(stack.clock()["offset_seconds"]) > 1:
         stack.set_clock_offset(0)
 
