@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -75,8 +76,16 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/rightsdesk"
         self.secrets_file = workdir / "secrets"
         self.output_file = workdir / "receiver.out"
-        store = workdir / ("inbox.sqlite3" if language == "python" else "inbox")
-        common = ["--port", str(self.port), "--store", str(store), "--secrets-file", str(self.secrets_file), *flags]
+        self.store = workdir / ("inbox.sqlite3" if language == "python" else "inbox")
+        common = [
+            "--port",
+            str(self.port),
+            "--store",
+            str(self.store),
+            "--secrets-file",
+            str(self.secrets_file),
+            *flags,
+        ]
         if language == "python":
             self.command = [sys.executable, str(EXAMPLES / "controller_receiver.py"), *common]
             self.cwd = workdir
@@ -360,6 +369,27 @@ def test_a_replayed_delivery_is_answered_but_stored_once_even_after_a_restart(st
     assert endpoint.tap.replay(original) == 204
     wait_for(lambda: len(endpoint.receiver.lines(f"duplicate webhook-id={webhook_id}")) == 2, "the second duplicate")
     assert len(stored(endpoint, webhook_id)) == 1 and len(processed(endpoint, webhook_id)) == 1
+
+
+def test_an_event_stored_but_not_processed_before_a_stop_is_processed_at_the_next_start(stack, endpoint):
+    genuine = send_test_event(stack, endpoint)
+    endpoint.receiver.wait_for_line("processed webhook.test", f"webhook-id={genuine.webhook_id}")
+    endpoint.receiver.stop()
+    # What the inbox holds when the receiver stopped between its answer and its worker.
+    left = f"msg_left{os.urandom(8).hex()}"
+    if endpoint.language == "python":
+        with sqlite3.connect(endpoint.receiver.store) as db:
+            db.execute(
+                "INSERT INTO events (webhook_id, type, body, received_at) VALUES (?, 'webhook.test', ?, ?)",
+                (left, genuine.body.decode(), time.time()),
+            )
+    else:
+        (endpoint.receiver.store / f"{left}.json").write_bytes(genuine.body)
+
+    endpoint.receiver.start()
+
+    endpoint.receiver.wait_for_line("processed webhook.test", f"webhook-id={left}")
+    assert len(processed(endpoint, genuine.webhook_id)) == 1  # what was processed before is not again
 
 
 def test_forged_tampered_and_stale_deliveries_are_refused_and_not_stored(stack, endpoint):
