@@ -91,8 +91,14 @@ class Secrets:
             stat = self.path.stat()
             version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if version != self._seen:
-                self._webhooks = _parse_secrets(self.path.read_text(encoding="utf-8"))
                 self._seen = version
+                try:
+                    self._webhooks = _parse_secrets(self.path.read_text(encoding="utf-8"))
+                except Exception as error:  # noqa: BLE001 - a bad edit must not stop verification
+                    if not self._webhooks:
+                        raise
+                    print(f"secrets file not usable ({type(error).__name__}): kept the previous secrets", flush=True)
+                    return self._webhooks
                 print(f"secrets loaded: {len(self._webhooks)}", flush=True)
             return self._webhooks
 

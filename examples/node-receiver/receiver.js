@@ -83,8 +83,15 @@ function secretsFrom(file, fromEnv) {
     const stat = fs.statSync(file);
     const version = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
     if (version !== seen) {
-      webhooks = parse(fs.readFileSync(file, "utf8"));
       seen = version;
+      try {
+        webhooks = parse(fs.readFileSync(file, "utf8"));
+      } catch (error) {
+        if (!webhooks.length) throw error;
+        // A bad edit must not stop verification.
+        console.log(`secrets file not usable (${error.name}): kept the previous secrets`);
+        return webhooks;
+      }
       console.log(`secrets loaded: ${webhooks.length}`);
     }
     return webhooks;
