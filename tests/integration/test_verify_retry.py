@@ -1,5 +1,6 @@
 """Verifying is safe to retry, through the local runner: the API dies after the write that marks
-the request verified (an injected crash at its first SQS call, local/faults.py), so the subject gets
+the request verified (an injected crash at its SQS calls, local/faults.py: the routing and the
+confirmation are queued at the same time, so both die), so the subject gets
 no answer and no confirmation mail; verifying again with the same code answers 200 with a status
 token that works, and the confirmation goes out then, once. Wrong codes and retries after the
 code's 15 minutes get the same 409 as before."""
@@ -27,7 +28,9 @@ def test_a_verify_whose_answer_was_lost_can_be_retried_for_the_codes_lifetime(st
     request_id = submitted.json()["request_id"]
     code = flow.code(email)
 
-    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": "PublicApiFunction"})
+    flow.inject(
+        {"service": "sqs", "operation": "SendMessage", "crash": True, "function": "PublicApiFunction", "times": 2}
+    )
     try:
         lost = flow.verify(request_id, code)
     finally:
