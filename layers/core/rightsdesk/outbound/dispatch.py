@@ -181,10 +181,17 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
+    if controller is None:
+        return {"result": "not_webhook"}
+    # A disabled endpoint gets one kind of event: the test its controller sent to enable it again.
+    enabling = message.enable and delivery_log.awaits_enabling_test(controller)
+    if not enabling and registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
         return {"result": "not_webhook"}
     sent = _send(controller, webhooks.EVENT_TEST, payloads.test(controller, str(message.test_id)), message)
     logged = _attempt(message, controller, attempt, DELIVERED if sent.result.ok else FAILED, sent)
+    if enabling and sent.result.ok:
+        enabled = delivery_log.enable_after_test(controller, logged)
+        return {"result": "enabled" if enabled else "ok", "cause": sent.result.cause}
     delivery.record_test(controller, cause=sent.result.cause, also_update=logged.writes())
     return {"result": "ok" if sent.result.ok else "failed", "cause": sent.result.cause}
 

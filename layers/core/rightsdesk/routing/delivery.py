@@ -86,6 +86,9 @@ class DeliveryMessage:
     # A redelivery the controller asked for (rightsdesk.routing.delivery_log): sent again with the
     # same webhook-id, once per redelivery id, whatever became of the first delivery.
     redelivery_id: str | None = None
+    # A test that enables the controller's disabled endpoint again if it answers 2xx
+    # (rightsdesk.routing.delivery_log.ask_enable).
+    enable: bool = False
 
     @classmethod
     def from_body(cls, body: dict, *, message_id: str) -> DeliveryMessage:
@@ -113,6 +116,7 @@ class DeliveryMessage:
             notice=notice if event == "overdue" else None,
             # A test without its own id is one per queue message: SQS keeps the id across redeliveries.
             test_id=(body.get("test_id") or message_id) if event == "test" else None,
+            enable=event == "test" and body.get("enable") == "1",
         )
         if (event == "test") != (not message.request_id) or (event == "test" and not message.controller_id):
             raise ValueError("a test names a controller and no request; every other event names a request")

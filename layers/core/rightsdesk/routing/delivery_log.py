@@ -32,7 +32,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import settings
 from rightsdesk.routing import registry
-from rightsdesk.routing.delivery import CONTROLLER_EVENTS, DeliveryMessage
+from rightsdesk.routing.delivery import CONTROLLER_EVENTS, GONE_410, DeliveryMessage
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -435,19 +435,24 @@ def redeliver(controller: ControllerItem, webhook_id: str, *, actor: str | None 
 def _not_delivered_since(
     controller_id: str, since: datetime, until: datetime | None, event_type: str | None
 ) -> tuple[list[DeliveryItem], bool]:
-    """Deliveries whose latest attempt failed in [since, until], oldest first, at most the cap; and
-    whether there are more. One query per outcome on the outcome index."""
+    """Deliveries whose latest attempt failed in [since, until] and that wait for no redelivery,
+    oldest first, at most the cap; and whether there are more. One query per outcome on the
+    outcome index."""
+    now = clock.now()
     low, high = _sortable(since), (_sortable(until) if until else "9999") + "~"
+    wanted = (DeliveryItem.expires_at > int(now.timestamp())) & (
+        DeliveryItem.redelivery_id.does_not_exist() | (DeliveryItem.redelivery_asked_at <= now - REDELIVERY_PENDING)
+    )
+    if event_type:
+        wanted = wanted & (DeliveryItem.event_type == event_type)
     found: list[DeliveryItem] = []
     for outcome in NOT_DELIVERED:
         found += DeliveryItem.by_outcome.query(
             DeliveryItem.outcome_partition(controller_id, outcome),
             DeliveryItem.gsi1sk.between(low, high),
-            filter_condition=DeliveryItem.expires_at > clock.epoch(),
+            filter_condition=wanted,
             limit=MAX_BULK_REDELIVERY + 1,
         )
-    if event_type:
-        found = [item for item in found if item.event_type == event_type]
     found.sort(key=lambda item: item.last_at)
     return found[:MAX_BULK_REDELIVERY], len(found) > MAX_BULK_REDELIVERY
 
@@ -460,8 +465,9 @@ def redeliver_failed(
     event_type: str | None = None,
     actor: str | None = None,
 ) -> dict:
-    """Queue every delivery that has not been delivered since `since` (at most MAX_BULK_REDELIVERY
-    a call, oldest first). What may not be sent again is listed with its reason, never queued."""
+    """Queue every delivery whose latest attempt since `since` failed (at most MAX_BULK_REDELIVERY
+    a call, oldest first; one already waiting for its redelivery is left out). What may not be
+    sent again is listed with its reason, never queued."""
     _check_filters(Filters(event_type=event_type, since=since, until=until))
     _require_enabled(controller)
     deliveries, more = _not_delivered_since(controller.controller_id, since, until, event_type)
@@ -481,7 +487,17 @@ def redeliver_failed(
             continue
         answer = _queue(controller, delivery, actor or actor_of(controller), now)
         (queued if answer["status"] == "queued" else already).append(answer["webhook_id"])
-    return {"queued": queued, "already_queued": already, "skipped": skipped, "more": more, "cap": MAX_BULK_REDELIVERY}
+    # More than the cap: the next call from `next_since` goes on (what this one queued waits, so it
+    # is not taken again; what it skipped is considered once more).
+    next_since = clock.isoformat(deliveries[-1].last_at) if more else None
+    return {
+        "queued": queued,
+        "already_queued": already,
+        "skipped": skipped,
+        "more": more,
+        "next_since": next_since,
+        "cap": MAX_BULK_REDELIVERY,
+    }
 
 
 # ------------------------------------------------------------------ the endpoint's state
@@ -510,41 +526,40 @@ def endpoint_state(controller: ControllerItem, *, with_last_attempt: bool = True
     return answer
 
 
-def enable_webhook(controller: ControllerItem, *, actor: str | None = None) -> dict:
-    """Re-enable an endpoint the dispatcher disabled (410), after a test event it answers with a
-    2xx, sent now, signed with the current secrets. One the operator disabled stays disabled."""
+def awaits_enabling_test(controller: ControllerItem) -> bool:
+    """Whether a test event may enable this controller's endpoint: the dispatcher disabled it (410)
+    and the controller itself is active. One the operator disabled stays so."""
+    return (
+        registry.state_of(controller) == registry.ACTIVE
+        and controller.delivery == DeliveryMode.WEBHOOK
+        and controller.webhook_disabled_reason == GONE_410
+    )
+
+
+def ask_enable(controller: ControllerItem) -> dict:
+    """Queue the test event that enables a disabled endpoint again if it answers 2xx. The
+    dispatcher sends it (only it unseals webhook secrets); GET /v1/controller/webhook then says
+    enabled, or shows the failed test as its latest attempt."""
     state = endpoint_state(controller, with_last_attempt=False)
     if state["state"] == NOT_WEBHOOK:
         raise Conflict("this controller does not receive webhooks", code="not_webhook")
     if state["state"] == ENABLED:
         raise Conflict("your webhook endpoint is enabled", code="webhook_enabled")
-    if state["disabled_reason"] == OPERATOR:
+    if not awaits_enabling_test(controller):
         raise Conflict("the operator disabled deliveries to you; ask them", code="operator_disabled")
     test_id = hashing.new_id("tst")
     message = DeliveryMessage(request_id="", event="test", controller_id=controller.controller_id, test_id=test_id)
-    sent = send(
-        controller,
-        webhooks.EVENT_TEST,
-        {"controller_id": controller.controller_id, "test_id": test_id},
-        webhooks.webhook_id(message.delivery_id),
+    outbox.enqueue_delivery(
+        request_id="", event="test", controller_id=controller.controller_id, test_id=test_id, enable="1"
     )
-    now = clock.now()
-    record = attempt_of(
-        message, controller.controller_id, attempt=1, outcome=DELIVERED if sent.result.ok else FAILED, sent=sent, at=now
-    )
-    if not sent.result.ok:
-        record.save()
-        raise Conflict(
-            f"the test event was not accepted ({sent.result.cause}); the endpoint stays disabled",
-            code="test_failed",
-            fields={"test": error_class(sent.result) or "failed"},
-        )
+    return {"test_id": test_id, "webhook_id": webhooks.webhook_id(message.delivery_id), "status": "queued"}
+
+
+def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool:
+    """The enabling test was answered 2xx: the endpoint is enabled, audited, with the test's
+    attempt, in one conditional write. False (the attempt logged alone) if it changed meanwhile."""
     event = audit.event(
-        controller.pk,
-        action="webhook_enabled",
-        actor=actor or actor_of(controller),
-        at=now,
-        cause=f"test_{sent.result.cause}",
+        controller.pk, action="webhook_enabled", actor=actor_of(controller), at=logged.at, cause="test_delivered"
     )
     try:
         with transaction() as tx:
@@ -553,18 +568,18 @@ def enable_webhook(controller: ControllerItem, *, actor: str | None = None) -> d
                 actions=[
                     ControllerItem.webhook_disabled_reason.remove(),
                     ControllerItem.webhook_disabled_at.remove(),
-                    ControllerItem.updated_at.set(now),
+                    ControllerItem.updated_at.set(logged.at),
                 ],
-                condition=(ControllerItem.webhook_disabled_reason == controller.webhook_disabled_reason)
+                condition=(ControllerItem.webhook_disabled_reason == GONE_410)
                 & (ControllerItem.delivery == DeliveryMode.WEBHOOK),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
-            for item, actions, condition in record.writes():
+            for item, actions, condition in logged.writes():
                 tx.update(item, actions=actions, condition=condition)
-    except TransactWriteError as error:
-        record.save()
-        raise Conflict("the controller changed meanwhile; try again", code="conflict") from error
+    except TransactWriteError:
+        logged.save()
+        return False
     registry.forget_recent(controller)
     controller.webhook_disabled_reason = None
     controller.webhook_disabled_at = None
-    return {**endpoint_state(controller, with_last_attempt=False), "test": view(record)}
+    return True
