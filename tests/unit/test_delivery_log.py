@@ -17,7 +17,12 @@ from rightsdesk.platform import webhooks
 from rightsdesk.routing import delivery_log, registry
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.store.items.deliveries import DeliveryAttemptItem
-from tests.unit.test_dispatch import Endpoint, cloud, controller, fresh, verified  # noqa: F401 - fixtures
+from tests.unit import test_dispatch as dispatch_world
+from tests.unit.test_dispatch import Endpoint, controller, verified
+
+# The dispatcher's moto world and real HTTP endpoint, reset before each test.
+cloud = dispatch_world.cloud
+fresh = dispatch_world.fresh
 
 ROUTE = "route"
 
