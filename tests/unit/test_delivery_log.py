@@ -330,3 +330,32 @@ def test_an_operator_setting_the_delivery_again_enables_the_endpoint(cloud):
     stored, _ = _disabled_by_410(cloud)
     changed, secret = registry.set_delivery(stored.controller_id, "webhook", webhook_url=cloud.endpoint)
     assert delivery_log.endpoint_state(changed)["state"] == "enabled" and secret is None
+
+
+# ------------------------------------------------------------------ the operator's CLI
+
+
+def test_the_cli_shows_the_same_log_through_the_same_function(cloud):
+    from typer.testing import CliRunner
+
+    from rightsdesk_cli.main import app
+
+    created = controller(cloud)
+    request = verified(cloud, created)
+    fail_once(request)
+    dispatch.dispatch(route(request), attempt=2)
+    controller_id = created.controller.controller_id
+
+    def run(*args: str):
+        return CliRunner(env={"COLUMNS": "200"}).invoke(
+            app, ["--json", "controllers", "deliveries", controller_id, *args]
+        )
+
+    everything = run()
+    assert everything.exit_code == 0, everything.output
+    assert json.loads(everything.output)["deliveries"] == log_of(created)
+    retrying = json.loads(run("--status", "retrying").output)["deliveries"]
+    assert [a["attempt"] for a in retrying] == [1]
+    assert run("--status", "lost").exit_code != 0
+    human = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["controllers", "deliveries", controller_id])
+    assert "http_5xx" in human.output and "delivered" in human.output
