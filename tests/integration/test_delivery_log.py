@@ -50,6 +50,11 @@ def test_a_failing_endpoint_its_log_redelivery_and_re_enabling(stack):
     assert (failed["http_status"], failed["error_class"], failed["attempt"]) == (503, "http_5xx", 1)
     assert set(failed) >= {"attempted_at", "latency_ms", "webhook_id", "event_type", "outcome"}
     assert "body" not in failed and "data" not in json.dumps(failed)
+    bounded = attempts(
+        stack, shop, since="2020-01-01T00:00:00Z", until="2999-01-01T00:00:00Z", event_type="dsr.request.forwarded"
+    )
+    assert failed["attempt_id"] in {a["attempt_id"] for a in bounded}
+    assert stack.get(LOG, headers=shop.auth, params={"since": "soon"}).status_code == 422
 
     # Another controller sees none of it and cannot redeliver it: 404, not 403.
     assert [a for a in attempts(stack, other) if a["request_id"] == first] == []
@@ -99,6 +104,8 @@ def test_a_failing_endpoint_its_log_redelivery_and_re_enabling(stack):
     assert state["disabled_reason"] == "gone_410" and state["last_attempt"]["error_class"] == "gone"
     wait_for(lambda: flow.status(gone) == "delivered", "the request delivered by email meanwhile")
     assert redeliver(stack, shop, failed["webhook_id"]).json()["error"]["code"] == "webhook_disabled"
+    plain_test = stack.post("/v1/controller/webhook/test", headers=shop.auth)
+    assert plain_test.status_code == 409 and plain_test.json()["error"]["code"] == "webhook_disabled"
     enabling = stack.post("/v1/controller/webhook/enable", headers=shop.auth)
     assert enabling.status_code == 202, enabling.text
     stack.drain()
