@@ -254,15 +254,19 @@ def test_everything_that_failed_since_a_time_is_redelivered_up_to_the_cap(cloud,
 
 def test_a_test_event_is_not_redelivered(cloud):
     created = controller(cloud)
+    since = clock.now()
     test = DeliveryMessage.from_body(
         {"event": "test", "controller_id": created.controller.controller_id, "test_id": "tst_1"}, message_id="m"
     )
+    Endpoint.script = [500]
     dispatch.dispatch(test, attempt=1)
     [attempt] = log_of(created)
-    assert attempt["event_type"] == "webhook.test" and attempt["outcome"] == "delivered"
+    assert attempt["event_type"] == "webhook.test" and attempt["outcome"] == "failed"
     with pytest.raises(Conflict) as refused:
         delivery_log.redeliver(created.controller, attempt["webhook_id"])
     assert refused.value.code == "not_redeliverable"
+    bulk = delivery_log.redeliver_failed(created.controller, since=since)
+    assert (bulk["queued"], bulk["skipped"]) == ([], []), "a failed test is not even looked at"
 
 
 # ------------------------------------------------------------------ the endpoint's state

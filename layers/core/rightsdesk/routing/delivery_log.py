@@ -39,6 +39,7 @@ from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.deliveries import DeliveryAttemptItem, DeliveryItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import get_many, transaction
+from rightsdesk.store.lifecycle import condition_failed
 
 # ------------------------------------------------------------------ words
 
@@ -410,7 +411,9 @@ def _queue(controller: ControllerItem, delivery: DeliveryItem, actor: str, now: 
                 condition=DeliveryItem.pk.exists() & free,
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
-    except TransactWriteError:
+    except TransactWriteError as error:
+        if not condition_failed(error):
+            raise  # a throttle or a conflict says nothing about who asked: the caller may retry
         # Asked for at the same moment by another call: that one queues it.
         delivery.refresh(consistent_read=True)
         return {"webhook_id": delivery.webhook_id, "redelivery_id": delivery.redelivery_id, "status": "already_queued"}
@@ -440,8 +443,10 @@ def _not_delivered_since(
     outcome index."""
     now = clock.now()
     low, high = _sortable(since), (_sortable(until) if until else "9999") + "~"
-    wanted = (DeliveryItem.expires_at > int(now.timestamp())) & (
-        DeliveryItem.redelivery_id.does_not_exist() | (DeliveryItem.redelivery_asked_at <= now - REDELIVERY_PENDING)
+    wanted = (
+        (DeliveryItem.expires_at > int(now.timestamp()))
+        & (DeliveryItem.message_event != "test")  # a test is never redelivered: not even looked at
+        & (DeliveryItem.redelivery_id.does_not_exist() | (DeliveryItem.redelivery_asked_at <= now - REDELIVERY_PENDING))
     )
     if event_type:
         wanted = wanted & (DeliveryItem.event_type == event_type)
@@ -576,8 +581,10 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
             for item, actions, condition in logged.writes():
                 tx.update(item, actions=actions, condition=condition)
-    except TransactWriteError:
-        logged.save()
+    except TransactWriteError as error:
+        if not condition_failed(error):
+            raise  # the message comes back and the test is sent again
+        logged.save()  # changed meanwhile (enabled, disabled by the operator, set anew)
         return False
     registry.forget_recent(controller)
     controller.webhook_disabled_reason = None
