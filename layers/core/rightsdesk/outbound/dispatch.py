@@ -192,7 +192,7 @@ def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     if enabling and sent.result.ok:
         enabled = delivery_log.enable_after_test(controller, logged)
         return {"result": "enabled" if enabled else "ok", "cause": sent.result.cause}
-    delivery.record_test(controller, cause=sent.result.cause, also_update=logged.writes())
+    delivery.record_test(controller, cause=sent.result.cause, also_write=logged.write_into)
     return {"result": "ok" if sent.result.ok else "failed", "cause": sent.result.cause}
 
 
@@ -264,7 +264,7 @@ def _delivered(request: RequestItem, controller: ControllerItem, logged: deliver
     via = DeliveryMode.WEBHOOK
     try:
         # The attempt rides in the transaction that marks it delivered: no call of its own.
-        delivery.mark_delivered(request, controller, via=via, also_update=logged.writes())
+        delivery.mark_delivered(request, controller, via=via, also_write=logged.write_into)
     except IllegalTransition:
         # Cancelled (or fetched by pull) between our read and our write: that change stands.
         logged.save()
@@ -284,7 +284,7 @@ def _give_up(request: RequestItem, attempt: Attempt, cause: str, logged: deliver
         mail_id=f"delivery-failed-{request.request_id}-{round_id}",
     )
     try:
-        delivery.mark_failed(request, cause=cause, also_update=logged.writes())
+        delivery.mark_failed(request, cause=cause, also_write=logged.write_into)
     except IllegalTransition:
         logged.save()  # it left `forwarded` meanwhile (cancelled, fetched): that change stands
     raise Exhausted(cause)
@@ -295,7 +295,7 @@ def _disable(controller: ControllerItem, logged: delivery_log.AttemptRecord) -> 
     disabling: the mail id names the moment the endpoint was last changed). The attempt is logged
     in the same write."""
     changed_at = int(controller.updated_at.timestamp()) if controller.updated_at else 0
-    if not delivery.disable_webhook(controller, cause="http_410", also_update=logged.writes()):
+    if not delivery.disable_webhook(controller, cause="http_410", also_write=logged.write_into):
         logged.save()  # disabled already (a parallel attempt), or changed meanwhile
     else:
         outbox.enqueue_mail(

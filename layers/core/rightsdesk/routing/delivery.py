@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
@@ -178,11 +179,11 @@ def mark_delivered(
     via: str,
     actor: str = "dispatcher",
     at: datetime | None = None,
-    also_update: Iterable[tuple] = (),
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> RequestItem:
     """-> delivered, and in the same write schedule the purge of the subject's personal fields
-    (retention rule delivered_subject_data, or the controller's own purge-after). `also_update`
-    rides in the same transaction (the delivery log's attempt)."""
+    (retention rule delivered_subject_data, or the controller's own purge-after). `also_write`
+    adds to the same transaction (the delivery log's attempt)."""
     at = at or clock.now()
     override = (
         timedelta(seconds=int(controller.purge_after_seconds)) if controller.purge_after_seconds is not None else None
@@ -197,7 +198,7 @@ def mark_delivered(
             RequestItem.delivered_at.set(at),
             *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at, override),
         ],
-        also_update=also_update,
+        also_write=[also_write] if also_write else [],
     )
 
 
@@ -208,7 +209,7 @@ def mark_failed(
     at: datetime | None = None,
     actor: str = "dispatcher",
     why: str = "retries_exhausted",
-    also_update: Iterable[tuple] = (),
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> RequestItem:
     """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule
     undelivered_subject_data: a request nobody could deliver must not keep them for ever. A purge
@@ -223,7 +224,7 @@ def mark_failed(
         updates=[]
         if request.personal_purged_at is not None
         else retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
-        also_update=also_update,
+        also_write=[also_write] if also_write else [],
     )
 
 
@@ -303,13 +304,17 @@ def record_bounce(detail: dict, at: datetime | None = None) -> str | None:
 
 
 def disable_webhook(
-    controller: ControllerItem, *, cause: str, at: datetime | None = None, also_update: Iterable[tuple] = ()
+    controller: ControllerItem,
+    *,
+    cause: str,
+    at: datetime | None = None,
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> bool:
     """The endpoint said it is gone: deliver by email from now on. False if someone changed it first.
 
     The endpoint is disabled, not forgotten: its URL and secrets stay, so the controller can enable
     it again after a test event it accepts (rightsdesk.routing.delivery_log.enable_webhook); the
-    audit event says why: the endpoint answered `cause`. `also_update` rides in the same write.
+    audit event says why: the endpoint answered `cause`. `also_write` adds to the same write.
     """
     at = at or clock.now()
     event = audit.event(controller.pk, action="webhook_disabled", actor="dispatcher", at=at, cause=cause)
@@ -326,8 +331,8 @@ def disable_webhook(
                 & ControllerItem.webhook_disabled_reason.does_not_exist(),
             )
             tx.save(event, condition=type(event).sk.does_not_exist())
-            for item, actions, condition in also_update:
-                tx.update(item, actions=actions, condition=condition)
+            if also_write:
+                also_write(tx)
     except TransactWriteError:
         return False
     controller.webhook_disabled_reason = GONE_410
@@ -336,11 +341,15 @@ def disable_webhook(
 
 
 def record_test(
-    controller: ControllerItem, *, cause: str, at: datetime | None = None, also_update: Iterable[tuple] = ()
+    controller: ControllerItem,
+    *,
+    cause: str,
+    at: datetime | None = None,
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> None:
     """A test delivery's outcome, on the controller's audit trail (with its attempt, in one write)."""
     event = audit.event(controller.pk, action="webhook_test", actor="dispatcher", at=at, cause=cause)
     with transaction() as tx:
         tx.save(event, condition=type(event).sk.does_not_exist())
-        for item, actions, condition in also_update:
-            tx.update(item, actions=actions, condition=condition)
+        if also_write:
+            also_write(tx)

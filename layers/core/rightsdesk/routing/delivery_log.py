@@ -24,6 +24,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
@@ -141,61 +142,58 @@ class AttemptRecord:
     version: str | None = None
     redelivery_id: str | None = None
 
-    _ABOUT = ("controller_id", "webhook_id", "event_type", "message_event", "request_id", "notice")
-    _ABOUT += ("incident_id", "doc", "version")
+    # What the delivery is about besides its keys (the controller and the webhook-id are in them).
+    _ABOUT = ("event_type", "message_event", "request_id", "notice", "incident_id", "doc", "version")
 
     def _expires(self) -> int:
         return retention.expires_at(retention.Rule.DELIVERY_ATTEMPT, self.at)
 
     def attempt_item(self) -> DeliveryAttemptItem:
-        sort_key = f"{DeliveryAttemptItem.SK_PREFIX}{_sortable(self.at)}#{self.attempt_id}"
-        return DeliveryAttemptItem(DeliveryAttemptItem.key(self.controller_id), sort_key)
+        """The attempt as a new item: a put, so the hot path's transaction parses no long update."""
+        fields = ("controller_id", "webhook_id", *self._ABOUT, "attempt_id", "at", "attempt", "outcome")
+        fields += ("http_status", "latency_ms", "error_class", "redelivery_id")
+        values = {name: getattr(self, name) for name in fields}
+        return DeliveryAttemptItem(
+            DeliveryAttemptItem.key(self.controller_id),
+            f"{DeliveryAttemptItem.SK_PREFIX}{_sortable(self.at)}#{self.attempt_id}",
+            expires_at=self._expires(),
+            **{name: value for name, value in values.items() if value is not None},
+        )
 
-    def writes(self) -> list[tuple]:
-        """(item, actions, condition) for a transaction: the attempt (new) and its delivery's state."""
-        values = {name: getattr(self, name) for name in self._ABOUT}
-        attempt_values = {
-            **values,
-            "attempt_id": self.attempt_id,
-            "at": self.at,
-            "attempt": self.attempt,
-            "outcome": self.outcome,
-            "http_status": self.http_status,
-            "latency_ms": self.latency_ms,
-            "error_class": self.error_class,
-            "redelivery_id": self.redelivery_id,
-            "expires_at": self._expires(),
-        }
-        attempt = [
-            getattr(DeliveryAttemptItem, name).set(value) for name, value in attempt_values.items() if value is not None
-        ]
-        delivery_values = {
-            **values,
+    def _delivery_actions(self) -> list:
+        """The delivery's latest state: what it is about, how its latest attempt ended, its index keys."""
+        values = {
+            **{name: getattr(self, name) for name in self._ABOUT},
             "last_at": self.at,
             "last_outcome": self.outcome,
+            "last_http_status": self.http_status,
+            "last_error_class": self.error_class,
             "gsi1pk": DeliveryItem.outcome_partition(self.controller_id, self.outcome),
             "gsi1sk": f"{_sortable(self.at)}#{self.webhook_id}",
             "expires_at": self._expires(),
         }
-        delivery = [
-            getattr(DeliveryItem, name).set(value) for name, value in delivery_values.items() if value is not None
+        actions = [getattr(DeliveryItem, name).set(value) for name, value in values.items() if value is not None]
+        actions += [
+            getattr(DeliveryItem, name).remove()
+            for name in ("last_http_status", "last_error_class")
+            if values[name] is None
         ]
-        for name, value in (("last_http_status", self.http_status), ("last_error_class", self.error_class)):
-            attribute = getattr(DeliveryItem, name)
-            delivery.append(attribute.set(value) if value is not None else attribute.remove())
-        delivery.append(DeliveryItem.attempts.add(1))
+        actions.append(DeliveryItem.attempts.add(1))
         if self.redelivery_id:
             # This was the redelivery waiting: another may be asked for now.
-            delivery += [DeliveryItem.redelivery_id.remove(), DeliveryItem.redelivery_asked_at.remove()]
-        item = self.attempt_item()
+            actions += [DeliveryItem.redelivery_id.remove(), DeliveryItem.redelivery_asked_at.remove()]
+        return actions
+
+    def write_into(self, tx: TransactWrite) -> None:
+        """Add the attempt (new) and its delivery's state to `tx`, a transaction made anyway."""
+        tx.save(self.attempt_item(), condition=DeliveryAttemptItem.sk.does_not_exist())
         pointer = DeliveryItem(DeliveryAttemptItem.key(self.controller_id), DeliveryItem.sort_key(self.webhook_id))
-        return [(item, attempt, DeliveryAttemptItem.sk.does_not_exist()), (pointer, delivery, None)]
+        tx.update(pointer, actions=self._delivery_actions())
 
     def save(self) -> None:
         """The attempt as a write of its own (one transaction, one call)."""
         with transaction() as tx:
-            for item, actions, condition in self.writes():
-                tx.update(item, actions=actions, condition=condition)
+            self.write_into(tx)
 
 
 def _sortable(at: datetime) -> str:
@@ -579,8 +577,7 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
                 & (ControllerItem.delivery == DeliveryMode.WEBHOOK),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
-            for item, actions, condition in logged.writes():
-                tx.update(item, actions=actions, condition=condition)
+            logged.write_into(tx)
     except TransactWriteError as error:
         if not condition_failed(error):
             raise  # the message comes back and the test is sent again

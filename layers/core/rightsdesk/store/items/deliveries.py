@@ -53,8 +53,6 @@ class DeliveryItem(_Item):
 
     SK_PREFIX = "DELIVERY#"
 
-    controller_id = UnicodeAttribute()
-    webhook_id = UnicodeAttribute()
     event_type = UnicodeAttribute()
     message_event = UnicodeAttribute()
     request_id = UnicodeAttribute(null=True)
@@ -77,6 +75,15 @@ class DeliveryItem(_Item):
     @staticmethod
     def sort_key(webhook_id: str) -> str:
         return f"{DeliveryItem.SK_PREFIX}{webhook_id}"
+
+    # Both are in the keys: not stored twice on a write of the hot path.
+    @property
+    def controller_id(self) -> str:
+        return self.pk.removeprefix("DLOG#")
+
+    @property
+    def webhook_id(self) -> str:
+        return self.sk.removeprefix(self.SK_PREFIX)
 
     @staticmethod
     def outcome_partition(controller_id: str, outcome: str) -> str:
