@@ -363,3 +363,16 @@ def test_the_cli_shows_the_same_log_through_the_same_function(cloud):
     assert run("--status", "lost").exit_code != 0
     human = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["controllers", "deliveries", controller_id])
     assert "http_5xx" in human.output and "delivered" in human.output
+
+
+def test_an_enabling_test_that_races_the_operators_disable_leaves_the_endpoint_disabled(cloud):
+    stored, created = _disabled_by_410(cloud)
+    read_before = registry.get_controller(stored.controller_id)
+    registry.disable(stored.controller_id)  # between the dispatcher's read and its write
+    message = DeliveryMessage(
+        request_id="", event="test", controller_id=stored.controller_id, test_id="tst_r", enable=True
+    )
+    logged = delivery_log.attempt_of(message, stored.controller_id, attempt=1, outcome="delivered")
+    assert delivery_log.enable_after_test(read_before, logged) is False
+    assert registry.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
+    assert log_of(created, event_type="webhook.test")[0]["outcome"] == "delivered", "the attempt is still logged"

@@ -573,8 +573,10 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
                     ControllerItem.webhook_disabled_at.remove(),
                     ControllerItem.updated_at.set(logged.at),
                 ],
+                # still disabled by the 410, still a webhook controller, not disabled by the operator since
                 condition=(ControllerItem.webhook_disabled_reason == GONE_410)
-                & (ControllerItem.delivery == DeliveryMode.WEBHOOK),
+                & (ControllerItem.delivery == DeliveryMode.WEBHOOK)
+                & (ControllerItem.state.does_not_exist() | (ControllerItem.state == registry.ACTIVE)),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
             logged.write_into(tx)
