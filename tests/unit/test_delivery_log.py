@@ -376,3 +376,37 @@ def test_an_enabling_test_that_races_the_operators_disable_leaves_the_endpoint_d
     assert delivery_log.enable_after_test(read_before, logged) is False
     assert registry.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
     assert log_of(created, event_type="webhook.test")[0]["outcome"] == "delivered", "the attempt is still logged"
+
+
+# ------------------------------------------------------------------ the queue message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event": "route", "request_id": "dsr_1", "redelivery_id": "ana@example.org"},  # not an id
+        {"event": "route", "request_id": "dsr_1", "redelivery_id": "x" * 80},
+        {"event": "test", "controller_id": "ctl_1", "redelivery_id": "rdl_1"},  # a test is sent anew
+    ],
+)
+def test_a_redelivery_message_names_a_short_id_and_never_a_test(body):
+    with pytest.raises(ValueError):
+        DeliveryMessage.from_body(body, message_id="m")
+
+
+def test_a_redelivery_keeps_the_webhook_id_and_has_an_idempotency_key_of_its_own():
+    first = DeliveryMessage.from_body({"event": "route", "request_id": "dsr_1"}, message_id="m1")
+    again = DeliveryMessage.from_body(
+        {"event": "route", "request_id": "dsr_1", "redelivery_id": "rdl_1"}, message_id="m2"
+    )
+    other = DeliveryMessage.from_body(
+        {"event": "route", "request_id": "dsr_1", "redelivery_id": "rdl_2"}, message_id="m3"
+    )
+    assert first.delivery_id == again.delivery_id == other.delivery_id
+    assert len({json.dumps(m.key()) for m in (first, again, other)}) == 3
+    enabling = {"event": "test", "controller_id": "ctl_1", "test_id": "tst_1"}
+    assert DeliveryMessage.from_body({**enabling, "enable": "1"}, message_id="m").enable
+    assert not DeliveryMessage.from_body(enabling, message_id="m").enable
+    assert not DeliveryMessage.from_body(
+        {"event": "route", "request_id": "dsr_1", "enable": "1"}, message_id="m"
+    ).enable
