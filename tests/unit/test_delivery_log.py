@@ -165,6 +165,45 @@ def test_the_log_and_the_redelivery_messages_hold_no_personal_data(cloud):
         assert personal not in stored
 
 
+@pytest.mark.parametrize(
+    ("body", "about"),
+    [
+        ({"event": "cancelled"}, {"event_type": "dsr.request.cancelled"}),
+        ({"event": "overdue", "notice": "overdue_2"}, {"event_type": "dsr.request.overdue", "notice": "overdue_2"}),
+    ],
+)
+def test_notices_about_a_request_are_logged_with_what_they_are_about(cloud, body, about):
+    created = controller(cloud)
+    request = verified(cloud, created)
+    message = DeliveryMessage.from_body({"request_id": request.request_id, **body}, message_id="m")
+    Endpoint.script = [502]
+    with pytest.raises(RetryLater):
+        dispatch.dispatch(message, attempt=1)
+    assert dispatch.dispatch(message, attempt=2)["result"] == "sent"
+    attempts = log_of(created)
+    assert [(a["outcome"], a["error_class"]) for a in attempts] == [("delivered", None), ("retrying", "http_5xx")]
+    assert all(a == {**a, **about, "request_id": request.request_id} for a in attempts)
+    assert delivery_log.redeliver(created.controller, attempts[0]["webhook_id"])["status"] == "queued"
+    [again] = queued(cloud)
+    assert DeliveryMessage.from_body(again, message_id="m2").delivery_id == message.delivery_id
+
+
+def test_a_breach_notice_is_logged_by_its_incident_and_redelivered_though_it_was_delivered(cloud):
+    created = controller(cloud)
+    incident = dispatch_world.declare(created)
+    cloud.drain("DeliveryQueue")
+    cloud.drain("MailQueue")
+    message = dispatch_world.breach_message(incident, created)
+    assert dispatch.dispatch(message, attempt=1)["result"] == "sent"
+    [attempt] = log_of(created, event_type="breach.notice")
+    assert attempt == {**attempt, "incident_id": incident.incident_id, "request_id": None, "outcome": "delivered"}
+    delivery_log.redeliver(created.controller, attempt["webhook_id"])
+    [body] = queued(cloud)
+    assert dispatch.dispatch(DeliveryMessage.from_body(body, message_id="m2"), attempt=1)["result"] == "sent"
+    assert dispatch.dispatch(message, attempt=2)["result"] == "already_delivered", "the queue's own retry is not"
+    assert [r["headers"]["webhook-id"] for r in Endpoint.received[-2:]] == [attempt["webhook_id"]] * 2
+
+
 # ------------------------------------------------------------------ tenants
 
 
