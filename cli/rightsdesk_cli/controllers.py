@@ -8,6 +8,7 @@ its audit event in one conditional transaction (rightsdesk.routing.registry).
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -24,7 +25,8 @@ from rightsdesk.store import audit, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, table, who
+from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, short_time, table, who
+from rightsdesk_cli.retention import DATE_FORMATS, utc
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
 
@@ -344,3 +346,50 @@ def remove(
             + (f": {', '.join(open_ids)}" if open_ids else "")
         ),
     )
+
+
+@app.command("deliveries")
+def deliveries(
+    ctx: typer.Context,
+    controller_id: ControllerId,
+    status: Annotated[str | None, typer.Option("--status", help="delivered, retrying, exhausted or failed.")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--event-type", help="dsr.request.forwarded, breach.notice, webhook.test, ...")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option("--since", formats=DATE_FORMATS, help="Attempts from this time (UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--until", formats=DATE_FORMATS, help="Attempts up to this time (UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many attempts, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="The next page, from the last listing.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """The controller's webhook delivery attempts, newest first: what the controller itself sees at
+    GET /v1/controller/deliveries (time, event, webhook-id, HTTP status, latency, error class,
+    outcome; never a body). Kept 90 days."""
+    from rightsdesk.routing import delivery_log
+
+    state = use(ctx, json_output)
+    registry.require_controller(controller_id)
+    filters = delivery_log.Filters(status=status, event_type=event_type, since=utc(since), until=utc(until))
+    try:
+        attempts, next_cursor = delivery_log.list_page(controller_id, filters, cursor=cursor, limit=limit)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    columns = ("at", "event", "webhook id", "request", "try", "outcome", "http", "ms", "error")
+    keys = ("attempted_at", "event_type", "webhook_id", "request_id", "attempt", "outcome", "http_status")
+    keys += ("latency_ms", "error_class")
+
+    def render() -> RenderableType:
+        if not attempts:
+            return f"no delivery attempts for {controller_id}"
+        listing = table(
+            columns,
+            ([short_time(a["attempted_at"]), *(a[key] for key in keys[1:])] for a in attempts),
+            title=f"{controller_id}: {counted(len(attempts), 'attempt', 'attempts')}, newest first",
+        )
+        return Group(listing, f"more: --cursor {next_cursor}") if next_cursor else listing
+
+    emit(state, {"controller_id": controller_id, "deliveries": attempts, "next_cursor": next_cursor}, render)

@@ -107,6 +107,12 @@ def test_webhook():
     return _json(202, answer)
 
 
+# ------------------------------------------------------------------ the delivery log, redelivery, the endpoint's state
+
+import delivery_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
+
+app.include_router(delivery_routes.router)
+
 # ------------------------------------------------------------------ errors
 
 api_errors.install(app, logger=logger, metrics=metrics)

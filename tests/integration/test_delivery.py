@@ -302,7 +302,8 @@ def test_410_disables_the_webhook_and_falls_back_to_email(st, table):
         assert request["email"] in mail["text"]
         assert [d["answered"] for d in events(st, rid)] == [410]
         controller = rightsdesk(st, "controllers", "show", "ctl_demo")["controller"]
-        assert controller["delivery"] == "email" and controller["webhook_url"] is None
+        # Disabled, not forgotten: by email until a test event re-enables the same endpoint.
+        assert controller["delivery_now"] == "email" and controller["webhook_disabled_reason"] == "gone_410"
         disabled = [e for e in audit(table, "CTRL#ctl_demo") if e["action"] == "webhook_disabled"]
         assert [(e["actor"], e["cause"]) for e in disabled] == [("dispatcher", "http_410")]
         assert transitions(table, rid)[-1] == ("forwarded", "delivered")
@@ -315,7 +316,8 @@ def test_410_disables_the_webhook_and_falls_back_to_email(st, table):
         )
         assert len(told) == 1 and "ctl_demo" in told[0]["text"] and "410" in told[0]["text"]
     finally:
-        # Webhooks again for the tests after this one; the new secret goes to the demo receiver.
+        # Webhooks again for the tests after this one; a new secret (if one was issued) goes to the
+        # demo receiver.
         answer = rightsdesk(
             st,
             "controllers",
@@ -326,7 +328,8 @@ def test_410_disables_the_webhook_and_falls_back_to_email(st, table):
             "--webhook-url",
             st.health()["demo"]["webhook_url"],
         )
-        receiver(st, secret=answer["webhook_secret"])
+        if answer["webhook_secret"]:
+            receiver(st, secret=answer["webhook_secret"])
 
 
 # ------------------------------------------------------------------ these move the clock by days: keep them last

@@ -207,6 +207,8 @@ def _kind(item: dict) -> str:
         return "CTRL_AUDIT"
     if pk.startswith("REQ#") and sk.startswith("AUDIT#"):
         return "REQ_AUDIT"
+    if pk.startswith("DLOG#"):
+        return "DELIVERY_LOG"
     return "OTHER"
 
 
@@ -300,6 +302,8 @@ def test_rejected_requests_stored_nothing(fuzzed, before, table_counts):
     rotations = accepted.get("POST /v1/controller/webhook/rotate", 0)
     tests = accepted.get("POST /v1/controller/webhook/test", 0)
     assert after["CTRL_AUDIT"] - before["CTRL_AUDIT"] <= rotations + tests
+    # The dispatcher logs each test event it sends: the attempt and the delivery's state.
+    assert after["DELIVERY_LOG"] - before["DELIVERY_LOG"] <= 2 * tests
     assert after["OTHER"] == before["OTHER"], "no other kind of item was written"
     # The notifier remembers each verification mail it sent, the dispatcher each test event.
     assert after["IDEMPOTENCY"] - before["IDEMPOTENCY"] <= submitted + tests, "only accepted work is remembered"

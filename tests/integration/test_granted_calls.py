@@ -124,6 +124,17 @@ def recorded(launch_stack, tmp_path_factory):
     assert stack.post("/v1/controller/webhook/rotate", headers=key).ok
     assert stack.post("/v1/controller/webhook/test", headers=key).ok
     stack.drain()
+    # the delivery log: list, redeliver one, the endpoint's state, and every failed one since a time
+    stack._ok(stack.post("/_dev/webhooks", json={"fail": {"status": 500, "times": 1}}))
+    flow.submit_and_verify()
+    stack.drain()
+    logged = stack.get("/v1/controller/deliveries", headers=key)
+    assert logged.ok, logged.text
+    forwarded = [a for a in logged.json()["deliveries"] if a["request_id"] == request_id]
+    assert stack.post(f"/v1/controller/deliveries/{forwarded[0]['webhook_id']}/redeliver", headers=key).ok
+    assert stack.post("/v1/controller/deliveries/redeliver", headers=key, json={"since": "2020-01-01T00:00:00Z"}).ok
+    assert stack.get("/v1/controller/webhook", headers=key).ok
+    stack.drain()
     # the schedules
     for function in ("RetentionFunction", "DeadlineWatchFunction"):
         stack.run(function)

@@ -25,6 +25,8 @@ DESIGN_RULES = {
     "unfetched_pull_request": "RetentionUnfetchedPullRequestSeconds",
     # not in DESIGN.md's table: an optional list's issue, read when each member's mail is sent
     "list_issue": "RetentionListIssueSeconds",
+    # DESIGN.md's "delivery attempt log (no bodies)"
+    "delivery_attempt": "RetentionDeliveryAttemptSeconds",
 }
 
 

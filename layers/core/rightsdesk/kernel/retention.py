@@ -59,6 +59,8 @@ class Rule(str, Enum):
     # powertools idempotency records (the IdempotencyTable): a key, a body hash and the answer, no personal data
     IDEMPOTENT_SUBMISSION = "idempotent_submission"
     IDEMPOTENT_QUEUE_MESSAGE = "idempotent_queue_message"
+    # the webhook delivery attempt log (rightsdesk.routing.delivery_log): ids, statuses, timings, no bodies
+    DELIVERY_ATTEMPT = "delivery_attempt"
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     # record outlives the delivery retry schedule (about three and a quarter days, then the
     # dead-letter queue), so a late receive never sends twice.
     Rule.IDEMPOTENT_QUEUE_MESSAGE: RetentionRule(Rule.IDEMPOTENT_QUEUE_MESSAGE, timedelta(days=7), "delete"),
+    # DESIGN.md's "delivery attempt log (no bodies)": each attempt (time, event type, ids, HTTP
+    # status, latency, error class, outcome) and each delivery's latest state, from the attempt.
+    # Long enough to look back on an outage and redeliver; DynamoDB's TTL deletes them (no
+    # personal data: not on the sweeper's index, no deletion audit event each).
+    Rule.DELIVERY_ATTEMPT: RetentionRule(Rule.DELIVERY_ATTEMPT, timedelta(days=90), "delete"),
 }
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,

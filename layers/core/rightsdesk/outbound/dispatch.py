@@ -23,9 +23,9 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import IllegalTransition, NotFound
 from rightsdesk.kernel.status import Status, is_open
 from rightsdesk.platform import webhooks
-from rightsdesk.platform.config import settings
-from rightsdesk.routing import delivery, payloads, registry
+from rightsdesk.routing import delivery, delivery_log, payloads, registry
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
+from rightsdesk.routing.delivery_log import DELIVERED, EXHAUSTED, FAILED, RETRYING
 from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -47,6 +47,22 @@ class Attempt:
 
     def retry(self, cause: str) -> RetryLater:
         return RetryLater(cause, delivery.retry_delay(self.number))
+
+
+def _attempt(
+    message: DeliveryMessage, controller: ControllerItem, attempt: Attempt, outcome: str, sent=None, error=None
+) -> delivery_log.AttemptRecord:
+    """The delivery log's record of this attempt, to be written with the write its outcome needs."""
+    return delivery_log.attempt_of(
+        message, controller.controller_id, attempt=attempt.number, outcome=outcome, sent=sent, error=error
+    )
+
+
+def _failed(message: DeliveryMessage, controller: ControllerItem, attempt: Attempt, sent) -> RetryLater:
+    """A failed attempt that is not the last: logged by a write of its own (nothing else changes),
+    and the message comes back after the schedule's delay."""
+    _attempt(message, controller, attempt, RETRYING, sent).save()
+    return attempt.retry(sent.result.cause)
 
 
 def dispatch(message: DeliveryMessage, *, attempt: int, max_attempts: int = delivery.DEFAULT_MAX_ATTEMPTS) -> dict:
@@ -81,21 +97,49 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
     if status in (Status.VERIFIED.value, Status.DELIVERY_FAILED.value):
         request = delivery.mark_forwarded(request, mode=route)
     elif status != Status.FORWARDED.value:
+        if message.redelivery_id and status in RESENDABLE and route == DeliveryMode.WEBHOOK:
+            return _resend(request, controller, message, attempt)
         return {"result": "already_" + status}  # delivered before, cancelled, ...
     return _deliver(request, controller, message, attempt)
+
+
+# A redelivery of a request the controller has had: sent again, its status unchanged.
+RESENDABLE = frozenset(
+    status.value
+    for status in (Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS, Status.COMPLETED, Status.REJECTED)
+)
+
+
+def _resend(request: RequestItem, controller: ControllerItem, message: DeliveryMessage, attempt: Attempt) -> dict:
+    """Send a delivered request's `dsr.request.forwarded` again, while its personal fields are kept;
+    once purged nothing is sent and the log says `purged` (the API refused it too, if it knew)."""
+    if not any(queries.personal_fields(request).values()):
+        _attempt(message, controller, attempt, FAILED, error=delivery_log.PURGED).save()
+        return {"result": "purged"}
+    sent = _send(controller, webhooks.EVENT_FORWARDED, payloads.forwarded(request, controller), message)
+    if sent.result.ok:
+        _attempt(message, controller, attempt, DELIVERED, sent).save()
+        return {"result": "resent", "via": DeliveryMode.WEBHOOK}
+    if sent.result.gone:
+        _disable(controller, _attempt(message, controller, attempt, FAILED, sent))
+        return {"result": "gone_endpoint"}
+    if attempt.last:
+        _attempt(message, controller, attempt, EXHAUSTED, sent).save()
+        raise Exhausted(sent.result.cause)
+    raise _failed(message, controller, attempt, sent)
 
 
 def _deliver(request: RequestItem, controller: ControllerItem, message: DeliveryMessage, attempt: Attempt) -> dict:
     route = registry.delivery_route(controller)
     if route == DeliveryMode.WEBHOOK:
         sent = _send(controller, webhooks.EVENT_FORWARDED, payloads.forwarded(request, controller), message)
-        if sent.ok:
-            return _delivered(request, controller, DeliveryMode.WEBHOOK)
-        if not sent.gone:
+        if sent.result.ok:
+            return _delivered(request, controller, _attempt(message, controller, attempt, DELIVERED, sent))
+        if not sent.result.gone:
             if attempt.last:
-                _give_up(request, controller, attempt, sent.cause)
-            raise attempt.retry(sent.cause)
-        _disable(controller)
+                _give_up(request, attempt, sent.result.cause, _attempt(message, controller, attempt, EXHAUSTED, sent))
+            raise _failed(message, controller, attempt, sent)
+        _disable(controller, _attempt(message, controller, attempt, FAILED, sent))
     elif route != DeliveryMode.EMAIL:
         return {"result": "awaiting_pull"}  # pull: the controller API's first fetch delivers it
     # Still `forwarded`: the notifier marks it delivered once SES accepted the mail, or
@@ -117,12 +161,17 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
     if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
         data = payloads.notice(request, notice=message.notice)
         sent = _send(controller, NOTICE_TYPES[message.event], data, message)
-        if sent.ok:
+        if sent.result.ok:
+            _attempt(message, controller, attempt, DELIVERED, sent).save()
             return {"result": "sent", "via": DeliveryMode.WEBHOOK}
-        if sent.gone:
-            _disable(controller)
+        if sent.result.gone:
+            _disable(controller, _attempt(message, controller, attempt, FAILED, sent))
         elif not attempt.last:
-            raise attempt.retry(sent.cause)
+            raise _failed(message, controller, attempt, sent)
+        else:
+            _attempt(message, controller, attempt, EXHAUSTED, sent).save()
+        if message.redelivery_id:
+            return {"result": "not_redelivered", "cause": sent.result.cause}  # the contact had it by email before
         # a notice whose webhook stays down still reaches the contact, by email
     outbox.enqueue_mail(
         "request_notice", request_id=request.request_id, notice=notice, mail_id=f"notice-{message.delivery_id}"
@@ -132,11 +181,19 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     controller = registry.get_controller(str(message.controller_id))
-    if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
+    if controller is None:
+        return {"result": "not_webhook"}
+    # A disabled endpoint gets one kind of event: the test its controller sent to enable it again.
+    enabling = message.enable and delivery_log.awaits_enabling_test(controller)
+    if not enabling and registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
         return {"result": "not_webhook"}
     sent = _send(controller, webhooks.EVENT_TEST, payloads.test(controller, str(message.test_id)), message)
-    delivery.record_test(controller, cause=sent.cause)
-    return {"result": "ok" if sent.ok else "failed", "cause": sent.cause}
+    logged = _attempt(message, controller, attempt, DELIVERED if sent.result.ok else FAILED, sent)
+    if enabling and sent.result.ok:
+        enabled = delivery_log.enable_after_test(controller, logged)
+        return {"result": "enabled" if enabled else "ok", "cause": sent.result.cause}
+    delivery.record_test(controller, cause=sent.result.cause, also_write=logged.write_into)
+    return {"result": "ok" if sent.result.ok else "failed", "cause": sent.result.cause}
 
 
 def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
@@ -148,24 +205,27 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
         # Its privacy contact gets the notice by email from the notifier; there is nothing to add.
         return {"result": "not_webhook"}
-    if about.delivered_before(message):
+    if not message.redelivery_id and about.delivered_before(message):
         return {"result": "already_delivered"}
     try:
         data = about.data(message)
     except NotFound:
         return {"result": "gone"}  # the incident or version is gone (or past retention), or not theirs
     sent = _send(controller, message.event, data, message)
-    if sent.ok:
-        about.record(message, controller, about.DELIVERED, sent.cause)
+    cause = sent.result.cause
+    if sent.result.ok:
+        _attempt(message, controller, attempt, DELIVERED, sent).save()
+        about.record(message, controller, about.DELIVERED, cause)
         return {"result": "sent", "via": DeliveryMode.WEBHOOK}
-    if sent.gone:
-        _disable(controller)
-        about.record(message, controller, about.DISABLED, sent.cause)
+    if sent.result.gone:
+        _disable(controller, _attempt(message, controller, attempt, FAILED, sent))
+        about.record(message, controller, about.DISABLED, cause)
         return {"result": "gone_endpoint"}
     if not attempt.last:
-        raise attempt.retry(sent.cause)
-    about.record(message, controller, about.FAILED, sent.cause)
-    raise Exhausted(sent.cause)  # to the dead-letter queue, whose alarm tells the operator
+        raise _failed(message, controller, attempt, sent)
+    _attempt(message, controller, attempt, EXHAUSTED, sent).save()
+    about.record(message, controller, about.FAILED, cause)
+    raise Exhausted(cause)  # to the dead-letter queue, whose alarm tells the operator
 
 
 # ------------------------------------------------------------------ steps
@@ -186,32 +246,33 @@ def _controller(controller_id: str, attempt: Attempt) -> ControllerItem:
     return controller
 
 
-def _send(controller: ControllerItem, event_type: str, data: dict, message: DeliveryMessage) -> webhooks.SendResult:
-    if not controller.webhook_url:
-        return webhooks.SendResult(failure="no_webhook_url")
-    secrets = registry.webhook_secrets(controller)
-    if not secrets:
-        return webhooks.SendResult(failure="no_webhook_secret")
-    body = webhooks.envelope(event_type, data)
-    headers = webhooks.signed_headers(secrets, webhooks.webhook_id(message.delivery_id), body)
-    sent = webhooks.post(controller.webhook_url, body, headers, allow_loopback_http=settings().allow_http_webhooks)
+def _send(controller: ControllerItem, event_type: str, data: dict, message: DeliveryMessage) -> delivery_log.Sent:
+    sent = delivery_log.send(controller, event_type, data, webhooks.webhook_id(message.delivery_id))
     log.info(
         "webhook attempt",
-        extra={"controller_id": controller.controller_id, "event_type": event_type, "cause": sent.cause},
+        extra={
+            "controller_id": controller.controller_id,
+            "event_type": event_type,
+            "cause": sent.result.cause,
+            "latency_ms": sent.latency_ms,
+        },
     )
     return sent
 
 
-def _delivered(request: RequestItem, controller: ControllerItem, via: str) -> dict:
+def _delivered(request: RequestItem, controller: ControllerItem, logged: delivery_log.AttemptRecord) -> dict:
+    via = DeliveryMode.WEBHOOK
     try:
-        delivery.mark_delivered(request, controller, via=via)
+        # The attempt rides in the transaction that marks it delivered: no call of its own.
+        delivery.mark_delivered(request, controller, via=via, also_write=logged.write_into)
     except IllegalTransition:
         # Cancelled (or fetched by pull) between our read and our write: that change stands.
+        logged.save()
         return {"result": "superseded", "via": via}
     return {"result": "delivered", "via": via}
 
 
-def _give_up(request: RequestItem, controller: ControllerItem, attempt: Attempt, cause: str) -> None:
+def _give_up(request: RequestItem, attempt: Attempt, cause: str, logged: delivery_log.AttemptRecord) -> None:
     """The last attempt failed: tell the contact, mark the request, let the message go to the DLQ."""
     # One email per round of attempts (a redrive starts another): keyed on when this round began.
     round_id = int(request.updated_at.timestamp()) if request.updated_at else 0
@@ -223,17 +284,20 @@ def _give_up(request: RequestItem, controller: ControllerItem, attempt: Attempt,
         mail_id=f"delivery-failed-{request.request_id}-{round_id}",
     )
     try:
-        delivery.mark_failed(request, cause=cause)
+        delivery.mark_failed(request, cause=cause, also_write=logged.write_into)
     except IllegalTransition:
-        pass  # it left `forwarded` meanwhile (cancelled, fetched): that change stands
+        logged.save()  # it left `forwarded` meanwhile (cancelled, fetched): that change stands
     raise Exhausted(cause)
 
 
-def _disable(controller: ControllerItem) -> None:
+def _disable(controller: ControllerItem, logged: delivery_log.AttemptRecord) -> None:
     """The endpoint answered 410: deliver by email from now on, and tell the contact so (once per
-    disabling: the mail id names the moment the endpoint was last changed)."""
+    disabling: the mail id names the moment the endpoint was last changed). The attempt is logged
+    in the same write."""
     changed_at = int(controller.updated_at.timestamp()) if controller.updated_at else 0
-    if delivery.disable_webhook(controller, cause="http_410"):
+    if not delivery.disable_webhook(controller, cause="http_410", also_write=logged.write_into):
+        logged.save()  # disabled already (a parallel attempt), or changed meanwhile
+    else:
         outbox.enqueue_mail(
             "webhook_disabled",
             controller_id=controller.controller_id,

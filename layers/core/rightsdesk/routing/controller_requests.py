@@ -311,6 +311,11 @@ def queue_test_event(controller: ControllerItem) -> dict:
     """Queue a signed test event to the controller's endpoint; the dispatcher sends it."""
     if controller.delivery != DeliveryMode.WEBHOOK:
         raise Conflict("this controller does not receive webhooks", code="not_webhook")
+    if controller.webhook_disabled_reason:
+        raise Conflict(
+            "your webhook endpoint is disabled; POST /v1/controller/webhook/enable sends the test that enables it",
+            code="webhook_disabled",
+        )
     test_id = hashing.new_id("tst")
     outbox.enqueue_delivery(request_id="", event="test", controller_id=controller.controller_id, test_id=test_id)
     return {"test_id": test_id, "status": "queued"}

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
@@ -31,6 +33,8 @@ from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.lifecycle import transition
 
+# Why a controller's webhook endpoint is disabled while the controller stays active: it answered 410.
+GONE_410 = "gone_410"
 # Webhook events for one controller about no request; the message names what the event is about.
 CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED)
 EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
@@ -81,12 +85,27 @@ class DeliveryMessage:
     incident_id: str | None = None  # for `breach.notice`
     doc: str | None = None  # for `policy.updated`, with `version`
     version: str | None = None
+    # A redelivery the controller asked for (rightsdesk.routing.delivery_log): sent again with the
+    # same webhook-id, once per redelivery id, whatever became of the first delivery.
+    redelivery_id: str | None = None
+    # A test that enables the controller's disabled endpoint again if it answers 2xx
+    # (rightsdesk.routing.delivery_log.ask_enable).
+    enable: bool = False
 
     @classmethod
     def from_body(cls, body: dict, *, message_id: str) -> DeliveryMessage:
         event = str(body.get("event") or "")
         if event not in EVENTS:
             raise ValueError("unknown delivery event")
+        redelivery_id = body.get("redelivery_id")
+        if redelivery_id is not None and (event == "test" or not ID.fullmatch(str(redelivery_id))):
+            raise ValueError("a redelivery names a short id, and a test is never redelivered")
+        body = {name: value for name, value in body.items() if name != "redelivery_id"}
+        message = cls._parse(body, event, message_id)
+        return replace(message, redelivery_id=redelivery_id) if redelivery_id else message
+
+    @classmethod
+    def _parse(cls, body: dict, event: str, message_id: str) -> DeliveryMessage:
         if event in CONTROLLER_EVENTS:
             return cls._controller_event(body, event)
         notice = body.get("notice")
@@ -99,6 +118,7 @@ class DeliveryMessage:
             notice=notice if event == "overdue" else None,
             # A test without its own id is one per queue message: SQS keeps the id across redeliveries.
             test_id=(body.get("test_id") or message_id) if event == "test" else None,
+            enable=event == "test" and body.get("enable") == "1",
         )
         if (event == "test") != (not message.request_id) or (event == "test" and not message.controller_id):
             raise ValueError("a test names a controller and no request; every other event names a request")
@@ -133,7 +153,9 @@ class DeliveryMessage:
         return "dlv_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
     def key(self) -> dict:
-        """What the idempotency layer hashes and stores: ids only."""
+        """What the idempotency layer hashes and stores: ids only. A redelivery is its own."""
+        if self.redelivery_id:
+            return {"delivery_id": f"{self.delivery_id}:{self.redelivery_id}", "event": self.event}
         return {"delivery_id": self.delivery_id, "event": self.event}
 
 
@@ -158,9 +180,11 @@ def mark_delivered(
     via: str,
     actor: Actor = "dispatcher",
     at: datetime | None = None,
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> RequestItem:
     """-> delivered, and in the same write schedule the purge of the subject's personal fields
-    (retention rule delivered_subject_data, or the controller's own purge-after)."""
+    (retention rule delivered_subject_data, or the controller's own purge-after). `also_write`
+    adds to the same transaction (the delivery log's attempt)."""
     at = at or clock.now()
     override = (
         timedelta(seconds=int(controller.purge_after_seconds)) if controller.purge_after_seconds is not None else None
@@ -175,6 +199,7 @@ def mark_delivered(
             RequestItem.delivered_at.set(at),
             *retention.schedule_actions(request, retention.Rule.DELIVERED_SUBJECT_DATA, at, override),
         ],
+        also_write=[also_write] if also_write else [],
     )
 
 
@@ -185,6 +210,7 @@ def mark_failed(
     at: datetime | None = None,
     actor: Actor = "dispatcher",
     why: str = "retries_exhausted",
+    also_write: Callable[[TransactWrite], None] | None = None,
 ) -> RequestItem:
     """-> delivery_failed, scheduling the purge of the subject's personal fields under the rule
     undelivered_subject_data: a request nobody could deliver must not keep them for ever. A purge
@@ -199,6 +225,7 @@ def mark_failed(
         updates=[]
         if request.personal_purged_at is not None
         else retention.schedule_actions(request, retention.Rule.UNDELIVERED_SUBJECT_DATA, at),
+        also_write=[also_write] if also_write else [],
     )
 
 
@@ -277,11 +304,18 @@ def record_bounce(detail: dict, at: datetime | None = None) -> str | None:
     return request_id
 
 
-def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> bool:
+def disable_webhook(
+    controller: ControllerItem,
+    *,
+    cause: str,
+    at: datetime | None = None,
+    also_write: Callable[[TransactWrite], None] | None = None,
+) -> bool:
     """The endpoint said it is gone: deliver by email from now on. False if someone changed it first.
 
-    As with registry.set_delivery to email, the endpoint and its secrets go (a new endpoint gets a
-    new secret); the audit event says why: the endpoint answered `cause`.
+    The endpoint is disabled, not forgotten: its URL and secrets stay, so the controller can enable
+    it again after a test event it accepts (rightsdesk.routing.delivery_log.enable_webhook); the
+    audit event says why: the endpoint answered `cause`. `also_write` adds to the same write.
     """
     at = at or clock.now()
     event = audit.event(controller.pk, action="webhook_disabled", actor="dispatcher", at=at, cause=cause)
@@ -290,21 +324,33 @@ def disable_webhook(controller: ControllerItem, *, cause: str, at: datetime | No
             tx.update(
                 controller,
                 actions=[
-                    ControllerItem.delivery.set(DeliveryMode.EMAIL),
+                    ControllerItem.webhook_disabled_reason.set(GONE_410),
+                    ControllerItem.webhook_disabled_at.set(at),
                     ControllerItem.updated_at.set(at),
-                    ControllerItem.webhook_url.remove(),
-                    ControllerItem.webhook_secret_sealed.remove(),
-                    ControllerItem.replaced_webhook_secrets.remove(),
                 ],
-                condition=ControllerItem.delivery == DeliveryMode.WEBHOOK,
+                condition=(ControllerItem.delivery == DeliveryMode.WEBHOOK)
+                & ControllerItem.webhook_disabled_reason.does_not_exist(),
             )
             tx.save(event, condition=type(event).sk.does_not_exist())
+            if also_write:
+                also_write(tx)
     except TransactWriteError:
         return False
-    controller.delivery = DeliveryMode.EMAIL
+    controller.webhook_disabled_reason = GONE_410
+    controller.webhook_disabled_at = at
     return True
 
 
-def record_test(controller: ControllerItem, *, cause: str, at: datetime | None = None) -> None:
-    """A test delivery's outcome, on the controller's audit trail."""
-    audit.event(controller.pk, action="webhook_test", actor="dispatcher", at=at, cause=cause).save()
+def record_test(
+    controller: ControllerItem,
+    *,
+    cause: str,
+    at: datetime | None = None,
+    also_write: Callable[[TransactWrite], None] | None = None,
+) -> None:
+    """A test delivery's outcome, on the controller's audit trail (with its attempt, in one write)."""
+    event = audit.event(controller.pk, action="webhook_test", actor="dispatcher", at=at, cause=cause)
+    with transaction() as tx:
+        tx.save(event, condition=type(event).sk.does_not_exist())
+        if also_write:
+            also_write(tx)

@@ -134,6 +134,8 @@ def delivery_route(controller: ControllerItem) -> str:
         return DeliveryMode.INTERNAL
     if state == DISABLED and controller.delivery != DeliveryMode.INTERNAL:
         return DeliveryMode.EMAIL
+    if controller.delivery == DeliveryMode.WEBHOOK and controller.webhook_disabled_reason:
+        return DeliveryMode.EMAIL  # its endpoint answered 410: by email until it is enabled again
     return controller.delivery
 
 
@@ -400,7 +402,13 @@ def set_delivery(
     controller = _not_removed(require_controller(controller_id))
     now = clock.now()
     secret = None
-    actions = [ControllerItem.delivery.set(delivery), ControllerItem.updated_at.set(now)]
+    actions = [
+        ControllerItem.delivery.set(delivery),
+        ControllerItem.updated_at.set(now),
+        # a delivery the operator sets is enabled: a disabled endpoint's state goes with it
+        ControllerItem.webhook_disabled_reason.remove(),
+        ControllerItem.webhook_disabled_at.remove(),
+    ]
     if delivery == DeliveryMode.WEBHOOK:
         actions.append(ControllerItem.webhook_url.set(webhook_url))
         if not controller.webhook_secret_sealed:
@@ -586,4 +594,8 @@ def describe(controller: ControllerItem) -> dict:
         "state_reason": controller.state_reason,
         "state_changed_at": clock.isoformat(controller.state_changed_at) if controller.state_changed_at else None,
         "delivery_now": delivery_route(controller),
+        "webhook_disabled_reason": controller.webhook_disabled_reason,
+        "webhook_disabled_at": clock.isoformat(controller.webhook_disabled_at)
+        if controller.webhook_disabled_at
+        else None,
     }

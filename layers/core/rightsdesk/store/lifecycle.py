@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
@@ -11,6 +11,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import IllegalTransition
@@ -39,12 +40,14 @@ def transition(
     updates: Iterable[Action] = (),
     also_delete: Iterable[Model] = (),
     also_update: Iterable[tuple[Model, list[Action], Condition | None]] = (),
+    also_write: Iterable[Callable[[TransactWrite], None]] = (),
     at: datetime | None = None,
 ) -> RequestItem:
     """Move `request` to `target` if the status machine allows it and nobody moved it first.
 
     `also_update` are (item, actions, condition) written in the same transaction, e.g. a counter
-    that must move with the status or not at all.
+    that must move with the status or not at all; `also_write` add their own writes to it (a
+    delivery attempt's log record).
     """
     current = Status(request.status)
     if not can_transition(current, target):
@@ -67,7 +70,11 @@ def transition(
         to_status=target.value,
         cause=cause,
     )
-    also_delete, also_update = list(also_delete), list(also_update)  # a retry writes them again
+    also_delete, also_update, also_write = (
+        list(also_delete),
+        list(also_update),
+        list(also_write),
+    )  # a retry writes them again
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             with transaction() as tx:
@@ -77,6 +84,8 @@ def transition(
                     tx.delete(item)
                 for item, item_actions, condition in also_update:
                     tx.update(item, actions=item_actions, condition=condition)
+                for write in also_write:
+                    write(tx)
             break
         except TransactWriteError as error:
             if condition_failed(error):

@@ -82,6 +82,15 @@ def enqueue_delivery(*, request_id: str, event: str, **fields: str) -> None:
     _sqs().send_message(QueueUrl=settings().delivery_queue_url, MessageBody=json.dumps(body))
 
 
+def enqueue_redelivery(body: dict) -> None:
+    """A delivery asked for again (rightsdesk.routing.delivery_log): the first message's ids and a
+    redelivery id. Refuses anything that is not id-shaped."""
+    for name, value in body.items():
+        if not (isinstance(value, str) and ID.fullmatch(value)):
+            raise ValueError(f"a delivery message carries ids only; {name} is not one")
+    _sqs().send_message(QueueUrl=settings().delivery_queue_url, MessageBody=json.dumps(body))
+
+
 # ------------------------------------------------------------------ fan-out (breach and policy notices)
 
 SQS_BATCH = 10  # SendMessageBatch's limit

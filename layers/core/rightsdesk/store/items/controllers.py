@@ -48,6 +48,10 @@ class ControllerItem(_Item):
     state = UnicodeAttribute(null=True)
     state_reason = UnicodeAttribute(null=True)
     state_changed_at = UTCDateTimeAttribute(null=True)
+    # The webhook endpoint disabled while the controller stays active (rightsdesk.routing.delivery_log):
+    # why (`gone_410`) and since when; deliveries go to the privacy contact by email meanwhile.
+    webhook_disabled_reason = UnicodeAttribute(null=True)
+    webhook_disabled_at = UTCDateTimeAttribute(null=True)
     # every controller sits in one GSI1 partition, so listing them never scans the table
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)

@@ -26,10 +26,14 @@ Breach and policy notices (docs/notices.md):
 The operator's own data (docs/operations.md "Operator's own data"):
   CONTACT#<email hash> CONSENT#<purpose>  one purpose's consent: granted or withdrawn, with its history
   CONTACT#<email hash> REQ#<request id>   a request the subject made to the operator itself (ids only)
+Webhook delivery log (rightsdesk.routing.delivery_log), 90 days, TTL:
+  DLOG#<controller> ATTEMPT#<at>#<id>      one delivery attempt: ids, status, latency, outcome
+  DLOG#<controller> DELIVERY#<webhook id>  a delivery's latest outcome and its waiting redelivery
 Abuse guard: GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
      INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
      AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.store.deletion).
+     DLOG#<controller>#<outcome> / <at>#<webhook id>, a controller's deliveries by latest outcome.
 GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
 """
 

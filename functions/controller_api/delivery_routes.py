@@ -1,0 +1,189 @@
+"""Controller routes of the delivery log: the attempts, redelivery, and the endpoint's state.
+
+Included by app.py with `app.include_router(delivery_routes.router)`; app.py's error handlers
+apply. The caller is the controller the authorizer let through, re-checked against its current
+key (rightsdesk.routing.controller_requests.caller); a delivery of another controller is 404,
+never 403. Rules live in rightsdesk.routing.delivery_log; nothing here logs a body or a URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field
+
+from rightsdesk.platform import http
+from rightsdesk.routing import controller_requests as inbox
+from rightsdesk.routing import delivery_log
+from rightsdesk.store.items.controllers import ControllerItem
+
+logger = Logger(child=True)
+metrics = Metrics()
+router = Router()
+
+
+def _caller() -> ControllerItem:
+    event = router.current_event
+    controller_id = event.request_context.authorizer.get_context().get("controller_id")
+    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
+    logger.append_keys(controller_id=controller.controller_id)
+    return controller
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(status_code=status, content_type=http.JSON, body=body)
+
+
+# ------------------------------------------------------------------ documented shapes
+
+
+class DeliveryAttempt(BaseModel):
+    """One attempt to deliver a webhook event: never its body, a header value or the URL."""
+
+    attempt_id: str
+    webhook_id: str = Field(description="The `webhook-id` header: the same on every attempt of one delivery")
+    event_type: delivery_log.EventType
+    request_id: str | None = None
+    notice: str | None = None
+    incident_id: str | None = None
+    doc: str | None = None
+    version: str | None = None
+    attempted_at: datetime
+    attempt: int = Field(description="1 on the first try; a retry or a redelivery counts on")
+    outcome: delivery_log.Outcome
+    http_status: int | None = Field(description="Your endpoint's answer; null if there was none")
+    latency_ms: int | None
+    error_class: str | None = Field(
+        description="timeout, connection, tls, ssrf_refused, no_endpoint, http_3xx, http_4xx, http_5xx, gone "
+        "(410: the endpoint is disabled), purged, request_gone; null when delivered"
+    )
+    redelivery: bool = Field(description="Sent because you asked for a redelivery")
+
+
+class RedeliverSince(BaseModel):
+    """`POST /v1/controller/deliveries/redeliver`: every delivery not delivered since `since`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime = Field(description="Deliveries whose latest attempt failed at or after this time")
+    until: datetime | None = Field(default=None, description="... and at or before this time")
+    event_type: delivery_log.EventType | None = None
+
+
+class EndpointState(BaseModel):
+    delivery: str
+    state: str = Field(description="enabled | disabled | not_webhook")
+    disabled_reason: str | None = Field(description="gone_410 (it answered 410) | operator; null while enabled")
+    disabled_since: datetime | None
+    endpoint_host: str | None = Field(description="The host of your endpoint; never its path or query")
+
+
+ATTEMPT = DeliveryAttempt.model_json_schema()
+LISTING = http.object_schema(
+    {"deliveries": {"type": "array", "items": ATTEMPT}, "next_cursor": {"type": ["string", "null"]}}
+)
+QUEUED = http.object_schema(
+    {
+        "webhook_id": {"type": "string"},
+        "redelivery_id": {"type": "string"},
+        "status": {"enum": ["queued", "already_queued"]},
+    }
+)
+BULK = http.object_schema(
+    {
+        "queued": {"type": "array", "items": {"type": "string"}},
+        "already_queued": {"type": "array", "items": {"type": "string"}},
+        "skipped": {
+            "type": "array",
+            "items": http.object_schema({"webhook_id": {"type": "string"}, "reason": {"type": "string"}}),
+        },
+        "more": {"type": "boolean", "description": "the cap was reached: call again from next_since for the rest"},
+        "next_since": {"type": ["string", "null"], "format": "date-time"},
+        "cap": {"type": "integer"},
+    }
+)
+STATE = EndpointState.model_json_schema()
+STATE_WITH_ATTEMPT = {
+    **STATE,
+    "properties": {**STATE["properties"], "last_attempt": {"anyOf": [ATTEMPT, {"type": "null"}]}},
+}
+TEST_QUEUED = http.object_schema(
+    {"test_id": {"type": "string"}, "webhook_id": {"type": "string"}, "status": {"enum": ["queued"]}}
+)
+
+
+# ------------------------------------------------------------------ routes
+
+
+@router.get(
+    "/v1/controller/deliveries",
+    summary="Your webhook delivery attempts, newest first (kept 90 days; no bodies)",
+    responses=http.responses(200, "A page of attempts", LISTING, 401, 403, 422, 503),
+)
+def list_deliveries(
+    status: Annotated[delivery_log.Outcome | None, Query()] = None,
+    event_type: Annotated[delivery_log.EventType | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Attempts at or after this time (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Attempts at or before this time (ISO 8601)")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=delivery_log.MAX_PAGE)] = delivery_log.DEFAULT_PAGE,
+):
+    controller = _caller()
+    filters = delivery_log.Filters(status=status, event_type=event_type, since=since, until=until)
+    items, next_cursor = delivery_log.list_page(controller.controller_id, filters, cursor=cursor, limit=limit)
+    return _json(200, {"deliveries": items, "next_cursor": next_cursor})
+
+
+@router.post(
+    "/v1/controller/deliveries/<webhook_id>/redeliver",
+    summary="Send one delivery again (same webhook-id); asked twice, it is queued once",
+    responses=http.responses(202, "Queued (or already queued)", QUEUED, 401, 403, 404, 409, 413, 415, 503),
+)
+def redeliver(webhook_id: str):
+    answer = delivery_log.redeliver(_caller(), webhook_id)
+    metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=1)
+    logger.info("redelivery asked", extra={"webhook_id": webhook_id, "status": answer["status"]})
+    return _json(202, answer)
+
+
+@router.post(
+    "/v1/controller/deliveries/redeliver",
+    summary=f"Send again every delivery not delivered since a time (at most {delivery_log.MAX_BULK_REDELIVERY} a call)",
+    responses=http.responses(
+        202, "What was queued, already queued, or skipped and why", BULK, 400, 401, 403, 409, 413, 415, 422, 503
+    ),
+)
+def redeliver_failed(asked: Annotated[RedeliverSince, Body()]):
+    answer = delivery_log.redeliver_failed(_caller(), since=asked.since, until=asked.until, event_type=asked.event_type)
+    metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=len(answer["queued"]))
+    logger.info(
+        "bulk redelivery asked",
+        extra={"queued": len(answer["queued"]), "skipped": len(answer["skipped"]), "more": answer["more"]},
+    )
+    return _json(202, answer)
+
+
+@router.get(
+    "/v1/controller/webhook",
+    summary="Your webhook endpoint: enabled or disabled (why, since when), and its latest attempt",
+    responses=http.responses(200, "The endpoint's state", STATE_WITH_ATTEMPT, 401, 403, 503),
+)
+def webhook_state():
+    return _json(200, delivery_log.endpoint_state(_caller()))
+
+
+@router.post(
+    "/v1/controller/webhook/enable",
+    summary="Enable your endpoint again after a 410: a test event is queued; a 2xx answer to it enables it",
+    responses=http.responses(202, "The test event is queued", TEST_QUEUED, 401, 403, 409, 413, 415, 503),
+)
+def enable_webhook():
+    answer = delivery_log.ask_enable(_caller())
+    logger.info("webhook enabling test queued", extra={"test_id": answer["test_id"]})
+    return _json(202, answer)
