@@ -176,7 +176,7 @@ def test_the_first_request_walkthrough_works_as_written(stack, language, tmp_pat
     assert "delivered\n" in said  # step 5: requests show
     assert "secrets loaded: 2" in receiver.output()  # step 6: the rotated secret, without a restart
     assert re.search(r"processed webhook\.test webhook-id=", receiver.output())
-    assert "email\n" in said  # step 7: controllers show after the 410
+    assert "gone_410\n" in said  # step 7: controllers show after the 410
     assert "Your webhook endpoint was disabled" in said
     assert len(re.findall(r"^stored dsr\.request\.forwarded", receiver.output(), re.M)) == 1
     assert re.search(r"whsec_\S+", (tmp_path / "walkthrough" / "secrets").read_text())  # set-delivery's new secret

@@ -467,7 +467,9 @@ def test_a_secret_rotation_while_the_receiver_runs(stack, endpoint):
     delivered(204)
 
 
-def test_410_from_a_retired_receiver_switches_its_controller_to_email(stack, language, node_dir, tmp_path):
+def test_410_from_a_retired_receiver_disables_its_endpoint_and_requests_go_by_email(
+    stack, language, node_dir, tmp_path
+):
     retired = _start_endpoint(stack, language, tmp_path, node_dir, "--gone")
     flow = Flow(stack, retired.controller.site)
     try:
@@ -484,5 +486,5 @@ def test_410_from_a_retired_receiver_switches_its_controller_to_email(stack, lan
     assert [p.answered for p in retired.tap.passed] == [410]
     assert request["email"] in mail["text"]
     shown = stack.cli_json("controllers", "show", retired.controller.controller_id)["controller"]
-    assert shown["delivery"] == "email" and shown["webhook_url"] is None
+    assert shown["webhook_disabled_reason"] == "gone_410", "disabled, its URL and secrets kept for re-enabling"
     assert not [line for line in retired.receiver.lines("webhook-id=") if line.startswith("stored ")]
