@@ -179,4 +179,5 @@ def test_the_first_request_walkthrough_works_as_written(stack, language, tmp_pat
     assert "gone_410\n" in said  # step 7: controllers show after the 410
     assert "Your webhook endpoint was disabled" in said
     assert len(re.findall(r"^stored dsr\.request\.forwarded", receiver.output(), re.M)) == 1
-    assert re.search(r"whsec_\S+", (tmp_path / "walkthrough" / "secrets").read_text())  # set-delivery's new secret
+    assert said.rstrip().endswith("null"), "set-delivery re-enabled the endpoint"
+    assert re.search(r"whsec_\S+", (tmp_path / "walkthrough" / "secrets").read_text()), "the secrets it kept"
