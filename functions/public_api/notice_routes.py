@@ -123,7 +123,21 @@ def _refused(error: unsubscribe.InvalidToken | unsubscribe.SpentToken) -> Respon
     return Response(status_code=error.status, content_type=http.JSON, body=error.to_body())
 
 
-@router.get("/v1/unsubscribe", include_in_schema=False)
+# The confirmation page answers a bad or spent token with a page too (its status says which).
+UNSUBSCRIBE_PAGE_ANSWERS = {
+    200: {"description": "A page asking to confirm (a GET never unsubscribes: mail scanners follow links)"},
+    400: {"description": "A page: the link is not valid"},
+    410: {"description": "A page: the link was used already"},
+}
+for _answer in UNSUBSCRIBE_PAGE_ANSWERS.values():
+    _answer["content"] = {"text/html": {}}
+
+
+@router.get(
+    "/v1/unsubscribe",
+    summary="The one-click unsubscribe link's page: asks to confirm; no login",
+    responses={**UNSUBSCRIBE_PAGE_ANSWERS, 503: http.responses(200, "", None, 503)[503]},
+)
 def unsubscribe_page(token: TOKEN = None):
     # Only a page: mail scanners fetch every link, and a GET must never unsubscribe anyone.
     from rightsdesk.audience import unsubscribe  # the list's records: loaded by its routes alone
