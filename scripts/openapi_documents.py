@@ -34,8 +34,12 @@ sys.path.insert(0, sys.argv[1].rsplit("/", 1)[0])
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-from rightsdesk.outbound import api_documents
-print(json.dumps(getattr(api_documents, sys.argv[2])(module.app)))
+if sys.argv[2] == "routes":
+    app = module.app
+    print(json.dumps([[r.method, r.openapi_path, r.include_in_schema] for r in app._static_routes + app._dynamic_routes]))
+else:
+    from rightsdesk.outbound import api_documents
+    print(json.dumps(getattr(api_documents, sys.argv[2])(module.app)))
 """
 
 APPS = {"controller_api": "controller_api", "public_api": "public_api"}  # function folder -> document
@@ -43,6 +47,16 @@ APPS = {"controller_api": "controller_api", "public_api": "public_api"}  # funct
 
 def generate(function: str) -> dict:
     """The OpenAPI document of functions/<function>/app.py, built as its own route serves it."""
+    return _child(function, APPS[function])
+
+
+def routes(function: str) -> list[tuple[str, str, bool]]:
+    """Every route functions/<function>/app.py registers, its routers' included: (method, path as
+    OpenAPI writes it, whether the document includes it)."""
+    return [(method, path, included) for method, path, included in _child(function, "routes")]
+
+
+def _child(function: str, what: str):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)]),
@@ -53,7 +67,7 @@ def generate(function: str) -> dict:
     env.pop("CORS_ALLOW_ORIGINS", None)  # the document does not depend on them
     app = ROOT / "functions" / function / "app.py"
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(app), APPS[function]],
+        [sys.executable, "-c", _CHILD, str(app), what],
         capture_output=True,
         text=True,
         env=env,

@@ -58,7 +58,9 @@ def _operation(document: dict, method: str, path: str) -> tuple[str, dict]:
     raise AssertionError(f"{method} {path} is not in the document")
 
 
-def answer_problems(document: dict, method: str, path: str, status: int, body: Any, *, strict: bool = True) -> list[str]:
+def answer_problems(
+    document: dict, method: str, path: str, status: int, body: Any, *, strict: bool = True
+) -> list[str]:
     """Why a JSON answer does not match what the document says `method path` answers with `status`
     (empty: it matches). `strict` closes every documented object (closed())."""
     template, operation = _operation(document, method, path.split("?", 1)[0])
@@ -70,4 +72,6 @@ def answer_problems(document: dict, method: str, path: str, status: int, body: A
         return [f"{method} {template} {status}: no JSON schema documented"]
     schema = _resolved(document, schema)
     validator = Draft202012Validator(closed(schema) if strict else schema)
-    return [f"{method} {template} {status}: {error.json_path}: {error.message}" for error in validator.iter_errors(body)]
+    return [
+        f"{method} {template} {status}: {error.json_path}: {error.message}" for error in validator.iter_errors(body)
+    ]

@@ -66,7 +66,7 @@ def public_api(app: Resolver) -> dict[str, Any]:
             security_schemes=PUBLIC_SECURITY_SCHEMES,
         )
     )
-    return _accept_forms(document)
+    return _finished(document)
 
 
 def controller_api(app: Resolver) -> dict[str, Any]:
@@ -87,7 +87,30 @@ def controller_api(app: Resolver) -> dict[str, Any]:
         )
     )
     document["webhooks"] = event_catalog.openapi_webhooks()
-    return _accept_forms(document)
+    return _finished(document)
+
+
+def _finished(document: dict[str, Any]) -> dict[str, Any]:
+    return _accept_forms(_validation_errors_in_our_shape(document))
+
+
+# powertools documents a 422 in its own validation error shape on every route that validates and
+# names no 422; rightsdesk.platform.api_errors answers it in ours.
+_POWERTOOLS_VALIDATION = "#/components/schemas/HTTPValidationError"
+
+
+def _validation_errors_in_our_shape(document: dict[str, Any]) -> dict[str, Any]:
+    ours = http.responses(200, "", None, 422)[422]
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            answer = operation.get("responses", {}).get("422") or {}
+            if (answer.get("content") or {}).get(http.JSON, {}).get("schema", {}).get("$ref") == _POWERTOOLS_VALIDATION:
+                operation["responses"]["422"] = ours
+    schemas = document.get("components", {}).get("schemas", {})
+    if "ValidationError" not in json.dumps(document.get("paths")):
+        for name in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
+            schemas.pop(name, None)
+    return document
 
 
 def _accept_forms(document: dict[str, Any]) -> dict[str, Any]:
