@@ -26,15 +26,11 @@ from rightsdesk.routing import payloads
 from rightsdesk.routing.delivery import DeliveryMessage
 from tests.support.aws import code_in
 from tests.support.openapi import closed
-from tests.unit.test_dispatch import (  # noqa: F401 - cloud and fresh are this module's fixtures too
-    Endpoint,
-    breach_message,
-    cloud,
-    controller,
-    declare,
-    fresh,
-    route,
-)
+from tests.unit import test_dispatch as world
+from tests.unit.test_dispatch import Endpoint, breach_message, controller, declare, route
+
+# test_dispatch's moto world and webhook endpoint, a module-scoped instance of this module's own
+cloud, fresh = world.cloud, world.fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "docs" / "openapi" / "events.snapshot.json"
