@@ -75,3 +75,27 @@ def answer_problems(
     return [
         f"{method} {template} {status}: {error.json_path}: {error.message}" for error in validator.iter_errors(body)
     ]
+
+
+def check_every_answer(session, base_url: str, *documents: dict) -> None:
+    """Make `session` (requests) hold every JSON answer to a documented operation to the document:
+    a status it does not document, or a body its schema (closed) refuses, fails the test that made
+    the call. Answers to paths no document has (the dev routes, the documents themselves) pass."""
+    from urllib.parse import urlsplit
+
+    prefix = urlsplit(base_url).path.rstrip("/")
+
+    def hook(response, *args, **kwargs):
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return
+        method, path = response.request.method, urlsplit(response.request.url).path.removeprefix(prefix)
+        for document in documents:
+            try:
+                _operation(document, method, path)
+            except AssertionError:
+                continue
+            problems = answer_problems(document, method, path, response.status_code, response.json())
+            assert not problems, "the answer is not what the OpenAPI document says:\n" + "\n".join(problems)
+            return
+
+    session.hooks["response"].append(hook)
