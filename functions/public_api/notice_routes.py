@@ -149,10 +149,17 @@ def unsubscribe_page(token: TOKEN = None):
     return _page("confirm", 200, token, claims.list_name, claims=claims)
 
 
+ONE_CLICK = {"schema": {"type": "object", "properties": {"List-Unsubscribe": {"const": "One-Click"}}}}
+
+
 @router.post(
     "/v1/unsubscribe",
     summary="One-click unsubscribe from an optional list (RFC 8058); no login",
     responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503, media=(http.JSON, "text/html")),
+    # RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click`; the token in the URL is all that is read.
+    openapi_extensions={
+        "requestBody": {"required": False, "content": {http.FORM: ONE_CLICK, http.MULTIPART: ONE_CLICK}}
+    },
 )
 def unsubscribe_now(token: TOKEN = None):
     from rightsdesk.audience import unsubscribe
