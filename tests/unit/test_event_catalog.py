@@ -254,3 +254,23 @@ def test_a_breaking_change_to_a_real_event_is_caught():
         "dsr.request.forwarded: data.subject: property removed (or renamed)",
         "dsr.request.overdue: data.notice: enum value 'due_today' removed",
     ]
+
+
+def test_a_superseded_type_is_announced_deprecated_beside_its_successor(monkeypatch):
+    old = event_catalog.BY_NAME[webhooks.EVENT_TEST]
+    renamed = f"{old.name}.v2"
+    catalog = (
+        event_catalog.EventType(old.name, old.summary, old.personal_data, old.data, superseded_by=renamed),
+        event_catalog.EventType(renamed, old.summary, old.personal_data, old.data),
+    )
+    monkeypatch.setattr(event_catalog, "CATALOG", catalog)
+    monkeypatch.setattr(event_catalog, "BY_NAME", {event.name: event for event in catalog})
+    event_catalog._envelope.cache_clear()
+    try:
+        section = event_catalog.openapi_webhooks()
+        assert section[old.name]["post"]["deprecated"] is True and "deprecated" not in section[renamed]["post"]
+        assert f"superseded by `{renamed}`" in event_catalog.envelope_schema(old.name)["description"]
+        published = {old.name: json.loads(SNAPSHOT.read_text())[old.name]}
+        assert event_compatibility.breaking_changes(published, event_catalog.schemas()) == []
+    finally:
+        event_catalog._envelope.cache_clear()
