@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from rightsdesk.outbound import schema_files
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
 
@@ -32,6 +33,21 @@ TOKEN = Annotated[str | None, Query(max_length=512, description="The token from 
 # show each version's SHA-256 of its full text, recorded when it was published.
 
 
+# A version as the archive shows it is the `data` of the `policy.updated` webhook event: one schema.
+POLICY_VERSION = schema_files.load("policy.updated")
+POLICY_VERSION["description"] = "A published version of a policy document"
+POLICY_ARCHIVE = {
+    "type": "object",
+    "required": ["doc", "current", "upcoming", "versions"],
+    "properties": {
+        "doc": {"type": "string"},
+        "current": {"anyOf": [POLICY_VERSION, {"type": "null"}], "description": "The version in effect"},
+        "upcoming": {"type": "array", "items": POLICY_VERSION, "description": "Published, not in effect yet"},
+        "versions": {"type": "array", "items": POLICY_VERSION, "description": "Every version"},
+    },
+}
+
+
 def _archive_answer(data: dict, render) -> Response | dict:
     if not http.wants_html(router.current_event.headers.get("accept")):
         return data
@@ -49,7 +65,7 @@ def _archive_answer(data: dict, render) -> Response | dict:
     responses=http.responses(
         200,
         "The document's versions (an HTML page for Accept: text/html)",
-        None,
+        POLICY_ARCHIVE,
         404,
         503,
         media=(http.JSON, "text/html"),
@@ -67,7 +83,7 @@ def policy_archive(doc: str):
     responses=http.responses(
         200,
         "The version, as published (an HTML page for Accept: text/html)",
-        None,
+        POLICY_VERSION,
         404,
         503,
         media=(http.JSON, "text/html"),

@@ -15,21 +15,19 @@ tests/unit/test_event_catalog.py fails on a change the rule does not allow.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
+from rightsdesk.outbound import schema_files
 from rightsdesk.platform import webhooks
 
-SCHEMA_DIR = Path(__file__).parent / "event_schemas"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def _schema_file(name: str) -> Callable[[], dict[str, Any]]:
-    return lambda: json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return lambda: schema_files.load(name)
 
 
 def _payloads(builder: str, **options: Any) -> Callable[[], dict[str, Any]]:
