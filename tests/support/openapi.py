@@ -99,3 +99,18 @@ def check_every_answer(session, base_url: str, *documents: dict) -> None:
             return
 
     session.hooks["response"].append(hook)
+
+
+def event_problems(event: bytes | dict) -> list[str]:
+    """Why a webhook body does not match its type's schema in the event catalog, closed (a key the
+    code sends and the schema does not name fails); empty when it matches."""
+    import json
+
+    from rightsdesk.outbound import event_catalog
+
+    event = json.loads(event) if isinstance(event, bytes) else event
+    if event.get("type") not in event_catalog.BY_NAME:
+        return [f"{event.get('type')!r} is not in the event catalog"]
+    schema = closed(event_catalog.envelope_schema(event["type"]))
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{event['type']} {error.json_path}: {error.message}" for error in validator.iter_errors(event)]

@@ -25,7 +25,7 @@ from rightsdesk.platform import webhooks
 from rightsdesk.routing import payloads
 from rightsdesk.routing.delivery import DeliveryMessage
 from tests.support.aws import code_in
-from tests.support.openapi import closed
+from tests.support.openapi import event_problems
 from tests.unit import test_dispatch as world
 from tests.unit.test_dispatch import Endpoint, breach_message, controller, declare, route
 
@@ -37,14 +37,7 @@ SNAPSHOT = ROOT / "docs" / "openapi" / "events.snapshot.json"
 REFRESH = "run `make openapi` and commit docs/openapi/"
 
 
-def problems(body: bytes | dict) -> list[str]:
-    """Why a webhook body does not match its type's schema, closed; empty when it does."""
-    event = json.loads(body) if isinstance(body, bytes) else body
-    if event.get("type") not in event_catalog.BY_NAME:
-        return [f"{event.get('type')!r} is not in the event catalog"]
-    schema = closed(event_catalog.envelope_schema(event["type"]))
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    return [f"{event['type']} {error.json_path}: {error.message}" for error in validator.iter_errors(event)]
+problems = event_problems
 
 
 # ------------------------------------------------------------------ what the code sends
