@@ -38,12 +38,10 @@ def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=http.JSON, body=body)
 
 
-# The answers each route documents (errors in the shape of http.ERROR_SCHEMA). Every route may also
-# answer these: 401 and 403 from API Gateway and the authorizer before the function runs, 429 from
-# API Gateway's throttling, 400 and 413 for a body no route reads (rightsdesk.platform.api_gateway),
-# 500 and 503 (rightsdesk.platform.api_errors).
-ANY_ROUTE = (400, 401, 403, 413, 429, 500, 503)
-BODY = (415, 422)  # a POST's body: not JSON or form-encoded; fields not valid
+# The answers each route documents (errors in the shape of http.ERROR_SCHEMA), with what every route
+# may answer before it runs (http.ANY_AUTHORIZED_ROUTE) and, with a body, http.BODY_ERRORS.
+ANY_ROUTE = http.ANY_AUTHORIZED_ROUTE
+BODY = http.BODY_ERRORS
 CODES = {
     400: "Codes: `malformed_json`, `malformed_body`",
     401: "Codes: `unauthorized` (no key, or a malformed, unknown or rotated-out one)",

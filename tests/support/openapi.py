@@ -24,15 +24,15 @@ def public_openapi() -> dict:
     return generate("public_api")
 
 
-def _resolved(document: dict, schema: Any) -> Any:
+def resolved(document: dict, schema: Any) -> Any:
     """`schema` with the document's `#/components/schemas/...` references inlined."""
     if isinstance(schema, dict):
         ref = schema.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-            return _resolved(document, document["components"]["schemas"][ref.rsplit("/", 1)[1]])
-        return {key: _resolved(document, value) for key, value in schema.items()}
+            return resolved(document, document["components"]["schemas"][ref.rsplit("/", 1)[1]])
+        return {key: resolved(document, value) for key, value in schema.items()}
     if isinstance(schema, list):
-        return [_resolved(document, value) for value in schema]
+        return [resolved(document, value) for value in schema]
     return schema
 
 
@@ -70,7 +70,7 @@ def answer_problems(
     schema = ((documented.get("content") or {}).get("application/json") or {}).get("schema")
     if schema is None:
         return [f"{method} {template} {status}: no JSON schema documented"]
-    schema = _resolved(document, schema)
+    schema = resolved(document, schema)
     validator = Draft202012Validator(closed(schema) if strict else schema)
     return [
         f"{method} {template} {status}: {error.json_path}: {error.message}" for error in validator.iter_errors(body)

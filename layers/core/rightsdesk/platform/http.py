@@ -213,6 +213,14 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+# What every route behind the controller authorizer may answer besides its own: 401 and 403 from API
+# Gateway and the authorizer before the function runs, 429 from API Gateway's throttling, 400 and
+# 413 for a body no route reads (rightsdesk.platform.api_gateway), 500 and 503 (api_errors). A route
+# with a body also 415 and 422. Each route documents them (tests/unit/test_api_contracts.py).
+ANY_AUTHORIZED_ROUTE = (400, 401, 403, 413, 429, 500, 503)
+BODY_ERRORS = (415, 422)
+
+
 def object_schema(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON object with these properties (name -> JSON Schema)."""
     return {"type": "object", "required": list(required), "properties": {**required, **(optional or {})}}
