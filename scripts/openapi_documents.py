@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
 
     files = expected_files()
     if "--check" in argv:
-        stale = [str(path.relative_to(ROOT)) for path, text in files.items() if _read(path) != text]
+        stale = [_shown(path) for path, text in files.items() if _read(path) != text]
         if stale:
             print(f"out of date: {', '.join(stale)}; run `make openapi`", file=sys.stderr)
             return 1
@@ -120,8 +120,12 @@ def main(argv: list[str]) -> int:
     DOCS.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_shown(path)}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _read(path: Path) -> str | None:

@@ -126,3 +126,20 @@ def test_the_public_document_names_the_status_token_the_idempotency_key_and_form
         content = (operation.get("requestBody") or {}).get("content") or {}
         if http.JSON in content:
             assert content[http.FORM] == content[http.JSON], f"{method} {path}: no form-encoded body"
+
+
+def test_make_openapi_refuses_to_publish_a_breaking_event_change(tmp_path, monkeypatch, capsys):
+    published = event_catalog.schemas()
+    data = published["dsr.request.cancelled"]["properties"]["data"]
+    data["properties"]["reason"] = {"type": "string"}  # published once, gone from the code now
+    snapshot = tmp_path / "events.snapshot.json"
+    snapshot.write_text(openapi_documents.serialized(published))
+    for name in ("CONTROLLER_FILE", "PUBLIC_FILE"):
+        monkeypatch.setattr(openapi_documents, name, tmp_path / f"{name}.json")
+    monkeypatch.setattr(openapi_documents, "SNAPSHOT_FILE", snapshot)
+    monkeypatch.setattr(openapi_documents, "DOCS", tmp_path)
+
+    assert openapi_documents.main([]) == 1
+    assert "dsr.request.cancelled: data.reason: property removed" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.snapshot.json"], "nothing was written"
+    assert openapi_documents.main(["--check"]) == 1, "the stale files are reported"
