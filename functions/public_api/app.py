@@ -191,6 +191,11 @@ IDEMPOTENCY_KEY = Annotated[
         422,
         429,
         503,
+        codes={
+            422: "Codes: `invalid_input` (`fields`), `unknown_site`, `site_unavailable`, "
+            "`idempotency_key_reused` (the Idempotency-Key was used with another body)",
+            429: "Codes: `rate_limited` (this source's submissions this minute), `too_many_requests`",
+        },
     ),
 )
 def submit(submission: Annotated[submissions.Submission, Body()], idempotency_key: IDEMPOTENCY_KEY = None):

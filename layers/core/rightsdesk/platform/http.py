@@ -206,7 +206,7 @@ _ERROR_DESCRIPTIONS = {
     410: "Expired",
     413: "The body is too large",
     415: "Send application/json or application/x-www-form-urlencoded",
-    422: "Some fields are not valid (fields names each one), or an Idempotency-Key was reused with another body",
+    422: "Some fields are not valid (`fields` names each one)",
     429: "Too many attempts or submissions; try again later (after Retry-After seconds, when given)",
     500: "Something went wrong on our side (`internal_error`); the message says nothing more",
     503: "Briefly unavailable; retry after the Retry-After seconds",
