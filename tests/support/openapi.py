@@ -64,7 +64,8 @@ def answer_problems(
     """Why a JSON answer does not match what the document says `method path` answers with `status`
     (empty: it matches). `strict` closes every documented object (closed())."""
     template, operation = _operation(document, method, path.split("?", 1)[0])
-    documented = operation["responses"].get(str(status))
+    answers = operation["responses"]
+    documented = answers.get(str(status)) or answers.get(f"{str(status)[0]}XX") or answers.get("default")
     if documented is None:
         return [f"{method} {template}: status {status} is not documented"]
     schema = ((documented.get("content") or {}).get("application/json") or {}).get("schema")

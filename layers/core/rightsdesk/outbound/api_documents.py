@@ -91,7 +91,29 @@ def controller_api(app: Resolver) -> dict[str, Any]:
 
 
 def _finished(document: dict[str, Any]) -> dict[str, Any]:
-    return _accept_forms(_validation_errors_in_our_shape(document))
+    return _accept_forms(_answers_before_any_route(_validation_errors_in_our_shape(document)))
+
+
+# What any operation may answer besides its own, each in the error shape: the body checks that run
+# before every route (rightsdesk.platform.api_gateway: 400 not UTF-8 or unreadable JSON, 413 too
+# large), a fault of ours (500), and API Gateway's own answer when the function fails or times out
+# (any 5xx; template.yaml GatewayResponses DEFAULT_5XX).
+_GATEWAY_5XX = {
+    "description": "The function failed or timed out: API Gateway's own answer (`internal_error`); retry later",
+    "content": {http.JSON: {"schema": http.ERROR_SCHEMA}},
+}
+
+
+def _answers_before_any_route(document: dict[str, Any]) -> dict[str, Any]:
+    before = {str(status): answer for status, answer in http.responses(200, "", None, 400, 413, 500).items()}
+    before.pop("200")
+    before["5XX"] = _GATEWAY_5XX
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            answers = operation.setdefault("responses", {})
+            for status, answer in before.items():
+                answers.setdefault(status, json.loads(json.dumps(answer)))
+    return document
 
 
 # powertools documents a 422 in its own validation error shape on every route that validates and
@@ -121,8 +143,3 @@ def _accept_forms(document: dict[str, Any]) -> dict[str, Any]:
             if http.JSON in content:
                 content.setdefault(http.FORM, {"schema": content[http.JSON]["schema"]})
     return document
-
-
-def serialized(document: dict[str, Any]) -> str:
-    """The document as docs/openapi/ holds it."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
