@@ -10,13 +10,14 @@ CFN_LINT := $(SAM_VENV)/bin/cfn-lint
 PYTEST_ARGS ?=
 
 .PHONY: help install requirements tools run test test-style test-layers typecheck test-unit test-integration test-template test-e2e lint build bench deploy translations clean
-.PHONY: check security fuzz load format
+.PHONY: check security fuzz load format openapi
 
 help:
 	@echo "make run     start the local stack (moto on :4566, gateway on :3000, demo controller 'demo')"
 	@echo "make test    unit, integration, template checks, sam build and the browser test"
 	@echo "make format ruff: fix the lint findings it can and format the tree"
 	@echo "make lint    cfn-lint and sam validate --lint"
+	@echo "make openapi write docs/openapi/ (both OpenAPI documents, the webhook events' snapshot) from the code"
 	@echo "make build   sam build (BuildMethod: makefile, no Docker)"
 	@echo "make requirements  regenerate layers/core/requirements.txt from constraints.txt"
 	@echo "make bench   benchmarks; refreshes docs/benchmarks.md"
@@ -112,6 +113,12 @@ bench: install build
 
 deploy: tools build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $${ENV:-dev}
+
+# The published contracts from the code (scripts/openapi_documents.py): refused if a webhook event
+# changed in a way its compatibility rule does not allow. tests/unit/test_api_contracts.py fails
+# while a committed file differs from what this writes.
+openapi: install
+	$(PY) -m scripts.openapi_documents
 
 # Every domain (messages, notices, operator) compiles to the .mo files the layer ships.
 translations: install

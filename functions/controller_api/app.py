@@ -8,6 +8,7 @@ a subject's personal data until it is purged; nothing here logs a body, a key or
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
@@ -37,17 +38,34 @@ def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=http.JSON, body=body)
 
 
-# The answers each route documents (errors in the shape of http.ERROR_SCHEMA); 401 and 403 also
-# come from API Gateway and the authorizer, before the function runs.
-LISTING = http.object_schema(
-    {"requests": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}
-)
+# The answers each route documents (errors in the shape of http.ERROR_SCHEMA), with what every route
+# may answer before it runs (http.ANY_AUTHORIZED_ROUTE) and, with a body, http.BODY_ERRORS.
+ANY_ROUTE = http.ANY_AUTHORIZED_ROUTE
+BODY = http.BODY_ERRORS
+CODES = {
+    400: "Codes: `malformed_json`, `malformed_body`",
+    401: "Codes: `unauthorized` (no key, or a malformed, unknown or rotated-out one)",
+    403: "Codes: `forbidden` (the authorizer refused the key)",
+    404: "Codes: `not_found` (no such request, another controller's, not routed yet, or past its retention)",
+    413: "Codes: `payload_too_large`",
+    415: "Codes: `unsupported_media_type`",
+    422: "Codes: `invalid_input` (`fields` names each field)",
+    429: "Codes: `too_many_requests` (API Gateway's throttling)",
+    503: "Codes: `unavailable`",
+}
 
 
 @app.get(
     "/v1/controller/requests",
     summary="List your requests, by status, oldest first",
-    responses=http.responses(200, "A page of requests", LISTING, 401, 403, 422, 503),
+    responses=http.responses(
+        200,
+        "A page of requests",
+        inbox.LISTING_SCHEMA,
+        *ANY_ROUTE,
+        422,
+        codes={**CODES, 422: "Codes: `invalid_input` (`fields`: `status`, `limit`, `cursor: invalid_cursor`)"},
+    ),
 )
 def list_requests(
     status: Annotated[inbox.VisibleStatus | None, Query()] = None,
@@ -62,7 +80,7 @@ def list_requests(
 @app.get(
     "/v1/controller/requests/<request_id>",
     summary="One request; a pull controller's first fetch delivers it",
-    responses=http.responses(200, "The request", None, 401, 403, 404, 503),
+    responses=http.responses(200, "The request", inbox.DETAIL_SCHEMA, *ANY_ROUTE, 404, codes=CODES),
 )
 def get_request(request_id: str):
     view = inbox.fetch(_caller(), request_id)
@@ -73,7 +91,22 @@ def get_request(request_id: str):
 @app.post(
     "/v1/controller/requests/<request_id>/status",
     summary="Report progress: acknowledged, in_progress, completed, rejected",
-    responses=http.responses(200, "The request as it is now", None, 400, 401, 403, 404, 409, 413, 415, 422, 503),
+    responses=http.responses(
+        200,
+        "The request as it is now, and who tells the subject",
+        inbox.REPORT_ANSWER_SCHEMA,
+        *ANY_ROUTE,
+        *BODY,
+        404,
+        409,
+        codes={
+            **CODES,
+            409: "Codes: `illegal_transition` (not a step the lifecycle allows, or it changed meanwhile), "
+            "`no_due_date`, `due_date_passed` (an extension after the due date)",
+            422: "Codes: `invalid_input` (`fields`: `status: invalid_choice`, `reason: required`, "
+            "`extend_to: beyond_legal_limit | not_later | not_allowed`, `<field>: unknown_field`, `body`)",
+        },
+    ),
 )
 def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]):
     view = inbox.report_status(_caller(), request_id, report)
@@ -88,7 +121,19 @@ def report_status(request_id: str, report: Annotated[inbox.StatusReport, Body()]
 @app.post(
     "/v1/controller/webhook/rotate",
     summary="New webhook secret (shown once); every replaced one signs for 24 h more",
-    responses=http.responses(200, "The new secret, shown once", None, 401, 403, 409, 413, 415, 429, 503),
+    responses=http.responses(
+        200,
+        "The new secret, shown once",
+        inbox.ROTATION_SCHEMA,
+        *ANY_ROUTE,
+        *BODY,
+        409,
+        codes={
+            **CODES,
+            409: "Codes: `not_webhook` (your delivery is not by webhook)",
+            429: "Codes: `too_many_rotations` (10 replaced secrets still sign), `too_many_requests`",
+        },
+    ),
 )
 def rotate_webhook_secret():
     answer = inbox.rotate_webhook_secret(_caller())
@@ -99,7 +144,15 @@ def rotate_webhook_secret():
 @app.post(
     "/v1/controller/webhook/test",
     summary="Send a signed test event to your webhook",
-    responses=http.responses(202, "Queued", None, 401, 403, 409, 413, 415, 503),
+    responses=http.responses(
+        202,
+        "Queued: the dispatcher sends a signed `webhook.test` event",
+        inbox.TEST_QUEUED_SCHEMA,
+        *ANY_ROUTE,
+        *BODY,
+        409,
+        codes={**CODES, 409: "Codes: `not_webhook` (your delivery is not by webhook)"},
+    ),
 )
 def test_webhook():
     answer = inbox.queue_test_event(_caller())
@@ -112,6 +165,22 @@ def test_webhook():
 import delivery_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
 
 app.include_router(delivery_routes.router)
+
+# ------------------------------------------------------------------ this API's contract
+
+
+# No key: the document holds no data (the template wires the route without the authorizer).
+@app.get("/v1/controller/openapi.json", include_in_schema=False)
+def openapi():
+    return _json(200, _document())
+
+
+@cache
+def _document() -> dict:
+    from rightsdesk.outbound import api_documents  # the document's builder and the event catalog, on first use
+
+    return api_documents.controller_api(app)
+
 
 # ------------------------------------------------------------------ errors
 

@@ -7,6 +7,7 @@ about internals. Nothing here logs a body, an address, a code or a token.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Annotated
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,6 +23,7 @@ from rightsdesk.intake import submissions
 from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
+from rightsdesk.outbound import api_documents
 from rightsdesk.platform import api_errors, api_gateway, handler_support, hashing, http
 from rightsdesk.platform.config import settings
 from rightsdesk.render import i18n, web
@@ -127,12 +129,12 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi():
-    schema = app.get_openapi_json_schema(
-        title="rightsdesk public API",
-        version="1.0.0",
-        description="Submit, verify, follow and cancel data-subject requests.",
-    )
-    return Response(status_code=200, content_type="application/json", body=schema)
+    return Response(status_code=200, content_type="application/json", body=_document())
+
+
+@functools.cache
+def _document() -> dict:
+    return api_documents.public_api(app)
 
 
 # ------------------------------------------------------------------ API
@@ -161,20 +163,15 @@ SUBMITTED = http.object_schema({"request_id": {"type": "string"}, "status": {"ty
 VERIFIED = http.object_schema(
     {name: {"type": "string"} for name in ("request_id", "status", "status_token", "due_at", "status_url")}
 )
-STATUS_VIEW = http.object_schema(
-    {
-        "request_id": {"type": "string"},
-        "type": {"type": "string"},
-        "status": {"type": "string"},
-        "created_at": {"type": "string"},
-        "verified_at": {"type": ["string", "null"]},
-        "due_at": {"type": ["string", "null"]},
-        "timeline": {
-            "type": "array",
-            "items": http.object_schema({"at": {"type": "string"}, "status": {"type": "string"}}),
-        },
-    },
-)
+STATUS_VIEW = submissions.STATUS_VIEW_SCHEMA
+IDEMPOTENCY_KEY = Annotated[
+    str | None,
+    Header(
+        description="Makes a retry safe: the same key with the same body gets the first answer for 24 h; "
+        "with another body, 422 `idempotency_key_reused`. Scoped to the body's site",
+        json_schema_extra={"minLength": 1, "maxLength": http.MAX_IDEMPOTENCY_KEY_LENGTH, "pattern": "^[ -~]+$"},
+    ),
+]
 
 
 # An Idempotency-Key makes a retry safe: the same key with the same body gets the first answer; with
@@ -194,11 +191,16 @@ STATUS_VIEW = http.object_schema(
         422,
         429,
         503,
+        codes={
+            422: "Codes: `invalid_input` (`fields`), `unknown_site`, `site_unavailable`, "
+            "`idempotency_key_reused` (the Idempotency-Key was used with another body)",
+            429: "Codes: `rate_limited` (this source's submissions this minute), `too_many_requests`",
+        },
     ),
 )
-def submit(submission: Annotated[submissions.Submission, Body()]):
+def submit(submission: Annotated[submissions.Submission, Body()], idempotency_key: IDEMPOTENCY_KEY = None):
     locale = submission.locale or _locale()
-    client_key = app.current_event.headers.get("idempotency-key")
+    client_key = idempotency_key
     if client_key is not None and not http.valid_idempotency_key(client_key):
         raise InvalidInput(
             "the Idempotency-Key must be 1 to 255 printable ASCII characters",
@@ -271,6 +273,7 @@ def verify(request_id: str, body: Annotated[submissions.VerifyInput, Body()]):
     "/v1/requests/<request_id>",
     summary="Follow a request (Authorization: Bearer <status_token>)",
     responses=http.responses(200, "The request's progress; no personal data", STATUS_VIEW, 401, 404, 429, 503),
+    security=api_documents.STATUS_TOKEN_REQUIRED,
 )
 def get_status(request_id: str) -> dict:
     return submissions.status_view(submissions.authorize(request_id, _bearer(), source=_source()))
@@ -280,6 +283,7 @@ def get_status(request_id: str) -> dict:
     "/v1/requests/<request_id>/cancel",
     summary="Cancel a request (Authorization: Bearer <status_token>)",
     responses=http.responses(200, "Cancelled", SUBMITTED, 401, 404, 409, 413, 415, 429, 503),
+    security=api_documents.STATUS_TOKEN_REQUIRED,
 )
 def cancel(request_id: str):
     token = _bearer()

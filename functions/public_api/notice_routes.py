@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from rightsdesk.outbound import schema_files
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
 
@@ -32,6 +33,21 @@ TOKEN = Annotated[str | None, Query(max_length=512, description="The token from 
 # show each version's SHA-256 of its full text, recorded when it was published.
 
 
+# A version as the archive shows it is the `data` of the `policy.updated` webhook event: one schema.
+POLICY_VERSION = schema_files.load("policy.updated")
+POLICY_VERSION["description"] = "A published version of a policy document"
+POLICY_ARCHIVE = {
+    "type": "object",
+    "required": ["doc", "current", "upcoming", "versions"],
+    "properties": {
+        "doc": {"type": "string"},
+        "current": {"anyOf": [POLICY_VERSION, {"type": "null"}], "description": "The version in effect"},
+        "upcoming": {"type": "array", "items": POLICY_VERSION, "description": "Published, not in effect yet"},
+        "versions": {"type": "array", "items": POLICY_VERSION, "description": "Every version"},
+    },
+}
+
+
 def _archive_answer(data: dict, render) -> Response | dict:
     if not http.wants_html(router.current_event.headers.get("accept")):
         return data
@@ -49,7 +65,7 @@ def _archive_answer(data: dict, render) -> Response | dict:
     responses=http.responses(
         200,
         "The document's versions (an HTML page for Accept: text/html)",
-        None,
+        POLICY_ARCHIVE,
         404,
         503,
         media=(http.JSON, "text/html"),
@@ -67,7 +83,7 @@ def policy_archive(doc: str):
     responses=http.responses(
         200,
         "The version, as published (an HTML page for Accept: text/html)",
-        None,
+        POLICY_VERSION,
         404,
         503,
         media=(http.JSON, "text/html"),
@@ -123,7 +139,21 @@ def _refused(error: unsubscribe.InvalidToken | unsubscribe.SpentToken) -> Respon
     return Response(status_code=error.status, content_type=http.JSON, body=error.to_body())
 
 
-@router.get("/v1/unsubscribe", include_in_schema=False)
+# The confirmation page answers a bad or spent token with a page too (its status says which).
+UNSUBSCRIBE_PAGE_ANSWERS = {
+    200: {"description": "A page asking to confirm (a GET never unsubscribes: mail scanners follow links)"},
+    400: {"description": "A page: the link is not valid"},
+    410: {"description": "A page: the link was used already"},
+}
+for _answer in UNSUBSCRIBE_PAGE_ANSWERS.values():
+    _answer["content"] = {"text/html": {}}
+
+
+@router.get(
+    "/v1/unsubscribe",
+    summary="The one-click unsubscribe link's page: asks to confirm; no login",
+    responses={**UNSUBSCRIBE_PAGE_ANSWERS, 503: http.responses(200, "", None, 503)[503]},
+)
 def unsubscribe_page(token: TOKEN = None):
     # Only a page: mail scanners fetch every link, and a GET must never unsubscribe anyone.
     from rightsdesk.audience import unsubscribe  # the list's records: loaded by its routes alone
@@ -135,10 +165,17 @@ def unsubscribe_page(token: TOKEN = None):
     return _page("confirm", 200, token, claims.list_name, claims=claims)
 
 
+ONE_CLICK = {"schema": {"type": "object", "properties": {"List-Unsubscribe": {"const": "One-Click"}}}}
+
+
 @router.post(
     "/v1/unsubscribe",
     summary="One-click unsubscribe from an optional list (RFC 8058); no login",
     responses=http.responses(200, "Unsubscribed", None, 400, 410, 413, 415, 422, 503, media=(http.JSON, "text/html")),
+    # RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click`; the token in the URL is all that is read.
+    openapi_extensions={
+        "requestBody": {"required": False, "content": {http.FORM: ONE_CLICK, http.MULTIPART: ONE_CLICK}}
+    },
 )
 def unsubscribe_now(token: TOKEN = None):
     from rightsdesk.audience import unsubscribe

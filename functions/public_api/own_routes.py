@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from rightsdesk.outbound import api_documents
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
 
@@ -32,8 +33,19 @@ def _token(query_token: str | None) -> str | None:
     summary="The subject's data, for an access or portability request to the operator itself "
     "(Authorization: Bearer <status_token>); for 7 days after the request was completed",
     responses=http.responses(
-        200, "The export", None, 401, 404, 409, 410, 422, 429, 503, media=(http.JSON, "text/html")
+        200,
+        "The export (JSON as GET /v1/schemas/export.json describes it, or the readable page)",
+        None,
+        401,
+        404,
+        409,
+        410,
+        422,
+        429,
+        503,
+        media=(http.JSON, "text/html"),
     ),
+    security=api_documents.STATUS_TOKEN_OR_LINK,
 )
 def export(
     request_id: str,

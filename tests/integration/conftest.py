@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.openapi import check_every_answer, controller_openapi, public_openapi
 from tests.support.stack import (  # noqa: F401 - re-exported for the test modules
     CLI,
     PYTHON,
@@ -59,6 +60,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """The repo's template.yaml, running locally for the whole session (of this worker)."""
     running = start_stack(tmp_path_factory.mktemp("local-stack"))
+    checked_against_the_documents(running)
     yield running
     running.stop()
 
@@ -72,12 +74,19 @@ def launch_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Runn
         running = start_stack(
             tmp_path_factory.mktemp("local-stack"), *args, env=env, production_limits=production_limits
         )
+        checked_against_the_documents(running)
         started.append(running)
         return running
 
     yield launch
     for running in started:
         running.stop()
+
+
+def checked_against_the_documents(running: RunningStack) -> None:
+    """Every JSON answer the stack's own session gets (`stack.get`, `stack.post`) must be what the
+    OpenAPI documents say: a documented status, a body the closed schema accepts (tests/support/openapi.py)."""
+    check_every_answer(running.http, running.base_url, controller_openapi(), public_openapi())
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ import requests
 
 from rightsdesk.kernel import clock, deadlines
 from tests.support.flows import eventually
+from tests.support.openapi import check_every_answer, controller_openapi, public_openapi
 from tests.support.stack import add_with_cli
 
 pytestmark = pytest.mark.integration
@@ -104,7 +105,10 @@ def forwarded_request(stack, table, controller: Controller, **fields) -> Submitt
 
 @pytest.fixture(scope="module")
 def api(stack):
-    return requests.Session()
+    """Every answer this session gets must be what the OpenAPI documents say (tests/support/openapi.py)."""
+    session = requests.Session()
+    check_every_answer(session, stack.base_url, controller_openapi(), public_openapi())
+    return session
 
 
 @pytest.fixture
@@ -194,6 +198,26 @@ def test_the_authorizer_answer_is_cached_per_key(stack, api):
 def test_public_routes_need_no_key(stack, api):
     assert api.get(url(stack, "/"), headers={"Accept": "text/html"}).status_code == 200
     assert api.get(url(stack, "/openapi.json")).status_code == 200
+
+
+def test_the_controller_api_serves_its_openapi_document_without_a_key(stack, api):
+    served = api.get(url(stack, "/v1/controller/openapi.json"))
+    assert served.status_code == 200 and served.headers["content-type"].startswith("application/json")
+    assert served.json() == controller_openapi(), "what the route serves is what docs/openapi/ holds"
+    assert api.get(url(stack, "/openapi.json")).json() == public_openapi()
+
+
+def test_an_answer_the_document_does_not_describe_fails_the_check(stack, table):
+    """The answer check can fail: a document that promises another shape refuses the real answer."""
+    wrong = json.loads(json.dumps(controller_openapi()))
+    listing = wrong["paths"]["/v1/controller/requests"]["get"]["responses"]["200"]["content"]["application/json"]
+    listing["schema"]["properties"]["requests"]["items"]["required"].append("promised")
+    session = requests.Session()
+    check_every_answer(session, stack.base_url, wrong)
+    controller = add_controller(stack)
+    forwarded_request(stack, table, controller)
+    with pytest.raises(AssertionError, match="promised"):
+        session.get(url(stack, "/v1/controller/requests"), headers=controller.auth)
 
 
 # ------------------------------------------------------------------ tenant isolation

@@ -22,6 +22,7 @@ from boto3.dynamodb.conditions import Key
 from rightsdesk.kernel import retention
 from rightsdesk.routing import delivery
 from tests.support.flows import wait_for
+from tests.support.openapi import event_problems
 from tests.support.stack import add_with_cli
 
 pytestmark = pytest.mark.integration
@@ -432,6 +433,12 @@ def test_deadline_notices_go_once_three_days_before_and_once_on_the_due_date(st,
         assert request["email"] not in text and request["name"] not in text
     recorded = [e["cause"] for e in audit(table, f"REQ#{rid}") if e["action"] == "deadline_notice"]
     assert recorded == ["due_in_3_days", "due_today"]
+
+
+def test_every_event_the_receiver_got_is_what_the_event_catalog_says(st):
+    bodies = [d["body"] for d in st.webhooks() if isinstance(d["body"], dict)]
+    assert {body["type"] for body in bodies} >= {"dsr.request.forwarded", "dsr.request.cancelled", "webhook.test"}
+    assert [problem for body in bodies for problem in event_problems(body)] == []
 
 
 def test_no_personal_data_reached_any_log_line(st):

@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from rightsdesk.routing.delivery import DeliveryMessage
 from tests.support.flows import wait_for
+from tests.support.openapi import event_problems
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,7 @@ def ours(event_type: str) -> list[dict]:
     found = []
     for delivery in list(Endpoint.received):
         event = Webhook(STATE["secret"]).verify(delivery["body"], delivery["headers"])
+        assert event_problems(event) == [], "every event is what the event catalog says"
         if event["type"] == event_type:
             found.append({**delivery, "event": event})
     return found

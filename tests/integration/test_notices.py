@@ -24,6 +24,7 @@ from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.lifecycle import listing_key
 from tests.support.flows import wait_for
+from tests.support.openapi import check_every_answer, public_openapi
 
 pytestmark = pytest.mark.integration
 
@@ -496,18 +497,20 @@ def test_an_unsubscribe_link_works_once_without_login_and_cannot_be_forged(stack
 
 
 def test_the_archive_serves_every_version_and_the_current_one(stack):
-    archive = requests.get(f"{stack.base_url}/v1/policies/privacy")
+    api = requests.Session()
+    check_every_answer(api, stack.base_url, public_openapi())  # the answers are what the document says
+    archive = api.get(f"{stack.base_url}/v1/policies/privacy")
     assert archive.status_code == 200
     body = archive.json()
     assert [v["version"] for v in body["versions"]] == ["2026-12", "2027-01", "2027-01a", "2027-01b"]
     assert body["current"]["version"] == "2027-01b"
-    old = requests.get(f"{stack.base_url}/v1/policies/privacy/versions/2026-12").json()
+    old = api.get(f"{stack.base_url}/v1/policies/privacy/versions/2026-12").json()
     assert old["summaries"] == {
         "en": "Chat transcripts are kept 30 days only.",
         "de": "Chatverläufe werden nur noch 30 Tage gespeichert.",
     }
     assert old["major"] is True and old["url"] == "https://example.com/privacy/2026-12"
-    assert requests.get(f"{stack.base_url}/v1/policies/privacy/versions/1999").status_code == 404
+    assert api.get(f"{stack.base_url}/v1/policies/privacy/versions/1999").status_code == 404
     listed = as_json(rightsdesk(stack, "policy", "list", "--json"))["versions"]
     assert [(v["version"], v["current"]) for v in listed if v["doc"] == "privacy"][-1] == ("2027-01b", True)
 

@@ -9,6 +9,8 @@ import boto3
 import pytest
 import requests
 
+from tests.support.openapi import check_every_answer, public_openapi
+
 pytestmark = pytest.mark.integration
 
 # Every personal value a test sends is remembered, so the last test can prove none reached a log.
@@ -28,6 +30,8 @@ def stack(tmp_path_factory):
     from tests.support.stack import start_stack
 
     running = start_stack(tmp_path_factory.mktemp("public-api-stack"))
+    # Every JSON answer must be what the OpenAPI document says (tests/support/openapi.py).
+    check_every_answer(running.http, running.base_url, public_openapi())
     yield running
     running.stop()
 
@@ -36,6 +40,7 @@ def stack(tmp_path_factory):
 def api(stack):
     session = requests.Session()
     session.headers["Accept"] = "application/json"
+    check_every_answer(session, stack.base_url, public_openapi())
     return session
 
 

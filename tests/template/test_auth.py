@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 AUTHORIZER = "ControllerAuthorizer"
 AUTHORIZER_FUNCTION = "ControllerAuthorizerFunction"
 CONTROLLER_PREFIX = "/v1/controller/"
+# Open under the controller prefix: the controller API's OpenAPI document, which holds no data.
+OPEN_CONTROLLER_ROUTES = frozenset({("GET", "/v1/controller/openapi.json")})
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,10 @@ def template() -> dict:
     return load_template()
 
 
-def is_controller_route(path: str) -> bool:
+def is_controller_route(path: str, method: str | None = None) -> bool:
+    """A route behind the authorizer: under the controller prefix and not one of the open ones."""
+    if (method, path) in OPEN_CONTROLLER_ROUTES:
+        return False
     return path == CONTROLLER_PREFIX.rstrip("/") or path.startswith(CONTROLLER_PREFIX)
 
 
@@ -56,15 +61,15 @@ def effective_authorizer(tpl: dict, event_properties: dict) -> str | None:
 def check_route_auth(tpl: dict) -> list[str]:
     problems = []
     events = api_events(tpl)
-    if not any(is_controller_route(path) for *_, path, _ in events):
+    if not any(is_controller_route(path, method) for _, _, method, path, _ in events):
         problems.append("no controller route in the template")
     for fn, event, method, path, p in events:
         authorizer = effective_authorizer(tpl, p)
-        if is_controller_route(path) and authorizer != AUTHORIZER:
+        if is_controller_route(path, method) and authorizer != AUTHORIZER:
             problems.append(f"{fn}.{event} {method} {path}: controller route without {AUTHORIZER}")
-        if not is_controller_route(path) and authorizer is not None:
+        if not is_controller_route(path, method) and authorizer is not None:
             problems.append(f"{fn}.{event} {method} {path}: public route requires {authorizer}")
-        if p.get("Auth", {}).get("ApiKeyRequired") and not is_controller_route(path):
+        if p.get("Auth", {}).get("ApiKeyRequired") and not is_controller_route(path, method):
             problems.append(f"{fn}.{event} {method} {path}: public route requires an API Gateway key")
     return problems
 
@@ -99,7 +104,7 @@ def test_the_authorizer_is_a_cached_request_authorizer_on_the_authorization_head
 def test_the_public_routes_are_exactly_the_open_ones(template):
     open_routes = {(m, path) for _, _, m, path, p in api_events(template) if effective_authorizer(template, p) is None}
     assert open_routes, "the subject's form and API are public"
-    assert not {route for route in open_routes if "controller" in route[1]}
+    assert {route for route in open_routes if "controller" in route[1]} == OPEN_CONTROLLER_ROUTES
 
 
 def test_the_authorizer_has_a_sample_event():
@@ -134,6 +139,10 @@ MUTATIONS: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], None]]]
         set_(f"{EVENTS}.ReportStatus.Properties.Auth", {"Authorizer": "NONE"}),
     ),
     "new controller route left open": (check_route_auth, set_(f"{EVENTS}.Export", NEW_OPEN_CONTROLLER_ROUTE)),
+    "the open document behind the authorizer": (
+        check_route_auth,
+        set_(f"{EVENTS}.ControllerOpenApi.Properties.Auth", {"Authorizer": AUTHORIZER}),
+    ),
     "public route behind the authorizer": (
         check_route_auth,
         set_("Resources.PublicApiFunction.Properties.Events.Submit.Properties.Auth", {"Authorizer": AUTHORIZER}),

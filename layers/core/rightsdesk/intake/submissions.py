@@ -384,6 +384,9 @@ def authorize(request_id: str, token: str | None, *, source: str | None = None) 
     return request
 
 
+STATUS_VIEW_SCHEMA = request_view.SUBJECT_STATUS.schema()
+
+
 def status_view(request: RequestItem) -> dict:
     """What the subject may see: no personal data, only the request's progress."""
     return request_view.view(request, request_view.SUBJECT_STATUS)

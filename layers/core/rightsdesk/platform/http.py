@@ -165,7 +165,7 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> tuple[int, str, dict[st
     for error in errors:
         if error.get("type") == "json_invalid":
             return 400, "malformed_json", {}
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
         if str(error.get("type")) == "value_error" and "purposes_required" in str(error.get("msg", "")):
             fields["purposes"] = "purposes_required"
             continue
@@ -206,10 +206,19 @@ _ERROR_DESCRIPTIONS = {
     410: "Expired",
     413: "The body is too large",
     415: "Send application/json or application/x-www-form-urlencoded",
-    422: "Some fields are not valid (fields names each one), or an Idempotency-Key was reused with another body",
+    422: "Some fields are not valid (`fields` names each one)",
     429: "Too many attempts or submissions; try again later (after Retry-After seconds, when given)",
+    500: "Something went wrong on our side (`internal_error`); the message says nothing more",
     503: "Briefly unavailable; retry after the Retry-After seconds",
 }
+
+
+# What every route behind the controller authorizer may answer besides its own: 401 and 403 from API
+# Gateway and the authorizer before the function runs, 429 from API Gateway's throttling, 400 and
+# 413 for a body no route reads (rightsdesk.platform.api_gateway), 500 and 503 (api_errors). A route
+# with a body also 415 and 422. Each route documents them (tests/unit/test_api_contracts.py).
+ANY_AUTHORIZED_ROUTE = (400, 401, 403, 413, 429, 500, 503)
+BODY_ERRORS = (415, 422)
 
 
 def object_schema(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -218,10 +227,16 @@ def object_schema(required: dict[str, Any], optional: dict[str, Any] | None = No
 
 
 def responses(
-    status: int, description: str, schema: dict[str, Any] | None, *errors: int, media: tuple[str, ...] = (JSON,)
+    status: int,
+    description: str,
+    schema: dict[str, Any] | None,
+    *errors: int,
+    media: tuple[str, ...] = (JSON,),
+    codes: Mapping[int, str] | None = None,
 ) -> dict[int, Any]:
     """A route's documented answers (powertools `responses=`): its success (as each of `media`; the
-    schema applies to JSON) and each error status."""
+    schema applies to JSON) and each error status, with the error codes it carries (`codes`: status
+    -> a sentence naming them)."""
     documented: dict[int, Any] = {
         status: {
             "description": description,
@@ -229,7 +244,8 @@ def responses(
         }
     }
     for code in errors:
-        documented[code] = {"description": _ERROR_DESCRIPTIONS[code], "content": {JSON: {"schema": ERROR_SCHEMA}}}
+        text = _ERROR_DESCRIPTIONS[code] + (f". {codes[code]}" if codes and code in codes else "")
+        documented[code] = {"description": text, "content": {JSON: {"schema": ERROR_SCHEMA}}}
         if code in (429, 503):
             documented[code]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return documented

@@ -95,6 +95,52 @@ def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
 # ------------------------------------------------------------------ views
 
 
+# The JSON Schemas of the answers below (the controller API's OpenAPI document publishes them).
+LISTING_SCHEMA: dict = {
+    "type": "object",
+    "required": ["requests", "next_cursor"],
+    "properties": {
+        "requests": {"type": "array", "items": request_view.CONTROLLER_SUMMARY.schema()},
+        "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null: none"},
+    },
+}
+DETAIL_SCHEMA: dict = request_view.CONTROLLER_DETAIL.schema()
+REPORT_ANSWER_SCHEMA: dict = {
+    **DETAIL_SCHEMA,
+    "required": [*DETAIL_SCHEMA["required"], "subject_notification"],
+    "properties": {
+        **DETAIL_SCHEMA["properties"],
+        "subject_notification": {
+            "type": "object",
+            "required": ["by", "message"],
+            "properties": {
+                "by": {"type": "string", "enum": ["rightsdesk", "controller"], "description": "Who tells the subject"},
+                "rule": {"type": "string", "description": "The law that makes it yours (after an extension)"},
+                "message": {"type": "string"},
+            },
+            "description": "Who tells the subject of this change",
+        },
+    },
+}
+ROTATION_SCHEMA: dict = {
+    "type": "object",
+    "required": ["webhook_secret", "previous_secret_valid_until"],
+    "properties": {
+        "webhook_secret": {"type": "string", "pattern": "^whsec_", "description": "Shown once"},
+        "previous_secret_valid_until": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Until then the replaced secret signs too",
+        },
+    },
+}
+TEST_QUEUED_SCHEMA: dict = {
+    "type": "object",
+    "required": ["test_id", "status"],
+    "properties": {"test_id": {"type": "string"}, "status": {"type": "string", "enum": ["queued"]}},
+}
+
+
 def summary(request: RequestItem) -> dict:
     return request_view.view(request, request_view.CONTROLLER_SUMMARY)
 

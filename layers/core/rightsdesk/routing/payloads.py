@@ -72,6 +72,33 @@ def test(controller: ControllerItem, test_id: str) -> dict:
     return {"controller_id": controller.controller_id, "test_id": test_id}
 
 
+# ------------------------------------------------------------------ their JSON Schemas (the event catalog's)
+
+
+def forwarded_schema() -> dict:
+    return request_view.WEBHOOK_FORWARDED.schema()
+
+
+def notice_schema(*, deadline: bool) -> dict:
+    """A cancellation's data; a deadline notice's (`deadline`) adds which notice and which reminder."""
+    schema = request_view.WEBHOOK_NOTICE.schema()
+    if deadline:
+        from rightsdesk.routing.deadline_watch import DUE_IN_3_DAYS, DUE_TODAY, OVERDUE
+
+        schema["required"].append("notice")
+        schema["properties"]["notice"] = {
+            "type": "string",
+            "enum": [DUE_IN_3_DAYS, DUE_TODAY, OVERDUE],
+            "description": "3 days before the due date, on it, or every 3 days while the request is overdue",
+        }
+        schema["properties"]["reminder"] = {
+            "type": "integer",
+            "minimum": 1,
+            "description": "With `overdue`: 1 in the first 3 days after the due date, then 2, 3, ...",
+        }
+    return schema
+
+
 # ------------------------------------------------------------------ emails to the controller's contact
 
 

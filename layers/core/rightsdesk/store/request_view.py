@@ -10,6 +10,10 @@ are `given` by the caller.
 
 Personal data appears only under `subject` and `personal`, and only while the request holds it
 (rightsdesk.store.queries.personal_fields); the status page's keys never include either.
+
+Each key's JSON Schema sits beside its reader (SCHEMAS; an audience's `own` and `given` keys bring
+theirs): `Audience.schema()` is what the OpenAPI documents and the webhook event catalog publish, and
+tests validate every view against it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from rightsdesk.kernel import clock
+from rightsdesk.kernel.rights import PURPOSES, RELATIONSHIPS, REQUEST_TYPES
+from rightsdesk.kernel.status import Status
 from rightsdesk.store import queries
 from rightsdesk.store.items.requests import RequestItem
 
@@ -71,18 +77,94 @@ FIELDS: dict[str, Field] = {
 }
 
 
+def _time(description: str, *, nullable: bool = True) -> dict[str, Any]:
+    return {"type": ["string", "null"] if nullable else "string", "format": "date-time", "description": description}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"type": ["string", "null"], "description": description}
+
+
+TIMELINE_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "required": ["at", "status"],
+    "properties": {
+        "at": _time("When", nullable=False),
+        "status": {"type": "string", "enum": [s.value for s in Status]},
+    },
+}
+
+# The JSON Schema of each FIELDS key, as FIELDS reads it (ISO 8601 UTC times, null when not yet or no longer).
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "request_id": {"type": "string", "description": "The request's id (`dsr_…`)"},
+    "type": {"type": "string", "enum": list(REQUEST_TYPES), "description": "What the subject asks for"},
+    "site": {"type": "string", "description": "The site key the request was made about"},
+    "relationship": {"type": "string", "enum": list(RELATIONSHIPS), "description": "Who asks: the subject or for them"},
+    "status": {"type": "string", "enum": [s.value for s in Status], "description": "Where the request stands"},
+    "locale": {"type": "string", "description": "The subject's language (en, de, sl)"},
+    "purposes": {
+        "type": "array",
+        "items": {"type": "string", "enum": list(PURPOSES)},
+        "description": "The purposes a consent withdrawal names; empty for other types",
+    },
+    "flags": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "`excessive` (a second or later request this calendar year), `guardian` (for a minor)",
+    },
+    "created_at": _time("When it was submitted", nullable=False),
+    "verified_at": _time("When the subject proved their address"),
+    "due_at": _time("When the answer is due"),
+    "personal_data_purged_at": _time("When the subject's personal fields were deleted; null while held"),
+    "timeline": {"type": "array", "items": TIMELINE_ENTRY, "description": "Each status reached, oldest first"},
+    "subject": {
+        "type": ["object", "null"],
+        "properties": {"email": {"type": "string"}, "name": {"type": "string"}, "details": {"type": "string"}},
+        "description": "The subject's fields still held (empty ones left out); null once purged",
+    },
+    "personal": {
+        "type": "object",
+        "required": ["email", "name", "details"],
+        "properties": {"email": _text("The address"), "name": _text("The name"), "details": _text("The details")},
+        "description": "The subject's fields; null once purged",
+    },
+}
+
+
 @dataclass(frozen=True)
 class Audience:
     """The keys one audience sees, in order; `own` reads a key this audience's way instead of
-    FIELDS'; `given` keys come from the caller (view(..., **given))."""
+    FIELDS'; `given` keys come from the caller (view(..., **given)); `schemas` describes the own and
+    given keys (the others are SCHEMAS')."""
 
     keys: tuple[str, ...]
     own: Mapping[str, Field] = field(default_factory=dict)
     given: frozenset[str] = frozenset()
+    schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
-    def then(self, *keys: str, own: Mapping[str, Field] | None = None, given: tuple[str, ...] = ()) -> Audience:
+    def then(
+        self,
+        *keys: str,
+        own: Mapping[str, Field] | None = None,
+        given: tuple[str, ...] = (),
+        schemas: Mapping[str, dict[str, Any]] | None = None,
+    ) -> Audience:
         """This audience's keys followed by more."""
-        return Audience(self.keys + keys, {**self.own, **(own or {})}, self.given | frozenset(given))
+        return Audience(
+            self.keys + keys,
+            {**self.own, **(own or {})},
+            self.given | frozenset(given),
+            {**self.schemas, **(schemas or {})},
+        )
+
+    def schema(self, *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The JSON Schema of this audience's view: every key is always there, except `optional` ones
+        (keys a published contract added later, which earlier documents lack)."""
+        return {
+            "type": "object",
+            "required": [key for key in self.keys if key not in optional],
+            "properties": {key: self.schemas.get(key) or SCHEMAS[key] for key in self.keys},
+        }
 
 
 # The subject's status page and GET /v1/requests/{id}: progress only, no personal data.
@@ -121,7 +203,17 @@ EXPORT = Audience(
     )
 )
 # Webhook event data: notices carry no personal data; dsr.request.forwarded carries the subject.
-WEBHOOK_NOTICE = Audience(("request_id", "type", "status", "due_at", "links"), given=frozenset({"links"}))
+LINKS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["request", "status"],
+    "properties": {
+        "request": {"type": "string", "description": "The request in the controller API (GET)"},
+        "status": {"type": "string", "description": "Where to report progress (POST)"},
+    },
+}
+WEBHOOK_NOTICE = Audience(
+    ("request_id", "type", "status", "due_at", "links"), given=frozenset({"links"}), schemas={"links": LINKS_SCHEMA}
+)
 WEBHOOK_FORWARDED = WEBHOOK_NOTICE.then(
     "relationship",
     "flags",
@@ -133,6 +225,19 @@ WEBHOOK_FORWARDED = WEBHOOK_NOTICE.then(
     "personal_data_kept_seconds",
     own={"subject": delivered_subject},
     given=("personal_data_kept_seconds",),
+    schemas={
+        "subject": {
+            "type": ["object", "null"],
+            "required": ["email", "name", "details"],
+            "properties": {"email": {"type": "string"}, "name": _text("The name"), "details": _text("The details")},
+            "description": "The subject's fields; null once purged",
+        },
+        "personal_data_kept_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "rightsdesk deletes the subject's fields this long after delivery",
+        },
+    },
 )
 
 
