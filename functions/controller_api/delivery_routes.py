@@ -124,7 +124,7 @@ TEST_QUEUED = http.object_schema(
 @router.get(
     "/v1/controller/deliveries",
     summary="Your webhook delivery attempts, newest first (kept 90 days; no bodies)",
-    responses=http.responses(200, "A page of attempts", LISTING, 401, 403, 422, 503),
+    responses=http.responses(200, "A page of attempts", LISTING, *http.ANY_AUTHORIZED_ROUTE, 422),
 )
 def list_deliveries(
     status: Annotated[delivery_log.Outcome | None, Query()] = None,
@@ -143,7 +143,7 @@ def list_deliveries(
 @router.post(
     "/v1/controller/deliveries/<webhook_id>/redeliver",
     summary="Send one delivery again (same webhook-id); asked twice, it is queued once",
-    responses=http.responses(202, "Queued (or already queued)", QUEUED, 401, 403, 404, 409, 413, 415, 503),
+    responses=http.responses(202, "Queued (or already queued)", QUEUED, *http.ANY_AUTHORIZED_ROUTE, 404, 409, 415),
 )
 def redeliver(webhook_id: str):
     answer = delivery_log.redeliver(_caller(), webhook_id)
@@ -156,7 +156,12 @@ def redeliver(webhook_id: str):
     "/v1/controller/deliveries/redeliver",
     summary=f"Send again every delivery not delivered since a time (at most {delivery_log.MAX_BULK_REDELIVERY} a call)",
     responses=http.responses(
-        202, "What was queued, already queued, or skipped and why", BULK, 400, 401, 403, 409, 413, 415, 422, 503
+        202,
+        "What was queued, already queued, or skipped and why",
+        BULK,
+        *http.ANY_AUTHORIZED_ROUTE,
+        *http.BODY_ERRORS,
+        409,
     ),
 )
 def redeliver_failed(asked: Annotated[RedeliverSince, Body()]):
@@ -172,7 +177,7 @@ def redeliver_failed(asked: Annotated[RedeliverSince, Body()]):
 @router.get(
     "/v1/controller/webhook",
     summary="Your webhook endpoint: enabled or disabled (why, since when), and its latest attempt",
-    responses=http.responses(200, "The endpoint's state", STATE_WITH_ATTEMPT, 401, 403, 503),
+    responses=http.responses(200, "The endpoint's state", STATE_WITH_ATTEMPT, *http.ANY_AUTHORIZED_ROUTE),
 )
 def webhook_state():
     return _json(200, delivery_log.endpoint_state(_caller()))
@@ -181,7 +186,7 @@ def webhook_state():
 @router.post(
     "/v1/controller/webhook/enable",
     summary="Enable your endpoint again after a 410: a test event is queued; a 2xx answer to it enables it",
-    responses=http.responses(202, "The test event is queued", TEST_QUEUED, 401, 403, 409, 413, 415, 503),
+    responses=http.responses(202, "The test event is queued", TEST_QUEUED, *http.ANY_AUTHORIZED_ROUTE, 409, 415),
 )
 def enable_webhook():
     answer = delivery_log.ask_enable(_caller())
