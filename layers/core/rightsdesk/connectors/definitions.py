@@ -182,7 +182,8 @@ class RowFiles(_Strict):
     identity: IdentityKind
 
 
-def _placeholders(template: str) -> list[str]:
+def placeholders(template: str) -> list[str]:
+    """The identity kinds a prefix template names: users/{user_id}/ -> [user_id]."""
     return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
 
 
@@ -200,7 +201,7 @@ class S3Definition(_AwsDefinition):
     @classmethod
     def _prefix_templates(cls, templates: list[str]) -> list[str]:
         for template in templates:
-            names = _placeholders(template)
+            names = placeholders(template)
             if not names or any(not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name) for name in names):
                 raise ValueError("a subject prefix names at least one identity, e.g. users/{user_id}/")
             if not template.endswith("/") or template.startswith("{"):
@@ -215,7 +216,7 @@ class S3Definition(_AwsDefinition):
 
     @property
     def needs(self) -> frozenset[str]:
-        kinds = {name for template in self.subject_prefixes for name in _placeholders(template)}
+        kinds = {name for template in self.subject_prefixes for name in placeholders(template)}
         return frozenset(kinds | {rows.identity for rows in self.row_files})
 
 
