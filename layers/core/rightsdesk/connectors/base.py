@@ -11,7 +11,8 @@ A connector is built for one request from a definition and a session (rightsdesk
 
 `plan` (a dry run: find and count, never a write) and `erase_and_verify` wrap those calls in the
 rules every kind shares: the per-connector ceiling (more records than it: `parked_too_many`,
-nothing erased), the dry state of a connector not yet enabled, and an `Outcome` that holds
+nothing erased), records that yield two values for one identity (`parked_ambiguous`, nothing
+erased), the dry state of a connector not yet enabled, and an `Outcome` that holds
 counts and keyed hashes only: never an identity, a key or a record in the clear.
 """
 
@@ -84,6 +85,11 @@ class Found:
     @property
     def count(self) -> int:
         return len(self.records)
+
+    @property
+    def ambiguous(self) -> list[str]:
+        """Identity kinds the records yield more than one value for (two users for one email)."""
+        return sorted(kind for kind, values in self.derived.items() if len(set(values)) > 1)
 
     def key_hashes(self) -> list[str]:
         return sorted({key_hash(self.connector_id, record.key) for record in self.records})
@@ -220,7 +226,9 @@ def plan(connector: Connector, identities: Identities) -> tuple[Outcome, Found |
         return _finish(_failed(outcome, error)), None
     outcome.found = found.count
     outcome.touched = found.key_hashes()
-    if found.count > connector.definition.ceiling:
+    if found.ambiguous:
+        outcome.result = PARKED_AMBIGUOUS
+    elif found.count > connector.definition.ceiling:
         outcome.result = PARKED_TOO_MANY
     elif found.count:
         outcome.result = DONE
@@ -241,8 +249,8 @@ def erase_and_verify(connector: Connector, identities: Identities, found: Found 
         if found is None:
             found = connector.find(identities)
         outcome.found = found.count
-        if found.count > connector.definition.ceiling:
-            outcome.result = PARKED_TOO_MANY
+        if found.ambiguous or found.count > connector.definition.ceiling:
+            outcome.result = PARKED_AMBIGUOUS if found.ambiguous else PARKED_TOO_MANY
             outcome.touched = found.key_hashes()
             return _finish(outcome)
         erased = connector.erase(found) if found.count else Erased()
