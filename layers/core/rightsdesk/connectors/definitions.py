@@ -88,7 +88,7 @@ class _Definition(_Strict):
 
 
 class _AwsDefinition(_Definition):
-    role_arn: str  # type: ignore[assignment]  # required: every AWS store is reached through an assumed role
+    role_arn: str  # required: every AWS store is reached through an assumed role
 
 
 # ------------------------------------------------------------------ DynamoDB

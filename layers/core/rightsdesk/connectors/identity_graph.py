@@ -150,12 +150,12 @@ def resolve(connectors: Sequence[Connector], seeds: Identities) -> Resolution:
             resolution.found[connector_id] = found
             for kind, values in found.derived.items():
                 gathered.setdefault(kind, []).extend(values)
-        for kind, values in sorted(gathered.items()):
-            distinct = set(values) | ({resolution.identities[kind]} if kind in resolution.identities else set())
+        for kind, candidates in sorted(gathered.items()):
+            distinct = set(candidates) | ({resolution.identities[kind]} if kind in resolution.identities else set())
             if len(distinct) > 1:
                 resolution.ambiguous.append(kind)
             else:
-                resolution.identities[kind] = values[0]
+                resolution.identities[kind] = candidates[0]
         if resolution.ambiguous:
             for outcome in resolution.outcomes.values():
                 if outcome.result != base.FAILED:
