@@ -218,3 +218,11 @@ def test_invalid_definitions_name_the_field(overrides, field):
     with pytest.raises(DefinitionError) as error:
         definition(**overrides)
     assert field in error.value.fields
+
+
+def test_an_export_returns_the_records_and_an_outcome_that_only_counts_them(aws):
+    subject_world(aws, items=2)
+    outcome, records = base.export_records(connector(export_attributes=["note"]), {"user_id": "u-1"})
+    assert sorted(records, key=lambda r: r["note"]) == [{"note": "u-1 note 0"}, {"note": "u-1 note 1"}]
+    assert (outcome.action, outcome.result, outcome.found) == ("export", "done", 2)
+    assert "note" not in outcome.to_json()

@@ -9,7 +9,7 @@ A connector is built for one request from a definition and a session (rightsdesk
   nothing more and does not fail; every write is conditional on the record still being the subject's.
 - `verify(identities) -> int`: asks the store again after an erasure; 0 means nothing remains.
 
-`plan` (a dry run: find and count, never a write) and `erase_and_verify` wrap those calls in the
+`plan` (a dry run: find and count, never a write), `erase_and_verify` and `export_records` wrap those calls in the
 rules every kind shares: the per-connector ceiling (more records than it: `parked_too_many`,
 nothing erased), records that yield two values for one identity (`parked_ambiguous`, nothing
 erased), the dry state of a connector not yet enabled, and an `Outcome` that holds
@@ -266,3 +266,24 @@ def erase_and_verify(connector: Connector, identities: Identities, found: Found 
     elif outcome.found:
         outcome.result = DONE
     return _finish(outcome)
+
+
+def export_records(
+    connector: Connector, identities: Identities, found: Found | None = None
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """The subject's records for access and portability, and the outcome of gathering them (the
+    outcome counts them; the records themselves go to the export, never into the outcome)."""
+    outcome = _outcome(connector, "export", identities, clock.now())
+    try:
+        if found is None:
+            found = connector.find(identities)
+        outcome.found = found.count
+        outcome.touched = found.key_hashes()
+        if found.ambiguous or found.count > connector.definition.ceiling:
+            outcome.result = PARKED_AMBIGUOUS if found.ambiguous else PARKED_TOO_MANY
+            return _finish(outcome), []
+        records = connector.export(found) if found.count else []
+    except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees
+        return _finish(_failed(outcome, error)), []
+    outcome.result = DONE if records else NOTHING_FOUND
+    return _finish(outcome), records
