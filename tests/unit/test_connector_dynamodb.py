@@ -226,3 +226,36 @@ def test_an_export_returns_the_records_and_an_outcome_that_only_counts_them(aws)
     assert sorted(records, key=lambda r: r["note"]) == [{"note": "u-1 note 0"}, {"note": "u-1 note 1"}]
     assert (outcome.action, outcome.result, outcome.found) == ("export", "done", 2)
     assert "note" not in outcome.to_json()
+
+
+def _calls_to_erase(client, others: int) -> dict[str, int]:
+    """API calls for a whole erasure (find, erase, verify) of a subject with 20 items, in a table
+    that also holds `others` items of other people."""
+    for start in range(0, others, 25):
+        client.batch_write_item(
+            RequestItems={
+                "Users": [
+                    {
+                        "PutRequest": {
+                            "Item": {"pk": {"S": f"ITEM#o{n}"}, "sk": {"S": "v0"}, "owner": {"S": f"o-{n % 97}"}}
+                        }
+                    }
+                    for n in range(start, min(start + 25, others))
+                ]
+            }
+        )
+    subject_world(client, user=f"u-{others}", items=20)
+    calls: dict[str, int] = {}
+    subject = connector()
+    subject.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.__setitem__(model.name, calls.get(model.name, 0) + 1)
+    )
+    outcome = base.erase_and_verify(subject, {"user_id": f"u-{others}"})
+    assert (outcome.result, outcome.erased, outcome.remaining) == ("done", 20, 0)
+    return calls
+
+
+def test_the_calls_of_an_erasure_follow_the_subjects_items_not_the_table(aws):
+    small = _calls_to_erase(aws, 50)
+    large = _calls_to_erase(aws, 2000)
+    assert small == large == {"Query": 2, "GetItem": 20, "DeleteItem": 20}
