@@ -287,3 +287,21 @@ def test_jsonl_split_keeps_every_other_line_exactly(rows):
     )
     assert keep == [line for line in lines if '"u-2"' in line]
     assert len(theirs) == sum(mine for mine, _ in rows)
+
+
+@pytest.mark.parametrize("bucket_versioning", ["Enabled", None])
+def test_erasing_the_same_find_twice_is_harmless(s3, bucket_versioning):
+    if bucket_versioning:
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": bucket_versioning})
+    put(s3, "users/u-1/a.txt", "a")
+    put(s3, "chats/c.jsonl", jsonl({"user": "u-1", "m": "mine"}, {"user": "u-2", "m": "theirs"}))
+    subject = connector()
+    found = subject.find(SUBJECT)
+    first = subject.erase(found)
+    second = subject.erase(found)
+    assert (first.erased, first.already_gone) == (2, 0)
+    # S3 answers a delete of a deleted version as a success: counted as a delete issued, not an error
+    assert (second.erased, second.already_gone) == (1, 1)
+    assert subject.verify(SUBJECT) == 0
+    assert text(s3, "chats/c.jsonl") == jsonl({"user": "u-2", "m": "theirs"})
+    assert versions(s3, "users/u-1/") == []
