@@ -114,7 +114,7 @@ def test_two_users_for_one_address_park_and_nothing_is_erased(pool):
     assert subject.find({"email": "ada@example.com"}).count == 2
 
 
-def test_a_user_whose_address_changed_since_the_find_is_kept(pool):
+def test_a_user_whose_address_changed_since_the_find_is_left_alone(pool):
     client, pool_id = pool
     add_user(client, pool_id, "ada", "ada@example.com")
     subject = connector(pool_id)
@@ -122,7 +122,7 @@ def test_a_user_whose_address_changed_since_the_find_is_kept(pool):
     client.admin_update_user_attributes(
         UserPoolId=pool_id, Username="ada", UserAttributes=[{"Name": "email", "Value": "new@example.com"}]
     )
-    assert subject.erase(found).kept == 1
+    assert subject.erase(found).changed_hands == 1
     assert attributes(client, pool_id, "ada")["email"] == "new@example.com"
 
 

@@ -123,16 +123,16 @@ def test_erasing_the_same_find_twice_counts_the_second_as_already_gone(aws):
     found = subject.find({"user_id": "u-1"})
     assert subject.erase(found).erased == 3
     second = subject.erase(found)
-    assert (second.erased, second.already_gone, second.kept) == (0, 3, 0)
+    assert (second.erased, second.already_gone, second.changed_hands) == (0, 3, 0)
 
 
-def test_an_item_that_changed_hands_between_find_and_erase_is_kept(aws):
+def test_an_item_that_changed_hands_between_find_and_erase_is_left_alone(aws):
     subject_world(aws, items=2)
     subject = connector()
     found = subject.find({"user_id": "u-1"})
     put(aws, "ITEM#u-1#1", "v0", owner="u-3", note="now u-3's")  # the conditional write must refuse
     erased = subject.erase(found)
-    assert (erased.erased, erased.kept) == (1, 1)
+    assert (erased.erased, erased.changed_hands) == (1, 1)
     assert (
         aws.get_item(TableName="Users", Key={"pk": {"S": "ITEM#u-1#1"}, "sk": {"S": "v0"}})["Item"]["note"]["S"]
         == "now u-3's"

@@ -97,12 +97,13 @@ class Found:
 
 @dataclass(frozen=True)
 class Erased:
-    """What `erase` did: records erased now, records already gone (a second run), records kept
-    (changed hands meanwhile, so the conditional write refused), and the keys touched."""
+    """What `erase` did: records erased now, records already gone (a second run), records that
+    changed hands since the find (the conditional write refused: no longer the subject's), and
+    the keys touched."""
 
     erased: int = 0
     already_gone: int = 0
-    kept: int = 0
+    changed_hands: int = 0
     touched: tuple[str, ...] = ()  # key hashes
 
 
@@ -124,7 +125,8 @@ class Outcome:
     dry_run: bool = False
     found: int = 0
     erased: int = 0
-    kept: int = 0
+    kept: int = 0  # kept for a legal basis (Art. 17(3); declared exceptions, not built yet)
+    changed_hands: int = 0  # no longer the subject's when erased: the conditional write refused
     remaining: int | None = None
     touched: list[str] = field(default_factory=list)
     identities: dict[str, str] = field(default_factory=dict)  # kind -> identity_hash
@@ -255,7 +257,7 @@ def erase_and_verify(connector: Connector, identities: Identities, found: Found 
             return _finish(outcome)
         erased = connector.erase(found) if found.count else Erased()
         outcome.erased = erased.erased
-        outcome.kept = erased.kept
+        outcome.changed_hands = erased.changed_hands
         outcome.touched = sorted(set(erased.touched) | set(found.key_hashes()))
         outcome.remaining = connector.verify(identities)
     except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees

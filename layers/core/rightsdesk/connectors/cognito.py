@@ -79,7 +79,7 @@ class CognitoConnector(Connector):
 
     def erase(self, found: Found) -> Erased:
         email = normalize_email(found.identities.get("email", ""))
-        erased = gone = kept = 0
+        erased = gone = changed = 0
         touched = []
         for record in found.records:
             username = str(record.handle)
@@ -93,7 +93,7 @@ class CognitoConnector(Connector):
                 if current.get("email", "").endswith("@" + PLACEHOLDER_DOMAIN):
                     gone += 1
                 else:
-                    kept += 1
+                    changed += 1
                 continue
             if self.definition.erase_mode == "delete":
                 try:
@@ -104,7 +104,7 @@ class CognitoConnector(Connector):
             else:
                 self._scrub(username, current, record)
             erased += 1
-        return Erased(erased=erased, already_gone=gone, kept=kept, touched=tuple(touched))
+        return Erased(erased=erased, already_gone=gone, changed_hands=changed, touched=tuple(touched))
 
     def _scrub(self, username: str, current: dict[str, str], record: Located) -> None:
         if normalize_email(username) == normalize_email(current.get("email", "")):

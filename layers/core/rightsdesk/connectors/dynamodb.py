@@ -7,7 +7,7 @@ names is read again from the table (GetItem, strongly consistent) and kept only 
 the identity: reads follow the subject's items, not the table's size.
 
 Erase deletes each item, or removes or overwrites the named attributes, always on the condition
-that the item still holds the identity: an item that changed hands meanwhile is kept (counted),
+that the item still holds the identity: an item that changed hands meanwhile is left alone (counted),
 an item already gone is counted as such, so a second erase is harmless.
 """
 
@@ -157,7 +157,7 @@ class DynamoDbConnector(Connector):
         names = {"#lookup": self.definition.lookup.attribute}
         condition = {"ConditionExpression": "#lookup = :value", "ExpressionAttributeNames": names}
         values: dict[str, Any] = {":value": value}
-        erased = gone = kept = 0
+        erased = gone = changed = 0
         touched = []
         for record in found.records:
             touched.append(key_hash(self.id, record.key))
@@ -192,10 +192,10 @@ class DynamoDbConnector(Connector):
                 if still is None:
                     gone += 1
                 else:
-                    kept += 1  # it no longer holds this identity: someone else's now
+                    changed += 1  # it no longer holds this identity: someone else's now
                 continue
             erased += 1
-        return Erased(erased=erased, already_gone=gone, kept=kept, touched=tuple(touched))
+        return Erased(erased=erased, already_gone=gone, changed_hands=changed, touched=tuple(touched))
 
     def _held_data(self, record: Located) -> bool:
         """For an attribute erasure: did the item still hold something to erase when found?"""

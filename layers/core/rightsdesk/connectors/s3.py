@@ -261,11 +261,10 @@ class S3Connector(Connector):
         rows = [record for record in found.records if record.handle[0] == "row"]
         done: set[tuple[str, str]] = set()
         done |= self._delete_versions([record.handle[1] for record in objects])
-        by_key: dict[str, list[Located]] = {}
-        for record in rows:
-            by_key.setdefault(record.handle[1].key, []).append(record)
-        for key, located in by_key.items():
-            rewrite = self._erase_rows(key, located[0].handle[2], found.identities)
+        # One rewrite per object and rows declaration (two declarations may cover one prefix).
+        targets = dict.fromkeys((record.handle[1].key, record.handle[2]) for record in rows)
+        for key, files in targets:
+            rewrite = self._erase_rows(key, files, found.identities)
             done |= {(key, version_id) for version_id in rewrite.replaced | rewrite.deleted}
         erased = sum(1 for record in found.records if (record.handle[1].key, record.handle[1].version_id) in done)
         return Erased(
