@@ -128,7 +128,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_loopback_http:
 
 
 def exchange(
-    url: str, body: bytes, headers: dict[str, str], *, allow_loopback_http: bool, max_answer_bytes: int = MAX_RESPONSE_BYTES
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_loopback_http: bool,
+    max_answer_bytes: int = MAX_RESPONSE_BYTES,
 ) -> tuple[SendResult, bytes]:
     """POST once through the SSRF guard and return the result with at most `max_answer_bytes` of
     the answer's body (for callers that read an answer, as the HTTP connector does)."""
