@@ -259,3 +259,10 @@ def test_the_calls_of_an_erasure_follow_the_subjects_items_not_the_table(aws):
     small = _calls_to_erase(aws, 50)
     large = _calls_to_erase(aws, 2000)
     assert small == large == {"Query": 2, "GetItem": 20, "DeleteItem": 20}
+
+
+@pytest.mark.parametrize("kind", ["ftp", None])
+def test_an_unknown_kind_is_named_without_repeating_it(kind):
+    with pytest.raises(DefinitionError) as error:
+        parse_definition({"kind": kind} if kind else {})
+    assert error.value.fields == {"kind": "kind must be one of dynamodb, s3, cognito, http"}

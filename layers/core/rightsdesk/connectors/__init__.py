@@ -5,6 +5,7 @@
 - access: the assumed-role session each connector acts through.
 - dynamodb, s3, cognito, http: one module per kind.
 - identity_graph: the order connectors run in, from the identities they need and yield.
+- receipts: the signed, hash-chained record of what a run touched.
 
 `build` turns a definition into a connector for one request. Heavy imports (boto3) stay inside
 the kind modules, which are imported only when a connector of that kind is built.

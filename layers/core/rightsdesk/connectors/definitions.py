@@ -312,6 +312,9 @@ def parse_definition(
     except ValidationError as error:
         fields: dict[str, str] = {}
         for problem in error.errors():
+            if problem.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+                fields["kind"] = "kind must be one of " + ", ".join(KINDS)
+                continue
             location = ".".join(str(part) for part in problem.get("loc", ()) if part not in KINDS) or "definition"
             # The message says what a valid value looks like; it never repeats the value given.
             fields.setdefault(location, str(problem.get("msg", "invalid")).removeprefix("Value error, "))
