@@ -10,6 +10,7 @@ from moto import mock_aws
 from rightsdesk.connectors import base, build
 from rightsdesk.connectors.access import assumed_role_session
 from rightsdesk.connectors.definitions import parse_definition
+from tests.support.denied import deny
 
 ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-users-pool"
 
@@ -134,3 +135,21 @@ def test_the_outcome_holds_no_address_user_name_or_sub(pool):
     for secret in ("ada@example.com", "ada-lovelace", sub, "u-1"):
         assert secret not in text
     assert len(outcome.touched) == 1 and outcome.role_arn == ROLE
+
+
+def test_a_probe_proves_each_permission_and_changes_nothing(pool):
+    client, pool_id = pool
+    add_user(client, pool_id, "ada", "ada@example.com")
+    for mode, write in (
+        ("delete", "cognito-idp:AdminDeleteUser"),
+        ("disable_and_scrub", "cognito-idp:AdminDisableUser"),
+    ):
+        subject = connector(pool_id, erase_mode=mode)
+        assert [(c.operation, c.result) for c in subject.probe()] == [
+            ("cognito-idp:ListUsers", "allowed"),
+            ("cognito-idp:AdminGetUser", "allowed"),
+            (write, "allowed"),
+        ]
+    assert attributes(client, pool_id, "ada")["_enabled"] == "True"
+    deny(subject.client, "ListUsers")
+    assert subject.probe()[0] == base.Check("cognito-idp:ListUsers", "denied", "AccessDeniedException")

@@ -12,6 +12,7 @@ from moto import mock_aws
 from rightsdesk.connectors import base, build
 from rightsdesk.connectors.access import assumed_role_session, session_name
 from rightsdesk.connectors.definitions import DefinitionError, parse_definition
+from tests.support.denied import deny
 
 ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-users"
 REQUEST = "req_dynamo_1"
@@ -266,3 +267,24 @@ def test_an_unknown_kind_is_named_without_repeating_it(kind):
     with pytest.raises(DefinitionError) as error:
         parse_definition({"kind": kind} if kind else {})
     assert error.value.fields == {"kind": "kind must be one of dynamodb, s3, cognito, http"}
+
+
+@pytest.mark.parametrize(
+    ("erase", "write"),
+    [
+        ({"mode": "delete_item"}, "dynamodb:DeleteItem"),
+        ({"mode": "remove_attributes", "attributes": ["note"]}, "dynamodb:UpdateItem"),
+    ],
+)
+def test_a_probe_proves_each_permission_and_changes_nothing(aws, erase, write):
+    subject_world(aws)
+    before = aws.scan(TableName="Users")["Items"]
+    subject = connector(erase=erase)
+    assert [(c.operation, c.result) for c in subject.probe()] == [
+        ("dynamodb:Query", "allowed"),
+        ("dynamodb:GetItem", "allowed"),
+        (write, "allowed"),
+    ]
+    assert aws.scan(TableName="Users")["Items"] == before
+    deny(subject.client, write.split(":")[1])
+    assert subject.probe()[-1] == base.Check(write, "denied", "AccessDeniedException")

@@ -16,6 +16,7 @@ from moto import mock_aws
 from rightsdesk.connectors import base, build
 from rightsdesk.connectors.definitions import RowFiles, parse_definition
 from rightsdesk.connectors.s3 import _Rows
+from tests.support.denied import deny
 
 ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-transcripts"
 BUCKET = "chat-transcripts"
@@ -305,3 +306,19 @@ def test_erasing_the_same_find_twice_is_harmless(s3, bucket_versioning):
     assert subject.verify(SUBJECT) == 0
     assert text(s3, "chats/c.jsonl") == jsonl({"user": "u-2", "m": "theirs"})
     assert versions(s3, "users/u-1/") == []
+
+
+def test_a_probe_proves_each_permission_and_changes_nothing(versioned):
+    put(versioned, "chats/a.jsonl", jsonl({"user": "u-1", "m": "mine"}))
+    before = versions(versioned, "")
+    subject = connector(row_files=[{"prefix": "chats/", "format": "jsonl", "field": "user", "identity": "user_id"}])
+    assert [(c.operation, c.result) for c in subject.probe()] == [
+        ("s3:ListBucketVersions", "allowed"),
+        ("s3:GetObject", "allowed"),
+        ("s3:ListBucketVersions", "allowed"),
+        ("s3:GetObject", "allowed"),
+        ("s3:PutObject", "allowed"),
+    ]
+    assert versions(versioned, "") == before
+    deny(subject.client, "PutObject")
+    assert subject.probe()[-1] == base.Check("s3:PutObject", "denied", "AccessDeniedException")

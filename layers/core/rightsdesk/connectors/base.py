@@ -139,6 +139,43 @@ class Outcome:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class Check:
+    """One permission proved (or not) by a probe: `operation` (`dynamodb:DeleteItem`), `result`
+    (`allowed`, `denied`, `failed`) and, unless allowed, the AWS error code or our own word."""
+
+    operation: str
+    result: str
+    code: str | None = None
+
+
+PROBE_PREFIX = "rightsdesk-probe-"
+
+
+def probe_value() -> str:
+    """An identity value nobody has: what a probe looks for."""
+    import secrets
+
+    return PROBE_PREFIX + secrets.token_hex(8)
+
+
+_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorizedException"})
+
+
+def checked(operation: str, call: Any, *expected_codes: str) -> Check:
+    """Run `call()`; success or an error code in `expected_codes` (what a call that changes
+    nothing answers: ConditionalCheckFailedException, NoSuchKey) proves the permission."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the probe reports every answer
+        code = ((getattr(error, "response", None) or {}).get("Error") or {}).get("Code")
+        code = str(code) if code else (error.code if isinstance(error, ConnectorFailure) else type(error).__name__)
+        if code in expected_codes:
+            return Check(operation, "allowed")
+        return Check(operation, "denied" if code in _DENIED_CODES else "failed", code)
+    return Check(operation, "allowed")
+
+
 class Connector(ABC):
     """Base of every kind. Subclasses set `kind` and implement find, export and erase."""
 
@@ -173,6 +210,12 @@ class Connector(ABC):
         """Records that still hold the subject, asked of the store again (strongly consistent
         where the store offers it)."""
         return self.find(identities).count
+
+    def probe(self) -> list[Check]:
+        """Prove access without changing data (for `connectors test`): each permission the kind
+        needs is exercised by a call that cannot change anything (a find for an identity nobody
+        has, a conditional write on a record that does not exist). Kinds override it."""
+        return []
 
     def _found(self, identities: Identities, records: list[Located]) -> Found:
         """A Found whose `derived` collects the `yields` attributes of the records' data."""

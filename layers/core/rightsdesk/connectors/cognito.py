@@ -18,7 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rightsdesk.connectors.base import Connector, ConnectorFailure, Erased, Found, Identities, Located, key_hash
+from rightsdesk.connectors.base import (
+    Check,
+    Connector,
+    ConnectorFailure,
+    Erased,
+    Found,
+    Identities,
+    Located,
+    checked,
+    key_hash,
+    probe_value,
+)
 from rightsdesk.connectors.definitions import CognitoDefinition
 from rightsdesk.platform.hashing import keyed_hash, normalize_email
 
@@ -123,3 +134,34 @@ class CognitoConnector(Connector):
         ]
         if doomed:
             self.client.admin_delete_user_attributes(UserPoolId=self.pool, Username=username, UserAttributeNames=doomed)
+
+    def probe(self) -> list[Check]:
+        """ListUsers for an address nobody has; AdminGetUser and the erase call on a user that
+        does not exist (UserNotFoundException proves the permission)."""
+        nobody = probe_value()
+        missing = "UserNotFoundException"
+        checks = [
+            checked("cognito-idp:ListUsers", lambda: self.find({"email": f"{nobody}@{PLACEHOLDER_DOMAIN}"})),
+            checked(
+                "cognito-idp:AdminGetUser",
+                lambda: self.client.admin_get_user(UserPoolId=self.pool, Username=nobody),
+                missing,
+            ),
+        ]
+        if self.definition.erase_mode == "delete":
+            checks.append(
+                checked(
+                    "cognito-idp:AdminDeleteUser",
+                    lambda: self.client.admin_delete_user(UserPoolId=self.pool, Username=nobody),
+                    missing,
+                )
+            )
+        else:
+            checks.append(
+                checked(
+                    "cognito-idp:AdminDisableUser",
+                    lambda: self.client.admin_disable_user(UserPoolId=self.pool, Username=nobody),
+                    missing,
+                )
+            )
+        return checks

@@ -18,7 +18,18 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from rightsdesk.connectors.base import Connector, ConnectorFailure, Erased, Found, Identities, Located, key_hash
+from rightsdesk.connectors.base import (
+    Check,
+    Connector,
+    ConnectorFailure,
+    Erased,
+    Found,
+    Identities,
+    Located,
+    checked,
+    key_hash,
+    probe_value,
+)
 from rightsdesk.connectors.definitions import DynamoDbDefinition
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -204,3 +215,40 @@ class DynamoDbConnector(Connector):
         if erase.mode == "remove_attributes":
             return any(name in data for name in erase.attributes)
         return any(name in data and data[name] != erase.overwrite_value for name in erase.attributes)
+
+    def probe(self) -> list[Check]:
+        """The lookup (a query or a capped scan for a value nobody has) and the erase write, made
+        conditional on an item that does not exist (ConditionalCheckFailed proves the permission)."""
+        value = probe_value()
+        sentinel = {name: {"S": value} for name in (self.definition.partition_key, self.definition.sort_key) if name}
+        lookup = self.definition.lookup
+        reading = (
+            "dynamodb:Scan"
+            if lookup.allow_scan and lookup.attribute != self.definition.partition_key
+            else "dynamodb:Query"
+        )
+        checks = [checked(reading, lambda: self.find({lookup.identity: value}))]
+        condition = {
+            "ConditionExpression": "attribute_exists(#key)",
+            "ExpressionAttributeNames": {"#key": self.definition.partition_key},
+        }
+        table = self.definition.table_name
+        checks.append(checked("dynamodb:GetItem", lambda: self.client.get_item(TableName=table, Key=sentinel)))
+        if self.definition.erase.mode == "delete_item":
+            write = ("dynamodb:DeleteItem", lambda: self.client.delete_item(TableName=table, Key=sentinel, **condition))
+        else:
+            write = (
+                "dynamodb:UpdateItem",
+                lambda: self.client.update_item(
+                    TableName=table,
+                    Key=sentinel,
+                    UpdateExpression="REMOVE #probe",
+                    ConditionExpression=condition["ConditionExpression"],
+                    ExpressionAttributeNames={
+                        **condition["ExpressionAttributeNames"],
+                        "#probe": self.definition.erase.attributes[0],
+                    },
+                ),
+            )
+        checks.append(checked(write[0], write[1], "ConditionalCheckFailedException"))
+        return checks

@@ -27,7 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rightsdesk.connectors.base import Connector, ConnectorFailure, Erased, Found, Identities, Located, key_hash
+from rightsdesk.connectors.base import (
+    Check,
+    Connector,
+    ConnectorFailure,
+    Erased,
+    Found,
+    Identities,
+    Located,
+    checked,
+    key_hash,
+    probe_value,
+)
 from rightsdesk.connectors.definitions import RowFiles, S3Definition
 from rightsdesk.connectors.definitions import placeholders as _placeholders
 from rightsdesk.platform.hashing import normalize_email
@@ -338,3 +349,42 @@ class S3Connector(Connector):
                 self._delete_versions([version])
                 rewrite.deleted.add(version.version_id)
         return rewrite
+
+    def probe(self) -> list[Check]:
+        """Per prefix: ListObjectVersions (one key), GetObject of a key that does not exist
+        (NoSuchKey: with s3:ListBucket the answer is 404, not 403), and for row prefixes
+        PutObject with IfMatch on a key that does not exist (refused with 404 or 412 before
+        anything is written). Delete permissions cannot be proved without deleting: the first
+        enabled run shows them."""
+        checks = []
+        nobody = probe_value()
+        prefixes = [template.split("{", 1)[0] for template in self.definition.subject_prefixes]
+        prefixes += [files.prefix for files in self.definition.row_files]
+        for prefix in dict.fromkeys(prefixes):
+            checks.append(
+                checked(
+                    "s3:ListBucketVersions",
+                    lambda p=prefix: self.client.list_object_versions(Bucket=self.bucket, Prefix=p, MaxKeys=1),
+                )
+            )
+            checks.append(
+                checked(
+                    "s3:GetObject",
+                    lambda p=prefix: self.client.get_object(Bucket=self.bucket, Key=p + nobody),
+                    "NoSuchKey",
+                )
+            )
+        for files in self.definition.row_files:
+            checks.append(
+                checked(
+                    "s3:PutObject",
+                    lambda f=files: self.client.put_object(
+                        Bucket=self.bucket, Key=f.prefix + nobody, Body=b"", IfMatch='"0"'
+                    ),
+                    "NoSuchKey",
+                    "PreconditionFailed",
+                    "404",
+                    "412",
+                )
+            )
+        return checks
