@@ -124,10 +124,23 @@ def _pinned(connection: http.client.HTTPConnection, ip: str) -> http.client.HTTP
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_loopback_http: bool) -> SendResult:
     """POST once. Any answer is a result; only a 2xx is a delivery."""
+    return exchange(url, body, headers, allow_loopback_http=allow_loopback_http)[0]
+
+
+def exchange(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_loopback_http: bool,
+    max_answer_bytes: int = MAX_RESPONSE_BYTES,
+) -> tuple[SendResult, bytes]:
+    """POST once through the SSRF guard and return the result with at most `max_answer_bytes` of
+    the answer's body (for callers that read an answer, as the HTTP connector does)."""
     try:
         host, port, ip = ssrf.resolve_public(url, allow_loopback_http)
     except (ssrf.UnsafeUrl, OSError):
-        return SendResult(failure="refused_address")
+        return SendResult(failure="refused_address"), b""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
@@ -140,13 +153,13 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_loopback_http:
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
-        response.read(MAX_RESPONSE_BYTES)
-        return SendResult(status=response.status)
+        answer = response.read(max_answer_bytes)
+        return SendResult(status=response.status), answer
     except TimeoutError:
-        return SendResult(failure="timeout")
+        return SendResult(failure="timeout"), b""
     except ssl.SSLError:
-        return SendResult(failure="tls")
+        return SendResult(failure="tls"), b""
     except (OSError, http.client.HTTPException):
-        return SendResult(failure="connection")
+        return SendResult(failure="connection"), b""
     finally:
         connection.close()
