@@ -47,14 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Exit status: 0 verified and sealed, 1 an entry failed, 2 unreadable input, 3 verified but not sealed.",
     )
     parser.add_argument("receipt", help="the exported receipt (JSON); - reads standard input")
-    parser.add_argument("--public-key", required=True, help="the signing key's public key, PEM or DER")
+    parser.add_argument(
+        "--public-key",
+        required=True,
+        action="append",
+        help="the signing key's public key, PEM or DER; repeat for a chain that spans a replaced key",
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args(argv)
 
     try:
         document = json.loads(_read(args.receipt).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-        public_key = Path(args.public_key).read_bytes()
-        outcome = receipts.verify(document, public_key)
+        public_keys = [Path(path).read_bytes() for path in args.public_key]
+        outcome = receipts.verify(document, public_keys)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         message = f"cannot read the receipt or the key: {error}"
         if args.json:

@@ -328,6 +328,23 @@ def test_an_entry_re_signed_by_another_key_is_found(chain, signer, stranger):
     assert [(p.position, p.code) for p in outcome.problems][:1] == [(2, "signature")]
 
 
+def test_a_chain_that_spans_a_replaced_key_verifies_with_both_public_keys(signer, stranger):
+    request_id = new_request()
+    receipts.record(request_id, erasure("users-table", 1), signer=signer)
+    receipts.record(request_id, erasure("transcripts", 1, kind="s3"), signer=stranger)  # after the key was replaced
+    receipts.seal(request_id, signer=stranger)
+    exported = receipts.export(request_id)
+    both = receipts.verify(exported, [pem(signer), pem(stranger)])
+    assert both.valid and both.sealed
+    old_only = receipts.verify(exported, [pem(signer)])
+    assert {(p.position, p.code) for p in old_only.problems} == {
+        (2, "key"),
+        (2, "signature"),
+        (3, "key"),
+        (3, "signature"),
+    }
+
+
 def test_a_chain_cut_after_its_last_connector_verifies_but_is_not_sealed(chain, signer):
     cut = copy.deepcopy(chain)
     del cut["entries"][-1]
@@ -549,7 +566,7 @@ def test_the_canonical_form_sorts_keys_drops_whitespace_and_writes_utf8(value, e
     assert receipts.canonical_json(value) == expected
 
 
-@pytest.mark.parametrize("value", [{"a": 1.5}, {1: "a"}, {"a": "\ud800"}, {"a": (1, 2)}])
+@pytest.mark.parametrize("value", [{"a": 1.5}, {1: "a"}, {"a": "\ud800"}, {"a": (1, 2)}, {"a": 2**53}, [-(2**53)]])
 def test_values_without_one_spelling_have_no_canonical_form(value):
     with pytest.raises(ValueError):
         receipts.canonical_json(value)

@@ -59,6 +59,8 @@ RESIDUAL_COPIES = {
     ),
 }
 
+# The largest integer every JSON reader (IEEE doubles, RFC 8785) spells and reads back exactly.
+_MAX_EXACT_INTEGER = 2**53 - 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -146,6 +148,8 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _check_canonical(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_EXACT_INTEGER:
+        raise ValueError("integers beyond 2**53 are spelt differently by JSON libraries")
     if value is None or isinstance(value, (bool, int, str)):
         return
     if isinstance(value, list):
@@ -605,19 +609,29 @@ def load_public_key(data: bytes) -> Any:
     return key
 
 
-def verify(document: Mapping[str, Any], public_key: bytes) -> Verification:
+def verify(document: Mapping[str, Any], public_key: bytes | Sequence[bytes]) -> Verification:
     """Check an exported receipt with the public key alone (PEM or DER): every entry's signature,
     its number (1, 2, ... in order: nothing removed, inserted or moved), its link to the entry
     before, the digest of its key hashes, a seal's count and totals. `sealed` says the chain ends in
-    a seal, without which entries cut off the end cannot be ruled out. Raises ValueError for a key
-    that is not an EC P-256 public key; everything wrong with the document is a Problem."""
+    a seal, without which entries cut off the end cannot be ruled out.
+
+    Several keys may be given (a chain that spans a replaced signing key): each entry is checked
+    with the key its body names by fingerprint, and an entry naming none of them is a problem.
+    Raises ValueError for a key that is not an EC P-256 public key; everything wrong with the
+    document is a Problem."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    key = load_public_key(public_key)
-    fingerprint = key_fingerprint(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    given = [public_key] if isinstance(public_key, (bytes, bytearray)) else list(public_key)
+    if not given:
+        raise ValueError("no public key given")
+    public_keys = {}
+    for data in given:
+        loaded = load_public_key(bytes(data))
+        public_keys[key_fingerprint(loaded.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))] = loaded
+    first_key = next(iter(public_keys.values()))
     problems: list[Problem] = []
     request_id = document.get("request_id") if isinstance(document, Mapping) else None
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
@@ -661,8 +675,10 @@ def verify(document: Mapping[str, Any], public_key: bytes) -> Verification:
                 "link", "its link does not match the entry before it: an entry was removed, inserted, moved or changed"
             )
         signer = body.get("signer") if isinstance(body.get("signer"), Mapping) else {}
-        if signer.get("public_key_sha256") != fingerprint:
+        key = public_keys.get(str(signer.get("public_key_sha256")))
+        if key is None:
             problem("key", "it names another signing key than the public key given")
+            key = first_key
         try:
             signature = base64.b64decode(str(exported.get("signature", "")), validate=True)
             key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
@@ -676,12 +692,12 @@ def verify(document: Mapping[str, Any], public_key: bytes) -> Verification:
         kind = body.get("entry")
         if kind == "connector":
             listed_hashes = exported.get("key_hashes")
-            keys = body.get("keys") if isinstance(body.get("keys"), Mapping) else {}
+            committed = body.get("keys") if isinstance(body.get("keys"), Mapping) else {}
             if (
                 not isinstance(listed_hashes, list)
                 or not all(isinstance(h, str) for h in listed_hashes)
-                or len(listed_hashes) != keys.get("count")
-                or keys_digest(listed_hashes) != keys.get("digest")
+                or len(listed_hashes) != committed.get("count")
+                or keys_digest(listed_hashes) != committed.get("digest")
             ):
                 problem("keys", "its list of key hashes is not the one the signed body committed to")
         elif kind == "seal":
