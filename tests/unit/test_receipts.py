@@ -307,6 +307,71 @@ def test_tampering_is_found_and_the_entry_named(chain, other_chain, signer, kind
     assert {p.code for p in outcome.problems if p.position == position} & codes, outcome.problems
 
 
+def _signed(signer, request_id: str, seq: int, prev: str, part: dict, key_hashes: list[str] | None = None) -> dict:
+    body, digest, signature = receipts.sign_entry(request_id, seq, prev, part, signer, clock.now())
+    entry = {"body": body, "hash": digest, "signature": signature}
+    if part["entry"] == "connector":
+        entry["key_hashes"] = key_hashes or []
+    return entry
+
+
+def _first(signer, request_id: str) -> tuple[dict, list[str]]:
+    outcome = erasure("users-table", 2)
+    entry = _signed(
+        signer, request_id, 1, receipts.GENESIS, receipts.connector_body(outcome), sorted(outcome.key_hashes)
+    )
+    return entry, sorted(outcome.key_hashes)
+
+
+def _document(request_id: str, entries: list[dict]) -> dict:
+    return {"format": receipts.FORMAT, "request_id": request_id, "entries": entries}
+
+
+def _seal_part(entries: list[dict], **changes) -> dict:
+    part = {"entry": "seal", "covers": len(entries), "summary": receipts.summary([e["body"] for e in entries])}
+    part.update(changes)
+    return part
+
+
+def _seal_covering_too_few(signer, rid: str) -> list[dict]:
+    first, _ = _first(signer, rid)
+    return [first, _signed(signer, rid, 2, first["hash"], _seal_part([first], covers=0))]
+
+
+def _seal_with_wrong_totals(signer, rid: str) -> list[dict]:
+    first, _ = _first(signer, rid)
+    totals = {**receipts.summary([first["body"]]), "erased": 99}
+    return [first, _signed(signer, rid, 2, first["hash"], _seal_part([first], summary=totals))]
+
+
+def _number_skipped(signer, rid: str) -> list[dict]:
+    first, _ = _first(signer, rid)
+    return [first, _signed(signer, rid, 3, first["hash"], _seal_part([first]))]
+
+
+def _signed_for_another_request(signer, rid: str) -> list[dict]:
+    first, _ = _first(signer, rid)
+    return [first, _signed(signer, "dsr_other", 2, first["hash"], _seal_part([first]))]
+
+
+# What a writer holding the key could still get wrong (a bug, a misuse of sign_entry) -> where, which code.
+SIGNED_BUT_WRONG: dict[str, tuple[Callable[[Any, str], list[dict]], int, str]] = {
+    "a seal that covers too few": (_seal_covering_too_few, 2, "seal"),
+    "a seal whose totals are wrong": (_seal_with_wrong_totals, 2, "seal"),
+    "a number skipped": (_number_skipped, 2, "order"),
+    "an entry signed for another request": (_signed_for_another_request, 2, "request"),
+}
+
+
+@pytest.mark.parametrize("case", SIGNED_BUT_WRONG)
+def test_an_entry_signed_with_the_right_key_must_still_fit_the_chain(signer, case):
+    build, position, code = SIGNED_BUT_WRONG[case]
+    request_id = new_request()
+    entries = build(signer, request_id)
+    outcome = receipts.verify(_document(request_id, entries), pem(signer))
+    assert [(p.position, p.code) for p in outcome.problems] == [(position, code)]
+
+
 def test_a_chain_signed_with_another_key_fails_on_every_entry(signer, stranger):
     forged = sealed_chain(stranger)  # consistent in itself: numbers, links and digests all right
     assert receipts.verify(forged, pem(stranger)).valid
