@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -99,7 +100,7 @@ def sealed_chain(signer, request_id: str | None = None) -> dict:
             2,
             counts=Counts(found=3, erased=1, kept=2),
             result=Result.KEPT_FOR_LEGAL_BASIS,
-            legal_exception=LegalException("invoices: 10 years (tax law)", clock.now() + timedelta(days=3650)),
+            legal_exception=LegalException("invoices: § 147 AO, 10 years — Steuerrecht", clock.now() + timedelta(days=3650)),
         ),
         signer=signer,
     )
@@ -138,6 +139,7 @@ def test_the_der_public_key_from_kms_verifies_too(chain, signer):
 def test_every_entry_names_its_signer_and_what_erasure_cannot_reach(chain, signer):
     for entry in chain["entries"]:
         body = entry["body"]
+        assert body["signer"]["key_id"].startswith("arn:aws:kms:")
         assert body["signer"] == {
             "key_id": signer.key_id,
             "algorithm": "ECDSA_SHA_256",
@@ -152,7 +154,7 @@ def test_a_connector_entry_records_what_was_touched_how_and_the_requery(chain):
     assert body["connector"] == {"id": "billing", "kind": "dynamodb", "role_arn": ROLE}
     assert (body["action"], body["result"], body["remaining"]) == ("erase", "kept_for_legal_basis", 0)
     assert body["counts"] == {"found": 3, "erased": 1, "kept": 2}
-    assert body["legal_exception"]["basis"] == "invoices: 10 years (tax law)"
+    assert body["legal_exception"]["basis"] == "invoices: § 147 AO, 10 years — Steuerrecht"
     listed = chain["entries"][2]["key_hashes"]
     assert body["keys"] == {"count": 2, "digest": receipts.keys_digest(listed)}
     assert listed == sorted(listed) and all(len(h) == 64 for h in listed)
@@ -737,3 +739,23 @@ def test_the_command_runs_offline_without_aws_or_rightsdesk_settings(files, chai
         timeout=60,
     )
     assert imported.stdout.strip() == "", "the verifier loads no AWS SDK"
+
+
+@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("openssl")), reason="needs jq and openssl")
+def test_an_auditor_without_rightsdesk_checks_an_entry_with_jq_and_openssl(files, chain, tmp_path):
+    """docs/connectors.md's third way, as written: jq's sorted compact output is the canonical body."""
+    receipt_file, key_file = files(chain)
+
+    def shell(script: str) -> str:
+        run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    for position in range(len(chain["entries"])):
+        verified = shell(
+            f"jq -jcS '.entries[{position}].body' {receipt_file} > body.json && "
+            f"jq -r '.entries[{position}].signature' {receipt_file} | base64 -d > sig.der && "
+            f"openssl dgst -sha256 -verify {key_file} -signature sig.der body.json"
+        )
+        assert verified.strip() == "Verified OK"
+        assert shell("sha256sum body.json").split()[0] == chain["entries"][position]["hash"]

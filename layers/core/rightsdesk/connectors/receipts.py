@@ -220,7 +220,10 @@ class KmsSigner:
                 raise ValueError(f"receipts need an {KEY_SPEC} SIGN_VERIFY key, not {spec} {answer.get('KeyUsage')}")
             if SIGNING_ALGORITHM not in answer.get("SigningAlgorithms", [SIGNING_ALGORITHM]):
                 raise ValueError(f"the key does not offer {SIGNING_ALGORITHM}")
-            self._public = (answer["KeyId"], bytes(answer["PublicKey"]))
+            key_id = answer["KeyId"]
+            if not key_id.startswith("arn:"):  # KMS answers with the ARN; moto with the bare id
+                key_id = self._kms().describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+            self._public = (key_id, bytes(answer["PublicKey"]))
         return self._public
 
     @property
