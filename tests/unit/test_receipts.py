@@ -25,6 +25,7 @@ from rightsdesk.connectors.receipts import Action, Counts, LegalException, Outco
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.platform import hashing
+from rightsdesk.retention import holds
 from rightsdesk.store.items.receipts import ReceiptEntryItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk_cli import receipt_verify
@@ -100,7 +101,9 @@ def sealed_chain(signer, request_id: str | None = None) -> dict:
             2,
             counts=Counts(found=3, erased=1, kept=2),
             result=Result.KEPT_FOR_LEGAL_BASIS,
-            legal_exception=LegalException("invoices: § 147 AO, 10 years — Steuerrecht", clock.now() + timedelta(days=3650)),
+            legal_exception=LegalException(
+                "invoices: § 147 AO, 10 years — Steuerrecht", clock.now() + timedelta(days=3650)
+            ),
         ),
         signer=signer,
     )
@@ -174,6 +177,41 @@ def test_entries_are_kept_with_the_request_skeleton(chain):
     for item in ReceiptEntryItem.query(RequestItem.key(request_id), ReceiptEntryItem.sk.startswith("RECEIPT#")):
         assert item.expires_at == retention.expires_at(retention.Rule.SKELETON, item.recorded_at)
         assert timedelta(seconds=item.expires_at - item.recorded_at.timestamp()) >= timedelta(days=3 * 365 - 1)
+
+
+def _stored_expiry(request_id: str) -> list[int | None]:
+    query = ReceiptEntryItem.query(RequestItem.key(request_id), ReceiptEntryItem.sk.startswith("RECEIPT#"))
+    return [None if item.expires_at is None else int(item.expires_at) for item in query]
+
+
+def test_a_legal_hold_on_the_request_holds_its_receipt_until_released(signer):
+    request_id, now = new_request(), clock.now()
+    RequestItem(
+        RequestItem.key(request_id),
+        RequestItem.SK,
+        request_id=request_id,
+        controller_id="ctl_receipts",
+        site="receipts.test",
+        request_type="erasure",
+        status="in_progress",
+        created_at=now,
+        verified_at=now,
+        expires_at=retention.request_expires_at(now, now),
+    ).save()
+    receipts.record(request_id, erasure("users-table", 1), signer=signer)
+    holds.place(request_id, "litigation hold, case 2026-17", actor="operator")
+    assert _stored_expiry(request_id) == [None]
+    receipts.record(request_id, erasure("transcripts", 1, kind="s3"), signer=signer)  # written during the hold
+    assert _stored_expiry(request_id) == [None, None]
+    clock.advance(86400)
+    holds.release(request_id, actor="operator")
+    expected = [retention.expires_at(retention.Rule.SKELETON, e.recorded_at) for e in _items(request_id)]
+    assert _stored_expiry(request_id) == expected and None not in expected
+    assert receipts.verify(receipts.export(request_id), pem(signer)).valid  # holding changes no signed byte
+
+
+def _items(request_id: str) -> list[ReceiptEntryItem]:
+    return list(ReceiptEntryItem.query(RequestItem.key(request_id), ReceiptEntryItem.sk.startswith("RECEIPT#")))
 
 
 # ---------------------------------------------------------------- tampering, one kind at a time

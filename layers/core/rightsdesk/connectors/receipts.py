@@ -535,7 +535,24 @@ def _write(
         if conditional_failure(error):
             return None
         raise
+    _held_like_the_request(item)
     return Entry(body=body, hash=digest, signature=signature, key_hashes=tuple(key_hashes), step_id=step_id)
+
+
+def _held_like_the_request(item: ReceiptEntryItem) -> None:
+    """An entry written while its request is under a legal hold is held too (rightsdesk.retention.holds).
+
+    Read after the write: a hold placed before this read is seen here, and one placed after it
+    finds the entry when it strips the trail's TTLs, so no entry escapes a hold. (An append that
+    overlaps a release can leave an entry without its TTL: kept too long, never deleted early.)"""
+    from rightsdesk.store.items.requests import RequestItem
+
+    try:
+        request = RequestItem.get(item.pk, RequestItem.SK, consistent_read=True, attributes_to_get=["legal_hold"])
+    except RequestItem.DoesNotExist:
+        return
+    if request.legal_hold is not None:
+        item.update(actions=[type(item).expires_at.remove()])
 
 
 def export(request_id: str, chain: Sequence[Entry] | None = None) -> dict[str, Any]:
