@@ -1,7 +1,7 @@
 """Legal holds: a request that must be kept whatever its retention rules say, until released.
 
 Placing a hold removes the TTL (`expires_at`) and the expiry-index keys of the request and of its
-audit events, so neither DynamoDB nor the sweeper can act; the rule and due time stay on the item
+audit events and erasure receipt entries, so neither DynamoDB nor the sweeper can act; the rule and due time stay on the item
 so that a release can put it back on the index. A release restores the TTL from the rules,
 computed from the item's own dates: a request held past its time goes at the next sweep.
 The hold's reason lives on the request only; audit events record that a hold was placed, by whom.
@@ -19,6 +19,7 @@ from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.receipts import ReceiptEntryItem
 from rightsdesk.store.items.requests import LegalHold, RequestItem
 
 PLACED = "legal_hold_placed"
@@ -35,6 +36,11 @@ def _load(request_id: str) -> RequestItem:
 
 def _events(request: RequestItem) -> list[AuditEvent]:
     return audit.trail(request.pk)
+
+
+def _receipt_entries(request: RequestItem) -> list[ReceiptEntryItem]:
+    """The request's erasure receipt (rightsdesk.connectors.receipts): kept with the skeleton, so held with it."""
+    return list(ReceiptEntryItem.query(request.pk, ReceiptEntryItem.sk.startswith(ReceiptEntryItem.SK_PREFIX)))
 
 
 def place(request_id: str, reason: str, until: datetime | None = None, *, actor: Actor) -> RequestItem:
@@ -60,6 +66,8 @@ def place(request_id: str, reason: str, until: datetime | None = None, *, actor:
         raise
     for event in _events(request):
         event.update(actions=[AuditEvent.expires_at.remove()], condition=AuditEvent.pk.exists())
+    for entry in _receipt_entries(request):
+        entry.update(actions=[ReceiptEntryItem.expires_at.remove()], condition=ReceiptEntryItem.pk.exists())
     placed = audit.event(request.pk, action=PLACED, actor=actor, at=now)
     placed.expires_at = None  # held like the rest of the trail
     placed.save(condition=AuditEvent.sk.does_not_exist())
@@ -88,5 +96,8 @@ def release(request_id: str, *, actor: Actor) -> RequestItem:
     for event in _events(request):
         expires = retention.expires_at(retention.Rule.SKELETON, event.at)
         event.update(actions=[AuditEvent.expires_at.set(expires)], condition=AuditEvent.pk.exists())
+    for entry in _receipt_entries(request):
+        expires = retention.expires_at(retention.Rule.SKELETON, entry.recorded_at)
+        entry.update(actions=[ReceiptEntryItem.expires_at.set(expires)], condition=ReceiptEntryItem.pk.exists())
     audit.event(request.pk, action=RELEASED, actor=actor, at=now).save(condition=AuditEvent.sk.does_not_exist())
     return request

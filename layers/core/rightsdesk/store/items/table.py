@@ -6,6 +6,7 @@ Keys (pk / sk):
   REQ#<id>      REQUEST            the request (personal fields purged after delivery)
   REQ#<id>      CHALLENGE          the hashed verification code (15 minutes)
   REQ#<id>      AUDIT#<at>#<n>     audit events (never personal data)
+  REQ#<id>      RECEIPT#<seq>      signed, hash-chained erasure receipt entries (rightsdesk.connectors.receipts)
   CTRL#<id>     CONTROLLER         a controller registered by the operator
   SITE#<key>    SITE               site key or domain -> controller id
   CTRL#<id>     AUDIT#<at>#<n>     audit events of registry changes
