@@ -58,7 +58,8 @@ EVENT_TYPES = {
     "test": webhooks.EVENT_TEST,
     **{event: event for event in CONTROLLER_EVENTS},
 }
-EventType = Literal[tuple(EVENT_TYPES.values())]  # type: ignore[valid-type]
+EVENT_TYPE_NAMES = tuple(dict.fromkeys(EVENT_TYPES.values()))
+EventType = Literal[EVENT_TYPE_NAMES]  # type: ignore[valid-type]
 # Error classes (no HTTP status: the attempt ended before an answer, or there was nothing to send)
 TIMEOUT, CONNECTION, TLS, SSRF_REFUSED, NO_ENDPOINT = "timeout", "connection", "tls", "ssrf_refused", "no_endpoint"
 GONE = "gone"  # the endpoint answered 410: it is disabled
