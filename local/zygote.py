@@ -21,6 +21,7 @@ import pkgutil
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -134,6 +135,9 @@ class Runner:
 
     def __init__(self, connection: Connection):
         self.connection = connection
+        # A handler may make two calls at once (rightsdesk.platform.overlap): each asks the runner
+        # about faults on this one line, and a question's answer must reach the thread that asked.
+        self._asking = threading.Lock()
 
     def send(self, message: dict) -> None:
         self.connection.send_bytes(json.dumps(message).encode())
@@ -146,8 +150,9 @@ class Runner:
 
     def ask_fault(self, service: str, operation: str) -> dict | None:
         """Whether the runner's fault rules fail this call (local/faults.py keeps the rules)."""
-        self.send({"fault": [service, operation]})
-        answer = self.receive()
+        with self._asking:
+            self.send({"fault": [service, operation]})
+            answer = self.receive()
         if answer is None:
             raise SystemExit(0)  # the runner went away mid-invocation
         return answer.get("rule")
