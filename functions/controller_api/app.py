@@ -11,8 +11,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated
 
+import calling  # this function's own module: who calls, the answer's shape
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,15 +28,10 @@ app = APIGatewayRestResolver(enable_validation=True)
 
 
 def _caller() -> ControllerItem:
-    event = app.current_event
-    controller_id = event.request_context.authorizer.get_context().get("controller_id")
-    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
-    logger.append_keys(controller_id=controller.controller_id)
-    return controller
+    return calling.caller(app.current_event, logger)
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(status_code=status, content_type=http.JSON, body=body)
+_json = calling.json_response
 
 
 # The answers each route documents (errors in the shape of http.ERROR_SCHEMA), with what every route

@@ -11,15 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import calling  # this function's own module: who calls, the answer's shape
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from rightsdesk.platform import http
-from rightsdesk.routing import controller_requests as inbox
 from rightsdesk.routing import delivery_log
 from rightsdesk.store.items.controllers import ControllerItem
 
@@ -29,15 +28,10 @@ router = Router()
 
 
 def _caller() -> ControllerItem:
-    event = router.current_event
-    controller_id = event.request_context.authorizer.get_context().get("controller_id")
-    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
-    logger.append_keys(controller_id=controller.controller_id)
-    return controller
+    return calling.caller(router.current_event, logger)
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(status_code=status, content_type=http.JSON, body=body)
+_json = calling.json_response
 
 
 # ------------------------------------------------------------------ documented shapes
