@@ -54,7 +54,9 @@ def _read_definition(file: Path | None) -> dict[str, Any]:
             raise CliError(f"{file} is not UTF-8 text", code="unreadable") from None
         source = str(file)
     if len(text) > MAX_FILE_BYTES:
-        raise CliError(f"{source} is larger than {MAX_FILE_BYTES // 1024} KB: not a connector definition", code="too_large")
+        raise CliError(
+            f"{source} is larger than {MAX_FILE_BYTES // 1024} KB: not a connector definition", code="too_large"
+        )
     import yaml
 
     try:

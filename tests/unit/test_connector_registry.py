@@ -4,6 +4,8 @@ operator on its audit event, a removed one is gone, and `probe` proves access th
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -174,7 +176,7 @@ def test_enable_rechecks_the_graph_over_all_stored_connectors(cloud, clean, oper
         Key={"pk": {"S": ConnectorItem.key("pool-h")}, "sk": {"S": "CONNECTOR"}},
         UpdateExpression="SET #d = :d",
         ExpressionAttributeNames={"#d": "definition"},
-        ExpressionAttributeValues={":d": {"S": __import__("json").dumps(pool("pool-h", yields={"cognito_sub": "sub"}))}},
+        ExpressionAttributeValues={":d": {"S": json.dumps(pool("pool-h", yields={"cognito_sub": "sub"}))}},
     )
     with pytest.raises(DefinitionError) as refused:
         registry.enable("users-h", actor=operator)

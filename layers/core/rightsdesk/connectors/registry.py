@@ -317,7 +317,10 @@ def remove(connector_id: str, *, actor: Actor) -> None:
         tx.delete(item, condition=ConnectorItem.updated_at == item.updated_at)
         tx.update(
             current,
-            actions=[ConnectorSetItem.ids.delete({connector_id}), ConnectorSetItem.version.set(int(current.version) + 1)],
+            actions=[
+                ConnectorSetItem.ids.delete({connector_id}),
+                ConnectorSetItem.version.set(int(current.version) + 1),
+            ],
             condition=_set_unchanged(current),
         )
         _audit(tx, connector_id, "connector_removed", actor, now, from_status=item.state)
