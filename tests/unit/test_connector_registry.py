@@ -5,9 +5,13 @@ operator on its audit event, a removed one is gone, and `probe` proves access th
 from __future__ import annotations
 
 import json
+import re
+import textwrap
+from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from rightsdesk.connectors import registry
@@ -314,3 +318,15 @@ def test_probe_names_a_permission_the_role_lacks(clean, operator, users_store):
     assert ("dynamodb:DeleteItem", "denied", "AccessDeniedException") in [
         (c.operation, c.result, c.code) for c in report.checks
     ]
+
+
+def test_the_worked_example_in_the_docs_adds_and_orders_as_written(clean, operator):
+    """docs/connectors.md, "Worked example": the two definition files, as printed there."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "connectors.md").read_text(encoding="utf-8")
+    example = docs.split("### Worked example", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", example, flags=re.S)
+    documents = [yaml.safe_load(textwrap.dedent(body)) for _, body in blocks]
+    assert [d["id"] for d in documents] == ["users-pool", "users-table"]
+    for document in documents:
+        registry.add(document, actor=operator)
+    assert registry.plan().stages == (("users-pool",), ("users-table",))
