@@ -138,6 +138,17 @@ def test_enable_disable_and_remove_change_the_state_and_name_the_operator(cloud,
     )
     # moto's caller identity: the operator's account and principal, and a hash of the ARN
     assert {e["operator"]["M"]["account"]["S"] for e in events} == {ACCOUNT}
+    # the trail outlives the connector
+    trail = run_json("connectors", "history", "pool-st")["events"]
+    assert [e["action"] for e in trail] == [
+        "connector_removed",
+        "connector_disabled",
+        "connector_enabled",
+        "connector_added",
+    ]
+    assert all(e["operator"]["account"] == ACCOUNT for e in trail)
+    people = run("connectors", "history", "pool-st")
+    assert people.exit_code == 0 and "connector_enabled" in people.stdout and f"@{ACCOUNT}" in people.stdout
 
 
 @pytest.mark.parametrize(
