@@ -12,9 +12,11 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
-from rightsdesk.connectors import registry
+from rightsdesk.connectors import identity_graph, registry
 from rightsdesk.connectors.definitions import DefinitionError
 from rightsdesk.kernel.errors import Conflict, NotFound
 from rightsdesk.platform import config, operator_identity
@@ -330,3 +332,52 @@ def test_the_worked_example_in_the_docs_adds_and_orders_as_written(clean, operat
     for document in documents:
         registry.add(document, actor=operator)
     assert registry.plan().stages == (("users-pool",), ("users-table",))
+
+
+KINDS = ("user_id", "account_id")
+_connector = st.tuples(
+    st.sampled_from(("email", *KINDS)),  # the identity it needs
+    st.sets(st.sampled_from(KINDS), max_size=2),  # the identities it yields
+).filter(lambda connector: connector[0] not in connector[1])  # a self-loop teaches nothing
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    connectors=st.lists(_connector, min_size=2, max_size=3),
+    changes=st.lists(
+        st.tuples(st.sampled_from(("remove", "enable", "add")), st.integers(0, 2)), min_size=1, max_size=5
+    ),
+)
+def test_whatever_operators_do_the_stored_graph_stays_valid(cloud, operator, connectors, changes):
+    """Connectors added (each twice over, so dependents follow what they need), then any removes,
+    enables and re-adds, accepted or refused: the stored connectors always form a graph that orders
+    (every need yielded, no cycle)."""
+    for stored in registry.list_connectors():  # a clean set for each example
+        registry._transact(lambda tx, s=stored: _force_remove(tx, s.connector_id), "cleanup")
+    adds = [("add", n) for n in range(len(connectors))]
+    for action, n in adds + adds + changes:
+        if n >= len(connectors):
+            continue
+        needs, yields = connectors[n]
+        cid = f"prop-{n}"
+        try:
+            if action == "add":
+                document = users_table(cid, needs=needs, yields={kind: kind for kind in sorted(yields)})
+                registry.add(document, actor=operator)
+            elif action == "remove":
+                registry.remove(cid, actor=operator)
+            else:
+                registry.enable(cid, actor=operator)
+        except (DefinitionError, Conflict, NotFound):
+            pass
+        stored = registry.list_connectors()
+        identity_graph.order([s.definition for s in stored])  # raises if the stored graph broke
+
+
+def _force_remove(tx, connector_id: str) -> None:
+    """Test cleanup only: drop a connector and its id from the set, whatever the graph says."""
+    tx.delete(ConnectorItem(ConnectorItem.key(connector_id), ConnectorItem.SK))
+    tx.update(
+        registry.ConnectorSetItem(registry.ConnectorSetItem.PK, registry.ConnectorSetItem.SK),
+        actions=[registry.ConnectorSetItem.ids.delete({connector_id})],
+    )
