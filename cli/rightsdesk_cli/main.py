@@ -67,3 +67,7 @@ app.add_typer(report.app, name="report")
 from rightsdesk_cli import dlq  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(dlq.app, name="dlq")
+
+from rightsdesk_cli import connectors  # noqa: E402 - kept apart so each group's lines stay its own
+
+app.add_typer(connectors.app, name="connectors")

@@ -30,6 +30,10 @@ The operator's own data (docs/operations.md "Operator's own data"):
 Webhook delivery log (rightsdesk.routing.delivery_log), 90 days, TTL:
   DLOG#<controller> ATTEMPT#<at>#<id>      one delivery attempt: ids, status, latency, outcome
   DLOG#<controller> DELIVERY#<webhook id>  a delivery's latest outcome and its waiting redelivery
+Connectors (rightsdesk.connectors.registry, docs/connectors.md "Configuring connectors"):
+  CONNECTOR#<id> CONNECTOR         a connector definition (no secrets) and its state
+  CONNECTOR#<id> AUDIT#<at>#<n>    audit events of the connector (added, enabled, disabled, removed)
+  CONNECTORS    SET                the ids of every stored connector and the set's version
 Abuse guard: GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
      INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
