@@ -142,7 +142,9 @@ def test_an_earlier_explicit_grant_is_overridden_but_named_and_audited(cloud):
     assert [c.state for c in ledger["sale_share"].history] == ["granted", "withdrawn"]
     assert ledger["sale_share"].history[-1].overrides == expected
     assert ledger["cross_context_advertising"].history[-1].overrides is None  # never granted: no conflict
-    conflicts = [e for e in cloud.audit(ContactItem.key(hashing.email_hash(email))) if e["action"] == "consent_conflict"]
+    conflicts = [
+        e for e in cloud.audit(ContactItem.key(hashing.email_hash(email))) if e["action"] == "consent_conflict"
+    ]
     assert [e["cause"] for e in conflicts] == [f"sale_share:gpc>{expected}"]
     # what the operator's `rightsdesk consents show` prints
     assert consents.view(ledger["sale_share"])["history"][-1]["overrides"] == expected
