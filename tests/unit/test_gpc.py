@@ -234,6 +234,14 @@ def test_a_visitor_id_outside_the_rule_is_refused_and_nothing_is_stored(cloud, v
     assert cloud.drain("DeliveryQueue") == []
 
 
+def test_a_seen_at_without_an_offset_is_read_as_utc(cloud):
+    created = controller(cloud)
+    naive = (clock.now() - timedelta(minutes=1)).replace(tzinfo=None)
+    forwarded = gpc.forward(created.controller.controller_id, "visitor-naive-1", seen_at=naive)
+    cloud.drain("DeliveryQueue")
+    assert gpc.view(forwarded.signal)["seen_at"] == clock.isoformat(naive.replace(tzinfo=clock.now().tzinfo))
+
+
 def test_a_seen_at_in_the_future_is_refused(cloud):
     created = controller(cloud)
     with pytest.raises(InvalidInput) as refused:

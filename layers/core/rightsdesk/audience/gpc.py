@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pynamodb.exceptions import PutError
 
@@ -93,15 +93,22 @@ def forward(controller_id: str, visitor_id: str, *, seen_at: datetime | None = N
     """Record a controller's visitor's signal once, with the ledger's withdrawal, and queue its event."""
     validate_visitor_id(visitor_id)
     now = clock.now()
+    if seen_at is not None and seen_at.tzinfo is None:
+        seen_at = seen_at.replace(tzinfo=timezone.utc)  # an ISO time without an offset is read as UTC
     if seen_at is not None and seen_at > now:
         raise InvalidInput("seen_at is in the future", fields={"seen_at": "in_future"})
-    found = _load(signal_id(controller_id, visitor_id))
+    sid = signal_id(controller_id, visitor_id)
+    found = _load(sid)
     if found is not None:
         if found.webhook_outcome is None:
             _queue_event(found)  # its first message may be lost; the dispatcher sends it once
         return Forwarded(found, created=False)
-    sid = signal_id(controller_id, visitor_id)
     pk = GpcSignalItem.key(sid)
+    # The ledger first: it is idempotent, so a forward that fails after it is completed by the
+    # controller's retry, and a signal item never stands without its withdrawal.
+    _, conflicts = consents.withdraw_by_signal(
+        pk, gpc.PURPOSES, source=gpc.SOURCE, ref=f"controller:{controller_id}", at=now, actor="controller"
+    )
     signal = GpcSignalItem(
         pk,
         GpcSignalItem.SK,
@@ -110,6 +117,7 @@ def forward(controller_id: str, visitor_id: str, *, seen_at: datetime | None = N
         received_at=now,
         seen_at=seen_at,
         purposes=list(gpc.PURPOSES),
+        conflicts=sorted(f"{purpose}:{grant}" for purpose, grant in conflicts.items()) or None,
         # Kept as a consent record is: 5 years from the withdrawal it stands for.
         expires_at=retention.expires_at(retention.Rule.CONSENT_RECORD, now),
         **retention.schedule(retention.Rule.CONSENT_RECORD, now, pk, GpcSignalItem.SK),
@@ -120,11 +128,6 @@ def forward(controller_id: str, visitor_id: str, *, seen_at: datetime | None = N
         if not conditional_failure(error):
             raise
         return Forwarded(_load(sid) or signal, created=False)  # the same forward, in parallel
-    _, conflicts = consents.withdraw_by_signal(
-        pk, gpc.PURPOSES, source=gpc.SOURCE, ref=f"controller:{controller_id}", at=now, actor="controller"
-    )
-    if conflicts:
-        signal.update(actions=[GpcSignalItem.conflicts.set(sorted(f"{p}:{g}" for p, g in conflicts.items()))])
     _queue_event(signal)
     return Forwarded(signal, created=True)
 
