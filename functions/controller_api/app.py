@@ -162,6 +162,12 @@ import delivery_routes  # noqa: E402 - this function's own module, kept with the
 
 app.include_router(delivery_routes.router)
 
+# ------------------------------------------------------------------ Global Privacy Control signals
+
+import gpc_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
+
+app.include_router(gpc_routes.router)
+
 # ------------------------------------------------------------------ this API's contract
 
 

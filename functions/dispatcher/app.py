@@ -59,7 +59,8 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("malformed delivery message", extra={"message_id": record.message_id})
         raise
     # Ids only; the controller events (breach.notice, policy.updated) name no request but these.
-    ids = {name: getattr(message, name) for name in ("request_id", "controller_id", "incident_id", "doc", "version")}
+    about = ("request_id", "controller_id", "incident_id", "doc", "version", "signal_id")
+    ids = {name: getattr(message, name) for name in about}
     where = {
         "delivery_id": message.delivery_id,
         "event": message.event,

@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rightsdesk.intake import submissions
-from rightsdesk.kernel import clock, identifiers, retention
+from rightsdesk.kernel import clock, gpc, identifiers, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.status import is_open
 from rightsdesk.outbound import api_documents
@@ -127,6 +127,24 @@ def status_page(request_id: str, token: Annotated[str | None, Query(max_length=1
     )
 
 
+GPC_SUPPORT = http.object_schema({"gpc": {"type": "boolean"}, "lastUpdate": {"type": "string", "format": "date"}})
+
+
+# Global Privacy Control's site-wide statement (W3C GPC, "well-known resource"): static, cacheable.
+@app.get(
+    "/.well-known/gpc.json",
+    summary="This service honours Global Privacy Control (W3C GPC)",
+    responses=http.responses(200, "`gpc`: true; `lastUpdate`: when that statement last changed", GPC_SUPPORT, 429, 503),
+)
+def gpc_support():
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=gpc.well_known(),
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi():
     return Response(status_code=200, content_type="application/json", body=_document())
@@ -140,8 +158,24 @@ def _document() -> dict:
 # ------------------------------------------------------------------ API
 
 
+def _gpc_signal() -> bool:
+    """Whether the caller sent `Sec-GPC: 1`. A repeated header counts as its values joined (the
+    spec's `1, 1` is no signal); rightsdesk.kernel.gpc holds the rule."""
+    event = app.current_event
+    values = [
+        value
+        for name, found in (event.multi_value_headers or {}).items()
+        if name.lower() == gpc.HEADER
+        for value in (found or [])
+    ]
+    if not values:
+        single = event.headers.get(gpc.HEADER)
+        values = [single] if single is not None else []
+    return bool(values) and gpc.signal_present(", ".join(values))
+
+
 def _submit_once(*, client_key: dict, submission: submissions.Submission, locale: str) -> dict:
-    result = submissions.submit(submission, locale=locale, source=_source())
+    result = submissions.submit(submission, locale=locale, source=_source(), gpc=_gpc_signal())
     return {"request_id": result.request_id, "status": result.status}
 
 
@@ -217,7 +251,7 @@ def submit(submission: Annotated[submissions.Submission, Body()], idempotency_ke
             locale=locale,
         )
     else:
-        result = submissions.submit(submission, locale=locale, source=_source())
+        result = submissions.submit(submission, locale=locale, source=_source(), gpc=_gpc_signal())
         answer = {"request_id": result.request_id, "status": result.status}
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("request submitted", extra={"request_id": answer["request_id"], "type": submission.type.value})

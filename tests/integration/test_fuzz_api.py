@@ -209,6 +209,8 @@ def _kind(item: dict) -> str:
         return "REQ_AUDIT"
     if pk.startswith("DLOG#"):
         return "DELIVERY_LOG"
+    if pk.startswith("GPC#"):
+        return "GPC"
     return "OTHER"
 
 
@@ -305,9 +307,15 @@ def test_rejected_requests_stored_nothing(fuzzed, before, table_counts):
     rotations = accepted.get("POST /v1/controller/webhook/rotate", 0)
     tests = accepted.get("POST /v1/controller/webhook/test", 0)
     assert after["CTRL_AUDIT"] - before["CTRL_AUDIT"] <= rotations + tests
+    # A forwarded GPC signal: the signal and its two ledger entries, once per visitor; its
+    # `consent.gpc` event is a delivery like a test event.
+    signals = accepted.get("POST /v1/controller/gpc", 0)
+    assert after["GPC"] - before["GPC"] <= 3 * signals
     # The dispatcher logs each test event it sends: the attempt and the delivery's state.
-    assert after["DELIVERY_LOG"] - before["DELIVERY_LOG"] <= 2 * tests
+    assert after["DELIVERY_LOG"] - before["DELIVERY_LOG"] <= 2 * (tests + signals)
     assert after["OTHER"] == before["OTHER"], "no other kind of item was written"
     # The notifier remembers each verification mail it sent, the dispatcher each test event, and a
     # submission with an Idempotency-Key (the document names the header: some cases send one) its answer.
-    assert after["IDEMPOTENCY"] - before["IDEMPOTENCY"] <= 2 * submitted + tests, "only accepted work is remembered"
+    assert after["IDEMPOTENCY"] - before["IDEMPOTENCY"] <= 2 * submitted + tests + signals, (
+        "only accepted work is remembered"
+    )

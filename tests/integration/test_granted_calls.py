@@ -123,6 +123,10 @@ def recorded(launch_stack, tmp_path_factory):
     assert reported.ok, reported.text
     assert stack.post("/v1/controller/webhook/rotate", headers=key).ok
     assert stack.post("/v1/controller/webhook/test", headers=key).ok
+    # Global Privacy Control: a signal on intake (the dispatcher records it), one forwarded, the statement
+    flow.submit_and_verify(headers={"Sec-GPC": "1"})
+    assert stack.post("/v1/controller/gpc", headers=key, json={"visitor_id": "granted-visitor-1"}).ok
+    assert stack.get("/.well-known/gpc.json", headers=JSON).ok
     stack.drain()
     # the delivery log: list, redeliver one, the endpoint's state, and every failed one since a time
     stack._ok(stack.post("/_dev/webhooks", json={"fail": {"status": 500, "times": 1}}))

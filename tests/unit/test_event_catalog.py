@@ -17,6 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook
 
+from rightsdesk.audience import gpc
 from rightsdesk.intake import submissions
 from rightsdesk.kernel import clock
 from rightsdesk.notices import policies
@@ -90,6 +91,13 @@ def test_every_event_the_dispatcher_sends_validates_against_its_schema(cloud):
         "version": version.version,
     }
     assert dispatch.dispatch(DeliveryMessage.from_body(policy_message, message_id="p"), attempt=1)["result"] == "sent"
+    signal = gpc.forward(hooked.controller.controller_id, "visitor-catalog-1", seen_at=clock.now()).signal
+    gpc_message = {
+        "event": webhooks.EVENT_CONSENT_GPC,
+        "controller_id": hooked.controller.controller_id,
+        "signal_id": signal.signal_id,
+    }
+    assert dispatch.dispatch(DeliveryMessage.from_body(gpc_message, message_id="g"), attempt=1)["result"] == "sent"
 
     sent = [Webhook(hooked.webhook_secret).verify(s["body"], s["headers"]) for s in Endpoint.received]
     assert [p for event in sent for p in problems(event)] == []

@@ -10,6 +10,11 @@ same transaction (rightsdesk.audience.contacts.withdraw_consent: the lists know 
 knows no lists), and the notifier asks the ledger again before every list mail
 (contacts.may_receive), so a mail queued just before the withdrawal is not sent either.
 
+A Global Privacy Control signal (rightsdesk.audience.gpc) withdraws through `withdraw_by_signal`: it
+never overrides an explicit grant silently. The withdrawal is recorded (the signal is a valid opt-out),
+and the change names the grant it went against (`overrides`), with an audit event `consent_conflict`
+in the same write: the operator sees both in `rightsdesk consents show`.
+
 Retention (Rule.CONSENT_RECORD): a record is kept while the consent is in use and for five years
 after its withdrawal, as proof of what the subject allowed and when they stopped it. A withdrawal
 schedules the deletion; a new grant takes it back. Every record carries the rule, so its deletion
@@ -21,13 +26,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.rights import PURPOSES
+from rightsdesk.platform.operator_identity import Actor
+from rightsdesk.store import audit
+from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
+from rightsdesk.store.items.audit import AuditEvent
+from rightsdesk.store.items.table import transaction
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
@@ -36,16 +47,22 @@ UNSUBSCRIBE_LINK = "unsubscribe_link"
 
 
 def _item(email_hash: str, purpose: str) -> ConsentItem:
+    return _item_in(ContactItem.key(email_hash), purpose)
+
+
+def _item_in(partition: str, purpose: str) -> ConsentItem:
     if purpose not in PURPOSES:
         raise InvalidInput(
             f"no purpose {purpose!r}; purposes are {', '.join(PURPOSES)}", fields={"purpose": "invalid_choice"}
         )
-    return ConsentItem(ContactItem.key(email_hash), f"{ConsentItem.SK_PREFIX}{purpose}")
+    return ConsentItem(partition, f"{ConsentItem.SK_PREFIX}{purpose}")
 
 
-def _actions(item: ConsentItem, state: str, source: str, at: datetime) -> list[Action]:
+def _actions(
+    item: ConsentItem, state: str, source: str, at: datetime, *, ref: str | None = None, overrides: str | None = None
+) -> list[Action]:
     purpose = item.sk.removeprefix(ConsentItem.SK_PREFIX)
-    change = ConsentChange(state=state, at=at, source=source)
+    change = ConsentChange(state=state, at=at, source=source, ref=ref, overrides=overrides)
     actions = [
         ConsentItem.purpose.set(purpose),
         ConsentItem.state.set(state),
@@ -90,14 +107,81 @@ def grant(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime
         record(email_hash, purpose, GRANTED, source=source, at=at)
 
 
+# ------------------------------------------------------------------ a signal's withdrawal
+
+
+def grant_named(item: ConsentItem) -> str:
+    """How a conflict names the grant it went against: `granted:<source>@<when>`."""
+    when = clock.isoformat(item.granted_at) if item.granted_at else "unknown"
+    return f"granted:{item.granted_source or 'unknown'}@{when}"
+
+
+def withdraw_by_signal(
+    partition: str, purposes: Iterable[str], *, source: str, ref: str, at: datetime, actor: Actor
+) -> tuple[list[str], dict[str, str]]:
+    """Withdraw each purpose in the ledger at `partition` for a signal (source `gpc`, carried by
+    `ref`). A purpose withdrawn already is left as it is: the same signal twice is one withdrawal.
+    A purpose granted before is withdrawn too (the signal is a valid opt-out) and the change names
+    that grant, with an audit event in the same write. Each write is conditional on the state read,
+    so a grant made in between is not overwritten unseen (that purpose is read and decided again).
+    Returns the purposes withdrawn now, and the grants overridden by purpose."""
+    withdrawn: list[str] = []
+    conflicts: dict[str, str] = {}
+    for purpose in dict.fromkeys(purposes):
+        for _ in range(3):
+            outcome = _withdraw_one(partition, purpose, source=source, ref=ref, at=at, actor=actor)
+            if outcome is not None:
+                break
+        else:
+            raise RuntimeError("the consent changed three times while a signal was recorded")
+        changed, overridden = outcome
+        if changed:
+            withdrawn.append(purpose)
+        if overridden:
+            conflicts[purpose] = overridden
+    return withdrawn, conflicts
+
+
+def _withdraw_one(
+    partition: str, purpose: str, *, source: str, ref: str, at: datetime, actor: Actor
+) -> tuple[bool, str | None] | None:
+    """(withdrawn now, the grant overridden), or None if the record changed under us."""
+    item = _item_in(partition, purpose)
+    current = retention.live_item(ConsentItem, item.pk, item.sk, consistent_read=True)
+    if current is not None and current.state == WITHDRAWN:
+        return False, None
+    overridden = grant_named(current) if current is not None else None
+    unchanged = ConsentItem.updated_at == current.updated_at if current is not None else ConsentItem.pk.does_not_exist()
+    try:
+        with transaction() as tx:
+            tx.update(
+                item,
+                actions=_actions(item, WITHDRAWN, source, at, ref=ref, overrides=overridden),
+                condition=unchanged,
+            )
+            if overridden:
+                conflict = audit.event(
+                    partition, action="consent_conflict", actor=actor, at=at, cause=f"{purpose}:{source}>{overridden}"
+                )
+                tx.save(conflict, condition=AuditEvent.sk.does_not_exist())
+    except TransactWriteError as error:
+        if conditional_failure(error):
+            return None
+        raise
+    return True, overridden
+
+
 # ------------------------------------------------------------------ reading
 
 
 def ledger(email_hash: str) -> list[ConsentItem]:
     """Every purpose the subject ever granted or withdrawn, still within its retention time."""
-    found = ConsentItem.query(
-        ContactItem.key(email_hash), ConsentItem.sk.startswith(ConsentItem.SK_PREFIX), consistent_read=True
-    )
+    return ledger_at(ContactItem.key(email_hash))
+
+
+def ledger_at(partition: str) -> list[ConsentItem]:
+    """The ledger entries filed in one partition (a contact's, or a GPC visitor's)."""
+    found = ConsentItem.query(partition, ConsentItem.sk.startswith(ConsentItem.SK_PREFIX), consistent_read=True)
     return [item for item in found if retention.is_live(item)]
 
 
@@ -121,7 +205,13 @@ def view(item: ConsentItem) -> dict:
         "withdrawn_at": when(item.withdrawn_at),
         "withdrawn_source": item.withdrawn_source,
         "history": [
-            {"state": change.state, "at": clock.isoformat(change.at), "source": change.source}
+            {
+                "state": change.state,
+                "at": clock.isoformat(change.at),
+                "source": change.source,
+                **({"ref": change.ref} if change.ref else {}),
+                **({"overrides": change.overrides} if change.overrides else {}),
+            }
             for change in item.history or []
         ],
     }

@@ -82,10 +82,12 @@ class Verified:
     repeated: bool = field(default=False, compare=False)
 
 
-def submit(submission: Submission, *, locale: str, source: str | None = None) -> Submitted:
+def submit(submission: Submission, *, locale: str, source: str | None = None, gpc: bool = False) -> Submitted:
     """Store the request and mail its code. `source` is the caller's IP address (rightsdesk.store.limits):
     over its per-minute limit the submission is refused (RateLimited); over the address's hourly
-    limit of codes it is answered as usual, but nothing is stored and no mail goes."""
+    limit of codes it is answered as usual, but nothing is stored and no mail goes. `gpc`: the
+    submission carried a Global Privacy Control signal (rightsdesk.kernel.gpc); only a flag is kept,
+    and the withdrawal it stands for waits for the verification (rightsdesk.audience.gpc)."""
     # As this container read it within the last minute: a site's owner and whether it takes
     # requests change rarely, and a request taken in that minute is still delivered as the
     # controller is then (the dispatcher reads it fresh).
@@ -118,6 +120,7 @@ def submit(submission: Submission, *, locale: str, source: str | None = None) ->
         locale=locale,
         relationship=submission.relationship.value,
         purposes=[p.value for p in submission.purposes] or None,
+        gpc=True if gpc else None,
         email=submission.email,
         name=submission.name,
         details=submission.details,

@@ -28,6 +28,10 @@ class Purpose(str, Enum):
     ANALYTICS = "analytics"
     POLICY_NOTICES = "policy_notices"
     CHAT_TRANSCRIPTS = "chat_transcripts"
+    # The uses a Global Privacy Control signal opts out of (CCPA/CPRA: "sale" and "sharing", the
+    # latter being cross-context behavioral advertising); rightsdesk.kernel.gpc.PURPOSES names them.
+    SALE_SHARE = "sale_share"
+    CROSS_CONTEXT_ADVERTISING = "cross_context_advertising"
 
 
 # Which requests count towards the once-a-year free request (Art. 12(5): a controller may charge

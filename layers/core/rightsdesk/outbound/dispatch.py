@@ -6,6 +6,8 @@
              rightsdesk.routing.delivery.record_email_outcome), not when it is queued here. The operator's own data (mode internal) goes verified -> in_progress instead.
 - cancelled, overdue: a notice without personal data, by webhook, else by email.
 - test:      one signed test event to a controller's webhook; the outcome is audited, not retried.
+- consent.gpc: a visitor's Global Privacy Control signal the controller forwarded, back to its
+             webhook (rightsdesk.outbound.gpc_webhooks); email and pull controllers had the API's answer.
 - breach.notice, policy.updated: one signed event to a webhook controller, about no request. Retried
              like a route; the outcome is recorded on the breach notice or the controller's audit
              trail. Never emailed from here: the notifier emails the notice itself to every controller.
@@ -74,6 +76,7 @@ def dispatch(message: DeliveryMessage, *, attempt: int, max_attempts: int = deli
         "test": _test,
         webhooks.EVENT_BREACH_NOTICE: _controller_event,
         webhooks.EVENT_POLICY_UPDATED: _controller_event,
+        webhooks.EVENT_CONSENT_GPC: _controller_event,
     }[message.event]
     outcome = handler(message, Attempt(attempt, max_attempts))
     return {"delivery_id": message.delivery_id, "event": message.event, **outcome}
@@ -86,6 +89,8 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
     request = _load(message.request_id)
     if request is None:
         return {"result": "gone"}
+    if request.gpc:
+        _record_gpc(request)
     controller = _controller(request.controller_id, attempt)
     status = request.status
     if registry.state_of(controller) == registry.REMOVED:
@@ -101,6 +106,23 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
             return _resend(request, controller, message, attempt)
         return {"result": "already_" + status}  # delivered before, cancelled, ...
     return _deliver(request, controller, message, attempt)
+
+
+def _record_gpc(request: RequestItem) -> None:
+    """The submission carried `Sec-GPC: 1`: now that the address is verified (a route follows the
+    verification), its withdrawal goes into the ledger. Repeating it changes nothing."""
+    from rightsdesk.audience import gpc  # only a request with the signal needs the ledger
+
+    recorded = gpc.record_for_request(request)
+    if recorded is not None:
+        log.info(
+            "gpc signal recorded",
+            extra={
+                "request_id": request.request_id,
+                "withdrawn": recorded.withdrawn,
+                "conflicts": sorted(recorded.conflicts),
+            },
+        )
 
 
 # A redelivery of a request the controller has had: sent again, its status unchanged.
@@ -197,9 +219,12 @@ def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 
 def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
-    # Imported here: only these two events need the breach and policy modules, so the other
+    # Imported here: only these events need the breach, policy and signal modules, so the other
     # deliveries do not load them at cold start.
-    from rightsdesk.notices import notice_webhooks as about
+    if message.event == webhooks.EVENT_CONSENT_GPC:
+        from rightsdesk.outbound import gpc_webhooks as about
+    else:
+        from rightsdesk.notices import notice_webhooks as about
 
     controller = registry.get_controller(str(message.controller_id))
     if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:

@@ -83,6 +83,13 @@ CATALOG: tuple[EventType, ...] = (
         data=_schema_file(webhooks.EVENT_POLICY_UPDATED),
     ),
     EventType(
+        webhooks.EVENT_CONSENT_GPC,
+        "A visitor's Global Privacy Control signal you forwarded (`POST /v1/controller/gpc`) was recorded "
+        "as a withdrawal of sale/share and cross-context advertising; once per visitor. No personal data.",
+        personal_data=False,
+        data=_schema_file(webhooks.EVENT_CONSENT_GPC),
+    ),
+    EventType(
         webhooks.EVENT_TEST,
         "You asked for a test event (`POST /v1/controller/webhook/test`). Nothing to act on.",
         personal_data=False,

@@ -34,6 +34,7 @@ EVENT_TEST = "webhook.test"
 # About no request: one per controller concerned (the DeliveryQueue message has the same name).
 EVENT_BREACH_NOTICE = "breach.notice"
 EVENT_POLICY_UPDATED = "policy.updated"
+EVENT_CONSENT_GPC = "consent.gpc"  # a visitor's Global Privacy Control signal the controller forwarded
 
 SECRET_PREFIX = "whsec_"
 CONNECT_TIMEOUT_SECONDS = 3

@@ -96,6 +96,8 @@ PURPOSE_NAMES = {
     "analytics": N_("Analytics and statistics"),
     "policy_notices": N_("Notices about policy changes"),
     "chat_transcripts": N_("Keeping chat transcripts"),
+    "sale_share": N_("Selling or sharing my personal data"),
+    "cross_context_advertising": N_("Advertising based on my activity on other sites"),
 }
 
 # Mailing lists (rightsdesk.audience.contacts.LISTS), as a subject reads them in an export.

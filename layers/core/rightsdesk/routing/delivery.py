@@ -26,7 +26,7 @@ from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform.operator_identity import Actor
-from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED
+from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_CONSENT_GPC, EVENT_POLICY_UPDATED
 from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -36,10 +36,14 @@ from rightsdesk.store.lifecycle import transition
 # Why a controller's webhook endpoint is disabled while the controller stays active: it answered 410.
 GONE_410 = "gone_410"
 # Webhook events for one controller about no request; the message names what the event is about.
-CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED)
+CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED, EVENT_CONSENT_GPC)
 EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
 # What each of them names besides the controller (the ids its webhook data is built from).
-CONTROLLER_EVENT_IDS = {EVENT_BREACH_NOTICE: ("incident_id",), EVENT_POLICY_UPDATED: ("doc", "version")}
+CONTROLLER_EVENT_IDS = {
+    EVENT_BREACH_NOTICE: ("incident_id",),
+    EVENT_POLICY_UPDATED: ("doc", "version"),
+    EVENT_CONSENT_GPC: ("signal_id",),
+}
 # Controller, incident, policy document and version ids: short words, never free text.
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NOTICES = ("due_in_3_days", "due_today")
@@ -85,6 +89,7 @@ class DeliveryMessage:
     incident_id: str | None = None  # for `breach.notice`
     doc: str | None = None  # for `policy.updated`, with `version`
     version: str | None = None
+    signal_id: str | None = None  # for `consent.gpc`: the visitor's signal (a keyed hash, rightsdesk.audience.gpc)
     # A redelivery the controller asked for (rightsdesk.routing.delivery_log): sent again with the
     # same webhook-id, once per redelivery id, whatever became of the first delivery.
     redelivery_id: str | None = None

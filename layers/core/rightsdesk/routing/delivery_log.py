@@ -70,6 +70,9 @@ _FAILURES = {"timeout": TIMEOUT, "connection": CONNECTION, "tls": TLS, "refused_
 ENABLED, DISABLED, NOT_WEBHOOK = "enabled", "disabled", "not_webhook"
 OPERATOR = "operator"  # GONE_410 (rightsdesk.routing.delivery) is the other
 
+# The ids besides a request's that say what a delivery is about (a message's, an attempt's).
+ABOUT_IDS = ("notice", "incident_id", "doc", "version", "signal_id")
+
 DEFAULT_PAGE, MAX_PAGE = 50, 100
 # One bulk redelivery queues at most this many deliveries (oldest failure first); `more` says to
 # call again for the rest.
@@ -134,10 +137,11 @@ class AttemptRecord:
     incident_id: str | None = None
     doc: str | None = None
     version: str | None = None
+    signal_id: str | None = None
     redelivery_id: str | None = None
 
     # What the delivery is about besides its keys (the controller and the webhook-id are in them).
-    _ABOUT = ("event_type", "message_event", "request_id", "notice", "incident_id", "doc", "version")
+    _ABOUT = ("event_type", "message_event", "request_id", "notice", "incident_id", "doc", "version", "signal_id")
 
     def _expires(self) -> int:
         return retention.expires_at(retention.Rule.DELIVERY_ATTEMPT, self.at)
@@ -222,6 +226,7 @@ def attempt_of(
         incident_id=message.incident_id,
         doc=message.doc,
         version=message.version,
+        signal_id=message.signal_id,
         redelivery_id=message.redelivery_id,
     )
 
@@ -231,7 +236,7 @@ def attempt_of(
 
 def view(item: DeliveryAttemptItem | AttemptRecord) -> dict:
     """One attempt as the controller API and the CLI show it (as stored, or as just recorded)."""
-    about = {name: getattr(item, name) for name in ("notice", "incident_id", "doc", "version") if getattr(item, name)}
+    about = {name: getattr(item, name) for name in ABOUT_IDS if getattr(item, name)}
     return {
         "attempt_id": item.attempt_id,
         "webhook_id": item.webhook_id,
@@ -378,7 +383,7 @@ def _request_of(delivery: DeliveryItem) -> RequestItem | None:
 
 
 def _message_body(delivery: DeliveryItem, redelivery_id: str) -> dict:
-    ids = {name: getattr(delivery, name) for name in ("notice", "incident_id", "doc", "version")}
+    ids = {name: getattr(delivery, name) for name in ABOUT_IDS}
     body = {"event": delivery.message_event, "redelivery_id": redelivery_id, **{k: v for k, v in ids.items() if v}}
     if delivery.request_id:
         body["request_id"] = delivery.request_id

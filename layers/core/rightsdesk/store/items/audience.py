@@ -114,6 +114,11 @@ class ConsentChange(MapAttribute):
     state = UnicodeAttribute()  # granted | withdrawn
     at = UTCDateTimeAttribute()
     source = UnicodeAttribute()
+    # What carried the change, by id (`request:<id>`, `controller:<id>`), when `source` is a kind of
+    # signal (gpc) rather than the request itself; and, for a withdrawal that went against an earlier
+    # explicit grant, that grant (`granted:<source>@<iso time>`): the conflict, named, never silent.
+    ref = UnicodeAttribute(null=True)
+    overrides = UnicodeAttribute(null=True)
 
 
 class ConsentItem(_Item):
@@ -133,3 +138,28 @@ class ConsentItem(_Item):
     withdrawn_source = UnicodeAttribute(null=True)
     history = ListAttribute(of=ConsentChange, null=True)
     updated_at = UTCDateTimeAttribute()
+
+
+class GpcSignalItem(_Item):
+    """A visitor's Global Privacy Control signal a controller forwarded (rightsdesk.audience.gpc): one
+    per controller and visitor, filed under the visitor's keyed hash, which the controller's id is
+    part of (another controller's same visitor id is another item). The visitor id itself is never
+    stored. The visitor's ledger entries (CONSENT#<purpose>) share its partition."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "GPC"
+
+    signal_id = UnicodeAttribute()
+    controller_id = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+    seen_at = UTCDateTimeAttribute(null=True)  # when the site saw the signal, as it says
+    purposes = ListAttribute(of=UnicodeAttribute)
+    conflicts = ListAttribute(of=UnicodeAttribute, null=True)  # earlier grants it went against
+    webhook_outcome = UnicodeAttribute(null=True)  # delivered | disabled | failed, once known
+    webhook_at = UTCDateTimeAttribute(null=True)
+
+    @staticmethod
+    def key(signal_id: str) -> str:
+        return f"GPC#{signal_id}"

@@ -33,6 +33,7 @@ class DeliveryAttemptItem(_Item):
     incident_id = UnicodeAttribute(null=True)
     doc = UnicodeAttribute(null=True)
     version = UnicodeAttribute(null=True)
+    signal_id = UnicodeAttribute(null=True)
     attempt_id = UnicodeAttribute()
     at = UTCDateTimeAttribute()
     attempt = NumberAttribute()  # the queue message's receive count: 1 on the first try
@@ -60,6 +61,7 @@ class DeliveryItem(_Item):
     incident_id = UnicodeAttribute(null=True)
     doc = UnicodeAttribute(null=True)
     version = UnicodeAttribute(null=True)
+    signal_id = UnicodeAttribute(null=True)
     last_at = UTCDateTimeAttribute()
     last_outcome = UnicodeAttribute()
     last_http_status = NumberAttribute(null=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -38,6 +39,9 @@ class RequestItem(_Item):
     relationship = UnicodeAttribute(default="self")
     purposes = ListAttribute(of=UnicodeAttribute, null=True)
     flags = ListAttribute(of=UnicodeAttribute, null=True)
+    # The submission carried `Sec-GPC: 1`: its withdrawal is recorded once the address is verified
+    # (rightsdesk.audience.gpc.record_for_request), never before. A flag, no personal data.
+    gpc = BooleanAttribute(null=True)
     # personal data: purged after delivery (retention rule delivered_subject_data)
     email = UnicodeAttribute(null=True)
     name = UnicodeAttribute(null=True)

@@ -27,6 +27,9 @@ Breach and policy notices (docs/notices.md):
 The operator's own data (docs/operations.md "Operator's own data"):
   CONTACT#<email hash> CONSENT#<purpose>  one purpose's consent: granted or withdrawn, with its history
   CONTACT#<email hash> REQ#<request id>   a request the subject made to the operator itself (ids only)
+Global Privacy Control (rightsdesk.audience.gpc):
+  GPC#<signal id> GPC                a visitor's signal a controller forwarded (the id: a keyed hash)
+  GPC#<signal id> CONSENT#<purpose>  that visitor's ledger entries
 Webhook delivery log (rightsdesk.routing.delivery_log), 90 days, TTL:
   DLOG#<controller> ATTEMPT#<at>#<id>      one delivery attempt: ids, status, latency, outcome
   DLOG#<controller> DELIVERY#<webhook id>  a delivery's latest outcome and its waiting redelivery

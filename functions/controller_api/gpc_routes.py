@@ -1,0 +1,100 @@
+"""Controller route for Global Privacy Control: a site forwards a visitor's signal.
+
+Included by app.py with `app.include_router(gpc_routes.router)`; app.py's error handlers apply.
+The caller is the controller the authorizer let through, re-checked against its current key. The
+rules (the visitor id's form, the keyed hash, once per controller and visitor, the ledger's
+withdrawal, the `consent.gpc` event) live in rightsdesk.audience.gpc. Nothing here logs the visitor id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field
+
+from rightsdesk.audience import gpc
+from rightsdesk.platform import http
+from rightsdesk.routing import controller_requests as inbox
+from rightsdesk.store.items.controllers import ControllerItem
+
+logger = Logger(child=True)
+metrics = Metrics()
+router = Router()
+
+
+def _caller() -> ControllerItem:
+    event = router.current_event
+    controller_id = event.request_context.authorizer.get_context().get("controller_id")
+    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
+    logger.append_keys(controller_id=controller.controller_id)
+    return controller
+
+
+class GpcSignal(BaseModel):
+    """`POST /v1/controller/gpc`: your site saw `Sec-GPC: 1` from a visitor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visitor_id: str = Field(
+        min_length=8,
+        max_length=128,
+        pattern=gpc.VISITOR_ID.pattern,
+        description="Your own pseudonymous id of the visitor (a first-party cookie's value, never an address): "
+        f"{gpc.VISITOR_ID_RULE}. Stored only as a keyed hash scoped to you",
+    )
+    seen_at: datetime | None = Field(
+        default=None, description="When your site saw the signal (ISO 8601); not later than now"
+    )
+
+
+_TIME = {"type": "string", "format": "date-time"}
+RECORDED = http.object_schema(
+    {
+        "status": {
+            "enum": ["recorded", "already_recorded"],
+            "description": "already_recorded: you forwarded this visitor before; nothing new was recorded",
+        },
+        "signal_id": {
+            "type": "string",
+            "description": "Ours for this visitor and you; the `consent.gpc` event names it",
+        },
+        "controller_id": {"type": "string"},
+        "purposes": {"type": "array", "items": {"type": "string"}},
+        "source": {"const": "gpc"},
+        "received_at": _TIME,
+        "seen_at": {"type": ["string", "null"], "format": "date-time"},
+        "conflicts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "`<purpose>:granted:<source>@<time>` for each explicit consent the signal overrode",
+        },
+    }
+)
+
+
+@router.post(
+    "/v1/controller/gpc",
+    summary="Forward a visitor's Global Privacy Control signal: a withdrawal of sale/share and "
+    "cross-context advertising, recorded once per visitor; sent back as `consent.gpc` to a webhook",
+    responses=http.responses(
+        200,
+        "The signal as recorded (first time or before)",
+        RECORDED,
+        *http.ANY_AUTHORIZED_ROUTE,
+        *http.BODY_ERRORS,
+        codes={422: "Codes: `invalid_input` (`fields`: `visitor_id`, `seen_at: in_future`, `<field>: unknown_field`)"},
+    ),
+)
+def forward_gpc(signal: Annotated[GpcSignal, Body()]):
+    controller = _caller()
+    forwarded = gpc.forward(controller.controller_id, signal.visitor_id, seen_at=signal.seen_at)
+    status = "recorded" if forwarded.created else "already_recorded"
+    metrics.add_metric(name="GpcSignalForwarded", unit=MetricUnit.Count, value=1 if forwarded.created else 0)
+    logger.info("gpc signal forwarded", extra={"signal_id": forwarded.signal.signal_id, "status": status})
+    return Response(status_code=200, content_type=http.JSON, body={"status": status, **gpc.view(forwarded.signal)})
