@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import calling  # this function's own module: who calls, the answer's shape
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rightsdesk.audience import gpc
 from rightsdesk.platform import http
-from rightsdesk.routing import controller_requests as inbox
 from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger(child=True)
@@ -29,11 +28,7 @@ router = Router()
 
 
 def _caller() -> ControllerItem:
-    event = router.current_event
-    controller_id = event.request_context.authorizer.get_context().get("controller_id")
-    controller = inbox.caller(controller_id, http.bearer_token(event.headers.get("authorization")))
-    logger.append_keys(controller_id=controller.controller_id)
-    return controller
+    return calling.caller(router.current_event, logger)
 
 
 class GpcSignal(BaseModel):
@@ -97,4 +92,4 @@ def forward_gpc(signal: Annotated[GpcSignal, Body()]):
     status = "recorded" if forwarded.created else "already_recorded"
     metrics.add_metric(name="GpcSignalForwarded", unit=MetricUnit.Count, value=1 if forwarded.created else 0)
     logger.info("gpc signal forwarded", extra={"signal_id": forwarded.signal.signal_id, "status": status})
-    return Response(status_code=200, content_type=http.JSON, body={"status": status, **gpc.view(forwarded.signal)})
+    return calling.json_response(200, {"status": status, **gpc.view(forwarded.signal)})
