@@ -8,7 +8,6 @@ never 403. Rules live in rightsdesk.routing.delivery_log; nothing here logs a bo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import calling  # this function's own module: who calls, the answer's shape
@@ -18,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
+from rightsdesk.kernel.moments import Moment
 from rightsdesk.platform import http
 from rightsdesk.routing import delivery_log
 from rightsdesk.store.items.controllers import ControllerItem
@@ -42,8 +42,8 @@ class RedeliverSince(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(description="Deliveries whose latest attempt failed at or after this time")
-    until: datetime | None = Field(default=None, description="... and at or before this time")
+    since: Moment = Field(description="Deliveries whose latest attempt failed at or after this time")
+    until: Moment | None = Field(default=None, description="... and at or before this time")
     event_type: delivery_log.EventType | None = None
 
 
@@ -133,8 +133,8 @@ TEST_QUEUED = http.object_schema(
 def list_deliveries(
     status: Annotated[delivery_log.Outcome | None, Query()] = None,
     event_type: Annotated[delivery_log.EventType | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="Attempts at or after this time (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Attempts at or before this time (ISO 8601)")] = None,
+    since: Annotated[Moment | None, Query(description="Attempts at or after this time (ISO 8601)")] = None,
+    until: Annotated[Moment | None, Query(description="Attempts at or before this time (ISO 8601)")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=delivery_log.MAX_PAGE)] = delivery_log.DEFAULT_PAGE,
 ):

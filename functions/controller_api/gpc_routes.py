@@ -8,7 +8,6 @@ withdrawal, the `consent.gpc` event) live in rightsdesk.audience.gpc. Nothing he
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import calling  # this function's own module: who calls, the answer's shape
@@ -19,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from rightsdesk.audience import gpc
+from rightsdesk.kernel.moments import Moment
 from rightsdesk.platform import http
 from rightsdesk.store.items.controllers import ControllerItem
 
@@ -43,7 +43,7 @@ class GpcSignal(BaseModel):
         description="Your own pseudonymous id of the visitor (a first-party cookie's value, never an address): "
         f"{gpc.VISITOR_ID_RULE}. Stored only as a keyed hash scoped to you",
     )
-    seen_at: datetime | None = Field(
+    seen_at: Moment | None = Field(
         default=None, description="When your site saw the signal (ISO 8601); not later than now"
     )
 
