@@ -27,7 +27,7 @@ def assert_no_horizontal_scroll(page: Page) -> None:
 
 def fill_form(page: Page, *, site: str, email: str, request_type_label: str = "Delete my data") -> None:
     # By their visible labels: this also proves every field's label is wired to it.
-    page.get_by_label("Website").fill(site)
+    page.get_by_role("textbox", name="Website").fill(site)
     page.get_by_label(request_type_label).check()
     page.get_by_label("Your email address").fill(email)
 
@@ -163,7 +163,7 @@ def test_accept_language_picks_the_language(stack, browser):
 def test_the_emailed_link_fills_in_the_code(stack, phone: Page):
     email = unique_address("link")
     phone.goto(stack.base_url + "/?lang=de")
-    phone.get_by_label("Website").fill("demo")
+    phone.get_by_role("textbox", name="Website").fill("demo")
     phone.get_by_label("Meine Daten einsehen").check()
     phone.get_by_label("Ihre E-Mail-Adresse").fill(email)
     phone.get_by_role("button", name="Anfrage senden").click()
