@@ -19,12 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from rightsdesk.connectors import registry
-from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import InvalidInput
-from rightsdesk.store import audit
 from rightsdesk_cli.context import use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, note, short_time, table, who
+from rightsdesk_cli.output import JsonFlag, cell_text, emit, emit_history, note, short_time, table
 
 app = typer.Typer(help="Connectors: the operator's own stores requests are carried out in.", no_args_is_help=True)
 
@@ -165,26 +163,7 @@ def history(
 ) -> None:
     """Who added, enabled, disabled or removed a connector, and when (also after its removal)."""
     state = use(ctx, json_output)
-    events = [
-        {
-            "at": clock.isoformat(e.at),
-            "action": e.action,
-            "actor": e.actor,
-            "operator": audit.operator_view(e),
-            "from": e.from_status,
-            "to": e.to_status,
-        }
-        for e in registry.history(connector_id, limit)
-    ]
-    emit(
-        state,
-        {"connector_id": connector_id, "events": events},
-        lambda: table(
-            ("at", "action", "actor", "from", "to"),
-            ([e["at"], e["action"], who(e), e["from"], e["to"]] for e in events),
-            title=f"{connector_id}: latest {counted(len(events), 'event', 'events')}, newest first",
-        ),
-    )
+    emit_history(state, ("connector_id", connector_id), registry.history(connector_id, limit), ("from", "to"))
 
 
 @app.command("test")

@@ -16,16 +16,15 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from rightsdesk.kernel import clock
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
-from rightsdesk.store import audit, queries
+from rightsdesk.store import queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, short_time, table, who
+from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, emit_history, short_time, table
 from rightsdesk_cli.retention import DATE_FORMATS, utc
 
 app = typer.Typer(help="Controllers: the businesses requests are routed to.", no_args_is_help=True)
@@ -214,25 +213,7 @@ def history(
     """What happened to a controller: key and secret rotations, delivery changes, webhook tests, an
     endpoint disabled after a 410, and how each policy.updated webhook went."""
     state = use(ctx, json_output)
-    events = [
-        {
-            "at": clock.isoformat(e.at),
-            "action": e.action,
-            "actor": e.actor,
-            "operator": audit.operator_view(e),
-            "cause": e.cause,
-        }
-        for e in registry.history(controller_id, limit)
-    ]
-    emit(
-        state,
-        {"controller_id": controller_id, "events": events},
-        lambda: table(
-            ("at", "action", "actor", "cause"),
-            ([e["at"], e["action"], who(e), e["cause"]] for e in events),
-            title=f"{controller_id}: latest {counted(len(events), 'event', 'events')}, newest first",
-        ),
-    )
+    emit_history(state, ("controller_id", controller_id), registry.history(controller_id, limit), ("cause",))
 
 
 @app.command("rotate-key")

@@ -42,6 +42,36 @@ def who(event: dict) -> str:
     return f"{event['actor']} {label(**operator)}"
 
 
+def emit_history(state: Context, owner: tuple[str, str], events: Iterable[Any], details: Sequence[str]) -> None:
+    """An owner's audit events (`owner`: its id's JSON name and value), newest first: each event's
+    time, action and who did it, and the event attributes named in `details` (JSON name -> attribute
+    `from`/`to` read `from_status`/`to_status`)."""
+    from rightsdesk.kernel import clock
+    from rightsdesk.store import audit
+
+    attribute = {"from": "from_status", "to": "to_status"}
+    views = [
+        {
+            "at": clock.isoformat(e.at),
+            "action": e.action,
+            "actor": e.actor,
+            "operator": audit.operator_view(e),
+            **{name: getattr(e, attribute.get(name, name)) for name in details},
+        }
+        for e in events
+    ]
+    key, owner_id = owner
+    emit(
+        state,
+        {key: owner_id, "events": views},
+        lambda: table(
+            ("at", "action", "actor", *details),
+            ([v["at"], v["action"], who(v), *(v[name] for name in details)] for v in views),
+            title=f"{owner_id}: latest {counted(len(views), 'event', 'events')}, newest first",
+        ),
+    )
+
+
 def emit(state: Context, data: Any, render: Callable[[], RenderableType]) -> None:
     """`data` as JSON with --json; otherwise what `render` builds, for people."""
     if state.json:
