@@ -62,9 +62,21 @@ def test_a_failing_endpoint_its_log_redelivery_and_re_enabling(stack):
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
 
     # Fixed: redelivered once however often it is asked, with the webhook-id the receiver knows.
-    asked = [redeliver(stack, shop, failed["webhook_id"]) for _ in range(2)]
+    # The dispatcher is held (it dies at its first table call) while both asks are made: otherwise it
+    # may carry out the first redelivery in between, whose attempt clears the waiting mark, and the
+    # second ask is then rightly queued anew.
+    held = [
+        {"service": "dynamodb", "operation": op, "crash": True, "function": "DispatcherFunction", "times": -1}
+        for op in ("GetItem", "PutItem")
+    ]
+    stack._ok(stack.post("/_dev/faults", json={"aws": held}))
+    try:
+        asked = [redeliver(stack, shop, failed["webhook_id"]) for _ in range(2)]
+    finally:
+        stack._ok(stack.http.delete(f"{stack.base_url}/_dev/faults", timeout=10))
     assert [a.status_code for a in asked] == [202, 202]
     assert [a.json()["status"] for a in asked] == ["queued", "already_queued"]
+    stack.advance_past_retry(900)  # the held attempt's message comes back after the queue's 540 s visibility timeout
     stack.drain()
     delivered = wait_for(
         lambda: [a for a in of_request(stack, shop, first, status="delivered") if a["redelivery"]], "the redelivery"
