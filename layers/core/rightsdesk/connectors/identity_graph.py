@@ -30,7 +30,8 @@ from rightsdesk.connectors.base import Connector, Found, Identities, Outcome
 from rightsdesk.connectors.definitions import DefinitionError
 from rightsdesk.kernel import clock
 
-SEEDS = frozenset({"email"})
+# The verified email, and the tenant id a processor run passes to tenant-scoped connectors.
+SEEDS = frozenset({"email", "tenant_id"})
 
 
 @dataclass(frozen=True)
