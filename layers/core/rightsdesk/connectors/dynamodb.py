@@ -130,8 +130,13 @@ class DynamoDbConnector(Connector):
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        if tenant is not None:
+        if tenant is not None and not lookup.index_name:
+            # On the table, a filter; an index may not project the tenant (KEYS_ONLY): every item it
+            # names is read back from the table and checked there (_confirmed).
             parameters["FilterExpression"] = "#tenant = :tenant"
+        else:
+            names.pop("#tenant", None)
+            parameters["ExpressionAttributeValues"] = {":value": value}
         if lookup.index_name:
             parameters["IndexName"] = lookup.index_name
         else:
@@ -142,7 +147,9 @@ class DynamoDbConnector(Connector):
             if len(items) > self.definition.ceiling and lookup.index_name is None:
                 break  # already over the ceiling: the count parks the request, reading on proves nothing
         if lookup.index_name:
-            items = self._confirmed(items[: self.definition.ceiling + 1], value, tenant)
+            # Another tenant's items under the same identity are dropped before the ceiling counts.
+            named = items if tenant is not None else items[: self.definition.ceiling + 1]
+            items = self._confirmed(named, value, tenant)[: self.definition.ceiling + 1]
         return items
 
     def _confirmed(
