@@ -35,6 +35,9 @@ class ControllerItem(_Item):
     contact_email = UnicodeAttribute()
     locale = UnicodeAttribute(default="en")
     delivery = UnicodeAttribute()  # webhook | email | pull | internal
+    # The tenant the platform's stores know this controller by, for executions it asks of rightsdesk as
+    # its processor (rightsdesk.routing.controller_execution.tenant_of); unset: its controller id.
+    tenant_id = UnicodeAttribute(null=True)
     webhook_url = UnicodeAttribute(null=True)
     sla_days = NumberAttribute(null=True)
     purge_after_seconds = NumberAttribute(null=True)
