@@ -19,9 +19,9 @@ from moto import mock_aws
 
 from rightsdesk.connectors import receipts, registry
 from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.platform import hashing
 from rightsdesk.routing import registry as controllers
-from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import moto_cloud
 
@@ -127,7 +127,7 @@ def new_controller(tenant_id: str | None = None) -> tuple[str, str]:
     )
     controller = created.controller
     if tenant_id:
-        controller.update(actions=[ControllerItem.tenant_id.set(tenant_id)])
+        controllers.set_tenant(controller.controller_id, tenant_id, actor="operator")
     return controller.controller_id, created.api_key
 
 
@@ -314,3 +314,21 @@ def test_the_receipt_is_the_signed_chain_of_the_callers_request(api, execution, 
     assert status == 200 and answer["request_id"] == request_id and answer["head"]["sealed"] is True
     pem = receipts.public_key_pem(signer.public_key_der()).encode()
     assert receipts.verify(answer, pem).valid
+
+
+def test_a_tenant_id_belongs_to_one_controller_and_can_be_given_back(api, execution):
+    first, second = new_controller(), new_controller()
+    tenant = f"tenant-{hashing.new_id('t')}"
+    controllers.set_tenant(first[0], tenant, actor="operator")
+    with pytest.raises(Conflict):
+        controllers.set_tenant(second[0], tenant, actor="operator")
+    for taken in (first[0], "a/b", "", "x" * 129):
+        with pytest.raises(InvalidInput):
+            controllers.set_tenant(second[0], taken, actor="operator")
+    assert controllers.describe(controllers.require_controller(first[0]))["tenant_id"] == tenant
+    controllers.set_tenant(first[0], None, actor="operator")  # back to its controller id: the tenant is free
+    controllers.set_tenant(second[0], tenant, actor="operator")
+    execute(api, second, new_request(second[0]), BODY)
+    assert execution.started[0]["tenant_id"] == tenant
+    execute(api, first, new_request(first[0]), BODY)
+    assert execution.started[1]["tenant_id"] == first[0]

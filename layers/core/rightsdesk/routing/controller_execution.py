@@ -32,6 +32,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import Status
 from rightsdesk.routing import controller_requests
+from rightsdesk.routing import registry as registry_of_controllers
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 
@@ -75,8 +76,8 @@ class ExecuteInput(BaseModel):
 
 
 def tenant_of(controller: ControllerItem) -> str:
-    """The tenant a controller's executions are scoped to: the operator's `tenant_id`, else its id."""
-    return getattr(controller, "tenant_id", None) or controller.controller_id
+    """The tenant a controller's executions are scoped to (rightsdesk.routing.registry.tenant_of)."""
+    return registry_of_controllers.tenant_of(controller)
 
 
 def processor_connectors() -> list[Any]:

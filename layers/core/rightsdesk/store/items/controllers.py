@@ -80,6 +80,22 @@ class SiteItem(_Item):
         return f"SITE#{identifiers.normalize_site_key(site)}"
 
 
+class TenantClaimItem(_Item):
+    """TENANT#<tenant id> / TENANT: which controller a tenant id the operator set belongs to, so two
+    controllers can never be given one tenant (written in the same transaction as the controller)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "TENANT"
+
+    controller_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str) -> str:
+        return f"TENANT#{tenant_id}"
+
+
 class ApiKeyItem(_Item):
     """Finds a controller by the keyed hash of its API key; replaced in the same write as the key."""
 
