@@ -156,3 +156,67 @@ def test_without_sections_the_export_is_as_before(world):  # noqa: F811
     doc = exports.document(request, until)
     assert doc["sources"] == []
     assert "Data in our services" not in exports.page(doc, "en", token)
+
+
+# ------------------------------------------------------------------ the download through the public API
+
+
+def _public_api():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "functions" / "public_api"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("_export_sections_public_app", folder / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def _get(api, request_id: str, query: dict) -> dict:
+    from tests.support.notices_world import lambda_context
+
+    path = f"/v1/requests/{request_id}/export"
+    event = {
+        "resource": "/v1/requests/{id}/export",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Accept": "*/*"},
+        "multiValueHeaders": {"Accept": ["*/*"]},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
+        "pathParameters": {"id": request_id},
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": "/v1/requests/{id}/export",
+            "httpMethod": "GET",
+            "stage": "dev",
+            "requestId": "r",
+            "domainName": "api.example",
+            "identity": {"sourceIp": "192.0.2.7"},
+        },
+    }
+    return api.lambda_handler(event, lambda_context())
+
+
+def test_a_flat_section_downloads_as_csv_with_the_status_token(world, monkeypatch):  # noqa: F811
+    api = _public_api()
+    monkeypatch.setattr(api.own_routes, "_connector_sections", lambda request_id: SECTIONS)
+    request_id, token = own_request("csv@example.org", "portability")
+    own_requests.carry_out(request_id)
+    answer = _get(api, request_id, {"format": "csv", "section": "users-table", "token": token})
+    assert answer["statusCode"] == 200, answer["body"]
+    headers = {**answer.get("headers", {}), **{k: v[0] for k, v in (answer.get("multiValueHeaders") or {}).items()}}
+    assert headers["Content-Type"].startswith("text/csv")
+    assert f'filename="rightsdesk-export-{request_id}-users-table.csv"' in headers["Content-Disposition"]
+    assert list(csv.reader(io.StringIO(answer["body"], newline="")))[1][1] == HOSTILE
+    nested = _get(api, request_id, {"format": "csv", "section": "transcripts", "token": token})
+    assert (nested["statusCode"], json.loads(nested["body"])["error"]["code"]) == (409, "section_not_tabular")
+    missing = _get(api, request_id, {"format": "csv", "token": token})
+    assert missing["statusCode"] == 422
+    assert _get(api, request_id, {"format": "csv", "section": "users-table", "token": "rst_wrong"})["statusCode"] == 401
