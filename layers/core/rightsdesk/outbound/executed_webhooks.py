@@ -31,8 +31,13 @@ RECEIPT_PATH = "/v1/controller/requests/{request_id}/receipt"
 
 
 def enqueue(*, request_id: str, execution_id: str) -> None:
-    """Queue the event for the request's controller (ids only). NotFound if the request is gone."""
-    request = queries.load_request(request_id)
+    """Queue the event for the request's controller (ids only); nothing if the request is gone
+    (past its retention time: there is nobody left to tell about it)."""
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        log.info("executed event not queued: request gone", extra={"request_id": request_id})
+        return
     outbox.enqueue_controller_event(
         event=webhooks.EVENT_EXECUTED,
         controller_id=request.controller_id,

@@ -16,7 +16,8 @@ starts (rightsdesk.connectors.execution, called by the route):
   without a tenant condition could reach every tenant's records.
 
 `receipt` is the signed receipt chain of the controller's own request (rightsdesk.connectors.receipts).
-Identities are personal data: nothing here logs, stores or returns them.
+Identities are personal data: nothing here logs, stores or returns them. The connectors' modules
+are imported on first use: the controller API's other routes do not load them at cold start.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rightsdesk.connectors import receipts, registry
-from rightsdesk.connectors.definitions import TENANT_IDENTITY
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import Status
@@ -82,6 +81,8 @@ def tenant_of(controller: ControllerItem) -> str:
 
 def processor_connectors() -> list[Any]:
     """The enabled connectors that may act for a controller: the tenant-scoped ones."""
+    from rightsdesk.connectors import registry
+
     return [
         stored.definition
         for stored in registry.list_connectors()
@@ -91,6 +92,8 @@ def processor_connectors() -> list[Any]:
 
 def identity_kinds(definitions: list[Any] | None = None) -> frozenset[str]:
     """The identity kinds a controller may give: what the processor connectors need, but the tenant."""
+    from rightsdesk.connectors.definitions import TENANT_IDENTITY
+
     definitions = processor_connectors() if definitions is None else definitions
     return frozenset(kind for definition in definitions for kind in definition.needs) - {TENANT_IDENTITY}
 
@@ -112,6 +115,8 @@ def check(controller: ControllerItem, request_id: str, body: ExecuteInput) -> Re
             f"a request that is {request.status} cannot be executed; it can from delivery until it is closed",
             code="not_executable",
         )
+    from rightsdesk.connectors.definitions import TENANT_IDENTITY
+
     definitions = processor_connectors()
     if not definitions:
         raise Conflict("no connector of the platform acts for controllers yet", code="no_tenant_connectors")
@@ -130,6 +135,8 @@ def check(controller: ControllerItem, request_id: str, body: ExecuteInput) -> Re
 
 def receipt(controller: ControllerItem, request_id: str) -> dict[str, Any]:
     """The signed receipt of the controller's own request; NotFound while it has none."""
+    from rightsdesk.connectors import receipts
+
     _own(controller, request_id)
     chain = receipts.entries(request_id)
     if not chain:
