@@ -332,3 +332,45 @@ def test_a_tenant_id_belongs_to_one_controller_and_can_be_given_back(api, execut
     assert execution.started[0]["tenant_id"] == tenant
     execute(api, first, new_request(first[0]), BODY)
     assert execution.started[1]["tenant_id"] == first[0]
+
+
+class Carrying(Recorder):
+    """Stands in for the orchestration by running the processor connectors at once, with the seeds
+    the route gave: what the two-controller isolation test needs of an execution."""
+
+    def start(self, request_id, *, actor, identities=None, tenant_id=None, dry_run=False):
+        import boto3
+
+        from rightsdesk.connectors import build, identity_graph
+        from rightsdesk.routing import controller_execution
+
+        view = super().start(request_id, actor=actor, identities=identities, tenant_id=tenant_id, dry_run=dry_run)
+        connectors = [
+            build(d, request_id, session_factory=lambda d, r: boto3.session.Session(region_name="eu-central-1"))
+            for d in controller_execution.processor_connectors()
+        ]
+        _, outcomes = identity_graph.carry_out(connectors, {**identities, "tenant_id": tenant_id}, dry_run=dry_run)
+        view.steps = [o.to_dict() for o in outcomes]
+        view.status = "succeeded"
+        return view
+
+
+def test_controller_a_never_reaches_controller_bs_tenant_through_the_api(api, monkeypatch, cloud):
+    s3 = cloud.session.client("s3")
+    if "tenant-files" not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="tenant-files", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    a, b = new_controller(tenant_id="tenant-a"), new_controller(tenant_id="tenant-b")
+    for tenant in ("tenant-a", "tenant-b"):
+        s3.put_object(Bucket="tenant-files", Key=f"tenants/{tenant}/users/{SECRET_USER}/profile.json", Body=b"{}")
+    carrying = Carrying()
+    monkeypatch.setattr(api.execution_routes, "_execution", lambda: carrying)
+    # A asks, with B's tenant tucked into the identities too: refused before anything runs
+    status, _ = execute(api, a, new_request(a[0]), {"identities": {"user_id": SECRET_USER, "tenant_id": "tenant-b"}})
+    assert status == 422 and carrying.started == []
+    status, answer = execute(api, a, new_request(a[0]), BODY)
+    assert status == 202 and [(s["result"], s["erased"]) for s in answer["steps"]] == [("done", 1)]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="tenant-files").get("Contents", [])]
+    assert keys == [f"tenants/tenant-b/users/{SECRET_USER}/profile.json"], "only A's tenant was erased"
+    status, answer = execute(api, b, new_request(b[0]), BODY)
+    assert [(s["result"], s["erased"]) for s in answer["steps"]] == [("done", 1)]
+    assert s3.list_objects_v2(Bucket="tenant-files").get("KeyCount") == 0
