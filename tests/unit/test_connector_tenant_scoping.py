@@ -232,3 +232,18 @@ def test_a_tenant_scoped_connector_needs_the_seed_tenant_id_and_the_graph_accept
     )
     assert definition.needs == {"tenant_id", "user_id"}
     assert "tenant_id" in identity_graph.SEEDS
+
+
+@pytest.mark.parametrize("name", ["dynamodb key", "dynamodb gsi with tenant filter"])
+def test_a_probe_of_a_tenant_scoped_table_really_reads_it(aws, name, monkeypatch):
+    subject = connector(DEFINITIONS[name][0])
+    calls = []
+    original = subject.client._make_api_call
+
+    def counting(operation, params):
+        calls.append(operation)
+        return original(operation, params)
+
+    monkeypatch.setattr(subject.client, "_make_api_call", counting)
+    checks = subject.probe()
+    assert checks[0].result == "allowed" and "Query" in calls, "the lookup was exercised, not skipped"

@@ -279,7 +279,9 @@ class DynamoDbConnector(Connector):
             if lookup.allow_scan and lookup.attribute != self.definition.partition_key
             else "dynamodb:Query"
         )
-        checks = [checked(reading, lambda: self.find({lookup.identity: value}))]
+        # A tenant-scoped table is read only with a tenant: the probe names one nobody has too.
+        nobody = {lookup.identity: value, **({TENANT_IDENTITY: value} if self.definition.tenant_scoped else {})}
+        checks = [checked(reading, lambda: self.find(nobody))]
         condition = {
             "ConditionExpression": "attribute_exists(#key)",
             "ExpressionAttributeNames": {"#key": self.definition.partition_key},
