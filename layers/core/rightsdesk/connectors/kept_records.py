@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.retention import bucket_start
 
 PURPOSE = "kept_records"
@@ -39,9 +39,8 @@ class NoRequestToKeepFor(Exception):
 
 
 def keep_until(erased_at: datetime, period_days: int) -> datetime:
-    """When a record kept for a legal basis is erased: `period_days` after the erasure that kept
-    it (the conservative reading: a statutory period that began earlier ends earlier)."""
-    return erased_at + timedelta(days=period_days)
+    """When a record kept for a legal basis is erased (rightsdesk.kernel.retention says how)."""
+    return retention.kept_for_legal_basis_until(erased_at, period_days)
 
 
 def _owner(request_id: str, connector_id: str) -> str:
