@@ -117,6 +117,7 @@ def _render_controller(view: dict) -> Table:
             ("contact", view["contact_email"]),
             ("locale", view["locale"]),
             ("delivery", view["delivery"]),
+            ("tenant id", view["tenant_id"]),
             ("webhook url", view["webhook_url"]),
             ("webhook secret", view["webhook_secret"]),
             ("previous secret valid until", view["previous_webhook_secret_valid_until"]),
@@ -247,6 +248,30 @@ def set_delivery(
         raise _explained(error) from None
     view = registry.describe(controller)
     emit(state, {"controller": view, "webhook_secret": secret}, lambda: _render_once(view, {"webhook secret": secret}))
+
+
+@app.command("set-tenant")
+def set_tenant(
+    ctx: typer.Context,
+    controller_id: ControllerId,
+    tenant_id: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant-id",
+            help="The tenant the platform's stores know this controller by (used by tenant-scoped connectors "
+            "when it asks for an execution). Left out: back to its controller id.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Set the controller's tenant id for executions it asks of rightsdesk as its processor."""
+    state = use(ctx, json_output)
+    try:
+        controller = registry.set_tenant(controller_id, tenant_id, actor=state.operator)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    view = registry.describe(controller)
+    emit(state, {"controller": view}, lambda: _render_controller(view))
 
 
 # ------------------------------------------------------------------ offboarding

@@ -168,6 +168,12 @@ import gpc_routes  # noqa: E402 - this function's own module, kept with the one 
 
 app.include_router(gpc_routes.router)
 
+# ------------------------------------------------------------------ executions in the platform's stores (processor role)
+
+import execution_routes  # noqa: E402 - this function's own module, kept with the one line that uses it
+
+app.include_router(execution_routes.router)
+
 # ------------------------------------------------------------------ this API's contract
 
 

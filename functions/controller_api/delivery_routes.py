@@ -77,7 +77,10 @@ ATTEMPT = {
             ),
             "redelivery": {"type": "boolean", "description": "Sent because you asked for a redelivery"},
         },
-        {name: _text(nullable=True) for name in ("request_id", "notice", "incident_id", "doc", "version", "signal_id")},
+        {
+            name: _text(nullable=True)
+            for name in ("request_id", "notice", "incident_id", "doc", "version", "signal_id", "execution_id")
+        },
     ),
     "description": "One attempt to deliver a webhook event: never its body, a header value or the URL.",
 }

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.outbound import api_documents
 from rightsdesk.platform import http
 from rightsdesk.render import i18n, web
@@ -28,13 +29,24 @@ def _token(query_token: str | None) -> str | None:
     return http.bearer_token(router.current_event.headers.get("authorization")) or query_token or None
 
 
+def _connector_sections(request_id: str) -> list[dict]:
+    """What the connectors exported for the request, one section per source (the orchestration
+    stores them: rightsdesk.connectors.export_store); none where that store is not part of the build."""
+    try:
+        from rightsdesk.connectors import export_store
+    except ImportError:  # pragma: no cover - the orchestration's module is merged beside this one
+        return []
+    return list(export_store.sections(request_id))
+
+
 @router.get(
     "/v1/requests/<request_id>/export",
     summary="The subject's data, for an access or portability request to the operator itself "
     "(Authorization: Bearer <status_token>); for 7 days after the request was completed",
     responses=http.responses(
         200,
-        "The export (JSON as GET /v1/schemas/export.json describes it, or the readable page)",
+        "The export (JSON as GET /v1/schemas/export.json describes it, the readable page, or one "
+        "source's records as CSV)",
         None,
         401,
         404,
@@ -43,14 +55,24 @@ def _token(query_token: str | None) -> str | None:
         422,
         429,
         503,
-        media=(http.JSON, "text/html"),
+        media=(http.JSON, "text/html", "text/csv"),
+        codes={
+            404: "Codes: `not_found`, `no_export`, `no_section` (format=csv: no source of that id)",
+            409: "Codes: `export_not_ready`, `section_not_tabular` (format=csv: its records nest; use the JSON)",
+            422: "Codes: `invalid_input` (`section`: required with format=csv)",
+        },
     ),
     security=api_documents.STATUS_TOKEN_OR_LINK,
 )
 def export(
     request_id: str,
     format: Annotated[
-        Literal["json", "html"] | None, Query(description="json (default for API clients) or html")
+        Literal["json", "html", "csv"] | None,
+        Query(description="json (default for API clients), html, or csv (one source's records, with `section`)"),
+    ] = None,
+    section: Annotated[
+        str | None,
+        Query(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="With format=csv: the source's id"),
     ] = None,
     token: Annotated[
         str | None, Query(max_length=128, description="The status token, for links from the status page")
@@ -76,7 +98,18 @@ def export(
             body=exports.unavailable_page(error.code, i18n.negotiate(lang, headers.get("accept-language"))),
             headers={"Content-Security-Policy": web.content_security_policy()},
         )
-    document = exports.document(request, until)
+    document = exports.document(request, until, _connector_sections(request.request_id))
+    if format == "csv":
+        if not section:
+            raise InvalidInput("format=csv needs the section to download", fields={"section": "required"})
+        filename, text = exports.csv_file(document, section)
+        logger.info("export opened", extra={"request_id": request_id, "format": "csv", "section": section})
+        return Response(
+            status_code=200,
+            content_type="text/csv; charset=utf-8",
+            body=text,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
     logger.info("export opened", extra={"request_id": request_id, "format": "html" if wants_html else "json"})
     if wants_html:
         locale = i18n.negotiate(lang, headers.get("accept-language")) if lang else request.locale

@@ -163,3 +163,17 @@ def test_history_lists_what_happened_to_a_controller_newest_first(table):
     assert "dpo@acme.example" not in result.stdout + people.stdout, "ids and words only"
     missing = run("--json", "controllers", "history", "ctl_nobody")
     assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "not_found"
+
+
+def test_set_tenant_sets_and_clears_a_controllers_tenant_id(table):
+    controller_id = json.loads(add("tenantco", delivery="pull").stdout)["controller"]["controller_id"]
+    assert (
+        json.loads(run("--json", "controllers", "show", controller_id).stdout)["controller"]["tenant_id"]
+        == controller_id
+    )
+    answer = run("--json", "controllers", "set-tenant", controller_id, "--tenant-id", "acme-tenant-7")
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout)["controller"]["tenant_id"] == "acme-tenant-7"
+    assert run("controllers", "set-tenant", controller_id, "--tenant-id", "a/b").exit_code != 0
+    cleared = json.loads(run("--json", "controllers", "set-tenant", controller_id).stdout)
+    assert cleared["controller"]["tenant_id"] == controller_id

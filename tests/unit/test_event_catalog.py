@@ -18,11 +18,12 @@ from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook
 
 from rightsdesk.audience import gpc
+from rightsdesk.connectors import receipts
 from rightsdesk.intake import submissions
 from rightsdesk.kernel import clock
 from rightsdesk.notices import policies
 from rightsdesk.outbound import dispatch, event_catalog, event_compatibility
-from rightsdesk.platform import webhooks
+from rightsdesk.platform import hashing, webhooks
 from rightsdesk.routing import payloads
 from rightsdesk.routing.delivery import DeliveryMessage
 from tests.support.aws import code_in
@@ -98,6 +99,14 @@ def test_every_event_the_dispatcher_sends_validates_against_its_schema(cloud):
         "signal_id": signal.signal_id,
     }
     assert dispatch.dispatch(DeliveryMessage.from_body(gpc_message, message_id="g"), attempt=1)["result"] == "sent"
+    executed = {
+        "event": webhooks.EVENT_EXECUTED,
+        "controller_id": hooked.controller.controller_id,
+        "request_id": bare.request_id,
+        "execution_id": "exe_catalog",
+    }
+    _receipt(cloud, bare.request_id)
+    assert dispatch.dispatch(DeliveryMessage.from_body(executed, message_id="x"), attempt=1)["result"] == "sent"
 
     sent = [Webhook(hooked.webhook_secret).verify(s["body"], s["headers"]) for s in Endpoint.received]
     assert [p for event in sent for p in problems(event)] == []
@@ -107,6 +116,32 @@ def test_every_event_the_dispatcher_sends_validates_against_its_schema(cloud):
         json.dumps({"email": "ana@example.org", "name": None, "details": None}, sort_keys=True)
     }
     assert {e["data"].get("reminder") for e in sent if e["type"] == webhooks.EVENT_OVERDUE} == {None, 2}
+
+
+def _receipt(cloud, request_id: str) -> None:
+    """A signed receipt with an erasure that kept a record for a legal basis, sealed."""
+    kms = cloud.session.client("kms")
+    signer = receipts.KmsSigner(
+        kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"], client=kms
+    )
+    now = clock.now()
+    receipts.record(
+        request_id,
+        receipts.Outcome(
+            connector_id="tenant-billing",
+            kind="dynamodb",
+            action=receipts.Action.ERASE,
+            result=receipts.Result.DONE,
+            started_at=now,
+            finished_at=now,
+            counts=receipts.Counts(found=2, erased=1, kept=1),
+            key_hashes=[hashing.keyed_hash("catalog", "k")],
+            remaining=0,
+            legal_exception=receipts.LegalException("HGB §257: invoices", now, period_days=3650, kept=1),
+        ),
+        signer=signer,
+    )
+    receipts.seal(request_id, signer=signer)
 
 
 def test_a_forwarded_event_after_the_purge_validates_with_no_subject(cloud):

@@ -38,4 +38,6 @@ def build(definition: Any, request_id: str, *, session_factory: Any = None, **op
         from rightsdesk.connectors.access import assumed_role_session
 
         session_factory = assumed_role_session
-    return connector_class(definition, session_factory(definition, request_id), **options)
+    connector = connector_class(definition, session_factory(definition, request_id), **options)
+    connector.request_id = request_id  # records kept for a legal basis are scheduled under it
+    return connector

@@ -14,6 +14,12 @@ rules every kind shares: the per-connector ceiling (more records than it: `parke
 nothing erased), records that yield two values for one identity (`parked_ambiguous`, nothing
 erased), the dry state of a connector not yet enabled, and an `Outcome` that holds
 counts and keyed hashes only: never an identity, a key or a record in the clear.
+
+Legal exceptions (Art. 17(3)): records a definition's `keep` rules match are not erased. They
+are counted (`kept`), named with their basis, period and end date (`legal_exceptions`), left out
+of the re-query's `remaining`, and scheduled for erasure when their period ends
+(rightsdesk.connectors.kept_records) before anything else is erased; a run that keeps
+everything it found ends `kept_for_legal_basis`.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from rightsdesk.connectors.kept_records import keep_until
 from rightsdesk.kernel import clock
 from rightsdesk.platform import hashing
 
@@ -125,7 +132,9 @@ class Outcome:
     dry_run: bool = False
     found: int = 0
     erased: int = 0
-    kept: int = 0  # kept for a legal basis (Art. 17(3); declared exceptions, not built yet)
+    kept: int = 0  # kept for a legal basis (Art. 17(3)): the definition's `keep` rules
+    # One per keep rule that kept records: {basis, period_days, keep_until, kept}. No personal data.
+    legal_exceptions: list[dict[str, Any]] = field(default_factory=list)
     changed_hands: int = 0  # no longer the subject's when erased: the conditional write refused
     remaining: int | None = None
     touched: list[str] = field(default_factory=list)
@@ -180,6 +189,8 @@ class Connector(ABC):
     """Base of every kind. Subclasses set `kind` and implement find, export and erase."""
 
     kind: str = ""
+    # The request it acts for (set by rightsdesk.connectors.build): kept records are scheduled under it.
+    request_id: str | None = None
 
     def __init__(self, definition: Any, session: Any = None):
         self.definition = definition
@@ -210,6 +221,11 @@ class Connector(ABC):
         """Records that still hold the subject, asked of the store again (strongly consistent
         where the store offers it)."""
         return self.find(identities).count
+
+    def kept_by(self, record: Located, identities: Identities) -> int | None:
+        """The index of the definition's first keep rule the record meets (a legal exception), or
+        None. Kinds that support `keep` override it."""
+        return None
 
     def probe(self) -> list[Check]:
         """Prove access without changing data (for `connectors test`): each permission the kind
@@ -261,6 +277,39 @@ def _finish(outcome: Outcome) -> Outcome:
     return outcome
 
 
+def _kept(connector: Connector, found: Found) -> dict[int, list[Located]]:
+    """The found records a keep rule holds back, by the rule's index."""
+    kept: dict[int, list[Located]] = {}
+    if not getattr(connector.definition, "keep_rules", ()):
+        return kept
+    for record in found.records:
+        rule = connector.kept_by(record, found.identities)
+        if rule is not None:
+            kept.setdefault(rule, []).append(record)
+    return kept
+
+
+def _exceptions(connector: Connector, kept: Mapping[int, list[Located]], now: datetime) -> list[dict[str, Any]]:
+    rules = connector.definition.keep_rules
+    return [
+        {
+            "basis": rules[index].basis,
+            "period_days": rules[index].period_days,
+            "keep_until": clock.isoformat(keep_until(now, rules[index].period_days)),
+            "kept": len(records),
+        }
+        for index, records in sorted(kept.items())
+    ]
+
+
+def _remaining(connector: Connector, identities: Identities) -> int:
+    """The re-query after an erasure, records a keep rule holds back not counted."""
+    if not getattr(connector.definition, "keep_rules", ()):
+        return connector.verify(identities)
+    again = connector.find(identities)
+    return sum(1 for record in again.records if connector.kept_by(record, again.identities) is None)
+
+
 def plan(connector: Connector, identities: Identities) -> tuple[Outcome, Found | None]:
     """The dry run: find and count, never write. Over the ceiling the outcome says so already."""
     outcome = _outcome(connector, "find", identities, clock.now())
@@ -271,10 +320,15 @@ def plan(connector: Connector, identities: Identities) -> tuple[Outcome, Found |
         return _finish(_failed(outcome, error)), None
     outcome.found = found.count
     outcome.touched = found.key_hashes()
+    kept = _kept(connector, found)
+    outcome.kept = sum(len(records) for records in kept.values())
+    outcome.legal_exceptions = _exceptions(connector, kept, clock.now())
     if found.ambiguous:
         outcome.result = PARKED_AMBIGUOUS
     elif found.count > connector.definition.ceiling:
         outcome.result = PARKED_TOO_MANY
+    elif found.count and outcome.kept == found.count:
+        outcome.result = KEPT_FOR_LEGAL_BASIS
     elif found.count:
         outcome.result = DONE
     return _finish(outcome), found
@@ -298,16 +352,28 @@ def erase_and_verify(connector: Connector, identities: Identities, found: Found 
             outcome.result = PARKED_AMBIGUOUS if found.ambiguous else PARKED_TOO_MANY
             outcome.touched = found.key_hashes()
             return _finish(outcome)
-        erased = connector.erase(found) if found.count else Erased()
+        kept = _kept(connector, found)
+        if kept:
+            # Scheduled before anything is erased: a run that fails here has erased nothing, and
+            # a retry schedules the same records again (one item per request and connector).
+            from rightsdesk.connectors import kept_records
+
+            outcome.legal_exceptions = kept_records.schedule(connector, found.identities, kept, at=started)
+            outcome.kept = sum(len(records) for records in kept.values())
+        held = {id(record) for records in kept.values() for record in records}
+        to_erase = replace(found, records=tuple(record for record in found.records if id(record) not in held))
+        erased = connector.erase(to_erase) if to_erase.count else Erased()
         outcome.erased = erased.erased
         outcome.changed_hands = erased.changed_hands
         outcome.touched = sorted(set(erased.touched) | set(found.key_hashes()))
-        outcome.remaining = connector.verify(identities)
+        outcome.remaining = _remaining(connector, identities)
     except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees
         return _finish(_failed(outcome, error))
     if outcome.remaining:
         outcome.result = FAILED
         outcome.failure = {"code": "records_remain"}
+    elif outcome.kept and outcome.kept == outcome.found:
+        outcome.result = KEPT_FOR_LEGAL_BASIS
     elif outcome.found:
         outcome.result = DONE
     return _finish(outcome)

@@ -8,6 +8,14 @@ Manager ARN. A new connector runs dry (finds and plans, never writes) until it i
 
 `needs` and `yields` are what the identity graph (rightsdesk.connectors.identity_graph) orders
 connectors by; a definition set whose needs cannot be met is refused there, before anything runs.
+
+Two declarations serve the processor role and Art. 17(3) (docs/connectors.md, "Tenant scoping"
+and "Legal exceptions"):
+- `tenant_scoped`: the connector holds many controllers' data and acts only within one tenant;
+  it needs the seed identity `tenant_id` and every lookup it makes must use `{tenant_id}` (a key
+  format, a filter, a prefix), or the definition is refused.
+- `keep`: records the operator must keep for a stated legal basis and period (invoices, say);
+  each rule's `match` is kind-specific (an attribute condition, an S3 key prefix or pattern).
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ MAX_SCAN_ITEM_CAP = 10_000
 # An object is read whole into memory to be checked and rewritten (a Lambda function's memory).
 DEFAULT_MAX_OBJECT_BYTES = 64 * 1024 * 1024
 MAX_OBJECT_BYTES = 512 * 1024 * 1024
+
+# The seed identity a tenant-scoped connector is constrained by (the controller's tenant id).
+TENANT_IDENTITY = "tenant_id"
+TENANT_PLACEHOLDER = "{" + TENANT_IDENTITY + "}"
+MAX_KEEP_RULES = 10
+MAX_KEEP_DAYS = 36_500  # a century: any statutory retention period fits
 
 IdentityKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 AttributeName = Annotated[str, Field(min_length=1, max_length=255)]
@@ -56,6 +70,8 @@ class _Definition(_Strict):
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     enabled: bool = False
     ceiling: int = Field(default=DEFAULT_CEILING, ge=1, le=MAX_CEILING)
+    # Holds many controllers' data: acts only within the tenant given as the seed `tenant_id`.
+    tenant_scoped: bool = False
 
     @field_validator("role_arn")
     @classmethod
@@ -83,12 +99,100 @@ class _Definition(_Strict):
         """Identity kind -> the attribute (or field) of a found record it is read from."""
         return {}
 
+    @property
+    def keep_rules(self) -> tuple[Any, ...]:
+        """The declared legal exceptions (Art. 17(3)); kinds that support them override."""
+        return ()
+
+    def _tenant_needs(self, kinds: set[str]) -> frozenset[str]:
+        return frozenset(kinds | {TENANT_IDENTITY} if self.tenant_scoped else kinds)
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
 class _AwsDefinition(_Definition):
     role_arn: str  # required: every AWS store is reached through an assumed role
+
+
+# ------------------------------------------------------------------ legal exceptions (Art. 17(3))
+
+
+class _KeepRule(_Strict):
+    """Records kept for a stated legal basis (e.g. "HGB §257: invoices, 10 years") for
+    `period_days` from the erasure, then erased (rightsdesk.connectors.kept_records)."""
+
+    basis: str = Field(min_length=3, max_length=300)
+    period_days: int = Field(ge=1, le=MAX_KEEP_DAYS)
+
+    @field_validator("basis")
+    @classmethod
+    def _stated(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("state the legal basis, e.g. 'HGB §257: invoices, 10 years'")
+        return value.strip()
+
+
+class DynamoKeepMatch(_Strict):
+    """An attribute condition on the item: exactly one of `equals`, `begins_with`, `exists`."""
+
+    attribute: AttributeName
+    equals: str | int | None = None
+    begins_with: str | None = Field(default=None, min_length=1, max_length=200)
+    exists: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> DynamoKeepMatch:
+        given = [name for name in ("equals", "begins_with", "exists") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a keep match names one attribute and one of equals, begins_with or exists")
+        return self
+
+    def matches(self, item: Any) -> bool:
+        if not isinstance(item, dict) or self.attribute not in item:
+            return False
+        value = item[self.attribute]
+        if self.exists:
+            return True
+        if self.begins_with is not None:
+            return isinstance(value, str) and value.startswith(self.begins_with)
+        return not isinstance(value, bool) and value == self.equals
+
+
+class DynamoKeep(_KeepRule):
+    match: DynamoKeepMatch
+
+
+class S3KeepMatch(_Strict):
+    """The object's key: `key_prefix` (may name identities, e.g. invoices/{user_id}/) or
+    `key_pattern` (a shell-style pattern, e.g. */invoices/*.pdf); exactly one."""
+
+    key_prefix: str | None = Field(default=None, min_length=1, max_length=1024)
+    key_pattern: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> S3KeepMatch:
+        if (self.key_prefix is None) == (self.key_pattern is None):
+            raise ValueError("a keep match names one of key_prefix or key_pattern")
+        if self.key_prefix is not None:
+            for name in placeholders(self.key_prefix):
+                if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                    raise ValueError("a key_prefix names identities as {user_id}")
+        return self
+
+    def matches(self, key: str, identities: Any) -> bool:
+        import fnmatch
+
+        if self.key_pattern is not None:
+            return fnmatch.fnmatchcase(key, self.key_pattern)
+        names = placeholders(self.key_prefix or "")
+        if any(not identities.get(name) for name in names):
+            return False
+        return key.startswith((self.key_prefix or "").format(**{name: identities[name] for name in names}))
+
+
+class S3Keep(_KeepRule):
+    match: S3KeepMatch
 
 
 # ------------------------------------------------------------------ DynamoDB
@@ -111,8 +215,30 @@ class DynamoLookup(_Strict):
     @classmethod
     def _one_placeholder(cls, value: str) -> str:
         names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-        if names != ["value"]:
-            raise ValueError("value_format must hold {value} exactly once, e.g. USER#{value}")
+        if sorted(names) not in (["value"], sorted(["value", TENANT_IDENTITY])):
+            raise ValueError(
+                "value_format must hold {value} exactly once (and {tenant_id} at most once), e.g. USER#{value}"
+            )
+        return value
+
+    @property
+    def tenant_in_key(self) -> bool:
+        return TENANT_PLACEHOLDER in self.value_format
+
+
+class DynamoTenantFilter(_Strict):
+    """A tenant-scoped table whose lookup key does not hold the tenant: the items must also have
+    `attribute` equal to `value_format` filled with the tenant id (a filter on the query, and a
+    condition on every erase write)."""
+
+    attribute: AttributeName
+    value_format: str = Field(default=TENANT_PLACEHOLDER, max_length=200)
+
+    @field_validator("value_format")
+    @classmethod
+    def _tenant_placeholder(cls, value: str) -> str:
+        if placeholders(value) != [TENANT_IDENTITY]:
+            raise ValueError("value_format must hold {tenant_id} exactly once, e.g. TENANT#{tenant_id}")
         return value
 
 
@@ -136,12 +262,18 @@ class DynamoDbDefinition(_AwsDefinition):
     # Attributes to export (None: the whole item).
     export_attributes: list[AttributeName] | None = None
     yields_from: dict[IdentityKind, AttributeName] = Field(default_factory=dict, alias="yields")
+    tenant_filter: DynamoTenantFilter | None = None
+    keep: list[DynamoKeep] = Field(default_factory=list, max_length=MAX_KEEP_RULES)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> DynamoDbDefinition:
         lookup = self.lookup
+        if self.tenant_scoped and not (lookup.tenant_in_key or self.tenant_filter):
+            raise ValueError("a tenant-scoped table needs {tenant_id} in lookup.value_format or a tenant_filter")
+        if not self.tenant_scoped and (lookup.tenant_in_key or self.tenant_filter):
+            raise ValueError("{tenant_id} and tenant_filter need tenant_scoped: true")
         on_table_key = lookup.index_name is None and lookup.attribute == self.partition_key
         if lookup.index_name is None and not on_table_key and not lookup.allow_scan:
             raise ValueError(
@@ -159,11 +291,15 @@ class DynamoDbDefinition(_AwsDefinition):
 
     @property
     def needs(self) -> frozenset[str]:
-        return frozenset({self.lookup.identity})
+        return self._tenant_needs({self.lookup.identity})
 
     @property
     def yields(self) -> dict[str, str]:
         return dict(self.yields_from)
+
+    @property
+    def keep_rules(self) -> tuple[DynamoKeep, ...]:
+        return tuple(self.keep)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -181,6 +317,18 @@ class RowFiles(_Strict):
     field: AttributeName
     identity: IdentityKind
 
+    @field_validator("prefix")
+    @classmethod
+    def _only_tenant_placeholder(cls, value: str) -> str:
+        names = placeholders(value)
+        if names and (names != [TENANT_IDENTITY] or value.startswith("{") or not value.endswith("/")):
+            raise ValueError("a row-file prefix may name {tenant_id} once, after a fixed part, ending with /")
+        return value
+
+    @property
+    def tenant_in_prefix(self) -> bool:
+        return TENANT_PLACEHOLDER in self.prefix
+
 
 def placeholders(template: str) -> list[str]:
     """The identity kinds a prefix template names: users/{user_id}/ -> [user_id]."""
@@ -196,6 +344,7 @@ class S3Definition(_AwsDefinition):
     max_object_bytes: int = Field(default=DEFAULT_MAX_OBJECT_BYTES, ge=1, le=MAX_OBJECT_BYTES)
     # Tries of one conditional rewrite when the object keeps changing under it.
     rewrite_attempts: int = Field(default=5, ge=1, le=20)
+    keep: list[S3Keep] = Field(default_factory=list, max_length=MAX_KEEP_RULES)
 
     @field_validator("subject_prefixes")
     @classmethod
@@ -212,12 +361,22 @@ class S3Definition(_AwsDefinition):
     def _something_to_do(self) -> S3Definition:
         if not self.subject_prefixes and not self.row_files:
             raise ValueError("an S3 connector needs subject_prefixes or row_files")
+        with_tenant = [TENANT_IDENTITY in placeholders(t) for t in self.subject_prefixes]
+        with_tenant += [rows.tenant_in_prefix for rows in self.row_files]
+        if self.tenant_scoped and not all(with_tenant):
+            raise ValueError("a tenant-scoped bucket needs {tenant_id} in every subject prefix and row-file prefix")
+        if not self.tenant_scoped and any(with_tenant):
+            raise ValueError("{tenant_id} in a prefix needs tenant_scoped: true")
         return self
 
     @property
     def needs(self) -> frozenset[str]:
         kinds = {name for template in self.subject_prefixes for name in placeholders(template)}
-        return frozenset(kinds | {rows.identity for rows in self.row_files})
+        return self._tenant_needs(kinds | {rows.identity for rows in self.row_files})
+
+    @property
+    def keep_rules(self) -> tuple[S3Keep, ...]:
+        return tuple(self.keep)
 
 
 # ------------------------------------------------------------------ Cognito
@@ -248,6 +407,14 @@ class CognitoDefinition(_AwsDefinition):
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _not_tenant_scoped(self) -> CognitoDefinition:
+        # A user pool has no tenant condition to constrain a lookup by: one pool per tenant is
+        # not modelled, so a tenant-scoped pool would use {tenant_id} nowhere.
+        if self.tenant_scoped:
+            raise ValueError("a Cognito connector cannot be tenant-scoped: its lookup has no {tenant_id}")
+        return self
 
     @property
     def needs(self) -> frozenset[str]:
@@ -283,6 +450,13 @@ class HttpDefinition(_Definition):
         if not _SECRET_ARN.fullmatch(value):
             raise ValueError("signing_secret_arn must be a Secrets Manager secret ARN")
         return value
+
+    @model_validator(mode="after")
+    def _tenant_named(self) -> HttpDefinition:
+        # The product's endpoint is constrained by the tenant only if it is sent one.
+        if self.tenant_scoped and TENANT_IDENTITY not in self.needs_kinds:
+            raise ValueError("a tenant-scoped endpoint needs tenant_id")
+        return self
 
     @property
     def needs(self) -> frozenset[str]:

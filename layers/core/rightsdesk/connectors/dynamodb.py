@@ -9,6 +9,12 @@ the identity: reads follow the subject's items, not the table's size.
 Erase deletes each item, or removes or overwrites the named attributes, always on the condition
 that the item still holds the identity: an item that changed hands meanwhile is left alone (counted),
 an item already gone is counted as such, so a second erase is harmless.
+
+A tenant-scoped table (definition `tenant_scoped`) is read and written only within the seed
+`tenant_id`: either the lookup key holds it (`value_format` "T#{tenant_id}#U#{value}") or the
+definition's `tenant_filter` names the attribute that must hold it, which is then a filter on
+every query or scan, a check on every item read back and a condition on every erase write.
+Without a tenant id such a connector finds nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from rightsdesk.connectors.base import (
     key_hash,
     probe_value,
 )
-from rightsdesk.connectors.definitions import DynamoDbDefinition
+from rightsdesk.connectors.definitions import TENANT_IDENTITY, DynamoDbDefinition
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -70,7 +76,32 @@ class DynamoDbConnector(Connector):
         identity = identities.get(lookup.identity)
         if identity is None or identity == "":
             return None
+        if self.definition.tenant_scoped:
+            tenant = identities.get(TENANT_IDENTITY)
+            if not tenant:
+                return None  # no tenant, no lookup: a tenant-scoped store is never read across tenants
+            return {lookup.value_type: lookup.value_format.format(value=identity, tenant_id=tenant)}
         return {lookup.value_type: lookup.value_format.format(value=identity)}
+
+    def _tenant(self, identities: Identities) -> dict[str, str] | None:
+        """The tenant filter's attribute value, or None where the definition has no filter."""
+        tenant_filter = self.definition.tenant_filter
+        if tenant_filter is None:
+            return None
+        return {"S": tenant_filter.value_format.format(tenant_id=identities[TENANT_IDENTITY])}
+
+    def _conditions(self, identities: Identities, value: dict[str, str]) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """(the condition an item of the subject's meets, its names, its values): the identity,
+        and the tenant where a filter names it."""
+        names = {"#lookup": self.definition.lookup.attribute}
+        values: dict[str, Any] = {":value": value}
+        expression = "#lookup = :value"
+        tenant = self._tenant(identities)
+        if tenant is not None:
+            names["#tenant"] = self.definition.tenant_filter.attribute  # type: ignore[union-attr]
+            values[":tenant"] = tenant
+            expression += " AND #tenant = :tenant"
+        return expression, names, values
 
     def _key_of(self, item: dict[str, Any]) -> dict[str, Any]:
         names = [self.definition.partition_key] + ([self.definition.sort_key] if self.definition.sort_key else [])
@@ -82,20 +113,30 @@ class DynamoDbConnector(Connector):
         canonical = json.dumps({k: _plain(self._deserializer.deserialize(v)) for k, v in key.items()}, sort_keys=True)
         return Located(key=canonical, handle=key, data=data)
 
-    def _still_holds(self, item: dict[str, Any] | None, value: dict[str, str]) -> bool:
-        return bool(item) and item.get(self.definition.lookup.attribute) == value  # type: ignore[union-attr]
+    def _still_holds(self, item: dict[str, Any] | None, value: dict[str, str], tenant: dict[str, str] | None) -> bool:
+        if not item or item.get(self.definition.lookup.attribute) != value:
+            return False
+        return tenant is None or item.get(self.definition.tenant_filter.attribute) == tenant  # type: ignore[union-attr]
 
-    def _items(self, value: dict[str, str]) -> list[dict[str, Any]]:
+    def _items(self, value: dict[str, str], identities: Identities) -> list[dict[str, Any]]:
         lookup = self.definition.lookup
-        names = {"#lookup": lookup.attribute}
+        _, names, values = self._conditions(identities, value)
+        tenant = values.get(":tenant")
         if lookup.index_name is None and lookup.allow_scan and lookup.attribute != self.definition.partition_key:
-            return self._scan(names, value)
+            return self._scan(names, values)
         parameters: dict[str, Any] = {
             "TableName": self.definition.table_name,
             "KeyConditionExpression": "#lookup = :value",
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {":value": value},
+            "ExpressionAttributeValues": values,
         }
+        if tenant is not None and not lookup.index_name:
+            # On the table, a filter; an index may not project the tenant (KEYS_ONLY): every item it
+            # names is read back from the table and checked there (_confirmed).
+            parameters["FilterExpression"] = "#tenant = :tenant"
+        else:
+            names.pop("#tenant", None)
+            parameters["ExpressionAttributeValues"] = {":value": value}
         if lookup.index_name:
             parameters["IndexName"] = lookup.index_name
         else:
@@ -106,30 +147,35 @@ class DynamoDbConnector(Connector):
             if len(items) > self.definition.ceiling and lookup.index_name is None:
                 break  # already over the ceiling: the count parks the request, reading on proves nothing
         if lookup.index_name:
-            items = self._confirmed(items[: self.definition.ceiling + 1], value)
+            # Another tenant's items under the same identity are dropped before the ceiling counts.
+            named = items if tenant is not None else items[: self.definition.ceiling + 1]
+            items = self._confirmed(named, value, tenant)[: self.definition.ceiling + 1]
         return items
 
-    def _confirmed(self, index_items: list[dict[str, Any]], value: dict[str, str]) -> list[dict[str, Any]]:
-        """Each item a GSI named, read from the table and kept if it still holds the identity."""
+    def _confirmed(
+        self, index_items: list[dict[str, Any]], value: dict[str, str], tenant: dict[str, str] | None
+    ) -> list[dict[str, Any]]:
+        """Each item a GSI named, read from the table and kept if it still holds the identity
+        (and the tenant: a KEYS_ONLY index cannot filter on it)."""
         confirmed = []
         for index_item in index_items:
             answer = self.client.get_item(
                 TableName=self.definition.table_name, Key=self._key_of(index_item), ConsistentRead=True
             )
-            if self._still_holds(answer.get("Item"), value):
+            if self._still_holds(answer.get("Item"), value, tenant):
                 confirmed.append(answer["Item"])
         return confirmed
 
-    def _scan(self, names: dict[str, str], value: dict[str, str]) -> list[dict[str, Any]]:
+    def _scan(self, names: dict[str, str], values: dict[str, Any]) -> list[dict[str, Any]]:
         cap = self.definition.scan_item_cap
         items: list[dict[str, Any]] = []
         scanned = 0
         paginator = self.client.get_paginator("scan")
         pages = paginator.paginate(
             TableName=self.definition.table_name,
-            FilterExpression="#lookup = :value",
+            FilterExpression="#lookup = :value" + (" AND #tenant = :tenant" if ":tenant" in values else ""),
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues={":value": value},
+            ExpressionAttributeValues=values,
             ConsistentRead=True,
             PaginationConfig={"PageSize": min(cap + 1, 1000)},
         )
@@ -146,7 +192,7 @@ class DynamoDbConnector(Connector):
         value = self._value(identities)
         if value is None:
             return Found(self.id, dict(identities))
-        records = [self._located(item) for item in self._items(value)]
+        records = [self._located(item) for item in self._items(value, identities)]
         if self.definition.erase.mode != "delete_item":
             # An item whose named attributes are already erased holds nothing more of the subject's.
             records = [record for record in records if self._held_data(record)]
@@ -165,9 +211,8 @@ class DynamoDbConnector(Connector):
         if value is None:
             return Erased()
         erase = self.definition.erase
-        names = {"#lookup": self.definition.lookup.attribute}
-        condition = {"ConditionExpression": "#lookup = :value", "ExpressionAttributeNames": names}
-        values: dict[str, Any] = {":value": value}
+        expression, names, values = self._conditions(found.identities, value)
+        condition = {"ConditionExpression": expression, "ExpressionAttributeNames": names}
         erased = gone = changed = 0
         touched = []
         for record in found.records:
@@ -208,6 +253,13 @@ class DynamoDbConnector(Connector):
             erased += 1
         return Erased(erased=erased, already_gone=gone, changed_hands=changed, touched=tuple(touched))
 
+    def kept_by(self, record: Located, identities: Identities) -> int | None:
+        """The index of the first keep rule (legal exception) the item meets, or None."""
+        for index, rule in enumerate(self.definition.keep):
+            if rule.match.matches(dict(record.data or {})):
+                return index
+        return None
+
     def _held_data(self, record: Located) -> bool:
         """For an attribute erasure: did the item still hold something to erase when found?"""
         erase = self.definition.erase
@@ -227,7 +279,9 @@ class DynamoDbConnector(Connector):
             if lookup.allow_scan and lookup.attribute != self.definition.partition_key
             else "dynamodb:Query"
         )
-        checks = [checked(reading, lambda: self.find({lookup.identity: value}))]
+        # A tenant-scoped table is read only with a tenant: the probe names one nobody has too.
+        nobody = {lookup.identity: value, **({TENANT_IDENTITY: value} if self.definition.tenant_scoped else {})}
+        checks = [checked(reading, lambda: self.find(nobody))]
         condition = {
             "ConditionExpression": "attribute_exists(#key)",
             "ExpressionAttributeNames": {"#key": self.definition.partition_key},

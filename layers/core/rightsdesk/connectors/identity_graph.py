@@ -5,7 +5,9 @@ Each definition declares the identity kinds it `needs` and those it `yields` (Co
 declarations into stages: a connector runs after every connector that yields a kind it needs
 (unless the kind is a seed, such as the email), and connectors in one stage are independent of
 each other, so an orchestrator may run a stage in parallel. A need no connector yields, a cycle
-or a duplicate id is a DefinitionError, raised when the definitions are checked, before any run.
+or a duplicate id is a DefinitionError, raised when the definitions are checked, before any run;
+a tenant-scoped connector's need nobody yields is not one: the controller that asks for a processor
+run gives it (rightsdesk.routing.controller_execution), and a run without it finds nothing there.
 
 `resolve` runs the finds stage by stage and collects the identities they yield. Two values for
 one kind (two users for one email, or a yield that contradicts a seed) make the subject
@@ -30,7 +32,8 @@ from rightsdesk.connectors.base import Connector, Found, Identities, Outcome
 from rightsdesk.connectors.definitions import DefinitionError
 from rightsdesk.kernel import clock
 
-SEEDS = frozenset({"email"})
+# The verified email, and the tenant id a processor run passes to tenant-scoped connectors.
+SEEDS = frozenset({"email", "tenant_id"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ def order(definitions: Iterable[Any], seeds: Iterable[str] = SEEDS) -> Plan:
             if need in seeds:
                 continue
             if not yielders.get(need):
+                if getattr(definition, "tenant_scoped", False):
+                    continue  # a controller gives it: a processor run's identities are its seeds
                 problems[f"{definition.id}.needs"] = f"no connector yields {need}"
             depends[definition.id] |= yielders.get(need, set())
     if problems:

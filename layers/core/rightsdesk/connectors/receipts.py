@@ -80,6 +80,7 @@ class Result(str, Enum):
     FAILED = "failed"
     KEPT_FOR_LEGAL_BASIS = "kept_for_legal_basis"
     PARKED_AMBIGUOUS = "parked_ambiguous"
+    PARKED_TOO_MANY = "parked_too_many"
 
 
 class ReceiptTooLarge(InvalidInput):
@@ -101,10 +102,25 @@ class Counts:
 @dataclass(frozen=True)
 class LegalException:
     """Records a connector keeps under Art. 17(3) (invoices, say): the basis as declared in the
-    connector's definition, and until when they are kept (None: the basis names no date)."""
+    connector's definition, and until when they are kept (None: the basis names no date); with a
+    declared keep rule also its period in days and how many records it keeps."""
 
     basis: str
     keep_until: datetime | None = None
+    period_days: int | None = None
+    kept: int | None = None
+
+    def as_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "basis": self.basis,
+            "keep_until": None if self.keep_until is None else _timestamp(self.keep_until),
+        }
+        # Added to the v1 body only when known, so an entry without them reads as before.
+        if self.period_days is not None:
+            body["period_days"] = self.period_days
+        if self.kept is not None:
+            body["kept"] = self.kept
+        return body
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,44 @@ class Outcome:
     remaining: int | None = None
     role_arn: str | None = None
     legal_exception: LegalException | None = None
+    # Every exception when the connector's keep rules kept records under more than one basis;
+    # `legal_exception` alone stays for a single one (the v1 body's field).
+    legal_exceptions: Sequence[LegalException] = ()
+
+    @property
+    def exceptions(self) -> list[LegalException]:
+        listed = list(self.legal_exceptions)
+        if self.legal_exception is not None and self.legal_exception not in listed:
+            listed.insert(0, self.legal_exception)
+        return listed
+
+
+def from_connector_outcome(outcome: Any) -> Outcome:
+    """A receipt's Outcome from a connector run's (rightsdesk.connectors.base.Outcome): its counts,
+    touched key hashes, re-query and legal exceptions (basis, period, end date, count)."""
+    exceptions = tuple(
+        LegalException(
+            basis=str(entry["basis"]),
+            keep_until=clock.parse_iso(entry["keep_until"]) if entry.get("keep_until") else None,
+            period_days=entry.get("period_days"),
+            kept=entry.get("kept"),
+        )
+        for entry in outcome.legal_exceptions
+    )
+    return Outcome(
+        connector_id=outcome.connector_id,
+        kind=outcome.kind,
+        action=Action(outcome.action),
+        result=Result(outcome.result),
+        started_at=clock.parse_iso(outcome.started_at),
+        finished_at=clock.parse_iso(outcome.finished_at or outcome.started_at),
+        counts=Counts(found=outcome.found, erased=outcome.erased, kept=outcome.kept),
+        key_hashes=tuple(outcome.touched),
+        remaining=outcome.remaining,
+        role_arn=outcome.role_arn,
+        legal_exception=exceptions[0] if exceptions else None,
+        legal_exceptions=exceptions,
+    )
 
 
 # ---------------------------------------------------------------- the canonical form
@@ -296,8 +350,8 @@ def connector_body(outcome: Outcome) -> dict[str, Any]:
     if problems:
         raise InvalidInput("the outcome cannot be recorded as a receipt", fields=problems)
     hashes = sorted(set(outcome.key_hashes))
-    exception = outcome.legal_exception
-    return {
+    exceptions = outcome.exceptions
+    body = {
         "entry": "connector",
         "connector": {"id": outcome.connector_id, "kind": outcome.kind, "role_arn": outcome.role_arn},
         "action": Action(outcome.action).value,
@@ -307,13 +361,13 @@ def connector_body(outcome: Outcome) -> dict[str, Any]:
         "counts": {"found": outcome.counts.found, "erased": outcome.counts.erased, "kept": outcome.counts.kept},
         "keys": {"count": len(hashes), "digest": keys_digest(hashes)},
         "remaining": outcome.remaining,
-        "legal_exception": None
-        if exception is None
-        else {
-            "basis": exception.basis,
-            "keep_until": None if exception.keep_until is None else _timestamp(exception.keep_until),
-        },
+        # v1's field: the (first) exception. Several bases: all of them in `legal_exceptions`,
+        # a field added only then, so entries with one basis or none are as before.
+        "legal_exception": exceptions[0].as_body() if exceptions else None,
     }
+    if len(exceptions) > 1:
+        body["legal_exceptions"] = [exception.as_body() for exception in exceptions]
+    return body
 
 
 def _count(value: Any) -> bool:
@@ -351,7 +405,7 @@ def _outcome_problems(outcome: Outcome) -> dict[str, str]:
     elif len(set(outcome.key_hashes)) > MAX_KEY_HASHES:
         problems["key_hashes"] = f"at most {MAX_KEY_HASHES} per entry"
     kept = outcome.counts.kept if _count(outcome.counts.kept) else 0
-    if (kept > 0 or result is Result.KEPT_FOR_LEGAL_BASIS) != (outcome.legal_exception is not None):
+    if (kept > 0 or result is Result.KEPT_FOR_LEGAL_BASIS) != bool(outcome.exceptions):
         problems["legal_exception"] = "records kept need their legal basis, and a basis needs kept records"
     elif result is Result.KEPT_FOR_LEGAL_BASIS and kept == 0:
         problems["counts.kept"] = "kept_for_legal_basis keeps records"
@@ -362,9 +416,7 @@ def _outcome_problems(outcome: Outcome) -> dict[str, str]:
     ):
         problems["remaining"] = "an erasure is done only when the re-query found nothing left (0)"
     # No upper bound of its own: the body's 4 KB bounds it, with an error that says so.
-    if outcome.legal_exception is not None and not (
-        isinstance(outcome.legal_exception.basis, str) and outcome.legal_exception.basis.strip()
-    ):
+    if any(not (isinstance(e.basis, str) and e.basis.strip()) for e in outcome.exceptions):
         problems["legal_exception.basis"] = "the basis as the connector declares it"
     return problems
 

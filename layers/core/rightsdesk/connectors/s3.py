@@ -11,6 +11,10 @@ the object is read again and the rewrite retried, so no row written meanwhile is
 versioned bucket every older version that still holds a subject's row is then deleted by its
 version id (the version just replaced among them). Other rows are kept byte for byte.
 
+A tenant-scoped bucket (definition `tenant_scoped`) names `{tenant_id}` in every subject prefix
+and row-file prefix: the seed tenant id fills it, so a run lists only that tenant's keys; without
+a tenant id such a connector finds nothing.
+
 Limits: an object is read whole, so one larger than `max_object_bytes` fails the connector
 (`object_too_large`, naming the object by its keyed hash) before it is read; objects are UTF-8
 text, uncompressed (a gzip object fails as `compressed_object`). A JSON Lines line that is not
@@ -39,7 +43,7 @@ from rightsdesk.connectors.base import (
     key_hash,
     probe_value,
 )
-from rightsdesk.connectors.definitions import RowFiles, S3Definition
+from rightsdesk.connectors.definitions import TENANT_IDENTITY, RowFiles, S3Definition
 from rightsdesk.connectors.definitions import placeholders as _placeholders
 from rightsdesk.platform.hashing import normalize_email
 
@@ -211,6 +215,29 @@ class S3Connector(Connector):
         except UnicodeDecodeError:
             raise ConnectorFailure("not_utf8", key_hash=self._hash(key)) from None
 
+    @staticmethod
+    def _safe(value: str) -> None:
+        if not value or "/" in value or value in (".", ".."):
+            raise ConnectorFailure("unsafe_identity_value")
+
+    def _row_prefix(self, files: RowFiles, identities: Identities) -> str | None:
+        """The row files' prefix, the tenant filled in (None: a tenant-scoped one without a tenant)."""
+        if not files.tenant_in_prefix:
+            return files.prefix
+        tenant = identities.get(TENANT_IDENTITY)
+        if not tenant:
+            return None
+        self._safe(tenant)
+        return files.prefix.format(tenant_id=tenant)
+
+    def kept_by(self, record: Located, identities: Identities) -> int | None:
+        """The index of the first keep rule (legal exception) the object's key meets, or None."""
+        key = record.handle[1].key
+        for index, rule in enumerate(self.definition.keep):
+            if rule.match.matches(key, identities):
+                return index
+        return None
+
     def _subject_prefixes(self, identities: Identities) -> list[str]:
         prefixes = []
         for template in self.definition.subject_prefixes:
@@ -219,8 +246,7 @@ class S3Connector(Connector):
                 continue  # an identity this subject does not have: nothing of theirs there
             values = {name: identities[name] for name in names}
             for value in values.values():
-                if not value or "/" in value or value in (".", ".."):
-                    raise ConnectorFailure("unsafe_identity_value")
+                self._safe(value)
             prefix = template.format(**values)
             prefixes.append(prefix)
         return prefixes
@@ -236,8 +262,11 @@ class S3Connector(Connector):
             value = identities.get(files.identity)
             if not value:
                 continue
+            prefix = self._row_prefix(files, identities)
+            if prefix is None:
+                continue
             rows = _Rows(files, value)
-            for version in self._versions(files.prefix):
+            for version in self._versions(prefix):
                 if version.delete_marker:
                     continue
                 text, _ = self._read(version.key, version.version_id, version.size)
@@ -359,7 +388,7 @@ class S3Connector(Connector):
         checks = []
         nobody = probe_value()
         prefixes = [template.split("{", 1)[0] for template in self.definition.subject_prefixes]
-        prefixes += [files.prefix for files in self.definition.row_files]
+        prefixes += [files.prefix.split("{", 1)[0] for files in self.definition.row_files]
         for prefix in dict.fromkeys(prefixes):
             checks.append(
                 checked(
@@ -379,7 +408,7 @@ class S3Connector(Connector):
                 checked(
                     "s3:PutObject",
                     lambda f=files: self.client.put_object(
-                        Bucket=self.bucket, Key=f.prefix + nobody, Body=b"", IfMatch='"0"'
+                        Bucket=self.bucket, Key=f.prefix.split("{", 1)[0] + nobody, Body=b"", IfMatch='"0"'
                     ),
                     "NoSuchKey",
                     "PreconditionFailed",

@@ -244,3 +244,11 @@ def live_item(model: type[_Stored], hash_key: str, range_key: str, *, consistent
     except model.DoesNotExist:
         return None
     return item if is_live(item) else None
+
+
+def kept_for_legal_basis_until(erased_at: datetime, period_days: int) -> datetime:
+    """When a record kept under a legal exception (Art. 17(3)) is erased: `period_days`, the period a
+    connector's `keep` rule declares with its basis, after the erasure that kept it (the
+    conservative reading: a statutory period that began earlier ends earlier). Not a rule of the
+    table: each connector states its own (rightsdesk.connectors.kept_records)."""
+    return erased_at + timedelta(days=period_days)

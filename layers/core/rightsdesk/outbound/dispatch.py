@@ -8,6 +8,8 @@
 - test:      one signed test event to a controller's webhook; the outcome is audited, not retried.
 - consent.gpc: a visitor's Global Privacy Control signal the controller forwarded, back to its
              webhook (rightsdesk.outbound.gpc_webhooks); email and pull controllers had the API's answer.
+- dsr.request.executed: an execution the controller asked for ended; its receipt's summary, to its
+             webhook (rightsdesk.outbound.executed_webhooks); others read the receipt from the API.
 - breach.notice, policy.updated: one signed event to a webhook controller, about no request. Retried
              like a route; the outcome is recorded on the breach notice or the controller's audit
              trail. Never emailed from here: the notifier emails the notice itself to every controller.
@@ -77,6 +79,7 @@ def dispatch(message: DeliveryMessage, *, attempt: int, max_attempts: int = deli
         webhooks.EVENT_BREACH_NOTICE: _controller_event,
         webhooks.EVENT_POLICY_UPDATED: _controller_event,
         webhooks.EVENT_CONSENT_GPC: _controller_event,
+        webhooks.EVENT_EXECUTED: _controller_event,
     }[message.event]
     outcome = handler(message, Attempt(attempt, max_attempts))
     return {"delivery_id": message.delivery_id, "event": message.event, **outcome}
@@ -223,6 +226,8 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     # deliveries do not load them at cold start.
     if message.event == webhooks.EVENT_CONSENT_GPC:
         from rightsdesk.outbound import gpc_webhooks as about
+    elif message.event == webhooks.EVENT_EXECUTED:
+        from rightsdesk.outbound import executed_webhooks as about
     else:
         from rightsdesk.notices import notice_webhooks as about
 

@@ -90,6 +90,14 @@ CATALOG: tuple[EventType, ...] = (
         data=_schema_file(webhooks.EVENT_CONSENT_GPC),
     ),
     EventType(
+        webhooks.EVENT_EXECUTED,
+        "An execution you asked for (`POST /v1/controller/requests/{id}/execute`) ended: its signed receipt's "
+        "summary per connector (counts, results, legal exceptions), the whole receipt at `receipt.url`. "
+        "No personal data.",
+        personal_data=False,
+        data=_schema_file(webhooks.EVENT_EXECUTED),
+    ),
+    EventType(
         webhooks.EVENT_TEST,
         "You asked for a test event (`POST /v1/controller/webhook/test`). Nothing to act on.",
         personal_data=False,

@@ -6,17 +6,21 @@ copy of the data outlives the window, and an erasure in between leaves nothing t
 
 Two forms of the same document: JSON (portability: machine-readable, described by
 schemas/export.schema.json, which ships with the layer) and a readable HTML page in the subject's
-language. A request made by one subject never shows another's data: everything is found by the
+language. What the connectors found in the operator's stores comes as sections given to
+`document` (one per source; rightsdesk.own_data.export_sections): in the JSON one `sources` entry
+each, with a schema inferred from its records; on the page one table each; and, where its records
+are flat, one CSV file each (`csv_file`, format=csv&section=<connector id>). A request made by one subject never shows another's data: everything is found by the
 keyed hash of the address the subject proved they control.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from rightsdesk.audience import consents, contacts
@@ -39,7 +43,7 @@ KINDS = (RequestType.ACCESS.value, RequestType.PORTABILITY.value)
 PATH = "/v1/requests/{request_id}/export"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "export.schema.json"
 SCHEMA_ID = "urn:rightsdesk:schema:export:1"
-FORMATS = ("json", "html")
+FORMATS = ("json", "html", "csv")
 PAGES_DIR = TEMPLATES_DIR / "operator" / "pages"
 
 
@@ -51,6 +55,11 @@ class NotReady(RightsdeskError):
 class Expired(RightsdeskError):
     status = 410
     code = "export_expired"
+
+
+class NotTabular(RightsdeskError):
+    status = 409
+    code = "section_not_tabular"
 
 
 # ------------------------------------------------------------------ who may see it, and until when
@@ -95,9 +104,13 @@ def _iso(value: datetime | None) -> str | None:
     return clock.isoformat(value) if value else None
 
 
-def document(request: RequestItem, until: datetime) -> dict:
-    """Everything held about the request's subject, as schemas/export.schema.json describes it."""
-    from rightsdesk.own_data import subject_data  # the holdings: only for the export itself, not the status page's link
+def document(request: RequestItem, until: datetime, sections: Sequence[Mapping[str, Any]] | None = None) -> dict:
+    """Everything held about the request's subject, as schemas/export.schema.json describes it;
+    `sections` are what the connectors exported from the operator's stores, one per source."""
+    from rightsdesk.own_data import (
+        export_sections,
+        subject_data,  # the holdings: only for the export itself, not the status page's link
+    )
 
     held = subject_data.gather(request.subject_hash)
     controller = registry.get_controller(request.controller_id)
@@ -137,6 +150,7 @@ def document(request: RequestItem, until: datetime) -> dict:
             {"at": _iso(event.at), "action": event.action, "actor": event.actor, "detail": event.cause}
             for event in held.history
         ],
+        "sources": [export_sections.source(section) for section in sections or ()],
         # The words for every key above (types, statuses, purposes, lists), in the subject's language.
         "labels": {"locale": i18n.normalize(request.locale), **i18n.labels(i18n.normalize(request.locale))},
     }
@@ -159,7 +173,22 @@ def _environment() -> Environment:
     return web.page_environment(PAGES_DIR, language_names=i18n.LANGUAGE_NAMES)
 
 
+def csv_file(doc: dict, section_id: str) -> tuple[str, str]:
+    """(a file name, the CSV text) of one source's records. NotFound for a source the document does
+    not hold; NotTabular for one whose records nest (its JSON holds them)."""
+    from rightsdesk.own_data import export_sections
+
+    for found in doc.get("sources") or ():
+        if found["connector_id"] == section_id:
+            if not found["csv"]:
+                raise NotTabular("this source's records nest objects or lists: download the JSON file")
+            return f"rightsdesk-export-{doc['request_id']}-{section_id}.csv", export_sections.csv_text(found["records"])
+    raise NotFound("the export has no such section", code="no_section")
+
+
 def page(doc: dict, locale: str, token: str) -> str:
+    from rightsdesk.own_data import export_sections
+
     locale = i18n.normalize(locale)
     here = PATH.format(request_id=quote(doc["request_id"], safe=""))
     links = [
@@ -179,6 +208,18 @@ def page(doc: dict, locale: str, token: str) -> str:
             locale=locale,
             language_links=links,
             json_url=here + "?" + urlencode({"format": "json", "token": token}),
+            sources=[
+                {
+                    **found,
+                    "table": export_sections.table(found["records"]),
+                    "csv_url": here
+                    + "?"
+                    + urlencode({"format": "csv", "section": found["connector_id"], "token": token})
+                    if found["csv"]
+                    else None,
+                }
+                for found in doc.get("sources") or ()
+            ],
             when=lambda iso: clock.parse_iso(iso) if iso else None,
         )
     )

@@ -35,6 +35,7 @@ EVENT_TEST = "webhook.test"
 EVENT_BREACH_NOTICE = "breach.notice"
 EVENT_POLICY_UPDATED = "policy.updated"
 EVENT_CONSENT_GPC = "consent.gpc"  # a visitor's Global Privacy Control signal the controller forwarded
+EVENT_EXECUTED = "dsr.request.executed"  # an execution the controller asked for ended: its receipt's summary
 
 SECRET_PREFIX = "whsec_"
 CONNECT_TIMEOUT_SECONDS = 3

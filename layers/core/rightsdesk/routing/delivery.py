@@ -26,7 +26,7 @@ from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform.operator_identity import Actor
-from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_CONSENT_GPC, EVENT_POLICY_UPDATED
+from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_CONSENT_GPC, EVENT_EXECUTED, EVENT_POLICY_UPDATED
 from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -35,14 +35,16 @@ from rightsdesk.store.lifecycle import transition
 
 # Why a controller's webhook endpoint is disabled while the controller stays active: it answered 410.
 GONE_410 = "gone_410"
-# Webhook events for one controller about no request; the message names what the event is about.
-CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED, EVENT_CONSENT_GPC)
+# Webhook events for one controller, built from the ids the message names (`dsr.request.executed`
+# names a request too: the execution of it the controller asked for).
+CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED, EVENT_CONSENT_GPC, EVENT_EXECUTED)
 EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
 # What each of them names besides the controller (the ids its webhook data is built from).
 CONTROLLER_EVENT_IDS = {
     EVENT_BREACH_NOTICE: ("incident_id",),
     EVENT_POLICY_UPDATED: ("doc", "version"),
     EVENT_CONSENT_GPC: ("signal_id",),
+    EVENT_EXECUTED: ("request_id", "execution_id"),
 }
 # Controller, incident, policy document and version ids: short words, never free text.
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -90,6 +92,7 @@ class DeliveryMessage:
     doc: str | None = None  # for `policy.updated`, with `version`
     version: str | None = None
     signal_id: str | None = None  # for `consent.gpc`: the visitor's signal (a keyed hash, rightsdesk.audience.gpc)
+    execution_id: str | None = None  # for `dsr.request.executed`, with `request_id`
     # A redelivery the controller asked for (rightsdesk.routing.delivery_log): sent again with the
     # same webhook-id, once per redelivery id, whatever became of the first delivery.
     redelivery_id: str | None = None
@@ -131,17 +134,17 @@ class DeliveryMessage:
 
     @classmethod
     def _controller_event(cls, body: dict, event: str) -> DeliveryMessage:
-        if body.get("request_id"):
-            raise ValueError(f"{event} concerns no request")
         needed = ("controller_id", *CONTROLLER_EVENT_IDS[event])
+        if body.get("request_id") and "request_id" not in needed:
+            raise ValueError(f"{event} concerns no request")
         # A message naming what another event is about is not guessed at: it is malformed.
-        foreign = {name for names in CONTROLLER_EVENT_IDS.values() for name in names} - set(needed)
+        foreign = {name for names in CONTROLLER_EVENT_IDS.values() for name in names} - set(needed) - {"request_id"}
         if any(body.get(name) is not None for name in foreign):
             raise ValueError(f"{event} names only {', '.join(needed)}")
         ids = {name: body.get(name) for name in needed}
         if not all(isinstance(value, str) and ID.fullmatch(value) for value in ids.values()):
             raise ValueError(f"{event} needs {', '.join(needed)}, each a short id")
-        return cls(request_id="", event=event, **ids)
+        return cls(event=event, **{"request_id": "", **ids})
 
     @property
     def delivery_id(self) -> str:

@@ -71,7 +71,7 @@ ENABLED, DISABLED, NOT_WEBHOOK = "enabled", "disabled", "not_webhook"
 OPERATOR = "operator"  # GONE_410 (rightsdesk.routing.delivery) is the other
 
 # The ids besides a request's that say what a delivery is about (a message's, an attempt's).
-ABOUT_IDS = ("notice", "incident_id", "doc", "version", "signal_id")
+ABOUT_IDS = ("notice", "incident_id", "doc", "version", "signal_id", "execution_id")
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
 # One bulk redelivery queues at most this many deliveries (oldest failure first); `more` says to
@@ -139,9 +139,10 @@ class AttemptRecord:
     version: str | None = None
     signal_id: str | None = None
     redelivery_id: str | None = None
+    execution_id: str | None = None
 
     # What the delivery is about besides its keys (the controller and the webhook-id are in them).
-    _ABOUT = ("event_type", "message_event", "request_id", "notice", "incident_id", "doc", "version", "signal_id")
+    _ABOUT = ("event_type", "message_event", "request_id", *ABOUT_IDS)
 
     def _expires(self) -> int:
         return retention.expires_at(retention.Rule.DELIVERY_ATTEMPT, self.at)
@@ -228,6 +229,7 @@ def attempt_of(
         version=message.version,
         signal_id=message.signal_id,
         redelivery_id=message.redelivery_id,
+        execution_id=message.execution_id,
     )
 
 
@@ -387,7 +389,7 @@ def _message_body(delivery: DeliveryItem, redelivery_id: str) -> dict:
     body = {"event": delivery.message_event, "redelivery_id": redelivery_id, **{k: v for k, v in ids.items() if v}}
     if delivery.request_id:
         body["request_id"] = delivery.request_id
-    else:
+    if not delivery.request_id or delivery.message_event in CONTROLLER_EVENTS:
         body["controller_id"] = delivery.controller_id
     return body
 

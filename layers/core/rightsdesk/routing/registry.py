@@ -433,6 +433,51 @@ def set_delivery(
     return controller, secret
 
 
+# A tenant id is used in the platform's store keys and S3 prefixes: a short word, never a path.
+TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def tenant_of(controller: ControllerItem) -> str:
+    """The tenant the platform's stores know the controller by, for executions it asks of rightsdesk
+    as its processor: what the operator set (`set_tenant`), else its controller id."""
+    return controller.tenant_id or controller.controller_id
+
+
+def set_tenant(controller_id: str, tenant_id: str | None, *, actor: Actor = "operator") -> ControllerItem:
+    """Set (or, with None, clear back to the controller id) the controller's tenant id. Refused:
+    a malformed id, another controller's id, or a tenant id another controller holds (Conflict)."""
+    from rightsdesk.store.items.controllers import TenantClaimItem
+
+    if tenant_id is not None and (
+        not TENANT_ID.fullmatch(tenant_id) or (tenant_id.startswith("ctl_") and tenant_id != controller_id)
+    ):
+        raise InvalidInput(
+            "a tenant id is 1-128 letters, digits and . _ : - and never another controller's id",
+            fields={"tenant_id": "invalid_format"},
+        )
+    controller = _not_removed(require_controller(controller_id))
+    if tenant_id == controller.tenant_id:
+        return controller
+    now = clock.now()
+
+    def writes(tx: TransactWrite) -> None:
+        actions = [ControllerItem.updated_at.set(now)]
+        actions.append(ControllerItem.tenant_id.set(tenant_id) if tenant_id else ControllerItem.tenant_id.remove())
+        tx.update(controller, actions=actions, condition=_unchanged(controller))
+        if controller.tenant_id:
+            tx.delete(TenantClaimItem(TenantClaimItem.key(controller.tenant_id), TenantClaimItem.SK))
+        if tenant_id and tenant_id != controller_id:
+            claim = TenantClaimItem(TenantClaimItem.key(tenant_id), TenantClaimItem.SK, controller_id=controller_id)
+            tx.save(claim, condition=TenantClaimItem.pk.does_not_exist())
+        _audit(tx, controller_id, "tenant_changed", actor, now)
+
+    _transact(
+        writes, f"tenant {tenant_id} belongs to another controller, or the controller changed meanwhile", controller
+    )
+    controller.refresh(consistent_read=True)
+    return controller
+
+
 def rotate_webhook_secret(controller_id: str, *, actor: Actor) -> tuple[str, datetime]:
     """A new signing secret; the current one, like every one replaced before it, keeps signing for
     24 h. Returns (secret, the replaced one's expiry). Refused (TooManyRotations) while
@@ -581,6 +626,7 @@ def describe(controller: ControllerItem) -> dict:
         "contact_email": controller.contact_email,
         "locale": controller.locale,
         "delivery": controller.delivery,
+        "tenant_id": tenant_of(controller),
         "webhook_url": controller.webhook_url,
         "webhook_secret": "set" if controller.webhook_secret_sealed else None,
         # the last replaced secret signs longest; `replaced_webhook_secrets_signing` says how many do

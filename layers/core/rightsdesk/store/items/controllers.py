@@ -35,6 +35,9 @@ class ControllerItem(_Item):
     contact_email = UnicodeAttribute()
     locale = UnicodeAttribute(default="en")
     delivery = UnicodeAttribute()  # webhook | email | pull | internal
+    # The tenant the platform's stores know this controller by, for executions it asks of rightsdesk as
+    # its processor (rightsdesk.routing.controller_execution.tenant_of); unset: its controller id.
+    tenant_id = UnicodeAttribute(null=True)
     webhook_url = UnicodeAttribute(null=True)
     sla_days = NumberAttribute(null=True)
     purge_after_seconds = NumberAttribute(null=True)
@@ -75,6 +78,22 @@ class SiteItem(_Item):
     @staticmethod
     def key(site: str) -> str:
         return f"SITE#{identifiers.normalize_site_key(site)}"
+
+
+class TenantClaimItem(_Item):
+    """TENANT#<tenant id> / TENANT: which controller a tenant id the operator set belongs to, so two
+    controllers can never be given one tenant (written in the same transaction as the controller)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    SK = "TENANT"
+
+    controller_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str) -> str:
+        return f"TENANT#{tenant_id}"
 
 
 class ApiKeyItem(_Item):

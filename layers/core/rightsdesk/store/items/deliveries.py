@@ -34,6 +34,7 @@ class DeliveryAttemptItem(_Item):
     doc = UnicodeAttribute(null=True)
     version = UnicodeAttribute(null=True)
     signal_id = UnicodeAttribute(null=True)
+    execution_id = UnicodeAttribute(null=True)
     attempt_id = UnicodeAttribute()
     at = UTCDateTimeAttribute()
     attempt = NumberAttribute()  # the queue message's receive count: 1 on the first try
@@ -62,6 +63,7 @@ class DeliveryItem(_Item):
     doc = UnicodeAttribute(null=True)
     version = UnicodeAttribute(null=True)
     signal_id = UnicodeAttribute(null=True)
+    execution_id = UnicodeAttribute(null=True)
     last_at = UTCDateTimeAttribute()
     last_outcome = UnicodeAttribute()
     last_http_status = NumberAttribute(null=True)

@@ -7,6 +7,8 @@ Keys (pk / sk):
   REQ#<id>      CHALLENGE          the hashed verification code (15 minutes)
   REQ#<id>      AUDIT#<at>#<n>     audit events (never personal data)
   REQ#<id>      RECEIPT#<seq>      signed, hash-chained erasure receipt entries (rightsdesk.connectors.receipts)
+  REQ#<id>      KEPT#<connector>   records a connector kept for a legal basis, sealed, until their erasure
+  KEPT_SWEEP    STATE              how far the erasure of kept records got (rightsdesk.connectors.kept_erasure)
   CTRL#<id>     CONTROLLER         a controller registered by the operator
   SITE#<key>    SITE               site key or domain -> controller id
   CTRL#<id>     AUDIT#<at>#<n>     audit events of registry changes
@@ -43,6 +45,7 @@ GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's 
      AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.store.deletion).
      DLOG#<controller>#<outcome> / <at>#<webhook id>, a controller's deliveries by latest outcome.
 GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
+     KEEP#<day bucket> / <due_at>#<pk>#<sk>, kept records due for erasure (never in the sweeper's buckets).
 """
 
 from __future__ import annotations

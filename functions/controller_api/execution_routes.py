@@ -1,0 +1,155 @@
+"""Controller routes for executions: rightsdesk, as the controller's processor, carries a request out
+in the platform's stores (tenant-scoped connectors), and shows the signed receipt.
+
+Included by app.py with `app.include_router(execution_routes.router)`; app.py's error handlers
+apply. The rules (whose request, which types and statuses, which identity kinds, the tenant) live
+in rightsdesk.routing.controller_execution; the execution itself in rightsdesk.connectors.execution,
+reached through `_execution()` only (imported on first use: it is not needed by any other route).
+
+Idempotent per request run: while an execution of the request is waiting or running (or after one
+succeeded), asking again answers that execution, 202, and starts nothing; a stopped, failed or
+parked one is resumed by a new run. The identities in the body are personal data: they go to the
+execution (which keeps them sealed until it ends) and nowhere else: not in a log, a metric or the
+answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import calling  # this function's own module: who calls, the answer's shape
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+
+from rightsdesk.kernel.errors import Conflict
+from rightsdesk.platform import http
+from rightsdesk.routing import controller_execution as rules
+from rightsdesk.routing import controller_requests as inbox
+
+logger = Logger(child=True)
+metrics = Metrics()
+router = Router()
+
+# An execution's states in which asking again answers it instead of starting another.
+ACTIVE = frozenset({"waiting", "running"})
+SUCCEEDED = "succeeded"
+
+
+def _execution() -> Any:
+    """rightsdesk.connectors.execution, on first use (tests replace this function)."""
+    from rightsdesk.connectors import execution
+
+    return execution
+
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+STEP = http.object_schema(
+    {
+        "connector_id": {"type": "string"},
+        "stage": {"type": "integer", "description": "The identity graph's stage the connector runs in"},
+        "state": {"type": "string"},
+        "result": {
+            "type": ["string", "null"],
+            "description": "done, nothing_found, failed, kept_for_legal_basis, parked_ambiguous, parked_too_many",
+        },
+        "found": {"type": "integer"},
+        "erased": {"type": "integer"},
+        "kept": {"type": "integer", "description": "Kept for a legal basis (Art. 17(3)); the receipt names it"},
+        "remaining": {"type": ["integer", "null"], "description": "The re-query after the erasure: 0 is verified"},
+    }
+)
+EXECUTION = http.object_schema(
+    {
+        "execution_id": {"type": "string"},
+        "request_id": {"type": "string"},
+        "run": {"type": "integer", "description": "1, 2, ...: a resume is a new run"},
+        "status": {"enum": ["waiting", "running", "stopped", "failed", "parked", "succeeded"]},
+        "dry_run": {"type": "boolean"},
+        "not_before": _TIME,
+        "started_at": _TIME,
+        "finished_at": _TIME,
+        "steps": {"type": "array", "items": STEP},
+    }
+)
+EXECUTION["description"] = "The execution, without the identities. Its receipt follows as `dsr.request.executed`."
+RECEIPT = {
+    "type": "object",
+    "description": "The signed, hash-chained receipt (docs/connectors.md, Receipts): verify it offline with "
+    "the public key of the stack's receipt signing key",
+    "properties": {
+        "format": {"type": "string"},
+        "request_id": {"type": "string"},
+        "head": {"type": ["object", "null"]},
+        "summary": {"type": "object"},
+        "entries": {"type": "array", "items": {"type": "object"}},
+    },
+}
+CODES = {
+    404: "Codes: `not_found` (no such request, another controller's, not routed yet, or gone)",
+    409: "Codes: `not_executable` (its type or status), `no_tenant_connectors`, `execution_running` "
+    "(a run of the other kind, dry or not, is under way), `conflict`",
+    422: "Codes: `invalid_input` (`fields`: `identities`, `identities.<kind>: unknown_kind | reserved`, "
+    "`dry_run`, `<field>: unknown_field`)",
+}
+
+
+@router.post(
+    "/v1/controller/requests/<request_id>/execute",
+    summary="Have rightsdesk carry the request out in the platform's stores, scoped to your tenant "
+    "(erasure, access, portability); the receipt follows as `dsr.request.executed`",
+    responses=http.responses(
+        202,
+        "The execution (started now, or the one already under way or done)",
+        EXECUTION,
+        *http.ANY_AUTHORIZED_ROUTE,
+        *http.BODY_ERRORS,
+        404,
+        409,
+        codes=CODES,
+    ),
+)
+def execute(request_id: str, body: Annotated[rules.ExecuteInput, Body()]):
+    controller = calling.caller(router.current_event, logger)
+    rules.check(controller, request_id, body)
+    execution = _execution()
+    latest = execution.view(request_id)
+    if latest is not None and (
+        latest.status in ACTIVE or (latest.status == SUCCEEDED and not latest.dry_run and not body.dry_run)
+    ):
+        if latest.status in ACTIVE and bool(latest.dry_run) != body.dry_run:
+            raise Conflict("another run of this request is under way; ask again once it ends", code="execution_running")
+        view, started = latest, False
+    else:
+        view = execution.start(
+            request_id,
+            actor=inbox.actor(controller),
+            identities=dict(body.identities),
+            tenant_id=rules.tenant_of(controller),
+            dry_run=body.dry_run,
+        )
+        started = True
+    answer = view.to_dict()
+    metrics.add_metric(name="ControllerExecutionStarted", unit=MetricUnit.Count, value=1 if started else 0)
+    logger.info(
+        "execution asked",
+        extra={
+            "request_id": request_id,
+            "execution_id": answer.get("execution_id"),
+            "dry_run": body.dry_run,
+            "started": started,
+            "identity_kinds": sorted(body.identities),
+        },
+    )
+    return calling.json_response(202, answer)
+
+
+@router.get(
+    "/v1/controller/requests/<request_id>/receipt",
+    summary="The signed erasure receipt of your request (every connector's outcome, hash-chained)",
+    responses=http.responses(200, "The receipt", RECEIPT, *http.ANY_AUTHORIZED_ROUTE, 404, codes=CODES),
+)
+def get_receipt(request_id: str):
+    controller = calling.caller(router.current_event, logger)
+    return calling.json_response(200, rules.receipt(controller, request_id))
