@@ -2,7 +2,7 @@
 their detail-types and detail (schema: account_events.schema.json beside this module;
 docs/operations.md "Lifecycles").
 
-    source       the product's (template parameter AccountEventSource, default rightsdesk.product)
+    source       rightsdesk.product
     detail-type  "Account Activity" | "Account Cancelled"
     detail       {"account_id", "account_class"?, "email"?, "locale"?, "identities"?, "at"?}
 
@@ -26,7 +26,7 @@ from rightsdesk.lifecycle import accounts
 ACTIVITY = "Account Activity"
 CANCELLED = "Account Cancelled"
 DETAIL_TYPES = (ACTIVITY, CANCELLED)
-DEFAULT_SOURCE = "rightsdesk.product"
+SOURCE = "rightsdesk.product"  # the rule on the stack's own bus matches it (template.yaml)
 FIELDS = frozenset({"account_id", "account_class", "email", "locale", "identities", "at"})
 
 RECORDED = "recorded"
