@@ -399,3 +399,34 @@ def test_no_personal_data_in_audit_events_reports_or_index_keys(world):
     assert "view" and "email" not in accounts.view(
         AccountItem(account_id=account_id, account_class="default", state="active", created_at=clock.now())
     )
+
+
+# ------------------------------------------------------------------ the annual report
+
+
+def test_the_annual_report_counts_warnings_erasures_and_cancellations(world):
+    from rightsdesk_cli.annual import report, sources
+
+    kept = new_account(world, day="2027-03-01")
+    erased = new_account(world, day="2027-03-01")
+    cancelled = new_account(world, day="2027-03-01")
+    move_to(datetime(2027, 3, 2, 9, tzinfo=timezone.utc))
+    accounts.record_cancellation(cancelled)
+    lifecycle.run()
+    move_to(datetime(2027, 3, 30, 1, tzinfo=timezone.utc))
+    lifecycle.run()  # both others warned
+    move_to(datetime(2027, 4, 2, tzinfo=timezone.utc))
+    accounts.record_activity(kept)  # called off
+    move_to(datetime(2027, 4, 28, tzinfo=timezone.utc))
+    lifecycle.run()
+    figures = report.lifecycle_figures(sources.lifecycle(2027))
+    assert figures == {
+        "inactivity_warnings": 2,
+        "deletions_called_off": 1,
+        "cancellations": 1,
+        "erasures_for_inactivity": 1,
+        "erasures_for_cancellation": 1,
+        "erasures_for_consent_expiry": 0,
+        "erasures": 2,
+    }
+    assert accounts.find(erased) is None and accounts.find(kept) is not None

@@ -23,6 +23,7 @@ from pynamodb.expressions.update import Action
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.lifecycle import rules
+from rightsdesk.lifecycle.erasures import lifecycle_event
 from rightsdesk.platform import config, hashing
 from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
@@ -198,7 +199,7 @@ def record_activity(
 def _reactivate(item: AccountItem, actions: list[Action], new_day, at: datetime) -> bool:
     """Activity on a warned account: back to active, its deletion called off, audited in the same
     write. False when the condition fails here too (the day's repeat, or a cancelled account)."""
-    event = audit.event(
+    event = lifecycle_event(
         item.pk,
         action="deletion_cancelled",
         actor=HOLDER,
@@ -251,7 +252,7 @@ def record_cancellation(
         *_index_actions(account_id, chosen_class, int(at.timestamp()), None),
         *_holder_actions(email, locale, seeds),
     ]
-    event = audit.event(item.pk, action="account_cancelled", actor=HOLDER, at=at, to_status=rules.CANCELLED)
+    event = lifecycle_event(item.pk, action="account_cancelled", actor=HOLDER, at=at, to_status=rules.CANCELLED)
     try:
         with transaction() as tx:
             tx.update(
