@@ -430,3 +430,19 @@ def test_the_annual_report_counts_warnings_erasures_and_cancellations(world):
         "erasures": 2,
     }
     assert accounts.find(erased) is None and accounts.find(kept) is not None
+
+
+def test_the_sample_events_follow_the_published_schema_and_are_recorded(world):
+    from pathlib import Path
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "layers/core/rightsdesk/lifecycle/account_events.schema.json").read_text())
+    for name in ("account_activity.json", "account_cancelled.json"):
+        event = json.loads((root / "events/lifecycle" / name).read_text())
+        jsonschema.validate(event, schema)
+        assert event["source"] == events.SOURCE
+        assert events.handle(event) == events.RECORDED
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**event, "detail": {"account_id": "x@y.z"}}, schema)
