@@ -29,7 +29,11 @@ STATE: dict = {}
 def stack(tmp_path_factory):
     from tests.support.stack import start_stack
 
-    running = start_stack(tmp_path_factory.mktemp("lifecycle-stack"), "--no-schedules")
+    calls = tmp_path_factory.mktemp("lifecycle-calls") / "calls.jsonl"
+    STATE["calls"] = calls
+    running = start_stack(
+        tmp_path_factory.mktemp("lifecycle-stack"), "--no-schedules", env={"RIGHTSDESK_LOCAL_RECORD_CALLS": str(calls)}
+    )
     running.restore_clock_after_each_test = False
     running.cli(
         "controllers",
@@ -220,3 +224,24 @@ def test_no_personal_data_reached_any_log_line(stack):
     logs = stack.logs()
     leaked = sorted(value for value in PERSONAL if value in logs)
     assert not leaked, f"personal data in the local run's log: {leaked}"
+
+
+def test_every_call_the_lifecycle_made_is_granted_by_its_policy(stack):
+    """Moto enforces no IAM: the calls recorded on this stack, against the template's statements."""
+    from local.template import read as read_template
+    from tests.integration.test_granted_calls import TEMPLATE, allowed
+
+    template = read_template(TEMPLATE)
+    calls = [json.loads(line) for line in STATE["calls"].read_text().splitlines()]
+    mine = [c for c in calls if c["function"] == "LifecycleFunction"]
+    assert {c["action"] for c in mine if c["service"] == "dynamodb"} >= {"UpdateItem", "Query", "BatchGetItem"}
+    refused = sorted(
+        {
+            json.dumps({k: c.get(k) for k in ("service", "action", "resource", "index")})
+            for c in mine
+            if c["service"] in ("dynamodb", "kms")
+            and c["action"] in ({"Encrypt", "Decrypt"} if c["service"] == "kms" else {c["action"]})
+            and not allowed(template, c)
+        }
+    )
+    assert not refused, "calls the template does not allow:\n" + "\n".join(refused)
