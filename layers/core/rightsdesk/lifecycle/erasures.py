@@ -6,8 +6,8 @@ template parameter LifecycleSite) in one transaction with its audit event, the i
 starts from (ErasureSeedItem, REQ#<id> / SEED) and the account's mark for deletion; then it asks
 the dispatcher to route it. From there the request follows every erasure's path: dispatcher ->
 in_progress -> own_requests.carry_out -> the connectors' execution (rightsdesk.connectors.execution,
-which starts from the request's verified email by default; `execution_identities` adds the ids the
-account was known by) -> the operator's own-data erasure and the completion mail.
+which starts from the request's verified email by default;
+rightsdesk.store.erasure_seeds.execution_identities adds the ids the account was known by) -> the operator's own-data erasure and the completion mail.
 
 Nothing is verified by code: the operator is the one who knows the account and its address (the
 product reported them). A lost routing message is recovered by the deadline watch, which
@@ -28,6 +28,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.platform import config, hashing
 from rightsdesk.routing import registry
 from rightsdesk.store import audit, deletion, outbox
+from rightsdesk.store.erasure_seeds import execution_identities, opened_for  # noqa: F401 (the lifecycle's names for them)
 from rightsdesk.store.items.accounts import AccountItem, ErasureSeedItem
 from rightsdesk.store.items.audience import ConsentItem
 from rightsdesk.store.items.audit import AuditEvent
@@ -166,29 +167,3 @@ def _delete_account(account: AccountItem) -> None:
         AccountSubjectItem(
             AccountSubjectItem.key(account.email_hash), f"{AccountSubjectItem.SK_PREFIX}{account.account_id}"
         ).delete()
-
-
-def seed(request_id: str) -> ErasureSeedItem | None:
-    try:
-        return ErasureSeedItem.get(RequestItem.key(request_id), ErasureSeedItem.SK, consistent_read=True)
-    except ErasureSeedItem.DoesNotExist:
-        return None
-
-
-def execution_identities(request_id: str, email: str | None) -> dict[str, str] | None:
-    """The seed identities for the connectors' execution of a lifecycle erasure: the request's
-    address and the ids the account was known by. None for any other request (the execution then
-    starts from the verified email, its default)."""
-    found = seed(request_id)
-    if found is None or found.identities is None:
-        return None
-    identities = dict(found.identities.as_dict())
-    if email:
-        identities.setdefault("email", email)
-    return identities
-
-
-def opened_for(request_id: str) -> str | None:
-    """Why the lifecycle opened the request (a cause of rules.CAUSES), or None if it did not."""
-    found = seed(request_id)
-    return found.cause if found is not None else None
