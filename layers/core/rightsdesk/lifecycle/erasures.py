@@ -7,7 +7,9 @@ starts from (ErasureSeedItem, REQ#<id> / SEED) and the account's mark for deleti
 the dispatcher to route it. From there the request follows every erasure's path: dispatcher ->
 in_progress -> own_requests.carry_out -> the connectors' execution (rightsdesk.connectors.execution,
 which starts from the request's verified email by default;
-rightsdesk.store.erasure_seeds.execution_identities adds the ids the account was known by) -> the operator's own-data erasure and the completion mail.
+rightsdesk.store.erasure_seeds.execution_identities adds the ids the account was known by) -> the
+operator's own-data erasure and the completion mail. If that erasure is stopped (its grace period's
+cancel link), the account comes back with the product's next activity report.
 
 Nothing is verified by code: the operator is the one who knows the account and its address (the
 product reported them). A lost routing message is recovered by the deadline watch, which
