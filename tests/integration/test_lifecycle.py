@@ -148,6 +148,17 @@ def test_the_operator_sees_the_account_and_the_dry_run(stack):
     assert account_item(stack, STATE["account_id"]) is not None  # the dry run wrote nothing
 
 
+def test_the_operator_holds_and_releases_an_account(stack):
+    put(stack, "Account Activity", {"account_id": "acct_held_1"})
+    wait_for(lambda: account_item(stack, "acct_held_1"), "the account recorded")
+    held = stack.cli_json("accounts", "hold", "acct_held_1", "--reason", "case 2026-17")
+    assert held["legal_hold"]["reason"] == "case 2026-17"
+    assert "gsi2pk" not in account_item(stack, "acct_held_1")  # off the due index
+    released = stack.cli_json("accounts", "release", "acct_held_1")
+    assert released["legal_hold"] is None and released["next_step"] == "warn"
+    assert "gsi2pk" in account_item(stack, "acct_held_1")
+
+
 def test_the_deletion_opens_an_erasure_request_the_dispatcher_moves_on(stack):
     answer = stack.run("LifecycleFunction")
     assert answer["result"]["counts"].get("erasure_opened") == 1
