@@ -110,6 +110,17 @@ def test_a_cancellation_is_promised_by_the_end_of_the_next_business_day(received
     assert got == datetime.fromisoformat(f"{deadline}T00:00:00+00:00")
 
 
+@pytest.mark.parametrize("used_at", ["00:00:00", "12:00:00", "23:59:59"])
+@pytest.mark.parametrize("account_class", ["default", "trial"])
+def test_no_threshold_comes_before_its_period_after_the_last_use_of_the_day(world, used_at, account_class):
+    used = datetime.fromisoformat(f"2027-03-01T{used_at}+00:00")
+    chosen = rules.periods(account_class)
+    warn = rules.warn_at(account_class, rules.day_of(used))
+    assert used + chosen.warn <= warn <= used + chosen.warn + DAY
+    erase = rules.erase_at(account_class, rules.day_of(used), warn)
+    assert used + chosen.delete <= erase <= used + chosen.delete + DAY
+
+
 def test_a_late_warning_never_shortens_the_time_left_to_keep_the_account(world):
     on_time = rules.erase_at("default", "2026-03-02", datetime(2026, 3, 31, 0, 0, tzinfo=timezone.utc))
     assert on_time == datetime(2026, 4, 28, tzinfo=timezone.utc)  # the end of the day + 56 days
@@ -378,6 +389,18 @@ def test_bad_events_are_rejected_not_retried(world):
     assert events.handle({"detail-type": events.ACTIVITY, "detail": {"account_id": "a1"}}) == events.RECORDED
     assert events.handle({"detail-type": events.ACTIVITY, "detail": {"account_id": "a1"}}) == events.REPEATED
     assert events.handle({"detail-type": events.CANCELLED, "detail": {"account_id": "a1"}}) == events.RECORDED
+
+
+def test_an_events_time_is_when_it_happened_and_never_in_the_future(world):
+    move_to(at_noon("2027-03-10"))
+    detail = {"account_id": "acct_when_1", "at": "2027-03-08T09:00:00Z"}
+    assert events.handle({"detail-type": events.ACTIVITY, "detail": detail}) == events.RECORDED
+    assert accounts.get("acct_when_1").last_active_day == "2027-03-08"
+    detail = {"account_id": "acct_when_2", "at": "2031-01-01T00:00:00Z"}
+    assert events.handle({"detail-type": events.ACTIVITY, "detail": detail}) == events.RECORDED
+    assert accounts.get("acct_when_2").last_active_day == "2027-03-10"
+    bad = {"account_id": "acct_when_3", "at": "yesterday"}
+    assert events.handle({"detail-type": events.ACTIVITY, "detail": bad}) == events.REJECTED
 
 
 # ------------------------------------------------------------------ no personal data
