@@ -193,6 +193,31 @@ def test_activity_after_the_warning_calls_off_the_deletion_and_is_audited(world)
     assert not lifecycle_requests(f"{account_id}@holders.test")
 
 
+def test_a_warning_whose_mail_never_left_is_given_again_before_any_erasure(world, monkeypatch):
+    account_id = new_account(world, day="2027-03-01")
+    move_to(datetime(2027, 3, 30, 1, tzinfo=timezone.utc))
+
+    def down(*args, **kwargs):
+        raise RuntimeError("the mail queue is down")
+
+    monkeypatch.setattr(lifecycle.outbox, "enqueue_mail", down)
+    with pytest.raises(RuntimeError):
+        lifecycle.run()  # the warning's write went; its mail did not
+    monkeypatch.undo()
+    assert accounts.get(account_id).state == rules.WARNED
+    assert not warning_mails(world, account_id)
+
+    move_to(datetime(2027, 4, 27, 2, tzinfo=timezone.utc))  # the deletion threshold
+    report = lifecycle.run()
+    assert report.counts["warned_again"] == 1 and not report.counts["erasure_opened"]
+    assert len(warning_mails(world, account_id)) == 1
+    account = accounts.get(account_id)
+    assert account.warning_queued_at is not None
+    assert accounts.warning_mail(account_id, "2027-03-01")[2]["erase_at"].startswith("2027-05-25")  # 28 days on
+    move_to(datetime(2027, 5, 25, 3, tzinfo=timezone.utc))
+    assert lifecycle.run().counts["erasure_opened"] == 1
+
+
 # ------------------------------------------------------------------ deletion
 
 

@@ -176,6 +176,7 @@ def record_activity(
         AccountItem.last_active_day.set(today),
         AccountItem.last_active_at.set(at),
         AccountItem.warned_at.remove(),
+        AccountItem.warning_queued_at.remove(),
         *_index_actions(account_id, chosen_class, _first_warning(chosen_class, today), today),
         *_holder_actions(email, locale, seeds),
     ]
@@ -351,6 +352,7 @@ def snapshot(account: AccountItem | None) -> rules.Snapshot | None:
         warned_at=account.warned_at,
         held=account.legal_hold is not None,
         due_at=int(account.next_due_at) if account.next_due_at is not None else None,
+        warning_unsent=account.state == rules.WARNED and bool(account.email) and account.warning_queued_at is None,
     )
 
 

@@ -92,6 +92,8 @@ class Snapshot:
     warned_at: datetime | None
     held: bool
     due_at: int | None
+    # warned, with an address, but the warning's mail was never queued (a run stopped in between)
+    warning_unsent: bool = False
 
 
 def next_due(snapshot: Snapshot) -> int | None:
@@ -113,4 +115,6 @@ def plan(snapshot: Snapshot | None, now: int) -> Step:
     due = next_due(snapshot)
     if due is None or due > now:
         return Step.NOT_DUE
-    return Step.WARN if snapshot.state == ACTIVE else Step.ERASE
+    if snapshot.state == ACTIVE or (snapshot.state == WARNED and snapshot.warning_unsent):
+        return Step.WARN  # nobody is erased for inactivity without the warning having gone
+    return Step.ERASE

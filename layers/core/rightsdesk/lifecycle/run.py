@@ -47,6 +47,7 @@ from rightsdesk.store.items.table import _Item, transaction
 log = logging.getLogger(__name__)
 
 WARNED = "inactivity_warning_sent"
+WARNED_AGAIN = "inactivity_warning_resent"  # its mail was never queued: warned again, deletion moved
 WARNING_MAIL = "account_inactivity_warning"
 CONSENT = "consent"  # what a consent entry's step is reported as
 
@@ -234,7 +235,9 @@ def _account(account: AccountItem | None, now: int, dry_run: bool, report: Repor
     if dry_run:
         report.counts[f"would_{step.value}"] += 1
         return True
-    if step is rules.Step.WARN:
+    if step is rules.Step.WARN and account.state == rules.WARNED:
+        outcome = _warn_again(account, now)
+    elif step is rules.Step.WARN:
         outcome = _warn(account, now)
     else:
         outcome = _erase(account, cause)
@@ -247,6 +250,8 @@ def _why(account: AccountItem, step: rules.Step, cause: str) -> str:
     if cause == rules.CANCELLATION:
         return "cancelled by its holder"
     chosen = rules.periods(account.account_class)
+    if step is rules.Step.WARN and account.state == rules.WARNED:
+        return "warned, but the warning's mail was never queued: warned again, the deletion moved"
     if step is rules.Step.WARN:
         return f"inactive {chosen.warn.days} days after {account.last_active_day}"
     return f"inactive {chosen.delete.days} days after {account.last_active_day}, warned"
@@ -269,21 +274,13 @@ def _refile(account: AccountItem, due: int) -> None:
 
 
 def _warn(account: AccountItem, now: int) -> str:
-    """active -> warned, audited, due again at the deletion threshold; the mail first, under an id
-    fixed per account and inactivity period, so a retried step queues the same mail (the notifier
-    sends it once) and a step that lost its write leaves a mail the notifier drops (the account
-    is no longer warned for that period when it is sent)."""
+    """active -> warned, audited, due again at the deletion threshold; then the mail, under an id
+    fixed per account and inactivity period (the notifier sends an id once), then the mark that it
+    was queued. A run that stops between the write and the mark leaves a warned account without
+    the mark: it is warned again before anything is erased (_warn_again)."""
     at = datetime.fromtimestamp(now, timezone.utc)
     period = account.last_active_day or ""
-    if account.email:
-        outbox.enqueue_mail(
-            WARNING_MAIL,
-            mail_id=warning_mail_id(account.account_id, period),
-            account_id=account.account_id,
-            period=period,
-        )
     erase_due = int(rules.erase_at(account.account_class, period, at).timestamp())
-    keys = retention.lifecycle_index_keys(erase_due, account.pk, account.sk, now)
     event = lifecycle_event(
         account.pk,
         action=WARNED,
@@ -293,28 +290,87 @@ def _warn(account: AccountItem, now: int) -> str:
         to_status=rules.WARNED,
         cause="inactivity" if account.email else "inactivity_no_address",
     )
+    changed = _warned_write(
+        account,
+        [AccountItem.state.set(rules.WARNED), AccountItem.warned_for.set(period)],
+        at,
+        erase_due,
+        event,
+        condition=(AccountItem.state == rules.ACTIVE) & (AccountItem.last_active_day == period),
+    )
+    if changed:
+        return "changed"
+    _queue_warning(account, period, at)
+    return "warned"
+
+
+def _warn_again(account: AccountItem, now: int) -> str:
+    """A warned account whose warning mail was never queued: the warning goes now, and the deletion
+    moves to the full notice period after it."""
+    at = datetime.fromtimestamp(now, timezone.utc)
+    period = account.warned_for or account.last_active_day or ""
+    erase_due = int(rules.erase_at(account.account_class, period, at).timestamp())
+    event = lifecycle_event(
+        account.pk, action=WARNED_AGAIN, actor=ACTOR, at=at, from_status=rules.WARNED, to_status=rules.WARNED
+    )
+    changed = _warned_write(
+        account,
+        [],
+        at,
+        erase_due,
+        event,
+        condition=(AccountItem.state == rules.WARNED)
+        & (AccountItem.warned_for == period)
+        & AccountItem.warning_queued_at.does_not_exist(),
+    )
+    if changed:
+        return "changed"
+    _queue_warning(account, period, at)
+    return "warned_again"
+
+
+def _warned_write(account: AccountItem, actions: list, at: datetime, erase_due: int, event, *, condition) -> bool:
+    """The warning's state change with its audit event; True if the account changed meanwhile."""
+    keys = retention.lifecycle_index_keys(erase_due, account.pk, account.sk, int(at.timestamp()))
     try:
         with transaction() as tx:
             tx.update(
                 account,
                 actions=[
-                    AccountItem.state.set(rules.WARNED),
+                    *actions,
                     AccountItem.warned_at.set(at),
-                    AccountItem.warned_for.set(period),
+                    AccountItem.warning_queued_at.remove(),
                     AccountItem.next_due_at.set(erase_due),
                     AccountItem.gsi2pk.set(keys["gsi2pk"]),
                     AccountItem.gsi2sk.set(keys["gsi2sk"]),
                 ],
-                condition=(AccountItem.state == rules.ACTIVE)
-                & (AccountItem.last_active_day == period)
-                & AccountItem.legal_hold.does_not_exist(),
+                condition=condition & AccountItem.legal_hold.does_not_exist(),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         if conditional_failure(error):
-            return "changed"
+            return True
         raise
-    return "warned"
+    return False
+
+
+def _queue_warning(account: AccountItem, period: str, at: datetime) -> None:
+    if not account.email:
+        return
+    outbox.enqueue_mail(
+        WARNING_MAIL,
+        mail_id=warning_mail_id(account.account_id, period),
+        account_id=account.account_id,
+        period=period,
+    )
+    try:
+        account.update(
+            actions=[AccountItem.warning_queued_at.set(at)],
+            condition=(AccountItem.state == rules.WARNED) & (AccountItem.warned_for == period),
+        )
+    except UpdateError as error:
+        if not conditional_failure(error):
+            raise
 
 
 def warning_mail_id(account_id: str, period: str) -> str:

@@ -41,6 +41,9 @@ class AccountItem(_Item):
     last_active_at = UTCDateTimeAttribute(null=True)  # the first report of that day
     warned_at = UTCDateTimeAttribute(null=True)
     warned_for = UnicodeAttribute(null=True)  # the last active day the warning was about: once per period
+    # set once the warning's mail is queued (after the warning's write): a warned account without it
+    # is warned again before anything is erased (rightsdesk.lifecycle.run)
+    warning_queued_at = UTCDateTimeAttribute(null=True)
     cancelled_at = UTCDateTimeAttribute(null=True)
     cancel_by = UTCDateTimeAttribute(null=True)  # the business-day promise (rightsdesk.lifecycle.rules)
     next_due_at = NumberAttribute(null=True)  # epoch second of the next threshold, as indexed in GSI2
