@@ -260,6 +260,24 @@ def test_deleted_at_56_days_through_an_erasure_request_the_operator_opens(world)
     assert len(lifecycle_requests(f"{account_id}@holders.test")) == 1
 
 
+def test_an_account_known_by_ids_only_is_warned_on_the_trail_and_erased_from_its_ids(world):
+    move_to(at_noon("2027-03-01"))
+    assert accounts.record_activity("acct_ids_only", identities={"user_id": "u-ids-only"})
+    move_to(datetime(2027, 3, 30, 1, tzinfo=timezone.utc))
+    lifecycle.run()
+    assert not warning_mails(world, "acct_ids_only")
+    [warned] = [e for e in audit.trail(AccountItem.key("acct_ids_only")) if e.action == lifecycle.WARNED]
+    assert warned.cause == "inactivity_no_address"
+    move_to(datetime(2027, 4, 27, 2, tzinfo=timezone.utc))
+    assert lifecycle.run().counts["erasure_opened"] == 1
+    [request] = [
+        r
+        for r in RequestItem.scan(RequestItem.sk == RequestItem.SK)
+        if erasures.execution_identities(r.request_id, r.email) == {"user_id": "u-ids-only"}
+    ]
+    assert request.email is None and request.subject_hash  # never "CONTACT#None"
+
+
 def test_a_held_account_survives_until_the_hold_is_released(world):
     account_id = new_account(world, day="2027-03-01")
     accounts.place_hold(account_id, "litigation 2026-17", actor="operator")

@@ -36,6 +36,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict
 from rightsdesk.lifecycle import accounts, rules
 from rightsdesk.lifecycle.erasures import ACTOR, lifecycle_event, open_erasure
+from rightsdesk.platform import hashing
 from rightsdesk.retention.sweeper import BATCH_GET_LIMIT, buckets, closable, due_bound
 from rightsdesk.store import outbox
 from rightsdesk.store.deletion import conditional_failure
@@ -381,6 +382,9 @@ def _erase(account: AccountItem, cause: str) -> str:
     try:
         open_erasure(
             email=account.email,
+            # An account known by ids only: a subject key of its own, under which the operator's
+            # own data holds nothing; the connectors start from the account's ids.
+            subject_hash=account.email_hash or hashing.keyed_hash("account", account.account_id),
             cause=cause,
             locale=account.locale,
             identities=account.identities.as_dict() if account.identities is not None else None,
