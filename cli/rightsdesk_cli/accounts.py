@@ -173,3 +173,18 @@ def run(
         connect_mail(state, hash_key=True)  # warning mails, erasure requests routed, subjects' hashes
     report = lifecycle_run.run(dry_run=dry_run, max_items=max_items).as_dict()
     emit(state, report, lambda: _render_run(report))
+
+
+@lifecycle_app.command("file-consents")
+def file_consents(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them; change nothing.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Once, after upgrading: put consents granted before the lifecycle existed on its due index,
+    so they expire five years after their grant (a scan of the table; safe to repeat)."""
+    from rightsdesk.lifecycle import backfill
+
+    state = use(ctx, json_output)
+    counts = backfill.file_granted_consents(dry_run=dry_run)
+    emit(state, {"dry_run": dry_run, **counts}, lambda: table(["", "count"], sorted(counts.items())))

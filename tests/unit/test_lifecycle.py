@@ -355,6 +355,24 @@ def test_consent_expires_five_years_after_it_was_given_not_a_day_before(world):
     assert len(lifecycle_requests(email)) == 1
 
 
+def test_consents_granted_before_the_lifecycle_are_filed_once_and_then_expire(world):
+    from rightsdesk.lifecycle import backfill
+
+    email = f"{hashing.new_id('c')}@contacts.test"
+    move_to(at_noon("2027-03-01"))
+    email_hash = contacts.subscribe(email, ["newsletter"], actor="subject")
+    given = clock.now()
+    old = ConsentItem.get(contacts.ContactItem.key(email_hash), "CONSENT#newsletter")
+    old.update(actions=[ConsentItem.gsi2pk.remove(), ConsentItem.gsi2sk.remove()])  # as recorded before
+
+    assert backfill.file_granted_consents(dry_run=True) == {"found": 1, "filed": 0, "changed": 0, "undated": 0}
+    assert backfill.file_granted_consents() == {"found": 1, "filed": 1, "changed": 0, "undated": 0}
+    assert backfill.file_granted_consents()["found"] == 0  # nothing twice
+    move_to(given + timedelta(days=5 * 365, minutes=1))
+    lifecycle.run()
+    assert [r.subject_hash for r in lifecycle_requests(email)] == [email_hash]
+
+
 def test_a_customers_consent_goes_with_the_account_not_at_five_years(world):
     account_id = new_account(world, day="2027-03-01")
     email = f"{account_id}@holders.test"
