@@ -13,6 +13,7 @@ from bench import (
     aws_calls,
     delivery,
     imports,
+    lifecycle_run,
     notices,
     readiness,  # every route, a cold start, build sizes, load
     retention_sweep,
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also sweep with 100k live items (seeding them into moto takes minutes)",
     )
+    parser.add_argument(
+        "--lifecycle-100k",
+        action="store_true",
+        help="also run the lifecycle with 100k accounts (seeding them into moto takes minutes)",
+    )
     parser.add_argument("--notices", type=int, default=1000, help="breach recipients for the notifier figures")
     parser.add_argument(
         "--notices-10k",
@@ -66,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     # In a process and a table of its own: the live-item counts are exact.
     sizes = (1_000, 10_000, 100_000) if args.retention_100k else (1_000, 10_000)
     retention_md = retention_sweep.section(retention_sweep.run_isolated(sizes), not args.retention_100k)
+    account_sizes = (1_000, 10_000, 100_000) if args.lifecycle_100k else (1_000, 10_000)
+    lifecycle_md = lifecycle_run.section(lifecycle_run.run_isolated(account_sizes), not args.lifecycle_100k)
 
     # Fresh stacks: the sweep must purge only the requests it counts, and moto's transactions slow
     # down as its table grows.
@@ -128,6 +136,7 @@ Caveats: moto is slower than DynamoDB for transactions and faster for everything
 network distance); the figures compare versions of this code, not production latency.
 
 {retention_md}
+{lifecycle_md}
 {delivery_md}
 {calls_md}
 

@@ -42,6 +42,8 @@ class FunctionSpec:
     environment: dict[str, str]
     events: dict[str, dict] = field(default_factory=dict)
     reserved: int | None = None  # ReservedConcurrentExecutions: the most containers it may have
+    # EventInvokeConfig, resolved: retries and the failure destination of asynchronous invocations
+    invoke_config: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -79,6 +81,7 @@ def function_specs(template: Template, resolver: Resolver) -> list[FunctionSpec]
                 environment=_environment(logical_id, props, resolver),
                 events=template.event_sources(logical_id),
                 reserved=_reserved(props, resolver),
+                invoke_config=resolver.resolve(props.get("EventInvokeConfig") or {}),
             )
         )
     return specs

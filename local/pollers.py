@@ -1,4 +1,5 @@
-"""Event sources other than the API: SQS queues, DynamoDB streams and schedules, one thread each.
+"""Event sources other than the API: SQS queues, DynamoDB streams, schedules and EventBridge rules,
+one thread each.
 
 An SQS poller hands several batches to its function at once (up to its containers, as Lambda
 scales pollers); a stream's shards are read one batch at a time, in order, as Lambda does.
@@ -22,7 +23,7 @@ from typing import Any
 
 from local.functions import FunctionError, FunctionUnavailable, LoadedFunction
 from local.intrinsics import Resolver
-from local.patterns import any_match, parse_filters
+from local.patterns import any_match, parse_filters, pattern_of
 from local.resources import Resources
 
 log = logging.getLogger("local")
@@ -77,7 +78,7 @@ def drain(workers: list[Worker], timeout: float = 20.0) -> bool:
     batch those polls received has been answered: the second began after the call, so whatever was
     visible then has been handed to its function and answered (one hop: what those invocations send
     on may still be on its way). False on timeout."""
-    pollers = [w for w in workers if isinstance(w, (SqsPoller, StreamPoller)) and w.is_alive()]
+    pollers = [w for w in workers if isinstance(w, (SqsPoller, StreamPoller, EventRulePoller)) and w.is_alive()]
     wanted = {id(w): w.polls + 2 for w in pollers}
     for worker in pollers:
         worker.hurry.set()
@@ -481,6 +482,129 @@ class ScheduleTimer(Worker):
             _invoke(self.function, event)
 
 
+# ---------------------------------------------------------------------------------------- EventBridge
+# Lambda's asynchronous invocation retries a failed event twice by default (EventInvokeConfig
+# MaximumRetryAttempts), about a minute and then two apart; locally a second and then two.
+DEFAULT_ASYNC_RETRIES = 2
+RETRY_DELAY_SECONDS = 1
+
+
+class EventRulePoller(Worker):
+    """An EventBridge rule whose target is a function, delivered as EventBridge and Lambda's
+    asynchronous invocation do it. moto holds the rule, on its bus, with a queue of the runner's as
+    the target: moto's own matcher (local.patterns) decides which PutEvents entries match, and moto
+    puts each matching event on that queue. This poller hands each event to the function alone,
+    with the runner's clock as the event's `time` (the clock POST /_dev/clock moves); a failed event
+    is retried (EventInvokeConfig MaximumRetryAttempts, default 2) and then sent to the function's
+    OnFailure destination, else the rule's DeadLetterConfig, as Lambda's failure record (the event
+    under `requestPayload`). A function's answer is not looked at: an async invocation has none."""
+
+    def __init__(
+        self,
+        function: LoadedFunction,
+        source: str,
+        queue_url: str,
+        retries: int,
+        dead_letter_url: str | None,
+        sqs: Any,
+        region: str,
+        account_id: str,
+        stop: threading.Event,
+    ):
+        super().__init__(f"{source} (EventBridge) -> {function.spec.logical_id}", stop)
+        self.function = function
+        self.queue_url = queue_url
+        self.retries = retries
+        self.dead_letter_url = dead_letter_url
+        self.sqs = sqs
+        self.region = region
+        self.account_id = account_id
+
+    def tick(self) -> None:
+        messages = (
+            self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0 if self.hurry.is_set() else 1,
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages")
+            or []
+        )
+        for message in messages:
+            self._deliver(message)
+
+    def _deliver(self, message: dict) -> None:
+        event = json.loads(message["Body"])
+        event["time"] = _runner_now()
+        ok, _ = _invoke(self.function, event)
+        attempts = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+        if not ok and attempts <= self.retries:
+            log.info("%s: an event failed (attempt %d); retried", self.name, attempts)
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=RETRY_DELAY_SECONDS * attempts,
+            )
+            return
+        if not ok:
+            log.warning("%s: an event failed %d times; to the dead-letter queue", self.name, attempts)
+            if self.dead_letter_url:
+                self.sqs.send_message(
+                    QueueUrl=self.dead_letter_url, MessageBody=json.dumps(self._failure(event, attempts))
+                )
+        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _failure(self, event: dict, attempts: int) -> dict:
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function.spec.name}"
+        return {
+            "version": "1.0",
+            "timestamp": _runner_now(),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        }
+
+
+def _runner_now() -> str:
+    from rightsdesk.kernel import clock  # the runner's clock, as every invocation gets it
+
+    return clock.isoformat(clock.now())
+
+
+def event_rule_poller(
+    function: LoadedFunction,
+    source: str,
+    properties: dict,
+    resources: Resources,
+    *,
+    sqs: Any,
+    events: Any,
+    region: str,
+    account_id: str,
+    stop: threading.Event,
+) -> EventRulePoller:
+    """The rule in moto, on its bus, with a queue of the runner's as its target, and its poller."""
+    pattern = properties["Pattern"]
+    pattern_of(pattern)  # a filter the local run cannot match as AWS does fails here, loudly
+    bus = str(properties.get("EventBusName") or "default")
+    rule = f"{function.spec.logical_id}-{source}"
+    url = sqs.create_queue(QueueName=f"rightsdesk-local-rule-{rule}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "local-runner", "Arn": arn}])
+    invoke_config = function.spec.invoke_config
+    retries = int(invoke_config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES))
+    on_failure = ((invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    dead_letter = on_failure or (properties.get("DeadLetterConfig") or {}).get("Arn")
+    dead_letter_url = resources.queue_url_by_arn(dead_letter) if isinstance(dead_letter, str) else None
+    return EventRulePoller(function, source, url, retries, dead_letter_url, sqs, region, account_id, stop)
+
+
 # ---------------------------------------------------------------------------------------- wiring
 def build_workers(
     functions: dict[str, LoadedFunction],
@@ -493,12 +617,13 @@ def build_workers(
     account_id: str,
     schedules: bool,
     stop: threading.Event,
+    events: Any = None,
 ) -> list[Worker]:
     workers: list[Worker] = []
     for function in functions.values():
         for source, event in function.spec.events.items():
             kind = event.get("Type")
-            if kind not in ("SQS", "DynamoDB", *SCHEDULE_TYPES):
+            if kind not in ("SQS", "DynamoDB", "EventBridgeRule", *SCHEDULE_TYPES):
                 continue  # Api events belong to the gateway; other types have no local source
             properties = resolver.resolve(event.get("Properties") or {})
             label = f"{function.spec.logical_id}.{source}"
@@ -508,7 +633,24 @@ def build_workers(
             if not function.available:
                 log.warning("%s: function unavailable, its %s source is not polled", label, kind)
                 continue
-            if kind == "SQS":
+            if kind == "EventBridgeRule":
+                if events is None:
+                    log.warning("%s: no EventBridge client; the rule is not routed", label)
+                    continue
+                workers.append(
+                    event_rule_poller(
+                        function,
+                        source,
+                        properties,
+                        resources,
+                        sqs=sqs,
+                        events=events,
+                        region=region,
+                        account_id=account_id,
+                        stop=stop,
+                    )
+                )
+            elif kind == "SQS":
                 url = resources.queue_url_by_arn(properties["Queue"])
                 if url is None:
                     log.warning("%s: queue %s is not in the template; not polled", label, properties["Queue"])

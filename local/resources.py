@@ -268,6 +268,13 @@ class Resources:
         return Physical("AWS::SES::ConfigurationSet", name, {})
 
 
+def _event_bus(self: Resources, logical_id: str, properties: dict) -> Physical:
+    """A custom EventBridge bus in moto; the runner routes its rules (local.pollers.EventRulePoller)."""
+    name = str(self._resolve(properties, "Name").get("Name") or physical_name(logical_id))
+    arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
+    return Physical("AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
+
+
 CREATORS: dict[str, Callable[[Resources, str, dict], Physical]] = {
     "AWS::DynamoDB::Table": Resources._table,
     "AWS::SQS::Queue": Resources._queue,
@@ -275,6 +282,7 @@ CREATORS: dict[str, Callable[[Resources, str, dict], Physical]] = {
     "AWS::KMS::Key": Resources._kms_key,
     "AWS::SES::EmailIdentity": Resources._email_identity,
     "AWS::SES::ConfigurationSet": Resources._configuration_set,
+    "AWS::Events::EventBus": _event_bus,
 }
 
 

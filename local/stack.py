@@ -125,6 +125,7 @@ class LocalStack:
                 self.resolver,
                 sqs=self.client("sqs"),
                 streams=self.client("dynamodbstreams"),
+                events=self.client("events"),
                 region=self.region,
                 account_id=self.account_id,
                 schedules=self.schedules,

@@ -71,3 +71,8 @@ app.add_typer(dlq.app, name="dlq")
 from rightsdesk_cli import connectors  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(connectors.app, name="connectors")
+
+from rightsdesk_cli import accounts  # noqa: E402 - kept apart so each group's lines stay its own
+
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(accounts.lifecycle_app, name="lifecycle")

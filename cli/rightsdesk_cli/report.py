@@ -44,7 +44,12 @@ def annual(
         task = bar.add_task("requests", total=None)
         requests = list(annual_sources.requests(year, progress=lambda n: bar.advance(task, n)))
     figures = annual_report.figures(
-        year, requests, annual_sources.breaches(year), annual_sources.policies(year), now=clock.now()
+        year,
+        requests,
+        annual_sources.breaches(year),
+        annual_sources.policies(year),
+        now=clock.now(),
+        lifecycle=annual_sources.lifecycle(year),
     )
     if out is not None:
         out.write_text(annual_html.render(figures, operator=operator), encoding="utf-8")
@@ -67,6 +72,9 @@ def annual(
                 f"{figures['breaches']['total']} ({figures['breaches']['notified_on_time']})",
             ),
             ("policy versions published", figures["policies"]["total"]),
+            ("inactivity warnings sent", figures["lifecycle"]["inactivity_warnings"]),
+            ("account cancellations", figures["lifecycle"]["cancellations"]),
+            ("lifecycle erasures (inactivity, cancellation, consent expiry)", figures["lifecycle"]["erasures"]),
         ]
         return table(("figure", str(year)), rows)
 

@@ -75,8 +75,8 @@ def test_every_stream_filter_passes_its_samples_and_nothing_else(template):
 
 def test_bounces_and_complaints_of_our_configuration_set_match_their_rule(template):
     rules = triggers(template, "EventBridgeRule")
-    assert [name for name, _ in rules] == ["SesEventsFunction"]
-    for name, properties in rules:
+    assert sorted(name for name, _ in rules) == ["LifecycleFunction", "SesEventsFunction"]
+    for name, properties in [rule for rule in rules if rule[0] == "SesEventsFunction"]:
         rule = pattern_of(resolved(properties["Pattern"]))
         events = samples(template, name)
         assert {e["detail-type"] for e in events} == {"Email Bounced", "Email Complaint Received"}
@@ -97,3 +97,14 @@ def test_a_filter_moto_does_not_know_fails_instead_of_matching_everything():
         matches(typo, record)
     with pytest.raises(ValueError, match="prefx"):
         parse_filters({"Filters": [{"Pattern": json.dumps({"eventName": [{"anything-but": {"prefx": "A"}}]})}]})
+
+
+def test_the_products_account_events_match_the_lifecycle_rule_and_nothing_else_does(template):
+    [(name, properties)] = [rule for rule in triggers(template, "EventBridgeRule") if rule[0] == "LifecycleFunction"]
+    rule = pattern_of(resolved(properties["Pattern"]))
+    events = [e for e in samples(template, name) if e["detail-type"] != "Scheduled Event"]
+    assert {e["detail-type"] for e in events} == {"Account Activity", "Account Cancelled"}
+    for event in events:
+        assert rule.matches_event(event), event["detail-type"]
+        assert not rule.matches_event({**event, "source": "someone.else"})
+        assert not rule.matches_event({**event, "detail-type": "Account Created"})

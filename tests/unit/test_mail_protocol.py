@@ -135,6 +135,24 @@ def _newsletter(world: World) -> dict:
     return ids
 
 
+def _account_warning(world: World) -> dict:
+    """An account the lifecycle warned (rightsdesk.lifecycle.run), as stored."""
+    from rightsdesk.lifecycle import accounts
+    from rightsdesk.store.items.accounts import AccountItem
+
+    accounts.forget_recorded()
+    accounts.record_activity("acct_mail_1", email=EMAIL, locale="de")
+    account = accounts.get("acct_mail_1")
+    account.update(
+        actions=[
+            AccountItem.state.set("warned"),
+            AccountItem.warned_for.set(account.last_active_day),
+            AccountItem.warned_at.set(clock.now()),
+        ]
+    )
+    return {"account_id": "acct_mail_1", "period": account.last_active_day}
+
+
 # Each kind: the ids its call site names, and who the mail goes to. A kind added to mail_kinds
 # without a row here fails test_the_table_covers_every_kind.
 KIND_CASES = {
@@ -195,6 +213,7 @@ KIND_CASES = {
         "operators@rights.test",
     ),
     "newsletter": (_newsletter, EMAIL),
+    "account_inactivity_warning": (_account_warning, EMAIL),
 }
 
 

@@ -114,7 +114,11 @@ def test_joining_a_list_grants_and_withdrawing_leaves_it_with_the_five_year_cloc
 
     consents.grant(email_hash, ["newsletter"], source="signup-form")
     again = ConsentItem.get(ContactItem.key(email_hash), "CONSENT#newsletter")
-    assert again.state == "granted" and again.expires_at is None and again.gsi2pk is None, "in use again: kept"
+    assert again.state == "granted" and again.expires_at is None, "in use again: kept"
+    # off the sweeper's index; on the lifecycle's, for the consent's expiry five years on (rightsdesk.lifecycle)
+    assert again.gsi2pk == retention.lifecycle_bucket(
+        retention.expires_at(retention.Rule.CONSENT_RECORD, again.granted_at)
+    )
 
 
 def test_the_one_click_unsubscribe_records_a_withdrawal(world):

@@ -206,6 +206,7 @@ def figures(
     policies: Iterable[PolicyFacts],
     *,
     now: datetime,
+    lifecycle: dict[str, int] | None = None,
 ) -> dict:
     """Everything the report shows; datetimes stay datetimes (the caller formats them)."""
     start, end = year_bounds(year)
@@ -216,4 +217,22 @@ def figures(
         "requests": request_figures(year, requests, now),
         "breaches": breach_figures(year, breaches, now),
         "policies": policy_figures(year, policies),
+        # account lifecycles (rightsdesk.lifecycle): warnings, erasures by cause, cancellations
+        "lifecycle": lifecycle_figures(lifecycle or {}),
     }
+
+
+LIFECYCLE_FIGURES = (
+    "inactivity_warnings",
+    "deletions_called_off",
+    "cancellations",
+    "erasures_for_inactivity",
+    "erasures_for_cancellation",
+    "erasures_for_consent_expiry",
+)
+
+
+def lifecycle_figures(counts: dict[str, int]) -> dict:
+    figures = {name: int(counts.get(name, 0)) for name in LIFECYCLE_FIGURES}
+    figures["erasures"] = sum(figures[name] for name in LIFECYCLE_FIGURES if name.startswith("erasures_for_"))
+    return figures

@@ -7,6 +7,8 @@
   set (a closed request is neither changed nor extended again).
 - Breaches: the INCIDENTS partition of GSI1, by detection time.
 - Policy versions: the POLICIES partition of GSI1 (a handful a year), by publication time.
+- Account lifecycles: the lifecycle's audit events of the year, filed in GSI1 under LIFECYCLE#<year>
+  (rightsdesk.lifecycle.erasures.lifecycle_event); an erasure is counted on its request's event.
 """
 
 from __future__ import annotations
@@ -82,3 +84,25 @@ def policies(year: int) -> Iterator[PolicyFacts]:
                 published_at=version.published_at,
                 effective_at=version.effective_at,
             )
+
+
+def lifecycle(year: int) -> dict[str, int]:
+    from rightsdesk.lifecycle.erasures import OPENED
+    from rightsdesk.lifecycle.run import WARNED
+    from rightsdesk.store.items.audit import AuditEvent
+
+    counts: dict[str, int] = {}
+
+    def count(name: str) -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    for event in AuditEvent.by_month.query(f"LIFECYCLE#{year}"):
+        if event.action == WARNED:
+            count("inactivity_warnings")
+        elif event.action == "deletion_cancelled":
+            count("deletions_called_off")
+        elif event.action == "account_cancelled":
+            count("cancellations")
+        elif event.action == OPENED and event.pk.startswith(RequestItem.key("")):
+            count(f"erasures_for_{event.cause}")
+    return counts

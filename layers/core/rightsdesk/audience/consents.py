@@ -70,14 +70,25 @@ def _actions(
         ConsentItem.history.set((ConsentItem.history | []).append([change])),
     ]
     if state == GRANTED:
-        # In use again: nothing is due, and the record stays until the next withdrawal.
+        # In use again: nothing is due to the sweeper, and the record stays until the next
+        # withdrawal, or until the consent expires (five years after it was given, for a subject
+        # without an account: rightsdesk.lifecycle finds it then on its own due index).
+        expiry = (
+            [
+                getattr(ConsentItem, name).set(value)
+                for name, value in retention.lifecycle_index_keys(
+                    retention.expires_at(retention.Rule.CONSENT_RECORD, at), item.pk, item.sk
+                ).items()
+            ]
+            if item.pk.startswith(ContactItem.key(""))
+            else [ConsentItem.gsi2pk.remove(), ConsentItem.gsi2sk.remove()]
+        )
         return actions + [
             ConsentItem.granted_at.set(at),
             ConsentItem.granted_source.set(source),
             ConsentItem.retention_rule.set(retention.Rule.CONSENT_RECORD.value),
             ConsentItem.retention_due_at.remove(),
-            ConsentItem.gsi2pk.remove(),
-            ConsentItem.gsi2sk.remove(),
+            *expiry,
             ConsentItem.expires_at.remove(),
         ]
     return actions + [

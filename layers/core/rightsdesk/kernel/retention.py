@@ -61,6 +61,10 @@ class Rule(str, Enum):
     IDEMPOTENT_QUEUE_MESSAGE = "idempotent_queue_message"
     # the webhook delivery attempt log (rightsdesk.routing.delivery_log): ids, statuses, timings, no bodies
     DELIVERY_ATTEMPT = "delivery_attempt"
+    # account lifecycles (rightsdesk.lifecycle): an account record and its activity times, and the
+    # ids an erasure the lifecycle opened starts from
+    ACCOUNT_RECORD = "account_record"
+    ERASURE_SEED = "erasure_seed"
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,40 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     # Long enough to look back on an outage and redeliver; DynamoDB's TTL deletes them (no
     # personal data: not on the sweeper's index, no deletion audit event each).
     Rule.DELIVERY_ATTEMPT: RetentionRule(Rule.DELIVERY_ATTEMPT, timedelta(days=90), "delete"),
+    # DESIGN.md's "account records and activity times": kept while the account is in use; this long
+    # after the end of its last active day the account is erased with all its data (an erasure
+    # request the operator opens, rightsdesk.lifecycle), or at once when its holder cancels it. The
+    # default account class's deletion threshold; a class may set its own (template parameters).
+    Rule.ACCOUNT_RECORD: RetentionRule(Rule.ACCOUNT_RECORD, timedelta(days=56), "delete"),
+    # The ids a lifecycle erasure starts from besides the address (user_id, account_id, ...): kept
+    # on the request's partition until its execution has run, at most this long (a grace period
+    # and a parked execution's retries fit well within it).
+    Rule.ERASURE_SEED: RetentionRule(Rule.ERASURE_SEED, timedelta(days=30), "delete"),
 }
+
+# The inactivity warning of the default account class: this long after the end of the last active
+# day the holder is told when the account will be erased and how to keep it (rightsdesk.lifecycle).
+# Not a retention period itself but the notice before one, so it lives beside it.
+ACCOUNT_WARNING = timedelta(days=28)
+
+
+@dataclass(frozen=True)
+class InactivityPeriods:
+    """An account class's thresholds, counted from the end of the account's last active (UTC) day."""
+
+    warn: timedelta
+    delete: timedelta
+
+
+def inactivity_periods(warn_days: int | None = None, delete_days: int | None = None) -> InactivityPeriods:
+    """A class's thresholds in days, or the defaults (ACCOUNT_WARNING, Rule.ACCOUNT_RECORD's period)
+    for those not given. The warning must come before the deletion."""
+    warn = timedelta(days=warn_days) if warn_days is not None else ACCOUNT_WARNING
+    delete = timedelta(days=delete_days) if delete_days is not None else keep_for(Rule.ACCOUNT_RECORD)
+    if not timedelta(0) < warn < delete:
+        raise ValueError("an account class warns after more than 0 days and before it deletes")
+    return InactivityPeriods(warn=warn, delete=delete)
+
 
 # Expiry-index buckets: one GSI2 partition per day. The sweeper queries each bucket for `due <= now`,
 # so the size decides how many (mostly empty) partitions a sweep reads after a long pause, never
@@ -186,6 +223,22 @@ def expiry_index_keys(expires_epoch: int, pk: str, sk: str, now: int | None = No
     """
     filed = max(expires_epoch, clock.epoch() if now is None else now)
     return {"gsi2pk": expiry_bucket(filed), "gsi2sk": f"{expires_epoch:012d}#{pk}#{sk}"}
+
+
+# The lifecycle's due index (rightsdesk.lifecycle): the same GSI2 and day buckets as the sweeper's,
+# in partitions of their own, so neither reads the other's entries.
+LIFECYCLE_BUCKET_PREFIX = "LIFE#"
+
+
+def lifecycle_bucket(due_epoch: int) -> str:
+    return f"{LIFECYCLE_BUCKET_PREFIX}{bucket_start(due_epoch)}"
+
+
+def lifecycle_index_keys(due_epoch: int, pk: str, sk: str, now: int | None = None) -> dict[str, str]:
+    """GSI2 attributes that let the lifecycle run find this item when its next threshold is due;
+    a time already past is filed in the current bucket, as for the sweeper."""
+    filed = max(due_epoch, clock.epoch() if now is None else now)
+    return {"gsi2pk": lifecycle_bucket(filed), "gsi2sk": f"{due_epoch:012d}#{pk}#{sk}"}
 
 
 def schedule(name: Rule, start: datetime, pk: str, sk: str, override: timedelta | None = None) -> dict[str, Any]:

@@ -388,6 +388,18 @@ def _newsletter(ids: Ids, mail_id: str) -> Mail | None:
     )
 
 
+def _account_warning(ids: Ids, mail_id: str) -> Mail | None:
+    """The inactivity warning, while the account is still warned for that period (activity since,
+    a cancellation or the erasure drop it)."""
+    from rightsdesk.lifecycle import accounts
+
+    made = accounts.warning_mail(str(ids["account_id"]), str(ids["period"]))
+    if made is None:
+        return None
+    to, locale, context = made
+    return Mail(to=to, template="account_inactivity_warning", locale=locale, context=context)
+
+
 # ------------------------------------------------------------------ the registry
 
 
@@ -430,6 +442,9 @@ KINDS: dict[str, MailKind] = _kinds(
     MailKind("requests_overdue_digest", _overdue_digest),
     MailKind("policy", _policy, suppressible=True),
     MailKind("newsletter", _newsletter, suppressible=True),
+    # to an account's holder (templates/operator/mail)
+    # made from the account, not a request: nothing of a request's purge applies (an erasure deletes the account)
+    MailKind("account_inactivity_warning", _account_warning),
 )
 
 

@@ -141,6 +141,44 @@ def retention_override_seconds(rule: retention.Rule) -> int | None:
     return int(value) if value else None
 
 
+DEFAULT_ACCOUNT_CLASS = "default"
+
+
+def account_class_days() -> dict[str, tuple[int | None, int | None]]:
+    """Each account class's (warning days, deletion days) for rightsdesk.lifecycle: the default class
+    from ACCOUNT_WARNING_DAYS / ACCOUNT_DELETION_DAYS (template parameters AccountInactivity*Days;
+    empty or unset keeps the retention table's), others from ACCOUNT_CLASSES (template parameter
+    AccountClasses), JSON `{"trial": [7, 14], ...}`."""
+    import json
+
+    def days(value: str | None) -> int | None:
+        return int(value) if value and value.strip() else None
+
+    found: dict[str, tuple[int | None, int | None]] = {
+        DEFAULT_ACCOUNT_CLASS: (
+            days(os.environ.get("ACCOUNT_WARNING_DAYS")),
+            days(os.environ.get("ACCOUNT_DELETION_DAYS")),
+        )
+    }
+    raw = os.environ.get("ACCOUNT_CLASSES", "").strip()
+    for name, pair in (json.loads(raw) if raw else {}).items():
+        warn, delete = pair
+        found[str(name)] = (int(warn), int(delete))
+    return found
+
+
+def lifecycle_site() -> str:
+    """The site key of the operator's own site (delivery internal) under which the lifecycle opens
+    its erasure requests (template parameter LifecycleSite)."""
+    return os.environ.get("LIFECYCLE_SITE", "").strip() or "platform"
+
+
+def account_sign_in_url() -> str:
+    """Where the inactivity warning sends a holder to keep the account (template parameter
+    AccountSignInUrl); empty: the mail says to sign in, without a link."""
+    return os.environ.get("ACCOUNT_SIGN_IN_URL", "").strip()
+
+
 # The kernel reads no environment: it asks this module for the deployment's retention periods.
 retention.use_overrides(retention_override_seconds)
 

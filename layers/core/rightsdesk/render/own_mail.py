@@ -23,8 +23,10 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     # outcome: completed | rejected | extended
     "own_request_answered": ("request_id", "request_type", "outcome"),
     "newsletter": ("subject", "body", "unsubscribe_url"),
+    # an account unused for its class's warning period (rightsdesk.lifecycle): when it goes, how to keep it
+    "account_inactivity_warning": ("account_id", "last_active_day", "erase_at"),
 }
-URL_KEYS = ("unsubscribe_url", "authority_url")
+URL_KEYS = ("unsubscribe_url", "authority_url", "keep_url")
 # Optional-list mail: a restriction, objection, withdrawal or suppression stops it (contacts.may_receive).
 LIST_MAIL = frozenset({"newsletter"})
 

@@ -30,6 +30,8 @@ MAIL_IDS: dict[str, tuple[str, ...]] = {
     "own_request_overdue": ("request_id",),
     "own_request_received": ("request_id",),
     "own_request_answered": ("request_id", "outcome", "at"),
+    # to an account's holder (rightsdesk.lifecycle): the inactivity period is its last active day
+    "account_inactivity_warning": ("account_id", "period"),
     # to a controller's privacy contact
     "request_forwarded": ("request_id",),
     "request_notice": ("request_id", "notice"),

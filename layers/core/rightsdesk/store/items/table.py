@@ -40,12 +40,20 @@ Connectors (rightsdesk.connectors.registry, docs/connectors.md "Configuring conn
   CONNECTOR#<id> AUDIT#<at>#<n>    audit events of the connector (added, enabled, disabled, removed)
   CONNECTORS    SET                the ids of every stored connector and the set's version
 Abuse guard: GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
+Account lifecycles (rightsdesk.lifecycle, rightsdesk.store.items.accounts):
+  ACCOUNT#<account id> ACCOUNT     an account: class, state, last active day, holder's address and ids
+  ACCOUNT#<account id> AUDIT#<at>#<n>  its audit events (ids and states only)
+  ACCTSUBJ#<email hash> ACCOUNT#<id>   the account filed under its holder's keyed address hash
+  REQ#<id>      SEED               the ids a lifecycle erasure's execution starts from (erasure_seed)
+  LIFECYCLE     STATE              how far the lifecycle run got
 GSI1 (gsi1pk, gsi1sk): CTRL#<id> / <status>#<created_at>#<id>, the controller's listings.
      INCIDENTS / <detected_at>#<id>; POLICIES / <doc>#<version>; LIST#<list> / <email hash>.
      AUDIT#<yyyy-mm> / <at>#<pk>#<sk>, deletion audit events by month (rightsdesk.store.deletion).
      DLOG#<controller>#<outcome> / <at>#<webhook id>, a controller's deliveries by latest outcome.
+     ACCOUNTS#<class> / <last active day>#<account id>; LIFECYCLE#<year> / <at>#<action>#<pk> (lifecycle audit events).
 GSI2 (gsi2pk, gsi2sk): EXP#<day bucket> / <due_at>#<pk>#<sk>, the sweeper's expiry index.
      KEEP#<day bucket> / <due_at>#<pk>#<sk>, kept records due for erasure (never in the sweeper's buckets).
+     LIFE#<day bucket> / <due_at>#<pk>#<sk>, the lifecycle's due index (accounts, granted consents).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Account lifecycles: activity, inactivity warnings and deletions, cancellations, consent expiry."""
