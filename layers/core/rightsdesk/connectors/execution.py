@@ -288,7 +288,10 @@ def _unseal(item: ExecutionItem) -> dict[str, Any]:
         return {"seeds": {}, "derived": {}}
     from rightsdesk.platform import sealing
 
-    return json.loads(sealing.unseal(item.sealed_identities, purpose=SEAL_PURPOSE, owner=item.request_id))
+    opened: dict[str, Any] = json.loads(
+        sealing.unseal(item.sealed_identities, purpose=SEAL_PURPOSE, owner=item.request_id)
+    )
+    return opened
 
 
 def _request(request_id: str) -> RequestItem:
@@ -357,7 +360,7 @@ def _new_run(
         sealed_identities=_seal(request.request_id, {"seeds": dict(seeds), "derived": dict(carried)}),
         expires_at=retention.expires_at(retention.Rule.SKELETON, now),
     )
-    if status == WAITING:
+    if status == WAITING and not_before is not None:
         item.gsi2pk = DUE_INDEX_KEY
         item.gsi2sk = f"{clock.isoformat(not_before)}#{request.request_id}"
     event = audit.event(
@@ -373,9 +376,7 @@ def _new_run(
         with transaction() as tx:
             tx.save(item, condition=ExecutionItem.sk.does_not_exist())
             if previous is not None:  # nobody started or resumed it meanwhile
-                tx.condition_check(
-                    ExecutionItem, previous.pk, previous.sk, ExecutionItem.status == previous.status
-                )
+                tx.condition_check(ExecutionItem, previous.pk, previous.sk, ExecutionItem.status == previous.status)
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
     except TransactWriteError as error:
         raise Conflict("the request's execution changed meanwhile; look again", code="execution_conflict") from error
@@ -452,7 +453,11 @@ def _begin(item: ExecutionItem, *, actor: Actor) -> bool:
         item,
         RUNNING,
         actor=actor,
-        actions=[ExecutionItem.started_at.set(clock.now()), ExecutionItem.gsi2pk.remove(), ExecutionItem.gsi2sk.remove()],
+        actions=[
+            ExecutionItem.started_at.set(clock.now()),
+            ExecutionItem.gsi2pk.remove(),
+            ExecutionItem.gsi2sk.remove(),
+        ],
         expect=frozenset({WAITING}),
     )
     if started:
@@ -487,7 +492,11 @@ def begin_due(now: datetime | None = None, limit: int = 100) -> list[str]:
                 STOPPED,
                 actor="rightsdesk",
                 reason="request_closed",
-                actions=[ExecutionItem.gsi2pk.remove(), ExecutionItem.gsi2sk.remove(), ExecutionItem.sealed_identities.remove()],
+                actions=[
+                    ExecutionItem.gsi2pk.remove(),
+                    ExecutionItem.gsi2sk.remove(),
+                    ExecutionItem.sealed_identities.remove(),
+                ],
                 expect=frozenset({WAITING}),
             )
             continue
@@ -507,7 +516,9 @@ def _start_machine(item: ExecutionItem) -> None:
     Functions, so a retry cannot run it twice). The input holds ids only."""
     arn = config.connector_state_machine_arn()
     if not arn:
-        raise Conflict("no connector state machine is configured (CONNECTOR_STATE_MACHINE_ARN)", code="no_state_machine")
+        raise Conflict(
+            "no connector state machine is configured (CONNECTOR_STATE_MACHINE_ARN)", code="no_state_machine"
+        )
     payload = {"request_id": item.request_id, "execution_id": item.execution_id, "run": int(item.run)}
     try:
         answer = _sfn().start_execution(stateMachineArn=arn, name=item.execution_id, input=json.dumps(payload))
@@ -641,7 +652,10 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
     if failed:
         raise _retry_or_fail("identity_unavailable", attempt, item.started_at)
     # A kind an earlier run derived, whose source has been erased since, still reaches its dependents.
-    derived = {**dict(sealed.get("derived") or {}), **{k: v for k, v in resolution.identities.items() if k not in seeds}}
+    derived = {
+        **dict(sealed.get("derived") or {}),
+        **{k: v for k, v in resolution.identities.items() if k not in seeds},
+    }
     stages = [list(stage) for stage in resolution.plan.stages]
     if item.action == ERASE:
         stages.reverse()
@@ -794,7 +808,13 @@ def finish_step(request_id: str, execution_id: str) -> ExecutionView:
     if undone:
         raise StepFailed("steps_not_done")
     receipts.seal(request_id, signer=_signer())
-    _move(item, SUCCEEDED, actor="rightsdesk", actions=[ExecutionItem.sealed_identities.remove()], expect=frozenset({RUNNING}))
+    _move(
+        item,
+        SUCCEEDED,
+        actor="rightsdesk",
+        actions=[ExecutionItem.sealed_identities.remove()],
+        expect=frozenset({RUNNING}),
+    )
     return _view(item)
 
 

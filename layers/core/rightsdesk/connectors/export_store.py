@@ -15,8 +15,8 @@ from typing import Any
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.platform import config
-from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.executions import ExportPartItem
+from rightsdesk.store.items.requests import RequestItem
 
 # A table item holds at most 400 KB with its keys and attributes: larger exports go to S3.
 ITEM_LIMIT_BYTES = 300 * 1024

@@ -137,9 +137,17 @@ def document(request: RequestItem, until: datetime) -> dict:
             {"at": _iso(event.at), "action": event.action, "actor": event.actor, "detail": event.cause}
             for event in held.history
         ],
+        # What the connectors gathered in the operator's own stores, one section per connector.
+        "sections": _connector_sections(request.request_id),
         # The words for every key above (types, statuses, purposes, lists), in the subject's language.
         "labels": {"locale": i18n.normalize(request.locale), **i18n.labels(i18n.normalize(request.locale))},
     }
+
+
+def _connector_sections(request_id: str) -> list[dict]:
+    from rightsdesk.connectors import export_store  # read only when an export is opened
+
+    return export_store.sections(request_id)
 
 
 def _request(item: RequestItem) -> dict:
