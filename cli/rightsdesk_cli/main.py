@@ -71,3 +71,7 @@ app.add_typer(dlq.app, name="dlq")
 from rightsdesk_cli import connectors  # noqa: E402 - kept apart so each group's lines stay its own
 
 app.add_typer(connectors.app, name="connectors")
+
+from rightsdesk_cli import executions  # noqa: E402 - kept apart so each group's lines stay its own
+
+executions.register(requests.app)  # requests execute | stop | receipt
