@@ -641,14 +641,18 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
     sealed = _unseal(item)
     seeds = dict(sealed.get("seeds") or {})
     try:
-        resolution = identity_graph.resolve(_connectors(request_id), seeds)
+        connectors = _connectors(request_id)
+        resolution = identity_graph.resolve(connectors, seeds)
     except DefinitionError:
         raise StepFailed("connectors_invalid") from None
     except Conflict as error:
         raise StepFailed(error.code or "connectors_invalid") from None
     if resolution.parked:
         raise StepFailed("ambiguous_identity")
-    failed = sorted(i for i, o in resolution.outcomes.items() if o.result == base.FAILED)
+    # A find that failed matters here only where others need what it yields; a connector that
+    # yields nothing fails (and is retried) in its own step.
+    yielders = {connector.id for connector in connectors if connector.yields}
+    failed = sorted(i for i, o in resolution.outcomes.items() if o.result == base.FAILED and i in yielders)
     if failed:
         raise _retry_or_fail("identity_unavailable", attempt, item.started_at)
     # A kind an earlier run derived, whose source has been erased since, still reaches its dependents.
