@@ -29,10 +29,17 @@ GRACE_SECONDS = 24 * 3600
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def calls_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("calls") / "calls.jsonl"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, calls_path):
     from tests.support.stack import start_stack
 
-    running = start_stack(tmp_path_factory.mktemp("connector-executions-stack"))
+    running = start_stack(
+        tmp_path_factory.mktemp("connector-executions-stack"), env={"RIGHTSDESK_LOCAL_RECORD_CALLS": str(calls_path)}
+    )
     yield running
     running.stop()
 
@@ -333,3 +340,26 @@ def test_no_identity_reached_the_stack_log(stack):
     log = stack.logs()
     leaked = sorted(value for value in PERSONAL if value in log)
     assert not leaked
+
+
+def test_every_table_and_sealing_call_of_a_run_is_granted_to_its_function(stack, calls_path):
+    """The worker's and OwnRequestsFunction's narrow statements cover what the runs above did."""
+    from local.template import read as read_template
+    from tests.integration.test_granted_calls import TEMPLATE, allowed
+
+    template = read_template(TEMPLATE)
+    calls = [json.loads(line) for line in calls_path.read_text().splitlines()]
+    assert {"ConnectorWorkerFunction", "OwnRequestsFunction"} <= {call["function"] for call in calls}
+    assert any(c["function"] == "ConnectorWorkerFunction" and c.get("purpose") == "execution_identities" for c in calls)
+    refused = sorted(
+        {
+            json.dumps({k: call.get(k) for k in ("function", "service", "action", "resource", "index", "purpose")})
+            for call in calls
+            if call["service"] in ("dynamodb", "kms")
+            and call["action"] in ({"Encrypt", "Decrypt"} if call["service"] == "kms" else {call["action"]})
+            and call["resource"] != "ExecUsers"  # the product's own stores, reached through assumed roles
+            and call["resource"] != "ExecSessions"
+            and not allowed(template, call)
+        }
+    )
+    assert not refused, "calls the template does not allow:\n" + "\n".join(refused)
