@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 SITE = "execs"
 ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-{}"
+BUCKET = "exec-transcripts"
 PERSONAL: set[str] = set()
 GRACE_SECONDS = 24 * 3600
 
@@ -74,6 +75,9 @@ def stores(stack, tmp_path_factory) -> dict[str, str]:
         BillingMode="PAY_PER_REQUEST",
     )
     create_sessions_table(stack)
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     folder = tmp_path_factory.mktemp("connectors")
     definitions = {
         "exec-pool": {
@@ -90,6 +94,14 @@ def stores(stack, tmp_path_factory) -> dict[str, str]:
             "table_name": "ExecUsers",
             "partition_key": "pk",
             "lookup": {"identity": "user_id", "attribute": "owner", "index_name": "by-owner"},
+        },
+        "exec-transcripts": {
+            "kind": "s3",
+            "id": "exec-transcripts",
+            "role_arn": ROLE.format("exec-transcripts"),
+            "bucket": BUCKET,
+            "subject_prefixes": ["users/{user_id}/"],
+            "row_files": [{"prefix": "chats/", "format": "jsonl", "field": "user", "identity": "user_id"}],
         },
         "exec-sessions": {
             "kind": "dynamodb",
@@ -137,6 +149,11 @@ def subject(stack, stores: dict[str, str], role: str) -> dict[str, str]:
             TableName="ExecUsers", Item={"pk": {"S": f"USER#{tag}#{n}"}, "owner": {"S": user_id}}
         )
     put_session(stack, email)
+    s3 = stack.client("s3")
+    for version in ("v1", "v2"):  # two versions: the older one goes too
+        s3.put_object(Bucket=BUCKET, Key=f"users/{user_id}/profile.json", Body=json.dumps({"v": version}).encode())
+    rows = [{"user": user_id, "text": "hello"}, {"user": f"someone-else-{tag}", "text": "hi"}]
+    s3.put_object(Bucket=BUCKET, Key=f"chats/{tag}.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows).encode())
     return {"email": email, "user_id": user_id, "tag": tag}
 
 
@@ -155,10 +172,18 @@ def held(stack, stores: dict[str, str], person: dict[str, str]) -> dict[str, int
         KeyConditionExpression="owner_email = :e",
         ExpressionAttributeValues={":e": {"S": person["email"]}},
     )["Items"]
+    s3 = stack.client("s3")
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=f"users/{person['user_id']}/").get("Versions", [])
+    transcripts = 0
+    for version in s3.list_object_versions(Bucket=BUCKET, Prefix=f"chats/{person['tag']}.jsonl").get("Versions", []):
+        body = s3.get_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+        transcripts += body.decode().count(person["user_id"])
     return {
         "pool": len(users["Users"]),
         "users": sum(1 for item in items if item["owner"]["S"] == person["user_id"]),
         "sessions": len(sessions),
+        "files": len(versions),
+        "rows": transcripts,
     }
 
 
@@ -222,20 +247,20 @@ def test_an_erasure_waits_its_grace_period_then_runs_and_leaves_a_receipt_verifi
     stack.run("ConnectorWorkerFunction")  # not due yet
     settle(stack)
     assert run_status(stack, request_id) == "waiting"
-    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1}
+    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1, "files": 2, "rows": 1}
 
     stack.advance_clock(GRACE_SECONDS + 60)
     stack.run("ConnectorWorkerFunction")  # the grace period's end, on the clock
     wait_for(lambda: run_status(stack, request_id) in ("succeeded", "parked"), "the run to end", timeout=60)
     assert run_status(stack, request_id) == "succeeded"
-    assert held(stack, stores, person) == {"pool": 0, "users": 0, "sessions": 0}
+    assert held(stack, stores, person) == {"pool": 0, "users": 0, "sessions": 0, "files": 0, "rows": 0}
     wait_for(lambda: request_status(stack, request_id, token) == "completed", "the request to complete")
     answer = wait_for(
         lambda: next((m for m in stack.outbox() if person["email"] in m["to"] and "answered" in m["subject"]), None),
         "the completion mail",
     )
     text = " ".join(answer["text"].split())
-    assert "3 checked" in text and "4 records deleted" in text and "35 days" in text, text
+    assert "4 checked" in text and "found 0 left" in text and "35 days" in text, text
 
     out = tmp_path / "receipt.json"
     shown = stack.cli_json("requests", "receipt", request_id, "--out", str(out))
@@ -244,6 +269,7 @@ def test_an_erasure_waits_its_grace_period_then_runs_and_leaves_a_receipt_verifi
         "exec-pool",
         "exec-users",
         "exec-sessions",
+        "exec-transcripts",
     }
     key = tmp_path / "key.pem"
     key.write_text(shown["public_key_pem"])
@@ -290,7 +316,7 @@ def test_a_connector_failing_half_way_parks_and_execute_resumes_without_redoing_
     assert resumed["run"] == 2
     wait_for(lambda: run_status(stack, request_id) in ("succeeded", "parked"), "the resumed run to end", timeout=60)
     assert run_status(stack, request_id) == "succeeded"
-    assert held(stack, stores, person) == {"pool": 0, "users": 0, "sessions": 0}
+    assert held(stack, stores, person) == {"pool": 0, "users": 0, "sessions": 0, "files": 0, "rows": 0}
     steps = {
         item["sk"]["S"].removeprefix("EXECSTEP#"): int(item["run"]["N"])
         for item in stack.client("dynamodb").query(
@@ -299,7 +325,9 @@ def test_a_connector_failing_half_way_parks_and_execute_resumes_without_redoing_
             ExpressionAttributeValues={":pk": {"S": f"REQ#{request_id}"}, ":s": {"S": "EXECSTEP#"}},
         )["Items"]
     }
-    assert steps == {"exec-users": 1, "exec-pool": 1, "exec-sessions": 2}, "what run 1 finished was not done again"
+    assert steps == {"exec-users": 1, "exec-transcripts": 1, "exec-pool": 1, "exec-sessions": 2}, (
+        "what run 1 finished was not done again"
+    )
     wait_for(lambda: request_status(stack, request_id, token) == "completed", "the request to complete")
 
 
@@ -308,11 +336,9 @@ def test_the_operator_stops_an_erasure_in_its_grace_period(stack, stores):
     request_id, _ = ask(stack, person["email"], "erasure")
     wait_for(lambda: run_status(stack, request_id) == "waiting", "the run to wait out the grace period")
     dry = stack.cli_json("requests", "execute", request_id, "--dry-run")["execution"]
-    assert {s["connector_id"]: s["found"] for s in dry["steps"]} == {
-        "exec-pool": 1,
-        "exec-sessions": 1,
-        "exec-users": 2,
-    }
+    found = {s["connector_id"]: s["found"] for s in dry["steps"]}
+    # the pool's user, the two Users items, the session; the profile's two versions and the transcript
+    assert found == {"exec-pool": 1, "exec-sessions": 1, "exec-users": 2, "exec-transcripts": 3}
     assert run_status(stack, request_id) == "waiting", "a dry run writes nothing"
 
     stopped = stack.cli_json("requests", "stop", request_id)["execution"]
@@ -321,7 +347,7 @@ def test_the_operator_stops_an_erasure_in_its_grace_period(stack, stores):
     stack.run("ConnectorWorkerFunction")
     settle(stack)
     assert run_status(stack, request_id) == "stopped"
-    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1}
+    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1, "files": 2, "rows": 1}
 
 
 def test_an_access_request_exports_each_connectors_records_as_a_section(stack, stores):
@@ -330,10 +356,12 @@ def test_an_access_request_exports_each_connectors_records_as_a_section(stack, s
     wait_for(lambda: request_status(stack, request_id, token) == "completed", "the access request to complete")
     document = stack.get(f"/v1/requests/{request_id}/export", headers={"Authorization": f"Bearer {token}"}).json()
     sections = {s["connector_id"]: s for s in document["sections"]}
-    assert set(sections) == {"exec-pool", "exec-users", "exec-sessions"}
+    assert set(sections) == {"exec-pool", "exec-users", "exec-sessions", "exec-transcripts"}
     assert len(sections["exec-users"]["records"]) == 2
     assert person["email"] in json.dumps(sections["exec-pool"]["records"])
-    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1}, "an export erases nothing"
+    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1, "files": 2, "rows": 1}, (
+        "an export erases nothing"
+    )
 
 
 def test_no_identity_reached_the_stack_log(stack):

@@ -322,9 +322,11 @@ def _seeds(request: RequestItem, identities: Mapping[str, str] | None, tenant_id
 
 
 def _initiated_by(actor: Actor) -> tuple[str, str | None]:
+    """Who started a run: `controller` (actor "controller" or "controller:<controller id>", the
+    processor role: its finish sends dsr.request.executed), `operator`, or `system` (rightsdesk)."""
     name = actor_name(actor)
-    if isinstance(actor, str) and actor.startswith(CONTROLLER_PREFIX):
-        return "controller", actor.removeprefix(CONTROLLER_PREFIX)
+    if isinstance(actor, str) and (actor == "controller" or actor.startswith(CONTROLLER_PREFIX)):
+        return "controller", actor.removeprefix(CONTROLLER_PREFIX) if actor != "controller" else None
     return ("operator" if name == "operator" else "system"), None
 
 
