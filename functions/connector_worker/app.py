@@ -27,7 +27,9 @@ from rightsdesk.platform import aws_clients, config, handler_support
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A step waiting for its retry is no function error: a batch whose every record waits is answered
+# with every record failed, not raised (Lambda's Errors metric stays for crashes).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 STEPS = ("plan", "connector", "finish", "park")
 # Step Functions' answers when the task is gone: the run was stopped, or the step answered already.

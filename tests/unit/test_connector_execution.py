@@ -393,3 +393,23 @@ def test_no_identity_reaches_the_state_machine_the_records_or_the_logs(world, cl
         for personal in (EMAIL, SUB, USER_ID, "Ada"):
             assert personal not in text
     assert any("sealed_identities" in item for item in stored)
+
+
+def test_a_legal_hold_on_the_request_stops_its_erasure_between_connectors(world):
+    from rightsdesk.retention import holds
+
+    request_id = new_request()
+    started = execution.start(request_id, actor="operator")
+    execution.plan_step(request_id, started.execution_id)
+    execution.connector_step(request_id, started.execution_id, "users")
+    holds.place(request_id, "litigation hold, case 2026-18", actor="operator")
+
+    with pytest.raises(execution.StepFailed) as held:
+        execution.connector_step(request_id, started.execution_id, "pool")
+    assert held.value.code == "legal_hold"
+    assert world.stores["pool"]  # untouched while held
+    holds.release(request_id, actor="operator")
+    execution.park(request_id, started.execution_id, held.value.code)
+    resumed = execution.start(request_id, actor="operator")
+    run_to_the_end(request_id, resumed.execution_id)
+    assert world.stores["pool"] == {}

@@ -624,6 +624,21 @@ def _running(request_id: str, execution_id: str) -> ExecutionItem:
     return item
 
 
+def _not_held(item: ExecutionItem) -> None:
+    """A legal hold on the request stops an erasure as it stops the sweeper: the run parks (what
+    was erased stays erased; nothing more is) until the hold is released and the run resumed."""
+    if item.action != ERASE:
+        return
+    try:
+        request = RequestItem.get(
+            RequestItem.key(item.request_id), RequestItem.SK, consistent_read=True, attributes_to_get=["legal_hold"]
+        )
+    except RequestItem.DoesNotExist:
+        return
+    if request.legal_hold is not None:
+        raise StepFailed("legal_hold")
+
+
 def _retry_or_fail(code: str, attempt: int, first_attempt_at: datetime | None) -> RetryStep:
     timeout = timedelta(seconds=config.connector_step_timeout_seconds())
     timed_out = first_attempt_at is not None and clock.now() - first_attempt_at >= timeout
@@ -640,6 +655,7 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
     from rightsdesk.connectors.definitions import DefinitionError
 
     item = _running(request_id, execution_id)
+    _not_held(item)
     sealed = _unseal(item)
     seeds = dict(sealed.get("seeds") or {})
     try:
@@ -762,6 +778,7 @@ def connector_step(request_id: str, execution_id: str, connector_id: str, *, att
     step = _step(request_id, connector_id)
     if step is not None and step.state == DONE:
         return _summary(connector_id, json.loads(step.outcome or "{}"))
+    _not_held(item)
     first = step.first_attempt_at if step is not None and step.execution_id == execution_id else None
     first = first or clock.now()
     try:
