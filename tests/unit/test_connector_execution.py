@@ -413,3 +413,39 @@ def test_a_legal_hold_on_the_request_stops_its_erasure_between_connectors(world)
     resumed = execution.start(request_id, actor="operator")
     run_to_the_end(request_id, resumed.execution_id)
     assert world.stores["pool"] == {}
+
+
+@pytest.mark.parametrize(
+    ("locale", "grace_words", "receipt_words"),
+    [
+        ("en", "We will delete your personal data", "4 checked"),
+        ("de", "Wir löschen Ihre personenbezogenen Daten", "4 geprüft"),
+        ("sl", "Vaše osebne podatke", "preverjenih: 4"),
+    ],
+)
+def test_the_grace_and_completion_mails_speak_the_subjects_language(locale, grace_words, receipt_words):
+    from rightsdesk.render import own_mail
+
+    status_url = "https://privacy.example/status/req_1?token=rst_x&lang=" + locale
+    grace = own_mail.render(
+        "own_request_received",
+        locale,
+        {
+            "request_id": "req_1",
+            "request_type": "erasure",
+            "due_at": "2026-12-31T00:00:00Z",
+            "erase_after": "2026-12-05T10:00:00Z",
+            "status_url": status_url,
+        },
+    )
+    assert grace_words in " ".join(grace.text.split()) and status_url in grace.text
+    assert status_url.replace("&", "&amp;") in grace.html
+    receipt = {"receipt_connectors": 4, "receipt_erased": 9, "receipt_kept": 0, "receipt_remaining": 0}
+    answered = own_mail.render(
+        "own_request_answered",
+        locale,
+        {"request_id": "req_1", "request_type": "erasure", "outcome": "completed", "receipt": receipt},
+    )
+    text = " ".join(answered.text.split())
+    assert receipt_words in text and "35" in text
+    assert receipt_words in " ".join(answered.html.split())
