@@ -449,3 +449,30 @@ def test_the_grace_and_completion_mails_speak_the_subjects_language(locale, grac
     text = " ".join(answered.text.split())
     assert receipt_words in text and "35" in text
     assert receipt_words in " ".join(answered.html.split())
+
+
+def test_a_request_closed_meanwhile_stops_its_run_and_its_identities_go(world):
+    request_id = new_request()
+    started = execution.start(request_id, actor="operator")
+    execution.plan_step(request_id, started.execution_id)
+    RequestItem.get(RequestItem.key(request_id), RequestItem.SK).update(actions=[RequestItem.status.set("cancelled")])
+
+    with pytest.raises(execution.StepSkipped):
+        execution.connector_step(request_id, started.execution_id, "users")
+
+    assert world.stores["users"]  # nothing more erased
+    stopped = execution.latest_item(request_id)
+    assert (stopped.status, stopped.reason, stopped.sealed_identities) == ("stopped", "request_closed", None)
+
+
+def test_forgetting_a_parked_runs_identities_keeps_its_steps(world):
+    request_id = new_request()
+    started = execution.start(request_id, actor="operator")
+    execution.plan_step(request_id, started.execution_id)
+    execution.park(request_id, started.execution_id, "store_unavailable")
+    assert execution.latest_item(request_id).sealed_identities
+
+    execution.forget_identities(request_id)
+
+    item = execution.latest_item(request_id)
+    assert item.sealed_identities is None and item.status == "parked"

@@ -624,19 +624,52 @@ def _running(request_id: str, execution_id: str) -> ExecutionItem:
     return item
 
 
-def _not_held(item: ExecutionItem) -> None:
-    """A legal hold on the request stops an erasure as it stops the sweeper: the run parks (what
-    was erased stays erased; nothing more is) until the hold is released and the run resumed."""
-    if item.action != ERASE:
-        return
+def _request_allows(item: ExecutionItem) -> None:
+    """The request still wants the run. Closed meanwhile (the subject cancelled it): the run stops
+    here, its identities go, and nothing more runs. Under a legal hold, an erasure parks as the
+    sweeper stops (what was erased stays erased; nothing more is) until the hold is released and the
+    run resumed."""
     try:
         request = RequestItem.get(
-            RequestItem.key(item.request_id), RequestItem.SK, consistent_read=True, attributes_to_get=["legal_hold"]
+            RequestItem.key(item.request_id),
+            RequestItem.SK,
+            consistent_read=True,
+            attributes_to_get=["legal_hold", "status"],
         )
     except RequestItem.DoesNotExist:
-        return
-    if request.legal_hold is not None:
+        request = None
+    if request is None or not is_open(request.status):
+        _close_for_request(item)
+        raise StepSkipped(item.execution_id)
+    if item.action == ERASE and request.legal_hold is not None:
         raise StepFailed("legal_hold")
+
+
+def _close_for_request(item: ExecutionItem) -> None:
+    """The request closed: an active run stops (its state machine too), and whatever run it was
+    keeps no identities."""
+    actions = [ExecutionItem.sealed_identities.remove()]
+    if item.status in ACTIVE:
+        actions += [ExecutionItem.gsi2pk.remove(), ExecutionItem.gsi2sk.remove()]
+        if _move(item, STOPPED, actor="rightsdesk", reason="request_closed", actions=actions, expect=ACTIVE):
+            if item.sfn_execution_arn:
+                try:
+                    _sfn().stop_execution(executionArn=item.sfn_execution_arn, error="Stopped", cause="request_closed")
+                except Exception as error:  # noqa: BLE001 - the run is stopped: its steps do nothing more
+                    log.warning("stop_execution failed", extra={"error_type": type(error).__name__})
+            return
+    if item.sealed_identities:
+        item.update(actions=[ExecutionItem.sealed_identities.remove()])
+
+
+def forget_identities(request_id: str) -> None:
+    """The request was closed (the subject cancelled it, the operator rejected or answered it):
+    its latest run stops if it waits, and keeps no identities. A running run is left to its next
+    step, which finds the request closed and stops there (so the caller needs no Step Functions
+    grant). Nothing if it never ran."""
+    item = _latest(request_id)
+    if item is not None and item.status != RUNNING and (item.sealed_identities or item.status in ACTIVE):
+        _close_for_request(item)
 
 
 def _retry_or_fail(code: str, attempt: int, first_attempt_at: datetime | None) -> RetryStep:
@@ -655,7 +688,7 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
     from rightsdesk.connectors.definitions import DefinitionError
 
     item = _running(request_id, execution_id)
-    _not_held(item)
+    _request_allows(item)
     sealed = _unseal(item)
     seeds = dict(sealed.get("seeds") or {})
     try:
@@ -778,7 +811,7 @@ def connector_step(request_id: str, execution_id: str, connector_id: str, *, att
     step = _step(request_id, connector_id)
     if step is not None and step.state == DONE:
         return _summary(connector_id, json.loads(step.outcome or "{}"))
-    _not_held(item)
+    _request_allows(item)
     first = step.first_attempt_at if step is not None and step.execution_id == execution_id else None
     first = first or clock.now()
     try:

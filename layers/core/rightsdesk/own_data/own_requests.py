@@ -139,6 +139,10 @@ def _through_connectors(request: RequestItem, kind: RequestType) -> str:
     return "executing"
 
 
+def kind_runs_through_connectors(request: RequestItem) -> bool:
+    return RequestType(request.request_type) in THROUGH_CONNECTORS
+
+
 def after_execution(request_id: str) -> str:
     """The connectors' run of the request succeeded: do what `carry_out` does without connectors
     (rightsdesk's own data erased, the request completed, the answer mailed with the receipt's
@@ -239,6 +243,10 @@ def _close(
         at=at,
         updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at),
     )
+    if kind_runs_through_connectors(request):
+        from rightsdesk.connectors import execution
+
+        execution.forget_identities(request.request_id)  # a parked run is not resumed any more
 
 
 # ------------------------------------------------------------------ the operator queue
