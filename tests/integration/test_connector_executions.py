@@ -350,6 +350,23 @@ def test_the_operator_stops_an_erasure_in_its_grace_period(stack, stores):
     assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1, "files": 2, "rows": 1}
 
 
+def test_the_subject_cancels_an_erasure_in_its_grace_period(stack, stores):
+    person = subject(stack, stores, "changedmind")
+    request_id, token = ask(stack, person["email"], "erasure")
+    wait_for(lambda: run_status(stack, request_id) == "waiting", "the run to wait out the grace period")
+
+    cancelled = stack.post(f"/v1/requests/{request_id}/cancel", headers={"Authorization": f"Bearer {token}"})
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert run_status(stack, request_id) == "stopped"
+    assert "sealed_identities" not in run_item(stack, request_id)
+    stack.advance_clock(GRACE_SECONDS + 60)
+    stack.run("ConnectorWorkerFunction")
+    settle(stack)
+    assert run_status(stack, request_id) == "stopped"
+    assert held(stack, stores, person) == {"pool": 1, "users": 2, "sessions": 1, "files": 2, "rows": 1}
+
+
 def test_an_access_request_exports_each_connectors_records_as_a_section(stack, stores):
     person = subject(stack, stores, "reader")
     request_id, token = ask(stack, person["email"], "access")
