@@ -14,6 +14,7 @@ import typer
 from rich.console import Group
 
 from rightsdesk.connectors import execution, receipts
+from rightsdesk.kernel.errors import NotFound
 from rightsdesk.platform import config
 from rightsdesk_cli.context import use
 from rightsdesk_cli.output import JsonFlag, emit, table
@@ -93,7 +94,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The request's signed, hash-chained receipt, verified here with the signing key's public key."""
         state = connect_executions(use(ctx, json_output))
-        document = receipts.export(request_id)
+        chain = receipts.entries(request_id)
+        if not chain:
+            raise NotFound(f"request {request_id} has no receipt (its connectors have not run)", code="no_receipt")
+        document = receipts.export(request_id, chain)
         signer = receipts.KmsSigner(config.receipt_signing_key_id())
         public = signer.public_key_der()
         verification = receipts.verify(document, public)
