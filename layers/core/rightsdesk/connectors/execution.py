@@ -343,6 +343,10 @@ def _new_run(
     now = clock.now()
     run = int(previous.run) + 1 if previous is not None else 1
     initiated_by, controller_id = _initiated_by(actor)
+    if previous is not None and previous.initiated_by == "controller" and initiated_by != "controller":
+        # the operator resumes a controller's run: it stays the controller's (its tenant, its webhook)
+        initiated_by, controller_id = "controller", previous.controller_id
+        tenant_id = tenant_id or previous.tenant_id
     status = WAITING if not_before is not None and not_before > now else RUNNING
     item = ExecutionItem(
         RequestItem.key(request.request_id),
