@@ -381,6 +381,29 @@ def test_an_access_request_exports_each_connectors_records_as_a_section(stack, s
     )
 
 
+def test_an_erasure_takes_the_connectors_exports_of_earlier_requests_with_it(stack, stores):
+    person = subject(stack, stores, "exported")
+    access_id, access_token = ask(stack, person["email"], "access")
+    wait_for(lambda: request_status(stack, access_id, access_token) == "completed", "the access request")
+    assert len(export_parts(stack, access_id)) == 4
+
+    erasure_id, erasure_token = ask(stack, person["email"], "erasure")
+    wait_for(lambda: run_status(stack, erasure_id) == "waiting", "the run to wait out the grace period")
+    stack.cli_json("requests", "execute", erasure_id)
+    wait_for(lambda: request_status(stack, erasure_id, erasure_token) == "completed", "the erasure")
+
+    assert export_parts(stack, access_id) == []
+    assert held(stack, stores, person) == {"pool": 0, "users": 0, "sessions": 0, "files": 0, "rows": 0}
+
+
+def export_parts(stack, request_id: str) -> list[dict]:
+    return stack.client("dynamodb").query(
+        TableName="rightsdesk-local-RightsTable",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :e)",
+        ExpressionAttributeValues={":pk": {"S": f"REQ#{request_id}"}, ":e": {"S": "EXPORTPART#"}},
+    )["Items"]
+
+
 def test_no_identity_reached_the_stack_log(stack):
     log = stack.logs()
     leaked = sorted(value for value in PERSONAL if value in log)

@@ -79,3 +79,15 @@ def sections(request_id: str) -> list[dict[str, Any]]:
             records = []
         found.append({"connector_id": part.connector_id, "kind": part.kind, "records": records})
     return found
+
+
+def forget(request_id: str) -> int:
+    """Delete the request's stored sections now (an erasure of the subject's data reaches the
+    exports made for their earlier requests too); returns how many went."""
+    gone = 0
+    for part in ExportPartItem.query(RequestItem.key(request_id), ExportPartItem.sk.startswith(SK_PREFIX)):
+        if part.s3_key and config.export_bucket():
+            _s3().delete_object(Bucket=config.export_bucket(), Key=part.s3_key)
+        part.delete()
+        gone += 1
+    return gone

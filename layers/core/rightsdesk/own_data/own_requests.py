@@ -200,6 +200,7 @@ def _erase(request: RequestItem, *, actor: Actor, at: datetime, note: str | None
     )
     holdings = subject_data.gather(request.subject_hash)
     suppression.suppress_erased(request.subject_hash, at)
+    _forget_connector_exports(holdings.requests)
     # The move to in_progress is fixed for this request: retries key their audit events on it.
     erased = subject_data.erase(holdings, request=request, started_at=request.updated_at or at)
     log.info(
@@ -222,6 +223,18 @@ def _erase(request: RequestItem, *, actor: Actor, at: datetime, note: str | None
         else deletion.purge_actions(RequestItem, deletion.Cause.ERASURE, at)
     )
     transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased", updates=purge)
+
+
+def _forget_connector_exports(requests: list[RequestItem]) -> None:
+    """What the connectors gathered for the subject's earlier access or portability requests goes
+    with the erasure, not 7 days later."""
+    exporting = [r for r in requests if RequestType(r.request_type) in (RequestType.ACCESS, RequestType.PORTABILITY)]
+    if not exporting:
+        return
+    from rightsdesk.connectors import export_store
+
+    for earlier in exporting:
+        export_store.forget(earlier.request_id)
 
 
 def _close(
