@@ -114,10 +114,18 @@ class DevRoutes:
 
     def drain(self, body: Any) -> tuple[int, Any]:
         """Answer once every queue and stream poller has handed on what was visible when asked
-        (local.pollers.drain): a test's "and nothing more happened" without sleeping."""
-        if drain(self.stack.workers):
-            return 200, {"drained": True}
-        return 504, error_body("not_drained", "the pollers did not finish two polls within 20 s")
+        (local.pollers.drain), and every running state machine execution has settled: finished,
+        or waiting for a task message that is not visible yet (a retry on the injected clock). A
+        test's "and nothing more happened" without sleeping."""
+        deadline = time.monotonic() + 60
+        while True:
+            if not drain(self.stack.workers):
+                return 504, error_body("not_drained", "the pollers did not finish two polls within 20 s")
+            waiting = self.stack.executions_settled()
+            if waiting is not None:
+                return 200, {"drained": True, "executions_waiting": waiting}
+            if time.monotonic() > deadline:
+                return 504, error_body("not_drained", "state machine executions kept running for 60 s")
 
     def get_webhooks(self, body: Any) -> tuple[int, Any]:
         return 200, self.stack.receiver_app.listing()

@@ -70,6 +70,9 @@ class MotoProcess:
             pass_fds=(fd,),
             stdin=subprocess.PIPE,
             cwd=ROOT,
+            # Step Functions' service integrations (sqs:sendMessage.waitForTaskToken) call moto
+            # itself at localhost:$MOTO_PORT.
+            env={**os.environ, "MOTO_PORT": str(self.port)},
         )
         self._socket.close()  # the child holds its own copy of the listening socket
         deadline = time.monotonic() + START_SECONDS

@@ -119,6 +119,9 @@ class Resources:
             None,
         )
 
+    def state_machines(self) -> list[str]:
+        return [p.ref for p in self.created.values() if p.type == "AWS::Serverless::StateMachine"]
+
     def describe(self) -> dict[str, dict]:
         return {lid: {"type": p.type, "name": p.ref} for lid, p in self.created.items()}
 
@@ -248,8 +251,15 @@ class Resources:
         return Physical("AWS::SecretsManager::Secret", arn, {"Id": arn})
 
     def _kms_key(self, logical_id: str, properties: dict) -> Physical:
-        p = self._resolve(properties, "Description")
-        metadata = self.client("kms").create_key(Description=p.get("Description", logical_id))["KeyMetadata"]
+        p = self._resolve(properties, "Description", "KeySpec", "KeyUsage")
+        args = {"Description": p.get("Description", logical_id)}
+        # The receipt signing key is ECC_NIST_P256 SIGN_VERIFY: created as the template says, or
+        # receipts could not be signed locally.
+        if p.get("KeySpec"):
+            args["KeySpec"] = p["KeySpec"]
+        if p.get("KeyUsage"):
+            args["KeyUsage"] = p["KeyUsage"]
+        metadata = self.client("kms").create_key(**args)["KeyMetadata"]
         return Physical("AWS::KMS::Key", metadata["KeyId"], {"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]})
 
     def _email_identity(self, logical_id: str, properties: dict) -> Physical:
@@ -267,6 +277,33 @@ class Resources:
         self.client("ses").create_configuration_set(ConfigurationSet={"Name": name})
         return Physical("AWS::SES::ConfigurationSet", name, {})
 
+    def _bucket(self, logical_id: str, properties: dict) -> Physical:
+        # Bucket names are global and lowercase; encryption, lifecycle and the public access block
+        # have no local meaning (moto keeps the objects in memory).
+        name = physical_name(logical_id).lower()
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        return Physical(
+            "AWS::S3::Bucket", name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+        )
+
+    def _state_machine(self, logical_id: str, properties: dict) -> Physical:
+        """The state machine from its ASL file, ${Name} replaced by DefinitionSubstitutions; moto
+        runs it (local/stack.py turns execution on) with service integrations calling moto itself."""
+        p = self._resolve(properties, "DefinitionSubstitutions", "Type")
+        uri = properties.get("DefinitionUri")
+        if not isinstance(uri, str):
+            raise ValueError("only a DefinitionUri file is supported locally")
+        definition = (self.template.root / uri).read_text(encoding="utf-8")
+        for name, value in (p.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + name + "}", str(value))
+        name = physical_name(logical_id)
+        role = f"arn:aws:iam::{self.account_id}:role/{name}-role"
+        arn = self.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=role, type=str(p.get("Type") or "STANDARD")
+        )["stateMachineArn"]
+        return Physical("AWS::Serverless::StateMachine", arn, {"Arn": arn, "Name": name})
+
 
 def _event_bus(self: Resources, logical_id: str, properties: dict) -> Physical:
     """A custom EventBridge bus in moto; the runner routes its rules (local.pollers.EventRulePoller)."""
@@ -283,6 +320,8 @@ CREATORS: dict[str, Callable[[Resources, str, dict], Physical]] = {
     "AWS::SES::EmailIdentity": Resources._email_identity,
     "AWS::SES::ConfigurationSet": Resources._configuration_set,
     "AWS::Events::EventBus": _event_bus,
+    "AWS::S3::Bucket": Resources._bucket,
+    "AWS::Serverless::StateMachine": Resources._state_machine,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -228,6 +229,16 @@ class LocalStack:
         urllib.request.urlopen(
             urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST"), timeout=5
         ).close()
+        # moto runs state machines only when asked (the connector executions, docs/connectors.md).
+        urllib.request.urlopen(
+            urllib.request.Request(
+                self.moto_url + "/moto-api/config",
+                data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            ),
+            timeout=5,
+        ).close()
         self.sync_clock()  # a stack started after the clock moved (bench, a second stack) starts in step
         if os.environ.get("RIGHTSDESK_LOCAL_RECORD_CALLS"):  # tests/integration/test_granted_calls.py
             calls.install(os.environ["RIGHTSDESK_LOCAL_RECORD_CALLS"])
@@ -371,6 +382,45 @@ class LocalStack:
 
         assert self._moto is not None
         self._moto.set_clock_offset(clock.offset_seconds())
+
+    def executions_settled(self, pause: float = 0.2) -> int | None:
+        """How many state machine executions are still running once none has moved on for `pause`
+        seconds and no task message is visible (they wait for a retry on the injected clock, or a
+        stopped run's last step); None if one moved meanwhile or a task is visible (drain again)."""
+        machines = self.resources.state_machines()
+        if not machines:
+            return 0
+        sfn = self.client("stepfunctions")
+
+        def progress() -> dict[str, int]:
+            running = {}
+            for arn in machines:
+                for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter="RUNNING"):
+                    for execution in page["executions"]:
+                        history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)
+                        running[execution["executionArn"]] = len(history["events"])
+            return running
+
+        before = progress()
+        if not before:
+            return 0
+        time.sleep(pause)
+        after = progress()
+        if before != after or self._tasks_visible():
+            return None
+        return len(after)
+
+    def _tasks_visible(self) -> bool:
+        from local.pollers import SqsPoller
+
+        sqs = self.client("sqs")
+        for url in {worker.queue_url for worker in self.workers if isinstance(worker, SqsPoller)}:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]
+            if int(attributes.get("ApproximateNumberOfMessages", 0)):
+                return True
+        return False
 
     def outbox(self) -> list[dict]:
         """Every mail SES has "sent", in send order (local/outbox.py, read inside moto's process)."""

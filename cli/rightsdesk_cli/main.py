@@ -76,3 +76,6 @@ from rightsdesk_cli import accounts  # noqa: E402 - kept apart so each group's l
 
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(accounts.lifecycle_app, name="lifecycle")
+from rightsdesk_cli import executions  # noqa: E402 - kept apart so each group's lines stay its own
+
+executions.register(requests.app)  # requests execute | stop | receipt

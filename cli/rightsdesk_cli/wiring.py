@@ -95,3 +95,48 @@ def _stack(env: os._Environ, stack: str, hash_key: bool) -> None:
         env[name] = outputs[key]
     if hash_key:
         env["HASH_KEY_SECRET_ARN"] = _hash_key_secret(stack)
+
+
+# ------------------------------------------------------------------ connector executions
+EXECUTION_OUTPUTS = {
+    "CONNECTOR_STATE_MACHINE_ARN": "ConnectorStateMachineArn",
+    "RECEIPT_SIGNING_KEY_ID": "ReceiptSigningKeyArn",
+}
+EXECUTION_RESOURCES = {
+    "CONNECTOR_STATE_MACHINE_ARN": "ConnectorStateMachine",
+    "RECEIPT_SIGNING_KEY_ID": "ReceiptSigningKey",
+    "DATA_KEY_ID": "DataKey",
+}
+
+
+def connect_executions(state: Context) -> Context:
+    """Point the core's connector executions (rightsdesk.connectors.execution) at the target: its
+    state machine, the receipt signing key, the data key that seals a run's identities, and the
+    hash key (outcomes name identities by keyed hash); idempotent."""
+    connect_mail(state)
+    connect_hash_key(state)
+    env = os.environ
+    if state.local:
+        created = (state.local_health or {}).get("resources") or {}
+        for name, logical_id in EXECUTION_RESOURCES.items():
+            env[name] = str((created.get(logical_id) or {}).get("name") or "")
+    elif state.stack:
+        import boto3
+
+        cloudformation = boto3.client("cloudformation")
+        described = cloudformation.describe_stacks(StackName=state.stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        for name, key in EXECUTION_OUTPUTS.items():
+            env[name] = outputs.get(key, "")
+        env["DATA_KEY_ID"] = cloudformation.describe_stack_resource(StackName=state.stack, LogicalResourceId="DataKey")[
+            "StackResourceDetail"
+        ]["PhysicalResourceId"]
+    missing = [name for name in EXECUTION_RESOURCES if not env.get(name)]
+    if missing:
+        raise CliError(f"set {', '.join(missing)} (or use --stack / --local)", code="no_target")
+    from rightsdesk.platform import aws_clients, config, sealing
+
+    config.reload()
+    aws_clients.forget_clients()
+    sealing.forget_clients()
+    return state

@@ -29,16 +29,6 @@ def _token(query_token: str | None) -> str | None:
     return http.bearer_token(router.current_event.headers.get("authorization")) or query_token or None
 
 
-def _connector_sections(request_id: str) -> list[dict]:
-    """What the connectors exported for the request, one section per source (the orchestration
-    stores them: rightsdesk.connectors.export_store); none where that store is not part of the build."""
-    try:
-        from rightsdesk.connectors import export_store
-    except ImportError:  # pragma: no cover - the orchestration's module is merged beside this one
-        return []
-    return list(export_store.sections(request_id))
-
-
 @router.get(
     "/v1/requests/<request_id>/export",
     summary="The subject's data, for an access or portability request to the operator itself "
@@ -98,7 +88,7 @@ def export(
             body=exports.unavailable_page(error.code, i18n.negotiate(lang, headers.get("accept-language"))),
             headers={"Content-Security-Policy": web.content_security_policy()},
         )
-    document = exports.document(request, until, _connector_sections(request.request_id))
+    document = exports.document(request, until, exports.connector_sections(request.request_id))
     if format == "csv":
         if not section:
             raise InvalidInput("format=csv needs the section to download", fields={"section": "required"})

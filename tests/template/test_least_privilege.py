@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rightsdesk.connectors import execution
 from rightsdesk.platform import credentials, sealing
 from tests.template.test_template import as_list, load_template, props, resources
 
@@ -18,8 +19,15 @@ from tests.template.test_template import as_list, load_template, props, resource
 CRUD_JUSTIFIED: dict[str, str] = {}
 BROAD_TEMPLATES = ("DynamoDBCrudPolicy", "DynamoDBWritePolicy", "KMSDecryptPolicy", "KMSEncryptPolicy")
 # Who may decrypt (and encrypt) what rightsdesk.platform.sealing sealed, by purpose.
-UNSEALERS = {credentials._SEAL_PURPOSE: {"DispatcherFunction"}}
-SEALERS = {credentials._SEAL_PURPOSE: {"ControllerApiFunction"}}
+UNSEALERS = {
+    credentials._SEAL_PURPOSE: {"DispatcherFunction"},
+    # The identities a connector run resolved: only the worker that runs its steps reads them.
+    execution.SEAL_PURPOSE: {"ConnectorWorkerFunction"},
+}
+SEALERS = {
+    credentials._SEAL_PURPOSE: {"ControllerApiFunction"},
+    execution.SEAL_PURPOSE: {"ConnectorWorkerFunction", "OwnRequestsFunction"},
+}
 PURPOSE_KEY = "kms:EncryptionContext:" + next(iter(sealing._context("p", "o")))  # rightsdesk:purpose
 
 

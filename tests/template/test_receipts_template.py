@@ -14,8 +14,10 @@ from rightsdesk.connectors import receipts
 from tests.template.test_template import append, as_list, identity_policy_documents, load_template, props
 
 KEY = "ReceiptSigningKey"
-# Principals (logical ids of roles or functions) the key policy may let sign, each with its reason; none today.
-RECEIPT_SIGNERS: dict[str, str] = {}
+# Principals (logical ids of roles or functions) the key policy may let sign, each with its reason.
+RECEIPT_SIGNERS: dict[str, str] = {
+    "ConnectorWorkerFunctionRole": "records each connector's outcome and seals the receipt (rightsdesk.connectors.execution)",
+}
 # Actions that sign, or hand signing on (a grant).
 SIGNING_ACTIONS = ("kms:sign", "kms:creategrant")
 

@@ -239,7 +239,8 @@ def check_iam(tpl: dict) -> list[str]:
     # SAM policy templates put their argument into an ARN: "*" there widens it to everything.
     for name, fn in resources(tpl, "AWS::Serverless::Function", "AWS::Serverless::StateMachine").items():
         for policy in as_list(props(fn).get("Policies")):
-            if isinstance(policy, dict) and "Statement" not in policy:
+            # A managed policy of the stack (`!Ref ConnectorAccessPolicy`) is checked as a resource.
+            if isinstance(policy, dict) and "Statement" not in policy and "Ref" not in policy:
                 for template_name, args in policy.items():
                     for arg, value in (args or {}).items():
                         if isinstance(value, str) and "*" in value:

@@ -402,6 +402,7 @@ def cancel(request_id: str, token: str | None, *, source: str | None = None) -> 
         if not is_open(request.status):
             raise Conflict(f"a {request.status} request can no longer be cancelled", code="illegal_transition")
         was_forwarded = request.status not in BEFORE_ROUTING
+        was_in_progress = request.status == Status.IN_PROGRESS.value  # perhaps running through the connectors
         now = clock.now()
         try:
             transition(
@@ -421,4 +422,8 @@ def cancel(request_id: str, token: str | None, *, source: str | None = None) -> 
                 raise
     if was_forwarded:
         outbox.enqueue_delivery(request_id=request_id, event="cancelled")
+    if was_in_progress:
+        from rightsdesk.connectors import execution
+
+        execution.forget_identities(request_id)
     return request

@@ -192,14 +192,19 @@ def _verified_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
 def _own_received_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
     from rightsdesk.own_data import own_requests
 
-    return own_requests.received_context(request)
+    erase_after = int(ids["erase_after"]) if ids.get("erase_after") else None
+    context = own_requests.received_context(request, erase_after)
+    if erase_after:  # the erasure's grace period: the status page (with its token) cancels it
+        context["status_url"] = _status_url(request, with_token=True)
+    return context
 
 
 def _own_answered_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:
     from rightsdesk.own_data import own_requests
 
     at = datetime.fromtimestamp(int(ids["at"]), timezone.utc)
-    return own_requests.answered_context(request, str(ids["outcome"]), at, note_for(request, mail_id))
+    receipt = {name: int(value) for name, value in ids.items() if name.startswith("receipt_")}
+    return own_requests.answered_context(request, str(ids["outcome"]), at, note_for(request, mail_id), receipt)
 
 
 def _own_overdue_context(request: RequestItem, ids: Ids, mail_id: str) -> dict:

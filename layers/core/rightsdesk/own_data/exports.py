@@ -156,6 +156,14 @@ def document(request: RequestItem, until: datetime, sections: Sequence[Mapping[s
     }
 
 
+def connector_sections(request_id: str) -> list[dict]:
+    """What the connectors exported for the request (rightsdesk.connectors.export_store), one
+    section per source, for `document`."""
+    from rightsdesk.connectors import export_store  # read only when an export is opened
+
+    return export_store.sections(request_id)
+
+
 def _request(item: RequestItem) -> dict:
     return request_view.view(item, request_view.EXPORT)
 

@@ -17,7 +17,7 @@ personal fields (Rule.CLOSED_INTERNAL_REQUEST), except an erasure's: its closing
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
@@ -27,6 +27,7 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import ANSWERED, Status, is_open
+from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.routing import registry
@@ -52,6 +53,8 @@ AUTOMATIC = frozenset(
     }
 )
 FOR_A_PERSON = frozenset({RequestType.RECTIFICATION, RequestType.COMPLAINT})
+# Carried out in the operator's own stores too, when enabled connectors exist (docs/connectors.md).
+THROUGH_CONNECTORS = frozenset({RequestType.ERASURE, RequestType.ACCESS, RequestType.PORTABILITY})
 FLAGS = {RequestType.RESTRICTION: contacts.RESTRICTION, RequestType.OBJECTION: contacts.OBJECTION}
 APPROVE, REJECT = "approve", "reject"
 
@@ -97,8 +100,72 @@ def carry_out(request_id: str) -> str:
     if kind in FOR_A_PERSON:
         _tell(request, "own_request_received", "received")
         return "queued_for_operator"
+    if kind in THROUGH_CONNECTORS and _connectors_run():
+        return _through_connectors(request, kind)
     _apply(request, kind, actor=SYSTEM)
     return "completed"
+
+
+# ------------------------------------------------------------------ through the connectors
+
+
+def _connectors_run() -> bool:
+    from rightsdesk.connectors import execution
+
+    return execution.enabled_connectors_exist()
+
+
+def _through_connectors(request: RequestItem, kind: RequestType) -> str:
+    """Erasure, access and portability reach the operator's own stores through the connectors
+    (docs/connectors.md). An erasure waits the grace period first (ErasureGraceHours; the mail
+    offers to cancel, the operator can `requests stop` it); the run's finish step then completes the
+    request here (`after_execution`). Retried, it schedules or starts once."""
+    from rightsdesk.connectors import execution
+
+    grace = timedelta(hours=config.erasure_grace_hours())
+    current = execution.view(request.request_id)
+    if current is not None and current.status in execution.ACTIVE:
+        return "executing" if current.status == execution.RUNNING else "waiting_grace"
+    if kind is RequestType.ERASURE and grace:
+        waiting = execution.schedule(request.request_id, not_before=clock.now() + grace, actor=SYSTEM)
+        erase_after = clock.parse_iso(waiting.not_before) if waiting.not_before else clock.now() + grace
+        _tell(request, "own_request_received", "grace", erase_after=int(erase_after.timestamp()))
+        return "waiting_grace"
+    try:
+        execution.start(request.request_id, actor=SYSTEM)
+    except Conflict as error:
+        if error.code != "execution_running":
+            raise
+    return "executing"
+
+
+def kind_runs_through_connectors(request: RequestItem) -> bool:
+    return RequestType(request.request_type) in THROUGH_CONNECTORS
+
+
+def after_execution(request_id: str) -> str:
+    """The connectors' run of the request succeeded: do what `carry_out` does without connectors
+    (rightsdesk's own data erased, the request completed, the answer mailed with the receipt's
+    summary). Idempotent: a request no longer in progress is left as it is."""
+    try:
+        request = queries.load_request(request_id)
+    except NotFound:
+        return "gone"
+    if request.status != Status.IN_PROGRESS.value:
+        return f"already_{request.status}"
+    _apply(request, RequestType(request.request_type), actor=SYSTEM)
+    return "completed"
+
+
+def receipt_counts(request_id: str) -> dict[str, int]:
+    """The sealed receipt's totals as whole numbers a mail message may carry (none: no receipt)."""
+    from rightsdesk.connectors import receipts
+
+    chain = receipts.entries(request_id)
+    if not chain:
+        return {}
+    totals = receipts.summary([entry.body for entry in chain])
+    return {f"receipt_{name}": int(totals[name]) for name in ("connectors", "erased", "kept", "remaining")}
 
 
 def _apply(request: RequestItem, kind: RequestType, *, actor: Actor, note: str | None = None) -> None:
@@ -118,14 +185,22 @@ def _apply(request: RequestItem, kind: RequestType, *, actor: Actor, note: str |
 def _erase(request: RequestItem, *, actor: Actor, at: datetime, note: str | None) -> None:
     """Everything of the subject goes, but a keyed-hash suppression entry and the audit trail. The
     address alone stays until the answer's mail is done (after_answer), at most the delivered rule's
-    hour: the mail is made from the table when it is sent, never from the queue."""
+    hour: the mail is made from the table when it is sent, never from the queue. After a run of the
+    connectors, the mail states the receipt's totals (counts only)."""
     from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
 
     _tell(
-        request, "own_request_answered", "completed", note=note, outcome=Status.COMPLETED.value, at=int(at.timestamp())
+        request,
+        "own_request_answered",
+        "completed",
+        note=note,
+        outcome=Status.COMPLETED.value,
+        at=int(at.timestamp()),
+        **receipt_counts(request.request_id),
     )
     holdings = subject_data.gather(request.subject_hash)
     suppression.suppress_erased(request.subject_hash, at)
+    _forget_connector_exports(holdings.requests)
     # The move to in_progress is fixed for this request: retries key their audit events on it.
     erased = subject_data.erase(holdings, request=request, started_at=request.updated_at or at)
     log.info(
@@ -150,6 +225,18 @@ def _erase(request: RequestItem, *, actor: Actor, at: datetime, note: str | None
     transition(request, Status.COMPLETED, actor=actor, at=at, cause="erased", updates=purge)
 
 
+def _forget_connector_exports(requests: list[RequestItem]) -> None:
+    """What the connectors gathered for the subject's earlier access or portability requests goes
+    with the erasure, not 7 days later."""
+    exporting = [r for r in requests if RequestType(r.request_type) in (RequestType.ACCESS, RequestType.PORTABILITY)]
+    if not exporting:
+        return
+    from rightsdesk.connectors import export_store
+
+    for earlier in exporting:
+        export_store.forget(earlier.request_id)
+
+
 def _close(
     request: RequestItem,
     target: Status,
@@ -169,6 +256,10 @@ def _close(
         at=at,
         updates=retention.schedule_actions(request, retention.Rule.CLOSED_INTERNAL_REQUEST, at),
     )
+    if kind_runs_through_connectors(request):
+        from rightsdesk.connectors import execution
+
+        execution.forget_identities(request.request_id)  # a parked run is not resumed any more
 
 
 # ------------------------------------------------------------------ the operator queue
@@ -272,12 +363,14 @@ def authority_context() -> dict:
     return {"authority_name": found["name"], "authority_url": found["url"], "authority_email": found["email"]}
 
 
-def received_context(request: RequestItem) -> dict:
-    """What the `own_request_received` mail says (made when it is sent, rightsdesk.outbound.mail_kinds)."""
+def received_context(request: RequestItem, erase_after: int | None = None) -> dict:
+    """What the `own_request_received` mail says (made when it is sent, rightsdesk.outbound.mail_kinds);
+    for an erasure waiting out its grace period, when it will run (`erase_after`, epoch seconds)."""
     context = {
         "request_id": request.request_id,
         "request_type": request.request_type,
         "due_at": clock.isoformat(request.due_at or clock.now()),
+        "erase_after": clock.isoformat(datetime.fromtimestamp(erase_after, timezone.utc)) if erase_after else None,
     }
     if request.request_type == RequestType.COMPLAINT.value:
         context.update(authority_context())
@@ -314,13 +407,16 @@ def _answered(
     return context
 
 
-def answered_context(request: RequestItem, outcome: str, at: datetime, text: str | None) -> dict:
+def answered_context(
+    request: RequestItem, outcome: str, at: datetime, text: str | None, receipt: dict[str, int] | None = None
+) -> dict:
     """What the `own_request_answered` mail says: `outcome` completed | rejected | extended, and the
-    operator's note (completed) or reason (rejected, extended), as stored for this mail."""
+    operator's note (completed) or reason (rejected, extended), as stored for this mail; after the
+    connectors ran, the receipt's totals (`receipt`: receipt_connectors, receipt_erased, ...)."""
     closed = Status(outcome) if outcome in ANSWERED else None
     completed = outcome == Status.COMPLETED.value
     context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
-    return {**context, "outcome": outcome}
+    return {**context, "outcome": outcome, "receipt": dict(receipt) if receipt else None}
 
 
 def _tell(request: RequestItem, kind: str, step: str, *, note: str | None = None, **ids: str | int) -> None:

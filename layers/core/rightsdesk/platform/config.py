@@ -204,3 +204,39 @@ def ses_max_send_rate() -> float:
 def notifier_concurrency() -> int:
     """How many notifier instances share SES's send rate."""
     return int(os.environ.get("NOTIFIER_CONCURRENCY") or 1)
+
+
+# Carrying requests out through connectors (rightsdesk.connectors.execution; docs/connectors.md).
+# Global variables: whoever starts, stops or steps an execution reads them (the CLI names them too).
+
+
+def connector_state_machine_arn() -> str:
+    """The Standard state machine that runs a request's connectors (ConnectorStateMachine)."""
+    return os.environ.get("CONNECTOR_STATE_MACHINE_ARN", "")
+
+
+def receipt_signing_key_id() -> str:
+    """The ECC_NIST_P256 SIGN_VERIFY key that signs erasure receipts (ReceiptSigningKey)."""
+    return os.environ.get("RECEIPT_SIGNING_KEY_ID", "")
+
+
+def export_bucket() -> str:
+    """The bucket that holds connector exports too large for a table item (ExportBucket)."""
+    return os.environ.get("EXPORT_BUCKET", "")
+
+
+def erasure_grace_hours() -> float:
+    """How long an erasure through connectors waits before it runs (0: at once)."""
+    value = os.environ.get("ERASURE_GRACE_HOURS", "")
+    return max(0.0, float(value)) if value.strip() else 24.0
+
+
+def connector_step_timeout_seconds() -> int:
+    """How long one connector step may keep failing and being retried before its request parks."""
+    return int(os.environ.get("CONNECTOR_STEP_TIMEOUT_SECONDS") or 900)
+
+
+def connector_task_queue_url() -> str:
+    """The queue the connector state machine's tasks arrive on (ConnectorTaskQueue): the worker
+    sets a failed step's retry on it."""
+    return os.environ.get("CONNECTOR_TASK_QUEUE_URL", "")
