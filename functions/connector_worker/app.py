@@ -119,6 +119,7 @@ def _scheduled(event: dict) -> bool:
 def lambda_handler(event: dict, context: LambdaContext) -> Any:
     if _scheduled(event):
         started = execution.begin_due()
-        logger.info("grace periods ended", extra={"started": len(started)})
-        return {"started": started}
+        kept = execution.erase_kept_records_due()
+        logger.info("grace periods ended", extra={"started": len(started), "kept_records_erased": kept})
+        return {"started": started, "kept_records_erased": kept}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -23,18 +23,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rightsdesk.kernel.errors import Conflict
 from rightsdesk.platform import http
 from rightsdesk.routing import controller_execution as rules
-from rightsdesk.routing import controller_requests as inbox
 
 logger = Logger(child=True)
 metrics = Metrics()
 router = Router()
-
-# An execution's states in which asking again answers it instead of starting another.
-ACTIVE = frozenset({"waiting", "running"})
-SUCCEEDED = "succeeded"
 
 
 def _execution() -> Any:
@@ -112,24 +106,7 @@ CODES = {
 )
 def execute(request_id: str, body: Annotated[rules.ExecuteInput, Body()]):
     controller = calling.caller(router.current_event, logger)
-    rules.check(controller, request_id, body)
-    execution = _execution()
-    latest = execution.view(request_id)
-    if latest is not None and (
-        latest.status in ACTIVE or (latest.status == SUCCEEDED and not latest.dry_run and not body.dry_run)
-    ):
-        if latest.status in ACTIVE and bool(latest.dry_run) != body.dry_run:
-            raise Conflict("another run of this request is under way; ask again once it ends", code="execution_running")
-        view, started = latest, False
-    else:
-        view = execution.start(
-            request_id,
-            actor=inbox.actor(controller),
-            identities=dict(body.identities),
-            tenant_id=rules.tenant_of(controller),
-            dry_run=body.dry_run,
-        )
-        started = True
+    view, started = rules.execute(controller, request_id, body, _execution())
     answer = view.to_dict()
     metrics.add_metric(name="ControllerExecutionStarted", unit=MetricUnit.Count, value=1 if started else 0)
     logger.info(

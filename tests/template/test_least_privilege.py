@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rightsdesk.connectors import execution
+from rightsdesk.connectors import execution, kept_records
 from rightsdesk.platform import credentials, sealing
 from tests.template.test_template import as_list, load_template, props, resources
 
@@ -23,10 +23,13 @@ UNSEALERS = {
     credentials._SEAL_PURPOSE: {"DispatcherFunction"},
     # The identities a connector run resolved: only the worker that runs its steps reads them.
     execution.SEAL_PURPOSE: {"ConnectorWorkerFunction"},
+    # What a record kept for a legal basis needs to be erased later: the worker erases it.
+    kept_records.PURPOSE: {"ConnectorWorkerFunction"},
 }
 SEALERS = {
     credentials._SEAL_PURPOSE: {"ControllerApiFunction"},
-    execution.SEAL_PURPOSE: {"ConnectorWorkerFunction", "OwnRequestsFunction"},
+    execution.SEAL_PURPOSE: {"ConnectorWorkerFunction", "OwnRequestsFunction", "ControllerApiFunction"},
+    kept_records.PURPOSE: {"ConnectorWorkerFunction"},
 }
 PURPOSE_KEY = "kms:EncryptionContext:" + next(iter(sealing._context("p", "o")))  # rightsdesk:purpose
 

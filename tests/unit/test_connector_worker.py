@@ -175,5 +175,6 @@ def test_an_answer_to_a_task_that_is_gone_is_dropped(worker, monkeypatch):
 
 def test_the_schedule_starts_the_runs_whose_grace_period_ended(worker, monkeypatch):
     monkeypatch.setattr(execution, "begin_due", lambda: ["req_1", "req_2"])
+    monkeypatch.setattr(execution, "erase_kept_records_due", lambda: 3)
     sample = json.loads((ROOT / "events/connector_worker/schedule.json").read_text())
-    assert worker.lambda_handler(sample, _context()) == {"started": ["req_1", "req_2"]}
+    assert worker.lambda_handler(sample, _context()) == {"started": ["req_1", "req_2"], "kept_records_erased": 3}

@@ -206,7 +206,7 @@ def _get(api, request_id: str, query: dict) -> dict:
 
 def test_a_flat_section_downloads_as_csv_with_the_status_token(world, monkeypatch):  # noqa: F811
     api = _public_api()
-    monkeypatch.setattr(api.own_routes.exports, "connector_sections", lambda request_id: SECTIONS)
+    monkeypatch.setattr(exports, "connector_sections", lambda request_id: SECTIONS)
     request_id, token = own_request("csv@example.org", "portability")
     own_requests.carry_out(request_id)
     answer = _get(api, request_id, {"format": "csv", "section": "users-table", "token": token})

@@ -34,7 +34,7 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -304,7 +304,18 @@ def _request(request_id: str) -> RequestItem:
     return request
 
 
-def _seeds(request: RequestItem, identities: Mapping[str, str] | None, tenant_id: str | None) -> dict[str, str]:
+def _seeds(
+    request: RequestItem, identities: Mapping[str, str] | None, tenant_id: str | None, *, processor: bool = False
+) -> dict[str, str]:
+    """The identities a run starts from. A controller's (processor) run starts from what the
+    controller gave and its own tenant only: never from a tenant id among the identities, never
+    from the request's address."""
+    if processor:
+        from rightsdesk.connectors.definitions import TENANT_IDENTITY
+
+        if not tenant_id:
+            raise Conflict("a controller's run needs the controller's tenant", code="no_tenant")
+        identities = {kind: value for kind, value in (identities or {}).items() if kind != TENANT_IDENTITY}
     if identities is not None:
         seeds = {str(kind): str(value) for kind, value in identities.items() if str(value)}
     elif request.email and request.personal_purged_at is None:
@@ -412,9 +423,10 @@ def start(
     the steps recorded done), or, `dry_run`, show what each would touch and write nothing. A run
     waiting out the grace period starts now."""
     previous = _latest(request_id)
+    processor = _initiated_by(actor)[0] == "controller" or (previous is not None and is_controller_run(previous))
     if dry_run:
         request = _request(request_id)
-        return _dry_run(request, _seeds(request, identities, tenant_id))
+        return _dry_run(request, _seeds(request, identities, tenant_id, processor=processor), processor=processor)
     request = _checked_start(request_id, previous)
     if previous is not None and previous.status == WAITING:
         _begin(previous, actor=actor)
@@ -423,9 +435,9 @@ def start(
     if previous is not None and identities is None:
         sealed = _unseal(previous)
         carried = dict(sealed.get("derived") or {})
-        seeds = dict(sealed.get("seeds") or {}) or _seeds(request, None, tenant_id)
+        seeds = dict(sealed.get("seeds") or {}) or _seeds(request, None, tenant_id, processor=processor)
     else:
-        seeds = _seeds(request, identities, tenant_id)
+        seeds = _seeds(request, identities, tenant_id, processor=processor)
     item = _new_run(
         request, actor=actor, seeds=seeds, carried=carried, tenant_id=tenant_id, not_before=None, previous=previous
     )
@@ -433,9 +445,12 @@ def start(
     return _view(item)
 
 
-def schedule(request_id: str, *, not_before: datetime, actor: Actor) -> ExecutionView:
+def schedule(
+    request_id: str, *, not_before: datetime, actor: Actor, identities: Mapping[str, str] | None = None
+) -> ExecutionView:
     """A run that waits until `not_before` (the erasure grace period), then starts by itself
-    (`begin_due`); `stop` meanwhile, or the subject's cancellation, keeps it from starting."""
+    (`begin_due`); `stop` meanwhile, or the subject's cancellation, keeps it from starting.
+    `identities` as for `start` (None: the request's verified email)."""
     previous = _latest(request_id)
     if previous is not None and previous.status == WAITING:
         return _view(previous)  # a retried carry-out schedules once
@@ -443,7 +458,7 @@ def schedule(request_id: str, *, not_before: datetime, actor: Actor) -> Executio
     item = _new_run(
         request,
         actor=actor,
-        seeds=_seeds(request, None, None),
+        seeds=_seeds(request, identities, None),
         carried={},
         tenant_id=None,
         not_before=not_before,
@@ -565,22 +580,26 @@ def stop(request_id: str, *, actor: Actor) -> ExecutionView:
 # ------------------------------------------------------------------ dry run
 
 
-def _connectors(request_id: str) -> list[Any]:
+def _connectors(request_id: str, *, processor: bool = False) -> list[Any]:
+    """The connectors of a run. A controller's (processor) run reaches only the enabled
+    tenant-scoped ones: a connector without a tenant condition would reach every tenant."""
     from rightsdesk.connectors import build, registry
 
     stored = registry.list_connectors()
+    if processor:
+        stored = [s for s in stored if s.enabled and s.definition is not None and _tenant_scoped(s.definition)]
     broken = sorted(s.connector_id for s in stored if s.definition is None)
     if broken:
         raise Conflict(f"stored connectors no longer validate: {', '.join(broken)}", code="connector_invalid")
     return [build(s.definition, request_id, session_factory=SESSION_FACTORY) for s in stored]
 
 
-def _dry_run(request: RequestItem, seeds: Mapping[str, str]) -> ExecutionView:
+def _dry_run(request: RequestItem, seeds: Mapping[str, str], *, processor: bool = False) -> ExecutionView:
     from rightsdesk.connectors import identity_graph
     from rightsdesk.connectors.definitions import DefinitionError
 
     try:
-        resolution = identity_graph.resolve(_connectors(request.request_id), seeds)
+        resolution = identity_graph.resolve(_connectors(request.request_id, processor=processor), seeds)
     except DefinitionError as error:
         raise InvalidInput(error.message, fields=error.fields) from None
     rows = []
@@ -696,7 +715,7 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
     sealed = _unseal(item)
     seeds = dict(sealed.get("seeds") or {})
     try:
-        connectors = _connectors(request_id)
+        connectors = _connectors(request_id, processor=is_controller_run(item))
         resolution = identity_graph.resolve(connectors, seeds)
     except DefinitionError:
         raise StepFailed("connectors_invalid") from None
@@ -771,6 +790,15 @@ def _save_step(
             raise
 
 
+def erase_kept_records_due() -> int:
+    """Erase the records kept for a legal basis whose period has ended (rightsdesk.connectors.
+    kept_erasure), each appended to its request's receipt; how many were erased."""
+    from rightsdesk.connectors import kept_erasure
+
+    report = kept_erasure.run_due(signer=_signer(), session_factory=SESSION_FACTORY)
+    return report.erased
+
+
 def _signer() -> Any:
     from rightsdesk.connectors import receipts
 
@@ -785,18 +813,8 @@ def _record(request_id: str, execution_id: str, outcome: base.Outcome) -> None:
     from rightsdesk.connectors import receipts
 
     result = {base.PARKED_TOO_MANY: base.FAILED}.get(outcome.result, outcome.result)
-    entry = receipts.Outcome(
-        connector_id=outcome.connector_id,
-        kind=outcome.kind,
-        action=receipts.Action(outcome.action),
-        result=receipts.Result(result),
-        started_at=clock.parse_iso(outcome.started_at),
-        finished_at=clock.parse_iso(outcome.finished_at or outcome.started_at),
-        counts=receipts.Counts(found=outcome.found, erased=outcome.erased, kept=outcome.kept),
-        key_hashes=tuple(outcome.touched),
-        remaining=outcome.remaining,
-        role_arn=outcome.role_arn,
-    )
+    # Records kept for a legal basis are named in the entry (Art. 17(3)): basis, period, until when.
+    entry = receipts.from_connector_outcome(replace(outcome, result=result))
     receipts.record(request_id, entry, signer=_signer(), step_id=f"{execution_id}:{outcome.connector_id}")
 
 
@@ -824,6 +842,8 @@ def connector_step(request_id: str, execution_id: str, connector_id: str, *, att
         raise StepFailed("connector_removed") from None
     if stored.definition is None:
         raise StepFailed("connector_invalid")
+    if is_controller_run(item) and not (stored.enabled and _tenant_scoped(stored.definition)):
+        raise StepFailed("connector_not_tenant_scoped")  # changed since the plan: never another tenant's
     connector = build(stored.definition, request_id, session_factory=SESSION_FACTORY)
     identities = {**dict(_unseal(item).get("derived") or {}), **dict(_unseal(item).get("seeds") or {})}
     records: list[dict[str, Any]] = []
@@ -902,3 +922,7 @@ def is_controller_run(view_or_item: Any) -> bool:
 def latest_item(request_id: str) -> ExecutionItem | None:
     """The latest run's item (rightsdesk.outbound.connector_runs reads who started it)."""
     return _latest(request_id)
+
+
+def _tenant_scoped(definition: Any) -> bool:
+    return bool(getattr(definition, "tenant_scoped", False))

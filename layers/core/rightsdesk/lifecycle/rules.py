@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from enum import Enum
 
-from rightsdesk.kernel import retention
+from rightsdesk.kernel import erasure_causes, retention
 from rightsdesk.platform import config
 
 ACTIVE = "active"
@@ -21,10 +21,10 @@ CANCELLED = "cancelled"
 STATES = (ACTIVE, WARNED, CANCELLED)
 
 # Why the lifecycle opened an erasure (the request's audit cause and the annual report's counts).
-INACTIVITY = "inactivity"
-CANCELLATION = "cancellation"
-CONSENT_EXPIRY = "consent_expiry"
-CAUSES = (INACTIVITY, CANCELLATION, CONSENT_EXPIRY)
+CAUSES = erasure_causes.CAUSES
+INACTIVITY = erasure_causes.INACTIVITY
+CANCELLATION = erasure_causes.CANCELLATION
+CONSENT_EXPIRY = erasure_causes.CONSENT_EXPIRY
 
 # Monday..Friday (date.weekday() 0..4): the days the terms' "one business day" counts.
 BUSINESS_DAYS = frozenset(range(5))

@@ -21,7 +21,7 @@ def finish(request_id: str, execution_id: str) -> execution.ExecutionView:
         item = execution.latest_item(request_id)
     assert view is not None and item is not None
     if item.initiated_by == "controller":
-        from rightsdesk.outbound import executed_webhooks  # type: ignore[attr-defined]  # the processor's
+        from rightsdesk.outbound import executed_webhooks
 
         executed_webhooks.enqueue(request_id=request_id, execution_id=execution_id)
     else:

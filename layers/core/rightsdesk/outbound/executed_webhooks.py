@@ -48,10 +48,8 @@ def enqueue(*, request_id: str, execution_id: str) -> None:
 
 def _execution_view(request_id: str, execution_id: str) -> dict[str, Any] | None:
     """The execution as the orchestration shows it (no identities), if it is this one."""
-    try:
-        from rightsdesk.connectors import execution
-    except ImportError:  # pragma: no cover - the orchestration's module is merged beside this one
-        return None
+    from rightsdesk.connectors import execution  # read when an executed event is built only
+
     view = execution.view(request_id)
     if view is None:
         return None

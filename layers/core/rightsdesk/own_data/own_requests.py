@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from rightsdesk.audience import contacts, suppression
-from rightsdesk.kernel import clock, deadlines, retention
+from rightsdesk.kernel import clock, deadlines, erasure_causes, retention
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
@@ -31,7 +31,7 @@ from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.routing import registry
-from rightsdesk.store import audit, deletion, outbox, queries
+from rightsdesk.store import audit, deletion, erasure_seeds, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
@@ -122,17 +122,25 @@ def _through_connectors(request: RequestItem, kind: RequestType) -> str:
     request here (`after_execution`). Retried, it schedules or starts once."""
     from rightsdesk.connectors import execution
 
-    grace = timedelta(hours=config.erasure_grace_hours())
     current = execution.view(request.request_id)
     if current is not None and current.status in execution.ACTIVE:
         return "executing" if current.status == execution.RUNNING else "waiting_grace"
+    # An erasure the lifecycle opened starts from the ids the account was known by; one for a
+    # cancellation skips the grace period, which would break the terms' one business day.
+    seed = erasure_seeds.seed(request.request_id)
+    identities = erasure_seeds.identities_of(seed, request.email)
+    grace = timedelta(hours=config.erasure_grace_hours())
+    if seed is not None and seed.cause in erasure_causes.WITHOUT_GRACE:
+        grace = timedelta(0)
     if kind is RequestType.ERASURE and grace:
-        waiting = execution.schedule(request.request_id, not_before=clock.now() + grace, actor=SYSTEM)
+        waiting = execution.schedule(
+            request.request_id, not_before=clock.now() + grace, actor=SYSTEM, identities=identities
+        )
         erase_after = clock.parse_iso(waiting.not_before) if waiting.not_before else clock.now() + grace
         _tell(request, "own_request_received", "grace", erase_after=int(erase_after.timestamp()))
         return "waiting_grace"
     try:
-        execution.start(request.request_id, actor=SYSTEM)
+        execution.start(request.request_id, actor=SYSTEM, identities=identities)
     except Conflict as error:
         if error.code != "execution_running":
             raise

@@ -133,6 +133,31 @@ def check(controller: ControllerItem, request_id: str, body: ExecuteInput) -> Re
     return request
 
 
+ACTIVE_RUNS = frozenset({"waiting", "running"})
+
+
+def execute(controller: ControllerItem, request_id: str, body: ExecuteInput, execution: Any) -> tuple[Any, bool]:
+    """Start the controller's run (its identities, its tenant) through `execution`
+    (rightsdesk.connectors.execution), or answer the run already under way or done: asking twice
+    starts one run. A stopped, failed or parked run resumes. Returns (the run's view, started)."""
+    check(controller, request_id, body)
+    latest = execution.view(request_id)
+    if latest is not None and latest.status in ACTIVE_RUNS:
+        if bool(latest.dry_run) != body.dry_run:
+            raise Conflict("another run of this request is under way; ask again once it ends", code="execution_running")
+        return latest, False
+    if latest is not None and latest.status == "succeeded" and not latest.dry_run and not body.dry_run:
+        return latest, False
+    view = execution.start(
+        request_id,
+        actor=controller_requests.actor(controller),
+        identities=dict(body.identities),
+        tenant_id=tenant_of(controller),
+        dry_run=body.dry_run,
+    )
+    return view, True
+
+
 def receipt(controller: ControllerItem, request_id: str) -> dict[str, Any]:
     """The signed receipt of the controller's own request; NotFound while it has none."""
     from rightsdesk.connectors import receipts

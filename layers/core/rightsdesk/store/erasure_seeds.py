@@ -20,7 +20,11 @@ def execution_identities(request_id: str, email: str | None) -> dict[str, str] |
     """The seed identities for the connectors' execution of an erasure the lifecycle opened: the
     request's address and the ids the account was known by. None for any other request (the
     execution then starts from the verified email, its default)."""
-    found = seed(request_id)
+    return identities_of(seed(request_id), email)
+
+
+def identities_of(found: ErasureSeedItem | None, email: str | None) -> dict[str, str] | None:
+    """`execution_identities` from a seed already read."""
     if found is None or found.identities is None:
         return None
     identities = dict(found.identities.as_dict())
