@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from rightsdesk.connectors import base
@@ -97,10 +96,9 @@ def _save_state(bucket: int) -> None:
 def _first_bucket(state: Any, now: int) -> int:
     if state is not None:
         return int(state.swept_through) + BUCKET_SECONDS
-    from rightsdesk.store.items.table import _Item
+    from rightsdesk.store.items import table
 
-    created = _Item._get_connection().describe_table()["CreationDateTime"]
-    return bucket_start(int(created.timestamp() if isinstance(created, datetime) else created))
+    return bucket_start(table.created_at())
 
 
 def _hold(request_id: str) -> Any:

@@ -40,6 +40,7 @@ from rightsdesk.platform import hashing
 from rightsdesk.retention.sweeper import BATCH_GET_LIMIT, buckets, closable, due_bound
 from rightsdesk.store import outbox
 from rightsdesk.store.deletion import conditional_failure
+from rightsdesk.store.items import table
 from rightsdesk.store.items.accounts import AccountItem, LifecycleState
 from rightsdesk.store.items.audience import ConsentItem, ContactItem
 from rightsdesk.store.items.audit import AuditEvent
@@ -133,8 +134,7 @@ def _save_state(bucket: int) -> None:
 
 def _floor(now: int) -> int:
     """Nothing is filed in a bucket before the table existed: the first run starts there."""
-    created = _Item._get_connection().describe_table()["CreationDateTime"]
-    return int(created.timestamp() if isinstance(created, datetime) else created)
+    return table.created_at()
 
 
 # ------------------------------------------------------------------ the run

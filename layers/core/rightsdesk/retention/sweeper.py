@@ -30,6 +30,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import NOT_HELD, Cause, conditional_failure, delete_marked, mark, purge_actions
+from rightsdesk.store.items import table
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.sweeps import SweepState
 from rightsdesk.store.items.table import _Item
@@ -304,8 +305,7 @@ def _save_state(bucket: int) -> None:
 
 def _table_created() -> int:
     """Nothing in the table can be due before the table existed: the first sweep starts there."""
-    created = _Item._get_connection().describe_table()["CreationDateTime"]
-    return int(created.timestamp() if isinstance(created, datetime) else created)
+    return table.created_at()
 
 
 # ------------------------------------------------------------------ the sweep

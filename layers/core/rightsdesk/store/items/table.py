@@ -135,6 +135,13 @@ def connection() -> Connection:
     return Connection(region=config.aws_region())
 
 
+def created_at() -> int:
+    """When the table was created (epoch seconds): nothing in it can be due earlier, so a sweep
+    of a due index with no progress recorded yet starts there (DescribeTable, once per sweep)."""
+    created = _Item._get_connection().describe_table()["CreationDateTime"]
+    return int(created.timestamp() if hasattr(created, "timestamp") else created)
+
+
 def transaction() -> TransactWrite:
     """An all-or-nothing write of several items (conditions included) on the shared connection."""
     return TransactWrite(connection=connection())
