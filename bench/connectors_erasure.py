@@ -502,13 +502,15 @@ answers held. One run, on a machine shared with other work: the times are indica
 Found / erased: items, rows (S3) and users. Reads follow the subject's data in DynamoDB: the GSI
 query names the subject's 20 items and each is read back from the table, in the plan's find and
 again in the step's (20 index entries + 20 GetItem each), and the re-query after the deletes finds
-no entry; and in Cognito: ListUsers with an email filter answers the one user (Cognito filters the
-pool; the connector reads one user), AdminGetUser reads it again before the delete. **S3 does not**: without an index, every find lists and reads every version of
-every object under the prefix, and a run makes three finds (the plan's, the step's, the re-query):
-3 x the objects, plus the rewrite's 2 reads per object holding the subject (its current version,
-and the older version it then deletes), so the objects and bytes read grow with the prefix. The optional S3 index the issue asks for
-(object -> subject ids, kept from object-created notifications) does not exist in this code yet, so
-it is not measured here; once it does, its row belongs in this table.
+no entry. In Cognito too: ListUsers with an email filter answers the one user (Cognito filters the
+pool; the connector reads one user), and AdminGetUser reads it again before the delete.
+
+**S3 does not**: without an index, every find lists and reads every version of every object under
+the prefix, and a run makes three finds (the plan's, the step's, the re-query): 3 x the objects,
+plus the rewrite's 2 reads per object holding the subject (its current version, and the older
+version it then deletes). The objects and bytes read grow with the prefix. The optional S3 index
+the issue asks for (object -> subject ids, kept from object-created notifications) does not exist
+in this code yet, so it is not measured here; once it does, its row belongs in this table.
 
 S3 rewrite: the erase reads each object holding the subject, writes it back without the rows
 (`PutObject IfMatch` on the ETag read), lists the object's versions, and reads and deletes the
@@ -526,7 +528,8 @@ every version in the bucket, so DynamoDB's find and the S3 erase's version listi
 the larger size although the connector's calls and records read do not change (DynamoDB reads a
 GSI partition; S3 lists a prefix from its index).
 
-Whole erasure (plan + steps), items/objects/users: {totals}. Seeding (not measured above): {seeding}.
+Whole erasure (plan + steps), items/objects/users: {totals}.
+Seeding (not measured above): {seeding}.
 
 {held}
 """
