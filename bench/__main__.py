@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import (
     api_latency,
     aws_calls,
+    connectors_erasure,
     delivery,
     imports,
     lifecycle_run,
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     retention_md = retention_sweep.section(retention_sweep.run_isolated(sizes), not args.retention_100k)
     account_sizes = (1_000, 10_000, 100_000) if args.lifecycle_100k else (1_000, 10_000)
     lifecycle_md = lifecycle_run.section(lifecycle_run.run_isolated(account_sizes), not args.lifecycle_100k)
+    # A process of its own with its own moto: the stores' sizes are exact, and its calls are recorded.
+    connectors_md = connectors_erasure.section(connectors_erasure.run_isolated())
 
     # Fresh stacks: the sweep must purge only the requests it counts, and moto's transactions slow
     # down as its table grows.
@@ -137,6 +140,7 @@ network distance); the figures compare versions of this code, not production lat
 
 {retention_md}
 {lifecycle_md}
+{connectors_md}
 {delivery_md}
 {calls_md}
 
