@@ -172,7 +172,9 @@ def started_and_waiting(stack, product: Product, kind: str = "erasure") -> tuple
     if kind == "erasure":
         wait_for(lambda: run_status(stack, request_id) == "waiting", "the run to wait out the grace period")
         assert stack.cli_json("requests", "execute", request_id)["execution"]["status"] == "running"
-    wait_for(lambda: step_state(stack, request_id) == "waiting_callback", "the step to wait for the product", timeout=60)
+    wait_for(
+        lambda: step_state(stack, request_id) == "waiting_callback", "the step to wait for the product", timeout=60
+    )
     url = product.callbacks[request_id]
     SECRETS_SEEN.add(url.rsplit("/", 1)[1])
     return request_id, token, url

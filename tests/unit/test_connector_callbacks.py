@@ -159,7 +159,9 @@ def world(cloud, endpoint, monkeypatch):
 def route(monkeypatch):
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "rightsdesk-test")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "connector-callback")
-    spec = importlib.util.spec_from_file_location("_connector_callback_app", ROOT / "functions/connector_callback/app.py")
+    spec = importlib.util.spec_from_file_location(
+        "_connector_callback_app", ROOT / "functions/connector_callback/app.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -89,7 +89,9 @@ def answers(worker) -> list[tuple[str, dict]]:
 
 
 def test_a_done_step_answers_success_with_its_output(worker, monkeypatch):
-    monkeypatch.setattr(execution, "connector_step", lambda r, e, c, attempt, task_token: {"connector_id": c, "erased": 2})
+    monkeypatch.setattr(
+        execution, "connector_step", lambda r, e, c, attempt, task_token: {"connector_id": c, "erased": 2}
+    )
     result = worker.lambda_handler(event("connector", connector_id="users"), _context())
     assert result == {"batchItemFailures": []}
     assert answers(worker) == [

@@ -104,7 +104,9 @@ class Offer:
     `open` stores it before the product is asked (so a product that calls back before its 202 has
     arrived is not refused); `withdraw` removes it when the product answered at once or failed."""
 
-    def __init__(self, *, request_id: str, execution_id: str, run: int, connector_id: str, task_token: str, attempt: int):
+    def __init__(
+        self, *, request_id: str, execution_id: str, run: int, connector_id: str, task_token: str, attempt: int
+    ):
         self.request_id = request_id
         self.execution_id = execution_id
         self.run = run
@@ -229,7 +231,9 @@ def verify_signature(secret_values: list[str], body: bytes, headers: Mapping[str
     msg_id = lowered.get("webhook-id") or ""
     stamp = lowered.get("webhook-timestamp") or ""
     given = (lowered.get("webhook-signature") or "").split()
-    refused = Unauthorized("the body must be signed with the connector's secret (Standard Webhooks)", code="bad_signature")
+    refused = Unauthorized(
+        "the body must be signed with the connector's secret (Standard Webhooks)", code="bad_signature"
+    )
     if not msg_id or not stamp.isdigit() or not given or len(given) > 10:
         raise refused
     if abs(time.time() - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
@@ -256,7 +260,9 @@ def parse_body(body: bytes, action: str) -> CallbackBody:
         fields = {".".join(str(p) for p in e["loc"]) or "body": e["type"] for e in error.errors()[:10]}
         raise InvalidInput("the callback body is not a valid outcome", fields=fields) from None
     if parsed.result == "done" and action == "erase" and (parsed.erased is None or parsed.remaining is None):
-        raise InvalidInput("an erasure reports erased and remaining", fields={"erased": "missing", "remaining": "missing"})
+        raise InvalidInput(
+            "an erasure reports erased and remaining", fields={"erased": "missing", "remaining": "missing"}
+        )
     if parsed.result == "done" and action == "export" and parsed.records is None:
         raise InvalidInput("an export reports its records", fields={"records": "missing"})
     if action == "erase" and parsed.records is not None:

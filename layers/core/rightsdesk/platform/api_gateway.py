@@ -71,7 +71,11 @@ def reject_unreadable(event: dict, max_body_bytes: int | None = None) -> dict | 
     size = len(body) * 3 // 4 if encoded else len(body.encode())
     text = http.readable_text(body, encoded)
     rejected = http.check_body(
-        event.get("httpMethod", ""), headers.get("content-type"), size, max_body_bytes or settings().max_body_bytes, text=text
+        event.get("httpMethod", ""),
+        headers.get("content-type"),
+        size,
+        max_body_bytes or settings().max_body_bytes,
+        text=text,
     )
     if rejected is None and text and body and http.media_type(headers.get("content-type")) in (http.JSON, ""):
         rejected = http.json_problem(base64.b64decode(body).decode() if encoded else body)
