@@ -45,6 +45,7 @@ class Product:
         self.rows: dict[str, list[dict]] = {}
         self.later: set[str] = set()
         self.callback_urls: list[str] = []
+        self.before_202: Any = None  # called with the callback URL before the 202 is answered
 
     def handle(self, payload: dict) -> tuple[int, dict]:
         data = payload["data"]
@@ -54,6 +55,8 @@ class Product:
         if "callback_url" in data:
             self.callback_urls.append(data["callback_url"])
         if action in self.later:
+            if self.before_202 is not None:
+                self.before_202(data["callback_url"])
             return 202, {}
         if action == "find":
             return 200, {"count": len(rows), "keys": [r["id"] for r in rows]}
@@ -383,6 +386,23 @@ def test_an_export_reported_later_becomes_the_connectors_section(world, route):
     [section] = export_store.sections(request_id)
     assert (section["connector_id"], section["records"]) == ("later", records)
     assert step_row(request_id)["found"] == 2
+
+
+def test_a_product_calling_back_before_its_202_arrives_is_recorded_and_the_step_stays_done(world, route):
+    answers = []
+    world.product.before_202 = lambda url: answers.append(call(route, callbacks.token_of_url(url), *signed(DONE)))
+    request_id, execution_id, _ = waiting_step(world)
+    assert [status for status, _ in answers] == [200]
+    assert step_row(request_id)["state"] == "done", "the worker's 202 does not overwrite the recorded outcome"
+    assert [kind for kind, _ in world.tasks.calls] == ["success"]
+    execution.finish_step(request_id, execution_id)
+
+
+def test_a_failure_reported_before_the_202_arrives_leaves_the_step_failed(world, route):
+    world.product.before_202 = lambda url: call(route, callbacks.token_of_url(url), *signed({"result": "failed"}))
+    request_id, _, _ = waiting_step(world)
+    assert step_row(request_id)["state"] == "failed"
+    assert world.tasks.calls[0][1]["error"] == "rightsdesk.product_failed"
 
 
 def test_an_answer_at_once_withdraws_the_offer(world, route):

@@ -153,6 +153,18 @@ class Offer:
         self.callback_id = callback_id
         return f"{base_url}{PATH}{TOKEN_PREFIX}{callback_id}_{secret}"
 
+    def still_open(self) -> bool:
+        """Whether the product has not called back yet (it may have, before its 202 reached us)."""
+        if self.callback_id is None:
+            return False
+        try:
+            item = ConnectorCallbackItem.get(
+                ConnectorCallbackItem.key(self.callback_id), ConnectorCallbackItem.SK, consistent_read=True
+            )
+        except ConnectorCallbackItem.DoesNotExist:
+            return False
+        return item.state == OPEN
+
     def withdraw(self) -> None:
         """The URL no longer works (the product answered at once, or the attempt failed)."""
         if self.callback_id is None:

@@ -886,7 +886,8 @@ def connector_step(
             else:
                 outcome, records = base.export_records(connector, chosen)
         except base.AwaitingCallback:
-            _save_step(item, connector_id, WAITING_CALLBACK, attempt=attempt, outcome=None, first=first)
+            if connector.callback_offer.still_open():  # else the product called back already: recorded
+                _save_step(item, connector_id, WAITING_CALLBACK, attempt=attempt, outcome=None, first=first)
             raise StepAwaitingCallback(connector_id) from None
     if outcome.result in SETTLED:
         if item.action == EXPORT and outcome.result == base.DONE:
