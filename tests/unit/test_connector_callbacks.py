@@ -46,6 +46,7 @@ class Product:
         self.later: set[str] = set()
         self.callback_urls: list[str] = []
         self.before_202: Any = None  # called with the callback URL before the 202 is answered
+        self.drop: set[str] = set()  # actions whose connection is closed without an answer
 
     def handle(self, payload: dict) -> tuple[int, dict]:
         data = payload["data"]
@@ -75,6 +76,9 @@ def endpoint() -> Iterator[tuple[Product, str]]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             status, answer = holder["product"].handle(json.loads(body))
+            if json.loads(body)["data"]["action"] in holder["product"].drop:
+                self.close_connection = True  # no answer at all: as a timeout or a dropped connection
+                return
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.end_headers()
@@ -403,6 +407,20 @@ def test_a_failure_reported_before_the_202_arrives_leaves_the_step_failed(world,
     request_id, _, _ = waiting_step(world)
     assert step_row(request_id)["state"] == "failed"
     assert world.tasks.calls[0][1]["error"] == "rightsdesk.product_failed"
+
+
+def test_a_request_that_got_no_answer_leaves_its_url_open_for_the_product(world, route):
+    world.product.rows = {EMAIL: [{"id": "r1"}, {"id": "r2"}]}
+    world.product.drop = {"erase"}
+    request_id = new_request()
+    started = execution.start(request_id, actor=operator_identity.local("ops"))
+    execution.plan_step(request_id, started.execution_id)
+    with pytest.raises(execution.RetryStep):
+        execution.connector_step(request_id, started.execution_id, "later", task_token="tok-" + request_id)
+    [url] = world.product.callback_urls[-1:]
+    assert call(route, callbacks.token_of_url(url), *signed(DONE))[0] == 200, "the product had it after all"
+    assert step_row(request_id)["state"] == "done"
+    assert world.tasks.calls[0][1]["taskToken"] == "tok-" + request_id
 
 
 def test_an_answer_at_once_withdraws_the_offer(world, route):

@@ -17,7 +17,9 @@ Any other status, a timeout or an answer that is not that JSON fails the step wi
 Finishing later: in a run, the erase and export requests carry `data.callback_url`, a one-time URL
 (rightsdesk.connectors.callbacks). The product may answer 202 instead and POST the outcome there
 when done; the step waits for it. A 202 to a request that offered no callback (find, verify, a
-dry run) fails as `callback_not_supported`. An answer at once withdraws the offer.
+dry run) fails as `callback_not_supported`. An answer at once (or an error status) withdraws the
+offer; a request that got no answer (a timeout) leaves it open until its deadline, since the product
+may have received it and report through it.
 
 The signing secret is named by its Secrets Manager ARN in the definition and read at run time
 (`secrets`, injectable); a space-separated value is several secrets during a rotation.
@@ -83,16 +85,20 @@ class HttpConnector(Connector):
         self._allow_loopback_http = allow_loopback_http
         # Set by the run's step (rightsdesk.connectors.execution): offers a callback URL to erase and export.
         self.callback_offer: Any = None
+        self._answered = False
 
     def _ask(self, action: str, identities: Identities, found: Found | None = None) -> dict[str, Any]:
         offer = self.callback_offer if found is not None else None
         callback_url = offer.open(action, found) if offer is not None else None
+        self._answered = False
         try:
             answer = self._exchange(action, identities, callback_url)
         except AwaitingCallback:
             raise  # the offer stays open: the product reports through it
         except BaseException:
-            if offer is not None:
+            # No answer (a timeout, a dropped connection): the product may have the request and
+            # report through this URL; it stays open until its deadline. An answer withdraws it.
+            if offer is not None and self._answered:
                 offer.withdraw()
             raise
         if offer is not None:
@@ -118,6 +124,7 @@ class HttpConnector(Connector):
             allow_loopback_http=self._allow_loopback_http,
             max_answer_bytes=MAX_ANSWER_BYTES + 1,
         )
+        self._answered = result.status is not None
         if result.status == 202:
             if callback_url is None:
                 raise ConnectorFailure("callback_not_supported")
