@@ -3,6 +3,8 @@
 - controller-api.json  the controller API's OpenAPI 3.1 document, webhook event catalog included
                        (what GET /v1/controller/openapi.json serves)
 - public-api.json      the public API's (what GET /openapi.json serves)
+- connector-callback-api.json  the HTTP connector's callback route (ConnectorCallbackFunction, on the
+                       public API; a function of its own, so a document of its own)
 - events.snapshot.json every event type's JSON Schema as last published: the reference of the
                        catalog's compatibility rule (rightsdesk.outbound.event_compatibility)
 
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "openapi"
 CONTROLLER_FILE = DOCS / "controller-api.json"
 PUBLIC_FILE = DOCS / "public-api.json"
+CALLBACK_FILE = DOCS / "connector-callback-api.json"
 SNAPSHOT_FILE = DOCS / "events.snapshot.json"
 
 _CHILD = r"""
@@ -42,7 +45,8 @@ else:
     print(json.dumps(getattr(api_documents, sys.argv[2])(module.app)))
 """
 
-APPS = {"controller_api": "controller_api", "public_api": "public_api"}  # function folder -> document
+# function folder -> document
+APPS = {"controller_api": "controller_api", "public_api": "public_api", "connector_callback": "connector_callback"}
 
 
 def generate(function: str) -> dict:
@@ -93,6 +97,7 @@ def expected_files() -> dict[Path, str]:
     return {
         CONTROLLER_FILE: serialized(generate("controller_api")),
         PUBLIC_FILE: serialized(generate("public_api")),
+        CALLBACK_FILE: serialized(generate("connector_callback")),
         SNAPSHOT_FILE: serialized(event_schemas()),
     }
 

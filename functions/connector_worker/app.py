@@ -6,6 +6,8 @@ Each message names a step by ids only (`step`, `request_id`, `execution_id`, `co
 carries the task token. A step that fails and may succeed later comes back on the queue after the
 retry schedule's delay (its visibility timeout, on the injectable clock locally) and is reported as
 a batch item failure; one that cannot succeed fails the task, and the state machine parks the run.
+An HTTP connector's step whose product answered 202 is not answered here: the product's callback
+(ConnectorCallbackFunction) answers it, and the schedule fails it when its deadline passes.
 Steps are idempotent (a step recorded done answers what it recorded), so a redelivered message does
 no work twice; an answer for a run that was stopped meanwhile is refused by Step Functions and
 dropped here. Logs name ids, step words and error types, never an identity or a token.
@@ -35,8 +37,8 @@ STEPS = ("plan", "connector", "finish", "park")
 # Step Functions' answers when the task is gone: the run was stopped, or the step answered already.
 # A failed task's error name carries the reason (`rightsdesk.access_denied`): the Cause is not passed
 # on everywhere (moto drops it), the name is, and the state machine's Catch hands it to the park step.
-ERROR_PREFIX = "rightsdesk."
-GONE = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDoesNotExist"})
+ERROR_PREFIX = execution.TASK_ERROR_PREFIX
+GONE = execution.TASK_GONE
 
 
 def _answer(method: str, **arguments: Any) -> None:
@@ -54,7 +56,9 @@ def _step(message: dict[str, Any], attempt: int) -> Any:
     if step == "plan":
         return execution.plan_step(request_id, execution_id, attempt=attempt)
     if step == "connector":
-        return execution.connector_step(request_id, execution_id, message["connector_id"], attempt=attempt)
+        return execution.connector_step(
+            request_id, execution_id, message["connector_id"], attempt=attempt, task_token=message["token"]
+        )
     if step == "finish":
         from rightsdesk.outbound import connector_runs
 
@@ -85,6 +89,11 @@ def record_handler(record: SQSRecord) -> None:
         output = _step(message, attempt)
     except execution.StepSkipped:
         logger.info("step skipped: the run is not running", extra=where)
+        return
+    except execution.StepAwaitingCallback:
+        # The product answered 202: the callback route answers the task (or the deadline fails it).
+        logger.info("step awaits the product's callback", extra=where)
+        metrics.add_metric(name="ConnectorStepAwaitingCallback", unit=MetricUnit.Count, value=1)
         return
     except execution.RetryStep as retry:
         handler_support.come_back_after(config.connector_task_queue_url(), record.receipt_handle, retry.delay)
@@ -118,8 +127,14 @@ def _scheduled(event: dict) -> bool:
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> Any:
     if _scheduled(event):
+        from rightsdesk.connectors import callbacks
+
         started = execution.begin_due()
         kept = execution.erase_kept_records_due()
-        logger.info("grace periods ended", extra={"started": len(started), "kept_records_erased": kept})
-        return {"started": started, "kept_records_erased": kept}
+        timed_out = callbacks.expire_due()
+        logger.info(
+            "grace periods ended",
+            extra={"started": len(started), "kept_records_erased": kept, "callbacks_timed_out": timed_out},
+        )
+        return {"started": started, "kept_records_erased": kept, "callbacks_timed_out": timed_out}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

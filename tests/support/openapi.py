@@ -24,6 +24,11 @@ def public_openapi() -> dict:
     return generate("public_api")
 
 
+@lru_cache(maxsize=1)
+def callback_openapi() -> dict:
+    return generate("connector_callback")
+
+
 def resolved(document: dict, schema: Any) -> Any:
     """`schema` with the document's `#/components/schemas/...` references inlined."""
     if isinstance(schema, dict):

@@ -16,7 +16,7 @@ import pytest
 
 from tests.template.test_template import ROOT
 
-API_FUNCTIONS = {"public_api", "controller_api"}
+API_FUNCTIONS = {"public_api", "controller_api", "connector_callback"}
 FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
 
 _LOADED_BY_IMPORT = r"""

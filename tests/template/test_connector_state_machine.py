@@ -88,7 +88,8 @@ def check_grants(tpl: dict) -> list[str]:
             for statement in as_list(policy.get("Statement") if isinstance(policy, dict) else None):
                 actions = [str(a) for a in as_list(statement.get("Action"))]
                 answers = [a for a in actions if a.startswith("states:SendTask")]
-                if answers and name != "ConnectorWorkerFunction":
+                # the worker, and the route an HTTP connector's product calls back on (a step it answered 202 to)
+                if answers and name not in ("ConnectorWorkerFunction", "ConnectorCallbackFunction"):
                     problems.append(f"{name}: may answer the connector state machine's tasks")
                 if any(a.startswith("states:") for a in actions) and statement.get("Resource") != {"Ref": MACHINE}:
                     problems.append(f"{name}: a states: action beyond {MACHINE}")

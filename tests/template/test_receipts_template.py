@@ -17,6 +17,7 @@ KEY = "ReceiptSigningKey"
 # Principals (logical ids of roles or functions) the key policy may let sign, each with its reason.
 RECEIPT_SIGNERS: dict[str, str] = {
     "ConnectorWorkerFunctionRole": "records each connector's outcome and seals the receipt (rightsdesk.connectors.execution)",
+    "ConnectorCallbackFunctionRole": "records the outcome an HTTP connector's product reports later (rightsdesk.connectors.callbacks)",
 }
 # Actions that sign, or hand signing on (a grant).
 SIGNING_ACTIONS = ("kms:sign", "kms:creategrant")

@@ -1,4 +1,4 @@
-"""The two OpenAPI documents hold the code: they validate (openapi-spec-validator), the committed
+"""The OpenAPI documents (the controller API, the public API, the connector callback route) hold the code: they validate (openapi-spec-validator), the committed
 files in docs/openapi/ are what the code generates, every route the apps register (their routers'
 included: a new route module is covered without a change here) and every route the template wires
 to them is documented, and every documented operation names its errors in the error shape.
@@ -17,12 +17,16 @@ from openapi_spec_validator import validate
 from rightsdesk.outbound import api_documents, event_catalog
 from rightsdesk.platform import http
 from scripts import openapi_documents
-from tests.support.openapi import controller_openapi, public_openapi, resolved
+from tests.support.openapi import callback_openapi, controller_openapi, public_openapi, resolved
 from tests.template.test_auth import api_events
 from tests.template.test_template import load_template
 
-DOCUMENTS = {"controller_api": controller_openapi, "public_api": public_openapi}
-FUNCTIONS = {"controller_api": "ControllerApiFunction", "public_api": "PublicApiFunction"}
+DOCUMENTS = {"controller_api": controller_openapi, "public_api": public_openapi, "connector_callback": callback_openapi}
+FUNCTIONS = {
+    "controller_api": "ControllerApiFunction",
+    "public_api": "PublicApiFunction",
+    "connector_callback": "ConnectorCallbackFunction",
+}
 # Routes a document leaves out, and why: pages for browsers, and the documents themselves.
 UNDOCUMENTED = {
     ("GET", "/"): "the request form (a page)",

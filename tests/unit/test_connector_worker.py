@@ -89,7 +89,9 @@ def answers(worker) -> list[tuple[str, dict]]:
 
 
 def test_a_done_step_answers_success_with_its_output(worker, monkeypatch):
-    monkeypatch.setattr(execution, "connector_step", lambda r, e, c, attempt: {"connector_id": c, "erased": 2})
+    monkeypatch.setattr(
+        execution, "connector_step", lambda r, e, c, attempt, task_token: {"connector_id": c, "erased": 2}
+    )
     result = worker.lambda_handler(event("connector", connector_id="users"), _context())
     assert result == {"batchItemFailures": []}
     assert answers(worker) == [
@@ -100,7 +102,7 @@ def test_a_done_step_answers_success_with_its_output(worker, monkeypatch):
 def test_a_step_to_retry_comes_back_after_the_schedules_delay(worker, monkeypatch):
     seen = []
 
-    def failing(request_id, execution_id, connector_id, attempt):
+    def failing(request_id, execution_id, connector_id, attempt, task_token):
         seen.append(attempt)
         raise execution.RetryStep("store_unavailable", execution.RETRY.delay(attempt))
 
@@ -134,6 +136,20 @@ def test_a_stopped_run_gets_no_answer(worker, monkeypatch):
     monkeypatch.setattr(execution, "connector_step", skipped)
     assert worker.lambda_handler(event("connector", connector_id="users"), _context()) == {"batchItemFailures": []}
     assert answers(worker) == []
+
+
+def test_a_step_awaiting_the_products_callback_gets_no_answer_and_is_not_retried(worker, monkeypatch):
+    given = []
+
+    def awaiting(request_id, execution_id, connector_id, attempt, task_token):
+        given.append(task_token)
+        raise execution.StepAwaitingCallback(connector_id)
+
+    monkeypatch.setattr(execution, "connector_step", awaiting)
+    assert worker.lambda_handler(event("connector", connector_id="users"), _context()) == {"batchItemFailures": []}
+    assert given == ["tok-1"], "the step gets the task token its callback answers with"
+    assert answers(worker) == []
+    assert not [c for c in worker.recorder.calls if c[0] == "change_message_visibility"]
 
 
 def test_an_unexpected_error_is_retried_then_fails_the_task(worker, monkeypatch):
@@ -176,5 +192,12 @@ def test_an_answer_to_a_task_that_is_gone_is_dropped(worker, monkeypatch):
 def test_the_schedule_starts_the_runs_whose_grace_period_ended(worker, monkeypatch):
     monkeypatch.setattr(execution, "begin_due", lambda: ["req_1", "req_2"])
     monkeypatch.setattr(execution, "erase_kept_records_due", lambda: 3)
+    from rightsdesk.connectors import callbacks
+
+    monkeypatch.setattr(callbacks, "expire_due", lambda: 1)
     sample = json.loads((ROOT / "events/connector_worker/schedule.json").read_text())
-    assert worker.lambda_handler(sample, _context()) == {"started": ["req_1", "req_2"], "kept_records_erased": 3}
+    assert worker.lambda_handler(sample, _context()) == {
+        "started": ["req_1", "req_2"],
+        "kept_records_erased": 3,
+        "callbacks_timed_out": 1,
+    }

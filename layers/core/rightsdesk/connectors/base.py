@@ -70,6 +70,11 @@ class ConnectorFailure(Exception):
         self.key_hash = key_hash
 
 
+class AwaitingCallback(Exception):
+    """The product took the work on and will report through the callback URL it was offered
+    (rightsdesk.connectors.callbacks): the step waits, it has neither succeeded nor failed."""
+
+
 @dataclass(frozen=True)
 class Located:
     """One record of the subject: `key` says where it is (canonical text, hashed in outcomes),
@@ -367,6 +372,8 @@ def erase_and_verify(connector: Connector, identities: Identities, found: Found 
         outcome.changed_hands = erased.changed_hands
         outcome.touched = sorted(set(erased.touched) | set(found.key_hashes()))
         outcome.remaining = _remaining(connector, identities)
+    except AwaitingCallback:
+        raise
     except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees
         return _finish(_failed(outcome, error))
     if outcome.remaining:
@@ -394,6 +401,8 @@ def export_records(
             outcome.result = PARKED_AMBIGUOUS if found.ambiguous else PARKED_TOO_MANY
             return _finish(outcome), []
         records = connector.export(found) if found.count else []
+    except AwaitingCallback:
+        raise
     except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees
         return _finish(_failed(outcome, error)), []
     outcome.result = DONE if records else NOTHING_FOUND

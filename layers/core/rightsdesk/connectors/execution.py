@@ -62,6 +62,13 @@ ACTIVE = frozenset({WAITING, RUNNING})
 RESUMABLE = frozenset({STOPPED, FAILED, PARKED})
 # step states
 PENDING, RETRYING, DONE = "pending", "retrying", "done"
+# an HTTP connector's product answered 202: the step waits for its callback (rightsdesk.connectors.callbacks)
+WAITING_CALLBACK = "waiting_callback"
+# A failed task's error name carries the reason (`rightsdesk.access_denied`): the state machine's
+# Catch hands it to the park step. Step Functions' answers when the task is gone: the run was
+# stopped, timed out, or the step answered already.
+TASK_ERROR_PREFIX = "rightsdesk."
+TASK_GONE = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDoesNotExist"})
 
 ERASE, EXPORT = "erase", "export"
 ACTIONS = {RequestType.ERASURE.value: ERASE, RequestType.ACCESS.value: EXPORT, RequestType.PORTABILITY.value: EXPORT}
@@ -96,6 +103,11 @@ class StepFailed(Exception):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
+
+
+class StepAwaitingCallback(Exception):
+    """The product answers later through the step's callback URL: the task is not answered now
+    (the callback route answers it, or the deadline fails it)."""
 
 
 class StepSkipped(Exception):
@@ -824,9 +836,15 @@ def _summary(connector_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
     return {"connector_id": connector_id, **{k: outcome.get(k) for k in keep}}
 
 
-def connector_step(request_id: str, execution_id: str, connector_id: str, *, attempt: int = 1) -> dict[str, Any]:
+def connector_step(
+    request_id: str, execution_id: str, connector_id: str, *, attempt: int = 1, task_token: str | None = None
+) -> dict[str, Any]:
     """One connector's part of the run: erase and re-query (erasure) or gather its records (access,
-    portability), recorded in the receipt. A step recorded done answers what it recorded."""
+    portability), recorded in the receipt. A step recorded done answers what it recorded.
+
+    With the task's token, an HTTP connector's erase or export offers the product a one-time
+    callback URL (rightsdesk.connectors.callbacks); a product answering 202 leaves the step
+    `waiting_callback` (StepAwaitingCallback: the task is answered by the callback route)."""
     from rightsdesk.connectors import build, registry
 
     item = _running(request_id, execution_id)  # stopped: nothing more starts
@@ -845,16 +863,32 @@ def connector_step(request_id: str, execution_id: str, connector_id: str, *, att
     if is_controller_run(item) and not (stored.enabled and _tenant_scoped(stored.definition)):
         raise StepFailed("connector_not_tenant_scoped")  # changed since the plan: never another tenant's
     connector = build(stored.definition, request_id, session_factory=SESSION_FACTORY)
+    if task_token and connector.kind == "http":
+        from rightsdesk.connectors import callbacks
+
+        connector.callback_offer = callbacks.Offer(
+            request_id=request_id,
+            execution_id=execution_id,
+            run=int(item.run),
+            connector_id=connector_id,
+            task_token=task_token,
+            attempt=attempt,
+        )
     identities = {**dict(_unseal(item).get("derived") or {}), **dict(_unseal(item).get("seeds") or {})}
     records: list[dict[str, Any]] = []
     if not connector.needs <= identities.keys():  # nothing of the subject's there: no identity to look for
         outcome = _skipped_outcome(connector, item.action)
     else:
         chosen = {kind: identities[kind] for kind in sorted(connector.needs)}
-        if item.action == ERASE:
-            outcome = base.erase_and_verify(connector, chosen)
-        else:
-            outcome, records = base.export_records(connector, chosen)
+        try:
+            if item.action == ERASE:
+                outcome = base.erase_and_verify(connector, chosen)
+            else:
+                outcome, records = base.export_records(connector, chosen)
+        except base.AwaitingCallback:
+            if connector.callback_offer.still_open():  # else the product called back already: recorded
+                _save_step(item, connector_id, WAITING_CALLBACK, attempt=attempt, outcome=None, first=first)
+            raise StepAwaitingCallback(connector_id) from None
     if outcome.result in SETTLED:
         if item.action == EXPORT and outcome.result == base.DONE:
             from rightsdesk.connectors import export_store
@@ -876,6 +910,67 @@ def connector_step(request_id: str, execution_id: str, connector_id: str, *, att
     # parked: ambiguous or over the ceiling; nothing was erased, and retrying changes nothing
     _save_step(item, connector_id, FAILED, attempt=attempt, outcome=outcome, first=first)
     raise StepFailed(code)
+
+
+# ------------------------------------------------------------------ an HTTP product's callback
+
+
+def _run_item(request_id: str, run: int) -> ExecutionItem:
+    try:
+        return ExecutionItem.get(RequestItem.key(request_id), ExecutionItem.sort_key(run), consistent_read=True)
+    except ExecutionItem.DoesNotExist:
+        raise NotFound("no such run", code="callback_not_found") from None
+
+
+def record_callback_step(
+    request_id: str, run: int, connector_id: str, outcome: base.Outcome, records: list[dict[str, Any]], *, attempt: int
+) -> tuple[dict[str, Any], str | None]:
+    """The outcome a product reported through its callback, recorded as a synchronous step's (the
+    receipt entry once per run and connector, the step done or failed, an export's section while
+    its run still runs). Answers the step's summary and, if it failed, its failure word."""
+    item = _run_item(request_id, run)
+    step = _step(request_id, connector_id)
+    first = step.first_attempt_at if step is not None and step.first_attempt_at else clock.now()
+    if outcome.result in SETTLED:
+        if item.action == EXPORT and outcome.result == base.DONE and item.status == RUNNING:
+            from rightsdesk.connectors import export_store
+
+            export_store.save(request_id, connector_id, outcome.kind, records)
+        _record(request_id, item.execution_id, outcome)
+        _save_step(item, connector_id, DONE, attempt=attempt, outcome=outcome, first=first)
+        return _summary(connector_id, outcome.to_dict()), None
+    _record(request_id, item.execution_id, outcome)
+    _save_step(item, connector_id, FAILED, attempt=attempt, outcome=outcome, first=first)
+    return _summary(connector_id, outcome.to_dict()), (outcome.failure or {}).get("code", "failed")
+
+
+def callback_timed_out(request_id: str, run: int, connector_id: str, outcome: base.Outcome, attempt: int) -> bool:
+    """The callback of this step's attempt never came: the step fails (recorded in the receipt).
+    False if the step is no longer waiting for that callback (a later attempt, or done)."""
+    step = _step(request_id, connector_id)
+    if step is None or step.state != WAITING_CALLBACK or int(step.run) != run or int(step.attempts or 0) != attempt:
+        return False
+    item = _run_item(request_id, run)
+    _record(request_id, item.execution_id, outcome)
+    _save_step(item, connector_id, FAILED, attempt=attempt, outcome=outcome, first=step.first_attempt_at or clock.now())
+    return True
+
+
+def answer_task(task_token: str, output: dict[str, Any] | None, failure: str | None) -> None:
+    """Answer a connector task (SendTaskSuccess with the output, or SendTaskFailure with the
+    failure word); a task already gone (the run stopped, timed out or was answered) is no error."""
+    if not task_token:
+        return
+    try:
+        if failure is not None:
+            _sfn().send_task_failure(taskToken=task_token, error=TASK_ERROR_PREFIX + failure, cause=failure)
+        else:
+            _sfn().send_task_success(taskToken=task_token, output=json.dumps(output or {}, separators=(",", ":")))
+    except Exception as error:
+        code = ((getattr(error, "response", None) or {}).get("Error") or {}).get("Code")
+        if code not in TASK_GONE:
+            raise
+        log.info("task gone", extra={"code": code})
 
 
 def finish_step(request_id: str, execution_id: str) -> ExecutionView:

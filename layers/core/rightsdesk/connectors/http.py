@@ -12,9 +12,14 @@ address checked is the one connected to; no redirects). The product answers at o
 - verify: `{"remaining": n}`
 
 Any other status, a timeout or an answer that is not that JSON fails the step with a stable code
-(`http_503`, `timeout`, `bad_answer`). The answer is read up to MAX_ANSWER_BYTES. A 202 (the
-product finishing later through a one-time callback URL) is not built yet: the orchestration
-supplies the callback; until then a 202 fails as `callback_not_supported`.
+(`http_503`, `timeout`, `bad_answer`). The answer is read up to MAX_ANSWER_BYTES.
+
+Finishing later: in a run, the erase and export requests carry `data.callback_url`, a one-time URL
+(rightsdesk.connectors.callbacks). The product may answer 202 instead and POST the outcome there
+when done; the step waits for it. A 202 to a request that offered no callback (find, verify, a
+dry run) fails as `callback_not_supported`. An answer at once (or an error status) withdraws the
+offer; a request that got no answer (a timeout) leaves it open until its deadline, since the product
+may have received it and report through it.
 
 The signing secret is named by its Secrets Manager ARN in the definition and read at run time
 (`secrets`, injectable); a space-separated value is several secrets during a rotation.
@@ -26,7 +31,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rightsdesk.connectors.base import Connector, ConnectorFailure, Erased, Found, Identities, Located, key_hash
+from rightsdesk.connectors.base import (
+    AwaitingCallback,
+    Connector,
+    ConnectorFailure,
+    Erased,
+    Found,
+    Identities,
+    Located,
+    key_hash,
+)
 from rightsdesk.connectors.definitions import HttpDefinition
 from rightsdesk.platform import webhooks
 
@@ -69,14 +83,37 @@ class HttpConnector(Connector):
 
             allow_loopback_http = settings().allow_http_webhooks
         self._allow_loopback_http = allow_loopback_http
+        # Set by the run's step (rightsdesk.connectors.execution): offers a callback URL to erase and export.
+        self.callback_offer: Any = None
+        self._answered = False
 
-    def _ask(self, action: str, identities: Identities) -> dict[str, Any]:
-        data = {
+    def _ask(self, action: str, identities: Identities, found: Found | None = None) -> dict[str, Any]:
+        offer = self.callback_offer if found is not None else None
+        callback_url = offer.open(action, found) if offer is not None else None
+        self._answered = False
+        try:
+            answer = self._exchange(action, identities, callback_url)
+        except AwaitingCallback:
+            raise  # the offer stays open: the product reports through it
+        except BaseException:
+            # No answer (a timeout, a dropped connection): the product may have the request and
+            # report through this URL; it stays open until its deadline. An answer withdraws it.
+            if offer is not None and self._answered:
+                offer.withdraw()
+            raise
+        if offer is not None:
+            offer.withdraw()  # answered at once: the URL no longer works
+        return answer
+
+    def _exchange(self, action: str, identities: Identities, callback_url: str | None) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "request_id": self.request_id,
             "connector_id": self.id,
             "action": action,
             "identities": {kind: identities[kind] for kind in sorted(identities)},
         }
+        if callback_url is not None:
+            data["callback_url"] = callback_url
         body = webhooks.envelope(EVENT_PREFIX + action, data)
         msg_id = webhooks.webhook_id("connector", self.request_id, self.id, action)
         headers = webhooks.signed_headers(self._secrets(self.definition.signing_secret_arn), msg_id, body)
@@ -87,8 +124,11 @@ class HttpConnector(Connector):
             allow_loopback_http=self._allow_loopback_http,
             max_answer_bytes=MAX_ANSWER_BYTES + 1,
         )
+        self._answered = result.status is not None
         if result.status == 202:
-            raise ConnectorFailure("callback_not_supported")
+            if callback_url is None:
+                raise ConnectorFailure("callback_not_supported")
+            raise AwaitingCallback(action)
         if not result.ok:
             raise ConnectorFailure(result.cause)
         if len(answer) > MAX_ANSWER_BYTES:
@@ -128,13 +168,13 @@ class HttpConnector(Connector):
     def export(self, found: Found) -> list[dict[str, Any]]:
         if not found.count:
             return []
-        records = self._ask("export", found.identities).get("records")
+        records = self._ask("export", found.identities, found).get("records")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ConnectorFailure("bad_answer")
         return records
 
     def erase(self, found: Found) -> Erased:
-        erased = _count(self._ask("erase", found.identities), "erased")
+        erased = _count(self._ask("erase", found.identities, found), "erased")
         return Erased(
             erased=min(erased, found.count),
             already_gone=max(found.count - erased, 0),

@@ -90,6 +90,27 @@ def controller_api(app: Resolver) -> dict[str, Any]:
     return _finished(document)
 
 
+def connector_callback(app: Resolver) -> dict[str, Any]:
+    """The HTTP connector's callback route (ConnectorCallbackFunction, on the public API): its body is
+    read raw (the signature covers the bytes), so its schema is added here from the core's model."""
+    from rightsdesk.connectors import callbacks
+
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="rightsdesk connector callback",
+            version=VERSION,
+            description="Where an HTTP connector's product reports work it answered 202 to: a one-time URL "
+            "offered in the signed request, signed back with the connector's secret (Standard Webhooks). "
+            'Errors are `{"error": {"code", "message", "fields"?}}`.',
+        )
+    )
+    schema = callbacks.CallbackBody.model_json_schema()
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            operation["requestBody"] = {"required": True, "content": {http.JSON: {"schema": schema}}}
+    return _answers_before_any_route(_validation_errors_in_our_shape(document))
+
+
 def _finished(document: dict[str, Any]) -> dict[str, Any]:
     return _accept_forms(_answers_before_any_route(_validation_errors_in_our_shape(document)))
 

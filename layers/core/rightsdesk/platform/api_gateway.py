@@ -18,10 +18,17 @@ from rightsdesk.platform.config import settings
 log = logging.getLogger(__name__)
 
 
-def answer(event: dict, resolve: Callable[[], dict], *, extra_headers: dict[str, str] | None = None) -> dict:
+def answer(
+    event: dict,
+    resolve: Callable[[], dict],
+    *,
+    extra_headers: dict[str, str] | None = None,
+    max_body_bytes: int | None = None,
+) -> dict:
     """The router's answer to `event`, unless its body is refused first; with the security headers,
-    which a route's own headers (a page's Content-Security-Policy) override."""
-    response = reject_unreadable(event) or _resolved(resolve)
+    which a route's own headers (a page's Content-Security-Policy) override. `max_body_bytes`: a
+    route that takes larger bodies than the API's default (an HTTP product's callback)."""
+    response = reject_unreadable(event, max_body_bytes) or _resolved(resolve)
     response["headers"] = {**http.SECURITY_HEADERS, **(extra_headers or {}), **(response.get("headers") or {})}
     return response
 
@@ -56,7 +63,7 @@ def _error(status: int, code: str, message: str) -> dict:
     }
 
 
-def reject_unreadable(event: dict) -> dict | None:
+def reject_unreadable(event: dict, max_body_bytes: int | None = None) -> dict | None:
     """Oversized or oddly typed bodies get their 4xx before any parsing or storage."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
@@ -64,7 +71,11 @@ def reject_unreadable(event: dict) -> dict | None:
     size = len(body) * 3 // 4 if encoded else len(body.encode())
     text = http.readable_text(body, encoded)
     rejected = http.check_body(
-        event.get("httpMethod", ""), headers.get("content-type"), size, settings().max_body_bytes, text=text
+        event.get("httpMethod", ""),
+        headers.get("content-type"),
+        size,
+        max_body_bytes or settings().max_body_bytes,
+        text=text,
     )
     if rejected is None and text and body and http.media_type(headers.get("content-type")) in (http.JSON, ""):
         rejected = http.json_problem(base64.b64decode(body).decode() if encoded else body)
