@@ -443,3 +443,27 @@ def handle(events: Iterable[ObjectEvent], *, session_factory: Any = None) -> dic
             outcome = indexes[definition.id].sync(event.key)
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+def backfill_connector(connector_id: str, *, session_factory: Any = None) -> dict[str, Any]:
+    """Index what a stored connector's indexed prefixes hold already, through its role, and mark
+    them ready (`rightsdesk connectors index <id>`); {connector_id, objects, prefixes}."""
+    from rightsdesk.connectors import registry
+    from rightsdesk.connectors.definitions import DefinitionError
+
+    definition = registry.get(connector_id).definition
+    if not isinstance(definition, S3Definition) or not definition.indexed_row_files:
+        raise DefinitionError(
+            "the connector has no indexed row files", fields={"row_files": "declare index: true on a row-file prefix"}
+        )
+    if session_factory is None:
+        from rightsdesk.connectors.access import assumed_role_session
+
+        session_factory = assumed_role_session
+    index = S3Index(definition, session_factory(definition, INDEXER_SESSION).client("s3"))
+    objects = index.backfill()
+    return {
+        "connector_id": connector_id,
+        "objects": objects,
+        "prefixes": [files.prefix for files in definition.indexed_row_files],
+    }
