@@ -24,7 +24,7 @@ ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-chats"
 @pytest.fixture(scope="module")
 def cloud():
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        found = moto_cloud(patch, prefix="rightsdesk-s3index", data_key=True)
+        found = moto_cloud(patch, prefix="rightsdesk-s3index", data_key=True, env={"RIGHTSDESK_STACK": None})
         yield found.session
 
 
@@ -340,3 +340,32 @@ def test_the_indexer_syncs_every_connector_indexing_the_bucket_through_its_role(
     finally:
         for item in stored:
             registry.remove(item.connector_id, actor=operator)
+
+
+def test_the_cli_backfills_a_connectors_prefixes_through_its_role_and_marks_them_ready(cloud):
+    from typer.testing import CliRunner
+
+    from rightsdesk_cli.main import app
+
+    operator = operator_identity.local("s3-index-tester")
+    world = World(cloud, "cli")
+    document = {k: v for k, v in world.definition.to_dict().items() if k != "enabled"}
+    document["row_files"] = [files for files in document["row_files"] if files["identity"] == "email"]
+    stored = registry.add(document, actor=operator)
+    try:
+        world.put("exports/old.csv", "email,plan\nada@example.test,pro\n", notify=False)
+        world.put("logs/elsewhere.csv", "email\nada@example.test\n", notify=False)  # not an indexed prefix
+        result = CliRunner().invoke(app, ["--json", "connectors", "index", stored.connector_id])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["index"] == {
+            "connector_id": stored.connector_id,
+            "objects": 1,
+            "prefixes": ["exports/"],
+        }
+        assert world.entries("email", "ada@example.test") == [world.key_hash("exports/old.csv")]
+        files = world.definition.row_files[1]
+        assert world.index.ready(files)
+        refused = CliRunner().invoke(app, ["--json", "connectors", "index", "nobody-here"])
+        assert refused.exit_code != 0
+    finally:
+        registry.remove(stored.connector_id, actor=operator)
