@@ -283,12 +283,18 @@ def test_the_erasure_finds_through_the_index_and_takes_the_subjects_entries(clou
     assert world.entries("user_id", "u-1") == []
 
 
-def test_a_stale_entry_is_dropped_by_the_find_that_reads_nothing_of_theirs(cloud):
+def test_a_stale_entry_is_dropped_by_the_erasure_not_by_a_dry_run(cloud):
     world = World(cloud, "stale")
     world.backfill()
     world.put("chats/s.jsonl", jsonl("u-1"))
+    world.put("chats/t.jsonl", jsonl("u-1"))
     world.put("chats/s.jsonl", jsonl("u-2"), notify=False)  # its notification not yet processed
-    assert world.connector().find({"user_id": "u-1"}).count == 0
+    connector = world.connector()
+    planned, _ = base.plan(connector, {"user_id": "u-1"})
+    assert planned.found == 1
+    assert len(world.entries("user_id", "u-1")) == 2, "a dry run writes nothing, not even to the index"
+    outcome = base.erase_and_verify(connector, {"user_id": "u-1"})
+    assert (outcome.result, outcome.erased, outcome.remaining) == ("done", 1, 0)
     assert world.entries("user_id", "u-1") == []
 
 
@@ -369,3 +375,27 @@ def test_the_cli_backfills_a_connectors_prefixes_through_its_role_and_marks_them
         assert refused.exit_code != 0
     finally:
         registry.remove(stored.connector_id, actor=operator)
+
+
+def test_a_tenant_scoped_prefix_is_indexed_across_tenants_and_found_within_one(cloud):
+    world = World(
+        cloud,
+        "tenants",
+        tenant_scoped=True,
+        row_files=[
+            {
+                "prefix": "tenants/{tenant_id}/chats/",
+                "format": "jsonl",
+                "field": "user",
+                "identity": "user_id",
+                "index": True,
+            }
+        ],
+    )
+    world.backfill()
+    world.put("tenants/t-1/chats/a.jsonl", jsonl("u-1"))
+    world.put("tenants/t-2/chats/b.jsonl", jsonl("u-1"))
+    assert world.index.sync("tenantsX/t-1/chats/c.jsonl") == s3_index.IGNORED  # not under the prefix
+    assert len(world.entries("user_id", "u-1")) == 2
+    found = world.connector().find({"user_id": "u-1", "tenant_id": "t-1"})
+    assert [record.key for record in found.records] == [f"{world.bucket}/tenants/t-1/chats/a.jsonl"]

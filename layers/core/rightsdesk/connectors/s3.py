@@ -169,6 +169,8 @@ class S3Connector(Connector):
         self.client = session.client("s3")
         self._on_read = on_read
         self._index: Any = None
+        # Index entries the last find saw stale: (declaration, identity value, object key).
+        self._stale: list[tuple[RowFiles, str, str]] = []
 
     @property
     def bucket(self) -> str:
@@ -261,6 +263,7 @@ class S3Connector(Connector):
 
     def find(self, identities: Identities) -> Found:
         records: list[Located] = []
+        self._stale = []
         for prefix in self._subject_prefixes(identities):
             for version in self._versions(prefix):
                 records.append(Located(key=f"{self.bucket}/{version.key}", handle=("object", version)))
@@ -273,13 +276,13 @@ class S3Connector(Connector):
                 continue
             rows = _Rows(files, value)
             index = self._index_for(files)
+            named: list[str] = []
             if index is None:
                 candidates = self._versions(prefix)
             else:
                 # Only the objects the index names (and those it could not index), each by its own key.
-                candidates = [
-                    v for key in index.objects_for(files, value, prefix) for v in self._versions(key) if v.key == key
-                ]
+                named, unindexed = index.objects_for(files, value, prefix)
+                candidates = [v for key in named + unindexed for v in self._versions(key) if v.key == key]
             holding: set[str] = set()
             for version in candidates:
                 if version.delete_marker:
@@ -292,11 +295,9 @@ class S3Connector(Connector):
                     records.append(
                         Located(key=f"{self.bucket}/{version.key}", handle=("row", version, files), data=row)
                     )
-            if index is not None:
-                # An entry whose object holds none of their rows in any version is stale (an older
-                # version deleted since): it goes, so the next find does not read the object again.
-                for key in {v.key for v in candidates} - holding:
-                    index.forget(files, value, key)
+            # An entry whose object holds none of their rows in any version is stale (an older
+            # version deleted since): the erasure drops it (a find, dry runs included, writes nothing).
+            self._stale += [(files, value, key) for key in named if key not in holding]
         return self._found(identities, records)
 
     def _index_for(self, files: RowFiles) -> Any:
@@ -343,6 +344,11 @@ class S3Connector(Connector):
             if index is not None:
                 # No version of the object holds their rows now: their entry for it goes.
                 index.forget(files, found.identities[files.identity], key)
+        for files, value, key in self._stale:
+            index = self._index_for(files)
+            if index is not None:
+                index.forget(files, value, key)
+        self._stale = []
         erased = sum(1 for record in found.records if (record.handle[1].key, record.handle[1].version_id) in done)
         return Erased(
             erased=erased,

@@ -359,25 +359,27 @@ class S3Index:
             return False
         return True
 
-    def objects_for(self, files: RowFiles, value: str, prefix: str) -> list[str]:
-        """The keys under `prefix` that may hold the subject's rows: the objects their entries name
-        and every unindexed object. Reads the subject's entries, never the bucket."""
+    def objects_for(self, files: RowFiles, value: str, prefix: str) -> tuple[list[str], list[str]]:
+        """The keys under `prefix` that may hold the subject's rows: (the objects their entries
+        name, every unindexed object). Reads the subject's entries, never the bucket."""
         from rightsdesk.store.items.table import get_many
 
         models = _models()
         entry = models.S3IndexEntryItem
         hashes = [item.sk for item in entry.query(entry.partition(self.id, subject_hash(files, value)))]
-        keys: list[str] = []
+        named: set[str] = set()
         model = models.S3IndexObjectItem
         for start in range(0, len(hashes), 100):
             chunk = hashes[start : start + 100]
             for item in get_many([(model, model.partition(self.id), h) for h in chunk], consistent_read=True):
                 if item is not None:
-                    keys.append(_unseal(self.id, item.sealed_key))
+                    named.add(_unseal(self.id, item.sealed_key))
         unindexed = models.S3IndexUnindexedItem
-        for item in unindexed.query(unindexed.partition(self.id)):
-            keys.append(_unseal(self.id, item.sealed_key))
-        return sorted({key for key in keys if key.startswith(prefix)})
+        others = {_unseal(self.id, item.sealed_key) for item in unindexed.query(unindexed.partition(self.id))}
+        return (
+            sorted(key for key in named if key.startswith(prefix)),
+            sorted(key for key in others - named if key.startswith(prefix)),
+        )
 
     # ------------------------------------------------------------------ backfill
 
