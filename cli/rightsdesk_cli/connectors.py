@@ -196,7 +196,7 @@ def index(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag =
     state = use(ctx, json_output)
     _credentials(state, sealing=True)  # entries are keyed hashes, object keys sealed with the data key
     try:
-        report = s3_index.backfill_connector(connector_id)
+        report = s3_index.backfill_connector(connector_id, actor=state.operator)
     except InvalidInput as error:
         raise _explained(error) from None
     prefixes = ", ".join(report["prefixes"])

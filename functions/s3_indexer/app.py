@@ -42,9 +42,4 @@ def _record(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    if isinstance(event, dict) and "Records" not in event and event.get("backfill"):
-        # A direct invocation: {"backfill": "<connector id>"} (rightsdesk connectors index does it too).
-        from rightsdesk.connectors import s3_index
-
-        return s3_index.backfill_connector(str(event["backfill"]))
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -22,6 +22,7 @@ CONNECTOR = "indexed-chats"
 TABLE = "rightsdesk-local-RightsTable"
 GRACE_SECONDS = 24 * 3600
 OTHERS = 8  # objects under the prefix without the subject
+PERSONAL: set[str] = set()  # addresses and object keys (keys may embed ids): never in a log
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def bucket(stack, tmp_path_factory) -> str:
     s3 = stack.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
     queue_url = stack.health()["resources"]["S3IndexQueue"]["name"]
-    queue_arn = stack.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_arn = stack.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     s3.put_bucket_notification_configuration(
         Bucket=BUCKET,
         NotificationConfiguration={
@@ -129,6 +130,7 @@ def run_status(stack, request_id: str) -> str | None:
 def test_put_object_is_indexed_and_the_erasure_finds_the_subject_through_the_index(stack, bucket, calls_path):
     tag = uuid.uuid4().hex[:8]
     email = f"indexed-{tag}@example.org"
+    PERSONAL.update({email, f"chats/{tag}/mine.jsonl"})
     s3 = stack.client("s3")
     for n in range(OTHERS):
         s3.put_object(Bucket=bucket, Key=f"chats/{tag}/other-{n}.jsonl", Body=rows(f"other-{n}-{tag}@example.org"))
@@ -188,3 +190,9 @@ def test_the_indexers_table_and_sealing_calls_are_granted_and_stay_in_its_key_sp
         and not allowed(template, c)
     ]
     assert refused == []
+
+
+def test_no_log_names_a_subject_or_an_object_key(stack):
+    logs = stack.logs()
+    assert PERSONAL, "the tests above ran"
+    assert [value for value in PERSONAL if value in logs] == []

@@ -371,6 +371,9 @@ def test_the_cli_backfills_a_connectors_prefixes_through_its_role_and_marks_them
         assert world.entries("email", "ada@example.test") == [world.key_hash("exports/old.csv")]
         files = world.definition.row_files[1]
         assert world.index.ready(files)
+        events = registry.history(stored.connector_id)
+        assert [e.action for e in events][0] == "connector_indexed"
+        assert events[0].operator is not None, "names the operator who ran it"
         refused = CliRunner().invoke(app, ["--json", "connectors", "index", "nobody-here"])
         assert refused.exit_code != 0
     finally:
@@ -399,3 +402,41 @@ def test_a_tenant_scoped_prefix_is_indexed_across_tenants_and_found_within_one(c
     assert len(world.entries("user_id", "u-1")) == 2
     found = world.connector().find({"user_id": "u-1", "tenant_id": "t-1"})
     assert [record.key for record in found.records] == [f"{world.bucket}/tenants/t-1/chats/a.jsonl"]
+
+
+def test_the_handler_syncs_each_message_and_reports_only_the_failed_ones(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "rightsdesk-test")
+    spec = importlib.util.spec_from_file_location("_s3_indexer_app", root / "functions/s3_indexer/app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    event = json.loads((root / "events/s3_indexer/sqs_object_created.json").read_text())
+    failing = {**event["Records"][0], "messageId": "failing", "body": json.dumps({"Records": [
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "down"}, "object": {"key": "k"}}}
+    ]})}  # fmt: skip
+    garbage = {**event["Records"][0], "messageId": "garbage", "body": "not json"}
+    synced = []
+
+    def handle(events):
+        events = list(events)
+        if any(e.bucket == "down" for e in events):
+            raise RuntimeError("the store is down")
+        synced.extend(events)
+        return {"indexed": len(events)}
+
+    monkeypatch.setattr(s3_index, "handle", handle)
+    context = SimpleNamespace(
+        function_name="rightsdesk-test-S3IndexerFunction",
+        memory_limit_in_mb=1024,
+        function_version="$LATEST",
+        invoked_function_arn="arn:aws:lambda:eu-central-1:123456789012:function:rightsdesk-test-S3IndexerFunction",
+        aws_request_id="test-request",
+        get_remaining_time_in_millis=lambda: 60_000,
+    )
+    answer = app.lambda_handler({"Records": [*event["Records"], failing, garbage]}, context)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "failing"}]}
+    assert synced == [s3_index.ObjectEvent("chat-transcripts", "chats/2026-12-04/part-0001.jsonl", False)]

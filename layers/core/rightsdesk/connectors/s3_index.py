@@ -447,9 +447,10 @@ def handle(events: Iterable[ObjectEvent], *, session_factory: Any = None) -> dic
     return counts
 
 
-def backfill_connector(connector_id: str, *, session_factory: Any = None) -> dict[str, Any]:
+def backfill_connector(connector_id: str, *, actor: Any, session_factory: Any = None) -> dict[str, Any]:
     """Index what a stored connector's indexed prefixes hold already, through its role, and mark
-    them ready (`rightsdesk connectors index <id>`); {connector_id, objects, prefixes}."""
+    them ready (`rightsdesk connectors index <id>`); {connector_id, objects, prefixes}. Audited
+    (`connector_indexed` on the connector, naming the operator)."""
     from rightsdesk.connectors import registry
     from rightsdesk.connectors.definitions import DefinitionError
 
@@ -464,6 +465,12 @@ def backfill_connector(connector_id: str, *, session_factory: Any = None) -> dic
         session_factory = assumed_role_session
     index = S3Index(definition, session_factory(definition, INDEXER_SESSION).client("s3"))
     objects = index.backfill()
+    from rightsdesk.store import audit
+    from rightsdesk.store.items.audit import AuditEvent
+    from rightsdesk.store.items.connectors import ConnectorItem
+
+    event = audit.event(ConnectorItem.key(connector_id), action="connector_indexed", actor=actor)
+    event.save(condition=AuditEvent.sk.does_not_exist())
     return {
         "connector_id": connector_id,
         "objects": objects,
