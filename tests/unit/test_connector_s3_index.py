@@ -440,3 +440,27 @@ def test_the_handler_syncs_each_message_and_reports_only_the_failed_ones(monkeyp
     answer = app.lambda_handler({"Records": [*event["Records"], failing, garbage]}, context)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "failing"}]}
     assert synced == [s3_index.ObjectEvent("chat-transcripts", "chats/2026-12-04/part-0001.jsonl", False)]
+
+
+def test_two_syncs_of_one_object_at_once_converge_on_its_content(cloud, monkeypatch):
+    world = World(cloud, "race")
+    world.backfill()
+    world.put("chats/r.jsonl", jsonl("u-1"))
+    world.s3.put_object(Bucket=world.bucket, Key="chats/r.jsonl", Body=jsonl("u-2").encode())
+    put_entries = s3_index.S3Index._put_entries
+    raced = []
+
+    def racing(self, key, identities, now):
+        put_entries(self, key, identities, now)
+        if not raced:  # another delivery syncs the same object between our read and our write
+            raced.append(True)
+            world.s3.put_object(Bucket=world.bucket, Key="chats/r.jsonl", Body=jsonl("u-3").encode())
+            assert s3_index.S3Index(world.definition, world.session.client("s3")).sync(key) == s3_index.INDEXED
+
+    monkeypatch.setattr(s3_index.S3Index, "_put_entries", racing)
+    assert world.index.sync("chats/r.jsonl") == s3_index.INDEXED  # its write refused, read again
+    record = S3IndexObjectItem.get(S3IndexObjectItem.partition(world.definition.id), world.key_hash("chats/r.jsonl"))
+    assert int(record.revision) == 3
+    assert world.entries("user_id", "u-3") == [world.key_hash("chats/r.jsonl")]
+    assert world.entries("user_id", "u-1") == []
+    assert world.connector().find({"user_id": "u-2"}).count == 0
