@@ -185,6 +185,24 @@ def test(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag = 
         raise typer.Exit(1)
 
 
+@app.command("index")
+def index(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag = False) -> None:
+    """Index what an S3 connector's indexed row-file prefixes hold already (through its role) and
+    mark them ready: until then a find reads the whole prefix. Run it once after the bucket's
+    notifications reach the S3 index queue (docs/connectors.md, "The S3 index"); again is harmless."""
+    from rightsdesk.connectors import s3_index
+    from rightsdesk_cli.controllers import _credentials
+
+    state = use(ctx, json_output)
+    _credentials(state, sealing=True)  # entries are keyed hashes, object keys sealed with the data key
+    try:
+        report = s3_index.backfill_connector(connector_id, actor=state.operator)
+    except InvalidInput as error:
+        raise _explained(error) from None
+    prefixes = ", ".join(report["prefixes"])
+    emit(state, {"index": report}, lambda: f"{connector_id}: {report['objects']} objects indexed under {prefixes}")
+
+
 @app.command("enable")
 def enable(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag = False) -> None:
     """Let the connector erase for real from the next run on (it ran dry until now)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rightsdesk.connectors import execution, kept_records
+from rightsdesk.connectors import execution, kept_records, s3_index
 from rightsdesk.platform import credentials, sealing
 from tests.template.test_template import as_list, load_template, props, resources
 
@@ -25,11 +25,14 @@ UNSEALERS = {
     execution.SEAL_PURPOSE: {"ConnectorWorkerFunction"},
     # What a record kept for a legal basis needs to be erased later: the worker erases it.
     kept_records.PURPOSE: {"ConnectorWorkerFunction"},
+    # The S3 index's object keys: the worker's find through the index opens them.
+    s3_index.PURPOSE: {"ConnectorWorkerFunction"},
 }
 SEALERS = {
     credentials._SEAL_PURPOSE: {"ControllerApiFunction"},
     execution.SEAL_PURPOSE: {"ConnectorWorkerFunction", "OwnRequestsFunction", "ControllerApiFunction"},
     kept_records.PURPOSE: {"ConnectorWorkerFunction"},
+    s3_index.PURPOSE: {"S3IndexerFunction"},
 }
 PURPOSE_KEY = "kms:EncryptionContext:" + next(iter(sealing._context("p", "o")))  # rightsdesk:purpose
 

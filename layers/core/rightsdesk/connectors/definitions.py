@@ -24,7 +24,16 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rightsdesk.kernel.errors import InvalidInput
 
@@ -38,6 +47,10 @@ MAX_SCAN_ITEM_CAP = 10_000
 # An object is read whole into memory to be checked and rewritten (a Lambda function's memory).
 DEFAULT_MAX_OBJECT_BYTES = 64 * 1024 * 1024
 MAX_OBJECT_BYTES = 512 * 1024 * 1024
+# The S3 index (rightsdesk.connectors.s3_index) reads each new object whole in the indexer, a
+# smaller function than the worker: a larger object is filed "unindexed" and read at find time.
+DEFAULT_INDEX_OBJECT_BYTES = 16 * 1024 * 1024
+MAX_INDEX_OBJECT_BYTES = 128 * 1024 * 1024
 
 # The seed identity a tenant-scoped connector is constrained by (the controller's tenant id).
 TENANT_IDENTITY = "tenant_id"
@@ -310,12 +323,16 @@ class DynamoDbDefinition(_AwsDefinition):
 
 class RowFiles(_Strict):
     """JSON Lines or CSV objects under `prefix` whose rows name the subject in `field` (a JSON
-    top-level key or a CSV header column): those rows are removed by a conditional rewrite."""
+    top-level key or a CSV header column): those rows are removed by a conditional rewrite.
+
+    `index: true`: the subject's objects are found through the index kept from the bucket's
+    object-created notifications (rightsdesk.connectors.s3_index), never by reading the prefix."""
 
     prefix: str = Field(min_length=1, max_length=1024)
     format: Literal["jsonl", "csv"]
     field: AttributeName
     identity: IdentityKind
+    index: StrictBool = False
 
     @field_validator("prefix")
     @classmethod
@@ -342,6 +359,8 @@ class S3Definition(_AwsDefinition):
     subject_prefixes: list[str] = Field(default_factory=list, max_length=20)
     row_files: list[RowFiles] = Field(default_factory=list, max_length=20)
     max_object_bytes: int = Field(default=DEFAULT_MAX_OBJECT_BYTES, ge=1, le=MAX_OBJECT_BYTES)
+    # Objects the indexer reads whole; a larger one is filed unindexed and read by every find.
+    index_max_object_bytes: int = Field(default=DEFAULT_INDEX_OBJECT_BYTES, ge=1, le=MAX_INDEX_OBJECT_BYTES)
     # Tries of one conditional rewrite when the object keeps changing under it.
     rewrite_attempts: int = Field(default=5, ge=1, le=20)
     keep: list[S3Keep] = Field(default_factory=list, max_length=MAX_KEEP_RULES)
@@ -368,6 +387,16 @@ class S3Definition(_AwsDefinition):
         if not self.tenant_scoped and any(with_tenant):
             raise ValueError("{tenant_id} in a prefix needs tenant_scoped: true")
         return self
+
+    @property
+    def indexed_row_files(self) -> tuple[RowFiles, ...]:
+        """The row-file declarations found through the S3 index."""
+        return tuple(files for files in self.row_files if files.index)
+
+    @property
+    def index_object_limit(self) -> int:
+        """The largest object the indexer reads (never more than a find may read)."""
+        return min(self.index_max_object_bytes, self.max_object_bytes)
 
     @property
     def needs(self) -> frozenset[str]:

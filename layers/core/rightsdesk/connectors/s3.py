@@ -3,8 +3,8 @@
 Per-subject prefixes (`users/{user_id}/`): every object version and delete marker under the
 prefix is the subject's (the key itself names them), and all of them are deleted.
 
-Row files (`row_files`): every version of every object under the prefix is read (no index yet:
-the cost follows the prefix, not the subject) and its rows whose `field` holds the identity are
+Row files (`row_files`): every version of every object under the prefix is read (without an
+index the cost follows the prefix, not the subject) and its rows whose `field` holds the identity are
 the subject's. Erasing rewrites the current version without those rows with `PutObject IfMatch`
 on the ETag read: if the object changed meanwhile (a row appended) the write is refused (412),
 the object is read again and the rewrite retried, so no row written meanwhile is lost. In a
@@ -14,6 +14,11 @@ version id (the version just replaced among them). Other rows are kept byte for 
 A tenant-scoped bucket (definition `tenant_scoped`) names `{tenant_id}` in every subject prefix
 and row-file prefix: the seed tenant id fills it, so a run lists only that tenant's keys; without
 a tenant id such a connector finds nothing.
+
+With `index: true` on a row-file declaration (rightsdesk.connectors.s3_index), once the prefix is
+backfilled, a find reads only the objects the index names for the subject and the ones it could not
+index, each listed by its own key: the cost follows the subject's data, not the prefix. The erasure
+drops the subject's entries for each object it rewrote.
 
 Limits: an object is read whole, so one larger than `max_object_bytes` fails the connector
 (`object_too_large`, naming the object by its keyed hash) before it is read; objects are UTF-8
@@ -163,6 +168,9 @@ class S3Connector(Connector):
         super().__init__(definition, session)
         self.client = session.client("s3")
         self._on_read = on_read
+        self._index: Any = None
+        # Index entries the last find saw stale: (declaration, identity value, object key).
+        self._stale: list[tuple[RowFiles, str, str]] = []
 
     @property
     def bucket(self) -> str:
@@ -255,6 +263,7 @@ class S3Connector(Connector):
 
     def find(self, identities: Identities) -> Found:
         records: list[Located] = []
+        self._stale = []
         for prefix in self._subject_prefixes(identities):
             for version in self._versions(prefix):
                 records.append(Located(key=f"{self.bucket}/{version.key}", handle=("object", version)))
@@ -266,16 +275,41 @@ class S3Connector(Connector):
             if prefix is None:
                 continue
             rows = _Rows(files, value)
-            for version in self._versions(prefix):
+            index = self._index_for(files)
+            named: list[str] = []
+            if index is None:
+                candidates = self._versions(prefix)
+            else:
+                # Only the objects the index names (and those it could not index), each by its own key.
+                named, unindexed = index.objects_for(files, value, prefix)
+                candidates = [v for key in named + unindexed for v in self._versions(key) if v.key == key]
+            holding: set[str] = set()
+            for version in candidates:
                 if version.delete_marker:
                     continue
                 text, _ = self._read(version.key, version.version_id, version.size)
                 _, theirs = rows.split(text, self._hash(version.key))
+                if theirs:
+                    holding.add(version.key)
                 for row in theirs:
                     records.append(
                         Located(key=f"{self.bucket}/{version.key}", handle=("row", version, files), data=row)
                     )
+            # An entry whose object holds none of their rows in any version is stale (an older
+            # version deleted since): the erasure drops it (a find, dry runs included, writes nothing).
+            self._stale += [(files, value, key) for key in named if key not in holding]
         return self._found(identities, records)
+
+    def _index_for(self, files: RowFiles) -> Any:
+        """The S3 index that finds this declaration's objects, or None (not indexed, or the prefix's
+        older objects not yet backfilled: then the whole prefix is read, as without an index)."""
+        if not files.index:
+            return None
+        if self._index is None:
+            from rightsdesk.connectors.s3_index import S3Index
+
+            self._index = S3Index(self.definition, self.client)
+        return self._index if self._index.ready(files) else None
 
     def export(self, found: Found) -> list[dict[str, Any]]:
         exported: list[dict[str, Any]] = []
@@ -306,6 +340,15 @@ class S3Connector(Connector):
         for key, files in targets:
             rewrite = self._erase_rows(key, files, found.identities)
             done |= {(key, version_id) for version_id in rewrite.replaced | rewrite.deleted}
+            index = self._index_for(files)
+            if index is not None:
+                # No version of the object holds their rows now: their entry for it goes.
+                index.forget(files, found.identities[files.identity], key)
+        for files, value, key in self._stale:
+            index = self._index_for(files)
+            if index is not None:
+                index.forget(files, value, key)
+        self._stale = []
         erased = sum(1 for record in found.records if (record.handle[1].key, record.handle[1].version_id) in done)
         return Erased(
             erased=erased,

@@ -39,6 +39,11 @@ Connectors (rightsdesk.connectors.registry, docs/connectors.md "Configuring conn
   CONNECTOR#<id> CONNECTOR         a connector definition (no secrets) and its state
   CONNECTOR#<id> AUDIT#<at>#<n>    audit events of the connector (added, enabled, disabled, removed)
   CONNECTORS    SET                the ids of every stored connector and the set's version
+The S3 index (rightsdesk.connectors.s3_index, rightsdesk.store.items.s3_index), no TTL:
+  S3IDX#<connector>#OBJECTS <key hash>     an indexed object: its key sealed, its subjects' hashes
+  S3IDX#<connector>#ID#<identity hash> <key hash>  the subject's rows are in that object
+  S3IDX#<connector>#UNINDEXED <key hash>   an object every find reads (too large, unreadable, ...)
+  S3IDX#<connector>#READY <row prefix>     the prefix's earlier objects are indexed (backfilled)
 Abuse guard: GUARD#<kind>#<keyed hash of the source IP> WINDOW#<epoch>  failed attempts, TTL'd
 Account lifecycles (rightsdesk.lifecycle, rightsdesk.store.items.accounts):
   ACCOUNT#<account id> ACCOUNT     an account: class, state, last active day, holder's address and ids
