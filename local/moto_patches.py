@@ -87,6 +87,7 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     _action_names_listed_once_per_class()
     _sqs_retention_read_from_the_queue()
     dynamodb_items_as_plain_json()
+    update_expressions_parsed_and_checked_once()
     setattr(moto, _MARK, True)
 
 
@@ -456,6 +457,129 @@ def _wire_format(value: Any) -> float | str:
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} has no plain JSON form")
+
+
+def update_expressions_parsed_and_checked_once() -> None:
+    """Why: an UpdateItem (alone or in a transaction) was most of moto's DynamoDB time on the
+    verification and delivery paths, and the whole of that was checking the update expression, not
+    applying it. moto parses each update expression twice per request (the response layer, then the
+    backend) and runs ten checks over its syntax tree, each a walk that looks up the node's handler
+    through abstract-class isinstance calls; three of them (one clause of each kind, no path twice,
+    no key attribute) are checks of the expression and its attribute names alone, and two of those
+    count clauses from every clause node: quadratic in the actions (a request's transition has 13).
+    The verification's transaction cost about 9 ms of moto's CPU, a delivery's about 12.
+
+    Three changes, none to what is accepted or refused, or to what a write does:
+    - one parse per expression text: the parsed tree is kept (bounded) and marked with its text;
+      moto never changes it (each check works on its own deep copy, the response layer only reads it);
+    - the expression-only checks run once per expression text, attribute names and key attributes:
+      the same three inputs always pass or fail them alike, and they come first, so an expression
+      that passed once is refused by the same later checks, in the same order, as before;
+    - each walk finds a node's handler once per kind of check and kind of node, as the first key of
+      the check's map the node is an instance of (moto's own rule), instead of per node.
+    tests/unit/test_moto_patches.py holds every refusal and the written items to moto's own way."""
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    if getattr(expressions.UpdateExpressionParser.make, "_parsed_once", False):
+        return
+    parse = expressions.UpdateExpressionParser.make.__func__
+
+    @functools.lru_cache(maxsize=1024)
+    def parsed(cls: type, expression: str) -> Any:
+        tree = parse(cls, expression)
+        tree._rightsdesk_source = expression  # deep copies carry it: the checks below key on it
+        return tree
+
+    def make(cls: type, expression: str) -> Any:
+        return parsed(cls, expression)
+
+    make._parsed_once = True  # type: ignore[attr-defined]
+    expressions.UpdateExpressionParser.make = classmethod(make)
+
+    expression_only = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+    passed: set[tuple] = set()
+
+    def validate(self: Any) -> Any:
+        node = self.node_to_validate
+        source = getattr(node, "_rightsdesk_source", None)
+        key = (
+            source,
+            tuple(sorted((self.expression_attribute_names or {}).items())),
+            tuple(self.table.table_key_attrs),
+        )
+        known = source is not None and key in passed
+        for processor in self.processors:
+            if known and isinstance(processor, expression_only):
+                continue
+            node = processor.traverse(node)
+            if source is not None and isinstance(processor, validators.UpdateHashRangeKeyValidator):
+                if len(passed) > 4096:
+                    passed.clear()
+                passed.add(key)  # the expression-only checks (the first three) all passed
+        return node
+
+    validators.UpdateExpressionValidator.validate = validate
+    if [type(p) for p in validators.UpdateExpressionValidator.get_ast_processors(_ProcessorsOnly())[:3]] != list(
+        expression_only
+    ):
+        raise MotoVersionMismatch(
+            "moto's update expression checks changed order: read update_expressions_parsed_and_checked_once"
+        )
+
+    plans: dict[type, dict[type, Any]] = {}
+    not_a_node = object()
+    default_hook = ast_nodes.DepthFirstTraverser.pre_processing_of_child
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        mapping = self._processing_map()
+        plan = plans.setdefault(type(self), {})
+        hook = None if type(self).pre_processing_of_child is default_hook else self.pre_processing_of_child
+
+        def visit(node: Any, child_id: int) -> Any:
+            kind = type(node)
+            try:
+                handled_as = plan[kind]
+            except KeyError:
+                handled_as = plan[kind] = (
+                    next((key for key in mapping if issubclass(kind, key)), None)
+                    if issubclass(kind, ast_nodes.Node)
+                    else not_a_node
+                )
+            if handled_as is not_a_node:
+                return node
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    if hook is not None:
+                        hook(node, i)
+                    visit(child_node, i)
+            if handled_as is not None:
+                node = mapping[handled_as](node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+            return node
+
+        return visit(node, child_id)
+
+    ast_nodes.DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+
+
+class _ProcessorsOnly:
+    """Enough of a validator for get_ast_processors to list its checks (their order is read above)."""
+
+    expression_attribute_names: dict = {}
+    expression_attribute_values: dict = {}
+    item = None
+
+    class table:  # noqa: N801 - stands for the validator's table attribute
+        table_key_attrs: list = []
+        attr: list = []
+        attribute_keys: list = []
 
 
 def _backend_folders_listed_once() -> None:

@@ -342,3 +342,84 @@ def test_dynamodb_answers_read_the_same_through_botocore_without_the_generic_ser
     assert len(plain) == len(generic) == 18
     for (operation, *expected), (_, *got) in zip(generic, plain, strict=True):
         assert got == expected, operation
+
+
+# Update expressions through moto's backend, in a process of their own with or without
+# moto_patches.update_expressions_parsed_and_checked_once: every case twice (the second time the
+# parsed tree and the expression-only checks are the kept ones), on an item that exists and on one
+# that does not. Printed: what each update left in the table, or the refusal's class and message.
+_UPDATES = r"""
+import json, sys
+if sys.argv[1] == "patched":
+    from local import moto_patches
+    moto_patches.update_expressions_parsed_and_checked_once()
+from moto.dynamodb.models import DynamoDBBackend
+
+backend = DynamoDBBackend("eu-west-1", "123456789012")
+backend.create_table(
+    "t", attr=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    schema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    throughput=None, indexes=[], global_indexes=[], streams=None, billing_mode="PAY_PER_REQUEST",
+    sse_specification=None, tags=[], deletion_protection_enabled=False, warm_throughput=None,
+)
+thirteen = "SET " + ", ".join(f"#{i} = :{i}" for i in range(10)) + " REMOVE #gone ADD #n :one, #s :set"
+names13 = {f"#{i}": f"f{i}" for i in range(10)} | {"#gone": "gone", "#n": "n", "#s": "tags"}
+values13 = {f":{i}": {"S": f"v{i}"} for i in range(10)} | {":one": {"N": "1"}, ":set": {"SS": ["x"]}}
+CASES = [
+    (thirteen, names13, values13),
+    ("SET #a = :a, #b = if_not_exists(#b, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :l)",
+     {"#a": "a", "#b": "b", "#l": "l"}, {":a": {"S": "x"}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+     ":empty": {"L": []}, ":l": {"L": [{"S": "y"}]}}),
+    ("SET #m.#k = :v", {"#m": "m", "#k": "k"}, {":v": {"S": "deep"}}),
+    ("ADD #n :one ADD #o :one", {"#n": "n", "#o": "o"}, {":one": {"N": "1"}}),
+    ("SET #a = :a REMOVE #b REMOVE #c", {"#a": "a", "#b": "b", "#c": "c"}, {":a": {"S": "x"}}),
+    ("SET #a = :a SET #b = :a", {"#a": "a", "#b": "b"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "a"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "sk"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "b"}, {":a": {"S": "x"}}),
+    ("SET a.b = :a, a = :a", None, {":a": {"S": "x"}}),
+    ("ADD #s :n", {"#s": "f1"}, {":n": {"N": "1"}}),
+    ("SET #a = :missing", {"#a": "a"}, {":a": {"S": "x"}}),
+    ("SET #a = :a + :a", {"#a": "a"}, {":a": {"S": "x"}}),
+    ("SET #k = :a", {"#k": "pk"}, {":a": {"S": "x"}}),
+    ("SET #a = :a", {"#a": "a"}, {":a": {"S": ""}}),
+    ("DELETE #s :set", {"#s": "tags"}, {":set": {"SS": ["x"]}}),
+]
+out = []
+for round_ in (1, 2):
+    for n, (expression, names, values) in enumerate(CASES):
+        for pk in ("existing", f"new-{round_}-{n}"):
+            key = {"pk": {"S": pk}, "sk": {"S": "x"}}
+            try:
+                backend.update_item("t", key, expression, names, values)
+                item = backend.get_item("t", key)
+                out.append(item.to_json()["Attributes"] if item else None)
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def _updates(mode: str) -> list:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _UPDATES, mode], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def test_update_expressions_are_accepted_refused_and_applied_as_moto_does_once_parsed_and_checked_once():
+    moto_way, patched = _updates("moto"), _updates("patched")
+    assert patched == moto_way
+    refusals = {tuple(answer) for answer in moto_way if isinstance(answer, list)}
+    # Positive control: the table holds what each of the expression-only checks refuses, and more.
+    assert {kind for kind, _ in refusals} >= {
+        "TooManyClauses",
+        "DuplicateUpdateExpression",
+        "UpdateHashRangeKeyException",
+        "IncorrectDataType",
+        "ExpressionAttributeValueNotDefined",
+    }, refusals
