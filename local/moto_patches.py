@@ -17,6 +17,7 @@ import calendar
 import copy
 import functools
 import json
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +89,7 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     _sqs_retention_read_from_the_queue()
     dynamodb_items_as_plain_json()
     update_expressions_parsed_and_checked_once()
+    condition_expressions_parsed_once_per_request()
     setattr(moto, _MARK, True)
 
 
@@ -487,7 +489,11 @@ def update_expressions_parsed_and_checked_once() -> None:
     @functools.lru_cache(maxsize=1024)
     def parsed(cls: type, expression: str) -> Any:
         tree = parse(cls, expression)
-        tree._rightsdesk_source = expression  # deep copies carry it: the checks below key on it
+        tree._rightsdesk_source = expression  # copies carry it: the checks below key on it
+        try:  # after the mark, so copies made from it carry the mark, not themselves
+            tree._rightsdesk_pickled = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            pass  # copied with deepcopy, as moto does
         return tree
 
     def make(cls: type, expression: str) -> Any:
@@ -522,7 +528,26 @@ def update_expressions_parsed_and_checked_once() -> None:
                 passed.add(key)  # the expression-only checks (the first three) all passed
         return node
 
+    def __init__(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: dict[str, str],
+        expression_attribute_values: dict[str, dict[str, Any]],
+        item: Any,
+        table: Any,
+    ) -> None:
+        # moto's Validator.__init__, but for the copy of the tree the checks work on: a kept tree's
+        # pickle, loaded (a seventh of deepcopy's time, the same copy: the checks replace nodes).
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        pickled = getattr(expression, "_rightsdesk_pickled", None)
+        self.node_to_validate = pickle.loads(pickled) if pickled is not None else copy.deepcopy(expression)  # noqa: S301 - our own bytes
+
     validators.UpdateExpressionValidator.validate = validate
+    validators.UpdateExpressionValidator.__init__ = __init__
     if [type(p) for p in validators.UpdateExpressionValidator.get_ast_processors(_ProcessorsOnly())[:3]] != list(
         expression_only
     ):
@@ -567,6 +592,50 @@ def update_expressions_parsed_and_checked_once() -> None:
         return visit(node, child_id)
 
     ast_nodes.DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+
+
+def condition_expressions_parsed_once_per_request() -> None:
+    """Why: moto parses a write's condition expression again at each step that needs it: a
+    transaction's every condition three times (the response layer's check of the names used, the
+    check before writing above, the backend's write), a single write's twice. Lexing and parsing
+    them was a sixth of moto's DynamoDB time. The parse is kept (bounded) by the expression, its
+    names and its values, so the same condition with the same values is parsed once; its syntax
+    tree is never changed by an evaluation, and a condition that does not parse is refused, as
+    before, every time. tests/unit/test_moto_patches.py holds the outcomes to moto's own way."""
+    from moto.dynamodb import comparisons
+
+    parser = comparisons.ConditionExpressionParser
+    if getattr(parser.parse, "_parsed_once", False):
+        return
+    parse = parser.parse
+    kept: dict[tuple, tuple[Any, list[str], list[str]]] = {}
+
+    def parse_once(self: Any) -> Any:
+        if not self.condition_expression:
+            return parse(self)
+        try:
+            key = (
+                self.condition_expression,
+                json.dumps(self.expression_attribute_names, sort_keys=True),
+                json.dumps(self.expression_attribute_values, sort_keys=True),
+            )
+        except TypeError:  # a value json cannot take (bytes): parsed as moto does
+            return parse(self)
+        found = kept.get(key)
+        if found is None:
+            names_before, values_before = len(self.expr_attr_names_found), len(self.expr_attr_values_found)
+            op = parse(self)
+            if len(kept) > 4096:
+                kept.clear()
+            kept[key] = (op, self.expr_attr_names_found[names_before:], self.expr_attr_values_found[values_before:])
+            return op
+        op, names, values = found
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return op
+
+    parse_once._parsed_once = True  # type: ignore[attr-defined]
+    parser.parse = parse_once  # type: ignore[method-assign]
 
 
 class _ProcessorsOnly:

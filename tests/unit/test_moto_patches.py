@@ -344,15 +344,17 @@ def test_dynamodb_answers_read_the_same_through_botocore_without_the_generic_ser
         assert got == expected, operation
 
 
-# Update expressions through moto's backend, in a process of their own with or without
-# moto_patches.update_expressions_parsed_and_checked_once: every case twice (the second time the
-# parsed tree and the expression-only checks are the kept ones), on an item that exists and on one
-# that does not. Printed: what each update left in the table, or the refusal's class and message.
+# Update and condition expressions through moto's backend, in a process of their own with or
+# without moto_patches.update_expressions_parsed_and_checked_once and
+# condition_expressions_parsed_once_per_request: every case twice (the second time the parsed trees
+# and the expression-only checks are the kept ones), on an item that exists and on one that does
+# not. Printed: what each write left in the table, or the refusal's class and message.
 _UPDATES = r"""
 import json, sys
 if sys.argv[1] == "patched":
     from local import moto_patches
     moto_patches.update_expressions_parsed_and_checked_once()
+    moto_patches.condition_expressions_parsed_once_per_request()
 from moto.dynamodb.models import DynamoDBBackend
 
 backend = DynamoDBBackend("eu-west-1", "123456789012")
@@ -396,6 +398,39 @@ for round_ in (1, 2):
                 out.append(item.to_json()["Attributes"] if item else None)
             except Exception as error:
                 out.append([type(error).__name__, str(error)])
+backend.put_item("t", {"pk": {"S": "c"}, "sk": {"S": "x"}, "s": {"S": "forwarded"}, "n": {"N": "3"}, "t": {"S": "abc"}})
+CONDITIONS = lambda round_: [  # noqa: E731
+    ("attribute_not_exists(pk)", None, None),
+    ("#n = :n", {"#n": "n"}, {":n": {"N": str(2 + round_)}}),  # holds in the first round only
+    ("attribute_exists(#s) AND #s = :s", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :s", {"#s": "s"}, {":s": {"S": "verified"}}),
+    ("#n < :max OR NOT begins_with(#t, :p)", {"#n": "n", "#t": "t"}, {":max": {"N": "5"}, ":p": {"S": "ab"}}),
+    ("(#n BETWEEN :a AND :b) AND #s IN (:s, :x) AND size(#t) = :three",
+     {"#n": "n", "#s": "s", "#t": "t"},
+     {":a": {"N": "1"}, ":b": {"N": "2"}, ":s": {"S": "forwarded"}, ":x": {"S": "y"}, ":three": {"N": "3"}}),
+    ("#s = = :s", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :missing", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :s", {"#s": "s", "#unused": "u"}, {":s": {"S": "forwarded"}}),
+]
+for round_ in (1, 2):
+    for condition, names, values in CONDITIONS(round_):
+        for pk in ("c", "absent"):
+            key = {"pk": {"S": pk}, "sk": {"S": "x"}}
+            try:
+                backend.update_item("t", key, "SET #w = :w", {**(names or {}), "#w": "w"},
+                                    {**(values or {}), ":w": {"N": str(round_)}}, condition_expression=condition)
+                item = backend.get_item("t", key)
+                out.append(item.to_json()["Attributes"] if item else None)
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
+            try:
+                backend.put_item(
+                    "t", {**key, "n": {"N": "3"}, "p": {"N": str(round_)}}, condition_expression=condition,
+                    expression_attribute_names=names, expression_attribute_values=values,
+                )
+                out.append(backend.get_item("t", key).to_json()["Attributes"])
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
 print(json.dumps(out, sort_keys=True))
 """
 
@@ -411,7 +446,7 @@ def _updates(mode: str) -> list:
     return json.loads(done.stdout)
 
 
-def test_update_expressions_are_accepted_refused_and_applied_as_moto_does_once_parsed_and_checked_once():
+def test_update_and_condition_expressions_are_accepted_refused_and_applied_as_moto_does_once_parsed_and_checked_once():
     moto_way, patched = _updates("moto"), _updates("patched")
     assert patched == moto_way
     refusals = {tuple(answer) for answer in moto_way if isinstance(answer, list)}
@@ -422,4 +457,6 @@ def test_update_expressions_are_accepted_refused_and_applied_as_moto_does_once_p
         "UpdateHashRangeKeyException",
         "IncorrectDataType",
         "ExpressionAttributeValueNotDefined",
+        "ConditionalCheckFailed",
     }, refusals
+    assert sum(isinstance(answer, dict) for answer in moto_way) > 20, "and it holds writes that were made"
