@@ -1,0 +1,60 @@
+"""What a controller sends to the controller API about its requests and deliveries: the bodies, as
+pydantic models.
+
+The controller API validates its bodies with them (and publishes them in its OpenAPI document).
+Built on first use, not when the API starts (about a millisecond or two each): they are reached
+as `controller_requests.StatusReport` and `delivery_log.RedeliverSince`, the names the routes'
+signatures give, which the Event Handler resolves when a route is first used.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from rightsdesk.kernel import deadlines, free_text
+from rightsdesk.kernel.moments import Moment
+from rightsdesk.routing.controller_requests import AnsweredStatus
+from rightsdesk.routing.delivery_log import EventType
+
+
+class StatusReport(BaseModel):
+    """`POST /v1/controller/requests/{id}/status`. With `extend_to` and no `status` (or the status the
+    request already has) the due date moves and the status stays."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: Annotated[
+        AnsweredStatus | None,
+        Field(description="The new status; may be left out when only extending (`extend_to`)"),
+    ] = None
+    reason: Annotated[
+        free_text.OneLine | None,
+        Field(max_length=2000, description="Shown to the subject; required to reject or extend"),
+    ] = None
+    extend_to: Annotated[
+        datetime | None,
+        BeforeValidator(deadlines.end_of_date),
+        Field(
+            description="New due date (ISO 8601; a date alone means the end of that UTC day); "
+            "at most 3 months after verification; only while the due date has not passed"
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something_to_report(self) -> StatusReport:
+        if self.status is None and self.extend_to is None:
+            raise ValueError("give a status, an extend_to, or both")
+        return self
+
+
+class RedeliverSince(BaseModel):
+    """`POST /v1/controller/deliveries/redeliver`: every delivery not delivered since `since`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Moment = Field(description="Deliveries whose latest attempt failed at or after this time")
+    until: Moment | None = Field(default=None, description="... and at or before this time")
+    event_type: EventType | None = None
