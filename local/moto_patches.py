@@ -90,6 +90,7 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     dynamodb_items_as_plain_json()
     update_expressions_parsed_and_checked_once()
     condition_expressions_parsed_once_per_request()
+    random_ids_drawn_at_once()
     setattr(moto, _MARK, True)
 
 
@@ -636,6 +637,35 @@ def condition_expressions_parsed_once_per_request() -> None:
 
     parse_once._parsed_once = True  # type: ignore[attr-defined]
     parser.parse = parse_once  # type: ignore[method-assign]
+
+
+def random_ids_drawn_at_once() -> None:
+    """Why: moto draws the request id it answers every call with (52 characters) and each SQS
+    receipt handle (185) one `random.choice` call per character: about a twentieth of moto's CPU
+    under load. The same alphabets and lengths, from moto's own seeded generator, drawn with one
+    `choices` call each."""
+    import string
+
+    from moto.core import responses
+    from moto.moto_api._internal import mock_random
+    from moto.sqs import models as sqs
+
+    if getattr(responses.gen_amzn_requestid_long, "_drawn_at_once", False):
+        return
+    request_id_characters = string.ascii_letters + string.digits
+
+    def gen_amzn_requestid_long(headerdict: dict[str, Any] | None = None) -> str:
+        request_id = "".join(mock_random.choices(request_id_characters, k=52))
+        if headerdict is not None and isinstance(headerdict, dict):
+            headerdict.update({"x-amzn-requestid": request_id})
+        return request_id
+
+    def generate_receipt_handle() -> str:
+        return "".join(mock_random.choices(string.ascii_lowercase, k=185))
+
+    gen_amzn_requestid_long._drawn_at_once = True  # type: ignore[attr-defined]
+    responses.gen_amzn_requestid_long = gen_amzn_requestid_long
+    sqs.generate_receipt_handle = generate_receipt_handle
 
 
 class _ProcessorsOnly:

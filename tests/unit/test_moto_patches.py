@@ -460,3 +460,31 @@ def test_update_and_condition_expressions_are_accepted_refused_and_applied_as_mo
         "ConditionalCheckFailed",
     }, refusals
     assert sum(isinstance(answer, dict) for answer in moto_way) > 20, "and it holds writes that were made"
+
+
+def test_request_ids_and_receipt_handles_keep_their_alphabet_and_length_when_drawn_at_once():
+    """Run in a process of its own: the patch replaces moto's functions for the whole process."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from local import moto_patches\n"
+        "moto_patches.random_ids_drawn_at_once()\n"
+        "from moto.core import responses\n"
+        "from moto.sqs import models\n"
+        "headers = {}\n"
+        "ids = [responses.gen_amzn_requestid_long(headers) for _ in range(50)]\n"
+        "handles = [models.generate_receipt_handle() for _ in range(50)]\n"
+        "print(json.dumps([ids, handles, headers]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    ids, handles, headers = json.loads(done.stdout)
+    assert all(len(i) == 52 and i.isascii() and i.isalnum() for i in ids) and len(set(ids)) == 50
+    assert (
+        all(len(h) == 185 and h.isascii() and h.isalpha() and h.islower() for h in handles) and len(set(handles)) == 50
+    )
+    assert headers == {"x-amzn-requestid": ids[-1]}
