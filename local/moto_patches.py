@@ -87,6 +87,7 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     stream_records_as_plain_json()
     _action_names_listed_once_per_class()
     _sqs_retention_read_from_the_queue()
+    _sqs_send_reads_no_queue_counts()
     dynamodb_items_as_plain_json()
     update_expressions_parsed_and_checked_once()
     condition_expressions_parsed_once_per_request()
@@ -221,6 +222,62 @@ def _sqs_visibility_limit_from_the_receive() -> None:
         raise ReceiptHandleIsInvalid
 
     sqs.SQSBackend.change_message_visibility = change_message_visibility
+
+
+def _sqs_send_reads_no_queue_counts() -> None:
+    """Why: to see whether a queue deduplicates by content, moto's SendMessage builds the queue's
+    whole attribute dictionary, which counts the queue's messages (three passes over them): a send
+    cost grew with the queue's length (the mail queue holds hundreds of messages under load, and a
+    verification sends two). Only a FIFO queue has that attribute; for any other the dictionary has
+    no such key and moto's check is false. moto's method, the check asked of FIFO queues only."""
+    import hashlib
+    import string
+
+    from moto.moto_api._internal import mock_random as random
+    from moto.sqs import models as sqs
+    from moto.sqs.exceptions import InvalidParameterValue
+
+    def send_message(
+        self: Any,
+        queue_name: str,
+        message_body: str,
+        message_attributes: dict[str, Any] | None = None,
+        delay_seconds: int | None = None,
+        deduplication_id: str | None = None,
+        group_id: str | None = None,
+        system_attributes: dict[str, Any] | None = None,
+        validate_group_id: bool = True,
+    ) -> Any:
+        queue = self.get_queue(queue_name)
+        self._validate_message(
+            queue,
+            message_body=message_body,
+            delay_seconds=int(delay_seconds or 0),
+            deduplication_id=deduplication_id,
+            group_id=group_id,
+            validate_group_id=validate_group_id,
+        )
+        delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+        message = sqs.Message(str(random.uuid4()), message_body, system_attributes)
+        if queue.fifo_queue and queue.attributes.get("ContentBasedDeduplication") == "true":  # the one change
+            message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+        if deduplication_id is not None:
+            message.deduplication_id = deduplication_id
+            message.sequence_number = "".join(random.choice(string.digits) for _ in range(20))
+        if group_id is not None:
+            message.group_id = group_id
+        if message_attributes:
+            message.message_attributes = message_attributes
+        if delay_seconds > sqs.MAXIMUM_MESSAGE_DELAY:
+            raise InvalidParameterValue(
+                f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+                "Reason: DelaySeconds must be >= 0 and <= 900."
+            )
+        message.mark_sent(delay_seconds=delay_seconds)
+        queue.add_message(message)
+        return message
+
+    sqs.SQSBackend.send_message = send_message
 
 
 # ---------------------------------------------------------------------------------------- DynamoDB

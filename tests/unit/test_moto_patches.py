@@ -488,3 +488,55 @@ def test_request_ids_and_receipt_handles_keep_their_alphabet_and_length_when_dra
         all(len(h) == 185 and h.isascii() and h.isalpha() and h.islower() for h in handles) and len(set(handles)) == 50
     )
     assert headers == {"x-amzn-requestid": ids[-1]}
+
+
+# SendMessage through moto's SQS backend, with or without moto_patches._sqs_send_reads_no_queue_counts:
+# a standard queue and FIFO queues with and without content-based deduplication. Printed: each
+# send's outcome (deduplication id, group, delay) or refusal, and what each queue then holds.
+_SENDS = r"""
+import json, sys
+if sys.argv[1] == "patched":
+    from local import moto_patches
+    moto_patches._sqs_send_reads_no_queue_counts()
+from moto.sqs.models import sqs_backends
+
+backend = sqs_backends["123456789012"]["eu-west-1"]
+backend.create_queue("plain")
+backend.create_queue("dedup.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+backend.create_queue("explicit.fifo", FifoQueue="true")
+SENDS = [
+    ("plain", "a", {}), ("plain", "a", {"delay_seconds": 5}), ("plain", "b", {"delay_seconds": 901}),
+    ("plain", "c", {"message_attributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+    ("dedup.fifo", "same", {"group_id": "g"}), ("dedup.fifo", "same", {"group_id": "g"}),
+    ("dedup.fifo", "other", {"group_id": "g", "deduplication_id": "d1"}), ("dedup.fifo", "x", {}),
+    ("explicit.fifo", "y", {"group_id": "g"}), ("explicit.fifo", "y", {"group_id": "g", "deduplication_id": "d"}),
+    ("explicit.fifo", "z", {"group_id": "g", "deduplication_id": "d"}), ("explicit.fifo", "w", {"delay_seconds": 3}),
+]
+out = []
+for queue, body, options in SENDS:
+    try:
+        message = backend.send_message(queue, body, **options)
+        out.append([message.body, message.deduplication_id, message.group_id, bool(message.sequence_number)])
+    except Exception as error:
+        out.append([type(error).__name__, str(error)])
+for queue in ("plain", "dedup.fifo", "explicit.fifo"):
+    out.append(sorted(m.body for m in backend.get_queue(queue)._messages))
+print(json.dumps(out))
+"""
+
+
+def test_sqs_sends_are_taken_deduplicated_and_refused_as_moto_does_without_counting_the_queue():
+    import json
+    import subprocess
+    import sys
+
+    def sends(mode: str) -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", _SENDS, mode], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+        )
+        return json.loads(done.stdout)
+
+    moto_way = sends("moto")
+    assert sends("patched") == moto_way
+    assert moto_way[-2] == ["other", "same"], "positive control: content-based deduplication took one of two"
+    assert any(answer[0] == "InvalidParameterValue" for answer in moto_way[:-3])
