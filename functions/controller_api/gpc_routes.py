@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rightsdesk.audience import gpc
+from rightsdesk import audience
 from rightsdesk.platform import http
 from rightsdesk.store.items.controllers import ControllerItem
 
@@ -29,8 +29,8 @@ def _caller() -> ControllerItem:
     return calling.caller(router.current_event, logger)
 
 
-# The body is gpc.GpcSignal, a pydantic model built by the route's first use
-# (rightsdesk.audience.forms), not when this function starts.
+# The body is audience.forms.GpcSignal, a pydantic model built by the route's first use, not when
+# this function starts; the rules (rightsdesk.audience.gpc and the consent ledger) load with it.
 
 _TIME = {"type": "string", "format": "date-time"}
 RECORDED = http.object_schema(
@@ -70,7 +70,9 @@ RECORDED = http.object_schema(
         codes={422: "Codes: `invalid_input` (`fields`: `visitor_id`, `seen_at: in_future`, `<field>: unknown_field`)"},
     ),
 )
-def forward_gpc(signal: Annotated[gpc.GpcSignal, Body()]):
+def forward_gpc(signal: Annotated[audience.forms.GpcSignal, Body()]):
+    from rightsdesk.audience import gpc
+
     controller = _caller()
     forwarded = gpc.forward(controller.controller_id, signal.visitor_id, seen_at=signal.seen_at)
     status = "recorded" if forwarded.created else "already_recorded"

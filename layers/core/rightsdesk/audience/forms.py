@@ -2,8 +2,9 @@
 pydantic model.
 
 The controller API validates the body with it (and publishes it in its OpenAPI document). Built on
-first use, not when the API starts: reached as `gpc.GpcSignal` (rightsdesk.audience.gpc), the name
-the route's signature gives, which the Event Handler resolves when the route is first used.
+first use, not when the API starts: the route's signature names it `audience.forms.GpcSignal`, and
+the package imports this module when that name is first resolved (the Event Handler resolves a
+route's signature when the route is first used).
 """
 
 from __future__ import annotations

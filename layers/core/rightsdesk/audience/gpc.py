@@ -43,16 +43,6 @@ SIGNAL_PREFIX = "gpc_"
 DELIVERED, DISABLED, FAILED = "delivered", "disabled", "failed"
 
 
-# The controller API's body for a forwarded signal (rightsdesk.audience.forms) is a pydantic model
-# built on first use, not when the API starts; `gpc.GpcSignal` stays its name.
-def __getattr__(name: str):
-    if name == "GpcSignal":
-        from rightsdesk.audience import forms
-
-        return forms.GpcSignal
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class Recorded:
     withdrawn: list[str]  # purposes withdrawn now (empty: withdrawn before)
