@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from rightsdesk import routing
 from rightsdesk.kernel.moments import Moment
 from rightsdesk.platform import http
 from rightsdesk.routing import delivery_log
@@ -35,8 +36,8 @@ _json = calling.json_response
 
 # ------------------------------------------------------------------ documented shapes
 
-# The bulk redelivery's body is delivery_log.RedeliverSince, a pydantic model built by the route's
-# first use (rightsdesk.routing.controller_forms), not when this function starts.
+# The bulk redelivery's body is routing.controller_forms.RedeliverSince, a pydantic model built by
+# the route's first use, not when this function starts.
 
 
 # The answers' shapes are JSON Schema written out, not pydantic models: nothing validates them, and
@@ -160,7 +161,7 @@ def redeliver(webhook_id: str):
         409,
     ),
 )
-def redeliver_failed(asked: Annotated[delivery_log.RedeliverSince, Body()]):
+def redeliver_failed(asked: Annotated[routing.controller_forms.RedeliverSince, Body()]):
     answer = delivery_log.redeliver_failed(_caller(), since=asked.since, until=asked.until, event_type=asked.event_type)
     metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=len(answer["queued"]))
     logger.info(

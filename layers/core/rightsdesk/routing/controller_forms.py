@@ -2,22 +2,27 @@
 pydantic models.
 
 The controller API validates its bodies with them (and publishes them in its OpenAPI document).
-Built on first use, not when the API starts (about a millisecond or two each): they are reached
-as `controller_requests.StatusReport` and `delivery_log.RedeliverSince`, the names the routes'
-signatures give, which the Event Handler resolves when a route is first used.
+Built on first use, not when the API starts (about a millisecond or two each): the routes'
+signatures name them `controller_requests.StatusReport` (that module's `__getattr__`) and
+`routing.controller_forms.RedeliverSince` (the package imports this module when the name is first
+resolved), and the Event Handler resolves a route's signature when the route is first used.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from rightsdesk.kernel import deadlines, free_text
 from rightsdesk.kernel.moments import Moment
-from rightsdesk.routing.controller_requests import AnsweredStatus
+from rightsdesk.kernel.status import CONTROLLER_ANSWERS
+from rightsdesk.kernel.status import values as status_values
 from rightsdesk.routing.delivery_log import EventType
+
+# The report's choices, in the lifecycle's order (the OpenAPI enum reads so).
+AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]
 
 
 class StatusReport(BaseModel):

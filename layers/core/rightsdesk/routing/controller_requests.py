@@ -19,7 +19,7 @@ from pynamodb.exceptions import TransactWriteError
 from rightsdesk.kernel import clock, deadlines
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
-from rightsdesk.kernel.status import CONTROLLER_ANSWERS, VISIBLE_TO_CONTROLLER, Status
+from rightsdesk.kernel.status import VISIBLE_TO_CONTROLLER, Status
 from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.routing import deadline_watch, delivery, registry
@@ -42,9 +42,9 @@ SUBJECT_INFORMED_BY_CONTROLLER = (
     "month (GDPR Art. 12(3)) is now yours."
 )
 QUEUED, NO_ADDRESS, QUEUE_FAILED, NOTE_LIMITED = "queued", "no_address", "queue_failed", "note_limited"
-# The query parameter's and the report's choices, in the lifecycle's order (the OpenAPI enums read so).
+# The query parameter's choices, in the lifecycle's order (the OpenAPI enums read so); the report's
+# are rightsdesk.routing.controller_forms.AnsweredStatus.
 VisibleStatus = Literal[status_values(VISIBLE_TO_CONTROLLER)]  # type: ignore[valid-type]
-AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 

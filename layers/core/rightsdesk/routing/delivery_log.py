@@ -42,17 +42,6 @@ from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import get_many, transaction
 from rightsdesk.store.lifecycle import condition_failed
 
-
-# The bulk redelivery's body (rightsdesk.routing.controller_forms) is a pydantic model built on
-# first use, not when the controller API starts; `delivery_log.RedeliverSince` stays its name.
-def __getattr__(name: str):
-    if name == "RedeliverSince":
-        from rightsdesk.routing import controller_forms
-
-        return controller_forms.RedeliverSince
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ------------------------------------------------------------------ words
 
 DELIVERED, RETRYING, EXHAUSTED, FAILED = "delivered", "retrying", "exhausted", "failed"
