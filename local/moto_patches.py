@@ -17,6 +17,7 @@ import calendar
 import copy
 import functools
 import json
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -86,7 +87,11 @@ def install(remember_mail: Callable[[str | None, dict], None]) -> None:
     stream_records_as_plain_json()
     _action_names_listed_once_per_class()
     _sqs_retention_read_from_the_queue()
+    _sqs_send_reads_no_queue_counts()
     dynamodb_items_as_plain_json()
+    update_expressions_parsed_and_checked_once()
+    condition_expressions_parsed_once_per_request()
+    random_ids_drawn_at_once()
     setattr(moto, _MARK, True)
 
 
@@ -217,6 +222,62 @@ def _sqs_visibility_limit_from_the_receive() -> None:
         raise ReceiptHandleIsInvalid
 
     sqs.SQSBackend.change_message_visibility = change_message_visibility
+
+
+def _sqs_send_reads_no_queue_counts() -> None:
+    """Why: to see whether a queue deduplicates by content, moto's SendMessage builds the queue's
+    whole attribute dictionary, which counts the queue's messages (three passes over them): a send
+    cost grew with the queue's length (the mail queue holds hundreds of messages under load, and a
+    verification sends two). Only a FIFO queue has that attribute; for any other the dictionary has
+    no such key and moto's check is false. moto's method, the check asked of FIFO queues only."""
+    import hashlib
+    import string
+
+    from moto.moto_api._internal import mock_random as random
+    from moto.sqs import models as sqs
+    from moto.sqs.exceptions import InvalidParameterValue
+
+    def send_message(
+        self: Any,
+        queue_name: str,
+        message_body: str,
+        message_attributes: dict[str, Any] | None = None,
+        delay_seconds: int | None = None,
+        deduplication_id: str | None = None,
+        group_id: str | None = None,
+        system_attributes: dict[str, Any] | None = None,
+        validate_group_id: bool = True,
+    ) -> Any:
+        queue = self.get_queue(queue_name)
+        self._validate_message(
+            queue,
+            message_body=message_body,
+            delay_seconds=int(delay_seconds or 0),
+            deduplication_id=deduplication_id,
+            group_id=group_id,
+            validate_group_id=validate_group_id,
+        )
+        delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+        message = sqs.Message(str(random.uuid4()), message_body, system_attributes)
+        if queue.fifo_queue and queue.attributes.get("ContentBasedDeduplication") == "true":  # the one change
+            message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+        if deduplication_id is not None:
+            message.deduplication_id = deduplication_id
+            message.sequence_number = "".join(random.choice(string.digits) for _ in range(20))
+        if group_id is not None:
+            message.group_id = group_id
+        if message_attributes:
+            message.message_attributes = message_attributes
+        if delay_seconds > sqs.MAXIMUM_MESSAGE_DELAY:
+            raise InvalidParameterValue(
+                f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+                "Reason: DelaySeconds must be >= 0 and <= 900."
+            )
+        message.mark_sent(delay_seconds=delay_seconds)
+        queue.add_message(message)
+        return message
+
+    sqs.SQSBackend.send_message = send_message
 
 
 # ---------------------------------------------------------------------------------------- DynamoDB
@@ -456,6 +517,225 @@ def _wire_format(value: Any) -> float | str:
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} has no plain JSON form")
+
+
+def update_expressions_parsed_and_checked_once() -> None:
+    """Why: an UpdateItem (alone or in a transaction) was most of moto's DynamoDB time on the
+    verification and delivery paths, and the whole of that was checking the update expression, not
+    applying it. moto parses each update expression twice per request (the response layer, then the
+    backend) and runs ten checks over its syntax tree, each a walk that looks up the node's handler
+    through abstract-class isinstance calls; three of them (one clause of each kind, no path twice,
+    no key attribute) are checks of the expression and its attribute names alone, and two of those
+    count clauses from every clause node: quadratic in the actions (a request's transition has 13).
+    The verification's transaction cost about 9 ms of moto's CPU, a delivery's about 12.
+
+    Three changes, none to what is accepted or refused, or to what a write does:
+    - one parse per expression text: the parsed tree is kept (bounded) and marked with its text;
+      moto never changes it (each check works on its own deep copy, the response layer only reads it);
+    - the expression-only checks run once per expression text, attribute names and key attributes:
+      the same three inputs always pass or fail them alike, and they come first, so an expression
+      that passed once is refused by the same later checks, in the same order, as before;
+    - each walk finds a node's handler once per kind of check and kind of node, as the first key of
+      the check's map the node is an instance of (moto's own rule), instead of per node.
+    tests/unit/test_moto_patches.py holds every refusal and the written items to moto's own way."""
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    if getattr(expressions.UpdateExpressionParser.make, "_parsed_once", False):
+        return
+    parse = expressions.UpdateExpressionParser.make.__func__
+
+    @functools.lru_cache(maxsize=1024)
+    def parsed(cls: type, expression: str) -> Any:
+        tree = parse(cls, expression)
+        tree._rightsdesk_source = expression  # copies carry it: the checks below key on it
+        try:  # after the mark, so copies made from it carry the mark, not themselves
+            tree._rightsdesk_pickled = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            pass  # copied with deepcopy, as moto does
+        return tree
+
+    def make(cls: type, expression: str) -> Any:
+        return parsed(cls, expression)
+
+    make._parsed_once = True  # type: ignore[attr-defined]
+    expressions.UpdateExpressionParser.make = classmethod(make)
+
+    expression_only = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+    passed: set[tuple] = set()
+
+    def validate(self: Any) -> Any:
+        node = self.node_to_validate
+        source = getattr(node, "_rightsdesk_source", None)
+        key = (
+            source,
+            tuple(sorted((self.expression_attribute_names or {}).items())),
+            tuple(self.table.table_key_attrs),
+        )
+        known = source is not None and key in passed
+        for processor in self.processors:
+            if known and isinstance(processor, expression_only):
+                continue
+            node = processor.traverse(node)
+            if source is not None and isinstance(processor, validators.UpdateHashRangeKeyValidator):
+                if len(passed) > 4096:
+                    passed.clear()
+                passed.add(key)  # the expression-only checks (the first three) all passed
+        return node
+
+    def __init__(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: dict[str, str],
+        expression_attribute_values: dict[str, dict[str, Any]],
+        item: Any,
+        table: Any,
+    ) -> None:
+        # moto's Validator.__init__, but for the copy of the tree the checks work on: a kept tree's
+        # pickle, loaded (a seventh of deepcopy's time, the same copy: the checks replace nodes).
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        pickled = getattr(expression, "_rightsdesk_pickled", None)
+        self.node_to_validate = pickle.loads(pickled) if pickled is not None else copy.deepcopy(expression)  # noqa: S301 - our own bytes
+
+    validators.UpdateExpressionValidator.validate = validate
+    validators.UpdateExpressionValidator.__init__ = __init__
+    if [type(p) for p in validators.UpdateExpressionValidator.get_ast_processors(_ProcessorsOnly())[:3]] != list(
+        expression_only
+    ):
+        raise MotoVersionMismatch(
+            "moto's update expression checks changed order: read update_expressions_parsed_and_checked_once"
+        )
+
+    plans: dict[type, dict[type, Any]] = {}
+    not_a_node = object()
+    default_hook = ast_nodes.DepthFirstTraverser.pre_processing_of_child
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        mapping = self._processing_map()
+        plan = plans.setdefault(type(self), {})
+        hook = None if type(self).pre_processing_of_child is default_hook else self.pre_processing_of_child
+
+        def visit(node: Any, child_id: int) -> Any:
+            kind = type(node)
+            try:
+                handled_as = plan[kind]
+            except KeyError:
+                handled_as = plan[kind] = (
+                    next((key for key in mapping if issubclass(kind, key)), None)
+                    if issubclass(kind, ast_nodes.Node)
+                    else not_a_node
+                )
+            if handled_as is not_a_node:
+                return node
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    if hook is not None:
+                        hook(node, i)
+                    visit(child_node, i)
+            if handled_as is not None:
+                node = mapping[handled_as](node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+            return node
+
+        return visit(node, child_id)
+
+    ast_nodes.DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+
+
+def condition_expressions_parsed_once_per_request() -> None:
+    """Why: moto parses a write's condition expression again at each step that needs it: a
+    transaction's every condition three times (the response layer's check of the names used, the
+    check before writing above, the backend's write), a single write's twice. Lexing and parsing
+    them was a sixth of moto's DynamoDB time. The parse is kept (bounded) by the expression, its
+    names and its values, so the same condition with the same values is parsed once; its syntax
+    tree is never changed by an evaluation, and a condition that does not parse is refused, as
+    before, every time. tests/unit/test_moto_patches.py holds the outcomes to moto's own way."""
+    from moto.dynamodb import comparisons
+
+    parser = comparisons.ConditionExpressionParser
+    if getattr(parser.parse, "_parsed_once", False):
+        return
+    parse = parser.parse
+    kept: dict[tuple, tuple[Any, list[str], list[str]]] = {}
+
+    def parse_once(self: Any) -> Any:
+        if not self.condition_expression:
+            return parse(self)
+        try:
+            key = (
+                self.condition_expression,
+                json.dumps(self.expression_attribute_names, sort_keys=True),
+                json.dumps(self.expression_attribute_values, sort_keys=True),
+            )
+        except TypeError:  # a value json cannot take (bytes): parsed as moto does
+            return parse(self)
+        found = kept.get(key)
+        if found is None:
+            names_before, values_before = len(self.expr_attr_names_found), len(self.expr_attr_values_found)
+            op = parse(self)
+            if len(kept) > 4096:
+                kept.clear()
+            kept[key] = (op, self.expr_attr_names_found[names_before:], self.expr_attr_values_found[values_before:])
+            return op
+        op, names, values = found
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return op
+
+    parse_once._parsed_once = True  # type: ignore[attr-defined]
+    parser.parse = parse_once  # type: ignore[method-assign]
+
+
+def random_ids_drawn_at_once() -> None:
+    """Why: moto draws the request id it answers every call with (52 characters) and each SQS
+    receipt handle (185) one `random.choice` call per character: about a twentieth of moto's CPU
+    under load. The same alphabets and lengths, from moto's own seeded generator, drawn with one
+    `choices` call each."""
+    import string
+
+    from moto.core import responses
+    from moto.moto_api._internal import mock_random
+    from moto.sqs import models as sqs
+
+    if getattr(responses.gen_amzn_requestid_long, "_drawn_at_once", False):
+        return
+    request_id_characters = string.ascii_letters + string.digits
+
+    def gen_amzn_requestid_long(headerdict: dict[str, Any] | None = None) -> str:
+        request_id = "".join(mock_random.choices(request_id_characters, k=52))
+        if headerdict is not None and isinstance(headerdict, dict):
+            headerdict.update({"x-amzn-requestid": request_id})
+        return request_id
+
+    def generate_receipt_handle() -> str:
+        return "".join(mock_random.choices(string.ascii_lowercase, k=185))
+
+    gen_amzn_requestid_long._drawn_at_once = True  # type: ignore[attr-defined]
+    responses.gen_amzn_requestid_long = gen_amzn_requestid_long
+    sqs.generate_receipt_handle = generate_receipt_handle
+
+
+class _ProcessorsOnly:
+    """Enough of a validator for get_ast_processors to list its checks (their order is read above)."""
+
+    expression_attribute_names: dict = {}
+    expression_attribute_values: dict = {}
+    item = None
+
+    class table:  # noqa: N801 - stands for the validator's table attribute
+        table_key_attrs: list = []
+        attr: list = []
+        attribute_keys: list = []
 
 
 def _backend_folders_listed_once() -> None:

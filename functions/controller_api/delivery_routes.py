@@ -15,8 +15,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field
 
+from rightsdesk import routing
 from rightsdesk.kernel.moments import Moment
 from rightsdesk.platform import http
 from rightsdesk.routing import delivery_log
@@ -36,15 +36,8 @@ _json = calling.json_response
 
 # ------------------------------------------------------------------ documented shapes
 
-
-class RedeliverSince(BaseModel):
-    """`POST /v1/controller/deliveries/redeliver`: every delivery not delivered since `since`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    since: Moment = Field(description="Deliveries whose latest attempt failed at or after this time")
-    until: Moment | None = Field(default=None, description="... and at or before this time")
-    event_type: delivery_log.EventType | None = None
+# The bulk redelivery's body is routing.controller_forms.RedeliverSince, a pydantic model built by
+# the route's first use, not when this function starts.
 
 
 # The answers' shapes are JSON Schema written out, not pydantic models: nothing validates them, and
@@ -171,7 +164,7 @@ def redeliver(webhook_id: str):
         409,
     ),
 )
-def redeliver_failed(asked: Annotated[RedeliverSince, Body()]):
+def redeliver_failed(asked: Annotated[routing.controller_forms.RedeliverSince, Body()]):
     answer = delivery_log.redeliver_failed(_caller(), since=asked.since, until=asked.until, event_type=asked.event_type)
     metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=len(answer["queued"]))
     logger.info(

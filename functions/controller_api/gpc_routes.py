@@ -15,10 +15,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field
 
-from rightsdesk.audience import gpc
-from rightsdesk.kernel.moments import Moment
+from rightsdesk import audience
 from rightsdesk.platform import http
 from rightsdesk.store.items.controllers import ControllerItem
 
@@ -31,22 +29,8 @@ def _caller() -> ControllerItem:
     return calling.caller(router.current_event, logger)
 
 
-class GpcSignal(BaseModel):
-    """`POST /v1/controller/gpc`: your site saw `Sec-GPC: 1` from a visitor."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    visitor_id: str = Field(
-        min_length=8,
-        max_length=128,
-        pattern=gpc.VISITOR_ID.pattern,
-        description="Your own pseudonymous id of the visitor (a first-party cookie's value, never an address): "
-        f"{gpc.VISITOR_ID_RULE}. Stored only as a keyed hash scoped to you",
-    )
-    seen_at: Moment | None = Field(
-        default=None, description="When your site saw the signal (ISO 8601); not later than now"
-    )
-
+# The body is audience.forms.GpcSignal, a pydantic model built by the route's first use, not when
+# this function starts; the rules (rightsdesk.audience.gpc and the consent ledger) load with it.
 
 _TIME = {"type": "string", "format": "date-time"}
 RECORDED = http.object_schema(
@@ -86,7 +70,9 @@ RECORDED = http.object_schema(
         codes={422: "Codes: `invalid_input` (`fields`: `visitor_id`, `seen_at: in_future`, `<field>: unknown_field`)"},
     ),
 )
-def forward_gpc(signal: Annotated[GpcSignal, Body()]):
+def forward_gpc(signal: Annotated[audience.forms.GpcSignal, Body()]):
+    from rightsdesk.audience import gpc
+
     controller = _caller()
     forwarded = gpc.forward(controller.controller_id, signal.visitor_id, seen_at=signal.seen_at)
     status = "recorded" if forwarded.created else "already_recorded"

@@ -107,3 +107,47 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "rightsdesk.intake.forms",
     }
     assert loaded.isdisjoint(on_use), sorted(loaded & on_use)
+
+
+# The pydantic models a handler's import built, but pydantic's and powertools' own.
+_MODELS_BUILT_BY_IMPORT = r"""
+import importlib.util, json, sys
+app = sys.argv[1]
+sys.path.insert(0, app.rsplit("/", 1)[0])
+spec = importlib.util.spec_from_file_location("handler", app)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+import pydantic
+
+def built(model):
+    own = model.__module__.split(".")[0] not in ("pydantic", "aws_lambda_powertools")
+    return [model.__name__] * own + [name for sub in model.__subclasses__() for name in built(sub)]
+
+print(json.dumps(sorted(built(pydantic.BaseModel))))
+"""
+
+
+@pytest.mark.parametrize("function", sorted(API_FUNCTIONS))
+def test_the_api_functions_build_no_body_model_at_import(function):
+    """The bodies' pydantic models (the public API's form and code; the controller API's status
+    report, bulk redelivery and GPC signal) are built by the first request to their route, which
+    resolves its signature, not when the function starts (rightsdesk.intake.forms,
+    rightsdesk.routing.controller_forms, rightsdesk.audience.forms)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RIGHTSDESK_HASH_KEY": "testing",
+    }
+    app = ROOT / "functions" / function / "app.py"
+    run = subprocess.run(
+        [sys.executable, "-c", _MODELS_BUILT_BY_IMPORT, str(app)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []

@@ -342,3 +342,201 @@ def test_dynamodb_answers_read_the_same_through_botocore_without_the_generic_ser
     assert len(plain) == len(generic) == 18
     for (operation, *expected), (_, *got) in zip(generic, plain, strict=True):
         assert got == expected, operation
+
+
+# Update and condition expressions through moto's backend, in a process of their own with or
+# without moto_patches.update_expressions_parsed_and_checked_once and
+# condition_expressions_parsed_once_per_request: every case twice (the second time the parsed trees
+# and the expression-only checks are the kept ones), on an item that exists and on one that does
+# not. Printed: what each write left in the table, or the refusal's class and message.
+_UPDATES = r"""
+import json, sys
+if sys.argv[1] == "patched":
+    from local import moto_patches
+    moto_patches.update_expressions_parsed_and_checked_once()
+    moto_patches.condition_expressions_parsed_once_per_request()
+from moto.dynamodb.models import DynamoDBBackend
+
+backend = DynamoDBBackend("eu-west-1", "123456789012")
+backend.create_table(
+    "t", attr=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    schema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    throughput=None, indexes=[], global_indexes=[], streams=None, billing_mode="PAY_PER_REQUEST",
+    sse_specification=None, tags=[], deletion_protection_enabled=False, warm_throughput=None,
+)
+thirteen = "SET " + ", ".join(f"#{i} = :{i}" for i in range(10)) + " REMOVE #gone ADD #n :one, #s :set"
+names13 = {f"#{i}": f"f{i}" for i in range(10)} | {"#gone": "gone", "#n": "n", "#s": "tags"}
+values13 = {f":{i}": {"S": f"v{i}"} for i in range(10)} | {":one": {"N": "1"}, ":set": {"SS": ["x"]}}
+CASES = [
+    (thirteen, names13, values13),
+    ("SET #a = :a, #b = if_not_exists(#b, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :l)",
+     {"#a": "a", "#b": "b", "#l": "l"}, {":a": {"S": "x"}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+     ":empty": {"L": []}, ":l": {"L": [{"S": "y"}]}}),
+    ("SET #m.#k = :v", {"#m": "m", "#k": "k"}, {":v": {"S": "deep"}}),
+    ("ADD #n :one ADD #o :one", {"#n": "n", "#o": "o"}, {":one": {"N": "1"}}),
+    ("SET #a = :a REMOVE #b REMOVE #c", {"#a": "a", "#b": "b", "#c": "c"}, {":a": {"S": "x"}}),
+    ("SET #a = :a SET #b = :a", {"#a": "a", "#b": "b"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "a"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "sk"}, {":a": {"S": "x"}}),
+    ("SET #a = :a, #b = :a", {"#a": "a", "#b": "b"}, {":a": {"S": "x"}}),
+    ("SET a.b = :a, a = :a", None, {":a": {"S": "x"}}),
+    ("ADD #s :n", {"#s": "f1"}, {":n": {"N": "1"}}),
+    ("SET #a = :missing", {"#a": "a"}, {":a": {"S": "x"}}),
+    ("SET #a = :a + :a", {"#a": "a"}, {":a": {"S": "x"}}),
+    ("SET #k = :a", {"#k": "pk"}, {":a": {"S": "x"}}),
+    ("SET #a = :a", {"#a": "a"}, {":a": {"S": ""}}),
+    ("DELETE #s :set", {"#s": "tags"}, {":set": {"SS": ["x"]}}),
+]
+out = []
+for round_ in (1, 2):
+    for n, (expression, names, values) in enumerate(CASES):
+        for pk in ("existing", f"new-{round_}-{n}"):
+            key = {"pk": {"S": pk}, "sk": {"S": "x"}}
+            try:
+                backend.update_item("t", key, expression, names, values)
+                item = backend.get_item("t", key)
+                out.append(item.to_json()["Attributes"] if item else None)
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
+backend.put_item("t", {"pk": {"S": "c"}, "sk": {"S": "x"}, "s": {"S": "forwarded"}, "n": {"N": "3"}, "t": {"S": "abc"}})
+CONDITIONS = lambda round_: [  # noqa: E731
+    ("attribute_not_exists(pk)", None, None),
+    ("#n = :n", {"#n": "n"}, {":n": {"N": str(2 + round_)}}),  # holds in the first round only
+    ("attribute_exists(#s) AND #s = :s", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :s", {"#s": "s"}, {":s": {"S": "verified"}}),
+    ("#n < :max OR NOT begins_with(#t, :p)", {"#n": "n", "#t": "t"}, {":max": {"N": "5"}, ":p": {"S": "ab"}}),
+    ("(#n BETWEEN :a AND :b) AND #s IN (:s, :x) AND size(#t) = :three",
+     {"#n": "n", "#s": "s", "#t": "t"},
+     {":a": {"N": "1"}, ":b": {"N": "2"}, ":s": {"S": "forwarded"}, ":x": {"S": "y"}, ":three": {"N": "3"}}),
+    ("#s = = :s", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :missing", {"#s": "s"}, {":s": {"S": "forwarded"}}),
+    ("#s = :s", {"#s": "s", "#unused": "u"}, {":s": {"S": "forwarded"}}),
+]
+for round_ in (1, 2):
+    for condition, names, values in CONDITIONS(round_):
+        for pk in ("c", "absent"):
+            key = {"pk": {"S": pk}, "sk": {"S": "x"}}
+            try:
+                backend.update_item("t", key, "SET #w = :w", {**(names or {}), "#w": "w"},
+                                    {**(values or {}), ":w": {"N": str(round_)}}, condition_expression=condition)
+                item = backend.get_item("t", key)
+                out.append(item.to_json()["Attributes"] if item else None)
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
+            try:
+                backend.put_item(
+                    "t", {**key, "n": {"N": "3"}, "p": {"N": str(round_)}}, condition_expression=condition,
+                    expression_attribute_names=names, expression_attribute_values=values,
+                )
+                out.append(backend.get_item("t", key).to_json()["Attributes"])
+            except Exception as error:
+                out.append([type(error).__name__, str(error)])
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def _updates(mode: str) -> list:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _UPDATES, mode], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def test_update_and_condition_expressions_are_accepted_refused_and_applied_as_moto_does_once_parsed_and_checked_once():
+    moto_way, patched = _updates("moto"), _updates("patched")
+    assert patched == moto_way
+    refusals = {tuple(answer) for answer in moto_way if isinstance(answer, list)}
+    # Positive control: the table holds what each of the expression-only checks refuses, and more.
+    assert {kind for kind, _ in refusals} >= {
+        "TooManyClauses",
+        "DuplicateUpdateExpression",
+        "UpdateHashRangeKeyException",
+        "IncorrectDataType",
+        "ExpressionAttributeValueNotDefined",
+        "ConditionalCheckFailed",
+    }, refusals
+    assert sum(isinstance(answer, dict) for answer in moto_way) > 20, "and it holds writes that were made"
+
+
+def test_request_ids_and_receipt_handles_keep_their_alphabet_and_length_when_drawn_at_once():
+    """Run in a process of its own: the patch replaces moto's functions for the whole process."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from local import moto_patches\n"
+        "moto_patches.random_ids_drawn_at_once()\n"
+        "from moto.core import responses\n"
+        "from moto.sqs import models\n"
+        "headers = {}\n"
+        "ids = [responses.gen_amzn_requestid_long(headers) for _ in range(50)]\n"
+        "handles = [models.generate_receipt_handle() for _ in range(50)]\n"
+        "print(json.dumps([ids, handles, headers]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    ids, handles, headers = json.loads(done.stdout)
+    assert all(len(i) == 52 and i.isascii() and i.isalnum() for i in ids) and len(set(ids)) == 50
+    assert (
+        all(len(h) == 185 and h.isascii() and h.isalpha() and h.islower() for h in handles) and len(set(handles)) == 50
+    )
+    assert headers == {"x-amzn-requestid": ids[-1]}
+
+
+# SendMessage through moto's SQS backend, with or without moto_patches._sqs_send_reads_no_queue_counts:
+# a standard queue and FIFO queues with and without content-based deduplication. Printed: each
+# send's outcome (deduplication id, group, delay) or refusal, and what each queue then holds.
+_SENDS = r"""
+import json, sys
+if sys.argv[1] == "patched":
+    from local import moto_patches
+    moto_patches._sqs_send_reads_no_queue_counts()
+from moto.sqs.models import sqs_backends
+
+backend = sqs_backends["123456789012"]["eu-west-1"]
+backend.create_queue("plain")
+backend.create_queue("dedup.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+backend.create_queue("explicit.fifo", FifoQueue="true")
+SENDS = [
+    ("plain", "a", {}), ("plain", "a", {"delay_seconds": 5}), ("plain", "b", {"delay_seconds": 901}),
+    ("plain", "c", {"message_attributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+    ("dedup.fifo", "same", {"group_id": "g"}), ("dedup.fifo", "same", {"group_id": "g"}),
+    ("dedup.fifo", "other", {"group_id": "g", "deduplication_id": "d1"}), ("dedup.fifo", "x", {}),
+    ("explicit.fifo", "y", {"group_id": "g"}), ("explicit.fifo", "y", {"group_id": "g", "deduplication_id": "d"}),
+    ("explicit.fifo", "z", {"group_id": "g", "deduplication_id": "d"}), ("explicit.fifo", "w", {"delay_seconds": 3}),
+]
+out = []
+for queue, body, options in SENDS:
+    try:
+        message = backend.send_message(queue, body, **options)
+        out.append([message.body, message.deduplication_id, message.group_id, bool(message.sequence_number)])
+    except Exception as error:
+        out.append([type(error).__name__, str(error)])
+for queue in ("plain", "dedup.fifo", "explicit.fifo"):
+    out.append(sorted(m.body for m in backend.get_queue(queue)._messages))
+print(json.dumps(out))
+"""
+
+
+def test_sqs_sends_are_taken_deduplicated_and_refused_as_moto_does_without_counting_the_queue():
+    import json
+    import subprocess
+    import sys
+
+    def sends(mode: str) -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", _SENDS, mode], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+        )
+        return json.loads(done.stdout)
+
+    moto_way = sends("moto")
+    assert sends("patched") == moto_way
+    assert moto_way[-2] == ["other", "same"], "positive control: content-based deduplication took one of two"
+    assert any(answer[0] == "InvalidParameterValue" for answer in moto_way[:-3])

@@ -12,15 +12,14 @@ import base64
 import json
 import logging
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pynamodb.exceptions import TransactWriteError
 
-from rightsdesk.kernel import clock, deadlines, free_text
+from rightsdesk.kernel import clock, deadlines
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, NotFound, Unauthorized
-from rightsdesk.kernel.status import CONTROLLER_ANSWERS, VISIBLE_TO_CONTROLLER, Status
+from rightsdesk.kernel.status import VISIBLE_TO_CONTROLLER, Status
 from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.routing import deadline_watch, delivery, registry
@@ -31,6 +30,9 @@ from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.lifecycle import transition
 
+if TYPE_CHECKING:
+    from rightsdesk.routing.controller_forms import StatusReport
+
 log = logging.getLogger(__name__)
 
 # Told in the answer when rightsdesk could not tell the subject itself (Art. 12(3)).
@@ -40,41 +42,22 @@ SUBJECT_INFORMED_BY_CONTROLLER = (
     "month (GDPR Art. 12(3)) is now yours."
 )
 QUEUED, NO_ADDRESS, QUEUE_FAILED, NOTE_LIMITED = "queued", "no_address", "queue_failed", "note_limited"
-# The query parameter's and the report's choices, in the lifecycle's order (the OpenAPI enums read so).
+# The query parameter's choices, in the lifecycle's order (the OpenAPI enums read so); the report's
+# are rightsdesk.routing.controller_forms.AnsweredStatus.
 VisibleStatus = Literal[status_values(VISIBLE_TO_CONTROLLER)]  # type: ignore[valid-type]
-AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 
 
-class StatusReport(BaseModel):
-    """`POST /v1/controller/requests/{id}/status`. With `extend_to` and no `status` (or the status the
-    request already has) the due date moves and the status stays."""
+# The status report's pydantic model (rightsdesk.routing.controller_forms) is built on first use,
+# not when the controller API starts: `controller_requests.StatusReport` stays its name (the API's
+# route signatures are resolved lazily), as rightsdesk.intake.submissions does for the form.
+def __getattr__(name: str):
+    if name == "StatusReport":
+        from rightsdesk.routing import controller_forms
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    status: Annotated[
-        AnsweredStatus | None,
-        Field(description="The new status; may be left out when only extending (`extend_to`)"),
-    ] = None
-    reason: Annotated[
-        free_text.OneLine | None,
-        Field(max_length=2000, description="Shown to the subject; required to reject or extend"),
-    ] = None
-    extend_to: Annotated[
-        datetime | None,
-        BeforeValidator(deadlines.end_of_date),
-        Field(
-            description="New due date (ISO 8601; a date alone means the end of that UTC day); "
-            "at most 3 months after verification; only while the due date has not passed"
-        ),
-    ] = None
-
-    @model_validator(mode="after")
-    def _something_to_report(self) -> StatusReport:
-        if self.status is None and self.extend_to is None:
-            raise ValueError("give a status, an extend_to, or both")
-        return self
+        return controller_forms.StatusReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def actor(controller: ControllerItem) -> str:
