@@ -35,9 +35,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pynamodb.exceptions import UpdateError
 
 from rightsdesk.connectors import base
@@ -45,6 +44,9 @@ from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, RightsdeskError, Unauthorized
 from rightsdesk.platform import config, hashing, webhooks
 from rightsdesk.store.items.connector_callbacks import CALLBACK_DUE_INDEX_KEY, ConnectorCallbackItem
+
+if TYPE_CHECKING:
+    from rightsdesk.connectors.callback_body import CallbackBody
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +70,6 @@ _NOT_FOUND_MESSAGE = "no such callback"
 class CallbackExpired(RightsdeskError):
     status = 410
     code = "callback_expired"
-
-
-class CallbackBody(BaseModel):
-    """What the product reports when it has finished (docs/connectors.md, "HTTP")."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    result: Literal["done", "nothing_found", "failed"]
-    erased: int | None = Field(default=None, ge=0)
-    remaining: int | None = Field(default=None, ge=0)
-    records: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_RECORDS)
-    failure: str | None = Field(default=None, pattern=r"^[a-z0-9_.-]{1,64}$")
 
 
 @dataclass
@@ -266,6 +256,10 @@ def verify_signature(secret_values: list[str], body: bytes, headers: Mapping[str
 
 def parse_body(body: bytes, action: str) -> CallbackBody:
     """The product's report, checked against what the step asked (erasure counts or records)."""
+    from pydantic import ValidationError
+
+    from rightsdesk.connectors.callback_body import CallbackBody  # pydantic: built by the first callback
+
     try:
         parsed = CallbackBody.model_validate_json(body)
     except ValidationError as error:

@@ -93,7 +93,7 @@ def controller_api(app: Resolver) -> dict[str, Any]:
 def connector_callback(app: Resolver) -> dict[str, Any]:
     """The HTTP connector's callback route (ConnectorCallbackFunction, on the public API): its body is
     read raw (the signature covers the bytes), so its schema is added here from the core's model."""
-    from rightsdesk.connectors import callbacks
+    from rightsdesk.connectors import callback_body
 
     document = json.loads(
         app.get_openapi_json_schema(
@@ -104,7 +104,7 @@ def connector_callback(app: Resolver) -> dict[str, Any]:
             'Errors are `{"error": {"code", "message", "fields"?}}`.',
         )
     )
-    schema = callbacks.CallbackBody.model_json_schema()
+    schema = callback_body.CallbackBody.model_json_schema()
     for item in document.get("paths", {}).values():
         for operation in item.values():
             operation["requestBody"] = {"required": True, "content": {http.JSON: {"schema": schema}}}
