@@ -60,7 +60,10 @@ EXECUTION = http.object_schema(
         "request_id": {"type": "string"},
         "run": {"type": "integer", "description": "1, 2, ...: a resume is a new run"},
         "status": {"enum": ["waiting", "running", "stopped", "failed", "parked", "succeeded"]},
-        "dry_run": {"type": "boolean"},
+        "dry_run": {
+            "type": "boolean",
+            "description": "Always false: a controller's execution is never a plan (the operator's CLI plans)",
+        },
         "not_before": _TIME,
         "started_at": _TIME,
         "finished_at": _TIME,
@@ -82,10 +85,10 @@ RECEIPT = {
 }
 CODES = {
     404: "Codes: `not_found` (no such request, another controller's, not routed yet, or gone)",
-    409: "Codes: `not_executable` (its type or status), `no_tenant_connectors`, `execution_running` "
-    "(a run of the other kind, dry or not, is under way), `conflict`",
+    409: "Codes: `not_executable` (its type or status), `no_tenant_connectors`, `execution_running`, "
+    "`execution_conflict` (another run started meanwhile: ask again), `conflict`",
     422: "Codes: `invalid_input` (`fields`: `identities`, `identities.<kind>: unknown_kind | reserved`, "
-    "`dry_run`, `<field>: unknown_field`)",
+    "`<field>: unknown_field`)",
 }
 
 
@@ -114,7 +117,6 @@ def execute(request_id: str, body: Annotated[rules.ExecuteInput, Body()]):
         extra={
             "request_id": request_id,
             "execution_id": answer.get("execution_id"),
-            "dry_run": body.dry_run,
             "started": started,
             "identity_kinds": sorted(body.identities),
         },
