@@ -52,6 +52,9 @@ STEP = http.object_schema(
         "erased": {"type": "integer"},
         "kept": {"type": "integer", "description": "Kept for a legal basis (Art. 17(3)); the receipt names it"},
         "remaining": {"type": ["integer", "null"], "description": "The re-query after the erasure: 0 is verified"},
+        "run": {"type": ["integer", "null"], "description": "The run that did (or last tried) this step"},
+        "attempts": {"type": "integer", "description": "Tries of this step so far (retried with backoff)"},
+        "failure": {"type": ["string", "null"], "description": "The last failure's code, e.g. access_denied"},
     }
 )
 EXECUTION = http.object_schema(
@@ -68,6 +71,11 @@ EXECUTION = http.object_schema(
         "started_at": _TIME,
         "finished_at": _TIME,
         "steps": {"type": "array", "items": STEP},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "Why it stopped or parked (a word: stopped_by_operator, request_closed, legal_hold, ...)",
+        },
+        "action": {"enum": ["erase", "export", None], "description": "erase (erasure) or export (access, portability)"},
     }
 )
 EXECUTION["description"] = "The execution, without the identities. Its receipt follows as `dsr.request.executed`."
@@ -78,9 +86,21 @@ RECEIPT = {
     "properties": {
         "format": {"type": "string"},
         "request_id": {"type": "string"},
+        "canonical_form": {
+            "type": "string",
+            "description": "How an entry's body is serialized to be hashed and signed",
+        },
+        "signing": {
+            "type": ["object", "null"],
+            "description": "The signing key and algorithm (its public half verifies every entry)",
+        },
         "head": {"type": ["object", "null"]},
         "summary": {"type": "object"},
         "entries": {"type": "array", "items": {"type": "object"}},
+        "residual_copies": {
+            "type": "object",
+            "description": "What the erasure cannot reach at once (point-in-time recovery, backups): `code`, `text`",
+        },
     },
 }
 CODES = {
