@@ -372,7 +372,7 @@ def test_an_access_request_exports_each_connectors_records_as_a_section(stack, s
     request_id, token = ask(stack, person["email"], "access")
     wait_for(lambda: request_status(stack, request_id, token) == "completed", "the access request to complete")
     document = stack.get(f"/v1/requests/{request_id}/export", headers={"Authorization": f"Bearer {token}"}).json()
-    sections = {s["connector_id"]: s for s in document["sections"]}
+    sections = {s["connector_id"]: s for s in document["sources"]}  # export.schema.json names them sources
     assert set(sections) == {"exec-pool", "exec-users", "exec-sessions", "exec-transcripts"}
     assert len(sections["exec-users"]["records"]) == 2
     assert person["email"] in json.dumps(sections["exec-pool"]["records"])
