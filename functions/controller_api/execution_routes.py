@@ -52,6 +52,9 @@ STEP = http.object_schema(
         "erased": {"type": "integer"},
         "kept": {"type": "integer", "description": "Kept for a legal basis (Art. 17(3)); the receipt names it"},
         "remaining": {"type": ["integer", "null"], "description": "The re-query after the erasure: 0 is verified"},
+        "run": {"type": ["integer", "null"], "description": "The run that did (or last tried) this step"},
+        "attempts": {"type": "integer", "description": "Tries of this step so far (retried with backoff)"},
+        "failure": {"type": ["string", "null"], "description": "The last failure's code, e.g. access_denied"},
     }
 )
 EXECUTION = http.object_schema(
@@ -60,11 +63,19 @@ EXECUTION = http.object_schema(
         "request_id": {"type": "string"},
         "run": {"type": "integer", "description": "1, 2, ...: a resume is a new run"},
         "status": {"enum": ["waiting", "running", "stopped", "failed", "parked", "succeeded"]},
-        "dry_run": {"type": "boolean"},
+        "dry_run": {
+            "type": "boolean",
+            "description": "Always false: a controller's execution is never a plan (the operator's CLI plans)",
+        },
         "not_before": _TIME,
         "started_at": _TIME,
         "finished_at": _TIME,
         "steps": {"type": "array", "items": STEP},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "Why it stopped or parked (a word: stopped_by_operator, request_closed, legal_hold, ...)",
+        },
+        "action": {"enum": ["erase", "export", None], "description": "erase (erasure) or export (access, portability)"},
     }
 )
 EXECUTION["description"] = "The execution, without the identities. Its receipt follows as `dsr.request.executed`."
@@ -75,17 +86,29 @@ RECEIPT = {
     "properties": {
         "format": {"type": "string"},
         "request_id": {"type": "string"},
+        "canonical_form": {
+            "type": "string",
+            "description": "How an entry's body is serialized to be hashed and signed",
+        },
+        "signing": {
+            "type": ["object", "null"],
+            "description": "The signing key and algorithm (its public half verifies every entry)",
+        },
         "head": {"type": ["object", "null"]},
         "summary": {"type": "object"},
         "entries": {"type": "array", "items": {"type": "object"}},
+        "residual_copies": {
+            "type": "object",
+            "description": "What the erasure cannot reach at once (point-in-time recovery, backups): `code`, `text`",
+        },
     },
 }
 CODES = {
     404: "Codes: `not_found` (no such request, another controller's, not routed yet, or gone)",
-    409: "Codes: `not_executable` (its type or status), `no_tenant_connectors`, `execution_running` "
-    "(a run of the other kind, dry or not, is under way), `conflict`",
+    409: "Codes: `not_executable` (its type or status), `no_tenant_connectors`, `execution_running`, "
+    "`execution_conflict` (another run started meanwhile: ask again), `conflict`",
     422: "Codes: `invalid_input` (`fields`: `identities`, `identities.<kind>: unknown_kind | reserved`, "
-    "`dry_run`, `<field>: unknown_field`)",
+    "`<field>: unknown_field`)",
 }
 
 
@@ -114,7 +137,6 @@ def execute(request_id: str, body: Annotated[rules.ExecuteInput, Body()]):
         extra={
             "request_id": request_id,
             "execution_id": answer.get("execution_id"),
-            "dry_run": body.dry_run,
             "started": started,
             "identity_kinds": sorted(body.identities),
         },

@@ -13,7 +13,10 @@ starts (rightsdesk.connectors.execution, called by the route):
 - the run is scoped to the controller's tenant (`tenant_of`): the operator sets a controller's
   `tenant_id` where the platform's stores name tenants otherwise; by default it is its controller
   id. Only tenant-scoped connectors act for a controller (`processor_connectors`): a connector
-  without a tenant condition could reach every tenant's records.
+  without a tenant condition could reach every tenant's records;
+- no dry run: a plan performs the connectors' finds at once, in the calling function, which would
+  give the internet-facing controller API sts:AssumeRole on every connector role; only the worker
+  holds that (docs/decisions.md). The operator plans with `rightsdesk requests execute --dry-run`.
 
 `receipt` is the signed receipt chain of the controller's own request (rightsdesk.connectors.receipts).
 Identities are personal data: nothing here logs, stores or returns them. The connectors' modules
@@ -61,9 +64,6 @@ class ExecuteInput(BaseModel):
             "ends, never logged or returned. `tenant_id` is yours already and cannot be given",
         ),
     ]
-    dry_run: bool = Field(
-        default=False, description="Only find and count what would be touched (a plan); nothing is changed"
-    )
 
     @field_validator("identities")
     @classmethod
@@ -142,18 +142,13 @@ def execute(controller: ControllerItem, request_id: str, body: ExecuteInput, exe
     starts one run. A stopped, failed or parked run resumes. Returns (the run's view, started)."""
     check(controller, request_id, body)
     latest = execution.view(request_id)
-    if latest is not None and latest.status in ACTIVE_RUNS:
-        if bool(latest.dry_run) != body.dry_run:
-            raise Conflict("another run of this request is under way; ask again once it ends", code="execution_running")
-        return latest, False
-    if latest is not None and latest.status == "succeeded" and not latest.dry_run and not body.dry_run:
+    if latest is not None and latest.status in ACTIVE_RUNS | {"succeeded"}:
         return latest, False
     view = execution.start(
         request_id,
         actor=controller_requests.actor(controller),
         identities=dict(body.identities),
         tenant_id=tenant_of(controller),
-        dry_run=body.dry_run,
     )
     return view, True
 
