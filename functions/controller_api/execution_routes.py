@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
+from rightsdesk import routing
 from rightsdesk.platform import http
 from rightsdesk.routing import controller_execution as rules
 
@@ -127,7 +128,7 @@ CODES = {
         codes=CODES,
     ),
 )
-def execute(request_id: str, body: Annotated[rules.ExecuteInput, Body()]):
+def execute(request_id: str, body: Annotated[routing.controller_forms.ExecuteInput, Body()]):
     controller = calling.caller(router.current_event, logger)
     view, started = rules.execute(controller, request_id, body, _execution())
     answer = view.to_dict()

@@ -8,7 +8,7 @@ starts (rightsdesk.connectors.execution, called by the route):
   this API), of a type connectors carry out (erasure, access, portability), once delivered and
   while the controller works on it (forwarded, delivered, acknowledged, in_progress);
 - identities of the kinds the enabled tenant-scoped connectors need (a kind no connector needs
-  would be stored for nothing), one to MAX_IDENTITIES of them, each value 1 to MAX_VALUE
+  would be stored for nothing), one to MAX_IDENTITIES of them, each value 1 to MAX_VALUE (rightsdesk.routing.controller_forms)
   characters without control characters; `tenant_id` is never the controller's to give;
 - the run is scoped to the controller's tenant (`tenant_of`): the operator sets a controller's
   `tenant_id` where the platform's stores name tenants otherwise; by default it is its controller
@@ -25,10 +25,7 @@ are imported on first use: the controller API's other routes do not load them at
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import TYPE_CHECKING, Any
 
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
@@ -38,40 +35,14 @@ from rightsdesk.routing import registry as registry_of_controllers
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 
+if TYPE_CHECKING:
+    from rightsdesk.routing.controller_forms import ExecuteInput
+
 EXECUTABLE_TYPES = frozenset({RequestType.ERASURE.value, RequestType.ACCESS.value, RequestType.PORTABILITY.value})
 # After delivery, while the controller works on it: the lifecycle's states between forwarding and closing.
 EXECUTABLE_STATUSES = frozenset(
     {Status.FORWARDED.value, Status.DELIVERED.value, Status.ACKNOWLEDGED.value, Status.IN_PROGRESS.value}
 )
-MAX_IDENTITIES = 10
-MAX_VALUE = 512
-_KIND = r"^[a-z][a-z0-9_]{0,39}$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ExecuteInput(BaseModel):
-    """`POST /v1/controller/requests/{id}/execute`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    identities: Annotated[
-        dict[Annotated[str, Field(pattern=_KIND)], Annotated[str, Field(min_length=1, max_length=MAX_VALUE)]],
-        Field(
-            min_length=1,
-            max_length=MAX_IDENTITIES,
-            description="The subject's identities as you know them, by kind (e.g. `user_id`, `email`): the kinds "
-            "the platform's tenant-scoped connectors need. Used for this execution only, kept sealed until it "
-            "ends, never logged or returned. `tenant_id` is yours already and cannot be given",
-        ),
-    ]
-
-    @field_validator("identities")
-    @classmethod
-    def _plain_values(cls, identities: dict[str, str]) -> dict[str, str]:
-        for value in identities.values():
-            if _CONTROL.search(value) or not value.strip():
-                raise ValueError("identity values are text without control characters")
-        return identities
 
 
 def tenant_of(controller: ControllerItem) -> str:

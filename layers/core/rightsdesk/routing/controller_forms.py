@@ -10,10 +10,11 @@ resolved), and the Event Handler resolves a route's signature when the route is 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from rightsdesk.kernel import deadlines, free_text
 from rightsdesk.kernel.moments import Moment
@@ -63,3 +64,36 @@ class RedeliverSince(BaseModel):
     since: Moment = Field(description="Deliveries whose latest attempt failed at or after this time")
     until: Moment | None = Field(default=None, description="... and at or before this time")
     event_type: EventType | None = None
+
+
+# ------------------------------------------------------------------ a processor run (controller_execution)
+
+MAX_IDENTITIES = 10
+MAX_VALUE = 512
+_KIND = r"^[a-z][a-z0-9_]{0,39}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ExecuteInput(BaseModel):
+    """`POST /v1/controller/requests/{id}/execute`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identities: Annotated[
+        dict[Annotated[str, Field(pattern=_KIND)], Annotated[str, Field(min_length=1, max_length=MAX_VALUE)]],
+        Field(
+            min_length=1,
+            max_length=MAX_IDENTITIES,
+            description="The subject's identities as you know them, by kind (e.g. `user_id`, `email`): the kinds "
+            "the platform's tenant-scoped connectors need. Used for this execution only, kept sealed until it "
+            "ends, never logged or returned. `tenant_id` is yours already and cannot be given",
+        ),
+    ]
+
+    @field_validator("identities")
+    @classmethod
+    def _plain_values(cls, identities: dict[str, str]) -> dict[str, str]:
+        for value in identities.values():
+            if _CONTROL.search(value) or not value.strip():
+                raise ValueError("identity values are text without control characters")
+        return identities
