@@ -3,7 +3,10 @@
 The stores (in a moto server process of their own, local/moto_process.py, as the local runner
 runs it): a Cognito pool (email -> sub and user id), a DynamoDB table whose items name their owner's
 user id, found through a KEYS_ONLY GSI, and a versioned S3 bucket of JSON Lines chat transcripts
-under one prefix, rows naming their user id. They are seeded at the smaller size (10k items, 100
+under one prefix, rows naming their user id, and a second bucket with the same objects under a
+prefix declared `index: true` (the S3 index, rightsdesk.connectors.s3_index, in the stack's own
+table: backfilled after the first round's seeding, later objects synced as they are written, as
+the indexer does on their notifications). They are seeded at the smaller size (10k items, 100
 objects, 100 users) with one subject's data (20 items, rows in 5 objects, 1 user), the subject is
 erased, then the stores are topped up to the full size (100k items, 1,000 objects, 1,000 users)
 with a second subject, who is erased in turn. Seeding is BatchWriteItem and parallel
@@ -14,7 +17,8 @@ The erasure is the connector worker's sequence without the state machine and its
 connector, `identity_graph.resolve` (every connector's find, in stage order: the plan), then per
 connector in reverse stage order `base.erase_and_verify` without a find (the step finds again,
 erases, and asks again). Receipts, step records and their signatures are the worker's own
-DynamoDB and KMS calls, measured elsewhere; they are not the stores'.
+DynamoDB and KMS calls, measured elsewhere; they are not the stores'. (The indexed S3 connector's
+DynamoDB and KMS calls are its index's, and counted as its own.)
 
 Per connector: every AWS call (local/calls.py's botocore hook, each connector's work run as
 `faults.running(<connector id>)`, counted by bench.aws_calls.api_calls), what the answers held
@@ -37,9 +41,19 @@ from typing import Any
 TABLE = "BenchUsers"
 INDEX = "by-owner"
 BUCKET = "bench-transcripts"
+INDEXED_BUCKET = "bench-transcripts-indexed"  # the same objects, under a prefix declared `index: true`
 PREFIX = "chats/"
 ROLE = "arn:aws:iam::123456789012:role/rightsdesk-connector-{}"
-CONNECTOR_IDS = {"cognito": "bench-pool", "dynamodb": "bench-items", "s3": "bench-transcripts"}
+# figures' label -> connector id (the labels name the two S3 connectors apart)
+CONNECTOR_IDS = {
+    "cognito": "bench-pool",
+    "dynamodb": "bench-items",
+    "s3": "bench-transcripts",
+    "s3_indexed": "bench-transcripts-indexed",
+}
+LABELS = {connector_id: label for label, connector_id in CONNECTOR_IDS.items()}
+# The connectors whose records read must follow the subject, and the store's unit in a round.
+FOLLOW_THE_SUBJECT = {"dynamodb": "items", "cognito": "users", "s3_indexed": "objects"}
 SUBJECT_ITEMS = 20
 SUBJECT_OBJECTS = 5
 SUBJECT_ROWS_PER_OBJECT = 3
@@ -71,8 +85,9 @@ def _create_stores(clients: dict[str, Any]) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     s3 = clients["s3"]
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for bucket in (BUCKET, INDEXED_BUCKET):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     return clients["cognito-idp"].create_user_pool(
         PoolName="bench-users",
         Schema=[{"Name": "user_id", "AttributeDataType": "String", "Mutable": True}],
@@ -106,8 +121,38 @@ def _definitions(pool_id: str) -> list[Any]:
             "row_files": [{"prefix": PREFIX, "format": "jsonl", "field": "user", "identity": "user_id"}],
         },
     ]
+    documents.append(
+        {
+            "kind": "s3",
+            "id": CONNECTOR_IDS["s3_indexed"],
+            "role_arn": ROLE.format(CONNECTOR_IDS["s3_indexed"]),
+            "bucket": INDEXED_BUCKET,
+            "row_files": [{"prefix": PREFIX, "format": "jsonl", "field": "user", "identity": "user_id", "index": True}],
+        }
+    )
     # As the registry parses an enabled connector's stored definition (a new one runs dry).
     return [parse_definition({**document, "enabled": True}) for document in documents]
+
+
+def _create_index_store() -> None:
+    """The stack's own table, where the S3 index lives, and the data key its object keys are sealed
+    with (as tests/support/aws.py's moto_cloud makes them); the core bound to both."""
+    import os
+
+    import boto3
+
+    from rightsdesk.platform import aws_clients, config, sealing
+    from rightsdesk.store.items.table import bind_table
+    from tests.support.aws import create_tables_from_template
+
+    session = boto3.session.Session(region_name="eu-central-1")
+    tables = create_tables_from_template(session, "bench")
+    os.environ["RIGHTSDESK_TABLE"] = tables["RightsTable"]
+    os.environ["DATA_KEY_ID"] = session.client("kms").create_key(Description="bench data key")["KeyMetadata"]["KeyId"]
+    config.reload()
+    aws_clients.forget_clients()
+    sealing.forget_clients()
+    bind_table(tables["RightsTable"])
 
 
 def _item(pk: str, owner: str) -> dict[str, Any]:
@@ -146,10 +191,21 @@ class _Seeded:
     items: int = 0
     objects: int = 0
     users: int = 0
+    holders: list[str] = field(default_factory=list)  # the keys of the last subject's objects
+    synced: list[float] = field(default_factory=list)  # seconds of each object's index sync
 
 
-def _seed(clients: dict[str, Any], pool_id: str, seeded: _Seeded, size: tuple[int, int, int], subject: dict) -> float:
-    """Top the stores up to `size` with others' data and the subject's; seconds taken."""
+def _seed(
+    clients: dict[str, Any],
+    pool_id: str,
+    seeded: _Seeded,
+    size: tuple[int, int, int],
+    subject: dict,
+    index: Any = None,
+) -> float:
+    """Top the stores up to `size` with others' data and the subject's; seconds taken. Every object
+    goes to both buckets; with `index` (its prefix backfilled already), each object written to the
+    indexed bucket is synced at once, as the indexer does on the object-created notification."""
     items, objects, users = size
     started = time.perf_counter()
     records = [
@@ -164,10 +220,20 @@ def _seed(clients: dict[str, Any], pool_id: str, seeded: _Seeded, size: tuple[in
         seeded.objects + added * k // SUBJECT_OBJECTS + added // (2 * SUBJECT_OBJECTS) for k in range(SUBJECT_OBJECTS)
     }
     dynamodb, s3, cognito = clients["dynamodb"], clients["s3"], clients["cognito-idp"]
+    seeded.holders = [f"{PREFIX}{serial:05d}.jsonl" for serial in sorted(holders)]
+    seeded.synced = []
 
     def put_object(serial: int) -> None:
         body = _object_body(serial, subject["user_id"] if serial in holders else None)
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}{serial:05d}.jsonl", Body=body, ContentType="application/x-ndjson")
+        key = f"{PREFIX}{serial:05d}.jsonl"
+        for bucket in (BUCKET, INDEXED_BUCKET):
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        if index is not None:
+            # The notification's work, in-process (S3IndexQueue and the indexer's Lambda would
+            # add their polling and a cold start, not index work).
+            started = time.perf_counter()
+            index.sync(key)
+            seeded.synced.append(time.perf_counter() - started)
 
     def create_user(email: str, user_id: str) -> None:
         cognito.admin_create_user(
@@ -290,6 +356,24 @@ class _Transfer:
         return call
 
 
+def _count_index_answers(connector: Any, reads: Reads) -> None:
+    """What the S3 index answered the connector's finds: the objects its entries named for the
+    subject and the unindexed ones every find reads (its DynamoDB and KMS calls are recorded as
+    the connector's by local/calls.py; its reads are not the connector's session's)."""
+    from rightsdesk.connectors.s3_index import S3Index
+
+    index = connector._index = S3Index(connector.definition, connector.client)
+    objects_for = index.objects_for
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[list[str], list[str]]:
+        named, unindexed = objects_for(*args, **kwargs)
+        reads.counts["objects named by the index"] += len(named)
+        reads.counts["unindexed objects"] += len(unindexed)
+        return named, unindexed
+
+    index.objects_for = counted
+
+
 # ------------------------------------------------------------------ one erasure
 
 
@@ -309,24 +393,32 @@ def _erase_subject(definitions: list[Any], subject: dict, recorded: Path, reques
         return session
 
     connectors = [build(definition, request_id, session_factory=session_factory) for definition in definitions]
-    rewrites: list[tuple[int, int]] = []
-    transfer = _Transfer()
+    rewrites: dict[str, list[tuple[int, int]]] = {}
+    transfers: dict[str, _Transfer] = {}
     for connector in connectors:
         counts = reads[connector.id]
         connector.find = _timed(counts, connector.id, "find", connector.find)
         erase = _timed(counts, connector.id, "erase", connector.erase)
         if connector.kind == "s3":
+            rewrites[connector.id], transfers[connector.id] = [], _Transfer()
 
-            def erase(found: Any, _erase: Any = erase) -> Any:
-                rewrites.append(_rewritten(found))
+            def erase(
+                found: Any,
+                _erase: Any = erase,
+                rewrote: Any = rewrites[connector.id],
+                transfer: Any = transfers[connector.id],
+            ) -> Any:
+                rewrote.append(_rewritten(found))
                 transfer.erasing = True
                 try:
                     return _erase(found)
                 finally:
                     transfer.erasing = False
 
-            connector._read = transfer.reads(connector._read)
-            connector.client.put_object = transfer.writes(connector.client.put_object)
+            connector._read = transfers[connector.id].reads(connector._read)
+            connector.client.put_object = transfers[connector.id].writes(connector.client.put_object)
+            if any(files.index for files in connector.definition.row_files):
+                _count_index_answers(connector, counts)
 
         connector.erase = erase
 
@@ -356,7 +448,7 @@ def _erase_subject(definitions: list[Any], subject: dict, recorded: Path, reques
         outcome = outcomes[connector.id]
         assert outcome.result == base.DONE and outcome.remaining == 0, (connector.id, outcome.to_dict())
         counts = reads[connector.id]
-        figures[connector.kind] = {
+        figures[LABELS[connector.id]] = {
             "connector_id": connector.id,
             "found": outcome.found,
             "erased": outcome.erased,
@@ -368,10 +460,11 @@ def _erase_subject(definitions: list[Any], subject: dict, recorded: Path, reques
             "step_s": step_seconds[connector.id],
             "erase_s": counts.phase_seconds["erase"],
         }
-    figures["s3"]["rewritten_objects"] = sum(objects for objects, _ in rewrites)
-    figures["s3"]["rewritten_bytes"] = sum(size for _, size in rewrites)
-    figures["s3"]["transfer_bytes"] = transfer.bytes
-    figures["s3"]["transfer_s"] = transfer.seconds
+    for connector_id, rewrote in rewrites.items():
+        figures[LABELS[connector_id]]["rewritten_objects"] = sum(objects for objects, _ in rewrote)
+        figures[LABELS[connector_id]]["rewritten_bytes"] = sum(size for _, size in rewrote)
+        figures[LABELS[connector_id]]["transfer_bytes"] = transfers[connector_id].bytes
+        figures[LABELS[connector_id]]["transfer_s"] = transfers[connector_id].seconds
     figures["total_s"] = total
     return figures
 
@@ -379,17 +472,34 @@ def _erase_subject(definitions: list[Any], subject: dict, recorded: Path, reques
 def measure(recorded: Path, sizes: tuple[tuple[int, int, int], ...] = SIZES) -> list[dict]:
     import boto3
 
+    from rightsdesk.connectors.s3_index import S3Index
+
     clients = {name: boto3.client(name, region_name="eu-central-1") for name in ("dynamodb", "s3", "cognito-idp")}
     pool_id = _create_stores(clients)
+    _create_index_store()
     definitions = _definitions(pool_id)
+    # The indexer's side, in-process: the same S3Index the indexer's Lambda and the CLI's backfill use.
+    index = S3Index(next(d for d in definitions if d.id == CONNECTOR_IDS["s3_indexed"]), clients["s3"])
     seeded = _Seeded()
     rounds = []
-    for size in sizes:
+    for number, size in enumerate(sizes):
         tag = uuid.uuid4().hex[:8]
         subject = {"tag": tag, "email": f"subject-{tag}@example.org", "user_id": f"user-subject-{tag}"}
-        seed_seconds = _seed(clients, pool_id, seeded, size, subject)
+        # The first round's objects were there before the index: the backfill indexes them (every
+        # version) and marks the prefix ready; later objects are synced as they are written.
+        seed_seconds = _seed(clients, pool_id, seeded, size, subject, index if number else None)
+        kept: dict[str, Any] = {"synced": len(seeded.synced), "sync_s": sum(seeded.synced)}
+        if not number:
+            started = time.perf_counter()
+            kept["backfilled"] = index.backfill()
+            kept["backfill_s"] = time.perf_counter() - started
         figures = _erase_subject(definitions, subject, recorded, f"dsr_bench{tag}")
-        rounds.append({"items": size[0], "objects": size[1], "users": size[2], "seed_s": seed_seconds, **figures})
+        # The rewrites' own notifications: the index re-reads those objects for the others' rows.
+        for key in seeded.holders:
+            index.sync(key)
+        rounds.append(
+            {"items": size[0], "objects": size[1], "users": size[2], "seed_s": seed_seconds, "index": kept, **figures}
+        )
     return rounds
 
 
@@ -398,20 +508,36 @@ def measure(recorded: Path, sizes: tuple[tuple[int, int, int], ...] = SIZES) -> 
 
 def check(rounds: list[dict]) -> list[str]:
     """What the bench asserts of its own figures: the subject's records found and erased at every
-    size, and DynamoDB and Cognito reads equal at every size (they follow the subject's data)."""
+    size, and DynamoDB, Cognito and indexed S3 reads equal at every size (they follow the
+    subject's data)."""
     problems = []
-    for kind in ("dynamodb", "cognito"):
+    for kind in FOLLOW_THE_SUBJECT:
         read = {r[kind]["items_read"] for r in rounds}
         if len(read) != 1:
             problems.append(f"{kind}: records read differ with the store's size: {sorted(read)}")
     for r in rounds:
         if r["dynamodb"]["erased"] != SUBJECT_ITEMS:
             problems.append(f"dynamodb: {r['dynamodb']['erased']} items erased of {SUBJECT_ITEMS}")
-        if r["s3"]["rewritten_objects"] != SUBJECT_OBJECTS:
-            problems.append(f"s3: {r['s3']['rewritten_objects']} objects rewritten of {SUBJECT_OBJECTS}")
+        for kind in ("s3", "s3_indexed"):
+            if r[kind]["rewritten_objects"] != SUBJECT_OBJECTS:
+                problems.append(f"{kind}: {r[kind]['rewritten_objects']} objects rewritten of {SUBJECT_OBJECTS}")
         if r["cognito"]["erased"] != 1:
             problems.append(f"cognito: {r['cognito']['erased']} users erased of 1")
     return problems
+
+
+def _index_keeping(r: dict) -> str:
+    kept = r["index"]
+    done = []
+    if "backfilled" in kept:
+        done.append(f"the backfill indexed {kept['backfilled']:,} objects in {kept['backfill_s']:.1f} s")
+    if kept["synced"]:
+        done.append(
+            f"{kept['synced']:,} objects were synced as they were written, {kept['sync_s'] / kept['synced'] * 1000:.0f} ms "
+            f"each, {SEED_THREADS} at a time ({kept['sync_s']:.0f} s across the threads, within the seeding's "
+            f"{r['seed_s']:.0f} s)"
+        )
+    return f"at {r['objects']:,} objects, " + " and ".join(done)
 
 
 def _listing(calls: dict[str, int]) -> str:
@@ -432,9 +558,10 @@ def section(rounds: list[dict]) -> str:
         store = {
             "dynamodb": f"{r['items']:,} items",
             "s3": f"{r['objects']:,} objects",
+            "s3_indexed": f"{r['objects']:,} objects, indexed",
             "cognito": f"{r['users']:,} users",
         }
-        for kind in ("dynamodb", "s3", "cognito"):
+        for kind in ("dynamodb", "s3", "s3_indexed", "cognito"):
             f = r[kind]
             reads = f["reads"]
             if kind == "dynamodb":
@@ -444,11 +571,17 @@ def section(rounds: list[dict]) -> str:
                     f"{f['items_read']:,} object versions, {_mb(reads.get('bytes read', 0))} MB "
                     f"({reads.get('versions listed', 0):,} versions listed)"
                 )
+            elif kind == "s3_indexed":
+                read = (
+                    f"{f['items_read']:,} object versions, {_mb(reads.get('bytes read', 0))} MB "
+                    f"({reads.get('objects named by the index', 0)} named by the index, "
+                    f"{reads.get('unindexed objects', 0)} unindexed; {reads.get('versions listed', 0):,} versions listed)"
+                )
             else:
                 read = f"{f['items_read']} ({reads.get('users listed', 0)} listed + {reads.get('users read', 0)} read)"
             calls = sum(f["calls"].values())
             rows.append(
-                f"| {store[kind]} | {kind} | {f['found']} / {f['erased']} | {read} | {calls}: {_listing(f['calls'])} "
+                f"| {store[kind]} | {kind.replace('_', ' ')} | {f['found']} / {f['erased']} | {read} | {calls}: {_listing(f['calls'])} "
                 f"| {f['plan_find_s'] * 1000:.0f} | {f['step_s'] * 1000:.0f} |"
             )
     table = "\n".join(
@@ -459,25 +592,28 @@ def section(rounds: list[dict]) -> str:
         ]
     )
     rewrite_rows = "\n".join(
-        f"| {r['objects']:,} | {r['s3']['rewritten_objects']} | {r['s3']['rewritten_bytes'] / 1000:.0f} "
-        f"| {r['s3']['transfer_bytes'] / 1000:.0f} | {r['s3']['transfer_s'] * 1000:.0f} "
-        f"| {r['s3']['transfer_bytes'] / 1_000_000 / r['s3']['transfer_s']:.1f} | {r['s3']['erase_s'] * 1000:.0f} |"
+        f"| {r['objects']:,} | {kind.replace('_', ' ')} | {r[kind]['rewritten_objects']} | {r[kind]['rewritten_bytes'] / 1000:.0f} "
+        f"| {r[kind]['transfer_bytes'] / 1000:.0f} | {r[kind]['transfer_s'] * 1000:.0f} "
+        f"| {r[kind]['transfer_bytes'] / 1_000_000 / r[kind]['transfer_s']:.1f} | {r[kind]['erase_s'] * 1000:.0f} |"
         for r in rounds
-        if r["s3"]["transfer_s"] > 0
+        for kind in ("s3", "s3_indexed")
+        if r[kind]["transfer_s"] > 0
     )
     totals = ", ".join(f"{r['items']:,}/{r['objects']:,}/{r['users']:,}: {r['total_s']:.1f} s" for r in rounds)
     seeding = ", ".join(f"{r['seed_s']:.0f} s" for r in rounds)
     equal = "; ".join(
-        f"{kind} records read: "
+        f"{kind.replace('_', ' ')} records read: "
         + ", ".join(f"{r[kind]['items_read']} at {r[unit]:,} {unit}" for r in rounds)
         + (" (equal)" if len({r[kind]["items_read"] for r in rounds}) == 1 else " (**not equal**)")
-        for kind, unit in (("dynamodb", "items"), ("cognito", "users"))
+        for kind, unit in FOLLOW_THE_SUBJECT.items()
     )
+    keeping = "; ".join(_index_keeping(r) for r in rounds if r.get("index"))
+    grows = ", ".join(f"{r['s3_indexed']['plan_find_s'] * 1000:.0f} ms at {r['objects']:,} objects" for r in rounds)
     s3_read = ", ".join(f"{r['s3']['items_read']:,} object versions at {r['objects']:,} objects" for r in rounds)
     held = (
-        f"Checked by the bench itself (`check`): {equal}; S3 {s3_read} (grows with the prefix, as said). "
-        "Every round found and erased the subject's 20 items, the rows in 5 objects and the user, and each "
-        "connector's re-query found nothing left."
+        f"Checked by the bench itself (`check`): {equal}; S3 without the index {s3_read} (grows with the "
+        "prefix, as said). Every round found and erased the subject's 20 items, the rows in 5 objects (in "
+        "each bucket) and the user, and each connector's re-query found nothing left."
         if not problems
         else "**The bench's own check failed:** " + "; ".join(problems) + f". {equal}."
     )
@@ -487,9 +623,10 @@ One subject erased by the connectors (bench/connectors_erasure.py) from stores i
 process of its own, as the local runner runs it): a DynamoDB table where the subject owns
 {SUBJECT_ITEMS} items, found through a KEYS_ONLY GSI and each read back from the table (strongly
 consistent); a versioned S3 bucket whose prefix holds JSON Lines objects of {ROWS_PER_OBJECT} rows
-(about 64 KB), {SUBJECT_OBJECTS} of them holding {SUBJECT_ROWS_PER_OBJECT} rows of the subject's; a
-Cognito pool where the subject is one user, whose user id the identity graph carries to the other
-two. The stores are seeded at the smaller size with one subject, who is erased, then topped up to
+(about 64 KB), {SUBJECT_OBJECTS} of them holding {SUBJECT_ROWS_PER_OBJECT} rows of the subject's, and a
+second bucket holding the same objects under a prefix declared `index: true` (a connector of its
+own); a Cognito pool where the subject is one user, whose user id the identity graph carries to the
+other three. The stores are seeded at the smaller size with one subject, who is erased, then topped up to
 the full size with another. The run is the connector worker's (rightsdesk.connectors.execution)
 without the state machine: the plan resolves the identities (every connector's find), then each
 connector's step finds again, erases and re-queries (`base.erase_and_verify`), dependents first.
@@ -505,12 +642,33 @@ again in the step's (20 index entries + 20 GetItem each), and the re-query after
 no entry. In Cognito too: ListUsers with an email filter answers the one user (Cognito filters the
 pool; the connector reads one user), and AdminGetUser reads it again before the delete.
 
-**S3 does not**: without an index, every find lists and reads every version of every object under
+**S3 without the index does not**: every find lists and reads every version of every object under
 the prefix, and a run makes three finds (the plan's, the step's, the re-query): 3 x the objects,
 plus the rewrite's 2 reads per object holding the subject (its current version, and the older
-version it then deletes). The objects and bytes read grow with the prefix. The optional S3 index
-the issue asks for (object -> subject ids, kept from object-created notifications) does not exist
-in this code yet, so it is not measured here; once it does, its row belongs in this table.
+version it then deletes). The objects and bytes read grow with the prefix.
+
+**S3 with the index** (`index: true`, rightsdesk.connectors.s3_index) follows the subject again: a
+second bucket holds the same objects under a prefix declared `index: true`. The objects of the
+first round were there before the index: `S3Index.backfill()` (what `rightsdesk connectors index`
+runs) indexed them and marked the prefix ready; the objects written afterwards were synced one by
+one as they were written (`S3Index.sync`, the indexer's work on an object-created notification,
+called in-process: S3IndexQueue and the indexer's Lambda would add polling and a cold start, no
+index work), and so were the objects each erasure rewrote. A find then asks the index (a GetItem
+of the prefix's readiness, a Query of the subject's entries, a BatchGetItem of the objects they
+name, a Query of the unindexed ones, a KMS Decrypt per object key the process has not unsealed yet)
+and lists and reads only those objects: the plan's find and the step's read the 5 objects, the
+rewrite reads 2 versions of each, and the erasure drops the subject's entries, so the re-query
+reads none. Its calls and reads are the same at both sizes.
+
+Keeping the index (not measured above): {keeping}.
+
+Locally its wall time may still grow with the store, as DynamoDB's does (its plan's find:
+{grows}): moto answers a Query by walking every item of the table (the index's entries are about
+8 an object: 7 other users and the object's own item, in the stack's table), and a
+ListObjectVersions of one key by copying every version in the bucket. DynamoDB reads one partition
+a Query and S3 lists a prefix from its index, so on AWS neither grows with the store. Its erase
+also does the index's own work: for each object rewritten, the prefix's readiness read again and
+the subject's entry dropped (an UpdateItem of the object's item, a DeleteItem of the entry).
 
 S3 rewrite: the erase reads each object holding the subject, writes it back without the rows
 (`PutObject IfMatch` on the ETag read), lists the object's versions, and reads and deletes the
@@ -518,8 +676,8 @@ older version that still held the rows. Throughput is the bytes its GetObject (b
 PutObject calls moved over the time spent in them; the whole erase adds the version listing and
 the deletes.
 
-| objects in prefix | objects rewritten | KB in those objects | KB read + written | in GetObject + PutObject (ms) | rewrite MB/s | whole erase (ms) |
-|---|---|---|---|---|---|---|
+| objects in prefix | connector | objects rewritten | KB in those objects | KB read + written | in GetObject + PutObject (ms) | rewrite MB/s | whole erase (ms) |
+|---|---|---|---|---|---|---|---|
 {rewrite_rows}
 
 What grows with the store here is moto's, not the connector's: moto answers a GSI query by going
