@@ -10,6 +10,10 @@ address checked is the one connected to; no redirects). The product answers at o
 - export: `{"records": [{...}, ...]}`
 - erase:  `{"erased": n}` (erasing twice must be harmless on the product's side)
 - verify: `{"remaining": n}`
+- rectify (definition `rectifiable`; the data also holds `changes`: the product's field -> the
+  corrected value): `{"rectified": n}` (setting a value twice must change nothing more); the
+  re-read is a `verify` whose data holds the same `changes`, answered `{"remaining": n}`: the
+  subject's records that do not hold the corrected values yet.
 
 Any other status, a timeout or an answer that is not that JSON fails the step with a stable code
 (`http_503`, `timeout`, `bad_answer`). The answer is read up to MAX_ANSWER_BYTES. A 202 (the
@@ -26,7 +30,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rightsdesk.connectors.base import Connector, ConnectorFailure, Erased, Found, Identities, Located, key_hash
+from rightsdesk.connectors.base import (
+    Connector,
+    ConnectorFailure,
+    Erased,
+    Found,
+    Identities,
+    Located,
+    Rectified,
+    key_hash,
+)
 from rightsdesk.connectors.definitions import HttpDefinition
 from rightsdesk.platform import webhooks
 
@@ -70,15 +83,19 @@ class HttpConnector(Connector):
             allow_loopback_http = settings().allow_http_webhooks
         self._allow_loopback_http = allow_loopback_http
 
-    def _ask(self, action: str, identities: Identities) -> dict[str, Any]:
-        data = {
+    def _ask(self, action: str, identities: Identities, changes: Any = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "request_id": self.request_id,
             "connector_id": self.id,
             "action": action,
             "identities": {kind: identities[kind] for kind in sorted(identities)},
         }
+        if changes is not None:
+            data["changes"] = {name: changes[name] for name in sorted(changes)}
         body = webhooks.envelope(EVENT_PREFIX + action, data)
-        msg_id = webhooks.webhook_id("connector", self.request_id, self.id, action)
+        # A rectification's re-read is another message than an erasure's verify.
+        asked = f"{action}-rectified" if changes is not None and action == "verify" else action
+        msg_id = webhooks.webhook_id("connector", self.request_id, self.id, asked)
         headers = webhooks.signed_headers(self._secrets(self.definition.signing_secret_arn), msg_id, body)
         result, answer = webhooks.exchange(
             self.definition.url,
@@ -145,3 +162,16 @@ class HttpConnector(Connector):
         if not self.needs <= identities.keys():
             return 0
         return _count(self._ask("verify", identities), "remaining")
+
+    def rectify(self, found: Found, changes: Any) -> Rectified:
+        rectified = _count(self._ask("rectify", found.identities, changes), "rectified")
+        return Rectified(
+            rectified=min(rectified, found.count),
+            unchanged=max(found.count - rectified, 0),
+            touched=tuple(key_hash(self.id, record.key) for record in found.records),
+        )
+
+    def unrectified(self, identities: Identities, changes: Any) -> int:
+        if not self.needs <= identities.keys():
+            return 0
+        return _count(self._ask("verify", identities, changes), "remaining")
