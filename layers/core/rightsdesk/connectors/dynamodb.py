@@ -272,7 +272,7 @@ class DynamoDbConnector(Connector):
         expression, names, values = self._conditions(found.identities, value)
         aliases = {f"#r{i}": name for i, name in enumerate(changes)}
         new_values = {f":r{i}": {"S": str(changes[name])} for i, name in enumerate(changes)}
-        differs = " OR ".join(f"(attribute_not_exists({a}) OR {a} <> :r{i})" for i, a in enumerate(aliases))
+        differs = " OR ".join(f"attribute_not_exists({a}) OR {a} <> :r{i}" for i, a in enumerate(aliases))
         rectified = unchanged = gone = changed = 0
         touched = []
         for record in found.records:

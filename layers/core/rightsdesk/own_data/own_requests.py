@@ -203,7 +203,7 @@ def corrected_where(request_id: str) -> list[dict[str, Any]]:
     return [
         {"source": source, "rectified": int(body["counts"].get("rectified", 0)), "found": int(body["counts"]["found"])}
         for source, body in sorted(latest.items())
-        if body["result"] == "done"
+        if body["result"] == "done" and body["counts"].get("rectified", 0) > 0
     ]
 
 
