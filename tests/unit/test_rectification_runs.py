@@ -164,6 +164,19 @@ def test_an_approved_rectification_is_written_where_the_data_lives_and_completes
         0,
     )
     assert own_requests.corrected_where(request_id) == [{"source": "product-users", "rectified": 1, "found": 1}]
+    # The completion mail's message carries the counts per source: the notifier reads no receipt.
+    sqs = found.session.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=found.queues["MailQueue"], MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in messages]
+        for m in messages:
+            sqs.delete_message(QueueUrl=found.queues["MailQueue"], ReceiptHandle=m["ReceiptHandle"])
+    [completion] = [b for b in bodies if b["mail_id"] == f"own-{request_id}-completed"]
+    assert completion["ids"]["receipt_rectified@product-users"] == 1
+    assert NEW_NAME not in json.dumps(bodies) and email not in json.dumps(bodies)
+    request = RequestItem.get(RequestItem.key(request_id), RequestItem.SK)
+    context = own_requests.answered_context(request, "completed", clock.now(), None, completion["ids"])
+    assert context["corrected"] == [{"source": "product-users", "rectified": 1}]
 
     # The corrections were sealed: not in the state machine's input, the steps' answers, the
     # run's records, the receipt or the logs.

@@ -28,9 +28,9 @@ from rightsdesk.connectors.base import (
     ConnectorFailure,
     Erased,
     Found,
-    Rectified,
     Identities,
     Located,
+    Rectified,
     checked,
     key_hash,
     probe_value,
@@ -136,7 +136,9 @@ class CognitoConnector(Connector):
             if normalize_email(current.get("email", "")) != email:
                 changed += 1
                 continue
-            differing = [{"Name": name, "Value": str(value)} for name, value in changes.items() if current.get(name) != value]
+            differing = [
+                {"Name": name, "Value": str(value)} for name, value in changes.items() if current.get(name) != value
+            ]
             if not differing:
                 unchanged += 1
                 continue

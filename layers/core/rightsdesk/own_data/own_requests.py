@@ -187,7 +187,13 @@ def receipt_counts(request_id: str) -> dict[str, int]:
         return {}
     totals = receipts.summary([entry.body for entry in chain])
     names = ("connectors", "erased", "kept", "remaining", *(("rectified",) if "rectified" in totals else ()))
-    return {f"receipt_{name}": int(totals[name]) for name in names}
+    counts = {f"receipt_{name}": int(totals[name]) for name in names}
+    # A rectification's mail says where: per source, counts under the connector's id (no value).
+    counts.update({f"{CORRECTED_PREFIX}{place['source']}": place["rectified"] for place in corrected_where(request_id)})
+    return counts
+
+
+CORRECTED_PREFIX = "receipt_rectified@"
 
 
 def corrected_where(request_id: str) -> list[dict[str, Any]]:
@@ -407,7 +413,8 @@ def _corrections(
         else:
             changes[key] = text
     if problems:
-        raise InvalidInput("these corrections cannot be applied", fields=problems)
+        named = ", ".join(sorted(key.removeprefix("field.") for key in problems))
+        raise InvalidInput(f"these corrections cannot be applied: {named}", fields=problems)
     if not changes:
         raise InvalidInput(
             "the request states no name; say what to correct (name, locale or --field)", fields={"name": "required"}
@@ -552,11 +559,12 @@ def answered_context(
     closed = Status(outcome) if outcome in ANSWERED else None
     completed = outcome == Status.COMPLETED.value
     context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
-    corrected = (
-        corrected_where(request.request_id)
-        if receipt and completed and request.request_type == RequestType.RECTIFICATION.value
-        else []
-    )
+    # Per source, from the message's counts: the notifier reads no receipt itself.
+    corrected = [
+        {"source": name.removeprefix(CORRECTED_PREFIX), "rectified": int(count)}
+        for name, count in sorted((receipt or {}).items())
+        if name.startswith(CORRECTED_PREFIX) and completed
+    ]
     return {**context, "outcome": outcome, "receipt": dict(receipt) if receipt else None, "corrected": corrected}
 
 
