@@ -396,3 +396,14 @@ def test_a_chain_with_rectify_entries_verifies_offline_and_tampering_is_found(si
     assert receipts.verify(document, public_key).valid
     document["entries"][0]["body"]["counts"]["rectified"] = 5
     assert not receipts.verify(document, public_key).valid
+
+
+def test_connectors_test_proves_the_write_a_correction_needs(table):
+    checks = {check.operation: check.result for check in dynamodb_connector().probe()}
+    assert checks["dynamodb:UpdateItem"] == "allowed" and checks["dynamodb:DeleteItem"] == "allowed"
+
+
+def test_connectors_test_proves_cognitos_attribute_update(pool):
+    _, pool_id = pool
+    checks = {check.operation: check.result for check in cognito_connector(pool_id).probe()}
+    assert checks["cognito-idp:AdminUpdateUserAttributes"] == "allowed"

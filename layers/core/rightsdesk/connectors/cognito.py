@@ -201,4 +201,15 @@ class CognitoConnector(Connector):
                     missing,
                 )
             )
+        if self.definition.rectifiable:
+            attribute = next(iter(self.definition.rectifiable.values()))
+            checks.append(
+                checked(
+                    "cognito-idp:AdminUpdateUserAttributes",
+                    lambda: self.client.admin_update_user_attributes(
+                        UserPoolId=self.pool, Username=nobody, UserAttributes=[{"Name": attribute, "Value": "probe"}]
+                    ),
+                    missing,
+                )
+            )
         return checks

@@ -358,4 +358,20 @@ class DynamoDbConnector(Connector):
                 ),
             )
         checks.append(checked(write[0], write[1], "ConditionalCheckFailedException"))
+        if self.definition.rectifiable and write[0] != "dynamodb:UpdateItem":
+            # a correction is an UpdateItem, whatever the erase mode
+            attribute = next(iter(self.definition.rectifiable.values()))
+            checks.append(
+                checked(
+                    "dynamodb:UpdateItem",
+                    lambda: self.client.update_item(
+                        TableName=table,
+                        Key=sentinel,
+                        UpdateExpression="REMOVE #probe",
+                        ConditionExpression=condition["ConditionExpression"],
+                        ExpressionAttributeNames={**condition["ExpressionAttributeNames"], "#probe": attribute},
+                    ),
+                    "ConditionalCheckFailedException",
+                )
+            )
         return checks
