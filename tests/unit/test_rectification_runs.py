@@ -219,6 +219,9 @@ def test_a_field_no_enabled_connector_declares_is_refused_and_nothing_starts(clo
     with pytest.raises(InvalidInput) as refused:
         own_requests.resolve(request_id, own_requests.APPROVE, fields={"shoe_size": "42"}, actor=OPERATOR)
     assert refused.value.fields == {"field.shoe_size": "not_rectifiable"}
+    with pytest.raises(InvalidInput) as bad_language:
+        own_requests.resolve(request_id, own_requests.APPROVE, locale="xx", actor=OPERATOR)
+    assert bad_language.value.fields == {"field.locale": "invalid_choice"}
     assert execution.view(request_id) is None
 
 

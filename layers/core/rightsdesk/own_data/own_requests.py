@@ -412,6 +412,8 @@ def _corrections(
             problems.setdefault(f"field.{key}", f"text of 1 to {MAX_CORRECTION_CHARS} characters, one line")
         else:
             changes[key] = text
+    if "locale" in changes and changes["locale"] not in contacts.SUPPORTED_LOCALES:
+        problems["field.locale"] = "invalid_choice"  # the languages rightsdesk speaks, as for the contact
     if problems:
         named = ", ".join(sorted(key.removeprefix("field.") for key in problems))
         raise InvalidInput(f"these corrections cannot be applied: {named}", fields=problems)
