@@ -7,7 +7,7 @@ it is written to the request's audit trail before anything is displayed.
 from __future__ import annotations
 
 from itertools import chain, islice
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -251,12 +251,26 @@ def resolve(
     locale: Annotated[
         str | None, typer.Option("--locale", help="Rectification: the corrected language (en, de, sl).")
     ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Rectification: FIELD=VALUE, a field enabled connectors declare rectifiable (repeatable); "
+            "they write it where the data lives, then the request completes.",
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Decide a request about the operator's own data; the subject is emailed the outcome.
     Reasons and notes are mailed, never stored: write them for the subject."""
     if approve + reject + (extend_to is not None) != 1:
         raise typer.BadParameter("choose one of --approve, --reject, --extend-to")
+    fields: dict[str, str] = {}
+    for given in field or []:
+        key, equals, value = given.partition("=")
+        if not equals or not key.strip():
+            raise typer.BadParameter("give a correction as FIELD=VALUE", param_hint="--field")
+        fields[key.strip()] = value
     state = connect_mail(use(ctx, json_output))
     if extend_to is not None:
         request = own_requests.extend(
@@ -264,8 +278,17 @@ def resolve(
         )
     else:
         decision = own_requests.APPROVE if approve else own_requests.REJECT
+        if approve:
+            _connect_executions_if_set(state)
         request = own_requests.resolve(
-            request_id, decision, note=note_text, reason=reason, name=name, locale=locale, actor=state.operator
+            request_id,
+            decision,
+            note=note_text,
+            reason=reason,
+            name=name,
+            locale=locale,
+            fields=fields or None,
+            actor=state.operator,
         )
     view = queries.skeleton(request)
     emit(
@@ -273,6 +296,18 @@ def resolve(
         {"request": view},
         lambda: f"request {request_id} is {view['status']}; due {view['due_at']}; the subject is told by email",
     )
+
+
+def _connect_executions_if_set(state: Any) -> None:
+    """An approved rectification may start a connector run (its state machine, signing and sealing
+    keys); a target without them still resolves everything else, and a run that needs them says so."""
+    from rightsdesk_cli.errors import CliError
+    from rightsdesk_cli.wiring import connect_executions
+
+    try:
+        connect_executions(state)
+    except CliError:
+        pass
 
 
 # ------------------------------------------------------------------ a removed controller's requests

@@ -263,6 +263,7 @@ def test_a_202_waits_then_the_signed_callback_records_the_outcome_once_and_the_r
     assert kind == "success" and arguments["taskToken"] == "tok-" + request_id
     assert json.loads(arguments["output"]) == {
         "connector_id": "later", "result": "done", "found": 2, "erased": 2, "kept": 0, "remaining": 0,
+        "rectified": 0,
     }  # fmt: skip
     row = step_row(request_id)
     assert (row["state"], row["found"], row["erased"], row["remaining"]) == ("done", 2, 2, 0)

@@ -8,8 +8,11 @@ A connector is built for one request from a definition and a session (rightsdesk
 - `erase(found) -> Erased`: removes them. Idempotent: a second run with the same `found` changes
   nothing more and does not fail; every write is conditional on the record still being the subject's.
 - `verify(identities) -> int`: asks the store again after an erasure; 0 means nothing remains.
+- `rectify(found, changes) -> Rectified` (kinds whose definition declares `rectifiable`): writes the
+  corrected values, conditional on the record still being the subject's; idempotent (a value
+  already set is counted `unchanged`). `unrectified(identities, changes) -> int` re-reads.
 
-`plan` (a dry run: find and count, never a write), `erase_and_verify` and `export_records` wrap those calls in the
+`plan` (a dry run: find and count, never a write), `erase_and_verify`, `rectify_and_verify` and `export_records` wrap those calls in the
 rules every kind shares: the per-connector ceiling (more records than it: `parked_too_many`,
 nothing erased), records that yield two values for one identity (`parked_ambiguous`, nothing
 erased), the dry state of a connector not yet enabled, and an `Outcome` that holds
@@ -36,7 +39,7 @@ from rightsdesk.kernel import clock
 from rightsdesk.platform import hashing
 
 Identities = Mapping[str, str]  # identity kind -> value ("email" -> the verified address)
-Action = Literal["find", "export", "erase", "verify"]
+Action = Literal["find", "export", "erase", "verify", "rectify"]
 
 DONE = "done"
 NOTHING_FOUND = "nothing_found"
@@ -119,6 +122,18 @@ class Erased:
     touched: tuple[str, ...] = ()  # key hashes
 
 
+@dataclass(frozen=True)
+class Rectified:
+    """What `rectify` did: records given the corrected values now, records that held them already
+    (a second run), records gone or no longer the subject's since the find, and the keys touched."""
+
+    rectified: int = 0
+    unchanged: int = 0
+    already_gone: int = 0
+    changed_hands: int = 0
+    touched: tuple[str, ...] = ()  # key hashes
+
+
 @dataclass
 class Outcome:
     """One connector's part in one request, as stored and later signed into a receipt.
@@ -144,6 +159,7 @@ class Outcome:
     remaining: int | None = None
     touched: list[str] = field(default_factory=list)
     identities: dict[str, str] = field(default_factory=dict)  # kind -> identity_hash
+    rectified: int = 0  # a rectification: records given the corrected values (no value is kept here)
     failure: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,6 +242,29 @@ class Connector(ABC):
         """Records that still hold the subject, asked of the store again (strongly consistent
         where the store offers it)."""
         return self.find(identities).count
+
+    @property
+    def rectifiable(self) -> dict[str, str]:
+        """Subject-facing field -> the store's attribute a correction is written to (empty: the
+        kind or the definition corrects nothing)."""
+        return dict(getattr(self.definition, "rectifiable", None) or {})
+
+    def rectify(self, found: Found, changes: Mapping[str, str]) -> Rectified:
+        """Write `changes` (the store's attribute -> the corrected value) into the found records."""
+        raise ConnectorFailure("rectify_not_supported")
+
+    def find_to_rectify(self, identities: Identities) -> Found:
+        """The records a correction applies to (kinds whose find narrows to erasable data override)."""
+        return self.find(identities)
+
+    def unrectified(self, identities: Identities, changes: Mapping[str, str]) -> int:
+        """Records of the subject's that, read again, do not hold every corrected value."""
+        again = self.find_to_rectify(identities)
+        return sum(
+            1
+            for record in again.records
+            if any(str((record.data or {}).get(name)) != value for name, value in changes.items())
+        )
 
     def kept_by(self, record: Located, identities: Identities) -> int | None:
         """The index of the definition's first keep rule the record meets (a legal exception), or
@@ -407,3 +446,49 @@ def export_records(
         return _finish(_failed(outcome, error)), []
     outcome.result = DONE if records else NOTHING_FOUND
     return _finish(outcome), records
+
+
+def corrections_for(connector: Connector, changes: Mapping[str, str]) -> dict[str, str]:
+    """The corrections this connector applies: its store's attribute -> the value, for each
+    subject-facing field it declares rectifiable."""
+    declared = connector.rectifiable
+    return {declared[name]: value for name, value in sorted(changes.items()) if name in declared}
+
+
+def rectify_and_verify(
+    connector: Connector, identities: Identities, changes: Mapping[str, str], found: Found | None = None
+) -> Outcome:
+    """Write the approved corrections (`changes`: subject-facing field -> value) into the subject's
+    records and read them again. A connector that declares none of the fields has nothing to do; a
+    connector not yet enabled only plans; ambiguity and the ceiling park before anything is written.
+    The outcome counts (`rectified`, `remaining`: records read again without the new values) and
+    hashes keys: it never holds a value."""
+    started = clock.now()
+    corrections = corrections_for(connector, changes)
+    if connector.definition.dry:
+        outcome, _ = plan(connector, identities)
+        return outcome
+    outcome = _outcome(connector, "rectify", identities, started)
+    if not corrections:
+        return _finish(outcome)
+    try:
+        if found is None:
+            found = connector.find_to_rectify(identities)
+        outcome.found = found.count
+        outcome.touched = found.key_hashes()
+        if found.ambiguous or found.count > connector.definition.ceiling:
+            outcome.result = PARKED_AMBIGUOUS if found.ambiguous else PARKED_TOO_MANY
+            return _finish(outcome)
+        done = connector.rectify(found, corrections) if found.count else Rectified()
+        outcome.rectified = done.rectified
+        outcome.changed_hands = done.changed_hands
+        outcome.touched = sorted(set(done.touched) | set(found.key_hashes()))
+        outcome.remaining = connector.unrectified(identities, corrections)
+    except Exception as error:  # noqa: BLE001 - every failure becomes an outcome the operator sees
+        return _finish(_failed(outcome, error))
+    if outcome.remaining:
+        outcome.result = FAILED
+        outcome.failure = {"code": "records_not_rectified"}
+    elif outcome.found:
+        outcome.result = DONE
+    return _finish(outcome)

@@ -12,6 +12,10 @@ other than email cannot be deleted; declare only attributes the pool lets go). C
 conditional writes, so each user is read again (AdminGetUser) right before it is touched and left
 alone if its email is no longer the subject's. A pool whose user names are the addresses
 themselves cannot be scrubbed (a user name cannot change): use `delete` there.
+
+Rectify (definition `rectifiable`) sets the declared user attributes (AdminUpdateUserAttributes)
+after the same re-read: only attributes whose value differs are written, so a second run writes
+nothing; a user whose email is no longer the subject's is left alone.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rightsdesk.connectors.base import (
     Found,
     Identities,
     Located,
+    Rectified,
     checked,
     key_hash,
     probe_value,
@@ -117,6 +122,38 @@ class CognitoConnector(Connector):
             erased += 1
         return Erased(erased=erased, already_gone=gone, changed_hands=changed, touched=tuple(touched))
 
+    def rectify(self, found: Found, changes: Any) -> Rectified:
+        email = normalize_email(found.identities.get("email", ""))
+        rectified = unchanged = gone = changed = 0
+        touched = []
+        for record in found.records:
+            username = str(record.handle)
+            touched.append(key_hash(self.id, record.key))
+            current = self._current(username)
+            if current is None:
+                gone += 1
+                continue
+            if normalize_email(current.get("email", "")) != email:
+                changed += 1
+                continue
+            differing = [
+                {"Name": name, "Value": str(value)} for name, value in changes.items() if current.get(name) != value
+            ]
+            if not differing:
+                unchanged += 1
+                continue
+            try:
+                self.client.admin_update_user_attributes(
+                    UserPoolId=self.pool, Username=username, UserAttributes=differing
+                )
+            except self.client.exceptions.UserNotFoundException:
+                gone += 1
+                continue
+            rectified += 1
+        return Rectified(
+            rectified=rectified, unchanged=unchanged, already_gone=gone, changed_hands=changed, touched=tuple(touched)
+        )
+
     def _scrub(self, username: str, current: dict[str, str], record: Located) -> None:
         if normalize_email(username) == normalize_email(current.get("email", "")):
             raise ConnectorFailure("username_is_personal", key_hash=key_hash(self.id, record.key))
@@ -161,6 +198,17 @@ class CognitoConnector(Connector):
                 checked(
                     "cognito-idp:AdminDisableUser",
                     lambda: self.client.admin_disable_user(UserPoolId=self.pool, Username=nobody),
+                    missing,
+                )
+            )
+        if self.definition.rectifiable:
+            attribute = next(iter(self.definition.rectifiable.values()))
+            checks.append(
+                checked(
+                    "cognito-idp:AdminUpdateUserAttributes",
+                    lambda: self.client.admin_update_user_attributes(
+                        UserPoolId=self.pool, Username=nobody, UserAttributes=[{"Name": attribute, "Value": "probe"}]
+                    ),
                     missing,
                 )
             )

@@ -60,6 +60,9 @@ MAX_KEEP_DAYS = 36_500  # a century: any statutory retention period fits
 
 IdentityKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 AttributeName = Annotated[str, Field(min_length=1, max_length=255)]
+# What a subject may have corrected, as the operator names it (`--field display_name=...`).
+SubjectField = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+MAX_RECTIFIABLE = 50
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]{1,512}$")
 
@@ -277,6 +280,8 @@ class DynamoDbDefinition(_AwsDefinition):
     yields_from: dict[IdentityKind, AttributeName] = Field(default_factory=dict, alias="yields")
     tenant_filter: DynamoTenantFilter | None = None
     keep: list[DynamoKeep] = Field(default_factory=list, max_length=MAX_KEEP_RULES)
+    # Rectification: the subject-facing field -> the item's attribute it is written to.
+    rectifiable: dict[SubjectField, AttributeName] = Field(default_factory=dict, max_length=MAX_RECTIFIABLE)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -300,6 +305,13 @@ class DynamoDbDefinition(_AwsDefinition):
                 raise ValueError(f"erase mode {self.erase.mode} needs the attributes to erase")
             if keys & set(self.erase.attributes):
                 raise ValueError("key attributes cannot be removed or overwritten; use delete_item")
+        # A correction never rewrites what says whose (or which tenant's) item it is, nor an identity
+        # the item yields for other connectors.
+        guarded = keys | {lookup.attribute} | set(self.yields_from.values())
+        if self.tenant_filter:
+            guarded.add(self.tenant_filter.attribute)
+        if guarded & set(self.rectifiable.values()):
+            raise ValueError("rectifiable attributes cannot be key, lookup, tenant or yielded attributes")
         return self
 
     @property
@@ -365,6 +377,14 @@ class S3Definition(_AwsDefinition):
     rewrite_attempts: int = Field(default=5, ge=1, le=20)
     keep: list[S3Keep] = Field(default_factory=list, max_length=MAX_KEEP_RULES)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_rectifiable(cls, document: Any) -> Any:
+        # Rewriting row files or objects for a correction is out of scope (docs/connectors.md).
+        if isinstance(document, dict) and "rectifiable" in document:
+            raise ValueError("an S3 connector is not rectifiable: its objects are not rewritten for a correction")
+        return document
+
     @field_validator("subject_prefixes")
     @classmethod
     def _prefix_templates(cls, templates: list[str]) -> list[str]:
@@ -424,6 +444,9 @@ DEFAULT_SCRUB_ATTRIBUTES = (
 )
 
 
+COGNITO_NOT_RECTIFIABLE = frozenset({"email", "sub", "email_verified", "phone_number_verified", "username"})
+
+
 class CognitoDefinition(_AwsDefinition):
     kind: Literal["cognito"] = "cognito"
     user_pool_id: str = Field(pattern=r"^[\w-]+_[0-9a-zA-Z]+$")
@@ -434,8 +457,19 @@ class CognitoDefinition(_AwsDefinition):
     yields_from: dict[IdentityKind, AttributeName] = Field(
         default_factory=lambda: {"cognito_sub": "sub"}, alias="yields"
     )
+    # Rectification: the subject-facing field -> the user attribute (`name`, `locale`, `custom:...`).
+    rectifiable: dict[SubjectField, AttributeName] = Field(default_factory=dict, max_length=MAX_RECTIFIABLE)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("rectifiable")
+    @classmethod
+    def _correctable_attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        # email finds the user (and signs them in), sub is immutable: neither is corrected here.
+        refused = set(value.values()) & COGNITO_NOT_RECTIFIABLE
+        if refused:
+            raise ValueError("email, sub and the verified flags cannot be rectifiable")
+        return value
 
     @model_validator(mode="after")
     def _not_tenant_scoped(self) -> CognitoDefinition:
@@ -470,6 +504,8 @@ class HttpDefinition(_Definition):
     yields_from: dict[IdentityKind, AttributeName] = Field(default_factory=dict, alias="yields")
     # The signing secret is kept in Secrets Manager; the definition names it only.
     signing_secret_arn: str
+    # Rectification: the subject-facing field -> the name the product receives it under (`rectify`).
+    rectifiable: dict[SubjectField, AttributeName] = Field(default_factory=dict, max_length=MAX_RECTIFIABLE)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

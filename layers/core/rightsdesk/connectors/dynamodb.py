@@ -10,6 +10,10 @@ Erase deletes each item, or removes or overwrites the named attributes, always o
 that the item still holds the identity: an item that changed hands meanwhile is left alone (counted),
 an item already gone is counted as such, so a second erase is harmless.
 
+Rectify sets the declared `rectifiable` attributes on each item, on the same condition, and only
+where a value differs (`#a <> :v OR attribute_not_exists(#a)` as part of the condition): an item
+that already holds the corrected values is counted unchanged and not written again.
+
 A tenant-scoped table (definition `tenant_scoped`) is read and written only within the seed
 `tenant_id`: either the lookup key holds it (`value_format` "T#{tenant_id}#U#{value}") or the
 definition's `tenant_filter` names the attribute that must hold it, which is then a filter on
@@ -32,6 +36,7 @@ from rightsdesk.connectors.base import (
     Found,
     Identities,
     Located,
+    Rectified,
     checked,
     key_hash,
     probe_value,
@@ -253,6 +258,54 @@ class DynamoDbConnector(Connector):
             erased += 1
         return Erased(erased=erased, already_gone=gone, changed_hands=changed, touched=tuple(touched))
 
+    def find_to_rectify(self, identities: Identities) -> Found:
+        """Every item of the subject's, whether or not its erasable attributes are still there."""
+        value = self._value(identities)
+        if value is None:
+            return Found(self.id, dict(identities))
+        return self._found(identities, [self._located(item) for item in self._items(value, identities)])
+
+    def rectify(self, found: Found, changes: Any) -> Rectified:
+        value = self._value(found.identities)
+        if value is None or not changes:
+            return Rectified()
+        expression, names, values = self._conditions(found.identities, value)
+        aliases = {f"#r{i}": name for i, name in enumerate(changes)}
+        new_values = {f":r{i}": {"S": str(changes[name])} for i, name in enumerate(changes)}
+        differs = " OR ".join(f"attribute_not_exists({a}) OR {a} <> :r{i}" for i, a in enumerate(aliases))
+        rectified = unchanged = gone = changed = 0
+        touched = []
+        for record in found.records:
+            touched.append(key_hash(self.id, record.key))
+            data = record.data or {}
+            if all(data.get(name) == changes[name] for name in changes):
+                unchanged += 1
+                continue
+            try:
+                self.client.update_item(
+                    TableName=self.definition.table_name,
+                    Key=record.handle,
+                    UpdateExpression="SET " + ", ".join(f"{a} = :r{i}" for i, a in enumerate(aliases)),
+                    ConditionExpression=f"{expression} AND ({differs})",
+                    ExpressionAttributeNames={**names, **aliases},
+                    ExpressionAttributeValues={**values, **new_values},
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                still = self.client.get_item(
+                    TableName=self.definition.table_name, Key=record.handle, ConsistentRead=True
+                ).get("Item")
+                if still is None:
+                    gone += 1
+                elif self._still_holds(still, value, values.get(":tenant")):
+                    unchanged += 1  # the values were set meanwhile (a concurrent or earlier run)
+                else:
+                    changed += 1  # no longer this subject's: left alone
+                continue
+            rectified += 1
+        return Rectified(
+            rectified=rectified, unchanged=unchanged, already_gone=gone, changed_hands=changed, touched=tuple(touched)
+        )
+
     def kept_by(self, record: Located, identities: Identities) -> int | None:
         """The index of the first keep rule (legal exception) the item meets, or None."""
         for index, rule in enumerate(self.definition.keep):
@@ -305,4 +358,20 @@ class DynamoDbConnector(Connector):
                 ),
             )
         checks.append(checked(write[0], write[1], "ConditionalCheckFailedException"))
+        if self.definition.rectifiable and write[0] != "dynamodb:UpdateItem":
+            # a correction is an UpdateItem, whatever the erase mode
+            attribute = next(iter(self.definition.rectifiable.values()))
+            checks.append(
+                checked(
+                    "dynamodb:UpdateItem",
+                    lambda: self.client.update_item(
+                        TableName=table,
+                        Key=sentinel,
+                        UpdateExpression="REMOVE #probe",
+                        ConditionExpression=condition["ConditionExpression"],
+                        ExpressionAttributeNames={**condition["ExpressionAttributeNames"], "#probe": attribute},
+                    ),
+                    "ConditionalCheckFailedException",
+                )
+            )
         return checks

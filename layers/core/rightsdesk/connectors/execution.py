@@ -22,8 +22,12 @@ machine and marks the run stopped; every step re-checks the run first (`StepSkip
 stops between connectors. A resume is a new run (`start` again on a stopped, failed or parked
 request): it skips the steps recorded done.
 
-Identities in the clear (the seed email, what connectors derived) exist only in memory and, between
-steps, KMS-sealed in the run's item (rightsdesk.platform.sealing, purpose `execution_identities`);
+A rectification the operator approved runs the same way (action `rectify`, `start(changes=...)`):
+the corrected values are sealed with the identities (`changes`), written by each connector that
+declares the field rectifiable, and read back (rightsdesk.connectors.base.rectify_and_verify).
+
+Identities in the clear (the seed email, what connectors derived) and a rectification's corrected
+values exist only in memory and, between steps, KMS-sealed in the run's item (rightsdesk.platform.sealing, purpose `execution_identities`);
 messages, state machine input and output, logs and audit events hold ids only. The sealed value
 goes when a run succeeds; a parked or stopped run keeps it for its resume.
 """
@@ -70,8 +74,13 @@ WAITING_CALLBACK = "waiting_callback"
 TASK_ERROR_PREFIX = "rightsdesk."
 TASK_GONE = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDoesNotExist"})
 
-ERASE, EXPORT = "erase", "export"
-ACTIONS = {RequestType.ERASURE.value: ERASE, RequestType.ACCESS.value: EXPORT, RequestType.PORTABILITY.value: EXPORT}
+ERASE, EXPORT, RECTIFY = "erase", "export", "rectify"
+ACTIONS = {
+    RequestType.ERASURE.value: ERASE,
+    RequestType.ACCESS.value: EXPORT,
+    RequestType.PORTABILITY.value: EXPORT,
+    RequestType.RECTIFICATION.value: RECTIFY,
+}
 SEAL_PURPOSE = "execution_identities"
 PLAN_STEP = "plan"
 
@@ -159,6 +168,7 @@ def _step_row(connector_id: str, stage: int | None, step: ExecutionStepItem | No
         "kept": outcome.get("kept"),
         "remaining": outcome.get("remaining"),
         "failure": (outcome.get("failure") or {}).get("code"),
+        "rectified": outcome.get("rectified"),
     }
 
 
@@ -297,7 +307,7 @@ def _seal(request_id: str, identities: Mapping[str, Any]) -> str:
 
 def _unseal(item: ExecutionItem) -> dict[str, Any]:
     if not item.sealed_identities:
-        return {"seeds": {}, "derived": {}}
+        return {"seeds": {}, "derived": {}, "changes": {}}
     from rightsdesk.platform import sealing
 
     opened: dict[str, Any] = json.loads(
@@ -306,12 +316,22 @@ def _unseal(item: ExecutionItem) -> dict[str, Any]:
     return opened
 
 
+def _sealed_run(
+    seeds: Mapping[str, str], derived: Mapping[str, str], changes: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """What a run keeps sealed: its identities and, for a rectification, the corrected values."""
+    sealed: dict[str, Any] = {"seeds": dict(seeds), "derived": dict(derived)}
+    if changes:
+        sealed["changes"] = dict(changes)
+    return sealed
+
+
 def _request(request_id: str) -> RequestItem:
     request = queries.load_request(request_id)
     if request.request_type not in ACTIONS:
         raise InvalidInput(
             f"a {request.request_type} request is not carried out through connectors",
-            fields={"request_id": "erasure, access or portability requests only"},
+            fields={"request_id": "erasure, access, portability or rectification requests only"},
         )
     return request
 
@@ -362,6 +382,7 @@ def _new_run(
     tenant_id: str | None,
     not_before: datetime | None,
     previous: ExecutionItem | None,
+    changes: Mapping[str, str] | None = None,
 ) -> ExecutionItem:
     now = clock.now()
     run = int(previous.run) + 1 if previous is not None else 1
@@ -386,7 +407,7 @@ def _new_run(
         not_before=not_before,
         started_at=now if status == RUNNING else None,
         updated_at=now,
-        sealed_identities=_seal(request.request_id, {"seeds": dict(seeds), "derived": dict(carried)}),
+        sealed_identities=_seal(request.request_id, _sealed_run(seeds, carried, changes)),
         expires_at=retention.expires_at(retention.Rule.SKELETON, now),
     )
     if status == WAITING and not_before is not None:
@@ -430,10 +451,12 @@ def start(
     identities: Mapping[str, str] | None = None,
     tenant_id: str | None = None,
     dry_run: bool = False,
+    changes: Mapping[str, str] | None = None,
 ) -> ExecutionView:
     """Run the request's connectors (a new run; a stopped, failed or parked one resumes, skipping
     the steps recorded done), or, `dry_run`, show what each would touch and write nothing. A run
-    waiting out the grace period starts now."""
+    waiting out the grace period starts now. A rectification's run writes `changes` (subject-facing
+    field -> corrected value, sealed with the identities); its resume reuses them when none are given."""
     previous = _latest(request_id)
     processor = _initiated_by(actor)[0] == "controller" or (previous is not None and is_controller_run(previous))
     if dry_run:
@@ -444,14 +467,29 @@ def start(
         _begin(previous, actor=actor)
         return _view(previous)
     carried: dict[str, str] = {}
+    earlier_changes: dict[str, str] = {}
     if previous is not None and identities is None:
         sealed = _unseal(previous)
         carried = dict(sealed.get("derived") or {})
+        earlier_changes = dict(sealed.get("changes") or {})
         seeds = dict(sealed.get("seeds") or {}) or _seeds(request, None, tenant_id, processor=processor)
     else:
         seeds = _seeds(request, identities, tenant_id, processor=processor)
+    changes = dict(changes) if changes else earlier_changes
+    if ACTIONS[request.request_type] == RECTIFY and not changes:
+        raise InvalidInput(
+            "a rectification runs with the corrections the operator approved (`requests resolve`)",
+            fields={"changes": "required"},
+        )
     item = _new_run(
-        request, actor=actor, seeds=seeds, carried=carried, tenant_id=tenant_id, not_before=None, previous=previous
+        request,
+        actor=actor,
+        seeds=seeds,
+        carried=carried,
+        tenant_id=tenant_id,
+        not_before=None,
+        previous=previous,
+        changes=changes if ACTIONS[request.request_type] == RECTIFY else None,
     )
     _start_machine(item)
     return _view(item)
@@ -753,7 +791,9 @@ def plan_step(request_id: str, execution_id: str, *, attempt: int = 1) -> dict[s
         item.update(
             actions=[
                 ExecutionItem.stages.set(json.dumps(stages)),
-                ExecutionItem.sealed_identities.set(_seal(request_id, {"seeds": seeds, "derived": derived})),
+                ExecutionItem.sealed_identities.set(
+                    _seal(request_id, _sealed_run(seeds, derived, sealed.get("changes")))
+                ),
                 ExecutionItem.updated_at.set(clock.now()),
             ],
             condition=ExecutionItem.status == RUNNING,
@@ -832,7 +872,7 @@ def _record(request_id: str, execution_id: str, outcome: base.Outcome) -> None:
 
 def _summary(connector_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
     """What a step answers the state machine: counts and words, no hash, no identity."""
-    keep = ("result", "found", "erased", "kept", "remaining")
+    keep = ("result", "found", "erased", "kept", "remaining", "rectified")
     return {"connector_id": connector_id, **{k: outcome.get(k) for k in keep}}
 
 
@@ -874,7 +914,8 @@ def connector_step(
             task_token=task_token,
             attempt=attempt,
         )
-    identities = {**dict(_unseal(item).get("derived") or {}), **dict(_unseal(item).get("seeds") or {})}
+    opened = _unseal(item)
+    identities = {**dict(opened.get("derived") or {}), **dict(opened.get("seeds") or {})}
     records: list[dict[str, Any]] = []
     if not connector.needs <= identities.keys():  # nothing of the subject's there: no identity to look for
         outcome = _skipped_outcome(connector, item.action)
@@ -883,6 +924,8 @@ def connector_step(
         try:
             if item.action == ERASE:
                 outcome = base.erase_and_verify(connector, chosen)
+            elif item.action == RECTIFY:
+                outcome = base.rectify_and_verify(connector, chosen, dict(opened.get("changes") or {}))
             else:
                 outcome, records = base.export_records(connector, chosen)
         except base.AwaitingCallback:

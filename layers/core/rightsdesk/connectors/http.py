@@ -10,6 +10,10 @@ address checked is the one connected to; no redirects). The product answers at o
 - export: `{"records": [{...}, ...]}`
 - erase:  `{"erased": n}` (erasing twice must be harmless on the product's side)
 - verify: `{"remaining": n}`
+- rectify (definition `rectifiable`; the data also holds `changes`: the product's field -> the
+  corrected value): `{"rectified": n}` (setting a value twice must change nothing more); the
+  re-read is a `verify` whose data holds the same `changes`, answered `{"remaining": n}`: the
+  subject's records that do not hold the corrected values yet.
 
 Any other status, a timeout or an answer that is not that JSON fails the step with a stable code
 (`http_503`, `timeout`, `bad_answer`). The answer is read up to MAX_ANSWER_BYTES.
@@ -39,6 +43,7 @@ from rightsdesk.connectors.base import (
     Found,
     Identities,
     Located,
+    Rectified,
     key_hash,
 )
 from rightsdesk.connectors.definitions import HttpDefinition
@@ -87,12 +92,14 @@ class HttpConnector(Connector):
         self.callback_offer: Any = None
         self._answered = False
 
-    def _ask(self, action: str, identities: Identities, found: Found | None = None) -> dict[str, Any]:
+    def _ask(
+        self, action: str, identities: Identities, found: Found | None = None, *, changes: Any = None
+    ) -> dict[str, Any]:
         offer = self.callback_offer if found is not None else None
         callback_url = offer.open(action, found) if offer is not None else None
         self._answered = False
         try:
-            answer = self._exchange(action, identities, callback_url)
+            answer = self._exchange(action, identities, callback_url, changes)
         except AwaitingCallback:
             raise  # the offer stays open: the product reports through it
         except BaseException:
@@ -105,7 +112,9 @@ class HttpConnector(Connector):
             offer.withdraw()  # answered at once: the URL no longer works
         return answer
 
-    def _exchange(self, action: str, identities: Identities, callback_url: str | None) -> dict[str, Any]:
+    def _exchange(
+        self, action: str, identities: Identities, callback_url: str | None, changes: Any = None
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "request_id": self.request_id,
             "connector_id": self.id,
@@ -114,8 +123,12 @@ class HttpConnector(Connector):
         }
         if callback_url is not None:
             data["callback_url"] = callback_url
+        if changes is not None:
+            data["changes"] = {name: changes[name] for name in sorted(changes)}
         body = webhooks.envelope(EVENT_PREFIX + action, data)
-        msg_id = webhooks.webhook_id("connector", self.request_id, self.id, action)
+        # A rectification's re-read is another message than an erasure's verify.
+        asked = f"{action}-rectified" if changes is not None and action == "verify" else action
+        msg_id = webhooks.webhook_id("connector", self.request_id, self.id, asked)
         headers = webhooks.signed_headers(self._secrets(self.definition.signing_secret_arn), msg_id, body)
         result, answer = webhooks.exchange(
             self.definition.url,
@@ -185,3 +198,16 @@ class HttpConnector(Connector):
         if not self.needs <= identities.keys():
             return 0
         return _count(self._ask("verify", identities), "remaining")
+
+    def rectify(self, found: Found, changes: Any) -> Rectified:
+        rectified = _count(self._ask("rectify", found.identities, changes=changes), "rectified")
+        return Rectified(
+            rectified=min(rectified, found.count),
+            unchanged=max(found.count - rectified, 0),
+            touched=tuple(key_hash(self.id, record.key) for record in found.records),
+        )
+
+    def unrectified(self, identities: Identities, changes: Any) -> int:
+        if not self.needs <= identities.keys():
+            return 0
+        return _count(self._ask("verify", identities, changes=changes), "remaining")

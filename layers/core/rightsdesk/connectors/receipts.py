@@ -72,6 +72,7 @@ class Action(str, Enum):
     EXPORT = "export"
     ERASE = "erase"
     VERIFY = "verify"
+    RECTIFY = "rectify"  # corrected values written and read back; the body holds counts, never values
 
 
 class Result(str, Enum):
@@ -97,6 +98,7 @@ class Counts:
     found: int = 0
     erased: int = 0
     kept: int = 0
+    rectified: int = 0  # in a body only for the action rectify: earlier bodies read as before
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,9 @@ def from_connector_outcome(outcome: Any) -> Outcome:
         result=Result(outcome.result),
         started_at=clock.parse_iso(outcome.started_at),
         finished_at=clock.parse_iso(outcome.finished_at or outcome.started_at),
-        counts=Counts(found=outcome.found, erased=outcome.erased, kept=outcome.kept),
+        counts=Counts(
+            found=outcome.found, erased=outcome.erased, kept=outcome.kept, rectified=getattr(outcome, "rectified", 0)
+        ),
         key_hashes=tuple(outcome.touched),
         remaining=outcome.remaining,
         role_arn=outcome.role_arn,
@@ -367,6 +371,8 @@ def connector_body(outcome: Outcome) -> dict[str, Any]:
     }
     if len(exceptions) > 1:
         body["legal_exceptions"] = [exception.as_body() for exception in exceptions]
+    if outcome.action == Action.RECTIFY:
+        body["counts"]["rectified"] = outcome.counts.rectified
     return body
 
 
@@ -391,7 +397,7 @@ def _outcome_problems(outcome: Outcome) -> dict[str, str]:
     except ValueError:
         problems["result"] = "one of " + ", ".join(r.value for r in Result)
         result = None
-    for name in ("found", "erased", "kept"):
+    for name in ("found", "erased", "kept", "rectified"):
         if not _count(getattr(outcome.counts, name)):
             problems[f"counts.{name}"] = "a whole number, 0 or more"
     if outcome.remaining is not None and not _count(outcome.remaining):
@@ -415,6 +421,8 @@ def _outcome_problems(outcome: Outcome) -> dict[str, str]:
         and outcome.remaining != 0
     ):
         problems["remaining"] = "an erasure is done only when the re-query found nothing left (0)"
+    if outcome.action == Action.RECTIFY and result is Result.DONE and outcome.remaining != 0:
+        problems["remaining"] = "a rectification is done only when every record read again holds the new values (0)"
     # No upper bound of its own: the body's 4 KB bounds it, with an error that says so.
     if any(not (isinstance(e.basis, str) and e.basis.strip()) for e in outcome.exceptions):
         problems["legal_exception.basis"] = "the basis as the connector declares it"
@@ -440,13 +448,17 @@ def summary(bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     results: dict[str, int] = {}
     for body in latest.values():
         results[body["result"]] = results.get(body["result"], 0) + 1
-    return {
+    totals = {
         "connectors": len(latest),
         "erased": erased,
         "kept": sum(body["counts"]["kept"] for body in latest.values()),
         "remaining": sum(body["remaining"] or 0 for body in latest.values()),
         "results": dict(sorted(results.items())),
     }
+    rectifying = [body for body in latest.values() if body.get("action") == Action.RECTIFY.value]
+    if rectifying:  # only then: the seals of chains without a rectification read as before
+        totals["rectified"] = sum(body["counts"].get("rectified", 0) for body in rectifying)
+    return totals
 
 
 def sign_entry(

@@ -17,7 +17,9 @@ personal fields (Rule.CLOSED_INTERNAL_REQUEST), except an erasure's: its closing
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
@@ -55,6 +57,12 @@ AUTOMATIC = frozenset(
 FOR_A_PERSON = frozenset({RequestType.RECTIFICATION, RequestType.COMPLAINT})
 # Carried out in the operator's own stores too, when enabled connectors exist (docs/connectors.md).
 THROUGH_CONNECTORS = frozenset({RequestType.ERASURE, RequestType.ACCESS, RequestType.PORTABILITY})
+# A rectification reaches them too, once the operator approved it (`resolve`): never by itself.
+APPROVED_THROUGH_CONNECTORS = THROUGH_CONNECTORS | {RequestType.RECTIFICATION}
+# What the operator may correct beyond rightsdesk's own contact fields (name, locale): the
+# subject-facing fields connectors declare `rectifiable`; a value is short text.
+CONTACT_FIELDS = ("name", "locale")
+MAX_CORRECTION_CHARS = 500
 FLAGS = {RequestType.RESTRICTION: contacts.RESTRICTION, RequestType.OBJECTION: contacts.OBJECTION}
 APPROVE, REJECT = "approve", "reject"
 
@@ -148,7 +156,7 @@ def _through_connectors(request: RequestItem, kind: RequestType) -> str:
 
 
 def kind_runs_through_connectors(request: RequestItem) -> bool:
-    return RequestType(request.request_type) in THROUGH_CONNECTORS
+    return RequestType(request.request_type) in APPROVED_THROUGH_CONNECTORS
 
 
 def after_execution(request_id: str) -> str:
@@ -161,7 +169,12 @@ def after_execution(request_id: str) -> str:
         return "gone"
     if request.status != Status.IN_PROGRESS.value:
         return f"already_{request.status}"
-    _apply(request, RequestType(request.request_type), actor=SYSTEM)
+    kind = RequestType(request.request_type)
+    if kind is RequestType.RECTIFICATION:
+        # The operator approved it (resolve); the connectors wrote and read back the corrections.
+        _close(request, Status.COMPLETED, actor=SYSTEM, at=clock.now(), receipt=True)
+        return "completed"
+    _apply(request, kind, actor=SYSTEM)
     return "completed"
 
 
@@ -173,7 +186,31 @@ def receipt_counts(request_id: str) -> dict[str, int]:
     if not chain:
         return {}
     totals = receipts.summary([entry.body for entry in chain])
-    return {f"receipt_{name}": int(totals[name]) for name in ("connectors", "erased", "kept", "remaining")}
+    names = ("connectors", "erased", "kept", "remaining", *(("rectified",) if "rectified" in totals else ()))
+    counts = {f"receipt_{name}": int(totals[name]) for name in names}
+    # A rectification's mail says where: per source, counts under the connector's id (no value).
+    counts.update({f"{CORRECTED_PREFIX}{place['source']}": place["rectified"] for place in corrected_where(request_id)})
+    return counts
+
+
+CORRECTED_PREFIX = "receipt_rectified@"
+
+
+def corrected_where(request_id: str) -> list[dict[str, Any]]:
+    """Per source (connector id), how many records a rectification corrected, as its receipt
+    records it: what the completion mail lists (read when the mail is made, never queued)."""
+    from rightsdesk.connectors import receipts
+
+    latest: dict[str, dict[str, Any]] = {}
+    for entry in receipts.entries(request_id):
+        body = entry.body
+        if body.get("entry") == "connector" and body.get("action") == "rectify":
+            latest[body["connector"]["id"]] = body
+    return [
+        {"source": source, "rectified": int(body["counts"].get("rectified", 0)), "found": int(body["counts"]["found"])}
+        for source, body in sorted(latest.items())
+        if body["result"] == "done" and body["counts"].get("rectified", 0) > 0
+    ]
 
 
 def _apply(request: RequestItem, kind: RequestType, *, actor: Actor, note: str | None = None) -> None:
@@ -253,9 +290,16 @@ def _close(
     at: datetime,
     note: str | None = None,
     reason: str | None = None,
+    receipt: bool = False,
 ) -> None:
     _tell(
-        request, "own_request_answered", target.value, note=reason or note, outcome=target.value, at=int(at.timestamp())
+        request,
+        "own_request_answered",
+        target.value,
+        note=reason or note,
+        outcome=target.value,
+        at=int(at.timestamp()),
+        **(receipt_counts(request.request_id) if receipt else {}),
     )
     transition(
         request,
@@ -282,10 +326,13 @@ def resolve(
     reason: str | None = None,
     name: str | None = None,
     locale: str | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> RequestItem:
     """An operator's decision on a request in the queue. Approving a rectification applies it to
-    the contact (the request's `name`, or `name`/`locale` given here); approving a request the
-    machine would have done (its carry-out failed) does it now. Rejecting needs a reason."""
+    the contact (the request's `name`, or `name`/`locale` given here) and, where enabled connectors
+    declare the fields rectifiable, starts their run (`fields`: further subject-facing fields ->
+    corrected values); the run's end completes the request (`after_execution`). Approving a request
+    the machine would have done (its carry-out failed) does it now. Rejecting needs a reason."""
     from rightsdesk.own_data import subject_data  # the subject's holdings: not at the public API's cold start
 
     request = _queued(request_id)
@@ -296,8 +343,17 @@ def resolve(
         _close(request, Status.REJECTED, actor=actor, at=clock.now(), reason=reason.strip())
     elif decision != APPROVE:
         raise InvalidInput("approve or reject", fields={"decision": "invalid_choice"})
+    elif kind is RequestType.RECTIFICATION and _connectors_rectify(name, locale, fields, request):
+        changes = _corrections(name if name is not None else request.name, locale, fields, _declared_rectifiable())
+        subject_data.file_request(request)
+        _rectify_through_connectors(request, changes, actor=actor, note=note)
     elif kind is RequestType.RECTIFICATION:
         name = name if name is not None else request.name
+        if fields:
+            raise InvalidInput(
+                "no enabled connector corrects these fields; rightsdesk itself corrects name and locale",
+                fields={f"field.{key}": "not_rectifiable" for key in fields},
+            )
         if name is None and locale is None:
             raise InvalidInput(
                 "the request states no name; say what to correct (name or locale)", fields={"name": "required"}
@@ -311,6 +367,87 @@ def resolve(
         subject_data.file_request(request)
         _apply(request, kind, actor=actor, note=note)
     return queries.load_request(request_id)
+
+
+def _declared_rectifiable() -> set[str]:
+    """The subject-facing fields enabled connectors declare rectifiable (empty: none)."""
+    from rightsdesk.connectors import registry
+
+    return {
+        field
+        for stored in registry.list_connectors()
+        if stored.enabled and stored.definition is not None
+        for field in (getattr(stored.definition, "rectifiable", None) or {})
+    }
+
+
+def _connectors_rectify(
+    name: str | None, locale: str | None, fields: Mapping[str, str] | None, request: RequestItem
+) -> bool:
+    """Whether an approved correction goes through the connectors: an enabled one declares one of
+    its fields. Otherwise rightsdesk's own contact alone is corrected, as without connectors."""
+    if not _connectors_run():
+        return False
+    asked = set(fields or {}) | {key for key, value in (("name", name or request.name), ("locale", locale)) if value}
+    return bool(asked & _declared_rectifiable())
+
+
+def _corrections(
+    name: str | None, locale: str | None, fields: Mapping[str, str] | None, declared: set[str]
+) -> dict[str, str]:
+    """The approved corrections as subject-facing field -> value, each field rightsdesk's contact
+    holds (name, locale) or an enabled connector declares rectifiable; 4xx for anything else."""
+    changes = {key: value for key, value in (("name", name), ("locale", locale)) if value is not None}
+    problems: dict[str, str] = {}
+    for key, value in (fields or {}).items():
+        if key in CONTACT_FIELDS:
+            problems[f"field.{key}"] = f"give it as --{key}"
+        elif key not in declared:
+            problems[f"field.{key}"] = "not_rectifiable"
+        else:
+            changes[key] = value
+    for key, value in changes.items():
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or len(text) > MAX_CORRECTION_CHARS or any(ord(ch) < 32 for ch in text):
+            problems.setdefault(f"field.{key}", f"text of 1 to {MAX_CORRECTION_CHARS} characters, one line")
+        else:
+            changes[key] = text
+    if "locale" in changes and changes["locale"] not in contacts.SUPPORTED_LOCALES:
+        problems["field.locale"] = "invalid_choice"  # the languages rightsdesk speaks, as for the contact
+    if problems:
+        named = ", ".join(sorted(key.removeprefix("field.") for key in problems))
+        raise InvalidInput(f"these corrections cannot be applied: {named}", fields=problems)
+    if not changes:
+        raise InvalidInput(
+            "the request states no name; say what to correct (name, locale or --field)", fields={"name": "required"}
+        )
+    return changes
+
+
+def _rectify_through_connectors(
+    request: RequestItem, changes: dict[str, str], *, actor: Actor, note: str | None
+) -> None:
+    """rightsdesk's own contact is corrected at once (if the subject is one); the connectors that
+    declare a field write it where the data lives, through a run (the corrections sealed with its
+    identities, never in a message); the run's end completes the request and mails what was corrected
+    where. The operator's note waits, stored for that mail."""
+    from rightsdesk.connectors import execution
+
+    if "name" in changes or "locale" in changes:
+        try:
+            contacts.rectify(
+                request.subject_hash,
+                name=changes.get("name"),
+                locale=changes.get("locale"),
+                actor=actor,
+                cause=request.request_id,
+            )
+        except NotFound:
+            pass  # not on rightsdesk's lists: the product's stores are corrected all the same
+    if note and note.strip():
+        mail_id = f"own-{request.request_id}-{Status.COMPLETED.value}"
+        request.update(actions=[RequestItem.mail_note.set(note.strip()), RequestItem.mail_note_for.set(mail_id)])
+    execution.start(request.request_id, actor=actor, changes=changes)
 
 
 def extend(request_id: str, until: datetime, *, reason: str, actor: Actor = "operator") -> RequestItem:
@@ -424,7 +561,13 @@ def answered_context(
     closed = Status(outcome) if outcome in ANSWERED else None
     completed = outcome == Status.COMPLETED.value
     context = _answered(request, closed, at, note=text if completed else None, reason=None if completed else text)
-    return {**context, "outcome": outcome, "receipt": dict(receipt) if receipt else None}
+    # Per source, from the message's counts: the notifier reads no receipt itself.
+    corrected = [
+        {"source": name.removeprefix(CORRECTED_PREFIX), "rectified": int(count)}
+        for name, count in sorted((receipt or {}).items())
+        if name.startswith(CORRECTED_PREFIX) and completed
+    ]
+    return {**context, "outcome": outcome, "receipt": dict(receipt) if receipt else None, "corrected": corrected}
 
 
 def _tell(request: RequestItem, kind: str, step: str, *, note: str | None = None, **ids: str | int) -> None:
