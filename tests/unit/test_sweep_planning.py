@@ -11,6 +11,7 @@ from rightsdesk.kernel import retention
 from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
 from rightsdesk.retention import sweeper
 from rightsdesk.retention.sweeper import Action, Snapshot
+from rightsdesk.store import due_index
 
 DAY = BUCKET_SECONDS
 NOW = int(datetime(2026, 5, 10, 12, 30, tzinfo=timezone.utc).timestamp())
@@ -19,27 +20,27 @@ TODAY = NOW // DAY * DAY
 
 def test_the_first_sweep_starts_at_the_tables_creation_day():
     created = TODAY - 3 * DAY + 500
-    assert list(sweeper.buckets(None, created, NOW)) == [TODAY - 3 * DAY, TODAY - 2 * DAY, TODAY - DAY, TODAY]
+    assert list(due_index.buckets(None, created, NOW)) == [TODAY - 3 * DAY, TODAY - 2 * DAY, TODAY - DAY, TODAY]
 
 
 def test_later_sweeps_start_after_the_last_swept_bucket_and_end_with_today():
-    assert list(sweeper.buckets(TODAY - 2 * DAY, 0, NOW)) == [TODAY - DAY, TODAY]
-    assert list(sweeper.buckets(TODAY - DAY, 0, NOW)) == [TODAY], "today's bucket is queried every time"
+    assert list(due_index.buckets(TODAY - 2 * DAY, 0, NOW)) == [TODAY - DAY, TODAY]
+    assert list(due_index.buckets(TODAY - DAY, 0, NOW)) == [TODAY], "today's bucket is queried every time"
 
 
 @given(swept_days_ago=st.integers(min_value=1, max_value=2000), seconds_into_day=st.integers(0, DAY - 1))
 def test_buckets_are_contiguous_and_never_skip_today(swept_days_ago, seconds_into_day):
     now = TODAY + seconds_into_day
-    found = list(sweeper.buckets(TODAY - swept_days_ago * DAY, 0, now))
+    found = list(due_index.buckets(TODAY - swept_days_ago * DAY, 0, now))
     assert found[-1] == TODAY
     assert len(found) == swept_days_ago
     assert all(b - a == DAY for a, b in zip(found, found[1:]))
 
 
 def test_a_bucket_closes_only_after_its_day_and_the_grace_period():
-    assert not sweeper.closable(TODAY, NOW)
-    assert not sweeper.closable(TODAY - DAY, TODAY + sweeper.GRACE_SECONDS - 1)
-    assert sweeper.closable(TODAY - DAY, TODAY + sweeper.GRACE_SECONDS)
+    assert not due_index.closable(TODAY, NOW)
+    assert not due_index.closable(TODAY - DAY, TODAY + due_index.GRACE_SECONDS - 1)
+    assert due_index.closable(TODAY - DAY, TODAY + due_index.GRACE_SECONDS)
 
 
 def test_the_plan_follows_the_rules_table():
@@ -67,7 +68,7 @@ def test_due_exactly_now_is_due():
 @given(due=st.integers(0, 10**11), now=st.integers(0, 10**11))
 def test_the_index_bound_selects_exactly_the_due_entries(due, now):
     sort_key = retention.expiry_index_keys(due, "REQ#x", "REQUEST", now=now)["gsi2sk"]
-    assert (sort_key < sweeper.due_bound(now)) == (due <= now)
+    assert (sort_key < due_index.due_bound(now)) == (due <= now)
 
 
 def test_a_past_due_time_is_filed_in_the_current_bucket():

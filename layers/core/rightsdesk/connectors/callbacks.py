@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import UpdateError
 
 from rightsdesk.connectors import base
-from rightsdesk.kernel import clock
+from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, RightsdeskError, Unauthorized
 from rightsdesk.platform import config, hashing, webhooks
 from rightsdesk.store.items.connector_callbacks import CALLBACK_DUE_INDEX_KEY, ConnectorCallbackItem
@@ -59,8 +59,6 @@ OFFERED_ACTIONS = frozenset({"erase", "export"})
 MAX_BODY_BYTES = 1024 * 1024
 MAX_RECORDS = 10_000
 SIGNATURE_TOLERANCE_SECONDS = 300
-# A used or expired offer is kept this long after its deadline, so a late second call is told why.
-KEPT_AFTER_DEADLINE = timedelta(days=1)
 TIMEOUT_CODE = "callback_timeout"
 PRODUCT_FAILED = "product_failed"
 
@@ -138,7 +136,7 @@ class Offer:
             partial=json.dumps(partial, sort_keys=True, separators=(",", ":")),
             gsi2pk=CALLBACK_DUE_INDEX_KEY,
             gsi2sk=f"{clock.isoformat(deadline)}#{callback_id}",
-            expires_at=int((deadline + KEPT_AFTER_DEADLINE).timestamp()),
+            expires_at=retention.expires_at(retention.Rule.CONNECTOR_CALLBACK, deadline),
         ).save(condition=ConnectorCallbackItem.pk.does_not_exist())
         self.callback_id = callback_id
         return f"{base_url}{PATH}{TOKEN_PREFIX}{callback_id}_{secret}"

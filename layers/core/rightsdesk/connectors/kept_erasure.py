@@ -32,14 +32,13 @@ from rightsdesk.connectors.kept_records import (
     seal_payload,
 )
 from rightsdesk.kernel import clock
-from rightsdesk.kernel.retention import BUCKET_SECONDS, bucket_start
+from rightsdesk.kernel.retention import BUCKET_SECONDS
 
 log = logging.getLogger(__name__)
 
 ACTOR = "kept-records"
 ERASED_EVENT = "kept_records_erased"
 # GSI2 is eventually consistent: a day's bucket is closed only this long after the day ended.
-GRACE_SECONDS = 15 * 60
 
 
 @dataclass
@@ -68,37 +67,6 @@ class Report:
             "done": self.done,
             "swept_through": None if self.swept_through is None else clock.isoformat(moment(self.swept_through)),
         }
-
-
-def _state() -> Any:
-    from rightsdesk.store.items.kept_records import KeptSweepState
-
-    try:
-        return KeptSweepState.get(KeptSweepState.PK, KeptSweepState.SK, consistent_read=True)
-    except KeptSweepState.DoesNotExist:
-        return None
-
-
-def _save_state(bucket: int) -> None:
-    from pynamodb.exceptions import PutError
-
-    from rightsdesk.store.deletion import conditional_failure
-    from rightsdesk.store.items.kept_records import KeptSweepState
-
-    state = KeptSweepState(KeptSweepState.PK, KeptSweepState.SK, swept_through=bucket, updated_at=clock.now())
-    try:
-        state.save(condition=KeptSweepState.swept_through.does_not_exist() | (KeptSweepState.swept_through < bucket))
-    except PutError as error:
-        if not conditional_failure(error):
-            raise
-
-
-def _first_bucket(state: Any, now: int) -> int:
-    if state is not None:
-        return int(state.swept_through) + BUCKET_SECONDS
-    from rightsdesk.store.items import table
-
-    return bucket_start(table.created_at())
 
 
 def _hold(request_id: str) -> Any:
@@ -141,17 +109,20 @@ def run_due(
     reads and reports what is due, writes nothing."""
     now = clock.epoch() if now is None else now
     report = Report(now=now, dry_run=dry_run)
-    state = _state()
+    from rightsdesk.store import due_index
+    from rightsdesk.store.items.kept_records import KeptSweepState
+
+    state = due_index.progress(KeptSweepState)
     report.items_read += 1 if state is not None else 0
-    first = _first_bucket(state, now)
+    swept, floor = due_index.start(state)
     model = item_model()
     handled = 0
     contiguous = True
-    for bucket in range(first, bucket_start(now) + BUCKET_SECONDS, BUCKET_SECONDS):
+    for bucket in due_index.buckets(swept, floor, now):
         report.buckets += 1
         report.queries += 1
         complete = True
-        entries = list(model.by_expiry.query(f"{BUCKET_PREFIX}{bucket}", model.gsi2sk < f"{now + 1:012d}"))
+        entries = list(model.by_expiry.query(f"{BUCKET_PREFIX}{bucket}", model.gsi2sk < due_index.due_bound(now)))
         report.items_read += len(entries)
         for entry in entries:
             if max_items is not None and handled >= max_items:
@@ -166,10 +137,10 @@ def run_due(
                 continue  # filed again since the index was read
             complete &= _one(item, now, signer, session_factory, dry_run, report)
         contiguous &= complete
-        if contiguous and not dry_run and bucket + BUCKET_SECONDS + GRACE_SECONDS <= now:
+        if contiguous and not dry_run and due_index.closable(bucket, now):
             report.swept_through = bucket
     if report.swept_through is not None:
-        _save_state(report.swept_through)
+        due_index.record_progress(KeptSweepState, report.swept_through)
     return report
 
 

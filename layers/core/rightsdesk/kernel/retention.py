@@ -65,6 +65,8 @@ class Rule(str, Enum):
     # ids an erasure the lifecycle opened starts from
     ACCOUNT_RECORD = "account_record"
     ERASURE_SEED = "erasure_seed"
+    # an HTTP connector's one-time callback offer (rightsdesk.connectors.callbacks), after its deadline
+    CONNECTOR_CALLBACK = "connector_callback"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ DEFAULTS: dict[Rule, RetentionRule] = {
     # on the request's partition until its execution has run, at most this long (a grace period
     # and a parked execution's retries fit well within it).
     Rule.ERASURE_SEED: RetentionRule(Rule.ERASURE_SEED, timedelta(days=30), "delete"),
+    # A used or expired callback offer (a keyed hash of its secret, the task token until used,
+    # counts): kept this long after its deadline, so a product calling late is told why (410, 409)
+    # instead of 404; DynamoDB's TTL deletes it.
+    Rule.CONNECTOR_CALLBACK: RetentionRule(Rule.CONNECTOR_CALLBACK, timedelta(days=1), "delete"),
 }
 
 # The inactivity warning of the default account class: this long after the end of the last active

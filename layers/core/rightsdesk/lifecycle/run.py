@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
 
 from rightsdesk.audience import consents
 from rightsdesk.kernel import clock, retention
@@ -37,10 +37,9 @@ from rightsdesk.kernel.errors import Conflict
 from rightsdesk.lifecycle import accounts, rules
 from rightsdesk.lifecycle.erasures import ACTOR, lifecycle_event, open_erasure
 from rightsdesk.platform import hashing
-from rightsdesk.retention.sweeper import BATCH_GET_LIMIT, buckets, closable, due_bound
-from rightsdesk.store import outbox
+from rightsdesk.store import due_index, outbox
 from rightsdesk.store.deletion import conditional_failure
-from rightsdesk.store.items import table
+from rightsdesk.store.due_index import buckets, closable
 from rightsdesk.store.items.accounts import AccountItem, LifecycleState
 from rightsdesk.store.items.audience import ConsentItem, ContactItem
 from rightsdesk.store.items.audit import AuditEvent
@@ -91,17 +90,7 @@ class Report:
 
 
 def _due_keys(bucket: int, now: int, report: Report) -> Iterator[list[tuple[str, str]]]:
-    report.queries += 1
-    chunk: list[tuple[str, str]] = []
-    query = _Item.by_expiry.query(retention.lifecycle_bucket(bucket), _Item.gsi2sk < due_bound(now))
-    for entry in query:
-        report.items_read += 1
-        chunk.append((entry.pk, entry.sk))
-        if len(chunk) == BATCH_GET_LIMIT:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return due_index.due_keys(retention.lifecycle_bucket(bucket), now, report)
 
 
 def _fetch(keys: list[tuple[str, str]], report: Report) -> dict[tuple[str, str], _Item]:
@@ -114,27 +103,6 @@ def _fetch(keys: list[tuple[str, str]], report: Report) -> dict[tuple[str, str],
                 report.items_read += 1
                 found[(item.pk, item.sk)] = item
     return found
-
-
-def _load_state() -> LifecycleState | None:
-    try:
-        return LifecycleState.get(LifecycleState.PK, LifecycleState.SK, consistent_read=True)
-    except LifecycleState.DoesNotExist:
-        return None
-
-
-def _save_state(bucket: int) -> None:
-    state = LifecycleState(LifecycleState.PK, LifecycleState.SK, swept_through=bucket, updated_at=clock.now())
-    try:
-        state.save(condition=LifecycleState.swept_through.does_not_exist() | (LifecycleState.swept_through < bucket))
-    except PutError as error:
-        if not conditional_failure(error):
-            raise
-
-
-def _floor(now: int) -> int:
-    """Nothing is filed in a bucket before the table existed: the first run starts there."""
-    return table.created_at()
 
 
 # ------------------------------------------------------------------ the run
@@ -152,13 +120,13 @@ def run(
     the next run resumes in the bucket it stopped in."""
     now = clock.epoch() if now is None else now
     report = Report(now=now, dry_run=dry_run)
-    state = _load_state()
+    state = due_index.progress(LifecycleState)
     report.items_read += 1 if state is not None else 0
-    swept = int(state.swept_through) if state is not None else None
+    swept, floor = due_index.start(state)
     handled = 0
     contiguous = True
     try:
-        for bucket in buckets(swept, swept if swept is not None else _floor(now), now):
+        for bucket in buckets(swept, floor, now):
             report.buckets += 1
             complete = True
             for keys in _due_keys(bucket, now, report):
@@ -174,7 +142,7 @@ def run(
                 report.swept_through = bucket
     finally:
         if report.swept_through is not None and report.swept_through != swept:
-            _save_state(report.swept_through)
+            due_index.record_progress(LifecycleState, report.swept_through)
     return report
 
 

@@ -139,7 +139,7 @@ def _through_connectors(request: RequestItem, kind: RequestType) -> str:
     identities = erasure_seeds.identities_of(seed, request.email)
     grace = timedelta(hours=config.erasure_grace_hours())
     if seed is not None and seed.cause in erasure_causes.WITHOUT_GRACE:
-        grace = timedelta(0)
+        grace = timedelta()
     if kind is RequestType.ERASURE and grace:
         waiting = execution.schedule(
             request.request_id, not_before=clock.now() + grace, actor=SYSTEM, identities=identities

@@ -25,22 +25,19 @@ from enum import Enum
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 
 from rightsdesk.kernel import clock, retention
-from rightsdesk.kernel.retention import BUCKET_SECONDS, Rule
+from rightsdesk.kernel.retention import Rule
 from rightsdesk.kernel.status import Status
 from rightsdesk.platform.operator_identity import Actor
-from rightsdesk.store import audit
+from rightsdesk.store import audit, due_index
 from rightsdesk.store.deletion import NOT_HELD, Cause, conditional_failure, delete_marked, mark, purge_actions
-from rightsdesk.store.items import table
+from rightsdesk.store.due_index import buckets, closable
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.sweeps import SweepState
 from rightsdesk.store.items.table import _Item
 
 log = logging.getLogger(__name__)
 
-# GSI2 is eventually consistent: a day's bucket is closed only this long after the day ended.
-GRACE_SECONDS = 15 * 60
 ACTOR = "retention-sweeper"
-BATCH_GET_LIMIT = 100
 KINDS: dict[str, type[_Item]] = {RequestItem.SK: RequestItem, ChallengeItem.SK: ChallengeItem}
 
 
@@ -74,17 +71,6 @@ class Snapshot:
     held: bool
 
 
-def buckets(swept_through: int | None, floor: int, now: int) -> range:
-    """The day buckets a sweep at `now` queries: after the last swept one (or from `floor`) up to now's."""
-    first = swept_through + BUCKET_SECONDS if swept_through is not None else retention.bucket_start(floor)
-    return range(first, retention.bucket_start(now) + BUCKET_SECONDS, BUCKET_SECONDS)
-
-
-def closable(bucket: int, now: int) -> bool:
-    """Whether nothing can still be filed into `bucket`: its day is over, with margin for the index."""
-    return bucket + BUCKET_SECONDS + GRACE_SECONDS <= now
-
-
 def plan(item: Snapshot | None, now: int) -> Action:
     if item is None:
         return Action.GONE
@@ -97,11 +83,6 @@ def plan(item: Snapshot | None, now: int) -> Action:
     except ValueError:
         return Action.UNKNOWN_RULE
     return Action.DELETE if then == "delete" else Action.PURGE
-
-
-def due_bound(now: int) -> str:
-    """GSI2 sort keys below this are due by `now` (they start with the zero-padded due time)."""
-    return f"{now + 1:012d}"
 
 
 # ------------------------------------------------------------------ the report
@@ -150,17 +131,7 @@ class Report:
 
 
 def _due_keys(bucket: int, now: int, report: Report) -> Iterator[list[tuple[str, str]]]:
-    """The bucket's due entries, in chunks one BatchGetItem can fetch."""
-    report.queries += 1
-    chunk: list[tuple[str, str]] = []
-    for entry in _Item.by_expiry.query(retention.expiry_bucket(bucket), _Item.gsi2sk < due_bound(now)):
-        report.items_read += 1
-        chunk.append((entry.pk, entry.sk))
-        if len(chunk) == BATCH_GET_LIMIT:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return due_index.due_keys(retention.expiry_bucket(bucket), now, report)
 
 
 def _fetch(keys: list[tuple[str, str]], report: Report) -> dict[tuple[str, str], _Item]:
@@ -286,28 +257,6 @@ def act(item: _Item, action: Action, now: int, actor: Actor = ACTOR) -> Outcome:
 # ------------------------------------------------------------------ state
 
 
-def _load_state() -> SweepState | None:
-    try:
-        return SweepState.get(SweepState.PK, SweepState.SK, consistent_read=True)
-    except SweepState.DoesNotExist:
-        return None
-
-
-def _save_state(bucket: int) -> None:
-    """Only ever forward: two sweeps that overlap cannot move it back."""
-    state = SweepState(SweepState.PK, SweepState.SK, swept_through=bucket, updated_at=clock.now())
-    try:
-        state.save(condition=SweepState.swept_through.does_not_exist() | (SweepState.swept_through < bucket))
-    except PutError as error:
-        if not conditional_failure(error):
-            raise
-
-
-def _table_created() -> int:
-    """Nothing in the table can be due before the table existed: the first sweep starts there."""
-    return table.created_at()
-
-
 # ------------------------------------------------------------------ the sweep
 
 Progress = Callable[[str, int], None]  # ("found", n) as entries are read, ("done", 1) per entry
@@ -327,10 +276,9 @@ def sweep(
     names who ran it on the audit events it writes: the schedule, or an operator from the CLI."""
     now = clock.epoch() if now is None else now
     report = Report(now=now, dry_run=dry_run)
-    state = _load_state()
+    state = due_index.progress(SweepState)
     report.items_read += 1 if state is not None else 0
-    swept = int(state.swept_through) if state is not None else None
-    floor = swept if swept is not None else _table_created()
+    swept, floor = due_index.start(state)
     handled = 0
     contiguous = True
     try:
@@ -357,7 +305,7 @@ def sweep(
                 report.swept_through = bucket
     finally:
         if report.swept_through is not None and report.swept_through != swept:
-            _save_state(report.swept_through)
+            due_index.record_progress(SweepState, report.swept_through)
     return report
 
 
