@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rightsdesk.connectors.callbacks import MAX_RECORDS
+MAX_RECORDS = 10_000
 
 
 class CallbackBody(BaseModel):

@@ -57,7 +57,6 @@ OPEN, USED, EXPIRED = "open", "used", "expired"
 OFFERED_ACTIONS = frozenset({"erase", "export"})
 # As large as a synchronous answer may be (rightsdesk.connectors.http.MAX_ANSWER_BYTES).
 MAX_BODY_BYTES = 1024 * 1024
-MAX_RECORDS = 10_000
 SIGNATURE_TOLERANCE_SECONDS = 300
 TIMEOUT_CODE = "callback_timeout"
 PRODUCT_FAILED = "product_failed"
