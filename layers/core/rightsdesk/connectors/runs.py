@@ -91,6 +91,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def planned_stages(item: ExecutionItem) -> list[list[str]]:
+    """The stages of connector ids the run's plan step stored (none before it planned)."""
     return json.loads(item.stages) if item.stages else []
 
 
@@ -113,6 +114,7 @@ def _step_row(connector_id: str, stage: int | None, step: ExecutionStepItem | No
 
 
 def view_of(item: ExecutionItem) -> ExecutionView:
+    """The run as the API and the CLI show it: its planned steps by stage, then any step of an earlier run."""
     steps = {s.connector_id: s for s in step_items(item.request_id)}
     rows = []
     seen = set()
@@ -154,6 +156,7 @@ def latest_item(request_id: str) -> ExecutionItem | None:
 
 
 def step_items(request_id: str) -> list[ExecutionStepItem]:
+    """The request's connector steps (one per connector, shared by its runs)."""
     return list(
         ExecutionStepItem.query(
             RequestItem.key(request_id),
@@ -164,6 +167,7 @@ def step_items(request_id: str) -> list[ExecutionStepItem]:
 
 
 def step_item(request_id: str, connector_id: str) -> ExecutionStepItem | None:
+    """One connector's step of the request (None: never tried)."""
     try:
         return ExecutionStepItem.get(
             RequestItem.key(request_id), ExecutionStepItem.sort_key(connector_id), consistent_read=True
@@ -231,6 +235,7 @@ def move(
 
 
 def seal(request_id: str, identities: Mapping[str, Any]) -> str:
+    """The identities (and corrected values) KMS-sealed for the run's item, bound to the request."""
     from rightsdesk.platform import sealing
 
     return sealing.seal(
@@ -239,6 +244,7 @@ def seal(request_id: str, identities: Mapping[str, Any]) -> str:
 
 
 def unseal(item: ExecutionItem) -> dict[str, Any]:
+    """What the run keeps sealed, opened (empty once removed)."""
     if not item.sealed_identities:
         return {"seeds": {}, "derived": {}, "changes": {}}
     from rightsdesk.platform import sealing
@@ -279,6 +285,8 @@ def new_run(
     previous: ExecutionItem | None,
     changes: Mapping[str, str] | None = None,
 ) -> ExecutionItem:
+    """The request's next run, saved with its audit event: `waiting` until `not_before`, else `running`.
+    Refused (execution_conflict) if `previous` changed since it was read."""
     now = clock.now()
     run = int(previous.run) + 1 if previous is not None else 1
     initiated_by, controller_id = initiator_of(actor)
@@ -365,6 +373,7 @@ def run_connectors(request_id: str, *, processor: bool = False) -> list[Any]:
 
 
 def tenant_scoped(definition: Any) -> bool:
+    """Whether the connector's definition confines it to one tenant (a controller's run needs that)."""
     return bool(getattr(definition, "tenant_scoped", False))
 
 

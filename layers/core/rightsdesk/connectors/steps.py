@@ -234,6 +234,7 @@ def _save_step(
 
 
 def receipt_signer() -> Any:
+    """The KMS signer of receipt entries (RECEIPT_SIGNING_KEY_ID)."""
     from rightsdesk.connectors import receipts
 
     key_id = config.receipt_signing_key_id()
