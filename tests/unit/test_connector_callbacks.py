@@ -24,7 +24,7 @@ import pytest
 from moto import mock_aws
 
 from rightsdesk import connectors as connectors_package
-from rightsdesk.connectors import callbacks, execution, receipts, registry
+from rightsdesk.connectors import callbacks, execution, receipts, registry, runs
 from rightsdesk.kernel import clock, retention
 from rightsdesk.platform import config, operator_identity, webhooks
 from rightsdesk.store.items.requests import RequestItem
@@ -158,7 +158,7 @@ def world(cloud, endpoint, monkeypatch):
     )
     monkeypatch.setattr(callbacks, "SECRETS", lambda arn: [SECRET] if arn == SECRET_ARN else [])
     tasks = Tasks()
-    monkeypatch.setattr(execution, "_sfn", lambda: tasks)
+    monkeypatch.setattr(runs, "step_functions", lambda: tasks)
     return SimpleNamespace(product=product, tasks=tasks, cloud=cloud)
 
 

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from rightsdesk.audience import contacts
-from rightsdesk.connectors import execution, receipts, registry
+from rightsdesk.connectors import execution, receipts, registry, runs
 from rightsdesk.kernel import clock, deadlines, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.outbound import connector_runs
@@ -65,7 +65,7 @@ def cloud():
         ControllerItem(ControllerItem.key(PLATFORM), ControllerItem.SK).update(
             actions=[ControllerItem.delivery.set("internal")]
         )
-        patch.setattr(execution, "SESSION_FACTORY", lambda definition, request_id: boto3.Session())
+        patch.setattr(runs, "SESSION_FACTORY", lambda definition, request_id: boto3.Session())
         yield found, sfn, kms, key, dynamodb
     config.reload()
 

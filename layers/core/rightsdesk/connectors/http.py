@@ -88,7 +88,7 @@ class HttpConnector(Connector):
 
             allow_loopback_http = settings().allow_http_webhooks
         self._allow_loopback_http = allow_loopback_http
-        # Set by the run's step (rightsdesk.connectors.execution): offers a callback URL to erase and export.
+        # Set by the run's step (rightsdesk.connectors.steps): offers a callback URL to erase and export.
         self.callback_offer: Any = None
         self._answered = False
 
