@@ -287,9 +287,9 @@ def connector_step(
         raise StepFailed("connector_not_tenant_scoped")  # changed since the plan: never another tenant's
     connector = build(stored.definition, request_id, session_factory=runs.SESSION_FACTORY)
     if task_token and connector.kind == "http":
-        from rightsdesk.connectors import callbacks
+        from rightsdesk.connectors import callback_offers
 
-        connector.callback_offer = callbacks.Offer(
+        connector.callback_offer = callback_offers.Offer(
             request_id=request_id,
             execution_id=execution_id,
             run=int(item.run),
