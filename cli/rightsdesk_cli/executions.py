@@ -116,7 +116,20 @@ def register(app: typer.Typer) -> None:
             for entry in document["entries"]:
                 body = entry["body"]
                 if body.get("entry") == "seal":
-                    rows.append([body["seq"], "seal", "", "", "", "", "", json.dumps(body["summary"]["results"])])
+                    totals = body["summary"]
+                    results = ", ".join(f"{result} {count}" for result, count in totals["results"].items())
+                    rows.append(
+                        [
+                            body["seq"],
+                            f"seal ({totals['connectors']} connectors)",
+                            "",
+                            results,
+                            "",
+                            totals["erased"],
+                            totals["remaining"],
+                            body["recorded_at"],
+                        ]
+                    )
                     continue
                 counts = body["counts"]
                 rows.append(

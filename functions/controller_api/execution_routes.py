@@ -56,6 +56,7 @@ STEP = http.object_schema(
         "run": {"type": ["integer", "null"], "description": "The run that did (or last tried) this step"},
         "attempts": {"type": "integer", "description": "Tries of this step so far (retried with backoff)"},
         "failure": {"type": ["string", "null"], "description": "The last failure's code, e.g. access_denied"},
+        "rectified": {"type": ["integer", "null"], "description": "Records corrected (a rectification run)"},
     }
 )
 EXECUTION = http.object_schema(

@@ -790,11 +790,10 @@ def verify(document: Mapping[str, Any], public_key: bytes | Sequence[bytes]) -> 
                 expected = (position - 1, summary(bodies))
             except (KeyError, TypeError, AttributeError):
                 stated, expected = (None, None), (position - 1, None)
-            if stated != expected:
-                problem(
-                    "seal",
-                    f"the seal closes {body.get('covers')!r} entries with its totals; {position - 1} come before it",
-                )
+            if stated[0] != expected[0]:
+                problem("seal", f"the seal closes {body.get('covers')!r} entries; {position - 1} come before it")
+            elif stated != expected:
+                problem("seal", "the seal's totals are not those of the entries it closes")
         else:
             problem("format", f"unknown entry kind {kind!r}")
         bodies.append(body)
