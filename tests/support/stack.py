@@ -48,6 +48,20 @@ CLI_ENV_LEFT_OUT = (
 )
 REGION = "eu-central-1"
 START_DEADLINE_SECONDS = 60
+
+
+def _runner_environment() -> dict[str, str]:
+    """This process's environment without what a test process sets for in-process code (the unit
+    tests' conftest sets a hash key and limits): the runner takes its settings from the template
+    and its own stack, as `make run` does, or the CLI (which reads the stack's secret) and the
+    functions would disagree on every keyed hash."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in CLI_ENV_LEFT_OUT and not name.startswith("LIMIT_")
+    }
+
+
 STOP_DEADLINE_SECONDS = 10
 PORT_TAKEN_EXIT_CODE = 2  # local/__main__.py: a port in use (or a bad template, which the last attempt reports)
 PORT_ATTEMPTS = 3
@@ -287,7 +301,7 @@ def _start(log_dir: Path, args: tuple[str, ...], env: dict[str, str] | None, pro
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**_runner_environment(), "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     return RunningStack(process, log_path, port, moto_port, receiver_port)
 
