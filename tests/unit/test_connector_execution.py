@@ -476,3 +476,39 @@ def test_forgetting_a_parked_runs_identities_keeps_its_steps(world):
 
     item = execution.latest_item(request_id)
     assert item.sealed_identities is None and item.status == "parked"
+
+
+def test_a_controllers_run_reaches_only_tenant_scoped_connectors_and_only_its_own_tenant(world):
+    """The processor role: the controller's identities may not name a tenant, and a connector
+    without a tenant condition (it would reach every tenant) is not part of its run."""
+    operator = operator_identity.local("execution-tester")
+    scoped = {**definition("tenant-users", ["user_id", "tenant_id"]), "tenant_scoped": True}
+    registry.add(scoped, actor=operator)
+    registry.enable("tenant-users", actor=operator)
+    world.stores["tenant-users"] = {"tn-own": [{"user_id": USER_ID}], "tn-other": [{"user_id": USER_ID}]}
+    request_id = new_request()
+
+    started = execution.start(
+        request_id,
+        actor="controller:ctl_exec",
+        identities={"user_id": USER_ID, "tenant_id": "tn-other"},  # refused silently: the tenant is the controller's
+        tenant_id="tn-own",
+    )
+    planned = execution.plan_step(request_id, started.execution_id)
+    assert planned["stages"] == [["tenant-users"]], "the pool, users and newsletter connectors name no tenant"
+    with pytest.raises(execution.StepFailed) as refused:  # a step message naming another connector
+        execution.connector_step(request_id, started.execution_id, "users")
+    assert refused.value.code == "connector_not_tenant_scoped"
+    execution.connector_step(request_id, started.execution_id, "tenant-users")
+    execution.finish_step(request_id, started.execution_id)
+
+    assert world.stores["tenant-users"] == {"tn-other": [{"user_id": USER_ID}]}
+    assert world.stores["users"][USER_ID] and world.stores["pool"][EMAIL] and world.stores["newsletter"][EMAIL]
+    assert ("erase", "users") not in world.calls
+
+
+def test_a_controllers_run_needs_the_controllers_tenant(world):
+    request_id = new_request()
+    with pytest.raises(Conflict) as refused:
+        execution.start(request_id, actor="controller:ctl_exec", identities={"user_id": USER_ID})
+    assert refused.value.code == "no_tenant"
