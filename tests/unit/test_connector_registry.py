@@ -323,15 +323,15 @@ def test_probe_names_a_permission_the_role_lacks(clean, operator, users_store):
 
 
 def test_the_worked_example_in_the_docs_adds_and_orders_as_written(clean, operator):
-    """docs/connectors.md, "Worked example": the two definition files, as printed there."""
+    """docs/connectors.md, "Worked example": the three definition files, as printed there."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "connectors.md").read_text(encoding="utf-8")
     example = docs.split("### Worked example", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```(yaml|json)\n(.*?)```", example, flags=re.S)
     documents = [yaml.safe_load(textwrap.dedent(body)) for _, body in blocks]
-    assert [d["id"] for d in documents] == ["users-pool", "users-table"]
+    assert [d["id"] for d in documents] == ["users-pool", "users-table", "transcripts"]
     for document in documents:
         registry.add(document, actor=operator)
-    assert registry.plan().stages == (("users-pool",), ("users-table",))
+    assert registry.plan().stages == (("users-pool",), ("transcripts", "users-table"))
 
 
 KINDS = ("user_id", "account_id")
