@@ -403,21 +403,14 @@ def _dry_run(request: RequestItem, seeds: Mapping[str, str], *, processor: bool 
     for number, stage in enumerate(resolution.plan.stages, start=1):
         for connector_id in stage:
             outcome = resolution.outcomes.get(connector_id)
-            rows.append(
-                {
-                    "connector_id": connector_id,
-                    "stage": number,
-                    "state": "planned",
-                    "run": None,
-                    "attempts": 0,
-                    "result": outcome.result if outcome else None,
-                    "found": outcome.found if outcome else 0,
-                    "erased": 0,
-                    "kept": 0,
-                    "remaining": None,
-                    "failure": (outcome.failure or {}).get("code") if outcome else None,
-                }
-            )
+            counts = {
+                "result": outcome.result if outcome else None,
+                "found": outcome.found if outcome else 0,
+                "erased": 0,
+                "kept": 0,
+                "failure": outcome.failure if outcome else None,
+            }
+            rows.append(runs.step_row(connector_id, number, state="planned", run=None, attempts=0, outcome=counts))
     now = clock.isoformat(clock.now())
     return ExecutionView(
         execution_id="dry-run",

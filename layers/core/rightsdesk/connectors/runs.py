@@ -95,14 +95,16 @@ def planned_stages(item: ExecutionItem) -> list[list[str]]:
     return json.loads(item.stages) if item.stages else []
 
 
-def _step_row(connector_id: str, stage: int | None, step: ExecutionStepItem | None) -> dict[str, Any]:
-    outcome = json.loads(step.outcome) if step is not None and step.outcome else {}
+def step_row(
+    connector_id: str, stage: int | None, *, state: str, run: int | None, attempts: int, outcome: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One step as the API and the CLI show it, from its outcome's counts (a run's or a dry run's)."""
     return {
         "connector_id": connector_id,
         "stage": stage,
-        "state": step.state if step is not None else PENDING,
-        "run": int(step.run) if step is not None else None,
-        "attempts": int(step.attempts or 0) if step is not None else 0,
+        "state": state,
+        "run": run,
+        "attempts": attempts,
         "result": outcome.get("result"),
         "found": outcome.get("found"),
         "erased": outcome.get("erased"),
@@ -111,6 +113,19 @@ def _step_row(connector_id: str, stage: int | None, step: ExecutionStepItem | No
         "failure": (outcome.get("failure") or {}).get("code"),
         "rectified": outcome.get("rectified"),
     }
+
+
+def _step_row(connector_id: str, stage: int | None, step: ExecutionStepItem | None) -> dict[str, Any]:
+    if step is None:
+        return step_row(connector_id, stage, state=PENDING, run=None, attempts=0, outcome={})
+    return step_row(
+        connector_id,
+        stage,
+        state=step.state,
+        run=int(step.run),
+        attempts=int(step.attempts or 0),
+        outcome=json.loads(step.outcome) if step.outcome else {},
+    )
 
 
 def view_of(item: ExecutionItem) -> ExecutionView:
