@@ -28,7 +28,7 @@ from pynamodb.exceptions import TransactWriteError
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict
 from rightsdesk.kernel.rights import RequestType
-from rightsdesk.platform.operator_identity import Actor, actor_name
+from rightsdesk.platform.operator_identity import CONTROLLER_ACTOR_PREFIX, Actor, actor_name
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.executions import DUE_INDEX_KEY, ExecutionItem, ExecutionStepItem
@@ -60,7 +60,7 @@ PLAN_STEP = "plan"
 # at each use (`runs.SESSION_FACTORY`), so that setting it reaches every step.
 SESSION_FACTORY: Any = None
 
-CONTROLLER_PREFIX = "controller:"
+CONTROLLER_PREFIX = CONTROLLER_ACTOR_PREFIX
 
 
 # ------------------------------------------------------------------ the view

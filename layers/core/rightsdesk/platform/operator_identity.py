@@ -68,6 +68,14 @@ def label(account: str, principal: str, arn_hash: str) -> str:
 Actor = str | OperatorIdentity
 
 
+# A controller acting through its API key, as audit events and runs name it: "controller:<id>".
+CONTROLLER_ACTOR_PREFIX = "controller:"
+
+
+def controller_actor(controller_id: str) -> str:
+    return f"{CONTROLLER_ACTOR_PREFIX}{controller_id}"
+
+
 def actor_name(actor: Actor) -> str:
     return actor.actor if isinstance(actor, OperatorIdentity) else actor
 

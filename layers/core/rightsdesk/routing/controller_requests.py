@@ -22,6 +22,7 @@ from rightsdesk.kernel.errors import Conflict, IllegalTransition, InvalidInput, 
 from rightsdesk.kernel.status import VISIBLE_TO_CONTROLLER, Status
 from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
+from rightsdesk.platform.operator_identity import controller_actor
 from rightsdesk.routing import deadline_watch, delivery, registry
 from rightsdesk.store import audit, limits, outbox, queries, request_view
 from rightsdesk.store.items.audit import AuditEvent
@@ -61,7 +62,7 @@ def __getattr__(name: str):
 
 
 def actor(controller: ControllerItem) -> str:
-    return f"controller:{controller.controller_id}"
+    return controller_actor(controller.controller_id)
 
 
 def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:

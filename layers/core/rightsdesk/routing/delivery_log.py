@@ -32,6 +32,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import settings
+from rightsdesk.platform.operator_identity import controller_actor
 from rightsdesk.routing import registry
 from rightsdesk.routing.delivery import CONTROLLER_EVENTS, GONE_410, DeliveryMessage
 from rightsdesk.store import audit, outbox, queries
@@ -420,10 +421,6 @@ def _queue(controller: ControllerItem, delivery: DeliveryItem, actor: str, now: 
     return {"webhook_id": delivery.webhook_id, "redelivery_id": redelivery_id, "status": "queued"}
 
 
-def actor_of(controller: ControllerItem) -> str:
-    return f"controller:{controller.controller_id}"
-
-
 def redeliver(controller: ControllerItem, webhook_id: str, *, actor: str | None = None) -> dict:
     """Send one delivery again (same webhook-id, so a receiver's dedupe holds), through the queue."""
     delivery = _delivery(controller.controller_id, webhook_id)
@@ -431,7 +428,7 @@ def redeliver(controller: ControllerItem, webhook_id: str, *, actor: str | None 
     refusal = _refusal(delivery, _request_of(delivery))
     if refusal is not None:
         raise refusal
-    return _queue(controller, delivery, actor or actor_of(controller), clock.now())
+    return _queue(controller, delivery, actor or controller_actor(controller.controller_id), clock.now())
 
 
 def _not_delivered_since(
@@ -489,7 +486,7 @@ def redeliver_failed(
         if refusal is not None:
             skipped.append({"webhook_id": delivery.webhook_id, "reason": refusal.code})
             continue
-        answer = _queue(controller, delivery, actor or actor_of(controller), now)
+        answer = _queue(controller, delivery, actor or controller_actor(controller.controller_id), now)
         (queued if answer["status"] == "queued" else already).append(answer["webhook_id"])
     # More than the cap: the next call from `next_since` goes on (what this one queued waits, so it
     # is not taken again; what it skipped is considered once more).
@@ -563,7 +560,11 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
     """The enabling test was answered 2xx: the endpoint is enabled, audited, with the test's
     attempt, in one conditional write. False (the attempt logged alone) if it changed meanwhile."""
     event = audit.event(
-        controller.pk, action="webhook_enabled", actor=actor_of(controller), at=logged.at, cause="test_delivered"
+        controller.pk,
+        action="webhook_enabled",
+        actor=controller_actor(controller.controller_id),
+        at=logged.at,
+        cause="test_delivered",
     )
     try:
         with transaction() as tx:
