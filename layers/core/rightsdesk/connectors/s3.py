@@ -337,15 +337,22 @@ class S3Connector(Connector):
         done |= self._delete_versions([record.handle[1] for record in objects])
         # One rewrite per object and rows declaration (two declarations may cover one prefix).
         targets = dict.fromkeys((record.handle[1].key, record.handle[2]) for record in rows)
+        indexes: dict[int, Any] = {}  # one readiness read per declaration, not one per object
+
+        def index_of(files: RowFiles) -> Any:
+            if id(files) not in indexes:
+                indexes[id(files)] = self._index_for(files)
+            return indexes[id(files)]
+
         for key, files in targets:
             rewrite = self._erase_rows(key, files, found.identities)
             done |= {(key, version_id) for version_id in rewrite.replaced | rewrite.deleted}
-            index = self._index_for(files)
+            index = index_of(files)
             if index is not None:
                 # No version of the object holds their rows now: their entry for it goes.
                 index.forget(files, found.identities[files.identity], key)
         for files, value, key in self._stale:
-            index = self._index_for(files)
+            index = index_of(files)
             if index is not None:
                 index.forget(files, value, key)
         self._stale = []
