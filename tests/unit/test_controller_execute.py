@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from rightsdesk.connectors import receipts, registry
+from rightsdesk.connectors import receipts, registry, runs
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.platform import hashing
@@ -64,6 +64,8 @@ class View:
 
 class Recorder:
     """Stands in for rightsdesk.connectors.execution: records each start, answers view."""
+
+    ACTIVE, SUCCEEDED = runs.ACTIVE, runs.SUCCEEDED
 
     def __init__(self):
         self.started: list[dict] = []

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 WAITING, RUNNING, STOPPED, FAILED, PARKED, SUCCEEDED = "waiting", "running", "stopped", "failed", "parked", "succeeded"
 STATUSES = (WAITING, RUNNING, STOPPED, FAILED, PARKED, SUCCEEDED)
 ACTIVE = frozenset({WAITING, RUNNING})
-RESUMABLE = frozenset({STOPPED, FAILED, PARKED})
 # step states
 PENDING, RETRYING, DONE = "pending", "retrying", "done"
 # an HTTP connector's product answered 202: the step waits for its callback (rightsdesk.connectors.callbacks)
@@ -54,7 +53,6 @@ ACTIONS = {
     RequestType.RECTIFICATION.value: RECTIFY,
 }
 SEAL_PURPOSE = "execution_identities"
-PLAN_STEP = "plan"
 
 # Tests (and a future per-execution cache) set this; None assumes each connector's role. Read here
 # at each use (`runs.SESSION_FACTORY`), so that setting it reaches every step.

@@ -104,16 +104,13 @@ def check(controller: ControllerItem, request_id: str, body: ExecuteInput) -> Re
     return request
 
 
-ACTIVE_RUNS = frozenset({"waiting", "running"})
-
-
 def execute(controller: ControllerItem, request_id: str, body: ExecuteInput, execution: Any) -> tuple[Any, bool]:
     """Start the controller's run (its identities, its tenant) through `execution`
     (rightsdesk.connectors.execution), or answer the run already under way or done: asking twice
     starts one run. A stopped, failed or parked run resumes. Returns (the run's view, started)."""
     check(controller, request_id, body)
     latest = execution.view(request_id)
-    if latest is not None and latest.status in ACTIVE_RUNS | {"succeeded"}:
+    if latest is not None and (latest.status in execution.ACTIVE or latest.status == execution.SUCCEEDED):
         return latest, False
     view = execution.start(
         request_id,
