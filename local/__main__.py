@@ -10,7 +10,7 @@ import sys
 import threading
 
 from local.intrinsics import Unresolvable
-from local.servers import PortInUse
+from local.servers import GIL_SWITCH_SECONDS, PortInUse
 from local.template import TemplateError
 from rightsdesk.platform import local_endpoints
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     # Handlers' JSON logs go to our stdout unchanged; line buffering keeps them timely in a pipe or file.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     _configure_logging(args.verbose)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)  # as in moto's process: local/servers.py says why
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -49,6 +49,13 @@ class FunctionSpec:
     def name(self) -> str:
         return physical_name(self.logical_id)
 
+    @property
+    def answers_a_caller(self) -> bool:
+        """Whether someone waits on its answer: API Gateway's routes, and the authorizers and direct
+        invocations a function without an event source serves. The others (queues, streams,
+        schedules, EventBridge rules) work in the background."""
+        return not self.events or any(event.get("Type") == "Api" for event in self.events.values())
+
 
 def env_string(value: Any) -> str:
     # CloudFormation turns every environment value into a string, booleans lowercase.
@@ -185,6 +192,7 @@ class LoadedFunction:
             "memory": self.spec.memory,
             "function_name": self.spec.name,
             "function_arn": self.function_arn,
+            "background": not self.spec.answers_a_caller,
             "root": str(self.root),
             "env": env,
             "sys_path": sys_path,

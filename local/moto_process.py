@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local.servers import HttpServer, PortInUse, RequestHandler
+from local.servers import GIL_SWITCH_SECONDS, HttpServer, PortInUse, RequestHandler
 from rightsdesk.platform.local_endpoints import MOTO
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the listening socket the runner bound")
     args = parser.parse_args(argv)
     _leave_with_the_runner()
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     from local import moto_patches, outbox
 
     moto_patches.install(remember_mail=outbox.remember)

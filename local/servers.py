@@ -15,6 +15,12 @@ from typing import Any
 log = logging.getLogger("local")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# The runner and moto serve each connection on a thread of their own, and a request spends most of
+# its time in short waits on sockets and locks. After each wait a thread needs the GIL back, and
+# CPython lets another busy thread keep it for up to its switch interval (5 ms by default), once
+# per wait. A millisecond keeps that from adding up across a request's many waits; the price is a
+# little more switching between busy threads.
+GIL_SWITCH_SECONDS = 0.001
 
 
 class BodyTooLarge(Exception):
@@ -86,8 +92,13 @@ class ServerThread:
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
-    # Headers and body are separate writes: with Nagle on, a keep-alive client's delayed ACK
-    # adds ~40 ms to every response.
+    # One send per response: the status line, headers and body are buffered and leave together when
+    # the request is done (handle_one_request flushes). Unbuffered, each went out in a send of its
+    # own, and each send lets go of the GIL: in the moto process, under load, getting it back meant
+    # waiting for another request's thread, several milliseconds per response.
+    wbufsize = 64 * 1024
+    # A body larger than the buffer still goes out in more than one send: with Nagle on, a
+    # keep-alive client's delayed ACK would add ~40 ms to such a response.
     disable_nagle_algorithm = True
     server: HttpServer
 
