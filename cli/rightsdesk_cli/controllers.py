@@ -376,8 +376,10 @@ def deliveries(
     GET /v1/controller/deliveries (time, event, webhook-id, HTTP status, latency, error class,
     outcome; never a body). Kept 90 days."""
     from rightsdesk.routing import delivery_log
+    from rightsdesk_cli.wiring import connect_hash_key
 
     state = use(ctx, json_output)
+    connect_hash_key(state)  # a page's cursor is signed with the stack's hash key, as the API signs it
     registry.require_controller(controller_id)
     filters = delivery_log.Filters(status=status, event_type=event_type, since=utc(since), until=utc(until))
     try:

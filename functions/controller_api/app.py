@@ -147,7 +147,11 @@ def rotate_webhook_secret():
         *ANY_ROUTE,
         *BODY,
         409,
-        codes={**CODES, 409: "Codes: `not_webhook` (your delivery is not by webhook)"},
+        codes={
+            **CODES,
+            409: "Codes: `not_webhook` (your delivery is not by webhook), "
+            "`webhook_disabled` (your endpoint is disabled: POST /v1/controller/webhook/enable sends the test)",
+        },
     ),
 )
 def test_webhook():

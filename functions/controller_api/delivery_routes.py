@@ -118,13 +118,35 @@ TEST_QUEUED = http.object_schema(
 )
 
 
+# The codes each route's own refusals carry (docs/controller-api.md, "Delivery log and redelivery").
+_NOT_WEBHOOK = "`not_webhook` (your delivery is not by webhook)"
+_DISABLED = "`webhook_disabled` (your endpoint is disabled: enable it first)"
+LIST_CODES = {
+    422: "Codes: `invalid_input` (`fields`: `status`, `event_type`: `invalid_choice`; `since`: `after_until`; "
+    "`cursor: invalid_cursor`; `limit`, `since`, `until`)"
+}
+REDELIVER_CODES = {
+    404: "Codes: `not_found` (no such delivery, another controller's, or past its 90 days)",
+    409: f"Codes: `purged` (`fields` names the purged fields), `request_gone`, `request_cancelled`, "
+    f"`not_redeliverable` (a test: send a new one), {_DISABLED}, {_NOT_WEBHOOK}",
+}
+BULK_CODES = {
+    409: f"Codes: {_DISABLED}, {_NOT_WEBHOOK}",
+    422: "Codes: `invalid_input` (`fields`: `since: required`, `since: after_until`, `event_type: invalid_choice`, "
+    "`<field>: unknown_field`)",
+}
+ENABLE_CODES = {
+    409: f"Codes: `webhook_enabled` (nothing to enable), `operator_disabled` (only the operator may), {_NOT_WEBHOOK}"
+}
+
+
 # ------------------------------------------------------------------ routes
 
 
 @router.get(
     "/v1/controller/deliveries",
     summary="Your webhook delivery attempts, newest first (kept 90 days; no bodies)",
-    responses=http.responses(200, "A page of attempts", LISTING, *http.ANY_AUTHORIZED_ROUTE, 422),
+    responses=http.responses(200, "A page of attempts", LISTING, *http.ANY_AUTHORIZED_ROUTE, 422, codes=LIST_CODES),
 )
 def list_deliveries(
     status: Annotated[delivery_log.Outcome | None, Query()] = None,
@@ -143,7 +165,9 @@ def list_deliveries(
 @router.post(
     "/v1/controller/deliveries/<webhook_id>/redeliver",
     summary="Send one delivery again (same webhook-id); asked twice, it is queued once",
-    responses=http.responses(202, "Queued (or already queued)", QUEUED, *http.ANY_AUTHORIZED_ROUTE, 404, 409, 415),
+    responses=http.responses(
+        202, "Queued (or already queued)", QUEUED, *http.ANY_AUTHORIZED_ROUTE, 404, 409, 415, codes=REDELIVER_CODES
+    ),
 )
 def redeliver(webhook_id: str):
     answer = delivery_log.redeliver(_caller(), webhook_id)
@@ -162,6 +186,7 @@ def redeliver(webhook_id: str):
         *http.ANY_AUTHORIZED_ROUTE,
         *http.BODY_ERRORS,
         409,
+        codes=BULK_CODES,
     ),
 )
 def redeliver_failed(asked: Annotated[routing.controller_forms.RedeliverSince, Body()]):
@@ -186,7 +211,9 @@ def webhook_state():
 @router.post(
     "/v1/controller/webhook/enable",
     summary="Enable your endpoint again after a 410: a test event is queued; a 2xx answer to it enables it",
-    responses=http.responses(202, "The test event is queued", TEST_QUEUED, *http.ANY_AUTHORIZED_ROUTE, 409, 415),
+    responses=http.responses(
+        202, "The test event is queued", TEST_QUEUED, *http.ANY_AUTHORIZED_ROUTE, 409, 415, codes=ENABLE_CODES
+    ),
 )
 def enable_webhook():
     answer = delivery_log.ask_enable(_caller())

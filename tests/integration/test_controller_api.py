@@ -405,6 +405,39 @@ def test_an_extension_alone_keeps_the_status(stack, api, table, acme):
     assert extended.json()["status"] == "in_progress" and extended.json()["due_at"] == clock.isoformat(later)
 
 
+def test_every_body_the_document_accepts_form_encoded_is_read_from_a_form(stack, api, table, acme):
+    """The document offers every JSON body form-encoded too (docs/controller-api.md): each route that
+    takes a body reads the same fields from a form as from JSON, and the document offers a form
+    only where a form can carry the body (no nested object)."""
+    submitted = forwarded_request(stack, table, acme)
+    request_path = url(stack, f"/v1/controller/requests/{submitted.request_id}")
+    view = api.get(request_path, headers=acme.auth).json()  # the pull delivers it
+    later = clock.isoformat(clock.parse_iso(view["due_at"]) + timedelta(days=20))
+    day = clock.isoformat(clock.now() - timedelta(days=1))
+    sent = [
+        (f"{request_path}/status", {"status": "acknowledged"}, 200, {"status": "acknowledged"}),
+        (f"{request_path}/status", {"reason": "a complex case", "extend_to": later}, 200, {"due_at": later}),
+        (url(stack, "/v1/controller/gpc"), {"visitor_id": f"v-{uuid.uuid4().hex[:12]}", "seen_at": day}, 200, {}),
+        # read, then refused for what acme is (a pull controller): a form not read is a 422 first
+        (url(stack, "/v1/controller/deliveries/redeliver"), {"since": day}, 409, {}),
+    ]
+    for path, form, status, expected in sent:
+        answer = api.post(path, headers=acme.auth, data=form)
+        assert answer.status_code == status, (path, answer.text)
+        assert expected.items() <= answer.json().items(), (path, answer.text)
+
+    document = controller_openapi()
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            content = (operation.get("requestBody") or {}).get("content") or {}
+            if "application/x-www-form-urlencoded" in content:
+                schema = content["application/json"]["schema"]
+                name = schema.get("$ref", "").rsplit("/", 1)[-1]
+                properties = document["components"]["schemas"][name]["properties"] if name else schema["properties"]
+                nested = [k for k, v in properties.items() if v.get("type") == "object"]
+                assert not nested, f"{path} offers a form for a body with an object field: {nested}"
+
+
 # ------------------------------------------------------------------ flags
 
 

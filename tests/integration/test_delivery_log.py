@@ -132,3 +132,26 @@ def test_a_failing_endpoint_its_log_redelivery_and_re_enabling(stack):
     assert purged.status_code == 409
     assert purged.json()["error"]["code"] == "purged"
     assert purged.json()["error"]["fields"] == {"email": "purged", "name": "purged", "details": "purged"}
+
+
+def test_the_operators_cli_pages_through_the_log_as_the_api_does(stack):
+    """`rightsdesk controllers deliveries --limit/--cursor` signs and reads the listing's cursor with
+    the stack's hash key, as the API does: a page with more behind it, and the next one, work."""
+    shop = register_controller(stack, tag="dlog-pages")
+    for _ in range(3):
+        assert stack.post("/v1/controller/webhook/test", headers=shop.auth).status_code == 202
+        stack.drain()
+    wait_for(lambda: len(attempts(stack, shop)) == 3, "three test attempts in the log")
+
+    first = stack.cli_json("controllers", "deliveries", shop.controller_id, "--limit", "2")
+    assert len(first["deliveries"]) == 2 and first["next_cursor"]
+    rest = stack.cli_json(
+        "controllers", "deliveries", shop.controller_id, "--limit", "2", "--cursor", first["next_cursor"]
+    )
+    assert rest["next_cursor"] is None
+    seen = [a["attempt_id"] for a in first["deliveries"] + rest["deliveries"]]
+    assert seen == [a["attempt_id"] for a in attempts(stack, shop)]  # newest first, each once
+
+    # The CLI's cursor is the API's: the controller continues the operator's page.
+    api_rest = stack.get(LOG, headers=shop.auth, params={"limit": 2, "cursor": first["next_cursor"]})
+    assert [a["attempt_id"] for a in api_rest.json()["deliveries"]] == [a["attempt_id"] for a in rest["deliveries"]]

@@ -78,9 +78,18 @@ def answer_problems(
         return [f"{method} {template} {status}: no JSON schema documented"]
     schema = resolved(document, schema)
     validator = Draft202012Validator(closed(schema) if strict else schema)
-    return [
+    problems = [
         f"{method} {template} {status}: {error.json_path}: {error.message}" for error in validator.iter_errors(body)
     ]
+    return problems + _unnamed_code(documented.get("description") or "", body, f"{method} {template} {status}")
+
+
+def _unnamed_code(description: str, body: Any, where: str) -> list[str]:
+    """An error whose documented answer names its codes (`Codes: ...`) must carry one of them."""
+    code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or "Codes: " not in description or f"`{code}`" in description:
+        return []
+    return [f"{where}: code {code!r} is not among the codes documented ({description})"]
 
 
 def check_every_answer(session, base_url: str, *documents: dict) -> None:

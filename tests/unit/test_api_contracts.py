@@ -96,6 +96,19 @@ def test_every_controller_operation_needs_the_key_and_documents_its_errors():
             assert {str(status) for status in http.BODY_ERRORS} <= statuses, f"{method} {path}"
 
 
+def test_every_controller_operation_names_the_codes_of_its_own_errors():
+    """A 404, 409 or 422 is the route's own refusal: its description names the codes a client can
+    branch on (`Codes: ...`), as the controller API's reference does. A 422 of a route with neither
+    a body nor a query parameter is the framework's alone and names none."""
+    for method, path, operation in operations(controller_openapi()):
+        takes_input = "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", []))
+        for status in ("404", "409", "422"):
+            answer = operation["responses"].get(status)
+            if answer is None or (status == "422" and not takes_input):
+                continue
+            assert "Codes: `" in answer["description"], f"{method} {path} {status}: {answer['description']}"
+
+
 @pytest.mark.parametrize("function", DOCUMENTS)
 def test_every_error_is_in_the_error_shape_and_every_json_answer_has_its_schema(function):
     document = DOCUMENTS[function]()

@@ -352,6 +352,22 @@ def test_a_410_disables_the_endpoint_until_a_test_it_accepts_enables_it(cloud):
     assert refused.value.code == "webhook_enabled"
 
 
+def test_a_test_event_answered_410_disables_the_endpoint_as_any_delivery_does(cloud):
+    created = controller(cloud)
+    test = DeliveryMessage.from_body(
+        {"event": "test", "controller_id": created.controller.controller_id, "test_id": "tst_410"}, message_id="m"
+    )
+    Endpoint.script = [410]
+    dispatch.dispatch(test, attempt=1)
+    stored = registry.get_controller(created.controller.controller_id)
+    state = delivery_log.endpoint_state(stored)
+    assert (state["state"], state["disabled_reason"]) == ("disabled", "gone_410")
+    assert state["last_attempt"]["error_class"] == "gone"
+    assert registry.delivery_route(stored) == "email"
+    assert [m["kind"] for m in cloud.drain("MailQueue")] == ["webhook_disabled"]
+    assert ("webhook_disabled", "http_410") in [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)]
+
+
 def test_an_endpoint_the_operator_disabled_cannot_be_enabled_by_its_controller(cloud):
     created = controller(cloud)
     disabled = registry.disable(created.controller.controller_id, reason="contract ended")

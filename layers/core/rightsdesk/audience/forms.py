@@ -9,13 +9,14 @@ route's signature when the route is first used).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from rightsdesk.audience import gpc
+from rightsdesk.kernel.form_bodies import FormFriendly
 from rightsdesk.kernel.moments import Moment
 
 
-class GpcSignal(BaseModel):
+class GpcSignal(FormFriendly):
     """`POST /v1/controller/gpc`: your site saw `Sec-GPC: 1` from a visitor."""
 
     model_config = ConfigDict(extra="forbid")

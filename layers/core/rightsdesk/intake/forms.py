@@ -6,11 +6,12 @@ rules they apply to a field (an address, a site key, free text) live in rightsde
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_origin
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from rightsdesk.kernel import free_text, identifiers
+from rightsdesk.kernel.form_bodies import FormFriendly
 from rightsdesk.kernel.identifiers import EMAIL_PATTERN, MAX_EMAIL_LENGTH
 from rightsdesk.kernel.rights import Purpose, Relationship, RequestType
 
@@ -21,26 +22,14 @@ def _no_purposes() -> list[Purpose]:
     return []
 
 
-class _FormFriendly(BaseModel):
-    """Accepts HTML forms as well as JSON: a form field arrives as a list of its values."""
+class _FormFriendly(FormFriendly):
+    """Accepts HTML forms as well as JSON (rightsdesk.kernel.form_bodies)."""
 
     # Patterns are Python's `re`, the engine rightsdesk.kernel.identifiers checks addresses with
     # everywhere else, so the form and the core cannot disagree about an address. It also spares
     # the cold start compiling the address pattern a second time in pydantic's own engine (about
     # 5 ms for its bounded repetitions of Unicode classes).
     model_config = ConfigDict(regex_engine="python-re")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap_form_lists(cls, data):
-        if not isinstance(data, dict):
-            return data
-        unwrapped = dict(data)
-        for name, model_field in cls.model_fields.items():
-            value = unwrapped.get(name)
-            if isinstance(value, list) and get_origin(model_field.annotation) is not list:
-                unwrapped[name] = value[0] if len(value) == 1 else value
-        return unwrapped
 
 
 class Submission(_FormFriendly):

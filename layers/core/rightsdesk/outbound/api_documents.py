@@ -157,10 +157,20 @@ def _validation_errors_in_our_shape(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _accept_forms(document: dict[str, Any]) -> dict[str, Any]:
-    """Every JSON body may also come form-encoded, the same fields (rightsdesk.platform.http.check_body)."""
+    """Every JSON body may also come form-encoded, the same fields (rightsdesk.platform.http.check_body,
+    rightsdesk.kernel.form_bodies), unless a field is an object, which a form cannot carry (the
+    execute route's identities): that body is JSON only."""
+    schemas = document.get("components", {}).get("schemas", {})
     for item in document.get("paths", {}).values():
         for operation in item.values():
             content = (operation.get("requestBody") or {}).get("content") or {}
-            if http.JSON in content:
+            if http.JSON in content and _flat(content[http.JSON]["schema"], schemas):
                 content.setdefault(http.FORM, {"schema": content[http.JSON]["schema"]})
     return document
+
+
+def _flat(schema: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/components/schemas/"):
+        schema = schemas.get(reference.rsplit("/", 1)[-1], {})
+    return all(field.get("type") != "object" for field in (schema.get("properties") or {}).values())

@@ -217,6 +217,9 @@ def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
     if enabling and sent.result.ok:
         enabled = delivery_log.enable_after_test(controller, logged)
         return {"result": "enabled" if enabled else "ok", "cause": sent.result.cause}
+    if sent.result.gone:  # a retired endpoint says so to a test as to any delivery
+        _disable(controller, logged)
+        return {"result": "gone_endpoint", "cause": sent.result.cause}
     delivery.record_test(controller, cause=sent.result.cause, also_write=logged.write_into)
     return {"result": "ok" if sent.result.ok else "failed", "cause": sent.result.cause}
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from rightsdesk.kernel import deadlines, free_text
+from rightsdesk.kernel.form_bodies import FormFriendly
 from rightsdesk.kernel.moments import Moment
 from rightsdesk.kernel.status import CONTROLLER_ANSWERS
 from rightsdesk.kernel.status import values as status_values
@@ -26,7 +27,7 @@ from rightsdesk.routing.delivery_log import EventType
 AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]
 
 
-class StatusReport(BaseModel):
+class StatusReport(FormFriendly):
     """`POST /v1/controller/requests/{id}/status`. With `extend_to` and no `status` (or the status the
     request already has) the due date moves and the status stays."""
 
@@ -56,7 +57,7 @@ class StatusReport(BaseModel):
         return self
 
 
-class RedeliverSince(BaseModel):
+class RedeliverSince(FormFriendly):
     """`POST /v1/controller/deliveries/redeliver`: every delivery not delivered since `since`."""
 
     model_config = ConfigDict(extra="forbid")
