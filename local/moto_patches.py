@@ -18,13 +18,14 @@ import copy
 import functools
 import json
 import pickle
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from local import caller_first
 
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"
 
@@ -382,18 +383,21 @@ class _OneDynamoDBRequestAtATime:
     """Why: moto's DynamoDB backend is not thread-safe: a write while another thread (a stream
     consumer, a poller's handler) iterates the table fails with "dictionary changed size during
     iteration", and the transaction patch above relies on nothing changing between its check and
-    its writes. DynamoDB (and Streams) requests take turns; the others, SQS long polls included,
-    stay parallel."""
+    its writes. DynamoDB (and Streams) requests take turns, the calls a caller waits on first
+    (local/caller_first.py); the others, SQS long polls included, stay parallel."""
 
     def __init__(self, app: Any):
         self.app = app
-        self.lock = threading.Lock()
+        self.turns = caller_first.Turns()
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
             return self.app(environ, start_response)
-        with self.lock:
+        self.turns.take(caller_waits=environ.get(caller_first.ENVIRON_KEY) == "1")
+        try:
             return self.app(environ, start_response)
+        finally:
+            self.turns.give_back()
 
 
 # ---------------------------------------------------------------------------------------- core

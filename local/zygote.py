@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from local import calls, faults  # before a container replaces sys.path with its function's
+from local import caller_first, calls, faults  # before a container replaces sys.path with its function's
 
 # What most functions import: loaded once in the fork server, shared copy-on-write by every
 # container (a missing one is skipped). Lazily imported parts of the layer (templates, translations)
@@ -170,6 +170,8 @@ def serve(fd: int, spec: dict) -> None:
     runner = Runner(Connection(fd))
     if spec.get("background"):
         os.nice(BACKGROUND_NICENESS)
+    else:
+        caller_first.mark_calls()
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr] - handler logs stay timely in a pipe
     os.environ.clear()

@@ -187,3 +187,46 @@ def test_requests_waiting_for_a_container_are_served_in_arrival_order(zygote, tm
         assert function.containers() == {"max": 1, "running": 1, "busy": 0, "started": 1}
     finally:
         function.close()
+
+
+NICENESS = """
+import os
+
+
+def lambda_handler(event, context):
+    return {"niceness": os.getpriority(os.PRIO_PROCESS, 0)}
+"""
+
+
+@pytest.mark.parametrize(
+    ("events", "answers_a_caller"),
+    [
+        ({"Submit": {"Type": "Api"}}, True),
+        ({}, True),  # an authorizer, or a function invoked directly
+        ({"Queue": {"Type": "SQS"}}, False),
+        ({"Stream": {"Type": "DynamoDB"}}, False),
+        ({"Rule": {"Type": "EventBridgeRule"}, "Nightly": {"Type": "Schedule"}}, False),
+        ({"Queue": {"Type": "SQS"}, "Callback": {"Type": "Api"}}, True),
+    ],
+)
+def test_a_function_answers_a_caller_when_api_gateway_or_a_direct_invocation_waits_on_it(events, answers_a_caller):
+    spec = FunctionSpec("F", Path("."), "app.lambda_handler", 3, 128, {}, events=events)
+    assert spec.answers_a_caller is answers_a_caller
+
+
+def test_background_containers_yield_the_cpu_to_the_ones_a_caller_waits_on(zygote, tmp_path):
+    niceness = {}
+    for name, events in (("api", {"Route": {"Type": "Api"}}), ("queue", {"Queue": {"Type": "SQS"}})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "app.py").write_text(NICENESS, encoding="utf-8")
+        spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 5, 128, {}, events=events)
+        function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=zygote)
+        assert function.prepare(dict(os.environ), list(sys.path))
+        function.wait_ready(function.fork())
+        try:
+            niceness[name] = function.invoke({})["niceness"]
+        finally:
+            function.close()
+    assert niceness["api"] == os.getpriority(os.PRIO_PROCESS, 0), "a caller's container keeps the runner's priority"
+    assert niceness["queue"] > niceness["api"]
