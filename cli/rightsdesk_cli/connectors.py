@@ -161,9 +161,11 @@ def history(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many events, newest first.")] = 20,
     json_output: JsonFlag = False,
 ) -> None:
-    """Who added, enabled, disabled or removed a connector, and when (also after its removal)."""
+    """Who added, enabled, disabled, indexed or removed a connector (and purged its S3 index: the
+    counts are the cause), and when (also after its removal)."""
     state = use(ctx, json_output)
-    emit_history(state, ("connector_id", connector_id), registry.history(connector_id, limit), ("from", "to"))
+    events = registry.history(connector_id, limit)
+    emit_history(state, ("connector_id", connector_id), events, ("from", "to", "cause"))
 
 
 @app.command("test")
@@ -224,8 +226,20 @@ def disable(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag
 
 @app.command("remove")
 def remove(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag = False) -> None:
-    """Delete the definition for good (its audit trail stays). Refused while another connector
-    needs an identity only this one yields."""
+    """Delete the definition for good (its audit trail stays), then its S3 index's items. Refused
+    while another connector needs an identity only this one yields. Again on a removed id whose
+    index purge was cut short: purges the rest."""
     state = use(ctx, json_output)
-    registry.remove(connector_id, actor=state.operator)
-    emit(state, {"connector_id": connector_id, "removed": True}, lambda: f"{connector_id} is removed")
+    removal = registry.remove(connector_id, actor=state.operator)
+    emit(state, removal.to_dict(), lambda: _removed(removal))
+
+
+def _removed(removal: registry.Removal) -> str:
+    counts = removal.index_items
+    items = f"{removal.index_items_removed} S3 index {'item' if removal.index_items_removed == 1 else 'items'}"
+    detail = f" ({', '.join(f'{count} {kind}' for kind, count in counts.items() if count)})" if removal.index_items_removed else ""
+    if not removal.definition_removed:
+        return f"{removal.connector_id} was removed already; the rest of its index is purged now: {items}{detail}"
+    if not removal.index_items_removed:
+        return f"{removal.connector_id} is removed (no S3 index items)"
+    return f"{removal.connector_id} is removed with {items}{detail}"

@@ -124,7 +124,13 @@ def test_enable_disable_and_remove_change_the_state_and_name_the_operator(cloud,
     run_json("connectors", "add", "--file", write(tmp_path, "p.json", pool("pool-st")))
     assert run_json("connectors", "enable", "pool-st")["connector"]["state"] == "enabled"
     assert run_json("connectors", "disable", "pool-st")["connector"]["state"] == "disabled"
-    assert run_json("connectors", "remove", "pool-st") == {"connector_id": "pool-st", "removed": True}
+    assert run_json("connectors", "remove", "pool-st") == {
+        "connector_id": "pool-st",
+        "removed": True,
+        "definition_removed": True,
+        "index_items_removed": 0,
+        "index_items": {"objects": 0, "entries": 0, "unindexed": 0, "ready": 0},
+    }
     gone = run("--json", "connectors", "show", "pool-st")
     assert gone.exit_code == 1
     assert json.loads(gone.stdout)["error"]["code"] == "connector_not_found"

@@ -135,6 +135,15 @@ def _item(connector_id: str) -> ConnectorItem:
         raise NotFound(f"no connector {connector_id}", code="connector_not_found") from None
 
 
+def is_stored(connector_id: str) -> bool:
+    """Whether the connector is stored now (strongly consistent)."""
+    try:
+        _item(connector_id)
+    except NotFound:
+        return False
+    return True
+
+
 def get(connector_id: str) -> StoredConnector:
     """One stored connector; NotFound (`connector_not_found`) if there is none (or it was removed)."""
     return _stored(_item(connector_id))
@@ -296,11 +305,65 @@ def disable(connector_id: str, *, actor: Actor) -> StoredConnector:
     return _change_state(connector_id, DISABLED, "connector_disabled", actor=actor)
 
 
-def remove(connector_id: str, *, actor: Actor) -> None:
-    """Delete the stored definition for good. Refused (Conflict `connector_needed`) while another
-    connector needs an identity only this one yields: remove that one first."""
+@dataclass(frozen=True)
+class Removal:
+    """What `remove` did: whether the definition was deleted now (False: it was gone already, and
+    only what was left of its S3 index was purged) and the index items deleted, by kind."""
+
+    connector_id: str
+    definition_removed: bool
+    index_items: dict[str, int]
+
+    @property
+    def index_items_removed(self) -> int:
+        return sum(self.index_items.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connector_id": self.connector_id,
+            "removed": True,
+            "definition_removed": self.definition_removed,
+            "index_items_removed": self.index_items_removed,
+            "index_items": self.index_items,
+        }
+
+
+def remove(connector_id: str, *, actor: Actor) -> Removal:
+    """Delete the stored definition for good, then every item of its S3 index. Refused (Conflict
+    `connector_needed`) while another connector needs an identity only this one yields: remove
+    that one first.
+
+    The definition goes first, so the indexer (which reads the stored connectors per batch) stops
+    writing for it; a batch that read them just before takes back its own writes
+    (rightsdesk.connectors.s3_index.handle). A purge cut short (a crash, throttling) is finished by
+    removing the id again: with the definition gone but index items left, `remove` purges the rest
+    instead of answering `connector_not_found`. Deleted index items are audited once per remove
+    (`connector_index_purged`, the counts as its cause), beside `connector_removed`."""
+    from rightsdesk.connectors import s3_index
+
+    try:
+        item = _item(connector_id)
+    except NotFound:
+        if not s3_index.has_items(connector_id):
+            raise
+        item = None
+    if item is not None:
+        _remove_definition(item, actor=actor)
+    counts = s3_index.PurgeCounts()
+    try:
+        s3_index.purge(connector_id, counts)
+    finally:  # what an interrupted purge deleted is audited too; the next remove counts the rest
+        if counts.total:
+            event = audit.event(
+                ConnectorItem.key(connector_id), action="connector_index_purged", actor=actor, cause=counts.cause()
+            )
+            event.save(condition=AuditEvent.sk.does_not_exist())
+    return Removal(connector_id, item is not None, counts.as_dict())
+
+
+def _remove_definition(item: ConnectorItem, *, actor: Actor) -> None:
+    connector_id = item.connector_id
     current = _set()
-    item = _item(connector_id)
     others = [s for s in list_connectors() if s.connector_id != connector_id]
     try:
         _graph(_definitions(others))

@@ -50,6 +50,7 @@ _SYNC_ATTEMPTS = 5
 _NULL_VERSION = "null"
 
 INDEXED, UNINDEXED, DROPPED, KEPT, IGNORED = "indexed", "unindexed", "dropped", "kept", "ignored"
+DISCARDED = "discarded"  # written for a connector removed while the batch ran, then taken back
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,17 @@ class S3Index:
         except Exception:  # noqa: BLE001 - it was not filed unindexed
             pass
 
+    def discard(self, key: str) -> None:
+        """Delete whatever the index holds on `key` (object item, the entries it lists, the
+        unindexed item), unconditionally: the indexer's own late writes for a connector removed
+        while its batch ran."""
+        models = _models()
+        record = self._record(key)
+        if record is not None:
+            self._delete_entries(key, set(record.identities or ()))
+            record.delete()
+        models.S3IndexUnindexedItem(models.S3IndexUnindexedItem.partition(self.id), self.key_hash(key)).delete()
+
     def forget(self, files: RowFiles, value: str, key: str) -> None:
         """The subject's rows are no longer in `key` (in any version): their entry goes. The object
         item stops listing them first, so it never lists a subject without an entry."""
@@ -407,6 +419,84 @@ class S3Index:
         return len(done)
 
 
+# ------------------------------------------------------------------ purging a removed connector's index
+
+# Object items read per round of a purge: their subjects' entries go first, then the items, so an
+# interrupted purge leaves every remaining entry still listed by a remaining object item.
+_PURGE_ROUND = 100
+
+
+@dataclass
+class PurgeCounts:
+    """What a purge deleted so far, by kind of item (ids and counts only: it goes on the audit trail)."""
+
+    objects: int = 0
+    entries: int = 0
+    unindexed: int = 0
+    ready: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.objects + self.entries + self.unindexed + self.ready
+
+    def as_dict(self) -> dict[str, int]:
+        return {"objects": self.objects, "entries": self.entries, "unindexed": self.unindexed, "ready": self.ready}
+
+    def cause(self) -> str:
+        """The audit event's cause: `objects=3 entries=12 unindexed=1 ready=2`."""
+        return " ".join(f"{kind}={count}" for kind, count in self.as_dict().items())
+
+
+def _delete_all(model: Any, items: Iterable[Any]) -> int:
+    """Delete the items in BatchWriteItem calls of 25 (pynamodb's batch_write resends what
+    DynamoDB leaves unprocessed); how many were asked."""
+    count = 0
+    with model.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+            count += 1
+    return count
+
+
+def has_items(connector_id: str) -> bool:
+    """Whether the connector has an object, unindexed or ready item left (strongly consistent):
+    every entry a purge has not deleted yet is listed by an object item it has not deleted yet."""
+    models = _models()
+    for model in (models.S3IndexObjectItem, models.S3IndexUnindexedItem, models.S3IndexReadyItem):
+        if next(iter(model.query(model.partition(connector_id), consistent_read=True, limit=1)), None) is not None:
+            return True
+    return False
+
+
+def purge(connector_id: str, counts: PurgeCounts | None = None) -> PurgeCounts:
+    """Delete every item of the connector's index: per round of object items, each subject's
+    entry partition (S3IDX#<id>#ID#<hash>, found from the hashes the items list) and then the
+    items; then the unindexed and ready items. Reads are strongly consistent, so nothing written
+    before the purge began is missed. `counts` (updated as items go) tells a caller how far an
+    interrupted purge got; running it again finishes it; on an empty index it deletes nothing.
+    Only keys under S3IDX#<connector_id># are touched: another connector's index stays."""
+    models = _models()
+    counts = counts if counts is not None else PurgeCounts()
+    objects, entries = models.S3IndexObjectItem, models.S3IndexEntryItem
+    cleared: set[str] = set()
+    while True:
+        round_ = list(objects.query(objects.partition(connector_id), consistent_read=True, limit=_PURGE_ROUND))
+        if not round_:
+            break
+        for identity in sorted(set().union(*(set(item.identities or ()) for item in round_)) - cleared):
+            partition = entries.query(entries.partition(connector_id, identity), consistent_read=True)
+            counts.entries += _delete_all(entries, list(partition))
+            cleared.add(identity)
+        counts.objects += _delete_all(objects, round_)
+    for model, kind in ((models.S3IndexUnindexedItem, "unindexed"), (models.S3IndexReadyItem, "ready")):
+        while True:
+            found = list(model.query(model.partition(connector_id), consistent_read=True, limit=_PURGE_ROUND))
+            if not found:
+                break
+            setattr(counts, kind, getattr(counts, kind) + _delete_all(model, found))
+    return counts
+
+
 # ------------------------------------------------------------------ the indexer
 
 
@@ -436,15 +526,37 @@ def handle(events: Iterable[ObjectEvent], *, session_factory: Any = None) -> dic
     counts: dict[str, int] = {}
     by_bucket: dict[str, list[S3Definition]] = {}
     indexes: dict[str, S3Index] = {}
-    for event in events:
-        if event.bucket not in by_bucket:
-            by_bucket[event.bucket] = indexed_connectors(event.bucket)
-        for definition in by_bucket[event.bucket]:
-            if definition.id not in indexes:
-                indexes[definition.id] = S3Index(definition, session_factory(definition, INDEXER_SESSION).client("s3"))
-            outcome = indexes[definition.id].sync(event.key)
-            counts[outcome] = counts.get(outcome, 0) + 1
+    written: dict[str, set[str]] = {}
+    try:
+        for event in events:
+            if event.bucket not in by_bucket:
+                by_bucket[event.bucket] = indexed_connectors(event.bucket)
+            for definition in by_bucket[event.bucket]:
+                if definition.id not in indexes:
+                    client = session_factory(definition, INDEXER_SESSION).client("s3")
+                    indexes[definition.id] = S3Index(definition, client)
+                written.setdefault(definition.id, set()).add(event.key)
+                outcome = indexes[definition.id].sync(event.key)
+                counts[outcome] = counts.get(outcome, 0) + 1
+    finally:
+        _discard_removed(indexes, written, counts)
     return counts
+
+
+def _discard_removed(indexes: dict[str, S3Index], written: dict[str, set[str]], counts: dict[str, int]) -> None:
+    """A connector removed while this batch ran (it read the connectors before the removal) may
+    have had its index purged before this batch's writes: after its last write, the batch checks
+    (strongly consistent) that each connector it wrote for is still stored, and takes back what
+    it wrote for one that is not. Either the check runs after the removal and sees it, or every
+    write of the batch came before the removal, and so before the purge's reads."""
+    from rightsdesk.connectors import registry
+
+    for connector_id, keys in written.items():
+        if registry.is_stored(connector_id):
+            continue
+        for key in sorted(keys):
+            indexes[connector_id].discard(key)
+        counts[DISCARDED] = counts.get(DISCARDED, 0) + len(keys)
 
 
 def backfill_connector(connector_id: str, *, actor: Any, session_factory: Any = None) -> dict[str, Any]:
@@ -453,6 +565,7 @@ def backfill_connector(connector_id: str, *, actor: Any, session_factory: Any = 
     (`connector_indexed` on the connector, naming the operator)."""
     from rightsdesk.connectors import registry
     from rightsdesk.connectors.definitions import DefinitionError
+    from rightsdesk.kernel.errors import NotFound
 
     definition = registry.get(connector_id).definition
     if not isinstance(definition, S3Definition) or not definition.indexed_row_files:
@@ -465,6 +578,10 @@ def backfill_connector(connector_id: str, *, actor: Any, session_factory: Any = 
         session_factory = assumed_role_session
     index = S3Index(definition, session_factory(definition, INDEXER_SESSION).client("s3"))
     objects = index.backfill()
+    if not registry.is_stored(connector_id):
+        # removed while this backfill ran: its purge may have passed what the backfill wrote
+        purge(connector_id)
+        raise NotFound(f"no connector {connector_id}", code="connector_not_found")
     from rightsdesk.store import audit
     from rightsdesk.store.items.audit import AuditEvent
     from rightsdesk.store.items.connectors import ConnectorItem
