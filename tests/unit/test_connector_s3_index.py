@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from rightsdesk.connectors import base, build, registry, s3_index
 from rightsdesk.connectors.definitions import DefinitionError, parse_definition
+from rightsdesk.kernel.errors import NotFound
 from rightsdesk.platform import operator_identity
 from rightsdesk.store.items.s3_index import S3IndexEntryItem, S3IndexObjectItem, S3IndexUnindexedItem
 from tests.support.aws import moto_cloud
@@ -464,3 +465,186 @@ def test_two_syncs_of_one_object_at_once_converge_on_its_content(cloud, monkeypa
     assert world.entries("user_id", "u-3") == [world.key_hash("chats/r.jsonl")]
     assert world.entries("user_id", "u-1") == []
     assert world.connector().find({"user_id": "u-2"}).count == 0
+
+
+# ------------------------------------------------------------------ removing a connector purges its index
+
+PURGE_OPERATOR = operator_identity.local("s3-index-purger")
+
+
+def purge_world(cloud, name: str) -> World:
+    """A world whose connector can be stored on its own (email is a seed of the identity graph):
+    JSON Lines rows naming addresses, small objects only indexed."""
+    files = {"prefix": "chats/", "format": "jsonl", "field": "user", "identity": "email", "index": True}
+    return World(cloud, name, row_files=[files], index_max_object_bytes=1500)
+
+
+def stored_document(definition) -> dict:
+    return {k: v for k, v in definition.to_dict().items() if k != "enabled"}
+
+
+def index_items(cloud, connector_id: str) -> list[tuple[str, str]]:
+    """Every item under the connector's key space S3IDX#<id>#, read past the model (a scan)."""
+    from rightsdesk.platform.config import settings
+
+    pages = cloud.client("dynamodb").get_paginator("scan").paginate(
+        TableName=settings().table_name,
+        FilterExpression="begins_with(pk, :p)",
+        ExpressionAttributeValues={":p": {"S": f"S3IDX#{connector_id}#"}},
+        ConsistentRead=True,
+    )
+    return sorted((item["pk"]["S"], item["sk"]["S"]) for page in pages for item in page["Items"])
+
+
+def fill_index(world: World) -> None:
+    """Objects under the prefix: one naming 30 subjects (more than one BatchWriteItem), subjects
+    shared between objects, one too large to index; the prefix backfilled (ready)."""
+    world.put("chats/crowd.jsonl", "".join(json.dumps({"user": f"p{n}@example.test"}) + "\n" for n in range(30)))
+    for number in range(5):
+        world.put(f"chats/{number}.jsonl", jsonl(f"p{number}@example.test", "shared@example.test"))
+    world.put("chats/big.jsonl", jsonl(*[f"big-{n}@example.test" for n in range(40)]))  # > 1,500 bytes
+    world.backfill()
+
+
+def kinds(items: list[tuple[str, str]]) -> Counter[str]:
+    return Counter("entries" if "#ID#" in pk else pk.rsplit("#", 1)[1].lower() for pk, _ in items)
+
+
+def test_removing_a_connector_purges_every_partition_of_its_index_and_only_its_own(cloud, monkeypatch):
+    world = purge_world(cloud, "purge")
+    # another connector indexing the same bucket, its id extending this one's: the table's other tenant
+    other = s3_index.S3Index(
+        parse_definition({**world.definition.to_dict(), "id": f"{world.definition.id}-other"}), world.index.client
+    )
+    stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
+    fill_index(world)
+    other.backfill()
+    mine, theirs = index_items(cloud, stored.connector_id), index_items(cloud, other.id)
+    # an entry per (subject, object): 30 in the crowd, and in each small object its own and the shared one
+    assert kinds(mine) == {"objects": 7, "entries": 30 + 5 * 2, "unindexed": 1, "ready": 1}
+    monkeypatch.setattr(s3_index, "_PURGE_ROUND", 2)  # several rounds of object items
+
+    removal = registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
+
+    assert index_items(cloud, stored.connector_id) == []
+    assert index_items(cloud, other.id) == theirs, "another connector's index is untouched"
+    assert removal.definition_removed and removal.index_items == dict(kinds(mine))
+    assert removal.index_items_removed == len(mine)
+    assert other.objects_for(world.definition.row_files[0], "shared@example.test", "chats/")[0] == [f"chats/{n}.jsonl" for n in range(5)]
+    with pytest.raises(NotFound):  # nothing left: the id is unknown again
+        registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
+    s3_index.purge(other.id)
+
+
+def test_an_interrupted_purge_is_finished_by_removing_the_connector_again(cloud, monkeypatch):
+    from botocore.exceptions import ClientError
+    from typer.testing import CliRunner
+
+    from rightsdesk_cli.main import app
+
+    world = purge_world(cloud, "interrupted")
+    stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
+    fill_index(world)
+    before = index_items(cloud, stored.connector_id)
+    delete_all, calls = s3_index._delete_all, []
+
+    def throttled(model, items):
+        calls.append(model)
+        if len(calls) == 4:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
+        return delete_all(model, items)
+
+    monkeypatch.setattr(s3_index, "_PURGE_ROUND", 2)
+    monkeypatch.setattr(s3_index, "_delete_all", throttled)
+    with pytest.raises(ClientError):
+        registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
+    assert not registry.is_stored(stored.connector_id), "the definition went first"
+    left = index_items(cloud, stored.connector_id)
+    assert 0 < len(left) < len(before)
+    partial = [e for e in registry.history(stored.connector_id) if e.action == "connector_index_purged"]
+    assert len(partial) == 1, "what the cut-short purge deleted is audited"
+
+    monkeypatch.setattr(s3_index, "_delete_all", delete_all)
+    result = CliRunner().invoke(app, ["--json", "connectors", "remove", stored.connector_id])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["definition_removed"] is False and answer["index_items_removed"] == len(left)
+    assert index_items(cloud, stored.connector_id) == []
+    purged = [e for e in registry.history(stored.connector_id) if e.action == "connector_index_purged"]
+    counted = [dict(part.split("=") for part in e.cause.split()) for e in purged]
+    assert sum(int(n) for c in counted for n in c.values()) == len(before), "every item deleted, once, on the trail"
+    assert [e.action for e in registry.history(stored.connector_id)].count("connector_removed") == 1
+    again = CliRunner().invoke(app, ["--json", "connectors", "remove", stored.connector_id])
+    assert again.exit_code == 1 and json.loads(again.stdout)["error"]["code"] == "connector_not_found"
+
+
+def test_an_indexer_batch_that_read_the_connectors_before_the_removal_takes_back_its_writes(cloud):
+    world = purge_world(cloud, "late")
+    stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
+    world.put("chats/early.jsonl", jsonl("early@example.test"))
+    world.put("chats/late.jsonl", jsonl("late@example.test"), notify=False)
+    removals = []
+
+    def removed_meanwhile(definition, request_id):
+        # the batch has read the stored connectors; the operator removes this one (and its
+        # index is purged) before the batch writes anything
+        removals.append(registry.remove(definition.id, actor=PURGE_OPERATOR))
+        return world.session
+
+    message = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": world.bucket}, "object": {"key": "chats/late.jsonl"}},
+            }
+        ]
+    }
+    counts = s3_index.handle(s3_index.object_events(message), session_factory=removed_meanwhile)
+    assert removals and removals[0].index_items_removed == 2  # early's object item and entry
+    assert counts == {"indexed": 1, "discarded": 1}
+    assert index_items(cloud, stored.connector_id) == [], "the late write was taken back"
+
+
+def test_a_backfill_racing_the_removal_leaves_nothing_behind(cloud):
+    world = purge_world(cloud, "late-backfill")
+    stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
+    world.put("chats/old.jsonl", jsonl("old@example.test"), notify=False)
+
+    def removed_meanwhile(definition, request_id):
+        registry.remove(definition.id, actor=PURGE_OPERATOR)
+        return world.session
+
+    with pytest.raises(NotFound):
+        s3_index.backfill_connector(stored.connector_id, actor=PURGE_OPERATOR, session_factory=removed_meanwhile)
+    assert index_items(cloud, stored.connector_id) == []
+    assert "connector_indexed" not in [e.action for e in registry.history(stored.connector_id)]
+
+
+def test_the_purge_is_audited_with_its_counts_and_the_cli_says_how_many_items_went(cloud):
+    from typer.testing import CliRunner
+
+    from rightsdesk_cli.main import app
+
+    world = purge_world(cloud, "audited")
+    stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
+    world.put("chats/a.jsonl", jsonl("a@example.test", "b@example.test"))
+    world.backfill()
+    result = CliRunner().invoke(app, ["connectors", "remove", stored.connector_id])
+    assert result.exit_code == 0, result.output
+    assert "4 S3 index items" in result.stdout and "1 objects, 2 entries" in result.stdout
+
+    history = CliRunner().invoke(app, ["--json", "connectors", "history", stored.connector_id])
+    events = json.loads(history.stdout)["events"]
+    assert sorted(e["action"] for e in events) == ["connector_added", "connector_index_purged", "connector_removed"]
+    purged = next(e for e in events if e["action"] == "connector_index_purged")
+    assert purged["cause"] == "objects=1 entries=2 unindexed=0 ready=1"
+    assert purged["operator"] is not None, "names the operator who ran it"
+    assert "a@example.test" not in history.stdout and "chats/a.jsonl" not in history.stdout
+    people = CliRunner().invoke(app, ["connectors", "history", stored.connector_id])
+    assert "connector_index_purged" in people.stdout and "objects=1" in people.stdout
+
+    # a connector that never had an index: removed, no purge event
+    bare = registry.add({**stored_document(world.definition), "id": "chats-audited-bare"}, actor=PURGE_OPERATOR)
+    assert registry.remove(bare.connector_id, actor=PURGE_OPERATOR).index_items_removed == 0
+    assert [e.action for e in registry.history(bare.connector_id)] == ["connector_removed", "connector_added"]
