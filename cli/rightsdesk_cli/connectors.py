@@ -237,7 +237,11 @@ def remove(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag 
 def _removed(removal: registry.Removal) -> str:
     counts = removal.index_items
     items = f"{removal.index_items_removed} S3 index {'item' if removal.index_items_removed == 1 else 'items'}"
-    detail = f" ({', '.join(f'{count} {kind}' for kind, count in counts.items() if count)})" if removal.index_items_removed else ""
+    detail = (
+        f" ({', '.join(f'{count} {kind}' for kind, count in counts.items() if count)})"
+        if removal.index_items_removed
+        else ""
+    )
     if not removal.definition_removed:
         return f"{removal.connector_id} was removed already; the rest of its index is purged now: {items}{detail}"
     if not removal.index_items_removed:

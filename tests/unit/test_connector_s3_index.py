@@ -487,11 +487,15 @@ def index_items(cloud, connector_id: str) -> list[tuple[str, str]]:
     """Every item under the connector's key space S3IDX#<id>#, read past the model (a scan)."""
     from rightsdesk.platform.config import settings
 
-    pages = cloud.client("dynamodb").get_paginator("scan").paginate(
-        TableName=settings().table_name,
-        FilterExpression="begins_with(pk, :p)",
-        ExpressionAttributeValues={":p": {"S": f"S3IDX#{connector_id}#"}},
-        ConsistentRead=True,
+    pages = (
+        cloud.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=settings().table_name,
+            FilterExpression="begins_with(pk, :p)",
+            ExpressionAttributeValues={":p": {"S": f"S3IDX#{connector_id}#"}},
+            ConsistentRead=True,
+        )
     )
     return sorted((item["pk"]["S"], item["sk"]["S"]) for page in pages for item in page["Items"])
 
@@ -530,7 +534,9 @@ def test_removing_a_connector_purges_every_partition_of_its_index_and_only_its_o
     assert index_items(cloud, other.id) == theirs, "another connector's index is untouched"
     assert removal.definition_removed and removal.index_items == dict(kinds(mine))
     assert removal.index_items_removed == len(mine)
-    assert other.objects_for(world.definition.row_files[0], "shared@example.test", "chats/")[0] == [f"chats/{n}.jsonl" for n in range(5)]
+    assert other.objects_for(world.definition.row_files[0], "shared@example.test", "chats/")[0] == [
+        f"chats/{n}.jsonl" for n in range(5)
+    ]
     with pytest.raises(NotFound):  # nothing left: the id is unknown again
         registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
     s3_index.purge(other.id)
