@@ -1,6 +1,7 @@
 """`rightsdesk --local connectors ...` as an operator runs it against the local run: add a Cognito
 pool and a Users table from definition files, list and show them, test their access through
-moto's STS, enable one, and remove both; every change on the audit trail with the operator."""
+moto's STS, enable one, and remove both; every change on the audit trail with the operator. An S3
+connector's removal takes its index with it."""
 
 from __future__ import annotations
 
@@ -94,3 +95,60 @@ def test_an_operator_adds_tests_enables_and_removes_connectors(stack, stores, tm
     )["Items"]
     assert sorted(e["action"] for e in events) == ["connector_added", "connector_enabled", "connector_removed"]
     assert {e["operator"]["principal"] for e in events} == {f"local:{getpass.getuser()}"}
+
+
+def test_removing_an_s3_connector_purges_its_index_and_leaves_anothers(stack, tmp_path, table):
+    """Two S3 connectors index one bucket (backfilled with `connectors index`); removing one deletes
+    every item of its index, says how many, audits it, and leaves the other's index whole."""
+    from boto3.dynamodb.conditions import Attr
+
+    tag = uuid.uuid4().hex[:8]
+    bucket, mine, other = f"purge-{tag}", f"chats-{tag}", f"chats-{tag}-other"
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    for n in range(3):
+        body = "".join(json.dumps({"email": f"{who}-{tag}@example.org"}) + "\n" for who in (f"p{n}", "shared"))
+        s3.put_object(Bucket=bucket, Key=f"chats/{n}.jsonl", Body=body.encode())
+    for cid in (mine, other):
+        path = tmp_path / f"{cid}.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "kind": "s3",
+                    "id": cid,
+                    "role_arn": f"arn:aws:iam::123456789012:role/rightsdesk-connector-{cid}",
+                    "bucket": bucket,
+                    "row_files": [
+                        {"prefix": "chats/", "format": "jsonl", "field": "email", "identity": "email", "index": True}
+                    ],
+                }
+            )
+        )
+        stack.cli("connectors", "add", "--file", str(path))
+        assert stack.cli_json("connectors", "index", cid)["index"]["objects"] == 3
+
+    def index_items(cid: str) -> list[tuple[str, str]]:
+        found, start = [], {}
+        while True:
+            page = table.scan(FilterExpression=Attr("pk").begins_with(f"S3IDX#{cid}#"), ConsistentRead=True, **start)
+            found += [(item["pk"], item["sk"]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return sorted(found)
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    theirs = index_items(other)
+    assert len(index_items(mine)) == 3 + 6 + 1  # objects, (subject, object) entries, the prefix ready
+
+    removed = stack.cli_json("connectors", "remove", mine)
+    assert removed["definition_removed"] is True and removed["index_items_removed"] == 10
+    assert removed["index_items"] == {"objects": 3, "entries": 6, "unindexed": 0, "ready": 1}
+    assert index_items(mine) == []
+    assert index_items(other) == theirs
+    events = stack.cli_json("connectors", "history", mine)["events"]
+    purged = [e for e in events if e["action"] == "connector_index_purged"]
+    assert [e["cause"] for e in purged] == ["objects=3 entries=6 unindexed=0 ready=1"]
+    assert purged[0]["operator"]["principal"] == f"local:{getpass.getuser()}"
+    people = stack.cli("connectors", "remove", other)
+    assert "is removed with 10 S3 index items" in people.stdout
+    again = stack.cli("--json", "connectors", "remove", mine, check=False)
+    assert again.returncode == 1 and json.loads(again.stdout)["error"]["code"] == "connector_not_found"
