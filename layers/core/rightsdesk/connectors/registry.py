@@ -12,8 +12,9 @@ with a version that every add and remove moves on conditionally, so two operator
 at once cannot together make a graph neither of them checked.
 
 Every change is one transaction: the connector, the set (for add and remove) and an audit event
-naming the operator, each written on a condition. A removed connector is gone (its audit trail
-stays for its retention time); its id may be added again.
+naming the operator, each written on a condition. A removed connector is gone, and so is its S3
+index (purged after the definition, `connector_index_purged`); its audit trail stays for its
+retention time; its id may be added again.
 """
 
 from __future__ import annotations

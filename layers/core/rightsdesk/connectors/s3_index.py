@@ -24,6 +24,9 @@ whole prefix, so an index never hides a subject's rows it was not told about.
 
 Object keys may embed ids, so the index stores them sealed (KMS, purpose `s3_index`, owner the
 connector), once per object; entries name objects by keyed hash only.
+
+A removed connector's index is deleted by `purge` (rightsdesk.connectors.registry.remove), and an
+indexer batch that wrote for a connector removed meanwhile takes its writes back (`handle`).
 """
 
 from __future__ import annotations
