@@ -22,7 +22,7 @@ from rightsdesk.connectors import registry
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk_cli.context import use
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, cell_text, emit, emit_history, note, short_time, table
+from rightsdesk_cli.output import JsonFlag, cell_text, counted, emit, emit_history, note, short_time, table
 
 app = typer.Typer(help="Connectors: the operator's own stores requests are carried out in.", no_args_is_help=True)
 
@@ -234,14 +234,20 @@ def remove(ctx: typer.Context, connector_id: ConnectorId, json_output: JsonFlag 
     emit(state, removal.to_dict(), lambda: _removed(removal))
 
 
+# The index's kinds of item as the CLI counts them: `1 object`, `2 entries`, `1 ready prefix`.
+_INDEX_ITEM_NOUNS = {
+    "objects": ("object", "objects"),
+    "entries": ("entry", "entries"),
+    "unindexed": ("unindexed object", "unindexed objects"),
+    "ready": ("ready prefix", "ready prefixes"),
+}
+
+
 def _removed(removal: registry.Removal) -> str:
-    counts = removal.index_items
-    items = f"{removal.index_items_removed} S3 index {'item' if removal.index_items_removed == 1 else 'items'}"
-    detail = (
-        f" ({', '.join(f'{count} {kind}' for kind, count in counts.items() if count)})"
-        if removal.index_items_removed
-        else ""
-    )
+    """`chats is removed with 42 S3 index items (7 objects, 33 entries, 1 unindexed object, 1 ready prefix)`."""
+    items = counted(removal.index_items_removed, "S3 index item", "S3 index items")
+    kinds = [counted(n, *_INDEX_ITEM_NOUNS[kind]) for kind, n in removal.index_items.items() if n]
+    detail = f" ({', '.join(kinds)})" if kinds else ""
     if not removal.definition_removed:
         return f"{removal.connector_id} was removed already; the rest of its index is purged now: {items}{detail}"
     if not removal.index_items_removed:

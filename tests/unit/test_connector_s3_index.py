@@ -638,7 +638,7 @@ def test_the_purge_is_audited_with_its_counts_and_the_cli_says_how_many_items_we
     world.backfill()
     result = CliRunner().invoke(app, ["connectors", "remove", stored.connector_id])
     assert result.exit_code == 0, result.output
-    assert "4 S3 index items" in result.stdout and "1 objects, 2 entries" in result.stdout
+    assert "is removed with 4 S3 index items (1 object, 2 entries, 1 ready prefix)" in " ".join(result.stdout.split())
 
     history = CliRunner().invoke(app, ["--json", "connectors", "history", stored.connector_id])
     events = json.loads(history.stdout)["events"]
