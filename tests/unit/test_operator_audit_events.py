@@ -165,6 +165,23 @@ def test_a_grant_by_an_operator_is_one_event_on_the_contact_and_names_them_on_th
     assert [e.action for e in audit.trail(ContactItem.key(email_hash))] == ["consent_granted"]
 
 
+def test_a_grant_by_an_operator_shows_in_the_subjects_export(world):
+    import jsonschema
+
+    from rightsdesk.own_data import exports, subject_data
+
+    email_hash = hashing.email_hash("gwen@example.org")
+    consents.grant_by(email_hash, ["analytics"], source="ticket-9", actor=OPERATOR)
+
+    held = subject_data.gather(email_hash)
+    # the export's contact_history and consents, as exports.document builds them
+    assert [(e.action, e.actor, e.cause) for e in held.history] == [("consent_granted", "operator", "analytics")]
+    schema = exports.schema()
+    ledger = [consents.view(item) for item in held.consents]
+    jsonschema.validate(ledger, {"$defs": schema["$defs"], **schema["properties"]["consents"]})
+    assert ledger[0]["history"][-1]["by"] == "operator"
+
+
 def test_a_grant_with_an_unknown_purpose_writes_nothing(world):
     email_hash = hashing.email_hash("gus@example.org")
 
