@@ -168,6 +168,7 @@ def operated(world, tmp_path_factory):
     run_ok("newsletter", "send", "--issue", "op-1", "--subject", "News", "--body-file", str(issue))
     run_ok("consents", "grant", "--email", "cleo@example.org", "--purpose", "analytics", "--source", "ticket-7")
     run_ok("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "newsletter", "--source", "phone")
+    run_ok("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "analytics", "--source", "phone")
     clock.set_offset(timedelta(hours=73).total_seconds())
     run_ok("retention", "sweep")
     clock.set_offset(0)
@@ -195,6 +196,7 @@ def test_every_operator_command_names_the_operator_on_each_event_it_writes(opera
         ("notices_resent", "operator"),
         ("issue_sent", "operator"),
         ("consent_granted", "operator"),
+        ("consent_withdrawn", "operator"),  # consents withdraw of a purpose no list relies on
         ("policy_published", "operator"),
         ("subscribed", "operator"),
         ("restriction_lifted", "operator"),

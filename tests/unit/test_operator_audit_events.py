@@ -165,6 +165,32 @@ def test_a_grant_by_an_operator_is_one_event_on_the_contact_and_names_them_on_th
     assert [e.action for e in audit.trail(ContactItem.key(email_hash))] == ["consent_granted"]
 
 
+def test_a_withdrawal_is_one_event_whether_or_not_a_list_is_left(world):
+    email_hash = contacts.subscribe("wim@example.org", ["newsletter"], actor="subject")
+    consents.grant_by(email_hash, ["analytics", "marketing"], source="ticket-3", actor=OPERATOR)
+    before = {e["sk"]["S"] for e in stored_events(world, ContactItem.key(email_hash))}
+
+    left = contacts.withdraw_consent(
+        email_hash, ["newsletter", "analytics", "marketing"], source="phone call with wim", actor=OPERATOR
+    )
+
+    new = [e for e in stored_events(world, ContactItem.key(email_hash)) if e["sk"]["S"] not in before]
+    assert left == ["newsletter"]
+    assert sorted((e["action"]["S"], e["cause"]["S"]) for e in new) == [
+        ("consent_withdrawn", "analytics,marketing"),  # no list relies on them (marketing's: not joined)
+        ("unsubscribed", "newsletter"),
+    ]
+    assert all(named_operator(e) == WHO for e in new)
+    assert_nothing_personal(new[0], "wim", "phone call")
+    ledger = {c["purpose"]: c for c in map(consents.view, consents.ledger(email_hash))}
+    assert ledger["analytics"]["history"][-1] == {
+        "state": "withdrawn",
+        "at": ledger["analytics"]["withdrawn_at"],
+        "source": "phone call with wim",
+        "by": "operator",
+    }
+
+
 def test_a_grant_by_an_operator_shows_in_the_subjects_export(world):
     import jsonschema
 

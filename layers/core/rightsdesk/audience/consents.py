@@ -33,7 +33,7 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.rights import PURPOSES
-from rightsdesk.platform.operator_identity import Actor, actor_name
+from rightsdesk.platform.operator_identity import Actor, actor_name, operator_of
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
@@ -45,6 +45,7 @@ WITHDRAWN = "withdrawn"
 # Where a change came from; the request id follows `request:` (ids are not personal data).
 UNSUBSCRIBE_LINK = "unsubscribe_link"
 GRANTED_AUDIT = "consent_granted"  # an operator recorded a grant given outside rightsdesk (grant_by)
+WITHDRAWN_AUDIT = "consent_withdrawn"  # a withdrawal with no list to leave (withdraw); a list's: `unsubscribed`
 
 
 def _item(email_hash: str, purpose: str) -> ConsentItem:
@@ -148,6 +149,28 @@ def grant_by(
             tx.update(item, actions=_actions(item, GRANTED, source, at, by=by))
         tx.save(event, condition=AuditEvent.sk.does_not_exist())
     return granted
+
+
+def withdraw(
+    email_hash: str, purposes: Iterable[str], *, source: str, actor: Actor, at: datetime | None = None
+) -> None:
+    """Withdrawals with no list to leave (rightsdesk.audience.contacts.withdraw_consent: a list's
+    is recorded with its unsubscribe): each purpose's withdrawal and one audit event
+    `consent_withdrawn` on the contact (cause: the purposes), in one transaction. An operator who
+    records it is named on the ledger's change (`by`), as for a grant."""
+    withdrawn = list(dict.fromkeys(purposes))
+    if not withdrawn:
+        return
+    items = [_item(email_hash, purpose) for purpose in withdrawn]
+    at = at or clock.now()
+    by = actor_name(actor) if operator_of(actor) is not None else None
+    event = audit.event(
+        ContactItem.key(email_hash), action=WITHDRAWN_AUDIT, actor=actor, at=at, cause=",".join(withdrawn)
+    )
+    with transaction() as tx:
+        for item in items:
+            tx.update(item, actions=_actions(item, WITHDRAWN, source, at, by=by))
+        tx.save(event, condition=AuditEvent.sk.does_not_exist())
 
 
 # ------------------------------------------------------------------ a signal's withdrawal
