@@ -21,7 +21,7 @@ from rightsdesk.notices import breaches
 from rightsdesk.store.items.notices import IncidentItem
 from rightsdesk_cli.context import Context, use
 from rightsdesk_cli.moments import parse_moment
-from rightsdesk_cli.output import JsonFlag, cell_text, emit, note, table
+from rightsdesk_cli.output import JsonFlag, cell_text, emit, emit_history, note, table
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(
@@ -343,10 +343,23 @@ def resend(
 ) -> None:
     """Queue again every notice still pending or failed; a sent one is never sent twice."""
     state = connect_mail(use(ctx, json_output))
+    operator = state.operator  # who, before anything is queued: nothing goes out unattributed
     with _progress(state, 2, "queueing notices") as bar:
         task = bar.add_task("notices", total=None)
-        queued = breaches.resend(incident_id, progress=lambda n: bar.advance(task, n))
+        queued = breaches.resend(incident_id, actor=operator, progress=lambda n: bar.advance(task, n))
     emit(state, {"incident_id": incident_id, "queued": queued}, lambda: f"queued {queued} notices again")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(help="The incident id (inc_...).")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Events to show at most.")] = 50,
+    json_output: JsonFlag = False,
+) -> None:
+    """The incident's audit trail, newest first: declared, authority recorded, resends, webhooks, warnings."""
+    state = use(ctx, json_output)
+    emit_history(state, ("incident_id", incident_id), breaches.history(incident_id, limit), ("cause",))
 
 
 @app.command("list")

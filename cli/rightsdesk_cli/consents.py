@@ -13,8 +13,10 @@ import typer
 from rightsdesk.audience import consents, contacts
 from rightsdesk.kernel.rights import Purpose
 from rightsdesk.platform import hashing
+from rightsdesk.store import audit
+from rightsdesk.store.items.audience import ContactItem
 from rightsdesk_cli.context import use
-from rightsdesk_cli.output import JsonFlag, emit, table
+from rightsdesk_cli.output import JsonFlag, emit, emit_history, table
 from rightsdesk_cli.wiring import connect_mail
 
 app = typer.Typer(
@@ -22,6 +24,7 @@ app = typer.Typer(
 )
 
 EmailOption = Annotated[str, typer.Option("--email", help="The subject's address (found by its keyed hash).")]
+SUBJECT_KEY_CHARS = 12  # as `breach status` shows a subject: enough to tell apart, not the whole key
 PurposeOption = Annotated[list[Purpose], typer.Option("--purpose", help="A purpose (repeat for more).")]
 
 
@@ -51,6 +54,21 @@ def show(ctx: typer.Context, email: EmailOption, json_output: JsonFlag = False) 
     emit(state, {"consents": ledger}, render)
 
 
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    email: EmailOption,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Events to show at most.")] = 50,
+    json_output: JsonFlag = False,
+) -> None:
+    """The subject's contact audit trail, newest first: grants recorded by operators, list joins and
+    leaves, conflicts with a privacy signal, flags. The subject is shown by its keyed hash's start."""
+    state = connect_mail(use(ctx, json_output), hash_key=True)
+    subject_hash = hashing.email_hash(email)
+    events = list(reversed(audit.trail(ContactItem.key(subject_hash))))[:limit]
+    emit_history(state, ("subject", subject_hash[:SUBJECT_KEY_CHARS]), events, ("cause",))
+
+
 @app.command("grant")
 def grant(
     ctx: typer.Context,
@@ -61,10 +79,13 @@ def grant(
     ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Record consent given outside rightsdesk. Joining a list (`contacts add`) records it too."""
+    """Record consent given outside rightsdesk, naming you on its audit trail. Joining a list
+    (`contacts add`) records it too."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
-    consents.grant(hashing.email_hash(email), [p.value for p in purposes], source=source)
-    emit(state, {"granted": [p.value for p in purposes]}, lambda: f"granted: {', '.join(p.value for p in purposes)}")
+    granted = consents.grant_by(
+        hashing.email_hash(email), [p.value for p in purposes], source=source, actor=state.operator
+    )
+    emit(state, {"granted": granted}, lambda: f"granted: {', '.join(granted)}")
 
 
 @app.command("withdraw")

@@ -9,7 +9,9 @@ A redrive moves messages back to the queue they came from, found with SQS's
 ListDeadLetterSourceQueues: on AWS with StartMessageMoveTask (SQS moves them, at the rate given),
 locally (moto has no move tasks) by receive, send, delete. Every consumer is idempotent, so a
 message moved twice is handled once. Dead-letter queues fed by EventBridge or a stream (no source
-queue) are not redriven here: docs/operations.md, DLQ redrive, says how to replay them.
+queue) are not redriven here: docs/operations.md, DLQ redrive, says how to replay them. Each redrive
+that moves something leaves one audit event naming the operator (rightsdesk.store.redrives), which
+`rightsdesk dlq history` shows.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Annotated, Any
 
 import typer
 
+from rightsdesk.store import redrives
 from rightsdesk_cli.context import Context
 from rightsdesk_cli.errors import CliError
-from rightsdesk_cli.output import JsonFlag, counted, emit, note, table
+from rightsdesk_cli.output import JsonFlag, counted, emit, emit_history, note, table
 
 app = typer.Typer(help="Dead-letter queues: list what waits (ids only), redrive it.", no_args_is_help=True)
 
@@ -233,21 +236,21 @@ def redrive(
             f"move {max_messages or waiting} of {waiting} messages from {name} back to {target.rsplit('/', 1)[1]}?",
             abort=True,
         )
-    if state.local:
+    operator = state.operator  # who, before the first move: nothing is moved unattributed
+    to = target.rsplit("/", 1)[1]
+    # A move task moves everything; a partial redrive (and the local run's: moto has none) is by hand.
+    if state.local or max_messages is not None:
         moved = move_by_hand(url, target, max_messages)
-        data = {"queue": name, "to": target.rsplit("/", 1)[1], "moved": moved}
+        if moved:  # nothing moved, nothing changed: no event
+            redrives.record(name, to=to, mode=redrives.BY_HAND, messages=moved, actor=operator)
+        data = {"queue": name, "to": to, "moved": moved}
         emit(state, data, lambda: f"moved {counted(moved, 'message', 'messages')} from {name} back to {data['to']}")
         return
     options: dict[str, Any] = {"SourceArn": _arn(url), "DestinationArn": _arn(target)}
     if rate:
         options["MaxNumberOfMessagesPerSecond"] = rate
-    if max_messages is not None:
-        # A move task moves everything; a partial redrive is done by hand.
-        moved = move_by_hand(url, target, max_messages)
-        data = {"queue": name, "to": target.rsplit("/", 1)[1], "moved": moved}
-        emit(state, data, lambda: f"moved {counted(moved, 'message', 'messages')} from {name} back to {data['to']}")
-        return
     handle = _sqs().start_message_move_task(**options)["TaskHandle"]
+    redrives.record(name, to=to, mode=redrives.MOVE_TASK, messages=waiting, actor=operator)
     data = {"queue": name, "to": target.rsplit("/", 1)[1], "task_handle": handle, "messages": waiting}
     emit(
         state,
@@ -257,3 +260,16 @@ def redrive(
         ),
     )
     note(state, f"follow it with: aws sqs list-message-move-tasks --source-arn {options['SourceArn']}")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    queue: QueueArg,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Events to show at most.")] = 50,
+    json_output: JsonFlag = False,
+) -> None:
+    """The queue's redrives from its audit trail, newest first: who, where to, how and how many."""
+    state = _state(ctx, json_output)
+    name, _ = _resolve(state, queue)
+    emit_history(state, ("queue", name), redrives.history(name, limit), ("cause",))

@@ -1,5 +1,6 @@
 """`rightsdesk newsletter send`: one issue of an optional list of the operator's own (newsletter,
-marketing), queued to every member the list may still reach (rightsdesk.audience.newsletter)."""
+marketing), queued to every member the list may still reach (rightsdesk.audience.newsletter);
+`rightsdesk newsletter history`: the sends on the list's audit trail."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from rightsdesk.audience import newsletter
 from rightsdesk_cli.context import use
-from rightsdesk_cli.output import JsonFlag, emit
+from rightsdesk_cli.output import JsonFlag, emit, emit_history
 from rightsdesk_cli.wiring import connect_mail
 
-app = typer.Typer(help="The operator's own optional lists: send an issue.", no_args_is_help=True)
+app = typer.Typer(help="The operator's own optional lists: send an issue, see who sent which.", no_args_is_help=True)
 
 
 @app.command("send")
@@ -35,6 +36,7 @@ def send(
 ) -> None:
     """Queue the issue to every member who has not withdrawn consent, restricted or objected."""
     state = connect_mail(use(ctx, json_output))
+    operator = state.operator  # who, before anything is stored or queued: nothing goes out unattributed
     with Progress(
         TextColumn("queueing"),
         BarColumn(),
@@ -48,6 +50,7 @@ def send(
             newsletter.Issue(
                 issue=issue, subject=subject, body=body_file.read_text(encoding="utf-8"), list_name=list_name
             ),
+            actor=operator,
             progress=lambda n: bar.advance(task, n),
         )
     data = {"issue": issue, "list": list_name, "queued": sent.queued, "skipped": sent.skipped}
@@ -59,3 +62,15 @@ def send(
             "objected or suppressed)"
         ),
     )
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    list_name: Annotated[str, typer.Option("--list", help="newsletter or marketing.")] = "newsletter",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Events to show at most.")] = 50,
+    json_output: JsonFlag = False,
+) -> None:
+    """The issues sent to the list, newest first: who sent which issue, how many were queued and skipped."""
+    state = use(ctx, json_output)
+    emit_history(state, ("list", list_name), newsletter.history(list_name, limit), ("cause",))

@@ -157,12 +157,18 @@ def operated(world, tmp_path_factory):
     declared = json.loads(run_ok("--json", "breach", "declare", "--detected-at", "now", "--summary", "Leak.",
                                  "--categories", "chat_history", "--controllers", live, "--contact", "dpo@op.test"))  # fmt: skip
     incident = declared["incident"]["incident_id"]
+    run_ok("breach", "resend", incident)  # its notice still pending: no notifier runs here
     run_ok("breach", "authority-notified", incident, "--reference", "IP-9", "--at", "now")
     run_ok("policy", "publish", "--doc", "terms", "--version", "2026-12", "--url", "https://example.com/terms",
            "--summary-file", str(summary), "--text-file", str(policy_text))  # fmt: skip
     run_ok("contacts", "add", "otto@example.org", "--list", "policy_updates")
     run_ok("contacts", "lift-restriction", "--email", "rita@example.org")
+    issue = policy_text.with_name("issue.txt")
+    issue.write_text("What is new.")
+    run_ok("newsletter", "send", "--issue", "op-1", "--subject", "News", "--body-file", str(issue))
+    run_ok("consents", "grant", "--email", "cleo@example.org", "--purpose", "analytics", "--source", "ticket-7")
     run_ok("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "newsletter", "--source", "phone")
+    run_ok("consents", "withdraw", "--email", "cleo@example.org", "--purpose", "analytics", "--source", "phone")
     clock.set_offset(timedelta(hours=73).total_seconds())
     run_ok("retention", "sweep")
     clock.set_offset(0)
@@ -187,6 +193,10 @@ def test_every_operator_command_names_the_operator_on_each_event_it_writes(opera
         ("personal_data_viewed", "operator"),
         ("breach_declared", "operator"),
         ("authority_notified", "operator"),
+        ("notices_resent", "operator"),
+        ("issue_sent", "operator"),
+        ("consent_granted", "operator"),
+        ("consent_withdrawn", "operator"),  # consents withdraw of a purpose no list relies on
         ("policy_published", "operator"),
         ("subscribed", "operator"),
         ("restriction_lifted", "operator"),

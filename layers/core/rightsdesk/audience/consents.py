@@ -33,7 +33,7 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.rights import PURPOSES
-from rightsdesk.platform.operator_identity import Actor
+from rightsdesk.platform.operator_identity import Actor, actor_name, operator_of
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
@@ -44,6 +44,8 @@ GRANTED = "granted"
 WITHDRAWN = "withdrawn"
 # Where a change came from; the request id follows `request:` (ids are not personal data).
 UNSUBSCRIBE_LINK = "unsubscribe_link"
+GRANTED_AUDIT = "consent_granted"  # an operator recorded a grant given outside rightsdesk (grant_by)
+WITHDRAWN_AUDIT = "consent_withdrawn"  # a withdrawal with no list to leave (withdraw); a list's: `unsubscribed`
 
 
 def _item(email_hash: str, purpose: str) -> ConsentItem:
@@ -59,10 +61,17 @@ def _item_in(partition: str, purpose: str) -> ConsentItem:
 
 
 def _actions(
-    item: ConsentItem, state: str, source: str, at: datetime, *, ref: str | None = None, overrides: str | None = None
+    item: ConsentItem,
+    state: str,
+    source: str,
+    at: datetime,
+    *,
+    ref: str | None = None,
+    overrides: str | None = None,
+    by: str | None = None,
 ) -> list[Action]:
     purpose = item.sk.removeprefix(ConsentItem.SK_PREFIX)
-    change = ConsentChange(state=state, at=at, source=source, ref=ref, overrides=overrides)
+    change = ConsentChange(state=state, at=at, source=source, ref=ref, overrides=overrides, by=by)
     actions = [
         ConsentItem.purpose.set(purpose),
         ConsentItem.state.set(state),
@@ -114,8 +123,54 @@ def record(email_hash: str, purpose: str, state: str, *, source: str, at: dateti
 
 
 def grant(email_hash: str, purposes: Iterable[str], *, source: str, at: datetime | None = None) -> None:
+    """The ledger's grants alone, for a caller whose own audit event records them (a list signup:
+    rightsdesk.audience.contacts.subscribe writes `subscribed`)."""
     for purpose in purposes:
         record(email_hash, purpose, GRANTED, source=source, at=at)
+
+
+def grant_by(
+    email_hash: str, purposes: Iterable[str], *, source: str, actor: Actor, at: datetime | None = None
+) -> list[str]:
+    """Record consent the subject gave outside rightsdesk, told to `actor` (an operator): each
+    purpose's grant, naming who recorded it (`by`), and one audit event `consent_granted` on the
+    contact (cause: the purposes; who exactly: its operator), in one transaction. The source stays
+    on the ledger only: it is the operator's free text, and audit events outlive the ledger (an
+    erasure deletes it). Returns the purposes granted."""
+    granted = list(dict.fromkeys(purposes))
+    if not granted:
+        raise InvalidInput("name at least one purpose", fields={"purpose": "required"})
+    items = [_item(email_hash, purpose) for purpose in granted]  # an unknown purpose is refused before any write
+    at = at or clock.now()
+    by = actor_name(actor)
+    event = audit.event(ContactItem.key(email_hash), action=GRANTED_AUDIT, actor=actor, at=at, cause=",".join(granted))
+    with transaction() as tx:
+        for item in items:
+            tx.update(item, actions=_actions(item, GRANTED, source, at, by=by))
+        tx.save(event, condition=AuditEvent.sk.does_not_exist())
+    return granted
+
+
+def withdraw(
+    email_hash: str, purposes: Iterable[str], *, source: str, actor: Actor, at: datetime | None = None
+) -> None:
+    """Withdrawals with no list to leave (rightsdesk.audience.contacts.withdraw_consent: a list's
+    is recorded with its unsubscribe): each purpose's withdrawal and one audit event
+    `consent_withdrawn` on the contact (cause: the purposes), in one transaction. An operator who
+    records it is named on the ledger's change (`by`), as for a grant."""
+    withdrawn = list(dict.fromkeys(purposes))
+    if not withdrawn:
+        return
+    items = [_item(email_hash, purpose) for purpose in withdrawn]
+    at = at or clock.now()
+    by = actor_name(actor) if operator_of(actor) is not None else None
+    event = audit.event(
+        ContactItem.key(email_hash), action=WITHDRAWN_AUDIT, actor=actor, at=at, cause=",".join(withdrawn)
+    )
+    with transaction() as tx:
+        for item in items:
+            tx.update(item, actions=_actions(item, WITHDRAWN, source, at, by=by))
+        tx.save(event, condition=AuditEvent.sk.does_not_exist())
 
 
 # ------------------------------------------------------------------ a signal's withdrawal
@@ -222,6 +277,7 @@ def view(item: ConsentItem) -> dict:
                 "source": change.source,
                 **({"ref": change.ref} if change.ref else {}),
                 **({"overrides": change.overrides} if change.overrides else {}),
+                **({"by": change.by} if change.by else {}),
             }
             for change in item.history or []
         ],

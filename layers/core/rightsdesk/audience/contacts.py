@@ -210,12 +210,14 @@ def withdraw_consent(
     """Withdraw consent to each purpose in the ledger, and leave the list it feeds; returns the lists left.
     `actor`: who recorded it (the subject, or an operator told by the subject)."""
     at = at or clock.now()
-    left = []
+    left, alone = [], []
     for purpose in dict.fromkeys(purposes):
         if leave_for_withdrawal(email_hash, purpose, source=source, at=at, actor=actor):
             left.append(list_for(purpose).name)
         else:
-            consents.record(email_hash, purpose, consents.WITHDRAWN, source=source, at=at)
+            alone.append(purpose)
+    # the lists' withdrawals were audited as `unsubscribed`; these get one `consent_withdrawn`
+    consents.withdraw(email_hash, alone, source=source, actor=actor, at=at)
     if left:
         forget_if_unsubscribed(email_hash)
     return left

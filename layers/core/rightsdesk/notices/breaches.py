@@ -66,6 +66,7 @@ WEBHOOK_EVENT = webhooks.EVENT_BREACH_NOTICE
 DELIVERED, DISABLED = "delivered", "disabled"
 WEBHOOK_OUTCOMES = (DELIVERED, FAILED, DISABLED)
 WEBHOOK_AUDIT = "breach_webhook"
+RESENT_AUDIT = "notices_resent"  # an operator queued the pending and failed notices again
 # A subject whose address was never verified is not written to: we never proved it is theirs.
 CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_TEXT = 4000
@@ -397,6 +398,16 @@ def recent(now: datetime | None = None, *, since: timedelta = DEADLINE + timedel
             yield item
 
 
+def history(incident_id: str, limit: int = 50) -> list[AuditEvent]:
+    """The incident's latest audit events, newest first: its declaration, the authority's record,
+    reasons for delays, resends, webhook outcomes and the deadline watch's warnings."""
+    incident = load(incident_id)
+    events = AuditEvent.query(
+        incident.pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX), scan_index_forward=False, limit=limit
+    )
+    return [event for event in events if retention.is_live(event)]
+
+
 def _empty() -> dict[str, dict[str, int]]:
     return {kind: dict.fromkeys(STATUSES, 0) for kind in (*KINDS, "total")}
 
@@ -723,12 +734,28 @@ def explain_delay(incident_id: str, deadline: str, *, reason: str, actor: Actor 
     return incident
 
 
-def resend(incident_id: str, *, progress: Progress | None = None) -> int:
+def resend(incident_id: str, *, actor: Actor = "operator", progress: Progress | None = None) -> int:
     """Queue again every notice still pending or failed (after an interrupted declaration, or once
-    a failed address is fixed); what was sent is never sent twice."""
+    a failed address is fixed); what was sent is never sent twice. One audit event `notices_resent`
+    on the incident says who did it and how many of each kind went (nothing when none was waiting)."""
     incident = load(incident_id)
     waiting = list(notices(incident_id, statuses=(PENDING, FAILED)))
-    return queue(incident, waiting, progress=progress)
+    queued = queue(incident, waiting, progress=progress)
+    if queued:
+        controllers = sum(1 for notice in waiting if notice.kind == CONTROLLER)
+        event = audit.event(
+            incident.pk,
+            action=RESENT_AUDIT,
+            actor=actor,
+            cause=f"controllers_{controllers}_subjects_{queued - controllers}",
+        )
+        event.expires_at = record_expires_at(incident.detected_at)
+        # Written after the queueing, not with it: the resend changes no item (the notices keep their
+        # status until the notifier records an outcome), it puts mails on a queue, which no DynamoDB
+        # transaction covers. A run cut short before this line queued mails the notifier sends once
+        # (by mail id) and left no claim on the trail; running it again records it.
+        event.save(condition=AuditEvent.sk.does_not_exist())
+    return queued
 
 
 def claim_warning(incident: IncidentItem, warning: str, at: datetime) -> bool:

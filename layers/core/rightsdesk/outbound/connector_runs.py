@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from rightsdesk.connectors import execution
 
+RUN_GONE = "run_gone"  # the failure word when the run is no longer there to hand back
+
 
 def finish(request_id: str, execution_id: str) -> execution.ExecutionView:
     item = execution.latest_item(request_id)
@@ -19,7 +21,11 @@ def finish(request_id: str, execution_id: str) -> execution.ExecutionView:
     else:
         view = execution.finish_step(request_id, execution_id)
         item = execution.latest_item(request_id)
-    assert view is not None and item is not None
+    if view is None or item is None:
+        # The run was there a moment ago (finish_step closed it): its request's records went
+        # meanwhile (an erasure or retention). Nothing is left to hand back; the task fails clearly
+        # rather than on an attribute of None (a check that must hold under `python -O` as well).
+        raise execution.StepFailed(RUN_GONE)
     if item.initiated_by == "controller":
         from rightsdesk.outbound import executed_webhooks
 

@@ -119,6 +119,10 @@ class ConsentChange(MapAttribute):
     # explicit grant, that grant (`granted:<source>@<iso time>`): the conflict, named, never silent.
     ref = UnicodeAttribute(null=True)
     overrides = UnicodeAttribute(null=True)
+    # Who recorded a change made for the subject by someone else, as audit events name actors
+    # (`operator`); who exactly is on its audit event (`consent_granted`), not here: the ledger is
+    # the subject's, shown in their export. Older changes, and the subject's own, carry none.
+    by = UnicodeAttribute(null=True)
 
 
 class ConsentItem(_Item):
