@@ -36,7 +36,7 @@ from rightsdesk.kernel.errors import (
 )
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 from rightsdesk.platform import hashing, overlap, subject_secrets
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, deletion, limits, outbox, request_view
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem, SubjectCounterItem
 from rightsdesk.store.items.table import get_many, transaction
@@ -91,10 +91,10 @@ def submit(submission: Submission, *, locale: str, source: str | None = None, gp
     # As this container read it within the last minute: a site's owner and whether it takes
     # requests change rarely, and a request taken in that minute is still delivered as the
     # controller is then (the dispatcher reads it fresh).
-    controller = registry.resolve_site(submission.site, recent=True)
+    controller = controller_lookup.resolve_site(submission.site, recent=True)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
-    if not registry.accepts_submissions(controller):
+    if not controller_lookup.accepts_submissions(controller):
         raise SiteUnavailable(
             "this site takes no requests through this service at the moment; contact it directly",
             fields={"site": "site_unavailable"},
@@ -225,7 +225,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
             fields={"code": "invalid_code"},
         )
     # Its deadline setting only: a controller record this container read within the last minute will do.
-    controller = registry.recent_controller(request.controller_id)
+    controller = controller_lookup.recent_controller(request.controller_id)
     due = deadlines.due_at(
         now,
         request_type=request.request_type,

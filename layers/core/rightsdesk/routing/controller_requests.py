@@ -23,7 +23,7 @@ from rightsdesk.kernel.status import VISIBLE_TO_CONTROLLER, Status
 from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.platform.operator_identity import controller_actor
-from rightsdesk.routing import deadline_watch, delivery, registry
+from rightsdesk.routing import controller_lookup, deadline_watch, delivery, registry
 from rightsdesk.store import audit, limits, outbox, queries, request_view
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -68,10 +68,12 @@ def actor(controller: ControllerItem) -> str:
 def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
     """The controller the authorizer let through, re-checked against its current key: API Gateway
     caches the authorizer's answer for minutes, a rotated-out key must stop working at once."""
-    controller = registry.get_controller(controller_id) if controller_id else None
+    controller = controller_lookup.get_controller(controller_id) if controller_id else None
     if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
         raise Unauthorized("a valid API key is required")
-    if registry.state_of(controller) != registry.ACTIVE:  # disabled after the authorizer's answer was cached
+    if (
+        controller_lookup.state_of(controller) != controller_lookup.ACTIVE
+    ):  # disabled after the authorizer's answer was cached
         raise Unauthorized("a valid API key is required")
     return controller
 

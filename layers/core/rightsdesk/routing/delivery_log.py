@@ -33,7 +33,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.operator_identity import controller_actor
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk.routing.delivery import CONTROLLER_EVENTS, GONE_410, DeliveryMessage
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
@@ -506,7 +506,7 @@ def redeliver_failed(
 
 def endpoint_state(controller: ControllerItem, *, with_last_attempt: bool = True) -> dict:
     """Enabled, disabled (why, since when) or not a webhook controller; and its latest attempt."""
-    if registry.state_of(controller) != registry.ACTIVE:
+    if controller_lookup.state_of(controller) != controller_lookup.ACTIVE:
         state, reason, since = DISABLED, OPERATOR, controller.state_changed_at
     elif controller.delivery != DeliveryMode.WEBHOOK:
         state, reason, since = NOT_WEBHOOK, None, None
@@ -531,7 +531,7 @@ def awaits_enabling_test(controller: ControllerItem) -> bool:
     """Whether a test event may enable this controller's endpoint: the dispatcher disabled it (410)
     and the controller itself is active. One the operator disabled stays so."""
     return (
-        registry.state_of(controller) == registry.ACTIVE
+        controller_lookup.state_of(controller) == controller_lookup.ACTIVE
         and controller.delivery == DeliveryMode.WEBHOOK
         and controller.webhook_disabled_reason == GONE_410
     )
@@ -578,7 +578,7 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
                 # still disabled by the 410, still a webhook controller, not disabled by the operator since
                 condition=(ControllerItem.webhook_disabled_reason == GONE_410)
                 & (ControllerItem.delivery == DeliveryMode.WEBHOOK)
-                & (ControllerItem.state.does_not_exist() | (ControllerItem.state == registry.ACTIVE)),
+                & (ControllerItem.state.does_not_exist() | (ControllerItem.state == controller_lookup.ACTIVE)),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
             logged.write_into(tx)
@@ -587,7 +587,7 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
             raise  # the message comes back and the test is sent again
         logged.save()  # changed meanwhile (enabled, disabled by the operator, set anew)
         return False
-    registry.forget_recent(controller)
+    controller_lookup.forget_recent(controller)
     controller.webhook_disabled_reason = None
     controller.webhook_disabled_at = None
     return True
