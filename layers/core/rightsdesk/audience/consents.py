@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
@@ -33,12 +34,14 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.rights import PURPOSES
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
