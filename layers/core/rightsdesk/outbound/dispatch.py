@@ -29,7 +29,7 @@ from rightsdesk.kernel.status import Status, is_open
 from rightsdesk.platform import webhooks
 from rightsdesk.routing import controller_lookup, delivery, delivery_log, payloads
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
-from rightsdesk.routing.delivery_log import DELIVERED, EXHAUSTED, FAILED, RETRYING
+from rightsdesk.routing.delivery_words import DELIVERED, EXHAUSTED, FAILED, RETRYING
 from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem

@@ -28,6 +28,7 @@ from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_CONSENT_GPC, EVENT_EXECUTED, EVENT_POLICY_UPDATED
 from rightsdesk.routing import controller_lookup
+from rightsdesk.routing.delivery_words import CONTROLLER_EVENTS, EVENTS
 from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -39,11 +40,8 @@ if TYPE_CHECKING:
 
 # Why a controller's webhook endpoint is disabled while the controller stays active: it answered 410.
 GONE_410 = "gone_410"
-# Webhook events for one controller, built from the ids the message names (`dsr.request.executed`
-# names a request too: the execution of it the controller asked for).
-CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED, EVENT_CONSENT_GPC, EVENT_EXECUTED)
-EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
-# What each of them names besides the controller (the ids its webhook data is built from).
+# What each controller event (delivery_words.CONTROLLER_EVENTS) names besides the controller (the
+# ids its webhook data is built from).
 CONTROLLER_EVENT_IDS = {
     EVENT_BREACH_NOTICE: ("incident_id",),
     EVENT_POLICY_UPDATED: ("doc", "version"),

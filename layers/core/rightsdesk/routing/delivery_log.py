@@ -20,7 +20,6 @@ import base64
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import TransactWriteError
@@ -34,7 +33,16 @@ from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.operator_identity import controller_actor
 from rightsdesk.routing import controller_lookup, registry
-from rightsdesk.routing.delivery import CONTROLLER_EVENTS, GONE_410, DeliveryMessage
+from rightsdesk.routing.delivery import GONE_410, DeliveryMessage
+from rightsdesk.routing.delivery_words import (
+    CONTROLLER_EVENTS,
+    DEFAULT_PAGE,
+    EVENT_TYPES,
+    MAX_BULK_REDELIVERY,
+    MAX_PAGE,
+    NOT_DELIVERED,
+    OUTCOMES,
+)
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -45,22 +53,7 @@ from rightsdesk.store.lifecycle import condition_failed
 
 # ------------------------------------------------------------------ words
 
-DELIVERED, RETRYING, EXHAUSTED, FAILED = "delivered", "retrying", "exhausted", "failed"
-OUTCOMES = (DELIVERED, RETRYING, EXHAUSTED, FAILED)
-Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]  # the query parameter's and the schema's enum
-# What "everything that failed" means to a bulk redelivery: not delivered, whether the queue still
-# retries it (after a day's outage most are) or gave up.
-NOT_DELIVERED = (RETRYING, EXHAUSTED, FAILED)
-# The queue message's event -> the webhook event type a controller sees.
-EVENT_TYPES = {
-    "route": webhooks.EVENT_FORWARDED,
-    "cancelled": webhooks.EVENT_CANCELLED,
-    "overdue": webhooks.EVENT_OVERDUE,
-    "test": webhooks.EVENT_TEST,
-    **{event: event for event in CONTROLLER_EVENTS},
-}
-EVENT_TYPE_NAMES = tuple(dict.fromkeys(EVENT_TYPES.values()))
-EventType = Literal[EVENT_TYPE_NAMES]  # type: ignore[valid-type]
+# Outcomes, event types and page sizes: rightsdesk.routing.delivery_words.
 # Error classes (no HTTP status: the attempt ended before an answer, or there was nothing to send)
 TIMEOUT, CONNECTION, TLS, SSRF_REFUSED, NO_ENDPOINT = "timeout", "connection", "tls", "ssrf_refused", "no_endpoint"
 GONE = "gone"  # the endpoint answered 410: it is disabled
@@ -74,10 +67,6 @@ OPERATOR = "operator"  # GONE_410 (rightsdesk.routing.delivery) is the other
 # The ids besides a request's that say what a delivery is about (a message's, an attempt's).
 ABOUT_IDS = ("notice", "incident_id", "doc", "version", "signal_id", "execution_id")
 
-DEFAULT_PAGE, MAX_PAGE = 50, 100
-# One bulk redelivery queues at most this many deliveries (oldest failure first); `more` says to
-# call again for the rest.
-MAX_BULK_REDELIVERY = 100
 # A redelivery asked for and not attempted within this time (its message lost) may be asked again.
 REDELIVERY_PENDING = timedelta(minutes=15)
 
