@@ -99,8 +99,8 @@ def core_loaded_at_import(function: str) -> set[str]:
 def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
     """The policy archive, unsubscribe, the export's document and the deadline watch are loaded by
     the routes that use them (their modules and the breach records behind the subject's holdings);
-    the form's pydantic models are built by the first submit or verify, not by a status page. A
-    submission looks its site's controller up (rightsdesk.routing.controller_lookup): the registry's
+    the form's pydantic models are built by the first submit or verify, not by a status page; the
+    purge by a cancellation (or an expired code's failed write). A submission looks its site's controller up (rightsdesk.routing.controller_lookup): the registry's
     changes, the API keys, webhook secrets and their sealing, the SSRF guard and the operator's
     identity are none of the public API's business."""
     loaded = core_loaded_at_import("public_api")
@@ -114,6 +114,7 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "rightsdesk.notices.notice_pages",
         "rightsdesk.audience.unsubscribe",
         "rightsdesk.intake.forms",
+        "rightsdesk.store.deletion",
     }
     never = {
         "rightsdesk.routing.registry",

@@ -37,7 +37,7 @@ from rightsdesk.kernel.errors import (
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 from rightsdesk.platform import hashing, overlap, subject_secrets
 from rightsdesk.routing import controller_lookup
-from rightsdesk.store import audit, deletion, limits, outbox, request_view
+from rightsdesk.store import audit, limits, outbox, request_view
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem, SubjectCounterItem
 from rightsdesk.store.items.table import get_many, transaction
 from rightsdesk.store.lifecycle import listing_key, transition
@@ -195,6 +195,8 @@ def _spend_attempt(request: RequestItem) -> tuple[ChallengeItem, int]:
             condition=ChallengeItem.pk.exists() & live & (ChallengeItem.attempts < MAX_CODE_ATTEMPTS),
         )
     except UpdateError as error:
+        from rightsdesk.store import deletion  # an expired or used-up code only: not at every start
+
         if not deletion.conditional_failure(error):
             raise
         if retention.live_item(ChallengeItem, request.pk, ChallengeItem.SK, consistent_read=True) is None:
@@ -397,6 +399,8 @@ def status_view(request: RequestItem) -> dict:
 
 def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
     """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
+    from rightsdesk.store import deletion  # a cancellation only: not at every start
+
     for attempt in range(3):
         request = authorize(request_id, token, source=source)
         if not is_open(request.status):
