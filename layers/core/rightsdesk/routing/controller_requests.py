@@ -71,9 +71,8 @@ def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
     controller = controller_lookup.get_controller(controller_id) if controller_id else None
     if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
         raise Unauthorized("a valid API key is required")
-    if (
-        controller_lookup.state_of(controller) != controller_lookup.ACTIVE
-    ):  # disabled after the authorizer's answer was cached
+    # disabled after the authorizer's answer was cached
+    if controller_lookup.state_of(controller) != controller_lookup.ACTIVE:
         raise Unauthorized("a valid API key is required")
     return controller
 
