@@ -122,6 +122,7 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "rightsdesk.platform.sealing",
         "rightsdesk.platform.ssrf",
         "rightsdesk.platform.operator_identity",
+        "rightsdesk.kernel.deadline_state",  # a deadline's standing: the deadline watch's and the CLI's
     }
     assert loaded.isdisjoint(on_use | never), sorted(loaded & (on_use | never))
 
@@ -139,6 +140,7 @@ def test_the_controller_api_loads_at_import_only_what_every_route_needs():
         "rightsdesk.store.items.deliveries",
         "rightsdesk.routing.delivery",
         "rightsdesk.routing.deadline_watch",
+        "rightsdesk.kernel.deadline_state",
         "rightsdesk.store.limits",
         "rightsdesk.routing.registry",
         "rightsdesk.routing.controller_forms",
