@@ -334,9 +334,9 @@ class LocalStack:
             self.demo_status = "skipped (no RIGHTSDESK_TABLE in this template)" if self.demo else "disabled"
             return
         from rightsdesk.kernel.errors import Conflict
-        from rightsdesk.routing import registry
+        from rightsdesk.routing import controller_lookup, registry
 
-        if registry.get_controller(DEMO["controller_id"]) is not None:
+        if controller_lookup.get_controller(DEMO["controller_id"]) is not None:
             self.demo_status = "already registered"
             return
         try:

@@ -19,7 +19,7 @@ from rich.table import Table
 from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.platform import config, hashing
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk.store import queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk_cli.context import Context, use
@@ -41,7 +41,7 @@ def _row(controller: ControllerItem) -> dict:
         "domains": list(controller.domains or []),
         "delivery": controller.delivery,
         "locale": controller.locale,
-        "state": registry.state_of(controller),
+        "state": controller_lookup.state_of(controller),
     }
 
 
@@ -200,7 +200,7 @@ def add(
 def show(ctx: typer.Context, controller_id: ControllerId, json_output: JsonFlag = False) -> None:
     """One controller's settings (never its key or secret)."""
     state = use(ctx, json_output)
-    view = registry.describe(registry.require_controller(controller_id))
+    view = registry.describe(controller_lookup.require_controller(controller_id))
     emit(state, {"controller": view}, lambda: _render_controller(view))
 
 
@@ -380,7 +380,7 @@ def deliveries(
 
     state = use(ctx, json_output)
     connect_hash_key(state)  # a page's cursor is signed with the stack's hash key, as the API signs it
-    registry.require_controller(controller_id)
+    controller_lookup.require_controller(controller_id)
     filters = delivery_log.Filters(status=status, event_type=event_type, since=utc(since), until=utc(until))
     try:
         attempts, next_cursor = delivery_log.list_page(controller_id, filters, cursor=cursor, limit=limit)

@@ -20,7 +20,7 @@ from rightsdesk.kernel.delivery_mode import DELIVERY_MODES
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.kernel.status import Status
 from rightsdesk.own_data import own_requests
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
@@ -83,7 +83,7 @@ def list_requests(
 ) -> None:
     """List requests per controller (from the controller index), by status, oldest first."""
     state = use(ctx, json_output)
-    if controller is not None and registry.get_controller(controller) is None:
+    if controller is not None and controller_lookup.get_controller(controller) is None:
         raise NotFound(f"no controller {controller}")
     if route is not None and route not in DELIVERY_MODES:
         raise typer.BadParameter(f"one of {', '.join(DELIVERY_MODES)}", param_hint="--route")

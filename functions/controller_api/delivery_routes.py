@@ -3,7 +3,10 @@
 Included by app.py with `app.include_router(delivery_routes.router)`; app.py's error handlers
 apply. The caller is the controller the authorizer let through, re-checked against its current
 key (rightsdesk.routing.controller_requests.caller); a delivery of another controller is 404,
-never 403. Rules live in rightsdesk.routing.delivery_log; nothing here logs a body or a URL.
+never 403. Rules live in rightsdesk.routing.delivery_log, which the first call of a route here
+imports (`routing.delivery_log`): the routes are declared with its words alone
+(rightsdesk.routing.delivery_words), so the function's other routes do not load the log at its
+start. Nothing here logs a body or a URL.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from rightsdesk import routing
 from rightsdesk.kernel.moments import Moment
 from rightsdesk.platform import http
-from rightsdesk.routing import delivery_log
+from rightsdesk.routing import delivery_words
 from rightsdesk.store.items.controllers import ControllerItem
 
 logger = Logger(child=True)
@@ -57,10 +60,10 @@ ATTEMPT = {
         {
             "attempt_id": _text(),
             "webhook_id": _text("The `webhook-id` header: the same on every attempt of one delivery"),
-            "event_type": {"enum": list(delivery_log.EVENT_TYPE_NAMES)},
+            "event_type": {"enum": list(delivery_words.EVENT_TYPE_NAMES)},
             "attempted_at": {"type": "string", "format": "date-time"},
             "attempt": _number("1 on the first try; a retry or a redelivery counts on"),
-            "outcome": {"enum": list(delivery_log.OUTCOMES)},
+            "outcome": {"enum": list(delivery_words.OUTCOMES)},
             "http_status": _number("Your endpoint's answer; null if there was none", nullable=True),
             "latency_ms": _number(nullable=True),
             "error_class": _text(
@@ -149,16 +152,16 @@ ENABLE_CODES = {
     responses=http.responses(200, "A page of attempts", LISTING, *http.ANY_AUTHORIZED_ROUTE, 422, codes=LIST_CODES),
 )
 def list_deliveries(
-    status: Annotated[delivery_log.Outcome | None, Query()] = None,
-    event_type: Annotated[delivery_log.EventType | None, Query()] = None,
+    status: Annotated[delivery_words.Outcome | None, Query()] = None,
+    event_type: Annotated[delivery_words.EventType | None, Query()] = None,
     since: Annotated[Moment | None, Query(description="Attempts at or after this time (ISO 8601)")] = None,
     until: Annotated[Moment | None, Query(description="Attempts at or before this time (ISO 8601)")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=delivery_log.MAX_PAGE)] = delivery_log.DEFAULT_PAGE,
+    limit: Annotated[int, Query(ge=1, le=delivery_words.MAX_PAGE)] = delivery_words.DEFAULT_PAGE,
 ):
     controller = _caller()
-    filters = delivery_log.Filters(status=status, event_type=event_type, since=since, until=until)
-    items, next_cursor = delivery_log.list_page(controller.controller_id, filters, cursor=cursor, limit=limit)
+    filters = routing.delivery_log.Filters(status=status, event_type=event_type, since=since, until=until)
+    items, next_cursor = routing.delivery_log.list_page(controller.controller_id, filters, cursor=cursor, limit=limit)
     return _json(200, {"deliveries": items, "next_cursor": next_cursor})
 
 
@@ -170,7 +173,7 @@ def list_deliveries(
     ),
 )
 def redeliver(webhook_id: str):
-    answer = delivery_log.redeliver(_caller(), webhook_id)
+    answer = routing.delivery_log.redeliver(_caller(), webhook_id)
     metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=1)
     logger.info("redelivery asked", extra={"webhook_id": webhook_id, "status": answer["status"]})
     return _json(202, answer)
@@ -178,7 +181,7 @@ def redeliver(webhook_id: str):
 
 @router.post(
     "/v1/controller/deliveries/redeliver",
-    summary=f"Send again every delivery not delivered since a time (at most {delivery_log.MAX_BULK_REDELIVERY} a call)",
+    summary=f"Send again every delivery not delivered since a time (at most {delivery_words.MAX_BULK_REDELIVERY} a call)",
     responses=http.responses(
         202,
         "What was queued, already queued, or skipped and why",
@@ -190,7 +193,9 @@ def redeliver(webhook_id: str):
     ),
 )
 def redeliver_failed(asked: Annotated[routing.controller_forms.RedeliverSince, Body()]):
-    answer = delivery_log.redeliver_failed(_caller(), since=asked.since, until=asked.until, event_type=asked.event_type)
+    answer = routing.delivery_log.redeliver_failed(
+        _caller(), since=asked.since, until=asked.until, event_type=asked.event_type
+    )
     metrics.add_metric(name="RedeliveryRequested", unit=MetricUnit.Count, value=len(answer["queued"]))
     logger.info(
         "bulk redelivery asked",
@@ -205,7 +210,7 @@ def redeliver_failed(asked: Annotated[routing.controller_forms.RedeliverSince, B
     responses=http.responses(200, "The endpoint's state", STATE_WITH_ATTEMPT, *http.ANY_AUTHORIZED_ROUTE),
 )
 def webhook_state():
-    return _json(200, delivery_log.endpoint_state(_caller()))
+    return _json(200, routing.delivery_log.endpoint_state(_caller()))
 
 
 @router.post(
@@ -216,6 +221,6 @@ def webhook_state():
     ),
 )
 def enable_webhook():
-    answer = delivery_log.ask_enable(_caller())
+    answer = routing.delivery_log.ask_enable(_caller())
     logger.info("webhook enabling test queued", extra={"test_id": answer["test_id"]})
     return _json(202, answer)

@@ -74,10 +74,8 @@ _CORE_LOADED_BY_IMPORT = _LOADED_BY_IMPORT.replace(
 )
 
 
-def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
-    """The policy archive, unsubscribe, the export's document and the deadline watch are loaded by
-    the routes that use them (their modules and the breach records behind the subject's holdings);
-    the form's pydantic models are built by the first submit or verify, not by a status page."""
+@functools.cache
+def core_loaded_at_import(function: str) -> set[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "layers" / "core"),
@@ -87,7 +85,7 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "RIGHTSDESK_HASH_KEY": "testing",
     }
     run = subprocess.run(
-        [sys.executable, "-c", _CORE_LOADED_BY_IMPORT, str(ROOT / "functions" / "public_api" / "app.py")],
+        [sys.executable, "-c", _CORE_LOADED_BY_IMPORT, str(ROOT / "functions" / function / "app.py")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -95,8 +93,19 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         timeout=60,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
+    return set(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
+    """The policy archive, unsubscribe, the export's document and the deadline watch are loaded by
+    the routes that use them (their modules and the breach records behind the subject's holdings);
+    the form's pydantic models are built by the first submit or verify, not by a status page; the
+    purge by a cancellation (or an expired code's failed write). A submission looks its site's controller up (rightsdesk.routing.controller_lookup): the registry's
+    changes, the API keys, webhook secrets and their sealing, the SSRF guard and the operator's
+    identity are none of the public API's business."""
+    loaded = core_loaded_at_import("public_api")
     assert "rightsdesk.intake.submissions" in loaded, "the check sees the core modules the handler imported"
+    assert "rightsdesk.routing.controller_lookup" in loaded
     on_use = {
         "rightsdesk.own_data.subject_data",
         "rightsdesk.notices.breaches",
@@ -105,6 +114,36 @@ def test_the_public_api_loads_at_import_only_what_its_form_and_api_need():
         "rightsdesk.notices.notice_pages",
         "rightsdesk.audience.unsubscribe",
         "rightsdesk.intake.forms",
+        "rightsdesk.store.deletion",
+    }
+    never = {
+        "rightsdesk.routing.registry",
+        "rightsdesk.platform.credentials",
+        "rightsdesk.platform.sealing",
+        "rightsdesk.platform.ssrf",
+        "rightsdesk.platform.operator_identity",
+        "rightsdesk.kernel.deadline_state",  # a deadline's standing: the deadline watch's and the CLI's
+    }
+    assert loaded.isdisjoint(on_use | never), sorted(loaded & (on_use | never))
+
+
+def test_the_controller_api_loads_at_import_only_what_every_route_needs():
+    """The delivery log (its routes import it on first call; they are declared with
+    rightsdesk.routing.delivery_words), delivery (a pull controller's first fetch), the deadline
+    watch (an extension), the note limits (a note to the subject) and the registry's changes (a
+    secret rotation) are loaded by the calls that use them."""
+    loaded = core_loaded_at_import("controller_api")
+    assert "rightsdesk.routing.controller_requests" in loaded, "the check sees the core modules the handler imported"
+    assert "rightsdesk.routing.delivery_words" in loaded
+    on_use = {
+        "rightsdesk.routing.delivery_log",
+        "rightsdesk.store.items.deliveries",
+        "rightsdesk.routing.delivery",
+        "rightsdesk.routing.deadline_watch",
+        "rightsdesk.kernel.deadline_state",
+        "rightsdesk.store.limits",
+        "rightsdesk.routing.registry",
+        "rightsdesk.routing.controller_forms",
     }
     assert loaded.isdisjoint(on_use), sorted(loaded & on_use)
 

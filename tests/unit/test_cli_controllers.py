@@ -9,7 +9,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from rightsdesk.platform import config, sealing
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk_cli.main import app
 from tests.support.aws import moto_cloud
 
@@ -68,7 +68,7 @@ def test_add_prints_key_and_secret_once_as_json(table):
     assert created["api_key"].startswith("rdk_") and created["webhook_secret"].startswith("whsec_")
     assert controller["domains"] == ["acme.example", "www.acme.example"]
     assert (controller["sla_days"], controller["purge_after"], controller["locale"]) == (14, "PT30M", "de")
-    item = registry.get_controller(controller["controller_id"])
+    item = controller_lookup.get_controller(controller["controller_id"])
     assert item.purge_after_seconds == 1800
     assert registry.authenticate(created["api_key"]).controller_id == controller["controller_id"]
 
@@ -98,12 +98,12 @@ def test_add_for_people_says_the_secrets_are_shown_once(table):
 
 def test_rotate_key_replaces_the_key(table):
     controller_id = json.loads(add("rotco", delivery="pull").stdout)["controller"]["controller_id"]
-    old_hash = registry.get_controller(controller_id).api_key_hash
+    old_hash = controller_lookup.get_controller(controller_id).api_key_hash
     result = run("--json", "controllers", "rotate-key", controller_id)
     assert result.exit_code == 0, result.output
     new_key = json.loads(result.stdout)["api_key"]
     assert registry.authenticate(new_key).controller_id == controller_id
-    assert registry.get_controller(controller_id).api_key_hash != old_hash
+    assert controller_lookup.get_controller(controller_id).api_key_hash != old_hash
 
 
 def test_set_delivery_prints_a_secret_only_when_it_issues_one(table):

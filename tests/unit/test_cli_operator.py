@@ -20,7 +20,7 @@ from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.status import Status
 from rightsdesk.platform import aws_clients, config, hashing, operator_identity
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk.store import queries
 from rightsdesk.store.items.table import bind_table
 from rightsdesk.store.lifecycle import transition
@@ -50,7 +50,7 @@ class World:
         return controller_id
 
     def request(self, controller_id: str, *, verified: bool = True) -> str:
-        site = registry.require_controller(controller_id).site_key
+        site = controller_lookup.require_controller(controller_id).site_key
         request_id = submissions.submit(
             Submission(site=site, type="access", email=SUBJECT, name="Ada", details="all of it"), locale="en"
         ).request_id

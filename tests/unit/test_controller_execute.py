@@ -21,6 +21,7 @@ from rightsdesk.connectors import receipts, registry, runs
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.platform import hashing
+from rightsdesk.routing import controller_lookup
 from rightsdesk.routing import registry as controllers
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import moto_cloud
@@ -319,7 +320,7 @@ def test_a_tenant_id_belongs_to_one_controller_and_can_be_given_back(api, execut
     for taken in (first[0], "a/b", "", "x" * 129):
         with pytest.raises(InvalidInput):
             controllers.set_tenant(second[0], taken, actor="operator")
-    assert controllers.describe(controllers.require_controller(first[0]))["tenant_id"] == tenant
+    assert controllers.describe(controller_lookup.require_controller(first[0]))["tenant_id"] == tenant
     controllers.set_tenant(first[0], None, actor="operator")  # back to its controller id: the tenant is free
     controllers.set_tenant(second[0], tenant, actor="operator")
     execute(api, second, new_request(second[0]), BODY)

@@ -18,7 +18,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.notices import breaches
 from rightsdesk.own_data import own_requests
 from rightsdesk.platform import hashing
-from rightsdesk.routing import controller_requests, deadline_watch, registry
+from rightsdesk.routing import controller_lookup, controller_requests, deadline_watch
 from rightsdesk.routing.controller_requests import StatusReport
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.notices import IncidentItem
@@ -184,7 +184,7 @@ def world():
 def _controller(world: World, delivery: str = "email") -> ControllerItem:
     controller_id = hashing.new_id("ctl")[:20]
     world.controller(controller_id, delivery=delivery)
-    return registry.get_controller(controller_id)
+    return controller_lookup.get_controller(controller_id)
 
 
 def _request(

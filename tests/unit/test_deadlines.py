@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rightsdesk.kernel import deadlines
-from rightsdesk.kernel.deadlines import END_OF_DAY, add_calendar_months, due_at, is_overdue, latest_extension
+from rightsdesk.kernel.deadline_state import is_overdue
+from rightsdesk.kernel.deadlines import END_OF_DAY, add_calendar_months, due_at, latest_extension
 
 UTC = timezone.utc
 
@@ -70,8 +71,8 @@ def test_weekends_and_holidays_do_not_extend_a_period():
 
 def test_overdue_from_the_first_instant_of_the_next_day():
     due = due_at(at(2026, 3, 10), request_type="access")
-    assert not is_overdue(due, datetime(2026, 4, 10, 23, 59, 59, 999999, tzinfo=UTC))
-    assert is_overdue(due, datetime(2026, 4, 11, tzinfo=UTC))
+    assert not is_overdue("verified", due, datetime(2026, 4, 10, 23, 59, 59, 999999, tzinfo=UTC))
+    assert is_overdue("verified", due, datetime(2026, 4, 11, tzinfo=UTC))
 
 
 @given(

@@ -14,7 +14,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.outbound import dispatch
 from rightsdesk.platform import webhooks
-from rightsdesk.routing import delivery_log, registry
+from rightsdesk.routing import controller_lookup, delivery_log, registry
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.store.items.deliveries import DeliveryAttemptItem
 from tests.unit import test_dispatch as dispatch_world
@@ -317,7 +317,7 @@ def _disabled_by_410(cloud):
     Endpoint.script = [410]
     dispatch.dispatch(route(request), attempt=1)
     cloud.drain("MailQueue")
-    return registry.get_controller(created.controller.controller_id), created
+    return controller_lookup.get_controller(created.controller.controller_id), created
 
 
 def _run_queued_test(cloud) -> dict:
@@ -337,13 +337,13 @@ def test_a_410_disables_the_endpoint_until_a_test_it_accepts_enables_it(cloud):
     Endpoint.script = [500]
     delivery_log.ask_enable(stored)
     assert _run_queued_test(cloud)["result"] == "failed"
-    assert delivery_log.endpoint_state(registry.get_controller(stored.controller_id))["state"] == "disabled"
+    assert delivery_log.endpoint_state(controller_lookup.get_controller(stored.controller_id))["state"] == "disabled"
 
     delivery_log.ask_enable(stored)
     assert _run_queued_test(cloud)["result"] == "enabled"
-    enabled = registry.get_controller(stored.controller_id)
+    enabled = controller_lookup.get_controller(stored.controller_id)
     assert delivery_log.endpoint_state(enabled)["state"] == "enabled"
-    assert registry.delivery_route(enabled) == "webhook"
+    assert controller_lookup.delivery_route(enabled) == "webhook"
     assert [a["outcome"] for a in log_of(created, event_type="webhook.test")] == ["delivered", "failed"]
     actions = [(e["action"], e["actor"]) for e in cloud.audit(enabled.pk)]
     assert ("webhook_enabled", f"controller:{enabled.controller_id}") in actions
@@ -382,7 +382,7 @@ def test_an_endpoint_the_operator_disabled_cannot_be_enabled_by_its_controller(c
     delivery_log.ask_enable(stored)
     registry.disable(stored.controller_id)
     assert _run_queued_test(cloud)["result"] == "not_webhook"
-    assert registry.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
+    assert controller_lookup.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
 
 
 def test_an_operator_setting_the_delivery_again_enables_the_endpoint(cloud):
@@ -422,14 +422,14 @@ def test_the_cli_shows_the_same_log_through_the_same_function(cloud):
 
 def test_an_enabling_test_that_races_the_operators_disable_leaves_the_endpoint_disabled(cloud):
     stored, created = _disabled_by_410(cloud)
-    read_before = registry.get_controller(stored.controller_id)
+    read_before = controller_lookup.get_controller(stored.controller_id)
     registry.disable(stored.controller_id)  # between the dispatcher's read and its write
     message = DeliveryMessage(
         request_id="", event="test", controller_id=stored.controller_id, test_id="tst_r", enable=True
     )
     logged = delivery_log.attempt_of(message, stored.controller_id, attempt=1, outcome="delivered")
     assert delivery_log.enable_after_test(read_before, logged) is False
-    assert registry.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
+    assert controller_lookup.get_controller(stored.controller_id).webhook_disabled_reason == "gone_410"
     assert log_of(created, event_type="webhook.test")[0]["outcome"] == "delivered", "the attempt is still logged"
 
 

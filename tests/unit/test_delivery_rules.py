@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rightsdesk.routing import deadline_watch, delivery, payloads
+from rightsdesk.routing import deadline_watch, delivery, delivery_words, payloads
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 
@@ -106,7 +106,7 @@ def test_controller_events_name_a_controller_and_what_they_are_about_and_no_requ
         "2026-12",
         None,
     )
-    assert {"breach.notice", "policy.updated"} <= set(delivery.EVENTS)
+    assert {"breach.notice", "policy.updated"} <= set(delivery_words.EVENTS)
 
 
 def test_controller_event_delivery_ids_are_stable_and_distinct():

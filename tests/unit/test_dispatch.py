@@ -22,7 +22,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.notices import breaches, policies
 from rightsdesk.outbound import dispatch
 from rightsdesk.platform import aws_clients, config, hashing, sealing, webhooks
-from rightsdesk.routing import deadline_watch, delivery, registry
+from rightsdesk.routing import controller_lookup, deadline_watch, delivery, registry
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
 from rightsdesk.store import queries
 from rightsdesk.store.items.controllers import ControllerItem
@@ -217,9 +217,9 @@ def test_410_switches_the_controller_to_email_tells_its_contact_and_sends_the_re
     outcome = dispatch.dispatch(route(request), attempt=1)
 
     assert outcome == {**outcome, "result": "mail_queued", "via": "email"}
-    stored = registry.get_controller(created.controller.controller_id)
+    stored = controller_lookup.get_controller(created.controller.controller_id)
     # Disabled, not forgotten: the endpoint and its secret stay for a re-enable after a test event.
-    assert registry.delivery_route(stored) == "email" and stored.webhook_disabled_reason == "gone_410"
+    assert controller_lookup.delivery_route(stored) == "email" and stored.webhook_disabled_reason == "gone_410"
     assert stored.webhook_url is not None and stored.webhook_secret_sealed is not None
     assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
     bodies = cloud.drain("MailQueue")
@@ -435,8 +435,8 @@ def test_a_410_disables_the_webhook_records_it_and_tells_the_contact_once(cloud)
 
     assert dispatch.dispatch(breach_message(incident, hooked), attempt=1)["result"] == "gone_endpoint"
 
-    stored = registry.get_controller(hooked.controller.controller_id)
-    assert registry.delivery_route(stored) == "email" and stored.webhook_disabled_reason == "gone_410"
+    stored = controller_lookup.get_controller(hooked.controller.controller_id)
+    assert controller_lookup.delivery_route(stored) == "email" and stored.webhook_disabled_reason == "gone_410"
     assert [(e["action"], e.get("cause")) for e in cloud.audit(stored.pk)][-1] == ("webhook_disabled", "http_410")
     assert notice_of(incident, hooked).webhook == "disabled"
     [body] = cloud.drain("MailQueue")  # the notifier's mail is the notice: no second one, but the 410 news
@@ -471,7 +471,9 @@ def test_a_failing_webhook_is_retried_and_its_last_failure_recorded_for_the_dead
 
 def test_a_major_policy_version_goes_to_every_webhook_controller_a_minor_one_to_none(cloud):
     hooked, emailed = controller(cloud), controller(cloud, "email")
-    webhook_ids = {c.controller_id for c in queries.list_controllers() if registry.delivery_route(c) == "webhook"}
+    webhook_ids = {
+        c.controller_id for c in queries.list_controllers() if controller_lookup.delivery_route(c) == "webhook"
+    }
 
     def publish(version: str, major: bool) -> list[DeliveryMessage]:
         policies.fan_out(

@@ -214,7 +214,7 @@ from datetime import datetime, timezone  # noqa: E402 - this test's own imports,
 
 from hypothesis import given  # noqa: E402
 
-from rightsdesk.kernel import deadlines  # noqa: E402
+from rightsdesk.kernel import deadline_state, deadlines  # noqa: E402
 
 verification_instants = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 1), timezones=st.just(timezone.utc)
@@ -239,6 +239,8 @@ def test_the_due_date_is_stored_to_the_microsecond_and_is_overdue_from_the_next_
     )
     kept = stored(request.request_id).due_at
     assert kept == due
-    assert not deadlines.is_overdue(kept, due) and deadlines.is_overdue(kept, due + timedelta(microseconds=1))
+    open_ = Status.VERIFIED.value
+    assert not deadline_state.is_overdue(open_, kept, due)
+    assert deadline_state.is_overdue(open_, kept, due + timedelta(microseconds=1))
     if relationship == "self":
         assert (kept + timedelta(microseconds=1)).time() == datetime.min.time(), "overdue from midnight UTC"

@@ -15,7 +15,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, SiteUnavailable, UnknownSite
 from rightsdesk.outbound import dispatch
 from rightsdesk.platform import aws_clients, config, hashing, sealing
-from rightsdesk.routing import registry, takeover
+from rightsdesk.routing import controller_lookup, registry, takeover
 from rightsdesk.routing.delivery import DeliveryMessage
 from rightsdesk_cli.main import app
 from tests.support.aws import drain_queue, made, moto_cloud, verification_code
@@ -124,7 +124,7 @@ def test_released_sites_are_unknown_and_free_for_another_controller(cloud):
     again = registry.register(
         name="Acme 2", site_key=created.controller.site_key, contact_email="dpo@acme2.example", delivery="email"
     )
-    assert registry.resolve_site(created.controller.site_key).controller_id == again.controller.controller_id
+    assert controller_lookup.resolve_site(created.controller.site_key).controller_id == again.controller.controller_id
 
 
 def test_open_requests_of_a_disabled_controller_are_delivered_by_email_and_stay_due(cloud):
@@ -162,7 +162,7 @@ def test_remove_deletes_the_credentials_and_is_audited(cloud):
     created = new_controller(delivery="pull")
     cid = created.controller.controller_id
     registry.remove(cid, reason="contract ended")
-    controller = registry.get_controller(cid)
+    controller = controller_lookup.get_controller(cid)
     assert registry.authenticate(created.api_key) is None
     assert controller.api_key_hash is None and controller.webhook_secret_sealed is None
     assert registry.describe(controller)["state"] == "removed"

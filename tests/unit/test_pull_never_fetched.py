@@ -15,7 +15,7 @@ from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing
 from rightsdesk.retention import sweeper
-from rightsdesk.routing import controller_requests, delivery, registry
+from rightsdesk.routing import controller_lookup, controller_requests, delivery
 from rightsdesk.store import queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -84,7 +84,7 @@ def test_forwarding_to_a_pull_controller_sets_the_unfetched_deadline_from_the_du
 def test_a_request_never_fetched_is_purged_marked_undelivered_and_counted(world):
     never = forwarded_pull_request()
     fetched = forwarded_pull_request()
-    controller_requests.fetch(registry.get_controller("ctl_pull"), fetched.request_id)
+    controller_requests.fetch(controller_lookup.get_controller("ctl_pull"), fetched.request_id)
     assert stored(fetched.request_id).status == "delivered"
 
     clock.advance((never.due_at - clock.now()).total_seconds() + 86400)  # overdue, within the period

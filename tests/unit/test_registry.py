@@ -19,7 +19,7 @@ from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock, rights
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
 from rightsdesk.platform import aws_clients, config, credentials, hashing, sealing, webhooks
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem
 from rightsdesk.store.items.requests import RequestItem, SubjectCounterItem
 from tests.support.aws import code_in, moto_cloud
@@ -196,7 +196,7 @@ def test_rotating_the_key_retires_the_old_one_in_the_same_write(cloud):
 
 def test_a_change_based_on_a_stale_read_is_refused(cloud, monkeypatch):
     created = new_controller("pull")
-    stale = registry.get_controller(created.controller.controller_id)
+    stale = controller_lookup.get_controller(created.controller.controller_id)
     registry.rotate_api_key(created.controller.controller_id)
     monkeypatch.setattr(registry, "require_controller", lambda controller_id: stale)
     with pytest.raises(Conflict):
@@ -213,7 +213,7 @@ def test_a_rotated_secret_keeps_signing_for_24_hours(cloud):
     controller_id = created.controller.controller_id
     new_secret, previous_until = registry.rotate_webhook_secret(controller_id, actor=f"controller:{controller_id}")
     assert abs(previous_until - (clock.now() + registry.PREVIOUS_SECRET_GRACE)).total_seconds() < 5
-    controller = registry.get_controller(controller_id)
+    controller = controller_lookup.get_controller(controller_id)
     assert registry.webhook_secrets(controller) == [new_secret, created.webhook_secret]
     assert new_secret not in json.dumps(cloud.items())
     clock.advance(24 * 3600 + 1)
@@ -265,7 +265,7 @@ def test_every_issued_secret_signs_until_24_hours_after_it_was_replaced(cloud, s
             replaced_at[current], current = replaced, new_secret
         now = clock.now()
         expected = {current} | {s for s, at in replaced_at.items() if at + registry.PREVIOUS_SECRET_GRACE > now}
-        secrets = registry.webhook_secrets(registry.get_controller(controller_id))
+        secrets = registry.webhook_secrets(controller_lookup.get_controller(controller_id))
         assert secrets[0] == current and set(secrets) == expected and len(secrets) == len(expected)
         body = '{"type":"webhook.test"}'
         # signed at the wall clock's time: the library checks the timestamp against it, not ours
@@ -286,7 +286,7 @@ def test_a_lost_answer_and_a_retry_do_not_strand_the_receiver(cloud):
     clock.advance(60)
     retried, _ = registry.rotate_webhook_secret(controller_id, actor="operator")
     clock.advance(23 * 3600)
-    secrets = registry.webhook_secrets(registry.get_controller(controller_id))
+    secrets = registry.webhook_secrets(controller_lookup.get_controller(controller_id))
     assert created.webhook_secret in secrets and retried == secrets[0] and len(secrets) == 3
 
 
@@ -298,10 +298,10 @@ def test_rotations_pause_while_the_maximum_of_replaced_secrets_sign(cloud):
     with pytest.raises(TooManyRotations) as refused:
         registry.rotate_webhook_secret(controller_id, actor="operator")
     assert refused.value.status == 429
-    assert created.webhook_secret in registry.webhook_secrets(registry.get_controller(controller_id))
+    assert created.webhook_secret in registry.webhook_secrets(controller_lookup.get_controller(controller_id))
     clock.advance(24 * 3600 + 1)
     registry.rotate_webhook_secret(controller_id, actor="operator")
-    assert len(registry.webhook_secrets(registry.get_controller(controller_id))) == 2
+    assert len(registry.webhook_secrets(controller_lookup.get_controller(controller_id))) == 2
 
 
 def test_the_stored_list_keeps_only_secrets_that_still_sign(cloud):
@@ -311,14 +311,14 @@ def test_the_stored_list_keeps_only_secrets_that_still_sign(cloud):
         registry.rotate_webhook_secret(controller_id, actor="operator")
         clock.advance(13 * 3600)
     registry.rotate_webhook_secret(controller_id, actor="operator")
-    stored = registry.get_controller(controller_id).replaced_webhook_secrets
+    stored = controller_lookup.get_controller(controller_id).replaced_webhook_secrets
     assert len(stored) == 2, "secrets replaced more than 24 h ago are dropped by the next rotation"
 
 
 def test_a_sealed_secret_opens_only_for_its_own_controller(cloud):
     one, other = new_controller(), new_controller()
-    copied = registry.get_controller(other.controller.controller_id)
-    copied.webhook_secret_sealed = registry.get_controller(one.controller.controller_id).webhook_secret_sealed
+    copied = controller_lookup.get_controller(other.controller.controller_id)
+    copied.webhook_secret_sealed = controller_lookup.get_controller(one.controller.controller_id).webhook_secret_sealed
     with pytest.raises(Exception) as raised:  # KMS refuses: the encryption context names the owner
         registry.webhook_secrets(copied)
     assert "InvalidCiphertext" in repr(raised.value) or "Invalid" in type(raised.value).__name__
@@ -476,4 +476,4 @@ def test_a_site_key_is_one_site_however_it_is_spelled(cloud, spelling):
     site = f"mixed-{suffix}"
     assert created.controller.site_key == site
     for typed in (spelling.format(site=site, upper=site.upper()), f"\tMIXED-{suffix}.example "):
-        assert registry.resolve_site(typed).controller_id == created.controller.controller_id
+        assert controller_lookup.resolve_site(typed).controller_id == created.controller.controller_id

@@ -19,7 +19,7 @@ from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import CodeExpired, InvalidCode, TooManyAttempts
 from rightsdesk.platform import aws_clients, config, container_cache
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup, registry
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from tests.support.aws import code_in, drain_queue, moto_cloud
 
@@ -118,27 +118,30 @@ def test_a_right_code_after_wrong_ones_verifies_and_keeps_their_count(cloud):
 
 def test_the_deadline_comes_from_a_recent_controller_record_and_security_reads_fresh(cloud):
     """A verification may use the controller as read a moment ago (its deadline setting); the
-    lookups security depends on (registry.get_controller: the authorizer, the dispatcher) never do."""
+    lookups security depends on (controller_lookup.get_controller: the authorizer, the dispatcher) never do."""
     container_cache.forget_all()
     created = registry.register(
         name="Recent", site_key="recent", contact_email="dpo@recent.example", delivery="pull", sla_days=10
     )
     controller_id = created.controller.controller_id
-    assert registry.recent_controller(controller_id).sla_days == 10
+    assert controller_lookup.recent_controller(controller_id).sla_days == 10
     # Changed by another process (an operator's CLI): this container's recent copy stays up to a minute.
     registry.ControllerItem(registry.ControllerItem.key(controller_id), registry.ControllerItem.SK).update(
-        actions=[registry.ControllerItem.sla_days.set(20), registry.ControllerItem.state.set(registry.DISABLED)]
+        actions=[
+            registry.ControllerItem.sla_days.set(20),
+            registry.ControllerItem.state.set(controller_lookup.DISABLED),
+        ]
     )
-    assert registry.recent_controller(controller_id).sla_days == 10
-    assert registry.get_controller(controller_id).sla_days == 20
+    assert controller_lookup.recent_controller(controller_id).sla_days == 10
+    assert controller_lookup.get_controller(controller_id).sla_days == 20
     assert registry.authenticate(created.api_key) is None, "a disabled controller's key fails at once"
-    clock.advance(registry.RECENT_SECONDS)
-    assert registry.recent_controller(controller_id).sla_days == 20, "a minute later the change is seen"
+    clock.advance(controller_lookup.RECENT_SECONDS)
+    assert controller_lookup.recent_controller(controller_id).sla_days == 20, "a minute later the change is seen"
 
 
 def test_a_change_made_by_this_process_is_seen_at_once(cloud):
     container_cache.forget_all()
     created = registry.register(name="Mine", site_key="mine", contact_email="dpo@mine.example", delivery="pull")
-    assert registry.resolve_site("mine", recent=True).controller_id == created.controller.controller_id
+    assert controller_lookup.resolve_site("mine", recent=True).controller_id == created.controller.controller_id
     registry.disable(created.controller.controller_id)
-    assert registry.state_of(registry.resolve_site("mine", recent=True)) == registry.DISABLED
+    assert controller_lookup.state_of(controller_lookup.resolve_site("mine", recent=True)) == controller_lookup.DISABLED

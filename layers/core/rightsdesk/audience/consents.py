@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
@@ -33,12 +34,14 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import InvalidInput
 from rightsdesk.kernel.rights import PURPOSES
-from rightsdesk.platform.operator_identity import Actor, actor_name, operator_of
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audience import ConsentChange, ConsentItem, ContactItem
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.table import transaction
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
@@ -141,6 +144,8 @@ def grant_by(
     if not granted:
         raise InvalidInput("name at least one purpose", fields={"purpose": "required"})
     items = [_item(email_hash, purpose) for purpose in granted]  # an unknown purpose is refused before any write
+    from rightsdesk.platform.operator_identity import actor_name  # an operator's path: not at the APIs' start
+
     at = at or clock.now()
     by = actor_name(actor)
     event = audit.event(ContactItem.key(email_hash), action=GRANTED_AUDIT, actor=actor, at=at, cause=",".join(granted))
@@ -162,6 +167,8 @@ def withdraw(
     if not withdrawn:
         return
     items = [_item(email_hash, purpose) for purpose in withdrawn]
+    from rightsdesk.platform.operator_identity import actor_name, operator_of  # not at the APIs' start
+
     at = at or clock.now()
     by = actor_name(actor) if operator_of(actor) is not None else None
     event = audit.event(

@@ -26,6 +26,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rightsdesk.connectors import runs
 from rightsdesk.connectors.runs import (
@@ -81,10 +82,12 @@ from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.status import is_open
 from rightsdesk.platform import config
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import queries
 from rightsdesk.store.items.executions import DUE_INDEX_KEY, ExecutionItem
 from rightsdesk.store.items.requests import RequestItem
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -32,11 +32,13 @@ from rightsdesk.connectors.base import Check
 from rightsdesk.connectors.definitions import DefinitionError, parse_definition
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, NotFound
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.connectors import ConnectorItem, ConnectorSetItem
 from rightsdesk.store.items.table import get_many, transaction
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 ENABLED, DISABLED = "enabled", "disabled"
 # One BatchGetItem reads the whole set (its limit); far more than an operator's stores.

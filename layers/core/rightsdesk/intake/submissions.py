@@ -36,8 +36,8 @@ from rightsdesk.kernel.errors import (
 )
 from rightsdesk.kernel.status import BEFORE_ROUTING, Status, is_open
 from rightsdesk.platform import hashing, overlap, subject_secrets
-from rightsdesk.routing import registry
-from rightsdesk.store import audit, deletion, limits, outbox, request_view
+from rightsdesk.routing import controller_lookup
+from rightsdesk.store import audit, limits, outbox, request_view
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem, SubjectCounterItem
 from rightsdesk.store.items.table import get_many, transaction
 from rightsdesk.store.lifecycle import listing_key, transition
@@ -91,10 +91,10 @@ def submit(submission: Submission, *, locale: str, source: str | None = None, gp
     # As this container read it within the last minute: a site's owner and whether it takes
     # requests change rarely, and a request taken in that minute is still delivered as the
     # controller is then (the dispatcher reads it fresh).
-    controller = registry.resolve_site(submission.site, recent=True)
+    controller = controller_lookup.resolve_site(submission.site, recent=True)
     if controller is None:
         raise UnknownSite("no controller is registered for that site", fields={"site": "unknown_site"})
-    if not registry.accepts_submissions(controller):
+    if not controller_lookup.accepts_submissions(controller):
         raise SiteUnavailable(
             "this site takes no requests through this service at the moment; contact it directly",
             fields={"site": "site_unavailable"},
@@ -195,6 +195,8 @@ def _spend_attempt(request: RequestItem) -> tuple[ChallengeItem, int]:
             condition=ChallengeItem.pk.exists() & live & (ChallengeItem.attempts < MAX_CODE_ATTEMPTS),
         )
     except UpdateError as error:
+        from rightsdesk.store import deletion  # an expired or used-up code only: not at every start
+
         if not deletion.conditional_failure(error):
             raise
         if retention.live_item(ChallengeItem, request.pk, ChallengeItem.SK, consistent_read=True) is None:
@@ -225,7 +227,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
             fields={"code": "invalid_code"},
         )
     # Its deadline setting only: a controller record this container read within the last minute will do.
-    controller = registry.recent_controller(request.controller_id)
+    controller = controller_lookup.recent_controller(request.controller_id)
     due = deadlines.due_at(
         now,
         request_type=request.request_type,
@@ -397,6 +399,8 @@ def status_view(request: RequestItem) -> dict:
 
 def cancel(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
     """The subject withdraws the request. Its personal fields go at once; the skeleton stays."""
+    from rightsdesk.store import deletion  # a cancellation only: not at every start
+
     for attempt in range(3):
         request = authorize(request_id, token, source=source)
         if not is_open(request.status):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
 
-from rightsdesk.kernel import clock, deadline_state
+from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.kernel.rights import Relationship, RequestType
 
@@ -129,8 +129,3 @@ def _utc(moment: datetime) -> datetime:
     # Months are counted on the UTC calendar, as the deadline watch counts days: the same instant
     # written in another zone must not move the due date by a day, nor land in a DST gap.
     return moment.astimezone(timezone.utc)
-
-
-def is_overdue(due_at: datetime | None, now: datetime) -> bool:
-    """Past its due date, for an open request (the rule itself: rightsdesk.kernel.deadline_state)."""
-    return due_at is not None and deadline_state.standing(due_at, None, now).state == deadline_state.MISSED

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -25,7 +26,6 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.lifecycle import rules
 from rightsdesk.lifecycle.erasures import lifecycle_event
 from rightsdesk.platform import config, hashing
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.accounts import AccountItem, AccountSubjectItem
@@ -33,6 +33,9 @@ from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import LegalHold
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.outbox import ID
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 HOLDER = "account_holder"  # the audit actor of what the product reports for the holder
 IDENTITY_KINDS = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

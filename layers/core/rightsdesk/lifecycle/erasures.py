@@ -28,7 +28,7 @@ from rightsdesk.kernel.errors import Conflict, NotFound
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import Status
 from rightsdesk.platform import config, hashing
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, deletion, outbox
 from rightsdesk.store.erasure_seeds import execution_identities, opened_for  # noqa: F401 (the lifecycle's names for them)
 from rightsdesk.store.items.accounts import AccountItem, ErasureSeedItem
@@ -53,7 +53,7 @@ def lifecycle_event(record_pk: str, *, action: str, actor: str, at: datetime, **
 def operator_site():
     """The operator's own controller, under whose site the lifecycle opens its requests."""
     site = config.lifecycle_site()
-    controller = registry.resolve_site(site)
+    controller = controller_lookup.resolve_site(site)
     if controller is None or controller.delivery != DeliveryMode.INTERNAL:
         raise NotFound(f"the lifecycle site {site!r} is not a site of the operator's own (delivery internal)")
     return site, controller

@@ -45,7 +45,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.status import UNPROVEN
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.operator_identity import Actor, actor_name
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
@@ -168,7 +168,7 @@ def _controllers(ids: list[str] | None) -> list[ControllerItem]:
         return [c for c in queries.list_controllers() if c.delivery != DeliveryMode.INTERNAL]
     found = []
     for controller_id in dict.fromkeys(ids):
-        controller = registry.get_controller(controller_id)
+        controller = controller_lookup.get_controller(controller_id)
         if controller is None:
             raise NotFound(f"no controller {controller_id}")
         found.append(controller)
@@ -332,7 +332,7 @@ def notice_mail(incident_id: str, notice_sk: str) -> tuple[str, str, str, dict] 
     }
     names = []
     for controller_id in notice.controller_ids:
-        controller = registry.get_controller(controller_id)
+        controller = controller_lookup.get_controller(controller_id)
         names.append(controller.name if controller is not None else controller_id)
     if notice.kind == CONTROLLER:
         template = "breach_controller"

@@ -32,7 +32,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import DEFAULT_LOCALE, SUPPORTED_LOCALES
 from rightsdesk.platform.operator_identity import Actor, actor_name
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
@@ -249,7 +249,9 @@ def recipients(version: PolicyVersionItem) -> Iterator[Recipient]:
 
     if version.major:
         for controller in queries.list_controllers():
-            if registry.delivery_route(controller) != DeliveryMode.INTERNAL and first_time(controller.contact_email):
+            if controller_lookup.delivery_route(controller) != DeliveryMode.INTERNAL and first_time(
+                controller.contact_email
+            ):
                 yield Recipient(
                     f"ctl-{controller.controller_id}",
                     controller.contact_email,
@@ -304,7 +306,7 @@ def recipient_mail(
         return None
     controller_name = None
     if controller_id:
-        controller = registry.get_controller(controller_id)
+        controller = controller_lookup.get_controller(controller_id)
         if controller is None:
             return None
         address, locale, audience, controller_name = (
@@ -349,7 +351,7 @@ def fan_out(version: PolicyVersionItem, *, progress: Progress | None = None) -> 
             progress(len(batch))
     if version.major:
         for controller in queries.list_controllers():
-            if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
+            if controller_lookup.delivery_route(controller) == DeliveryMode.WEBHOOK:
                 outbox.enqueue_controller_event(
                     event=WEBHOOK_EVENT,
                     controller_id=controller.controller_id,

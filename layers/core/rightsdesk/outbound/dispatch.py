@@ -27,9 +27,9 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import IllegalTransition, NotFound
 from rightsdesk.kernel.status import Status, is_open
 from rightsdesk.platform import webhooks
-from rightsdesk.routing import delivery, delivery_log, payloads, registry
+from rightsdesk.routing import controller_lookup, delivery, delivery_log, payloads
 from rightsdesk.routing.delivery import DeliveryMessage, Exhausted, RetryLater
-from rightsdesk.routing.delivery_log import DELIVERED, EXHAUSTED, FAILED, RETRYING
+from rightsdesk.routing.delivery_words import DELIVERED, EXHAUSTED, FAILED, RETRYING
 from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -96,9 +96,9 @@ def _route(message: DeliveryMessage, attempt: Attempt) -> dict:
         _record_gpc(request)
     controller = _controller(request.controller_id, attempt)
     status = request.status
-    if registry.state_of(controller) == registry.REMOVED:
+    if controller_lookup.state_of(controller) == controller_lookup.REMOVED:
         return {"result": "controller_removed"}  # stays as it is: the operator answers it (requests answer)
-    route = registry.delivery_route(controller)
+    route = controller_lookup.delivery_route(controller)
     if status == Status.VERIFIED.value and route == DeliveryMode.INTERNAL:
         transition(request, Status.IN_PROGRESS, actor="dispatcher", cause=DeliveryMode.INTERNAL)
         return {"result": "in_progress"}
@@ -155,7 +155,7 @@ def _resend(request: RequestItem, controller: ControllerItem, message: DeliveryM
 
 
 def _deliver(request: RequestItem, controller: ControllerItem, message: DeliveryMessage, attempt: Attempt) -> dict:
-    route = registry.delivery_route(controller)
+    route = controller_lookup.delivery_route(controller)
     if route == DeliveryMode.WEBHOOK:
         sent = _send(controller, webhooks.EVENT_FORWARDED, payloads.forwarded(request, controller), message)
         if sent.result.ok:
@@ -181,9 +181,9 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
         return {"result": "closed"}
     controller = _controller(request.controller_id, attempt)
     notice = message.notice or "cancelled"
-    if registry.state_of(controller) == registry.REMOVED:
+    if controller_lookup.state_of(controller) == controller_lookup.REMOVED:
         return {"result": "controller_removed"}  # nobody to tell: the operator sees it in `requests list`
-    if registry.delivery_route(controller) == DeliveryMode.WEBHOOK:
+    if controller_lookup.delivery_route(controller) == DeliveryMode.WEBHOOK:
         data = payloads.notice(request, notice=message.notice)
         sent = _send(controller, NOTICE_TYPES[message.event], data, message)
         if sent.result.ok:
@@ -205,12 +205,12 @@ def _notice(message: DeliveryMessage, attempt: Attempt) -> dict:
 
 
 def _test(message: DeliveryMessage, attempt: Attempt) -> dict:
-    controller = registry.get_controller(str(message.controller_id))
+    controller = controller_lookup.get_controller(str(message.controller_id))
     if controller is None:
         return {"result": "not_webhook"}
     # A disabled endpoint gets one kind of event: the test its controller sent to enable it again.
     enabling = message.enable and delivery_log.awaits_enabling_test(controller)
-    if not enabling and registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
+    if not enabling and controller_lookup.delivery_route(controller) != DeliveryMode.WEBHOOK:
         return {"result": "not_webhook"}
     sent = _send(controller, webhooks.EVENT_TEST, payloads.test(controller, str(message.test_id)), message)
     logged = _attempt(message, controller, attempt, DELIVERED if sent.result.ok else FAILED, sent)
@@ -234,8 +234,8 @@ def _controller_event(message: DeliveryMessage, attempt: Attempt) -> dict:
     else:
         from rightsdesk.notices import notice_webhooks as about
 
-    controller = registry.get_controller(str(message.controller_id))
-    if controller is None or registry.delivery_route(controller) != DeliveryMode.WEBHOOK:
+    controller = controller_lookup.get_controller(str(message.controller_id))
+    if controller is None or controller_lookup.delivery_route(controller) != DeliveryMode.WEBHOOK:
         # Its privacy contact gets the notice by email from the notifier; there is nothing to add.
         return {"result": "not_webhook"}
     if not message.redelivery_id and about.delivered_before(message):
@@ -273,7 +273,7 @@ def _load(request_id: str) -> RequestItem | None:
 
 
 def _controller(controller_id: str, attempt: Attempt) -> ControllerItem:
-    controller = registry.get_controller(controller_id)
+    controller = controller_lookup.get_controller(controller_id)
     if controller is None:
         raise Exhausted("no_controller") if attempt.last else attempt.retry("no_controller")
     return controller

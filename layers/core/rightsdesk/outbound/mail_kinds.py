@@ -31,7 +31,7 @@ from rightsdesk.kernel.errors import NotFound
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
 from rightsdesk.platform import subject_secrets
 from rightsdesk.platform.config import settings
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import outbox, queries
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
@@ -227,7 +227,7 @@ def _own_answer_outcome(ids: Ids, outcome: str) -> bool:
 
 
 def _controller_of(request: RequestItem) -> ControllerItem | None:
-    return registry.get_controller(request.controller_id)
+    return controller_lookup.get_controller(request.controller_id)
 
 
 def controller_request_mail(
@@ -296,7 +296,7 @@ def _forwarded_outcome(ids: Ids, outcome: str) -> bool:
 def _webhook_disabled(ids: Ids, mail_id: str) -> Mail | None:
     from rightsdesk.routing import payloads
 
-    controller = registry.get_controller(str(ids["controller_id"]))
+    controller = controller_lookup.get_controller(str(ids["controller_id"]))
     if controller is None:
         return None
     return Mail(

@@ -32,7 +32,7 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.own_data.own_requests import EXPORT_DAYS, is_internal
 from rightsdesk.platform.config import SUPPORTED_LOCALES
 from rightsdesk.render import TEMPLATES_DIR, i18n, web
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import queries, request_view
 from rightsdesk.store.items.requests import RequestItem
 
@@ -113,7 +113,7 @@ def document(request: RequestItem, until: datetime, sections: Sequence[Mapping[s
     )
 
     held = subject_data.gather(request.subject_hash)
-    controller = registry.get_controller(request.controller_id)
+    controller = controller_lookup.get_controller(request.controller_id)
     personal = queries.personal_fields(request)
     return {
         "schema": SCHEMA_ID,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
@@ -31,13 +31,15 @@ from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import ANSWERED, Status, is_open
 from rightsdesk.platform import config
 from rightsdesk.platform.config import settings
-from rightsdesk.platform.operator_identity import Actor
-from rightsdesk.routing import registry
+from rightsdesk.routing import controller_lookup
 from rightsdesk.store import audit, deletion, erasure_seeds, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.lifecycle import transition
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,12 @@ def form_authority(site: str | None) -> dict | None:
     """The authority the request form's complaint note names: the operator's supervisory authority
     when the form is for a site of the operator's own (delivery internal); None for other sites,
     whose controllers answer to their own."""
-    controller = registry.resolve_site(site) if site else None
+    controller = controller_lookup.resolve_site(site) if site else None
     return authority() if controller is not None and controller.delivery == INTERNAL else None
 
 
 def is_internal(controller_id: str) -> bool:
-    controller = registry.get_controller(controller_id)
+    controller = controller_lookup.get_controller(controller_id)
     return controller is not None and controller.delivery == INTERNAL
 
 

@@ -10,17 +10,20 @@ The hold's reason lives on the request only; audit events record that a hold was
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import UpdateError
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, NotFound
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.deletion import conditional_failure
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.receipts import ReceiptEntryItem
 from rightsdesk.store.items.requests import LegalHold, RequestItem
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 PLACED = "legal_hold_placed"
 RELEASED = "legal_hold_released"

@@ -21,19 +21,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.retention import Rule
 from rightsdesk.kernel.status import Status
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit, due_index
 from rightsdesk.store.deletion import NOT_HELD, Cause, conditional_failure, delete_marked, mark, purge_actions
 from rightsdesk.store.due_index import buckets, closable
 from rightsdesk.store.items.requests import ChallengeItem, RequestItem
 from rightsdesk.store.items.sweeps import SweepState
 from rightsdesk.store.items.table import _Item
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ the controller API's request operations, deadline watch and takeover of an offbo
 
 def __getattr__(name: str):
     # `routing.controller_forms` (the controller API's body models, pydantic) is imported when a
-    # route's signature first names it, not when the API starts: PEP 562's lazy submodule.
-    if name == "controller_forms":
+    # route's signature first names it, not when the API starts: PEP 562's lazy submodule. So is
+    # `routing.delivery_log` by the controller API's delivery routes (their first call).
+    if name in ("controller_forms", "delivery_log"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

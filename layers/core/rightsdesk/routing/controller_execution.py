@@ -31,7 +31,7 @@ from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound
 from rightsdesk.kernel.rights import RequestType
 from rightsdesk.kernel.status import Status
 from rightsdesk.routing import controller_requests
-from rightsdesk.routing import registry as registry_of_controllers
+from rightsdesk.routing.controller_lookup import tenant_of
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 
@@ -43,11 +43,6 @@ EXECUTABLE_TYPES = frozenset({RequestType.ERASURE.value, RequestType.ACCESS.valu
 EXECUTABLE_STATUSES = frozenset(
     {Status.FORWARDED.value, Status.DELIVERED.value, Status.ACKNOWLEDGED.value, Status.IN_PROGRESS.value}
 )
-
-
-def tenant_of(controller: ControllerItem) -> str:
-    """The tenant a controller's executions are scoped to (rightsdesk.routing.registry.tenant_of)."""
-    return registry_of_controllers.tenant_of(controller)
 
 
 def processor_connectors() -> list[Any]:

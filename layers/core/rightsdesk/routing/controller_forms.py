@@ -21,7 +21,7 @@ from rightsdesk.kernel.form_bodies import FormFriendly
 from rightsdesk.kernel.moments import Moment
 from rightsdesk.kernel.status import CONTROLLER_ANSWERS
 from rightsdesk.kernel.status import values as status_values
-from rightsdesk.routing.delivery_log import EventType
+from rightsdesk.routing.delivery_words import EventType
 
 # The report's choices, in the lifecycle's order (the OpenAPI enum reads so).
 AnsweredStatus = Literal[status_values(CONTROLLER_ANSWERS)]  # type: ignore[valid-type]

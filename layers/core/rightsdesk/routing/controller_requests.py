@@ -23,8 +23,8 @@ from rightsdesk.kernel.status import VISIBLE_TO_CONTROLLER, Status
 from rightsdesk.kernel.status import values as status_values
 from rightsdesk.platform import credentials, hashing
 from rightsdesk.platform.operator_identity import controller_actor
-from rightsdesk.routing import deadline_watch, delivery, registry
-from rightsdesk.store import audit, limits, outbox, queries, request_view
+from rightsdesk.routing import controller_lookup
+from rightsdesk.store import audit, outbox, queries, request_view
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
@@ -68,10 +68,11 @@ def actor(controller: ControllerItem) -> str:
 def caller(controller_id: str | None, api_key: str | None) -> ControllerItem:
     """The controller the authorizer let through, re-checked against its current key: API Gateway
     caches the authorizer's answer for minutes, a rotated-out key must stop working at once."""
-    controller = registry.get_controller(controller_id) if controller_id else None
+    controller = controller_lookup.get_controller(controller_id) if controller_id else None
     if controller is None or not api_key or not credentials.key_matches(api_key, controller.api_key_hash):
         raise Unauthorized("a valid API key is required")
-    if registry.state_of(controller) != registry.ACTIVE:  # disabled after the authorizer's answer was cached
+    # disabled after the authorizer's answer was cached
+    if controller_lookup.state_of(controller) != controller_lookup.ACTIVE:
         raise Unauthorized("a valid API key is required")
     return controller
 
@@ -154,6 +155,8 @@ def fetch(controller: ControllerItem, request_id: str) -> dict:
     """One request. A pull controller's first fetch is the delivery: forwarded -> delivered."""
     request = _own(controller, request_id)
     if controller.delivery == DeliveryMode.PULL and request.status == Status.FORWARDED.value:
+        from rightsdesk.routing import delivery  # a pull controller's first fetch only: not at every start
+
         try:
             delivery.mark_delivered(request, controller, via=DeliveryMode.PULL, actor=actor(controller))
         except IllegalTransition:
@@ -229,7 +232,11 @@ def report_status(controller: ControllerItem, request_id: str, report: StatusRep
     before = request.status
     target = report.status or before
     mail_id = _subject_mail_id(request_id, target, extend_to, now)
-    updates = deadline_watch.extension_actions(extend_to) if extend_to else []
+    updates = []
+    if extend_to:
+        from rightsdesk.routing import deadline_watch  # an extension only: the watch is not the API's to load
+
+        updates += deadline_watch.extension_actions(extend_to)
     updates += _note_actions(request, report.reason, mail_id)
     if before == target:
         if extend_to is None:
@@ -310,6 +317,8 @@ def _tell_subject(
     mail note for `mail_id`) and the due date when it sends: the message names the request only."""
     if not queries.personal_fields(request)["email"]:
         return NO_ADDRESS
+    from rightsdesk.store import limits  # a note to the subject only: not at every start
+
     try:
         if not limits.subject_note_allowed(request.request_id, request.status, reason, request.due_at):
             return NOTE_LIMITED
@@ -333,6 +342,8 @@ def _tell_subject(
 
 
 def rotate_webhook_secret(controller: ControllerItem) -> dict:
+    from rightsdesk.routing import registry  # its changes: a rotation is rare, the API's start is every cold start
+
     secret, previous_until = registry.rotate_webhook_secret(controller.controller_id, actor=actor(controller))
     return {"webhook_secret": secret, "previous_secret_valid_until": clock.isoformat(previous_until)}
 

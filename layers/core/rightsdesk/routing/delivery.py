@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -25,21 +26,22 @@ from rightsdesk.kernel.delivery_mode import DeliveryMode
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.retry import RetrySchedule
 from rightsdesk.kernel.status import AWAITING_DELIVERY, Status
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.platform.webhooks import EVENT_BREACH_NOTICE, EVENT_CONSENT_GPC, EVENT_EXECUTED, EVENT_POLICY_UPDATED
+from rightsdesk.routing import controller_lookup
+from rightsdesk.routing.delivery_words import CONTROLLER_EVENTS, EVENTS
 from rightsdesk.store import audit
 from rightsdesk.store.items.controllers import ControllerItem
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
 from rightsdesk.store.lifecycle import transition
 
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
+
 # Why a controller's webhook endpoint is disabled while the controller stays active: it answered 410.
 GONE_410 = "gone_410"
-# Webhook events for one controller, built from the ids the message names (`dsr.request.executed`
-# names a request too: the execution of it the controller asked for).
-CONTROLLER_EVENTS = (EVENT_BREACH_NOTICE, EVENT_POLICY_UPDATED, EVENT_CONSENT_GPC, EVENT_EXECUTED)
-EVENTS = ("route", "cancelled", "overdue", "test", *CONTROLLER_EVENTS)
-# What each of them names besides the controller (the ids its webhook data is built from).
+# What each controller event (delivery_words.CONTROLLER_EVENTS) names besides the controller (the
+# ids its webhook data is built from).
 CONTROLLER_EVENT_IDS = {
     EVENT_BREACH_NOTICE: ("incident_id",),
     EVENT_POLICY_UPDATED: ("doc", "version"),
@@ -250,7 +252,6 @@ def record_email_outcome(request_id: str, outcome: str) -> bool:
     queue, whose alarm tells the operator). False if nothing changed: it moved on (cancelled,
     recorded by an earlier try) or there was nothing to send."""
     from rightsdesk.kernel.errors import NotFound
-    from rightsdesk.routing import registry  # the dispatcher never records a mail's outcome: not at its cold start
     from rightsdesk.store import queries
 
     if outcome not in ("sent", "failed"):
@@ -261,7 +262,7 @@ def record_email_outcome(request_id: str, outcome: str) -> bool:
         return False
     try:
         if outcome == "sent" and request.status in AWAITING_DELIVERY:
-            controller = registry.get_controller(request.controller_id)
+            controller = controller_lookup.get_controller(request.controller_id)
             if controller is None:
                 return False
             mark_delivered(request, controller, via=DeliveryMode.EMAIL, actor="notifier")

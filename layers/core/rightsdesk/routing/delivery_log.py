@@ -20,7 +20,6 @@ import base64
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pynamodb.exceptions import TransactWriteError
@@ -33,8 +32,17 @@ from rightsdesk.kernel.status import Status
 from rightsdesk.platform import hashing, webhooks
 from rightsdesk.platform.config import settings
 from rightsdesk.platform.operator_identity import controller_actor
-from rightsdesk.routing import registry
-from rightsdesk.routing.delivery import CONTROLLER_EVENTS, GONE_410, DeliveryMessage
+from rightsdesk.routing import controller_lookup, registry
+from rightsdesk.routing.delivery import GONE_410, DeliveryMessage
+from rightsdesk.routing.delivery_words import (
+    CONTROLLER_EVENTS,
+    DEFAULT_PAGE,
+    EVENT_TYPES,
+    MAX_BULK_REDELIVERY,
+    MAX_PAGE,
+    NOT_DELIVERED,
+    OUTCOMES,
+)
 from rightsdesk.store import audit, outbox, queries
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ControllerItem
@@ -45,22 +53,7 @@ from rightsdesk.store.lifecycle import condition_failed
 
 # ------------------------------------------------------------------ words
 
-DELIVERED, RETRYING, EXHAUSTED, FAILED = "delivered", "retrying", "exhausted", "failed"
-OUTCOMES = (DELIVERED, RETRYING, EXHAUSTED, FAILED)
-Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]  # the query parameter's and the schema's enum
-# What "everything that failed" means to a bulk redelivery: not delivered, whether the queue still
-# retries it (after a day's outage most are) or gave up.
-NOT_DELIVERED = (RETRYING, EXHAUSTED, FAILED)
-# The queue message's event -> the webhook event type a controller sees.
-EVENT_TYPES = {
-    "route": webhooks.EVENT_FORWARDED,
-    "cancelled": webhooks.EVENT_CANCELLED,
-    "overdue": webhooks.EVENT_OVERDUE,
-    "test": webhooks.EVENT_TEST,
-    **{event: event for event in CONTROLLER_EVENTS},
-}
-EVENT_TYPE_NAMES = tuple(dict.fromkeys(EVENT_TYPES.values()))
-EventType = Literal[EVENT_TYPE_NAMES]  # type: ignore[valid-type]
+# Outcomes, event types and page sizes: rightsdesk.routing.delivery_words.
 # Error classes (no HTTP status: the attempt ended before an answer, or there was nothing to send)
 TIMEOUT, CONNECTION, TLS, SSRF_REFUSED, NO_ENDPOINT = "timeout", "connection", "tls", "ssrf_refused", "no_endpoint"
 GONE = "gone"  # the endpoint answered 410: it is disabled
@@ -74,10 +67,6 @@ OPERATOR = "operator"  # GONE_410 (rightsdesk.routing.delivery) is the other
 # The ids besides a request's that say what a delivery is about (a message's, an attempt's).
 ABOUT_IDS = ("notice", "incident_id", "doc", "version", "signal_id", "execution_id")
 
-DEFAULT_PAGE, MAX_PAGE = 50, 100
-# One bulk redelivery queues at most this many deliveries (oldest failure first); `more` says to
-# call again for the rest.
-MAX_BULK_REDELIVERY = 100
 # A redelivery asked for and not attempted within this time (its message lost) may be asked again.
 REDELIVERY_PENDING = timedelta(minutes=15)
 
@@ -506,7 +495,7 @@ def redeliver_failed(
 
 def endpoint_state(controller: ControllerItem, *, with_last_attempt: bool = True) -> dict:
     """Enabled, disabled (why, since when) or not a webhook controller; and its latest attempt."""
-    if registry.state_of(controller) != registry.ACTIVE:
+    if controller_lookup.state_of(controller) != controller_lookup.ACTIVE:
         state, reason, since = DISABLED, OPERATOR, controller.state_changed_at
     elif controller.delivery != DeliveryMode.WEBHOOK:
         state, reason, since = NOT_WEBHOOK, None, None
@@ -531,7 +520,7 @@ def awaits_enabling_test(controller: ControllerItem) -> bool:
     """Whether a test event may enable this controller's endpoint: the dispatcher disabled it (410)
     and the controller itself is active. One the operator disabled stays so."""
     return (
-        registry.state_of(controller) == registry.ACTIVE
+        controller_lookup.state_of(controller) == controller_lookup.ACTIVE
         and controller.delivery == DeliveryMode.WEBHOOK
         and controller.webhook_disabled_reason == GONE_410
     )
@@ -578,7 +567,7 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
                 # still disabled by the 410, still a webhook controller, not disabled by the operator since
                 condition=(ControllerItem.webhook_disabled_reason == GONE_410)
                 & (ControllerItem.delivery == DeliveryMode.WEBHOOK)
-                & (ControllerItem.state.does_not_exist() | (ControllerItem.state == registry.ACTIVE)),
+                & (ControllerItem.state.does_not_exist() | (ControllerItem.state == controller_lookup.ACTIVE)),
             )
             tx.save(event, condition=AuditEvent.sk.does_not_exist())
             logged.write_into(tx)
@@ -587,7 +576,7 @@ def enable_after_test(controller: ControllerItem, logged: AttemptRecord) -> bool
             raise  # the message comes back and the test is sent again
         logged.save()  # changed meanwhile (enabled, disabled by the operator, set anew)
         return False
-    registry.forget_recent(controller)
+    controller_lookup.forget_recent(controller)
     controller.webhook_disabled_reason = None
     controller.webhook_disabled_at = None
     return True

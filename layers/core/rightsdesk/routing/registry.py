@@ -2,7 +2,8 @@
 
 Every change is one DynamoDB transaction: the controller, the pointers that find it (site keys,
 domains, the API key's hash) and an audit event, each written on a condition, so two operators
-racing on the same controller cannot both win and nothing is ever half-registered.
+racing on the same controller cannot both win and nothing is ever half-registered. Reading a
+controller (by site or id, its state, where its deliveries go) is rightsdesk.routing.controller_lookup.
 """
 
 from __future__ import annotations
@@ -10,25 +11,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from rightsdesk.kernel import clock, identifiers, retention
 from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
-from rightsdesk.kernel.errors import Conflict, InvalidInput, NotFound, TooManyRotations
+from rightsdesk.kernel.errors import Conflict, InvalidInput, TooManyRotations
 from rightsdesk.platform import credentials, hashing, ssrf
 from rightsdesk.platform.config import SUPPORTED_LOCALES, settings
-from rightsdesk.platform.container_cache import ContainerCache
-from rightsdesk.platform.operator_identity import Actor
+from rightsdesk.routing.controller_lookup import (
+    ACTIVE,
+    DISABLED,
+    REMOVED,
+    delivery_route,
+    forget_recent,
+    get_controller,
+    require_controller,
+    state_of,
+    tenant_of,
+)
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
 from rightsdesk.store.items.controllers import ApiKeyItem, ControllerItem, ReplacedSecret, SiteItem
 from rightsdesk.store.items.table import transaction
 
-# Offboarding. Disabled: no API key, no new submissions, every delivery by email to the privacy
-# contact. Removed: also no deliveries and no credentials; the operator answers its open requests.
-ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
+
 MAX_STATE_REASON = 500
 # After a rotation the replaced secret keeps signing this long, so receivers can switch without a
 # gap, however many rotations follow (a lost answer and a retry rotate twice).
@@ -39,14 +50,6 @@ MAX_SIGNING_REPLACED_SECRETS = 10
 SLA_DAYS_RANGE = (1, 31)
 PURGE_AFTER_RANGE = (60, 30 * 24 * 3600)
 MAX_DOMAINS = 20
-
-# How long a container may answer from a controller record it read (and from which controller a
-# site belongs to) where a stale answer harms nobody: a verification's deadline setting, a
-# submission's site. What security depends on reads fresh: the authorizer's key check and the
-# dispatcher's delivery (docs/decisions.md, "Fewer AWS calls").
-RECENT_SECONDS = 60
-_recent_controllers: ContainerCache[ControllerItem] = ContainerCache("controllers", max_age_seconds=RECENT_SECONDS)
-_recent_sites: ContainerCache[str] = ContainerCache("sites", max_age_seconds=RECENT_SECONDS)
 
 _SITE_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -59,84 +62,6 @@ class NewController:
     controller: ControllerItem
     api_key: str  # shown once; only its keyed hash is stored
     webhook_secret: str | None = None  # shown once; stored KMS-encrypted
-
-
-# ------------------------------------------------------------------ lookups
-
-
-def resolve_site(site: str, *, recent: bool = False) -> ControllerItem | None:
-    """The controller behind a site key or domain, or None. Case and surrounding space don't matter.
-    With `recent`, the pointer and the controller may be up to RECENT_SECONDS old (a submission:
-    a controller disabled a moment ago may still take it, and its delivery then reads fresh)."""
-    site = identifiers.normalize_site_key(site)
-    if not site:
-        return None
-    controller_id = _recent_sites.get(site, lambda: _site_owner(site)) if recent else _site_owner(site)
-    if controller_id is None:
-        return None
-    return recent_controller(controller_id) if recent else get_controller(controller_id)
-
-
-def _site_owner(site: str) -> str | None:
-    try:
-        return SiteItem.get(SiteItem.key(site), SiteItem.SK, consistent_read=False).controller_id
-    except SiteItem.DoesNotExist:
-        return None
-
-
-def get_controller(controller_id: str) -> ControllerItem | None:
-    """The controller as stored now: for every check security depends on (is it enabled, its key,
-    its endpoint and secrets)."""
-    try:
-        return ControllerItem.get(ControllerItem.key(controller_id), ControllerItem.SK)
-    except ControllerItem.DoesNotExist:
-        return None
-
-
-def recent_controller(controller_id: str) -> ControllerItem | None:
-    """The controller as read by this container at most RECENT_SECONDS ago: for settings a
-    moment's staleness cannot abuse (its deadline, its name in a page). Never for a key, an
-    endpoint, a secret or whether it is enabled where that decides who gets data. The item is
-    shared with the next caller: read it, never change it."""
-    return _recent_controllers.get(controller_id, lambda: get_controller(controller_id))
-
-
-def forget_recent(controller: ControllerItem) -> None:
-    """After this process changed `controller`: its next recent read is fresh."""
-    _recent_controllers.forget(controller.controller_id)
-    for site in [controller.site_key, *(controller.domains or [])]:
-        if site:
-            _recent_sites.forget(site)
-
-
-def require_controller(controller_id: str) -> ControllerItem:
-    controller = get_controller(controller_id)
-    if controller is None:
-        raise NotFound(f"no controller {controller_id}")
-    return controller
-
-
-def state_of(controller: ControllerItem) -> str:
-    return controller.state or ACTIVE
-
-
-def accepts_submissions(controller: ControllerItem) -> bool:
-    """New requests for its sites are taken only while the controller is active."""
-    return state_of(controller) == ACTIVE
-
-
-def delivery_route(controller: ControllerItem) -> str:
-    """How requests and notices reach the controller now: its own choice while active; by email to
-    its privacy contact while disabled (its API key and endpoint are not trusted, its deadlines run
-    on); `internal` once removed (the operator answers them)."""
-    state = state_of(controller)
-    if state == REMOVED:
-        return DeliveryMode.INTERNAL
-    if state == DISABLED and controller.delivery != DeliveryMode.INTERNAL:
-        return DeliveryMode.EMAIL
-    if controller.delivery == DeliveryMode.WEBHOOK and controller.webhook_disabled_reason:
-        return DeliveryMode.EMAIL  # its endpoint answered 410: by email until it is enabled again
-    return controller.delivery
 
 
 def authenticate(api_key: str | None) -> ControllerItem | None:
@@ -435,12 +360,6 @@ def set_delivery(
 
 # A tenant id is used in the platform's store keys and S3 prefixes: a short word, never a path.
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-
-
-def tenant_of(controller: ControllerItem) -> str:
-    """The tenant the platform's stores know the controller by, for executions it asks of rightsdesk
-    as its processor: what the operator set (`set_tenant`), else its controller id."""
-    return controller.tenant_id or controller.controller_id
 
 
 def set_tenant(controller_id: str, tenant_id: str | None, *, actor: Actor = "operator") -> ControllerItem:

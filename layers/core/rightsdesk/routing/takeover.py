@@ -9,14 +9,18 @@ report (the same transitions, the subject told by mail while the address is stil
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidInput
 from rightsdesk.kernel.status import AWAITING_DELIVERY, CONTROLLER_ANSWERS, Status, is_open, values
-from rightsdesk.platform.operator_identity import Actor
-from rightsdesk.routing import controller_requests, delivery, registry
+from rightsdesk.routing import controller_lookup, controller_requests, delivery
 from rightsdesk.store import queries
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.lifecycle import transition
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 ACTOR = "operator"
 ANSWERS = values(CONTROLLER_ANSWERS)
@@ -29,10 +33,10 @@ def answer(request_id: str, status: str, *, reason: str | None = None, actor: Ac
     if status == "rejected" and not (reason or "").strip():
         raise InvalidInput("say why the request is rejected", fields={"reason": "required"})
     request = queries.load_request(request_id)
-    controller = registry.require_controller(request.controller_id)
-    if registry.state_of(controller) != registry.REMOVED:
+    controller = controller_lookup.require_controller(request.controller_id)
+    if controller_lookup.state_of(controller) != controller_lookup.REMOVED:
         raise Conflict(
-            f"controller {controller.controller_id} is {registry.state_of(controller)}: it answers its own requests",
+            f"controller {controller.controller_id} is {controller_lookup.state_of(controller)}: it answers its own requests",
             code="controller_not_removed",
         )
     if not is_open(request.status) or request.status == Status.IDENTITY_UNVERIFIED.value:

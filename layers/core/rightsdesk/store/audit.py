@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rightsdesk.kernel import clock, retention
-from rightsdesk.platform.operator_identity import Actor, actor_name, operator_of
 from rightsdesk.store.items.audit import AuditEvent, OperatorRecord
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 
 def event(
@@ -22,7 +25,12 @@ def event(
 ) -> AuditEvent:
     """A new audit event for the record `record_pk`, kept as long as the request skeleton. An
     operator as `actor` is written as actor "operator" plus who it was (rightsdesk.platform.operator_identity)."""
-    operator = operator_of(actor)
+    if isinstance(actor, str):  # a machine's name: what every function acts as; nothing more to record
+        name, operator = actor, None
+    else:  # an operator's identity, which only the CLI has: the functions do not load operator_identity
+        from rightsdesk.platform.operator_identity import actor_name, operator_of
+
+        name, operator = actor_name(actor), operator_of(actor)
     at = at or clock.now()
     # microseconds keep events of the same second in the order they happened
     sort_key = f"{AuditEvent.SK_PREFIX}{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{secrets.token_hex(4)}"
@@ -30,7 +38,7 @@ def event(
         record_pk,
         sort_key,
         action=action,
-        actor=actor_name(actor),
+        actor=name,
         operator=OperatorRecord(**operator.as_record()) if operator else None,
         at=at,
         from_status=from_status,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -16,10 +17,12 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import IllegalTransition
 from rightsdesk.kernel.status import CLOSED, Status, can_transition
-from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.items.requests import RequestItem
 from rightsdesk.store.items.table import transaction
+
+if TYPE_CHECKING:
+    from rightsdesk.platform.operator_identity import Actor
 
 # TransactionCanceledException reasons that a repeat of the same write may clear.
 TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})

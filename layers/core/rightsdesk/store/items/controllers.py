@@ -36,7 +36,7 @@ class ControllerItem(_Item):
     locale = UnicodeAttribute(default="en")
     delivery = UnicodeAttribute()  # webhook | email | pull | internal
     # The tenant the platform's stores know this controller by, for executions it asks of rightsdesk as
-    # its processor (rightsdesk.routing.controller_execution.tenant_of); unset: its controller id.
+    # its processor (rightsdesk.routing.controller_lookup.tenant_of); unset: its controller id.
     tenant_id = UnicodeAttribute(null=True)
     webhook_url = UnicodeAttribute(null=True)
     sla_days = NumberAttribute(null=True)
