@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rightsdesk.connectors import base, build, registry, s3_index
+from rightsdesk.connectors import base, build, registry, s3_index, s3_index_purge
 from rightsdesk.connectors.definitions import DefinitionError, parse_definition
 from rightsdesk.kernel.errors import NotFound
 from rightsdesk.platform import operator_identity
@@ -526,7 +526,7 @@ def test_removing_a_connector_purges_every_partition_of_its_index_and_only_its_o
     mine, theirs = index_items(cloud, stored.connector_id), index_items(cloud, other.id)
     # an entry per (subject, object): 30 in the crowd, and in each small object its own and the shared one
     assert kinds(mine) == {"objects": 7, "entries": 30 + 5 * 2, "unindexed": 1, "ready": 1}
-    monkeypatch.setattr(s3_index, "_PURGE_ROUND", 2)  # several rounds of object items
+    monkeypatch.setattr(s3_index_purge, "_PURGE_ROUND", 2)  # several rounds of object items
 
     removal = registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
 
@@ -539,7 +539,7 @@ def test_removing_a_connector_purges_every_partition_of_its_index_and_only_its_o
     ]
     with pytest.raises(NotFound):  # nothing left: the id is unknown again
         registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
-    s3_index.purge(other.id)
+    s3_index_purge.purge(other.id)
 
 
 def test_an_interrupted_purge_is_finished_by_removing_the_connector_again(cloud, monkeypatch):
@@ -552,7 +552,7 @@ def test_an_interrupted_purge_is_finished_by_removing_the_connector_again(cloud,
     stored = registry.add(stored_document(world.definition), actor=PURGE_OPERATOR)
     fill_index(world)
     before = index_items(cloud, stored.connector_id)
-    delete_all, calls = s3_index._delete_all, []
+    delete_all, calls = s3_index_purge._delete_all, []
 
     def throttled(model, items):
         calls.append(model)
@@ -560,8 +560,8 @@ def test_an_interrupted_purge_is_finished_by_removing_the_connector_again(cloud,
             raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
         return delete_all(model, items)
 
-    monkeypatch.setattr(s3_index, "_PURGE_ROUND", 2)
-    monkeypatch.setattr(s3_index, "_delete_all", throttled)
+    monkeypatch.setattr(s3_index_purge, "_PURGE_ROUND", 2)
+    monkeypatch.setattr(s3_index_purge, "_delete_all", throttled)
     with pytest.raises(ClientError):
         registry.remove(stored.connector_id, actor=PURGE_OPERATOR)
     assert not registry.is_stored(stored.connector_id), "the definition went first"
@@ -570,7 +570,7 @@ def test_an_interrupted_purge_is_finished_by_removing_the_connector_again(cloud,
     partial = [e for e in registry.history(stored.connector_id) if e.action == "connector_index_purged"]
     assert len(partial) == 1, "what the cut-short purge deleted is audited"
 
-    monkeypatch.setattr(s3_index, "_delete_all", delete_all)
+    monkeypatch.setattr(s3_index_purge, "_delete_all", delete_all)
     result = CliRunner().invoke(app, ["--json", "connectors", "remove", stored.connector_id])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)

@@ -342,19 +342,19 @@ def remove(connector_id: str, *, actor: Actor) -> Removal:
     removing the id again: with the definition gone but index items left, `remove` purges the rest
     instead of answering `connector_not_found`. Deleted index items are audited once per remove
     (`connector_index_purged`, the counts as its cause), beside `connector_removed`."""
-    from rightsdesk.connectors import s3_index
+    from rightsdesk.connectors import s3_index_purge
 
     try:
         item = _item(connector_id)
     except NotFound:
-        if not s3_index.has_items(connector_id):
+        if not s3_index_purge.has_items(connector_id):
             raise
         item = None
     if item is not None:
         _remove_definition(item, actor=actor)
-    counts = s3_index.PurgeCounts()
+    counts = s3_index_purge.PurgeCounts()
     try:
-        s3_index.purge(connector_id, counts)
+        s3_index_purge.purge(connector_id, counts)
     finally:  # what an interrupted purge deleted is audited too; the next remove counts the rest
         if counts.total:
             event = audit.event(
