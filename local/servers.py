@@ -102,6 +102,11 @@ class RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: HttpServer
 
+    def handle_expect_100(self) -> bool:
+        answered = super().handle_expect_100()
+        self.wfile.flush()  # the interim 100 must leave now: the client holds the body back until it comes
+        return answered
+
     def _dispatch(self) -> None:
         try:
             self.server.app(self)

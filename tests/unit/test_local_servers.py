@@ -42,3 +42,17 @@ def test_answers_of_every_size_arrive_whole_on_one_kept_alive_connection(server)
         assert connection.getresponse().read() == bytes(range(5))
     finally:
         connection.close()
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body(server):
+    # botocore sends S3 uploads this way: it holds the body back until the interim answer arrives
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+        client.sendall(b"PUT /bytes/3 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        client.settimeout(2)
+        interim = client.recv(1024)
+        assert interim.startswith(b"HTTP/1.1 100"), "the 100 Continue came before the body was sent"
+        client.sendall(b"body")
+        answer = client.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(bytes(range(3)))
