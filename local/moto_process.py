@@ -214,8 +214,9 @@ def freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
     """moto keeps every item, queue message and stream record as Python objects, and each full
     collection walked all of them again: up to 180 ms a pause, half of moto's collecting in the
     peer load. What survives a full collection is moto's state; frozen, it is left out of later
-    collections. Reference counting still frees an item a delete drops; only a reference cycle
-    among frozen objects would stay, and moto's state holds none that a request lets go of."""
+    collections. Reference counting still frees an item a delete drops; a reference cycle among
+    frozen objects is never collected, a leak bounded by what was garbage at each freeze (the
+    local run's memory is measured by `make load`)."""
     if phase == "stop" and info.get("generation") == 2:
         gc.freeze()
 
