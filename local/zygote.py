@@ -158,19 +158,11 @@ class Runner:
         return answer.get("rule")
 
 
-# In AWS a queue or stream consumer runs on capacity of its own and never slows an API call; here
-# every container shares the machine's cores. Background functions (FunctionSpec.answers_a_caller)
-# yield the CPU to the ones a caller waits on, so that a burst of deliveries and mails behind a
-# verification does not show up in the verification's own latency. They still get every cycle the
-# callers leave, so the background work is not starved, only ordered behind them.
-BACKGROUND_NICENESS = 10
-
-
 def serve(fd: int, spec: dict) -> None:
     runner = Runner(Connection(fd))
-    if spec.get("background"):
-        os.nice(BACKGROUND_NICENESS)
-    else:
+    if not spec.get("background"):
+        # The background ones are not niced either: in a parallel test run a niced consumer of
+        # one stack fell behind another stack's work (docs/decisions.md, callers first).
         caller_first.mark_calls()
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr] - handler logs stay timely in a pipe

@@ -189,15 +189,6 @@ def test_requests_waiting_for_a_container_are_served_in_arrival_order(zygote, tm
         function.close()
 
 
-NICENESS = """
-import os
-
-
-def lambda_handler(event, context):
-    return {"niceness": os.getpriority(os.PRIO_PROCESS, 0)}
-"""
-
-
 @pytest.mark.parametrize(
     ("events", "answers_a_caller"),
     [
@@ -214,19 +205,53 @@ def test_a_function_answers_a_caller_when_api_gateway_or_a_direct_invocation_wai
     assert spec.answers_a_caller is answers_a_caller
 
 
-def test_background_containers_yield_the_cpu_to_the_ones_a_caller_waits_on(zygote, tmp_path):
-    niceness = {}
-    for name, events in (("api", {"Route": {"Type": "Api"}}), ("queue", {"Queue": {"Type": "SQS"}})):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "app.py").write_text(NICENESS, encoding="utf-8")
-        spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 5, 128, {}, events=events)
-        function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=zygote)
-        assert function.prepare(dict(os.environ), list(sys.path))
-        function.wait_ready(function.fork())
-        try:
-            niceness[name] = function.invoke({})["niceness"]
-        finally:
-            function.close()
-    assert niceness["api"] == os.getpriority(os.PRIO_PROCESS, 0), "a caller's container keeps the runner's priority"
-    assert niceness["queue"] > niceness["api"]
+CALLS_AWS = """
+import os
+
+import boto3
+
+
+def lambda_handler(event, context):
+    sqs = boto3.client("sqs", region_name="eu-central-1", endpoint_url=event["endpoint"],
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    try:
+        sqs.list_queues()
+    except Exception:
+        pass
+    return {}
+"""
+
+
+def test_only_the_calls_of_functions_a_caller_waits_on_are_marked_to_go_first(zygote, tmp_path):
+    from local.caller_first import HEADER
+    from local.servers import HttpServer, ServerThread
+
+    seen: list[str | None] = []
+
+    def capture(request):
+        request.read_body()
+        seen.append(request.headers.get(HEADER))
+        request.respond(500, [], b"{}")
+
+    server = HttpServer("127.0.0.1", 0, capture)
+    thread = ServerThread(server, "capture")
+    thread.start()
+    marks = {}
+    try:
+        for name, events in (("api", {"Route": {"Type": "Api"}}), ("queue", {"Queue": {"Type": "SQS"}})):
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "app.py").write_text(CALLS_AWS, encoding="utf-8")
+            spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 30, 128, {}, events=events)
+            function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=zygote)
+            assert function.prepare(dict(os.environ), list(sys.path))
+            function.wait_ready(function.fork())
+            try:
+                seen.clear()
+                function.invoke({"endpoint": f"http://127.0.0.1:{server.port}"})
+                marks[name] = set(seen)
+            finally:
+                function.close()
+    finally:
+        thread.stop()
+    assert marks == {"api": {"1"}, "queue": {None}}
