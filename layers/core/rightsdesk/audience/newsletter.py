@@ -143,10 +143,4 @@ def send(issue: Issue, *, actor: Actor = "operator", progress: Progress | None =
 def history(list_name: str, limit: int = 50) -> list[AuditEvent]:
     """The issues sent to an optional list, newest first: who sent which, and how many were queued."""
     mailing = contacts.mailing_list(list_name)
-    events = AuditEvent.query(
-        contacts.list_partition(mailing.name),
-        AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
-        scan_index_forward=False,
-        limit=limit,
-    )
-    return [event for event in events if retention.is_live(event)]
+    return audit.latest(contacts.list_partition(mailing.name), limit)

@@ -30,7 +30,7 @@ from pynamodb.transactions import TransactWrite
 from rightsdesk.connectors import identity_graph
 from rightsdesk.connectors.base import Check
 from rightsdesk.connectors.definitions import DefinitionError, parse_definition
-from rightsdesk.kernel import clock, retention
+from rightsdesk.kernel import clock
 from rightsdesk.kernel.errors import Conflict, NotFound
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
@@ -154,13 +154,7 @@ def get(connector_id: str) -> StoredConnector:
 
 def history(connector_id: str, limit: int = 20) -> list[AuditEvent]:
     """The connector's latest audit events, newest first (also after it was removed)."""
-    events = AuditEvent.query(
-        ConnectorItem.key(connector_id),
-        AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
-        scan_index_forward=False,
-        limit=limit,
-    )
-    return [event for event in events if retention.is_live(event)]
+    return audit.latest(ConnectorItem.key(connector_id), limit)
 
 
 # ------------------------------------------------------------------ the graph

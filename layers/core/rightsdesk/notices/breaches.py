@@ -402,10 +402,7 @@ def history(incident_id: str, limit: int = 50) -> list[AuditEvent]:
     """The incident's latest audit events, newest first: its declaration, the authority's record,
     reasons for delays, resends, webhook outcomes and the deadline watch's warnings."""
     incident = load(incident_id)
-    events = AuditEvent.query(
-        incident.pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX), scan_index_forward=False, limit=limit
-    )
-    return [event for event in events if retention.is_live(event)]
+    return audit.latest(incident.pk, limit)
 
 
 def _empty() -> dict[str, dict[str, int]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from rightsdesk.kernel import clock, identifiers, retention
+from rightsdesk.kernel import clock, identifiers
 from rightsdesk.kernel.delivery_mode import DELIVERY_MODES, DeliveryMode
 from rightsdesk.kernel.errors import Conflict, InvalidInput, TooManyRotations
 from rightsdesk.platform import credentials, hashing, ssrf
@@ -190,13 +190,7 @@ def history(controller_id: str, limit: int = 20) -> list[AuditEvent]:
     """The controller's latest audit events, newest first: registration, key and secret rotations,
     delivery changes, webhook tests, an endpoint disabled by a 410, policy.updated outcomes."""
     require_controller(controller_id)
-    events = AuditEvent.query(
-        ControllerItem.key(controller_id),
-        AuditEvent.sk.startswith(AuditEvent.SK_PREFIX),
-        scan_index_forward=False,
-        limit=limit,
-    )
-    return [event for event in events if retention.is_live(event)]
+    return audit.latest(ControllerItem.key(controller_id), limit)
 
 
 def _audit(

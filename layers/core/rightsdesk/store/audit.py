@@ -53,6 +53,15 @@ def trail(record_pk: str) -> list[AuditEvent]:
     return list(AuditEvent.query(record_pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX)))
 
 
+def latest(record_pk: str, limit: int) -> list[AuditEvent]:
+    """A record's latest audit events, newest first: at most `limit` read, the expired ones left out
+    (the table's TTL deletes them late, and the local emulator never)."""
+    events = AuditEvent.query(
+        record_pk, AuditEvent.sk.startswith(AuditEvent.SK_PREFIX), scan_index_forward=False, limit=limit
+    )
+    return [event for event in events if retention.is_live(event)]
+
+
 def operator_view(event: AuditEvent) -> dict[str, str] | None:
     """Who the operator was, for readers (JSON); None for a machine's event or one from before
     operators were named."""

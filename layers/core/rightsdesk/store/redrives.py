@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 
-from rightsdesk.kernel import retention
 from rightsdesk.platform.operator_identity import Actor
 from rightsdesk.store import audit
 from rightsdesk.store.items.audit import AuditEvent
@@ -45,7 +44,4 @@ def record(queue: str, *, to: str, mode: str, messages: int, actor: Actor) -> Au
 
 def history(queue: str, limit: int = 50) -> list[AuditEvent]:
     """The queue's redrives, newest first."""
-    events = AuditEvent.query(
-        partition(queue), AuditEvent.sk.startswith(AuditEvent.SK_PREFIX), scan_index_forward=False, limit=limit
-    )
-    return [event for event in events if retention.is_live(event)]
+    return audit.latest(partition(queue), limit)
