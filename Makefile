@@ -60,7 +60,7 @@ tools: $(SAM_STAMP)
 # parameter overrides. `make run LOCAL_LIMITS=` runs with the production defaults.
 LOCAL_LIMITS ?= $$($(PY) -m local.loopback)
 run: install
-	$(PY) -m local $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
+	$(PY) -m local --background-priority idle $(if $(LOCAL_LIMITS),--parameter-overrides $(LOCAL_LIMITS)) $(ARGS)
 
 test: test-style test-layers typecheck test-unit test-integration test-template test-e2e
 

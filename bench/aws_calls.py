@@ -7,6 +7,9 @@ file's rows written during each step are that step's calls:
 
 - submission:   POST /v1/requests, PublicApiFunction's calls;
 - verification: POST /v1/requests/{id}/verify, PublicApiFunction's calls;
+- follow-up:    DeadlineWatchFunction's calls from the verification until the delivery: the
+                verified write, read from the table's stream, has its routing and its confirmation
+                queued (rightsdesk.intake.follow_up);
 - delivery:     /_dev/drain until the demo receiver has the request, DispatcherFunction's calls
                 (the invocation that takes the verified request to the controller's webhook).
 
@@ -30,12 +33,14 @@ from pathlib import Path
 import requests
 
 START, END = "<!-- aws-calls:start -->", "<!-- aws-calls:end -->"
-# What the verification and the delivery may cost (issue "fewer calls"); the submission's is what
-# it reached, held so that a call added anywhere on the three paths fails the test.
-BUDGETS = {"submission": 3, "verification": 6, "delivery": 6}
+# What the verification and the delivery may cost (issue "fewer calls": 6 each; the verification
+# is at 4 since its routing and confirmation follow from the table's stream); the submission's and
+# the follow-up's are what they reached, held so that a call added on any path fails the test.
+BUDGETS = {"submission": 3, "verification": 4, "follow-up": 2, "delivery": 6}
 OPERATIONS = (
     ("submission", "PublicApiFunction"),
     ("verification", "PublicApiFunction"),
+    ("follow-up", "DeadlineWatchFunction"),
     ("delivery", "DispatcherFunction"),
 )
 # Measured with this module on the code before the cuts (docs/decisions.md, "Fewer AWS calls"),
@@ -159,6 +164,8 @@ def measure(base_url: str, recorded: Path, *, site: str = "demo", rounds: int = 
         steps = [
             ("submission", "PublicApiFunction", read_rows(recorded, before_submit, after_submit), earlier),
             ("verification", "PublicApiFunction", read_rows(recorded, before_verify, after_verify), earlier),
+            # The stream's follow-up queues the route: it runs between the verification and the delivery.
+            ("follow-up", "DeadlineWatchFunction", read_rows(recorded, before_verify, after_delivery), earlier),
             # From the verification's start: the dispatcher runs as soon as the route is queued.
             ("delivery", "DispatcherFunction", read_rows(recorded, before_verify, after_delivery), earlier),
         ]
@@ -210,8 +217,8 @@ def section(steps: list[Step], before: dict[str, dict[str, int]] | None = None) 
     return f"""{START}
 ## AWS calls per operation
 
-Every AWS call the handler makes for one subject's submission, verification and delivery (the
-dispatcher's invocation that takes the verified request to the demo webhook), idempotency, rate
+Every AWS call the handler makes for one subject's submission, verification, its follow-up and
+delivery (the dispatcher's invocation that takes the verified request to the demo webhook), idempotency, rate
 counters, KMS, Secrets Manager and queue sends included, the runner's own polling not: recorded by
 the local runner (`RIGHTSDESK_LOCAL_RECORD_CALLS`, local/calls.py; a transaction is one call),
 counted on a subject whose every step ran in a warm container, after one that warmed them
@@ -231,8 +238,12 @@ What each call is, now:
 - verification: GetItem the request; BatchGetItem the wrong-code counters (address, source) and the
   subject's yearly count; UpdateItem spends the attempt on the code (conditional, before the
   comparison) and returns its hash; TransactWriteItems moves the status (conditional) with its audit
-  event, deletes the code and counts the year; two SendMessage queue the routing and the
-  confirmation. The controller's deadline setting comes from the one-minute cache.
+  event, deletes the code and counts the year. The controller's deadline setting comes from the
+  one-minute cache. Before the table's stream became the verification's outbox, two SendMessage
+  followed (6 calls, 4 waits).
+- follow-up: the verified write, from the table's stream (DeadlineWatchFunction's `Verified`
+  mapping): two SendMessage queue the routing and the confirmation, at the same time. A verification
+  whose container dies after its transaction loses neither.
 - delivery: PutItem and UpdateItem are the idempotency record; GetItem the request and the
   controller (always fresh: its state, endpoint and secrets); a TransactWriteItems for each
   conditional transition (verified -> forwarded before the POST, forwarded -> delivered after it),

@@ -346,6 +346,8 @@ class LocalRun:
                 "--receiver-port",
                 str(ports[2]),
                 "--no-schedules",
+                "--background-priority",
+                "idle",  # as `make run`: consumers use the CPU the API leaves (local/zygote.py)
                 *loopback.parameter_overrides(),
             ],  # every client is 127.0.0.1: see local/loopback.py
             cwd=ROOT,

@@ -53,6 +53,10 @@ def _kind(pid: int, root: int) -> str:
     command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     if "moto" in command:
         return "moto"
+    if "local.zygote" in command:
+        # A container renamed itself after its function (local/zygote.py); the fork server did not.
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        return "containers" if name.startswith("python") else f"containers:{name}"
     return "containers"
 
 
@@ -70,9 +74,15 @@ def snapshot(root: int) -> dict[int, tuple[str, float]]:
 
 
 def spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by kind; every function's containers count towards "containers" and also
+    under "containers:<function>"."""
     by_kind: dict[str, float] = {"moto": 0.0, "containers": 0.0, "runner": 0.0}
     for pid, (kind, seconds) in after.items():
-        by_kind[kind] += seconds - (before[pid][1] if pid in before else 0.0)
+        used = seconds - (before[pid][1] if pid in before else 0.0)
+        if kind.startswith("containers:"):
+            by_kind[kind] = by_kind.get(kind, 0.0) + used
+            kind = "containers"
+        by_kind[kind] += used
     return by_kind
 
 
@@ -114,10 +124,12 @@ def one_run(count: int, clients: int) -> dict:
         after, elapsed = snapshot(pid), time.perf_counter() - started
         assert set(verified) <= delivered.keys() and len(verified) == count, "not every request was delivered"
         raw = spent(before, after)
-        per_request = {kind: max(0.0, raw[kind] - idle[kind] * elapsed / idle_seconds) * 1000 / count for kind in raw}
+        per_request = {
+            kind: max(0.0, raw[kind] - idle.get(kind, 0.0) * elapsed / idle_seconds) * 1000 / count for kind in raw
+        }
         return {
             **per_request,
-            "total": sum(per_request.values()),
+            "total": per_request["moto"] + per_request["containers"] + per_request["runner"],
             "verify_p50": phase.summary()["p50_ms"],
             "seconds": elapsed,
         }
@@ -139,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             f"verify p50 {result['verify_p50']:.1f} ms; {result['seconds']:.1f} s",
             flush=True,
         )
+        functions = sorted((k for k in result if k.startswith("containers:")), key=lambda k: -result[k])
+        print("  by function: " + ", ".join(f"{k.split(':', 1)[1]} {result[k]:.1f}" for k in functions), flush=True)
     medians = {kind: statistics.median(r[kind] for r in results) for kind in results[0]}
     print(
         f"median of {args.runs}: moto {medians['moto']:.1f}, containers {medians['containers']:.1f}, runner "

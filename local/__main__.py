@@ -46,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(env RIGHTSDESK_LOCAL_MAX_CONTAINERS, default 4)",
     )
     parser.add_argument(
+        "--background-priority",
+        choices=("normal", "idle"),
+        default=os.environ.get("RIGHTSDESK_LOCAL_BACKGROUND_PRIORITY") or "normal",
+        help="CPU priority of the containers no caller waits on (queue, stream and schedule consumers): "
+        "idle lets them use only what the API leaves, as Lambda's separate capacity would; `make run` "
+        "and `make load` use it, test stacks do not (env RIGHTSDESK_LOCAL_BACKGROUND_PRIORITY, default normal)",
+    )
+    parser.add_argument(
         "--parameter-overrides",
         nargs="+",
         action="extend",  # given twice (e.g. the loopback limits, then a test's own), both count; the last wins
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         demo=not args.no_demo,
         parameter_overrides=parameter_overrides(args.parameter_overrides),
         max_containers=_max_containers(args.max_containers),
+        background_priority=args.background_priority,
     )
     try:
         stack.start()

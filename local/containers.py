@@ -66,9 +66,14 @@ class Zygote:
         self._lock = threading.Lock()
         self._ready = False
 
-    def prepare(self, sys_path: list[str], layers: list[Path], env: dict[str, str]) -> None:
-        """Import the layers with the environment every function shares; the first fork waits for it."""
-        self._control.send(json.dumps({"sys_path": sys_path, "layers": [str(p) for p in layers], "env": env}).encode())
+    def prepare(
+        self, sys_path: list[str], layers: list[Path], env: dict[str, str], background_priority: str = "normal"
+    ) -> None:
+        """Import the layers with the environment every function shares; the first fork waits for it.
+        `background_priority` (local/zygote.py, BACKGROUND_PRIORITIES) is the CPU priority of the
+        containers no caller waits on."""
+        setup = {"sys_path": sys_path, "layers": [str(p) for p in layers], "env": env}
+        self._control.send(json.dumps({**setup, "background_priority": background_priority}).encode())
 
     def fork(self, spec: dict) -> Container:
         ours, theirs = socket.socketpair()

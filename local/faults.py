@@ -11,7 +11,8 @@ A rule:
   operation   API operation: TransactWriteItems, SendMessage, SendRawEmail, ...
   error       AWS error code to answer with (ProvisionedThroughputExceededException, MessageRejected,
               TransactionCanceledException, ...), or
-  crash       true: raise InjectedCrash instead of sending
+  crash       true: raise InjectedCrash instead of sending; "after": send, then raise it once AWS
+              has answered (the call's write stands, the environment dies before the next line)
   reasons     for TransactionCanceledException: CancellationReasons codes, e.g. [null, "TransactionConflict"]
   function    only calls made while this function (logical ID) runs; the runner's own polling is
               never matched unless a rule names no function
@@ -61,6 +62,7 @@ class Rule:
     operation: str
     error: str | None = None
     crash: bool = False
+    crash_after: bool = False  # the call is made; the environment dies when its answer is back
     reasons: list[str | None] | None = None
     function: str | None = None
     skip: int = 0
@@ -75,11 +77,14 @@ class Rule:
             raise ValueError('a fault names a "service" and an "operation"')
         if bool(spec.get("error")) == bool(spec.get("crash")):
             raise ValueError('a fault has either an "error" code or "crash": true')
+        if spec.get("crash") not in (None, False, True, "after"):
+            raise ValueError('"crash" is true or "after"')
         return cls(
             service=str(spec["service"]),
             operation=str(spec["operation"]),
             error=str(spec["error"]) if spec.get("error") else None,
             crash=bool(spec.get("crash")),
+            crash_after=spec.get("crash") == "after",
             reasons=list(spec["reasons"]) if spec.get("reasons") else None,
             function=str(spec["function"]) if spec.get("function") else None,
             skip=int(spec.get("skip", 0)),
@@ -96,7 +101,7 @@ class Rule:
             "service": self.service,
             "operation": self.operation,
             "error": self.error,
-            "crash": self.crash,
+            "crash": "after" if self.crash_after else self.crash,
             "function": self.function,
             "skip": self.skip,
             "times": self.times,
@@ -112,6 +117,7 @@ class Rule:
             operation=view["operation"],
             error=view.get("error"),
             crash=bool(view.get("crash")),
+            crash_after=view.get("crash") == "after",
             reasons=view.get("reasons"),
             id=view["id"],
         )
@@ -214,6 +220,8 @@ def install() -> None:
         rule = _take(operation_model.service_model.service_name, operation_model.name)
         if rule is None:
             return do_get_response(self, request, operation_model, context)
+        if rule.crash_after:
+            do_get_response(self, request, operation_model, context)
         if rule.crash:
             raise InjectedCrash(f"{operation_model.service_model.service_name}.{operation_model.name}")
         http_response = error_response(request.url, rule, operation_model)

@@ -11,7 +11,6 @@ stream records hold personal data.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from local.functions import FunctionError, FunctionUnavailable, LoadedFunction
 from local.intrinsics import Resolver
 from local.patterns import any_match, parse_filters, pattern_of
 from local.resources import Resources
+from local.stream_records import StreamRecords
 
 log = logging.getLogger("local")
 
@@ -293,7 +293,8 @@ class StreamPoller(Worker):
         retries = int(properties.get("MaximumRetryAttempts", -1))
         self.max_retries = retries if retries >= 0 else self.LOCAL_MAX_RETRIES
         self.bisect = str(properties.get("BisectBatchOnFunctionError", False)).lower() == "true"
-        self.streams = streams
+        self.streams = streams  # shards and iterators; the records come from self.records
+        self.records = StreamRecords(streams.meta.endpoint_url, region)
         self.region = region
         # DestinationConfig.OnFailure (an SQS queue of the template): where an abandoned batch's
         # coordinates go. Set by build_workers, which knows the queues.
@@ -321,7 +322,7 @@ class StreamPoller(Worker):
         for shard_id, iterator in list(self.iterators.items()):
             if iterator is None:
                 continue
-            answer = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+            answer = self.records.get_records(iterator, self.batch_size)
             self.iterators[shard_id] = answer.get("NextShardIterator")
             records = [self._record(raw) for raw in answer.get("Records") or []]
             if records:
@@ -384,9 +385,9 @@ class StreamPoller(Worker):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
 
     def _record(self, raw: dict) -> dict:
-        record = json_safe(copy.deepcopy(raw))
-        record.update(eventVersion="1.1", awsRegion=self.region, eventSourceARN=self.stream_arn)
-        return record
+        # Already as Lambda delivers it (local/stream_records.py), and this poller's own copy.
+        raw.update(eventVersion="1.1", awsRegion=self.region, eventSourceARN=self.stream_arn)
+        return raw
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -59,6 +59,7 @@ class LocalStack:
         demo: bool = True,
         parameter_overrides: dict[str, Any] | None = None,
         max_containers: int = DEFAULT_MAX_CONTAINERS,
+        background_priority: str = "normal",
     ):
         self.template_path = Path(template_path)
         self.ports = {"gateway": gateway_port, "moto": moto_port, "receiver": receiver_port}
@@ -68,6 +69,7 @@ class LocalStack:
         self.parameter_overrides = {**PARAMETER_OVERRIDES, **self.given_parameters}
         self.region, self.account_id = REGION, ACCOUNT_ID
         self.max_containers = max_containers
+        self.background_priority = background_priority
         self.functions: dict[str, LoadedFunction] = {}
         self._zygote: Zygote | None = None
         self.routes: list[Route] = []
@@ -269,7 +271,7 @@ class LocalStack:
             sys.path.insert(0, str(layer))  # where Lambda mounts layers (/opt/python)
         self._bind_core()
         assert self._zygote is not None
-        self._zygote.prepare(list(sys.path), self._layer_paths(), dict(os.environ))
+        self._zygote.prepare(list(sys.path), self._layer_paths(), dict(os.environ), self.background_priority)
         first: list[LoadedFunction] = []
         for spec in specs:
             function = LoadedFunction(

@@ -61,6 +61,7 @@ def main(control_fd: int) -> None:
     # The layers import with the environment every function agrees on, as they did in one process:
     # some of their modules read settings at import (a table name into a model's Meta).
     setup = json.loads(control.recv(MESSAGE_BYTES) or b"{}")
+    background_priority = setup.get("background_priority", "normal")
     sys.path[:] = setup.get("sys_path", sys.path)
     os.environ.clear()
     os.environ.update(setup.get("env", {}))
@@ -84,7 +85,7 @@ def main(control_fd: int) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             code = 0
             try:
-                serve(fds[0], spec)
+                serve(fds[0], spec, background_priority)
             except BaseException:  # noqa: BLE001 - a container ends here, whatever happened
                 code = 1
             finally:
@@ -158,12 +159,13 @@ class Runner:
         return answer.get("rule")
 
 
-def serve(fd: int, spec: dict) -> None:
+def serve(fd: int, spec: dict, background_priority: str = "normal") -> None:
     runner = Runner(Connection(fd))
+    _name_process(spec["logical_id"])
     if not spec.get("background"):
-        # The background ones are not niced either: in a parallel test run a niced consumer of
-        # one stack fell behind another stack's work (docs/decisions.md, callers first).
         caller_first.mark_calls()
+    elif background_priority == "idle":
+        _yield_the_cpu()
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr] - handler logs stay timely in a pipe
     os.environ.clear()
@@ -194,6 +196,30 @@ def serve(fd: int, spec: dict) -> None:
             runner.send({"error": "Runtime.MarshalError", "where": "", "unauthorized": False})
         if "crash" in answer:
             return  # as a killed environment: the runner starts a fresh one when it needs one
+
+
+def _yield_the_cpu() -> None:
+    """A consumer no caller waits on runs only on CPU time the rest leaves (SCHED_IDLE), as in
+    Lambda, where it has capacity of its own and never slows the API. Only where one stack has the
+    machine (`make run`, `make load`): in a parallel test run, an idle consumer of one stack fell
+    behind the other stack's API work and a test's mail came too late (docs/decisions.md, "Callers
+    first"). Lowering a priority needs no privilege; where SCHED_IDLE is missing, the lowest nice."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
+
+
+def _name_process(logical_id: str) -> None:
+    """`ps`, `top` and bench/verify_cpu.py tell the containers apart by their function (the kernel
+    keeps 15 bytes of a process name: "Function" is dropped, as every logical id ends with it)."""
+    try:
+        Path("/proc/self/comm").write_text(logical_id.removesuffix("Function")[:15])
+    except OSError:  # not Linux: the containers keep the fork server's name
+        pass
 
 
 def _invoke(handler: Any, event: Any, spec: dict) -> dict:

@@ -1,7 +1,7 @@
-"""How many AWS calls a submission, a verification and a delivery make, held to their budgets
+"""How many AWS calls a submission, a verification, its follow-up and a delivery make, held to their budgets
 (bench/aws_calls.py counts them the same way for docs/benchmarks.md): every call the handler
 makes, idempotency, rate counters, KMS and queue sends included, the runner's polling not. A
-call added on any of the three paths fails here.
+call added on any of the paths fails here.
 
 The calls were cut partly by keeping controller records in warm containers for up to a minute;
 where security depends on the controller (the authorizer's key check, the dispatcher's endpoint,
@@ -48,7 +48,8 @@ def test_the_count_sees_the_calls_each_operation_cannot_do_without(counted):
     verification = counted["verification"].calls
     assert verification["dynamodb.UpdateItem"] == 1, "the attempt is spent by a write of its own"
     assert verification["dynamodb.TransactWriteItems"] == 1  # the transition, its audit event, the yearly count
-    assert verification["sqs.SendMessage"] == 2  # the routing and the confirmation
+    assert "sqs.SendMessage" not in verification, "the routing and the confirmation follow from the stream"
+    assert counted["follow-up"].calls["sqs.SendMessage"] == 2  # the routing and the confirmation
     delivery = counted["delivery"].calls
     assert delivery["dynamodb.PutItem"] == 1 and delivery["dynamodb.UpdateItem"] == 1, "idempotency is on"
     assert delivery["dynamodb.TransactWriteItems"] == 2, "forwarded, then delivered: each a conditional transition"

@@ -29,6 +29,7 @@ from tests.support.stack import CLI
 pytestmark = pytest.mark.integration
 
 DISPATCHER, PUBLIC_API, NOTIFIER = "DispatcherFunction", "PublicApiFunction", "NotifierFunction"
+DEADLINE_WATCH = "DeadlineWatchFunction"  # also queues each verified request's routing and confirmation
 QUEUE_VISIBILITY_SECONDS = 540  # template.yaml DeliveryQueue.VisibilityTimeout
 ACCEPTED: list[str] = []  # every request id answered 202; the last test accounts for each
 DEAD_LETTERED: dict[str, str] = {}  # request id -> address of a verification mail left in the dead-letter queue
@@ -196,17 +197,34 @@ def test_a_public_api_killed_after_verifying_is_routed_by_the_deadline_watch(flo
     request_id = submitted.json()["request_id"]
     ACCEPTED.append(request_id)
     code = flow.code(email)
-    # Verified is written; the process dies while queueing the route and the confirmation (the two
-    # messages are sent at the same time, so both calls die with it).
-    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": PUBLIC_API, "times": 2})
+    # Verified is written; the process dies as the transaction's answer comes back. The routing and
+    # the confirmation follow from the stored write (the table's stream), not from the dead process.
+    flow.inject({**TRANSACT, "crash": "after", "function": PUBLIC_API})
     died = flow.verify(request_id, code)
     assert died.status_code == 502 and died.json()["error"]["code"] == "internal_error"
-    assert flow.assert_whole(request_id) == "verified"
     flow.clear_faults()
-
-    flow.stack.advance_clock(16 * 60)  # rightsdesk.routing.deadline_watch.REROUTE_AFTER is 15 minutes
-    assert flow.stack.run("DeadlineWatchFunction")["result"]["rerouted"] >= 1
     assert len(delivered_once(flow, request_id)) == 1
+    assert flow.assert_whole(request_id) == "delivered"
+    wait_for(lambda: flow.logged("mail done", f"verified-{request_id}"), "the confirmation")
+
+
+def test_a_follow_up_killed_while_queueing_is_retried_from_the_stream(flow):
+    """The function that queues a verified request's routing and confirmation dies at its first
+    send: the stream hands the record on again, and the request is delivered and confirmed once.
+    (A record given up on goes to VerifiedFollowUpDeadLetterQueue; the deadline watch still routes
+    the request: test_delivery.py, test_a_request_left_verified_is_routed_again_by_the_deadline_watch.)"""
+    email = flow.new_email()
+    request_id = flow.submit(email).json()["request_id"]
+    ACCEPTED.append(request_id)
+    code = flow.code(email)
+    flow.inject({"service": "sqs", "operation": "SendMessage", "crash": True, "function": DEADLINE_WATCH})
+    assert flow.verify(request_id, code).status_code == 200
+    wait_for(lambda: not flow.faults() or flow.faults()[0]["hits"] == 1, "the crash")
+    flow.clear_faults()
+    assert len(delivered_once(flow, request_id)) == 1
+    wait_for(lambda: flow.logged("mail done", f"verified-{request_id}"), "the confirmation")
+    flow.stack.drain()
+    assert len([m for m in flow.mails_to(email) if f"/status/{request_id}?token=" in (m["text"] or "")]) == 1
 
 
 # ------------------------------------------------------------------ SES and SQS

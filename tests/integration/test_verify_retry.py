@@ -1,9 +1,8 @@
-"""Verifying is safe to retry, through the local runner: the API dies after the write that marks
-the request verified (an injected crash at its SQS calls, local/faults.py: the routing and the
-confirmation are queued at the same time, so both die), so the subject gets
-no answer and no confirmation mail; verifying again with the same code answers 200 with a status
-token that works, and the confirmation goes out then, once. Wrong codes and retries after the
-code's 15 minutes get the same 409 as before."""
+"""Verifying is safe to retry, through the local runner: the API dies as the write that marks the
+request verified comes back (an injected crash after the call, local/faults.py), so the subject
+gets no answer; the routing and the confirmation mail follow from the stored write (the table's
+stream), once. Verifying again with the same code answers 200 with a status token that works.
+Wrong codes and retries after the code's 15 minutes get the same 409 as before."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from tests.support.flows import Flow, wait_for
 pytestmark = pytest.mark.integration
 
 JSON = {"Accept": "application/json"}
+ROUTED = ("verified", "forwarded", "delivered")  # a verified request's status as its routing goes on
 
 
 def confirmations(stack, email: str, token: str) -> list[dict]:
@@ -28,29 +28,32 @@ def test_a_verify_whose_answer_was_lost_can_be_retried_for_the_codes_lifetime(st
     request_id = submitted.json()["request_id"]
     code = flow.code(email)
 
+    # The environment dies as the verifying transaction's answer comes back: written, never answered.
     flow.inject(
-        {"service": "sqs", "operation": "SendMessage", "crash": True, "function": "PublicApiFunction", "times": 2}
+        {"service": "dynamodb", "operation": "TransactWriteItems", "crash": "after", "function": "PublicApiFunction"}
     )
     try:
         lost = flow.verify(request_id, code)
     finally:
         flow.clear_faults()
     assert lost.status_code == 502, "the API died: no answer, no token"
-    assert flow.status(request_id) == "verified", "the verification itself was written"
+    # The verification itself was written; its routing follows from the stream, so it may have moved on.
+    assert flow.status(request_id) in ROUTED, "the verification itself was written"
 
     again = flow.verify(request_id, code)
     assert again.status_code == 200, again.text
     body = again.json()
     token = body["status_token"]
-    assert body["request_id"] == request_id and body["status"] == "verified" and body["due_at"]
+    assert body["request_id"] == request_id and body["status"] in ROUTED and body["due_at"]
     assert body["status_url"].endswith(f"/status/{request_id}?token={token}")
     status = stack.get(f"/v1/requests/{request_id}", headers={**JSON, "Authorization": f"Bearer {token}"})
-    assert status.status_code == 200 and status.json()["status"] == "verified"
-    wait_for(lambda: confirmations(stack, email, token), "the confirmation the first call never queued")
+    assert status.status_code == 200 and status.json()["status"] in ROUTED
+    # The confirmation follows from the stored verification (the table's stream), not from either call.
+    wait_for(lambda: confirmations(stack, email, token), "the confirmation of the verification that died")
 
     assert flow.verify(request_id, code).json()["status_token"] == token, "the same answer every time"
-    wait_for(lambda: flow.logged("mail done", f"verified-{request_id}") >= 2, "the notifier to see the second copy")
-    assert len(confirmations(stack, email, token)) == 1, "the notifier sends each confirmation once"
+    stack.drain()
+    assert len(confirmations(stack, email, token)) == 1, "one confirmation, however often the answer is asked for"
     # A retry is not a second verification in the logs or the RequestVerified metric.
     assert flow.logged("verification repeated", request_id) == 2 and flow.logged("request verified", request_id) == 0
 

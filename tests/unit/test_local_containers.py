@@ -255,3 +255,43 @@ def test_only_the_calls_of_functions_a_caller_waits_on_are_marked_to_go_first(zy
     finally:
         thread.stop()
     assert marks == {"api": {"1"}, "queue": {None}}
+
+
+SCHEDULING = """
+import os
+
+def lambda_handler(event, context):
+    with open("/proc/self/comm") as comm:
+        name = comm.read().strip()
+    return {"policy": os.sched_getscheduler(0), "name": name}
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize("priority", ["normal", "idle"])
+def test_with_idle_priority_only_the_containers_no_caller_waits_on_yield_the_cpu(tmp_path, priority):
+    """`make run` and `make load` start the runner with --background-priority idle: a queue's
+    consumer uses only the CPU the API leaves; an API function keeps the normal policy, and test
+    stacks (normal) give every container the normal policy."""
+    running = Zygote()
+    running.prepare(list(sys.path), [], dict(os.environ), background_priority=priority)
+    policies = {}
+    try:
+        for name, events in (("Api", {"Route": {"Type": "Api"}}), ("Queue", {"Queue": {"Type": "SQS"}})):
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "app.py").write_text(SCHEDULING, encoding="utf-8")
+            spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 30, 128, {}, events=events)
+            function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=running)
+            assert function.prepare(dict(os.environ), list(sys.path))
+            function.wait_ready(function.fork())
+            try:
+                answer = function.invoke({})
+                policies[name] = answer["policy"]
+                assert answer["name"] == name, "a container is named after its function (ps, top)"
+            finally:
+                function.close()
+    finally:
+        running.stop()
+    queue_policy = os.SCHED_IDLE if priority == "idle" else os.SCHED_OTHER
+    assert policies == {"Api": os.SCHED_OTHER, "Queue": queue_policy}

@@ -1,8 +1,9 @@
 """Verifying is safe to retry: a subject whose answer was lost gets the same status token again.
 
 After the conditional write that marks a request verified, a dropped connection or an API that
-dies before answering leaves the subject without the token (only its keyed hash is stored) and,
-if it died before queueing it, without the confirmation mail. The token is derived from the request
+dies before answering leaves the subject without the token (only its keyed hash is stored); the
+routing and the confirmation mail follow from the stored transition (rightsdesk.intake.follow_up),
+whatever became of the call. The token is derived from the request
 id and the code's keyed hash under the hash key, and the request keeps that code hash, so the same
 code gives the same answer again for the code's lifetime (15 minutes) after verification. Wrong
 codes on that path are counted before the comparison (with the code's own wrong attempts, up to
@@ -18,13 +19,12 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk.intake import submissions
+from rightsdesk.intake import follow_up, submissions
 from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidCode, Unauthorized
 from rightsdesk.platform import aws_clients, config, hashing
 from rightsdesk.routing import registry
-from rightsdesk.store import outbox
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, drain_queue, made, moto_cloud
 
@@ -82,16 +82,14 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     request_id, code = submitted(cloud)
     drain(cloud, "DeliveryQueue")
 
-    def die(**_):
+    def die(*_, **__):
         raise Crash()
 
-    with monkeypatch.context() as patch:  # dies after the write, before routing and the confirmation mail
-        patch.setattr(outbox, "enqueue_delivery", die)
-        patch.setattr(outbox, "enqueue_mail", die)  # queued at the same time as the routing
+    with monkeypatch.context() as patch:  # dies after the write, while making its answer
+        patch.setattr(submissions, "Verified", die)
         with pytest.raises(Crash):
             submissions.verify(request_id, code)
     assert stored(request_id).status == "verified", "the verification stands; only its answer is lost"
-    assert not [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
 
     again = submissions.verify(request_id, code)
 
@@ -99,8 +97,26 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
     assert again.status_token.startswith("rst_")
     view = submissions.status_view(submissions.authorize(request_id, again.status_token))
     assert view["status"] == "verified" and view["request_id"] == request_id
-    [mail] = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
-    assert made(mail).context["status_url"].endswith(f"/status/{request_id}?token={again.status_token}&lang=en")
+
+
+def test_the_verification_queues_nothing_its_stored_transition_is_followed_up(cloud):
+    """The routing and the confirmation come from the table's stream (rightsdesk.intake.follow_up,
+    run by DeadlineWatchFunction), not from the verification: a container that dies after the
+    transaction loses neither. Followed up twice, the same route and mail id come twice, which the
+    dispatcher and the notifier each act on once."""
+    request_id, code = submitted(cloud)
+    drain(cloud, "DeliveryQueue")
+    answer = submissions.verify(request_id, code)
+    assert drain(cloud, "DeliveryQueue") == [] and drain(cloud, "MailQueue") == []
+
+    follow_up.follow_up(request_id)
+    follow_up.follow_up(request_id)
+
+    routes = drain(cloud, "DeliveryQueue")
+    assert routes == [{"request_id": request_id, "event": "route"}] * 2
+    mails = [m for m in drain(cloud, "MailQueue") if m["mail_id"] == f"verified-{request_id}"]
+    assert len(mails) == 2
+    assert made(mails[0]).context["status_url"].endswith(f"/status/{request_id}?token={answer.status_token}&lang=en")
 
 
 def test_a_lost_answer_is_the_same_answer_again(cloud):

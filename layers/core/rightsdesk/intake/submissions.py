@@ -206,10 +206,11 @@ def _spend_attempt(request: RequestItem) -> tuple[ChallengeItem, int]:
 
 
 def verify(request_id: str, code: str, *, source: str | None = None) -> Verified:
-    """Six AWS calls when the code is right (docs/benchmarks.md, "AWS calls per operation"), four
+    """Four AWS calls when the code is right (docs/benchmarks.md, "AWS calls per operation"), three
     waits: read the request; read its counters (the wrong-code budgets, the subject's yearly count)
     in one call while spending an attempt (the write returns the code's hash); the transition, in
-    one transaction; queue the routing while queueing the confirmation."""
+    one transaction. The routing and the confirmation follow from the table's stream
+    (rightsdesk.intake.follow_up)."""
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
         return _verify_again(request, code)
@@ -250,7 +251,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
         return _verify_again(load_request(request_id), code)
-    _after_verification(request)
+    # The routing and the confirmation follow from the stored transition (rightsdesk.intake.follow_up).
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
 
@@ -313,16 +314,9 @@ def _verify_again(request: RequestItem, code: str) -> Verified:
         raise refused
     if not hashing.matches("status_token", token, request.status_token_hash):
         raise refused  # a token made otherwise (by an older release): it cannot be made again
-    due = request.due_at
-    if request.email and due is not None:
-        # The confirmation mail, in case the first call died before queueing it; the notifier sends
-        # each mail id once, so a retry after a complete first call sends nothing more. (Routing a
-        # request left unrouted is the deadline watch's job.)
-        try:
-            _confirm(request)
-        except Exception as error:  # the answer matters more than the mail
-            log.error("could not queue the confirmation again", extra={"error_type": type(error).__name__})
-    return Verified(request.request_id, request.status, token, due, request.locale, repeated=True)
+    # The routing and the confirmation came from the stored transition, whatever became of the
+    # first call (rightsdesk.intake.follow_up): nothing to queue again here.
+    return Verified(request.request_id, request.status, token, request.due_at, request.locale, repeated=True)
 
 
 def _mark_verified(
@@ -355,23 +349,6 @@ def _mark_verified(
             if load_request(request.request_id).status != Status.IDENTITY_UNVERIFIED.value:
                 break
     raise Conflict("this request is not waiting for a code", code="not_awaiting_verification")
-
-
-def _after_verification(request: RequestItem) -> None:
-    """Route the request and confirm it to the subject. Both are queued; a failure here is
-    recovered by the deadline watch, which re-routes verified requests left unrouted."""
-    try:
-        overlap.both(
-            lambda: outbox.enqueue_delivery(request_id=request.request_id, event="route"), lambda: _confirm(request)
-        )
-    except Exception as error:  # the subject's verification stands; routing is retried
-        log.error("could not queue follow-up work after verification", extra={"error_type": type(error).__name__})
-
-
-def _confirm(request: RequestItem) -> None:
-    """The confirmation with the status link: the notifier derives the token again when it sends
-    it (rightsdesk.outbound.mail_kinds), so the token is in no queue message."""
-    outbox.enqueue_mail("request_verified", request_id=request.request_id, mail_id=f"verified-{request.request_id}")
 
 
 def authorize(request_id: str, token: str | None, *, source: str | None = None) -> RequestItem:
