@@ -88,6 +88,15 @@ def previous_load_section(report: Path) -> str:
     return f"{load.START}\n## Load without loss (`make load`)\n\nNot measured yet: run `make load`.\n{load.END}"
 
 
+def previous_peer_section(report: Path) -> str | None:
+    """The last `make load SHAPE=peer` figures: `make bench` never runs that shape, and its rewrite
+    of the report keeps them."""
+    text = report.read_text() if report.exists() else ""
+    if load.PEER_START in text and load.PEER_END in text:
+        return text[text.index(load.PEER_START) : text.index(load.PEER_END) + len(load.PEER_END)]
+    return None
+
+
 def run(root: Path, *, route_calls: int, load_requests: int) -> str:
     from bench.stacks import bench_stack
 
@@ -107,6 +116,7 @@ def run(root: Path, *, route_calls: int, load_requests: int) -> str:
                 cold_section(cold_figures),
                 sizes_section(sizes.measure(), sizes.largest_packages()),
                 load_md,
+                *filter(None, [previous_peer_section(load.REPORT)]),
             ]
         )
         + "\n"
