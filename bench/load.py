@@ -261,7 +261,9 @@ worker) was measured with on this same 2-core machine: {result["alone"]} submiss
 then {result["together"]:,} from {result["clients"]} clients; each verified with its mailed code by as
 many clients; then the time from the first of the {result["clients"]} clients' verifications until every
 one of those requests reached the demo controller's webhook. rightsdesk runs as `make run` does
-(`python -m local`), with the abuse limits raised through parameter overrides because every client
+(`python -m local --background-priority idle`: the queue and stream consumers use only the CPU the
+API leaves, as Lambda's capacity of their own would; local/README.md, "Callers first"), with the
+abuse limits raised through parameter overrides because every client
 is 127.0.0.1 (local/loopback.py); their production defaults are unchanged. The Fides column is the
 issue's measurement (Fides cannot run here: no Docker); ours is this run's. Load average (1 minute)
 {result["load_average"][0]:.1f} at the start, {result["load_average"][1]:.1f} at the end.
@@ -409,7 +411,9 @@ at the start and {result["load_average"][1]:.1f} at the end (other work shares i
 The local runner invokes each function in a bounded pool of container processes (local/README.md:
 `--max-containers`, 4 by default, or the function's reserved concurrency), so the clients share
 this machine's two cores with moto's process and the runner; the latencies include waiting for a
-free container. On AWS, API Gateway throttling (ApiThrottleRateLimit) and Lambda concurrency decide
+free container. The queue and stream consumers run at idle CPU priority, as in `make run`: while the
+clients keep the API busy they mostly wait, and the drain after the last verification is their
+catching up. On AWS, API Gateway throttling (ApiThrottleRateLimit) and Lambda concurrency decide
 instead.
 {END}"""
 
