@@ -70,8 +70,8 @@ class Zygote:
         self, sys_path: list[str], layers: list[Path], env: dict[str, str], background_priority: str = "normal"
     ) -> None:
         """Import the layers with the environment every function shares; the first fork waits for it.
-        `background_priority` (local/zygote.py, BACKGROUND_PRIORITIES) is the CPU priority of the
-        containers no caller waits on."""
+        `background_priority` (`normal` or `idle`: local/zygote.py, `_yield_the_cpu`) is the CPU
+        priority of the containers no caller waits on."""
         setup = {"sys_path": sys_path, "layers": [str(p) for p in layers], "env": env}
         self._control.send(json.dumps({**setup, "background_priority": background_priority}).encode())
 

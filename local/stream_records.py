@@ -4,8 +4,8 @@ Lambda hands a function the stream's records as the DynamoDB Streams API writes 
 attributes, binaries in base64, times in epoch seconds. boto3 parsed every record into Python
 types (bytes, datetimes) that the poller then turned back into those JSON types, once for each of
 the stream's mappings: in the peer load, about 6 ms of the runner's CPU per verified request for
-each mapping, on the one GIL the API gateway also needs (docs/decisions.md, "Stream records as
-JSON"). Here the answer's JSON is read as it is, over one kept-alive connection per poller.
+each mapping, on the one GIL the API gateway also needs (docs/decisions.md, "Stream records as the
+JSON they come in"). Here the answer's JSON is read as it is, over one kept-alive connection per poller.
 
 moto checks no signature: the Authorization header only names the service and region it routes by.
 """
@@ -45,22 +45,21 @@ class StreamRecords:
         """The answer: Records (each as Lambda delivers it, before the poller adds its source
         fields) and NextShardIterator."""
         body = json.dumps({"ShardIterator": iterator, "Limit": limit})
-        for attempt in (1, 2):
-            connection = self._connection or http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self._connection = connection
-            try:
-                connection.request("POST", "/", body=body, headers=self._headers())
-                answer = connection.getresponse()
-                payload = answer.read()
-            except (http.client.HTTPException, OSError):
-                self.close()  # moto closed a kept-alive connection: once more on a new one
-                if attempt == 2:
-                    raise
-                continue
-            if answer.status != 200:
-                raise StreamReadError(answer.status, _error_type(payload))
-            return json.loads(payload)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+        try:
+            return self._post(body)
+        except (http.client.HTTPException, OSError):
+            self.close()  # moto closed a kept-alive connection: once more on a new one (a read)
+            return self._post(body)
+
+    def _post(self, body: str) -> dict[str, Any]:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self._connection.request("POST", "/", body=body, headers=self._headers())
+        answer = self._connection.getresponse()
+        payload = answer.read()
+        if answer.status != 200:
+            raise StreamReadError(answer.status, _error_type(payload))
+        return json.loads(payload)
 
     def close(self) -> None:
         if self._connection is not None:

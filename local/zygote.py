@@ -201,7 +201,7 @@ def serve(fd: int, spec: dict, background_priority: str = "normal") -> None:
 def _yield_the_cpu() -> None:
     """A consumer no caller waits on runs only on CPU time the rest leaves (SCHED_IDLE), as in
     Lambda, where it has capacity of its own and never slows the API. Only where one stack has the
-    machine (`make run`, `make load`): in a parallel test run, an idle consumer of one stack fell
+    machine (`make run`, `make load`): in a parallel test run, a niced consumer of one stack fell
     behind the other stack's API work and a test's mail came too late (docs/decisions.md, "Callers
     first"). Lowering a priority needs no privilege; where SCHED_IDLE is missing, the lowest nice."""
     try:

@@ -24,15 +24,12 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
-REQUEST_PREFIX = RequestItem.key("")
-
 
 def verified_record(record: DynamoDBRecord) -> None:
-    keys = record.dynamodb.keys if record.dynamodb else {}
-    pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
-    if sk != RequestItem.SK or not pk.startswith(REQUEST_PREFIX):
+    request_id = RequestItem.named_by(record.dynamodb.keys if record.dynamodb else {})
+    if request_id is None:
         return  # not a request (the filter should not have let it through)
-    follow_up.follow_up(pk.removeprefix(REQUEST_PREFIX))
+    follow_up.follow_up(request_id)
     metrics.add_metric(name="VerifiedFollowedUp", unit=MetricUnit.Count, value=1)
 
 

@@ -23,15 +23,11 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
-REQUEST_PREFIX = RequestItem.key("")
-
 
 def record_handler(record: DynamoDBRecord) -> None:
-    keys = record.dynamodb.keys if record.dynamodb else {}
-    pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
-    if sk != RequestItem.SK or not pk.startswith(REQUEST_PREFIX):
+    request_id = RequestItem.named_by(record.dynamodb.keys if record.dynamodb else {})
+    if request_id is None:
         return  # not a request (the filter should not have let it through)
-    request_id = pk.removeprefix(REQUEST_PREFIX)
     outcome = own_requests.carry_out(request_id)
     logger.info("own request handled", extra={"request_id": request_id, "outcome": outcome})
     metrics.add_metric(name=f"OwnRequest_{outcome}", unit=MetricUnit.Count, value=1)

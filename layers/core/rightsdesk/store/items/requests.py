@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -79,6 +81,13 @@ class RequestItem(_Item):
     @staticmethod
     def key(request_id: str) -> str:
         return f"REQ#{request_id}"
+
+    @classmethod
+    def named_by(cls, keys: Mapping[str, object]) -> str | None:
+        """The request id of a request item's keys (a stream record's `Keys`, as plain values);
+        None for any other item."""
+        pk, sk, prefix = str(keys.get("pk", "")), str(keys.get("sk", "")), cls.key("")
+        return pk.removeprefix(prefix) if sk == cls.SK and pk.startswith(prefix) else None
 
 
 class ChallengeItem(_Item):
