@@ -9,7 +9,7 @@ file's rows written during each step are that step's calls:
 - verification: POST /v1/requests/{id}/verify, PublicApiFunction's calls;
 - follow-up:    DeadlineWatchFunction's calls from the verification until the delivery: the
                 verified write, read from the table's stream, has its routing and its confirmation
-                queued (rightsdesk.intake.follow_up);
+                queued (rightsdesk.routing.follow_up);
 - delivery:     /_dev/drain until the demo receiver has the request, DispatcherFunction's calls
                 (the invocation that takes the verified request to the controller's webhook).
 

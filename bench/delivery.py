@@ -162,7 +162,7 @@ def routing_throughput(stack, count: int = 50) -> dict:
     for poller in pollers:
         poller.held.wait(5)
     ids = _submit_and_verify(stack, count, "route")
-    # The routes are queued from the table's stream (rightsdesk.intake.follow_up): all of them wait
+    # The routes are queued from the table's stream (rightsdesk.routing.follow_up): all of them wait
     # in the queue before the clock starts.
     _wait(lambda: drain(stack.workers), "the follow-ups")
     wanted = set(ids)

@@ -2,7 +2,7 @@
 
 - From the table's stream (the `Verified` mapping, filtered to the write that moves a request from
   identity_unverified to verified): the request's routing and its confirmation mail are queued
-  (rightsdesk.intake.follow_up). Each record names its request by key only; no image is read.
+  (rightsdesk.routing.follow_up). Each record names its request by key only; no image is read.
 - Hourly: deadline notices to controllers, and re-routing of any request still left verified.
   The rules are in rightsdesk.routing.deadline_watch.
 """
@@ -15,9 +15,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rightsdesk.intake import follow_up
 from rightsdesk.notices import breach_watch
-from rightsdesk.routing import deadline_watch
+from rightsdesk.routing import deadline_watch, follow_up
 from rightsdesk.store.items.requests import RequestItem
 
 logger = Logger()

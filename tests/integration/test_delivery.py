@@ -210,7 +210,7 @@ def test_a_receiver_failing_three_times_then_succeeding_gets_it_once(st, table):
 def test_a_dispatcher_killed_mid_batch_loses_no_request(st, table):
     faults(st, pause=True)
     ids = [submit_and_verify(st)["request_id"] for _ in range(3)]
-    st.drain()  # the three routes are queued from the table's stream (rightsdesk.intake.follow_up): one batch
+    st.drain()  # the three routes are queued from the table's stream (rightsdesk.routing.follow_up): one batch
     faults(st, crash_after_records=1, pause=False)
 
     first = wait_for(lambda: [rid for rid in ids if status(table, rid) == "delivered"], "the first record")

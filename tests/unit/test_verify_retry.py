@@ -2,7 +2,7 @@
 
 After the conditional write that marks a request verified, a dropped connection or an API that
 dies before answering leaves the subject without the token (only its keyed hash is stored); the
-routing and the confirmation mail follow from the stored transition (rightsdesk.intake.follow_up),
+routing and the confirmation mail follow from the stored transition (rightsdesk.routing.follow_up),
 whatever became of the call. The token is derived from the request
 id and the code's keyed hash under the hash key, and the request keeps that code hash, so the same
 code gives the same answer again for the code's lifetime (15 minutes) after verification. Wrong
@@ -19,12 +19,12 @@ import json
 import pytest
 from moto import mock_aws
 
-from rightsdesk.intake import follow_up, submissions
+from rightsdesk.intake import submissions
 from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock, retention
 from rightsdesk.kernel.errors import Conflict, InvalidCode, Unauthorized
 from rightsdesk.platform import aws_clients, config, hashing
-from rightsdesk.routing import registry
+from rightsdesk.routing import follow_up, registry
 from rightsdesk.store.items.requests import RequestItem
 from tests.support.aws import code_in, drain_queue, made, moto_cloud
 
@@ -100,7 +100,7 @@ def test_an_api_that_died_after_verifying_answers_the_retry_with_the_token(cloud
 
 
 def test_the_verification_queues_nothing_its_stored_transition_is_followed_up(cloud):
-    """The routing and the confirmation come from the table's stream (rightsdesk.intake.follow_up,
+    """The routing and the confirmation come from the table's stream (rightsdesk.routing.follow_up,
     run by DeadlineWatchFunction), not from the verification: a container that dies after the
     transaction loses neither. Followed up twice, the same route and mail id come twice, which the
     dispatcher and the notifier each act on once."""

@@ -210,7 +210,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
     waits: read the request; read its counters (the wrong-code budgets, the subject's yearly count)
     in one call while spending an attempt (the write returns the code's hash); the transition, in
     one transaction. The routing and the confirmation follow from the table's stream
-    (rightsdesk.intake.follow_up)."""
+    (rightsdesk.routing.follow_up)."""
     request = load_request(request_id)
     if request.status != Status.IDENTITY_UNVERIFIED.value:
         return _verify_again(request, code)
@@ -251,7 +251,7 @@ def verify(request_id: str, code: str, *, source: str | None = None) -> Verified
     except Conflict:
         # Verified meanwhile, e.g. by the same subject's retry that overtook this call: answer as a retry.
         return _verify_again(load_request(request_id), code)
-    # The routing and the confirmation follow from the stored transition (rightsdesk.intake.follow_up).
+    # The routing and the confirmation follow from the stored transition (rightsdesk.routing.follow_up).
     return Verified(request_id, Status.VERIFIED.value, token, due, request.locale)
 
 
@@ -315,7 +315,7 @@ def _verify_again(request: RequestItem, code: str) -> Verified:
     if not hashing.matches("status_token", token, request.status_token_hash):
         raise refused  # a token made otherwise (by an older release): it cannot be made again
     # The routing and the confirmation came from the stored transition, whatever became of the
-    # first call (rightsdesk.intake.follow_up): nothing to queue again here.
+    # first call (rightsdesk.routing.follow_up): nothing to queue again here.
     return Verified(request.request_id, request.status, token, request.due_at, request.locale, repeated=True)
 
 
