@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -238,23 +240,27 @@ def test_only_the_calls_of_functions_a_caller_waits_on_are_marked_to_go_first(zy
     thread.start()
     marks = {}
     try:
-        for name, events in (("api", {"Route": {"Type": "Api"}}), ("queue", {"Queue": {"Type": "SQS"}})):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / "app.py").write_text(CALLS_AWS, encoding="utf-8")
-            spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 30, 128, {}, events=events)
-            function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=zygote)
-            assert function.prepare(dict(os.environ), list(sys.path))
-            function.wait_ready(function.fork())
-            try:
+        for name, function in api_and_queue_functions(zygote, tmp_path, CALLS_AWS):
+            with closing(function):
                 seen.clear()
                 function.invoke({"endpoint": f"http://127.0.0.1:{server.port}"})
                 marks[name] = set(seen)
-            finally:
-                function.close()
     finally:
         thread.stop()
-    assert marks == {"api": {"1"}, "queue": {None}}
+    assert marks == {"Api": {"1"}, "Queue": {None}}
+
+
+def api_and_queue_functions(zygote: Zygote, root: Path, code: str) -> Iterator[tuple[str, LoadedFunction]]:
+    """An API route's function, then a queue consumer's, each running `code` in its first container."""
+    for name, events in (("Api", {"Route": {"Type": "Api"}}), ("Queue", {"Queue": {"Type": "SQS"}})):
+        folder = root / name
+        folder.mkdir()
+        (folder / "app.py").write_text(code, encoding="utf-8")
+        spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 30, 128, {}, events=events)
+        function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=zygote)
+        assert function.prepare(dict(os.environ), list(sys.path))
+        function.wait_ready(function.fork())
+        yield name, function
 
 
 SCHEDULING = """
@@ -277,20 +283,11 @@ def test_with_idle_priority_only_the_containers_no_caller_waits_on_yield_the_cpu
     running.prepare(list(sys.path), [], dict(os.environ), background_priority=priority)
     policies = {}
     try:
-        for name, events in (("Api", {"Route": {"Type": "Api"}}), ("Queue", {"Queue": {"Type": "SQS"}})):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / "app.py").write_text(SCHEDULING, encoding="utf-8")
-            spec = FunctionSpec(f"{name}Function", folder, "app.lambda_handler", 30, 128, {}, events=events)
-            function = LoadedFunction(spec, folder, "eu-central-1", "123456789012", zygote=running)
-            assert function.prepare(dict(os.environ), list(sys.path))
-            function.wait_ready(function.fork())
-            try:
+        for name, function in api_and_queue_functions(running, tmp_path, SCHEDULING):
+            with closing(function):
                 answer = function.invoke({})
                 policies[name] = answer["policy"]
                 assert answer["name"] == name, "a container is named after its function (ps, top)"
-            finally:
-                function.close()
     finally:
         running.stop()
     queue_policy = os.SCHED_IDLE if priority == "idle" else os.SCHED_OTHER
