@@ -65,7 +65,7 @@ def history(
     leaves, conflicts with a privacy signal, flags. The subject is shown by its keyed hash's start."""
     state = connect_mail(use(ctx, json_output), hash_key=True)
     subject_hash = hashing.email_hash(email)
-    events = list(reversed(audit.trail(ContactItem.key(subject_hash))))[:limit]
+    events = audit.latest(ContactItem.key(subject_hash), limit)
     emit_history(state, ("subject", subject_hash[:SUBJECT_KEY_CHARS]), events, ("cause",))
 
 
