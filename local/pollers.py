@@ -396,19 +396,6 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def json_safe(node: Any) -> Any:
-    """boto3 hands back bytes and datetimes; Lambda delivers base64 strings and epoch seconds."""
-    if isinstance(node, dict):
-        return {key: json_safe(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [json_safe(value) for value in node]
-    if isinstance(node, (bytes, bytearray)):
-        return base64.b64encode(node).decode()
-    if isinstance(node, datetime):
-        return node.timestamp()
-    return node
-
-
 # ---------------------------------------------------------------------------------------- schedules
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}

@@ -7,6 +7,7 @@ The dispatcher's delivered transition and the internal close are simulated with 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -18,7 +19,6 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 from pynamodb.connection import Connection
 
-from local.pollers import json_safe
 from rightsdesk.intake import submissions
 from rightsdesk.intake.submissions import Submission
 from rightsdesk.kernel import clock, retention
@@ -168,7 +168,7 @@ class World:
         items = self._shard().items
         records = []
         for raw in items[self._seen :]:
-            record = json_safe(raw.to_json())
+            record = _json_safe(raw.to_json())
             record.update(eventSourceARN=self.stream_arn, awsRegion=REGION)
             records.append(record)
         self._seen = len(items)
@@ -196,3 +196,17 @@ def world_in_moto(*, no_scans: str | None = None) -> Iterator[World]:
         clock.set_offset(0)
         yield World(patch)
     clock.set_offset(0)
+
+
+def _json_safe(node: Any) -> Any:
+    """moto's in-process stream record holds bytes and datetimes; Lambda delivers base64 strings and
+    epoch seconds (the local run reads GetRecords' JSON, which already has them: local/stream_records.py)."""
+    if isinstance(node, dict):
+        return {key: _json_safe(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_json_safe(value) for value in node]
+    if isinstance(node, (bytes, bytearray)):
+        return base64.b64encode(node).decode()
+    if isinstance(node, datetime):
+        return node.timestamp()
+    return node
